@@ -1,0 +1,95 @@
+/**
+ * The facts loopwatch reports. Instrumentation produces these; sinks only print or ship them.
+ * A new kind touches `instrument/` and `model/`; a new output touches only `sinks/`.
+ */
+
+/** One stack frame, already resolved through source maps where a map exists. */
+export interface Frame {
+  /** Function name as V8 reports it (`<anonymous>` when it has none). */
+  readonly functionName: string;
+  /** Path or URL of the user's source file. */
+  readonly file: string;
+  /** 1-based line. */
+  readonly line: number;
+  /** 1-based column. */
+  readonly column: number;
+}
+
+/** A task as reports name it. */
+export interface TaskRef {
+  readonly id: number;
+  readonly name: string;
+}
+
+export type ReportKind =
+  | 'task-dump'
+  | 'unhandled-task-error'
+  | 'task-destroyed-pending'
+  | 'never-awaited'
+  | 'slow-callback'
+  | 'stall'
+  | 'loop-lag'
+  | 'thread-affinity';
+
+/** One pending task in a `task-dump`. */
+export interface TaskSnapshot {
+  readonly id: number;
+  readonly name: string;
+  readonly parentId: number | null;
+  readonly ageMs: number;
+  /** Frames where the task was created, innermost first, limited. */
+  readonly createdAt: readonly Frame[];
+  /** Frames of the pending `await`, innermost first, when known. */
+  readonly waitingAt: readonly Frame[];
+}
+
+export interface LoopLagFigures {
+  readonly intervalMs: number;
+  /** Event-loop delay percentiles over the interval, in ms (stalls measured by the watchdog included). */
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  /** Event-loop utilisation over the interval, 0..1 (a delta, not cumulative). */
+  readonly utilization: number;
+  /** Stalls the watchdog saw during the interval. */
+  readonly stalls: number;
+}
+
+/** A report: the common fields every sink understands, plus kind-specific detail. */
+export interface Report {
+  readonly kind: ReportKind;
+  /** One human sentence. */
+  readonly message: string;
+  /** Wall-clock time of the report, ms since epoch. */
+  readonly time: number;
+  /** How long, where the report is timed (slow-callback, stall, task age). */
+  readonly durationMs?: number;
+  /** The task the report is about, where known. */
+  readonly task?: TaskRef;
+  /** The culprit, `file:line:col`, in the user's own source. */
+  readonly location?: string;
+  /** The culprit frame's function name. */
+  readonly functionName?: string;
+  /** Frames where the task was started (the `source_traceback`), innermost first. */
+  readonly createdAt?: readonly Frame[];
+  /** Frames where the task waits / the culprit stack, innermost first. */
+  readonly stack?: readonly Frame[];
+  /** The error, for `unhandled-task-error`. */
+  readonly error?: { readonly name: string; readonly message: string; readonly stack?: string };
+  /** For `task-dump`. */
+  readonly tasks?: readonly TaskSnapshot[];
+  /** For `loop-lag`. */
+  readonly lag?: LoopLagFigures;
+}
+
+/** Where reports go. Sinks must never throw and never block the loop for long. */
+export interface Sink {
+  write(report: Report): void;
+  /** Flush and release; called once at disable/exit. */
+  close?(): Promise<void> | void;
+}
+
+/** `file:line:col` of a frame. */
+export function formatLocation(frame: Frame): string {
+  return `${frame.file}:${frame.line}:${frame.column}`;
+}
