@@ -1,0 +1,126 @@
+/**
+ * Storage in a Map: the same semantics as the SQLite adapter, nothing durable. Unit tests use it,
+ * and the benchmark's "storage off" row measures the pipeline without any database cost.
+ */
+import type { AckRecord, DeadLetter, Storage } from '../core/contracts.js';
+import { hostnameOf, type RestartRequest } from '../core/message.js';
+import { checkFailureRate, closedError, emptyRecord, rejectAborted, saveFailure, type MessageRecord } from './record.js';
+
+/** The memory adapter, with its contents open for inspection. */
+export interface MemoryStorage extends Storage {
+  /** Every message record by messageId (live view; do not mutate). */
+  readonly records: ReadonlyMap<string, MessageRecord>;
+  /** Every dead letter stored, in order (one per parsed messageId; malformed ones each count). */
+  readonly deadLetters: readonly DeadLetter[];
+}
+
+/** Options for {@link openMemoryStorage}. */
+export interface MemoryStorageOptions {
+  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
+  saveFailureRate?: number;
+  /** Source of randomness for the fault injection; pass a seeded one for reproducible tests. */
+  random?: () => number;
+}
+
+/**
+ * Open an in-memory storage. Every write is applied at once and its promise resolves on the
+ * microtask queue (no timers), so fake-timer tests are not disturbed.
+ */
+export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorage {
+  const failureRate = checkFailureRate(opts.saveFailureRate);
+  const random = opts.random ?? Math.random;
+  const records = new Map<string, MessageRecord>();
+  const deadLetters: DeadLetter[] = [];
+  const deadLetterIndex = new Map<string, number>();
+  let closed = false;
+
+  // One entry point so closed/abort checks and the upsert shape are the same for every write.
+  function upsert(messageId: string, change: (current: MessageRecord, now: number) => Partial<MessageRecord>, signal?: AbortSignal): Promise<void> {
+    if (closed) return Promise.reject(closedError());
+    if (signal?.aborted) return rejectAborted(signal);
+    const now = Date.now();
+    const current = records.get(messageId) ?? emptyRecord(messageId, now);
+    records.set(messageId, { ...current, ...change(current, now), updatedAt: now });
+    return Promise.resolve();
+  }
+
+  function saveFields(request: RestartRequest): Partial<MessageRecord> {
+    return { instanceName: request.instanceName, hostname: hostnameOf(request), publishedAt: request.publishedAt };
+  }
+
+  return {
+    records,
+    deadLetters,
+
+    isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean> {
+      if (closed) return Promise.reject(closedError());
+      if (signal?.aborted) return rejectAborted(signal);
+      return Promise.resolve(records.get(messageId)?.restarted === true);
+    },
+
+    saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
+      if (failureRate > 0 && random() < failureRate) return Promise.reject(saveFailure(request.messageId));
+      return upsert(
+        request.messageId,
+        (current) => ({ ...saveFields(request), saved: true, deliveries: Math.max(current.deliveries, deliveryCount) }),
+        signal,
+      );
+    },
+
+    markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
+      return upsert(
+        messageId,
+        (current, now) => ({
+          restarted: true,
+          restartAttempts: Math.max(current.restartAttempts, attempts),
+          restartedAt: current.restartedAt ?? now,
+        }),
+        signal,
+      );
+    },
+
+    markAcked(record: AckRecord): Promise<void> {
+      return upsert(record.messageId, (current, now) => ({
+        acked: true,
+        extensions: record.extensions,
+        restartAttempts: Math.max(current.restartAttempts, record.attempts),
+        ackedAt: current.ackedAt ?? now,
+      }));
+    },
+
+    markFailed(messageId: string, error: string, attempts: number): Promise<void> {
+      return upsert(messageId, (current) => ({
+        lastError: error,
+        restartAttempts: Math.max(current.restartAttempts, attempts),
+      }));
+    },
+
+    deadLetter(entry: DeadLetter): Promise<void> {
+      if (closed) return Promise.reject(closedError());
+      const request = entry.request;
+      if (request === undefined) {
+        deadLetters.push(entry);
+        return Promise.resolve();
+      }
+      // Keyed by messageId like the SQL unique index, so a retried dead-letter write stays one row.
+      const at = deadLetterIndex.get(request.messageId);
+      if (at === undefined) {
+        deadLetterIndex.set(request.messageId, deadLetters.length);
+        deadLetters.push(entry);
+      } else {
+        deadLetters[at] = entry;
+      }
+      return upsert(request.messageId, (current) => ({
+        ...saveFields(request),
+        deadLettered: true,
+        lastError: entry.reason,
+        deliveries: Math.max(current.deliveries, entry.deliveries),
+      }));
+    },
+
+    close(): Promise<void> {
+      closed = true;
+      return Promise.resolve();
+    },
+  };
+}

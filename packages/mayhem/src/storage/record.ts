@@ -1,0 +1,81 @@
+/**
+ * The message record both storage adapters keep, in camelCase. The SQL tables (SQLite here,
+ * PostgreSQL elsewhere) hold the same fields in snake_case, one row per messageId.
+ */
+
+/** One row of `messages`. Times are ms since epoch; `null` means "has not happened". */
+export interface MessageRecord {
+  readonly messageId: string;
+  /**
+   * Null until `saveMessage` (or a dead letter of a parsed request) has run: `markRestarted` and
+   * `markFailed` may reach storage first because restart and save run concurrently.
+   */
+  readonly instanceName: string | null;
+  readonly hostname: string | null;
+  readonly publishedAt: number | null;
+  readonly restarted: boolean;
+  /** The highest restart-attempt count any delivery reported (monotonic, so retried writes are idempotent). */
+  readonly restartAttempts: number;
+  readonly saved: boolean;
+  readonly acked: boolean;
+  /** Ack-deadline extensions of the delivery that was acked. */
+  readonly extensions: number;
+  /** The highest delivery count seen. */
+  readonly deliveries: number;
+  readonly deadLettered: boolean;
+  readonly lastError: string | null;
+  readonly createdAt: number;
+  readonly updatedAt: number;
+  readonly restartedAt: number | null;
+  readonly ackedAt: number | null;
+}
+
+/** A record with nothing recorded yet: the starting point of every upsert. */
+export function emptyRecord(messageId: string, now: number): MessageRecord {
+  return {
+    messageId,
+    instanceName: null,
+    hostname: null,
+    publishedAt: null,
+    restarted: false,
+    restartAttempts: 0,
+    saved: false,
+    acked: false,
+    extensions: 0,
+    deliveries: 0,
+    deadLettered: false,
+    lastError: null,
+    createdAt: now,
+    updatedAt: now,
+    restartedAt: null,
+    ackedAt: null,
+  };
+}
+
+/** The error `saveMessage` rejects with under `--save-failure-rate` (the article's wording). */
+export function saveFailure(messageId: string): Error {
+  return new Error(`Could not save ${messageId}`);
+}
+
+/** Rejected by every operation after `close()`. */
+export function closedError(): Error {
+  return new Error('storage is closed');
+}
+
+/** Validate a fault-injection rate once, at open, so a bad value fails loudly instead of silently. */
+export function checkFailureRate(rate: number | undefined): number {
+  const value = rate ?? 0;
+  if (!Number.isFinite(value) || value < 0 || value > 1) {
+    throw new Error(`saveFailureRate must be a number from 0 to 1, got ${String(rate)}`);
+  }
+  return value;
+}
+
+/**
+ * A promise rejected with `signal.reason`, as the contract asks: the pipeline recognises its own
+ * abort reason, so it is passed through unchanged even when it is not an Error.
+ */
+export function rejectAborted(signal: AbortSignal): Promise<never> {
+  // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+  return Promise.reject(signal.reason);
+}

@@ -1,0 +1,156 @@
+/**
+ * The behaviour every Storage adapter shares, run against memory and SQLite alike so the two
+ * cannot drift apart. Not a test file itself: the adapter tests call {@link describeStorageContract}.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Storage } from '../src/core/contracts.js';
+import type { RestartRequest } from '../src/core/message.js';
+import type { MessageRecord } from '../src/storage/record.js';
+
+/** What the contract needs from an adapter under test. */
+export interface StorageHarness {
+  open(opts?: { saveFailureRate?: number; random?: () => number }): Storage;
+  /** Read a record back (after the writes resolved). */
+  read(storage: Storage, messageId: string): MessageRecord | undefined;
+  /** The dead letters stored, oldest first. */
+  deadLetters(storage: Storage): { messageId: string | null; payload: string; reason: string; deliveries: number }[];
+}
+
+/** A small seeded PRNG (mulberry32) so fault-injection tests are reproducible. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function request(n: number): RestartRequest {
+  return { messageId: `m-${n}`, instanceName: `cattle-${n % 97}`, publishedAt: 1_700_000_000_000 + n };
+}
+
+export function describeStorageContract(name: string, h: StorageHarness): void {
+  describe(`${name}: Storage contract`, () => {
+    it('records a full message life', async () => {
+      const s = h.open();
+      const r = request(1);
+      expect(await s.isRestartDone(r.messageId)).toBe(false);
+      await Promise.all([s.saveMessage(r, 1), s.markRestarted(r.messageId, 2)]);
+      expect(await s.isRestartDone(r.messageId)).toBe(true);
+      await s.markAcked({ messageId: r.messageId, extensions: 3, attempts: 2 });
+      const rec = h.read(s, r.messageId);
+      expect(rec).toMatchObject({
+        messageId: 'm-1',
+        instanceName: 'cattle-1',
+        hostname: 'cattle-1.example.net',
+        publishedAt: r.publishedAt,
+        saved: true,
+        restarted: true,
+        restartAttempts: 2,
+        acked: true,
+        extensions: 3,
+        deliveries: 1,
+        deadLettered: false,
+        lastError: null,
+      });
+      expect(rec?.restartedAt).toEqual(expect.any(Number));
+      expect(rec?.ackedAt).toEqual(expect.any(Number));
+      await s.close();
+    });
+
+    it('markRestarted before saveMessage still leaves one complete row', async () => {
+      const s = h.open();
+      const r = request(2);
+      await s.markRestarted(r.messageId, 1);
+      expect(h.read(s, r.messageId)).toMatchObject({ restarted: true, saved: false, instanceName: null });
+      await s.saveMessage(r, 1);
+      expect(h.read(s, r.messageId)).toMatchObject({ restarted: true, saved: true, instanceName: 'cattle-2' });
+      await s.close();
+    });
+
+    it('upserts are idempotent: repeating writes changes nothing but updatedAt', async () => {
+      const s = h.open();
+      const r = request(3);
+      for (let i = 0; i < 3; i++) {
+        await s.saveMessage(r, 2);
+        await s.markRestarted(r.messageId, 2);
+        await s.markAcked({ messageId: r.messageId, extensions: 1, attempts: 2 });
+      }
+      const first = h.read(s, r.messageId);
+      await s.saveMessage(r, 2);
+      await s.markRestarted(r.messageId, 2);
+      await s.markAcked({ messageId: r.messageId, extensions: 1, attempts: 2 });
+      const again = h.read(s, r.messageId);
+      expect({ ...again, updatedAt: 0 }).toEqual({ ...first, updatedAt: 0 });
+      await s.close();
+    });
+
+    it('keeps the highest deliveries and attempts; ack with attempts 0 (restart skipped) keeps the count', async () => {
+      const s = h.open();
+      const r = request(4);
+      await s.saveMessage(r, 1);
+      await s.markFailed(r.messageId, 'RestartFailed: boom', 3);
+      expect(h.read(s, r.messageId)).toMatchObject({ lastError: 'RestartFailed: boom', restartAttempts: 3, acked: false });
+      await s.saveMessage(r, 2);
+      await s.saveMessage(r, 1); // a late retry of the first delivery's save
+      await s.markRestarted(r.messageId, 1);
+      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0 });
+      expect(h.read(s, r.messageId)).toMatchObject({ deliveries: 2, restartAttempts: 3, restarted: true, acked: true });
+      await s.close();
+    });
+
+    it('stores dead letters, parsed and malformed, and marks the parsed record', async () => {
+      const s = h.open();
+      const r = request(5);
+      await s.saveMessage(r, 4);
+      await s.deadLetter({ request: r, payload: JSON.stringify(r), reason: 'restart failed 5 times', deliveries: 5 });
+      await s.deadLetter({ request: r, payload: JSON.stringify(r), reason: 'restart failed 5 times', deliveries: 5 });
+      await s.deadLetter({ payload: 'not json', reason: 'payload is not JSON', deliveries: 1 });
+      expect(h.read(s, r.messageId)).toMatchObject({ deadLettered: true, lastError: 'restart failed 5 times', deliveries: 5, acked: false });
+      expect(h.deadLetters(s)).toEqual([
+        { messageId: 'm-5', payload: JSON.stringify(r), reason: 'restart failed 5 times', deliveries: 5 },
+        { messageId: null, payload: 'not json', reason: 'payload is not JSON', deliveries: 1 },
+      ]);
+      await s.close();
+    });
+
+    it('injects save failures with the given probability, before writing', async () => {
+      const s = h.open({ saveFailureRate: 0.25, random: seeded(42) });
+      const results = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s.saveMessage(request(100 + i), 1)));
+      const failed = results.flatMap((res, i) => (res.status === 'rejected' ? [{ i, reason: res.reason as Error }] : []));
+      expect(failed.length).toBeGreaterThan(60);
+      expect(failed.length).toBeLessThan(140);
+      for (const f of failed) {
+        expect(f.reason.message).toBe(`Could not save m-${100 + f.i}`);
+        expect(h.read(s, `m-${100 + f.i}`)).toBeUndefined();
+      }
+      // Same seed, same failures: reproducible runs.
+      const s2 = h.open({ saveFailureRate: 0.25, random: seeded(42) });
+      const again = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s2.saveMessage(request(1000 + i), 1)));
+      expect(again.map((x) => x.status)).toEqual(results.map((x) => x.status));
+      await s.close();
+      await s2.close();
+    });
+
+    it('rejects with the signal reason when aborted before the write', async () => {
+      const s = h.open();
+      const ac = new AbortController();
+      const reason = new Error('shutting down');
+      ac.abort(reason);
+      await expect(s.saveMessage(request(6), 1, ac.signal)).rejects.toBe(reason);
+      await expect(s.markRestarted('m-6', 1, ac.signal)).rejects.toBe(reason);
+      await expect(s.isRestartDone('m-6', ac.signal)).rejects.toBe(reason);
+      expect(h.read(s, 'm-6')).toBeUndefined();
+      await s.close();
+    });
+
+    it('rejects writes after close', async () => {
+      const s = h.open();
+      await s.close();
+      await expect(s.saveMessage(request(7), 1)).rejects.toThrow(/closed/);
+    });
+  });
+}
