@@ -1,0 +1,136 @@
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
+import type { Storage } from '../src/core/contracts.js';
+import { openSqliteStorage, SCHEMA_VERSION } from '../src/storage/sqlite.js';
+import { describeStorageContract, request } from './storage-contract.js';
+import { query, readDeadLetters, readRecord, silent, tempDir } from './sqlite-helpers.js';
+
+const tmp = tempDir();
+afterAll(() => tmp.cleanup());
+const paths = new WeakMap<Storage, string>();
+
+describeStorageContract('sqlite', {
+  open: (opts) => {
+    const path = tmp.file();
+    const s = openSqliteStorage({ path, logger: silent, ...opts });
+    paths.set(s, path);
+    return s;
+  },
+  read: (s, id) => readRecord(paths.get(s)!, id),
+  deadLetters: (s) => readDeadLetters(paths.get(s)!),
+});
+
+describe('sqlite storage', () => {
+  it('turns on WAL and synchronous=NORMAL and records the schema version', async () => {
+    const path = tmp.file();
+    const s = openSqliteStorage({ path, logger: silent });
+    await s.saveMessage(request(1), 1);
+    expect(existsSync(`${path}-wal`)).toBe(true);
+    const db = new Database(path, { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    db.close();
+    await s.close();
+  });
+
+  it('reopens an existing file idempotently and the restart-done flag survives', async () => {
+    const path = tmp.file();
+    const a = openSqliteStorage({ path, logger: silent });
+    await a.saveMessage(request(1), 1);
+    await a.markRestarted('m-1', 1);
+    await a.close();
+    for (let i = 0; i < 2; i++) {
+      const b = openSqliteStorage({ path, logger: silent });
+      expect(await b.isRestartDone('m-1')).toBe(true);
+      expect(await b.isRestartDone('m-2')).toBe(false);
+      await b.close();
+    }
+    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM messages')).toEqual([{ n: 1 }]);
+  });
+
+  it('refuses a schema newer than it knows', () => {
+    const path = tmp.file();
+    const db = new Database(path);
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    expect(() => openSqliteStorage({ path, logger: silent })).toThrow(/schema version 2 is newer/);
+  });
+
+  it('names the path in one line when the directory is missing', () => {
+    const path = join(tmp.dir, 'no-such-dir', 'm.db');
+    let message = '';
+    try {
+      openSqliteStorage({ path, logger: silent });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain(path);
+    expect(message).toMatch(/does not exist/);
+    expect(message).not.toContain('\n');
+  });
+
+  it('names the path when its parent is a file, not a directory', () => {
+    const file = tmp.file();
+    openSqliteStorage({ path: file, logger: silent }).close().catch(() => undefined);
+    expect(() => openSqliteStorage({ path: join(file, 'm.db'), logger: silent })).toThrow(/Cannot open SQLite database ".*m\.db": .* is not a directory/);
+  });
+
+  // Root ignores directory permissions, so this one only means something as an ordinary user.
+  it.skipIf(process.getuid?.() === 0)('names the path when the directory is not writable', () => {
+    const dir = join(tmp.dir, 'readonly');
+    mkdirSync(dir);
+    chmodSync(dir, 0o500);
+    const path = join(dir, 'm.db');
+    try {
+      expect(() => openSqliteStorage({ path, logger: silent })).toThrow(new RegExp(`Cannot open SQLite database .*readonly/m\\.db`));
+    } finally {
+      chmodSync(dir, 0o700);
+    }
+  });
+
+  it('rejects all callers of a failed transaction with a clear error, and the next flush works again', async () => {
+    const path = tmp.file();
+    const s = openSqliteStorage({ path, logger: silent });
+    await s.saveMessage(request(1), 1);
+    // Another connection holds the write lock past the busy timeout: the flush fails as a whole.
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    const results = await Promise.allSettled([s.saveMessage(request(2), 1), s.markRestarted('m-1', 1)]);
+    other.exec('ROLLBACK');
+    other.close();
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect(((r as PromiseRejectedResult).reason as Error).message).toMatch(/SQLite transaction of 2 operations on .* failed: database is locked/);
+    }
+    expect(s.stats.failedTransactions).toBe(1);
+    await s.saveMessage(request(2), 1);
+    expect(readRecord(path, 'm-2')?.saved).toBe(true);
+    await s.close();
+  });
+
+  it('rejects with the signal reason when aborted after queueing but before the flush, writing nothing', async () => {
+    const path = tmp.file();
+    const s = openSqliteStorage({ path, logger: silent });
+    const ac = new AbortController();
+    const p = s.saveMessage(request(9), 1, ac.signal);
+    const kept = s.saveMessage(request(10), 1);
+    const reason = new Error('grace period over');
+    ac.abort(reason);
+    await expect(p).rejects.toBe(reason);
+    await kept;
+    expect(readRecord(path, 'm-9')).toBeUndefined();
+    expect(readRecord(path, 'm-10')?.saved).toBe(true);
+    await s.close();
+  });
+
+  it('close() commits writes queued before it', async () => {
+    const path = tmp.file();
+    const s = openSqliteStorage({ path, logger: silent, maxBatch: 100 });
+    const writes = Array.from({ length: 1_000 }, (_, i) => s.saveMessage(request(i), 1));
+    await s.close();
+    await Promise.all(writes);
+    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM messages')).toEqual([{ n: 1_000 }]);
+  });
+});
