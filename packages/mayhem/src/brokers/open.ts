@@ -1,0 +1,43 @@
+/**
+ * `--broker` URL → a Broker (and a Publisher). The one place that knows every broker adapter.
+ */
+import type { Logger } from 'pino';
+import type { Broker, Publisher } from '../core/contracts.js';
+import { MemoryBroker } from './memory.js';
+
+export interface OpenBrokerOptions {
+  readonly url: string;
+  readonly logger: Logger;
+  readonly ackDeadlineMs: number;
+  readonly maxInFlight: number;
+  readonly maxDeliveries: number;
+  readonly stream: string;
+  readonly subject: string;
+  readonly durable: string;
+  readonly deadLetterSubject: string;
+  readonly replicas: number;
+}
+
+export function natsServers(url: string): string[] {
+  return url.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+}
+
+export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
+  if (o.url === 'memory') return new MemoryBroker({ ackDeadlineMs: o.ackDeadlineMs });
+  if (o.url.startsWith('nats://')) {
+    const { openNatsBroker } = await import('./nats.js');
+    return openNatsBroker({
+      servers: natsServers(o.url), stream: o.stream, subject: o.subject, durable: o.durable, deadLetterSubject: o.deadLetterSubject,
+      ackWaitMs: o.ackDeadlineMs, maxDeliver: o.maxDeliveries, maxAckPending: o.maxInFlight, logger: o.logger, replicas: o.replicas,
+    });
+  }
+  throw new Error(`unsupported --broker ${JSON.stringify(o.url)}: expected memory or nats://host:port`);
+}
+
+export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas'>): Promise<Publisher> {
+  if (o.url.startsWith('nats://')) {
+    const { openNatsPublisher } = await import('./nats.js');
+    return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas });
+  }
+  throw new Error('mayhem publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');
+}

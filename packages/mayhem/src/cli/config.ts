@@ -1,0 +1,248 @@
+/**
+ * Flags + env (`MAYHEM_*`) + an optional JSON file → one validated config. One table describes
+ * every setting; the CLI flags, the env names, the zod schema and the help text all come from it.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** A problem with the user's settings: printed as one line, exit code 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** `250ms`, `2s`, `1.5m`, `1h`; a bare number is milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1));
+}
+
+type Kind = 'int' | 'number' | 'duration' | 'bool' | 'string' | 'hostport' | 'level' | 'format';
+
+interface Setting {
+  readonly kind: Kind;
+  readonly flag: string;
+  readonly help: string;
+  readonly default?: string | number | boolean;
+  readonly min?: number;
+  readonly max?: number;
+  /** Which commands take it. */
+  readonly commands: readonly ('run' | 'publish')[];
+}
+
+const BOTH = ['run', 'publish'] as const;
+const RUN = ['run'] as const;
+
+/** Every setting. Keys are the config-file names; flags and env names derive from `flag`. */
+export const SETTINGS = {
+  broker: { kind: 'string', flag: 'broker', help: 'memory (embedded) or nats://host:port[,nats://host:port...]', default: 'memory', commands: BOTH },
+  db: { kind: 'string', flag: 'db', help: 'sqlite:<path>, postgres://..., or memory: (nothing kept)', default: 'sqlite:./mayhem.db', commands: RUN },
+  maxInFlight: { kind: 'int', flag: 'max-in-flight', help: 'messages handled at once; pulling waits when full', default: 1000, min: 1, max: 1_000_000, commands: RUN },
+  extendEvery: { kind: 'duration', flag: 'extend-every', help: 'extend the ack deadline this often while a message is in flight', default: '2s', min: 10, commands: RUN },
+  ackDeadline: { kind: 'duration', flag: 'ack-deadline', help: 'lease length (memory broker) / ack wait (NATS)', default: '10s', min: 50, commands: RUN },
+  restartAttempts: { kind: 'int', flag: 'restart-attempts', help: 'restart tries per delivery (exponential backoff with jitter)', default: 3, min: 1, max: 100, commands: RUN },
+  saveAttempts: { kind: 'int', flag: 'save-attempts', help: 'save tries per delivery', default: 3, min: 1, max: 100, commands: RUN },
+  retryBackoff: { kind: 'duration', flag: 'retry-backoff', help: 'base delay between tries (doubles each try, capped at 20x)', default: '100ms', min: 0, commands: RUN },
+  nackDelay: { kind: 'duration', flag: 'nack-delay', help: 'base redelivery delay of a nacked message (doubles per delivery, capped at 60s)', default: '1s', min: 0, commands: RUN },
+  maxDeliveries: { kind: 'int', flag: 'max-deliveries', help: 'dead-letter a message that failed this many deliveries', default: 5, min: 1, max: 1000, commands: RUN },
+  publishRate: { kind: 'number', flag: 'publish-rate', help: 'simulated publisher on the memory broker, messages/s (0 = as fast as possible)', default: 2, min: 0, commands: RUN },
+  rate: { kind: 'number', flag: 'rate', help: 'messages/s (0 = as fast as possible)', default: 0, min: 0, commands: ['publish'] },
+  count: { kind: 'int', flag: 'count', help: 'stop after this many messages settled (run) / published (publish); default unlimited', min: 1, commands: BOTH },
+  restartLatency: { kind: 'duration', flag: 'restart-latency', help: 'mock restart latency, uniform in [0, this]', default: '1s', min: 0, commands: RUN },
+  restartFailureRate: { kind: 'number', flag: 'restart-failure-rate', help: 'probability a mock restart fails', default: 0.25, min: 0, max: 1, commands: RUN },
+  saveFailureRate: { kind: 'number', flag: 'save-failure-rate', help: 'probability a save fails (fault injection)', default: 0, min: 0, max: 1, commands: RUN },
+  seed: { kind: 'int', flag: 'seed', help: 'seed the random choices (reproducible runs)', min: 0, commands: BOTH },
+  dryRun: { kind: 'bool', flag: 'dry-run', help: 'log what would be restarted; restart nothing', default: false, commands: RUN },
+  grace: { kind: 'duration', flag: 'grace', help: 'on shutdown, time in-flight messages get to finish before they are cancelled and nacked', default: '5s', min: 0, commands: RUN },
+  statsd: { kind: 'hostport', flag: 'statsd', help: 'send metrics to StatsD at host:port', commands: RUN },
+  statusEvery: { kind: 'duration', flag: 'status-every', help: 'status line interval on a terminal (0 = off)', default: '5s', min: 0, commands: RUN },
+  logLevel: { kind: 'level', flag: 'log-level', help: 'trace, debug, info, warn, error, fatal or silent', default: 'info', commands: BOTH },
+  logFormat: { kind: 'format', flag: 'log-format', help: 'auto (pretty on a terminal, JSON otherwise), json or pretty', default: 'auto', commands: BOTH },
+  debug: { kind: 'bool', flag: 'debug', help: 'loopwatch debug mode: task tracking, unhandled errors with their origin, slow callbacks', default: false, commands: RUN },
+  slowCallbackMs: { kind: 'number', flag: 'slow-callback-ms', help: 'report loop turns longer than this (loopwatch)', min: 1, commands: RUN },
+  monitorTasksMs: { kind: 'duration', flag: 'monitor-tasks-ms', help: 'print a task dump this often (loopwatch)', min: 10, commands: RUN },
+  stream: { kind: 'string', flag: 'stream', help: 'NATS stream name', default: 'MAYHEM', commands: BOTH },
+  subject: { kind: 'string', flag: 'subject', help: 'NATS subject of restart requests', default: 'mayhem.restart', commands: BOTH },
+  durable: { kind: 'string', flag: 'durable', help: 'NATS durable consumer shared by all instances', default: 'mayhem', commands: RUN },
+  deadLetterSubject: { kind: 'string', flag: 'dead-letter-subject', help: 'NATS subject dead letters are republished to', default: 'mayhem.dead', commands: RUN },
+  replicas: { kind: 'int', flag: 'replicas', help: 'NATS stream replicas (3 on a 3-node cluster)', default: 1, min: 1, max: 5, commands: BOTH },
+} as const satisfies Record<string, Setting>;
+
+export type SettingKey = keyof typeof SETTINGS;
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+const FORMATS = ['auto', 'json', 'pretty'] as const;
+
+function allowed(s: Setting): string {
+  const range = (lo?: number, hi?: number): string =>
+    lo !== undefined && hi !== undefined ? ` from ${lo} to ${hi}` : lo !== undefined ? ` ≥ ${lo}` : hi !== undefined ? ` ≤ ${hi}` : '';
+  switch (s.kind) {
+    case 'int': return `a whole number${range(s.min, s.max)}`;
+    case 'number': return `a number${range(s.min, s.max)}`;
+    case 'duration': return `a duration like 250ms, 2s or 1m (a bare number is ms)${s.min !== undefined && s.min > 0 ? `, at least ${s.min}ms` : ''}`;
+    case 'bool': return 'true or false';
+    case 'hostport': return 'host:port, e.g. 127.0.0.1:8125';
+    case 'level': return LEVELS.join(', ');
+    case 'format': return FORMATS.join(', ');
+    case 'string': return 'a non-empty string';
+  }
+}
+
+/** The zod type of one setting; raw values arrive as strings (flags, env) or JSON values (file). */
+function schemaOf(s: Setting): z.ZodType {
+  const msg = { error: `expected ${allowed(s)}` };
+  const num = (int: boolean) => {
+    let n = z.number(msg).refine(Number.isFinite, msg);
+    if (int) n = n.refine(Number.isInteger, msg);
+    if (s.min !== undefined) { const min = s.min; n = n.refine((v) => v >= min, msg); }
+    if (s.max !== undefined) { const max = s.max; n = n.refine((v) => v <= max, msg); }
+    return n;
+  };
+  switch (s.kind) {
+    case 'int': return z.union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, msg).transform(Number)], msg).pipe(num(true));
+    case 'number': return z.union([z.number(), z.string().regex(/^\s*-?\d+(\.\d+)?\s*$/, msg).transform(Number)], msg).pipe(num(false));
+    case 'duration': {
+      const min = s.min ?? 0;
+      return z.union([z.number(), z.string()], msg)
+        .transform((v, ctx) => {
+          const ms = typeof v === 'number' ? v : parseDuration(v);
+          if (ms === undefined || !Number.isFinite(ms) || ms < min) {
+            ctx.addIssue({ code: 'custom', message: msg.error });
+            return z.NEVER;
+          }
+          return ms;
+        });
+    }
+    case 'bool': return z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'], msg)], msg).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
+    case 'hostport': return z.string(msg).regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, msg).refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, msg);
+    case 'level': return z.enum(LEVELS, msg);
+    case 'format': return z.enum(FORMATS, msg);
+    case 'string': return z.string(msg).min(1, msg);
+  }
+}
+
+/** Resolved settings: durations in ms, numbers as numbers. */
+export interface Config {
+  broker: string;
+  db: string;
+  maxInFlight: number;
+  extendEvery: number;
+  ackDeadline: number;
+  restartAttempts: number;
+  saveAttempts: number;
+  retryBackoff: number;
+  nackDelay: number;
+  maxDeliveries: number;
+  publishRate: number;
+  rate: number;
+  count: number | undefined;
+  restartLatency: number;
+  restartFailureRate: number;
+  saveFailureRate: number;
+  seed: number | undefined;
+  dryRun: boolean;
+  grace: number;
+  statsd: string | undefined;
+  statusEvery: number;
+  logLevel: (typeof LEVELS)[number];
+  logFormat: (typeof FORMATS)[number];
+  debug: boolean;
+  slowCallbackMs: number | undefined;
+  monitorTasksMs: number | undefined;
+  stream: string;
+  subject: string;
+  durable: string;
+  deadLetterSubject: string;
+  replicas: number;
+}
+
+/** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
+export function envName(flag: string): string {
+  return `MAYHEM_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+export interface Sources {
+  /** Parsed flag values keyed by setting key (commander's camelCase matches the table keys). */
+  readonly flags: Partial<Record<string, unknown>>;
+  readonly env: NodeJS.ProcessEnv;
+  /** Path of a JSON config file, from `--config` or `MAYHEM_CONFIG`. */
+  readonly file?: string | undefined;
+}
+
+/** Merge defaults < file < env < flags, validate each value, and name the culprit on error. */
+export function resolveConfig(sources: Sources, command: 'run' | 'publish'): Config {
+  const fileValues = sources.file ? readConfigFile(sources.file) : {};
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [SettingKey, Setting][]) {
+    let raw: unknown;
+    let origin: string;
+    if (sources.flags[key] !== undefined) {
+      raw = sources.flags[key];
+      origin = `--${s.flag}`;
+    } else if (sources.env[envName(s.flag)] !== undefined) {
+      raw = sources.env[envName(s.flag)];
+      origin = envName(s.flag);
+    } else if (fileValues[key] !== undefined || fileValues[s.flag] !== undefined) {
+      raw = fileValues[key] ?? fileValues[s.flag];
+      origin = `"${key}" in ${sources.file ?? 'the config file'}`;
+    } else {
+      raw = s.default;
+      origin = `default of --${s.flag}`;
+    }
+    if (raw === undefined) {
+      out[key] = undefined;
+      continue;
+    }
+    const parsed = schemaOf(s).safeParse(raw);
+    if (!parsed.success) {
+      throw new ConfigError(`invalid ${origin} ${JSON.stringify(raw)}: ${parsed.error.issues[0]?.message ?? `expected ${allowed(s)}`}`);
+    }
+    out[key] = parsed.data;
+  }
+  const config = out as unknown as Config;
+  if (command === 'run') crossCheck(config);
+  return config;
+}
+
+function crossCheck(c: Config): void {
+  if (c.extendEvery >= c.ackDeadline) {
+    throw new ConfigError(`--extend-every (${c.extendEvery}ms) must be shorter than --ack-deadline (${c.ackDeadline}ms), or leases expire while work is in flight`);
+  }
+  const scheme = /^[a-z]+:/.exec(c.db)?.[0];
+  if (!scheme || !['sqlite:', 'postgres:', 'postgresql:', 'memory:'].includes(scheme)) {
+    throw new ConfigError(`invalid --db ${JSON.stringify(c.db)}: expected sqlite:<path>, postgres://user@host:port/db or memory:`);
+  }
+  if (c.broker !== 'memory' && !c.broker.split(',').every((u) => /^nats:\/\/[^\s,]+$/.test(u.trim()))) {
+    throw new ConfigError(`invalid --broker ${JSON.stringify(c.broker)}: expected memory or nats://host:port[,nats://host:port...]`);
+  }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`config file ${path} must hold a JSON object`);
+  const known = new Set<string>(Object.entries(SETTINGS).flatMap(([k, s]) => [k, s.flag]));
+  for (const k of Object.keys(value)) if (!known.has(k)) throw new ConfigError(`config file ${path}: unknown setting "${k}"`);
+  return value as Record<string, unknown>;
+}
+
+/** Settings a command takes, for building its flags. */
+export function settingsFor(command: 'run' | 'publish'): [SettingKey, Setting][] {
+  return (Object.entries(SETTINGS) as [SettingKey, Setting][]).filter(([, s]) => (s.commands as readonly string[]).includes(command));
+}
+
+export function describeSetting(s: Setting): string {
+  return `${s.help} (${allowed(s)}${s.default !== undefined ? `; default ${String(s.default)}` : ''}; env ${envName(s.flag)})`;
+}

@@ -1,0 +1,152 @@
+/**
+ * Pulls under flow control and hands each delivery to the pipeline without waiting for it, so one
+ * slow message never holds up the next. At most `maxInFlight` deliveries are being handled; pulling
+ * waits while full, so memory stays bounded however fast messages arrive.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Broker, Delivery } from './contracts.js';
+import type { Counters } from './counters.js';
+import type { MessagePipeline, Outcome } from './pipeline.js';
+import { parseRestartRequest } from './message.js';
+import { sleep } from './timing.js';
+
+export interface ConsumerOptions {
+  readonly maxInFlight: number;
+  /** Upper bound on one pull (also bounded by free room). */
+  readonly pullBatch: number;
+}
+
+/**
+ * The twin of asyncio's `loop.set_exception_handler`: where errors escaping a message handler go.
+ * The delivery stays in flight until the returned promise settles (so shutdown waits for its nack).
+ */
+export type HandlerErrorHandler = (error: unknown, delivery: Delivery) => Promise<void>;
+
+export class Consumer {
+  readonly #broker: Broker;
+  readonly #pipeline: MessagePipeline;
+  readonly #options: ConsumerOptions;
+  readonly #counters: Counters;
+  readonly #logger: Logger;
+  readonly #onHandlerError: HandlerErrorHandler;
+  #inFlight = 0;
+  #onRoom: (() => void) | undefined;
+  #onDrained: (() => void) | undefined;
+  /** Called once per settled delivery (for `--count` and summaries). */
+  onSettled: ((outcome: Outcome) => void) | undefined;
+
+  constructor(broker: Broker, pipeline: MessagePipeline, options: ConsumerOptions, counters: Counters, logger: Logger, onHandlerError: HandlerErrorHandler) {
+    this.#broker = broker;
+    this.#pipeline = pipeline;
+    this.#options = options;
+    this.#counters = counters;
+    this.#logger = logger;
+    this.#onHandlerError = onHandlerError;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Pull until `stop` aborts. Handlers get `cancel`, which shutdown aborts after the grace period.
+   * Resolves once pulling has stopped; in-flight handlers go on (see {@link drained}).
+   */
+  async run(stop: AbortSignal, cancel: AbortSignal): Promise<void> {
+    let failures = 0;
+    while (!stop.aborted) {
+      const room = this.#options.maxInFlight - this.#inFlight;
+      if (room <= 0) {
+        await this.#waitForRoom(stop);
+        continue;
+      }
+      let batch: Delivery[];
+      try {
+        batch = await this.#broker.pull(Math.min(room, this.#options.pullBatch), stop);
+        failures = 0;
+      } catch (err) {
+        if (stop.aborted) break;
+        failures += 1;
+        const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+        this.#logger.error({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'Pull failed; retrying');
+        await sleep(delay, stop).catch(() => undefined);
+        continue;
+      }
+      // Leased deliveries are handled even if `stop` fired meanwhile: they must end acked or nacked.
+      for (const delivery of batch) this.#start(delivery, cancel);
+      // Return to the event loop between batches: a chain of awaits on settled promises never
+      // would, and timers (extensions, retries) and I/O must get their turn under a burst.
+      await nextTurn();
+    }
+  }
+
+  /** Resolves when nothing is in flight. */
+  drained(): Promise<void> {
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const previous = this.#onDrained;
+      this.#onDrained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  #start(delivery: Delivery, cancel: AbortSignal): void {
+    this.#inFlight += 1;
+    this.#counters.increment('pulled');
+    this.#counters.inFlight(this.#inFlight);
+    const started = performance.now();
+    this.#pipeline.handle(delivery, cancel).then(
+      (outcome) => this.#finish(started, outcome),
+      (err: unknown) => this.#onHandlerError(err, delivery).then(
+        () => this.#finish(started, undefined),
+        () => this.#finish(started, undefined),
+      ),
+    );
+  }
+
+  #finish(started: number, outcome: Outcome | undefined): void {
+    this.#inFlight -= 1;
+    this.#counters.inFlight(this.#inFlight);
+    this.#counters.handled(performance.now() - started);
+    if (outcome !== undefined) this.onSettled?.(outcome);
+    const room = this.#onRoom;
+    this.#onRoom = undefined;
+    room?.();
+    if (this.#inFlight === 0) {
+      const drained = this.#onDrained;
+      this.#onDrained = undefined;
+      drained?.();
+    }
+  }
+
+  #waitForRoom(stop: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        stop.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#onRoom = done;
+      stop.addEventListener('abort', done, { once: true });
+    });
+  }
+}
+
+/**
+ * The default central handler: log the error with the message id, then nack the delivery so the
+ * broker redelivers it. Nothing is lost even when a handler has a bug.
+ */
+export function nackOnHandlerError(logger: Logger, counters: Counters): HandlerErrorHandler {
+  return (error, delivery) => {
+    const parsed = parseRestartRequest(delivery.data);
+    const messageId = parsed.ok ? parsed.request.messageId : undefined;
+    const text = error instanceof Error ? error.message : String(error);
+    logger.error({ messageId, err: text }, `Handling general error: ${text}`);
+    return delivery.nack(0).then(
+      () => counters.increment('nacked'),
+      (nackErr: unknown) => logger.error({ messageId, err: String(nackErr) }, 'Nack failed too; the lease will expire and the broker will redeliver'),
+    );
+  };
+}

@@ -1,0 +1,35 @@
+/**
+ * The service's own tally: what the summary and the status line print. Every increment is also
+ * forwarded to the configured {@link Metrics} backend.
+ */
+import type { CounterName, Metrics } from './contracts.js';
+
+export type Tally = Record<CounterName, number>;
+
+const NAMES: readonly CounterName[] = [
+  'pulled', 'acked', 'nacked', 'restarted', 'restart_skipped', 'restart_failed', 'save_failed', 'retries',
+  'extended', 'dead_lettered', 'malformed',
+];
+
+export class Counters {
+  readonly tally: Tally;
+  readonly #metrics: Metrics;
+
+  constructor(metrics: Metrics) {
+    this.#metrics = metrics;
+    this.tally = Object.fromEntries(NAMES.map((n) => [n, 0])) as Tally;
+  }
+
+  increment(name: CounterName, value = 1): void {
+    this.tally[name] += value;
+    this.#metrics.increment(name, value);
+  }
+
+  inFlight(value: number): void {
+    this.#metrics.gauge('in_flight', value);
+  }
+
+  handled(ms: number): void {
+    this.#metrics.timing('handle_duration', ms);
+  }
+}

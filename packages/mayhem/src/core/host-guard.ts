@@ -1,0 +1,51 @@
+/**
+ * The in-process per-host guard: a keyed mutex. Storage adapters shared by several instances
+ * (PostgreSQL) provide one that also works across processes.
+ */
+import type { HostGuard } from './contracts.js';
+
+export class LocalHostGuard implements HostGuard {
+  // A key is present while its host is held; the array holds the waiters in arrival order.
+  readonly #held = new Map<string, Array<() => void>>();
+
+  /** Hosts currently held (for tests and status). */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  async withHost<T>(hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    const waiters = this.#held.get(hostname);
+    if (waiters === undefined) this.#held.set(hostname, []);
+    else await this.#wait(waiters, signal);
+    try {
+      return await fn();
+    } finally {
+      this.#release(hostname);
+    }
+  }
+
+  #wait(waiters: Array<() => void>, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = waiters.indexOf(wake);
+        if (i >= 0) waiters.splice(i, 1);
+        reject(signal.reason as Error);
+      };
+      const wake = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      waiters.push(wake);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  #release(hostname: string): void {
+    const waiters = this.#held.get(hostname);
+    const next = waiters?.shift();
+    // Ownership passes straight to the next waiter, so nobody can barge in between.
+    if (next) next();
+    else this.#held.delete(hostname);
+  }
+}

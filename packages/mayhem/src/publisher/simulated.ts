@@ -1,0 +1,69 @@
+/**
+ * The article's `publish`: invents restart requests (`cattle-xxxx`) at a steady rate. At rate 0 it
+ * publishes as fast as the loop allows, one chunk per turn, so the consumer and timers keep their turns.
+ */
+import { randomUUID } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { encodeRestartRequest } from '../core/message.js';
+import { sleep } from '../core/timing.js';
+
+export interface SimulatedPublisherOptions {
+  /** Messages per second; 0 = as fast as possible. */
+  readonly rate: number;
+  /** Stop after this many; undefined = until aborted. */
+  readonly count: number | undefined;
+  readonly random: () => number;
+  /** Messages per loop turn at rate 0. */
+  readonly chunk?: number;
+  /** Backpressure: returns a promise to wait on while the sink is full, undefined when it has room. */
+  readonly waitForRoom?: () => Promise<unknown> | undefined;
+}
+
+const CHOICES = 'abcdefghijklmnopqrstuvwxyz0123456789';
+
+export function randomInstanceName(random: () => number): string {
+  let id = '';
+  for (let i = 0; i < 4; i++) id += CHOICES[Math.floor(random() * CHOICES.length)];
+  return `cattle-${id}`;
+}
+
+/** Publish until `count` or `signal`; resolves with how many were published. */
+export async function runSimulatedPublisher(publish: (payload: string, messageId: string) => void, o: SimulatedPublisherOptions, signal: AbortSignal): Promise<number> {
+  const limit = o.count ?? Infinity;
+  let published = 0;
+  const room = async (): Promise<void> => {
+    let wait = o.waitForRoom?.();
+    while (wait !== undefined && !signal.aborted) {
+      await wait;
+      wait = o.waitForRoom?.();
+    }
+  };
+  const one = (): void => {
+    const messageId = randomUUID();
+    publish(encodeRestartRequest({ messageId, instanceName: randomInstanceName(o.random), publishedAt: Date.now() }), messageId);
+    published += 1;
+  };
+  try {
+    if (o.rate === 0) {
+      const chunk = o.chunk ?? 50;
+      while (published < limit && !signal.aborted) {
+        await room();
+        for (let i = 0; i < chunk && published < limit && !signal.aborted; i++) one();
+        await nextTurn();
+      }
+    } else {
+      const start = performance.now();
+      while (published < limit && !signal.aborted) {
+        // Publish what is due by now, then sleep until the next one is due (a steady token bucket).
+        const due = Math.min(limit, Math.floor(((performance.now() - start) * o.rate) / 1000) + 1);
+        await room();
+        while (published < due && !signal.aborted) one();
+        const nextDueAt = start + (published * 1000) / o.rate;
+        await sleep(Math.max(1, nextDueAt - performance.now()), signal);
+      }
+    }
+  } catch (err) {
+    if (!signal.aborted) throw err;
+  }
+  return published;
+}

@@ -1,0 +1,210 @@
+/**
+ * The composition root of `mayhem run`: config → adapters → consumer, with signals, the central
+ * exception handler, the status line, `--count` and the summary. The only module that knows both
+ * the core and the adapters.
+ */
+import type { Logger } from 'pino';
+import { MemoryBroker } from './brokers/memory.js';
+import { openBroker } from './brokers/open.js';
+import type { Broker, Metrics, Storage } from './core/contracts.js';
+import { Consumer, nackOnHandlerError } from './core/consumer.js';
+import { Counters } from './core/counters.js';
+import { LocalHostGuard } from './core/host-guard.js';
+import { MessagePipeline, type Outcome } from './core/pipeline.js';
+import { shutdown } from './core/shutdown.js';
+import { seededRandom } from './core/timing.js';
+import type { Config } from './cli/config.js';
+import { MockRestartExecutor } from './executors/mock.js';
+import { openMetrics } from './metrics/open.js';
+import { runSimulatedPublisher } from './publisher/simulated.js';
+import { openStorage } from './storage/open.js';
+
+export interface RunResult {
+  readonly exitCode: number;
+  readonly summary: Summary;
+}
+
+export interface Summary {
+  published: number | undefined;
+  pulled: number;
+  acked: number;
+  nacked: number;
+  deadLettered: number;
+  malformed: number;
+  restarted: number;
+  restartSkipped: number;
+  restartFailures: number;
+  saveFailures: number;
+  retries: number;
+  extensions: number;
+  seconds: number;
+  ackedPerSecond: number;
+  /** Memory broker only: messages still in it at exit (ready, nacked back, or leased). */
+  leftInBroker: number | undefined;
+  reason: string;
+}
+
+const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT'] as const;
+
+/** Run the service until a signal, `--count`, or a fatal error. Never calls process.exit itself. */
+export async function runService(config: Config, logger: Logger): Promise<RunResult> {
+  const random = config.seed !== undefined ? seededRandom(config.seed) : Math.random;
+  const started = performance.now();
+
+  let broker: Broker | undefined;
+  let storage: Storage | undefined;
+  let metrics: Metrics | undefined;
+  try {
+    metrics = await openMetrics(config.statsd, logger);
+    storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
+    broker = await openBroker({
+      url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
+      stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
+    });
+  } catch (err) {
+    // Close what did open, in the shutdown order, then report one line.
+    await broker?.close().catch(() => undefined);
+    await storage?.close().catch(() => undefined);
+    await metrics?.close().catch(() => undefined);
+    throw err;
+  }
+
+  const counters = new Counters(metrics);
+  const pipeline = new MessagePipeline(
+    {
+      extendEveryMs: config.extendEvery, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
+      maxDeliveries: config.maxDeliveries, retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
+      nackBackoff: { baseMs: config.nackDelay, maxMs: 60_000 }, dryRun: config.dryRun, random,
+    },
+    {
+      storage, counters, logger,
+      executor: new MockRestartExecutor({ latencyMs: config.restartLatency, failureRate: config.restartFailureRate, random }),
+      hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(),
+    },
+  );
+  const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256) }, counters, logger, nackOnHandlerError(logger, counters));
+
+  const stopPulling = new AbortController();
+  const cancelInFlight = new AbortController();
+  let reason = 'stopped';
+  let exitCode = 0;
+  let beginShutdown!: (why: string, code: number) => void;
+  const shutdownRequested = new Promise<void>((resolve) => {
+    beginShutdown = (why, code) => {
+      if (stopPulling.signal.aborted) return;
+      reason = why;
+      exitCode = code;
+      stopPulling.abort();
+      resolve();
+    };
+  });
+
+  // --count: done once N messages are settled (acked or dead-lettered) by this instance.
+  let settled = 0;
+  consumer.onSettled = (outcome: Outcome) => {
+    if (outcome !== 'acked' && outcome !== 'dead-lettered') return;
+    settled += 1;
+    if (config.count !== undefined && settled >= config.count) beginShutdown(`all ${config.count} messages settled`, 0);
+  };
+
+  // Signals: the first starts the shutdown; a second one during it means "now".
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopPulling.signal.aborted) {
+      logger.warn(`Received ${signal} again during shutdown; exiting now (130)`);
+      process.exit(130);
+    }
+    logger.info({ signal }, `Received exit signal ${signal}...`);
+    beginShutdown(`received ${signal}`, 0);
+  };
+  for (const s of SIGNALS) process.on(s, onSignal);
+  // Errors outside message handlers: log, then shut down with exit 1.
+  const onFatal = (err: unknown): void => {
+    logger.fatal({ err: err instanceof Error ? err.stack : String(err) }, `Unexpected error outside message handlers: ${err instanceof Error ? err.message : String(err)}`);
+    beginShutdown('unexpected error', 1);
+  };
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+
+  // The simulated publisher feeds the memory broker (the article's `publish`).
+  let published: Promise<number> | undefined;
+  if (broker instanceof MemoryBroker) {
+    const memory = broker;
+    published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), { rate: config.publishRate, count: config.count, random }, stopPulling.signal);
+    logger.info({ rate: config.publishRate || 'max', count: config.count ?? 'unlimited' }, 'Simulated publisher started on the in-memory broker');
+  }
+  logger.info({ broker: config.broker, db: config.db, maxInFlight: config.maxInFlight }, 'Mayhem Mandrill is consuming');
+
+  const statusTimer = startStatus(config, logger, counters, consumer, started);
+  // Keeps the process alive while the consumer waits on a promise (a pending pull holds no handle).
+  const keepAlive = setInterval(() => undefined, 1 << 30);
+  const pulling = consumer.run(stopPulling.signal, cancelInFlight.signal).catch(onFatal);
+
+  await shutdownRequested;
+  await shutdown({
+    logger, graceMs: config.grace, stopPulling, cancelInFlight, consumer, broker, storage, metrics,
+    pullingStopped: Promise.all([pulling, published]),
+  });
+  clearInterval(keepAlive);
+  if (statusTimer) clearInterval(statusTimer);
+  for (const s of SIGNALS) process.off(s, onSignal);
+  process.off('uncaughtException', onFatal);
+  process.off('unhandledRejection', onFatal);
+
+  const summary = summarize(counters, performance.now() - started, reason, published ? await published : undefined, broker);
+  logger.info(summary, describeSummary(summary));
+  logger.info('Successfully shutdown the Mayhem service.');
+  return { exitCode, summary };
+}
+
+function startStatus(config: Config, logger: Logger, counters: Counters, consumer: Consumer, started: number): NodeJS.Timeout | undefined {
+  if (config.statusEvery <= 0 || process.stdout.isTTY !== true) return undefined;
+  let lastAcked = 0;
+  let last = started;
+  const timer = setInterval(() => {
+    const t = counters.tally;
+    const now = performance.now();
+    const rate = ((t.acked - lastAcked) * 1000) / (now - last);
+    lastAcked = t.acked;
+    last = now;
+    logger.info(
+      `Status: pulled ${t.pulled} · acked ${t.acked} · nacked ${t.nacked} · dead-lettered ${t.dead_lettered} · in flight ${consumer.inFlight} · ${rate.toFixed(0)} acked/s`,
+    );
+  }, config.statusEvery);
+  timer.unref();
+  return timer;
+}
+
+function summarize(counters: Counters, ms: number, reason: string, published: number | undefined, broker: Broker): Summary {
+  const t = counters.tally;
+  const stats = broker instanceof MemoryBroker ? broker.stats() : undefined;
+  return {
+    published,
+    pulled: t.pulled,
+    acked: t.acked,
+    nacked: t.nacked,
+    deadLettered: t.dead_lettered,
+    malformed: t.malformed,
+    restarted: t.restarted,
+    restartSkipped: t.restart_skipped,
+    restartFailures: t.restart_failed,
+    saveFailures: t.save_failed,
+    retries: t.retries,
+    extensions: t.extended,
+    seconds: Math.round(ms) / 1000,
+    ackedPerSecond: Math.round((t.acked * 1000) / Math.max(1, ms)),
+    leftInBroker: stats ? stats.ready + stats.delayed + stats.leased : undefined,
+    reason,
+  };
+}
+
+export function describeSummary(s: Summary): string {
+  const parts = [
+    `Summary (${s.reason}):`,
+    s.published !== undefined ? `published ${s.published},` : '',
+    `pulled ${s.pulled} (incl. redeliveries), acked ${s.acked}, nacked ${s.nacked}, dead-lettered ${s.deadLettered} (${s.malformed} malformed);`,
+    `restarted ${s.restarted} hosts (${s.restartSkipped} skipped as already done), ${s.restartFailures} restart failures, ${s.saveFailures} save failures, ${s.retries} retries, ${s.extensions} deadline extensions;`,
+    `${s.seconds} s, ${s.ackedPerSecond} acked/s.`,
+    s.leftInBroker !== undefined && s.leftInBroker > 0 ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.` : '',
+  ];
+  return parts.filter(Boolean).join(' ');
+}

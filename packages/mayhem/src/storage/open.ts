@@ -1,0 +1,43 @@
+/**
+ * `--db` URL → a Storage adapter. The one place that knows every storage adapter.
+ */
+import type { Logger } from 'pino';
+import type { Storage } from '../core/contracts.js';
+import { openMemoryStorage } from './memory.js';
+import { saveFailure } from './record.js';
+import { openSqliteStorage } from './sqlite.js';
+
+export interface OpenStorageOptions {
+  readonly url: string;
+  readonly logger: Logger;
+  readonly saveFailureRate: number;
+  readonly random: () => number;
+  /** Messages in flight at once; pools and batches are sized from it. */
+  readonly maxInFlight: number;
+}
+
+export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
+  const scheme = o.url.slice(0, o.url.indexOf(':') + 1);
+  switch (scheme) {
+    case 'memory:':
+      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random });
+    case 'sqlite:':
+      return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random });
+    case 'postgres:':
+    case 'postgresql:': {
+      const { openPostgresStorage } = await import('./postgres.js');
+      return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger }), o.saveFailureRate, o.random);
+    }
+    default:
+      throw new Error(`unsupported --db ${JSON.stringify(o.url)}: expected sqlite:<path>, postgres://... or memory:`);
+  }
+}
+
+/** `--save-failure-rate` for adapters that have no fault injection of their own. */
+function withSaveFailures(storage: Storage, rate: number, random: () => number): Storage {
+  if (rate <= 0) return storage;
+  const save = storage.saveMessage.bind(storage);
+  storage.saveMessage = (request, deliveryCount, signal) =>
+    random() < rate ? Promise.reject(saveFailure(request.messageId)) : save(request, deliveryCount, signal);
+  return storage;
+}
