@@ -1,0 +1,142 @@
+/**
+ * Group commit: requests arriving within one tick (and those queued while a batch is on the
+ * wire) go to PostgreSQL together, as one statement. Each caller's promise settles when the
+ * batch that carried its request has committed (or failed).
+ */
+
+/** A queued request. `state` moves queued → sent, or queued → aborted. */
+interface Item<I, R> {
+  readonly input: I;
+  readonly resolve: (value: R) => void;
+  readonly reject: (reason: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+  state: 'queued' | 'sent' | 'aborted';
+}
+
+export interface BatcherOptions<I, R> {
+  /** At most this many requests per batch; the rest wait for the next one. */
+  readonly maxBatch: number;
+  /** Batches on the wire at once (each holds one pooled connection while it runs). */
+  readonly maxInFlight: number;
+  /**
+   * Runs one batch; returns one result per input, in order. A rejection fails every request
+   * of the batch with that error.
+   */
+  readonly run: (inputs: readonly I[]) => Promise<readonly R[]>;
+  /**
+   * Called when a batch of more than one request failed: return true to retry its requests one
+   * by one, so a single bad row (a data error) fails alone instead of failing its neighbours.
+   */
+  readonly isolateOn?: (error: unknown) => boolean;
+}
+
+export class Batcher<I, R> {
+  private queue: Item<I, R>[] = [];
+  private head = 0;
+  private inFlight = 0;
+  private scheduled = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Batches sent (one round trip each). */
+  batches = 0;
+  /** Requests carried by those batches. */
+  items = 0;
+
+  constructor(private readonly opts: BatcherOptions<I, R>) {}
+
+  /** Queue a request. Rejects with `signal.reason` when the signal aborts before it is sent. */
+  submit(input: I, signal?: AbortSignal): Promise<R> {
+    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise<R>((resolve, reject) => {
+      const item: Item<I, R> = { input, resolve, reject, signal, onAbort: undefined, state: 'queued' };
+      if (signal) {
+        item.onAbort = () => {
+          if (item.state !== 'queued') return;
+          item.state = 'aborted';
+          // The contract: reject with the signal's own reason, whatever it is.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', item.onAbort, { once: true });
+      }
+      this.queue.push(item);
+      this.schedule();
+    });
+  }
+
+  /** Requests queued and not yet sent (aborted ones included until skipped). */
+  get pending(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Resolves once nothing is queued or on the wire. */
+  drained(): Promise<void> {
+    if (this.pending === 0 && this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inFlight >= this.opts.maxInFlight) return;
+    this.scheduled = true;
+    // setImmediate runs after this turn's I/O callbacks: everything queued in the meantime
+    // joins the batch.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private take(): Item<I, R>[] {
+    const batch: Item<I, R>[] = [];
+    while (this.head < this.queue.length && batch.length < this.opts.maxBatch) {
+      const item = this.queue[this.head++]!;
+      if (item.state !== 'queued') continue;
+      item.state = 'sent';
+      if (item.signal && item.onAbort) item.signal.removeEventListener('abort', item.onAbort);
+      batch.push(item);
+    }
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    return batch;
+  }
+
+  private flush(): void {
+    while (this.inFlight < this.opts.maxInFlight && this.pending > 0) {
+      const batch = this.take();
+      if (batch.length === 0) break;
+      this.inFlight++;
+      void this.runBatch(batch).finally(() => {
+        this.inFlight--;
+        if (this.pending > 0) this.flush();
+        else if (this.inFlight === 0) this.notifyIdle();
+      });
+    }
+    if (this.pending === 0 && this.inFlight === 0) this.notifyIdle();
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async runBatch(batch: Item<I, R>[]): Promise<void> {
+    this.batches++;
+    this.items += batch.length;
+    try {
+      const results = await this.opts.run(batch.map((b) => b.input));
+      batch.forEach((item, i) => item.resolve(results[i] as R));
+    } catch (error) {
+      if (batch.length > 1 && this.opts.isolateOn?.(error)) {
+        for (const item of batch) await this.runBatch([item]);
+        return;
+      }
+      for (const item of batch) item.reject(error);
+    }
+  }
+}

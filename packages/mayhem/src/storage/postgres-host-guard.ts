@@ -1,0 +1,318 @@
+/**
+ * Per-host restart guard shared by every instance using one PostgreSQL database.
+ *
+ * Two layers:
+ * - in process, a keyed mutex: one holder per hostname at a time, the rest wait in FIFO order;
+ * - across instances, a session-level advisory lock `(namespace, hashtext(hostname))` taken with
+ *   `pg_try_advisory_lock` on ONE dedicated connection per instance.
+ *
+ * A session can hold any number of advisory locks, so one connection serves every host this
+ * instance is restarting (1000 in flight need 1 connection, not 1000), and the pool can never be
+ * starved by the guard. Lock and unlock requests of one tick go out as one statement. A lock held
+ * by another instance is retried with capped, jittered backoff (the try never blocks the shared
+ * connection). Hosts whose hashes collide are serialised too: correct, only less concurrent.
+ *
+ * If the lock connection dies, PostgreSQL drops its locks: restarts running at that moment lose
+ * their cross-instance exclusivity (logged); the restart-done record still prevents a second
+ * restart of the same message. A new connection is opened for the next request.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { HostGuard } from '../core/contracts.js';
+
+/** First key of the two-key advisory lock space, reserved for host locks ("MAYH"). */
+export const HOST_LOCK_NAMESPACE = 0x4d415948;
+
+const TRY_SQL =
+  'SELECT pg_try_advisory_lock($1::int, hashtext(h)) AS ok FROM unnest($2::text[]) WITH ORDINALITY AS u(h, o) ORDER BY o';
+const UNLOCK_SQL = 'SELECT count(*) FILTER (WHERE pg_advisory_unlock($1::int, hashtext(h))) AS n FROM unnest($2::text[]) AS u(h)';
+
+export interface HostGuardOptions {
+  readonly connectionString: string;
+  readonly logger: Logger;
+  /** Retry delay bounds while another instance holds the host, ms. */
+  readonly minRetryMs?: number;
+  readonly maxRetryMs?: number;
+  /** Most lock attempts per statement. */
+  readonly maxBatch?: number;
+}
+
+interface LocalLock {
+  waiters: (() => void)[];
+}
+
+interface Attempt {
+  readonly host: string;
+  readonly signal: AbortSignal;
+  readonly resolve: (generation: number) => void;
+  readonly reject: (reason: unknown) => void;
+  delayMs: number;
+  timer: NodeJS.Timeout | undefined;
+  done: boolean;
+  onAbort: () => void;
+}
+
+export class PgHostGuard implements HostGuard {
+  private readonly local = new Map<string, LocalLock>();
+  private client: pg.Client | undefined;
+  private connecting: Promise<pg.Client> | undefined;
+  private generation = 0;
+  private alive = false;
+  private readonly held = new Map<number, number>(); // generation -> locks held on it
+  private tries: Attempt[] = [];
+  /** Every attempt not settled yet (queued, on the wire or sleeping before a retry). */
+  private readonly attempts = new Set<Attempt>();
+  private unlocks: { host: string; generation: number }[] = [];
+  private roundRunning: Promise<void> | undefined;
+  private roundScheduled = false;
+  private closed = false;
+  private readonly minRetryMs: number;
+  private readonly maxRetryMs: number;
+  private readonly maxBatch: number;
+  /** Statements sent on the lock connection (for tests and benchmarks). */
+  statements = 0;
+  /** Lock attempts that found the host held elsewhere. */
+  contended = 0;
+
+  constructor(private readonly opts: HostGuardOptions) {
+    this.minRetryMs = opts.minRetryMs ?? 2;
+    this.maxRetryMs = opts.maxRetryMs ?? 100;
+    this.maxBatch = opts.maxBatch ?? 1000;
+  }
+
+  async withHost<T>(hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('host guard is closed');
+    await this.lockLocal(hostname, signal);
+    let generation: number;
+    try {
+      generation = await this.lockRemote(hostname, signal);
+    } catch (error) {
+      this.unlockLocal(hostname);
+      throw error;
+    }
+    try {
+      return await fn();
+    } finally {
+      this.unlockRemote(hostname, generation);
+      this.unlockLocal(hostname);
+    }
+  }
+
+  /** Release the lock connection (its advisory locks go with it). */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.tries = [];
+    for (const t of [...this.attempts]) {
+      if (t.timer) clearTimeout(t.timer);
+      this.fail(t, new Error('host guard is closed'));
+    }
+    await this.roundRunning;
+    const client = this.client;
+    this.client = undefined;
+    this.alive = false;
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  // ---- in-process keyed mutex -------------------------------------------------------------
+
+  private lockLocal(host: string, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    const lock = this.local.get(host);
+    if (!lock) {
+      this.local.set(host, { waiters: [] });
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      const grant = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        const i = lock.waiters.indexOf(grant);
+        if (i >= 0) lock.waiters.splice(i, 1);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      lock.waiters.push(grant);
+    });
+  }
+
+  private unlockLocal(host: string): void {
+    const lock = this.local.get(host);
+    if (!lock) return;
+    const next = lock.waiters.shift();
+    if (next) next();
+    else this.local.delete(host);
+  }
+
+  // ---- cross-instance advisory lock -------------------------------------------------------
+
+  private lockRemote(host: string, signal: AbortSignal): Promise<number> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    return new Promise<number>((resolve, reject) => {
+      const attempt: Attempt = {
+        host,
+        signal,
+        resolve,
+        reject,
+        delayMs: this.minRetryMs,
+        timer: undefined,
+        done: false,
+        onAbort: () => {
+          if (attempt.done) return;
+          // Queued or sleeping: drop it now. On the wire: the round sees `done` and unlocks.
+          const i = this.tries.indexOf(attempt);
+          if (i >= 0) this.tries.splice(i, 1);
+          if (attempt.timer) clearTimeout(attempt.timer);
+          this.fail(attempt, signal.reason);
+        },
+      };
+      signal.addEventListener('abort', attempt.onAbort, { once: true });
+      this.attempts.add(attempt);
+      this.tries.push(attempt);
+      this.scheduleRound();
+    });
+  }
+
+  private fail(attempt: Attempt, reason: unknown): void {
+    if (attempt.done) return;
+    attempt.done = true;
+    this.attempts.delete(attempt);
+    attempt.signal.removeEventListener('abort', attempt.onAbort);
+    attempt.reject(reason);
+  }
+
+  private unlockRemote(host: string, generation: number): void {
+    const left = (this.held.get(generation) ?? 1) - 1;
+    if (left > 0) this.held.set(generation, left);
+    else this.held.delete(generation);
+    // A lock taken on a connection that has since died went with it.
+    if (generation !== this.generation || !this.alive) return;
+    this.unlocks.push({ host, generation });
+    this.scheduleRound();
+  }
+
+  private scheduleRound(): void {
+    if (this.roundScheduled || this.roundRunning || this.closed) return;
+    if (this.tries.length === 0 && this.unlocks.length === 0) return;
+    this.roundScheduled = true;
+    setImmediate(() => {
+      this.roundScheduled = false;
+      this.roundRunning = this.round().finally(() => {
+        this.roundRunning = undefined;
+        this.scheduleRound();
+      });
+    });
+  }
+
+  private async round(): Promise<void> {
+    const queuedUnlocks = this.unlocks;
+    this.unlocks = [];
+    const tries = this.tries.splice(0, this.maxBatch);
+    if (this.closed) return;
+    try {
+      const client = await this.connection();
+      const generation = this.generation;
+      // Locks of a session that has died went with it: nothing to release there.
+      const unlocks = queuedUnlocks.filter((u) => u.generation === generation).map((u) => u.host);
+      if (unlocks.length > 0) {
+        this.statements++;
+        await client.query(UNLOCK_SQL, [HOST_LOCK_NAMESPACE, unlocks]);
+      }
+      if (tries.length > 0) {
+        this.statements++;
+        const { rows } = await client.query<{ ok: boolean }>(TRY_SQL, [HOST_LOCK_NAMESPACE, tries.map((t) => t.host)]);
+        tries.forEach((t, i) => {
+          const ok = rows[i]?.ok === true;
+          if (ok && t.done) {
+            this.unlocks.push({ host: t.host, generation }); // aborted while on the wire
+          } else if (ok) {
+            t.done = true;
+            this.attempts.delete(t);
+            t.signal.removeEventListener('abort', t.onAbort);
+            this.held.set(generation, (this.held.get(generation) ?? 0) + 1);
+            t.resolve(generation);
+          } else if (!t.done) {
+            this.contended++;
+            this.retryLater(t);
+          }
+        });
+      }
+    } catch (error) {
+      const reason = new Error(`host lock unavailable: ${describe(error)}`, { cause: error });
+      for (const t of tries) this.fail(t, reason);
+    }
+  }
+
+  private retryLater(t: Attempt): void {
+    const delay = t.delayMs * (0.5 + Math.random());
+    t.delayMs = Math.min(t.delayMs * 2, this.maxRetryMs);
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      if (t.done) return;
+      this.tries.push(t);
+      this.scheduleRound();
+    }, delay);
+  }
+
+  private connection(): Promise<pg.Client> {
+    if (this.closed) return Promise.reject(new Error('host guard is closed'));
+    if (this.client && this.alive) return Promise.resolve(this.client);
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const client = new pg.Client({
+      connectionString: this.opts.connectionString,
+      application_name: 'mayhem-host-guard',
+      keepAlive: true,
+      connectionTimeoutMillis: 5000,
+    });
+    const generation = this.generation + 1;
+    const lost = (error?: Error): void => {
+      if (this.generation !== generation || !this.alive) return;
+      this.alive = false;
+      this.client = undefined;
+      const running = this.held.get(generation) ?? 0;
+      if (this.closed) return;
+      this.opts.logger.warn(
+        { err: error?.message, locksLost: running },
+        'Host-lock connection to PostgreSQL lost; its host locks were released (reconnecting on next use)',
+      );
+    };
+    client.on('error', lost);
+    client.on('end', () => lost());
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    if (this.closed) {
+      await client.end().catch(() => undefined);
+      throw new Error('host guard is closed');
+    }
+    this.generation = generation;
+    this.client = client;
+    this.alive = true;
+    return client;
+  }
+}
+
+/** One readable line for a pg or socket error. */
+export function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    if (code === 'ECONNREFUSED') return 'connection refused';
+    if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+    if (code === 'ETIMEDOUT') return 'connection timed out';
+    if (code === 'ECONNRESET') return 'connection reset';
+    if (error instanceof AggregateError && error.errors.length > 0) return describe(error.errors[0]);
+    return error.message || (typeof code === 'string' ? code : error.name);
+  }
+  return String(error);
+}

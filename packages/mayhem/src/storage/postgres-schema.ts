@@ -1,0 +1,84 @@
+/**
+ * The PostgreSQL schema and its migrations. Table and column names match the SQLite storage so
+ * reports and tests can read either (times are timestamptz here).
+ *
+ * Migration runs in one transaction holding a transaction-level advisory lock, so several
+ * instances starting at once apply each step exactly once; every step is idempotent DDL anyway.
+ */
+import type { PoolClient } from 'pg';
+
+/** Key of the advisory lock taken around migration (64-bit key space; host locks use the 2×32-bit one). */
+export const MIGRATION_LOCK_KEY = 7_361_102_835_117_001n;
+
+interface Migration {
+  readonly version: number;
+  readonly statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    statements: [
+      `CREATE TABLE IF NOT EXISTS messages (
+        message_id       text PRIMARY KEY,
+        instance_name    text,
+        hostname         text,
+        published_at     timestamptz,
+        restarted        boolean NOT NULL DEFAULT false,
+        restart_attempts integer NOT NULL DEFAULT 0,
+        saved            boolean NOT NULL DEFAULT false,
+        acked            boolean NOT NULL DEFAULT false,
+        extensions       integer NOT NULL DEFAULT 0,
+        deliveries       integer NOT NULL DEFAULT 0,
+        dead_lettered    boolean NOT NULL DEFAULT false,
+        last_error       text,
+        created_at       timestamptz NOT NULL DEFAULT now(),
+        updated_at       timestamptz NOT NULL DEFAULT now(),
+        restarted_at     timestamptz,
+        acked_at         timestamptz
+      ) WITH (fillfactor = 70)`,
+      `CREATE TABLE IF NOT EXISTS dead_letters (
+        id          bigserial PRIMARY KEY,
+        message_id  text,
+        payload     text NOT NULL,
+        reason      text NOT NULL,
+        deliveries  integer NOT NULL,
+        created_at  timestamptz NOT NULL DEFAULT now()
+      )`,
+      // One dead letter per parsed message (a repeated dead-letter write updates it); malformed
+      // payloads have no id and each gets its own row.
+      `CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id) WHERE message_id IS NOT NULL`,
+    ],
+  },
+];
+
+export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;
+
+/** Create or upgrade the schema. Safe to run from many instances at once. Returns the version found before. */
+export async function migrate(client: PoolClient): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_version (
+      version    integer PRIMARY KEY,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const { rows } = await client.query<{ v: number | null }>('SELECT max(version) AS v FROM schema_version');
+    const before = rows[0]?.v ?? 0;
+    if (before > SCHEMA_VERSION) {
+      throw new Error(
+        `the database schema is version ${before}, newer than this mayhem (${SCHEMA_VERSION}); upgrade mayhem`,
+      );
+    }
+    for (const m of MIGRATIONS) {
+      if (m.version <= before) continue;
+      for (const sql of m.statements) await client.query(sql);
+      await client.query('INSERT INTO schema_version (version) VALUES ($1) ON CONFLICT DO NOTHING', [m.version]);
+    }
+    await client.query('COMMIT');
+    return before;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}

@@ -1,0 +1,384 @@
+/**
+ * PostgreSQL storage: message records shared by a fleet of mayhem instances.
+ *
+ * - Every write is an idempotent upsert keyed by messageId. Flags only go false → true, counters
+ *   only grow (GREATEST), so a write retried after an ambiguous failure, or replayed by a
+ *   redelivery on another instance, changes nothing.
+ * - Group commit: the writes of one tick (and those arriving while a batch is on the wire) are
+ *   merged per messageId and sent as ONE statement (a JSON array unpacked by json_to_recordset,
+ *   dead letters in a data-modifying CTE of the same statement). One statement = one transaction
+ *   = one WAL flush for the whole batch. Each caller's promise resolves when its batch committed.
+ * - isRestartDone is batched the same way (`message_id = ANY($1)`).
+ * - A failed batch rejects its callers with a clear error; the pool drops broken connections and
+ *   opens new ones on the next batch, so a restarted server or terminated connections heal by
+ *   themselves. The pipeline retries saves.
+ */
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { AckRecord, DeadLetter, HostGuard, Storage } from '../core/contracts.js';
+import { hostnameOf, type RestartRequest } from '../core/message.js';
+import { checkFailureRate, closedError, saveFailure } from './record.js';
+import { Batcher } from './postgres-batch.js';
+import { describe, PgHostGuard } from './postgres-host-guard.js';
+import { migrate } from './postgres-schema.js';
+
+export interface PostgresStorageOptions {
+  /** `postgres://user:pass@host:port/db` (or `postgresql://`). */
+  readonly url: string;
+  readonly logger: Logger;
+  /** Connections for reads and writes (the host guard uses one more of its own). Default 4. */
+  readonly poolSize?: number;
+  /** Most message rows per write statement / ids per read. Default 1000. */
+  readonly maxBatch?: number;
+  /** Time allowed to open a connection, ms. Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
+  readonly saveFailureRate?: number;
+  /** Randomness for the fault injection. */
+  readonly random?: () => number;
+  /** Messages in flight at once (informational: batches are bounded by `maxBatch`). */
+  readonly maxInFlight?: number;
+}
+
+/** PostgreSQL could not be reached or used at start. Its message is one line, fit for the CLI. */
+export class PostgresUnavailableError extends Error {
+  override readonly name = 'PostgresUnavailableError';
+}
+
+/** A write or read failed; the message says what and why in one line. */
+export class PostgresStorageError extends Error {
+  override readonly name = 'PostgresStorageError';
+}
+
+export interface PostgresStorageStats {
+  /** Write statements sent (one round trip and one commit each). */
+  readonly writeBatches: number;
+  /** Write requests they carried. */
+  readonly writes: number;
+  /** Read statements sent. */
+  readonly readBatches: number;
+  readonly reads: number;
+  /** Statements on the host-lock connection. */
+  readonly lockStatements: number;
+}
+
+export interface PostgresStorage extends Storage {
+  hostGuard(): HostGuard;
+  stats(): PostgresStorageStats;
+}
+
+/** One write request, as a partial message row (undefined = leave as is). */
+interface RowPatch {
+  i: string; // message_id
+  n?: string; // instance_name
+  h?: string; // hostname
+  p?: number; // published_at, ms
+  s?: boolean; // saved
+  d?: number; // deliveries
+  r?: boolean; // restarted
+  a?: number; // restart_attempts
+  k?: boolean; // acked
+  e?: number; // extensions
+  x?: boolean; // dead_lettered
+  l?: string; // last_error
+}
+
+interface DeadLetterRow {
+  message_id: string | null;
+  payload: string;
+  reason: string;
+  deliveries: number;
+}
+
+type Write = { readonly row?: RowPatch; readonly dead?: DeadLetterRow };
+
+const WRITE_SQL = `
+WITH dl AS (
+  INSERT INTO dead_letters (message_id, payload, reason, deliveries)
+  SELECT message_id, payload, reason, deliveries
+  FROM json_to_recordset($2::json) AS d(message_id text, payload text, reason text, deliveries int)
+  ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
+    payload = EXCLUDED.payload, reason = EXCLUDED.reason,
+    deliveries = greatest(dead_letters.deliveries, EXCLUDED.deliveries)
+)
+INSERT INTO messages AS m (
+  message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
+  restarted_at, acked, extensions, acked_at, dead_lettered, last_error)
+SELECT i, n, h, to_timestamp(p / 1000.0), coalesce(s, false), coalesce(d, 0), coalesce(r, false),
+  coalesce(a, 0), CASE WHEN r THEN now() END, coalesce(k, false), coalesce(e, 0),
+  CASE WHEN k THEN now() END, coalesce(x, false), l
+FROM json_to_recordset($1::json)
+  AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text)
+ORDER BY i
+ON CONFLICT (message_id) DO UPDATE SET
+  instance_name    = coalesce(EXCLUDED.instance_name, m.instance_name),
+  hostname         = coalesce(EXCLUDED.hostname, m.hostname),
+  published_at     = coalesce(EXCLUDED.published_at, m.published_at),
+  saved            = m.saved OR EXCLUDED.saved,
+  deliveries       = greatest(m.deliveries, EXCLUDED.deliveries),
+  restarted        = m.restarted OR EXCLUDED.restarted,
+  restart_attempts = greatest(m.restart_attempts, EXCLUDED.restart_attempts),
+  restarted_at     = CASE WHEN m.restarted THEN m.restarted_at ELSE EXCLUDED.restarted_at END,
+  acked            = m.acked OR EXCLUDED.acked,
+  extensions       = greatest(m.extensions, EXCLUDED.extensions),
+  acked_at         = CASE WHEN m.acked THEN m.acked_at ELSE EXCLUDED.acked_at END,
+  dead_lettered    = m.dead_lettered OR EXCLUDED.dead_lettered,
+  last_error       = coalesce(EXCLUDED.last_error, m.last_error),
+  updated_at       = now()`;
+
+const READ_SQL = 'SELECT message_id FROM messages WHERE message_id = ANY($1::text[]) AND restarted';
+
+/** Open the pool, check the server answers, create or migrate the schema. */
+export async function openPostgresStorage(opts: PostgresStorageOptions): Promise<PostgresStorage> {
+  checkFailureRate(opts.saveFailureRate);
+  const where = describeTarget(opts.url);
+  const pool = new pg.Pool({
+    connectionString: opts.url,
+    max: opts.poolSize ?? 4,
+    application_name: 'mayhem',
+    keepAlive: true,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    idleTimeoutMillis: 30_000,
+  });
+  // Idle connections killed by the server (restart, pg_terminate_backend) emit here; the pool
+  // has already dropped them. Without a listener the process would crash.
+  pool.on('error', (error) => {
+    opts.logger.warn({ err: error.message }, 'PostgreSQL connection lost (the pool reconnects on next use)');
+  });
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    await pool.end().catch(() => undefined);
+    throw new PostgresUnavailableError(`cannot connect to PostgreSQL at ${where}: ${describe(error)}`, { cause: error });
+  }
+  const onClientError = (error: Error): void => {
+    opts.logger.warn({ err: error.message }, 'PostgreSQL connection lost during schema migration');
+  };
+  client.on('error', onClientError);
+  try {
+    const before = await migrate(client);
+    opts.logger.debug({ db: where, schemaVersionBefore: before }, 'PostgreSQL storage ready');
+  } catch (error) {
+    client.release(true);
+    await pool.end().catch(() => undefined);
+    throw new PostgresUnavailableError(`cannot prepare the PostgreSQL schema at ${where}: ${describe(error)}`, {
+      cause: error,
+    });
+  } finally {
+    client.removeListener('error', onClientError);
+  }
+  client.release();
+  return new PgStorage(pool, opts);
+}
+
+class PgStorage implements PostgresStorage {
+  private readonly writes: Batcher<Write, void>;
+  private readonly reads: Batcher<string, boolean>;
+  private guard: PgHostGuard | undefined;
+  private closing: Promise<void> | undefined;
+  private readonly failureRate: number;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly opts: PostgresStorageOptions,
+  ) {
+    this.failureRate = checkFailureRate(opts.saveFailureRate);
+    this.random = opts.random ?? Math.random;
+    const maxBatch = opts.maxBatch ?? 1000;
+    const connections = Math.max(2, opts.poolSize ?? 4);
+    // Writes get most connections: two batches on the wire keep the WAL flushes overlapping.
+    this.writes = new Batcher<Write, void>({
+      maxBatch,
+      maxInFlight: Math.max(1, connections - 1),
+      run: (batch) => this.runWrites(batch),
+      isolateOn: isDataError,
+    });
+    this.reads = new Batcher<string, boolean>({
+      maxBatch,
+      maxInFlight: 1,
+      run: (ids) => this.runReads(ids),
+      isolateOn: isDataError,
+    });
+  }
+
+  isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean> {
+    if (this.closing) return Promise.reject(closedError());
+    return this.reads.submit(text(messageId), signal);
+  }
+
+  saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    if (this.failureRate > 0 && this.random() < this.failureRate) return Promise.reject(saveFailure(request.messageId));
+    return this.write(
+      {
+        row: {
+          i: text(request.messageId),
+          n: text(request.instanceName),
+          h: text(hostnameOf(request)),
+          p: request.publishedAt,
+          s: true,
+          d: deliveryCount,
+        },
+      },
+      signal,
+    );
+  }
+
+  markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
+    return this.write({ row: { i: text(messageId), r: true, a: attempts } }, signal);
+  }
+
+  markAcked(record: AckRecord): Promise<void> {
+    return this.write({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts } });
+  }
+
+  markFailed(messageId: string, error: string, attempts: number): Promise<void> {
+    return this.write({ row: { i: text(messageId), l: text(error), a: attempts } });
+  }
+
+  deadLetter(entry: DeadLetter): Promise<void> {
+    const req = entry.request;
+    return this.write({
+      dead: {
+        message_id: req ? text(req.messageId) : null,
+        payload: text(entry.payload),
+        reason: text(entry.reason),
+        deliveries: entry.deliveries,
+      },
+      row: req
+        ? {
+            i: text(req.messageId),
+            n: text(req.instanceName),
+            h: text(hostnameOf(req)),
+            p: req.publishedAt,
+            d: entry.deliveries,
+            x: true,
+            l: text(entry.reason),
+          }
+        : undefined,
+    });
+  }
+
+  hostGuard(): HostGuard {
+    if (this.closing) throw closedError();
+    this.guard ??= new PgHostGuard({ connectionString: this.opts.url, logger: this.opts.logger });
+    return this.guard;
+  }
+
+  stats(): PostgresStorageStats {
+    return {
+      writeBatches: this.writes.batches,
+      writes: this.writes.items,
+      readBatches: this.reads.batches,
+      reads: this.reads.items,
+      lockStatements: this.guard?.statements ?? 0,
+    };
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.all([this.writes.drained(), this.reads.drained()]);
+      await this.guard?.close();
+      await this.pool.end();
+    })();
+    return this.closing;
+  }
+
+  private write(w: Write, signal?: AbortSignal): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    return this.writes.submit(w, signal);
+  }
+
+  private async runWrites(batch: readonly Write[]): Promise<void[]> {
+    // Merge the patches of one message: ON CONFLICT cannot touch a row twice in one statement.
+    const rows = new Map<string, RowPatch>();
+    const dead: DeadLetterRow[] = [];
+    const deadById = new Map<string, DeadLetterRow>();
+    for (const w of batch) {
+      // One row per parsed message, as ON CONFLICT cannot touch a row twice: the last one wins.
+      if (w.dead?.message_id != null) deadById.set(w.dead.message_id, w.dead);
+      else if (w.dead) dead.push(w.dead);
+      if (!w.row) continue;
+      const prev = rows.get(w.row.i);
+      rows.set(w.row.i, prev ? merge(prev, w.row) : w.row);
+    }
+    try {
+      await this.pool.query({
+        name: 'mayhem_write',
+        text: WRITE_SQL,
+        values: [JSON.stringify([...rows.values()]), JSON.stringify(dead.concat([...deadById.values()]))],
+      });
+    } catch (error) {
+      throw new PostgresStorageError(`PostgreSQL write failed: ${describe(error)}`, { cause: error });
+    }
+    return new Array<void>(batch.length);
+  }
+
+  private async runReads(ids: readonly string[]): Promise<boolean[]> {
+    let done: Set<string>;
+    try {
+      const { rows } = await this.pool.query<{ message_id: string }>({
+        name: 'mayhem_restart_done',
+        text: READ_SQL,
+        values: [[...new Set(ids)]],
+      });
+      done = new Set(rows.map((r) => r.message_id));
+    } catch (error) {
+      throw new PostgresStorageError(`PostgreSQL read failed: ${describe(error)}`, { cause: error });
+    }
+    return ids.map((id) => done.has(id));
+  }
+}
+
+function merge(a: RowPatch, b: RowPatch): RowPatch {
+  return {
+    i: a.i,
+    n: b.n ?? a.n,
+    h: b.h ?? a.h,
+    p: b.p ?? a.p,
+    s: a.s || b.s || undefined,
+    d: max(a.d, b.d),
+    r: a.r || b.r || undefined,
+    a: max(a.a, b.a),
+    k: a.k || b.k || undefined,
+    e: max(a.e, b.e),
+    x: a.x || b.x || undefined,
+    l: b.l ?? a.l,
+  };
+}
+
+function max(a: number | undefined, b: number | undefined): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Math.max(a, b);
+}
+
+// PostgreSQL text cannot hold NUL, and its JSON parser rejects lone surrogates: replace both so one
+// odd payload cannot fail a whole batch.
+const UNSTORABLE_SOURCE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
+const HAS_UNSTORABLE = new RegExp(UNSTORABLE_SOURCE);
+const ALL_UNSTORABLE = new RegExp(UNSTORABLE_SOURCE, 'g');
+
+function text(s: string): string {
+  return HAS_UNSTORABLE.test(s) ? s.replace(ALL_UNSTORABLE, '\uFFFD') : s;
+}
+
+/** Data and constraint errors (SQLSTATE classes 22, 23): caused by one row, worth isolating. */
+function isDataError(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause ?? error) : error;
+  const code = (cause as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/** `host:port` (or the socket directory) of a connection URL, for messages. No credentials. */
+export function describeTarget(url: string): string {
+  try {
+    const u = new URL(url);
+    const host = u.hostname || u.searchParams.get('host') || 'localhost';
+    return `${host}:${u.port || '5432'}`;
+  } catch {
+    return 'the configured URL';
+  }
+}
