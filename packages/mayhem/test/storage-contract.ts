@@ -79,7 +79,7 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
         await s.markRestarted(r.messageId, 2);
         await s.markAcked({ messageId: r.messageId, extensions: 1, attempts: 2 });
       }
-      const first = h.read(s, r.messageId);
+      const first = { ...h.read(s, r.messageId) }; // a copy: the memory adapter's records are live
       await s.saveMessage(r, 2);
       await s.markRestarted(r.messageId, 2);
       await s.markAcked({ messageId: r.messageId, extensions: 1, attempts: 2 });
