@@ -4,14 +4,12 @@
  * batch that carried its request has committed (or failed).
  */
 
-/** A queued request. `state` moves queued → sent, or queued → aborted. */
+/** A queued request. */
 interface Item<I, R> {
   readonly input: I;
   readonly resolve: (value: R) => void;
   readonly reject: (reason: unknown) => void;
   readonly signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  state: 'queued' | 'sent' | 'aborted';
 }
 
 export interface BatcherOptions<I, R> {
@@ -44,27 +42,21 @@ export class Batcher<I, R> {
 
   constructor(private readonly opts: BatcherOptions<I, R>) {}
 
-  /** Queue a request. Rejects with `signal.reason` when the signal aborts before it is sent. */
+  /**
+   * Queue a request. Rejects with `signal.reason` when the signal has aborted before the batch
+   * is sent. The signal is checked, not listened to: the pipeline shares one signal between
+   * thousands of requests, and a listener each would cost more than the writes.
+   */
   submit(input: I, signal?: AbortSignal): Promise<R> {
-    if (signal?.aborted) return Promise.reject(signal.reason as Error);
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<R>((resolve, reject) => {
-      const item: Item<I, R> = { input, resolve, reject, signal, onAbort: undefined, state: 'queued' };
-      if (signal) {
-        item.onAbort = () => {
-          if (item.state !== 'queued') return;
-          item.state = 'aborted';
-          // The contract: reject with the signal's own reason, whatever it is.
-          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-          reject(signal.reason);
-        };
-        signal.addEventListener('abort', item.onAbort, { once: true });
-      }
-      this.queue.push(item);
+      this.queue.push({ input, resolve, reject, signal });
       this.schedule();
     });
   }
 
-  /** Requests queued and not yet sent (aborted ones included until skipped). */
+  /** Requests queued and not yet sent. */
   get pending(): number {
     return this.queue.length - this.head;
   }
@@ -90,10 +82,8 @@ export class Batcher<I, R> {
     const batch: Item<I, R>[] = [];
     while (this.head < this.queue.length && batch.length < this.opts.maxBatch) {
       const item = this.queue[this.head++]!;
-      if (item.state !== 'queued') continue;
-      item.state = 'sent';
-      if (item.signal && item.onAbort) item.signal.removeEventListener('abort', item.onAbort);
-      batch.push(item);
+      if (item.signal?.aborted) item.reject(item.signal.reason);
+      else batch.push(item);
     }
     if (this.head === this.queue.length) {
       this.queue = [];

@@ -103,7 +103,10 @@ export class PgHostGuard implements HostGuard {
     this.closed = true;
     this.tries = [];
     for (const t of [...this.attempts]) {
-      if (t.timer) clearTimeout(t.timer);
+      if (t.timer) {
+        clearTimeout(t.timer);
+        t.signal.removeEventListener('abort', t.onAbort);
+      }
       this.fail(t, new Error('host guard is closed'));
     }
     await this.roundRunning;
@@ -116,7 +119,8 @@ export class PgHostGuard implements HostGuard {
   // ---- in-process keyed mutex -------------------------------------------------------------
 
   private lockLocal(host: string, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
+    if (signal.aborted) return Promise.reject(signal.reason);
     const lock = this.local.get(host);
     if (!lock) {
       this.local.set(host, { waiters: [] });
@@ -149,8 +153,11 @@ export class PgHostGuard implements HostGuard {
   // ---- cross-instance advisory lock -------------------------------------------------------
 
   private lockRemote(host: string, signal: AbortSignal): Promise<number> {
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
+    if (signal.aborted) return Promise.reject(signal.reason);
     return new Promise<number>((resolve, reject) => {
+      // No abort listener while queued or on the wire (one signal is shared by every message in
+      // flight): the round checks the signal. Only an attempt sleeping before a retry listens.
       const attempt: Attempt = {
         host,
         signal,
@@ -160,15 +167,11 @@ export class PgHostGuard implements HostGuard {
         timer: undefined,
         done: false,
         onAbort: () => {
-          if (attempt.done) return;
-          // Queued or sleeping: drop it now. On the wire: the round sees `done` and unlocks.
-          const i = this.tries.indexOf(attempt);
-          if (i >= 0) this.tries.splice(i, 1);
           if (attempt.timer) clearTimeout(attempt.timer);
+          attempt.timer = undefined;
           this.fail(attempt, signal.reason);
         },
       };
-      signal.addEventListener('abort', attempt.onAbort, { once: true });
       this.attempts.add(attempt);
       this.tries.push(attempt);
       this.scheduleRound();
@@ -179,7 +182,6 @@ export class PgHostGuard implements HostGuard {
     if (attempt.done) return;
     attempt.done = true;
     this.attempts.delete(attempt);
-    attempt.signal.removeEventListener('abort', attempt.onAbort);
     attempt.reject(reason);
   }
 
@@ -209,7 +211,11 @@ export class PgHostGuard implements HostGuard {
   private async round(): Promise<void> {
     const queuedUnlocks = this.unlocks;
     this.unlocks = [];
-    const tries = this.tries.splice(0, this.maxBatch);
+    const tries: Attempt[] = [];
+    for (const t of this.tries.splice(0, this.maxBatch)) {
+      if (t.signal.aborted) this.fail(t, t.signal.reason);
+      else tries.push(t);
+    }
     if (this.closed) return;
     try {
       const client = await this.connection();
@@ -225,14 +231,16 @@ export class PgHostGuard implements HostGuard {
         const { rows } = await client.query<{ ok: boolean }>(TRY_SQL, [HOST_LOCK_NAMESPACE, tries.map((t) => t.host)]);
         tries.forEach((t, i) => {
           const ok = rows[i]?.ok === true;
-          if (ok && t.done) {
+          if (ok && (t.done || t.signal.aborted)) {
             this.unlocks.push({ host: t.host, generation }); // aborted while on the wire
+            this.fail(t, t.signal.reason);
           } else if (ok) {
             t.done = true;
             this.attempts.delete(t);
-            t.signal.removeEventListener('abort', t.onAbort);
             this.held.set(generation, (this.held.get(generation) ?? 0) + 1);
             t.resolve(generation);
+          } else if (t.signal.aborted) {
+            this.fail(t, t.signal.reason);
           } else if (!t.done) {
             this.contended++;
             this.retryLater(t);
@@ -248,8 +256,10 @@ export class PgHostGuard implements HostGuard {
   private retryLater(t: Attempt): void {
     const delay = t.delayMs * (0.5 + Math.random());
     t.delayMs = Math.min(t.delayMs * 2, this.maxRetryMs);
+    t.signal.addEventListener('abort', t.onAbort, { once: true });
     t.timer = setTimeout(() => {
       t.timer = undefined;
+      t.signal.removeEventListener('abort', t.onAbort);
       if (t.done) return;
       this.tries.push(t);
       this.scheduleRound();

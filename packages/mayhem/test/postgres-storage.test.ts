@@ -1,0 +1,247 @@
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import type { Storage } from '../src/core/contracts.js';
+import {
+  openPostgresStorage,
+  PostgresStorageError,
+  PostgresUnavailableError,
+  type PostgresStorage,
+  type PostgresStorageOptions,
+} from '../src/storage/postgres.js';
+import { SCHEMA_VERSION } from '../src/storage/postgres-schema.js';
+import type { MessageRecord } from '../src/storage/record.js';
+import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { describeStorageContract, request } from './storage-contract.js';
+
+const silent = pino({ level: 'silent' });
+let pgt: TestPostgres;
+
+beforeAll(async () => {
+  pgt = await startTestPostgres();
+});
+afterAll(async () => {
+  await pgt?.close();
+});
+
+function open(extra: Partial<PostgresStorageOptions> = {}): Promise<PostgresStorage> {
+  return openPostgresStorage({ url: pgt.url, logger: silent, ...extra });
+}
+
+// ---- the shared Storage contract ------------------------------------------------------------
+// The contract harness is synchronous (written for in-process adapters): `open` hands back a
+// Storage whose calls wait for the real one, and `read` asks psql synchronously.
+
+function lazy(p: Promise<Storage>): Storage {
+  return {
+    isRestartDone: (id, signal) => p.then((s) => s.isRestartDone(id, signal)),
+    saveMessage: (r, n, signal) => p.then((s) => s.saveMessage(r, n, signal)),
+    markRestarted: (id, a, signal) => p.then((s) => s.markRestarted(id, a, signal)),
+    markAcked: (rec) => p.then((s) => s.markAcked(rec)),
+    markFailed: (id, e, a) => p.then((s) => s.markFailed(id, e, a)),
+    deadLetter: (d) => p.then((s) => s.deadLetter(d)),
+    close: () => p.then((s) => s.close()),
+  };
+}
+
+function psql(sql: string): string[] {
+  const out = execFileSync('psql', [pgt.url, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.length > 0);
+}
+
+const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
+const ms = (col: string): string => `(round(extract(epoch FROM ${col}) * 1000))::float8`;
+
+function readRecord(id: string): MessageRecord | undefined {
+  const [line] = psql(`SELECT json_build_object(
+    'messageId', message_id, 'instanceName', instance_name, 'hostname', hostname,
+    'publishedAt', ${ms('published_at')}, 'restarted', restarted, 'restartAttempts', restart_attempts,
+    'saved', saved, 'acked', acked, 'extensions', extensions, 'deliveries', deliveries,
+    'deadLettered', dead_lettered, 'lastError', last_error, 'createdAt', ${ms('created_at')},
+    'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')})
+    FROM messages WHERE message_id = ${lit(id)}`);
+  return line === undefined ? undefined : (JSON.parse(line) as MessageRecord);
+}
+
+describeStorageContract('postgres', {
+  open: (opts) => lazy(open(opts)),
+  read: (_s, id) => readRecord(id),
+  deadLetters: () =>
+    psql(`SELECT json_build_object('messageId', message_id, 'payload', payload, 'reason', reason, 'deliveries', deliveries)
+          FROM dead_letters ORDER BY id`).map(
+      (l) => JSON.parse(l) as { messageId: string | null; payload: string; reason: string; deliveries: number },
+    ),
+});
+
+// ---- PostgreSQL specifics ---------------------------------------------------------------------
+
+describe('postgres storage', () => {
+  it('creates the schema once when two instances open the same database at once', async () => {
+    const { url } = await pgt.createDatabase();
+    const opened = await Promise.all([1, 2, 3].map(() => openPostgresStorage({ url, logger: silent })));
+    const again = await openPostgresStorage({ url, logger: silent });
+    await Promise.all([...opened, again].map((s) => s.close()));
+    const rows = psqlAt(url, 'SELECT version FROM schema_version ORDER BY version');
+    expect(rows).toEqual([String(SCHEMA_VERSION)]);
+    expect(psqlAt(url, `SELECT count(*) FROM pg_tables WHERE tablename IN ('messages', 'dead_letters')`)).toEqual(['2']);
+  });
+
+  it('groups many concurrent writes into few statements, and reads likewise', async () => {
+    const s = await open();
+    const n = 3000;
+    await Promise.all(Array.from({ length: n }, (_, i) => s.saveMessage(request(10_000 + i), 1)));
+    const afterWrites = s.stats();
+    expect(afterWrites.writes).toBe(n);
+    expect(afterWrites.writeBatches).toBeLessThanOrEqual(10); // at most 1000 per statement
+    const done = await Promise.all(Array.from({ length: n }, (_, i) => s.isRestartDone(`m-${10_000 + i}`)));
+    expect(done.every((d) => !d)).toBe(true);
+    expect(s.stats().readBatches).toBeLessThanOrEqual(10);
+    await Promise.all(Array.from({ length: n }, (_, i) => s.markRestarted(`m-${10_000 + i}`, 1)));
+    const doneNow = await Promise.all(Array.from({ length: n }, (_, i) => s.isRestartDone(`m-${10_000 + i}`)));
+    expect(doneNow.every((d) => d)).toBe(true);
+    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-1____' AND saved AND restarted`)).toEqual([String(n)]);
+    await s.close();
+  });
+
+  it('merges writes to one message within a batch (save, restarted, acked in one tick)', async () => {
+    const s = await open();
+    const r = request(20_001);
+    const before = s.stats().writeBatches;
+    await Promise.all([
+      s.saveMessage(r, 2),
+      s.markRestarted(r.messageId, 2),
+      s.markAcked({ messageId: r.messageId, extensions: 4, attempts: 2 }),
+      s.saveMessage(r, 1),
+    ]);
+    expect(s.stats().writeBatches - before).toBe(1);
+    expect(readRecord(r.messageId)).toMatchObject({ saved: true, restarted: true, acked: true, deliveries: 2, extensions: 4, restartAttempts: 2 });
+    await s.close();
+  });
+
+  it('rejects with the signal reason when aborted after queueing but before the batch is sent', async () => {
+    const s = await open();
+    const ac = new AbortController();
+    const reason = new Error('shutting down');
+    const p = s.saveMessage(request(20_002), 1, ac.signal);
+    const q = s.markRestarted('m-20002', 1, ac.signal);
+    const kept = s.saveMessage(request(20_003), 1);
+    ac.abort(reason); // same tick: the batch has not gone out yet
+    await expect(p).rejects.toBe(reason);
+    await expect(q).rejects.toBe(reason);
+    await kept;
+    expect(readRecord('m-20002')).toBeUndefined();
+    expect(readRecord('m-20003')).toMatchObject({ saved: true });
+    await s.close();
+  });
+
+  it('stores awkward text (NUL, lone surrogates) instead of failing the batch', async () => {
+    const s = await open();
+    await s.deadLetter({ payload: 'a\u0000b\uD800c', reason: 'payload is not valid UTF-8', deliveries: 1 });
+    const r = { messageId: 'm-nul\u0000', instanceName: 'cattle-1', publishedAt: 1 };
+    await s.saveMessage(r, 1);
+    expect(psql(`SELECT payload FROM dead_letters WHERE reason = 'payload is not valid UTF-8'`)).toEqual(['a\uFFFDb\uFFFDc']);
+    expect(readRecord('m-nul\uFFFD')).toMatchObject({ saved: true });
+    await s.close();
+  });
+
+  it('a row PostgreSQL rejects fails alone; its batch neighbours are written', async () => {
+    const s = await open();
+    const bad = { messageId: 'm-bad-time', instanceName: 'cattle-2', publishedAt: 1e300 }; // out of timestamptz range
+    const results = await Promise.allSettled([
+      s.saveMessage(request(20_010), 1),
+      s.saveMessage(bad, 1),
+      s.saveMessage(request(20_011), 1),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    const err = (results[1] as PromiseRejectedResult).reason as Error;
+    expect(err).toBeInstanceOf(PostgresStorageError);
+    expect(err.message).toMatch(/^PostgreSQL write failed: /);
+    expect(readRecord('m-20010')).toBeDefined();
+    expect(readRecord('m-bad-time')).toBeUndefined();
+    await s.close();
+  });
+
+  it('flushes queued writes on close, then rejects new ones', async () => {
+    const s = await open();
+    const writes = Array.from({ length: 50 }, (_, i) => s.saveMessage(request(20_100 + i), 1));
+    await s.close();
+    await Promise.all(writes);
+    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-201__'`)).toEqual(['50']);
+    await expect(s.isRestartDone('m-20100')).rejects.toThrow(/closed/);
+  });
+
+  it('connections terminated mid-run: writes reject clearly, then succeed on retry; nothing lost', async () => {
+    const s = await open({ poolSize: 4 });
+    const n = 2000;
+    const failures: Error[] = [];
+    const saveWithRetry = async (i: number): Promise<void> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await s.saveMessage(request(30_000 + i), 1);
+          await s.markRestarted(`m-${30_000 + i}`, 1);
+          return;
+        } catch (error) {
+          failures.push(error as Error);
+          if (attempt >= 10) throw error;
+          await new Promise((r) => setTimeout(r, 5 * attempt));
+        }
+      }
+    };
+    let started = 0;
+    let terminated = 0;
+    const all: Promise<void>[] = [];
+    // Start writers in waves; terminate every session of the database in the middle.
+    for (let wave = 0; wave < 10; wave++) {
+      for (let i = 0; i < n / 10; i++) all.push(saveWithRetry(started++));
+      if (wave === 4) terminated = await pgt.terminateConnections();
+      await new Promise((r) => setImmediate(r));
+    }
+    await Promise.all(all);
+    expect(terminated).toBeGreaterThan(0);
+    for (const f of failures) expect(f.message).toMatch(/^PostgreSQL (write|read) failed: /);
+    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-3____' AND saved AND restarted`)).toEqual([String(n)]);
+    // Terminate again while idle: the pool drops the dead connections and the next write works.
+    await pgt.terminateConnections();
+    await saveWithRetry(n);
+    await s.close();
+  });
+
+  it('unreachable at start: one clear line', async () => {
+    const port = await closedPort();
+    const err = await openPostgresStorage({ url: `postgres://postgres@127.0.0.1:${port}/test`, logger: silent }).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(PostgresUnavailableError);
+    expect((err as Error).message).toBe(`cannot connect to PostgreSQL at 127.0.0.1:${port}: connection refused`);
+  });
+
+  it('missing database at start: one clear line naming it', async () => {
+    const u = new URL(pgt.url);
+    u.pathname = '/mayhem_no_such_db';
+    const err = await openPostgresStorage({ url: u.toString(), logger: silent }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PostgresUnavailableError);
+    expect((err as Error).message).toBe(
+      `cannot connect to PostgreSQL at ${pgt.host}:${pgt.port}: database "mayhem_no_such_db" does not exist`,
+    );
+    expect((err as Error).message).not.toContain('\n');
+  });
+});
+
+function psqlAt(url: string, sql: string): string[] {
+  return execFileSync('psql', [url, '-X', '-A', '-t', '-q', '-c', sql], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => l.length > 0);
+}
+
+async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
