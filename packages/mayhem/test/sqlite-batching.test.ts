@@ -25,6 +25,18 @@ describe('sqlite group commit', () => {
     expect(done).toBe(true);
     expect(other).toBe(false);
     expect(s.stats.transactions).toBe(1);
+    // ...and not the writes queued after them.
+    const [before] = await Promise.all([s.isRestartDone('m-3'), s.markRestarted('m-3', 1)]);
+    expect(before).toBe(false);
+    expect(await s.isRestartDone('m-3')).toBe(true);
+    await s.close();
+  });
+
+  it('folds the writes to one message within a flush into one row write', async () => {
+    const s = openSqliteStorage({ path: tmp.file(), logger: silent });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => Promise.all([s.saveMessage(request(i), 1), s.markRestarted(`m-${i}`, 1)])));
+    expect(s.stats.ops).toBe(200);
+    expect(s.stats.rowWrites).toBe(100);
     await s.close();
   });
 

@@ -35,6 +35,16 @@ describe('sqlite storage', () => {
     await s.close();
   });
 
+  it('checkpoints the WAL off the loop and leaves no WAL behind after close', async () => {
+    const path = tmp.file();
+    const s = openSqliteStorage({ path, logger: silent });
+    await Promise.all(Array.from({ length: 3_000 }, (_, i) => s.saveMessage(request(i), 1)));
+    await s.close();
+    // The checkpoint worker's connection closed before ours, so ours was last and removed the WAL.
+    expect(existsSync(`${path}-wal`)).toBe(false);
+    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM messages')).toEqual([{ n: 3_000 }]);
+  });
+
   it('reopens an existing file idempotently and the restart-done flag survives', async () => {
     const path = tmp.file();
     const a = openSqliteStorage({ path, logger: silent });

@@ -9,8 +9,10 @@
  * flush, after the loop has had a turn.
  */
 import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { AckRecord, DeadLetter, Storage } from '../core/contracts.js';
@@ -40,6 +42,8 @@ export interface SqliteStats {
   longestFlushMs: number;
   /** Transactions that failed and rejected their callers. */
   failedTransactions: number;
+  /** Row upserts into `messages` (fewer than write operations when writes to one message shared a flush). */
+  rowWrites: number;
 }
 
 /** The SQLite adapter, with its group-commit counters. */
@@ -81,41 +85,63 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id) WHERE message_id IS NOT NULL;
 `;
 
-// Each write is one upsert statement, so it is idempotent and needs no read first. Counts take the
-// max and first-time stamps use coalesce, so a retried or reordered write leaves the same row.
+// Every write to `messages` goes through this one upsert. Each column merges monotonically (flags
+// and counts take the max, first-time stamps coalesce, a NULL patch value keeps the stored one), so a
+// retried, reordered or merged write leaves the same row: the writes are idempotent, and all the
+// writes for one message within a flush can be folded into a single statement.
+const UPSERT_MESSAGE = `
+INSERT INTO messages (message_id, instance_name, hostname, published_at, restarted, restart_attempts, saved, acked,
+                      extensions, deliveries, dead_lettered, last_error, created_at, updated_at, restarted_at, acked_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (message_id) DO UPDATE SET
+  instance_name    = coalesce(excluded.instance_name, instance_name),
+  hostname         = coalesce(excluded.hostname, hostname),
+  published_at     = coalesce(excluded.published_at, published_at),
+  restarted        = max(restarted, excluded.restarted),
+  restart_attempts = max(restart_attempts, excluded.restart_attempts),
+  saved            = max(saved, excluded.saved),
+  acked            = max(acked, excluded.acked),
+  extensions       = CASE WHEN excluded.acked = 1 THEN excluded.extensions ELSE extensions END,
+  deliveries       = max(deliveries, excluded.deliveries),
+  dead_lettered    = max(dead_lettered, excluded.dead_lettered),
+  last_error       = coalesce(excluded.last_error, last_error),
+  updated_at       = excluded.updated_at,
+  restarted_at     = coalesce(restarted_at, excluded.restarted_at),
+  acked_at         = coalesce(acked_at, excluded.acked_at)`;
+
 const SQL = {
-  isRestartDone: `SELECT restarted FROM messages WHERE message_id = ?`,
-  save: `INSERT INTO messages (message_id, instance_name, hostname, published_at, saved, deliveries, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 1, ?, ?, ?)
-         ON CONFLICT (message_id) DO UPDATE SET
-           instance_name = excluded.instance_name, hostname = excluded.hostname, published_at = excluded.published_at,
-           saved = 1, deliveries = max(deliveries, excluded.deliveries), updated_at = excluded.updated_at`,
-  restarted: `INSERT INTO messages (message_id, restarted, restart_attempts, restarted_at, created_at, updated_at)
-         VALUES (?, 1, ?, ?, ?, ?)
-         ON CONFLICT (message_id) DO UPDATE SET
-           restarted = 1, restart_attempts = max(restart_attempts, excluded.restart_attempts),
-           restarted_at = coalesce(restarted_at, excluded.restarted_at), updated_at = excluded.updated_at`,
-  acked: `INSERT INTO messages (message_id, acked, extensions, restart_attempts, acked_at, created_at, updated_at)
-         VALUES (?, 1, ?, ?, ?, ?, ?)
-         ON CONFLICT (message_id) DO UPDATE SET
-           acked = 1, extensions = excluded.extensions, restart_attempts = max(restart_attempts, excluded.restart_attempts),
-           acked_at = coalesce(acked_at, excluded.acked_at), updated_at = excluded.updated_at`,
-  failed: `INSERT INTO messages (message_id, last_error, restart_attempts, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (message_id) DO UPDATE SET
-           last_error = excluded.last_error, restart_attempts = max(restart_attempts, excluded.restart_attempts),
-           updated_at = excluded.updated_at`,
-  deadLetterMessage: `INSERT INTO messages (message_id, instance_name, hostname, published_at, dead_lettered, last_error, deliveries, created_at, updated_at)
-         VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?)
-         ON CONFLICT (message_id) DO UPDATE SET
-           instance_name = excluded.instance_name, hostname = excluded.hostname, published_at = excluded.published_at,
-           dead_lettered = 1, last_error = excluded.last_error, deliveries = max(deliveries, excluded.deliveries),
-           updated_at = excluded.updated_at`,
+  // One statement answers every isRestartDone of a flush: measured ~3x cheaper per id than a
+  // prepared point-select each (json_each takes the ids as one JSON array parameter).
+  restartedAmong: `SELECT message_id FROM messages WHERE message_id IN (SELECT value FROM json_each(?)) AND restarted = 1`,
+  upsertMessage: UPSERT_MESSAGE,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
            payload = excluded.payload, reason = excluded.reason, deliveries = excluded.deliveries`,
   deadLetterMalformed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (NULL, ?, ?, ?, ?)`,
 } as const;
+
+/** The pending change to one message row within a flush; merges like {@link UPSERT_MESSAGE} does. */
+class Patch {
+  instanceName: string | null = null;
+  hostname: string | null = null;
+  publishedAt: number | null = null;
+  restarted = 0;
+  restartAttempts = 0;
+  saved = 0;
+  acked = 0;
+  extensions = 0;
+  deliveries = 0;
+  deadLettered = 0;
+  lastError: string | null = null;
+
+  constructor(readonly messageId: string) {}
+
+  setRequest(r: RestartRequest): void {
+    this.instanceName = r.instanceName;
+    this.hostname = hostnameOf(r);
+    this.publishedAt = r.publishedAt;
+  }
+}
 
 const enum Kind {
   IsRestartDone,
@@ -154,20 +180,18 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   const random = opts.random ?? Math.random;
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   const log = opts.logger;
-  const db = openDatabase(opts.path);
+  const path = opts.path;
+  const db = openDatabase(path);
 
   const st = {
-    isRestartDone: db.prepare<[string], number>(SQL.isRestartDone).pluck(),
-    save: db.prepare(SQL.save),
-    restarted: db.prepare(SQL.restarted),
-    acked: db.prepare(SQL.acked),
-    failed: db.prepare(SQL.failed),
-    deadLetterMessage: db.prepare(SQL.deadLetterMessage),
+    restartedAmong: db.prepare<[string], string>(SQL.restartedAmong).pluck(),
+    upsertMessage: db.prepare(SQL.upsertMessage),
     deadLetterParsed: db.prepare(SQL.deadLetterParsed),
     deadLetterMalformed: db.prepare(SQL.deadLetterMalformed),
   };
+  const checkpointer = path === ':memory:' || path === '' ? undefined : startCheckpointer(db, path, log);
 
-  const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, failedTransactions: 0 };
+  const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, failedTransactions: 0, rowWrites: 0 };
   let queue: Op[] = [];
   let head = 0;
   let scheduled = false;
@@ -175,43 +199,84 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   let drained: (() => void)[] = [];
 
   // Runs one batch; results land in `results` (reads) in batch order. Throws to roll back.
+  // Writes to `messages` are folded into one Patch per messageId and written at the end; a read
+  // checks the pending patch first, so it still sees every write queued before it.
   const runBatch = db.transaction((batch: Op[], results: (boolean | undefined)[], now: number) => {
+    const patches = new Map<string, Patch>();
+    const patchFor = (id: string): Patch => {
+      let p = patches.get(id);
+      if (p === undefined) {
+        p = new Patch(id);
+        patches.set(id, p);
+      }
+      return p;
+    };
+    // Reads not answered by a patch queued before them; answered from the committed rows below.
+    const reads: number[] = [];
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
       if (op.signal?.aborted) continue; // settled as aborted after the commit
       switch (op.kind) {
         case Kind.IsRestartDone:
-          results[i] = st.isRestartDone.get(op.id) === 1;
+          if (patches.get(op.id)?.restarted === 1) results[i] = true;
+          else reads.push(i);
           break;
         case Kind.Save: {
-          const r = op.a as RestartRequest;
-          st.save.run(op.id, r.instanceName, hostnameOf(r), r.publishedAt, op.b, now, now);
+          const p = patchFor(op.id);
+          p.setRequest(op.a as RestartRequest);
+          p.saved = 1;
+          p.deliveries = Math.max(p.deliveries, op.b as number);
           break;
         }
-        case Kind.Restarted:
-          st.restarted.run(op.id, op.a, now, now, now);
+        case Kind.Restarted: {
+          const p = patchFor(op.id);
+          p.restarted = 1;
+          p.restartAttempts = Math.max(p.restartAttempts, op.a as number);
           break;
+        }
         case Kind.Acked: {
           const r = op.a as AckRecord;
-          st.acked.run(op.id, r.extensions, r.attempts, now, now, now);
+          const p = patchFor(op.id);
+          p.acked = 1;
+          p.extensions = r.extensions;
+          p.restartAttempts = Math.max(p.restartAttempts, r.attempts);
           break;
         }
-        case Kind.Failed:
-          st.failed.run(op.id, op.a, op.b, now, now);
+        case Kind.Failed: {
+          const p = patchFor(op.id);
+          p.lastError = op.a as string;
+          p.restartAttempts = Math.max(p.restartAttempts, op.b as number);
           break;
+        }
         case Kind.DeadLetter: {
           const d = op.a as DeadLetter;
           if (d.request === undefined) {
             st.deadLetterMalformed.run(d.payload, d.reason, d.deliveries, now);
           } else {
-            const r = d.request;
-            st.deadLetterParsed.run(r.messageId, d.payload, d.reason, d.deliveries, now);
-            st.deadLetterMessage.run(r.messageId, r.instanceName, hostnameOf(r), r.publishedAt, d.reason, d.deliveries, now, now);
+            st.deadLetterParsed.run(d.request.messageId, d.payload, d.reason, d.deliveries, now);
+            const p = patchFor(op.id);
+            p.setRequest(d.request);
+            p.deadLettered = 1;
+            p.lastError = d.reason;
+            p.deliveries = Math.max(p.deliveries, d.deliveries);
           }
           break;
         }
       }
     }
+    if (reads.length > 0) {
+      // Runs before this batch's upserts, so it sees exactly the rows committed before the batch.
+      const ids = reads.map((i) => batch[i]!.id);
+      const done = new Set(st.restartedAmong.all(JSON.stringify(ids)));
+      for (const i of reads) results[i] = done.has(batch[i]!.id);
+    }
+    for (const p of patches.values()) {
+      st.upsertMessage.run(
+        p.messageId, p.instanceName, p.hostname, p.publishedAt, p.restarted, p.restartAttempts, p.saved, p.acked,
+        p.extensions, p.deliveries, p.deadLettered, p.lastError, now, now, p.restarted === 1 ? now : null, p.acked === 1 ? now : null,
+      );
+    }
+    stats.rowWrites += patches.size;
   });
 
   function flush(): void {
@@ -309,8 +374,78 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       closed = true;
       // Writes queued before close still commit: wait for the flushes already scheduled.
       if (queue.length > 0) await new Promise<void>((res) => drained.push(res));
+      await checkpointer?.stop();
+      // The last connection to close checkpoints the WAL into the database file.
       db.close();
       log.debug({ path: opts.path, ...stats }, 'Closed SQLite storage');
+    },
+  };
+}
+
+// A checkpoint copies WAL pages into the database file and fsyncs; run on the event loop (SQLite's
+// auto-checkpoint, inside whichever commit crosses 1,000 pages) it costs ~30% of write throughput and
+// makes that one flush 3x longer. A worker thread with its own connection runs PASSIVE checkpoints
+// instead: they never block this connection's writes.
+const CHECKPOINT_EVERY_MS = 200;
+const CHECKPOINTER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const Database = require(workerData.module);
+const db = new Database(workerData.path, { timeout: 1000 });
+const timer = setInterval(() => {
+  try { db.pragma('wal_checkpoint(PASSIVE)'); }
+  catch (err) { parentPort.postMessage({ error: String(err && err.message || err) }); }
+}, workerData.everyMs);
+parentPort.on('message', (m) => {
+  if (m !== 'stop') return;
+  clearInterval(timer);
+  db.close();
+  parentPort.postMessage({ stopped: true });
+  parentPort.close();
+});
+`;
+
+interface Checkpointer {
+  stop(): Promise<void>;
+}
+
+/** Move WAL checkpoints off the event loop; on any worker trouble fall back to SQLite's auto-checkpoint. */
+function startCheckpointer(db: Database.Database, path: string, log: Logger): Checkpointer | undefined {
+  let worker: Worker;
+  try {
+    worker = new Worker(CHECKPOINTER_SOURCE, {
+      eval: true,
+      workerData: { path: resolve(path), module: createRequire(import.meta.url).resolve('better-sqlite3'), everyMs: CHECKPOINT_EVERY_MS },
+    });
+  } catch (err) {
+    log.warn({ err }, 'SQLite checkpoint worker did not start; checkpointing on the event loop');
+    return undefined;
+  }
+  db.pragma('wal_autocheckpoint = 0');
+  worker.unref(); // never what keeps the process alive
+  let stopped = false;
+  const fallback = (why: string): void => {
+    if (stopped) return;
+    stopped = true;
+    log.warn({ why }, 'SQLite checkpoint worker stopped; checkpointing on the event loop');
+    if (db.open) db.pragma('wal_autocheckpoint = 1000');
+  };
+  let errorLogged = false;
+  worker.on('message', (m: { error?: string }) => {
+    if (m.error !== undefined && !errorLogged) {
+      errorLogged = true; // a busy checkpoint is retried next interval; say so once
+      log.warn({ error: m.error }, 'SQLite background checkpoint failed; retrying');
+    }
+  });
+  worker.on('error', (err) => fallback(err.message));
+  worker.on('exit', (code) => fallback(`exit code ${code}`));
+  return {
+    async stop(): Promise<void> {
+      if (stopped) return;
+      stopped = true;
+      const exited = new Promise<void>((res) => worker.once('exit', () => res()));
+      worker.ref(); // an unref'd worker would let the process exit before close() resolves
+      worker.postMessage('stop');
+      await exited;
     },
   };
 }
@@ -329,6 +464,8 @@ function openDatabase(path: string): Database.Database {
     // In WAL mode NORMAL loses at most the last commits on power loss, never consistency; it
     // spares an fsync per commit.
     db.pragma('synchronous = NORMAL');
+    // 32 MB of page cache (default 2 MB): the hot part of the message index stays in memory.
+    db.pragma('cache_size = -32768');
     migrate(db);
     return db;
   } catch (err) {
