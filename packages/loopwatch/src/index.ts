@@ -1,0 +1,53 @@
+/**
+ * loopwatch: asyncio's debug mode, aiodebug and task dumps for any Node.js program.
+ *
+ * No code change: `node --import loopwatch/register app.js` with `LOOPWATCH=debug|production`.
+ * From code: the functions below, with the same options.
+ */
+import type { Report } from './model/report.js';
+import { buildTaskDump, type DumpOptions } from './instrument/dump.js';
+import { startTaskMonitor, type MonitorTasksOptions } from './instrument/monitor.js';
+import { unwatchSlow, watchSlow } from './instrument/slow.js';
+import { assertMainThread } from './instrument/thread-guard.js';
+import { report } from './lifecycle.js';
+
+export type { Frame, Report, ReportKind, Sink, TaskRef, TaskSnapshot, LoopLagFigures } from './model/report.js';
+export type { EnableOptions } from './lifecycle.js';
+export { enableDebug, enableProduction, disable, activeMode } from './lifecycle.js';
+export { spawn, type TaskHandle } from './instrument/spawn.js';
+export { runInWorker, setWorkerPoolSize, closeWorkerPool } from './instrument/worker-pool.js';
+export { ThreadAffinityError } from './instrument/thread-guard.js';
+export { monitorLoopLag } from './instrument/production-set.js';
+export { optionsFromEnv, OptionsError, type LoopwatchOptions } from './options.js';
+export { formatText } from './sinks/text.js';
+export { formatJson } from './sinks/json.js';
+export type { DumpOptions, MonitorTasksOptions };
+
+/**
+ * Every pending task (async function invocations still running and named tasks), as a tree with
+ * where each was created and where it waits. Prints it (like `print_stack`) unless `print: false`.
+ * Without debug mode only the message says tracking is off.
+ */
+export function dumpTasks(opts: DumpOptions & { readonly print?: boolean } = {}): Report {
+  assertMainThread('dumpTasks');
+  const r = buildTaskDump(opts);
+  if (opts.print !== false) report(r);
+  return r;
+}
+
+/** Dumps the pending tasks every `intervalMs` (the article's `monitor_tasks`). */
+export function monitorTasks(opts: MonitorTasksOptions): { stop(): void } {
+  assertMainThread('monitorTasks');
+  return startTaskMonitor(opts, report);
+}
+
+/**
+ * Logs every turn of the loop longer than `thresholdMs` with where the time went (the
+ * `aiodebug.log_slow_callbacks.enable(0.05)` twin). In debug mode promise reactions are also
+ * attributed to their task.
+ */
+export function watchSlowCallbacks(opts: { readonly thresholdMs: number }): { stop(): void } {
+  assertMainThread('watchSlowCallbacks');
+  watchSlow({ thresholdMs: opts.thresholdMs }, report);
+  return { stop: unwatchSlow };
+}

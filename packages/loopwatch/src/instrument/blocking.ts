@@ -1,0 +1,126 @@
+/**
+ * `thread-affinity`: synchronous blocking APIs called on the main thread after start-up. Node's
+ * hazard is not another thread touching the loop (objects cannot cross threads) but the loop's own
+ * thread parking in a syscall. The module functions are wrapped (and the ESM named exports re-synced),
+ * each call site is reported once, and the last call is kept so a slow-callback report can name it.
+ */
+import fs from 'node:fs';
+import childProcess from 'node:child_process';
+import zlib from 'node:zlib';
+import crypto from 'node:crypto';
+import { syncBuiltinESMExports } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
+import type { Report } from '../model/report.js';
+import { formatLocation } from '../model/report.js';
+import { captureSites, isBuiltinSite, isUserFile, userFrames } from '../model/frames.js';
+import { currentTask } from './tasks.js';
+import { taskRef } from '../model/task.js';
+
+/** The last blocking call that returned, for slow-callback attribution. */
+export interface BlockingCall {
+  readonly api: string;
+  readonly sites: NodeJS.CallSite[];
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+type AnyFn = (...args: unknown[]) => unknown;
+interface Patch { target: Record<string, unknown>; key: string; original: unknown }
+
+const CRYPTO_SYNC = ['pbkdf2Sync', 'scryptSync', 'generateKeyPairSync', 'generatePrimeSync', 'hkdfSync'];
+const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
+
+let patches: Patch[] = [];
+let reported = new Set<string>();
+let afterStartup = false;
+let report: ((r: Report) => void) | undefined;
+let last: BlockingCall | undefined;
+
+export function lastBlockingCall(): BlockingCall | undefined {
+  return last;
+}
+
+function wrap(target: Record<string, unknown>, key: string, api: string): void {
+  const original = target[key];
+  if (typeof original !== 'function') return;
+  const orig = original as AnyFn;
+  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+    if (!afterStartup || !isMainThread) return orig.apply(this, args);
+    const sites = captureSites(wrapped, 10);
+    const startMs = performance.now();
+    try {
+      return orig.apply(this, args);
+    } finally {
+      const caller = sites.find((s) => !isBuiltinSite(s));
+      if (caller && isUserFile(caller.getFileName()) && !duringModuleEvaluation(sites)) {
+        last = { api, sites, startMs, endMs: performance.now() };
+        note(api, sites, last.endMs - startMs);
+      }
+    }
+  };
+  Object.defineProperty(wrapped, 'name', { value: orig.name });
+  Object.defineProperty(wrapped, 'length', { value: orig.length });
+  target[key] = wrapped;
+  patches.push({ target, key, original });
+}
+
+/** Module top-level code is start-up too (ESM evaluates after our first turn): its bottom frame has no function. */
+function duringModuleEvaluation(sites: NodeJS.CallSite[]): boolean {
+  for (let i = sites.length - 1; i > 0; i--) {
+    const below = sites[i];
+    const site = sites[i - 1];
+    if (below && site && (below.getFileName() ?? '').startsWith('node:internal/modules/')) {
+      if (isUserFile(site.getFileName()) && site.getFunctionName() === null) return true;
+    }
+  }
+  return false;
+}
+
+function note(api: string, sites: NodeJS.CallSite[], durationMs: number): void {
+  const frames = userFrames(sites, 5);
+  const site = frames[0];
+  if (!site || !report) return;
+  const key = formatLocation(site);
+  if (reported.has(key)) return;
+  reported.add(key);
+  const task = currentTask();
+  report({
+    kind: 'thread-affinity',
+    message: `${api} blocked the main thread for ${durationMs.toFixed(1)} ms; move it off the loop (runInWorker) or use the async API`,
+    time: Date.now(),
+    durationMs,
+    ...(task && !task.internal ? { task: taskRef(task) } : {}),
+    location: key,
+    functionName: site.functionName,
+    stack: frames,
+  });
+}
+
+/** Wraps the blocking APIs. Calls during start-up (this turn) are allowed: config reads are fine. */
+export function watchBlockingCalls(emit: (r: Report) => void): void {
+  report = emit;
+  if (patches.length > 0) return;
+  const fsObj = fs as unknown as Record<string, unknown>;
+  for (const key of Object.keys(fsObj)) if (key.endsWith('Sync')) wrap(fsObj, key, `fs.${key}`);
+  const cp = childProcess as unknown as Record<string, unknown>;
+  for (const key of CHILD_SYNC) wrap(cp, key, `child_process.${key}`);
+  const z = zlib as unknown as Record<string, unknown>;
+  for (const key of Object.keys(z)) if (key.endsWith('Sync')) wrap(z, key, `zlib.${key}`);
+  const c = crypto as unknown as Record<string, unknown>;
+  for (const key of CRYPTO_SYNC) wrap(c, key, `crypto.${key}`);
+  wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
+  syncBuiltinESMExports();
+  setImmediate(() => {
+    afterStartup = true;
+  }).unref();
+}
+
+export function unwatchBlockingCalls(): void {
+  for (const p of patches.reverse()) p.target[p.key] = p.original;
+  patches = [];
+  reported = new Set();
+  afterStartup = false;
+  report = undefined;
+  last = undefined;
+  syncBuiltinESMExports();
+}

@@ -1,0 +1,200 @@
+/**
+ * Task tracking on `v8.promiseHooks` (async_hooks costs ~4× more). Every promise created without a
+ * parent gets one stack capture (that is how an async function call is told from a `new Promise`);
+ * chained promises (`await`, `.then`) get none, only a couple of property writes.
+ *
+ * "Current task": inside a promise reaction it is the task that registered the reaction; during the
+ * synchronous start of an async call it is that call (a small stack, popped once somebody chains the
+ * call's promise, which can only happen after its synchronous part ended).
+ */
+import { promiseHooks } from 'node:v8';
+import type { PromiseRecord } from '../model/task.js';
+import { captureSites, functionNameOf, isBuiltinSite, isInternalFile } from '../model/frames.js';
+
+const REC = Symbol('loopwatch.record');
+const VIA = Symbol('loopwatch.via');
+const OWNER = Symbol('loopwatch.owner');
+
+type Tagged = Promise<unknown> & { [REC]?: PromiseRecord; [VIA]?: PromiseRecord; [OWNER]?: PromiseRecord };
+
+export interface TrackerEvents {
+  /** A user task's promise was collected; the record says whether it was still pending / never observed. */
+  onCollected?(record: PromiseRecord): void;
+  /** A promise reaction ran longer than `slowMs` (only when set). */
+  onSlowReaction?(task: PromiseRecord | undefined, startMs: number, durationMs: number): void;
+  slowMs?: number;
+}
+
+let nextId = 1;
+let stop: (() => void) | undefined;
+let events: TrackerEvents = {};
+/** User tasks still pending, by id (records only: promises stay collectable). */
+const pending = new Map<number, PromiseRecord>();
+/** Async calls whose synchronous part is still running, innermost last. */
+const syncStack: PromiseRecord[] = [];
+let reactionTask: PromiseRecord | undefined;
+let reactionStart = 0;
+const registry = new FinalizationRegistry<PromiseRecord>((rec) => {
+  pending.delete(rec.id);
+  events.onCollected?.(rec);
+});
+
+function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): void {
+  const p = promise as Tagged;
+  if (parent === undefined) {
+    const sites = captureSites(init);
+    const top = sites[0];
+    const isTask = top !== undefined && !isBuiltinSite(top);
+    // A module's own evaluation (top-level await) is "defined" at 1:1 with no name: not a user task.
+    const internal = !isTask || isInternalFile(top.getFileName() ?? '') || isModuleEvaluation(top);
+    const rec: PromiseRecord = {
+      id: nextId++,
+      sites,
+      isTask,
+      internal,
+      name: isTask ? functionNameOf(top) : 'Promise',
+      spawned: false,
+      startedAt: performance.now(),
+      parent: currentTask(),
+      pending: true,
+      observed: false,
+      waitingOn: undefined,
+      waitSince: 0,
+    };
+    p[REC] = rec;
+    if (isTask) {
+      syncStack.push(rec);
+      if (!internal) {
+        pending.set(rec.id, rec);
+        registry.register(promise, rec);
+      }
+    }
+    return;
+  }
+  const par = parent as Tagged;
+  const pr = par[REC] ?? par[VIA];
+  if (pr !== undefined) {
+    pr.observed = true;
+    p[VIA] = pr;
+    // Chaining a call's promise means that call's synchronous part (and any after it) is over.
+    const i = syncStack.lastIndexOf(pr);
+    if (i >= 0) syncStack.length = i;
+  }
+  // A call that already awaited cannot chain a promise created after that await in the same
+  // synchronous run: it was dropped (fire-and-forget) and its caller is running again.
+  if (pr !== undefined && par[REC] === pr) {
+    let top = syncStack[syncStack.length - 1];
+    while (top !== undefined && top.waitSince > 0 && pr.id >= top.waitSince) {
+      syncStack.pop();
+      top = syncStack[syncStack.length - 1];
+    }
+  }
+  const cur = syncStack.length > 0 ? syncStack[syncStack.length - 1] : reactionTask;
+  if (cur !== undefined) {
+    if (pr !== cur) {
+      cur.waitingOn = pr;
+      if (cur.waitSince === 0) cur.waitSince = nextId;
+    }
+    p[OWNER] = cur;
+  }
+}
+
+function isModuleEvaluation(site: NodeJS.CallSite): boolean {
+  return site.getFunctionName() === null && site.getLineNumber() === 1 && site.getColumnNumber() === 1;
+}
+
+/** The synchronous part of a call is over (its caller has the promise back). */
+export function endSyncPart(promise: Promise<unknown>): void {
+  const rec = (promise as Tagged)[REC];
+  const i = rec === undefined ? -1 : syncStack.lastIndexOf(rec);
+  if (i >= 0) syncStack.length = i;
+}
+
+function before(promise: Promise<unknown>): void {
+  syncStack.length = 0;
+  reactionTask = (promise as Tagged)[OWNER];
+  if (events.slowMs !== undefined) reactionStart = performance.now();
+}
+
+function after(_promise: Promise<unknown>): void {
+  if (events.slowMs !== undefined) {
+    const dur = performance.now() - reactionStart;
+    if (dur >= events.slowMs) events.onSlowReaction?.(reactionTask, reactionStart, dur);
+  }
+  syncStack.length = 0;
+  reactionTask = undefined;
+}
+
+function settled(promise: Promise<unknown>): void {
+  const rec = (promise as Tagged)[REC];
+  if (rec === undefined) return;
+  rec.pending = false;
+  if (rec.isTask) {
+    pending.delete(rec.id);
+    if (syncStack[syncStack.length - 1] === rec) syncStack.pop();
+  }
+}
+
+/** Starts tracking. Idempotent; `opts` replaces the previous callbacks. */
+export function startTaskTracking(opts: TrackerEvents = {}): void {
+  events = opts;
+  if (stop) return;
+  stop = promiseHooks.createHook({ init, before, after, settled }) as () => void;
+}
+
+export function stopTaskTracking(): void {
+  stop?.();
+  stop = undefined;
+  events = {};
+  pending.clear();
+  syncStack.length = 0;
+  reactionTask = undefined;
+}
+
+export function isTracking(): boolean {
+  return stop !== undefined;
+}
+
+/** Updates the slow-reaction threshold without restarting the hooks. */
+export function setSlowReaction(slowMs: number | undefined, cb?: TrackerEvents['onSlowReaction']): void {
+  events = { ...events, slowMs, onSlowReaction: cb };
+}
+
+/** The task running right now, if any. */
+export function currentTask(): PromiseRecord | undefined {
+  for (let i = syncStack.length - 1; i >= 0; i--) {
+    const r = syncStack[i];
+    if (r !== undefined && !r.internal) return r;
+  }
+  return reactionTask;
+}
+
+/** User tasks still pending, oldest first. */
+export function pendingTasks(): PromiseRecord[] {
+  return [...pending.values()];
+}
+
+/** The record of a promise (its own, or the one it was chained from). */
+export function recordOf(promise: unknown): PromiseRecord | undefined {
+  if (typeof promise !== 'object' || promise === null) return undefined;
+  const p = promise as Tagged;
+  return p[REC] ?? p[VIA];
+}
+
+/** Marks a promise as a named task (used by `spawn`). */
+export function nameTask(promise: Promise<unknown>, name: string): PromiseRecord | undefined {
+  const rec = (promise as Tagged)[REC];
+  if (rec === undefined) return undefined;
+  rec.name = name;
+  rec.spawned = true;
+  rec.observed = true;
+  rec.internal = false;
+  if (!rec.isTask) {
+    rec.isTask = true;
+    if (rec.pending) {
+      pending.set(rec.id, rec);
+      registry.register(promise, rec);
+    }
+  }
+  return rec;
+}

@@ -1,0 +1,131 @@
+/**
+ * Each buggy fixture runs as a child under `--import loopwatch/register` with LOOPWATCH=debug and json
+ * output; the report must name the kind, the function and the line in the fixture's .ts source.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Report } from '../src/model/report.js';
+import { markerLine, runFixture, sourcePath } from './run-fixture.js';
+
+function only(reports: Report[], kind: string): Report {
+  const found = reports.filter((r) => r.kind === kind);
+  expect(found, `${kind} reports in ${JSON.stringify(reports)}`).toHaveLength(1);
+  return found[0]!;
+}
+
+function lineOf(location: string | undefined): { file: string; line: number } {
+  const m = /^(.*):(\d+):(\d+)$/.exec(location ?? '');
+  expect(m, `location ${location}`).not.toBeNull();
+  return { file: m![1]!, line: Number(m![2]) };
+}
+
+describe('debug mode reports, from child processes', () => {
+  it('slow-callback names the task, the function and the line where the time went', async () => {
+    const run = await runFixture('slow-handler');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('1\n');
+    const r = only(run.reports, 'slow-callback');
+    expect(r.durationMs).toBeGreaterThanOrEqual(250);
+    expect(r.task?.name).toBe('handleRequest');
+    expect(r.functionName).toBe('crunch');
+    expect(lineOf(r.location)).toEqual({ file: sourcePath('slow-handler'), line: await markerLine('slow-handler', 'CULPRIT') });
+    expect(r.message).toMatch(/took \d+ ms/);
+  });
+
+  it('unhandled-task-error gives where the failing task was started, and keeps node’s exit code', async () => {
+    const run = await runFixture('fire-and-forget');
+    expect(run.code).toBe(1);
+    const r = only(run.reports, 'unhandled-task-error');
+    expect(r.task?.name).toBe('failingJob');
+    expect(r.functionName).toBe('startJobs');
+    expect(lineOf(r.location)).toEqual({ file: sourcePath('fire-and-forget'), line: await markerLine('fire-and-forget', 'STARTED') });
+    expect(r.error?.message).toBe('could not restart host');
+    expect(r.createdAt?.[0]?.functionName).toBe('startJobs');
+  });
+
+  it('unhandled-task-error is reported even when the program listens for unhandledRejection, which still runs', async () => {
+    const run = await runFixture('fire-and-forget', { args: ['--own-handler'] });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('program handled: Error: could not restart host\n');
+    expect(only(run.reports, 'unhandled-task-error').task?.name).toBe('failingJob');
+  });
+
+  it('task-destroyed-pending names the lost task and where it waited', async () => {
+    const run = await runFixture('lost-wakeup', { nodeArgs: ['--expose-gc'] });
+    expect(run.code).toBe(0);
+    const r = only(run.reports, 'task-destroyed-pending');
+    expect(r.task?.name).toBe('waitForWakeup');
+    expect(r.functionName).toBe('waitForWakeup');
+    expect(lineOf(r.location).line).toBe(await markerLine('lost-wakeup', 'WAITS'));
+    expect(r.createdAt?.[0]?.functionName).toBe('start');
+  });
+
+  it('never-awaited names the dropped call and its call site', async () => {
+    const run = await runFixture('floating', { nodeArgs: ['--expose-gc'] });
+    expect(run.code).toBe(0);
+    const r = only(run.reports, 'never-awaited');
+    expect(r.task?.name).toBe('saveRecord');
+    expect(r.functionName).toBe('handle');
+    expect(lineOf(r.location)).toEqual({ file: sourcePath('floating'), line: await markerLine('floating', 'FLOATING') });
+    expect(run.reports.filter((x) => x.kind !== 'never-awaited')).toEqual([]);
+  });
+
+  it('thread-affinity reports a sync read after start-up, once per call site, not the start-up read', async () => {
+    const run = await runFixture('sync-io');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('true\n');
+    const r = only(run.reports, 'thread-affinity');
+    expect(r.message).toContain('fs.readFileSync');
+    expect(r.functionName).toBe('readConfig');
+    expect(lineOf(r.location)).toEqual({ file: sourcePath('sync-io'), line: await markerLine('sync-io', 'BLOCKS') });
+  });
+
+  it('task-dump shows named tasks as a tree with where each waits (from code and from SIGUSR2)', async () => {
+    const run = await runFixture('named-tasks');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('done\n');
+    const dumps = run.reports.filter((r) => r.kind === 'task-dump');
+    expect(dumps).toHaveLength(2);
+    const pollerLine = await markerLine('named-tasks', 'POLLER-WAITS');
+    const flusherLine = await markerLine('named-tasks', 'FLUSHER-WAITS');
+    for (const dump of dumps) {
+      const tasks = dump.tasks ?? [];
+      const poller = tasks.find((t) => t.name === 'poller');
+      const flusher = tasks.find((t) => t.name === 'flusher');
+      const inner = tasks.find((t) => t.name === 'waitForFlush');
+      expect(poller?.waitingAt.map((f) => f.line)).toContain(pollerLine);
+      expect(inner?.waitingAt[0]).toMatchObject({ functionName: 'waitForFlush', line: flusherLine, file: sourcePath('named-tasks') });
+      expect(inner?.parentId).toBe(flusher?.id);
+      expect(flusher?.parentId).toBeNull();
+      expect(poller?.ageMs).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  it('text format prints the same facts readably', async () => {
+    const run = await runFixture('fire-and-forget', { env: { LOOPWATCH_FORMAT: 'text' } });
+    expect(run.stderr).toMatch(/loopwatch unhandled-task-error: Task failingJob failed/);
+    expect(run.stderr).toMatch(/source_traceback: task created at/);
+    expect(run.stderr).toMatch(/at startJobs \(test\/fixtures\/fire-and-forget\.ts:10:\d+\)/);
+  });
+});
+
+describe('no false reports', () => {
+  it('a well-behaved program prints and returns the same with and without loopwatch, and nothing is reported', async () => {
+    const plain = await runFixture('well-behaved', { plain: true, nodeArgs: ['--expose-gc'] });
+    const debug = await runFixture('well-behaved', { nodeArgs: ['--expose-gc'] });
+    const prod = await runFixture('well-behaved', { nodeArgs: ['--expose-gc'], env: { LOOPWATCH: 'production' } });
+    expect(plain.code).toBe(0);
+    expect(plain.stdout).toBe('total=279\n');
+    for (const run of [debug, prod]) {
+      expect(run.stdout).toBe(plain.stdout);
+      expect(run.code).toBe(plain.code);
+      expect(run.stderr).toBe('');
+    }
+  });
+
+  it('a bad env value is one clear line on stderr, and the program still runs', async () => {
+    const run = await runFixture('well-behaved', { env: { LOOPWATCH_SLOW_MS: 'fast' }, nodeArgs: ['--expose-gc'] });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('total=279\n');
+    expect(run.stderr).toBe('loopwatch: LOOPWATCH_SLOW_MS="fast" is not a positive number of milliseconds; loopwatch stays off\n');
+  });
+});
