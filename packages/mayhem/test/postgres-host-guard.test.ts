@@ -13,7 +13,8 @@ let b: PostgresStorage;
 beforeAll(async () => {
   pgt = await startTestPostgres();
   // Two "instances" sharing one database.
-  [a, b] = await Promise.all([1, 2].map(() => openPostgresStorage({ url: pgt.url, logger: silent })));
+  const open = (): Promise<PostgresStorage> => openPostgresStorage({ url: pgt.url, logger: silent });
+  [a, b] = await Promise.all([open(), open()]);
 });
 afterAll(async () => {
   await Promise.all([a?.close(), b?.close()]);

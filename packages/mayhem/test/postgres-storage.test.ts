@@ -103,6 +103,16 @@ describe('postgres storage', () => {
     await s.close();
   });
 
+  it('takes pool_size and max_batch from the URL query (and hides them from pg)', async () => {
+    const s = await openPostgresStorage({ url: `${pgt.url}?pool_size=2&max_batch=10`, logger: silent });
+    await Promise.all(Array.from({ length: 100 }, (_, i) => s.saveMessage(request(40_000 + i), 1)));
+    expect(s.stats().writeBatches).toBe(10);
+    await s.close();
+    await expect(openPostgresStorage({ url: `${pgt.url}?max_batch=0`, logger: silent })).rejects.toThrow(
+      'max_batch must be a positive integer, got "0"',
+    );
+  });
+
   it('merges writes to one message within a batch (save, restarted, acked in one tick)', async () => {
     const s = await open();
     const r = request(20_001);

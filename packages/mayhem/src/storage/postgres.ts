@@ -129,8 +129,9 @@ ON CONFLICT (message_id) DO UPDATE SET
 const READ_SQL = 'SELECT message_id FROM messages WHERE message_id = ANY($1::text[]) AND restarted';
 
 /** Open the pool, check the server answers, create or migrate the schema. */
-export async function openPostgresStorage(opts: PostgresStorageOptions): Promise<PostgresStorage> {
-  checkFailureRate(opts.saveFailureRate);
+export async function openPostgresStorage(options: PostgresStorageOptions): Promise<PostgresStorage> {
+  checkFailureRate(options.saveFailureRate);
+  const opts = withUrlTuning(options);
   const where = describeTarget(opts.url);
   const pool = new pg.Pool({
     connectionString: opts.url,
@@ -358,11 +359,13 @@ function max(a: number | undefined, b: number | undefined): number | undefined {
 // PostgreSQL text cannot hold NUL, and its JSON parser rejects lone surrogates: replace both so one
 // odd payload cannot fail a whole batch.
 const UNSTORABLE_SOURCE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
-const HAS_UNSTORABLE = new RegExp(UNSTORABLE_SOURCE);
+// Cheap first test (no lookaround): only strings that contain NUL or any surrogate get the full one.
+// eslint-disable-next-line no-control-regex
+const MAYBE_UNSTORABLE = /[\u0000\uD800-\uDFFF]/;
 const ALL_UNSTORABLE = new RegExp(UNSTORABLE_SOURCE, 'g');
 
 function text(s: string): string {
-  return HAS_UNSTORABLE.test(s) ? s.replace(ALL_UNSTORABLE, '\uFFFD') : s;
+  return MAYBE_UNSTORABLE.test(s) ? s.replace(ALL_UNSTORABLE, '\uFFFD') : s;
 }
 
 /** Data and constraint errors (SQLSTATE classes 22, 23): caused by one row, worth isolating. */
@@ -370,6 +373,31 @@ function isDataError(error: unknown): boolean {
   const cause = error instanceof Error ? (error.cause ?? error) : error;
   const code = (cause as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/**
+ * Tuning from the URL's query (`?pool_size=8&max_batch=500`), so `--db` can carry it. These
+ * parameters are ours: they are removed before the URL reaches pg. Explicit options win.
+ */
+function withUrlTuning(opts: PostgresStorageOptions): PostgresStorageOptions {
+  let u: URL;
+  try {
+    u = new URL(opts.url);
+  } catch {
+    return opts;
+  }
+  const read = (name: string): number | undefined => {
+    const raw = u.searchParams.get(name);
+    if (raw === null) return undefined;
+    u.searchParams.delete(name);
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < 1) throw new PostgresUnavailableError(`--db: ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const poolSize = read('pool_size');
+  const maxBatch = read('max_batch');
+  if (poolSize === undefined && maxBatch === undefined) return opts;
+  return { ...opts, url: u.toString(), poolSize: opts.poolSize ?? poolSize, maxBatch: opts.maxBatch ?? maxBatch };
 }
 
 /** `host:port` (or the socket directory) of a connection URL, for messages. No credentials. */
