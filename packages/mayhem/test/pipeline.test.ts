@@ -1,0 +1,332 @@
+/**
+ * The message pipeline on fake time: the memory broker (leases on Date.now), memory storage, a
+ * scripted executor. Every delay below is exact because random() is 1 (backoff = its ceiling).
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Delivery, Storage } from '../src/core/contracts.js';
+import { sleep } from '../src/core/timing.js';
+import type { MemoryStorage } from '../src/storage/memory.js';
+import { FakeExecutor, failingSaves, rig, track } from './pipeline-harness.js';
+
+// Everything runs on fake time: a promise still pending is a failure to report fast, not to wait for.
+vi.setConfig({ testTimeout: 5_000 });
+
+const live = (): AbortSignal => new AbortController().signal;
+const HOST_A = 'cattle-aaaa.example.net';
+
+async function pullOne(r: ReturnType<typeof rig>): Promise<Delivery> {
+  const [d] = await r.pullNow(1);
+  if (!d) throw new Error('nothing to pull');
+  return d;
+}
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('ack only after restart and save both succeeded', () => {
+  it('waits for a slow save after the restart is done', async () => {
+    const slowSave = (memory: MemoryStorage): Storage => ({
+      ...memory,
+      saveMessage: (request, n, signal) => sleep(500).then(() => memory.saveMessage(request, n, signal)),
+    });
+    const r = rig({ storage: slowSave, executor: new FakeExecutor(() => ({ latencyMs: 300 })) });
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+
+    await vi.advanceTimersByTimeAsync(300);
+    expect(r.executor.calls[0]?.outcome).toBe('ok');
+    expect(r.memory.records.get(id)?.restarted).toBe(true);
+    expect(r.memory.records.get(id)?.saved ?? false).toBe(false);
+    expect(out.settled).toBe(false);
+    expect(r.broker.stats().acked).toBe(0);
+
+    await vi.advanceTimersByTimeAsync(200);
+    expect(await out.promise).toBe('acked');
+    expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0, ready: 0 });
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: true, acked: true });
+    expect(r.log.messages()).toEqual(['Pulled cattle-aaaa', `Restarted ${HOST_A}`, 'Saved cattle-aaaa into database', 'Done. Acked cattle-aaaa']);
+  });
+
+  it('waits for a slow restart after the save is done', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 300 })) });
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+
+    await vi.advanceTimersByTimeAsync(299);
+    expect(r.memory.records.get(id)).toMatchObject({ saved: true, restarted: false, acked: false });
+    expect(out.settled).toBe(false);
+    expect(r.broker.stats().acked).toBe(0);
+
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await out.promise).toBe('acked');
+    expect(r.broker.stats().acked).toBe(1);
+    expect(r.memory.records.get(id)).toMatchObject({ saved: true, restarted: true, acked: true, restartAttempts: 1 });
+  });
+});
+
+describe('deadline extension', () => {
+  it('extends every extendEvery while in flight, records the count, and stops after settling', async () => {
+    // The lease (1.5 s) is shorter than the restart (3.5 s): only the extensions keep it.
+    const r = rig({ ackDeadlineMs: 1500, pipeline: { extendEveryMs: 1000 }, executor: new FakeExecutor(() => ({ latencyMs: 3500 })) });
+    const id = r.publish('cattle-aaaa');
+    const d = await pullOne(r);
+    const extendedAt: number[] = [];
+    const t0 = Date.now();
+    const watched: Delivery = { ...d, extend: () => (extendedAt.push(Date.now() - t0), d.extend()) };
+    const out = track(r.pipeline.handle(watched, live()));
+
+    await vi.advanceTimersByTimeAsync(3500);
+    expect(await out.promise).toBe('acked');
+    expect(extendedAt).toEqual([1000, 2000, 3000]);
+    expect(r.memory.records.get(id)?.extensions).toBe(3);
+    expect(r.counters.tally.extended).toBe(3);
+    expect(r.broker.stats()).toMatchObject({ expired: 0, acked: 1 });
+    expect(r.log.messages().filter((m) => m.startsWith('Extended deadline by 2 seconds for cattle-aaaa'))).toHaveLength(3);
+
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(extendedAt).toHaveLength(3);
+  });
+
+  it('without extensions inside the deadline the lease expires (the control for the test above)', async () => {
+    const r = rig({ ackDeadlineMs: 1500, pipeline: { extendEveryMs: 5000 }, executor: new FakeExecutor(() => ({ latencyMs: 3500 })) });
+    r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(3500);
+    await out.promise;
+    expect(r.broker.stats()).toMatchObject({ expired: 1, acked: 0, ready: 1 });
+  });
+});
+
+describe('retries', () => {
+  it('retries RestartFailed up to restartAttempts with the backoff policy delays', async () => {
+    const r = rig({ executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, fail: nth <= 2 })) });
+    const id = r.publish('cattle-aaaa');
+    const t0 = Date.now();
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+
+    await vi.advanceTimersByTimeAsync(329);
+    expect(out.settled).toBe(false);
+    expect(r.broker.stats().acked).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await out.promise).toBe('acked');
+    // fail at 10, wait 100 → 110; fail at 120, wait 200 → 320; ok at 330.
+    expect(r.executor.calls.map((c) => c.at - t0)).toEqual([0, 110, 320]);
+    expect(r.log.messages().filter((m) => m === `Retrying for failure to restart: ${HOST_A}`)).toHaveLength(2);
+    expect(r.counters.tally).toMatchObject({ retries: 2, restart_failed: 2, restarted: 1, acked: 1 });
+    expect(r.memory.records.get(id)).toMatchObject({ acked: true, restartAttempts: 3 });
+  });
+
+  it('nacks with the nack backoff once restart attempts are exhausted, and the broker redelivers after it', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, fail: true })) });
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+
+    await vi.advanceTimersByTimeAsync(330);
+    expect(await out.promise).toBe('nacked');
+    expect(r.executor.calls).toHaveLength(3);
+    expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 1, delayed: 1, ready: 0 });
+    expect(r.memory.records.get(id)).toMatchObject({ acked: false, restarted: false, lastError: `Could not restart ${HOST_A}`, restartAttempts: 3 });
+
+    await vi.advanceTimersByTimeAsync(999);
+    expect(r.broker.stats().ready).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(r.broker.stats().ready).toBe(1);
+    expect((await pullOne(r)).deliveryCount).toBe(2);
+  });
+
+  it('does not retry an error that is not RestartFailed, and logs it as a general error', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, error: new Error('executor exploded') })) });
+    r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await out.promise).toBe('nacked');
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.log.lines.filter((l) => l.msg === 'Handling general error: executor exploded' && l.level === 50)).toHaveLength(1);
+  });
+
+  it('retries a failed save likewise and acks once it succeeds', async () => {
+    const saves: number[] = [];
+    const r = rig({ storage: failingSaves(2, saves), executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+    const id = r.publish('cattle-aaaa');
+    const t0 = Date.now();
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+
+    await vi.advanceTimersByTimeAsync(299);
+    expect(out.settled).toBe(false);
+    expect(r.broker.stats().acked).toBe(0);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await out.promise).toBe('acked');
+    expect(saves.map((t) => t - t0)).toEqual([0, 100, 300]);
+    expect(r.counters.tally).toMatchObject({ save_failed: 2, retries: 2 });
+    expect(r.log.messages().filter((m) => m === 'Retrying for failure to save cattle-aaaa')).toHaveLength(2);
+    expect(r.memory.records.get(id)).toMatchObject({ saved: true, restarted: true, acked: true });
+  });
+
+  it('nacks when saves are exhausted, and the redelivery does not restart the host again', async () => {
+    const r = rig({ storage: failingSaves(3), executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+    const id = r.publish('cattle-aaaa');
+    const first = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(300);
+    expect(await first.promise).toBe('nacked');
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: false, acked: false, lastError: `Could not save ${id}` });
+
+    await vi.advanceTimersByTimeAsync(1000);
+    const again = await pullOne(r);
+    expect(again.deliveryCount).toBe(2);
+    expect(await r.pipeline.handle(again, live())).toBe('acked');
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.counters.tally.restart_skipped).toBe(1);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: true, acked: true });
+  });
+});
+
+describe('cancellation', () => {
+  it('nacks at once (delay 0) when the signal aborts mid-restart, and does not ack', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10_000 })) });
+    const id = r.publish('cattle-aaaa');
+    const cancel = new AbortController();
+    const out = track(r.pipeline.handle(await pullOne(r), cancel.signal));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(out.settled).toBe(false);
+
+    cancel.abort(new DOMException('shutdown', 'AbortError'));
+    expect(await out.promise).toBe('cancelled');
+    expect(r.executor.calls[0]?.outcome).toBe('aborted');
+    expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 1, ready: 1, delayed: 0, leased: 0 });
+    expect(r.memory.records.get(id)).toMatchObject({ acked: false, restarted: false });
+    expect(r.log.messages()).toContain('Cancelled; nacked cattle-aaaa back to the broker');
+  });
+
+  it('nacks at once when the signal aborts during a retry backoff', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, fail: true })) });
+    r.publish('cattle-aaaa');
+    const cancel = new AbortController();
+    const out = track(r.pipeline.handle(await pullOne(r), cancel.signal));
+    await vi.advanceTimersByTimeAsync(50);
+    cancel.abort(new DOMException('shutdown', 'AbortError'));
+    expect(await out.promise).toBe('cancelled');
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.broker.stats()).toMatchObject({ nacked: 1, ready: 1, delayed: 0 });
+  });
+
+  it('a message waiting for its host is cancelled too', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10_000 })) });
+    r.publish('cattle-aaaa');
+    r.publish('cattle-aaaa');
+    const [d1, d2] = await r.pullNow();
+    const cancel = new AbortController();
+    const outs = [track(r.pipeline.handle(d1!, cancel.signal)), track(r.pipeline.handle(d2!, cancel.signal))];
+    await vi.advanceTimersByTimeAsync(100);
+    expect(r.executor.calls).toHaveLength(1);
+    cancel.abort(new DOMException('shutdown', 'AbortError'));
+    expect(await Promise.all(outs.map((o) => o.promise))).toEqual(['cancelled', 'cancelled']);
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.broker.stats()).toMatchObject({ nacked: 2, ready: 2, leased: 0 });
+    expect(r.hostGuard.size).toBe(0);
+  });
+});
+
+describe('dead letters', () => {
+  it('dead-letters a message that failed maxDeliveries deliveries: stored with its error, logged once', async () => {
+    const r = rig({ pipeline: { maxDeliveries: 3 }, executor: new FakeExecutor(() => ({ latencyMs: 10, fail: true })) });
+    const id = r.publish('cattle-aaaa');
+    for (let delivery = 1; delivery <= 3; delivery++) {
+      const d = await pullOne(r);
+      expect(d.deliveryCount).toBe(delivery);
+      const out = track(r.pipeline.handle(d, live()));
+      await vi.advanceTimersByTimeAsync(330);
+      expect(await out.promise).toBe(delivery < 3 ? 'nacked' : 'dead-lettered');
+      await vi.advanceTimersByTimeAsync(1000 * 2 ** (delivery - 1));
+    }
+    expect(r.executor.calls).toHaveLength(9);
+    expect(r.memory.deadLetters).toHaveLength(1);
+    expect(r.memory.deadLetters[0]).toMatchObject({ deliveries: 3, request: { messageId: id } });
+    expect(r.memory.deadLetters[0]?.reason).toMatch(/^gave up after 3 deliveries: Could not restart/);
+    expect(r.memory.records.get(id)).toMatchObject({ deadLettered: true, acked: false });
+    expect(r.broker.deadLetters).toHaveLength(1);
+    expect(r.broker.stats()).toMatchObject({ deadLettered: 1, ready: 0, delayed: 0, leased: 0, nacked: 2 });
+    expect(r.log.messages().filter((m) => m.startsWith('Dead-lettered'))).toEqual(['Dead-lettered cattle-aaaa']);
+    expect(r.counters.tally.dead_lettered).toBe(1);
+  });
+
+  it('dead-letters malformed messages at once, without touching the executor', async () => {
+    const r = rig();
+    r.broker.publishSync('not json at all');
+    r.broker.publishSync(JSON.stringify({ messageId: 'x1', publishedAt: 1 }));
+    r.broker.publishSync('[1,2,3]');
+    r.broker.publishSync(new Uint8Array([0xff, 0xfe, 0x00]));
+    r.broker.publishSync(JSON.stringify({ messageId: 'x2', instanceName: 'cattle-ok', publishedAt: 'yesterday' }));
+    const outcomes = await Promise.all((await r.pullNow()).map((d) => r.pipeline.handle(d, live())));
+    expect(outcomes).toEqual(Array(5).fill('dead-lettered'));
+    expect(r.executor.calls).toHaveLength(0);
+    expect(r.memory.deadLetters).toHaveLength(5);
+    expect(r.memory.deadLetters.every((d) => d.reason.startsWith('malformed: ') && d.deliveries === 1)).toBe(true);
+    expect(r.broker.deadLetters).toHaveLength(5);
+    expect(r.broker.stats()).toMatchObject({ leased: 0, ready: 0, deadLettered: 5 });
+    expect(r.counters.tally).toMatchObject({ malformed: 5, dead_lettered: 5 });
+    const lines = r.log.lines.filter((l) => l.msg.startsWith('Dead-lettered malformed message: '));
+    expect(lines).toHaveLength(5);
+    expect(lines.every((l) => l.level === 50)).toBe(true);
+    expect(r.log.lines).toHaveLength(5);
+  });
+});
+
+describe('redelivery', () => {
+  it('does not restart a host twice when the lease expired mid-restart and the message was redelivered', async () => {
+    // extendEvery deliberately longer than the lease: the lease expires while the restart runs.
+    const r = rig({ ackDeadlineMs: 1000, pipeline: { extendEveryMs: 5000 }, executor: new FakeExecutor(() => ({ latencyMs: 1500 })) });
+    const id = r.publish('cattle-aaaa');
+    const first = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(1001);
+    expect(r.broker.stats()).toMatchObject({ expired: 1, ready: 1 });
+    const d2 = await pullOne(r);
+    expect(d2.deliveryCount).toBe(2);
+    const second = track(r.pipeline.handle(d2, live()));
+
+    await vi.advanceTimersByTimeAsync(499);
+    await Promise.all([first.promise, second.promise]);
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.counters.tally.restart_skipped).toBe(1);
+    expect(r.log.messages()).toContain(`Already restarted ${HOST_A} for this message; not restarting again`);
+    // The first handle's ack was stale and ignored; the redelivery's ack settled it.
+    expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0, ready: 0 });
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: true, acked: true, deliveries: 2 });
+  });
+});
+
+describe('per-host serialization', () => {
+  it('never restarts one host twice at once, while different hosts run concurrently', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 100 })) });
+    const ids = [r.publish('cattle-aaaa'), r.publish('cattle-aaaa'), r.publish('cattle-bbbb'), r.publish('cattle-aaaa')];
+    const t0 = Date.now();
+    const outs = (await r.pullNow()).map((d) => track(r.pipeline.handle(d, live())));
+
+    await vi.advanceTimersByTimeAsync(50);
+    // The waiting messages are saved already: only the restart waits for the host.
+    for (const id of ids) expect(r.memory.records.get(id)?.saved).toBe(true);
+    expect(r.executor.active).toBe(2);
+
+    await vi.advanceTimersByTimeAsync(250);
+    expect(await Promise.all(outs.map((o) => o.promise))).toEqual(['acked', 'acked', 'acked', 'acked']);
+    expect(r.executor.callsFor(HOST_A).map((c) => c.at - t0)).toEqual([0, 100, 200]);
+    expect(r.executor.callsFor('cattle-bbbb.example.net').map((c) => c.at - t0)).toEqual([0]);
+    expect(r.executor.maxActivePerHost).toBe(1);
+    expect(r.executor.maxActive).toBe(2);
+    expect(r.hostGuard.size).toBe(0);
+  });
+});
+
+describe('dry run', () => {
+  it('logs what it would restart, restarts nothing, records no restart, acks', async () => {
+    const r = rig({ pipeline: { dryRun: true } });
+    const id = r.publish('cattle-aaaa');
+    expect(await r.pipeline.handle(await pullOne(r), live())).toBe('acked');
+    expect(r.executor.calls).toHaveLength(0);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: false, saved: true, acked: true });
+    expect(r.log.messages()).toContain(`Dry run: would restart ${HOST_A}`);
+  });
+});
