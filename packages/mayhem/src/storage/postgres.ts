@@ -231,17 +231,22 @@ class PgStorage implements PostgresStorage {
     return this.write({ row: { i: text(messageId), r: true, a: attempts } }, signal);
   }
 
+  // markAcked, markFailed and deadLetter record what already happened at the broker: the pipeline
+  // does not retry them (a lost ack record would stay lost), so they ride out a PostgreSQL restart
+  // here, retrying connection failures for a few seconds. saveMessage and markRestarted fail fast:
+  // the pipeline retries those with its own backoff and can nack.
+
   markAcked(record: AckRecord): Promise<void> {
-    return this.write({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts } });
+    return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts } });
   }
 
   markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-    return this.write({ row: { i: text(messageId), l: text(error), a: attempts } });
+    return this.durably({ row: { i: text(messageId), l: text(error), a: attempts } });
   }
 
   deadLetter(entry: DeadLetter): Promise<void> {
     const req = entry.request;
-    return this.write({
+    return this.durably({
       dead: {
         message_id: req ? text(req.messageId) : null,
         payload: text(entry.payload),
@@ -285,6 +290,18 @@ class PgStorage implements PostgresStorage {
       await this.pool.end();
     })();
     return this.closing;
+  }
+
+  private async durably(w: Write): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.write(w);
+      } catch (error) {
+        if (attempt >= RECORD_ATTEMPTS || this.closing || !isConnectionError(error)) throw error;
+        const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random());
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   private write(w: Write, signal?: AbortSignal): Promise<void> {
@@ -366,6 +383,22 @@ const ALL_UNSTORABLE = new RegExp(UNSTORABLE_SOURCE, 'g');
 
 function text(s: string): string {
   return MAYBE_UNSTORABLE.test(s) ? s.replace(ALL_UNSTORABLE, '\uFFFD') : s;
+}
+
+const RECORD_ATTEMPTS = 8; // ~ 50+100+...+1000 ms ≈ 5 s of retrying
+const RECORD_RETRY_BASE_MS = 50;
+const RECORD_RETRY_MAX_MS = 1000;
+
+/** The server or the connection went away (restart, terminated backend, refused, reset). */
+function isConnectionError(error: unknown): boolean {
+  const cause = error instanceof Error ? (error.cause ?? error) : error;
+  const code = (cause as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') {
+    if (code.startsWith('08') || code.startsWith('57P')) return true; // connection_exception, admin shutdown, starting up
+    if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTCONN'].includes(code)) return true;
+  }
+  const message = cause instanceof Error ? cause.message : '';
+  return /Connection terminated|connection timeout|Client has encountered a connection error/i.test(message);
 }
 
 /** Data and constraint errors (SQLSTATE classes 22, 23): caused by one row, worth isolating. */
