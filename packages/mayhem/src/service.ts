@@ -39,6 +39,8 @@ export interface Summary {
   extensions: number;
   seconds: number;
   ackedPerSecond: number;
+  /** Messages still being handled at exit (0 unless a nack did not finish in time). */
+  inFlight: number;
   /** Memory broker only: messages still in it at exit (ready, nacked back, or leased). */
   leftInBroker: number | undefined;
   reason: string;
@@ -129,7 +131,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   let published: Promise<number> | undefined;
   if (broker instanceof MemoryBroker) {
     const memory = broker;
-    published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), { rate: config.publishRate, count: config.count, random }, stopPulling.signal);
+    published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), { rate: config.publishRate, count: config.count, random, malformedEvery: config.malformedEvery }, stopPulling.signal);
     logger.info({ rate: config.publishRate || 'max', count: config.count ?? 'unlimited' }, 'Simulated publisher started on the in-memory broker');
   }
   logger.info({ broker: config.broker, db: config.db, maxInFlight: config.maxInFlight }, 'Mayhem Mandrill is consuming');
@@ -150,7 +152,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   process.off('uncaughtException', onFatal);
   process.off('unhandledRejection', onFatal);
 
-  const summary = summarize(counters, performance.now() - started, reason, published ? await published : undefined, broker);
+  const summary = summarize(counters, consumer.inFlight, performance.now() - started, reason, published ? await published : undefined, broker);
   logger.info(summary, describeSummary(summary));
   logger.info('Successfully shutdown the Mayhem service.');
   return { exitCode, summary };
@@ -174,7 +176,7 @@ function startStatus(config: Config, logger: Logger, counters: Counters, consume
   return timer;
 }
 
-function summarize(counters: Counters, ms: number, reason: string, published: number | undefined, broker: Broker): Summary {
+function summarize(counters: Counters, inFlight: number, ms: number, reason: string, published: number | undefined, broker: Broker): Summary {
   const t = counters.tally;
   const stats = broker instanceof MemoryBroker ? broker.stats() : undefined;
   return {
@@ -192,6 +194,7 @@ function summarize(counters: Counters, ms: number, reason: string, published: nu
     extensions: t.extended,
     seconds: Math.round(ms) / 1000,
     ackedPerSecond: Math.round((t.acked * 1000) / Math.max(1, ms)),
+    inFlight,
     leftInBroker: stats ? stats.ready + stats.delayed + stats.leased : undefined,
     reason,
   };
@@ -203,7 +206,7 @@ export function describeSummary(s: Summary): string {
     s.published !== undefined ? `published ${s.published},` : '',
     `pulled ${s.pulled} (incl. redeliveries), acked ${s.acked}, nacked ${s.nacked}, dead-lettered ${s.deadLettered} (${s.malformed} malformed);`,
     `restarted ${s.restarted} hosts (${s.restartSkipped} skipped as already done), ${s.restartFailures} restart failures, ${s.saveFailures} save failures, ${s.retries} retries, ${s.extensions} deadline extensions;`,
-    `${s.seconds} s, ${s.ackedPerSecond} acked/s.`,
+    `${s.seconds} s, ${s.ackedPerSecond} acked/s, ${s.inFlight} in flight at exit.`,
     s.leftInBroker !== undefined && s.leftInBroker > 0 ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.` : '',
   ];
   return parts.filter(Boolean).join(' ');

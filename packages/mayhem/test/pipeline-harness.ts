@@ -146,6 +146,7 @@ export interface RigOptions {
   /** Wrap the memory storage (fault injection). */
   readonly storage?: (memory: MemoryStorage) => Storage;
   readonly ackDeadlineMs?: number;
+  readonly metrics?: Metrics;
 }
 
 let ids = 0;
@@ -158,7 +159,7 @@ export function rig(o: RigOptions = {}): Rig {
   const storage = o.storage ? o.storage(memory) : memory;
   const executor = o.executor ?? new FakeExecutor();
   const log = capturingLogger();
-  const counters = new Counters(noopMetrics);
+  const counters = new Counters(o.metrics ?? noopMetrics);
   const hostGuard = new LocalHostGuard();
   const pipeline = new MessagePipeline({ ...defaultPipelineOptions, ackDeadlineMs, ...o.pipeline }, { storage, executor, hostGuard, counters, logger: log.logger });
   return {

@@ -53,7 +53,8 @@ export class MemoryBroker implements Broker, Publisher {
   // Leases in insertion order. Every lease lasts ackDeadlineMs from its start or last extension,
   // and an extension re-inserts, so insertion order is expiry order: the sweeper reads the front.
   readonly #leases = new Map<number, Entry>();
-  readonly #delayed = new Set<ReturnType<typeof setTimeout>>();
+  // Nacked entries waiting out their delay, by their timer (close() hands them back to the ready queue).
+  readonly #delayed = new Map<ReturnType<typeof setTimeout>, Entry>();
   #sweeper: ReturnType<typeof setTimeout> | undefined;
   #waiter: (() => void) | undefined;
   #seq = 0;
@@ -99,7 +100,11 @@ export class MemoryBroker implements Broker, Publisher {
 
   close(): Promise<void> {
     this.#closed = true;
-    for (const t of this.#delayed) clearTimeout(t);
+    // Nacked messages still waiting out their delay stay countable, like those nacked after close.
+    for (const [t, entry] of this.#delayed) {
+      clearTimeout(t);
+      this.#ready.push(entry);
+    }
     this.#delayed.clear();
     if (this.#sweeper) clearTimeout(this.#sweeper);
     this.#waiter?.();
@@ -159,7 +164,7 @@ export class MemoryBroker implements Broker, Publisher {
             this.#delayed.delete(t);
             this.#requeue(entry);
           }, delayMs);
-          this.#delayed.add(t);
+          this.#delayed.set(t, entry);
         }
         return Promise.resolve();
       },

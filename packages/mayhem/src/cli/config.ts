@@ -53,6 +53,7 @@ export const SETTINGS = {
   restartLatency: { kind: 'duration', flag: 'restart-latency', help: 'mock restart latency, uniform in [0, this]', default: '1s', min: 0, commands: RUN },
   restartFailureRate: { kind: 'number', flag: 'restart-failure-rate', help: 'probability a mock restart fails', default: 0.25, min: 0, max: 1, commands: RUN },
   saveFailureRate: { kind: 'number', flag: 'save-failure-rate', help: 'probability a save fails (fault injection)', default: 0, min: 0, max: 1, commands: RUN },
+  malformedEvery: { kind: 'int', flag: 'malformed-every', help: 'fault injection: the simulated publisher makes every Nth message malformed (default never)', min: 1, commands: RUN },
   seed: { kind: 'int', flag: 'seed', help: 'seed the random choices (reproducible runs)', min: 0, commands: BOTH },
   dryRun: { kind: 'bool', flag: 'dry-run', help: 'log what would be restarted; restart nothing', default: false, commands: RUN },
   grace: { kind: 'duration', flag: 'grace', help: 'on shutdown, time in-flight messages get to finish before they are cancelled and nacked', default: '5s', min: 0, commands: RUN },
@@ -141,6 +142,7 @@ export interface Config {
   restartLatency: number;
   restartFailureRate: number;
   saveFailureRate: number;
+  malformedEvery: number | undefined;
   seed: number | undefined;
   dryRun: boolean;
   grace: number;

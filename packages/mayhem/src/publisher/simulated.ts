@@ -17,6 +17,8 @@ export interface SimulatedPublisherOptions {
   readonly chunk?: number;
   /** Backpressure: returns a promise to wait on while the sink is full, undefined when it has room. */
   readonly waitForRoom?: () => Promise<unknown> | undefined;
+  /** Fault injection: every Nth message is malformed (see {@link malformedPayload}); undefined = never. */
+  readonly malformedEvery?: number | undefined;
 }
 
 const CHOICES = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -25,6 +27,18 @@ export function randomInstanceName(random: () => number): string {
   let id = '';
   for (let i = 0; i < 4; i++) id += CHOICES[Math.floor(random() * CHOICES.length)];
   return `cattle-${id}`;
+}
+
+/**
+ * The k-th malformed payload (k ≥ 1), cycling through the ways a message can be malformed:
+ * not JSON, a required field missing, a field of the wrong shape.
+ */
+export function malformedPayload(k: number, messageId: string): string {
+  switch (k % 3) {
+    case 1: return `not json: restart ${messageId}`;
+    case 2: return JSON.stringify({ messageId, publishedAt: new Date().toISOString() });
+    default: return JSON.stringify({ messageId, instanceName: 'not a hostname!', publishedAt: new Date().toISOString() });
+  }
 }
 
 /** Publish until `count` or `signal`; resolves with how many were published. */
@@ -38,10 +52,12 @@ export async function runSimulatedPublisher(publish: (payload: string, messageId
       wait = o.waitForRoom?.();
     }
   };
+  const malformedEvery = o.malformedEvery ?? 0;
   const one = (): void => {
     const messageId = randomUUID();
-    publish(encodeRestartRequest({ messageId, instanceName: randomInstanceName(o.random), publishedAt: Date.now() }), messageId);
     published += 1;
+    if (malformedEvery > 0 && published % malformedEvery === 0) publish(malformedPayload(published / malformedEvery, messageId), messageId);
+    else publish(encodeRestartRequest({ messageId, instanceName: randomInstanceName(o.random), publishedAt: Date.now() }), messageId);
   };
   try {
     if (o.rate === 0) {

@@ -1,0 +1,207 @@
+/**
+ * The consumer (flow control, the central exception handler, pull failures) and the shutdown
+ * order, on fake time with the memory broker and memory storage.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import type { Broker, Delivery, Metrics } from '../src/core/contracts.js';
+import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
+import type { Outcome } from '../src/core/pipeline.js';
+import { shutdown } from '../src/core/shutdown.js';
+import { FakeExecutor, noopMetrics, rig, track, type Rig } from './pipeline-harness.js';
+
+vi.setConfig({ testTimeout: 5_000 });
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Metrics that remember the highest in_flight gauge. */
+function gaugeWatcher(): Metrics & { maxInFlight: number } {
+  const m = { ...noopMetrics, maxInFlight: 0, gauge: (_n: 'in_flight', v: number) => { m.maxInFlight = Math.max(m.maxInFlight, v); } };
+  return m;
+}
+
+function running(r: Rig, consumer: Consumer): { stop: AbortController; cancel: AbortController; done: ReturnType<typeof track<void>>; outcomes: Outcome[] } {
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  const outcomes: Outcome[] = [];
+  consumer.onSettled = (o) => outcomes.push(o);
+  return { stop, cancel, done: track(consumer.run(stop.signal, cancel.signal)), outcomes };
+}
+
+describe('flow control', () => {
+  it('never has more than maxInFlight in flight, and pulls again as soon as room frees', async () => {
+    const metrics = gaugeWatcher();
+    // cattle-h0 is quick; the rest take 1 s.
+    const r = rig({ metrics, executor: new FakeExecutor((host) => ({ latencyMs: host.startsWith('cattle-h0.') ? 50 : 1000 })) });
+    for (let i = 0; i < 10; i++) r.publish(`cattle-h${i}`);
+    const consumer = r.consumer({ maxInFlight: 3, pullBatch: 10 });
+    const t0 = Date.now();
+    const run = running(r, consumer);
+
+    await vi.advanceTimersByTimeAsync(0);
+    expect(consumer.inFlight).toBe(3);
+    expect(r.executor.active).toBe(3);
+    expect(r.broker.stats()).toMatchObject({ ready: 7, leased: 3 });
+
+    await vi.advanceTimersByTimeAsync(50);
+    // h0 is done; one more was pulled at once.
+    expect(r.counters.tally.acked).toBe(1);
+    expect(consumer.inFlight).toBe(3);
+    expect(r.executor.calls.map((c) => c.at - t0)).toEqual([0, 0, 0, 50]);
+
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(r.counters.tally.acked).toBe(10);
+    expect(run.outcomes).toEqual(Array(10).fill('acked'));
+    expect(consumer.inFlight).toBe(0);
+    expect(r.executor.maxActive).toBe(3);
+    expect(metrics.maxInFlight).toBe(3);
+
+    run.stop.abort();
+    await run.done.promise;
+  });
+
+  it('waits on an empty broker and handles what is published later', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+    const consumer = r.consumer();
+    const run = running(r, consumer);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(r.counters.tally.pulled).toBe(0);
+    r.publish('cattle-late');
+    await vi.advanceTimersByTimeAsync(10);
+    expect(run.outcomes).toEqual(['acked']);
+    run.stop.abort();
+    await run.done.promise;
+  });
+});
+
+describe('the central exception handler', () => {
+  it('logs an error escaping the pipeline with the message id and nacks the message; the redelivery does not restart again', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+    const id = r.publish('cattle-aaaa');
+    // A broker that refuses the first ack: the error escapes the pipeline after the restart was recorded.
+    let refused = false;
+    const broker: Broker = {
+      ackDeadlineMs: r.broker.ackDeadlineMs,
+      close: () => r.broker.close(),
+      pull: async (max, signal) => (await r.broker.pull(max, signal)).map((d): Delivery => refused ? d : {
+        ...d,
+        ack: () => { refused = true; return Promise.reject(new Error('broker refused the ack')); },
+      }),
+    };
+    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
+    const run = running(r, consumer);
+
+    await vi.advanceTimersByTimeAsync(10);
+    const errors = r.log.lines.filter((l) => l.msg === 'Handling general error: broker refused the ack');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ level: 50, messageId: id });
+    expect(r.broker.stats().nacked).toBe(1);
+
+    await vi.advanceTimersByTimeAsync(10);
+    expect(run.outcomes).toEqual(['acked']);
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.counters.tally).toMatchObject({ restart_skipped: 1, pulled: 2, nacked: 1 });
+    expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0, ready: 0 });
+    expect(r.memory.records.get(id)).toMatchObject({ acked: true, restarted: true, saved: true });
+    run.stop.abort();
+    await run.done.promise;
+  });
+
+  it('keeps the delivery in flight until the handler has nacked it', async () => {
+    const r = rig();
+    r.publish('cattle-aaaa');
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const handler = vi.fn((_err: unknown, d: Delivery) => gate.then(() => d.nack(0)));
+    const failing = { handle: () => Promise.reject(new Error('bug in a handler')) } as unknown as ConstructorParameters<typeof Consumer>[1];
+    const consumer = new Consumer(r.broker, failing, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, handler);
+    const stop = new AbortController();
+    const done = track(consumer.run(stop.signal, new AbortController().signal));
+    await vi.advanceTimersByTimeAsync(0);
+    stop.abort();
+    await done.promise;
+    expect(handler).toHaveBeenCalledTimes(1);
+    expect(consumer.inFlight).toBe(1);
+    const drained = track(consumer.drained());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(drained.settled).toBe(false);
+    release();
+    await drained.promise;
+    expect(consumer.inFlight).toBe(0);
+    expect(r.broker.stats().nacked).toBe(1);
+  });
+});
+
+describe('pull failures', () => {
+  it('logs, backs off, and pulls again', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+    r.publish('cattle-aaaa');
+    let failures = 1;
+    const broker: Broker = {
+      ackDeadlineMs: r.broker.ackDeadlineMs,
+      close: () => r.broker.close(),
+      pull: (max, signal) => (failures-- > 0 ? Promise.reject(new Error('connection reset')) : r.broker.pull(max, signal)),
+    };
+    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
+    const run = running(r, consumer);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(r.log.lines.filter((l) => l.msg === 'Pull failed; retrying')).toMatchObject([{ level: 50, err: 'connection reset', retryInMs: 200 }]);
+    expect(r.counters.tally.pulled).toBe(0);
+    await vi.advanceTimersByTimeAsync(210);
+    expect(run.outcomes).toEqual(['acked']);
+    run.stop.abort();
+    await run.done.promise;
+  });
+});
+
+describe('shutdown', () => {
+  function shutdownRig(latencyMs: number, messages: number): { r: Rig; consumer: Consumer; run: ReturnType<typeof running> } {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs })) });
+    for (let i = 0; i < messages; i++) r.publish(`cattle-s${i}`);
+    const consumer = r.consumer({ maxInFlight: 10, pullBatch: 10 });
+    return { r, consumer, run: running(r, consumer) };
+  }
+
+  it('lets in-flight messages finish within the grace period', async () => {
+    const { r, consumer, run } = shutdownRig(100, 5);
+    await vi.advanceTimersByTimeAsync(0);
+    const t0 = Date.now();
+    const stopped = track(shutdown({
+      logger: r.log.logger, graceMs: 1000, stopPulling: run.stop, cancelInFlight: run.cancel, pullingStopped: run.done.promise,
+      consumer, broker: r.broker, storage: r.storage, metrics: noopMetrics,
+    }));
+    await vi.advanceTimersByTimeAsync(100);
+    await stopped.promise;
+    expect(Date.now() - t0).toBe(100);
+    expect(run.cancel.signal.aborted).toBe(false);
+    expect(r.broker.stats()).toMatchObject({ acked: 5, nacked: 0, leased: 0 });
+  });
+
+  it('after the grace period cancels the rest, which nack themselves, then closes broker and storage in that order', async () => {
+    const { r, consumer, run } = shutdownRig(10_000, 5);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(consumer.inFlight).toBe(5);
+    const order: string[] = [];
+    const broker: Broker = { ackDeadlineMs: r.broker.ackDeadlineMs, pull: (m, s) => r.broker.pull(m, s), close: () => { order.push(`broker closed, ${r.broker.stats().nacked} nacked`); return r.broker.close(); } };
+    const storage = { ...r.storage, close: () => { order.push('storage closed'); return r.storage.close(); } };
+    const metrics = { ...noopMetrics, close: () => { order.push('metrics flushed'); return Promise.resolve(); } };
+    const stopped = track(shutdown({
+      logger: r.log.logger, graceMs: 200, stopPulling: run.stop, cancelInFlight: run.cancel, pullingStopped: run.done.promise,
+      consumer, broker, storage, metrics,
+    }));
+    await vi.advanceTimersByTimeAsync(199);
+    expect(run.cancel.signal.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await stopped.promise;
+    expect(run.outcomes).toEqual(Array(5).fill('cancelled'));
+    expect(order).toEqual(['broker closed, 5 nacked', 'storage closed', 'metrics flushed']);
+    expect(consumer.inFlight).toBe(0);
+    // Handed back, still countable after close.
+    expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 5, ready: 5, leased: 0 });
+    expect(r.log.messages()).toEqual(expect.arrayContaining(['Waiting up to 200 ms for 5 in-flight messages', 'Nacking outstanding messages', 'Cancelling 5 outstanding tasks']));
+  });
+});
