@@ -80,6 +80,8 @@ export interface Report {
   readonly tasks?: readonly TaskSnapshot[];
   /** For `loop-lag`. */
   readonly lag?: LoopLagFigures;
+  /** For `stall`. */
+  readonly stall?: StallDetail;
 }
 
 /** Where reports go. Sinks must never throw and never block the loop for long. */
@@ -92,4 +94,21 @@ export interface Sink {
 /** `file:line:col` of a frame. */
 export function formatLocation(frame: Frame): string {
   return `${frame.file}:${frame.line}:${frame.column}`;
+}
+
+/** Detail of a `stall` report: how the blocking frame was found. */
+export interface StallDetail {
+  /**
+   * `paused`: the exact frame, paused while blocked. `paused-after-native`: the thread sat in a native
+   * call V8 cannot interrupt; the frame is where that call returned. `sampled`: CPU-profile samples only.
+   * `none`: no frame (inspector unavailable).
+   */
+  readonly capture: 'paused' | 'paused-after-native' | 'sampled' | 'none';
+  /** How long after the stall began the watchdog noticed it, ms. */
+  readonly detectedAfterMs: number;
+  /** From pause request to pause, ms. */
+  readonly pauseLatencyMs?: number;
+  /** Hottest CPU-profile stack during the stall, innermost first. */
+  readonly sampledStack?: readonly Frame[];
+  readonly note?: string;
 }

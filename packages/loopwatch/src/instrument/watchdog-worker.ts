@@ -1,0 +1,278 @@
+/**
+ * The stall watchdog's worker. It watches the main thread's heartbeat; when the heartbeat is late by
+ * more than the threshold, the main thread is blocked right now, and the worker asks the inspector
+ * what it is doing:
+ * - `Profiler.start` (dispatched by V8 interrupt, so it runs even while the main thread is busy);
+ * - `Debugger.enable` + `Debugger.pause`, sent lazily and pipelined: an eager `Debugger.enable` would
+ *   slow promise-heavy code ~3×, and a native call that V8 cannot interrupt (execSync, readFileSync of a
+ *   pipe) only lets the queued commands run once it returns — pipelining makes the pause land in the
+ *   caller right then instead of after the whole callback;
+ * - while paused, `Debugger.evaluateOnCallFrame` reads the current task (`Runtime.evaluate` would hang).
+ * Every inspector call has a timeout; the profiler's hottest sample is the fallback.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { Session } from 'node:inspector';
+import type { Frame } from '../model/report.js';
+import type { CurrentTaskInfo } from './current-task.js';
+import { CURRENT_TASK_GLOBAL } from './current-task.js';
+import { nowMs, type StallCapture, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { resolvePosition } from './watchdog-sourcemap.js';
+
+const data = workerData as WatchdogWorkerData;
+const port = parentPort;
+const beat = new BigInt64Array(data.heartbeat);
+const checkMs = Math.max(5, Math.floor(data.heartbeatMs / 2));
+/** A pause that takes longer than this to land means the thread sat in native code. */
+const PROMPT_PAUSE_MS = 100;
+const CALL_TIMEOUT_MS = 1000;
+/** After the stall ends, how long to still wait for a pause queued behind a native call. */
+const PAUSE_GRACE_MS = 500;
+
+function send(m: WatchdogMessage): void {
+  port?.postMessage(m);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inspector plumbing: every call times out, and a session that stops answering is replaced.
+
+interface CallFrame {
+  readonly callFrameId: string;
+  readonly functionName: string;
+  readonly location: { readonly scriptId: string; readonly lineNumber: number; readonly columnNumber?: number };
+  readonly url?: string;
+}
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
+  readonly hitCount?: number;
+  readonly children?: readonly number[];
+  readonly positionTicks?: readonly { readonly line: number; readonly ticks: number }[];
+}
+
+let session: Session | undefined;
+let sessionBroken = false;
+const scriptUrls = new Map<string, string>();
+let onPaused: ((frames: readonly CallFrame[]) => void) | undefined;
+
+function connect(): Session | undefined {
+  if (session && !sessionBroken) return session;
+  if (session) {
+    try {
+      session.disconnect();
+    } catch {
+      // Already gone.
+    }
+  }
+  session = undefined;
+  sessionBroken = false;
+  try {
+    const s = new Session();
+    s.connectToMainThread();
+    s.on('Debugger.scriptParsed', (m: { params: { scriptId: string; url: string } }) => {
+      scriptUrls.set(m.params.scriptId, m.params.url);
+    });
+    s.on('Debugger.paused', (m: { params: { callFrames: CallFrame[] } }) => {
+      const handler = onPaused;
+      onPaused = undefined;
+      if (handler) handler(m.params.callFrames);
+      // A pause nobody waits for (a late one, or the program's own `debugger;`) must never leave the
+      // main thread stopped.
+      else void call('Debugger.resume').catch(() => undefined);
+    });
+    session = s;
+    return s;
+  } catch (e) {
+    send({ type: 'note', message: `loopwatch: stall frames unavailable (inspector: ${(e as Error).message})` });
+    return undefined;
+  }
+}
+
+function call<T = unknown>(method: string, params: object = {}, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
+  const s = session;
+  if (!s) return Promise.reject(new Error('no inspector session'));
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      sessionBroken = true;
+      reject(new Error(`${method} timed out`));
+    }, timeoutMs);
+    try {
+      s.post(method, params, (err: Error | null, result?: object) => {
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve(result as T);
+      });
+    } catch (e) {
+      clearTimeout(timer);
+      reject(e instanceof Error ? e : new Error(String(e)));
+    }
+  });
+}
+
+const quiet = (p: Promise<unknown>): void => void p.catch(() => undefined);
+
+// ---------------------------------------------------------------------------------------------
+// Frames
+
+function pausedFrames(frames: readonly CallFrame[]): Frame[] {
+  return frames.slice(0, data.stackLimit).map((f) =>
+    resolvePosition(f.functionName, f.url || scriptUrls.get(f.location.scriptId) || '', f.location.lineNumber, f.location.columnNumber ?? 0),
+  );
+}
+
+function isIgnoredNode(n: ProfileNode): boolean {
+  const name = n.callFrame.functionName;
+  return name === '(idle)' || name === '(root)' || name === '(garbage collector)' || name === '(program)';
+}
+
+/** The stack of the sample-richest leaf: what the main thread was mostly doing during the stall. */
+function hottestStack(nodes: readonly ProfileNode[]): Frame[] {
+  const parent = new Map<number, ProfileNode>();
+  for (const n of nodes) for (const c of n.children ?? []) {
+    const child = nodes.find((x) => x.id === c);
+    if (child) parent.set(child.id, n);
+  }
+  let best: ProfileNode | undefined;
+  for (const n of nodes) {
+    if (isIgnoredNode(n) || (n.hitCount ?? 0) === 0) continue;
+    if (!best || (n.hitCount ?? 0) > (best.hitCount ?? 0)) best = n;
+  }
+  const out: Frame[] = [];
+  for (let n = best; n && out.length < data.stackLimit && n.callFrame.functionName !== '(root)'; n = parent.get(n.id)) {
+    const cf = n.callFrame;
+    // The innermost node's hottest line is where the time went; callers only know their function's start.
+    const ticks = n === best ? [...(n.positionTicks ?? [])].sort((a, b) => b.ticks - a.ticks)[0] : undefined;
+    out.push(ticks ? resolvePosition(cf.functionName, cf.url, ticks.line - 1, undefined) : resolvePosition(cf.functionName, cf.url, cf.lineNumber, cf.columnNumber));
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stall handling
+
+const readBeat = (): number => Number(Atomics.load(beat, 0));
+let stalled = false;
+
+function waitMs(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  while (!cond()) await waitMs(checkMs);
+}
+
+async function handleStall(lastBeat: number, detectedAt: number): Promise<void> {
+  const stallStart = lastBeat + data.heartbeatMs;
+  // The first beat seen after the stall dates its end; later beats would stretch it.
+  let resumedBeat: number | undefined;
+  const ended = (): boolean => {
+    if (resumedBeat === undefined) {
+      const b = readBeat();
+      if (b !== lastBeat) resumedBeat = b;
+    }
+    return resumedBeat !== undefined;
+  };
+  let capture: StallCapture = 'none';
+  let pausedStack: Frame[] = [];
+  let sampledStack: Frame[] = [];
+  let pauseLatencyMs: number | undefined;
+  let task: CurrentTaskInfo | undefined;
+  let note: string | undefined;
+
+  const s = data.captureFrames ? connect() : undefined;
+  if (s) {
+    const sentAt = nowMs();
+    let stopWaiting: () => void = () => undefined;
+    const paused = new Promise<readonly CallFrame[] | undefined>((resolve) => {
+      onPaused = (frames) => resolve(frames);
+      stopWaiting = () => resolve(undefined);
+    });
+    // Pipelined on purpose (see the module comment): all queued before the main thread next checks for interrupts.
+    const profiling = call('Profiler.enable')
+      .then(() => call('Profiler.setSamplingInterval', { interval: 1000 }))
+      .then(() => call('Profiler.start'))
+      .then(() => true, () => false);
+    quiet(call('Debugger.enable'));
+    quiet(call('Debugger.pause'));
+    const giveUp = (async (): Promise<void> => {
+      await until(ended);
+      await waitMs(PAUSE_GRACE_MS);
+      stopWaiting();
+    })();
+    const frames = await paused;
+    if (frames) {
+      pauseLatencyMs = Math.round(nowMs() - sentAt);
+      const top = frames[0];
+      if (top) {
+        try {
+          const r = await call<{ result?: { value?: unknown } }>(
+            'Debugger.evaluateOnCallFrame',
+            {
+              callFrameId: top.callFrameId,
+              expression: `(() => { const f = globalThis[${JSON.stringify(CURRENT_TASK_GLOBAL)}]; return typeof f === 'function' ? f() : undefined; })()`,
+              returnByValue: true,
+              silent: true,
+            },
+            500,
+          );
+          const v = r.result?.value;
+          if (v && typeof v === 'object') task = v as CurrentTaskInfo;
+        } catch {
+          // The task is a nice-to-have; the frame is what matters.
+        }
+      }
+      quiet(call('Debugger.resume'));
+      pausedStack = pausedFrames(frames);
+      capture = pauseLatencyMs <= PROMPT_PAUSE_MS ? 'paused' : 'paused-after-native';
+    } else {
+      onPaused = undefined;
+      note = 'the inspector did not pause the main thread in time';
+    }
+    quiet(call('Debugger.disable'));
+    const profilerOn = await profiling;
+    await until(ended);
+    await giveUp;
+    if (profilerOn) {
+      try {
+        const { profile } = await call<{ profile: { nodes: ProfileNode[] } }>('Profiler.stop', {}, 2000);
+        sampledStack = hottestStack(profile.nodes);
+        if (capture === 'none' && sampledStack.length > 0) capture = 'sampled';
+      } catch {
+        note ??= 'the profiler did not answer';
+      }
+      quiet(call('Profiler.disable'));
+    }
+  } else {
+    await until(ended);
+  }
+  const durationMs = Math.max(0, (resumedBeat ?? readBeat()) - stallStart);
+  const msg: StallMessage = {
+    type: 'stall',
+    durationMs,
+    detectedAfterMs: Math.max(0, Math.round(detectedAt - stallStart)),
+    capture,
+    pausedStack,
+    sampledStack,
+    ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }),
+    ...(task ? { task } : {}),
+    ...(note ? { note } : {}),
+  };
+  send(msg);
+}
+
+function check(): void {
+  if (stalled) return;
+  const last = readBeat();
+  const now = nowMs();
+  if (now - last > data.thresholdMs + data.heartbeatMs) {
+    stalled = true;
+    void handleStall(last, now)
+      .catch((e: unknown) => send({ type: 'note', message: `loopwatch: stall capture failed: ${(e as Error).message}` }))
+      .finally(() => {
+        stalled = false;
+      });
+  }
+}
+
+if (data.captureFrames) connect();
+setInterval(check, checkMs);

@@ -1,0 +1,196 @@
+/**
+ * The stall watchdog (report kind `stall`, production mode): the main thread writes a heartbeat into
+ * a SharedArrayBuffer on a cheap unref'd timer; a worker thread notices when it stops, while the main
+ * thread is still blocked, and captures the blocking frame and task through the inspector.
+ *
+ * One report per stall, emitted when the stall ends, so `durationMs` is its full length (a blocked
+ * thread could not print it earlier anyway: the sinks run on the main thread).
+ */
+import { Worker } from 'node:worker_threads';
+import inspector from 'node:inspector';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { Frame, Report } from '../model/report.js';
+import { formatLocation } from '../model/report.js';
+import { nowMs, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { publishStall, registerStallPoller, type StallEvent } from './watchdog-feed.js';
+
+export type { StallEvent } from './watchdog-feed.js';
+export { subscribeStalls } from './watchdog-feed.js';
+
+/** Options of {@link startStallWatchdog}. */
+export interface StallWatchdogOptions {
+  /** A loop turn that makes no progress for longer than this is a stall, ms. */
+  readonly thresholdMs: number;
+  /** Receives one `stall` report per stall, on the main thread, after the stall ended. */
+  readonly emit: (r: Report) => void;
+  /**
+   * Called on the main thread as soon as the loop runs again, with the measured stall (before the
+   * report, which waits for the worker). The loop-lag monitor also gets these via `subscribeStalls`.
+   */
+  readonly onStall?: (e: StallEvent) => void;
+  /** Heartbeat period, ms; default a quarter of the threshold, within 10..250. */
+  readonly heartbeatMs?: number;
+  /** Use the inspector to find the blocking frame; default true. Without it, stalls are timed only. */
+  readonly captureFrames?: boolean;
+  /** Frames kept per stack; default 10. */
+  readonly stackLimit?: number;
+  /** One-line notes (e.g. the inspector is in use); default `process.emitWarning`. */
+  readonly onNote?: (message: string) => void;
+}
+
+/** A running watchdog. */
+export interface StallWatchdog {
+  /** Stops the heartbeat and terminates the worker. */
+  stop(): Promise<void>;
+}
+
+/** loopwatch's own compiled sources: never the culprit. */
+const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url))) + path.sep;
+
+/** The worker's compiled file; from sources (vitest), the build output next to them. */
+function workerUrl(): URL {
+  const here = import.meta.url;
+  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/instrument/watchdog-worker.js'));
+  return new URL('./watchdog-worker.js', here);
+}
+
+function isUserFrame(f: Frame): boolean {
+  return path.isAbsolute(f.file) && !f.file.startsWith(OWN_DIR);
+}
+
+function describeTask(m: StallMessage): string {
+  return m.task ? ` while running task "${m.task.name}" (#${m.task.id})` : '';
+}
+
+/** Parses `fn (file:line:col)` or `file:line:col`, the current-task probe's `createdAt` strings. */
+function parseFrame(s: string): Frame | undefined {
+  const m = /^(?:(.*?) \()?(.+):(\d+):(\d+)\)?$/.exec(s.trim());
+  if (!m) return undefined;
+  return { functionName: m[1] ?? '<anonymous>', file: m[2] ?? s, line: Number(m[3]), column: Number(m[4]) };
+}
+
+/** Builds the `stall` report from the worker's findings. */
+export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): Report {
+  const ms = Math.round(durationMs);
+  const stack = m.capture === 'sampled' ? m.sampledStack : m.pausedStack;
+  const userIdx = stack.findIndex(isUserFrame);
+  const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
+  const where = culprit ? `${culprit.functionName} (${formatLocation(culprit)})` : undefined;
+  let message: string;
+  switch (m.capture) {
+    case 'paused':
+      message = `event loop stalled for ${ms} ms in ${where ?? 'unknown code'}${describeTask(m)}`;
+      break;
+    case 'paused-after-native': {
+      const inner = userIdx > 0 ? stack[userIdx - 1] : undefined;
+      const native = inner ? ` under ${inner.functionName} (${formatLocation(inner)})` : '';
+      message =
+        `event loop stalled for ${ms} ms in a native call${native} made by ${where ?? 'unknown code'}${describeTask(m)}; ` +
+        `V8 could not interrupt it, the frame is where it returned (${m.pauseLatencyMs ?? '?'} ms after the pause request)`;
+      break;
+    }
+    case 'sampled':
+      message = `event loop stalled for ${ms} ms, mostly in ${where ?? 'unknown code'} (CPU samples; no pause)${describeTask(m)}`;
+      break;
+    default:
+      message = `event loop stalled for ${ms} ms (blocking frame unknown${m.note ? `: ${m.note}` : ''})${describeTask(m)}`;
+  }
+  const createdAt = m.task?.createdAt.map(parseFrame).filter((f): f is Frame => f !== undefined);
+  return {
+    kind: 'stall',
+    message,
+    time,
+    durationMs: ms,
+    ...(culprit ? { location: formatLocation(culprit), functionName: culprit.functionName } : {}),
+    ...(stack.length > 0 ? { stack } : {}),
+    ...(m.task ? { task: { id: m.task.id, name: m.task.name } } : {}),
+    ...(createdAt && createdAt.length > 0 ? { createdAt } : {}),
+    stall: {
+      capture: m.capture,
+      detectedAfterMs: m.detectedAfterMs,
+      ...(m.pauseLatencyMs === undefined ? {} : { pauseLatencyMs: m.pauseLatencyMs }),
+      ...(m.sampledStack.length > 0 ? { sampledStack: m.sampledStack } : {}),
+      ...(m.note ? { note: m.note } : {}),
+    },
+  };
+}
+
+/**
+ * Starts the stall watchdog: near-zero cost while nothing stalls (one timer tick per heartbeat and an
+ * idle worker). The worker is unref'd and never keeps the process alive.
+ */
+export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
+  const thresholdMs = opts.thresholdMs;
+  const heartbeatMs = Math.round(opts.heartbeatMs ?? Math.min(250, Math.max(10, thresholdMs / 4)));
+  const note = opts.onNote ?? ((message: string) => process.emitWarning(message, 'LoopwatchWarning'));
+  let captureFrames = opts.captureFrames ?? true;
+  if (captureFrames && inspector.url() !== undefined) {
+    // Someone is debugging this process: pausing it under them would be rude and confusing.
+    captureFrames = false;
+    note('loopwatch: the inspector is in use (--inspect); stalls are timed but their frames are not captured');
+  }
+
+  const sab = new SharedArrayBuffer(BigInt64Array.BYTES_PER_ELEMENT);
+  const beatCell = new BigInt64Array(sab);
+  let last = performance.now();
+  let lastStall: StallEvent | undefined;
+  Atomics.store(beatCell, 0, BigInt(Math.round(nowMs())));
+
+  const beat = (): void => {
+    const now = performance.now();
+    const late = now - last - heartbeatMs;
+    last = now;
+    Atomics.store(beatCell, 0, BigInt(Math.round(performance.timeOrigin + now)));
+    if (late >= thresholdMs) {
+      const e: StallEvent = { startMs: now - late, endMs: now, durationMs: late };
+      lastStall = e;
+      publishStall(e);
+      opts.onStall?.(e);
+    }
+  };
+  const timer = setInterval(beat, heartbeatMs);
+  timer.unref();
+  // A reader about to close an interval beats first, so a stall that just ended lands in its figures.
+  const unregister = registerStallPoller(() => {
+    if (performance.now() - last - heartbeatMs >= thresholdMs) beat();
+  });
+
+  const data: WatchdogWorkerData = {
+    heartbeat: sab,
+    thresholdMs,
+    heartbeatMs,
+    captureFrames,
+    stackLimit: opts.stackLimit ?? 10,
+    ownDir: OWN_DIR,
+  };
+  // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its own).
+  const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });
+  worker.unref();
+  worker.on('message', (m: WatchdogMessage) => {
+    if (m.type === 'note') {
+      note(m.message);
+      return;
+    }
+    // The main thread timed the stall from its own heartbeat, which is the precise figure.
+    const measured = lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50 ? lastStall.durationMs : m.durationMs;
+    try {
+      opts.emit(stallReport(m, measured));
+    } catch {
+      // Reporting is best effort.
+    }
+  });
+  worker.on('error', (e) => note(`loopwatch: stall watchdog stopped: ${e.message}`));
+
+  let stopped: Promise<void> | undefined;
+  return {
+    stop(): Promise<void> {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        unregister();
+        await worker.terminate();
+      })();
+      return stopped;
+    },
+  };
+}
