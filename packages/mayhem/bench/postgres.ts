@@ -47,6 +47,16 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
+async function queryOne(url: string, sql: string): Promise<Record<string, unknown> | undefined> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    return (await c.query<Record<string, unknown>>(sql)).rows[0];
+  } finally {
+    await c.end();
+  }
+}
+
 /** Run the lives spread over `storages` (round robin); resolves with lives per second. */
 async function run(storages: PostgresStorage[], prefix: string, count: number): Promise<number> {
   const signal = new AbortController().signal; // shared, like the pipeline's shutdown signal
@@ -97,6 +107,10 @@ try {
   const rate = await run(storages, `bench-${process.pid}`, messages);
   const after = storages.map((s) => s.stats());
   await Promise.all(storages.map((s) => s.close()));
+  const hot = await queryOne(
+    url,
+    `SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot FROM pg_stat_user_tables WHERE relname = 'messages'`,
+  );
   const sum = (k: keyof ReturnType<PostgresStorage['stats']>): number =>
     after.reduce((t, a, i) => t + a[k] - before[i]![k], 0);
   const lives = Math.round(rate).toLocaleString('en-US');
@@ -105,7 +119,8 @@ try {
   console.log(
     `  ${sum('writeBatches')} write statements (${Math.round(sum('writes') / Math.max(1, sum('writeBatches')))} writes each), ` +
       `${sum('readBatches')} read statements (${Math.round(sum('reads') / Math.max(1, sum('readBatches')))} ids each), ` +
-      `${sum('lockStatements')} host-lock statements`,
+      `${sum('lockStatements')} host-lock statements; ` +
+      `${hot ? Math.round((100 * Number(hot.hot)) / Math.max(1, Number(hot.upd))) : '?'}% of row updates HOT`,
   );
 } finally {
   if (values.db === undefined) await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
