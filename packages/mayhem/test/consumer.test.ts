@@ -7,7 +7,7 @@ import type { Broker, Delivery, Metrics } from '../src/core/contracts.js';
 import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
 import type { Outcome } from '../src/core/pipeline.js';
 import { shutdown } from '../src/core/shutdown.js';
-import { FakeExecutor, noopMetrics, rig, track, type Rig } from './pipeline-harness.js';
+import { FakeExecutor, noopMetrics, rig, track, wrapDelivery, type Rig } from './pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 
@@ -87,10 +87,9 @@ describe('the central exception handler', () => {
     const broker: Broker = {
       ackDeadlineMs: r.broker.ackDeadlineMs,
       close: () => r.broker.close(),
-      pull: async (max, signal) => (await r.broker.pull(max, signal)).map((d): Delivery => refused ? d : {
-        ...d,
+      pull: async (max, signal) => (await r.broker.pull(max, signal)).map((d): Delivery => refused ? d : wrapDelivery(d, {
         ack: () => { refused = true; return Promise.reject(new Error('broker refused the ack')); },
-      }),
+      })),
     };
     const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
     const run = running(r, consumer);

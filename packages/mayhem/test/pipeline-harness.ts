@@ -195,6 +195,21 @@ export function failingSaves(failures: number, calls: number[] = []): (memory: M
   };
 }
 
+/**
+ * `d` with some methods replaced. Built member by member: a Delivery may be a class instance,
+ * whose methods and getters an object spread would drop.
+ */
+export function wrapDelivery(d: Delivery, overrides: Partial<Pick<Delivery, 'extend' | 'ack' | 'nack' | 'deadLetter'>>): Delivery {
+  return {
+    get data() { return d.data; },
+    deliveryCount: d.deliveryCount,
+    extend: overrides.extend ?? (() => d.extend()),
+    ack: overrides.ack ?? (() => d.ack()),
+    nack: overrides.nack ?? ((ms) => d.nack(ms)),
+    deadLetter: overrides.deadLetter ?? ((reason) => d.deadLetter(reason)),
+  };
+}
+
 /** A promise's state without waiting for it. */
 export function track<T>(p: Promise<T>): { readonly settled: boolean; readonly value: T | undefined; readonly error: unknown; readonly promise: Promise<T> } {
   const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown, promise: p };

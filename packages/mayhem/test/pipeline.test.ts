@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Delivery, Storage } from '../src/core/contracts.js';
 import { sleep } from '../src/core/timing.js';
 import type { MemoryStorage } from '../src/storage/memory.js';
-import { FakeExecutor, failingSaves, rig, track } from './pipeline-harness.js';
+import { FakeExecutor, failingSaves, rig, track, wrapDelivery } from './pipeline-harness.js';
 
 // Everything runs on fake time: a promise still pending is a failure to report fast, not to wait for.
 vi.setConfig({ testTimeout: 5_000 });
@@ -76,7 +76,7 @@ describe('deadline extension', () => {
     const d = await pullOne(r);
     const extendedAt: number[] = [];
     const t0 = Date.now();
-    const watched: Delivery = { ...d, extend: () => (extendedAt.push(Date.now() - t0), d.extend()) };
+    const watched = wrapDelivery(d, { extend: () => (extendedAt.push(Date.now() - t0), d.extend()) });
     const out = track(r.pipeline.handle(watched, live()));
 
     await vi.advanceTimersByTimeAsync(3500);
