@@ -4,15 +4,16 @@
  * Not durable: what is in it when the process exits is gone (the distributed broker's job).
  */
 import type { Broker, Delivery, Publisher } from '../core/contracts.js';
+import { DeadlineQueue } from '../core/deadline-queue.js';
 
-interface Entry {
+/** @internal A message as the memory broker holds it. */
+export interface Entry {
   readonly seq: number;
   readonly data: Uint8Array;
   readonly messageId: string | undefined;
   deliveryCount: number;
   /** Changes with every lease, so a stale handle (expired lease) cannot settle a redelivery. */
   lease: number;
-  expiresAt: number;
 }
 
 export interface DeadLetterEntry {
@@ -41,21 +42,15 @@ export interface MemoryBrokerOptions {
   readonly now?: () => number;
 }
 
-const encoder = new TextEncoder();
-
 export class MemoryBroker implements Broker, Publisher {
   readonly ackDeadlineMs: number;
   readonly deadLetters: DeadLetterEntry[] = [];
-  readonly #now: () => number;
   // Ready queue as an array with a moving head: O(1) push and shift without copying.
   #ready: Entry[] = [];
   #head = 0;
-  // Leases in insertion order. Every lease lasts ackDeadlineMs from its start or last extension,
-  // and an extension re-inserts, so insertion order is expiry order: the sweeper reads the front.
-  readonly #leases = new Map<number, Entry>();
-  // Nacked entries waiting out their delay, by their timer (close() hands them back to the ready queue).
-  readonly #delayed = new Map<ReturnType<typeof setTimeout>, Entry>();
-  #sweeper: ReturnType<typeof setTimeout> | undefined;
+  // Every lease lasts ackDeadlineMs from its start or last extension: one timer for all of them.
+  readonly #leases: DeadlineQueue<number, Entry>;
+  readonly #delayed = new Set<ReturnType<typeof setTimeout>>();
   #waiter: (() => void) | undefined;
   #seq = 0;
   #closed = false;
@@ -63,7 +58,7 @@ export class MemoryBroker implements Broker, Publisher {
 
   constructor(options: MemoryBrokerOptions) {
     this.ackDeadlineMs = options.ackDeadlineMs;
-    this.#now = options.now ?? (() => performance.now());
+    this.#leases = new DeadlineQueue(options.ackDeadlineMs, (_lease, entry) => this.#expire(entry), { now: options.now });
   }
 
   stats(): MemoryBrokerStats {
@@ -78,9 +73,10 @@ export class MemoryBroker implements Broker, Publisher {
   /** Publish without a promise (the simulated publisher's hot path). */
   publishSync(payload: string | Uint8Array, messageId?: string): void {
     if (this.#closed) throw new Error('memory broker is closed');
-    const data = typeof payload === 'string' ? encoder.encode(payload) : payload;
+    // Buffer.from takes small payloads from Node's shared pool: no ArrayBuffer per message.
+    const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
     this.#stats.published += 1;
-    this.#enqueue({ seq: ++this.#seq, data, messageId, deliveryCount: 0, lease: 0, expiresAt: 0 });
+    this.#enqueue({ seq: ++this.#seq, data, messageId, deliveryCount: 0, lease: 0 });
   }
 
   pull(max: number, signal: AbortSignal): Promise<Delivery[]> {
@@ -100,13 +96,9 @@ export class MemoryBroker implements Broker, Publisher {
 
   close(): Promise<void> {
     this.#closed = true;
-    // Nacked messages still waiting out their delay stay countable, like those nacked after close.
-    for (const [t, entry] of this.#delayed) {
-      clearTimeout(t);
-      this.#ready.push(entry);
-    }
+    for (const t of this.#delayed) clearTimeout(t);
     this.#delayed.clear();
-    if (this.#sweeper) clearTimeout(this.#sweeper);
+    // Leased messages stay counted (stats().leased) for the shutdown summary; they just never expire now.
     this.#waiter?.();
     return Promise.resolve();
   }
@@ -118,64 +110,52 @@ export class MemoryBroker implements Broker, Publisher {
 
   #lease(max: number): Delivery[] {
     const out: Delivery[] = [];
-    const now = this.#now();
     while (out.length < max && this.#head < this.#ready.length) {
       const entry = this.#ready[this.#head] as Entry;
       this.#ready[this.#head++] = undefined as unknown as Entry;
       entry.deliveryCount += 1;
       entry.lease = ++this.#seq;
-      entry.expiresAt = now + this.ackDeadlineMs;
-      this.#leases.set(entry.lease, entry);
-      out.push(this.#handle(entry, entry.lease));
+      this.#leases.add(entry.lease, entry);
+      out.push(new MemoryDelivery(this, entry, entry.lease));
     }
     if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
       this.#ready = this.#ready.slice(this.#head);
       this.#head = 0;
     }
-    this.#armSweeper();
     return out;
   }
 
-  #handle(entry: Entry, lease: number): Delivery {
-    // Settling checks the lease: after expiry the message belongs to its next delivery.
-    const take = (): boolean => entry.lease === lease && this.#leases.delete(lease);
-    return {
-      data: entry.data,
-      deliveryCount: entry.deliveryCount,
-      extend: () => {
-        if (entry.lease === lease && this.#leases.delete(lease)) {
-          entry.expiresAt = this.#now() + this.ackDeadlineMs;
-          this.#leases.set(lease, entry);
-        }
-        return Promise.resolve();
-      },
-      ack: () => {
-        if (take()) this.#stats.acked += 1;
-        return Promise.resolve();
-      },
-      nack: (delayMs: number) => {
-        if (!take()) return Promise.resolve();
-        this.#stats.nacked += 1;
-        entry.lease = 0;
-        if (delayMs <= 0 || this.#closed) {
-          this.#requeue(entry);
-        } else {
-          const t = setTimeout(() => {
-            this.#delayed.delete(t);
-            this.#requeue(entry);
-          }, delayMs);
-          this.#delayed.set(t, entry);
-        }
-        return Promise.resolve();
-      },
-      deadLetter: (reason: string) => {
-        if (take()) {
-          this.#stats.deadLettered += 1;
-          this.deadLetters.push({ data: entry.data, reason, deliveries: entry.deliveryCount });
-        }
-        return Promise.resolve();
-      },
-    };
+  /** Ends a lease if it is still current; false for a stale handle (expired and redelivered). */
+  take(entry: Entry, lease: number): boolean {
+    if (entry.lease !== lease || !this.#leases.delete(lease)) return false;
+    entry.lease = 0;
+    return true;
+  }
+
+  extendLease(entry: Entry, lease: number): void {
+    if (entry.lease === lease && this.#leases.has(lease)) this.#leases.add(lease, entry);
+  }
+
+  acked(): void {
+    this.#stats.acked += 1;
+  }
+
+  nacked(entry: Entry, delayMs: number): void {
+    this.#stats.nacked += 1;
+    if (delayMs <= 0 || this.#closed) {
+      this.#requeue(entry);
+      return;
+    }
+    const t = setTimeout(() => {
+      this.#delayed.delete(t);
+      this.#requeue(entry);
+    }, delayMs);
+    this.#delayed.add(t);
+  }
+
+  deadLettered(entry: Entry, reason: string): void {
+    this.#stats.deadLettered += 1;
+    this.deadLetters.push({ data: entry.data, reason, deliveries: entry.deliveryCount });
   }
 
   #requeue(entry: Entry): void {
@@ -187,27 +167,48 @@ export class MemoryBroker implements Broker, Publisher {
     this.#enqueue(entry);
   }
 
-  #armSweeper(): void {
-    if (this.#sweeper !== undefined || this.#leases.size === 0 || this.#closed) return;
-    const first = this.#leases.values().next().value as Entry;
-    const wait = Math.max(0, first.expiresAt - this.#now());
-    this.#sweeper = setTimeout(() => {
-      this.#sweeper = undefined;
-      this.#expire();
-    }, wait + 1);
-    // Leases alone never keep the process alive; the consumer does.
-    this.#sweeper.unref();
+  #expire(entry: Entry): void {
+    entry.lease = 0;
+    this.#stats.expired += 1;
+    this.#requeue(entry);
+  }
+}
+
+/** A lease on one message. A class, not closures: 100k in flight means 100k of these. */
+class MemoryDelivery implements Delivery {
+  readonly #broker: MemoryBroker;
+  readonly #entry: Entry;
+  readonly #lease: number;
+  readonly deliveryCount: number;
+
+  constructor(broker: MemoryBroker, entry: Entry, lease: number) {
+    this.#broker = broker;
+    this.#entry = entry;
+    this.#lease = lease;
+    this.deliveryCount = entry.deliveryCount;
   }
 
-  #expire(): void {
-    const now = this.#now();
-    for (const [lease, entry] of this.#leases) {
-      if (entry.expiresAt > now) break;
-      this.#leases.delete(lease);
-      entry.lease = 0;
-      this.#stats.expired += 1;
-      this.#enqueue(entry);
-    }
-    this.#armSweeper();
+  get data(): Uint8Array {
+    return this.#entry.data;
+  }
+
+  extend(): Promise<void> {
+    this.#broker.extendLease(this.#entry, this.#lease);
+    return Promise.resolve();
+  }
+
+  ack(): Promise<void> {
+    if (this.#broker.take(this.#entry, this.#lease)) this.#broker.acked();
+    return Promise.resolve();
+  }
+
+  nack(delayMs: number): Promise<void> {
+    if (this.#broker.take(this.#entry, this.#lease)) this.#broker.nacked(this.#entry, delayMs);
+    return Promise.resolve();
+  }
+
+  deadLetter(reason: string): Promise<void> {
+    if (this.#broker.take(this.#entry, this.#lease)) this.#broker.deadLettered(this.#entry, reason);
+    return Promise.resolve();
   }
 }

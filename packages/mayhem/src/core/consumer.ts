@@ -3,6 +3,7 @@
  * slow message never holds up the next. At most `maxInFlight` deliveries are being handled; pulling
  * waits while full, so memory stays bounded however fast messages arrive.
  */
+import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broker, Delivery } from './contracts.js';
@@ -54,6 +55,8 @@ export class Consumer {
    * Resolves once pulling has stopped; in-flight handlers go on (see {@link drained}).
    */
   async run(stop: AbortSignal, cancel: AbortSignal): Promise<void> {
+    // Every in-flight handler may listen on `cancel` (executor, storage, host guard): not a leak.
+    setMaxListeners(this.#options.maxInFlight * 4 + 16, cancel);
     let failures = 0;
     while (!stop.aborted) {
       const room = this.#options.maxInFlight - this.#inFlight;

@@ -17,6 +17,7 @@ import type { Delivery, HostGuard, RestartExecutor, Storage } from './contracts.
 import { RestartFailed } from './contracts.js';
 import type { Counters } from './counters.js';
 import { hostnameOf, parseRestartRequest, type RestartRequest } from './message.js';
+import { DeadlineQueue } from './deadline-queue.js';
 import { backoffDelay, isAbort, sleep, type BackoffPolicy } from './timing.js';
 
 export interface PipelineOptions {
@@ -35,6 +36,8 @@ export interface PipelineOptions {
   /** Log what would be restarted; restart nothing and record no restart. */
   readonly dryRun: boolean;
   readonly random: () => number;
+  /** Monotonic clock in ms (tests pass a fake one). */
+  readonly now?: () => number;
 }
 
 export interface PipelineDeps {
@@ -59,14 +62,19 @@ interface Attempt {
 export class MessagePipeline {
   readonly #o: PipelineOptions;
   readonly #d: PipelineDeps;
+  // Every in-flight message is extended every extendEveryMs: one timer for all of them.
+  readonly #extensions: DeadlineQueue<Attempt, Attempt>;
 
   constructor(options: PipelineOptions, deps: PipelineDeps) {
     this.#o = options;
     this.#d = deps;
+    this.#extensions = new DeadlineQueue(options.extendEveryMs, (a) => this.#extend(a), { now: options.now, ref: true });
   }
 
   /** Handle one delivery to its end. `signal` aborts on shutdown after the grace period. */
-  async handle(delivery: Delivery, signal: AbortSignal): Promise<Outcome> {
+  handle(delivery: Delivery, signal: AbortSignal): Promise<Outcome> {
+    // Written as a promise chain rather than one async function: with 100k messages in flight,
+    // every suspended async frame is memory held per message.
     const parsed = parseRestartRequest(delivery.data);
     if (!parsed.ok) return this.#deadLetterMalformed(delivery, parsed.error);
     const { request } = parsed;
@@ -75,58 +83,63 @@ export class MessagePipeline {
     if (log.isLevelEnabled('info')) log.info({ messageId: request.messageId, host, delivery: delivery.deliveryCount }, `Pulled ${request.instanceName}`);
 
     const attempt: Attempt = { request, host, delivery, extensions: 0, restartAttempts: 0 };
-    const extender = this.#startExtending(attempt);
-    let results: [PromiseSettledResult<void>, PromiseSettledResult<void>];
-    try {
-      results = await Promise.allSettled([this.#restart(attempt, signal), this.#save(attempt, signal)]);
-    } finally {
-      clearInterval(extender);
-    }
-    const [restart, save] = results;
-    if (restart.status === 'fulfilled' && save.status === 'fulfilled') return this.#ack(attempt);
-    if (signal.aborted) return this.#nackCancelled(attempt);
-    const error = restart.status === 'rejected' ? restart.reason : (save as PromiseRejectedResult).reason;
-    return this.#fail(attempt, error);
+    this.#extensions.add(attempt, attempt);
+    return Promise.allSettled([this.#restart(attempt, signal), this.#save(attempt, signal)]).then(([restart, save]) => {
+      this.#extensions.delete(attempt);
+      if (restart.status === 'fulfilled' && save.status === 'fulfilled') return this.#ack(attempt);
+      if (signal.aborted) return this.#nackCancelled(attempt);
+      return this.#fail(attempt, restart.status === 'rejected' ? restart.reason : (save as PromiseRejectedResult).reason);
+    });
   }
 
-  #startExtending(a: Attempt): ReturnType<typeof setInterval> {
-    return setInterval(() => {
-      a.extensions += 1;
-      this.#d.counters.increment('extended');
-      a.delivery.extend().catch((err: unknown) => this.#d.logger.warn({ messageId: a.request.messageId, err: String(err) }, 'Could not extend deadline'));
-      if (this.#d.logger.isLevelEnabled('info')) {
-        this.#d.logger.info({ messageId: a.request.messageId, extensions: a.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${a.request.instanceName}`);
-      }
-    }, this.#o.extendEveryMs);
+  #extend(a: Attempt): void {
+    this.#extensions.add(a, a);
+    a.extensions += 1;
+    this.#d.counters.increment('extended');
+    a.delivery.extend().catch((err: unknown) => this.#d.logger.warn({ messageId: a.request.messageId, err: String(err) }, 'Could not extend deadline'));
+    if (this.#d.logger.isLevelEnabled('info')) {
+      this.#d.logger.info({ messageId: a.request.messageId, extensions: a.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${a.request.instanceName}`);
+    }
   }
 
   /** Restart the host unless this message's restart is already recorded; one restart per host at a time. */
   #restart(a: Attempt, signal: AbortSignal): Promise<void> {
-    const { storage, executor, hostGuard, counters, logger } = this.#d;
-    const id = a.request.messageId;
-    return hostGuard.withHost(a.host, signal, async () => {
-      if (await storage.isRestartDone(id, signal)) {
+    return this.#d.hostGuard.withHost(a.host, signal, () => this.#restartHolding(a, signal));
+  }
+
+  #restartHolding(a: Attempt, signal: AbortSignal): Promise<void> {
+    const { storage, logger, counters } = this.#d;
+    return storage.isRestartDone(a.request.messageId, signal).then((done) => {
+      if (done) {
         counters.increment('restart_skipped');
-        logger.info({ messageId: id, host: a.host }, `Already restarted ${a.host} for this message; not restarting again`);
-        return;
+        logger.info({ messageId: a.request.messageId, host: a.host }, `Already restarted ${a.host} for this message; not restarting again`);
+        return undefined;
       }
       if (this.#o.dryRun) {
-        logger.info({ messageId: id, host: a.host }, `Dry run: would restart ${a.host}`);
-        return;
+        logger.info({ messageId: a.request.messageId, host: a.host }, `Dry run: would restart ${a.host}`);
+        return undefined;
       }
-      await this.#retrying(this.#o.restartAttempts, signal, (n) => {
-        a.restartAttempts = n;
-        return executor.restart(a.host, signal);
-      }, (err, n) => {
-        counters.increment('restart_failed');
-        const retrying = n < this.#o.restartAttempts && err instanceof RestartFailed;
-        if (retrying) logger.error({ messageId: id, host: a.host, attempt: n }, `Retrying for failure to restart: ${a.host}`);
-        return retrying;
-      });
+      return this.#restartAndRecord(a, signal);
+    });
+  }
+
+  #restartAndRecord(a: Attempt, signal: AbortSignal): Promise<void> {
+    const { storage, executor, counters, logger } = this.#d;
+    const id = a.request.messageId;
+    const restarted = this.#retrying(this.#o.restartAttempts, signal, (n) => {
+      a.restartAttempts = n;
+      return executor.restart(a.host, signal);
+    }, (err, n) => {
+      counters.increment('restart_failed');
+      const retrying = n < this.#o.restartAttempts && err instanceof RestartFailed;
+      if (retrying) logger.error({ messageId: id, host: a.host, attempt: n }, `Retrying for failure to restart: ${a.host}`);
+      return retrying;
+    });
+    return restarted.then(() => {
       counters.increment('restarted');
       if (logger.isLevelEnabled('info')) logger.info({ messageId: id, host: a.host, attempts: a.restartAttempts }, `Restarted ${a.host}`);
       // Recorded before anything else can ack or nack: a redelivery must find it.
-      await this.#retrying(this.#o.saveAttempts, signal, () => storage.markRestarted(id, a.restartAttempts, signal), (err, n) => {
+      return this.#retrying(this.#o.saveAttempts, signal, () => storage.markRestarted(id, a.restartAttempts, signal), (err, n) => {
         logger.warn({ messageId: id, attempt: n, err: errorText(err) }, 'Could not record restart; retrying');
         return n < this.#o.saveAttempts;
       });
@@ -196,16 +209,14 @@ export class MessagePipeline {
   }
 
   /** Run `step` up to `attempts` times; `onError` logs and says whether to try again. */
-  async #retrying(attempts: number, signal: AbortSignal, step: (attempt: number) => Promise<void>, onError: (err: unknown, attempt: number) => boolean): Promise<void> {
-    for (let n = 1; ; n++) {
-      try {
-        return await step(n);
-      } catch (err) {
-        if (isAbort(err, signal) || !onError(err, n)) throw err;
-        this.#d.counters.increment('retries');
-        await sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), signal);
-      }
-    }
+  // A promise chain, not a loop in an async function: no suspended frame per message on the
+  // (usual) first-try success.
+  #retrying(attempts: number, signal: AbortSignal, step: (attempt: number) => Promise<void>, onError: (err: unknown, attempt: number) => boolean, n = 1): Promise<void> {
+    return step(n).catch((err: unknown) => {
+      if (isAbort(err, signal) || !onError(err, n)) throw err;
+      this.#d.counters.increment('retries');
+      return sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), signal).then(() => this.#retrying(attempts, signal, step, onError, n + 1));
+    });
   }
 }
 

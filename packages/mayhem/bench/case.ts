@@ -1,0 +1,170 @@
+/**
+ * One benchmark measurement, run in its own process so RSS and loopwatch modes don't leak between
+ * cases: `node dist/bench/case.js <case> <n>` prints one JSON line.
+ *
+ * cases: baseline | memory | sqlite | rss | latency
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { MemoryBroker } from '../src/brokers/memory.js';
+import type { RestartExecutor, Storage } from '../src/core/contracts.js';
+import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
+import { Counters } from '../src/core/counters.js';
+import { LocalHostGuard } from '../src/core/host-guard.js';
+import { encodeRestartRequest } from '../src/core/message.js';
+import { MessagePipeline } from '../src/core/pipeline.js';
+import { seededRandom } from '../src/core/timing.js';
+import { MockRestartExecutor } from '../src/executors/mock.js';
+import { noopMetrics } from '../src/metrics/noop.js';
+import { runSimulatedPublisher, randomInstanceName } from '../src/publisher/simulated.js';
+import { openMemoryStorage } from '../src/storage/memory.js';
+import { openSqliteStorage } from '../src/storage/sqlite.js';
+import { runBaseline } from './baseline.js';
+
+const logger = pino({ level: 'silent' });
+const random = seededRandom(42);
+
+interface Setup {
+  storage: Storage;
+  executor?: RestartExecutor;
+  maxInFlight: number;
+}
+
+function build(setup: Setup) {
+  const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
+  const counters = new Counters(noopMetrics);
+  const pipeline = new MessagePipeline(
+    {
+      extendEveryMs: 2000, ackDeadlineMs: 60_000, restartAttempts: 3, saveAttempts: 3, maxDeliveries: 5,
+      retryBackoff: { baseMs: 100, maxMs: 2000 }, nackBackoff: { baseMs: 1000, maxMs: 60_000 }, dryRun: false, random,
+    },
+    {
+      storage: setup.storage, counters, logger, hostGuard: new LocalHostGuard(),
+      executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
+    },
+  );
+  const consumer = new Consumer(broker, pipeline, { maxInFlight: setup.maxInFlight, pullBatch: Math.min(setup.maxInFlight, 256) }, counters, logger, nackOnHandlerError(logger, counters));
+  return { broker, counters, consumer };
+}
+
+function prefill(broker: MemoryBroker, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const messageId = `m-${i}`;
+    broker.publishSync(encodeRestartRequest({ messageId, instanceName: randomInstanceName(random), publishedAt: Date.now() }), messageId);
+  }
+}
+
+/** Throughput: n messages pre-published, time until all are acked. */
+async function throughput(storage: Storage, n: number): Promise<Record<string, number>> {
+  const { broker, consumer } = build({ storage, maxInFlight: 1000 });
+  prefill(broker, n);
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  const done = new Promise<void>((resolve) => {
+    let acked = 0;
+    consumer.onSettled = (o) => {
+      if (o === 'acked' && ++acked === n) resolve();
+    };
+  });
+  const t0 = performance.now();
+  const running = consumer.run(stop.signal, cancel.signal);
+  await done;
+  const ms = performance.now() - t0;
+  stop.abort();
+  await running;
+  await storage.close();
+  return { msgPerSec: Math.round((n * 1000) / ms), ms: Math.round(ms) };
+}
+
+/** Peak RSS with n messages in flight at once (restarts held until all are in flight). */
+async function rss(n: number): Promise<Record<string, number>> {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const executor: RestartExecutor = { restart: () => gate };
+  // The default embedded storage (SQLite): records live on disk, so RSS is what in-flight work costs.
+  const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));
+  const storage = openSqliteStorage({ path: join(dir, 'bench.db'), logger });
+  const { broker, consumer } = build({ storage, executor, maxInFlight: n });
+  const before = process.memoryUsage().rss;
+  prefill(broker, n);
+  const stop = new AbortController();
+  const running = consumer.run(stop.signal, new AbortController().signal);
+  // Some hosts repeat, and those wait on the per-host guard: in flight, but not restarting.
+  while (consumer.inFlight < n) await new Promise((r) => setImmediate(r));
+  const inFlight = consumer.inFlight;
+  const rssNow = process.memoryUsage().rss;
+  if (process.env.BENCH_HEAP) process.stderr.write(JSON.stringify(process.memoryUsage()) + "\n");
+  if (process.env.BENCH_SNAP) (await import("node:v8")).writeHeapSnapshot(process.env.BENCH_SNAP);
+  release();
+  await consumer.drained();
+  stop.abort();
+  await running;
+  await storage.close();
+  rmSync(dir, { recursive: true, force: true });
+  return { inFlight, rssMB: Math.round(rssNow / 2 ** 20), baseMB: Math.round(before / 2 ** 20), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
+}
+
+/** Fairness: n published as fast as the loop allows while consuming; publish → ack latency. */
+async function latency(n: number): Promise<Record<string, number>> {
+  const storage = openMemoryStorage();
+  const latencies: number[] = [];
+  const markAcked = storage.markAcked.bind(storage);
+  const publishedAt = new Map<string, number>();
+  storage.markAcked = (record) => {
+    latencies.push(performance.now() - (publishedAt.get(record.messageId) ?? NaN));
+    return markAcked(record);
+  };
+  const { broker, consumer } = build({ storage, executor: new MockRestartExecutor({ latencyMs: 10, failureRate: 0, random }), maxInFlight: 1000 });
+  const stop = new AbortController();
+  const done = new Promise<void>((resolve) => {
+    let acked = 0;
+    consumer.onSettled = (o) => {
+      if (o === 'acked' && ++acked === n) resolve();
+    };
+  });
+  const t0 = performance.now();
+  const running = consumer.run(stop.signal, new AbortController().signal);
+  await runSimulatedPublisher((payload, id) => {
+    publishedAt.set(id, performance.now());
+    broker.publishSync(payload, id);
+  }, { rate: 0, count: n, random }, stop.signal);
+  await done;
+  const ms = performance.now() - t0;
+  stop.abort();
+  await running;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN) * 10) / 10;
+  return { p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: pct(1), msgPerSec: Math.round((n * 1000) / ms) };
+}
+
+const [, , which = 'memory', nText = '100000'] = process.argv;
+const n = Number(nText);
+let result: Record<string, number>;
+switch (which) {
+  case 'baseline':
+    result = await runBaseline(n);
+    break;
+  case 'memory':
+    result = await throughput(openMemoryStorage(), n);
+    break;
+  case 'sqlite': {
+    const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));
+    try {
+      result = await throughput(openSqliteStorage({ path: join(dir, 'bench.db'), logger }), n);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    break;
+  }
+  case 'rss':
+    result = await rss(n);
+    break;
+  case 'latency':
+    result = await latency(n);
+    break;
+  default:
+    throw new Error(`unknown case ${which}`);
+}
+process.stdout.write(`${JSON.stringify({ case: which, n, ...result })}\n`);

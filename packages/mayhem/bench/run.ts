@@ -1,0 +1,102 @@
+/**
+ * `npm run bench`: every figure the issues ask for, side by side in one run. Each measurement runs
+ * in its own process (clean heap, its own loopwatch mode); comparable cases alternate and the
+ * median of the rounds is printed, so a noisy machine skews both sides of a ratio alike.
+ *
+ *   npm run bench                      pipeline, SQLite, RSS, latency, loopwatch overhead
+ *   npm run bench -- --rounds 5        more rounds
+ *   npm run bench -- --broker nats     JetStream + PostgreSQL end to end (bench/nats.ts)
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
+};
+
+if (flag('broker', 'memory') === 'nats') {
+  const r = spawnSync(process.execPath, [join(here, 'nats.js'), ...args], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
+
+const rounds = Number(flag('rounds', '3'));
+const n = Number(flag('n', '100000'));
+
+type Figures = Record<string, number>;
+
+function measure(which: string, count: number, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Figures {
+  try {
+    return measureOnce(which, count, env, nodeArgs);
+  } catch (err) {
+    process.stderr.write(`  ! ${which} ${JSON.stringify(env)} failed: ${(err as Error).message.split('\n')[0] ?? ''}\n`);
+    return {};
+  }
+}
+
+function measureOnce(which: string, count: number, env: NodeJS.ProcessEnv, nodeArgs: string[]): Figures {
+  const out = execFileSync(process.execPath, [...nodeArgs, join(here, 'case.js'), which, String(count)], {
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 26,
+  });
+  const line = out.trim().split('\n').pop() ?? '{}';
+  return JSON.parse(line) as Figures;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+
+function progress(text: string): void {
+  process.stderr.write(`  … ${text}\n`);
+}
+
+/** Alternate the named variants `rounds` times; median msg/s of each. */
+function alternate(variants: Record<string, () => Figures>): Record<string, number> {
+  const seen: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
+  for (let r = 1; r <= rounds; r++) {
+    for (const [name, run] of Object.entries(variants)) {
+      progress(`round ${r}/${rounds}: ${name}`);
+      seen[name]?.push(run().msgPerSec ?? NaN);
+    }
+  }
+  return Object.fromEntries(Object.entries(seen).map(([k, v]) => [k, median(v)]));
+}
+
+const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
+const ratio = (a: number, b: number): string => (a / b).toFixed(2);
+
+process.stderr.write(`mayhem bench: n = ${fmt(n)} messages, ${rounds} alternating rounds, median shown\n`);
+
+const register = ['--import', 'loopwatch/register'];
+const tp = alternate({
+  baseline: () => measure('baseline', n),
+  memory: () => measure('memory', n),
+  sqlite: () => measure('sqlite', n),
+  production: () => measure('memory', n, { LOOPWATCH: 'production' }, register),
+  debug: () => measure('memory', n, { LOOPWATCH: 'debug' }, register),
+});
+progress('RSS with 100,000 in flight');
+const rss = measure('rss', 100_000);
+progress('latency: 10,000 published as fast as possible, restart latency 10ms');
+const lat = [1, 2, 3].map(() => measure('latency', 10_000));
+const latMedian = { p50Ms: median(lat.map((l) => l.p50Ms ?? NaN)), p99Ms: median(lat.map((l) => l.p99Ms ?? NaN)) };
+
+const rows: [string, string, string][] = [
+  ['hand-written article pipeline (baseline)', `${fmt(tp.baseline ?? NaN)} msg/s`, '1.00× baseline'],
+  ['(a) mayhem pipeline, storage off (memory)', `${fmt(tp.memory ?? NaN)} msg/s`, `${ratio(tp.memory ?? NaN, tp.baseline ?? NaN)}× baseline (target ≥ 0.50)`],
+  ['(b) mayhem pipeline, SQLite', `${fmt(tp.sqlite ?? NaN)} msg/s`, 'target ≥ 40,000 msg/s'],
+  ['    under LOOPWATCH=production', `${fmt(tp.production ?? NaN)} msg/s`, `${ratio(tp.production ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.97)`],
+  ['    under LOOPWATCH=debug', `${fmt(tp.debug ?? NaN)} msg/s`, `${ratio(tp.debug ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.20)`],
+  ['(c) RSS, 100,000 in flight (SQLite)', `${fmt(rss.rssMB ?? NaN)} MB`, `peak ${fmt(rss.peakRssMB ?? NaN)} MB incl. pre-publishing (target < 300 MB)`],
+  ['latency publish→ack, 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50'],
+];
+const w0 = Math.max(...rows.map((r) => r[0].length));
+const w1 = Math.max(...rows.map((r) => r[1].length));
+process.stdout.write(`\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}\n`);
