@@ -50,7 +50,8 @@ export class MemoryBroker implements Broker, Publisher {
   #head = 0;
   // Every lease lasts ackDeadlineMs from its start or last extension: one timer for all of them.
   readonly #leases: DeadlineQueue<number, Entry>;
-  readonly #delayed = new Set<ReturnType<typeof setTimeout>>();
+  // Nacked entries waiting out their delay, by their timer (close() hands them back to the ready queue).
+  readonly #delayed = new Map<ReturnType<typeof setTimeout>, Entry>();
   #waiter: (() => void) | undefined;
   #seq = 0;
   #closed = false;
@@ -96,7 +97,11 @@ export class MemoryBroker implements Broker, Publisher {
 
   close(): Promise<void> {
     this.#closed = true;
-    for (const t of this.#delayed) clearTimeout(t);
+    // Nacked messages still waiting out their delay stay countable, like those nacked after close.
+    for (const [t, entry] of this.#delayed) {
+      clearTimeout(t);
+      this.#ready.push(entry);
+    }
     this.#delayed.clear();
     // Leased messages stay counted (stats().leased) for the shutdown summary; they just never expire now.
     this.#waiter?.();
@@ -150,7 +155,7 @@ export class MemoryBroker implements Broker, Publisher {
       this.#delayed.delete(t);
       this.#requeue(entry);
     }, delayMs);
-    this.#delayed.add(t);
+    this.#delayed.set(t, entry);
   }
 
   deadLettered(entry: Entry, reason: string): void {
