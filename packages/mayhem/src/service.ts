@@ -3,6 +3,7 @@
  * exception handler, the status line, `--count` and the summary. The only module that knows both
  * the core and the adapters.
  */
+import { setMaxListeners } from 'node:events';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { openBroker } from './brokers/open.js';
@@ -14,6 +15,7 @@ import { MessagePipeline, type Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
 import { seededRandom } from './core/timing.js';
 import type { Config } from './cli/config.js';
+import { drainLogger } from './cli/logger.js';
 import { MockRestartExecutor } from './executors/mock.js';
 import { openMetrics } from './metrics/open.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
@@ -88,6 +90,9 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
 
   const stopPulling = new AbortController();
   const cancelInFlight = new AbortController();
+  // Every in-flight message listens on it (sleeps, restarts, host waits): up to --max-in-flight
+  // listeners at once is the design, not a leak, so Node's default warning at 10 does not apply.
+  setMaxListeners(0, cancelInFlight.signal);
   let reason = 'stopped';
   let exitCode = 0;
   let beginShutdown!: (why: string, code: number) => void;
@@ -109,12 +114,17 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     if (config.count !== undefined && settled >= config.count) beginShutdown(`all ${config.count} messages settled`, 0);
   };
 
-  // Signals: the first starts the shutdown; a second one during it means "now".
+  // Signals: the first starts the shutdown; a second one during it means "now". One Ctrl-C under
+  // `npm start` arrives twice within milliseconds (from the terminal and forwarded by npm), so the
+  // same signal again within a second is that one keypress, not a second request.
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (stopPulling.signal.aborted) {
+    if (first !== undefined || stopPulling.signal.aborted) {
+      if (first !== undefined && signal === first.signal && performance.now() - first.at < 1000) return;
       logger.warn(`Received ${signal} again during shutdown; exiting now (130)`);
       process.exit(130);
     }
+    first = { signal, at: performance.now() };
     logger.info({ signal }, `Received exit signal ${signal}...`);
     beginShutdown(`received ${signal}`, 0);
   };
