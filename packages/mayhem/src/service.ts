@@ -118,11 +118,16 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   // `npm start` arrives twice within milliseconds (from the terminal and forwarded by npm), so the
   // same signal again within a second is that one keypress, not a second request.
   let first: { signal: NodeJS.Signals; at: number } | undefined;
+  let exitingNow = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (exitingNow) return;
     if (first !== undefined || stopPulling.signal.aborted) {
       if (first !== undefined && signal === first.signal && performance.now() - first.at < 1000) return;
+      exitingNow = true;
       logger.warn(`Received ${signal} again during shutdown; exiting now (130)`);
-      process.exit(130);
+      // Only as long as it takes to write the log out (bounded), so the warning is not lost.
+      void drainLogger(logger, 500).then(() => process.exit(130));
+      return;
     }
     first = { signal, at: performance.now() };
     logger.info({ signal }, `Received exit signal ${signal}...`);

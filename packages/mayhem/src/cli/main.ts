@@ -31,8 +31,8 @@ function configFrom(cmd: Command, command: 'run' | 'publish'): Config {
 }
 
 /** Runtime failures (unreachable servers, unwritable files) are one line, not a stack. */
-function runtimeFailure(err: unknown, log: LoggerHandle | undefined): never {
-  log?.flush();
+async function runtimeFailure(err: unknown, log: LoggerHandle | undefined): Promise<never> {
+  await log?.flush();
   fail(err instanceof Error ? err.message : String(err), 1);
 }
 
@@ -48,10 +48,10 @@ addSettings(program.command('run').description('consume restart requests until a
   try {
     await enableLoopwatch(config, log.logger);
     const { exitCode } = await runService(config, log.logger);
-    log.flush();
+    await log.flush();
     process.exit(exitCode);
   } catch (err) {
-    runtimeFailure(err, log);
+    await runtimeFailure(err, log);
   }
 });
 
@@ -86,10 +86,10 @@ addSettings(program.command('publish').description('publish restart requests to 
     if (failed !== undefined) throw failed;
     const seconds = (performance.now() - started) / 1000;
     log.logger.info({ published, seconds, rate: Math.round(published / seconds) }, `Published ${published} messages in ${seconds.toFixed(2)} s (${Math.round(published / seconds)}/s)`);
-    log.flush();
+    await log.flush();
     process.exit(0);
   } catch (err) {
-    runtimeFailure(err, log);
+    await runtimeFailure(err, log);
   }
 });
 
