@@ -77,20 +77,30 @@ export class MessagePipeline {
    * The steps below are promise chains, so a message in flight holds one suspended frame, not five.)
    */
   async handle(delivery: Delivery, signal: AbortSignal): Promise<Outcome> {
+    const a = this.#begin(delivery);
+    if (typeof a === 'string') return this.#deadLetterMalformed(delivery, a);
+    // Both steps run concurrently; each resolves to its failure (or undefined) and never rejects,
+    // so awaiting one after the other waits for both.
+    const restarting = this.#restart(a, signal).then(succeeded, failed);
+    const saveFailure = await this.#save(a, signal).then(succeeded, failed);
+    const restartFailure = await restarting;
+    this.#extensions.delete(a);
+    if (restartFailure === undefined && saveFailure === undefined) return this.#ack(a);
+    if (signal.aborted) return this.#nackCancelled(a);
+    return this.#fail(a, (restartFailure ?? saveFailure)?.error);
+  }
+
+  /** Parse, log, start extending. A string is the reason a malformed payload is rejected. */
+  #begin(delivery: Delivery): Attempt | string {
     const parsed = parseRestartRequest(delivery.data);
-    if (!parsed.ok) return this.#deadLetterMalformed(delivery, parsed.error);
+    if (!parsed.ok) return parsed.error;
     const { request } = parsed;
     const host = hostnameOf(request);
     const log = this.#d.logger;
     if (log.isLevelEnabled('info')) log.info({ messageId: request.messageId, host, delivery: delivery.deliveryCount }, `Pulled ${request.instanceName}`);
-
     const attempt: Attempt = { request, host, delivery, extensions: 0, restartAttempts: 0 };
     this.#extensions.add(attempt, attempt);
-    const [restart, save] = await Promise.allSettled([this.#restart(attempt, signal), this.#save(attempt, signal)]);
-    this.#extensions.delete(attempt);
-    if (restart.status === 'fulfilled' && save.status === 'fulfilled') return this.#ack(attempt);
-    if (signal.aborted) return this.#nackCancelled(attempt);
-    return this.#fail(attempt, restart.status === 'rejected' ? restart.reason : (save as PromiseRejectedResult).reason);
+    return attempt;
   }
 
   #extend(a: Attempt): void {
@@ -125,18 +135,9 @@ export class MessagePipeline {
   }
 
   #restartAndRecord(a: Attempt, signal: AbortSignal): Promise<void> {
-    const { storage, executor, counters, logger } = this.#d;
+    const { storage, counters, logger } = this.#d;
     const id = a.request.messageId;
-    const restarted = this.#retrying(this.#o.restartAttempts, signal, (n) => {
-      a.restartAttempts = n;
-      return executor.restart(a.host, signal);
-    }, (err, n) => {
-      counters.increment('restart_failed');
-      const retrying = n < this.#o.restartAttempts && err instanceof RestartFailed;
-      if (retrying) logger.error({ messageId: id, host: a.host, attempt: n }, `Retrying for failure to restart: ${a.host}`);
-      return retrying;
-    });
-    return restarted.then(() => {
+    return this.#restartTry(a, signal, 1).then(() => {
       counters.increment('restarted');
       if (logger.isLevelEnabled('info')) logger.info({ messageId: id, host: a.host, attempts: a.restartAttempts }, `Restarted ${a.host}`);
       // Recorded before anything else can ack or nack: a redelivery must find it.
@@ -144,6 +145,19 @@ export class MessagePipeline {
         logger.warn({ messageId: id, attempt: n, err: errorText(err) }, 'Could not record restart; retrying');
         return n < this.#o.saveAttempts;
       });
+    });
+  }
+
+  /** Restart attempt `n`; a `RestartFailed` is retried after a backoff up to `restartAttempts`. */
+  #restartTry(a: Attempt, signal: AbortSignal, n: number): Promise<void> {
+    a.restartAttempts = n;
+    return this.#d.executor.restart(a.host, signal).catch((err: unknown) => {
+      if (isAbort(err, signal)) throw err;
+      this.#d.counters.increment('restart_failed');
+      if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed)) throw err;
+      this.#d.logger.error({ messageId: a.request.messageId, host: a.host, attempt: n }, `Retrying for failure to restart: ${a.host}`);
+      this.#d.counters.increment('retries');
+      return sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), signal).then(() => this.#restartTry(a, signal, n + 1));
     });
   }
 
@@ -220,6 +234,13 @@ export class MessagePipeline {
     });
   }
 }
+
+/** A step's failure, boxed so a rejection with `undefined` still counts as one. */
+interface StepFailure {
+  readonly error: unknown;
+}
+const succeeded = (): undefined => undefined;
+const failed = (error: unknown): StepFailure => ({ error });
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
