@@ -68,11 +68,11 @@ addSettings(program.command('publish').description('publish restart requests to 
     process.once('SIGTERM', onSignal);
     // Publishes are pipelined: a bounded window of unconfirmed publishes in flight at once.
     const window = new Set<Promise<void>>();
-    let failed: unknown;
+    let failed: Error | undefined;
     const send = (payload: string, messageId?: string): void => {
       const p = publisher.publish(payload, messageId).then(
         () => { window.delete(p); },
-        (err: unknown) => { window.delete(p); failed ??= err; stop.abort(); },
+        (err: unknown) => { window.delete(p); failed ??= err instanceof Error ? err : new Error(`publish failed: ${JSON.stringify(err)}`); stop.abort(); },
       );
       window.add(p);
     };

@@ -28,7 +28,9 @@ export class LocalHostGuard implements HostGuard {
       result = fn();
     } catch (err) {
       this.#release(hostname);
-      return Promise.reject(err as Error);
+      // Pass on exactly what fn threw, as an async function would.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      return Promise.reject(err);
     }
     return result.then(
       (value) => {
