@@ -28,7 +28,10 @@ export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
     const { openNatsBroker } = await import('./nats.js');
     return openNatsBroker({
       servers: natsServers(o.url), stream: o.stream, subject: o.subject, durable: o.durable, deadLetterSubject: o.deadLetterSubject,
-      ackWaitMs: o.ackDeadlineMs, maxDeliver: o.maxDeliveries, maxAckPending: o.maxInFlight, logger: o.logger, replicas: o.replicas,
+      // max_deliver -1: the pipeline dead-letters after --max-deliveries itself; a finite server limit would silently drop
+      // a message whose leases keep expiring. max_ack_pending is fleet-wide (one shared durable); each instance is held to
+      // --max-in-flight by its pull credits, so the server cap leaves room for a fleet of up to 16 full instances.
+      ackWaitMs: o.ackDeadlineMs, maxDeliver: -1, maxAckPending: o.maxInFlight * 16, logger: o.logger, replicas: o.replicas,
     });
   }
   throw new Error(`unsupported --broker ${JSON.stringify(o.url)}: expected memory or nats://host:port`);

@@ -1,0 +1,216 @@
+/**
+ * Fleet fault tests: several real `mayhem run` processes on one NATS JetStream (a single node, or a
+ * 3-node cluster with an R3 stream) and one PostgreSQL database, with faults injected mid-run.
+ * Every test ends with the fleet invariants (see verifyFleet). Needs `npm run build` first: the
+ * instances run the compiled CLI.
+ */
+import { existsSync } from 'node:fs';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import pg from 'pg';
+import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './helpers/nats-server.js';
+import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { CLI, fleetNames, Instance, killAll, publishRequests, runArgs, verifyFleet, waitDrained, waitFor, type Query } from './fleet-harness.js';
+
+let nats: NatsServer;
+let pgt: TestPostgres;
+const instances: Instance[] = [];
+
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  [nats, pgt] = await Promise.all([startNatsServer(), startTestPostgres()]);
+}, 120_000);
+
+afterEach(async () => {
+  await killAll(instances.splice(0));
+});
+
+afterAll(async () => {
+  await killAll(instances.splice(0));
+  await nats?.destroy();
+  await pgt?.close();
+});
+
+function queryOn(url: string): Query {
+  return async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return (await c.query<T>(sql, params)).rows;
+    } finally {
+      await c.end();
+    }
+  };
+}
+
+function start(name: string, args: string[]): Instance {
+  const i = new Instance(name, args);
+  instances.push(i);
+  return i;
+}
+
+const ackedBy = (fleet: Instance[]): number => {
+  const all = new Set<string>();
+  for (const i of fleet) for (const id of i.acked) all.add(id);
+  return all.size;
+};
+
+
+async function stopClean(i: Instance): Promise<void> {
+  i.kill('SIGTERM');
+  const { code } = await i.exited;
+  expect(code, i.describe()).toBe(0);
+}
+
+// Short leases so that a crashed instance's messages come back within the test; extensions keep
+// healthy work leased far past them.
+const LEASE = ['--ack-deadline', '2s', '--extend-every', '400ms', '--nack-delay', '100ms', '--retry-backoff', '20ms'];
+
+describe('fleet on NATS JetStream + PostgreSQL', () => {
+  it('(1) SIGTERM one of two instances mid-flight: it nacks its in-flight messages, the other finishes them', async () => {
+    const names = fleetNames('term');
+    const db = await pgt.createDatabase();
+    const N = 1500;
+    const args = runArgs({
+      brokerUrl: nats.url, dbUrl: db.url, names,
+      extra: [...LEASE, '--max-in-flight', '150', '--restart-latency', '600ms', '--restart-failure-rate', '0.1', '--grace', '100ms'],
+    });
+    const published = await publishRequests([nats.url], names, 'term', N);
+    const a = start('A', args);
+    const b = start('B', args);
+    await a.until('A acked 150', () => a.acked.size >= 150);
+    a.kill('SIGTERM');
+    const { code } = await a.exited;
+    expect(code, a.describe()).toBe(0);
+    const summary = a.lines.find((l) => l.msg.startsWith('Summary'));
+    expect(summary, a.describe()).toBeDefined();
+    // Cancelled after the 100 ms grace: A gave its in-flight messages back.
+    expect(Number(summary?.nacked), a.describe()).toBeGreaterThan(0);
+    expect(Number(summary?.inFlight)).toBe(0);
+    const leftByA = [...a.pulled].filter((id) => !a.acked.has(id));
+    expect(leftByA.length).toBeGreaterThan(0);
+    await waitDrained([nats.url], names, 90_000, [a, b]);
+    await stopClean(b);
+    // The other instance finished what A let go.
+    expect(leftByA.every((id) => b.acked.has(id))).toBe(true);
+    await verifyFleet(queryOn(db.url), published, [a, b]);
+  });
+
+  it('(2) SIGKILL one of two instances mid-flight: its messages return after the ack wait and the other finishes them', async () => {
+    const names = fleetNames('kill');
+    const db = await pgt.createDatabase();
+    const N = 1500;
+    const args = runArgs({
+      brokerUrl: nats.url, dbUrl: db.url, names,
+      extra: [...LEASE, '--max-in-flight', '150', '--restart-latency', '400ms', '--restart-failure-rate', '0'],
+    });
+    const published = await publishRequests([nats.url], names, 'kill', N);
+    const a = start('A', args);
+    const b = start('B', args);
+    await a.until('A acked 150', () => a.acked.size >= 150);
+    a.kill('SIGKILL');
+    await a.exited;
+    await waitDrained([nats.url], names, 90_000, [a, b]);
+    await stopClean(b);
+    // A's leases expired and came back to B as redeliveries, which B finished. (A's own log lost
+    // its unflushed tail with the kill, so B's log and the database are the witnesses.)
+    expect(b.redelivered.size, b.describe()).toBeGreaterThan(0);
+    expect([...b.redelivered].every((id) => b.acked.has(id))).toBe(true);
+    const r = await verifyFleet(queryOn(db.url), published, [a, b], { logsComplete: false });
+    // Only messages A had in hand may have been restarted twice (A died before recording them).
+    expect(r.duplicateRestarts).toBeLessThanOrEqual(150);
+  });
+
+  it('(4) PostgreSQL connections terminated mid-run: saves retry, nothing lost', async () => {
+    const names = fleetNames('pgterm');
+    const db = await pgt.createDatabase();
+    const N = 2000;
+    const args = runArgs({
+      brokerUrl: nats.url, dbUrl: db.url, names,
+      extra: [...LEASE, '--max-in-flight', '200', '--restart-latency', '100ms', '--restart-failure-rate', '0', '--save-attempts', '8'],
+    });
+    const published = await publishRequests([nats.url], names, 'pgterm', N);
+    const a = start('A', args);
+    const b = start('B', args);
+    await waitFor([a, b], 'a third acked', () => ackedBy([a, b]) >= N / 3);
+    expect(await pgt.terminateConnections(db.dbName)).toBeGreaterThan(0);
+    await waitFor([a, b], 'two thirds acked', () => ackedBy([a, b]) >= (2 * N) / 3);
+    await pgt.terminateConnections(db.dbName);
+    await waitDrained([nats.url], names, 90_000, [a, b]);
+    await stopClean(a);
+    await stopClean(b);
+    await verifyFleet(queryOn(db.url), published, [a, b]);
+  });
+
+  it('(5) malformed messages on the subject are dead-lettered, counted and logged once each; the service keeps going', async () => {
+    const names = fleetNames('malformed');
+    const db = await pgt.createDatabase();
+    const N = 600;
+    const malformed = ['not json', '{"messageId": 42}', '[1,2,3]', '{"messageId":"x","instanceName":"bad host!","publishedAt":1}', '{"messageId":"y","instanceName":"ok","publishedAt":"yesterday"}'];
+    const published = await publishRequests([nats.url], names, 'malformed', N, { malformed });
+    const a = start('A', runArgs({
+      brokerUrl: nats.url, dbUrl: db.url, names,
+      extra: [...LEASE, '--max-in-flight', '100', '--restart-latency', '20ms', '--restart-failure-rate', '0'],
+    }));
+    await waitDrained([nats.url], names, 90_000, [a]);
+    await stopClean(a);
+    expect(a.linesMatching(/^Dead-lettered malformed message/)).toHaveLength(malformed.length);
+    const summary = a.lines.find((l) => l.msg.startsWith('Summary'));
+    expect(summary?.malformed).toBe(malformed.length);
+    expect(summary?.deadLettered).toBe(malformed.length);
+    const rows = await queryOn(db.url)<{ n: string }>('SELECT count(*)::text AS n FROM dead_letters WHERE message_id IS NULL');
+    expect(rows[0]?.n).toBe(String(malformed.length));
+    // Kept by the dead-letter stream, not redelivered on the request subject.
+    const nc = await connect({ servers: nats.url });
+    try {
+      const jsm = await jetstreamManager(nc);
+      expect((await jsm.streams.info(`${names.stream}_DEAD`)).state.messages).toBe(malformed.length);
+      const ci = await jsm.consumers.info(names.stream, names.durable);
+      expect(ci.num_ack_pending).toBe(0);
+      expect(ci.num_pending).toBe(0);
+    } finally {
+      await nc.close();
+    }
+    await verifyFleet(queryOn(db.url), published, [a]);
+  });
+});
+
+describe('fleet on a 3-node NATS JetStream cluster (R3)', () => {
+  let cluster: NatsCluster;
+  beforeAll(async () => {
+    cluster = await startNatsCluster(3);
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it('(3) killing one NATS node mid-run: the run completes, nothing lost', async () => {
+    const names = fleetNames('cluster');
+    const db = await pgt.createDatabase();
+    const N = 2000;
+    const brokerUrl = cluster.urls.join(',');
+    const args = runArgs({
+      brokerUrl, dbUrl: db.url, names, replicas: 3,
+      extra: [...LEASE, '--max-in-flight', '200', '--restart-latency', '100ms', '--restart-failure-rate', '0'],
+    });
+    const published = await publishRequests(cluster.urls, names, 'cluster', N, { replicas: 3 });
+    const a = start('A', args);
+    const b = start('B', args);
+    await waitFor([a, b], 'a third acked', () => ackedBy([a, b]) >= N / 3);
+    // Kill the stream's leader: the hardest node to lose (the consumer leader usually sits there too).
+    const nc = await connect({ servers: cluster.urls });
+    let leader: string | undefined;
+    try {
+      leader = (await (await jetstreamManager(nc)).streams.info(names.stream)).cluster?.leader;
+    } finally {
+      await nc.close();
+    }
+    const victim = cluster.nodes.find((n) => n.name === leader) ?? cluster.nodes[0]!;
+    await victim.stop('SIGKILL');
+    await waitDrained(cluster.urls, names, 120_000, [a, b]);
+    await stopClean(a);
+    await stopClean(b);
+    await verifyFleet(queryOn(db.url), published, [a, b]);
+  });
+});
