@@ -1,0 +1,211 @@
+/**
+ * End-to-end throughput through NATS JetStream with PostgreSQL storage and a zero-latency mock
+ * executor: N restart requests pre-published to a fresh stream, then 1 (and 2) instances — each its
+ * own process running the real pipeline, consumer, NATS broker and PostgreSQL storage — work them
+ * off; acked msg/s = N / (last ack − start). Beside it: the same pipeline and PostgreSQL storage on
+ * the in-memory broker, and the ratio.
+ *
+ *   node packages/mayhem/dist/bench/nats.js [--count 60000] [--instances 1,2] [--max-in-flight 1000]
+ *
+ * Starts its own nats-server (a temp store, a free port) and uses PostgreSQL as the tests do
+ * (127.0.0.1:5432 database `test` when it answers, else a throwaway server), with a fresh database
+ * per case.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { MemoryBroker } from '../src/brokers/memory.js';
+import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats.js';
+import type { Broker } from '../src/core/contracts.js';
+import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
+import { Counters } from '../src/core/counters.js';
+import { LocalHostGuard } from '../src/core/host-guard.js';
+import { encodeRestartRequest } from '../src/core/message.js';
+import { MessagePipeline } from '../src/core/pipeline.js';
+import { seededRandom } from '../src/core/timing.js';
+import { MockRestartExecutor } from '../src/executors/mock.js';
+import { noopMetrics } from '../src/metrics/noop.js';
+import { openStorage } from '../src/storage/open.js';
+import { startNatsServer } from '../test/helpers/nats-server.js';
+import { startTestPostgres } from '../test/helpers/postgres.js';
+
+const { values } = parseArgs({
+  options: {
+    count: { type: 'string', default: '60000' },
+    instances: { type: 'string', default: '1,2' },
+    'max-in-flight': { type: 'string', default: '1000' },
+    worker: { type: 'boolean', default: false },
+    broker: { type: 'string' },
+    db: { type: 'string' },
+    stream: { type: 'string' },
+  },
+});
+const count = Number(values.count);
+const maxInFlight = Number(values['max-in-flight']);
+const logger = pino({ level: 'warn' });
+const random = seededRandom(7);
+
+type FromParent = { type: 'go' } | { type: 'stop' };
+type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number };
+
+/** One instance: the real consumer + pipeline on the given broker and PostgreSQL storage. */
+async function instance(broker: Broker, dbUrl: string) {
+  const storage = await openStorage({ url: dbUrl, logger, saveFailureRate: 0, random, maxInFlight });
+  const counters = new Counters(noopMetrics);
+  const pipeline = new MessagePipeline(
+    {
+      extendEveryMs: 2000, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: 3, saveAttempts: 3, maxDeliveries: 5,
+      retryBackoff: { baseMs: 100, maxMs: 2000 }, nackBackoff: { baseMs: 1000, maxMs: 60_000 }, dryRun: false, random,
+    },
+    { storage, counters, logger, hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(), executor: new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }) },
+  );
+  const consumer = new Consumer(broker, pipeline, { maxInFlight, pullBatch: Math.min(maxInFlight, 256) }, counters, logger, nackOnHandlerError(logger, counters));
+  let acked = 0;
+  let lastAckAt = 0;
+  const waiters: { n: number; resolve: () => void }[] = [];
+  consumer.onSettled = (o) => {
+    if (o !== 'acked') return;
+    acked += 1;
+    lastAckAt = Date.now();
+    for (const w of waiters) if (acked >= w.n) w.resolve();
+  };
+  const stop = new AbortController();
+  const cancel = new AbortController();
+  let running: Promise<void> | undefined;
+  return {
+    start: () => {
+      running = consumer.run(stop.signal, cancel.signal);
+    },
+    ackedReaches: (n: number) => new Promise<void>((resolve) => waiters.push({ n, resolve })),
+    finish: async () => {
+      stop.abort();
+      await running;
+      await consumer.drained();
+      await broker.close();
+      await storage.close();
+      return { acked, lastAckAt };
+    },
+  };
+}
+
+async function worker(): Promise<void> {
+  const broker = await openNatsBroker({ servers: [values.broker!], stream: values.stream, subject: `${values.stream}.restart`, deadLetterSubject: `${values.stream}.dead`, durable: 'bench', maxAckPending: maxInFlight * 16, logger });
+  const inst = await instance(broker, values.db!);
+  process.on('message', (m: FromParent) => {
+    if (m.type === 'go') inst.start();
+    else if (m.type === 'stop') {
+      void inst.finish().then((r) => {
+        const msg: FromWorker = { type: 'done', ...r, pullRequests: broker.stats().pullRequests };
+        process.send?.(msg, () => process.exit(0));
+      });
+    }
+  });
+  process.send?.({ type: 'ready' } satisfies FromWorker);
+}
+
+function once<T>(child: ChildProcess, type: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: { type: string }): void => {
+      if (m.type === type) {
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+        resolve(m as T);
+      }
+    };
+    const onExit = (code: number | null): void => reject(new Error(`bench worker exited (code ${code}) before '${type}'`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+  });
+}
+
+async function publish(url: string, stream: string): Promise<number> {
+  const publisher = await openNatsPublisher({ servers: [url], stream, subject: `${stream}.restart`, deadLetterSubject: `${stream}.dead`, logger });
+  const t0 = performance.now();
+  const window = new Set<Promise<void>>();
+  for (let i = 0; i < count; i++) {
+    const id = `${stream}-${i}`;
+    const p = publisher.publish(encodeRestartRequest({ messageId: id, instanceName: `host${i % 5000}`, publishedAt: Date.now() }), id).finally(() => window.delete(p));
+    window.add(p);
+    if (window.size >= 2048) await Promise.race(window);
+  }
+  await Promise.all(window);
+  await publisher.close();
+  return Math.round((count * 1000) / (performance.now() - t0));
+}
+
+async function waitDrained(url: string, stream: string): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (;;) {
+      const ci = await jsm.consumers.info(stream, 'bench');
+      if (ci.num_pending === 0 && ci.num_ack_pending === 0) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    await nc.close();
+  }
+}
+
+async function natsCase(url: string, dbUrl: string, stream: string, instances: number): Promise<{ msgPerSec: number; publishPerSec: number; pullRequests: number }> {
+  const publishPerSec = await publish(url, stream);
+  const self = fileURLToPath(import.meta.url);
+  const children = Array.from({ length: instances }, () =>
+    fork(self, ['--worker', '--broker', url, '--db', dbUrl, '--stream', stream, '--max-in-flight', String(maxInFlight)], { stdio: 'inherit' }));
+  try {
+    await Promise.all(children.map((c) => once(c, 'ready')));
+    const t0 = Date.now();
+    for (const c of children) c.send({ type: 'go' } satisfies FromParent);
+    await waitDrained(url, stream);
+    const done = children.map((c) => once<Extract<FromWorker, { type: 'done' }>>(c, 'done'));
+    for (const c of children) c.send({ type: 'stop' } satisfies FromParent);
+    const results = await Promise.all(done);
+    const acked = results.reduce((s, r) => s + r.acked, 0);
+    if (acked < count) throw new Error(`only ${acked} of ${count} acked`);
+    const last = Math.max(...results.map((r) => r.lastAckAt));
+    return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0) };
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  }
+}
+
+/** The same pipeline and PostgreSQL storage on the in-memory broker (messages pre-published). */
+async function memoryCase(dbUrl: string): Promise<number> {
+  const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
+  for (let i = 0; i < count; i++) {
+    const id = `mem-${i}`;
+    broker.publishSync(encodeRestartRequest({ messageId: id, instanceName: `host${i % 5000}`, publishedAt: Date.now() }), id);
+  }
+  const inst = await instance(broker, dbUrl);
+  const t0 = Date.now();
+  inst.start();
+  await inst.ackedReaches(count);
+  const { lastAckAt } = await inst.finish();
+  return Math.round((count * 1000) / (lastAckAt - t0));
+}
+
+async function main(): Promise<void> {
+  const instanceCounts = values.instances.split(',').map(Number);
+  const [nats, pgt] = await Promise.all([startNatsServer(), startTestPostgres()]);
+  try {
+    const mem = await memoryCase((await pgt.createDatabase()).url);
+    process.stdout.write(`NATS JetStream + PostgreSQL, zero-latency mock, ${count} messages, --max-in-flight ${maxInFlight} (nats-server ${nats.url})\n`);
+    process.stdout.write(`  memory broker + PostgreSQL, 1 instance: ${mem.toLocaleString('en-US')} acked msg/s\n`);
+    for (const k of instanceCounts) {
+      const r = await natsCase(nats.url, (await pgt.createDatabase()).url, `BENCH${k}`, k);
+      process.stdout.write(
+        `  NATS JetStream + PostgreSQL, ${k} instance${k > 1 ? 's' : ''}: ${r.msgPerSec.toLocaleString('en-US')} acked msg/s ` +
+        `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
+      );
+    }
+  } finally {
+    await nats.destroy();
+    await pgt.close();
+  }
+}
+
+if (values.worker) await worker();
+else await main();
