@@ -13,7 +13,7 @@ import { Counters } from './core/counters.js';
 import { LocalHostGuard } from './core/host-guard.js';
 import { MessagePipeline, type Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
-import { seededRandom } from './core/timing.js';
+import { backoffDelay, seededRandom } from './core/timing.js';
 import type { Config } from './cli/config.js';
 import { drainLogger } from './cli/logger.js';
 import { MockRestartExecutor } from './executors/mock.js';
@@ -74,11 +74,12 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   }
 
   const counters = new Counters(metrics);
+  const nackBackoff = { baseMs: config.nackDelay, maxMs: 60_000 };
   const pipeline = new MessagePipeline(
     {
       extendEveryMs: config.extendEvery, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
       maxDeliveries: config.maxDeliveries, retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
-      nackBackoff: { baseMs: config.nackDelay, maxMs: 60_000 }, dryRun: config.dryRun, random,
+      nackBackoff, dryRun: config.dryRun, random,
     },
     {
       storage, counters, logger,
@@ -86,7 +87,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(),
     },
   );
-  const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256) }, counters, logger, nackOnHandlerError(logger, counters));
+  const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256) }, counters, logger,
+    nackOnHandlerError(logger, counters, (deliveries) => backoffDelay(deliveries, nackBackoff, random)));
 
   const stopPulling = new AbortController();
   const cancelInFlight = new AbortController();

@@ -139,15 +139,16 @@ export class Consumer {
 
 /**
  * The default central handler: log the error with the message id, then nack the delivery so the
- * broker redelivers it. Nothing is lost even when a handler has a bug.
+ * broker redelivers it (after `nackDelayMs(deliveryCount)`). Nothing is lost even when a handler has a bug.
  */
-export function nackOnHandlerError(logger: Logger, counters: Counters): HandlerErrorHandler {
+export function nackOnHandlerError(logger: Logger, counters: Counters, nackDelayMs: (deliveryCount: number) => number = () => 0): HandlerErrorHandler {
   return (error, delivery) => {
     const parsed = parseRestartRequest(delivery.data);
     const messageId = parsed.ok ? parsed.request.messageId : undefined;
     const text = error instanceof Error ? error.message : String(error);
     logger.error({ messageId, err: text }, `Handling general error: ${text}`);
-    return delivery.nack(0).then(
+    // A delay that grows per delivery: an error that keeps happening must not spin redeliveries.
+    return delivery.nack(nackDelayMs(delivery.deliveryCount)).then(
       () => counters.increment('nacked'),
       (nackErr: unknown) => logger.error({ messageId, err: String(nackErr) }, 'Nack failed too; the lease will expire and the broker will redeliver'),
     );
