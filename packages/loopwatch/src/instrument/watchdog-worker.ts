@@ -12,6 +12,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { Session } from 'node:inspector';
+import { writeSync } from 'node:fs';
 import type { Frame } from '../model/report.js';
 import type { CurrentTaskInfo } from './current-task.js';
 import { CURRENT_TASK_GLOBAL } from './current-task.js';
@@ -27,6 +28,12 @@ const PROMPT_PAUSE_MS = 100;
 const CALL_TIMEOUT_MS = 1000;
 /** After the stall ends, how long to still wait for a pause queued behind a native call. */
 const PAUSE_GRACE_MS = 500;
+
+const TRACE = process.env['LOOPWATCH_TRACE'] === '1';
+/** Straight to fd 2: the main thread may be the one that is stuck. */
+function trace(msg: string): void {
+  if (TRACE) writeSync(2, `[loopwatch watchdog ${Math.round(nowMs()) % 100000}] ${msg}\n`);
+}
 
 function send(m: WatchdogMessage): void {
   port?.postMessage(m);
@@ -73,6 +80,7 @@ function connect(): Session | undefined {
       scriptUrls.set(m.params.scriptId, m.params.url);
     });
     s.on('Debugger.paused', (m: { params: { callFrames: CallFrame[] } }) => {
+      trace('paused');
       const handler = onPaused;
       onPaused = undefined;
       if (handler) handler(m.params.callFrames);
@@ -91,6 +99,7 @@ function connect(): Session | undefined {
 function call<T = unknown>(method: string, params: object = {}, timeoutMs = CALL_TIMEOUT_MS): Promise<T> {
   const s = session;
   if (!s) return Promise.reject(new Error('no inspector session'));
+  trace(`-> ${method}`);
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       sessionBroken = true;
@@ -99,6 +108,7 @@ function call<T = unknown>(method: string, params: object = {}, timeoutMs = CALL
     try {
       s.post(method, params, (err: Error | null, result?: object) => {
         clearTimeout(timer);
+        trace(`<- ${method}${err ? ` error ${err.message}` : ''}`);
         if (err) reject(err);
         else resolve(result as T);
       });

@@ -166,7 +166,6 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   };
   // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its own).
   const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });
-  worker.unref();
   worker.on('message', (m: WatchdogMessage) => {
     if (m.type === 'note') {
       note(m.message);
@@ -181,6 +180,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     }
   });
   worker.on('error', (e) => note(`loopwatch: stall watchdog stopped: ${e.message}`));
+  // After the listeners: attaching a 'message' listener refs the worker's port again.
+  worker.unref();
 
   let stopped: Promise<void> | undefined;
   return {

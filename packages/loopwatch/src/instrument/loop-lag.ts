@@ -1,0 +1,178 @@
+/**
+ * Event-loop lag and utilisation every interval (report kind `loop-lag`, the aiodebug
+ * `monitor_loop_lag` twin): to the log, StatsD and Prometheus. Avoids the usual exporters' traps:
+ * - `monitorEventLoopDelay` cannot sample during a stall (it records one late sample after it), so
+ *   stalls measured by the watchdog's heartbeat are fed in as the delays work scheduled during them saw;
+ * - the histogram is reset every interval and its resolution (included in every sample) subtracted;
+ * - utilisation is the delta between two `eventLoopUtilization()` snapshots, not cumulative since start.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { EventLoopUtilization } from 'node:perf_hooks';
+import type { LoopLagFigures, Report } from '../model/report.js';
+import { pollStalls, subscribeStalls, type StallEvent } from './watchdog-feed.js';
+import { createStatsdTarget, type LagTarget, type StatsDLike } from '../sinks/statsd.js';
+import { createPrometheusTarget } from '../sinks/prometheus.js';
+
+export type { StatsDLike } from '../sinks/statsd.js';
+
+/** Options of {@link monitorLoopLag}. */
+export interface LoopLagOptions {
+  /** Reporting interval, ms; default 10 000. */
+  readonly intervalMs?: number;
+  /** `host:port` of a StatsD daemon (hot-shots is loaded then), or a client of your own. */
+  readonly statsd?: string | StatsDLike;
+  /** A prom-client `Registry` to register the gauges on. */
+  readonly registry?: unknown;
+  /** Called with the figures of every interval. */
+  readonly onSample?: (f: LoopLagFigures) => void;
+  /** Receives a `loop-lag` report every interval (the log). */
+  readonly emit?: (r: Report) => void;
+  /** Metric name prefix: StatsD `<prefix>loop.lag.p50`, Prometheus `<prefix>loopwatch_event_loop_lag_seconds`. */
+  readonly prefix?: string;
+  /** `monitorEventLoopDelay` resolution, ms; default 10. */
+  readonly resolutionMs?: number;
+  /** One-line problems (a missing optional package); default: a line on stderr. */
+  readonly onError?: (message: string) => void;
+}
+
+/** A running loop-lag monitor. */
+export interface LoopLagMonitor {
+  stop(): void;
+  /** Settles once the StatsD/Prometheus outputs are set up (or failed, reported through `onError`). */
+  readonly ready: Promise<void>;
+  /** Closes the current interval now and delivers its figures (also what the timer does). */
+  sample(): LoopLagFigures;
+}
+
+/** Delay samples a stall stands for: work that became due at any moment during it waited until its end. */
+const MAX_STALL_SAMPLES = 10_000;
+
+interface Weighted {
+  readonly ms: number;
+  readonly weight: number;
+}
+
+/** Percentile `q` (0..100) of weighted values sorted by `ms`. */
+function percentileOf(sorted: readonly Weighted[], total: number, q: number): number {
+  const target = (q / 100) * total;
+  let acc = 0;
+  for (const w of sorted) {
+    acc += w.weight;
+    if (acc >= target && w.weight > 0) return w.ms;
+  }
+  return sorted[sorted.length - 1]?.ms ?? 0;
+}
+
+/**
+ * Merges the histogram (as its percentile steps) with the stalls' delays. Exported for tests.
+ * `percentiles` are `monitorEventLoopDelay`'s (percentile → ns, resolution included).
+ */
+export function mergeFigures(
+  hist: { readonly count: number; readonly maxNs: number; readonly percentiles: ReadonlyMap<number, number> },
+  stalls: readonly number[],
+  resolutionMs: number,
+): { p50Ms: number; p99Ms: number; maxMs: number } {
+  const points: Weighted[] = [];
+  if (hist.count > 0) {
+    let prev = 0;
+    for (const [p, ns] of [...hist.percentiles].sort((a, b) => a[0] - b[0])) {
+      points.push({ ms: Math.max(0, ns / 1e6 - resolutionMs), weight: ((p - prev) / 100) * hist.count });
+      prev = p;
+    }
+  }
+  let stallMax = 0;
+  for (const d of stalls) {
+    stallMax = Math.max(stallMax, d);
+    const n = Math.max(1, Math.min(MAX_STALL_SAMPLES, Math.floor(d / resolutionMs)));
+    const step = d / n;
+    for (let k = 0; k < n; k++) points.push({ ms: d - k * step, weight: 1 });
+  }
+  points.sort((a, b) => a.ms - b.ms);
+  const total = points.reduce((s, w) => s + w.weight, 0);
+  if (total === 0) return { p50Ms: 0, p99Ms: 0, maxMs: 0 };
+  const histMax = hist.count > 0 ? Math.max(0, hist.maxNs / 1e6 - resolutionMs) : 0;
+  return { p50Ms: percentileOf(points, total, 50), p99Ms: percentileOf(points, total, 99), maxMs: Math.max(histMax, stallMax) };
+}
+
+const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
+
+function lagMessage(f: LoopLagFigures): string {
+  return (
+    `event loop over ${(f.intervalMs / 1000).toFixed(1)} s: lag p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, ` +
+    `max ${f.maxMs.toFixed(1)} ms; utilisation ${(f.utilization * 100).toFixed(0)}%; ${f.stalls} stall${f.stalls === 1 ? '' : 's'}`
+  );
+}
+
+/**
+ * Measures event-loop delay (p50/p99/max) and utilisation every `intervalMs` and ships the figures
+ * to `onSample`, `emit` (the log), StatsD and/or a Prometheus registry. The timer is unref'd.
+ */
+export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
+  const intervalMs = opts.intervalMs ?? 10_000;
+  const resolutionMs = opts.resolutionMs ?? 10;
+  const onError = opts.onError ?? ((m: string) => void process.stderr.write(`${m}\n`));
+  const eld = monitorEventLoopDelay({ resolution: resolutionMs });
+  eld.enable();
+  let prevElu: EventLoopUtilization = performance.eventLoopUtilization();
+  let intervalStart = performance.now();
+  let stalls: StallEvent[] = [];
+  const unsubscribe = subscribeStalls((e) => stalls.push(e));
+
+  const targets: LagTarget[] = [];
+  const setups: Promise<LagTarget>[] = [];
+  if (opts.statsd !== undefined) setups.push(createStatsdTarget(opts.statsd, opts.prefix ?? ''));
+  if (opts.registry !== undefined) setups.push(createPrometheusTarget(opts.registry, opts.prefix ?? ''));
+  let stopped = false;
+  const ready = Promise.allSettled(setups).then((results) => {
+    for (const r of results) {
+      if (r.status === 'rejected') onError(r.reason instanceof Error ? r.reason.message : String(r.reason));
+      else if (stopped) r.value.close();
+      else targets.push(r.value);
+    }
+  });
+
+  const sample = (): LoopLagFigures => {
+    // A stall that just ended may not have been timed by the heartbeat yet: settle it into this interval.
+    pollStalls();
+    const now = performance.now();
+    const took = stalls;
+    stalls = [];
+    const merged = mergeFigures({ count: eld.count, maxNs: eld.max, percentiles: eld.percentiles }, took.map((s) => s.durationMs), resolutionMs);
+    eld.reset();
+    const elu = performance.eventLoopUtilization();
+    const utilization = performance.eventLoopUtilization(elu, prevElu).utilization;
+    prevElu = elu;
+    const figures: LoopLagFigures = {
+      intervalMs: Math.round(now - intervalStart),
+      p50Ms: round(merged.p50Ms),
+      p99Ms: round(merged.p99Ms),
+      maxMs: round(merged.maxMs),
+      utilization: round(Math.min(1, Math.max(0, utilization)), 4),
+      stalls: took.length,
+    };
+    intervalStart = now;
+    try {
+      opts.onSample?.(figures);
+      opts.emit?.({ kind: 'loop-lag', message: lagMessage(figures), time: Date.now(), lag: figures });
+      for (const t of targets) t.write(figures);
+    } catch {
+      // Outputs are best effort; the next interval tries again.
+    }
+    return figures;
+  };
+
+  const timer = setInterval(sample, intervalMs);
+  timer.unref();
+  return {
+    ready,
+    sample,
+    stop(): void {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      unsubscribe();
+      eld.disable();
+      for (const t of targets.splice(0)) t.close();
+    },
+  };
+}
