@@ -168,7 +168,15 @@ async function natsCase(url: string, dbUrl: string, stream: string, instances: n
     const last = Math.max(...results.map((r) => r.lastAckAt));
     return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0) };
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    // Workers exit by themselves after 'done'; anything left after 5 s is killed.
+    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+      c.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    })));
   }
 }
 
