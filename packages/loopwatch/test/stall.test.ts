@@ -1,0 +1,84 @@
+// Stall watchdog (report kind `stall`): real child processes that block their main thread.
+import { describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { fixturePath, markerLine, PACKAGE_ROOT, runFixture, sourcePath } from './run-fixture.js';
+import type { Report } from '../src/model/report.js';
+
+const PROD = { LOOPWATCH: 'production', LOOPWATCH_FORMAT: 'json', LOOPWATCH_SLOW_MS: '200' };
+
+function stalls(reports: readonly Report[]): Report[] {
+  return reports.filter((r) => r.kind === 'stall');
+}
+
+describe('stall watchdog', () => {
+  it('from code: names the spinning function at its .ts line, times the stall, stops cleanly', async () => {
+    const child = spawn(process.execPath, [fixturePath('stall-direct')], { cwd: PACKAGE_ROOT });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(0);
+    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { report?: Report; measured?: number; stopped?: boolean });
+    const measured = lines.flatMap((l) => (l.measured === undefined ? [] : [l.measured]));
+    const reports = lines.flatMap((l) => (l.report ? [l.report] : []));
+    expect(measured).toHaveLength(1);
+    expect(measured[0]).toBeGreaterThan(1000);
+    expect(reports).toHaveLength(1);
+    const r = reports[0]!;
+    expect(r.kind).toBe('stall');
+    expect(r.functionName).toBe('spinFor');
+    expect(r.location).toBe(`${sourcePath('stall-direct')}:${await markerLine('stall-direct', 'SPIN-LINE')}:3`);
+    expect(r.durationMs).toBeGreaterThan(1000);
+    expect(r.durationMs).toBeLessThan(3000);
+    expect(r.stall?.capture).toBe('paused');
+    expect(lines.at(-1)?.stopped).toBe(true);
+  });
+
+  it('production mode via register: one report, the blocking frame in the user source', async () => {
+    const run = await runFixture('stall-cpu', { env: PROD });
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe('true');
+    const found = stalls(run.reports);
+    expect(found).toHaveLength(1);
+    const r = found[0]!;
+    expect(r.functionName).toBe('crunchNumbers');
+    expect(r.location).toMatch(new RegExp(`stall-cpu\\.ts:${await markerLine('stall-cpu', 'STALL-LINE')}:\\d+$`));
+    expect(r.durationMs).toBeGreaterThan(2000);
+    expect(r.message).toContain('crunchNumbers');
+    expect(r.stack?.some((f) => f.file.endsWith('stall-cpu.ts'))).toBe(true);
+  });
+
+  it('debug mode: the stall names the task it belongs to and where it was started', async () => {
+    const run = await runFixture('stall-cpu', { env: { ...PROD, LOOPWATCH: 'debug' } });
+    expect(run.code).toBe(0);
+    const r = stalls(run.reports)[0];
+    expect(r?.functionName).toBe('crunchNumbers');
+    expect(r?.task?.name).toBe('number-cruncher');
+    expect(r?.message).toContain('number-cruncher');
+    expect(r?.createdAt?.some((f) => f.file.endsWith('stall-cpu.ts'))).toBe(true);
+  });
+
+  it('a native call V8 cannot interrupt (execSync): reports the caller and says so', async () => {
+    const run = await runFixture('stall-native', { env: PROD, args: ['exec'] });
+    expect(run.code).toBe(0);
+    const r = stalls(run.reports)[0];
+    expect(r?.stall?.capture).toBe('paused-after-native');
+    expect(r?.functionName).toBe('shellOut');
+    expect(r?.location).toMatch(new RegExp(`stall-native\\.ts:${await markerLine('stall-native', 'EXEC-LINE')}:\\d+$`));
+    expect(r?.message).toMatch(/native call under execSync/);
+    expect(r?.durationMs).toBeGreaterThan(1500);
+  });
+
+  it('Atomics.wait is interruptible: the exact frame while still blocked', async () => {
+    const run = await runFixture('stall-native', { env: PROD, args: ['atomics'] });
+    expect(run.code).toBe(0);
+    const r = stalls(run.reports)[0];
+    expect(r?.functionName).toBe('waitOnAtomics');
+    expect(r?.location).toMatch(new RegExp(`stall-native\\.ts:${await markerLine('stall-native', 'ATOMICS-LINE')}:\\d+$`));
+  });
+
+  it('a well-behaved program gets no stall report and exits on its own', async () => {
+    const run = await runFixture('well-behaved', { env: PROD });
+    expect(run.code).toBe(0);
+    expect(stalls(run.reports)).toEqual([]);
+  });
+});
