@@ -4,12 +4,14 @@
  * - `monitorEventLoopDelay` cannot sample during a stall (it records one late sample after it), so
  *   stalls measured by the watchdog's heartbeat are fed in as the delays work scheduled during them saw;
  * - the histogram is reset every interval and its resolution (included in every sample) subtracted;
+ * - `reset()` also drops the histogram's next sample, so a stall right after a reset would vanish: without
+ *   a watchdog the monitor times stalls itself with a cheap unref'd beat;
  * - utilisation is the delta between two `eventLoopUtilization()` snapshots, not cumulative since start.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { LoopLagFigures, Report } from '../model/report.js';
-import { pollStalls, subscribeStalls, type StallEvent } from './watchdog-feed.js';
+import { hasStallSource, pollStalls, subscribeStalls, type StallEvent } from './watchdog-feed.js';
 import { createStatsdTarget, type LagTarget, type StatsDLike } from '../sinks/statsd.js';
 import { createPrometheusTarget } from '../sinks/prometheus.js';
 
@@ -117,6 +119,17 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
   let intervalStart = performance.now();
   let stalls: StallEvent[] = [];
   const unsubscribe = subscribeStalls((e) => stalls.push(e));
+  // Fallback stall timing when no watchdog runs (the watchdog's heartbeat is the better source).
+  const beatMs = 50;
+  let lastBeat = performance.now();
+  const beat = (): void => {
+    const now = performance.now();
+    const late = now - lastBeat - beatMs;
+    lastBeat = now;
+    if (late >= beatMs * 2 && !hasStallSource()) stalls.push({ startMs: now - late, endMs: now, durationMs: late });
+  };
+  const beatTimer = setInterval(beat, beatMs);
+  beatTimer.unref();
 
   const targets: LagTarget[] = [];
   const setups: Promise<LagTarget>[] = [];
@@ -134,6 +147,7 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
   const sample = (): LoopLagFigures => {
     // A stall that just ended may not have been timed by the heartbeat yet: settle it into this interval.
     pollStalls();
+    beat();
     const now = performance.now();
     const took = stalls;
     stalls = [];
@@ -170,6 +184,7 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
       if (stopped) return;
       stopped = true;
       clearInterval(timer);
+      clearInterval(beatTimer);
       unsubscribe();
       eld.disable();
       for (const t of targets.splice(0)) t.close();

@@ -45,3 +45,8 @@ export function registerStallPoller(poll: () => void): () => void {
 export function pollStalls(): void {
   for (const p of pollers) p();
 }
+
+/** Whether a running watchdog is timing stalls (otherwise the loop-lag monitor times them itself). */
+export function hasStallSource(): boolean {
+  return pollers.size > 0;
+}
