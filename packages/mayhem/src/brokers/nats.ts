@@ -40,6 +40,8 @@ const ACK = encoder.encode('+ACK');
 const WPI = encoder.encode('+WPI');
 const TERM = encoder.encode('+TERM');
 const NAK = encoder.encode('-NAK');
+/** How long an ended pull request still listens for deliveries that were already on their way. */
+const LATE_DELIVERY_GRACE_MS = 5_000;
 
 function nakPayload(delayMs: number): Uint8Array {
   if (!(delayMs > 0)) return NAK;
@@ -291,9 +293,9 @@ export class NatsBroker implements Broker {
   }
 
   /**
-   * A pull request is live while the server talks to it: messages, or idle heartbeats when there is
-   * nothing to deliver. Two missed heartbeats (a restarted server, a new consumer leader) end it,
-   * which releases its credit for a fresh request.
+   * A pull request is live while the server talks to it: messages, idle heartbeats when there is
+   * nothing to deliver, and a 408 when it expires. Silence for longer than its expiry (a restarted
+   * server, a new consumer leader) ends it, which releases its credit for a fresh request.
    */
   #armLiveness(req: PullRequest): void {
     if (req.timer) clearTimeout(req.timer);
@@ -302,11 +304,17 @@ export class NatsBroker implements Broker {
       this.#log.debug({ batch: req.batch, received: req.received }, 'NATS pull request went silent; re-issuing');
       this.#endRequest(req);
       this.#kick();
-    }, this.#heartbeatMs() * 2 + 1_000);
+    }, Math.max(this.#o.pullExpiresMs, this.#heartbeatMs() * 2) + 2_000);
   }
 
   #onPullMessage(req: PullRequest, err: Error | null, msg: Msg): void {
-    if (req.done) return;
+    if (req.done) {
+      // A delivery for a request we already gave up on (its credit is spent elsewhere, e.g. after
+      // a stalled event loop let the liveness timer win): hand it straight back instead of letting
+      // it sit leased until the ack wait runs out.
+      if (!err && msg.reply?.startsWith('$JS.ACK.')) this.#track(this.settle(new NatsDelivery(this, msg), NAK));
+      return;
+    }
     if (err) {
       this.#endRequest(req);
       this.#fail(new Error(`NATS pull subscription failed: ${message(err)}`));
@@ -379,7 +387,13 @@ export class NatsBroker implements Broker {
     if (req.timer) clearTimeout(req.timer);
     this.#requests.delete(req);
     this.#outstanding -= req.batch - req.received;
-    req.sub.unsubscribe();
+    if (this.#closed) {
+      req.sub.unsubscribe();
+      return;
+    }
+    // Listen a little longer: deliveries already on their way are given back at once (see above).
+    const sub = req.sub;
+    setTimeout(() => sub.unsubscribe(), LATE_DELIVERY_GRACE_MS).unref();
   }
 
   #backOff(): void {
