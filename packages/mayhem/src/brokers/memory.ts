@@ -5,6 +5,7 @@
  */
 import type { Broker, Delivery, Publisher } from '../core/contracts.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
+import { DONE } from '../core/settled.js';
 
 /** @internal A message as the memory broker holds it. */
 export interface Entry {
@@ -68,7 +69,7 @@ export class MemoryBroker implements Broker, Publisher {
 
   publish(payload: string, messageId?: string): Promise<void> {
     this.publishSync(payload, messageId);
-    return Promise.resolve();
+    return DONE;
   }
 
   /** Publish without a promise (the simulated publisher's hot path). */
@@ -105,7 +106,7 @@ export class MemoryBroker implements Broker, Publisher {
     this.#delayed.clear();
     // Leased messages stay counted (stats().leased) for the shutdown summary; they just never expire now.
     this.#waiter?.();
-    return Promise.resolve();
+    return DONE;
   }
 
   #enqueue(entry: Entry): void {
@@ -199,21 +200,21 @@ class MemoryDelivery implements Delivery {
 
   extend(): Promise<void> {
     this.#broker.extendLease(this.#entry, this.#lease);
-    return Promise.resolve();
+    return DONE;
   }
 
   ack(): Promise<void> {
     if (this.#broker.take(this.#entry, this.#lease)) this.#broker.acked();
-    return Promise.resolve();
+    return DONE;
   }
 
   nack(delayMs: number): Promise<void> {
     if (this.#broker.take(this.#entry, this.#lease)) this.#broker.nacked(this.#entry, delayMs);
-    return Promise.resolve();
+    return DONE;
   }
 
   deadLetter(reason: string): Promise<void> {
     if (this.#broker.take(this.#entry, this.#lease)) this.#broker.deadLettered(this.#entry, reason);
-    return Promise.resolve();
+    return DONE;
   }
 }

@@ -2,6 +2,7 @@
  * The article's mock restart: random latency, random failures. Reproducible with a seeded random.
  */
 import { RestartFailed, type RestartExecutor } from '../core/contracts.js';
+import { DONE } from '../core/settled.js';
 
 export interface MockExecutorOptions {
   /** Latency is uniform in [0, latencyMs]; 0 resolves without touching a timer. */
@@ -22,7 +23,7 @@ export class MockRestartExecutor implements RestartExecutor {
     if (signal.aborted) return Promise.reject(signal.reason as Error);
     const fails = this.#o.random() < this.#o.failureRate;
     const latency = this.#o.latencyMs > 0 ? this.#o.random() * this.#o.latencyMs : 0;
-    if (latency === 0) return fails ? Promise.reject(new RestartFailed(`Could not restart ${hostname}`)) : Promise.resolve();
+    if (latency === 0) return fails ? Promise.reject(new RestartFailed(`Could not restart ${hostname}`)) : DONE;
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         clearTimeout(timer);

@@ -5,6 +5,7 @@
 import type { AckRecord, DeadLetter, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, closedError, emptyRecord, rejectAborted, saveFailure, type MessageRecord } from './record.js';
+import { DONE, FALSE, TRUE } from '../core/settled.js';
 
 /** The memory adapter, with its contents open for inspection. */
 export interface MemoryStorage extends Storage {
@@ -51,7 +52,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     }
     change(row, now);
     row.updatedAt = now;
-    return Promise.resolve();
+    return DONE;
   }
 
   function setRequest(row: Mutable, request: RestartRequest): void {
@@ -67,7 +68,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean> {
       if (closed) return Promise.reject(closedError());
       if (signal?.aborted) return rejectAborted(signal);
-      return Promise.resolve(records.get(messageId)?.restarted === true);
+      return records.get(messageId)?.restarted === true ? TRUE : FALSE;
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
@@ -116,7 +117,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
       const request = entry.request;
       if (request === undefined) {
         deadLetters.push(entry);
-        return Promise.resolve();
+        return DONE;
       }
       // Keyed by messageId like the SQL unique index, so a retried dead-letter write stays one row.
       const at = deadLetterIndex.get(request.messageId);
@@ -136,7 +137,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
 
     close(): Promise<void> {
       closed = true;
-      return Promise.resolve();
+      return DONE;
     },
   };
 }
