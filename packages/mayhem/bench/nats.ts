@@ -6,6 +6,7 @@
  * the in-memory broker, and the ratio.
  *
  *   node packages/mayhem/dist/bench/nats.js [--count 60000] [--instances 1,2] [--max-in-flight 1000]
+ *        [--storage postgres|memory]   (memory: the broker path alone, storage out of the picture)
  *
  * Starts its own nats-server (a temp store, a free port) and uses PostgreSQL as the tests do
  * (127.0.0.1:5432 database `test` when it answers, else a throwaway server), with a fresh database
@@ -41,6 +42,7 @@ const { values } = parseArgs({
     broker: { type: 'string' },
     db: { type: 'string' },
     stream: { type: 'string' },
+    storage: { type: 'string', default: 'postgres' },
   },
 });
 const count = Number(values.count);
@@ -197,21 +199,24 @@ async function memoryCase(dbUrl: string): Promise<number> {
 
 async function main(): Promise<void> {
   const instanceCounts = values.instances.split(',').map(Number);
-  const [nats, pgt] = await Promise.all([startNatsServer(), startTestPostgres()]);
+  const usePg = values.storage !== 'memory';
+  const store = usePg ? 'PostgreSQL' : 'memory storage';
+  const [nats, pgt] = await Promise.all([startNatsServer(), usePg ? startTestPostgres() : undefined]);
+  const dbUrl = async (): Promise<string> => (pgt ? (await pgt.createDatabase()).url : 'memory:');
   try {
-    const mem = await memoryCase((await pgt.createDatabase()).url);
-    process.stdout.write(`NATS JetStream + PostgreSQL, zero-latency mock, ${count} messages, --max-in-flight ${maxInFlight} (nats-server ${nats.url})\n`);
-    process.stdout.write(`  memory broker + PostgreSQL, 1 instance: ${mem.toLocaleString('en-US')} acked msg/s\n`);
+    const mem = await memoryCase(await dbUrl());
+    process.stdout.write(`NATS JetStream + ${store}, zero-latency mock, ${count} messages, --max-in-flight ${maxInFlight} (nats-server ${nats.url})\n`);
+    process.stdout.write(`  memory broker + ${store}, 1 instance: ${mem.toLocaleString('en-US')} acked msg/s\n`);
     for (const k of instanceCounts) {
-      const r = await natsCase(nats.url, (await pgt.createDatabase()).url, `BENCH${k}`, k);
+      const r = await natsCase(nats.url, await dbUrl(), `BENCH${k}`, k);
       process.stdout.write(
-        `  NATS JetStream + PostgreSQL, ${k} instance${k > 1 ? 's' : ''}: ${r.msgPerSec.toLocaleString('en-US')} acked msg/s ` +
+        `  NATS JetStream + ${store}, ${k} instance${k > 1 ? 's' : ''}: ${r.msgPerSec.toLocaleString('en-US')} acked msg/s ` +
         `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
       );
     }
   } finally {
     await nats.destroy();
-    await pgt.close();
+    await pgt?.close();
   }
 }
 
