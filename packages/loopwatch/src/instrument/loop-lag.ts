@@ -8,7 +8,7 @@
  *   a watchdog the monitor times stalls itself with a cheap unref'd beat;
  * - utilisation is the delta between two `eventLoopUtilization()` snapshots, not cumulative since start.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
 import type { LoopLagFigures, Report } from '../model/report.js';
 import { hasStallSource, pollStalls, subscribeStalls, type StallEvent } from './watchdog-feed.js';

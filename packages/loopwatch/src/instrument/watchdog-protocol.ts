@@ -2,6 +2,8 @@
  * What the stall watchdog's main-thread half and its worker say to each other. Kept in one module so
  * both sides agree on shapes; only plain data crosses the thread boundary.
  */
+// perf_hooks' own `performance`: test fake timers may replace the global one.
+import { performance } from 'node:perf_hooks';
 import type { Frame } from '../model/report.js';
 import type { CurrentTaskInfo } from './current-task.js';
 

@@ -6,6 +6,7 @@
  * One report per stall, emitted when the stall ends, so `durationMs` is its full length (a blocked
  * thread could not print it earlier anyway: the sinks run on the main thread).
  */
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
