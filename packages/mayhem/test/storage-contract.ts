@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { Storage } from '../src/core/contracts.js';
 import type { RestartRequest } from '../src/core/message.js';
 import type { MessageRecord } from '../src/storage/record.js';
+import { seededRandom } from '../src/core/timing.js';
 
 /** What the contract needs from an adapter under test. */
 export interface StorageHarness {
@@ -16,17 +17,8 @@ export interface StorageHarness {
   deadLetters(storage: Storage): { messageId: string | null; payload: string; reason: string; deliveries: number }[];
 }
 
-/** A small seeded PRNG (mulberry32) so fault-injection tests are reproducible. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG so fault-injection tests are reproducible (the one `--seed` uses). */
+export const seeded = seededRandom;
 
 export function request(n: number): RestartRequest {
   return { messageId: `m-${n}`, instanceName: `cattle-${n % 97}`, publishedAt: 1_700_000_000_000 + n };
