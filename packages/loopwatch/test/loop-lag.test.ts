@@ -56,7 +56,8 @@ describe('monitorLoopLag', () => {
     const idle = lag.sample();
     // Generous: a loaded 2-core machine may delay a timer, but not by 400 ms.
     expect(idle.maxMs).toBeLessThan(150);
-    expect(idle.utilization).toBeLessThan(0.4);
+    // Relative: CPU contention from neighbours inflates ELU (descheduled time counts as active).
+    expect(idle.utilization).toBeLessThan(busy.utilization - 0.3);
     expect(idle.intervalMs).toBeGreaterThanOrEqual(390);
   });
 
@@ -153,6 +154,7 @@ describe('loop-lag under register (production mode)', () => {
     const later = lags.slice(withStall + 1);
     expect(later.length).toBeGreaterThanOrEqual(1);
     expect(later.at(-1)!.maxMs).toBeLessThan(200);
-    expect(later.at(-1)!.utilization).toBeLessThan(0.4);
+    // Relative, as above: a loaded machine inflates even an idle interval's ELU.
+    expect(later.at(-1)!.utilization).toBeLessThan(lags[withStall]!.utilization - 0.3);
   });
 });
