@@ -4,6 +4,7 @@
  * thread parking in a syscall. The module functions are wrapped (and the ESM named exports re-synced),
  * each call site is reported once, and the last call is kept so a slow-callback report can name it.
  */
+import { performance } from 'node:perf_hooks';
 import fs from 'node:fs';
 import childProcess from 'node:child_process';
 import zlib from 'node:zlib';
@@ -40,12 +41,26 @@ export function lastBlockingCall(): BlockingCall | undefined {
   return last;
 }
 
+let exitSeen = false;
+const onExit = (): void => {
+  exitSeen = true;
+};
+
+/**
+ * Sync calls from `exit` handlers (a logger's final flush, say) are the only way to do anything at
+ * that point, and there is no loop left to block. Node sets `process._exiting` before it emits
+ * `exit`; our own (prepended) listener covers the case where it does not.
+ */
+function exiting(): boolean {
+  return exitSeen || (process as { _exiting?: boolean })._exiting === true;
+}
+
 function wrap(target: Record<string, unknown>, key: string, api: string): void {
   const original = target[key];
   if (typeof original !== 'function') return;
   const orig = original as AnyFn;
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    if (!afterStartup || !isMainThread) return orig.apply(this, args);
+    if (!afterStartup || !isMainThread || exiting()) return orig.apply(this, args);
     const sites = captureSites(wrapped, 10);
     const startMs = performance.now();
     try {
@@ -110,6 +125,7 @@ export function watchBlockingCalls(emit: (r: Report) => void): void {
   for (const key of CRYPTO_SYNC) wrap(c, key, `crypto.${key}`);
   wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
   syncBuiltinESMExports();
+  process.prependListener('exit', onExit);
   setImmediate(() => {
     afterStartup = true;
   }).unref();
@@ -120,6 +136,8 @@ export function unwatchBlockingCalls(): void {
   patches = [];
   reported = new Set();
   afterStartup = false;
+  exitSeen = false;
+  process.off('exit', onExit);
   report = undefined;
   last = undefined;
   syncBuiltinESMExports();

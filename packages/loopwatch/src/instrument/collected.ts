@@ -12,6 +12,8 @@ import { isBuiltinSite, isUserFile } from '../model/frames.js';
 /** Builds the report for a collected record, or nothing when the record is unremarkable. */
 export function collectedReport(rec: PromiseRecord): Report | undefined {
   if (!rec.isTask || rec.internal) return undefined;
+  // Most collected tasks settled and were awaited: decide that before any frame is resolved.
+  if (!rec.pending && (rec.observed || !isDroppedByUser(rec))) return undefined;
   const createdAt = createdAtOf(rec);
   if (rec.pending) {
     const waitingAt = waitingAtOf(rec);
@@ -26,7 +28,6 @@ export function collectedReport(rec: PromiseRecord): Report | undefined {
       stack: waitingAt,
     };
   }
-  if (rec.observed || !isDroppedByUser(rec)) return undefined;
   const site = createdAt[0];
   if (!site) return undefined;
   return {

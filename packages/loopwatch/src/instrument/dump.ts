@@ -1,4 +1,5 @@
 /** `task-dump`: every pending task, the Node twin of `for t in all_tasks(): t.print_stack(limit=5)`. */
+import { performance } from 'node:perf_hooks';
 import type { Report } from '../model/report.js';
 import { snapshotOf } from '../model/describe.js';
 import { isTracking, pendingTasks } from './tasks.js';

@@ -5,7 +5,12 @@
  *    that notices it fired late. Cheap: a few wake-ups a second.
  * Where the time went comes from the sampling profiler's samples of that window, or, when a blocking
  * API call covers the window, that call's exact site.
+ *
+ * Reporting must never become the slow part: at most one report per {@link REPORT_GAP_MS} looks up
+ * its culprit and is printed; slow turns in between are counted, and the next report (or, when the
+ * burst is over, one summary line) says how many there were and how long the longest took.
  */
+import { performance } from 'node:perf_hooks';
 import type { Frame, Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { resolveFrame, userFrames } from '../model/frames.js';
@@ -23,7 +28,21 @@ export interface SlowCallbackOptions {
   readonly sampleIntervalUs?: number;
 }
 
-interface Watch { profiler: WindowProfiler; ticker: NodeJS.Timeout; emit: (r: Report) => void; thresholdMs: number; coveredUntil: number }
+/** Minimum time between two full slow-callback reports, ms. */
+export const REPORT_GAP_MS = 1_000;
+
+interface Suppressed { count: number; longestMs: number; totalMs: number; sinceMs: number }
+interface Watch {
+  profiler: WindowProfiler;
+  ticker: NodeJS.Timeout;
+  emit: (r: Report) => void;
+  thresholdMs: number;
+  coveredUntil: number;
+  /** `performance.now()` of the last full report. */
+  lastReportAt: number;
+  suppressed: Suppressed | undefined;
+  summaryTimer: NodeJS.Timeout | undefined;
+}
 let watch: Watch | undefined;
 
 export function watchSlow(opts: SlowCallbackOptions, emit: (r: Report) => void): void {
@@ -38,10 +57,11 @@ export function watchSlow(opts: SlowCallbackOptions, emit: (r: Report) => void):
     const from = lastTick;
     lastTick = now;
     if (!watch || late < thresholdMs || watch.coveredUntil >= from) return;
-    watch.emit(slowReport(watch, undefined, now - late, late));
+    onSlow(watch, undefined, now - late, late);
   }, period);
   ticker.unref();
-  watch = { profiler, ticker, emit, thresholdMs, coveredUntil: 0 };
+  watch = { profiler, ticker, emit, thresholdMs, coveredUntil: 0, lastReportAt: -Infinity, suppressed: undefined, summaryTimer: undefined };
+  process.on('exit', flushOnExit);
   if (isTracking()) setSlowReaction(thresholdMs, onSlowReaction);
 }
 
@@ -55,8 +75,55 @@ function onSlowReaction(task: PromiseRecord | undefined, startMs: number, durati
   watch.coveredUntil = startMs + durationMs;
   // We are inside a promise hook: build the report (profiler, source maps) outside it.
   setImmediate(() => {
-    if (watch) watch.emit(slowReport(watch, task, startMs, durationMs));
+    if (watch) onSlow(watch, task, startMs, durationMs);
   });
+}
+
+/** Reports a slow turn, or counts it when the last report was less than {@link REPORT_GAP_MS} ago. */
+function onSlow(w: Watch, task: PromiseRecord | undefined, startMs: number, durationMs: number): void {
+  const now = performance.now();
+  if (now - w.lastReportAt < REPORT_GAP_MS) {
+    const s = (w.suppressed ??= { count: 0, longestMs: 0, totalMs: 0, sinceMs: Date.now() });
+    s.count++;
+    s.totalMs += durationMs;
+    s.longestMs = Math.max(s.longestMs, durationMs);
+    if (!w.summaryTimer) {
+      // If the burst ends here, one line still says what was left out.
+      w.summaryTimer = setTimeout(() => {
+        w.summaryTimer = undefined;
+        if (watch === w && performance.now() - w.lastReportAt >= REPORT_GAP_MS) emitSummary(w);
+      }, REPORT_GAP_MS - (now - w.lastReportAt) + 1);
+      w.summaryTimer.unref();
+    }
+    return;
+  }
+  w.lastReportAt = now;
+  const r = slowReport(w, task, startMs, durationMs);
+  const s = w.suppressed;
+  w.suppressed = undefined;
+  w.emit(s ? { ...r, message: `${r.message}${suppressedNote(s)}` } : r);
+}
+
+function suppressedNote(s: Suppressed): string {
+  return ` (plus ${s.count} more slow callback${s.count === 1 ? '' : 's'} since the previous report, longest ${Math.round(s.longestMs)} ms, not analysed: reports are rate-limited)`;
+}
+
+function emitSummary(w: Watch): void {
+  const s = w.suppressed;
+  if (!s) return;
+  w.suppressed = undefined;
+  w.lastReportAt = performance.now();
+  w.emit({
+    kind: 'slow-callback',
+    message: `${s.count} more slow callback${s.count === 1 ? '' : 's'} since ${new Date(s.sinceMs).toISOString()}, longest ${Math.round(s.longestMs)} ms, ${Math.round(s.totalMs)} ms in all (not analysed: reports are rate-limited)`,
+    time: Date.now(),
+    durationMs: Math.round(s.longestMs * 10) / 10,
+    stack: [],
+  });
+}
+
+function flushOnExit(): void {
+  if (watch) emitSummary(watch);
 }
 
 function slowReport(w: Watch, task: PromiseRecord | undefined, startMs: number, durationMs: number): Report {
@@ -92,6 +159,8 @@ function slowReport(w: Watch, task: PromiseRecord | undefined, startMs: number, 
 export function unwatchSlow(): void {
   if (!watch) return;
   clearInterval(watch.ticker);
+  if (watch.summaryTimer) clearTimeout(watch.summaryTimer);
+  process.off('exit', flushOnExit);
   watch.profiler.close();
   if (isTracking()) setSlowReaction(undefined);
   watch = undefined;

@@ -1,15 +1,20 @@
 /**
  * Task tracking on `v8.promiseHooks` (async_hooks costs ~4× more). Every promise created without a
- * parent gets one stack capture (that is how an async function call is told from a `new Promise`);
- * chained promises (`await`, `.then`) get none, only a couple of property writes.
+ * parent gets one raw stack capture of six frames (that is how an async function
+ * call is told from a `new Promise`, and where it was created); chained promises (`await`, `.then`)
+ * get none, only a couple of symbol-property writes. Only tasks are put in a FinalizationRegistry.
  *
  * "Current task": inside a promise reaction it is the task that registered the reaction; during the
  * synchronous start of an async call it is that call (a small stack, popped once somebody chains the
  * call's promise, which can only happen after its synchronous part ended).
  */
 import { promiseHooks } from 'node:v8';
-import type { PromiseRecord } from '../model/task.js';
-import { captureSites, functionNameOf, isBuiltinSite, isInternalFile } from '../model/frames.js';
+import { performance } from 'node:perf_hooks';
+import { PromiseRecord } from '../model/task.js';
+import { captureSites, isInternalFile } from '../model/frames.js';
+
+/** `performance` from perf_hooks: the global one is a lazy accessor that runs a check on every read. */
+const now = (): number => performance.now();
 
 const REC = Symbol('loopwatch.record');
 const VIA = Symbol('loopwatch.via');
@@ -42,25 +47,16 @@ const registry = new FinalizationRegistry<PromiseRecord>((rec) => {
 function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): void {
   const p = promise as Tagged;
   if (parent === undefined) {
+    // One capture, raw call sites only: the top frame tells an async function's own frame from a
+    // builtin (`new Promise`, `Promise.resolve`); the frames below say where it was created (and, for
+    // a plain promise, where whoever awaits it waits). Names, paths and source maps: at report time.
     const sites = captureSites(init);
     const top = sites[0];
-    const isTask = top !== undefined && !isBuiltinSite(top);
+    const file = top === undefined || top.isNative() ? null : top.getFileName();
+    const isTask = file !== null && file !== undefined && file !== '';
     // A module's own evaluation (top-level await) is "defined" at 1:1 with no name: not a user task.
-    const internal = !isTask || isInternalFile(top.getFileName() ?? '') || isModuleEvaluation(top);
-    const rec: PromiseRecord = {
-      id: nextId++,
-      sites,
-      isTask,
-      internal,
-      name: isTask ? functionNameOf(top) : 'Promise',
-      spawned: false,
-      startedAt: performance.now(),
-      parent: currentTask(),
-      pending: true,
-      observed: false,
-      waitingOn: undefined,
-      waitSince: 0,
-    };
+    const internal = !isTask || isInternalFile(file) || isModuleEvaluation(top!);
+    const rec = new PromiseRecord(nextId++, sites, isTask, internal, now(), currentTask());
     p[REC] = rec;
     if (isTask) {
       syncStack.push(rec);
@@ -111,17 +107,18 @@ export function endSyncPart(promise: Promise<unknown>): void {
 }
 
 function before(promise: Promise<unknown>): void {
-  syncStack.length = 0;
+  // (`length = 0` is a builtin call even when there is nothing to drop.)
+  if (syncStack.length !== 0) syncStack.length = 0;
   reactionTask = (promise as Tagged)[OWNER];
-  if (events.slowMs !== undefined) reactionStart = performance.now();
+  if (events.slowMs !== undefined) reactionStart = now();
 }
 
 function after(_promise: Promise<unknown>): void {
   if (events.slowMs !== undefined) {
-    const dur = performance.now() - reactionStart;
+    const dur = now() - reactionStart;
     if (dur >= events.slowMs) events.onSlowReaction?.(reactionTask, reactionStart, dur);
   }
-  syncStack.length = 0;
+  if (syncStack.length !== 0) syncStack.length = 0;
   reactionTask = undefined;
 }
 

@@ -1,30 +1,45 @@
 /**
  * What task tracking remembers per promise. Records hold call sites, never the promise itself, so a
  * promise can still be collected (that is how `task-destroyed-pending` and `never-awaited` are seen).
+ * Created on the hot path (every promise without a parent), so everything derived from the call
+ * sites (the name, above all) is worked out on first use, at report time.
  */
 import type { TaskRef } from './report.js';
+import { functionNameOf } from './frames.js';
 
-export interface PromiseRecord {
-  readonly id: number;
-  /** Call sites at creation: for an async function, [the function itself, its caller, ...]. */
-  readonly sites: NodeJS.CallSite[];
-  /** An async function invocation (or a spawned task), not a plain `new Promise`. */
-  isTask: boolean;
-  /** A task of node's own or loopwatch's: tracked for attribution, never reported. */
-  internal: boolean;
-  name: string;
+export class PromiseRecord {
   /** Named by `spawn()`. */
-  spawned: boolean;
-  /** `performance.now()` at creation. */
-  readonly startedAt: number;
-  readonly parent: PromiseRecord | undefined;
-  pending: boolean;
+  spawned = false;
+  pending = true;
   /** Somebody awaited it, chained it, returned it, or registered it as a task. */
-  observed: boolean;
+  observed = false;
   /** The promise this task awaited last (its creation frames say where the task waits). */
-  waitingOn: PromiseRecord | undefined;
+  waitingOn: PromiseRecord | undefined = undefined;
   /** Promise id counter when its current synchronous run first chained something (0: not yet). */
-  waitSince: number;
+  waitSince = 0;
+  #name: string | undefined = undefined;
+
+  constructor(
+    readonly id: number,
+    /** Raw call sites at creation: for an async function, [the function itself, its caller, ...]. */
+    readonly sites: NodeJS.CallSite[],
+    /** An async function invocation (or a spawned task), not a plain `new Promise`. */
+    public isTask: boolean,
+    /** A task of node's own or loopwatch's: tracked for attribution, never reported. */
+    public internal: boolean,
+    /** `performance.now()` at creation. */
+    readonly startedAt: number,
+    readonly parent: PromiseRecord | undefined,
+  ) {}
+
+  /** The async function's name (or the `spawn` name); `Promise` for a plain promise. */
+  get name(): string {
+    return (this.#name ??= this.isTask ? functionNameOf(this.sites[0]) : 'Promise');
+  }
+
+  set name(name: string) {
+    this.#name = name;
+  }
 }
 
 export function taskRef(r: PromiseRecord): TaskRef {
