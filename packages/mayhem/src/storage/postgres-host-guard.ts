@@ -23,9 +23,15 @@ import type { HostGuard } from '../core/contracts.js';
 /** First key of the two-key advisory lock space, reserved for host locks ("MAYH"). */
 export const HOST_LOCK_NAMESPACE = 0x4d415948;
 
-const TRY_SQL =
-  'SELECT pg_try_advisory_lock($1::int, hashtext(h)) AS ok FROM unnest($2::text[]) WITH ORDINALITY AS u(h, o) ORDER BY o';
-const UNLOCK_SQL = 'SELECT count(*) FILTER (WHERE pg_advisory_unlock($1::int, hashtext(h))) AS n FROM unnest($2::text[]) AS u(h)';
+/**
+ * One round trip per round: release the locks given back since the last round, then try the new
+ * ones. `ok` has one character per try, in order ('1' = taken). Session advisory locks stack, so
+ * even a try evaluated before an unlock of the same host would leave it held once, as it should.
+ */
+const ROUND_SQL = `SELECT
+  (SELECT count(*) FILTER (WHERE pg_advisory_unlock($1::int, hashtext(h))) FROM unnest($2::text[]) AS u(h)) AS n,
+  (SELECT string_agg(CASE WHEN pg_try_advisory_lock($1::int, hashtext(h)) THEN '1' ELSE '0' END, '' ORDER BY o)
+     FROM unnest($3::text[]) WITH ORDINALITY AS t(h, o)) AS ok`;
 
 export interface HostGuardOptions {
   readonly connectionString: string;
@@ -222,15 +228,16 @@ export class PgHostGuard implements HostGuard {
       const generation = this.generation;
       // Locks of a session that has died went with it: nothing to release there.
       const unlocks = queuedUnlocks.filter((u) => u.generation === generation).map((u) => u.host);
-      if (unlocks.length > 0) {
+      if (unlocks.length > 0 || tries.length > 0) {
         this.statements++;
-        await client.query(UNLOCK_SQL, [HOST_LOCK_NAMESPACE, unlocks]);
-      }
-      if (tries.length > 0) {
-        this.statements++;
-        const { rows } = await client.query<{ ok: boolean }>(TRY_SQL, [HOST_LOCK_NAMESPACE, tries.map((t) => t.host)]);
+        const { rows } = await client.query<{ ok: string | null }>({
+          name: 'mayhem_host_locks',
+          text: ROUND_SQL,
+          values: [HOST_LOCK_NAMESPACE, unlocks, tries.map((t) => t.host)],
+        });
+        const taken = rows[0]?.ok ?? '';
         tries.forEach((t, i) => {
-          const ok = rows[i]?.ok === true;
+          const ok = taken.charCodeAt(i) === 49; // '1'
           if (ok && (t.done || t.signal.aborted)) {
             this.unlocks.push({ host: t.host, generation }); // aborted while on the wire
             this.fail(t, t.signal.reason);

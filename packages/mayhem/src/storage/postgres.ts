@@ -90,7 +90,11 @@ interface DeadLetterRow {
   deliveries: number;
 }
 
-type Write = { readonly row?: RowPatch; readonly dead?: DeadLetterRow };
+/**
+ * `lazy`: the write may commit without waiting for its WAL flush (markAcked only; see WRITE_SQL).
+ * A batch commits lazily only when every write in it is lazy.
+ */
+type Write = { readonly row?: RowPatch; readonly dead?: DeadLetterRow; readonly lazy?: boolean };
 
 const WRITE_SQL = `
 WITH dl AS (
@@ -109,6 +113,7 @@ SELECT i, n, h, to_timestamp(p / 1000.0), coalesce(s, false), coalesce(d, 0), co
   CASE WHEN k THEN now() END, coalesce(x, false), l
 FROM json_to_recordset($1::json)
   AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text)
+WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY i
 ON CONFLICT (message_id) DO UPDATE SET
   instance_name    = coalesce(EXCLUDED.instance_name, m.instance_name),
@@ -236,8 +241,14 @@ class PgStorage implements PostgresStorage {
   // here, retrying connection failures for a few seconds. saveMessage and markRestarted fail fast:
   // the pipeline retries those with its own backoff and can nack.
 
+  // The ack record alone commits without waiting for the WAL flush (synchronous_commit = off for
+  // that transaction only, when a batch holds nothing but ack records). What a crash can lose: the
+  // last ~600 ms (3 × wal_writer_delay) of acked flags, so those messages show as not acked in the
+  // record. Nothing else depends on the flag: the restart-done record (always flushed before the
+  // ack) is what prevents a second restart, and the broker, not this row, decides redelivery. A
+  // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
-    return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts } });
+    return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts }, lazy: true });
   }
 
   markFailed(messageId: string, error: string, attempts: number): Promise<void> {
@@ -314,7 +325,9 @@ class PgStorage implements PostgresStorage {
     const rows = new Map<string, RowPatch>();
     const dead: DeadLetterRow[] = [];
     const deadById = new Map<string, DeadLetterRow>();
+    let lazy = true;
     for (const w of batch) {
+      if (w.lazy !== true) lazy = false;
       // One row per parsed message, as ON CONFLICT cannot touch a row twice: the last one wins.
       if (w.dead?.message_id != null) deadById.set(w.dead.message_id, w.dead);
       else if (w.dead) dead.push(w.dead);
@@ -326,7 +339,7 @@ class PgStorage implements PostgresStorage {
       await this.pool.query({
         name: 'mayhem_write',
         text: WRITE_SQL,
-        values: [JSON.stringify([...rows.values()]), JSON.stringify(dead.concat([...deadById.values()]))],
+        values: [JSON.stringify([...rows.values()]), JSON.stringify(dead.concat([...deadById.values()])), lazy],
       });
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL write failed: ${describe(error)}`, { cause: error });
