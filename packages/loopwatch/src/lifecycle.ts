@@ -57,7 +57,7 @@ function onSigusr2(): void {
 function startProductionSet(opts: EnableOptions, slowMs: number, sampleIntervalUs: number): void {
   watchSlow({ thresholdMs: slowMs, sampleIntervalUs }, emit);
   stoppers.push(unwatchSlow);
-  const watchdog = startStallWatchdog({ thresholdMs: opts.stallMs ?? Math.max(1000, 5 * slowMs), emit });
+  const watchdog = startStallWatchdog({ thresholdMs: opts.stallMs ?? Math.max(1000, 5 * slowMs), emit, format: opts.format === 'json' ? 'json' : 'text' });
   stoppers.push(() => watchdog.stop());
   if (opts.statsd !== undefined || opts.monitorMs !== undefined) {
     const lag = monitorLoopLag({

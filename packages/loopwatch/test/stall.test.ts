@@ -33,6 +33,34 @@ describe('stall watchdog', () => {
     expect(lines.at(-1)?.stopped).toBe(true);
   });
 
+  it('a stall that never ends is reported while it goes on, by the watchdog thread itself', async () => {
+    const child = spawn(process.execPath, ['--import', 'loopwatch/register', fixturePath('stall-forever')], {
+      cwd: PACKAGE_ROOT,
+      env: { ...process.env, ...PROD },
+    });
+    try {
+      let err = '';
+      const report = await new Promise<Report>((resolve, reject) => {
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          err += d;
+          for (const line of err.split('\n')) {
+            if (!line.startsWith('{')) continue;
+            const r = JSON.parse(line) as Report;
+            if (r.kind === 'stall') resolve(r);
+          }
+        });
+        child.on('close', (code) => reject(new Error(`fixture exited (${String(code)}) before any stall report: ${err}`)));
+      });
+      expect(report.stall?.ongoing).toBe(true);
+      expect(report.functionName).toBe('spinForever');
+      expect(report.location).toMatch(new RegExp(`stall-forever\\.ts:${await markerLine('stall-forever', 'FOREVER-LINE')}:\\d+$`));
+      expect(report.durationMs).toBeGreaterThanOrEqual(5000);
+      expect(report.message).toContain('still blocked');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
   it('production mode via register: one report, the blocking frame in the user source', async () => {
     const run = await runFixture('stall-cpu', { env: PROD });
     expect(run.code).toBe(0);

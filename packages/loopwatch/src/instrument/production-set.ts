@@ -4,7 +4,7 @@
  */
 import type { LoopLagFigures, Report } from '../model/report.js';
 
-interface WatchdogModule { startStallWatchdog(opts: { thresholdMs: number; emit: (r: Report) => void }): { stop(): Promise<void> } }
+interface WatchdogModule { startStallWatchdog(opts: { thresholdMs: number; emit: (r: Report) => void; format?: 'text' | 'json' }): { stop(): Promise<void> } }
 export interface LoopLagOptions { intervalMs?: number; statsd?: string | object; registry?: unknown; onSample?: (f: LoopLagFigures) => void; emit?: (r: Report) => void; prefix?: string }
 interface LagModule { monitorLoopLag(opts: LoopLagOptions): { stop(): void } }
 
@@ -16,7 +16,7 @@ async function load<T>(name: string): Promise<T | undefined> {
   }
 }
 
-export function startStallWatchdog(opts: { thresholdMs: number; emit: (r: Report) => void }): { stop(): Promise<void> } {
+export function startStallWatchdog(opts: { thresholdMs: number; emit: (r: Report) => void; format?: 'text' | 'json' }): { stop(): Promise<void> } {
   const started = load<WatchdogModule>('./watchdog.js').then((m) => m?.startStallWatchdog(opts));
   return { stop: async () => { await (await started)?.stop(); } };
 }

@@ -19,6 +19,10 @@ export interface WatchdogWorkerData {
   readonly stackLimit: number;
   /** Directory of loopwatch's own compiled sources: frames there are never the culprit. */
   readonly ownDir: string;
+  /** Write a report from the worker when a stall has lasted this long and still goes on (0 = never). */
+  readonly stillBlockedMs: number;
+  /** The format of that report (the main thread's sink cannot run while it is blocked). */
+  readonly stillBlockedFormat: 'text' | 'json';
 }
 
 /** How the culprit frame was found. */

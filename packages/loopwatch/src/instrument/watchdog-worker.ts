@@ -13,7 +13,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Session } from 'node:inspector';
 import { writeSync } from 'node:fs';
-import type { Frame } from '../model/report.js';
+import { formatLocation, type Frame, type Report } from '../model/report.js';
+import { formatJson } from '../sinks/json.js';
+import { formatText } from '../sinks/text.js';
 import type { CurrentTaskInfo } from './current-task.js';
 import { CURRENT_TASK_GLOBAL } from './current-task.js';
 import { nowMs, type StallCapture, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
@@ -252,7 +254,9 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
     }
     quiet(call('Debugger.disable'));
     const profilerOn = await profiling;
+    const notice = stillBlockedNotice(stallStart, ended, () => ({ pausedStack, capture, task, pauseLatencyMs }));
     await until(ended);
+    clearTimeout(notice);
     if (profilerOn) {
       try {
         const { profile } = await call<{ profile: { nodes: ProfileNode[] } }>('Profiler.stop', {}, 2000);
@@ -283,6 +287,42 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
     ...(note ? { note } : {}),
   };
   send(msg);
+}
+
+/**
+ * The main thread cannot report a stall that never ends (its sink runs on the blocked thread), so
+ * once a stall has lasted `stillBlockedMs` the worker writes one report itself, straight to fd 2.
+ */
+function stillBlockedNotice(
+  stallStart: number,
+  ended: () => boolean,
+  found: () => { pausedStack: Frame[]; capture: StallCapture; task: CurrentTaskInfo | undefined; pauseLatencyMs: number | undefined },
+): ReturnType<typeof setTimeout> | undefined {
+  if (data.stillBlockedMs <= 0) return undefined;
+  const t = setTimeout(() => {
+    if (ended()) return;
+    const { pausedStack, capture, task, pauseLatencyMs } = found();
+    const ms = Math.round(nowMs() - stallStart);
+    const top = pausedStack[0];
+    const where = top ? ` in ${top.functionName} (${formatLocation(top)})` : '';
+    const report: Report = {
+      kind: 'stall',
+      message: `event loop blocked for ${ms} ms and still blocked${where}`,
+      time: Date.now(),
+      durationMs: ms,
+      ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),
+      ...(task ? { task: { id: task.id, name: task.name } } : {}),
+      stack: pausedStack,
+      stall: { capture, detectedAfterMs: 0, sampledStack: [], ongoing: true, ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }) },
+    };
+    try {
+      writeSync(2, data.stillBlockedFormat === 'json' ? formatJson(report) : formatText(report));
+    } catch {
+      // stderr closed: nothing more to say.
+    }
+  }, Math.max(0, stallStart + data.stillBlockedMs - nowMs()));
+  t.unref();
+  return t;
 }
 
 function check(): void {

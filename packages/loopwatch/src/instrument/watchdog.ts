@@ -36,6 +36,13 @@ export interface StallWatchdogOptions {
   readonly captureFrames?: boolean;
   /** Frames kept per stack; default 10. */
   readonly stackLimit?: number;
+  /**
+   * A stall still going on after this long is reported by the worker itself, straight to stderr, so
+   * an infinite loop or a hung native call is reported too. Default max(5000, 5 × thresholdMs); 0 = off.
+   */
+  readonly stillBlockedMs?: number;
+  /** Format of that early report. Default text. */
+  readonly format?: 'text' | 'json';
   /** One-line notes (e.g. the inspector is in use); default `process.emitWarning`. */
   readonly onNote?: (message: string) => void;
 }
@@ -164,6 +171,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     captureFrames,
     stackLimit: opts.stackLimit ?? 10,
     ownDir: OWN_DIR,
+    stillBlockedMs: opts.stillBlockedMs ?? Math.max(5000, 5 * thresholdMs),
+    stillBlockedFormat: opts.format ?? 'text',
   };
   // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its own).
   const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });

@@ -104,6 +104,11 @@ export interface StallDetail {
    * `none`: no frame (inspector unavailable).
    */
   readonly capture: 'paused' | 'paused-after-native' | 'sampled' | 'none';
+  /**
+   * True on the early report the watchdog writes itself while the loop is *still* blocked (a loop that
+   * never comes back would otherwise never be reported); the final report follows if it ends.
+   */
+  readonly ongoing?: boolean;
   /** How long after the stall began the watchdog noticed it, ms. */
   readonly detectedAfterMs: number;
   /** From pause request to pause, ms. */
