@@ -16,6 +16,7 @@ export type { EnableOptions } from './lifecycle.js';
 export { enableDebug, enableProduction, disable, activeMode } from './lifecycle.js';
 export { spawn, type TaskHandle } from './instrument/spawn.js';
 export { runInWorker, setWorkerPoolSize, closeWorkerPool } from './instrument/worker-pool.js';
+export { startup } from './instrument/blocking.js';
 export { ThreadAffinityError } from './instrument/thread-guard.js';
 export { monitorLoopLag } from './instrument/production-set.js';
 export { optionsFromEnv, OptionsError, type LoopwatchOptions } from './options.js';

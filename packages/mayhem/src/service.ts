@@ -4,6 +4,7 @@
  * the core and the adapters.
  */
 import { setMaxListeners } from 'node:events';
+import { startup } from 'loopwatch';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { openBroker } from './brokers/open.js';
@@ -55,23 +56,25 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const random = config.seed !== undefined ? seededRandom(config.seed) : Math.random;
   const started = performance.now();
 
-  let broker: Broker | undefined;
-  let storage: Storage | undefined;
-  let metrics: Metrics | undefined;
+  // Opening files and connections is start-up: loopwatch does not report its sync calls.
+  const opened: { metrics?: Metrics; storage?: Storage; broker?: Broker } = {};
   try {
-    metrics = await openMetrics(config.statsd, logger);
-    storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
-    broker = await openBroker({
-      url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
-      stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
+    await startup(async () => {
+      opened.metrics = await openMetrics(config.statsd, logger);
+      opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
+      opened.broker = await openBroker({
+        url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
+        stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
+      });
     });
   } catch (err) {
     // Close what did open, in the shutdown order, then report one line.
-    await broker?.close().catch(() => undefined);
-    await storage?.close().catch(() => undefined);
-    await metrics?.close().catch(() => undefined);
+    await opened.broker?.close().catch(() => undefined);
+    await opened.storage?.close().catch(() => undefined);
+    await opened.metrics?.close().catch(() => undefined);
     throw err;
   }
+  const { metrics, storage, broker } = opened as Required<typeof opened>;
 
   const counters = new Counters(metrics);
   const nackBackoff = { baseMs: config.nackDelay, maxMs: 60_000 };

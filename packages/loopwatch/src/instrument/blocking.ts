@@ -34,6 +34,8 @@ const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
 let patches: Patch[] = [];
 let reported = new Set<string>();
 let afterStartup = false;
+/** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
+let startupWindows = 0;
 let report: ((r: Report) => void) | undefined;
 let last: BlockingCall | undefined;
 
@@ -60,7 +62,7 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
   if (typeof original !== 'function') return;
   const orig = original as AnyFn;
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    if (!afterStartup || !isMainThread || exiting()) return orig.apply(this, args);
+    if (!afterStartup || startupWindows > 0 || !isMainThread || exiting()) return orig.apply(this, args);
     const sites = captureSites(wrapped, 10);
     const startMs = performance.now();
     try {
@@ -141,4 +143,18 @@ export function unwatchBlockingCalls(): void {
   report = undefined;
   last = undefined;
   syncBuiltinESMExports();
+}
+
+/**
+ * Declares `fn` (a program's asynchronous start-up: opening databases, reading config) as start-up:
+ * blocking calls made while it runs are not reported, as those of the first turn are not. Without
+ * it, start-up is the first turn of the loop and module evaluation.
+ */
+export async function startup<T>(fn: () => Promise<T>): Promise<T> {
+  startupWindows += 1;
+  try {
+    return await fn();
+  } finally {
+    startupWindows -= 1;
+  }
 }
