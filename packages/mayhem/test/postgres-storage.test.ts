@@ -11,7 +11,7 @@ import {
 } from '../src/storage/postgres.js';
 import { SCHEMA_VERSION } from '../src/storage/postgres-schema.js';
 import type { MessageRecord } from '../src/storage/record.js';
-import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { freePort, startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { describeStorageContract, request } from './storage-contract.js';
 
 const silent = pino({ level: 'silent' });
@@ -243,15 +243,4 @@ function psqlAt(url: string, sql: string): string[] {
     .filter((l) => l.length > 0);
 }
 
-async function closedPort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const closedPort = freePort;

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame } from '../model/report.js';
+import { toPath } from '../model/frames.js';
 
 interface Loaded {
   readonly map: SourceMap | undefined;
@@ -18,17 +19,6 @@ interface Loaded {
 
 const cache = new Map<string, Loaded>();
 
-/** A file URL or absolute path → a path; anything else (node:internal, eval) unchanged. */
-export function toPath(file: string): string {
-  if (file.startsWith('file://')) {
-    try {
-      return fileURLToPath(file);
-    } catch {
-      return file;
-    }
-  }
-  return file;
-}
 
 function load(file: string): Loaded {
   const hit = cache.get(file);

@@ -68,7 +68,8 @@ export function isInternalFile(file: string): boolean {
   return v;
 }
 
-function toPath(file: string): string {
+/** A file URL → a path; anything else (a path, node:internal, eval) unchanged. */
+export function toPath(file: string): string {
   if (file.startsWith('file://')) {
     try {
       return fileURLToPath(file);
