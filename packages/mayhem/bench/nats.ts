@@ -30,6 +30,10 @@ import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
 import { openStorage } from '../src/storage/open.js';
+import { randomInstanceName } from '../src/publisher/simulated.js';
+
+// Hosts as the service's own simulated publisher makes them (cattle-xxxx: 1.7M names, few repeats).
+const hostRandom = seededRandom(7);
 import { startNatsServer } from '../test/helpers/nats-server.js';
 import { startTestPostgres } from '../test/helpers/postgres.js';
 
@@ -129,7 +133,7 @@ async function publish(url: string, stream: string): Promise<number> {
   const window = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
     const id = `${stream}-${i}`;
-    const p = publisher.publish(encodeRestartRequest({ messageId: id, instanceName: `host${i % 5000}`, publishedAt: Date.now() }), id).finally(() => window.delete(p));
+    const p = publisher.publish(encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }), id).finally(() => window.delete(p));
     window.add(p);
     if (window.size >= 2048) await Promise.race(window);
   }
@@ -187,7 +191,7 @@ async function memoryCase(dbUrl: string): Promise<number> {
   const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
   for (let i = 0; i < count; i++) {
     const id = `mem-${i}`;
-    broker.publishSync(encodeRestartRequest({ messageId: id, instanceName: `host${i % 5000}`, publishedAt: Date.now() }), id);
+    broker.publishSync(encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }), id);
   }
   const inst = await instance(broker, dbUrl);
   const t0 = Date.now();
