@@ -160,7 +160,8 @@ async function natsCase(url: string, dbUrl: string, stream: string, instances: n
   const publishPerSec = await publish(url, stream);
   const self = fileURLToPath(import.meta.url);
   const children = Array.from({ length: instances }, () =>
-    fork(self, ['--worker', '--broker', url, '--db', dbUrl, '--stream', stream, '--max-in-flight', String(maxInFlight)], { stdio: 'inherit' }));
+    // BENCH_WORKER_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the instances (NODE_OPTIONS refuses --cpu-prof).
+    fork(self, ['--worker', '--broker', url, '--db', dbUrl, '--stream', stream, '--max-in-flight', String(maxInFlight)], { stdio: 'inherit', execArgv: process.env.BENCH_WORKER_ARGS ? process.env.BENCH_WORKER_ARGS.split(' ') : process.execArgv }));
   try {
     await Promise.all(children.map((c) => once(c, 'ready')));
     const t0 = Date.now();
