@@ -273,7 +273,8 @@ export async function verifyFleet(query: Query, published: Published, instances:
 export async function waitDrained(servers: string[], names: FleetNames, timeoutMs = 90_000, instances: Instance[] = []): Promise<void> {
   const nc = await connect({ servers, maxReconnectAttempts: -1 });
   try {
-    const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+    // No account-info check up front: during a leader election it times out; the loop below asks again.
+    const jsm = await jetstreamManager(nc, { timeout: 2_000, checkAPI: false });
     const deadline = Date.now() + timeoutMs;
     let last = '';
     for (;;) {
