@@ -19,7 +19,8 @@ import { armReactionDetector, unwatchSlow, watchSlow } from './instrument/slow.j
 import { buildTaskDump } from './instrument/dump.js';
 import { startTaskMonitor } from './instrument/monitor.js';
 import { assertMainThread } from './instrument/thread-guard.js';
-import { startStallWatchdog, monitorLoopLag } from './instrument/production-set.js';
+import { startStallWatchdog } from './instrument/watchdog.js';
+import { monitorLoopLag } from './instrument/loop-lag.js';
 
 /** Options shared by `enableDebug`, `enableProduction` and the environment. */
 export interface EnableOptions {

@@ -201,6 +201,9 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
   let pauseLatencyMs: number | undefined;
   let task: CurrentTaskInfo | undefined;
   let note: string | undefined;
+  // Armed before the capture, which may itself never finish while the loop stays blocked; it reports
+  // whatever has been found by then.
+  const notice = stillBlockedNotice(stallStart, ended, () => ({ pausedStack, capture, task, pauseLatencyMs }));
 
   const s = data.captureFrames ? connect() : undefined;
   if (s) {
@@ -254,9 +257,7 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
     }
     quiet(call('Debugger.disable'));
     const profilerOn = await profiling;
-    const notice = stillBlockedNotice(stallStart, ended, () => ({ pausedStack, capture, task, pauseLatencyMs }));
     await until(ended);
-    clearTimeout(notice);
     if (profilerOn) {
       try {
         const { profile } = await call<{ profile: { nodes: ProfileNode[] } }>('Profiler.stop', {}, 2000);
@@ -271,6 +272,7 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
     note = data.captureFrames ? 'no inspector session' : 'frame capture is off';
     await until(ended);
   }
+  clearTimeout(notice);
   // A connected session is not free for the main thread (measured ~2-4% on promise-heavy code):
   // connect per stall, never in between.
   disconnect();
