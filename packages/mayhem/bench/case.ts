@@ -49,6 +49,16 @@ function build(setup: Setup) {
   return { broker, counters, consumer };
 }
 
+/** Resolves once `n` messages were acked. */
+function allAcked(consumer: Consumer, n: number): Promise<void> {
+  return new Promise((resolve) => {
+    let acked = 0;
+    consumer.onSettled = (o) => {
+      if (o === 'acked' && ++acked === n) resolve();
+    };
+  });
+}
+
 function prefill(broker: MemoryBroker, n: number): void {
   for (let i = 0; i < n; i++) {
     const messageId = `m-${i}`;
@@ -62,12 +72,7 @@ async function throughput(storage: Storage, n: number): Promise<Record<string, n
   prefill(broker, n);
   const stop = new AbortController();
   const cancel = new AbortController();
-  const done = new Promise<void>((resolve) => {
-    let acked = 0;
-    consumer.onSettled = (o) => {
-      if (o === 'acked' && ++acked === n) resolve();
-    };
-  });
+  const done = allAcked(consumer, n);
   const t0 = performance.now();
   const running = consumer.run(stop.signal, cancel.signal);
   await done;
@@ -118,12 +123,7 @@ async function latency(n: number): Promise<Record<string, number>> {
   };
   const { broker, consumer } = build({ storage, executor: new MockRestartExecutor({ latencyMs: 10, failureRate: 0, random }), maxInFlight: 1000 });
   const stop = new AbortController();
-  const done = new Promise<void>((resolve) => {
-    let acked = 0;
-    consumer.onSettled = (o) => {
-      if (o === 'acked' && ++acked === n) resolve();
-    };
-  });
+  const done = allAcked(consumer, n);
   const t0 = performance.now();
   const running = consumer.run(stop.signal, new AbortController().signal);
   await runSimulatedPublisher((payload, id) => {

@@ -545,28 +545,40 @@ export class NatsBroker implements Broker {
     } catch {
       // The connection is gone; unsettled leases expire and are redelivered.
     }
-    try {
-      await this.#nc.drain();
-    } catch {
-      await this.#nc.close().catch(() => undefined);
-    }
+    await drainOrClose(this.#nc);
+  }
+}
+
+/** Drain (deliver what is buffered, then close); a connection that cannot drain is closed. */
+async function drainOrClose(nc: NatsConnection): Promise<void> {
+  try {
+    await nc.drain();
+  } catch {
+    await nc.close().catch(() => undefined);
+  }
+}
+
+/** Connect, run `setup` (stream, consumer), and close the connection again if setup fails. */
+async function connected<T>(opts: NatsOptions, setup: (nc: NatsConnection, o: ResolvedNatsOptions) => Promise<T>): Promise<T> {
+  const o = resolveNatsOptions(opts);
+  const nc = await connectNats(o);
+  try {
+    return await setup(nc, o);
+  } catch (err) {
+    await nc.close().catch(() => undefined);
+    throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${message(err)}`);
   }
 }
 
 /** Connect, create stream / dead-letter stream / durable consumer if missing, and return the broker. */
-export async function openNatsBroker(opts: NatsOptions): Promise<NatsBroker> {
-  const o = resolveNatsOptions(opts);
-  const nc = await connectNats(o);
-  try {
+export function openNatsBroker(opts: NatsOptions): Promise<NatsBroker> {
+  return connected(opts, async (nc, o) => {
     const jsm = await openManager(nc, o);
     await ensureStreams(jsm, o);
     const info = await ensureConsumer(jsm, o);
     const ackWaitMs = Math.round((info.config.ack_wait ?? o.ackWaitMs * 1_000_000) / 1_000_000);
     return new NatsBroker(nc, o, ackWaitMs);
-  } catch (err) {
-    await nc.close().catch(() => undefined);
-    throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${message(err)}`);
-  }
+  });
 }
 
 class NatsPublisher implements Publisher {
@@ -599,25 +611,15 @@ class NatsPublisher implements Publisher {
     }
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.#nc.drain();
-    } catch {
-      await this.#nc.close().catch(() => undefined);
-    }
+  close(): Promise<void> {
+    return drainOrClose(this.#nc);
   }
 }
 
 /** Connect and make sure the stream exists (publishing may start before any instance runs). */
-export async function openNatsPublisher(opts: NatsOptions): Promise<Publisher> {
-  const o = resolveNatsOptions(opts);
-  const nc = await connectNats(o);
-  try {
-    const jsm = await openManager(nc, o);
-    await ensureStreams(jsm, o);
+export function openNatsPublisher(opts: NatsOptions): Promise<Publisher> {
+  return connected(opts, async (nc, o) => {
+    await ensureStreams(await openManager(nc, o), o);
     return new NatsPublisher(nc, o);
-  } catch (err) {
-    await nc.close().catch(() => undefined);
-    throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${message(err)}`);
-  }
+  });
 }
