@@ -196,6 +196,9 @@ describe('mayhem run (child process)', () => {
       [['--db', 'mysql://x'], 2, /^mayhem: invalid --db "mysql:\/\/x": expected sqlite:<path>, postgres:/],
       [['--log-level', 'loud'], 2, /^mayhem: invalid --log-level "loud": expected trace, debug/],
       [['--db', 'sqlite:/nonexistent/dir/x.db', '--count', '1'], 1, /^mayhem: .*\/nonexistent\/dir/],
+      // Unreachable servers: one line naming the server, exit 1, nothing half-open left behind.
+      [['--broker', 'nats://127.0.0.1:1', '--db', 'memory:'], 1, /^mayhem: cannot connect to NATS at nats:\/\/127\.0\.0\.1:1: /],
+      [['--db', 'postgres://postgres@127.0.0.1:1/test'], 1, /^mayhem: cannot connect to PostgreSQL at 127\.0\.0\.1:1: /],
     ])('%j → exit %d', async (args, exitCode, message) => {
       const run = cli(['run', ...args]);
       const { code } = await run.exited;
@@ -206,5 +209,23 @@ describe('mayhem run (child process)', () => {
       expect(err.endsWith('\n')).toBe(true);
       expect(err).not.toMatch(/^\s+at /m);
     });
+
+    it('a bad MAYHEM_* value names the variable; publish on the memory broker is a usage error', async () => {
+      const env = await execCli(['run'], { MAYHEM_GRACE: 'soon' });
+      expect(env.code).toBe(2);
+      expect(env.stderr).toBe('mayhem: invalid MAYHEM_GRACE "soon": expected a duration like 250ms, 2s or 1m (a bare number is ms)\n');
+      const publish = await execCli(['publish', '--count', '1'], {});
+      expect(publish.code).toBe(2);
+      expect(publish.stderr).toMatch(/^mayhem: publish needs an external broker \(--broker nats:\/\/host:port\)[^\n]*\n$/);
+    });
   });
 });
+
+function execCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}

@@ -42,5 +42,5 @@ export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' 
     const { openNatsPublisher } = await import('./nats.js');
     return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas });
   }
-  throw new Error('mayhem publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');
+  throw new Error('publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');
 }

@@ -57,6 +57,9 @@ addSettings(program.command('run').description('consume restart requests until a
 
 addSettings(program.command('publish').description('publish restart requests to an external broker').option('--raw <payload>', 'publish this exact payload (e.g. a malformed one) --count times'), 'publish').action(async (_opts, cmd: Command) => {
   const config = configFrom(cmd, 'publish');
+  if (config.broker === 'memory') {
+    throw new ConfigError('publish needs an external broker (--broker nats://host:port); the in-memory broker lives inside `mayhem run`, which publishes for itself');
+  }
   const log = createLogger(config.logLevel, config.logFormat, 'mayhem-publish');
   try {
     const publisher = await openPublisher({ url: config.broker, logger: log.logger, stream: config.stream, subject: config.subject, replicas: config.replicas });
