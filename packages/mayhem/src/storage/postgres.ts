@@ -183,6 +183,8 @@ class PgStorage implements PostgresStorage {
   private readonly reads: Batcher<string, boolean>;
   private guard: PgHostGuard | undefined;
   private closing: Promise<void> | undefined;
+  /** Records of what already happened at the broker, still being written (close() waits for them). */
+  private readonly recording = new Set<Promise<void>>();
   private readonly failureRate: number;
   private readonly random: () => number;
 
@@ -296,6 +298,9 @@ class PgStorage implements PostgresStorage {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // A record riding out a connection failure may be sleeping between attempts, outside the
+      // batcher: the pool must stay open until it is written or given up.
+      while (this.recording.size > 0) await Promise.allSettled([...this.recording]);
       await Promise.all([this.writes.drained(), this.reads.drained()]);
       await this.guard?.close();
       await this.pool.end();
@@ -303,12 +308,22 @@ class PgStorage implements PostgresStorage {
     return this.closing;
   }
 
-  private async durably(w: Write): Promise<void> {
+  private durably(w: Write): Promise<void> {
+    if (this.closing) return Promise.reject(closedError());
+    const recording = this.record(w);
+    this.recording.add(recording);
+    const forget = (): void => void this.recording.delete(recording);
+    recording.then(forget, forget);
+    return recording;
+  }
+
+  // Keeps retrying while close() waits: the record was accepted before closing began.
+  private async record(w: Write): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.write(w);
+        return await this.writes.submit(w);
       } catch (error) {
-        if (attempt >= RECORD_ATTEMPTS || this.closing || !isConnectionError(error)) throw error;
+        if (attempt >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
         const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random());
         await new Promise((r) => setTimeout(r, delay));
       }
