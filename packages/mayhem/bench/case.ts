@@ -100,6 +100,8 @@ async function rss(n: number): Promise<Record<string, number>> {
   while (consumer.inFlight < n) await new Promise((r) => setImmediate(r));
   const inFlight = consumer.inFlight;
   const rssNow = process.memoryUsage().rss;
+  // The high-water mark so far: pre-publishing n messages and pulling them all into flight.
+  const peakFilling = process.resourceUsage().maxRSS;
   if (process.env.BENCH_HEAP) process.stderr.write(JSON.stringify(process.memoryUsage()) + "\n");
   if (process.env.BENCH_SNAP) (await import("node:v8")).writeHeapSnapshot(process.env.BENCH_SNAP);
   release();
@@ -108,7 +110,8 @@ async function rss(n: number): Promise<Record<string, number>> {
   await running;
   await storage.close();
   rmSync(dir, { recursive: true, force: true });
-  return { inFlight, rssMB: Math.round(rssNow / 2 ** 20), baseMB: Math.round(before / 2 ** 20), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
+  return { inFlight, rssMB: Math.round(rssNow / 2 ** 20), baseMB: Math.round(before / 2 ** 20),
+    peakFillingMB: Math.round(peakFilling / 1024), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
 }
 
 /** Fairness: n published as fast as the loop allows while consuming; publish → ack latency. */

@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { pino } from 'pino';
 import { hostnameOf } from '../src/core/message.js';
+import { withHost } from '../src/core/host-guard.js';
 import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
 
 const { values } = parseArgs({
@@ -70,7 +71,7 @@ async function run(storages: PostgresStorage[], prefix: string, count: number): 
       await storage.markRestarted(request.messageId, 1, signal);
     };
     await Promise.all([
-      useGuard ? storage.hostGuard().withHost(hostnameOf(request), signal, restart) : restart(),
+      useGuard ? withHost(storage.hostGuard(), hostnameOf(request), signal, restart) : restart(),
       storage.saveMessage(request, 1, signal),
     ]);
     await storage.markAcked({ messageId: request.messageId, extensions: 0, attempts: 1 });

@@ -4,7 +4,7 @@
  * the core and the adapters.
  */
 import { setMaxListeners } from 'node:events';
-import { startup } from 'loopwatch';
+import { activeMode, startup } from 'loopwatch';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { openBroker } from './brokers/open.js';
@@ -90,7 +90,9 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(),
     },
   );
-  const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256) }, counters, logger,
+  // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
+  const messageTasks = activeMode() === 'debug' || config.monitorTasksMs !== undefined;
+  const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256), messageTasks }, counters, logger,
     nackOnHandlerError(logger, counters, (deliveries) => backoffDelay(deliveries, nackBackoff, random)));
 
   const stopPulling = new AbortController();

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Broker, Delivery, Metrics } from '../src/core/contracts.js';
 import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
-import type { Outcome } from '../src/core/pipeline.js';
+import type { HandleEnd, Outcome } from '../src/core/pipeline.js';
 import { shutdown } from '../src/core/shutdown.js';
 import { FakeExecutor, noopMetrics, rig, track, wrapDelivery, type Rig } from './pipeline-harness.js';
 
@@ -116,7 +116,10 @@ describe('the central exception handler', () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => { release = resolve; });
     const handler = vi.fn((_err: unknown, d: Delivery) => gate.then(() => d.nack(0)));
-    const failing = { handle: () => Promise.reject(new Error('bug in a handler')) } as unknown as ConstructorParameters<typeof Consumer>[1];
+    const failing = {
+      start: (delivery: Delivery, _signal: AbortSignal, onEnd: (end: HandleEnd) => void) =>
+        queueMicrotask(() => onEnd({ delivery, startedAt: performance.now(), outcome: undefined, error: new Error('bug in a handler') })),
+    } as unknown as ConstructorParameters<typeof Consumer>[1];
     const consumer = new Consumer(r.broker, failing, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, handler);
     const stop = new AbortController();
     const done = track(consumer.run(stop.signal, new AbortController().signal));

@@ -2,6 +2,7 @@ import { setMaxListeners } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
 import type { HostGuard } from '../src/core/contracts.js';
+import { withHost } from '../src/core/host-guard.js';
 import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
@@ -43,7 +44,7 @@ describe('postgres host guard', () => {
     const tasks = Array.from({ length: 400 }, (_, i) => {
       const host = hosts[i % hosts.length]!;
       const guard = guards[Math.floor(i / hosts.length) % 2]!; // every host is wanted by both instances
-      return guard.withHost(host, never, async () => {
+      return withHost(guard, host, never, async () => {
         const now = (active.get(host) ?? 0) + 1;
         active.set(host, now);
         overall++;
@@ -68,7 +69,7 @@ describe('postgres host guard', () => {
     const held = gate();
     const entered = gate();
     const order: string[] = [];
-    const first = a.hostGuard().withHost('pinned.example.net', never, async () => {
+    const first = withHost(a.hostGuard(), 'pinned.example.net', never, async () => {
       order.push('a in');
       entered.open();
       await held.promise;
@@ -76,7 +77,7 @@ describe('postgres host guard', () => {
     });
     await entered.promise;
     const contendedBefore = b.stats().lockStatements;
-    const second = b.hostGuard().withHost('pinned.example.net', never, () => {
+    const second = withHost(b.hostGuard(), 'pinned.example.net', never, () => {
       order.push('b in');
       return Promise.resolve('b result');
     });
@@ -98,9 +99,9 @@ describe('postgres host guard', () => {
     };
     await Promise.race([
       Promise.all([
-        a.hostGuard().withHost('x1.example.net', never, enter),
-        a.hostGuard().withHost('x2.example.net', never, enter),
-        b.hostGuard().withHost('x3.example.net', never, enter),
+        withHost(a.hostGuard(), 'x1.example.net', never, enter),
+        withHost(a.hostGuard(), 'x2.example.net', never, enter),
+        withHost(b.hostGuard(), 'x3.example.net', never, enter),
       ]),
       new Promise((_, reject) => setTimeout(() => reject(new Error('different hosts were serialised')), 5000)),
     ]);
@@ -109,7 +110,7 @@ describe('postgres host guard', () => {
   it('rejects with the signal reason when aborted while waiting, and the host stays usable', async () => {
     const held = gate();
     const entered = gate();
-    const holder = a.hostGuard().withHost('abort.example.net', never, async () => {
+    const holder = withHost(a.hostGuard(), 'abort.example.net', never, async () => {
       entered.open();
       await held.promise;
     });
@@ -117,8 +118,8 @@ describe('postgres host guard', () => {
     const acLocal = new AbortController();
     const acRemote = new AbortController();
     const fn = vi.fn(() => Promise.resolve());
-    const waitingLocal = a.hostGuard().withHost('abort.example.net', acLocal.signal, fn); // in-process queue
-    const waitingRemote = b.hostGuard().withHost('abort.example.net', acRemote.signal, fn); // advisory lock retries
+    const waitingLocal = withHost(a.hostGuard(), 'abort.example.net', acLocal.signal, fn); // in-process queue
+    const waitingRemote = withHost(b.hostGuard(), 'abort.example.net', acRemote.signal, fn); // advisory lock retries
     const reason = new Error('shutdown');
     acLocal.abort(reason);
     acRemote.abort(reason);
@@ -127,14 +128,14 @@ describe('postgres host guard', () => {
     held.open();
     await holder;
     expect(fn).not.toHaveBeenCalled();
-    await expect(b.hostGuard().withHost('abort.example.net', never, () => Promise.resolve(7))).resolves.toBe(7);
-    await expect(a.hostGuard().withHost('abort.example.net', never, () => Promise.resolve(8))).resolves.toBe(8);
+    await expect(withHost(b.hostGuard(), 'abort.example.net', never, () => Promise.resolve(7))).resolves.toBe(7);
+    await expect(withHost(a.hostGuard(), 'abort.example.net', never, () => Promise.resolve(8))).resolves.toBe(8);
   });
 
   it('releases the host when fn throws', async () => {
     const boom = new Error('restart failed');
-    await expect(a.hostGuard().withHost('throws.example.net', never, () => Promise.reject(boom))).rejects.toBe(boom);
-    await expect(b.hostGuard().withHost('throws.example.net', never, () => Promise.resolve('ok'))).resolves.toBe('ok');
+    await expect(withHost(a.hostGuard(), 'throws.example.net', never, () => Promise.reject(boom))).rejects.toBe(boom);
+    await expect(withHost(b.hostGuard(), 'throws.example.net', never, () => Promise.resolve('ok'))).resolves.toBe('ok');
   });
 
   it('1000 hosts in flight use one lock connection per instance and few statements', async () => {
@@ -144,7 +145,7 @@ describe('postgres host guard', () => {
     const all = gate();
     await Promise.all(
       Array.from({ length: 1000 }, (_, i) =>
-        a.hostGuard().withHost(`many-${i}.example.net`, never, async () => {
+        withHost(a.hostGuard(), `many-${i}.example.net`, never, async () => {
           peak = Math.max(peak, ++inside);
           if (inside === 1000) all.open();
           await all.promise;
@@ -161,14 +162,13 @@ describe('postgres host guard', () => {
   });
 
   it('recovers when its lock connection is terminated', async () => {
-    await a.hostGuard().withHost('reconnect.example.net', never, () => Promise.resolve());
+    await withHost(a.hostGuard(), 'reconnect.example.net', never, () => Promise.resolve());
     await pgt.terminateConnections();
     // The first attempt may see the dead connection; the next one reconnects.
     for (const guard of [a.hostGuard(), b.hostGuard()]) {
       let result: string | undefined;
       for (let i = 0; i < 3 && result === undefined; i++) {
-        result = await guard
-          .withHost('reconnect.example.net', never, () => Promise.resolve('ok'))
+        result = await withHost(guard, 'reconnect.example.net', never, () => Promise.resolve('ok'))
           .catch((e: unknown) => {
             expect((e as Error).message).toMatch(/^host lock unavailable: /);
             return undefined;
@@ -179,14 +179,14 @@ describe('postgres host guard', () => {
     // And exclusivity still holds after the reconnect.
     const held = gate();
     const entered = gate();
-    const holder = a.hostGuard().withHost('reconnect.example.net', never, async () => {
+    const holder = withHost(a.hostGuard(), 'reconnect.example.net', never, async () => {
       entered.open();
       await held.promise;
     });
     await entered.promise;
     const before = b.stats().lockStatements;
     let bIn = false;
-    const other = b.hostGuard().withHost('reconnect.example.net', never, () => {
+    const other = withHost(b.hostGuard(), 'reconnect.example.net', never, () => {
       bIn = true;
       return Promise.resolve();
     });

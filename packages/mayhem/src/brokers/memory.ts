@@ -50,7 +50,8 @@ export class MemoryBroker implements Broker, Publisher {
   #ready: Entry[] = [];
   #head = 0;
   // Every lease lasts ackDeadlineMs from its start or last extension: one timer for all of them.
-  readonly #leases: DeadlineQueue<number, Entry>;
+  // Keyed by entry: an entry has at most one lease at a time, and `entry.lease` tells whose it is.
+  readonly #leases: DeadlineQueue<Entry>;
   // Nacked entries waiting out their delay, by their timer (close() hands them back to the ready queue).
   readonly #delayed = new Map<ReturnType<typeof setTimeout>, Entry>();
   #waiter: (() => void) | undefined;
@@ -60,7 +61,7 @@ export class MemoryBroker implements Broker, Publisher {
 
   constructor(options: MemoryBrokerOptions) {
     this.ackDeadlineMs = options.ackDeadlineMs;
-    this.#leases = new DeadlineQueue(options.ackDeadlineMs, (_lease, entry) => this.#expire(entry), { now: options.now });
+    this.#leases = new DeadlineQueue(options.ackDeadlineMs, (entry: Entry) => this.#expire(entry), { now: options.now });
   }
 
   stats(): MemoryBrokerStats {
@@ -121,7 +122,7 @@ export class MemoryBroker implements Broker, Publisher {
       this.#ready[this.#head++] = undefined as unknown as Entry;
       entry.deliveryCount += 1;
       entry.lease = ++this.#seq;
-      this.#leases.add(entry.lease, entry);
+      this.#leases.add(entry);
       out.push(new MemoryDelivery(this, entry, entry.lease));
     }
     if (this.#head > 1024 && this.#head * 2 > this.#ready.length) {
@@ -133,13 +134,13 @@ export class MemoryBroker implements Broker, Publisher {
 
   /** Ends a lease if it is still current; false for a stale handle (expired and redelivered). */
   take(entry: Entry, lease: number): boolean {
-    if (entry.lease !== lease || !this.#leases.delete(lease)) return false;
+    if (entry.lease !== lease || !this.#leases.delete(entry)) return false;
     entry.lease = 0;
     return true;
   }
 
   extendLease(entry: Entry, lease: number): void {
-    if (entry.lease === lease && this.#leases.has(lease)) this.#leases.add(lease, entry);
+    if (entry.lease === lease && this.#leases.has(entry)) this.#leases.add(entry);
   }
 
   acked(): void {

@@ -8,7 +8,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Broker, Delivery } from './contracts.js';
 import type { Counters } from './counters.js';
-import type { MessagePipeline, Outcome } from './pipeline.js';
+import type { HandleEnd, MessagePipeline, Outcome } from './pipeline.js';
 import { parseRestartRequest } from './message.js';
 import { sleep } from './timing.js';
 
@@ -16,6 +16,12 @@ export interface ConsumerOptions {
   readonly maxInFlight: number;
   /** Upper bound on one pull (also bounded by free room). */
   readonly pullBatch: number;
+  /**
+   * Handle each message as its own async call ({@link MessagePipeline.handle}), so loopwatch's task
+   * dumps list every message in flight and where it waits. A debugging aid: it costs about 0.5 KB
+   * per message in flight, so it is on only while loopwatch tracks tasks.
+   */
+  readonly messageTasks?: boolean;
 }
 
 /**
@@ -100,15 +106,29 @@ export class Consumer {
     this.#inFlight += 1;
     this.#counters.increment('pulled');
     this.#counters.inFlight(this.#inFlight);
-    const started = performance.now();
-    this.#pipeline.handle(delivery, cancel).then(
-      (outcome) => this.#finish(started, outcome),
-      (err: unknown) => this.#onHandlerError(err, delivery).then(
-        () => this.#finish(started, undefined),
-        () => this.#finish(started, undefined),
-      ),
+    if (this.#options.messageTasks === true) this.#startTask(delivery, cancel);
+    else this.#pipeline.start(delivery, cancel, this.#ended);
+  }
+
+  #startTask(delivery: Delivery, cancel: AbortSignal): void {
+    const startedAt = performance.now();
+    void this.#pipeline.handle(delivery, cancel).then(
+      (outcome) => this.#ended({ delivery, startedAt, outcome, error: undefined }),
+      (error: unknown) => this.#ended({ delivery, startedAt, outcome: undefined, error }),
     );
   }
+
+  // One callback for every delivery: nothing per message is allocated to hear how it ended.
+  readonly #ended = (end: HandleEnd): void => {
+    if (end.outcome !== undefined) {
+      this.#finish(end.startedAt, end.outcome);
+      return;
+    }
+    void this.#onHandlerError(end.error, end.delivery).then(
+      () => this.#finish(end.startedAt, undefined),
+      () => this.#finish(end.startedAt, undefined),
+    );
+  };
 
   #finish(started: number, outcome: Outcome | undefined): void {
     this.#inFlight -= 1;

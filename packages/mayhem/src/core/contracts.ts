@@ -74,7 +74,7 @@ export interface Storage {
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void>;
   /** Durably record that the host restart for this message is done. */
   markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void>;
-  /** Record that the broker took the ack. */
+  /** Record that the message is done and its ack goes out (written just before the broker ack, so a crash leaves "acked" for a message the broker redelivers, never the reverse). */
   markAcked(record: AckRecord): Promise<void>;
   /** Record a failed delivery (nacked back) with its last error. */
   markFailed(messageId: string, error: string, attempts: number): Promise<void>;
@@ -86,10 +86,21 @@ export interface Storage {
   close(): Promise<void>;
 }
 
-/** Serialises restarts of one host: two messages for the same host never restart it at once. */
+/**
+ * Serialises restarts of one host: two messages for the same host never restart it at once.
+ * Acquire and release rather than a scoped `withHost(fn)`: the pipeline holds a host across several
+ * steps of one message without a closure chain per message (see `withHost` in core/host-guard.ts
+ * for the scoped form).
+ */
 export interface HostGuard {
-  /** Run `fn` holding the exclusive right to restart `hostname`. Rejects if `signal` aborts while waiting. */
-  withHost<T>(hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T>;
+  /**
+   * Resolves once this process holds the exclusive right to restart `hostname` (waiters are served
+   * in arrival order). Rejects with the signal's reason if `signal` aborts while waiting, or when
+   * the guard cannot be taken (e.g. its database is unreachable); then nothing is held.
+   */
+  acquire(hostname: string, signal: AbortSignal): Promise<void>;
+  /** Give back a host taken by a resolved {@link acquire}; exactly once per acquire. */
+  release(hostname: string): void;
 }
 
 /** Raised by executors when a restart did not happen; the pipeline retries it. */

@@ -3,13 +3,16 @@
  * duration", insertion order is deadline order: a Map keeps them sorted for free, the timer only
  * ever waits for the front, and re-arming an item is a delete + set (O(1)). Used for leases
  * (memory broker) and for lease extensions (pipeline) — 100k in flight cost one timer, not 100k.
+ *
+ * Items are their own keys and deadlines are whole milliseconds (rounded up): the Map then holds a
+ * small integer per item instead of a boxed number and a wrapper object.
  */
-export class DeadlineQueue<K, V> {
+export class DeadlineQueue<K> {
   readonly #durationMs: number;
   readonly #now: () => number;
-  readonly #onDue: (key: K, value: V) => void;
+  readonly #onDue: (key: K) => void;
   readonly #ref: boolean;
-  readonly #items = new Map<K, { value: V; dueAt: number }>();
+  readonly #dueAt = new Map<K, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
 
   /**
@@ -17,7 +20,7 @@ export class DeadlineQueue<K, V> {
    *   {@link add} again from it to repeat).
    * @param ref whether the timer keeps the process alive.
    */
-  constructor(durationMs: number, onDue: (key: K, value: V) => void, options: { now?: () => number; ref?: boolean } = {}) {
+  constructor(durationMs: number, onDue: (key: K) => void, options: { now?: () => number; ref?: boolean } = {}) {
     if (!(durationMs > 0)) throw new RangeError(`deadline length must be > 0 ms, got ${durationMs}`);
     this.#durationMs = durationMs;
     this.#onDue = onDue;
@@ -26,45 +29,45 @@ export class DeadlineQueue<K, V> {
   }
 
   get size(): number {
-    return this.#items.size;
+    return this.#dueAt.size;
   }
 
   /** (Re)start `key`'s deadline at now + duration. */
-  add(key: K, value: V): void {
-    this.#items.delete(key);
-    this.#items.set(key, { value, dueAt: this.#now() + this.#durationMs });
+  add(key: K): void {
+    this.#dueAt.delete(key);
+    this.#dueAt.set(key, Math.ceil(this.#now() + this.#durationMs));
     if (this.#timer === undefined) this.#arm();
   }
 
   has(key: K): boolean {
-    return this.#items.has(key);
+    return this.#dueAt.has(key);
   }
 
   delete(key: K): boolean {
     // The timer may now wait for an item that is gone; it re-arms for the real front when it fires.
-    return this.#items.delete(key);
+    return this.#dueAt.delete(key);
   }
 
   clear(): void {
-    this.#items.clear();
+    this.#dueAt.clear();
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
   #arm(): void {
-    const first = this.#items.values().next();
+    const first = this.#dueAt.values().next();
     if (first.done) return;
-    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first.value.dueAt - this.#now()));
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, first.value - this.#now()));
     if (!this.#ref) this.#timer.unref();
   }
 
   #fire(): void {
     this.#timer = undefined;
     const now = this.#now();
-    for (const [key, item] of this.#items) {
-      if (item.dueAt > now) break;
-      this.#items.delete(key);
-      this.#onDue(key, item.value);
+    for (const [key, dueAt] of this.#dueAt) {
+      if (dueAt > now) break;
+      this.#dueAt.delete(key);
+      this.#onDue(key);
     }
     if (this.#timer === undefined) this.#arm();
   }

@@ -3,6 +3,7 @@
  * (PostgreSQL) provide one that also works across processes.
  */
 import type { HostGuard } from './contracts.js';
+import { DONE } from './settled.js';
 
 export class LocalHostGuard implements HostGuard {
   // A key is present while its host is held; the array holds the waiters in arrival order.
@@ -13,44 +14,20 @@ export class LocalHostGuard implements HostGuard {
     return this.#held.size;
   }
 
-  withHost<T>(hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  acquire(hostname: string, signal: AbortSignal): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
+    if (signal.aborted) return Promise.reject(signal.reason);
     const waiters = this.#held.get(hostname);
-    if (waiters !== undefined) return this.#wait(waiters, signal).then(() => this.#run(hostname, fn));
-    this.#held.set(hostname, []);
-    return this.#run(hostname, fn);
-  }
-
-  // Promise chains rather than an async function: with 100k messages in flight, a suspended
-  // async frame per message is memory we would rather not hold.
-  #run<T>(hostname: string, fn: () => Promise<T>): Promise<T> {
-    let result: Promise<T>;
-    try {
-      result = fn();
-    } catch (err) {
-      this.#release(hostname);
-      // Pass on exactly what fn threw, as an async function would.
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-      return Promise.reject(err);
+    if (waiters === undefined) {
+      this.#held.set(hostname, []);
+      return DONE;
     }
-    return result.then(
-      (value) => {
-        this.#release(hostname);
-        return value;
-      },
-      (err: unknown) => {
-        this.#release(hostname);
-        throw err;
-      },
-    );
-  }
-
-  #wait(waiters: Array<() => void>, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         const i = waiters.indexOf(wake);
         if (i >= 0) waiters.splice(i, 1);
-        reject(signal.reason as Error);
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        reject(signal.reason);
       };
       const wake = (): void => {
         signal.removeEventListener('abort', onAbort);
@@ -61,11 +38,21 @@ export class LocalHostGuard implements HostGuard {
     });
   }
 
-  #release(hostname: string): void {
+  release(hostname: string): void {
     const waiters = this.#held.get(hostname);
     const next = waiters?.shift();
     // Ownership passes straight to the next waiter, so nobody can barge in between.
     if (next) next();
     else this.#held.delete(hostname);
+  }
+}
+
+/** Run `fn` holding `hostname` on `guard`; released however `fn` ends. */
+export async function withHost<T>(guard: HostGuard, hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  await guard.acquire(hostname, signal);
+  try {
+    return await fn();
+  } finally {
+    guard.release(hostname);
   }
 }

@@ -50,171 +50,339 @@ export interface PipelineDeps {
 
 export type Outcome = 'acked' | 'nacked' | 'dead-lettered' | 'cancelled';
 
-/** Per-delivery bookkeeping, written into the record on ack. */
-interface Attempt {
-  readonly request: RestartRequest;
-  readonly host: string;
+/** How the handling of one delivery ended, handed to whoever started it. */
+export interface HandleEnd {
   readonly delivery: Delivery;
-  extensions: number;
-  restartAttempts: number;
+  /** `performance.now()` when handling started. */
+  readonly startedAt: number;
+  /** How it ended; `undefined` when an error escaped the pipeline (then see `error`). */
+  readonly outcome: Outcome | undefined;
+  /** What escaped: a bug, or a broker that refused the ack. The central exception handler's to log and nack. */
+  readonly error: unknown;
+}
+
+/** A step's failure, boxed so a rejection with `undefined` still counts as one. */
+interface StepFailure {
+  readonly error: unknown;
+}
+
+/**
+ * One delivery being handled: everything its steps need, in one object. The steps below are
+ * continuations that take the job, so a message in flight holds this object and one pending
+ * callback, not a chain of promises and closures per step (100k in flight = 100k of these).
+ */
+class Job implements HandleEnd {
+  /** Restart attempts made during this delivery (0 when the restart was already recorded as done). */
+  restartAttempts = 0;
+  extensions = 0;
+  /** Steps still running: restart and save. */
+  running = 2;
+  /** Whether this job holds its host on the guard (so exactly one release). */
+  holdsHost = false;
+  /** The restart step's failure wins over the save step's (it says more about what went wrong). */
+  failure: StepFailure | undefined = undefined;
+  ended = false;
+  outcome: Outcome | undefined = undefined;
+  error: unknown = undefined;
+
+  constructor(
+    readonly delivery: Delivery,
+    readonly request: RestartRequest,
+    readonly host: string,
+    readonly signal: AbortSignal,
+    readonly startedAt: number,
+    readonly onEnd: (end: HandleEnd) => void,
+  ) {}
+}
+
+/** One retried operation of a job: run attempt `n`, decide on a failure, go on. */
+interface RetriedStep {
+  readonly run: (job: Job, attempt: number) => Promise<void>;
+  /** Called per failed attempt (not for a cancellation): counts, logs, says whether to try again. */
+  readonly retry: (job: Job, error: unknown, attempt: number) => boolean;
+  readonly succeeded: (job: Job) => void;
+  readonly failed: (job: Job, error: unknown) => void;
 }
 
 export class MessagePipeline {
   readonly #o: PipelineOptions;
   readonly #d: PipelineDeps;
   // Every in-flight message is extended every extendEveryMs: one timer for all of them.
-  readonly #extensions: DeadlineQueue<Attempt, Attempt>;
+  readonly #extensions: DeadlineQueue<Job>;
 
   constructor(options: PipelineOptions, deps: PipelineDeps) {
     this.#o = options;
     this.#d = deps;
-    this.#extensions = new DeadlineQueue(options.extendEveryMs, (a) => this.#extend(a), { now: options.now, ref: true });
+    this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now: options.now, ref: true });
   }
 
   /**
-   * Handle one delivery to its end. `signal` aborts on shutdown after the grace period.
-   * (An async function on purpose: loopwatch's task dump shows each message as a task waiting here.
-   * The steps below are promise chains, so a message in flight holds one suspended frame, not five.)
+   * Handle one delivery to its end; `onEnd` is called exactly once. `signal` aborts on shutdown
+   * after the grace period. Never throws: what escapes arrives as `end.error`.
+   */
+  start(delivery: Delivery, signal: AbortSignal, onEnd: (end: HandleEnd) => void): void {
+    const startedAt = performance.now();
+    let job: Job;
+    try {
+      const parsed = parseRestartRequest(delivery.data);
+      if (!parsed.ok) {
+        void this.#deadLetterMalformed(delivery, parsed.error).then(
+          (outcome) => onEnd({ delivery, startedAt, outcome, error: undefined }),
+          (error: unknown) => onEnd({ delivery, startedAt, outcome: undefined, error }),
+        );
+        return;
+      }
+      const { request } = parsed;
+      job = new Job(delivery, request, hostnameOf(request), signal, startedAt, onEnd);
+    } catch (error) {
+      onEnd({ delivery, startedAt, outcome: undefined, error });
+      return;
+    }
+    this.#guarded(job, this.#begin, undefined);
+  }
+
+  /**
+   * {@link start} as a promise: resolves with the outcome, rejects with what escaped. An async
+   * function on purpose: under loopwatch each call is a task, so a task dump lists the message.
    */
   async handle(delivery: Delivery, signal: AbortSignal): Promise<Outcome> {
-    const a = this.#begin(delivery);
-    if (typeof a === 'string') return this.#deadLetterMalformed(delivery, a);
-    // Both steps run concurrently; each resolves to its failure (or undefined) and never rejects,
-    // so awaiting one after the other waits for both.
-    const restarting = this.#restart(a, signal).then(succeeded, failed);
-    const saveFailure = await this.#save(a, signal).then(succeeded, failed);
-    const restartFailure = await restarting;
-    this.#extensions.delete(a);
-    if (restartFailure === undefined && saveFailure === undefined) return this.#ack(a);
-    if (signal.aborted) return this.#nackCancelled(a);
-    return this.#fail(a, (restartFailure ?? saveFailure)?.error);
+    const end = await new Promise<HandleEnd>((resolve) => this.start(delivery, signal, resolve));
+    // Exactly what escaped, as the central exception handler would get it.
+    if (end.outcome === undefined) throw end.error;
+    return end.outcome;
   }
 
-  /** Parse, log, start extending. A string is the reason a malformed payload is rejected. */
-  #begin(delivery: Delivery): Attempt | string {
-    const parsed = parseRestartRequest(delivery.data);
-    if (!parsed.ok) return parsed.error;
-    const { request } = parsed;
-    const host = hostnameOf(request);
+  /** Log, start extending, then restart ∥ save. */
+  readonly #begin = (job: Job): void => {
     const log = this.#d.logger;
-    if (log.isLevelEnabled('info')) log.info({ messageId: request.messageId, host, delivery: delivery.deliveryCount }, `Pulled ${request.instanceName}`);
-    const attempt: Attempt = { request, host, delivery, extensions: 0, restartAttempts: 0 };
-    this.#extensions.add(attempt, attempt);
-    return attempt;
-  }
+    if (log.isLevelEnabled('info')) log.info({ messageId: job.request.messageId, host: job.host, delivery: job.delivery.deliveryCount }, `Pulled ${job.request.instanceName}`);
+    this.#extensions.add(job);
+    this.#when(job, this.#d.hostGuard.acquire(job.host, job.signal), this.#hostHeld, this.#restartFailed);
+    this.#attempt(job, 1, this.#saving);
+  };
 
-  #extend(a: Attempt): void {
-    this.#extensions.add(a, a);
-    a.extensions += 1;
+  #extend(job: Job): void {
+    this.#extensions.add(job);
+    job.extensions += 1;
     this.#d.counters.increment('extended');
-    a.delivery.extend().catch((err: unknown) => this.#d.logger.warn({ messageId: a.request.messageId, err: String(err) }, 'Could not extend deadline'));
+    job.delivery.extend().catch((err: unknown) => this.#d.logger.warn({ messageId: job.request.messageId, err: String(err) }, 'Could not extend deadline'));
     if (this.#d.logger.isLevelEnabled('info')) {
-      this.#d.logger.info({ messageId: a.request.messageId, extensions: a.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${a.request.instanceName}`);
+      this.#d.logger.info({ messageId: job.request.messageId, extensions: job.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${job.request.instanceName}`);
     }
   }
 
-  /** Restart the host unless this message's restart is already recorded; one restart per host at a time. */
-  #restart(a: Attempt, signal: AbortSignal): Promise<void> {
-    return this.#d.hostGuard.withHost(a.host, signal, () => this.#restartHolding(a, signal));
-  }
+  // ---- restart: hold the host → skip if already done → restart (retried) → record it (retried) ----
 
-  #restartHolding(a: Attempt, signal: AbortSignal): Promise<void> {
-    const { storage, logger, counters } = this.#d;
-    return storage.isRestartDone(a.request.messageId, signal).then((done) => {
-      if (done) {
-        counters.increment('restart_skipped');
-        logger.info({ messageId: a.request.messageId, host: a.host }, `Already restarted ${a.host} for this message; not restarting again`);
-        return undefined;
-      }
-      if (this.#o.dryRun) {
-        logger.info({ messageId: a.request.messageId, host: a.host }, `Dry run: would restart ${a.host}`);
-        return undefined;
-      }
-      return this.#restartAndRecord(a, signal);
-    });
-  }
+  readonly #hostHeld = (job: Job): void => {
+    job.holdsHost = true;
+    // Ended meanwhile (an escaped error): the host goes straight back.
+    if (job.ended) return this.#releaseHost(job);
+    this.#when(job, this.#d.storage.isRestartDone(job.request.messageId, job.signal), this.#restartLookedUp, this.#restartFailed);
+  };
 
-  #restartAndRecord(a: Attempt, signal: AbortSignal): Promise<void> {
-    const { storage, counters, logger } = this.#d;
-    const id = a.request.messageId;
-    return this.#restartTry(a, signal, 1).then(() => {
-      counters.increment('restarted');
-      if (logger.isLevelEnabled('info')) logger.info({ messageId: id, host: a.host, attempts: a.restartAttempts }, `Restarted ${a.host}`);
-      // Recorded before anything else can ack or nack: a redelivery must find it.
-      return this.#retrying(this.#o.saveAttempts, signal, () => storage.markRestarted(id, a.restartAttempts, signal), (err, n) => {
-        logger.warn({ messageId: id, attempt: n, err: errorText(err) }, 'Could not record restart; retrying');
-        return n < this.#o.saveAttempts;
-      });
-    });
-  }
+  readonly #restartLookedUp = (job: Job, done: boolean): void => {
+    if (job.ended) return;
+    const { logger, counters } = this.#d;
+    if (done) {
+      counters.increment('restart_skipped');
+      logger.info({ messageId: job.request.messageId, host: job.host }, `Already restarted ${job.host} for this message; not restarting again`);
+      this.#restartEnded(job);
+    } else if (this.#o.dryRun) {
+      logger.info({ messageId: job.request.messageId, host: job.host }, `Dry run: would restart ${job.host}`);
+      this.#restartEnded(job);
+    } else {
+      this.#attempt(job, 1, this.#restarting);
+    }
+  };
 
-  /** Restart attempt `n`; a `RestartFailed` is retried after a backoff up to `restartAttempts`. */
-  #restartTry(a: Attempt, signal: AbortSignal, n: number): Promise<void> {
-    a.restartAttempts = n;
-    return this.#d.executor.restart(a.host, signal).catch((err: unknown) => {
-      if (isAbort(err, signal)) throw err;
+  /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
+  readonly #restarting: RetriedStep = {
+    run: (job, n) => {
+      job.restartAttempts = n;
+      return this.#d.executor.restart(job.host, job.signal);
+    },
+    retry: (job, err, n) => {
       this.#d.counters.increment('restart_failed');
-      if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed)) throw err;
-      this.#d.logger.error({ messageId: a.request.messageId, host: a.host, attempt: n }, `Retrying for failure to restart: ${a.host}`);
-      this.#d.counters.increment('retries');
-      return sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), signal).then(() => this.#restartTry(a, signal, n + 1));
-    });
+      if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed)) return false;
+      this.#d.logger.error({ messageId: job.request.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
+      return true;
+    },
+    succeeded: (job) => {
+      this.#d.counters.increment('restarted');
+      if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
+      // Recorded before anything else can ack or nack: a redelivery must find it.
+      this.#attempt(job, 1, this.#recordingRestart);
+    },
+    failed: (job, err) => this.#restartFailed(job, err),
+  };
+
+  readonly #recordingRestart: RetriedStep = {
+    run: (job) => this.#d.storage.markRestarted(job.request.messageId, job.restartAttempts, job.signal),
+    retry: (job, err, n) => {
+      this.#d.logger.warn({ messageId: job.request.messageId, attempt: n, err: errorText(err) }, 'Could not record restart; retrying');
+      return n < this.#o.saveAttempts;
+    },
+    succeeded: (job) => this.#restartEnded(job),
+    failed: (job, err) => this.#restartFailed(job, err),
+  };
+
+  readonly #restartFailed = (job: Job, error: unknown): void => {
+    job.failure = { error };
+    this.#restartEnded(job);
+  };
+
+  #restartEnded(job: Job): void {
+    this.#releaseHost(job);
+    this.#stepEnded(job);
   }
 
-  #save(a: Attempt, signal: AbortSignal): Promise<void> {
-    const { storage, counters, logger } = this.#d;
-    const id = a.request.messageId;
-    return this.#retrying(this.#o.saveAttempts, signal, () => storage.saveMessage(a.request, a.delivery.deliveryCount, signal), (err, n) => {
-      counters.increment('save_failed');
+  #releaseHost(job: Job): void {
+    if (!job.holdsHost) return;
+    job.holdsHost = false;
+    this.#d.hostGuard.release(job.host);
+  }
+
+  // ---- save (retried; saves are idempotent upserts) ----
+
+  readonly #saving: RetriedStep = {
+    run: (job) => this.#d.storage.saveMessage(job.request, job.delivery.deliveryCount, job.signal),
+    retry: (job, err, n) => {
+      this.#d.counters.increment('save_failed');
       const retrying = n < this.#o.saveAttempts;
-      if (retrying) logger.warn({ messageId: id, attempt: n, err: errorText(err) }, `Retrying for failure to save ${a.request.instanceName}`);
+      if (retrying) this.#d.logger.warn({ messageId: job.request.messageId, attempt: n, err: errorText(err) }, `Retrying for failure to save ${job.request.instanceName}`);
       return retrying;
-    }).then(() => {
-      if (logger.isLevelEnabled('info')) logger.info({ messageId: id }, `Saved ${a.request.instanceName} into database`);
-    });
+    },
+    succeeded: (job) => {
+      if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId }, `Saved ${job.request.instanceName} into database`);
+      this.#stepEnded(job);
+    },
+    failed: (job, error) => {
+      job.failure ??= { error };
+      this.#stepEnded(job);
+    },
+  };
+
+  // ---- both steps ended: ack, nack or dead-letter ----
+
+  #stepEnded(job: Job): void {
+    if (--job.running > 0 || job.ended) return;
+    this.#extensions.delete(job);
+    const failure = job.failure;
+    const settling = failure === undefined ? this.#ack(job) : job.signal.aborted ? this.#nackCancelled(job) : this.#fail(job, failure.error);
+    void settling.then((outcome) => this.#end(job, outcome, undefined), (error: unknown) => this.#end(job, undefined, error));
   }
 
-  // Not an async function: one less task per message for loopwatch's debug mode to capture.
-  #ack(a: Attempt): Promise<Outcome> {
-    return a.delivery.ack().then(() => {
-      this.#d.counters.increment('acked');
-      // The ack is done, so the slot goes to the next message now: recording it is bookkeeping that
-      // rides the next group commit (storage.close() flushes it at shutdown). A record that fails to
-      // say so is logged; it must not turn into a nack, and the restart-done record already guards
-      // against a second restart.
-      void this.#d.storage.markAcked({ messageId: a.request.messageId, extensions: a.extensions, attempts: a.restartAttempts })
-        .catch((err: unknown) => this.#d.logger.warn({ messageId: a.request.messageId, err: errorText(err) }, 'Acked, but could not record the ack'));
-      if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: a.request.messageId, extensions: a.extensions }, `Done. Acked ${a.request.instanceName}`);
-      return 'acked' as const;
-    });
+  #end(job: Job, outcome: Outcome | undefined, error: unknown): void {
+    if (job.ended) return;
+    job.ended = true;
+    // After an escaped error, steps may still be running: they find `ended` and stop; the host and
+    // the extensions are given up now, so nothing waits on a message that is gone.
+    this.#extensions.delete(job);
+    this.#releaseHost(job);
+    job.outcome = outcome;
+    job.error = error;
+    job.onEnd(job);
   }
 
-  async #nackCancelled(a: Attempt): Promise<Outcome> {
-    await a.delivery.nack(0);
+  // ---- plumbing: continuations that take the job, so nothing per step is allocated but the wait ----
+
+  /** Run `step` from attempt `n`; on failure back off and try again while its policy says so. */
+  #attempt(job: Job, n: number, step: RetriedStep): void {
+    if (job.ended) return;
+    let running: Promise<void>;
+    try {
+      running = step.run(job, n);
+    } catch (err) {
+      // An adapter that throws instead of rejecting fails the attempt all the same.
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+      running = Promise.reject(err);
+    }
+    void running.then(
+      () => this.#guarded(job, step.succeeded, undefined),
+      (err: unknown) => this.#guarded(job, () => this.#attemptFailed(job, n, step, err), undefined),
+    );
+  }
+
+  #attemptFailed(job: Job, n: number, step: RetriedStep, err: unknown): void {
+    if (job.ended) return;
+    if (isAbort(err, job.signal) || !step.retry(job, err, n)) {
+      step.failed(job, err);
+      return;
+    }
+    this.#d.counters.increment('retries');
+    void sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), job.signal).then(
+      () => this.#attempt(job, n + 1, step),
+      (aborted: unknown) => this.#guarded(job, step.failed, aborted),
+    );
+  }
+
+  /** When `waiting` settles, go on with `next` or `failed`. */
+  #when<T>(job: Job, waiting: Promise<T>, next: (job: Job, value: T) => void, failed: (job: Job, error: unknown) => void): void {
+    void waiting.then(
+      (value) => this.#guarded(job, next, value),
+      (error: unknown) => this.#guarded(job, failed, error),
+    );
+  }
+
+  /**
+   * Run one continuation; what it throws (a bug) escapes to the central exception handler. It runs
+   * even after the job ended: continuations that must clean up (give a host back) do so, the rest
+   * check `job.ended` and start nothing new.
+   */
+  #guarded<T>(job: Job, fn: (job: Job, value: T) => void, value: T): void {
+    try {
+      fn(job, value);
+    } catch (error) {
+      this.#end(job, undefined, error);
+    }
+  }
+
+  /**
+   * Record the ack, then send it. In this order a process killed in between leaves a record that
+   * says acked for a message the broker will redeliver (the redelivery finds the restart done and
+   * acks again): the record catches up. The other order could leave a message the broker dropped
+   * with a record that says "not acked" forever. A record that cannot be written is logged and the
+   * ack goes out anyway: the work is done, and the restart-done record guards against a second restart.
+   */
+  #ack(job: Job): Promise<Outcome> {
+    const { storage, logger, counters } = this.#d;
+    const id = job.request.messageId;
+    return storage.markAcked({ messageId: id, extensions: job.extensions, attempts: job.restartAttempts })
+      .catch((err: unknown) => logger.warn({ messageId: id, err: errorText(err) }, 'Could not record the ack; acking anyway'))
+      .then(() => job.delivery.ack())
+      .then(() => {
+        counters.increment('acked');
+        if (logger.isLevelEnabled('info')) logger.info({ messageId: id, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
+        return 'acked' as const;
+      });
+  }
+
+  async #nackCancelled(job: Job): Promise<Outcome> {
+    await job.delivery.nack(0);
     this.#d.counters.increment('nacked');
-    this.#d.logger.info({ messageId: a.request.messageId }, `Cancelled; nacked ${a.request.instanceName} back to the broker`);
+    this.#d.logger.info({ messageId: job.request.messageId }, `Cancelled; nacked ${job.request.instanceName} back to the broker`);
     return 'cancelled';
   }
 
-  async #fail(a: Attempt, error: unknown): Promise<Outcome> {
+  async #fail(job: Job, error: unknown): Promise<Outcome> {
     const { storage, counters, logger } = this.#d;
-    const id = a.request.messageId;
+    const id = job.request.messageId;
     const text = errorText(error);
     if (!(error instanceof RestartFailed)) logger.error({ messageId: id, err: text }, `Handling general error: ${text}`);
-    if (a.delivery.deliveryCount >= this.#o.maxDeliveries) {
-      const reason = `gave up after ${a.delivery.deliveryCount} deliveries: ${text}`;
-      await storage.deadLetter({ request: a.request, payload: Buffer.from(a.delivery.data).toString('utf8'), reason, deliveries: a.delivery.deliveryCount });
-      await a.delivery.deadLetter(reason);
+    if (job.delivery.deliveryCount >= this.#o.maxDeliveries) {
+      const reason = `gave up after ${job.delivery.deliveryCount} deliveries: ${text}`;
+      await storage.deadLetter({ request: job.request, payload: Buffer.from(job.delivery.data).toString('utf8'), reason, deliveries: job.delivery.deliveryCount });
+      await job.delivery.deadLetter(reason);
       counters.increment('dead_lettered');
-      logger.error({ messageId: id, deliveries: a.delivery.deliveryCount, reason }, `Dead-lettered ${a.request.instanceName}`);
+      logger.error({ messageId: id, deliveries: job.delivery.deliveryCount, reason }, `Dead-lettered ${job.request.instanceName}`);
       return 'dead-lettered';
     }
-    const delay = backoffDelay(a.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
+    const delay = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
     // The record is for operators; the nack is what matters, so a failed record does not stop it.
-    await storage.markFailed(id, text, a.restartAttempts).catch((err: unknown) => logger.warn({ messageId: id, err: errorText(err) }, 'Could not record failure'));
-    await a.delivery.nack(delay);
+    await storage.markFailed(id, text, job.restartAttempts).catch((err: unknown) => logger.warn({ messageId: id, err: errorText(err) }, 'Could not record failure'));
+    await job.delivery.nack(delay);
     counters.increment('nacked');
-    logger.warn({ messageId: id, delivery: a.delivery.deliveryCount, redeliverInMs: delay, err: text }, `Nacked ${a.request.instanceName}; redelivery in ${delay} ms`);
+    logger.warn({ messageId: id, delivery: job.delivery.deliveryCount, redeliverInMs: delay, err: text }, `Nacked ${job.request.instanceName}; redelivery in ${delay} ms`);
     return 'nacked';
   }
 
@@ -227,25 +395,7 @@ export class MessagePipeline {
     this.#d.logger.error({ reason, bytes: delivery.data.byteLength }, `Dead-lettered malformed message: ${reason}`);
     return 'dead-lettered';
   }
-
-  /** Run `step` up to `attempts` times; `onError` logs and says whether to try again. */
-  // A promise chain, not a loop in an async function: no suspended frame per message on the
-  // (usual) first-try success.
-  #retrying(attempts: number, signal: AbortSignal, step: (attempt: number) => Promise<void>, onError: (err: unknown, attempt: number) => boolean, n = 1): Promise<void> {
-    return step(n).catch((err: unknown) => {
-      if (isAbort(err, signal) || !onError(err, n)) throw err;
-      this.#d.counters.increment('retries');
-      return sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), signal).then(() => this.#retrying(attempts, signal, step, onError, n + 1));
-    });
-  }
 }
-
-/** A step's failure, boxed so a rejection with `undefined` still counts as one. */
-interface StepFailure {
-  readonly error: unknown;
-}
-const succeeded = (): undefined => undefined;
-const failed = (error: unknown): StepFailure => ({ error });
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

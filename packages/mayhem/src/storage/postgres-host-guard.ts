@@ -60,6 +60,8 @@ interface Attempt {
 
 export class PgHostGuard implements HostGuard {
   private readonly local = new Map<string, LocalLock>();
+  /** Hosts held by this process -> the connection generation their advisory lock was taken on. */
+  private readonly holding = new Map<string, number>();
   private client: pg.Client | undefined;
   private connecting: Promise<pg.Client> | undefined;
   private generation = 0;
@@ -86,22 +88,24 @@ export class PgHostGuard implements HostGuard {
     this.maxBatch = opts.maxBatch ?? 1000;
   }
 
-  async withHost<T>(hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+  async acquire(hostname: string, signal: AbortSignal): Promise<void> {
     if (this.closed) throw new Error('host guard is closed');
     await this.lockLocal(hostname, signal);
-    let generation: number;
     try {
-      generation = await this.lockRemote(hostname, signal);
+      // Held in process, so this host has exactly one advisory lock of ours until release().
+      this.holding.set(hostname, await this.lockRemote(hostname, signal));
     } catch (error) {
       this.unlockLocal(hostname);
       throw error;
     }
-    try {
-      return await fn();
-    } finally {
-      this.unlockRemote(hostname, generation);
-      this.unlockLocal(hostname);
-    }
+  }
+
+  release(hostname: string): void {
+    const generation = this.holding.get(hostname);
+    if (generation === undefined) return;
+    this.holding.delete(hostname);
+    this.unlockRemote(hostname, generation);
+    this.unlockLocal(hostname);
   }
 
   /** Release the lock connection (its advisory locks go with it). */
