@@ -330,3 +330,68 @@ describe('dry run', () => {
     expect(r.log.messages()).toContain(`Dry run: would restart ${HOST_A}`);
   });
 });
+
+describe('the ack record', () => {
+  it('is written before the ack goes to the broker', async () => {
+    const r = rig();
+    const id = r.publish('cattle-aaaa');
+    const d = await pullOne(r);
+    let recordedWhenAcked: boolean | undefined;
+    const watched = wrapDelivery(d, {
+      ack: () => {
+        recordedWhenAcked = r.memory.records.get(id)?.acked;
+        return d.ack();
+      },
+    });
+    const out = track(r.pipeline.handle(watched, live()));
+    await vi.advanceTimersByTimeAsync(100); // the default restart latency
+    expect(await out.promise).toBe('acked');
+    expect(recordedWhenAcked).toBe(true);
+    expect(r.broker.stats().acked).toBe(1);
+  });
+
+  it('that cannot be written is logged, and the ack goes out anyway', async () => {
+    const r = rig({ storage: (memory) => ({ ...memory, markAcked: () => Promise.reject(new Error('disk full')) }) });
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100); // the default restart latency
+    expect(await out.promise).toBe('acked');
+    expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0 });
+    expect(r.log.lines.filter((l) => l.msg === 'Could not record the ack; acking anyway')).toMatchObject([{ level: 40, messageId: id, err: 'disk full' }]);
+    expect(r.log.messages()).toContain('Done. Acked cattle-aaaa');
+  });
+});
+
+describe('an error escaping a step (a bug)', () => {
+  it('ends the message with that error, gives its host back and stops extending', async () => {
+    const bug = new TypeError('storage bug');
+    let lookups = 0;
+    const r = rig({
+      executor: new FakeExecutor(() => ({ latencyMs: 10 })),
+      storage: (memory) => ({
+        ...memory,
+        // Throws instead of rejecting, once: a bug, not a failure the pipeline retries.
+        isRestartDone: (id, signal) => {
+          if (++lookups === 1) throw bug;
+          return memory.isRestartDone(id, signal);
+        },
+      }),
+    });
+    r.publish('cattle-aaaa');
+    r.publish('cattle-aaaa');
+    const [first, second] = await r.pullNow();
+    const failed = track(r.pipeline.handle(first!, live()).catch((e: unknown) => e));
+    const next = track(r.pipeline.handle(second!, live()));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await failed.promise).toBe(bug);
+    // The host went back at once: the second message for it restarts without waiting.
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await next.promise).toBe('acked');
+    expect(r.executor.callsFor(HOST_A)).toHaveLength(1);
+    expect(r.hostGuard.size).toBe(0);
+    // No extension timer is left behind for the message that escaped.
+    const extended = r.counters.tally.extended ?? 0;
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(r.counters.tally.extended ?? 0).toBe(extended);
+  });
+});
