@@ -20,7 +20,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats.js';
-import type { Broker } from '../src/core/contracts.js';
+import type { Broker, Storage } from '../src/core/contracts.js';
 import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
 import { Counters } from '../src/core/counters.js';
 import { LocalHostGuard } from '../src/core/host-guard.js';
@@ -30,6 +30,7 @@ import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
 import { openStorage } from '../src/storage/open.js';
+import type { PostgresStorage } from '../src/storage/postgres.js';
 import { randomInstanceName } from '../src/publisher/simulated.js';
 
 // Hosts as the service's own simulated publisher makes them (cattle-xxxx: 1.7M names, few repeats).
@@ -55,7 +56,7 @@ const logger = pino({ level: 'warn' });
 const random = seededRandom(7);
 
 type FromParent = { type: 'go' } | { type: 'stop' };
-type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number };
+type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number; statements: number; cpuUs: number };
 
 /** One instance: the real consumer + pipeline on the given broker and PostgreSQL storage. */
 async function instance(broker: Broker, dbUrl: string) {
@@ -92,19 +93,30 @@ async function instance(broker: Broker, dbUrl: string) {
       await consumer.drained();
       await broker.close();
       await storage.close();
-      return { acked, lastAckAt };
+      return { acked, lastAckAt, statements: pgStatements(storage) };
     },
   };
+}
+
+/** PostgreSQL statements sent (writes, reads, host locks): round trips are what the instance waits on. */
+function pgStatements(storage: Storage): number {
+  const s = (storage as Partial<PostgresStorage>).stats?.();
+  return s ? s.writeBatches + s.readBatches + s.lockStatements : 0;
 }
 
 async function worker(): Promise<void> {
   const broker = await openNatsBroker({ servers: [values.broker!], stream: values.stream, subject: `${values.stream}.restart`, deadLetterSubject: `${values.stream}.dead`, durable: 'bench', maxAckPending: maxInFlight * 16, logger });
   const inst = await instance(broker, values.db!);
+  let cpu0 = process.cpuUsage();
   process.on('message', (m: FromParent) => {
-    if (m.type === 'go') inst.start();
-    else if (m.type === 'stop') {
+    if (m.type === 'go') {
+      cpu0 = process.cpuUsage();
+      inst.start();
+    } else if (m.type === 'stop') {
+      // CPU spent by this instance (user + system): steadier than msg/s on a shared machine.
+      const cpu = process.cpuUsage(cpu0);
       void inst.finish().then((r) => {
-        const msg: FromWorker = { type: 'done', ...r, pullRequests: broker.stats().pullRequests };
+        const msg: FromWorker = { type: 'done', ...r, pullRequests: broker.stats().pullRequests, cpuUs: cpu.user + cpu.system };
         process.send?.(msg, () => process.exit(0));
       });
     }
@@ -156,7 +168,7 @@ async function waitDrained(url: string, stream: string): Promise<void> {
   }
 }
 
-async function natsCase(url: string, dbUrl: string, stream: string, instances: number): Promise<{ msgPerSec: number; publishPerSec: number; pullRequests: number }> {
+async function natsCase(url: string, dbUrl: string, stream: string, instances: number): Promise<{ msgPerSec: number; publishPerSec: number; pullRequests: number; statements: number; cpuUsPerMsg: number }> {
   const publishPerSec = await publish(url, stream);
   const self = fileURLToPath(import.meta.url);
   const children = Array.from({ length: instances }, () =>
@@ -173,7 +185,7 @@ async function natsCase(url: string, dbUrl: string, stream: string, instances: n
     const acked = results.reduce((s, r) => s + r.acked, 0);
     if (acked < count) throw new Error(`only ${acked} of ${count} acked`);
     const last = Math.max(...results.map((r) => r.lastAckAt));
-    return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0) };
+    return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0), statements: results.reduce((s, r) => s + r.statements, 0), cpuUsPerMsg: results.reduce((s, r) => s + r.cpuUs, 0) / count };
   } finally {
     // Workers exit by themselves after 'done'; anything left after 5 s is killed.
     await Promise.all(children.map((c) => new Promise<void>((resolve) => {
@@ -216,7 +228,7 @@ async function main(): Promise<void> {
       const r = await natsCase(nats.url, await dbUrl(), `BENCH${k}`, k);
       process.stdout.write(
         `  NATS JetStream + ${store}, ${k} instance${k > 1 ? 's' : ''}: ${r.msgPerSec.toLocaleString('en-US')} acked msg/s ` +
-        `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
+        `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; ${r.statements} SQL statements; ${r.cpuUsPerMsg.toFixed(1)} µs CPU/msg in the instances; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
       );
     }
   } finally {
