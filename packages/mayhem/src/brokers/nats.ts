@@ -18,6 +18,9 @@
  * retried) when it matters that the server took them: while the connection is down (the reply
  * proves the ack reached a server after the reconnect) and once shutdown has begun (the first
  * aborted pull), so the process never exits on an ack that is still in a socket buffer.
+ * Fire-and-forget settles and extensions are queued and published together once per event-loop
+ * turn (setImmediate): the client flushes its outbound buffer on a microtask after the first
+ * publish, so acks trickling in over many microtasks would otherwise cost one socket write each.
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -74,6 +77,8 @@ interface PullRequest {
   done: boolean;
   sub: Subscription;
   timer: NodeJS.Timeout | undefined;
+  /** When the server last spoke to this request (Date.now()). */
+  heardAt: number;
 }
 
 interface Waiter {
@@ -159,6 +164,9 @@ export class NatsBroker implements Broker {
   #error: Error | undefined;
   readonly #pendingSettles = new Set<Promise<unknown>>();
   #pullRequests = 0;
+  /** Fire-and-forget publishes (ack, nak, +WPI) waiting for this turn's flush, as reply/payload pairs. */
+  #outbox: (NatsDelivery | Uint8Array)[] = [];
+  #outboxScheduled = false;
   #confirmedSettles = 0;
   #settleRetries = 0;
 
@@ -272,7 +280,7 @@ export class NatsBroker implements Broker {
 
   #request(batch: number): void {
     const inbox = `${this.#inboxPrefix}.${++this.#seq}`;
-    const req: PullRequest = { batch, received: 0, done: false, sub: undefined as unknown as Subscription, timer: undefined };
+    const req: PullRequest = { batch, received: 0, done: false, sub: undefined as unknown as Subscription, timer: undefined, heardAt: 0 };
     req.sub = this.#nc.subscribe(inbox, { callback: (err, msg) => this.#onPullMessage(req, err, msg) });
     this.#requests.add(req);
     this.#outstanding += batch;
@@ -298,13 +306,27 @@ export class NatsBroker implements Broker {
    * server, a new consumer leader) ends it, which releases its credit for a fresh request.
    */
   #armLiveness(req: PullRequest): void {
-    if (req.timer) clearTimeout(req.timer);
-    req.timer = setTimeout(() => {
-      if (req.done) return;
-      this.#log.debug({ batch: req.batch, received: req.received }, 'NATS pull request went silent; re-issuing');
-      this.#endRequest(req);
-      this.#kick();
-    }, Math.max(this.#o.pullExpiresMs, this.#heartbeatMs() * 2) + 2_000);
+    // Only the time is noted: re-creating the timer for every delivery costs more than the rest
+    // of receiving it. The one timer re-arms itself for whatever silence window is left.
+    req.heardAt = Date.now();
+    req.timer ??= setTimeout(() => this.#checkLiveness(req), this.#silenceMs());
+  }
+
+  #silenceMs(): number {
+    return Math.max(this.#o.pullExpiresMs, this.#heartbeatMs() * 2) + 2_000;
+  }
+
+  #checkLiveness(req: PullRequest): void {
+    req.timer = undefined;
+    if (req.done) return;
+    const left = req.heardAt + this.#silenceMs() - Date.now();
+    if (left > 0) {
+      req.timer = setTimeout(() => this.#checkLiveness(req), left);
+      return;
+    }
+    this.#log.debug({ batch: req.batch, received: req.received }, 'NATS pull request went silent; re-issuing');
+    this.#endRequest(req);
+    this.#kick();
   }
 
   #onPullMessage(req: PullRequest, err: Error | null, msg: Msg): void {
@@ -463,30 +485,57 @@ export class NatsBroker implements Broker {
   /** Work in progress: reset the ack timer to the full ack wait. */
   progress(d: NatsDelivery): Promise<void> {
     if (d.settled) return Promise.resolve();
-    try {
-      this.#nc.publish(d.reply, WPI);
-      return Promise.resolve();
-    } catch (err) {
-      return Promise.reject(new Error(`NATS extend failed: ${message(err)}`));
-    }
+    if (this.#nc.isClosed()) return Promise.reject(new Error('NATS extend failed: the connection is closed'));
+    this.#enqueue(d, WPI);
+    return Promise.resolve();
   }
 
   /** Send a final settle (ack, nack, term) for a delivery: fire-and-forget or confirmed. */
   settle(d: NatsDelivery, payload: Uint8Array): Promise<void> {
     if (d.settled) return Promise.resolve();
     if (this.#connected && !this.#stopping && !this.#closed) {
-      try {
-        this.#nc.publish(d.reply, payload);
-        d.settled = true;
-        return Promise.resolve();
-      } catch (err) {
-        return Promise.reject(new Error(`NATS settle failed: ${message(err)}`));
-      }
+      if (this.#nc.isClosed()) return Promise.reject(new Error('NATS settle failed: the connection is closed'));
+      d.settled = true;
+      this.#enqueue(d, payload);
+      return Promise.resolve();
     }
     const confirmed = this.#confirm(d, payload);
     if (this.#closed) return confirmed;
     this.#track(confirmed);
     return confirmed;
+  }
+
+  #enqueue(d: NatsDelivery, payload: Uint8Array): void {
+    this.#outbox.push(d, payload);
+    if (this.#outboxScheduled) return;
+    this.#outboxScheduled = true;
+    setImmediate(() => this.#flushOutbox());
+  }
+
+  /**
+   * Publish the queued settles in one go (one socket write per 32 KiB). If the connection dropped
+   * or shutdown began since they were queued, final settles are sent confirmed instead, as settle()
+   * would have done; extensions are simply published (the client buffers them across a reconnect).
+   */
+  #flushOutbox(): void {
+    this.#outboxScheduled = false;
+    const out = this.#outbox;
+    this.#outbox = [];
+    const direct = this.#connected && !this.#stopping && !this.#closed;
+    for (let i = 0; i < out.length; i += 2) {
+      const d = out[i] as NatsDelivery;
+      const payload = out[i + 1] as Uint8Array;
+      if (!direct && payload !== WPI) {
+        this.#track(this.#confirm(d, payload));
+        continue;
+      }
+      try {
+        this.#nc.publish(d.reply, payload);
+      } catch (err) {
+        // Closed underneath us: the lease expires and the message is redelivered.
+        this.#log.warn({ err: message(err), sequence: d.streamSequence }, 'NATS settle failed; the lease will expire and the message will be redelivered');
+      }
+    }
   }
 
   /** ackAck: request/reply on the ack subject, retried; the server answers once it processed it. */
@@ -538,6 +587,8 @@ export class NatsBroker implements Broker {
     const w = this.#waiter;
     this.#waiter = undefined;
     w?.resolve([]);
+    // Queued settles go out now (confirmed, as shutdown has begun) and are waited for below.
+    this.#flushOutbox();
     await Promise.allSettled([...this.#pendingSettles]);
     try {
       // Everything sent fire-and-forget reaches the server before the connection goes.
