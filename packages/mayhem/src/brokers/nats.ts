@@ -55,9 +55,15 @@ function nakPayload(delayMs: number): Uint8Array {
 function parseAckSubject(reply: string): { deliveryCount: number; streamSequence: number } {
   // v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
   // v2: $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
-  const t = reply.split('.');
-  const base = t.length === 9 ? 4 : 6;
-  return { deliveryCount: Number(t[base]), streamSequence: Number(t[base + 1]) };
+  // Scanned rather than split: split allocates a dozen strings per delivery.
+  let dots = 0;
+  for (let i = reply.indexOf('.'); i >= 0; i = reply.indexOf('.', i + 1)) dots += 1;
+  const base = dots + 1 === 9 ? 4 : 6;
+  let start = 0;
+  for (let t = 0; t < base; t++) start = reply.indexOf('.', start) + 1;
+  const mid = reply.indexOf('.', start);
+  const end = reply.indexOf('.', mid + 1);
+  return { deliveryCount: Number(reply.slice(start, mid)), streamSequence: Number(reply.slice(mid + 1, end < 0 ? undefined : end)) };
 }
 
 /** Header values may not hold CR/LF; keep them short. */
@@ -105,7 +111,7 @@ class NatsDelivery implements Delivery {
   readonly data: Uint8Array;
   readonly deliveryCount: number;
   readonly streamSequence: number;
-  readonly subject: string;
+  readonly #msg: Msg;
   readonly reply: string;
   /** Set once a final settle (ack, nack, term) has been taken; later ones are no-ops. */
   settled = false;
@@ -114,11 +120,16 @@ class NatsDelivery implements Delivery {
   constructor(broker: NatsBroker, msg: Msg) {
     this.#broker = broker;
     this.data = msg.data;
-    this.subject = msg.subject;
+    this.#msg = msg;
     this.reply = msg.reply ?? '';
     const info = parseAckSubject(this.reply);
     this.deliveryCount = info.deliveryCount;
     this.streamSequence = info.streamSequence;
+  }
+
+  /** Decoded on demand: only dead-lettering needs it. */
+  get subject(): string {
+    return this.#msg.subject;
   }
 
   extend(): Promise<void> {
