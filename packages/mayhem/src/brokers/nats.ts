@@ -18,9 +18,6 @@
  * retried) when it matters that the server took them: while the connection is down (the reply
  * proves the ack reached a server after the reconnect) and once shutdown has begun (the first
  * aborted pull), so the process never exits on an ack that is still in a socket buffer.
- * Fire-and-forget settles and extensions are queued and published together once per event-loop
- * turn (setImmediate): the client flushes its outbound buffer on a microtask after the first
- * publish, so acks trickling in over many microtasks would otherwise cost one socket write each.
  */
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
@@ -175,9 +172,6 @@ export class NatsBroker implements Broker {
   #error: Error | undefined;
   readonly #pendingSettles = new Set<Promise<unknown>>();
   #pullRequests = 0;
-  /** Fire-and-forget publishes (ack, nak, +WPI) waiting for this turn's flush, as reply/payload pairs. */
-  #outbox: (NatsDelivery | Uint8Array)[] = [];
-  #outboxScheduled = false;
   #confirmedSettles = 0;
   #settleRetries = 0;
 
@@ -496,57 +490,30 @@ export class NatsBroker implements Broker {
   /** Work in progress: reset the ack timer to the full ack wait. */
   progress(d: NatsDelivery): Promise<void> {
     if (d.settled) return Promise.resolve();
-    if (this.#nc.isClosed()) return Promise.reject(new Error('NATS extend failed: the connection is closed'));
-    this.#enqueue(d, WPI);
-    return Promise.resolve();
+    try {
+      this.#nc.publish(d.reply, WPI);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(new Error(`NATS extend failed: ${message(err)}`));
+    }
   }
 
   /** Send a final settle (ack, nack, term) for a delivery: fire-and-forget or confirmed. */
   settle(d: NatsDelivery, payload: Uint8Array): Promise<void> {
     if (d.settled) return Promise.resolve();
     if (this.#connected && !this.#stopping && !this.#closed) {
-      if (this.#nc.isClosed()) return Promise.reject(new Error('NATS settle failed: the connection is closed'));
-      d.settled = true;
-      this.#enqueue(d, payload);
-      return Promise.resolve();
+      try {
+        this.#nc.publish(d.reply, payload);
+        d.settled = true;
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(new Error(`NATS settle failed: ${message(err)}`));
+      }
     }
     const confirmed = this.#confirm(d, payload);
     if (this.#closed) return confirmed;
     this.#track(confirmed);
     return confirmed;
-  }
-
-  #enqueue(d: NatsDelivery, payload: Uint8Array): void {
-    this.#outbox.push(d, payload);
-    if (this.#outboxScheduled) return;
-    this.#outboxScheduled = true;
-    setImmediate(() => this.#flushOutbox());
-  }
-
-  /**
-   * Publish the queued settles in one go (one socket write per 32 KiB). If the connection dropped
-   * or shutdown began since they were queued, final settles are sent confirmed instead, as settle()
-   * would have done; extensions are simply published (the client buffers them across a reconnect).
-   */
-  #flushOutbox(): void {
-    this.#outboxScheduled = false;
-    const out = this.#outbox;
-    this.#outbox = [];
-    const direct = this.#connected && !this.#stopping && !this.#closed;
-    for (let i = 0; i < out.length; i += 2) {
-      const d = out[i] as NatsDelivery;
-      const payload = out[i + 1] as Uint8Array;
-      if (!direct && payload !== WPI) {
-        this.#track(this.#confirm(d, payload));
-        continue;
-      }
-      try {
-        this.#nc.publish(d.reply, payload);
-      } catch (err) {
-        // Closed underneath us: the lease expires and the message is redelivered.
-        this.#log.warn({ err: message(err), sequence: d.streamSequence }, 'NATS settle failed; the lease will expire and the message will be redelivered');
-      }
-    }
   }
 
   /** ackAck: request/reply on the ack subject, retried; the server answers once it processed it. */
@@ -598,8 +565,6 @@ export class NatsBroker implements Broker {
     const w = this.#waiter;
     this.#waiter = undefined;
     w?.resolve([]);
-    // Queued settles go out now (confirmed, as shutdown has begun) and are waited for below.
-    this.#flushOutbox();
     await Promise.allSettled([...this.#pendingSettles]);
     try {
       // Everything sent fire-and-forget reaches the server before the connection goes.
