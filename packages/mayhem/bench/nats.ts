@@ -13,6 +13,7 @@
  * per case.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
@@ -20,7 +21,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats.js';
-import type { Broker } from '../src/core/contracts.js';
+import type { Broker, Storage } from '../src/core/contracts.js';
 import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
 import { Counters } from '../src/core/counters.js';
 import { LocalHostGuard } from '../src/core/host-guard.js';
@@ -30,6 +31,7 @@ import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
 import { openStorage } from '../src/storage/open.js';
+import type { PostgresStorage } from '../src/storage/postgres.js';
 import { randomInstanceName } from '../src/publisher/simulated.js';
 
 // Hosts as the service's own simulated publisher makes them (cattle-xxxx: 1.7M names, few repeats).
@@ -55,7 +57,7 @@ const logger = pino({ level: 'warn' });
 const random = seededRandom(7);
 
 type FromParent = { type: 'go' } | { type: 'stop' };
-type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number };
+type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number; statements: number; cpuUs: number };
 
 /** One instance: the real consumer + pipeline on the given broker and PostgreSQL storage. */
 async function instance(broker: Broker, dbUrl: string) {
@@ -92,19 +94,30 @@ async function instance(broker: Broker, dbUrl: string) {
       await consumer.drained();
       await broker.close();
       await storage.close();
-      return { acked, lastAckAt };
+      return { acked, lastAckAt, statements: pgStatements(storage) };
     },
   };
+}
+
+/** PostgreSQL statements sent (writes, reads, host locks): round trips are what the instance waits on. */
+function pgStatements(storage: Storage): number {
+  const s = (storage as Partial<PostgresStorage>).stats?.();
+  return s ? s.writeBatches + s.readBatches + s.lockStatements : 0;
 }
 
 async function worker(): Promise<void> {
   const broker = await openNatsBroker({ servers: [values.broker!], stream: values.stream, subject: `${values.stream}.restart`, deadLetterSubject: `${values.stream}.dead`, durable: 'bench', maxAckPending: maxInFlight * 16, logger });
   const inst = await instance(broker, values.db!);
+  let cpu0 = process.cpuUsage();
   process.on('message', (m: FromParent) => {
-    if (m.type === 'go') inst.start();
-    else if (m.type === 'stop') {
+    if (m.type === 'go') {
+      cpu0 = process.cpuUsage();
+      inst.start();
+    } else if (m.type === 'stop') {
+      // CPU spent by this instance (user + system): steadier than msg/s on a shared machine.
+      const cpu = process.cpuUsage(cpu0);
       void inst.finish().then((r) => {
-        const msg: FromWorker = { type: 'done', ...r, pullRequests: broker.stats().pullRequests };
+        const msg: FromWorker = { type: 'done', ...r, pullRequests: broker.stats().pullRequests, cpuUs: cpu.user + cpu.system };
         process.send?.(msg, () => process.exit(0));
       });
     }
@@ -142,6 +155,40 @@ async function publish(url: string, stream: string): Promise<number> {
   return Math.round((count * 1000) / (performance.now() - t0));
 }
 
+/**
+ * CPU time (user + system, µs) from /proc (0 elsewhere) of this case's nats-server (by its port)
+ * and of PostgreSQL: the backends of this case's database and the server's own background
+ * processes (WAL writer, checkpointer...), not other clients' backends.
+ */
+function serverCpuUs(natsPort: string, dbName: string): { postgres: number; nats: number } {
+  const total = { postgres: 0, nats: 0 };
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return total;
+  }
+  for (const pid of pids) {
+    let stat: string;
+    let cmd: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    let key: 'postgres' | 'nats' | undefined;
+    if (comm === 'nats-server' && cmd.includes(` -p ${natsPort} `)) key = 'nats';
+    else if (comm === 'postgres' && (cmd.includes(` ${dbName} `) || !cmd.includes('('))) key = 'postgres';
+    if (!key) continue;
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total[key] += ((Number(f[11]) + Number(f[12])) * 1e6) / CLOCK_TICKS; // utime, stime
+  }
+  return total;
+}
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
 async function waitDrained(url: string, stream: string): Promise<void> {
   const nc = await connect({ servers: url });
   try {
@@ -156,7 +203,7 @@ async function waitDrained(url: string, stream: string): Promise<void> {
   }
 }
 
-async function natsCase(url: string, dbUrl: string, stream: string, instances: number): Promise<{ msgPerSec: number; publishPerSec: number; pullRequests: number }> {
+async function natsCase(url: string, dbUrl: string, stream: string, instances: number): Promise<{ msgPerSec: number; publishPerSec: number; pullRequests: number; statements: number; cpuUsPerMsg: number; pgUsPerMsg: number; natsUsPerMsg: number }> {
   const publishPerSec = await publish(url, stream);
   const self = fileURLToPath(import.meta.url);
   const children = Array.from({ length: instances }, () =>
@@ -164,16 +211,19 @@ async function natsCase(url: string, dbUrl: string, stream: string, instances: n
     fork(self, ['--worker', '--broker', url, '--db', dbUrl, '--stream', stream, '--max-in-flight', String(maxInFlight)], { stdio: 'inherit', execArgv: process.env.BENCH_WORKER_ARGS ? process.env.BENCH_WORKER_ARGS.split(' ') : process.execArgv }));
   try {
     await Promise.all(children.map((c) => once(c, 'ready')));
+    const servers0 = serverCpuUs(new URL(url).port, new URL(dbUrl).pathname.slice(1));
     const t0 = Date.now();
     for (const c of children) c.send({ type: 'go' } satisfies FromParent);
     await waitDrained(url, stream);
+    const servers1 = serverCpuUs(new URL(url).port, new URL(dbUrl).pathname.slice(1));
     const done = children.map((c) => once<Extract<FromWorker, { type: 'done' }>>(c, 'done'));
     for (const c of children) c.send({ type: 'stop' } satisfies FromParent);
     const results = await Promise.all(done);
     const acked = results.reduce((s, r) => s + r.acked, 0);
     if (acked < count) throw new Error(`only ${acked} of ${count} acked`);
     const last = Math.max(...results.map((r) => r.lastAckAt));
-    return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0) };
+    return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0), statements: results.reduce((s, r) => s + r.statements, 0), cpuUsPerMsg: results.reduce((s, r) => s + r.cpuUs, 0) / count,
+      pgUsPerMsg: (servers1.postgres - servers0.postgres) / count, natsUsPerMsg: (servers1.nats - servers0.nats) / count };
   } finally {
     // Workers exit by themselves after 'done'; anything left after 5 s is killed.
     await Promise.all(children.map((c) => new Promise<void>((resolve) => {
@@ -216,7 +266,7 @@ async function main(): Promise<void> {
       const r = await natsCase(nats.url, await dbUrl(), `BENCH${k}`, k);
       process.stdout.write(
         `  NATS JetStream + ${store}, ${k} instance${k > 1 ? 's' : ''}: ${r.msgPerSec.toLocaleString('en-US')} acked msg/s ` +
-        `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
+        `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; ${r.statements} SQL statements; CPU/msg: ${r.cpuUsPerMsg.toFixed(1)} µs instances, ${r.pgUsPerMsg.toFixed(1)} µs postgres, ${r.natsUsPerMsg.toFixed(1)} µs nats-server; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
       );
     }
   } finally {
