@@ -362,6 +362,34 @@ describe('the ack record', () => {
   });
 });
 
+describe('the restart record', () => {
+  it('rides on the ack record when the save was done first: one record write, the host held until it is written', async () => {
+    const restartRecords: string[] = [];
+    let heldWhileRecording: number | undefined;
+    const r = rig({
+      storage: (memory) => ({
+        ...memory,
+        markRestarted: (id, attempts, signal) => {
+          restartRecords.push(id);
+          return memory.markRestarted(id, attempts, signal);
+        },
+        markAcked: (record) => {
+          heldWhileRecording = r.hostGuard.size;
+          return memory.markAcked(record);
+        },
+      }),
+    });
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await out.promise).toBe('acked');
+    expect(restartRecords).toEqual([]);
+    expect(heldWhileRecording).toBe(1);
+    expect(r.hostGuard.size).toBe(0);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: true, acked: true, restartAttempts: 1 });
+  });
+});
+
 describe('an error escaping a step (a bug)', () => {
   it('ends the message with that error, gives its host back and stops extending', async () => {
     const bug = new TypeError('storage bug');

@@ -53,6 +53,24 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.close();
     });
 
+    it('an ack record that carries the restart records the restart too (and restartedAt)', async () => {
+      const s = h.open();
+      const r = request(1006); // ids of their own: some harnesses share one database between tests
+      await s.saveMessage(r, 1);
+      expect(await s.isRestartDone(r.messageId)).toBe(false);
+      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 2, restartDone: true });
+      expect(await s.isRestartDone(r.messageId)).toBe(true);
+      const rec = h.read(s, r.messageId);
+      expect(rec).toMatchObject({ saved: true, restarted: true, restartAttempts: 2, acked: true });
+      expect(rec?.restartedAt).toEqual(expect.any(Number));
+      // Without the flag an ack record leaves the restart alone.
+      const other = request(1007);
+      await s.saveMessage(other, 1);
+      await s.markAcked({ messageId: other.messageId, extensions: 0, attempts: 0 });
+      expect(h.read(s, other.messageId)).toMatchObject({ restarted: false, acked: true });
+      await s.close();
+    });
+
     it('markRestarted before saveMessage still leaves one complete row', async () => {
       const s = h.open();
       const r = request(2);

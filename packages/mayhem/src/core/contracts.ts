@@ -51,6 +51,12 @@ export interface AckRecord {
   readonly extensions: number;
   /** Restart attempts made during that delivery (0 when the restart was already recorded as done). */
   readonly attempts: number;
+  /**
+   * This delivery restarted the host and the restart is recorded here, with the ack, rather than by
+   * an earlier `markRestarted` (the pipeline folds the two when the save was already done: one row
+   * write instead of two). The write must then be as durable as `markRestarted`'s.
+   */
+  readonly restartDone?: boolean;
 }
 
 export interface DeadLetter {

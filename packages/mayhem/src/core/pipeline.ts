@@ -79,6 +79,8 @@ class Job implements HandleEnd {
   running = 2;
   /** Whether this job holds its host on the guard (so exactly one release). */
   holdsHost = false;
+  /** Restarted, and the record of it rides on the ack record (the host stays held until that is written). */
+  restartUnrecorded = false;
   /** The restart step's failure wins over the save step's (it says more about what went wrong). */
   failure: StepFailure | undefined = undefined;
   ended = false;
@@ -210,6 +212,13 @@ export class MessagePipeline {
     succeeded: (job) => {
       this.#d.counters.increment('restarted');
       if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
+      if (job.running === 1 && job.failure === undefined) {
+        // The save is done, so the ack comes next: its record carries the restart (one row write,
+        // not two). The host stays held until it is written, as it would be for markRestarted.
+        job.restartUnrecorded = true;
+        this.#stepEnded(job);
+        return;
+      }
       // Recorded before anything else can ack or nack: a redelivery must find it.
       this.#attempt(job, 1, this.#recordingRestart);
     },
@@ -347,9 +356,13 @@ export class MessagePipeline {
   #ack(job: Job): Promise<Outcome> {
     const { storage, logger, counters } = this.#d;
     const id = job.request.messageId;
-    return storage.markAcked({ messageId: id, extensions: job.extensions, attempts: job.restartAttempts })
+    return storage.markAcked({ messageId: id, extensions: job.extensions, attempts: job.restartAttempts, restartDone: job.restartUnrecorded })
       .catch((err: unknown) => logger.warn({ messageId: id, err: errorText(err) }, 'Could not record the ack; acking anyway'))
-      .then(() => job.delivery.ack())
+      .then(() => {
+        // Held only when the restart record rode on the ack record: now it is written (or given up).
+        this.#releaseHost(job);
+        return job.delivery.ack();
+      })
       .then(() => {
         counters.increment('acked');
         if (logger.isLevelEnabled('info')) logger.info({ messageId: id, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);

@@ -102,6 +102,10 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
         row.extensions = record.extensions;
         row.restartAttempts = Math.max(row.restartAttempts, record.attempts);
         row.ackedAt ??= now;
+        if (record.restartDone === true) {
+          row.restarted = true;
+          row.restartedAt ??= now;
+        }
       });
     },
 

@@ -250,6 +250,8 @@ class PgStorage implements PostgresStorage {
   // ack) is what prevents a second restart, and the broker, not this row, decides redelivery. A
   // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
+    // Carrying the restart-done record, it commits durably like markRestarted.
+    if (record.restartDone === true) return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: true } });
     return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts }, lazy: true });
   }
 

@@ -240,6 +240,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           p.acked = 1;
           p.extensions = r.extensions;
           p.restartAttempts = Math.max(p.restartAttempts, r.attempts);
+          if (r.restartDone === true) p.restarted = 1;
           break;
         }
         case Kind.Failed: {
