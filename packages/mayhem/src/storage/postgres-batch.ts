@@ -61,6 +61,11 @@ export class Batcher<I, R> {
     return this.queue.length - this.head;
   }
 
+  /** Nothing queued or on the wire. */
+  get idle(): boolean {
+    return this.pending === 0 && this.inFlight === 0;
+  }
+
   /** Resolves once nothing is queued or on the wire. */
   drained(): Promise<void> {
     if (this.pending === 0 && this.inFlight === 0) return Promise.resolve();

@@ -50,12 +50,13 @@ interface LocalLock {
 interface Attempt {
   readonly host: string;
   readonly signal: AbortSignal;
-  readonly resolve: (generation: number) => void;
+  readonly resolve: () => void;
   readonly reject: (reason: unknown) => void;
   delayMs: number;
   timer: NodeJS.Timeout | undefined;
   done: boolean;
-  onAbort: () => void;
+  /** Only while sleeping before a retry (made then: most attempts never need one). */
+  onAbort: (() => void) | undefined;
 }
 
 export class PgHostGuard implements HostGuard {
@@ -88,16 +89,16 @@ export class PgHostGuard implements HostGuard {
     this.maxBatch = opts.maxBatch ?? 1000;
   }
 
-  async acquire(hostname: string, signal: AbortSignal): Promise<void> {
-    if (this.closed) throw new Error('host guard is closed');
-    await this.lockLocal(hostname, signal);
-    try {
-      // Held in process, so this host has exactly one advisory lock of ours until release().
-      this.holding.set(hostname, await this.lockRemote(hostname, signal));
-    } catch (error) {
-      this.unlockLocal(hostname);
-      throw error;
+  acquire(hostname: string, signal: AbortSignal): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('host guard is closed'));
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
+    if (signal.aborted) return Promise.reject(signal.reason);
+    // The usual case, a host nobody in this process holds: one promise per acquire, not three.
+    if (!this.local.has(hostname)) {
+      this.local.set(hostname, { waiters: [] });
+      return this.lockRemote(hostname, signal);
     }
+    return this.lockLocal(hostname, signal).then(() => this.lockRemote(hostname, signal));
   }
 
   release(hostname: string): void {
@@ -115,7 +116,7 @@ export class PgHostGuard implements HostGuard {
     for (const t of [...this.attempts]) {
       if (t.timer) {
         clearTimeout(t.timer);
-        t.signal.removeEventListener('abort', t.onAbort);
+        if (t.onAbort) t.signal.removeEventListener('abort', t.onAbort);
       }
       this.fail(t, new Error('host guard is closed'));
     }
@@ -162,26 +163,20 @@ export class PgHostGuard implements HostGuard {
 
   // ---- cross-instance advisory lock -------------------------------------------------------
 
-  private lockRemote(host: string, signal: AbortSignal): Promise<number> {
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
-    if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise<number>((resolve, reject) => {
+  /**
+   * Take the advisory lock of `host`, held in process already. Resolves once held (recorded in
+   * `holding`); on failure the in-process lock is given back before the rejection.
+   */
+  private lockRemote(host: string, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) {
+      this.unlockLocal(host);
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
+      return Promise.reject(signal.reason);
+    }
+    return new Promise<void>((resolve, reject) => {
       // No abort listener while queued or on the wire (one signal is shared by every message in
       // flight): the round checks the signal. Only an attempt sleeping before a retry listens.
-      const attempt: Attempt = {
-        host,
-        signal,
-        resolve,
-        reject,
-        delayMs: this.minRetryMs,
-        timer: undefined,
-        done: false,
-        onAbort: () => {
-          if (attempt.timer) clearTimeout(attempt.timer);
-          attempt.timer = undefined;
-          this.fail(attempt, signal.reason);
-        },
-      };
+      const attempt: Attempt = { host, signal, resolve, reject, delayMs: this.minRetryMs, timer: undefined, done: false, onAbort: undefined };
       this.attempts.add(attempt);
       this.tries.push(attempt);
       this.scheduleRound();
@@ -192,6 +187,7 @@ export class PgHostGuard implements HostGuard {
     if (attempt.done) return;
     attempt.done = true;
     this.attempts.delete(attempt);
+    this.unlockLocal(attempt.host);
     attempt.reject(reason);
   }
 
@@ -249,7 +245,9 @@ export class PgHostGuard implements HostGuard {
             t.done = true;
             this.attempts.delete(t);
             this.held.set(generation, (this.held.get(generation) ?? 0) + 1);
-            t.resolve(generation);
+            // Held in process, so this host has exactly one advisory lock of ours until release().
+            this.holding.set(t.host, generation);
+            t.resolve();
           } else if (t.signal.aborted) {
             this.fail(t, t.signal.reason);
           } else if (!t.done) {
@@ -267,10 +265,15 @@ export class PgHostGuard implements HostGuard {
   private retryLater(t: Attempt): void {
     const delay = t.delayMs * (0.5 + Math.random());
     t.delayMs = Math.min(t.delayMs * 2, this.maxRetryMs);
-    t.signal.addEventListener('abort', t.onAbort, { once: true });
+    const onAbort = (t.onAbort ??= () => {
+      if (t.timer) clearTimeout(t.timer);
+      t.timer = undefined;
+      this.fail(t, t.signal.reason);
+    });
+    t.signal.addEventListener('abort', onAbort, { once: true });
     t.timer = setTimeout(() => {
       t.timer = undefined;
-      t.signal.removeEventListener('abort', t.onAbort);
+      t.signal.removeEventListener('abort', onAbort);
       if (t.done) return;
       this.tries.push(t);
       this.scheduleRound();

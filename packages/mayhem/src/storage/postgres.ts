@@ -301,9 +301,15 @@ class PgStorage implements PostgresStorage {
   close(): Promise<void> {
     this.closing ??= (async () => {
       // A record riding out a connection failure may be sleeping between attempts, outside the
-      // batcher: the pool must stay open until it is written or given up.
-      while (this.recording.size > 0) await Promise.allSettled([...this.recording]);
-      await Promise.all([this.writes.drained(), this.reads.drained()]);
+      // batcher: the pool must stay open until it is written or given up. (A first attempt that
+      // fails hands its record to a retry in a promise reaction: one turn of the loop later every
+      // such hand-over has happened.)
+      for (;;) {
+        await Promise.all([this.writes.drained(), this.reads.drained()]);
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        if (this.recording.size === 0 && this.writes.idle) break;
+        await Promise.allSettled([...this.recording]);
+      }
       await this.guard?.close();
       await this.pool.end();
     })();
@@ -312,6 +318,13 @@ class PgStorage implements PostgresStorage {
 
   private durably(w: Write): Promise<void> {
     if (this.closing) return Promise.reject(closedError());
+    // The first attempt goes straight to the batcher (close() drains it); only retries are tracked.
+    return this.writes.submit(w).catch((error: unknown) => this.retryRecord(w, error));
+  }
+
+  private retryRecord(w: Write, error: unknown): Promise<void> {
+    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passed on as it came
+    if (!isConnectionError(error)) return Promise.reject(error);
     const recording = this.record(w);
     this.recording.add(recording);
     const forget = (): void => void this.recording.delete(recording);
@@ -319,15 +332,16 @@ class PgStorage implements PostgresStorage {
     return recording;
   }
 
-  // Keeps retrying while close() waits: the record was accepted before closing began.
+  // Attempts 2..RECORD_ATTEMPTS; keeps going while close() waits: the record was accepted before
+  // closing began.
   private async record(w: Write): Promise<void> {
     for (let attempt = 1; ; attempt++) {
+      const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random());
+      await new Promise((r) => setTimeout(r, delay));
       try {
         return await this.writes.submit(w);
       } catch (error) {
-        if (attempt >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
-        const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random());
-        await new Promise((r) => setTimeout(r, delay));
+        if (attempt + 1 >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
       }
     }
   }
