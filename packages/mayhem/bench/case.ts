@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { activeMode } from 'loopwatch';
 import { pino } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import type { RestartExecutor, Storage } from '../src/core/contracts.js';
@@ -45,7 +46,8 @@ function build(setup: Setup) {
       executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
     },
   );
-  const consumer = new Consumer(broker, pipeline, { maxInFlight: setup.maxInFlight, pullBatch: Math.min(setup.maxInFlight, 256) }, counters, logger, nackOnHandlerError(logger, counters));
+  // As the service does: under loopwatch's debug mode every message is a task (see ConsumerOptions).
+  const consumer = new Consumer(broker, pipeline, { maxInFlight: setup.maxInFlight, pullBatch: Math.min(setup.maxInFlight, 256), messageTasks: activeMode() === 'debug' }, counters, logger, nackOnHandlerError(logger, counters));
   return { broker, counters, consumer };
 }
 

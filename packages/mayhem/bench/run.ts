@@ -4,7 +4,7 @@
  * median of the rounds is printed, so a noisy machine skews both sides of a ratio alike.
  *
  *   npm run bench                      pipeline, SQLite, RSS, latency, loopwatch overhead
- *   npm run bench -- --rounds 5        more rounds
+ *   npm run bench -- --rounds 9        more rounds (default 5)
  *   npm run bench -- --broker nats     JetStream + PostgreSQL end to end (bench/nats.ts)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -23,7 +23,7 @@ if (flag('broker', 'memory') === 'nats') {
   process.exit(r.status ?? 1);
 }
 
-const rounds = Number(flag('rounds', '3'));
+const rounds = Number(flag('rounds', '5'));
 const n = Number(flag('n', '100000'));
 
 type Figures = Record<string, number>;
