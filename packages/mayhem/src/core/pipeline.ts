@@ -277,7 +277,8 @@ export class MessagePipeline {
     if (--job.running > 0 || job.ended) return;
     this.#extensions.delete(job);
     const failure = job.failure;
-    const settling = failure === undefined ? this.#ack(job) : job.signal.aborted ? this.#nackCancelled(job) : this.#fail(job, failure.error);
+    if (failure === undefined) return this.#ack(job);
+    const settling = job.signal.aborted ? this.#nackCancelled(job) : this.#fail(job, failure.error);
     void settling.then((outcome) => this.#end(job, outcome, undefined), (error: unknown) => this.#end(job, undefined, error));
   }
 
@@ -353,22 +354,30 @@ export class MessagePipeline {
    * with a record that says "not acked" forever. A record that cannot be written is logged and the
    * ack goes out anyway: the work is done, and the restart-done record guards against a second restart.
    */
-  #ack(job: Job): Promise<Outcome> {
-    const { storage, logger, counters } = this.#d;
-    const id = job.request.messageId;
-    return storage.markAcked({ messageId: id, extensions: job.extensions, attempts: job.restartAttempts, restartDone: job.restartUnrecorded })
-      .catch((err: unknown) => logger.warn({ messageId: id, err: errorText(err) }, 'Could not record the ack; acking anyway'))
-      .then(() => {
-        // Held only when the restart record rode on the ack record: now it is written (or given up).
-        this.#releaseHost(job);
-        return job.delivery.ack();
-      })
-      .then(() => {
-        counters.increment('acked');
-        if (logger.isLevelEnabled('info')) logger.info({ messageId: id, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
-        return 'acked' as const;
-      });
+  #ack(job: Job): void {
+    const record = { messageId: job.request.messageId, extensions: job.extensions, attempts: job.restartAttempts, restartDone: job.restartUnrecorded };
+    this.#when(job, this.#d.storage.markAcked(record), this.#ackRecorded, this.#ackNotRecorded);
   }
+
+  readonly #ackNotRecorded = (job: Job, err: unknown): void => {
+    this.#d.logger.warn({ messageId: job.request.messageId, err: errorText(err) }, 'Could not record the ack; acking anyway');
+    this.#ackRecorded(job);
+  };
+
+  readonly #ackRecorded = (job: Job): void => {
+    // Held only when the restart record rode on the ack record: now it is written (or given up).
+    this.#releaseHost(job);
+    this.#when(job, job.delivery.ack(), this.#acked, this.#escape);
+  };
+
+  readonly #acked = (job: Job): void => {
+    this.#d.counters.increment('acked');
+    if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
+    this.#end(job, 'acked', undefined);
+  };
+
+  /** A broker that refused the ack: the central exception handler's to log and nack. */
+  readonly #escape = (job: Job, error: unknown): void => this.#end(job, undefined, error);
 
   async #nackCancelled(job: Job): Promise<Outcome> {
     await job.delivery.nack(0);
