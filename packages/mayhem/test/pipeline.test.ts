@@ -390,6 +390,33 @@ describe('the restart record', () => {
   });
 });
 
+describe('a restart that happened', () => {
+  it('is recorded even when shutdown cancels the message while that record is being retried', async () => {
+    let restartRecords = 0;
+    const r = rig({
+      executor: new FakeExecutor(() => ({ latencyMs: 100 })),
+      storage: (memory) => ({
+        ...memory,
+        // The save honours the signal and is slow, so the restart is recorded on its own.
+        saveMessage: (request, n, signal) => sleep(1000, signal).then(() => memory.saveMessage(request, n, signal)),
+        markRestarted: (id, attempts, signal) => (++restartRecords === 1 ? Promise.reject(new Error('db hiccup')) : memory.markRestarted(id, attempts, signal)),
+      }),
+    });
+    const id = r.publish('cattle-aaaa');
+    const shutdown = new AbortController();
+    const out = track(r.pipeline.handle(await pullOne(r), shutdown.signal));
+    await vi.advanceTimersByTimeAsync(150); // restarted at 100, first record failed, retry due at 200
+    expect(restartRecords).toBe(1);
+    shutdown.abort();
+    await vi.advanceTimersByTimeAsync(50);
+    expect(await out.promise).toBe('cancelled');
+    expect(restartRecords).toBe(2);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, acked: false });
+    expect(r.broker.stats()).toMatchObject({ nacked: 1, acked: 0 });
+    expect(r.hostGuard.size).toBe(0);
+  });
+});
+
 describe('an error escaping a step (a bug)', () => {
   it('ends the message with that error, gives its host back and stops extending', async () => {
     const bug = new TypeError('storage bug');

@@ -104,6 +104,11 @@ interface RetriedStep {
   readonly retry: (job: Job, error: unknown, attempt: number) => boolean;
   readonly succeeded: (job: Job) => void;
   readonly failed: (job: Job, error: unknown) => void;
+  /**
+   * Whether shutdown (the job's signal) and the end of the job stop it. Only the record of a restart
+   * that already happened is not: dropping it would let a redelivery restart the host again.
+   */
+  readonly stoppable: boolean;
 }
 
 export class MessagePipeline {
@@ -212,7 +217,7 @@ export class MessagePipeline {
     succeeded: (job) => {
       this.#d.counters.increment('restarted');
       if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
-      if (job.running === 1 && job.failure === undefined) {
+      if (!job.ended && job.running === 1 && job.failure === undefined) {
         // The save is done, so the ack comes next: its record carries the restart (one row write,
         // not two). The host stays held until it is written, as it would be for markRestarted.
         job.restartUnrecorded = true;
@@ -223,16 +228,19 @@ export class MessagePipeline {
       this.#attempt(job, 1, this.#recordingRestart);
     },
     failed: (job, err) => this.#restartFailed(job, err),
+    stoppable: true,
   };
 
   readonly #recordingRestart: RetriedStep = {
-    run: (job) => this.#d.storage.markRestarted(job.request.messageId, job.restartAttempts, job.signal),
+    // No signal: the restart happened, so its record is written even during shutdown.
+    run: (job) => this.#d.storage.markRestarted(job.request.messageId, job.restartAttempts),
     retry: (job, err, n) => {
       this.#d.logger.warn({ messageId: job.request.messageId, attempt: n, err: errorText(err) }, 'Could not record restart; retrying');
       return n < this.#o.saveAttempts;
     },
     succeeded: (job) => this.#restartEnded(job),
     failed: (job, err) => this.#restartFailed(job, err),
+    stoppable: false,
   };
 
   readonly #restartFailed = (job: Job, error: unknown): void => {
@@ -269,6 +277,7 @@ export class MessagePipeline {
       job.failure ??= { error };
       this.#stepEnded(job);
     },
+    stoppable: true,
   };
 
   // ---- both steps ended: ack, nack or dead-letter ----
@@ -298,7 +307,7 @@ export class MessagePipeline {
 
   /** Run `step` from attempt `n`; on failure back off and try again while its policy says so. */
   #attempt(job: Job, n: number, step: RetriedStep): void {
-    if (job.ended) return;
+    if (job.ended && step.stoppable) return;
     let running: Promise<void>;
     try {
       running = step.run(job, n);
@@ -314,13 +323,13 @@ export class MessagePipeline {
   }
 
   #attemptFailed(job: Job, n: number, step: RetriedStep, err: unknown): void {
-    if (job.ended) return;
-    if (isAbort(err, job.signal) || !step.retry(job, err, n)) {
+    if (job.ended && step.stoppable) return;
+    if ((step.stoppable && isAbort(err, job.signal)) || !step.retry(job, err, n)) {
       step.failed(job, err);
       return;
     }
     this.#d.counters.increment('retries');
-    void sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), job.signal).then(
+    void sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), step.stoppable ? job.signal : undefined).then(
       () => this.#attempt(job, n + 1, step),
       (aborted: unknown) => this.#guarded(job, step.failed, aborted),
     );
