@@ -31,6 +31,15 @@ describe('debug mode reports, from child processes', () => {
     expect(r.message).toMatch(/took \d+ ms/);
   });
 
+  it('names the .ts line even when debug mode was turned on from code after the module had loaded', async () => {
+    const run = await runFixture('late-enable', { plain: true });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('done\n');
+    const r = only(run.reports, 'slow-callback');
+    expect(r.functionName).toBe('crunch');
+    expect(lineOf(r.location)).toEqual({ file: sourcePath('late-enable'), line: await markerLine('late-enable', 'CULPRIT') });
+  });
+
   it('unhandled-task-error gives where the failing task was started, and keeps node’s exit code', async () => {
     const run = await runFixture('fire-and-forget');
     expect(run.code).toBe(1);

@@ -19,7 +19,7 @@ import { formatText } from '../sinks/text.js';
 import type { CurrentTaskInfo } from './current-task.js';
 import { CURRENT_TASK_GLOBAL } from './current-task.js';
 import { nowMs, type StallCapture, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
-import { resolvePosition } from './watchdog-sourcemap.js';
+import { resolvePosition } from '../model/source-map-file.js';
 
 const data = workerData as WatchdogWorkerData;
 const port = parentPort;

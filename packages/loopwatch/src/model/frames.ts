@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame } from './report.js';
+import { resolvePosition } from './source-map-file.js';
 
 /** Frames kept per capture: the function's own frame plus `print_stack(limit=5)` callers. */
 export const CAPTURE_LIMIT = 6;
@@ -120,7 +121,8 @@ export function resolveFrame(frame: Frame): Frame {
   const file = toPath(frame.file);
   if (frame.line <= 0 || isInternalFile(frame.file)) return { ...frame, file };
   const map = safe(() => findSourceMap(file));
-  if (!map) return { ...frame, file };
+  // Loaded before source maps were turned on: node kept no map, so read it from the file.
+  if (!map) return path.isAbsolute(file) ? resolvePosition(frame.functionName, file, frame.line - 1, frame.column > 0 ? frame.column - 1 : undefined) : { ...frame, file };
   const column = frame.column > 0 ? frame.column : firstCodeColumn(file, frame.line);
   type Entry = { originalSource?: string; originalLine?: number; originalColumn?: number };
   const entry = safe<Entry>(() => map.findEntry(frame.line - 1, column - 1));

@@ -1,14 +1,16 @@
 /**
- * Source-map resolution for the watchdog worker. The worker cannot use the main thread's
- * `module.findSourceMap` cache, so it reads the generated file's `sourceMappingURL` itself and lets
- * `module.SourceMap` do the decoding. Results are cached per file; failures resolve to the generated position.
+ * Source-map resolution from the generated file itself: it reads the file's `sourceMappingURL` and
+ * lets `module.SourceMap` do the decoding. Used where `module.findSourceMap` has nothing: in the
+ * watchdog worker (no access to the main thread's cache), and on the main thread for modules loaded
+ * before loopwatch turned source maps on (`enableDebug()` from code, `mayhem run --debug`). Results
+ * are cached per file; failures resolve to the generated position.
  */
 import { SourceMap, type SourceMapPayload } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame } from '../model/report.js';
-import { toPath } from '../model/frames.js';
+import { toPath } from './frames.js';
 
 interface Loaded {
   readonly map: SourceMap | undefined;
