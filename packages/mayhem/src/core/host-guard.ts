@@ -17,11 +17,8 @@ export class LocalHostGuard implements HostGuard {
   acquire(hostname: string, signal: AbortSignal): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
     if (signal.aborted) return Promise.reject(signal.reason);
-    const waiters = this.#held.get(hostname);
-    if (waiters === undefined) {
-      this.#held.set(hostname, []);
-      return DONE;
-    }
+    if (this.tryAcquire(hostname)) return DONE;
+    const waiters = this.#held.get(hostname) as Array<() => void>;
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         const i = waiters.indexOf(wake);
@@ -36,6 +33,13 @@ export class LocalHostGuard implements HostGuard {
       waiters.push(wake);
       signal.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** Take `hostname` if nobody holds it (then {@link release} it); never waits. */
+  tryAcquire(hostname: string): boolean {
+    if (this.#held.has(hostname)) return false;
+    this.#held.set(hostname, []);
+    return true;
   }
 
   release(hostname: string): void {

@@ -2,7 +2,8 @@
  * Per-host restart guard shared by every instance using one PostgreSQL database.
  *
  * Two layers:
- * - in process, a keyed mutex: one holder per hostname at a time, the rest wait in FIFO order;
+ * - in process, the keyed mutex a single instance uses (`LocalHostGuard`): one holder per hostname
+ *   at a time, the rest wait in FIFO order;
  * - across instances, a session-level advisory lock `(namespace, hashtext(hostname))` taken with
  *   `pg_try_advisory_lock` on ONE dedicated connection per instance.
  *
@@ -19,6 +20,7 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { HostGuard } from '../core/contracts.js';
+import { LocalHostGuard } from '../core/host-guard.js';
 
 /** First key of the two-key advisory lock space, reserved for host locks ("MAYH"). */
 export const HOST_LOCK_NAMESPACE = 0x4d415948;
@@ -43,10 +45,6 @@ export interface HostGuardOptions {
   readonly maxBatch?: number;
 }
 
-interface LocalLock {
-  waiters: (() => void)[];
-}
-
 interface Attempt {
   readonly host: string;
   readonly signal: AbortSignal;
@@ -60,7 +58,8 @@ interface Attempt {
 }
 
 export class PgHostGuard implements HostGuard {
-  private readonly local = new Map<string, LocalLock>();
+  /** The in-process layer: the same keyed mutex a single instance uses. */
+  private readonly local = new LocalHostGuard();
   /** Hosts held by this process -> the connection generation their advisory lock was taken on. */
   private readonly holding = new Map<string, number>();
   private client: pg.Client | undefined;
@@ -93,12 +92,9 @@ export class PgHostGuard implements HostGuard {
     if (this.closed) return Promise.reject(new Error('host guard is closed'));
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
     if (signal.aborted) return Promise.reject(signal.reason);
-    // The usual case, a host nobody in this process holds: one promise per acquire, not three.
-    if (!this.local.has(hostname)) {
-      this.local.set(hostname, { waiters: [] });
-      return this.lockRemote(hostname, signal);
-    }
-    return this.lockLocal(hostname, signal).then(() => this.lockRemote(hostname, signal));
+    // The usual case, a host nobody in this process holds: one promise per acquire, not two.
+    if (this.local.tryAcquire(hostname)) return this.lockRemote(hostname, signal);
+    return this.local.acquire(hostname, signal).then(() => this.lockRemote(hostname, signal));
   }
 
   release(hostname: string): void {
@@ -106,7 +102,7 @@ export class PgHostGuard implements HostGuard {
     if (generation === undefined) return;
     this.holding.delete(hostname);
     this.unlockRemote(hostname, generation);
-    this.unlockLocal(hostname);
+    this.local.release(hostname);
   }
 
   /** Release the lock connection (its advisory locks go with it). */
@@ -127,40 +123,6 @@ export class PgHostGuard implements HostGuard {
     if (client) await client.end().catch(() => undefined);
   }
 
-  // ---- in-process keyed mutex -------------------------------------------------------------
-
-  private lockLocal(host: string, signal: AbortSignal): Promise<void> {
-    // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
-    if (signal.aborted) return Promise.reject(signal.reason);
-    const lock = this.local.get(host);
-    if (!lock) {
-      this.local.set(host, { waiters: [] });
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve, reject) => {
-      const grant = (): void => {
-        signal.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      const onAbort = (): void => {
-        const i = lock.waiters.indexOf(grant);
-        if (i >= 0) lock.waiters.splice(i, 1);
-        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-        reject(signal.reason);
-      };
-      signal.addEventListener('abort', onAbort, { once: true });
-      lock.waiters.push(grant);
-    });
-  }
-
-  private unlockLocal(host: string): void {
-    const lock = this.local.get(host);
-    if (!lock) return;
-    const next = lock.waiters.shift();
-    if (next) next();
-    else this.local.delete(host);
-  }
-
   // ---- cross-instance advisory lock -------------------------------------------------------
 
   /**
@@ -169,7 +131,7 @@ export class PgHostGuard implements HostGuard {
    */
   private lockRemote(host: string, signal: AbortSignal): Promise<void> {
     if (signal.aborted) {
-      this.unlockLocal(host);
+      this.local.release(host);
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
       return Promise.reject(signal.reason);
     }
@@ -187,7 +149,7 @@ export class PgHostGuard implements HostGuard {
     if (attempt.done) return;
     attempt.done = true;
     this.attempts.delete(attempt);
-    this.unlockLocal(attempt.host);
+    this.local.release(attempt.host);
     attempt.reject(reason);
   }
 
