@@ -251,8 +251,8 @@ class PgStorage implements PostgresStorage {
   // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
     // Carrying the restart-done record, it commits durably like markRestarted.
-    if (record.restartDone === true) return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: true } });
-    return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts }, lazy: true });
+    const restarted = record.restartDone === true;
+    return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: restarted || undefined }, lazy: !restarted });
   }
 
   markFailed(messageId: string, error: string, attempts: number): Promise<void> {
@@ -332,16 +332,16 @@ class PgStorage implements PostgresStorage {
     return recording;
   }
 
-  // Attempts 2..RECORD_ATTEMPTS; keeps going while close() waits: the record was accepted before
-  // closing began.
+  // Attempts 2..RECORD_ATTEMPTS (the first went out in durably()); keeps going while close() waits:
+  // the record was accepted before closing began.
   private async record(w: Write): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 1)) * (0.5 + Math.random());
+    for (let attempt = 2; ; attempt++) {
+      const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 2)) * (0.5 + Math.random());
       await new Promise((r) => setTimeout(r, delay));
       try {
         return await this.writes.submit(w);
       } catch (error) {
-        if (attempt + 1 >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
+        if (attempt >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
       }
     }
   }
