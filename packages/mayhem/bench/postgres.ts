@@ -1,6 +1,6 @@
 /**
  * PostgreSQL storage benchmark: message lives per second, where one life is what the pipeline does
- * to storage for one message — inside the host guard: isRestartDone, then markRestarted; beside
+ * to storage for one message — inside the host guard: claimRestart, then markRestarted; beside
  * it: saveMessage; after both: markAcked — with `--concurrency` messages alive at once, as under
  * the pipeline's flow control. Every write is durable (synchronous_commit as the server has it).
  *
@@ -67,7 +67,7 @@ async function run(storages: PostgresStorage[], prefix: string, count: number): 
   async function life(storage: PostgresStorage, i: number): Promise<void> {
     const request = { messageId: `${prefix}-${i}`, instanceName: `cattle-${i % 5000}`, publishedAt: startedAt };
     const restart = async (): Promise<void> => {
-      if (await storage.isRestartDone(request.messageId, signal)) throw new Error(`${request.messageId} already restarted`);
+      if ((await storage.claimRestart(request, 1, 'claim', signal)) !== 'free') throw new Error(`${request.messageId} already restarted`);
       await storage.markRestarted(request.messageId, 1, signal);
     };
     await Promise.all([

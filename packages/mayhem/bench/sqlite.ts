@@ -1,6 +1,6 @@
 /**
  * Storage benchmark: how many message lives per second the storage sustains, where one life is the
- * pipeline's four operations (isRestartDone, then saveMessage and markRestarted together, then
+ * pipeline's four operations (claimRestart, then saveMessage and markRestarted together, then
  * markAcked) and `--concurrency` messages live at once, as under the pipeline's flow control.
  *
  *   node packages/mayhem/dist/bench/sqlite.js [--messages 200000] [--concurrency 1000] [--max-batch 2000] [--apart]
@@ -37,7 +37,7 @@ async function run(storage: Storage): Promise<number> {
   async function worker(): Promise<void> {
     for (let i = next++; i < messages; i = next++) {
       const request = { messageId: `bench-${i}`, instanceName: `cattle-${i % 1000}`, publishedAt: startedAt };
-      if (await storage.isRestartDone(request.messageId)) throw new Error(`${request.messageId} already restarted`);
+      if ((await storage.claimRestart(request, 1, 'claim')) !== 'free') throw new Error(`${request.messageId} already restarted`);
       if (apart) {
         await storage.saveMessage(request, 1);
         await storage.markRestarted(request.messageId, 1);

@@ -36,6 +36,12 @@ export interface Summary {
   malformed: number;
   restarted: number;
   restartSkipped: number;
+  /** Restarts found in doubt (begun by a delivery that never recorded how it ended) and not run again. */
+  restartsInDoubt: number;
+  /** Messages whose restart ran but could not be recorded before shutdown: left to their lease. */
+  unsettled: number;
+  /** Reused messageIds dead-lettered as conflicts. */
+  conflicts: number;
   restartFailures: number;
   saveFailures: number;
   retries: number;
@@ -82,7 +88,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     {
       extendEveryMs: config.extendEvery, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
       maxDeliveries: config.maxDeliveries, retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
-      nackBackoff, dryRun: config.dryRun, random,
+      nackBackoff, dryRun: config.dryRun, inDoubt: config.inDoubt, random,
     },
     {
       storage, counters, logger,
@@ -169,6 +175,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     pullingStopped: Promise.all([pulling, published]),
   });
   clearInterval(keepAlive);
+  pipeline.close();
   if (statusTimer) clearInterval(statusTimer);
   for (const s of SIGNALS) process.off(s, onSignal);
   process.off('uncaughtException', onFatal);
@@ -210,6 +217,9 @@ function summarize(counters: Counters, inFlight: number, ms: number, reason: str
     malformed: t.malformed,
     restarted: t.restarted,
     restartSkipped: t.restart_skipped,
+    restartsInDoubt: t.restart_in_doubt,
+    unsettled: t.unsettled,
+    conflicts: t.conflict,
     restartFailures: t.restart_failed,
     saveFailures: t.save_failed,
     retries: t.retries,
@@ -226,9 +236,10 @@ export function describeSummary(s: Summary): string {
   const parts = [
     `Summary (${s.reason}):`,
     s.published !== undefined ? `published ${s.published},` : '',
-    `pulled ${s.pulled} (incl. redeliveries), acked ${s.acked}, nacked ${s.nacked}, dead-lettered ${s.deadLettered} (${s.malformed} malformed);`,
-    `restarted ${s.restarted} hosts (${s.restartSkipped} skipped as already done), ${s.restartFailures} restart failures, ${s.saveFailures} save failures, ${s.retries} retries, ${s.extensions} deadline extensions;`,
+    `pulled ${s.pulled} (incl. redeliveries), acked ${s.acked}, nacked ${s.nacked}, dead-lettered ${s.deadLettered} (${s.malformed} malformed${s.conflicts > 0 ? `, ${s.conflicts} reused ids` : ''});`,
+    `restarted ${s.restarted} hosts (${s.restartSkipped} skipped as already done${s.restartsInDoubt > 0 ? `, ${s.restartsInDoubt} in doubt not repeated` : ''}), ${s.restartFailures} restart failures, ${s.saveFailures} save failures, ${s.retries} retries, ${s.extensions} deadline extensions;`,
     `${s.seconds} s, ${s.ackedPerSecond} acked/s, ${s.inFlight} in flight at exit.`,
+    s.unsettled > 0 ? `${s.unsettled} restarted hosts could not be recorded before shutdown: their messages were left to the broker's lease, and a redelivery will find them in doubt.` : '',
     s.leftInBroker !== undefined && s.leftInBroker > 0 ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.` : '',
   ];
   return parts.filter(Boolean).join(' ');

@@ -117,6 +117,8 @@ describe('the central exception handler', () => {
     const gate = new Promise<void>((resolve) => { release = resolve; });
     const handler = vi.fn((_err: unknown, d: Delivery) => gate.then(() => d.nack(0)));
     const failing = {
+      storageHealth: r.pipeline.storageHealth,
+      brokerHealth: r.pipeline.brokerHealth,
       start: (delivery: Delivery, _signal: AbortSignal, onEnd: (end: HandleEnd) => void) =>
         queueMicrotask(() => onEnd({ delivery, startedAt: performance.now(), outcome: undefined, error: new Error('bug in a handler') })),
     } as unknown as ConstructorParameters<typeof Consumer>[1];
@@ -139,7 +141,7 @@ describe('the central exception handler', () => {
 });
 
 describe('pull failures', () => {
-  it('logs, backs off, and pulls again', async () => {
+  it('back off and pull again; one failure is not an outage (debug detail, no error line)', async () => {
     const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
     r.publish('cattle-aaaa');
     let failures = 1;
@@ -151,10 +153,86 @@ describe('pull failures', () => {
     const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
     const run = running(r, consumer);
     await vi.advanceTimersByTimeAsync(0);
-    expect(r.log.lines.filter((l) => l.msg === 'Pull failed; retrying')).toMatchObject([{ level: 50, err: 'connection reset', retryInMs: 200 }]);
     expect(r.counters.tally.pulled).toBe(0);
     await vi.advanceTimersByTimeAsync(210);
     expect(run.outcomes).toEqual(['acked']);
+    expect(r.log.lines.filter((l) => l.level >= 40)).toEqual([]);
+    run.stop.abort();
+    await run.done.promise;
+  });
+
+  it('a broker out for 30 s: one line when it goes bad, a summary every 10 s, one line when it is back', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+    r.publish('cattle-aaaa');
+    const t0 = Date.now();
+    let pulls = 0;
+    const broker: Broker = {
+      ackDeadlineMs: r.broker.ackDeadlineMs,
+      close: () => r.broker.close(),
+      pull: (max, signal) => (++pulls, Date.now() - t0 < 30_000 ? Promise.reject(new Error('connection refused')) : r.broker.pull(max, signal)),
+    };
+    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
+    const run = running(r, consumer);
+    await vi.advanceTimersByTimeAsync(36_000);
+    expect(run.outcomes).toEqual(['acked']);
+    expect(pulls).toBeGreaterThan(8);
+    const lines = r.log.lines.filter((l) => l.dependency === 'broker');
+    expect(lines.map((l) => [l.level, l.msg.replace(/[\d.]+ s\b/g, 'N s').replace(/\d+ calls/g, 'N calls')])).toEqual([
+      [50, 'Broker unavailable for N s (connection refused); pulls and settles retried until it recovers'],
+      [40, 'Broker still unavailable after N s: N calls failed, 0 waiting, 0 messages in flight; pulls and settles retried'],
+      [40, 'Broker still unavailable after N s: N calls failed, 0 waiting, 0 messages in flight; pulls and settles retried'],
+      [30, 'Broker available again after N s (N calls failed meanwhile); resuming'],
+    ]);
+    run.stop.abort();
+    await run.done.promise;
+  });
+});
+
+describe('a database out', () => {
+  it('pauses intake: nothing more is pulled while it is down; in-flight messages wait, extended, and finish after', async () => {
+    const down = { until: 0 };
+    const failing = <T>(op: () => Promise<T>): Promise<T> => (Date.now() < down.until ? Promise.reject(new Error('database is locked')) : op());
+    const r = rig({
+      executor: new FakeExecutor(() => ({ latencyMs: 500 })),
+      storage: (m) => ({
+        ...m,
+        claimRestart: (...a) => failing(() => m.claimRestart(...a)),
+        saveMessage: (...a) => failing(() => m.saveMessage(...a)),
+        markRestarted: (...a) => failing(() => m.markRestarted(...a)),
+        releaseRestart: (...a) => failing(() => m.releaseRestart(...a)),
+        markAcked: (...a) => failing(() => m.markAcked(...a)),
+        markFailed: (...a) => failing(() => m.markFailed(...a)),
+        deadLetter: (...a) => failing(() => m.deadLetter(...a)),
+      }),
+    });
+    for (let i = 0; i < 40; i++) r.publish(`cattle-d${i}`);
+    const consumer = r.consumer({ maxInFlight: 100, pullBatch: 100 });
+    const run = running(r, consumer);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(consumer.inFlight).toBe(40);
+    // The database goes away for 20 s, with 40 messages in flight and room for 60 more.
+    down.until = Date.now() + 20_000;
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(r.pipeline.storageHealth.down).toBe(true);
+    // New work arrives meanwhile: intake is paused, so it stays in the broker, not leased to us
+    // (but for the one that answers the pull already waiting when the database went down).
+    for (let i = 40; i < 100; i++) r.publish(`cattle-d${i}`);
+    await vi.advanceTimersByTimeAsync(15_000);
+    expect(r.broker.stats()).toMatchObject({ ready: 59, leased: 41, nacked: 0, acked: 0 });
+    expect(consumer.inFlight).toBe(41);
+    await vi.advanceTimersByTimeAsync(30_000);
+    expect(run.outcomes).toEqual(Array(100).fill('acked'));
+    // Every ack went out after its record: all rows are acked, restarted and saved.
+    expect([...r.memory.records.values()].filter((x) => x.acked && x.restarted && x.saved)).toHaveLength(100);
+    // Saves and claims waited for the database like the records did: nothing nacked for the outage.
+    expect(r.broker.stats()).toMatchObject({ acked: 100, nacked: 0 });
+    // One line when it went bad, a summary every 10 s, one when it came back; per-message lines at debug only.
+    const db = r.log.lines.filter((l) => l.dependency === 'database');
+    // (20 s out: one or two summaries, as recovery is seen by the next retry after it.)
+    expect(db.map((l) => l.level)).toEqual(db.length === 3 ? [50, 40, 30] : [50, 40, 40, 30]);
+    expect(db[0]?.msg).toMatch(/^Database unavailable for [\d.]+ s \(database is locked\); intake paused, records retried until it recovers$/);
+    expect(db.at(-1)?.msg).toMatch(/^Database available again after/);
+    expect(r.log.lines.filter((l) => l.level >= 40 && l.dependency === undefined).length).toBeLessThanOrEqual(10);
     run.stop.abort();
     await run.done.promise;
   });

@@ -5,6 +5,7 @@
  * recorded, and no message's host restarted again after its restart was recorded.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -182,8 +183,11 @@ export interface Published {
   readonly ids: string[];
 }
 
-/** Publish `count` valid restart requests (ids `<tag>-<i>`, 40 distinct hosts), optionally with malformed payloads mixed in. */
-export async function publishRequests(servers: string[], names: FleetNames, tag: string, count: number, opts: { replicas?: number; malformed?: string[] } = {}): Promise<Published> {
+/**
+ * Publish `count` valid restart requests (ids `<tag>-<i>`, 40 distinct hosts, or one host per message
+ * with `hostPerMessage`), optionally with malformed payloads mixed in.
+ */
+export async function publishRequests(servers: string[], names: FleetNames, tag: string, count: number, opts: { replicas?: number; malformed?: string[]; hostPerMessage?: boolean } = {}): Promise<Published> {
   const natsOpts: NatsOptions = { servers, stream: names.stream, subject: names.subject, deadLetterSubject: names.deadLetterSubject, replicas: opts.replicas ?? 1, logger: pino({ level: 'silent' }) };
   const publisher = await openNatsPublisher(natsOpts);
   const ids: string[] = [];
@@ -200,7 +204,8 @@ export async function publishRequests(servers: string[], names: FleetNames, tag:
     for (let i = 0; i < count; i++) {
       const id = `${tag}-${i}`;
       ids.push(id);
-      await send(encodeRestartRequest({ messageId: id, instanceName: `${tag}-host${i % 40}`, publishedAt: Date.now() }), id);
+      const instanceName = opts.hostPerMessage === true ? `${tag}-h${i}` : `${tag}-host${i % 40}`;
+      await send(encodeRestartRequest({ messageId: id, instanceName, publishedAt: Date.now() }), id);
       if (every > 0 && i % every === every - 1 && m < malformed.length) await send(malformed[m++]!);
     }
     while (m < malformed.length) await send(malformed[m++]!);
@@ -215,6 +220,7 @@ interface Row {
   message_id: string;
   acked: boolean;
   restarted: boolean;
+  restart_in_doubt: boolean;
   saved: boolean;
   restarted_ms: string | null;
 }
@@ -225,16 +231,18 @@ export type Query = <T extends Record<string, unknown>>(sql: string, params?: un
  * The fleet invariants. `query` runs on the fleet's database.
  * Returns the rows for extra checks.
  */
-export async function verifyFleet(query: Query, published: Published, instances: Instance[], opts: { logsComplete?: boolean } = {}): Promise<{ restartedAgain: number; duplicateRestarts: number }> {
+export async function verifyFleet(query: Query, published: Published, instances: Instance[], opts: { logsComplete?: boolean } = {}): Promise<{ restartedAgain: number; duplicateRestarts: number; inDoubt: string[] }> {
   const rows = await query<Row & Record<string, unknown>>(
-    `SELECT message_id, acked, restarted, saved, (extract(epoch FROM restarted_at) * 1000)::bigint::text AS restarted_ms
+    `SELECT message_id, acked, restarted, restart_in_doubt, saved, (extract(epoch FROM restarted_at) * 1000)::bigint::text AS restarted_ms
        FROM messages WHERE message_id = ANY($1::text[])`,
     [published.ids],
   );
   const byId = new Map(rows.map((r) => [r.message_id, r]));
   const missing = published.ids.filter((id) => !byId.get(id)?.acked);
   if (missing.length > 0) throw new Error(`${missing.length} published messages not acked in the database, e.g. ${missing.slice(0, 5).join(', ')}`);
-  const badAck = rows.filter((r) => r.acked && !(r.restarted && r.saved));
+  // Acked means saved and the restart recorded — as done, or as in doubt (its instance died mid-restart
+  // and the redelivery did not run it again).
+  const badAck = rows.filter((r) => r.acked && !((r.restarted || r.restart_in_doubt) && r.saved));
   if (badAck.length > 0) throw new Error(`${badAck.length} messages acked without restart+save recorded, e.g. ${badAck[0]?.message_id}`);
   const extra = await query<{ n: string }>('SELECT count(*)::text AS n FROM messages WHERE acked AND NOT (message_id = ANY($1::text[]))', [published.ids]);
   if (extra[0]?.n !== '0') throw new Error(`${extra[0]?.n} acked records that were never published`);
@@ -262,7 +270,20 @@ export async function verifyFleet(query: Query, published: Published, instances:
   }
   for (const n of count.values()) if (n > 1) duplicateRestarts += n - 1;
   if (restartedAgain > 0) throw new Error(`${restartedAgain} restarts happened after the message's restart was recorded`);
-  return { restartedAgain, duplicateRestarts };
+  return { restartedAgain, duplicateRestarts, inDoubt: rows.filter((r) => r.restart_in_doubt).map((r) => r.message_id) };
+}
+
+/** Hosts restarted more than once according to a mock restart journal (MAYHEM_MOCK_JOURNAL), with their counts. */
+export function doubleRestarts(journal: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  const text = existsSync(journal) ? readFileSync(journal, 'utf8') : '';
+  for (const host of text.split('\n')) if (host !== '') counts.set(host, (counts.get(host) ?? 0) + 1);
+  return new Map([...counts].filter(([, n]) => n > 1));
+}
+
+/** The hosts a mock restart journal holds (each once). */
+export function journalHosts(journal: string): Set<string> {
+  return new Set((existsSync(journal) ? readFileSync(journal, 'utf8') : '').split('\n').filter((h) => h !== ''));
 }
 
 /**

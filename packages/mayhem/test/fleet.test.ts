@@ -4,18 +4,22 @@
  * Every test ends with the fleet invariants (see verifyFleet). Needs `npm run build` first: the
  * instances run the compiled CLI.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './helpers/nats-server.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
-import { CLI, fleetNames, Instance, killAll, publishRequests, runArgs, verifyFleet, waitDrained, waitFor, type Query } from './fleet-harness.js';
+import { CLI, doubleRestarts, fleetNames, Instance, journalHosts, killAll, publishRequests, runArgs, verifyFleet, waitDrained, waitFor, type Query } from './fleet-harness.js';
 
 let nats: NatsServer;
 let pgt: TestPostgres;
 const instances: Instance[] = [];
+// Where the mock executors journal the restarts that took effect (MAYHEM_MOCK_JOURNAL).
+const journals = mkdtempSync(join(tmpdir(), 'mayhem-journal-'));
 
 beforeAll(async () => {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
@@ -30,6 +34,7 @@ afterAll(async () => {
   await killAll(instances.splice(0));
   await nats?.destroy();
   await pgt?.close();
+  rmSync(journals, { recursive: true, force: true });
 });
 
 function queryOn(url: string): Query {
@@ -44,8 +49,8 @@ function queryOn(url: string): Query {
   };
 }
 
-function start(name: string, args: string[]): Instance {
-  const i = new Instance(name, args);
+function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Instance {
+  const i = new Instance(name, args, env);
   instances.push(i);
   return i;
 }
@@ -97,17 +102,18 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     await verifyFleet(queryOn(db.url), published, [a, b]);
   });
 
-  it('(2) SIGKILL one of two instances mid-flight: its messages return after the ack wait and the other finishes them', async () => {
+  it('(2) SIGKILL one of two instances mid-flight: its messages return after the ack wait and the other finishes them; no host restarted twice', async () => {
     const names = fleetNames('kill');
     const db = await pgt.createDatabase();
     const N = 1500;
+    const journal = join(journals, 'kill');
     const args = runArgs({
       brokerUrl: nats.url, dbUrl: db.url, names,
       extra: [...LEASE, '--max-in-flight', '150', '--restart-latency', '400ms', '--restart-failure-rate', '0'],
     });
-    const published = await publishRequests([nats.url], names, 'kill', N);
-    const a = start('A', args);
-    const b = start('B', args);
+    const published = await publishRequests([nats.url], names, 'kill', N, { hostPerMessage: true });
+    const a = start('A', args, { MAYHEM_MOCK_JOURNAL: journal });
+    const b = start('B', args, { MAYHEM_MOCK_JOURNAL: journal });
     await a.until('A acked 150', () => a.acked.size >= 150);
     a.kill('SIGKILL');
     await a.exited;
@@ -118,8 +124,45 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     expect(b.redelivered.size, b.describe()).toBeGreaterThan(0);
     expect([...b.redelivered].every((id) => b.acked.has(id))).toBe(true);
     const r = await verifyFleet(queryOn(db.url), published, [a, b], { logsComplete: false });
-    // Only messages A had in hand may have been restarted twice (A died before recording them).
-    expect(r.duplicateRestarts).toBeLessThanOrEqual(150);
+    // The journal is written as each restart takes effect, even by A in its last moment.
+    expect(doubleRestarts(journal)).toEqual(new Map());
+    // Each host restarted at most once, and exactly once unless A died mid-restart (then in doubt).
+    const restarted = journalHosts(journal);
+    const neverRestarted = published.ids.filter((id) => !restarted.has(`${id.replace('kill-', 'kill-h')}.example.net`));
+    expect(neverRestarted.every((id) => r.inDoubt.includes(id))).toBe(true);
+  });
+
+  it('(6) SIGKILL at random points, 3 instances, again and again: no host is ever restarted twice', async () => {
+    const names = fleetNames('chaos');
+    const db = await pgt.createDatabase();
+    const N = 3000;
+    const journal = join(journals, 'chaos');
+    const args = runArgs({
+      brokerUrl: nats.url, dbUrl: db.url, names,
+      extra: [...LEASE, '--max-in-flight', '100', '--restart-latency', '50ms', '--restart-failure-rate', '0.05'],
+    });
+    const published = await publishRequests([nats.url], names, 'chaos', N, { hostPerMessage: true });
+    const env = { MAYHEM_MOCK_JOURNAL: journal };
+    const fleet = [start('A', args, env), start('B', args, env), start('C', args, env)];
+    let spawned = 0;
+    for (let round = 0; round < 4; round++) {
+      // A random moment: after a random amount of progress, one random running instance dies.
+      const target = ackedBy(fleet) + 100 + Math.floor(Math.random() * 400);
+      await waitFor(fleet, `${target} acked`, () => ackedBy(fleet) >= target || ackedBy(fleet) >= N - 50);
+      const running = fleet.filter((i) => i.running);
+      const victim = running[Math.floor(Math.random() * running.length)]!;
+      victim.kill('SIGKILL');
+      await victim.exited;
+      fleet.push(start(`R${++spawned}`, args, env));
+    }
+    await waitDrained([nats.url], names, 120_000, fleet);
+    for (const i of fleet.filter((x) => x.running)) await stopClean(i);
+    const r = await verifyFleet(queryOn(db.url), published, fleet, { logsComplete: false });
+    expect(doubleRestarts(journal)).toEqual(new Map());
+    const restarted = journalHosts(journal);
+    const neverRestarted = published.ids.filter((id) => !restarted.has(`${id.replace('chaos-', 'chaos-h')}.example.net`));
+    // A host is not restarted only when its instance died mid-restart: recorded in doubt, never repeated.
+    expect(neverRestarted.every((id) => r.inDoubt.includes(id))).toBe(true);
   });
 
   it('(4) PostgreSQL connections terminated mid-run: saves retry, nothing lost', async () => {

@@ -6,7 +6,7 @@
 import { pino, type Logger } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import type { Delivery, Metrics, RestartExecutor, Storage } from '../src/core/contracts.js';
-import { RestartFailed } from '../src/core/contracts.js';
+import { RestartCancelled, RestartFailed } from '../src/core/contracts.js';
 import { Consumer, nackOnHandlerError, type ConsumerOptions } from '../src/core/consumer.js';
 import { Counters } from '../src/core/counters.js';
 import { LocalHostGuard } from '../src/core/host-guard.js';
@@ -76,7 +76,7 @@ export class FakeExecutor implements RestartExecutor {
     this.calls.push(call);
     if (signal.aborted) {
       call.outcome = 'aborted';
-      return Promise.reject(signal.reason as Error);
+      return Promise.reject(new RestartCancelled(`cancelled before restarting ${hostname}`));
     }
     const plan = this.#plan(hostname, nth);
     this.active += 1;
@@ -93,7 +93,8 @@ export class FakeExecutor implements RestartExecutor {
         clearTimeout(timer);
         call.outcome = 'aborted';
         done();
-        reject(signal.reason as Error);
+        // Like the mock: a restart stopped before its latency is over did not happen.
+        reject(new RestartCancelled(`cancelled before restarting ${hostname}`));
       };
       const timer = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);

@@ -350,15 +350,70 @@ describe('the ack record', () => {
     expect(r.broker.stats().acked).toBe(1);
   });
 
-  it('that cannot be written is logged, and the ack goes out anyway', async () => {
-    const r = rig({ storage: (memory) => ({ ...memory, markAcked: () => Promise.reject(new Error('disk full')) }) });
+  it('that fails is retried until written, the lease extended meanwhile; only then the ack goes out', async () => {
+    let failures = 0;
+    const r = rig({
+      ackDeadlineMs: 1500,
+      pipeline: { extendEveryMs: 1000 },
+      storage: (memory) => ({
+        ...memory,
+        // The database is out for ~5 s: every ack record fails until then.
+        markAcked: (record) => (Date.now() < 5000 ? (failures++, Promise.reject(new Error('disk full'))) : memory.markAcked(record)),
+      }),
+    });
+    vi.setSystemTime(0);
     const id = r.publish('cattle-aaaa');
     const out = track(r.pipeline.handle(await pullOne(r), live()));
-    await vi.advanceTimersByTimeAsync(100); // the default restart latency
+    await vi.advanceTimersByTimeAsync(4900);
+    expect(failures).toBeGreaterThan(3);
+    expect(out.settled).toBe(false);
+    // Not acked, and still ours: the extensions kept the 1.5 s lease alive for 5 s.
+    expect(r.broker.stats()).toMatchObject({ acked: 0, leased: 1, ready: 0 });
+    expect(r.counters.tally.extended).toBeGreaterThanOrEqual(4);
+    await vi.advanceTimersByTimeAsync(5000);
     expect(await out.promise).toBe('acked');
-    expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0 });
-    expect(r.log.lines.filter((l) => l.msg === 'Could not record the ack; acking anyway')).toMatchObject([{ level: 40, messageId: id, err: 'disk full' }]);
-    expect(r.log.messages()).toContain('Done. Acked cattle-aaaa');
+    expect(r.memory.records.get(id)).toMatchObject({ acked: true, restarted: true });
+    expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0, ready: 0 });
+    expect(r.log.messages()).not.toContain('Could not record the ack; acking anyway');
+  });
+
+  it('that carries the restart and cannot be written before shutdown: neither acked nor nacked (left to its lease)', async () => {
+    const r = rig({ storage: (memory) => ({ ...memory, markAcked: () => Promise.reject(new Error('disk full')) }) });
+    const id = r.publish('cattle-aaaa');
+    const shutdown = new AbortController();
+    const out = track(r.pipeline.handle(await pullOne(r), shutdown.signal));
+    await vi.advanceTimersByTimeAsync(3000);
+    expect(out.settled).toBe(false);
+    shutdown.abort();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await out.promise).toBe('unsettled');
+    // Neither acked nor nacked: its lease ran out meanwhile, so the broker has it ready again.
+    expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 0, leased: 0, ready: 1 });
+    // The restart ran; its intent is recorded, so the redelivery finds it in doubt, never free.
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: false, restartClaimed: 1, acked: false });
+    expect(r.counters.tally.unsettled).toBe(1);
+    expect(r.hostGuard.size).toBe(0);
+  });
+
+  it('that carries no restart and cannot be written before shutdown: nacked back', async () => {
+    const r = rig({
+      executor: new FakeExecutor(() => ({ latencyMs: 10 })),
+      storage: (memory) => ({
+        ...memory,
+        // Slow saves: the restart is recorded on its own first; then the ack record fails.
+        saveMessage: (req, n, signal) => sleep(100).then(() => memory.saveMessage(req, n, signal)),
+        markAcked: () => Promise.reject(new Error('disk full')),
+      }),
+    });
+    const id = r.publish('cattle-aaaa');
+    const shutdown = new AbortController();
+    const out = track(r.pipeline.handle(await pullOne(r), shutdown.signal));
+    await vi.advanceTimersByTimeAsync(3000);
+    shutdown.abort();
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(await out.promise).toBe('cancelled');
+    expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 1 });
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, acked: false });
   });
 });
 
@@ -419,34 +474,124 @@ describe('a restart that happened', () => {
 
 describe('an error escaping a step (a bug)', () => {
   it('ends the message with that error, gives its host back and stops extending', async () => {
-    const bug = new TypeError('storage bug');
-    let lookups = 0;
+    const bug = new TypeError('metrics bug');
+    let thrown = 0;
     const r = rig({
       executor: new FakeExecutor(() => ({ latencyMs: 10 })),
-      storage: (memory) => ({
-        ...memory,
-        // Throws instead of rejecting, once: a bug, not a failure the pipeline retries.
-        isRestartDone: (id, signal) => {
-          if (++lookups === 1) throw bug;
-          return memory.isRestartDone(id, signal);
-        },
-      }),
+      // Throws where the restart succeeded, the host held: a bug in a continuation, not a failure.
+      metrics: { increment: (name) => { if (name === 'restarted' && ++thrown === 1) throw bug; }, gauge: () => undefined, timing: () => undefined, close: () => Promise.resolve() },
     });
     r.publish('cattle-aaaa');
     r.publish('cattle-aaaa');
     const [first, second] = await r.pullNow();
     const failed = track(r.pipeline.handle(first!, live()).catch((e: unknown) => e));
     const next = track(r.pipeline.handle(second!, live()));
-    await vi.advanceTimersByTimeAsync(0);
+    await vi.advanceTimersByTimeAsync(10);
     expect(await failed.promise).toBe(bug);
-    // The host went back at once: the second message for it restarts without waiting.
+    // The host went back at once: the second message for it restarts without waiting for the first.
     await vi.advanceTimersByTimeAsync(10);
     expect(await next.promise).toBe('acked');
-    expect(r.executor.callsFor(HOST_A)).toHaveLength(1);
+    expect(r.executor.callsFor(HOST_A)).toHaveLength(2);
     expect(r.hostGuard.size).toBe(0);
     // No extension timer is left behind for the message that escaped.
-    const extended = r.counters.tally.extended ?? 0;
+    const extended = r.counters.tally.extended;
     await vi.advanceTimersByTimeAsync(5000);
-    expect(r.counters.tally.extended ?? 0).toBe(extended);
+    expect(r.counters.tally.extended).toBe(extended);
+  });
+});
+
+describe('the restart intent (never twice, even when a process dies mid-restart)', () => {
+  it('is recorded before the executor runs', async () => {
+    let claimedWhenRestarting: number | undefined;
+    const executor = new FakeExecutor(() => ({ latencyMs: 10 }));
+    const r = rig({ executor });
+    const restart = executor.restart.bind(executor);
+    executor.restart = (host, signal) => {
+      claimedWhenRestarting = r.memory.records.get(id)?.restartClaimed;
+      return restart(host, signal);
+    };
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await out.promise).toBe('acked');
+    expect(claimedWhenRestarting).toBe(1);
+  });
+
+  it('found without an outcome (its instance died mid-restart): not restarted again, acked, recorded in doubt', async () => {
+    const r = rig();
+    const id = r.publish('cattle-aaaa');
+    // What a killed instance leaves: the message saved and its restart claimed by delivery 1, nothing more.
+    const req = { messageId: id, instanceName: 'cattle-aaaa', publishedAt: Date.now() };
+    await r.memory.claimRestart(req, 1, 'claim');
+    await r.memory.saveMessage(req, 1);
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await out.promise).toBe('acked');
+    expect(r.executor.calls).toHaveLength(0);
+    expect(r.counters.tally.restart_in_doubt).toBe(1);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: false, restartInDoubt: true, acked: true });
+    expect(r.log.lines.filter((l) => l.msg.startsWith('Restart of cattle-aaaa.example.net is in doubt'))).toMatchObject([{ level: 40, messageId: id }]);
+  });
+
+  it('with inDoubt restart (at least once), an in-doubt restart runs again', async () => {
+    const r = rig({ pipeline: { inDoubt: 'restart' } });
+    const id = r.publish('cattle-aaaa');
+    await r.memory.claimRestart({ messageId: id, instanceName: 'cattle-aaaa', publishedAt: 0 }, 1, 'claim');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await out.promise).toBe('acked');
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, restartInDoubt: false });
+  });
+
+  it('a restart that failed for sure is released: the redelivery restarts the host', async () => {
+    const r = rig({ pipeline: { restartAttempts: 1 }, executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, fail: nth === 1 })) });
+    const id = r.publish('cattle-aaaa');
+    const first = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await first.promise).toBe('nacked');
+    expect(r.memory.records.get(id)).toMatchObject({ restartClaimed: 1, restartReleased: 1, restarted: false });
+    await vi.advanceTimersByTimeAsync(1000); // the nack delay
+    const again = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await again.promise).toBe('acked');
+    expect(r.executor.callsFor(HOST_A)).toHaveLength(2);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, restartClaimed: 2 });
+  });
+
+  it('a restart that ended without saying whether it happened stays in doubt: the redelivery does not run it', async () => {
+    const r = rig({ executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, error: nth === 1 ? new Error('ssh: connection reset') : undefined })) });
+    const id = r.publish('cattle-aaaa');
+    const first = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await first.promise).toBe('nacked');
+    expect(r.memory.records.get(id)).toMatchObject({ restartClaimed: 1, restartReleased: 0, restarted: false });
+    await vi.advanceTimersByTimeAsync(1000);
+    const again = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await again.promise).toBe('acked');
+    expect(r.executor.callsFor(HOST_A)).toHaveLength(1);
+    expect(r.memory.records.get(id)).toMatchObject({ restartInDoubt: true, acked: true });
+  });
+});
+
+describe('a messageId reused for another instance', () => {
+  it('is dead-lettered at once as a conflict; the first record and its host are left alone', async () => {
+    const r = rig();
+    const id = r.publish('cattle-aaaa');
+    const first = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await first.promise).toBe('acked');
+    const before = { ...r.memory.records.get(id) };
+    r.publish('cattle-bbbb', id);
+    const reused = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await reused.promise).toBe('dead-lettered');
+    expect(r.executor.callsFor('cattle-bbbb.example.net')).toHaveLength(0);
+    expect({ ...r.memory.records.get(id), updatedAt: 0 }).toEqual({ ...before, updatedAt: 0 });
+    expect(r.memory.deadLetters).toHaveLength(1);
+    expect(r.memory.deadLetters[0]).toMatchObject({ request: undefined, deliveries: 1 });
+    expect(r.memory.deadLetters[0]?.reason).toMatch(/^conflict: messageId "m-\d+" is already recorded for another instance; not restarting cattle-bbbb\.example\.net$/);
+    expect(r.counters.tally).toMatchObject({ conflict: 1, dead_lettered: 1 });
   });
 });

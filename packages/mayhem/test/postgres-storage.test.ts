@@ -9,7 +9,7 @@ import {
   type PostgresStorage,
   type PostgresStorageOptions,
 } from '../src/storage/postgres.js';
-import { SCHEMA_VERSION } from '../src/storage/postgres-schema.js';
+import { MIGRATIONS } from '../src/storage/postgres-schema.js';
 import type { MessageRecord } from '../src/storage/record.js';
 import { freePort, startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { describeStorageContract, request } from './storage-contract.js';
@@ -34,7 +34,8 @@ function open(extra: Partial<PostgresStorageOptions> = {}): Promise<PostgresStor
 
 function lazy(p: Promise<Storage>): Storage {
   return {
-    isRestartDone: (id, signal) => p.then((s) => s.isRestartDone(id, signal)),
+    claimRestart: (r, n, mode, signal) => p.then((s) => s.claimRestart(r, n, mode, signal)),
+    releaseRestart: (id, n, a) => p.then((s) => s.releaseRestart(id, n, a)),
     saveMessage: (r, n, signal) => p.then((s) => s.saveMessage(r, n, signal)),
     markRestarted: (id, a, signal) => p.then((s) => s.markRestarted(id, a, signal)),
     markAcked: (rec) => p.then((s) => s.markAcked(rec)),
@@ -56,6 +57,7 @@ function readRecord(id: string): MessageRecord | undefined {
   const [line] = psql(`SELECT json_build_object(
     'messageId', message_id, 'instanceName', instance_name, 'hostname', hostname,
     'publishedAt', ${ms('published_at')}, 'restarted', restarted, 'restartAttempts', restart_attempts,
+    'restartClaimed', restart_claimed, 'restartReleased', restart_released, 'restartInDoubt', restart_in_doubt,
     'saved', saved, 'acked', acked, 'extensions', extensions, 'deliveries', deliveries,
     'deadLettered', dead_lettered, 'lastError', last_error, 'createdAt', ${ms('created_at')},
     'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')})
@@ -82,7 +84,7 @@ describe('postgres storage', () => {
     const again = await openPostgresStorage({ url, logger: silent });
     await Promise.all([...opened, again].map((s) => s.close()));
     const rows = psqlAt(url, 'SELECT version FROM schema_version ORDER BY version');
-    expect(rows).toEqual([String(SCHEMA_VERSION)]);
+    expect(rows).toEqual(MIGRATIONS.map((m) => String(m.version)));
     expect(psqlAt(url, `SELECT count(*) FROM pg_tables WHERE tablename IN ('messages', 'dead_letters')`)).toEqual(['2']);
   });
 
@@ -93,12 +95,12 @@ describe('postgres storage', () => {
     const afterWrites = s.stats();
     expect(afterWrites.writes).toBe(n);
     expect(afterWrites.writeBatches).toBeLessThanOrEqual(10); // at most 1000 per statement
-    const done = await Promise.all(Array.from({ length: n }, (_, i) => s.isRestartDone(`m-${10_000 + i}`)));
-    expect(done.every((d) => !d)).toBe(true);
+    const done = await Promise.all(Array.from({ length: n }, (_, i) => s.claimRestart(request(10_000 + i), 1, 'look')));
+    expect(done.every((d) => d === 'free')).toBe(true);
     expect(s.stats().readBatches).toBeLessThanOrEqual(10);
     await Promise.all(Array.from({ length: n }, (_, i) => s.markRestarted(`m-${10_000 + i}`, 1)));
-    const doneNow = await Promise.all(Array.from({ length: n }, (_, i) => s.isRestartDone(`m-${10_000 + i}`)));
-    expect(doneNow.every((d) => d)).toBe(true);
+    const doneNow = await Promise.all(Array.from({ length: n }, (_, i) => s.claimRestart(request(10_000 + i), 2, 'claim')));
+    expect(doneNow.every((d) => d === 'done')).toBe(true);
     expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-1____' AND saved AND restarted`)).toEqual([String(n)]);
     await s.close();
   });
@@ -177,7 +179,7 @@ describe('postgres storage', () => {
     await s.close();
     await Promise.all(writes);
     expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-201__'`)).toEqual(['50']);
-    await expect(s.isRestartDone('m-20100')).rejects.toThrow(/closed/);
+    await expect(s.claimRestart(request(20_100), 1, 'claim')).rejects.toThrow(/closed/);
   });
 
   it('connections terminated mid-run: writes reject clearly, then succeed on retry; nothing lost', async () => {

@@ -21,14 +21,17 @@ describe('sqlite group commit', () => {
 
   it('reads see the writes queued before them in the same flush', async () => {
     const s = openSqliteStorage({ path: tmp.file(), logger: silent });
-    const [, done, other] = await Promise.all([s.markRestarted('m-1', 1), s.isRestartDone('m-1'), s.isRestartDone('m-2')]);
-    expect(done).toBe(true);
-    expect(other).toBe(false);
+    const [, done, other] = await Promise.all([s.markRestarted('m-1', 1), s.claimRestart(request(1), 1, 'claim'), s.claimRestart(request(2), 1, 'claim')]);
+    expect(done).toBe('done');
+    expect(other).toBe('free');
     expect(s.stats.transactions).toBe(1);
     // ...and not the writes queued after them.
-    const [before] = await Promise.all([s.isRestartDone('m-3'), s.markRestarted('m-3', 1)]);
-    expect(before).toBe(false);
-    expect(await s.isRestartDone('m-3')).toBe(true);
+    const [before] = await Promise.all([s.claimRestart(request(3), 1, 'look'), s.markRestarted('m-3', 1)]);
+    expect(before).toBe('free');
+    expect(await s.claimRestart(request(3), 2, 'look')).toBe('done');
+    // A claim in the same flush as an earlier claim of the same message sees it (in doubt).
+    const [first, second] = await Promise.all([s.claimRestart(request(4), 1, 'claim'), s.claimRestart(request(4), 2, 'claim')]);
+    expect([first, second]).toEqual(['free', 'in-doubt']);
     await s.close();
   });
 
@@ -49,7 +52,7 @@ describe('sqlite group commit', () => {
     h.enable();
     const lives = Array.from({ length: 5_000 }, async (_, i) => {
       const r = request(i);
-      await s.isRestartDone(r.messageId);
+      await s.claimRestart(r, 1, 'claim');
       await Promise.all([s.saveMessage(r, 1), s.markRestarted(r.messageId, 1)]);
       await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 1 });
     });

@@ -24,6 +24,9 @@ interface Row {
   hostname: string | null;
   published_at: number | null;
   restarted: number;
+  restart_claimed: number;
+  restart_released: number;
+  restart_in_doubt: number;
   restart_attempts: number;
   saved: number;
   acked: number;
@@ -78,6 +81,9 @@ function toRecord(r: Row): MessageRecord {
     hostname: r.hostname,
     publishedAt: r.published_at,
     restarted: r.restarted === 1,
+    restartClaimed: r.restart_claimed,
+    restartReleased: r.restart_released,
+    restartInDoubt: r.restart_in_doubt === 1,
     restartAttempts: r.restart_attempts,
     saved: r.saved === 1,
     acked: r.acked === 1,

@@ -29,9 +29,9 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
     it('records a full message life', async () => {
       const s = h.open();
       const r = request(1);
-      expect(await s.isRestartDone(r.messageId)).toBe(false);
+      expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
       await Promise.all([s.saveMessage(r, 1), s.markRestarted(r.messageId, 2)]);
-      expect(await s.isRestartDone(r.messageId)).toBe(true);
+      expect(await s.claimRestart(r, 2, 'claim')).toBe('done');
       await s.markAcked({ messageId: r.messageId, extensions: 3, attempts: 2 });
       const rec = h.read(s, r.messageId);
       expect(rec).toMatchObject({
@@ -41,6 +41,9 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
         publishedAt: r.publishedAt,
         saved: true,
         restarted: true,
+        restartClaimed: 1,
+        restartReleased: 0,
+        restartInDoubt: false,
         restartAttempts: 2,
         acked: true,
         extensions: 3,
@@ -57,9 +60,9 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       const s = h.open();
       const r = request(1006); // ids of their own: some harnesses share one database between tests
       await s.saveMessage(r, 1);
-      expect(await s.isRestartDone(r.messageId)).toBe(false);
+      expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
       await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 2, restartDone: true });
-      expect(await s.isRestartDone(r.messageId)).toBe(true);
+      expect(await s.claimRestart(r, 2, 'claim')).toBe('done');
       const rec = h.read(s, r.messageId);
       expect(rec).toMatchObject({ saved: true, restarted: true, restartAttempts: 2, acked: true });
       expect(rec?.restartedAt).toEqual(expect.any(Number));
@@ -145,6 +148,60 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s2.close();
     });
 
+    it('a claim records the intent; a redelivery finds it in doubt until it is released or done', async () => {
+      const s = h.open();
+      const r = request(2001);
+      expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
+      expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 1, restartReleased: 0, restarted: false, instanceName: r.instanceName });
+      // The process died mid-restart: the next delivery finds the intent and nothing else.
+      expect(await s.claimRestart(r, 2, 'claim')).toBe('in-doubt');
+      expect(await s.claimRestart(r, 2, 'look')).toBe('in-doubt');
+      expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 1 }); // in doubt: nothing written
+      // At least once: claimed again by delivery 2, released when that restart fails for sure.
+      expect(await s.claimRestart(r, 2, 'claim-in-doubt')).toBe('in-doubt');
+      expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 2 });
+      await s.releaseRestart(r.messageId, 2, 3);
+      expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 2, restartReleased: 2, restartAttempts: 3 });
+      expect(await s.claimRestart(r, 3, 'claim')).toBe('free');
+      await s.markRestarted(r.messageId, 1);
+      expect(await s.claimRestart(r, 4, 'claim-in-doubt')).toBe('done');
+      // A release that arrives late (a retried write) never undoes the later claim's record.
+      await s.releaseRestart(r.messageId, 2, 1);
+      expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 3, restartReleased: 2, restarted: true });
+      await s.close();
+    });
+
+    it('a look records nothing; an ack record can mark the restart in doubt', async () => {
+      const s = h.open();
+      const r = request(2002);
+      expect(await s.claimRestart(r, 1, 'look')).toBe('free');
+      expect(h.read(s, r.messageId)).toBeUndefined();
+      await s.claimRestart(r, 1, 'claim');
+      await s.saveMessage(r, 2);
+      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0, restartInDoubt: true });
+      expect(h.read(s, r.messageId)).toMatchObject({ restartInDoubt: true, restarted: false, acked: true });
+      await s.close();
+    });
+
+    it('a messageId reused for another instance is a conflict and never rewrites whose record it is', async () => {
+      const s = h.open();
+      const first = request(2003);
+      const reused = { ...first, instanceName: 'someone-else', publishedAt: first.publishedAt + 1 };
+      await s.saveMessage(first, 1);
+      expect(await s.claimRestart(reused, 1, 'claim')).toBe('conflict');
+      expect(await s.claimRestart(reused, 1, 'look')).toBe('conflict');
+      await s.saveMessage(reused, 1);
+      await s.markAcked({ messageId: first.messageId, extensions: 0, attempts: 1, restartDone: true });
+      expect(await s.claimRestart(reused, 2, 'claim-in-doubt')).toBe('conflict'); // conflict wins over done
+      expect(h.read(s, first.messageId)).toMatchObject({ instanceName: first.instanceName, hostname: `${first.instanceName}.example.net`, publishedAt: first.publishedAt, restartClaimed: 0 });
+      // The claim of a new id takes the instance first: a save for another instance finds it taken.
+      const fresh = request(2004);
+      expect(await s.claimRestart(fresh, 1, 'claim')).toBe('free');
+      await s.saveMessage({ ...fresh, instanceName: 'late-comer' }, 1);
+      expect(h.read(s, fresh.messageId)).toMatchObject({ instanceName: fresh.instanceName });
+      await s.close();
+    });
+
     it('rejects with the signal reason when aborted before the write', async () => {
       const s = h.open();
       const ac = new AbortController();
@@ -152,7 +209,7 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       ac.abort(reason);
       await expect(s.saveMessage(request(6), 1, ac.signal)).rejects.toBe(reason);
       await expect(s.markRestarted('m-6', 1, ac.signal)).rejects.toBe(reason);
-      await expect(s.isRestartDone('m-6', ac.signal)).rejects.toBe(reason);
+      await expect(s.claimRestart(request(6), 1, 'claim', ac.signal)).rejects.toBe(reason);
       expect(h.read(s, 'm-6')).toBeUndefined();
       await s.close();
     });

@@ -19,7 +19,7 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1));
 }
 
-type Kind = 'int' | 'number' | 'duration' | 'bool' | 'string' | 'hostport' | 'level' | 'format';
+type Kind = 'int' | 'number' | 'duration' | 'bool' | 'string' | 'hostport' | 'level' | 'format' | 'inDoubt';
 
 interface Setting {
   readonly kind: Kind;
@@ -55,6 +55,7 @@ export const SETTINGS = {
   saveFailureRate: { kind: 'number', flag: 'save-failure-rate', help: 'probability a save fails (fault injection)', default: 0, min: 0, max: 1, commands: RUN },
   malformedEvery: { kind: 'int', flag: 'malformed-every', help: 'fault injection: the simulated publisher makes every Nth message malformed (default never)', min: 1, commands: RUN },
   seed: { kind: 'int', flag: 'seed', help: 'seed the random choices (reproducible runs)', min: 0, commands: BOTH },
+  inDoubt: { kind: 'inDoubt', flag: 'in-doubt', help: 'a restart found in doubt (its instance died mid-restart): skip it (at most once) or restart it again (at least once)', default: 'skip', commands: RUN },
   dryRun: { kind: 'bool', flag: 'dry-run', help: 'log what would be restarted; restart nothing', default: false, commands: RUN },
   grace: { kind: 'duration', flag: 'grace', help: 'on shutdown, time in-flight messages get to finish before they are cancelled and nacked', default: '5s', min: 0, commands: RUN },
   statsd: { kind: 'hostport', flag: 'statsd', help: 'send metrics to StatsD at host:port', commands: RUN },
@@ -75,6 +76,7 @@ export type SettingKey = keyof typeof SETTINGS;
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const FORMATS = ['auto', 'json', 'pretty'] as const;
+const IN_DOUBT = ['skip', 'restart'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -87,6 +89,7 @@ function allowed(s: Setting): string {
     case 'hostport': return 'host:port, e.g. 127.0.0.1:8125';
     case 'level': return LEVELS.join(', ');
     case 'format': return FORMATS.join(', ');
+    case 'inDoubt': return IN_DOUBT.join(' or ');
     case 'string': return 'a non-empty string';
   }
 }
@@ -120,6 +123,7 @@ function schemaOf(s: Setting): z.ZodType {
     case 'hostport': return z.string(msg).regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, msg).refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, msg);
     case 'level': return z.enum(LEVELS, msg);
     case 'format': return z.enum(FORMATS, msg);
+    case 'inDoubt': return z.enum(IN_DOUBT, msg);
     case 'string': return z.string(msg).min(1, msg);
   }
 }
@@ -144,6 +148,7 @@ export interface Config {
   saveFailureRate: number;
   malformedEvery: number | undefined;
   seed: number | undefined;
+  inDoubt: (typeof IN_DOUBT)[number];
   dryRun: boolean;
   grace: number;
   statsd: string | undefined;

@@ -10,7 +10,11 @@ import type { Broker, Delivery } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { HandleEnd, MessagePipeline, Outcome } from './pipeline.js';
 import { parseRestartRequest } from './message.js';
+import { errorText } from './errors.js';
 import { sleep } from './timing.js';
+
+// While the database is down and nothing is in flight, let one message through this often.
+const PROBE_EVERY_MS = 2000;
 
 export interface ConsumerOptions {
   readonly maxInFlight: number;
@@ -63,22 +67,37 @@ export class Consumer {
   async run(stop: AbortSignal, cancel: AbortSignal): Promise<void> {
     // Every in-flight handler may listen on `cancel` (executor, storage, host guard): not a leak.
     setMaxListeners(this.#options.maxInFlight * 4 + 16, cancel);
+    const { storageHealth, brokerHealth } = this.#pipeline;
     let failures = 0;
     while (!stop.aborted) {
-      const room = this.#options.maxInFlight - this.#inFlight;
+      let room = this.#options.maxInFlight - this.#inFlight;
       if (room <= 0) {
         await this.#waitForRoom(stop);
         continue;
+      }
+      // Circuit breaker: while the database is down, pull nothing it could not record. The messages
+      // in flight keep trying their records and tell us when it is back; with none in flight, one
+      // message at a time goes through as the probe.
+      if (storageHealth.down) {
+        await storageHealth.whenUp(PROBE_EVERY_MS, stop);
+        if (stop.aborted) break;
+        if (storageHealth.down) {
+          if (this.#inFlight > 0) continue;
+          room = 1;
+        }
       }
       let batch: Delivery[];
       try {
         batch = await this.#broker.pull(Math.min(room, this.#options.pullBatch), stop);
         failures = 0;
+        brokerHealth.ok();
       } catch (err) {
         if (stop.aborted) break;
         failures += 1;
         const delay = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
-        this.#logger.error({ err: err instanceof Error ? err.message : String(err), retryInMs: delay }, 'Pull failed; retrying');
+        // The broker's health says it once (and when it is back); each failed pull is debug detail.
+        brokerHealth.failed(err);
+        this.#logger.debug({ err: errorText(err), retryInMs: delay }, 'Pull failed; retrying');
         await sleep(delay, stop).catch(() => undefined);
         continue;
       }

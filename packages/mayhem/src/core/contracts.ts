@@ -44,6 +44,23 @@ export interface Publisher {
   close(): Promise<void>;
 }
 
+/**
+ * What storage knew of a message's restart when a delivery came to restart its host (read under the
+ * host guard, so no other delivery for that host changes it meanwhile):
+ * - `free`: nothing recorded. With {@link ClaimMode} `claim` the delivery's intent is now recorded.
+ * - `done`: the restart is recorded as done; it must not run again.
+ * - `in-doubt`: an earlier delivery recorded its intent and never how the restart ended — its process
+ *   probably died mid-restart, so the host may or may not have been restarted.
+ * - `conflict`: the messageId is recorded for another instance (an id reused for a different host).
+ */
+export type RestartClaim = 'free' | 'done' | 'in-doubt' | 'conflict';
+
+/**
+ * `look`: only read (a dry run records nothing). `claim`: record this delivery's intent when the
+ * restart is `free`. `claim-in-doubt`: also when it is `in-doubt` (at-least-once: restart again).
+ */
+export type ClaimMode = 'look' | 'claim' | 'claim-in-doubt';
+
 /** The outcome of a message as recorded for operators. */
 export interface AckRecord {
   readonly messageId: string;
@@ -57,10 +74,15 @@ export interface AckRecord {
    * write instead of two). The write must then be as durable as `markRestarted`'s.
    */
   readonly restartDone?: boolean;
+  /** The restart was found in doubt and not run again (recorded, so operators can check that host). */
+  readonly restartInDoubt?: boolean;
 }
 
 export interface DeadLetter {
-  /** The request, when the payload parsed. */
+  /**
+   * The request, when the payload parsed and the dead letter is about that message's own record
+   * (absent for malformed payloads and for a reused messageId, whose record belongs to another request).
+   */
   readonly request?: RestartRequest;
   /** The raw payload as text (lossy for non-UTF-8). */
   readonly payload: string;
@@ -74,12 +96,25 @@ export interface DeadLetter {
  * means the write is durable.
  */
 export interface Storage {
-  /** Whether the restart of this message was already recorded as done (then it must not run again). */
-  isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean>;
-  /** Save the message itself (saved = true, deliveries = deliveryCount). */
+  /**
+   * Read what is recorded of this message's restart and, as `mode` says, durably record that
+   * delivery `deliveryCount` is about to restart the host (its intent) — in one operation, before
+   * the executor runs, so that a process killed mid-restart leaves a trace a redelivery finds.
+   * Returns the state found (see {@link RestartClaim}); writes nothing on `done` or `conflict`.
+   */
+  claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim>;
+  /**
+   * Save the message itself (saved = true, deliveries = deliveryCount). Never overwrites the
+   * instance a messageId was first recorded for (a reused id is a conflict, found by the claim).
+   */
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void>;
   /** Durably record that the host restart for this message is done. */
   markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Durably record that the restart claimed by delivery `deliveryCount` did not happen (the executor
+   * said so), so a redelivery may try again instead of finding it in doubt.
+   */
+  releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void>;
   /** Record that the message is done and its ack goes out (written just before the broker ack, so a crash leaves "acked" for a message the broker redelivers, never the reverse). */
   markAcked(record: AckRecord): Promise<void>;
   /** Record a failed delivery (nacked back) with its last error. */
@@ -109,12 +144,25 @@ export interface HostGuard {
   release(hostname: string): void;
 }
 
-/** Raised by executors when a restart did not happen; the pipeline retries it. */
+/** Raised by executors when a restart certainly did not happen; the pipeline retries it. */
 export class RestartFailed extends Error {
-  override readonly name = 'RestartFailed';
+  override readonly name: string = 'RestartFailed';
 }
 
-/** Restarts hosts. Must honour `signal`: on abort, stop and reject with the signal's reason. */
+/**
+ * Raised by executors that stopped on abort before the restart could take effect: a cancellation
+ * (its name is `AbortError`) that is known not to have restarted anything, so it is not in doubt.
+ */
+export class RestartCancelled extends RestartFailed {
+  override readonly name = 'AbortError';
+}
+
+/**
+ * Restarts hosts. Must honour `signal`: on abort, stop and reject — with {@link RestartCancelled} when
+ * the restart certainly did not take effect, else with the signal's reason. How it rejects tells the
+ * pipeline what happened: {@link RestartFailed} = not restarted (retried); anything else = the outcome
+ * is unknown (the host may have been restarted), so the restart stays in doubt and is not repeated.
+ */
 export interface RestartExecutor {
   restart(hostname: string, signal: AbortSignal): Promise<void>;
 }
@@ -125,12 +173,15 @@ export type CounterName =
   | 'nacked'
   | 'restarted'
   | 'restart_skipped'
+  | 'restart_in_doubt'
   | 'restart_failed'
   | 'save_failed'
   | 'retries'
   | 'extended'
   | 'dead_lettered'
-  | 'malformed';
+  | 'malformed'
+  | 'conflict'
+  | 'unsettled';
 
 /** Where figures go (StatsD, Prometheus, nothing). Calls are fire-and-forget and must not throw. */
 export interface Metrics {

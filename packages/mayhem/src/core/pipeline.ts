@@ -1,31 +1,39 @@
 /**
  * One message's life, on one screen:
  *
- *   parse ─┬─ malformed ────────────────────────────────────────────► dead-letter
- *          └─ valid ─► [ restart (per-host guard, skip if done, retry) ∥ save (retry) ]
- *                       while extending the lease every `extendEveryMs`
- *                      ├─ both ok ──────────────────────────────────► ack, record acked
- *                      ├─ cancelled (shutdown) ─────────────────────► nack now
- *                      ├─ failed, deliveries < maxDeliveries ───────► nack with backoff
- *                      └─ failed, deliveries ≥ maxDeliveries ───────► dead-letter
+ *   parse ─┬─ malformed ──────────────────────────────────────────────────► dead-letter
+ *          └─ valid ─► [ restart ∥ save ], extending the lease every `extendEveryMs` until settled
+ *                restart: hold the host → claim (record the intent; skip if done, in doubt or a dry
+ *                         run; a reused id is a conflict) → run the executor (retried) → record it
+ *                save:    upsert the message (retried)
+ *              ─► settle (core/settle.ts): record, then ack │ nack with backoff │ dead-letter
  *
- * The pipeline never throws for a message-level failure; an error that does escape (a bug, a
- * broker that refuses the ack) is the consumer's central exception handler's to log and nack.
+ * The job's states and invariants are in core/job.ts; how steps run and retry in core/steps.ts.
+ * The pipeline never throws for a message-level failure; an error that does escape (a bug, a broker
+ * that refuses the ack) is the consumer's central exception handler's to log and nack.
  */
 import type { Logger } from 'pino';
-import type { Delivery, HostGuard, RestartExecutor, Storage } from './contracts.js';
+import type { ClaimMode, Delivery, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
 import { RestartFailed } from './contracts.js';
 import type { Counters } from './counters.js';
-import { hostnameOf, parseRestartRequest, type RestartRequest } from './message.js';
+import { DependencyHealth } from './dependency-health.js';
+import { errorText } from './errors.js';
+import { Job, type HandleEnd, type Outcome } from './job.js';
+import { hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
+import { Settler } from './settle.js';
+import { StepRunner, type RetriedStep } from './steps.js';
 import { backoffDelay, isAbort, sleep, type BackoffPolicy } from './timing.js';
 
+export type { HandleEnd, Outcome } from './job.js';
+
 export interface PipelineOptions {
-  /** Extend the lease this often while work is in flight. */
+  /** Extend the lease this often while a message is in flight. */
   readonly extendEveryMs: number;
   /** How long one extension buys, for the log line (the broker's ack deadline). */
   readonly ackDeadlineMs: number;
   readonly restartAttempts: number;
+  /** Tries of the save, and of the claim that precedes a restart. */
   readonly saveAttempts: number;
   /** After this many deliveries a failing message is dead-lettered instead of nacked. */
   readonly maxDeliveries: number;
@@ -35,6 +43,13 @@ export interface PipelineOptions {
   readonly nackBackoff: BackoffPolicy;
   /** Log what would be restarted; restart nothing and record no restart. */
   readonly dryRun: boolean;
+  /**
+   * A restart found in doubt (an earlier delivery began it and never recorded how it ended): `skip`
+   * (default: at most once — recorded and acked, never run again) or `restart` (at least once).
+   */
+  readonly inDoubt?: 'skip' | 'restart';
+  /** Backoff of records retried while the database is out (default: retryBackoff's base, up to 5 s). */
+  readonly recordBackoff?: BackoffPolicy;
   readonly random: () => number;
   /** Monotonic clock in ms (tests pass a fake one). */
   readonly now?: () => number;
@@ -48,79 +63,149 @@ export interface PipelineDeps {
   readonly logger: Logger;
 }
 
-export type Outcome = 'acked' | 'nacked' | 'dead-lettered' | 'cancelled';
-
-/** How the handling of one delivery ended, handed to whoever started it. */
-export interface HandleEnd {
-  readonly delivery: Delivery;
-  /** `performance.now()` when handling started. */
-  readonly startedAt: number;
-  /** How it ended; `undefined` when an error escaped the pipeline (then see `error`). */
-  readonly outcome: Outcome | undefined;
-  /** What escaped: a bug, or a broker that refused the ack. The central exception handler's to log and nack. */
-  readonly error: unknown;
-}
-
-/** A step's failure, boxed so a rejection with `undefined` still counts as one. */
-interface StepFailure {
-  readonly error: unknown;
-}
-
-/**
- * One delivery being handled: everything its steps need, in one object. The steps below are
- * continuations that take the job, so a message in flight holds this object and one pending
- * callback, not a chain of promises and closures per step (100k in flight = 100k of these).
- */
-class Job implements HandleEnd {
-  /** Restart attempts made during this delivery (0 when the restart was already recorded as done). */
-  restartAttempts = 0;
-  extensions = 0;
-  /** Steps still running: restart and save. */
-  running = 2;
-  /** Whether this job holds its host on the guard (so exactly one release). */
-  holdsHost = false;
-  /** Restarted, and the record of it rides on the ack record (the host stays held until that is written). */
-  restartUnrecorded = false;
-  /** The restart step's failure wins over the save step's (it says more about what went wrong). */
-  failure: StepFailure | undefined = undefined;
-  ended = false;
-  outcome: Outcome | undefined = undefined;
-  error: unknown = undefined;
-
-  constructor(
-    readonly delivery: Delivery,
-    readonly request: RestartRequest,
-    readonly host: string,
-    readonly signal: AbortSignal,
-    readonly startedAt: number,
-    readonly onEnd: (end: HandleEnd) => void,
-  ) {}
-}
-
-/** One retried operation of a job: run attempt `n`, decide on a failure, go on. */
-interface RetriedStep {
-  readonly run: (job: Job, attempt: number) => Promise<void>;
-  /** Called per failed attempt (not for a cancellation): counts, logs, says whether to try again. */
-  readonly retry: (job: Job, error: unknown, attempt: number) => boolean;
-  readonly succeeded: (job: Job) => void;
-  readonly failed: (job: Job, error: unknown) => void;
-  /**
-   * Whether shutdown (the job's signal) and the end of the job stop it. Only the record of a restart
-   * that already happened is not: dropping it would let a redelivery restart the host again.
-   */
-  readonly stoppable: boolean;
-}
+// Once shutdown has cancelled a job, a record still unwritten gets this many more tries.
+const RECORD_ATTEMPTS_AFTER_CANCEL = 3;
 
 export class MessagePipeline {
+  /** The database as the pipeline's own calls see it; the consumer pauses intake while it is down. */
+  readonly storageHealth: DependencyHealth;
+  /** The broker, from extensions and the consumer's pulls. */
+  readonly brokerHealth: DependencyHealth;
   readonly #o: PipelineOptions;
   readonly #d: PipelineDeps;
+  readonly #claimMode: ClaimMode;
+  readonly #runner: StepRunner;
+  readonly #settler: Settler;
   // Every in-flight message is extended every extendEveryMs: one timer for all of them.
   readonly #extensions: DeadlineQueue<Job>;
+  #live = 0;
 
   constructor(options: PipelineOptions, deps: PipelineDeps) {
     this.#o = options;
     this.#d = deps;
-    this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now: options.now, ref: true });
+    const { logger, counters, storage } = deps;
+    const now = options.now;
+    this.#claimMode = options.dryRun ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim';
+    this.storageHealth = new DependencyHealth('Database', logger, { whileDown: 'intake paused, records retried', waiting: () => this.#live, now });
+    this.brokerHealth = new DependencyHealth('Broker', logger, { whileDown: 'pulls and settles retried', waiting: () => this.#live, now });
+    this.#runner = new StepRunner({
+      retryBackoff: options.retryBackoff,
+      recordBackoff: options.recordBackoff ?? { baseMs: options.retryBackoff.baseMs, maxMs: Math.max(options.retryBackoff.maxMs, 5000) },
+      recordAttemptsAfterCancel: RECORD_ATTEMPTS_AFTER_CANCEL,
+      random: options.random,
+      counters,
+      onBug: (job, error) => this.#end(job, undefined, error),
+    });
+    this.#settler = new Settler(
+      { maxDeliveries: options.maxDeliveries, nackBackoff: options.nackBackoff, random: options.random },
+      {
+        storage, counters, logger, storageHealth: this.storageHealth, runner: this.#runner,
+        restartRecorded: (job) => this.#restartFinal(job, 'done'),
+        end: (job, outcome, error) => this.#end(job, outcome, error),
+      },
+    );
+    this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now, ref: true });
+    const dependency = this.storageHealth;
+
+    this.#claiming = {
+      kind: 'stoppable',
+      dependency,
+      run: (job) => storage.claimRestart(job.request, job.delivery.deliveryCount, this.#claimMode, job.signal),
+      retry: (job, err, n) => this.#storageRetry(job, err, n, this.#o.saveAttempts, 'claim the restart of'),
+      succeeded: (job, found) => this.#claimed(job, found as RestartClaim),
+      // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
+      failed: (job, err) => {
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        this.#release(job);
+      },
+    };
+
+    /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
+    this.#restarting = {
+      kind: 'stoppable',
+      run: (job, n) => {
+        job.restartAttempts = n;
+        return deps.executor.restart(job.host, job.signal);
+      },
+      retry: (job, err, n) => {
+        counters.increment('restart_failed');
+        if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed)) return false;
+        logger.error({ messageId: job.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
+        return true;
+      },
+      succeeded: (job) => {
+        counters.increment('restarted');
+        if (logger.isLevelEnabled('info')) logger.info({ messageId: job.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
+        if (job.save === 'saved' && job.failure === undefined) {
+          // The ack comes next: its record carries the restart (one row write, not two); the host
+          // stays held until it is written.
+          job.restart = 'restarted';
+          this.#branchEnded(job);
+          return;
+        }
+        job.restart = 'recording';
+        this.#runner.attempt(job, 1, this.#recordingRestart);
+      },
+      failed: (job, err, betweenAttempts) => {
+        const kind = isAbort(err, job.signal) ? 'cancelled' : 'failed';
+        job.fail({ error: err, kind }, true);
+        // Not restarted for sure: stopped between attempts, or the executor said so.
+        if (betweenAttempts || err instanceof RestartFailed) return this.#release(job);
+        logger.error(
+          { messageId: job.messageId, host: job.host, err: errorText(err) },
+          `Restart of ${job.host} ended without saying whether it happened (${errorText(err)}); leaving it in doubt: a redelivery will not restart it again`,
+        );
+        this.#restartFinal(job, 'failed');
+      },
+    };
+
+    // The restart happened: its record is written even during shutdown (a redelivery must find it).
+    this.#recordingRestart = {
+      kind: 'durable',
+      dependency,
+      run: (job) => storage.markRestarted(job.messageId, job.restartAttempts),
+      retry: (job, err, n) => this.#storageRetry(job, err, n, Infinity, 'record the restart of'),
+      succeeded: (job) => this.#restartFinal(job, 'done'),
+      failed: (job, err) => {
+        job.fail({ error: err, kind: 'unrecorded' }, true);
+        this.#restartFinal(job, 'failed');
+      },
+    };
+
+    this.#releasing = {
+      kind: 'durable',
+      dependency,
+      run: (job) => storage.releaseRestart(job.messageId, job.delivery.deliveryCount, job.restartAttempts),
+      retry: (job, err, n) => this.#storageRetry(job, err, n, Infinity, 'release the claim on'),
+      succeeded: (job) => this.#restartFinal(job, 'failed'),
+      // Given up at shutdown: the claim stays, so a redelivery finds the restart in doubt (never twice).
+      failed: (job) => this.#restartFinal(job, 'failed'),
+    };
+
+    this.#saving = {
+      kind: 'stoppable',
+      dependency,
+      run: (job) => storage.saveMessage(job.request, job.delivery.deliveryCount, job.signal),
+      retry: (job, err, n) => {
+        counters.increment('save_failed');
+        return this.#storageRetry(job, err, n, this.#o.saveAttempts, 'save');
+      },
+      succeeded: (job) => {
+        if (logger.isLevelEnabled('info')) logger.info({ messageId: job.messageId }, `Saved ${job.request.instanceName} into database`);
+        job.save = 'saved';
+        this.#branchEnded(job);
+      },
+      failed: (job, err) => {
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, false);
+        job.save = 'failed';
+        this.#branchEnded(job);
+      },
+    };
+  }
+
+  /** Messages between {@link start} and their end. */
+  get live(): number {
+    return this.#live;
   }
 
   /**
@@ -129,23 +214,25 @@ export class MessagePipeline {
    */
   start(delivery: Delivery, signal: AbortSignal, onEnd: (end: HandleEnd) => void): void {
     const startedAt = performance.now();
-    let job: Job;
+    this.#live += 1;
+    let parsed: ReturnType<typeof parseRestartRequest>;
     try {
-      const parsed = parseRestartRequest(delivery.data);
-      if (!parsed.ok) {
-        void this.#deadLetterMalformed(delivery, parsed.error).then(
-          (outcome) => onEnd({ delivery, startedAt, outcome, error: undefined }),
-          (error: unknown) => onEnd({ delivery, startedAt, outcome: undefined, error }),
-        );
-        return;
-      }
-      const { request } = parsed;
-      job = new Job(delivery, request, hostnameOf(request), signal, startedAt, onEnd);
-    } catch (error) {
-      onEnd({ delivery, startedAt, outcome: undefined, error });
+      parsed = parseRestartRequest(delivery.data);
+    } catch (err) {
+      // The parser does not throw; if it ever did, the payload is still only a malformed message.
+      parsed = { ok: false, error: `could not be parsed (${errorText(err)})` };
+    }
+    if (!parsed.ok) {
+      const ended = (outcome: Outcome | undefined, error: unknown): void => {
+        this.#live -= 1;
+        onEnd({ delivery, startedAt, outcome, error });
+      };
+      void this.#deadLetterMalformed(delivery, parsed.error, signal).then((outcome) => ended(outcome, undefined), (error: unknown) => ended(undefined, error));
       return;
     }
-    this.#guarded(job, this.#begin, undefined);
+    const { request } = parsed;
+    const job = new Job(delivery, request, hostnameOf(request), signal, startedAt, onEnd);
+    this.#runner.run(job, this.#begin, undefined);
   }
 
   /**
@@ -159,275 +246,167 @@ export class MessagePipeline {
     return end.outcome;
   }
 
+  /** Stop the health timers (the service calls it once everything has ended). */
+  close(): void {
+    this.storageHealth.close();
+    this.brokerHealth.close();
+    this.#extensions.clear();
+  }
+
   /** Log, start extending, then restart ∥ save. */
   readonly #begin = (job: Job): void => {
     const log = this.#d.logger;
-    if (log.isLevelEnabled('info')) log.info({ messageId: job.request.messageId, host: job.host, delivery: job.delivery.deliveryCount }, `Pulled ${job.request.instanceName}`);
+    if (log.isLevelEnabled('info')) log.info({ messageId: job.messageId, host: job.host, delivery: job.delivery.deliveryCount }, `Pulled ${job.request.instanceName}`);
     this.#extensions.add(job);
-    this.#when(job, this.#d.hostGuard.acquire(job.host, job.signal), this.#hostHeld, this.#restartFailed);
-    this.#attempt(job, 1, this.#saving);
+    this.#runner.when(job, this.#d.hostGuard.acquire(job.host, job.signal), this.#hostHeld, this.#hostRefused, true);
+    this.#runner.attempt(job, 1, this.#saving);
   };
 
   #extend(job: Job): void {
     this.#extensions.add(job);
     job.extensions += 1;
     this.#d.counters.increment('extended');
-    job.delivery.extend().catch((err: unknown) => this.#d.logger.warn({ messageId: job.request.messageId, err: String(err) }, 'Could not extend deadline'));
+    job.delivery.extend().then(this.#extendOk, this.#extendFailed);
     if (this.#d.logger.isLevelEnabled('info')) {
-      this.#d.logger.info({ messageId: job.request.messageId, extensions: job.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${job.request.instanceName}`);
+      this.#d.logger.info({ messageId: job.messageId, extensions: job.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${job.request.instanceName}`);
     }
   }
 
-  // ---- restart: hold the host → skip if already done → restart (retried) → record it (retried) ----
+  readonly #extendOk = (): void => this.brokerHealth.ok();
+
+  // The broker's health says it once when extensions keep failing; per message it is debug detail.
+  readonly #extendFailed = (err: unknown): void => {
+    this.brokerHealth.failed(err);
+    this.#d.logger.debug({ err: errorText(err) }, 'Could not extend a deadline');
+  };
+
+  // ---- restart: hold the host → claim → restart (retried) → record it, or release the claim ----
 
   readonly #hostHeld = (job: Job): void => {
-    job.holdsHost = true;
-    // Ended meanwhile (an escaped error): the host goes straight back.
-    if (job.ended) return this.#releaseHost(job);
-    this.#when(job, this.#d.storage.isRestartDone(job.request.messageId, job.signal), this.#restartLookedUp, this.#restartFailed);
+    // Granted after the job ended (an escaped error): the host goes straight back.
+    if (job.ended) return this.#d.hostGuard.release(job.host);
+    job.restart = 'claiming';
+    this.#runner.attempt(job, 1, this.#claiming);
   };
 
-  readonly #restartLookedUp = (job: Job, done: boolean): void => {
+  readonly #hostRefused = (job: Job, err: unknown): void => {
     if (job.ended) return;
+    job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+    this.#restartFinal(job, 'failed');
+  };
+
+  readonly #claiming: RetriedStep;
+
+  #claimed(job: Job, found: RestartClaim): void {
     const { logger, counters } = this.#d;
-    if (done) {
-      counters.increment('restart_skipped');
-      logger.info({ messageId: job.request.messageId, host: job.host }, `Already restarted ${job.host} for this message; not restarting again`);
-      this.#restartEnded(job);
-    } else if (this.#o.dryRun) {
-      logger.info({ messageId: job.request.messageId, host: job.host }, `Dry run: would restart ${job.host}`);
-      this.#restartEnded(job);
-    } else {
-      this.#attempt(job, 1, this.#restarting);
+    job.claim = found;
+    const at = { messageId: job.messageId, host: job.host };
+    switch (found) {
+      case 'conflict':
+        job.fail({ error: new Error(`messageId ${JSON.stringify(job.messageId)} is already recorded for another instance; not restarting ${job.host}`), kind: 'conflict' }, true);
+        return this.#restartFinal(job, 'failed');
+      case 'done':
+        counters.increment('restart_skipped');
+        logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
+        return this.#restartFinal(job, 'skipped');
+      case 'in-doubt':
+        if (this.#claimMode === 'claim-in-doubt') {
+          logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`);
+          break;
+        }
+        counters.increment('restart_in_doubt');
+        logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`);
+        return this.#restartFinal(job, 'skipped');
+      case 'free':
+        if (this.#claimMode === 'look') {
+          logger.info(at, `Dry run: would restart ${job.host}`);
+          return this.#restartFinal(job, 'skipped');
+        }
     }
-  };
-
-  /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
-  readonly #restarting: RetriedStep = {
-    run: (job, n) => {
-      job.restartAttempts = n;
-      return this.#d.executor.restart(job.host, job.signal);
-    },
-    retry: (job, err, n) => {
-      this.#d.counters.increment('restart_failed');
-      if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed)) return false;
-      this.#d.logger.error({ messageId: job.request.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
-      return true;
-    },
-    succeeded: (job) => {
-      this.#d.counters.increment('restarted');
-      if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
-      if (!job.ended && job.running === 1 && job.failure === undefined) {
-        // The save is done, so the ack comes next: its record carries the restart (one row write,
-        // not two). The host stays held until it is written, as it would be for markRestarted.
-        job.restartUnrecorded = true;
-        this.#stepEnded(job);
-        return;
-      }
-      // Recorded before anything else can ack or nack: a redelivery must find it.
-      this.#attempt(job, 1, this.#recordingRestart);
-    },
-    failed: (job, err) => this.#restartFailed(job, err),
-    stoppable: true,
-  };
-
-  readonly #recordingRestart: RetriedStep = {
-    // No signal: the restart happened, so its record is written even during shutdown.
-    run: (job) => this.#d.storage.markRestarted(job.request.messageId, job.restartAttempts),
-    retry: (job, err, n) => {
-      this.#d.logger.warn({ messageId: job.request.messageId, attempt: n, err: errorText(err) }, 'Could not record restart; retrying');
-      return n < this.#o.saveAttempts;
-    },
-    succeeded: (job) => this.#restartEnded(job),
-    failed: (job, err) => this.#restartFailed(job, err),
-    stoppable: false,
-  };
-
-  readonly #restartFailed = (job: Job, error: unknown): void => {
-    job.failure = { error };
-    this.#restartEnded(job);
-  };
-
-  #restartEnded(job: Job): void {
-    this.#releaseHost(job);
-    this.#stepEnded(job);
+    job.restart = 'running';
+    this.#runner.attempt(job, 1, this.#restarting);
   }
 
-  #releaseHost(job: Job): void {
-    if (!job.holdsHost) return;
-    job.holdsHost = false;
-    this.#d.hostGuard.release(job.host);
+  readonly #restarting: RetriedStep;
+  readonly #recordingRestart: RetriedStep;
+  readonly #releasing: RetriedStep;
+
+  #release(job: Job): void {
+    job.restart = 'releasing';
+    this.#runner.attempt(job, 1, this.#releasing);
+  }
+
+  /** The restart branch reaches a final state; the host goes back if it was held. */
+  #restartFinal(job: Job, state: 'done' | 'skipped' | 'failed'): void {
+    if (job.ended) return; // #end gave the host back already
+    if (job.holdsHost) this.#d.hostGuard.release(job.host);
+    job.restart = state;
+    this.#branchEnded(job);
   }
 
   // ---- save (retried; saves are idempotent upserts) ----
 
-  readonly #saving: RetriedStep = {
-    run: (job) => this.#d.storage.saveMessage(job.request, job.delivery.deliveryCount, job.signal),
-    retry: (job, err, n) => {
-      this.#d.counters.increment('save_failed');
-      const retrying = n < this.#o.saveAttempts;
-      if (retrying) this.#d.logger.warn({ messageId: job.request.messageId, attempt: n, err: errorText(err) }, `Retrying for failure to save ${job.request.instanceName}`);
-      return retrying;
-    },
-    succeeded: (job) => {
-      if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId }, `Saved ${job.request.instanceName} into database`);
-      this.#stepEnded(job);
-    },
-    failed: (job, error) => {
-      job.failure ??= { error };
-      this.#stepEnded(job);
-    },
-    stoppable: true,
-  };
+  readonly #saving: RetriedStep;
 
-  // ---- both steps ended: ack, nack or dead-letter ----
+  #storageRetry(job: Job, err: unknown, attempt: number, attempts: number, what: string): boolean {
+    // While the database is down, a save or claim waits for it like a record does: an outage is not
+    // this message's failure, and nacking it would only bring it back to the same outage.
+    const retrying = attempt < attempts || this.storageHealth.down;
+    const log = this.#d.logger;
+    // A few per-message lines a second; past that, and while the database is down, its health speaks.
+    const level = this.storageHealth.callLogLevel();
+    if (retrying && log.isLevelEnabled(level)) {
+      const text = what === 'save' ? `Retrying for failure to save ${job.request.instanceName}` : `Could not ${what} ${job.request.instanceName}; retrying`;
+      log[level]({ messageId: job.messageId, attempt, err: errorText(err) }, text);
+    }
+    return retrying;
+  }
 
-  #stepEnded(job: Job): void {
-    if (--job.running > 0 || job.ended) return;
-    this.#extensions.delete(job);
-    const failure = job.failure;
-    if (failure === undefined) return this.#ack(job);
-    const settling = job.signal.aborted ? this.#nackCancelled(job) : this.#fail(job, failure.error);
-    void settling.then((outcome) => this.#end(job, outcome, undefined), (error: unknown) => this.#end(job, undefined, error));
+  // ---- both branches final: the tail settles ----
+
+  #branchEnded(job: Job): void {
+    if (job.phase === 'working' && job.branchesFinal) this.#settler.settle(job);
   }
 
   #end(job: Job, outcome: Outcome | undefined, error: unknown): void {
     if (job.ended) return;
-    job.ended = true;
-    // After an escaped error, steps may still be running: they find `ended` and stop; the host and
-    // the extensions are given up now, so nothing waits on a message that is gone.
+    // After an escaped error, steps may still be running: they find the job ended and stop (see
+    // core/steps.ts); the host and the extensions are given up now, so nothing waits on it.
+    if (job.holdsHost) this.#d.hostGuard.release(job.host);
+    job.phase = 'ended';
     this.#extensions.delete(job);
-    this.#releaseHost(job);
     job.outcome = outcome;
     job.error = error;
+    this.#live -= 1;
     job.onEnd(job);
   }
 
-  // ---- plumbing: continuations that take the job, so nothing per step is allocated but the wait ----
-
-  /** Run `step` from attempt `n`; on failure back off and try again while its policy says so. */
-  #attempt(job: Job, n: number, step: RetriedStep): void {
-    if (job.ended && step.stoppable) return;
-    let running: Promise<void>;
-    try {
-      running = step.run(job, n);
-    } catch (err) {
-      // An adapter that throws instead of rejecting fails the attempt all the same.
-      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
-      running = Promise.reject(err);
-    }
-    void running.then(
-      () => this.#guarded(job, step.succeeded, undefined),
-      (err: unknown) => this.#guarded(job, () => this.#attemptFailed(job, n, step, err), undefined),
-    );
-  }
-
-  #attemptFailed(job: Job, n: number, step: RetriedStep, err: unknown): void {
-    if (job.ended && step.stoppable) return;
-    if ((step.stoppable && isAbort(err, job.signal)) || !step.retry(job, err, n)) {
-      step.failed(job, err);
-      return;
-    }
-    this.#d.counters.increment('retries');
-    void sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), step.stoppable ? job.signal : undefined).then(
-      () => this.#attempt(job, n + 1, step),
-      (aborted: unknown) => this.#guarded(job, step.failed, aborted),
-    );
-  }
-
-  /** When `waiting` settles, go on with `next` or `failed`. */
-  #when<T>(job: Job, waiting: Promise<T>, next: (job: Job, value: T) => void, failed: (job: Job, error: unknown) => void): void {
-    void waiting.then(
-      (value) => this.#guarded(job, next, value),
-      (error: unknown) => this.#guarded(job, failed, error),
-    );
-  }
-
-  /**
-   * Run one continuation; what it throws (a bug) escapes to the central exception handler. It runs
-   * even after the job ended: continuations that must clean up (give a host back) do so, the rest
-   * check `job.ended` and start nothing new.
-   */
-  #guarded<T>(job: Job, fn: (job: Job, value: T) => void, value: T): void {
-    try {
-      fn(job, value);
-    } catch (error) {
-      this.#end(job, undefined, error);
-    }
-  }
-
-  /**
-   * Record the ack, then send it. In this order a process killed in between leaves a record that
-   * says acked for a message the broker will redeliver (the redelivery finds the restart done and
-   * acks again): the record catches up. The other order could leave a message the broker dropped
-   * with a record that says "not acked" forever. A record that cannot be written is logged and the
-   * ack goes out anyway: the work is done, and the restart-done record guards against a second restart.
-   */
-  #ack(job: Job): void {
-    const record = { messageId: job.request.messageId, extensions: job.extensions, attempts: job.restartAttempts, restartDone: job.restartUnrecorded };
-    this.#when(job, this.#d.storage.markAcked(record), this.#ackRecorded, this.#ackNotRecorded);
-  }
-
-  readonly #ackNotRecorded = (job: Job, err: unknown): void => {
-    this.#d.logger.warn({ messageId: job.request.messageId, err: errorText(err) }, 'Could not record the ack; acking anyway');
-    this.#ackRecorded(job);
-  };
-
-  readonly #ackRecorded = (job: Job): void => {
-    // Held only when the restart record rode on the ack record: now it is written (or given up).
-    this.#releaseHost(job);
-    this.#when(job, job.delivery.ack(), this.#acked, this.#escape);
-  };
-
-  readonly #acked = (job: Job): void => {
-    this.#d.counters.increment('acked');
-    if (this.#d.logger.isLevelEnabled('info')) this.#d.logger.info({ messageId: job.request.messageId, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
-    this.#end(job, 'acked', undefined);
-  };
-
-  /** A broker that refused the ack: the central exception handler's to log and nack. */
-  readonly #escape = (job: Job, error: unknown): void => this.#end(job, undefined, error);
-
-  async #nackCancelled(job: Job): Promise<Outcome> {
-    await job.delivery.nack(0);
-    this.#d.counters.increment('nacked');
-    this.#d.logger.info({ messageId: job.request.messageId }, `Cancelled; nacked ${job.request.instanceName} back to the broker`);
-    return 'cancelled';
-  }
-
-  async #fail(job: Job, error: unknown): Promise<Outcome> {
-    const { storage, counters, logger } = this.#d;
-    const id = job.request.messageId;
-    const text = errorText(error);
-    if (!(error instanceof RestartFailed)) logger.error({ messageId: id, err: text }, `Handling general error: ${text}`);
-    if (job.delivery.deliveryCount >= this.#o.maxDeliveries) {
-      const reason = `gave up after ${job.delivery.deliveryCount} deliveries: ${text}`;
-      await storage.deadLetter({ request: job.request, payload: Buffer.from(job.delivery.data).toString('utf8'), reason, deliveries: job.delivery.deliveryCount });
-      await job.delivery.deadLetter(reason);
-      counters.increment('dead_lettered');
-      logger.error({ messageId: id, deliveries: job.delivery.deliveryCount, reason }, `Dead-lettered ${job.request.instanceName}`);
-      return 'dead-lettered';
-    }
-    const delay = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
-    // The record is for operators; the nack is what matters, so a failed record does not stop it.
-    await storage.markFailed(id, text, job.restartAttempts).catch((err: unknown) => logger.warn({ messageId: id, err: errorText(err) }, 'Could not record failure'));
-    await job.delivery.nack(delay);
-    counters.increment('nacked');
-    logger.warn({ messageId: id, delivery: job.delivery.deliveryCount, redeliverInMs: delay, err: text }, `Nacked ${job.request.instanceName}; redelivery in ${delay} ms`);
-    return 'nacked';
-  }
-
-  async #deadLetterMalformed(delivery: Delivery, reason: string): Promise<Outcome> {
+  /** Dead-letter a payload that is not a restart request: record it (retried), then park it. */
+  async #deadLetterMalformed(delivery: Delivery, reason: string, signal: AbortSignal): Promise<Outcome> {
     const payload = Buffer.from(delivery.data).toString('utf8');
-    await this.#d.storage.deadLetter({ payload, reason: `malformed: ${reason}`, deliveries: delivery.deliveryCount });
-    await delivery.deadLetter(`malformed: ${reason}`);
+    const entry = { payload, reason: `malformed: ${reason}`, deliveries: delivery.deliveryCount };
+    for (let attempt = 1; ; attempt++) {
+      this.storageHealth.started();
+      try {
+        await this.#d.storage.deadLetter(entry);
+        this.storageHealth.ok();
+        break;
+      } catch (err) {
+        this.storageHealth.failed(err);
+        if (signal.aborted && attempt > RECORD_ATTEMPTS_AFTER_CANCEL) {
+          await delivery.nack(0);
+          this.#d.counters.increment('nacked');
+          return 'cancelled';
+        }
+        const level = this.storageHealth.callLogLevel();
+        this.#d.logger[level]({ attempt, err: errorText(err) }, 'Could not record a malformed message; retrying');
+        await sleep(backoffDelay(attempt, this.#o.recordBackoff ?? this.#o.retryBackoff, this.#o.random));
+      }
+    }
+    await delivery.deadLetter(entry.reason);
     this.#d.counters.increment('malformed');
     this.#d.counters.increment('dead_lettered');
     this.#d.logger.error({ reason, bytes: delivery.data.byteLength }, `Dead-lettered malformed message: ${reason}`);
     return 'dead-lettered';
   }
-}
-
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -1,7 +1,12 @@
 /**
  * The article's mock restart: random latency, random failures. Reproducible with a seeded random.
+ *
+ * With `MAYHEM_MOCK_JOURNAL=<file>` every mock restart that takes effect appends `<host>\n` to that
+ * file with a synchronous append, before the restart resolves — so the file shows every restart that
+ * "happened", even from a process SIGKILLed a moment later. Fault tests count double restarts with it.
  */
-import { RestartFailed, type RestartExecutor } from '../core/contracts.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { RestartCancelled, RestartFailed, type RestartExecutor } from '../core/contracts.js';
 import { DONE } from '../core/settled.js';
 
 export interface MockExecutorOptions {
@@ -10,31 +15,56 @@ export interface MockExecutorOptions {
   /** Probability in [0, 1] that a restart fails with {@link RestartFailed}. */
   readonly failureRate: number;
   readonly random: () => number;
+  /** Append each host restarted to this file (see the module comment). Default: `MAYHEM_MOCK_JOURNAL`. */
+  readonly journal?: string;
 }
 
 export class MockRestartExecutor implements RestartExecutor {
   readonly #o: MockExecutorOptions;
+  readonly #journal: number | undefined;
 
   constructor(options: MockExecutorOptions) {
     this.#o = options;
+    const journal = options.journal ?? process.env['MAYHEM_MOCK_JOURNAL'];
+    // O_APPEND: lines from several processes never interleave mid-line. Left open for the process's life.
+    this.#journal = journal ? openSync(journal, 'a') : undefined;
+  }
+
+  #tookEffect(hostname: string): void {
+    if (this.#journal !== undefined) writeSync(this.#journal, `${hostname}\n`);
+  }
+
+  /** Close the journal, if any (tests that make many executors). */
+  close(): void {
+    if (this.#journal !== undefined) closeSync(this.#journal);
   }
 
   restart(hostname: string, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    // A mock restart takes effect only when its latency is over: stopped before, it did not happen.
+    if (signal.aborted) return Promise.reject(cancelled(hostname));
     const fails = this.#o.random() < this.#o.failureRate;
     const latency = this.#o.latencyMs > 0 ? this.#o.random() * this.#o.latencyMs : 0;
-    if (latency === 0) return fails ? Promise.reject(new RestartFailed(`Could not restart ${hostname}`)) : DONE;
+    if (latency === 0) {
+      if (fails) return Promise.reject(new RestartFailed(`Could not restart ${hostname}`));
+      this.#tookEffect(hostname);
+      return DONE;
+    }
     return new Promise((resolve, reject) => {
       const onAbort = (): void => {
         clearTimeout(timer);
-        reject(signal.reason as Error);
+        reject(cancelled(hostname));
       };
       const timer = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
-        if (fails) reject(new RestartFailed(`Could not restart ${hostname}`));
-        else resolve();
+        if (fails) return reject(new RestartFailed(`Could not restart ${hostname}`));
+        this.#tookEffect(hostname);
+        resolve();
       }, latency);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+function cancelled(hostname: string): RestartCancelled {
+  return new RestartCancelled(`Restart of ${hostname} cancelled before it took effect`);
 }

@@ -2,10 +2,18 @@
  * Storage in a Map: the same semantics as the SQLite adapter, nothing durable. Unit tests use it,
  * and the benchmark's "storage off" row measures the pipeline without any database cost.
  */
-import type { AckRecord, DeadLetter, Storage } from '../core/contracts.js';
+import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { checkFailureRate, closedError, emptyRecord, rejectAborted, saveFailure, type MessageRecord } from './record.js';
-import { DONE, FALSE, TRUE } from '../core/settled.js';
+import { checkFailureRate, claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, saveFailure, type MessageRecord } from './record.js';
+import { DONE } from '../core/settled.js';
+
+// One settled promise per claim state: a claim allocates nothing on the hot path.
+const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
+  free: Promise.resolve('free'),
+  done: Promise.resolve('done'),
+  'in-doubt': Promise.resolve('in-doubt'),
+  conflict: Promise.resolve('conflict'),
+};
 
 /** The memory adapter, with its contents open for inspection. */
 export interface MemoryStorage extends Storage {
@@ -55,7 +63,9 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     return DONE;
   }
 
+  // The first request recorded for an id keeps it: a reused id never rewrites whose record it is.
   function setRequest(row: Mutable, request: RestartRequest): void {
+    if (row.instanceName !== null) return;
     row.instanceName = request.instanceName;
     row.hostname = hostnameOf(request);
     row.publishedAt = request.publishedAt;
@@ -65,10 +75,17 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     records,
     deadLetters,
 
-    isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean> {
+    claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
       if (closed) return Promise.reject(closedError());
       if (signal?.aborted) return rejectAborted(signal);
-      return records.get(messageId)?.restarted === true ? TRUE : FALSE;
+      const found = restartStateOf(records.get(request.messageId), request.instanceName);
+      if (claimWrites(mode, found)) {
+        void upsert(request.messageId, (row) => {
+          setRequest(row, request);
+          row.restartClaimed = Math.max(row.restartClaimed, deliveryCount);
+        });
+      }
+      return CLAIMS[found];
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
@@ -96,6 +113,13 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
       );
     },
 
+    releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
+      return upsert(messageId, (row) => {
+        row.restartReleased = Math.max(row.restartReleased, deliveryCount);
+        row.restartAttempts = Math.max(row.restartAttempts, attempts);
+      });
+    },
+
     markAcked(record: AckRecord): Promise<void> {
       return upsert(record.messageId, (row, now) => {
         row.acked = true;
@@ -106,6 +130,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
           row.restarted = true;
           row.restartedAt ??= now;
         }
+        if (record.restartInDoubt === true) row.restartInDoubt = true;
       });
     },
 

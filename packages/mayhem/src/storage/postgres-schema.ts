@@ -50,6 +50,16 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id) WHERE message_id IS NOT NULL`,
     ],
   },
+  {
+    // The restart intent (claimed before the executor runs, released when it did not restart) and
+    // the in-doubt mark; see MessageRecord.restartClaimed.
+    version: 2,
+    statements: [
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS restart_claimed integer NOT NULL DEFAULT 0`,
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS restart_released integer NOT NULL DEFAULT 0`,
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS restart_in_doubt boolean NOT NULL DEFAULT false`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -15,7 +15,7 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { AckRecord, DeadLetter, HostGuard, Storage } from '../core/contracts.js';
+import type { AckRecord, ClaimMode, DeadLetter, HostGuard, RestartClaim, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, closedError, saveFailure } from './record.js';
 import { Batcher } from './postgres-batch.js';
@@ -81,6 +81,18 @@ interface RowPatch {
   e?: number; // extensions
   x?: boolean; // dead_lettered
   l?: string; // last_error
+  u?: number; // restart_released
+  q?: boolean; // restart_in_doubt
+}
+
+/** One claim request (see Storage.claimRestart), as the claim statement takes it. */
+interface Claim {
+  readonly i: string; // message_id
+  readonly n: string; // instance_name
+  readonly h: string; // hostname
+  readonly p: number; // published_at, ms
+  readonly d: number; // the claiming delivery
+  readonly m: ClaimMode;
 }
 
 interface DeadLetterRow {
@@ -107,18 +119,20 @@ WITH dl AS (
 )
 INSERT INTO messages AS m (
   message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error)
+  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_released, restart_in_doubt)
 SELECT i, n, h, to_timestamp(p / 1000.0), coalesce(s, false), coalesce(d, 0), coalesce(r, false),
   coalesce(a, 0), CASE WHEN r THEN now() END, coalesce(k, false), coalesce(e, 0),
-  CASE WHEN k THEN now() END, coalesce(x, false), l
+  CASE WHEN k THEN now() END, coalesce(x, false), l, coalesce(u, 0), coalesce(q, false)
 FROM json_to_recordset($1::json)
-  AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text)
+  AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text, u int, q boolean)
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY i
 ON CONFLICT (message_id) DO UPDATE SET
-  instance_name    = coalesce(EXCLUDED.instance_name, m.instance_name),
-  hostname         = coalesce(EXCLUDED.hostname, m.hostname),
-  published_at     = coalesce(EXCLUDED.published_at, m.published_at),
+  instance_name    = coalesce(m.instance_name, EXCLUDED.instance_name),
+  hostname         = coalesce(m.hostname, EXCLUDED.hostname),
+  published_at     = coalesce(m.published_at, EXCLUDED.published_at),
+  restart_released = greatest(m.restart_released, EXCLUDED.restart_released),
+  restart_in_doubt = m.restart_in_doubt OR EXCLUDED.restart_in_doubt,
   saved            = m.saved OR EXCLUDED.saved,
   deliveries       = greatest(m.deliveries, EXCLUDED.deliveries),
   restarted        = m.restarted OR EXCLUDED.restarted,
@@ -131,7 +145,32 @@ ON CONFLICT (message_id) DO UPDATE SET
   last_error       = coalesce(EXCLUDED.last_error, m.last_error),
   updated_at       = now()`;
 
-const READ_SQL = 'SELECT message_id FROM messages WHERE message_id = ANY($1::text[]) AND restarted';
+// Reads the restart state of each claimed message (as MessageRecord/restartStateOf define it) and, in
+// the same statement, records the intent of the claims that may restart. One round trip per batch.
+const CLAIM_SQL = `
+WITH input AS (
+  SELECT * FROM json_to_recordset($1::json) AS t(i text, n text, h text, p float8, d int, m text)
+), found AS (
+  SELECT input.*,
+    CASE WHEN msg.message_id IS NULL THEN 'free'
+         WHEN msg.instance_name IS NOT NULL AND msg.instance_name <> input.n THEN 'conflict'
+         WHEN msg.restarted THEN 'done'
+         WHEN msg.restart_claimed > msg.restart_released THEN 'in-doubt'
+         ELSE 'free' END AS state
+  FROM input LEFT JOIN messages msg ON msg.message_id = input.i
+), claimed AS (
+  INSERT INTO messages AS m (message_id, instance_name, hostname, published_at, restart_claimed)
+  SELECT i, n, h, to_timestamp(p / 1000.0), d FROM found
+  WHERE (state = 'free' AND m <> 'look') OR (state = 'in-doubt' AND m = 'claim-in-doubt')
+  ORDER BY i
+  ON CONFLICT (message_id) DO UPDATE SET
+    instance_name   = coalesce(m.instance_name, EXCLUDED.instance_name),
+    hostname        = coalesce(m.hostname, EXCLUDED.hostname),
+    published_at    = coalesce(m.published_at, EXCLUDED.published_at),
+    restart_claimed = greatest(m.restart_claimed, EXCLUDED.restart_claimed),
+    updated_at      = now()
+)
+SELECT i, state FROM found`;
 
 /** Open the pool, check the server answers, create or migrate the schema. */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<PostgresStorage> {
@@ -180,7 +219,7 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
 
 class PgStorage implements PostgresStorage {
   private readonly writes: Batcher<Write, void>;
-  private readonly reads: Batcher<string, boolean>;
+  private readonly claims: Batcher<Claim, RestartClaim>;
   private guard: PgHostGuard | undefined;
   private closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
@@ -203,17 +242,25 @@ class PgStorage implements PostgresStorage {
       run: (batch) => this.runWrites(batch),
       isolateOn: isDataError,
     });
-    this.reads = new Batcher<string, boolean>({
+    this.claims = new Batcher<Claim, RestartClaim>({
       maxBatch,
       maxInFlight: 1,
-      run: (ids) => this.runReads(ids),
+      run: (claims) => this.runClaims(claims),
       isolateOn: isDataError,
     });
   }
 
-  isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean> {
+  claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
     if (this.closing) return Promise.reject(closedError());
-    return this.reads.submit(text(messageId), signal);
+    const claim: Claim = {
+      i: text(request.messageId),
+      n: text(request.instanceName),
+      h: text(hostnameOf(request)),
+      p: request.publishedAt,
+      d: deliveryCount,
+      m: mode,
+    };
+    return this.claims.submit(claim, signal);
   }
 
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
@@ -238,6 +285,10 @@ class PgStorage implements PostgresStorage {
     return this.write({ row: { i: text(messageId), r: true, a: attempts } }, signal);
   }
 
+  releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
+    return this.durably({ row: { i: text(messageId), u: deliveryCount, a: attempts } });
+  }
+
   // markAcked, markFailed and deadLetter record what already happened at the broker: the pipeline
   // does not retry them (a lost ack record would stay lost), so they ride out a PostgreSQL restart
   // here, retrying connection failures for a few seconds. saveMessage and markRestarted fail fast:
@@ -252,7 +303,8 @@ class PgStorage implements PostgresStorage {
   markAcked(record: AckRecord): Promise<void> {
     // Carrying the restart-done record, it commits durably like markRestarted.
     const restarted = record.restartDone === true;
-    return this.durably({ row: { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: restarted || undefined }, lazy: !restarted });
+    const row: RowPatch = { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: restarted || undefined, q: record.restartInDoubt };
+    return this.durably({ row, lazy: !restarted });
   }
 
   markFailed(messageId: string, error: string, attempts: number): Promise<void> {
@@ -292,8 +344,8 @@ class PgStorage implements PostgresStorage {
     return {
       writeBatches: this.writes.batches,
       writes: this.writes.items,
-      readBatches: this.reads.batches,
-      reads: this.reads.items,
+      readBatches: this.claims.batches,
+      reads: this.claims.items,
       lockStatements: this.guard?.statements ?? 0,
     };
   }
@@ -305,7 +357,7 @@ class PgStorage implements PostgresStorage {
       // fails hands its record to a retry in a promise reaction: one turn of the loop later every
       // such hand-over has happened.)
       for (;;) {
-        await Promise.all([this.writes.drained(), this.reads.drained()]);
+        await Promise.all([this.writes.drained(), this.claims.drained()]);
         await new Promise<void>((resolve) => setImmediate(resolve));
         if (this.recording.size === 0 && this.writes.idle) break;
         await Promise.allSettled([...this.recording]);
@@ -378,28 +430,38 @@ class PgStorage implements PostgresStorage {
     return new Array<void>(batch.length);
   }
 
-  private async runReads(ids: readonly string[]): Promise<boolean[]> {
-    let done: Set<string>;
+  private async runClaims(claims: readonly Claim[]): Promise<RestartClaim[]> {
+    // One statement cannot upsert a row twice: a second claim of one id in a batch (a reused id)
+    // goes in a statement of its own, after the first, so it sees the first one's claim.
+    const seen = new Set<string>();
+    const first: Claim[] = [];
+    const again: number[] = [];
+    claims.forEach((c, k) => {
+      if (seen.has(c.i)) again.push(k);
+      else {
+        seen.add(c.i);
+        first.push(c);
+      }
+    });
+    let states: Map<string, RestartClaim>;
     try {
-      const { rows } = await this.pool.query<{ message_id: string }>({
-        name: 'mayhem_restart_done',
-        text: READ_SQL,
-        values: [[...new Set(ids)]],
-      });
-      done = new Set(rows.map((r) => r.message_id));
+      const { rows } = await this.pool.query<{ i: string; state: RestartClaim }>({ name: 'mayhem_claim', text: CLAIM_SQL, values: [JSON.stringify(first)] });
+      states = new Map(rows.map((r) => [r.i, r.state]));
     } catch (error) {
-      throw new PostgresStorageError(`PostgreSQL read failed: ${describe(error)}`, { cause: error });
+      throw new PostgresStorageError(`PostgreSQL claim failed: ${describe(error)}`, { cause: error });
     }
-    return ids.map((id) => done.has(id));
+    const results = claims.map((c) => states.get(c.i) ?? 'free');
+    for (const k of again) results[k] = (await this.runClaims([claims[k]!]))[0]!;
+    return results;
   }
 }
 
 function merge(a: RowPatch, b: RowPatch): RowPatch {
   return {
     i: a.i,
-    n: b.n ?? a.n,
-    h: b.h ?? a.h,
-    p: b.p ?? a.p,
+    n: a.n ?? b.n,
+    h: a.h ?? b.h,
+    p: a.p ?? b.p,
     s: a.s || b.s || undefined,
     d: max(a.d, b.d),
     r: a.r || b.r || undefined,
@@ -408,6 +470,8 @@ function merge(a: RowPatch, b: RowPatch): RowPatch {
     e: max(a.e, b.e),
     x: a.x || b.x || undefined,
     l: b.l ?? a.l,
+    u: max(a.u, b.u),
+    q: a.q || b.q || undefined,
   };
 }
 

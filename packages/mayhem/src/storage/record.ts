@@ -2,6 +2,7 @@
  * The message record both storage adapters keep, in camelCase. The SQL tables (SQLite here,
  * PostgreSQL elsewhere) hold the same fields in snake_case, one row per messageId.
  */
+import type { ClaimMode, RestartClaim } from '../core/contracts.js';
 
 /** One row of `messages`. Times are ms since epoch; `null` means "has not happened". */
 export interface MessageRecord {
@@ -14,6 +15,16 @@ export interface MessageRecord {
   readonly hostname: string | null;
   readonly publishedAt: number | null;
   readonly restarted: boolean;
+  /**
+   * The restart intent: the highest delivery that claimed the restart (recorded before the executor
+   * ran), and the highest whose claim ended without a restart. `restartClaimed > restartReleased`
+   * while `restarted` is false means in doubt: a delivery began the restart and never said how it ended.
+   * Both only grow, so the writes stay idempotent merges.
+   */
+  readonly restartClaimed: number;
+  readonly restartReleased: number;
+  /** A delivery found the restart in doubt and did not run it again. */
+  readonly restartInDoubt: boolean;
   /** The highest restart-attempt count any delivery reported (monotonic, so retried writes are idempotent). */
   readonly restartAttempts: number;
   readonly saved: boolean;
@@ -38,6 +49,9 @@ export function emptyRecord(messageId: string, now: number): MessageRecord {
     hostname: null,
     publishedAt: null,
     restarted: false,
+    restartClaimed: 0,
+    restartReleased: 0,
+    restartInDoubt: false,
     restartAttempts: 0,
     saved: false,
     acked: false,
@@ -50,6 +64,22 @@ export function emptyRecord(messageId: string, now: number): MessageRecord {
     restartedAt: null,
     ackedAt: null,
   };
+}
+
+/** The state of a record's restart, as {@link Storage.claimRestart} reports it (before any write). */
+export function restartStateOf(
+  record: Pick<MessageRecord, 'instanceName' | 'restarted' | 'restartClaimed' | 'restartReleased'> | undefined,
+  instanceName: string,
+): RestartClaim {
+  if (record === undefined) return 'free';
+  if (record.instanceName !== null && record.instanceName !== instanceName) return 'conflict';
+  if (record.restarted) return 'done';
+  return record.restartClaimed > record.restartReleased ? 'in-doubt' : 'free';
+}
+
+/** Whether a claim in `mode` records its intent, given the state found. */
+export function claimWrites(mode: ClaimMode, found: RestartClaim): boolean {
+  return (found === 'free' && mode !== 'look') || (found === 'in-doubt' && mode === 'claim-in-doubt');
 }
 
 /** The error `saveMessage` rejects with under `--save-failure-rate` (the article's wording). */

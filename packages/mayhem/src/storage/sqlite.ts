@@ -15,9 +15,9 @@ import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { AckRecord, DeadLetter, Storage } from '../core/contracts.js';
+import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { checkFailureRate, closedError, rejectAborted, saveFailure } from './record.js';
+import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
 
 /** Options for {@link openSqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -52,7 +52,7 @@ export interface SqliteStorage extends Storage {
 }
 
 /** The schema version this code writes; `PRAGMA user_version` holds the file's. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 // Kept identical (names, types, meaning) to the PostgreSQL adapter's tables.
 const SCHEMA_V1 = `
@@ -84,6 +84,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (message_id) WHERE message_id IS NOT NULL;
 `;
+// v2: the restart intent (see MessageRecord.restartClaimed) and the in-doubt mark.
+const SCHEMA_V2 = `
+ALTER TABLE messages ADD COLUMN restart_claimed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN restart_released INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN restart_in_doubt INTEGER NOT NULL DEFAULT 0;
+`;
 
 // Every write to `messages` goes through this one upsert. Each column merges monotonically (flags
 // and counts take the max, first-time stamps coalesce, a NULL patch value keeps the stored one), so a
@@ -91,13 +97,17 @@ CREATE UNIQUE INDEX IF NOT EXISTS dead_letters_message_id ON dead_letters (messa
 // writes for one message within a flush can be folded into a single statement.
 const UPSERT_MESSAGE = `
 INSERT INTO messages (message_id, instance_name, hostname, published_at, restarted, restart_attempts, saved, acked,
-                      extensions, deliveries, dead_lettered, last_error, created_at, updated_at, restarted_at, acked_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                      extensions, deliveries, dead_lettered, last_error, created_at, updated_at, restarted_at, acked_at,
+                      restart_claimed, restart_released, restart_in_doubt)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (message_id) DO UPDATE SET
-  instance_name    = coalesce(excluded.instance_name, instance_name),
-  hostname         = coalesce(excluded.hostname, hostname),
-  published_at     = coalesce(excluded.published_at, published_at),
+  instance_name    = coalesce(instance_name, excluded.instance_name),
+  hostname         = coalesce(hostname, excluded.hostname),
+  published_at     = coalesce(published_at, excluded.published_at),
   restarted        = max(restarted, excluded.restarted),
+  restart_claimed  = max(restart_claimed, excluded.restart_claimed),
+  restart_released = max(restart_released, excluded.restart_released),
+  restart_in_doubt = max(restart_in_doubt, excluded.restart_in_doubt),
   restart_attempts = max(restart_attempts, excluded.restart_attempts),
   saved            = max(saved, excluded.saved),
   acked            = max(acked, excluded.acked),
@@ -110,9 +120,11 @@ ON CONFLICT (message_id) DO UPDATE SET
   acked_at         = coalesce(acked_at, excluded.acked_at)`;
 
 const SQL = {
-  // One statement answers every isRestartDone of a flush: measured ~3x cheaper per id than a
-  // prepared point-select each (json_each takes the ids as one JSON array parameter).
-  restartedAmong: `SELECT message_id FROM messages WHERE message_id IN (SELECT value FROM json_each(?)) AND restarted = 1`,
+  // One statement answers every claim of a flush: measured ~3x cheaper per id than a prepared
+  // point-select each (json_each takes the ids as one JSON array parameter).
+  restartStates: `SELECT message_id AS messageId, instance_name AS instanceName, restarted, restart_claimed AS restartClaimed,
+                         restart_released AS restartReleased
+                  FROM messages WHERE message_id IN (SELECT value FROM json_each(?))`,
   upsertMessage: UPSERT_MESSAGE,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
@@ -126,6 +138,9 @@ class Patch {
   hostname: string | null = null;
   publishedAt: number | null = null;
   restarted = 0;
+  restartClaimed = 0;
+  restartReleased = 0;
+  restartInDoubt = 0;
   restartAttempts = 0;
   saved = 0;
   acked = 0;
@@ -136,7 +151,9 @@ class Patch {
 
   constructor(readonly messageId: string) {}
 
+  /** The first request recorded for an id keeps it (as the upsert's coalesce does for stored rows). */
   setRequest(r: RestartRequest): void {
+    if (this.instanceName !== null) return;
     this.instanceName = r.instanceName;
     this.hostname = hostnameOf(r);
     this.publishedAt = r.publishedAt;
@@ -144,13 +161,16 @@ class Patch {
 }
 
 const enum Kind {
-  IsRestartDone,
+  Claim,
   Save,
   Restarted,
+  Released,
   Acked,
   Failed,
   DeadLetter,
 }
+
+type Result = RestartClaim | undefined;
 
 /** One queued operation. A class with fixed fields keeps the hot path monomorphic and allocation-light. */
 class Op {
@@ -160,9 +180,19 @@ class Op {
     readonly a: unknown,
     readonly b: unknown,
     readonly signal: AbortSignal | undefined,
-    readonly resolve: (value: boolean | undefined) => void,
+    readonly resolve: (value: Result) => void,
     readonly reject: (reason: unknown) => void,
+    /** Claims only: how to claim. */
+    readonly mode: ClaimMode = 'look',
   ) {}
+}
+
+interface StoredRestart {
+  messageId: string;
+  instanceName: string | null;
+  restarted: number;
+  restartClaimed: number;
+  restartReleased: number;
 }
 
 const DEFAULT_MAX_BATCH = 2_000;
@@ -184,7 +214,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   const db = openDatabase(path);
 
   const st = {
-    restartedAmong: db.prepare<[string], string>(SQL.restartedAmong).pluck(),
+    restartStates: db.prepare<[string], StoredRestart>(SQL.restartStates),
     upsertMessage: db.prepare(SQL.upsertMessage),
     deadLetterParsed: db.prepare(SQL.deadLetterParsed),
     deadLetterMalformed: db.prepare(SQL.deadLetterMalformed),
@@ -198,10 +228,10 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   let closed = false;
   let drained: (() => void)[] = [];
 
-  // Runs one batch; results land in `results` (reads) in batch order. Throws to roll back.
-  // Writes to `messages` are folded into one Patch per messageId and written at the end; a read
-  // checks the pending patch first, so it still sees every write queued before it.
-  const runBatch = db.transaction((batch: Op[], results: (boolean | undefined)[], now: number) => {
+  // Runs one batch; claim results land in `results` in batch order. Throws to roll back.
+  // Writes to `messages` are folded into one Patch per messageId and written at the end; a claim
+  // sees the committed row merged with the patch queued before it, so it sees every earlier write.
+  const runBatch = db.transaction((batch: Op[], results: Result[], now: number) => {
     const patches = new Map<string, Patch>();
     const patchFor = (id: string): Patch => {
       let p = patches.get(id);
@@ -211,16 +241,29 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       }
       return p;
     };
-    // Reads not answered by a patch queued before them; answered from the committed rows below.
-    const reads: number[] = [];
+    // One read, before this batch's upserts, of the committed rows its claims are about.
+    let stored: Map<string, StoredRestart> | undefined;
+    const claimIds: string[] = [];
+    for (const op of batch) if (op.kind === Kind.Claim && op.signal?.aborted !== true) claimIds.push(op.id);
+    if (claimIds.length > 0) {
+      stored = new Map();
+      for (const row of st.restartStates.all(JSON.stringify(claimIds))) stored.set(row.messageId, row);
+    }
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
       if (op.signal?.aborted) continue; // settled as aborted after the commit
       switch (op.kind) {
-        case Kind.IsRestartDone:
-          if (patches.get(op.id)?.restarted === 1) results[i] = true;
-          else reads.push(i);
+        case Kind.Claim: {
+          const request = op.a as RestartRequest;
+          const found = restartStateOf(merged(stored!.get(op.id), patches.get(op.id)), request.instanceName);
+          results[i] = found;
+          if (claimWrites(op.mode, found)) {
+            const p = patchFor(op.id);
+            p.setRequest(request);
+            p.restartClaimed = Math.max(p.restartClaimed, op.b as number);
+          }
           break;
+        }
         case Kind.Save: {
           const p = patchFor(op.id);
           p.setRequest(op.a as RestartRequest);
@@ -234,6 +277,12 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           p.restartAttempts = Math.max(p.restartAttempts, op.a as number);
           break;
         }
+        case Kind.Released: {
+          const p = patchFor(op.id);
+          p.restartReleased = Math.max(p.restartReleased, op.a as number);
+          p.restartAttempts = Math.max(p.restartAttempts, op.b as number);
+          break;
+        }
         case Kind.Acked: {
           const r = op.a as AckRecord;
           const p = patchFor(op.id);
@@ -241,6 +290,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           p.extensions = r.extensions;
           p.restartAttempts = Math.max(p.restartAttempts, r.attempts);
           if (r.restartDone === true) p.restarted = 1;
+          if (r.restartInDoubt === true) p.restartInDoubt = 1;
           break;
         }
         case Kind.Failed: {
@@ -265,16 +315,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
         }
       }
     }
-    if (reads.length > 0) {
-      // Runs before this batch's upserts, so it sees exactly the rows committed before the batch.
-      const ids = reads.map((i) => batch[i]!.id);
-      const done = new Set(st.restartedAmong.all(JSON.stringify(ids)));
-      for (const i of reads) results[i] = done.has(batch[i]!.id);
-    }
     for (const p of patches.values()) {
       st.upsertMessage.run(
         p.messageId, p.instanceName, p.hostname, p.publishedAt, p.restarted, p.restartAttempts, p.saved, p.acked,
         p.extensions, p.deliveries, p.deadLettered, p.lastError, now, now, p.restarted === 1 ? now : null, p.acked === 1 ? now : null,
+        p.restartClaimed, p.restartReleased, p.restartInDoubt,
       );
     }
     stats.rowWrites += patches.size;
@@ -293,7 +338,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     }
     if (batch.length === 0) return settleDrain();
 
-    const results: (boolean | undefined)[] = new Array<boolean | undefined>(batch.length);
+    const results: Result[] = new Array<Result>(batch.length);
     const started = performance.now();
     let failure: Error | undefined;
     try {
@@ -333,11 +378,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     setImmediate(flush);
   }
 
-  function enqueue<T extends boolean | undefined>(kind: Kind, id: string, a: unknown, b: unknown, signal: AbortSignal | undefined): Promise<T> {
+  function enqueue<T extends Result>(kind: Kind, id: string, a: unknown, b: unknown, signal: AbortSignal | undefined, mode?: ClaimMode): Promise<T> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
     return new Promise<T>((res, rej) => {
-      queue.push(new Op(kind, id, a, b, signal, res as (v: boolean | undefined) => void, rej));
+      queue.push(new Op(kind, id, a, b, signal, res as (v: Result) => void, rej, mode));
       schedule();
     });
   }
@@ -345,8 +390,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   return {
     stats,
 
-    isRestartDone(messageId: string, signal?: AbortSignal): Promise<boolean> {
-      return enqueue<boolean>(Kind.IsRestartDone, messageId, undefined, undefined, signal);
+    claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
+      return enqueue<RestartClaim>(Kind.Claim, request.messageId, request, deliveryCount, signal, mode);
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
@@ -356,6 +401,10 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
 
     markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
       return enqueue<undefined>(Kind.Restarted, messageId, attempts, undefined, signal);
+    },
+
+    releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
+      return enqueue<undefined>(Kind.Released, messageId, deliveryCount, attempts, undefined);
     },
 
     markAcked(record: AckRecord): Promise<void> {
@@ -482,9 +531,24 @@ function migrate(db: Database.Database): void {
   }
   if (version === SCHEMA_VERSION) return;
   db.transaction(() => {
-    db.exec(SCHEMA_V1);
+    if (version < 1) db.exec(SCHEMA_V1);
+    if (version < 2) db.exec(SCHEMA_V2);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
+}
+
+/** The committed restart state of a row with the writes queued for it earlier in the same flush. */
+function merged(row: StoredRestart | undefined, patch: Patch | undefined): Parameters<typeof restartStateOf>[0] {
+  if (patch === undefined) {
+    if (row === undefined) return undefined;
+    return { instanceName: row.instanceName, restarted: row.restarted === 1, restartClaimed: row.restartClaimed, restartReleased: row.restartReleased };
+  }
+  return {
+    instanceName: row?.instanceName ?? patch.instanceName,
+    restarted: row?.restarted === 1 || patch.restarted === 1,
+    restartClaimed: Math.max(row?.restartClaimed ?? 0, patch.restartClaimed),
+    restartReleased: Math.max(row?.restartReleased ?? 0, patch.restartReleased),
+  };
 }
 
 function describe(err: unknown): string {
