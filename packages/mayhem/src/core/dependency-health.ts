@@ -33,6 +33,8 @@ type State = 'up' | 'failing' | 'not answering';
 
 // Per-call warn lines allowed each second while the dependency is up (see callLogLevel).
 const CALL_LINES_PER_SECOND = 10;
+// Failures in a row, with no success between, that make the dependency suspect (see suspect).
+const SUSPECT_AFTER_FAILURES = 5;
 
 export class DependencyHealth {
   readonly #name: string;
@@ -72,6 +74,15 @@ export class DependencyHealth {
   /** True while the dependency is failing or not answering. */
   get down(): boolean {
     return this.#state !== 'up';
+  }
+
+  /**
+   * Down, or on its way: several calls in a row failed with no success between them. Random
+   * failures among successes (fault injection, one bad row) rarely do that; an outage does at once,
+   * before `downAfterMs` has passed. Callers stop spending a message's attempts on it.
+   */
+  get suspect(): boolean {
+    return this.#state !== 'up' || this.#failuresSinceOk >= SUSPECT_AFTER_FAILURES;
   }
 
   /** A call is about to be made (pair with {@link ok} or {@link failed}, or {@link settled}). */

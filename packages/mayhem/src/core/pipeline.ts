@@ -107,6 +107,28 @@ export class MessagePipeline {
     this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now, ref: true });
     const dependency = this.storageHealth;
 
+    // Waiting for the host is not a database call (another message may hold it for long), but the
+    // guard failing is (the PostgreSQL guard's lock connection): retried like a save, and while the
+    // database is down it waits for it.
+    this.#acquiringHost = {
+      kind: 'stoppable',
+      run: (job) => deps.hostGuard.acquire(job.host, job.signal),
+      retry: (job, err, n) => {
+        this.storageHealth.failed(err);
+        return this.#storageRetry(job, err, n, this.#o.saveAttempts, 'lock the host of');
+      },
+      succeeded: (job) => {
+        job.restart = 'claiming';
+        this.#runner.attempt(job, 1, this.#claiming);
+      },
+      // Granted after the job ended (an escaped error): the host goes straight back.
+      afterEnd: (job) => deps.hostGuard.release(job.host),
+      failed: (job, err) => {
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        this.#restartFinal(job, 'failed');
+      },
+    };
+
     this.#claiming = {
       kind: 'stoppable',
       dependency,
@@ -258,7 +280,7 @@ export class MessagePipeline {
     const log = this.#d.logger;
     if (log.isLevelEnabled('info')) log.info({ messageId: job.messageId, host: job.host, delivery: job.delivery.deliveryCount }, `Pulled ${job.request.instanceName}`);
     this.#extensions.add(job);
-    this.#runner.when(job, this.#d.hostGuard.acquire(job.host, job.signal), this.#hostHeld, this.#hostRefused, true);
+    this.#runner.attempt(job, 1, this.#acquiringHost);
     this.#runner.attempt(job, 1, this.#saving);
   };
 
@@ -282,19 +304,7 @@ export class MessagePipeline {
 
   // ---- restart: hold the host → claim → restart (retried) → record it, or release the claim ----
 
-  readonly #hostHeld = (job: Job): void => {
-    // Granted after the job ended (an escaped error): the host goes straight back.
-    if (job.ended) return this.#d.hostGuard.release(job.host);
-    job.restart = 'claiming';
-    this.#runner.attempt(job, 1, this.#claiming);
-  };
-
-  readonly #hostRefused = (job: Job, err: unknown): void => {
-    if (job.ended) return;
-    job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
-    this.#restartFinal(job, 'failed');
-  };
-
+  readonly #acquiringHost: RetriedStep;
   readonly #claiming: RetriedStep;
 
   #claimed(job: Job, found: RestartClaim): void {
@@ -349,9 +359,9 @@ export class MessagePipeline {
   readonly #saving: RetriedStep;
 
   #storageRetry(job: Job, err: unknown, attempt: number, attempts: number, what: string): boolean {
-    // While the database is down, a save or claim waits for it like a record does: an outage is not
-    // this message's failure, and nacking it would only bring it back to the same outage.
-    const retrying = attempt < attempts || this.storageHealth.down;
+    // While the database is down (or failing every call), a save or claim waits for it like a record
+    // does: an outage is not this message's failure, and nacking it would only bring it back to it.
+    const retrying = attempt < attempts || this.storageHealth.suspect;
     const log = this.#d.logger;
     // A few per-message lines a second; past that, and while the database is down, its health speaks.
     const level = this.storageHealth.callLogLevel();

@@ -32,6 +32,8 @@ export interface RetriedStep {
   readonly failed: (job: Job, error: unknown, betweenAttempts: boolean) => void;
   /** The dependency the step calls: its outcomes feed that dependency's health. */
   readonly dependency?: DependencyHealth;
+  /** An attempt that succeeds after the job ended: give back what it handed over (a host). */
+  readonly afterEnd?: (job: Job) => void;
 }
 
 export interface StepRunnerOptions {
@@ -84,6 +86,7 @@ export class StepRunner {
       (value) => {
         step.dependency?.ok();
         if (!job.ended) this.run(job, step.succeeded, value);
+        else if (step.afterEnd !== undefined) this.run(job, step.afterEnd, undefined);
       },
       (err: unknown) => {
         if (job.ended && step.kind === 'stoppable') return step.dependency?.settled();

@@ -188,7 +188,8 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
   // Idle connections killed by the server (restart, pg_terminate_backend) emit here; the pool
   // has already dropped them. Without a listener the process would crash.
   pool.on('error', (error) => {
-    opts.logger.warn({ err: error.message }, 'PostgreSQL connection lost (the pool reconnects on next use)');
+    // Every idle connection reports it when the server goes: the pipeline's database health says it once.
+    opts.logger.debug({ err: error.message }, 'PostgreSQL connection lost (the pool reconnects on next use)');
   });
   let client: pg.PoolClient;
   try {
