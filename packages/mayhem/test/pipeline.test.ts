@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Delivery, Storage } from '../src/core/contracts.js';
+import { RestartRejected } from '../src/core/contracts.js';
 import { sleep } from '../src/core/timing.js';
 import type { MemoryStorage } from '../src/storage/memory.js';
 import { FakeExecutor, failingSaves, rig, track, wrapDelivery } from './pipeline-harness.js';
@@ -572,6 +573,19 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
     expect(await again.promise).toBe('acked');
     expect(r.executor.callsFor(HOST_A)).toHaveLength(1);
     expect(r.memory.records.get(id)).toMatchObject({ restartInDoubt: true, acked: true });
+  });
+});
+
+describe('a restart the executor rejects for good (RestartRejected)', () => {
+  it('is not retried and is dead-lettered at once with the reason; its claim released', async () => {
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, error: new RestartRejected('HTTP 404 from the restart webhook: no such host') })) });
+    const id = r.publish('cattle-aaaa');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await out.promise).toBe('dead-lettered');
+    expect(r.executor.calls).toHaveLength(1);
+    expect(r.memory.deadLetters[0]?.reason).toBe('rejected: HTTP 404 from the restart webhook: no such host');
+    expect(r.memory.records.get(id)).toMatchObject({ deadLettered: true, restartClaimed: 1, restartReleased: 1, restarted: false });
   });
 });
 

@@ -150,6 +150,15 @@ export class RestartFailed extends Error {
 }
 
 /**
+ * Raised by executors when the restart was refused for good (an HTTP 4xx, a container that does not
+ * exist): it did not happen, and trying again will not help. The message is dead-lettered at once
+ * with this error's message as the reason.
+ */
+export class RestartRejected extends RestartFailed {
+  override readonly name = 'RestartRejected';
+}
+
+/**
  * Raised by executors that stopped on abort before the restart could take effect: a cancellation
  * (its name is `AbortError`) that is known not to have restarted anything, so it is not in doubt.
  */
@@ -160,7 +169,8 @@ export class RestartCancelled extends RestartFailed {
 /**
  * Restarts hosts. Must honour `signal`: on abort, stop and reject — with {@link RestartCancelled} when
  * the restart certainly did not take effect, else with the signal's reason. How it rejects tells the
- * pipeline what happened: {@link RestartFailed} = not restarted (retried); anything else = the outcome
+ * pipeline what happened: {@link RestartFailed} = not restarted (retried; {@link RestartRejected}: not
+ * retried, dead-lettered); anything else = the outcome
  * is unknown (the host may have been restarted), so the restart stays in doubt and is not repeated.
  */
 export interface RestartExecutor {

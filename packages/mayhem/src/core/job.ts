@@ -51,10 +51,11 @@ export interface HandleEnd {
 export interface Failure {
   readonly error: unknown;
   /**
-   * `conflict`: the messageId belongs to another request (dead-lettered at once, whatever the delivery).
+   * `conflict`: the messageId belongs to another request; `rejected`: the executor refused the restart
+   * for good. Both are dead-lettered at once, whatever the delivery.
    * `unrecorded`: the restart ran but its record could not be written before shutdown.
    */
-  readonly kind: 'failed' | 'cancelled' | 'conflict' | 'unrecorded';
+  readonly kind: 'failed' | 'cancelled' | 'conflict' | 'rejected' | 'unrecorded';
 }
 
 export class Job implements HandleEnd {

@@ -14,7 +14,7 @@
  */
 import type { Logger } from 'pino';
 import type { ClaimMode, Delivery, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
-import { RestartFailed } from './contracts.js';
+import { RestartFailed, RestartRejected } from './contracts.js';
 import type { Counters } from './counters.js';
 import { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
@@ -151,7 +151,7 @@ export class MessagePipeline {
       },
       retry: (job, err, n) => {
         counters.increment('restart_failed');
-        if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed)) return false;
+        if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected) return false;
         logger.error({ messageId: job.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
         return true;
       },
@@ -169,7 +169,7 @@ export class MessagePipeline {
         this.#runner.attempt(job, 1, this.#recordingRestart);
       },
       failed: (job, err, betweenAttempts) => {
-        const kind = isAbort(err, job.signal) ? 'cancelled' : 'failed';
+        const kind = isAbort(err, job.signal) ? 'cancelled' : err instanceof RestartRejected ? 'rejected' : 'failed';
         job.fail({ error: err, kind }, true);
         // Not restarted for sure: stopped between attempts, or the executor said so.
         if (betweenAttempts || err instanceof RestartFailed) return this.#release(job);

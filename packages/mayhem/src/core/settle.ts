@@ -98,7 +98,7 @@ export class Settler {
       const text = errorText(failure.error);
       logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
     }
-    if (failure.kind === 'conflict' || job.delivery.deliveryCount >= this.#o.maxDeliveries) {
+    if (failure.kind === 'conflict' || failure.kind === 'rejected' || job.delivery.deliveryCount >= this.#o.maxDeliveries) {
       return this.#d.runner.attempt(job, 1, this.#recordingDeadLetter);
     }
     this.#d.runner.attempt(job, 1, this.#recordingFailure);
@@ -151,6 +151,7 @@ export class Settler {
   #reason(job: Job): string {
     const text = errorText(job.failure?.error);
     if (job.failure?.kind === 'conflict') return `conflict: ${text}`;
+    if (job.failure?.kind === 'rejected') return `rejected: ${text}`;
     return `gave up after ${job.delivery.deliveryCount} deliveries: ${text}`;
   }
 
