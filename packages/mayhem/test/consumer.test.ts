@@ -64,6 +64,26 @@ describe('flow control', () => {
     await run.done.promise;
   });
 
+  it('a burst of instant messages never starves timers: the pull loop returns to the event loop between batches', async () => {
+    // Real timers: the question is what the event loop does. Zero-latency restarts and memory storage
+    // settle every message in microtasks, so without a turn between batches nothing else would run.
+    vi.useRealTimers();
+    const instant = new FakeExecutor();
+    instant.restart = () => Promise.resolve(); // no timer at all: like the mock at --restart-latency 0
+    const r = rig({ executor: instant });
+    for (let i = 0; i < 5000; i++) r.publish(`cattle-b${i}`);
+    const consumer = r.consumer({ maxInFlight: 100, pullBatch: 100 });
+    const run = running(r, consumer);
+    const ackedWhenTimerRan = await new Promise<number>((resolve) => setTimeout(() => resolve(r.counters.tally.acked), 0));
+    expect(ackedWhenTimerRan).toBeLessThan(1000);
+    await new Promise<void>((resolve) => {
+      const check = (): void => void (r.counters.tally.acked === 5000 ? resolve() : setTimeout(check, 5));
+      check();
+    });
+    run.stop.abort();
+    await run.done.promise;
+  });
+
   it('waits on an empty broker and handles what is published later', async () => {
     const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
     const consumer = r.consumer();
@@ -165,17 +185,19 @@ describe('pull failures', () => {
     const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
     r.publish('cattle-aaaa');
     const t0 = Date.now();
-    let pulls = 0;
+    const pullTimes: number[] = [];
     const broker: Broker = {
       ackDeadlineMs: r.broker.ackDeadlineMs,
       close: () => r.broker.close(),
-      pull: (max, signal) => (++pulls, Date.now() - t0 < 30_000 ? Promise.reject(new Error('connection refused')) : r.broker.pull(max, signal)),
+      pull: (max, signal) => (pullTimes.push(Date.now() - t0), Date.now() - t0 < 30_000 ? Promise.reject(new Error('connection refused')) : r.broker.pull(max, signal)),
     };
     const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
     const run = running(r, consumer);
     await vi.advanceTimersByTimeAsync(36_000);
     expect(run.outcomes).toEqual(['acked']);
-    expect(pulls).toBeGreaterThan(8);
+    // The pause between failed pulls grows (doubling from 200 ms) up to 5 s, then stays there.
+    const gaps = pullTimes.slice(1).map((t, k) => t - pullTimes[k]!);
+    expect(gaps.slice(0, 8)).toEqual([200, 400, 800, 1600, 3200, 5000, 5000, 5000]);
     const lines = r.log.lines.filter((l) => l.dependency === 'broker');
     expect(lines.map((l) => [l.level, l.msg.replace(/[\d.]+ s\b/g, 'N s').replace(/\d+ calls/g, 'N calls')])).toEqual([
       [50, 'Broker unavailable for N s (connection refused); pulls and settles retried until it recovers'],
