@@ -81,8 +81,13 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
   patches.push({ target, key, original });
 }
 
-/** Module top-level code is start-up too (ESM evaluates after our first turn): its bottom frame has no function. */
+/**
+ * Loading a module is start-up too, whenever it happens: module top-level code (ESM evaluates after our
+ * first turn; its bottom frame has no function), a loader reading and compiling files (tsx), node's
+ * own module loader waiting for its hooks thread (`Atomics.wait`).
+ */
 function duringModuleEvaluation(sites: NodeJS.CallSite[]): boolean {
+  if (sites.some((s) => (s.getFileName() ?? '').startsWith('node:internal/modules/'))) return true;
   for (let i = sites.length - 1; i > 0; i--) {
     const below = sites[i];
     const site = sites[i - 1];
@@ -95,7 +100,8 @@ function duringModuleEvaluation(sites: NodeJS.CallSite[]): boolean {
 
 function note(api: string, sites: NodeJS.CallSite[], durationMs: number): void {
   const frames = userFrames(sites, 5);
-  const site = frames[0];
+  // The line to change is the user's own: past a library's frames (`t.end()` → thread-stream → Atomics.wait).
+  const site = frames.find((f) => f.origin === undefined);
   if (!site || !report) return;
   const key = formatLocation(site);
   if (reported.has(key)) return;

@@ -35,6 +35,8 @@ interface Suppressed { count: number; longestMs: number; totalMs: number; sinceM
 interface Watch {
   profiler: WindowProfiler;
   ticker: NodeJS.Timeout;
+  /** What the ticker does; also run at exit, where the ticker never fires again. */
+  tick: () => void;
   emit: (r: Report) => void;
   thresholdMs: number;
   coveredUntil: number;
@@ -51,16 +53,17 @@ export function watchSlow(opts: SlowCallbackOptions, emit: (r: Report) => void):
   const period = Math.max(5, Math.min(50, thresholdMs / 4));
   const profiler = new WindowProfiler(opts.sampleIntervalUs ?? 2_000);
   let lastTick = performance.now();
-  const ticker = setInterval(() => {
+  const tick = (): void => {
     const now = performance.now();
     const late = now - lastTick - period;
     const from = lastTick;
     lastTick = now;
     if (!watch || late < thresholdMs || watch.coveredUntil >= from) return;
     onSlow(watch, undefined, now - late, late);
-  }, period);
+  };
+  const ticker = setInterval(tick, period);
   ticker.unref();
-  watch = { profiler, ticker, emit, thresholdMs, coveredUntil: 0, lastReportAt: -Infinity, suppressed: undefined, summaryTimer: undefined };
+  watch = { profiler, ticker, tick, emit, thresholdMs, coveredUntil: 0, lastReportAt: -Infinity, suppressed: undefined, summaryTimer: undefined };
   process.on('exit', flushOnExit);
   if (isTracking()) setSlowReaction(thresholdMs, onSlowReaction);
 }
@@ -123,7 +126,10 @@ function emitSummary(w: Watch): void {
 }
 
 function flushOnExit(): void {
-  if (watch) emitSummary(watch);
+  if (!watch) return;
+  // The turn that ends the program (a slow callback, then nothing left to do) is never followed by a tick.
+  watch.tick();
+  emitSummary(watch);
 }
 
 function slowReport(w: Watch, task: PromiseRecord | undefined, startMs: number, durationMs: number): Report {
