@@ -17,7 +17,7 @@ import { createdAtOf } from './model/describe.js';
 import { collectedReport } from './instrument/collected.js';
 import { unwatchUnhandled, watchUnhandled } from './instrument/unhandled.js';
 import { unwatchBlockingCalls, watchBlockingCalls } from './instrument/blocking.js';
-import { armReactionDetector, unwatchSlow, watchSlow } from './instrument/slow.js';
+import { armReactionDetector, noteSlice, unwatchSlow, watchSlow } from './instrument/slow.js';
 import { buildTaskDump } from './instrument/dump.js';
 import { startTaskMonitor } from './instrument/monitor.js';
 import { assertMainThread } from './instrument/thread-guard.js';
@@ -78,7 +78,16 @@ function onSigusr2(): void {
 function startProductionSet(opts: EnableOptions, slowMs: number, sampleIntervalUs: number): void {
   watchSlow({ thresholdMs: slowMs, sampleIntervalUs }, emit);
   stoppers.push(unwatchSlow);
-  const watchdog = startStallWatchdog({ thresholdMs: opts.stallMs ?? Math.max(1000, 5 * slowMs), emit, format: opts.format === 'json' ? 'json' : 'text' });
+  // The heartbeat runs as often as the slow-callback ticker, so a slow turn is seen (and paused once
+  // for its exact frames) while it still runs.
+  const watchdog = startStallWatchdog({
+    thresholdMs: opts.stallMs ?? Math.max(1000, 5 * slowMs),
+    heartbeatMs: Math.max(5, Math.min(50, slowMs / 4)),
+    sliceMs: slowMs,
+    onSlice: noteSlice,
+    emit,
+    format: opts.format === 'json' ? 'json' : 'text',
+  });
   stoppers.push(() => watchdog.stop());
   if (opts.statsd !== undefined || opts.monitorMs !== undefined) {
     const lag = monitorLoopLag({

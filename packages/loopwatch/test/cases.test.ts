@@ -128,14 +128,15 @@ describe('reports lead to the user line', () => {
         expect(slow[0]!.durationMs).toBeGreaterThanOrEqual(250);
       });
 
-      it(`where.ts through tsx: the slow callback names spin at line 12 (${mode}, ${via})`, async () => {
+      // The pause lands in the hot loop: its condition (line 11, `Date.now()`) or its body (line 12).
+      it(`where.ts through tsx: the slow callback names spin at its loop line, not 1:1 (${mode}, ${via})`, async () => {
         const run = await runCase('where.ts', { mode, via, nodeArgs: ['--import', 'tsx/esm'] });
         expect(run.code).toBe(0);
         expect(run.stdout).toContain('where.ts:5:');
         const slow = ofKind(run.reports, 'slow-callback');
         expect(slow).toHaveLength(1);
         expect(slow[0]!.functionName).toBe('spin');
-        expect(siteOf(slow[0])).toBe('where.ts:12');
+        expect(siteOf(slow[0])).toMatch(/^where\.ts:1[12]$/);
         expect(ofKind(run.reports, 'thread-affinity')).toEqual([]);
       });
     }

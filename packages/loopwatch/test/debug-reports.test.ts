@@ -75,7 +75,9 @@ describe('debug mode reports, from child processes', () => {
     expect(r.task?.name).toBe('saveRecord');
     expect(r.functionName).toBe('handle');
     expect(lineOf(r.location)).toEqual({ file: sourcePath('floating'), line: await markerLine('floating', 'FLOATING') });
-    expect(run.reports.filter((x) => x.kind !== 'never-awaited')).toEqual([]);
+    // Besides it, only the summary at exit (which counts it).
+    expect(run.reports.filter((x) => x.kind !== 'never-awaited').map((x) => x.kind)).toEqual(['summary']);
+    expect(run.reports.at(-1)?.summary?.byKind).toEqual({ 'never-awaited': 1 });
   });
 
   it('thread-affinity reports a sync read after start-up, once per call site, not the start-up read', async () => {
@@ -111,7 +113,9 @@ describe('debug mode reports, from child processes', () => {
 
   it('text format prints the same facts readably', async () => {
     const run = await runFixture('fire-and-forget', { env: { LOOPWATCH_FORMAT: 'text' } });
-    expect(run.stderr).toMatch(/loopwatch unhandled-task-error: Task failingJob failed/);
+    // Every report names its process and script (node --test runs many processes at once).
+    expect(run.stderr).toMatch(/loopwatch\[\d+ dist\/test\/fixtures\/fire-and-forget\.js\] unhandled-task-error: Task failingJob failed/);
+    expect(run.stderr).toMatch(/summary: 1 unhandled-task-error in this process\n {2}1 × unhandled-task-error startJobs \(/);
     expect(run.stderr).toMatch(/source_traceback: task created at/);
     expect(run.stderr).toMatch(/at startJobs \(test\/fixtures\/fire-and-forget\.ts:10:\d+\)/);
   });

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame, Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { nowMs, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { nowMs, type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { isOwnFile, originOf, resolveFrame } from '../model/frames.js';
 import { publishStall, registerStallPoller, type StallEvent } from './watchdog-feed.js';
 
 export type { StallEvent } from './watchdog-feed.js';
@@ -45,6 +46,12 @@ export interface StallWatchdogOptions {
   readonly format?: 'text' | 'json';
   /** One-line notes (e.g. the inspector is in use); default `process.emitWarning`. */
   readonly onNote?: (message: string) => void;
+  /**
+   * Slow-callback threshold: a turn running longer is paused once while it runs (at most once a
+   * second) and its raw frames handed to `onSlice`. Default 0 (off).
+   */
+  readonly sliceMs?: number;
+  readonly onSlice?: (atEpochMs: number, frames: readonly RawFrame[]) => void;
 }
 
 /** A running watchdog. */
@@ -64,7 +71,19 @@ function workerUrl(): URL {
 }
 
 function isUserFrame(f: Frame): boolean {
-  return path.isAbsolute(f.file) && !f.file.startsWith(OWN_DIR);
+  return path.isAbsolute(f.file) && !f.file.startsWith(OWN_DIR) && originOf(f.file) === 'user';
+}
+
+/** A paused stack resolved here, on the main thread, where loaders' (tsx's) source maps are known. */
+function resolveRaw(frames: readonly RawFrame[], limit: number): Frame[] {
+  return frames
+    .filter((f) => !isOwnFile(f.url))
+    .slice(0, limit)
+    .map((f) => {
+      const r = resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line: f.line0 + 1, column: f.column0 + 1 });
+      const origin = originOf(r.file);
+      return origin === 'user' ? r : { ...r, origin };
+    });
 }
 
 function describeTask(m: StallMessage): string {
@@ -81,7 +100,8 @@ function parseFrame(s: string): Frame | undefined {
 /** Builds the `stall` report from the worker's findings. */
 export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): Report {
   const ms = Math.round(durationMs);
-  const stack = m.capture === 'sampled' ? m.sampledStack : m.pausedStack;
+  const paused = m.pausedRaw && m.pausedRaw.length > 0 ? resolveRaw(m.pausedRaw, 10) : m.pausedStack;
+  const stack = m.capture === 'sampled' ? m.sampledStack : paused;
   const userIdx = stack.findIndex(isUserFrame);
   const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
   const where = culprit ? `${culprit.functionName} (${formatLocation(culprit)})` : undefined;
@@ -173,12 +193,17 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     ownDir: OWN_DIR,
     stillBlockedMs: opts.stillBlockedMs ?? Math.max(5000, 5 * thresholdMs),
     stillBlockedFormat: opts.format ?? 'text',
+    sliceMs: opts.sliceMs ?? 0,
   };
   // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its own).
   const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });
   worker.on('message', (m: WatchdogMessage) => {
     if (m.type === 'note') {
       note(m.message);
+      return;
+    }
+    if (m.type === 'slice') {
+      opts.onSlice?.(m.at, m.frames);
       return;
     }
     // The main thread timed the stall from its own heartbeat, which is the precise figure.
