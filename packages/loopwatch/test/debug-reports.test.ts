@@ -142,3 +142,35 @@ describe('no false reports', () => {
     expect(run.stderr).toBe('loopwatch: LOOPWATCH_SLOW_MS="fast" is not a positive number of milliseconds; loopwatch stays off\n');
   });
 });
+
+describe('task dumps on real shapes', () => {
+  it('parents, await lines, groups at scale and await cycles', async () => {
+    const run = await runFixture('await-graph');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('done\n');
+    const [grouped, full] = run.reports.filter((r) => r.kind === 'task-dump');
+    const line = (m: string): Promise<number> => markerLine('await-graph', m);
+    const all = full?.tasks ?? [];
+    const byName = (n: string) => all.filter((t) => t.name === n);
+    const service = byName('runService')[0];
+    // The consumer was started by runService, after the publisher had already awaited.
+    expect(byName('consumer')[0]?.parentId).toBe(service?.id);
+    expect(byName('publisher')[0]?.parentId).toBe(service?.id);
+    // Waiting at: the suspended function's await line, then the await line of the task awaiting it.
+    expect(byName('consumer')[0]?.waitingAt.map((f) => f.line)).toEqual([await line('CONSUMER-WAITS')]);
+    expect(byName('handle')).toHaveLength(50);
+    expect(byName('handle')[0]?.waitingAt[0]?.line).toBe(await line('HANDLE-WAITS'));
+    // Folded: one group line for the 50 identical handlers.
+    const g = grouped?.groups?.find((x) => x.name === 'handle');
+    expect(g?.count).toBe(50);
+    expect(g?.waitingAt[0]?.line).toBe(await line('HANDLE-WAITS'));
+    expect(grouped?.tasks?.some((t) => t.name === 'handle')).toBe(false);
+    expect(grouped?.message).toMatch(/50 × handle/);
+    // The deadlock: alpha awaits beta's task, beta awaits alpha's.
+    const names = (grouped?.cycles ?? []).map((c) => c.map((t) => t.name).join(' → '));
+    expect(names.length).toBe(1);
+    expect(['alpha → beta → alpha', 'beta → alpha → beta']).toContain(names[0]);
+    expect(grouped?.message).toMatch(/await-graph contains cycles/);
+    expect(byName('alpha')[0]?.waitingAt[0]?.line).toBe(await line('ALPHA-WAITS'));
+  });
+});

@@ -44,7 +44,7 @@ export function trackLineStarts(): void {
       if (c !== undefined) midLine = c !== '\n';
       return (original as (this: NodeJS.WriteStream, ...a: unknown[]) => boolean).call(this, chunk, ...rest);
     };
-    stream.write = wrapped as typeof stream.write;
+    stream.write = wrapped;
     undo.push(() => {
       if (stream.write === (wrapped as typeof stream.write)) stream.write = original;
     });
