@@ -6,10 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import fs from 'node:fs';
-import childProcess from 'node:child_process';
-import zlib from 'node:zlib';
-import crypto from 'node:crypto';
-import { syncBuiltinESMExports } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
@@ -17,13 +14,10 @@ import { captureSites, isBuiltinSite, isUserFile, userFrames } from '../model/fr
 import { currentTask } from './tasks.js';
 import { taskRef } from '../model/task.js';
 
-/** The last blocking call that returned, for slow-callback attribution. */
-export interface BlockingCall {
-  readonly api: string;
-  readonly sites: NodeJS.CallSite[];
-  readonly startMs: number;
-  readonly endMs: number;
-}
+import { noteBlockingCall } from './last-blocking-call.js';
+
+/** Loaded when watching starts (debug mode): zlib, crypto and child_process cost ~15 ms of start-up to import. */
+const requireBuiltin = createRequire(import.meta.url);
 
 type AnyFn = (...args: unknown[]) => unknown;
 interface Patch { target: Record<string, unknown>; key: string; original: unknown }
@@ -37,11 +31,6 @@ let afterStartup = false;
 /** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
 let startupWindows = 0;
 let report: ((r: Report) => void) | undefined;
-let last: BlockingCall | undefined;
-
-export function lastBlockingCall(): BlockingCall | undefined {
-  return last;
-}
 
 let exitSeen = false;
 const onExit = (): void => {
@@ -70,8 +59,9 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
     } finally {
       const caller = sites.find((s) => !isBuiltinSite(s));
       if (caller && isUserFile(caller.getFileName()) && !duringModuleEvaluation(sites)) {
-        last = { api, sites, startMs, endMs: performance.now() };
-        note(api, sites, last.endMs - startMs);
+        const endMs = performance.now();
+        noteBlockingCall({ api, sites, startMs, endMs });
+        note(api, sites, endMs - startMs);
       }
     }
   };
@@ -125,11 +115,11 @@ export function watchBlockingCalls(emit: (r: Report) => void): void {
   if (patches.length > 0) return;
   const fsObj = fs as unknown as Record<string, unknown>;
   for (const key of Object.keys(fsObj)) if (key.endsWith('Sync')) wrap(fsObj, key, `fs.${key}`);
-  const cp = childProcess as unknown as Record<string, unknown>;
+  const cp = requireBuiltin('node:child_process') as Record<string, unknown>;
   for (const key of CHILD_SYNC) wrap(cp, key, `child_process.${key}`);
-  const z = zlib as unknown as Record<string, unknown>;
+  const z = requireBuiltin('node:zlib') as Record<string, unknown>;
   for (const key of Object.keys(z)) if (key.endsWith('Sync')) wrap(z, key, `zlib.${key}`);
-  const c = crypto as unknown as Record<string, unknown>;
+  const c = requireBuiltin('node:crypto') as Record<string, unknown>;
   for (const key of CRYPTO_SYNC) wrap(c, key, `crypto.${key}`);
   wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
   syncBuiltinESMExports();
@@ -147,7 +137,7 @@ export function unwatchBlockingCalls(): void {
   exitSeen = false;
   process.off('exit', onExit);
   report = undefined;
-  last = undefined;
+  noteBlockingCall(undefined);
   syncBuiltinESMExports();
 }
 

@@ -26,7 +26,7 @@ import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
 import { createdAtOf } from '../model/describe.js';
 import { WindowProfiler } from './profiler.js';
-import { lastBlockingCall } from './blocking.js';
+import { lastBlockingCall } from './last-blocking-call.js';
 import { isTracking, setSlowReaction } from './tasks.js';
 import type { RawFrame } from './watchdog-protocol.js';
 

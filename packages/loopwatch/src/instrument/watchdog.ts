@@ -195,7 +195,9 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     stillBlockedFormat: opts.format ?? 'text',
     sliceMs: opts.sliceMs ?? 0,
   };
-  // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its own).
+  // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its
+  // own; under NODE_OPTIONS register still loads there, and does nothing in a worker).
+  const startWorker = (): Worker => {
   const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });
   worker.on('message', (m: WatchdogMessage) => {
     if (m.type === 'note') {
@@ -217,14 +219,24 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   worker.on('error', (e) => note(`loopwatch: stall watchdog stopped: ${e.message}`));
   // After the listeners: attaching a 'message' listener refs the worker's port again.
   worker.unref();
+  return worker;
+  };
+  // A worker is a whole node isolate to boot (~25 ms of CPU): not for a program that is over in its
+  // first turn. The heartbeat runs from now on, so a stall already under way is still seen.
+  let worker: Worker | undefined;
+  const starter = setImmediate(() => {
+    worker = startWorker();
+  });
+  starter.unref();
 
   let stopped: Promise<void> | undefined;
   return {
     stop(): Promise<void> {
       stopped ??= (async () => {
         clearInterval(timer);
+        clearImmediate(starter);
         unregister();
-        await worker.terminate();
+        await worker?.terminate();
       })();
       return stopped;
     },
