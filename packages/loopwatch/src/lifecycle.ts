@@ -17,7 +17,7 @@ import { createdAtOf } from './model/describe.js';
 import { collectedReport } from './instrument/collected.js';
 import { unwatchUnhandled, watchUnhandled } from './instrument/unhandled.js';
 import { unwatchBlockingCalls, watchBlockingCalls } from './instrument/blocking.js';
-import { armReactionDetector, noteSlice, unwatchSlow, watchSlow } from './instrument/slow.js';
+import { armReactionDetector, noteSlice, setReportGate, unwatchSlow, watchSlow } from './instrument/slow.js';
 import { buildTaskDump } from './instrument/dump.js';
 import { startTaskMonitor } from './instrument/monitor.js';
 import { assertMainThread } from './instrument/thread-guard.js';
@@ -89,6 +89,11 @@ function startProductionSet(opts: EnableOptions, slowMs: number, sampleIntervalU
     format: opts.format === 'json' ? 'json' : 'text',
   });
   stoppers.push(() => watchdog.stop());
+  setReportGate(
+    (at) => watchdog.holdSlices(at),
+    () => watchdog.drainSlices(),
+  );
+  stoppers.push(() => setReportGate(undefined));
   if (opts.statsd !== undefined || opts.monitorMs !== undefined) {
     const lag = monitorLoopLag({
       ...(opts.monitorMs === undefined ? {} : { intervalMs: opts.monitorMs }),

@@ -174,3 +174,24 @@ describe('task dumps on real shapes', () => {
     expect(byName('alpha')[0]?.waitingAt[0]?.line).toBe(await line('ALPHA-WAITS'));
   });
 });
+
+describe('reports lead to the user line', () => {
+  for (const mode of ['debug', 'production']) {
+    it(`a slow turn inside a library names the user's call, library frames marked (${mode})`, async () => {
+      const run = await runFixture('slow-library', { env: { LOOPWATCH: mode } });
+      expect(run.code).toBe(0);
+      const r = only(run.reports, 'slow-callback');
+      expect(r.functionName).toBe('openDb');
+      expect(r.attribution).toBe('code');
+      const stack = r.stack ?? [];
+      expect(stack[0]).toMatchObject({ functionName: 'busy', origin: 'library' });
+      const user = stack.find((f) => f.origin === undefined);
+      expect(user?.functionName).toBe('openDb');
+      // The pause of the running turn gives the call line, not the function's first line.
+      expect(user?.line).toBe(await markerLine('slow-library', 'USER-CALL'));
+      expect(stack.some((f) => f.functionName === 'start')).toBe(true);
+      expect(r.message).toMatch(/ in openDb \(.*slow-library\.ts:\d+:\d+\), inside busy/);
+      expect(r.pid).toBeGreaterThan(0);
+    });
+  }
+});

@@ -61,12 +61,20 @@ interface Watch {
   summaryTimer: NodeJS.Timeout | undefined;
   startUp: StartUp;
   slices: Slice[];
-  /** Reports waiting one turn for the watchdog's pause to arrive. */
-  building: (() => void)[];
   /** loopwatch's own work: a turn that ends before this was (partly) ours. */
   ownUntil: number;
 }
 let watch: Watch | undefined;
+/** Told when a full report was printed: the watchdog holds its pauses until the next one may be. */
+let onReported: ((nextAllowedEpochMs: number) => void) | undefined;
+
+/** Pulls the watchdog's pauses of slow turns into {@link noteSlice} (synchronously). */
+let pullSlices: (() => void) | undefined;
+
+export function setReportGate(fn: ((nextAllowedEpochMs: number) => void) | undefined, pull?: () => void): void {
+  onReported = fn;
+  pullSlices = pull;
+}
 
 export function watchSlow(opts: SlowCallbackOptions, emit: (r: Report) => void): void {
   unwatchSlow();
@@ -97,7 +105,6 @@ export function watchSlow(opts: SlowCallbackOptions, emit: (r: Report) => void):
     summaryTimer: undefined,
     startUp: { turns: 0, totalMs: 0, longestMs: 0, modules: new Map(), timer: undefined, reported: false },
     slices: [],
-    building: [],
     ownUntil: 0,
   };
   process.on('exit', flushOnExit);
@@ -129,7 +136,6 @@ function onSlowReaction(task: PromiseRecord | undefined, startMs: number, durati
 function onSlow(w: Watch, task: PromiseRecord | undefined, startMs: number, durationMs: number): void {
   // A turn that was (mostly) loopwatch's own report building is not the program's.
   if (w.ownUntil >= startMs + durationMs / 2) return;
-  const ownStart = performance.now();
   const hot = w.profiler.hottest(startMs - 1, startMs + durationMs + 1);
   if (hot.attribution === 'module-loading') {
     noteStartUp(w, hot, durationMs);
@@ -154,21 +160,14 @@ function onSlow(w: Watch, task: PromiseRecord | undefined, startMs: number, dura
     return;
   }
   w.lastReportAt = now;
-  const build = (): void => {
-    const i = w.building.indexOf(build);
-    if (i < 0) return;
-    w.building.splice(i, 1);
-    const r = slowReport(w, task, startMs, durationMs, hot);
-    const s = w.suppressed;
-    w.suppressed = undefined;
-    w.emit(s ? { ...r, message: `${r.message}${suppressedNote(s)}` } : r);
-    w.ownUntil = performance.now();
-  };
-  w.building.push(build);
+  onReported?.(performance.timeOrigin + now + REPORT_GAP_MS);
+  // The watchdog's pause of this turn (if any) was posted while it ran: it is in the port already.
+  pullSlices?.();
+  const r = slowReport(w, task, startMs, durationMs, hot);
+  const s = w.suppressed;
+  w.suppressed = undefined;
+  w.emit(s ? { ...r, message: `${r.message}${suppressedNote(s)}` } : r);
   w.ownUntil = performance.now();
-  // The watchdog's pause (posted while the turn still ran) is delivered after the timers of this turn.
-  if (ownStart - startMs - durationMs < 50) setImmediate(build).unref();
-  else build();
 }
 
 function noteStartUp(w: Watch, hot: HotStack, durationMs: number): void {
@@ -226,7 +225,6 @@ function flushOnExit(): void {
   if (!watch) return;
   // The turn that ends the program (a slow callback, then nothing left to do) is never followed by a tick.
   watch.tick();
-  for (const b of [...watch.building]) b();
   emitStartUp(watch);
   emitSummary(watch);
 }

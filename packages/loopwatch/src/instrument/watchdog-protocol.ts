@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Frame } from '../model/report.js';
 import type { CurrentTaskInfo } from './current-task.js';
+import type { MessagePort } from 'node:worker_threads';
 
 /** `workerData` of the watchdog worker. */
 export interface WatchdogWorkerData {
@@ -28,6 +29,8 @@ export interface WatchdogWorkerData {
    * for its exact frames (at most one pause per second); 0 = never.
    */
   readonly sliceMs: number;
+  /** Where slices go: a port the main thread drains synchronously when it builds a report (even at exit). */
+  readonly slicePort: MessagePort;
 }
 
 /** A paused frame as the inspector gives it: resolved on the main thread, where the loaders' source maps are. */

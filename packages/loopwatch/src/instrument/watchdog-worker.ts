@@ -27,6 +27,8 @@ const data = workerData as WatchdogWorkerData;
 const ownDirUrl = pathToFileURL(data.ownDir).href;
 const port = parentPort;
 const beat = new BigInt64Array(data.heartbeat);
+/** Slot 1: no pause for a slow turn before this epoch ms (the main thread's report budget). */
+const sliceGate = (): number => Number(Atomics.load(beat, 1));
 const checkMs = Math.max(5, Math.floor(data.heartbeatMs / 2));
 /** A pause that takes longer than this to land means the thread sat in native code. */
 const PROMPT_PAUSE_MS = 100;
@@ -314,10 +316,7 @@ function stillBlockedNotice(
 }
 
 let slicing = false;
-let lastSliceAt = 0;
 let lastSliceBeat = 0;
-/** One pause per second at most: a slow turn is paused once, while it still runs. */
-const SLICE_GAP_MS = 1000;
 const SLICE_WAIT_MS = 250;
 
 /** Pauses the main thread once during a slow turn, for the exact frames of what it is doing. */
@@ -338,8 +337,9 @@ async function captureSlice(lastBeat: number): Promise<void> {
       // The turn had ended before the pause landed: these frames belong to whatever ran next.
       const sameTurn = readBeat() === lastBeat;
       const raw = sameTurn ? rawFrames(frames) : [];
+      trace(`slice sameTurn=${sameTurn} frames=${raw.length} top=${frames[0]?.functionName}`);
       quiet(call('Debugger.resume'));
-      if (raw.length > 0) send({ type: 'slice', at, frames: raw });
+      if (raw.length > 0) data.slicePort.postMessage({ type: 'slice', at, frames: raw } satisfies WatchdogMessage);
     }
     await call('Debugger.disable').catch(() => undefined);
   } finally {
@@ -351,9 +351,10 @@ function check(): void {
   if (stalled || slicing) return;
   const last = readBeat();
   const now = nowMs();
-  if (data.sliceMs > 0 && data.captureFrames && last !== lastSliceBeat && now - lastSliceAt >= SLICE_GAP_MS && now - last > data.sliceMs + data.heartbeatMs && now - last <= data.thresholdMs) {
+  // One pause per slow turn, and only while the main thread may print a report (at most one a second):
+  // a burst of slow turns is not paused over and over.
+  if (data.sliceMs > 0 && data.captureFrames && last !== lastSliceBeat && now >= sliceGate() && now - last > data.sliceMs + data.heartbeatMs && now - last <= data.thresholdMs) {
     slicing = true;
-    lastSliceAt = now;
     lastSliceBeat = last;
     void captureSlice(last)
       .catch(() => undefined)

@@ -7,7 +7,7 @@
  * thread could not print it earlier anyway: the sinks run on the main thread).
  */
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -58,6 +58,10 @@ export interface StallWatchdogOptions {
 export interface StallWatchdog {
   /** Stops the heartbeat and terminates the worker. */
   stop(): Promise<void>;
+  /** No pause of a slow turn before this epoch ms (the slow-callback report budget). */
+  holdSlices(untilEpochMs: number): void;
+  /** Hands every slice the worker has posted to `onSlice`, synchronously (works at exit too). */
+  drainSlices(): void;
 }
 
 /** loopwatch's own compiled sources: never the culprit. */
@@ -159,7 +163,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     note('loopwatch: the inspector is in use (--inspect); stalls are timed but their frames are not captured');
   }
 
-  const sab = new SharedArrayBuffer(BigInt64Array.BYTES_PER_ELEMENT);
+  // [0] heartbeat, [1] no slow-turn pause before (epoch ms).
+  const sab = new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT);
   const beatCell = new BigInt64Array(sab);
   let last = performance.now();
   let lastStall: StallEvent | undefined;
@@ -184,6 +189,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     if (performance.now() - last - heartbeatMs >= thresholdMs) beat();
   });
 
+  const slices = new MessageChannel();
+  slices.port1.unref();
   const data: WatchdogWorkerData = {
     heartbeat: sab,
     thresholdMs,
@@ -194,20 +201,18 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     stillBlockedMs: opts.stillBlockedMs ?? Math.max(5000, 5 * thresholdMs),
     stillBlockedFormat: opts.format ?? 'text',
     sliceMs: opts.sliceMs ?? 0,
+    slicePort: slices.port2,
   };
   // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its
   // own; under NODE_OPTIONS register still loads there, and does nothing in a worker).
   const startWorker = (): Worker => {
-  const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });
+  const worker = new Worker(workerUrl(), { workerData: data, transferList: [slices.port2], execArgv: [], stdout: false, stderr: false });
   worker.on('message', (m: WatchdogMessage) => {
     if (m.type === 'note') {
       note(m.message);
       return;
     }
-    if (m.type === 'slice') {
-      opts.onSlice?.(m.at, m.frames);
-      return;
-    }
+    if (m.type !== 'stall') return;
     // The main thread timed the stall from its own heartbeat, which is the precise figure.
     const measured = lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50 ? lastStall.durationMs : m.durationMs;
     try {
@@ -231,11 +236,21 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
 
   let stopped: Promise<void> | undefined;
   return {
+    drainSlices(): void {
+      for (let m = receiveMessageOnPort(slices.port1); m !== undefined; m = receiveMessageOnPort(slices.port1)) {
+        const s = m.message as WatchdogMessage;
+        if (s.type === 'slice') opts.onSlice?.(s.at, s.frames);
+      }
+    },
+    holdSlices(untilEpochMs: number): void {
+      Atomics.store(beatCell, 1, BigInt(Math.round(untilEpochMs)));
+    },
     stop(): Promise<void> {
       stopped ??= (async () => {
         clearInterval(timer);
         clearImmediate(starter);
         unregister();
+        slices.port1.close();
         await worker?.terminate();
       })();
       return stopped;
