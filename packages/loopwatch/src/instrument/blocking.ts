@@ -28,8 +28,14 @@ const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
 let patches: Patch[] = [];
 let reported = new Set<string>();
 let afterStartup = false;
-/** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
-let startupWindows = 0;
+/**
+ * Open `startup()` windows: a program's asynchronous start (opening files, loading config). Kept on a
+ * process-wide symbol: the copy of loopwatch that `--import loopwatch/register` loaded and the copy
+ * the program imports `startup` from may be two module instances (a symlinked workspace package, a
+ * register from another install), and they must agree.
+ */
+const STARTUP = Symbol.for('loopwatch.startupWindows');
+const windows = ((globalThis as Record<symbol, { open: number } | undefined>)[STARTUP] ??= { open: 0 });
 let report: ((r: Report) => void) | undefined;
 
 let exitSeen = false;
@@ -51,7 +57,7 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
   if (typeof original !== 'function') return;
   const orig = original as AnyFn;
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    if (!afterStartup || startupWindows > 0 || !isMainThread || exiting()) return orig.apply(this, args);
+    if (!afterStartup || windows.open > 0 || !isMainThread || exiting()) return orig.apply(this, args);
     const sites = captureSites(wrapped, 10);
     const startMs = performance.now();
     try {
@@ -147,10 +153,10 @@ export function unwatchBlockingCalls(): void {
  * it, start-up is the first turn of the loop and module evaluation.
  */
 export async function startup<T>(fn: () => Promise<T>): Promise<T> {
-  startupWindows += 1;
+  windows.open += 1;
   try {
     return await fn();
   } finally {
-    startupWindows -= 1;
+    windows.open -= 1;
   }
 }

@@ -68,7 +68,8 @@ export function setIgnoredPaths(globs: readonly string[]): void {
 
 /** loopwatch's own compiled sources. */
 export function isOwnFile(file: string): boolean {
-  return file.startsWith(OWN_SRC_URL) || file.startsWith(OWN_SRC_DIR);
+  // Another copy of loopwatch in the same process (the program's own import beside register's) is ours too.
+  return file.startsWith(OWN_SRC_URL) || file.startsWith(OWN_SRC_DIR) || file.includes('/node_modules/loopwatch/dist/');
 }
 
 export function isInternalFile(file: string): boolean {
