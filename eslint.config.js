@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', '**/test/fixtures/**/*.js', '**/test/fixtures/**/*.mjs', '**/test/fixtures/**/*.cjs'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', '**/test/fixtures/**/*.js', '**/test/fixtures/**/*.mjs', '**/test/fixtures/**/*.cjs', '**/test/cases/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

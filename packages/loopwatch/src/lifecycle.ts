@@ -4,9 +4,11 @@
  */
 import type { Report, Sink } from './model/report.js';
 import { formatLocation } from './model/report.js';
-import type { Format } from './options.js';
+import type { Format, LoopwatchOptions } from './options.js';
 import { DEFAULT_SLOW_MS } from './options.js';
-import { emit, currentSink, setSink } from './sinks/bus.js';
+import { ReportBus, type ReportPolicy } from './reporting.js';
+import { setIgnoredPaths } from './model/frames.js';
+import { trackLineStarts, untrackLineStarts } from './sinks/stderr.js';
 import { textSink } from './sinks/text.js';
 import { jsonSink } from './sinks/json.js';
 import { currentTask, startTaskTracking, stopTaskTracking } from './instrument/tasks.js';
@@ -15,7 +17,7 @@ import { createdAtOf } from './model/describe.js';
 import { collectedReport } from './instrument/collected.js';
 import { unwatchUnhandled, watchUnhandled } from './instrument/unhandled.js';
 import { unwatchBlockingCalls, watchBlockingCalls } from './instrument/blocking.js';
-import { armReactionDetector, unwatchSlow, watchSlow } from './instrument/slow.js';
+import { armReactionDetector, noteSlice, setReportGate, unwatchSlow, watchSlow } from './instrument/slow.js';
 import { buildTaskDump } from './instrument/dump.js';
 import { startTaskMonitor } from './instrument/monitor.js';
 import { assertMainThread } from './instrument/thread-guard.js';
@@ -23,7 +25,9 @@ import { startStallWatchdog } from './instrument/watchdog.js';
 import { monitorLoopLag } from './instrument/loop-lag.js';
 
 /** Options shared by `enableDebug`, `enableProduction` and the environment. */
-export interface EnableOptions {
+export interface EnableOptions extends ReportPolicy {
+  /** Write a summary (counts by kind and by site) at exit when anything was reported. Default true. */
+  readonly summary?: boolean;
   /** Slow-callback threshold, ms. Default 100 (asyncio's). */
   readonly slowMs?: number;
   /** Stall watchdog threshold, ms. Default max(1000, 5 × slowMs). */
@@ -41,14 +45,30 @@ export interface EnableOptions {
 type Stopper = () => void | Promise<void>;
 const stoppers: Stopper[] = [];
 let mode: 'off' | 'debug' | 'production' = 'off';
+const bus = new ReportBus();
+const emit = (r: Report): void => bus.emit(r);
+const writeSummary = (): void => bus.writeSummary();
 
 export function activeMode(): typeof mode {
   return mode;
 }
 
 function useSink(opts: EnableOptions): void {
-  if (opts.sink) setSink(opts.sink);
-  else if (opts.format || !currentSink()) setSink(opts.format === 'json' ? jsonSink() : textSink());
+  if (opts.sink) bus.sink = opts.sink;
+  else if (opts.format || !bus.sink) bus.sink = opts.format === 'json' ? jsonSink() : textSink();
+  bus.configure(opts);
+  setIgnoredPaths(opts.ignore ?? []);
+  if (!opts.sink) {
+    trackLineStarts();
+    stoppers.push(untrackLineStarts);
+  }
+}
+
+/** Last of the `exit` listeners: instruments flush their last reports (a slow turn right before exit) first. */
+function armSummary(opts: EnableOptions): void {
+  if (opts.summary === false) return;
+  process.on('exit', writeSummary);
+  stoppers.push(() => void process.off('exit', writeSummary));
 }
 
 function onSigusr2(): void {
@@ -58,8 +78,22 @@ function onSigusr2(): void {
 function startProductionSet(opts: EnableOptions, slowMs: number, sampleIntervalUs: number): void {
   watchSlow({ thresholdMs: slowMs, sampleIntervalUs }, emit);
   stoppers.push(unwatchSlow);
-  const watchdog = startStallWatchdog({ thresholdMs: opts.stallMs ?? Math.max(1000, 5 * slowMs), emit, format: opts.format === 'json' ? 'json' : 'text' });
+  // The heartbeat runs as often as the slow-callback ticker, so a slow turn is seen (and paused once
+  // for its exact frames) while it still runs.
+  const watchdog = startStallWatchdog({
+    thresholdMs: opts.stallMs ?? Math.max(1000, 5 * slowMs),
+    heartbeatMs: Math.max(5, Math.min(50, slowMs / 4)),
+    sliceMs: slowMs,
+    onSlice: noteSlice,
+    emit,
+    format: opts.format === 'json' ? 'json' : 'text',
+  });
   stoppers.push(() => watchdog.stop());
+  setReportGate(
+    (at) => watchdog.holdSlices(at),
+    () => watchdog.drainSlices(),
+  );
+  stoppers.push(() => setReportGate(undefined));
   if (opts.statsd !== undefined || opts.monitorMs !== undefined) {
     const lag = monitorLoopLag({
       ...(opts.monitorMs === undefined ? {} : { intervalMs: opts.monitorMs }),
@@ -106,6 +140,7 @@ export function enableDebug(opts: EnableOptions = {}): void {
     const m = startTaskMonitor({ intervalMs: opts.monitorMs }, emit);
     stoppers.push(() => m.stop());
   }
+  armSummary(opts);
   mode = 'debug';
 }
 
@@ -119,13 +154,30 @@ export function enableProduction(opts: EnableOptions = {}): void {
   process.setSourceMapsEnabled(true);
   useSink(opts);
   startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 10_000);
+  armSummary(opts);
   mode = 'production';
 }
 
 /** Emits a report through the configured sink (text on stderr unless configured). */
 export function report(r: Report): void {
-  if (!currentSink()) setSink(textSink());
+  bus.sink ??= textSink();
   emit(r);
+}
+
+/** What `loopwatch/register` calls with the options read from the environment. */
+export function enableFromOptions(opts: LoopwatchOptions): void {
+  const common: EnableOptions = {
+    slowMs: opts.slowMs,
+    format: opts.format,
+    ...(opts.monitorMs === undefined ? {} : { monitorMs: opts.monitorMs }),
+    ...(opts.statsd === undefined ? {} : { statsd: opts.statsd }),
+    ...(opts.kinds ? { kinds: opts.kinds } : {}),
+    ...(opts.ignore ? { ignore: opts.ignore } : {}),
+    ...(opts.silence ? { silence: opts.silence } : {}),
+    ...(opts.summary === false ? { summary: false } : {}),
+  };
+  if (opts.mode === 'debug') enableDebug(common);
+  else if (opts.mode === 'production') enableProduction(common);
 }
 
 function disableSync(): Promise<void>[] {
@@ -145,7 +197,8 @@ function disableSync(): Promise<void>[] {
 /** Turns every instrument off and restores what loopwatch patched. */
 export async function disable(): Promise<void> {
   await Promise.all(disableSync());
-  const sink = currentSink();
-  setSink(undefined);
+  const sink = bus.sink;
+  bus.sink = undefined;
+  bus.reset();
   await sink?.close?.();
 }

@@ -3,6 +3,7 @@
  * A bad value is the user's typo, not our crash: it surfaces as an {@link OptionsError} whose message
  * is one readable line.
  */
+import type { ReportKind } from './model/report.js';
 
 export type Mode = 'off' | 'debug' | 'production';
 export type Format = 'text' | 'json';
@@ -16,9 +17,31 @@ export interface LoopwatchOptions {
   readonly monitorMs?: number;
   /** `host:port` of a StatsD daemon for loop-lag figures. */
   readonly statsd?: string;
+  /** `LOOPWATCH_KINDS`: only these report kinds are written (all when absent). */
+  readonly kinds?: readonly ReportKind[];
+  /** `LOOPWATCH_IGNORE`: path globs whose frames are never a report's culprit or call site. */
+  readonly ignore?: readonly string[];
+  /** `LOOPWATCH_SILENCE`: known sites (`file:line`, a path suffix) whose reports are dropped. */
+  readonly silence?: readonly string[];
+  /** `LOOPWATCH_ONLY`: globs of main scripts to instrument (others stay un-instrumented). */
+  readonly only?: readonly string[];
+  /** `LOOPWATCH_SUMMARY=0` turns the summary at exit off. */
+  readonly summary?: boolean;
 }
 
 export const DEFAULT_SLOW_MS = 100;
+
+export const REPORT_KINDS: readonly ReportKind[] = [
+  'task-dump',
+  'unhandled-task-error',
+  'task-destroyed-pending',
+  'never-awaited',
+  'slow-callback',
+  'stall',
+  'loop-lag',
+  'thread-affinity',
+  'start-up',
+];
 
 export class OptionsError extends Error {
   override readonly name = 'OptionsError';
@@ -30,6 +53,24 @@ function positiveNumber(name: string, raw: string): number {
     throw new OptionsError(`loopwatch: ${name}=${JSON.stringify(raw)} is not a positive number of milliseconds`);
   }
   return n;
+}
+
+/** A comma-separated list, blanks dropped; undefined when the variable is absent or empty. */
+function list(raw: string | undefined): string[] | undefined {
+  if (raw === undefined) return undefined;
+  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return items.length === 0 ? undefined : items;
+}
+
+function kindsOf(raw: string | undefined): ReportKind[] | undefined {
+  const items = list(raw);
+  if (!items) return undefined;
+  for (const k of items) {
+    if (!(REPORT_KINDS as readonly string[]).includes(k)) {
+      throw new OptionsError(`loopwatch: LOOPWATCH_KINDS names ${JSON.stringify(k)}; kinds are ${REPORT_KINDS.join(', ')}`);
+    }
+  }
+  return items as ReportKind[];
 }
 
 /** Reads `LOOPWATCH*` variables. Throws {@link OptionsError} on a bad value. */
@@ -58,5 +99,22 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchO
     }
     statsd = statsdRaw.trim();
   }
-  return { mode, slowMs, format: rawFormat, ...(monitorMs === undefined ? {} : { monitorMs }), ...(statsd === undefined ? {} : { statsd }) };
+  const kinds = kindsOf(env['LOOPWATCH_KINDS']);
+  const ignore = list(env['LOOPWATCH_IGNORE']);
+  const silence = list(env['LOOPWATCH_SILENCE']);
+  const only = list(env['LOOPWATCH_ONLY']);
+  const summaryRaw = (env['LOOPWATCH_SUMMARY'] ?? '').trim().toLowerCase();
+  const summary = summaryRaw === '0' || summaryRaw === 'off' || summaryRaw === 'false' ? false : undefined;
+  return {
+    mode,
+    slowMs,
+    format: rawFormat,
+    ...(monitorMs === undefined ? {} : { monitorMs }),
+    ...(statsd === undefined ? {} : { statsd }),
+    ...(kinds ? { kinds } : {}),
+    ...(ignore ? { ignore } : {}),
+    ...(silence ? { silence } : {}),
+    ...(only ? { only } : {}),
+    ...(summary === false ? { summary } : {}),
+  };
 }

@@ -1,26 +1,27 @@
 /**
  * `node --import loopwatch/register app.js`: reads `LOOPWATCH*` from the environment and turns the
  * chosen mode on before the application's first module loads (so its source maps are kept).
+ *
+ * Kept tiny on purpose: under `NODE_OPTIONS` this file is loaded by every process and every worker
+ * thread, so it decides first (main thread? a process the user wants watched? a mode at all?) and only
+ * then loads the instruments.
  */
+import { isMainThread } from 'node:worker_threads';
 import { OptionsError, optionsFromEnv, type LoopwatchOptions } from './options.js';
-import { enableDebug, enableProduction } from './lifecycle.js';
 import { writeStderr } from './sinks/stderr.js';
+import { wantedHere } from './entry.js';
 
 let opts: LoopwatchOptions | undefined;
-try {
-  opts = optionsFromEnv();
-} catch (e) {
-  // A typo in an env var is worth one line, not a stack trace, and not a broken program.
-  if (e instanceof OptionsError) writeStderr(`${e.message}; loopwatch stays off\n`);
-  else throw e;
+if (isMainThread) {
+  try {
+    opts = optionsFromEnv();
+  } catch (e) {
+    // A typo in an env var is worth one line, not a stack trace, and not a broken program.
+    if (e instanceof OptionsError) writeStderr(`${e.message}; loopwatch stays off\n`);
+    else throw e;
+  }
 }
-if (opts && opts.mode !== 'off') {
-  const common = {
-    slowMs: opts.slowMs,
-    format: opts.format,
-    ...(opts.monitorMs === undefined ? {} : { monitorMs: opts.monitorMs }),
-    ...(opts.statsd === undefined ? {} : { statsd: opts.statsd }),
-  };
-  if (opts.mode === 'debug') enableDebug(common);
-  else enableProduction(common);
+if (opts && opts.mode !== 'off' && wantedHere(opts.only)) {
+  const { enableFromOptions } = await import('./lifecycle.js');
+  enableFromOptions(opts);
 }

@@ -75,7 +75,9 @@ describe('debug mode reports, from child processes', () => {
     expect(r.task?.name).toBe('saveRecord');
     expect(r.functionName).toBe('handle');
     expect(lineOf(r.location)).toEqual({ file: sourcePath('floating'), line: await markerLine('floating', 'FLOATING') });
-    expect(run.reports.filter((x) => x.kind !== 'never-awaited')).toEqual([]);
+    // Besides it, only the summary at exit (which counts it).
+    expect(run.reports.filter((x) => x.kind !== 'never-awaited').map((x) => x.kind)).toEqual(['summary']);
+    expect(run.reports.at(-1)?.summary?.byKind).toEqual({ 'never-awaited': 1 });
   });
 
   it('thread-affinity reports a sync read after start-up, once per call site, not the start-up read', async () => {
@@ -111,7 +113,9 @@ describe('debug mode reports, from child processes', () => {
 
   it('text format prints the same facts readably', async () => {
     const run = await runFixture('fire-and-forget', { env: { LOOPWATCH_FORMAT: 'text' } });
-    expect(run.stderr).toMatch(/loopwatch unhandled-task-error: Task failingJob failed/);
+    // Every report names its process and script (node --test runs many processes at once).
+    expect(run.stderr).toMatch(/loopwatch\[\d+ dist\/test\/fixtures\/fire-and-forget\.js\] unhandled-task-error: Task failingJob failed/);
+    expect(run.stderr).toMatch(/summary: 1 unhandled-task-error in this process\n {2}1 × unhandled-task-error startJobs \(/);
     expect(run.stderr).toMatch(/source_traceback: task created at/);
     expect(run.stderr).toMatch(/at startJobs \(test\/fixtures\/fire-and-forget\.ts:10:\d+\)/);
   });
@@ -137,4 +141,57 @@ describe('no false reports', () => {
     expect(run.stdout).toBe('total=279\n');
     expect(run.stderr).toBe('loopwatch: LOOPWATCH_SLOW_MS="fast" is not a positive number of milliseconds; loopwatch stays off\n');
   });
+});
+
+describe('task dumps on real shapes', () => {
+  it('parents, await lines, groups at scale and await cycles', async () => {
+    const run = await runFixture('await-graph');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('done\n');
+    const [grouped, full] = run.reports.filter((r) => r.kind === 'task-dump');
+    const line = (m: string): Promise<number> => markerLine('await-graph', m);
+    const all = full?.tasks ?? [];
+    const byName = (n: string) => all.filter((t) => t.name === n);
+    const service = byName('runService')[0];
+    // The consumer was started by runService, after the publisher had already awaited.
+    expect(byName('consumer')[0]?.parentId).toBe(service?.id);
+    expect(byName('publisher')[0]?.parentId).toBe(service?.id);
+    // Waiting at: the suspended function's await line, then the await line of the task awaiting it.
+    expect(byName('consumer')[0]?.waitingAt.map((f) => f.line)).toEqual([await line('CONSUMER-WAITS')]);
+    expect(byName('handle')).toHaveLength(50);
+    expect(byName('handle')[0]?.waitingAt[0]?.line).toBe(await line('HANDLE-WAITS'));
+    // Folded: one group line for the 50 identical handlers.
+    const g = grouped?.groups?.find((x) => x.name === 'handle');
+    expect(g?.count).toBe(50);
+    expect(g?.waitingAt[0]?.line).toBe(await line('HANDLE-WAITS'));
+    expect(grouped?.tasks?.some((t) => t.name === 'handle')).toBe(false);
+    expect(grouped?.message).toMatch(/50 × handle/);
+    // The deadlock: alpha awaits beta's task, beta awaits alpha's.
+    const names = (grouped?.cycles ?? []).map((c) => c.map((t) => t.name).join(' → '));
+    expect(names.length).toBe(1);
+    expect(['alpha → beta → alpha', 'beta → alpha → beta']).toContain(names[0]);
+    expect(grouped?.message).toMatch(/await-graph contains cycles/);
+    expect(byName('alpha')[0]?.waitingAt[0]?.line).toBe(await line('ALPHA-WAITS'));
+  });
+});
+
+describe('reports lead to the user line', () => {
+  for (const mode of ['debug', 'production']) {
+    it(`a slow turn inside a library names the user's call, library frames marked (${mode})`, async () => {
+      const run = await runFixture('slow-library', { env: { LOOPWATCH: mode } });
+      expect(run.code).toBe(0);
+      const r = only(run.reports, 'slow-callback');
+      expect(r.functionName).toBe('openDb');
+      expect(r.attribution).toBe('code');
+      const stack = r.stack ?? [];
+      expect(stack[0]).toMatchObject({ functionName: 'busy', origin: 'library' });
+      const user = stack.find((f) => f.origin === undefined);
+      expect(user?.functionName).toBe('openDb');
+      // The pause of the running turn gives the call line, not the function's first line.
+      expect(user?.line).toBe(await markerLine('slow-library', 'USER-CALL'));
+      expect(stack.some((f) => f.functionName === 'start')).toBe(true);
+      expect(r.message).toMatch(/ in openDb \(.*slow-library\.ts:\d+:\d+\), inside busy/);
+      expect(r.pid).toBeGreaterThan(0);
+    });
+  }
 });

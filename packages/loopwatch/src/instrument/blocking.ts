@@ -6,10 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import fs from 'node:fs';
-import childProcess from 'node:child_process';
-import zlib from 'node:zlib';
-import crypto from 'node:crypto';
-import { syncBuiltinESMExports } from 'node:module';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
@@ -17,13 +14,10 @@ import { captureSites, isBuiltinSite, isUserFile, userFrames } from '../model/fr
 import { currentTask } from './tasks.js';
 import { taskRef } from '../model/task.js';
 
-/** The last blocking call that returned, for slow-callback attribution. */
-export interface BlockingCall {
-  readonly api: string;
-  readonly sites: NodeJS.CallSite[];
-  readonly startMs: number;
-  readonly endMs: number;
-}
+import { noteBlockingCall } from './last-blocking-call.js';
+
+/** Loaded when watching starts (debug mode): zlib, crypto and child_process cost ~15 ms of start-up to import. */
+const requireBuiltin = createRequire(import.meta.url);
 
 type AnyFn = (...args: unknown[]) => unknown;
 interface Patch { target: Record<string, unknown>; key: string; original: unknown }
@@ -34,14 +28,15 @@ const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
 let patches: Patch[] = [];
 let reported = new Set<string>();
 let afterStartup = false;
-/** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
-let startupWindows = 0;
+/**
+ * Open `startup()` windows: a program's asynchronous start (opening files, loading config). Kept on a
+ * process-wide symbol: the copy of loopwatch that `--import loopwatch/register` loaded and the copy
+ * the program imports `startup` from may be two module instances (a symlinked workspace package, a
+ * register from another install), and they must agree.
+ */
+const STARTUP = Symbol.for('loopwatch.startupWindows');
+const windows = ((globalThis as Record<symbol, { open: number } | undefined>)[STARTUP] ??= { open: 0 });
 let report: ((r: Report) => void) | undefined;
-let last: BlockingCall | undefined;
-
-export function lastBlockingCall(): BlockingCall | undefined {
-  return last;
-}
 
 let exitSeen = false;
 const onExit = (): void => {
@@ -62,7 +57,7 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
   if (typeof original !== 'function') return;
   const orig = original as AnyFn;
   const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    if (!afterStartup || startupWindows > 0 || !isMainThread || exiting()) return orig.apply(this, args);
+    if (!afterStartup || windows.open > 0 || !isMainThread || exiting()) return orig.apply(this, args);
     const sites = captureSites(wrapped, 10);
     const startMs = performance.now();
     try {
@@ -70,8 +65,9 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
     } finally {
       const caller = sites.find((s) => !isBuiltinSite(s));
       if (caller && isUserFile(caller.getFileName()) && !duringModuleEvaluation(sites)) {
-        last = { api, sites, startMs, endMs: performance.now() };
-        note(api, sites, last.endMs - startMs);
+        const endMs = performance.now();
+        noteBlockingCall({ api, sites, startMs, endMs });
+        note(api, sites, endMs - startMs);
       }
     }
   };
@@ -81,8 +77,13 @@ function wrap(target: Record<string, unknown>, key: string, api: string): void {
   patches.push({ target, key, original });
 }
 
-/** Module top-level code is start-up too (ESM evaluates after our first turn): its bottom frame has no function. */
+/**
+ * Loading a module is start-up too, whenever it happens: module top-level code (ESM evaluates after our
+ * first turn; its bottom frame has no function), a loader reading and compiling files (tsx), node's
+ * own module loader waiting for its hooks thread (`Atomics.wait`).
+ */
 function duringModuleEvaluation(sites: NodeJS.CallSite[]): boolean {
+  if (sites.some((s) => (s.getFileName() ?? '').startsWith('node:internal/modules/'))) return true;
   for (let i = sites.length - 1; i > 0; i--) {
     const below = sites[i];
     const site = sites[i - 1];
@@ -95,7 +96,8 @@ function duringModuleEvaluation(sites: NodeJS.CallSite[]): boolean {
 
 function note(api: string, sites: NodeJS.CallSite[], durationMs: number): void {
   const frames = userFrames(sites, 5);
-  const site = frames[0];
+  // The line to change is the user's own: past a library's frames (`t.end()` → thread-stream → Atomics.wait).
+  const site = frames.find((f) => f.origin === undefined);
   if (!site || !report) return;
   const key = formatLocation(site);
   if (reported.has(key)) return;
@@ -119,11 +121,11 @@ export function watchBlockingCalls(emit: (r: Report) => void): void {
   if (patches.length > 0) return;
   const fsObj = fs as unknown as Record<string, unknown>;
   for (const key of Object.keys(fsObj)) if (key.endsWith('Sync')) wrap(fsObj, key, `fs.${key}`);
-  const cp = childProcess as unknown as Record<string, unknown>;
+  const cp = requireBuiltin('node:child_process') as Record<string, unknown>;
   for (const key of CHILD_SYNC) wrap(cp, key, `child_process.${key}`);
-  const z = zlib as unknown as Record<string, unknown>;
+  const z = requireBuiltin('node:zlib') as Record<string, unknown>;
   for (const key of Object.keys(z)) if (key.endsWith('Sync')) wrap(z, key, `zlib.${key}`);
-  const c = crypto as unknown as Record<string, unknown>;
+  const c = requireBuiltin('node:crypto') as Record<string, unknown>;
   for (const key of CRYPTO_SYNC) wrap(c, key, `crypto.${key}`);
   wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
   syncBuiltinESMExports();
@@ -141,7 +143,7 @@ export function unwatchBlockingCalls(): void {
   exitSeen = false;
   process.off('exit', onExit);
   report = undefined;
-  last = undefined;
+  noteBlockingCall(undefined);
   syncBuiltinESMExports();
 }
 
@@ -151,10 +153,10 @@ export function unwatchBlockingCalls(): void {
  * it, start-up is the first turn of the loop and module evaluation.
  */
 export async function startup<T>(fn: () => Promise<T>): Promise<T> {
-  startupWindows += 1;
+  windows.open += 1;
   try {
     return await fn();
   } finally {
-    startupWindows -= 1;
+    windows.open -= 1;
   }
 }

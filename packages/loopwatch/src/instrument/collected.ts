@@ -7,7 +7,8 @@ import { formatLocation } from '../model/report.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
 import { createdAtOf, waitingAtOf } from '../model/describe.js';
-import { isBuiltinSite, isUserFile } from '../model/frames.js';
+import { isBuiltinSite, isLibraryFile, isUserFile, siteToFrame } from '../model/frames.js';
+import { valueUseAt } from '../model/call-site-source.js';
 
 /** Builds the report for a collected record, or nothing when the record is unremarkable. */
 export function collectedReport(rec: PromiseRecord): Report | undefined {
@@ -42,13 +43,28 @@ export function collectedReport(rec: PromiseRecord): Report | undefined {
 }
 
 /**
- * Only calls made directly by user code count: a promise dropped by node (an `EventEmitter`
- * listener, a timer callback returning a promise) or by `Array#forEach` is not the caller's
- * statement, and a call at module top level is the entry-point idiom (`void main()`).
+ * The rules, in order (README "never-awaited: the rules"): only a promise that nobody awaited, chained
+ * or returned is considered, and it is reported at the user's call site unless
+ *  - the call was made by node or a builtin (an async listener called by `emit`, an async callback
+ *    called by `forEach`), or by a library: that is not a line the user wrote;
+ *  - it is at module top level (the entry-point idiom `main();`, ESM and CommonJS alike);
+ *  - it is marked `void f()` (the ecosystem's marker for an intended fire-and-forget);
+ *  - it is handed on: `return f()` or an arrow's expression body `() => f()`. What the receiver does
+ *    with it is the receiver's contract, whoever that is (an EventEmitter, a timer, `forEach`).
  */
 function isDroppedByUser(rec: PromiseRecord): boolean {
   const caller = rec.sites[1];
   if (caller === undefined || isBuiltinSite(caller)) return false;
-  if (!isUserFile(caller.getFileName())) return false;
-  return !caller.isToplevel() || caller.getFunctionName() !== null;
+  const file = caller.getFileName();
+  if (!isUserFile(file) || isLibraryFile(file)) return false;
+  if (isModuleTopLevel(caller)) return false;
+  const use = valueUseAt(siteToFrame(caller));
+  return use !== 'void' && use !== 'returned';
+}
+
+/** Module code (ESM or the CommonJS wrapper) has no name and encloses from 1:1. */
+function isModuleTopLevel(site: NodeJS.CallSite): boolean {
+  if (site.getFunctionName() !== null) return false;
+  const s = site as NodeJS.CallSite & { getEnclosingLineNumber?(): number | null; getEnclosingColumnNumber?(): number | null };
+  return s.getEnclosingLineNumber?.() === 1 && s.getEnclosingColumnNumber?.() === 1;
 }

@@ -16,7 +16,8 @@ import inspector, { Session } from 'node:inspector';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { isUserFile } from '../model/frames.js';
+import { isOwnFile } from '../model/frames.js';
+import { hottestStack, type CpuProfile, type HotStack, type ProfilePiece } from '../model/cpu-profile.js';
 
 /** Bound before loopwatch wraps `fs.*Sync`: our own reads are not the program's blocking calls. */
 const readText = fs.readFileSync.bind(fs);
@@ -37,21 +38,9 @@ function lineCount(url: string): number {
   return n;
 }
 
-interface CallFrame { functionName: string; url: string; lineNumber: number; columnNumber: number }
-interface ProfileNode { id: number; callFrame: CallFrame; parent?: number; children?: number[]; positionTicks?: { line: number; ticks: number }[] }
-interface Profile { nodes: ProfileNode[]; startTime: number; endTime: number; samples?: number[]; timeDeltas?: number[] }
+type Profile = CpuProfile;
 /** A stopped profile and the offset from `performance.now()` µs to its clock. */
-interface Piece { profile: Profile; offsetUs: number }
-
-/** The hottest user frame of a window; 1-based line, column 0 when only the line is known. */
-export interface Culprit {
-  readonly functionName: string;
-  readonly url: string;
-  readonly line: number;
-  readonly column: number;
-  /** Share of the window's busy samples spent in (or below) this frame. */
-  readonly share: number;
-}
+type Piece = ProfilePiece;
 
 let keepaliveSerial = 0;
 
@@ -90,8 +79,8 @@ export class WindowProfiler {
     this.#renew.unref();
   }
 
-  /** Culprit of [startMs, endMs] (performance.now() times), restarting the profile afterwards. */
-  culprit(startMs: number, endMs: number): Culprit | undefined {
+  /** Hottest stack of [startMs, endMs] (performance.now() times), restarting the profile afterwards. */
+  hottest(startMs: number, endMs: number): HotStack {
     const current = this.#stop();
     this.#post('Profiler.start');
     const pieces: Piece[] = [];
@@ -99,7 +88,7 @@ export class WindowProfiler {
     // The window began before the current profile did: the previous one holds its start.
     if (this.#previous && (!current || current.profile.startTime > startMs * 1000 + current.offsetUs)) pieces.push(this.#previous);
     if (current) this.#previous = current;
-    return hottest(pieces, startMs * 1000, endMs * 1000);
+    return hottestStack(pieces, startMs * 1000, endMs * 1000, { isOwn: isOwnFile, linesIn: lineCount });
   }
 
   close(): void {
@@ -140,69 +129,4 @@ export class WindowProfiler {
       // A closed session: nothing to sample.
     }
   }
-}
-
-interface Tally { node: ProfileNode; count: number; ticks: Map<number, number> }
-
-/** The user frame with the most samples in [fromUs, toUs] (performance.now() µs) across the pieces. */
-function hottest(pieces: readonly Piece[], fromUs: number, toUs: number): Culprit | undefined {
-  // Keyed by function and position: node ids differ between profiles.
-  const tallies = new Map<string, Tally>();
-  let busy = 0;
-  for (const { profile, offsetUs } of pieces) {
-    const byId = new Map<number, ProfileNode>();
-    for (const n of profile.nodes) byId.set(n.id, n);
-    const parentOf = new Map<number, number>();
-    for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n.id);
-    const from = fromUs + offsetUs;
-    const to = toUs + offsetUs;
-    const seen = new Set<Tally>();
-    let t = profile.startTime;
-    const samples = profile.samples ?? [];
-    const deltas = profile.timeDeltas ?? [];
-    for (let i = 0; i < samples.length; i++) {
-      t += deltas[i] ?? 0;
-      if (t < from || t > to) continue;
-      // Leaf-most frame of the user's own code in this sample.
-      for (let id: number | undefined = samples[i]; id !== undefined; id = parentOf.get(id)) {
-        const node = byId.get(id);
-        if (node && node.callFrame.url !== '' && isUserFile(node.callFrame.url)) {
-          const cf = node.callFrame;
-          const key = `${cf.url}\n${cf.functionName}\n${cf.lineNumber}\n${cf.columnNumber}`;
-          let tally = tallies.get(key);
-          if (!tally) {
-            tally = { node, count: 0, ticks: new Map() };
-            tallies.set(key, tally);
-          }
-          if (!seen.has(tally)) {
-            seen.add(tally);
-            for (const pt of node.positionTicks ?? []) tally.ticks.set(pt.line, (tally.ticks.get(pt.line) ?? 0) + pt.ticks);
-          }
-          tally.count++;
-          busy++;
-          break;
-        }
-      }
-    }
-  }
-  let best: Tally | undefined;
-  for (const tally of tallies.values()) if (!best || tally.count > best.count) best = tally;
-  if (!best) return undefined;
-  const cf = best.node.callFrame;
-  // Self time carries per-line ticks; without them we only know the function's own line.
-  // Ticks of functions inlined into this one carry *their* scripts' lines: keep lines that can be ours.
-  const first = cf.lineNumber + 1;
-  const last = lineCount(cf.url);
-  let line: number | undefined;
-  let lineTicks = 0;
-  for (const [l, n] of best.ticks) {
-    if (l >= first && l <= last && n > lineTicks) [line, lineTicks] = [l, n];
-  }
-  return {
-    functionName: cf.functionName || '<anonymous>',
-    url: cf.url,
-    line: line ?? cf.lineNumber + 1,
-    column: line === undefined ? cf.columnNumber + 1 : 0,
-    share: busy === 0 ? 0 : best.count / busy,
-  };
 }

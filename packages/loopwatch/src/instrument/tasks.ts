@@ -11,7 +11,7 @@
 import { promiseHooks } from 'node:v8';
 import { performance } from 'node:perf_hooks';
 import { PromiseRecord } from '../model/task.js';
-import { captureSites, isInternalFile } from '../model/frames.js';
+import { CAPTURE_LIMIT, captureSites, isBuiltinSite, isInternalFile } from '../model/frames.js';
 
 /** `performance` from perf_hooks: the global one is a lazy accessor that runs a check on every read. */
 const now = (): number => performance.now();
@@ -19,8 +19,10 @@ const now = (): number => performance.now();
 const REC = Symbol('loopwatch.record');
 const VIA = Symbol('loopwatch.via');
 const OWNER = Symbol('loopwatch.owner');
+/** Marks the promise of an `await` (its reaction resumes the task). */
+const AWAIT = Symbol('loopwatch.await');
 
-type Tagged = Promise<unknown> & { [REC]?: PromiseRecord; [VIA]?: PromiseRecord; [OWNER]?: PromiseRecord };
+type Tagged = Promise<unknown> & { [REC]?: PromiseRecord; [VIA]?: PromiseRecord; [OWNER]?: PromiseRecord; [AWAIT]?: boolean };
 
 export interface TrackerEvents {
   /** A user task's promise was collected; the record says whether it was still pending / never observed. */
@@ -44,13 +46,36 @@ const registry = new FinalizationRegistry<PromiseRecord>((rec) => {
   events.onCollected?.(rec);
 });
 
+/**
+ * With another promise hook installed (AsyncLocalStorage, `async_hooks.createHook`, the node:test
+ * runner), node calls every hook through its own dispatcher: one extra frame above the program's.
+ */
+const HOOK_DISPATCH = 'node:internal/promise_hooks';
+
+/** Raw call sites of the code that made the promise, the hook dispatcher's frame dropped. */
+function callerSites(limit: number): NodeJS.CallSite[] {
+  const sites = captureSites(init, limit + 1);
+  if (sites[0]?.getFileName() === HOOK_DISPATCH) sites.shift();
+  else if (sites.length > limit) sites.length = limit;
+  return sites;
+}
+
+/**
+ * Whether the chaining that creates a promise now is an `await` (the awaiting async function's own
+ * frame is on top) rather than a `.then()`/`Promise.all` (a builtin frame is on top); its site if so.
+ */
+function awaitSite(): NodeJS.CallSite | undefined {
+  const top = callerSites(1)[0];
+  return top === undefined || isBuiltinSite(top) ? undefined : top;
+}
+
 function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): void {
   const p = promise as Tagged;
   if (parent === undefined) {
     // One capture, raw call sites only: the top frame tells an async function's own frame from a
     // builtin (`new Promise`, `Promise.resolve`); the frames below say where it was created (and, for
     // a plain promise, where whoever awaits it waits). Names, paths and source maps: at report time.
-    const sites = captureSites(init);
+    const sites = callerSites(CAPTURE_LIMIT);
     const top = sites[0];
     const file = top === undefined || top.isNative() ? null : top.getFileName();
     const isTask = file !== null && file !== undefined && file !== '';
@@ -76,20 +101,18 @@ function init(promise: Promise<unknown>, parent: Promise<unknown> | undefined): 
     const i = syncStack.lastIndexOf(pr);
     if (i >= 0) syncStack.length = i;
   }
-  // A call that already awaited cannot chain a promise created after that await in the same
-  // synchronous run: it was dropped (fire-and-forget) and its caller is running again.
-  if (pr !== undefined && par[REC] === pr) {
-    let top = syncStack[syncStack.length - 1];
-    while (top !== undefined && top.waitSince > 0 && pr.id >= top.waitSince) {
-      syncStack.pop();
-      top = syncStack[syncStack.length - 1];
-    }
-  }
   const cur = syncStack.length > 0 ? syncStack[syncStack.length - 1] : reactionTask;
   if (cur !== undefined) {
     if (pr !== cur) {
-      cur.waitingOn = pr;
-      if (cur.waitSince === 0) cur.waitSince = nextId;
+      const site = awaitSite();
+      if (site !== undefined) {
+        // `await` in the running async function: it suspends here, so its synchronous part is over
+        // (a call made next by its caller is the caller's child, not this one's).
+        cur.awaitSite = site;
+        cur.waitingOn = pr;
+        p[AWAIT] = true;
+        if (syncStack.length > 0 && syncStack[syncStack.length - 1] === cur) syncStack.pop();
+      }
     }
     p[OWNER] = cur;
   }
@@ -109,7 +132,14 @@ export function endSyncPart(promise: Promise<unknown>): void {
 function before(promise: Promise<unknown>): void {
   // (`length = 0` is a builtin call even when there is nothing to drop.)
   if (syncStack.length !== 0) syncStack.length = 0;
-  reactionTask = (promise as Tagged)[OWNER];
+  const p = promise as Tagged;
+  const owner = p[OWNER];
+  reactionTask = owner;
+  // The task resumes after its `await`: it waits on nothing until it awaits again.
+  if (owner !== undefined && p[AWAIT] === true) {
+    owner.waitingOn = undefined;
+    owner.awaitSite = undefined;
+  }
   if (events.slowMs !== undefined) reactionStart = now();
 }
 

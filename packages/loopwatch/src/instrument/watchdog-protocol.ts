@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Frame } from '../model/report.js';
 import type { CurrentTaskInfo } from './current-task.js';
+import type { MessagePort } from 'node:worker_threads';
 
 /** `workerData` of the watchdog worker. */
 export interface WatchdogWorkerData {
@@ -23,6 +24,29 @@ export interface WatchdogWorkerData {
   readonly stillBlockedMs: number;
   /** The format of that report (the main thread's sink cannot run while it is blocked). */
   readonly stillBlockedFormat: 'text' | 'json';
+  /**
+   * A turn running longer than this (the slow-callback threshold) is paused once while it still runs,
+   * for its exact frames (at most one pause per second); 0 = never.
+   */
+  readonly sliceMs: number;
+  /** Where slices go: a port the main thread drains synchronously when it builds a report (even at exit). */
+  readonly slicePort: MessagePort;
+}
+
+/** A paused frame as the inspector gives it: resolved on the main thread, where the loaders' source maps are. */
+export interface RawFrame {
+  readonly functionName: string;
+  readonly url: string;
+  readonly line0: number;
+  readonly column0: number;
+}
+
+/** Worker → main: the main thread's stack, paused during a slow turn. */
+export interface SliceMessage {
+  readonly type: 'slice';
+  /** Epoch ms (timeOrigin-based) of the pause. */
+  readonly at: number;
+  readonly frames: readonly RawFrame[];
 }
 
 /** How the culprit frame was found. */
@@ -50,6 +74,8 @@ export interface StallMessage {
   /** Hottest sampled stack (resolved), innermost first; empty without samples. */
   readonly sampledStack: readonly Frame[];
   readonly task?: CurrentTaskInfo;
+  /** The paused stack, raw (the main thread resolves it with the loaders' source maps). */
+  readonly pausedRaw?: readonly RawFrame[];
   /** Why something is missing, in one line. */
   readonly note?: string;
 }
@@ -60,7 +86,7 @@ export interface NoteMessage {
   readonly message: string;
 }
 
-export type WatchdogMessage = StallMessage | NoteMessage;
+export type WatchdogMessage = StallMessage | NoteMessage | SliceMessage;
 
 /** Epoch ms on a monotonic clock; comparable across threads to about a millisecond. */
 export function nowMs(): number {

@@ -18,12 +18,17 @@ import { formatJson } from '../sinks/json.js';
 import { formatText } from '../sinks/text.js';
 import type { CurrentTaskInfo } from './current-task.js';
 import { CURRENT_TASK_GLOBAL } from './current-task.js';
-import { nowMs, type StallCapture, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { nowMs, type RawFrame, type StallCapture, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
 import { resolvePosition } from '../model/source-map-file.js';
+import { hottestStack, type CpuProfile } from '../model/cpu-profile.js';
+import { pathToFileURL } from 'node:url';
 
 const data = workerData as WatchdogWorkerData;
+const ownDirUrl = pathToFileURL(data.ownDir).href;
 const port = parentPort;
 const beat = new BigInt64Array(data.heartbeat);
+/** Slot 1: no pause for a slow turn before this epoch ms (the main thread's report budget). */
+const sliceGate = (): number => Number(Atomics.load(beat, 1));
 const checkMs = Math.max(5, Math.floor(data.heartbeatMs / 2));
 /** A pause that takes longer than this to land means the thread sat in native code. */
 const PROMPT_PAUSE_MS = 100;
@@ -49,14 +54,6 @@ interface CallFrame {
   readonly functionName: string;
   readonly location: { readonly scriptId: string; readonly lineNumber: number; readonly columnNumber?: number };
   readonly url?: string;
-}
-
-interface ProfileNode {
-  readonly id: number;
-  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number; readonly columnNumber: number };
-  readonly hitCount?: number;
-  readonly children?: readonly number[];
-  readonly positionTicks?: readonly { readonly line: number; readonly ticks: number }[];
 }
 
 let session: Session | undefined;
@@ -143,31 +140,19 @@ function pausedFrames(frames: readonly CallFrame[]): Frame[] {
   );
 }
 
-function isIgnoredNode(n: ProfileNode): boolean {
-  const name = n.callFrame.functionName;
-  return name === '(idle)' || name === '(root)' || name === '(garbage collector)' || name === '(program)';
+/** The hottest sampled stack of the stall (loopwatch's own frames dropped). */
+function hottestOf(profile: CpuProfile): Frame[] {
+  const hot = hottestStack([{ profile, offsetUs: 0 }], -Infinity, Infinity, { isOwn: (url) => url.includes(data.ownDir) || url.startsWith(ownDirUrl), limit: data.stackLimit });
+  return hot.frames.map((f) => resolvePosition(f.functionName, f.url, f.hotLine !== undefined ? f.hotLine - 1 : f.lineNumber, f.hotLine !== undefined ? undefined : f.columnNumber));
 }
 
-/** The stack of the sample-richest leaf: what the main thread was mostly doing during the stall. */
-function hottestStack(nodes: readonly ProfileNode[]): Frame[] {
-  const parent = new Map<number, ProfileNode>();
-  for (const n of nodes) for (const c of n.children ?? []) {
-    const child = nodes.find((x) => x.id === c);
-    if (child) parent.set(child.id, n);
-  }
-  let best: ProfileNode | undefined;
-  for (const n of nodes) {
-    if (isIgnoredNode(n) || (n.hitCount ?? 0) === 0) continue;
-    if (!best || (n.hitCount ?? 0) > (best.hitCount ?? 0)) best = n;
-  }
-  const out: Frame[] = [];
-  for (let n = best; n && out.length < data.stackLimit && n.callFrame.functionName !== '(root)'; n = parent.get(n.id)) {
-    const cf = n.callFrame;
-    // The innermost node's hottest line is where the time went; callers only know their function's start.
-    const ticks = n === best ? [...(n.positionTicks ?? [])].sort((a, b) => b.ticks - a.ticks)[0] : undefined;
-    out.push(ticks ? resolvePosition(cf.functionName, cf.url, ticks.line - 1, undefined) : resolvePosition(cf.functionName, cf.url, cf.lineNumber, cf.columnNumber));
-  }
-  return out;
+function rawFrames(frames: readonly CallFrame[]): RawFrame[] {
+  return frames.slice(0, data.stackLimit + 4).map((f) => ({
+    functionName: f.functionName,
+    url: f.url || scriptUrls.get(f.location.scriptId) || '',
+    line0: f.location.lineNumber,
+    column0: f.location.columnNumber ?? 0,
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -197,6 +182,7 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
   };
   let capture: StallCapture = 'none';
   let pausedStack: Frame[] = [];
+  let pausedRaw: RawFrame[] = [];
   let sampledStack: Frame[] = [];
   let pauseLatencyMs: number | undefined;
   let task: CurrentTaskInfo | undefined;
@@ -250,6 +236,7 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
       }
       quiet(call('Debugger.resume'));
       pausedStack = pausedFrames(frames);
+      pausedRaw = rawFrames(frames);
       capture = pauseLatencyMs <= PROMPT_PAUSE_MS ? 'paused' : 'paused-after-native';
     } else {
       onPaused = undefined;
@@ -260,8 +247,8 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
     await until(ended);
     if (profilerOn) {
       try {
-        const { profile } = await call<{ profile: { nodes: ProfileNode[] } }>('Profiler.stop', {}, 2000);
-        sampledStack = hottestStack(profile.nodes);
+        const { profile } = await call<{ profile: CpuProfile }>('Profiler.stop', {}, 2000);
+        sampledStack = hottestOf(profile);
         if (capture === 'none' && sampledStack.length > 0) capture = 'sampled';
       } catch {
         note ??= 'the profiler did not answer';
@@ -283,6 +270,7 @@ async function handleStall(lastBeat: number, detectedAt: number): Promise<void> 
     detectedAfterMs: Math.max(0, Math.round(detectedAt - stallStart)),
     capture,
     pausedStack,
+    ...(pausedRaw.length > 0 ? { pausedRaw } : {}),
     sampledStack,
     ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }),
     ...(task ? { task } : {}),
@@ -327,10 +315,54 @@ function stillBlockedNotice(
   return t;
 }
 
+let slicing = false;
+let lastSliceBeat = 0;
+const SLICE_WAIT_MS = 250;
+
+/** Pauses the main thread once during a slow turn, for the exact frames of what it is doing. */
+async function captureSlice(lastBeat: number): Promise<void> {
+  const s = connect();
+  if (!s) return;
+  try {
+    const paused = new Promise<readonly CallFrame[] | undefined>((resolve) => {
+      onPaused = (frames) => resolve(frames);
+      setTimeout(() => resolve(undefined), SLICE_WAIT_MS);
+    });
+    quiet(call('Debugger.enable'));
+    quiet(call('Debugger.pause'));
+    const frames = await paused;
+    onPaused = undefined;
+    if (frames) {
+      const at = nowMs();
+      // The turn had ended before the pause landed: these frames belong to whatever ran next.
+      const sameTurn = readBeat() === lastBeat;
+      const raw = sameTurn ? rawFrames(frames) : [];
+      trace(`slice sameTurn=${sameTurn} frames=${raw.length} top=${frames[0]?.functionName}`);
+      quiet(call('Debugger.resume'));
+      if (raw.length > 0) data.slicePort.postMessage({ type: 'slice', at, frames: raw } satisfies WatchdogMessage);
+    }
+    await call('Debugger.disable').catch(() => undefined);
+  } finally {
+    disconnect();
+  }
+}
+
 function check(): void {
-  if (stalled) return;
+  if (stalled || slicing) return;
   const last = readBeat();
   const now = nowMs();
+  // One pause per slow turn, and only while the main thread may print a report (at most one a second):
+  // a burst of slow turns is not paused over and over.
+  if (data.sliceMs > 0 && data.captureFrames && last !== lastSliceBeat && now >= sliceGate() && now - last > data.sliceMs + data.heartbeatMs && now - last <= data.thresholdMs) {
+    slicing = true;
+    lastSliceBeat = last;
+    void captureSlice(last)
+      .catch(() => undefined)
+      .finally(() => {
+        slicing = false;
+      });
+    return;
+  }
   if (now - last > data.thresholdMs + data.heartbeatMs) {
     stalled = true;
     void handleStall(last, now)

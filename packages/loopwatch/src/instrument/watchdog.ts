@@ -7,13 +7,14 @@
  * thread could not print it earlier anyway: the sinks run on the main thread).
  */
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame, Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { nowMs, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { nowMs, type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { isOwnFile, originOf, resolveFrame } from '../model/frames.js';
 import { publishStall, registerStallPoller, type StallEvent } from './watchdog-feed.js';
 
 export type { StallEvent } from './watchdog-feed.js';
@@ -45,12 +46,22 @@ export interface StallWatchdogOptions {
   readonly format?: 'text' | 'json';
   /** One-line notes (e.g. the inspector is in use); default `process.emitWarning`. */
   readonly onNote?: (message: string) => void;
+  /**
+   * Slow-callback threshold: a turn running longer is paused once while it runs (at most once a
+   * second) and its raw frames handed to `onSlice`. Default 0 (off).
+   */
+  readonly sliceMs?: number;
+  readonly onSlice?: (atEpochMs: number, frames: readonly RawFrame[]) => void;
 }
 
 /** A running watchdog. */
 export interface StallWatchdog {
   /** Stops the heartbeat and terminates the worker. */
   stop(): Promise<void>;
+  /** No pause of a slow turn before this epoch ms (the slow-callback report budget). */
+  holdSlices(untilEpochMs: number): void;
+  /** Hands every slice the worker has posted to `onSlice`, synchronously (works at exit too). */
+  drainSlices(): void;
 }
 
 /** loopwatch's own compiled sources: never the culprit. */
@@ -64,7 +75,19 @@ function workerUrl(): URL {
 }
 
 function isUserFrame(f: Frame): boolean {
-  return path.isAbsolute(f.file) && !f.file.startsWith(OWN_DIR);
+  return path.isAbsolute(f.file) && !f.file.startsWith(OWN_DIR) && originOf(f.file) === 'user';
+}
+
+/** A paused stack resolved here, on the main thread, where loaders' (tsx's) source maps are known. */
+function resolveRaw(frames: readonly RawFrame[], limit: number): Frame[] {
+  return frames
+    .filter((f) => !isOwnFile(f.url))
+    .slice(0, limit)
+    .map((f) => {
+      const r = resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line: f.line0 + 1, column: f.column0 + 1 });
+      const origin = originOf(r.file);
+      return origin === 'user' ? r : { ...r, origin };
+    });
 }
 
 function describeTask(m: StallMessage): string {
@@ -81,7 +104,8 @@ function parseFrame(s: string): Frame | undefined {
 /** Builds the `stall` report from the worker's findings. */
 export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): Report {
   const ms = Math.round(durationMs);
-  const stack = m.capture === 'sampled' ? m.sampledStack : m.pausedStack;
+  const paused = m.pausedRaw && m.pausedRaw.length > 0 ? resolveRaw(m.pausedRaw, 10) : m.pausedStack;
+  const stack = m.capture === 'sampled' ? m.sampledStack : paused;
   const userIdx = stack.findIndex(isUserFrame);
   const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
   const where = culprit ? `${culprit.functionName} (${formatLocation(culprit)})` : undefined;
@@ -139,7 +163,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     note('loopwatch: the inspector is in use (--inspect); stalls are timed but their frames are not captured');
   }
 
-  const sab = new SharedArrayBuffer(BigInt64Array.BYTES_PER_ELEMENT);
+  // [0] heartbeat, [1] no slow-turn pause before (epoch ms).
+  const sab = new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT);
   const beatCell = new BigInt64Array(sab);
   let last = performance.now();
   let lastStall: StallEvent | undefined;
@@ -164,6 +189,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     if (performance.now() - last - heartbeatMs >= thresholdMs) beat();
   });
 
+  const slices = new MessageChannel();
+  slices.port1.unref();
   const data: WatchdogWorkerData = {
     heartbeat: sab,
     thresholdMs,
@@ -173,14 +200,19 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     ownDir: OWN_DIR,
     stillBlockedMs: opts.stillBlockedMs ?? Math.max(5000, 5 * thresholdMs),
     stillBlockedFormat: opts.format ?? 'text',
+    sliceMs: opts.sliceMs ?? 0,
+    slicePort: slices.port2,
   };
-  // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its own).
-  const worker = new Worker(workerUrl(), { workerData: data, execArgv: [], stdout: false, stderr: false });
+  // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its
+  // own; under NODE_OPTIONS register still loads there, and does nothing in a worker).
+  const startWorker = (): Worker => {
+  const worker = new Worker(workerUrl(), { workerData: data, transferList: [slices.port2], execArgv: [], stdout: false, stderr: false });
   worker.on('message', (m: WatchdogMessage) => {
     if (m.type === 'note') {
       note(m.message);
       return;
     }
+    if (m.type !== 'stall') return;
     // The main thread timed the stall from its own heartbeat, which is the precise figure.
     const measured = lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50 ? lastStall.durationMs : m.durationMs;
     try {
@@ -192,14 +224,34 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   worker.on('error', (e) => note(`loopwatch: stall watchdog stopped: ${e.message}`));
   // After the listeners: attaching a 'message' listener refs the worker's port again.
   worker.unref();
+  return worker;
+  };
+  // A worker is a whole node isolate to boot (~25 ms of CPU): not for a program that is over in its
+  // first turn. The heartbeat runs from now on, so a stall already under way is still seen.
+  let worker: Worker | undefined;
+  const starter = setImmediate(() => {
+    worker = startWorker();
+  });
+  starter.unref();
 
   let stopped: Promise<void> | undefined;
   return {
+    drainSlices(): void {
+      for (let m = receiveMessageOnPort(slices.port1); m !== undefined; m = receiveMessageOnPort(slices.port1)) {
+        const s = m.message as WatchdogMessage;
+        if (s.type === 'slice') opts.onSlice?.(s.at, s.frames);
+      }
+    },
+    holdSlices(untilEpochMs: number): void {
+      Atomics.store(beatCell, 1, BigInt(Math.round(untilEpochMs)));
+    },
     stop(): Promise<void> {
       stopped ??= (async () => {
         clearInterval(timer);
+        clearImmediate(starter);
         unregister();
-        await worker.terminate();
+        slices.port1.close();
+        await worker?.terminate();
       })();
       return stopped;
     },

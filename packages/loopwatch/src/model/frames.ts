@@ -7,8 +7,9 @@ import { findSourceMap } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Frame } from './report.js';
+import type { Frame, FrameOrigin } from './report.js';
 import { resolvePosition } from './source-map-file.js';
+import { PathGlobs } from './glob.js';
 
 /** Frames kept per capture: the function's own frame plus `print_stack(limit=5)` callers. */
 export const CAPTURE_LIMIT = 6;
@@ -57,11 +58,24 @@ const OWN_SRC_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url))) +
  * out the same few script names over and over, and a string-keyed lookup is a fraction of a parse.
  */
 const internalByFile = new Map<string, boolean>();
+/** `LOOPWATCH_IGNORE`: files whose frames count as nobody's (test helpers, generated code). */
+let ignored = new PathGlobs([]);
+
+export function setIgnoredPaths(globs: readonly string[]): void {
+  ignored = new PathGlobs(globs);
+  internalByFile.clear();
+}
+
+/** loopwatch's own compiled sources. */
+export function isOwnFile(file: string): boolean {
+  // Another copy of loopwatch in the same process (the program's own import beside register's) is ours too.
+  return file.startsWith(OWN_SRC_URL) || file.startsWith(OWN_SRC_DIR) || file.includes('/node_modules/loopwatch/dist/');
+}
 
 export function isInternalFile(file: string): boolean {
   let v = internalByFile.get(file);
   if (v === undefined) {
-    v = file.startsWith('node:') || file.startsWith('internal/') || file.startsWith(OWN_SRC_URL) || file.startsWith(OWN_SRC_DIR);
+    v = file.startsWith('node:') || file.startsWith('internal/') || isOwnFile(file) || (!ignored.empty && ignored.matches(file));
     // Bounded: eval'd code can mint endless names.
     if (internalByFile.size > 10_000) internalByFile.clear();
     internalByFile.set(file, v);
@@ -108,12 +122,15 @@ export function functionNameOf(site: NodeJS.CallSite | undefined): string {
 /** One call site → a frame in the user's own source (source maps honoured). */
 export function siteToFrame(site: NodeJS.CallSite): Frame {
   const file = site.getFileName() ?? '<anonymous>';
-  return resolveFrame({
+  const f = resolveFrame({
     functionName: siteName(site),
     file,
     line: site.getLineNumber() ?? 0,
     column: site.getColumnNumber() ?? 0,
   });
+  const origin = originOf(f.file);
+  // Only the exception is marked: a frame without `origin` is the user's.
+  return origin === 'user' ? f : { ...f, origin };
 }
 
 /** Maps a generated position back through the file's source map, if it has one. */
@@ -161,6 +178,17 @@ export function userFrames(sites: readonly NodeJS.CallSite[], limit = 5): Frame[
     out.push(siteToFrame(site));
   }
   return out;
+}
+
+/** A dependency's file (under `node_modules`): code the user did not write. */
+export function isLibraryFile(file: string | null | undefined): boolean {
+  return !!file && (file.includes('/node_modules/') || file.includes('\\node_modules\\'));
+}
+
+/** Whose code a (resolved) frame is. */
+export function originOf(file: string): FrameOrigin {
+  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.includes('/') || file.includes('\\'))) return 'node';
+  return isLibraryFile(file) ? 'library' : 'user';
 }
 
 /** Whether a raw file name belongs to the user (not node, not loopwatch). */

@@ -13,7 +13,11 @@ export interface Frame {
   readonly line: number;
   /** 1-based column. */
   readonly column: number;
+  /** Whose code: the user's, a library's (`node_modules`), node's own. Absent means the user's. */
+  readonly origin?: FrameOrigin;
 }
+
+export type FrameOrigin = 'user' | 'library' | 'node';
 
 /** A task as reports name it. */
 export interface TaskRef {
@@ -29,7 +33,15 @@ export type ReportKind =
   | 'slow-callback'
   | 'stall'
   | 'loop-lag'
-  | 'thread-affinity';
+  | 'thread-affinity'
+  | 'start-up'
+  | 'summary';
+
+/**
+ * What a slow turn's time went to: the user's code, a blocking call, node/V8 work (garbage
+ * collection, compiling, loading modules), native code, or nothing the profiler saw.
+ */
+export type Attribution = 'code' | 'blocking-call' | 'garbage-collection' | 'compilation' | 'module-loading' | 'native' | 'no-sample';
 
 /** One pending task in a `task-dump`. */
 export interface TaskSnapshot {
@@ -39,8 +51,23 @@ export interface TaskSnapshot {
   readonly ageMs: number;
   /** Frames where the task was created, innermost first, limited. */
   readonly createdAt: readonly Frame[];
-  /** Frames of the pending `await`, innermost first, when known. */
+  /**
+   * Where it waits, innermost first: the `await` line of the suspended function, then the `await`
+   * lines of the tasks awaiting it (what asyncio's `print_stack` shows). Empty while it runs.
+   */
   readonly waitingAt: readonly Frame[];
+  /** The task it awaits, when that is a task (the await graph). */
+  readonly awaitsId?: number;
+}
+
+/** Tasks with the same name and waiting stack, folded into one line of a dump. */
+export interface TaskGroup {
+  readonly name: string;
+  readonly count: number;
+  readonly oldestMs: number;
+  readonly waitingAt: readonly Frame[];
+  /** Ids of the tasks, oldest first. */
+  readonly ids: readonly number[];
 }
 
 export interface LoopLagFigures {
@@ -82,6 +109,27 @@ export interface Report {
   readonly lag?: LoopLagFigures;
   /** For `stall`. */
   readonly stall?: StallDetail;
+  /** For `task-dump`: tasks with the same name and waiting stack, folded (largest first). */
+  readonly groups?: readonly TaskGroup[];
+  /** For `task-dump`: await cycles (deadlocks), each as the tasks in order, the first repeated last. */
+  readonly cycles?: readonly (readonly TaskRef[])[];
+  /** For `slow-callback` and `stall`: what the time went to. */
+  readonly attribution?: Attribution;
+  /** For `start-up`: the slowest modules to load. */
+  readonly modules?: readonly { readonly file: string; readonly ms: number }[];
+  /** For `summary`. */
+  readonly summary?: SummaryDetail;
+  /** The process (several processes of one test run write to one terminal). */
+  readonly pid?: number;
+  /** Its main script, relative to the working directory when below it. */
+  readonly script?: string;
+}
+
+/** Counts of one process's reports, written at exit. */
+export interface SummaryDetail {
+  readonly total: number;
+  readonly byKind: Readonly<Partial<Record<ReportKind, number>>>;
+  readonly bySite: readonly { readonly kind: ReportKind; readonly site: string; readonly count: number }[];
 }
 
 /** Where reports go. Sinks must never throw and never block the loop for long. */

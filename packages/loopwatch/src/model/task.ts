@@ -13,10 +13,10 @@ export class PromiseRecord {
   pending = true;
   /** Somebody awaited it, chained it, returned it, or registered it as a task. */
   observed = false;
-  /** The promise this task awaited last (its creation frames say where the task waits). */
+  /** What this task awaits now (undefined while it runs): a task (the await graph) or a plain promise. */
   waitingOn: PromiseRecord | undefined = undefined;
-  /** Promise id counter when its current synchronous run first chained something (0: not yet). */
-  waitSince = 0;
+  /** Raw call site of the `await` it is suspended at (the suspended function's own line). */
+  awaitSite: NodeJS.CallSite | undefined = undefined;
   #name: string | undefined = undefined;
 
   constructor(

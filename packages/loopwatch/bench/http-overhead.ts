@@ -1,0 +1,68 @@
+/**
+ * loopwatch's overhead on a real HTTP server: the node:http service of `http-server.ts` under
+ * autocannon (10 connections, pipelining 1), plain / production / debug servers started fresh and
+ * alternated round by round (the machine is shared: pairs, medians and per-round ratios).
+ * Usage: node packages/loopwatch/dist/bench/http-overhead.js [rounds=6] [seconds=8] [modes=plain,production,debug]
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+
+const ROUNDS = Number(process.argv[2] ?? 6);
+const SECONDS = Number(process.argv[3] ?? 8);
+const MODES = (process.argv[4] ?? 'plain,production,debug').split(',');
+const here = path.dirname(fileURLToPath(import.meta.url));
+const SERVER = path.join(here, 'http-server.js');
+const REGISTER = path.join(here, '..', 'src', 'register.js');
+
+async function startServer(mode: string): Promise<{ child: ChildProcess; port: number }> {
+  const env: NodeJS.ProcessEnv = { ...process.env, LOOPWATCH_SUMMARY: '0' };
+  delete env['NODE_OPTIONS'];
+  const args = mode === 'plain' ? [SERVER] : ['--import', REGISTER, SERVER];
+  if (mode !== 'plain') env['LOOPWATCH'] = mode;
+  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
+  return { child, port: Number(chunk.toString().trim()) };
+}
+
+async function measure(mode: string): Promise<number> {
+  const { child, port } = await startServer(mode);
+  try {
+    // A short warm-up (JIT, connection set-up), then the measured run.
+    await autocannon({ url: `http://127.0.0.1:${port}/warm`, connections: 10, duration: 1 });
+    const r = await autocannon({ url: `http://127.0.0.1:${port}/order/123`, connections: 10, duration: SECONDS });
+    if (r.non2xx > 0 || r.errors > 0) throw new Error(`${mode}: ${r.non2xx} non-2xx, ${r.errors} errors`);
+    return r.requests.average;
+  } finally {
+    child.kill('SIGTERM');
+    await once(child, 'close');
+  }
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+const results = new Map<string, number[]>(MODES.map((m) => [m, []]));
+for (let round = 0; round < ROUNDS; round++) {
+  // Rotate the order each round so no mode always runs first (or right after another).
+  const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]!);
+  const line: string[] = [];
+  for (const mode of order) {
+    const rps = await measure(mode);
+    results.get(mode)!.push(rps);
+    line.push(`${mode} ${Math.round(rps)}`);
+  }
+  process.stdout.write(`round ${round + 1}: ${line.join(', ')} req/s\n`);
+}
+const plain = results.get('plain') ?? [];
+process.stdout.write(`\nnode:http + autocannon, ${ROUNDS} rounds × ${SECONDS} s, 10 connections (req/s)\n`);
+for (const [mode, xs] of results) {
+  const ratios = plain.length === xs.length ? xs.map((x, i) => x / plain[i]!) : [];
+  const vs = mode === 'plain' || plain.length === 0 ? '' : `  median/median ${((median(xs) / median(plain)) * 100).toFixed(1)}%, median of per-round ratios ${(median(ratios) * 100).toFixed(1)}%`;
+  process.stdout.write(`${mode.padEnd(11)} median ${Math.round(median(xs)).toString().padStart(7)}  min ${Math.round(Math.min(...xs))}  max ${Math.round(Math.max(...xs))}${vs}\n`);
+}

@@ -1,0 +1,53 @@
+/**
+ * What the statement around a call does with its value, read from the source text at the call's
+ * position (the user's own source, through source maps): `void f()` (the marked fire-and-forget of
+ * typescript-eslint's no-floating-promises), `return f()` / `=> f()` (handed to the caller), or
+ * anything else. Read only when a never-awaited promise is collected, cached per site.
+ */
+import { readFileSync } from 'node:fs';
+import type { Frame } from './report.js';
+
+export type ValueUse = 'void' | 'returned' | 'other' | 'unknown';
+
+const files = new Map<string, string[] | null>();
+const verdicts = new Map<string, ValueUse>();
+
+function linesOf(file: string): string[] | null {
+  let lines = files.get(file);
+  if (lines === undefined) {
+    try {
+      lines = readFileSync(file, 'utf8').split('\n');
+    } catch {
+      lines = null;
+    }
+    if (files.size > 500) files.clear();
+    files.set(file, lines);
+  }
+  return lines;
+}
+
+/** The text before the callee: `obj.save(` at the call's column → what precedes `obj.`. */
+export function useOfCallAt(text: string): ValueUse {
+  // The position is the callee's name; step back over a member chain (`this.store.`, `a?.b.`).
+  const before = text.replace(/(?:[\w$#]+\s*(?:\?\.|\.)\s*)*$/, '').replace(/\s+$/, '');
+  if (/(?:^|[^\w$.])void$/.test(before)) return 'void';
+  if (/(?:^|[^\w$.])return$/.test(before) || before.endsWith('=>')) return 'returned';
+  return 'other';
+}
+
+export function valueUseAt(frame: Frame): ValueUse {
+  const key = `${frame.file}:${frame.line}:${frame.column}`;
+  let v = verdicts.get(key);
+  if (v !== undefined) return v;
+  const lines = frame.line > 0 && frame.column > 0 ? linesOf(frame.file) : null;
+  if (!lines || lines[frame.line - 1] === undefined) v = 'unknown';
+  else {
+    // A few lines of context: `return (\n  save()\n)` and `=>\n  save()`.
+    const from = Math.max(0, frame.line - 4);
+    const text = [...lines.slice(from, frame.line - 1), lines[frame.line - 1]!.slice(0, frame.column - 1)].join('\n').replace(/\(\s*$/, '');
+    v = useOfCallAt(text);
+  }
+  if (verdicts.size > 10_000) verdicts.clear();
+  verdicts.set(key, v);
+  return v;
+}

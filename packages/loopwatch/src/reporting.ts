@@ -1,0 +1,135 @@
+/**
+ * Between the instruments and the sink: which reports are written (`kinds`, `ignore`, `silence`),
+ * repeats of one site counted instead of printed, every report stamped with the process it came from,
+ * and the counts kept for the summary at exit. A sink that throws must not take the program down, so
+ * failures are swallowed here (a debugging aid must never be the crash).
+ */
+import path from 'node:path';
+import type { Report, ReportKind, Sink, SummaryDetail } from './model/report.js';
+import { PathGlobs } from './model/glob.js';
+import { mainScript } from './entry.js';
+
+export interface ReportPolicy {
+  /** Only these kinds are written; all when absent. */
+  readonly kinds?: readonly ReportKind[];
+  /** Reports whose culprit is in a file matching one of these globs are dropped. */
+  readonly ignore?: readonly string[];
+  /** Known sites (`file:line` or `file:line:col`, a path suffix will do) whose reports are dropped. */
+  readonly silence?: readonly string[];
+}
+
+/** Kinds that describe a site (one report per site, repeats counted); the others are periodic views. */
+const PER_SITE: ReadonlySet<ReportKind> = new Set(['never-awaited', 'slow-callback', 'thread-affinity', 'unhandled-task-error', 'task-destroyed-pending', 'stall']);
+
+interface SiteCount {
+  readonly kind: ReportKind;
+  readonly label: string;
+  count: number;
+}
+
+function scriptName(): string {
+  const s = mainScript();
+  if (s === '-') return s;
+  const rel = path.relative(process.cwd(), s);
+  return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : s;
+}
+
+function fileOf(location: string): string {
+  return location.replace(/:\d+:\d+$/, '');
+}
+
+export class ReportBus {
+  #sink: Sink | undefined;
+  #kinds: ReadonlySet<ReportKind> | undefined;
+  #ignore = new PathGlobs([]);
+  #silence: readonly string[] = [];
+  readonly #byKind = new Map<ReportKind, number>();
+  readonly #bySite = new Map<string, SiteCount>();
+  readonly #pid = process.pid;
+  readonly #script = scriptName();
+
+  get sink(): Sink | undefined {
+    return this.#sink;
+  }
+
+  set sink(next: Sink | undefined) {
+    this.#sink = next;
+  }
+
+  configure(policy: ReportPolicy): void {
+    this.#kinds = policy.kinds ? new Set(policy.kinds) : undefined;
+    this.#ignore = new PathGlobs(policy.ignore ?? []);
+    this.#silence = policy.silence ?? [];
+  }
+
+  /** Whether a report of this kind would be written at all (lets instruments skip work). */
+  wants(kind: ReportKind): boolean {
+    return !this.#kinds || this.#kinds.has(kind);
+  }
+
+  #silenced(location: string): boolean {
+    for (const s of this.#silence) {
+      if (location === s || location.endsWith(`/${s}`) || location.endsWith(s)) return true;
+      const lineOnly = location.replace(/:\d+$/, '');
+      if (lineOnly === s || lineOnly.endsWith(`/${s}`)) return true;
+    }
+    return false;
+  }
+
+  emit(r: Report): void {
+    try {
+      if (!this.wants(r.kind)) return;
+      if (r.location !== undefined && (this.#ignore.matches(fileOf(r.location)) || this.#silenced(r.location))) return;
+      this.#byKind.set(r.kind, (this.#byKind.get(r.kind) ?? 0) + 1);
+      let repeat = false;
+      if (PER_SITE.has(r.kind)) {
+        const site = r.location ?? r.attribution ?? r.message;
+        const key = `${r.kind}\n${site}`;
+        const seen = this.#bySite.get(key);
+        if (seen) {
+          seen.count++;
+          repeat = true;
+        } else {
+          const label = r.location ? `${r.functionName ?? '<anonymous>'} (${r.location})` : (r.attribution ?? r.message);
+          this.#bySite.set(key, { kind: r.kind, label, count: 1 });
+        }
+      }
+      if (repeat) return;
+      this.#sink?.write({ ...r, pid: this.#pid, script: this.#script });
+    } catch {
+      // Reporting is best effort by design.
+    }
+  }
+
+  /** Counts by kind and by site since the start, or nothing when nothing was reported. */
+  summary(): Report | undefined {
+    let total = 0;
+    for (const n of this.#byKind.values()) total += n;
+    const counted = [...this.#byKind].filter(([k]) => k !== 'task-dump' && k !== 'loop-lag');
+    if (counted.length === 0) return undefined;
+    const bySite = [...this.#bySite.values()].sort((a, b) => b.count - a.count);
+    const detail: SummaryDetail = {
+      total,
+      byKind: Object.fromEntries(this.#byKind),
+      bySite: bySite.map((s) => ({ kind: s.kind, site: s.label, count: s.count })),
+    };
+    const kinds = counted.map(([k, n]) => `${n} ${k}`).join(', ');
+    return { kind: 'summary', message: `${kinds} in this process`, time: Date.now(), summary: detail, pid: this.#pid, script: this.#script };
+  }
+
+  /** Writes the summary (exit); not filtered by `kinds`. */
+  writeSummary(): void {
+    const s = this.summary();
+    if (!s) return;
+    try {
+      this.#sink?.write(s);
+    } catch {
+      // Best effort.
+    }
+  }
+
+  reset(): void {
+    this.#byKind.clear();
+    this.#bySite.clear();
+  }
+}
