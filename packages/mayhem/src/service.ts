@@ -93,7 +93,12 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
   const messageTasks = activeMode() === 'debug' || config.monitorTasksMs !== undefined;
   const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256), messageTasks }, counters, logger,
-    nackOnHandlerError(logger, counters, (deliveries) => backoffDelay(deliveries, nackBackoff, random)));
+    nackOnHandlerError(logger, counters, {
+      nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
+      // A message that breaks its handler on every delivery parks itself instead of looping.
+      maxDeliveries: config.maxDeliveries,
+      recordDeadLetter: (entry) => storage.deadLetter(entry),
+    }));
 
   const stopPulling = new AbortController();
   const cancelInFlight = new AbortController();
