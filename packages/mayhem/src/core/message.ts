@@ -131,7 +131,7 @@ function parse(payload: Uint8Array | string): ParseResult {
   }
   const { messageId, instanceName, publishedAt } = value as Record<string, unknown>;
   const idProblem = messageIdProblem(messageId);
-  if (idProblem !== undefined) return { ok: false, error: idProblem };
+  if (idProblem !== undefined || typeof messageId !== 'string') return { ok: false, error: idProblem ?? 'messageId must be a string' };
   if (typeof instanceName !== 'string' || !INSTANCE_RE.test(instanceName)) {
     return { ok: false, error: `instanceName must be a hostname label (letters, digits, '-'), got ${describe(instanceName)}` };
   }

@@ -3,6 +3,7 @@
  */
 import type { Logger } from 'pino';
 import type { Storage } from '../core/contracts.js';
+import { redactSecrets } from '../core/redact.js';
 import { openMemoryStorage } from './memory.js';
 import { saveFailure } from './record.js';
 import { openSqliteStorage } from './sqlite.js';
@@ -29,7 +30,7 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
       return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger }), o.saveFailureRate, o.random);
     }
     default:
-      throw new Error(`unsupported --db ${JSON.stringify(o.url)}: expected sqlite:<path>, postgres://... or memory:`);
+      throw new Error(`unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`);
   }
 }
 
