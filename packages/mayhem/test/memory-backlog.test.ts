@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import { seededRandom } from '../src/core/timing.js';
 import { runSimulatedPublisher } from '../src/publisher/simulated.js';
+import { openMemoryStorage } from '../src/storage/memory.js';
 import { FakeExecutor, rig, track } from './pipeline-harness.js';
 
 beforeEach(() => {
@@ -120,5 +121,28 @@ describe('the simulated publisher against a slow consumer', () => {
     expect(r.counters.tally.acked).toBeGreaterThanOrEqual(150);
     // Published = settled + what the broker holds, and that is never more than the bound.
     expect(n - r.counters.tally.acked - r.counters.tally.dead_lettered).toBeLessThanOrEqual(200);
+  });
+});
+
+describe('memory: storage keeps a bounded number of settled records (a long run stays flat)', () => {
+  it('drops the oldest settled records beyond maxSettled, never one still in flight', async () => {
+    const storage = openMemoryStorage({ maxSettled: 3 });
+    const request = (id: string) => ({ messageId: id, instanceName: 'cattle-a', publishedAt: 0 });
+    await storage.saveMessage(request('in-flight'), 1);
+    for (let i = 0; i < 10; i++) {
+      await storage.saveMessage(request(`m${i}`), 1);
+      await storage.markAcked({ messageId: `m${i}`, extensions: 0, attempts: 1, restartDone: true });
+    }
+    expect([...storage.records.keys()]).toEqual(['in-flight', 'm7', 'm8', 'm9']);
+    expect(await storage.isRestartDone('m9')).toBe(true);
+    for (let i = 0; i < 10; i++) await storage.deadLetter({ payload: `bad ${i}`, reason: 'malformed: x', deliveries: 1 });
+    expect(storage.deadLetters.length).toBeLessThanOrEqual(6);
+    expect(storage.deadLetters.at(-1)?.payload).toBe('bad 9');
+  });
+
+  it('keeps everything without maxSettled (tests and benchmarks inspect the records)', async () => {
+    const storage = openMemoryStorage();
+    for (let i = 0; i < 1000; i++) await storage.markAcked({ messageId: `m${i}`, extensions: 0, attempts: 1 });
+    expect(storage.records.size).toBe(1000);
   });
 });

@@ -49,8 +49,12 @@ export interface MemoryBrokerOptions {
   readonly now?: () => number;
 }
 
+/** Dead letters the broker keeps for inspection, newest first kept (older ones are dropped). */
+export const DEAD_LETTERS_KEPT = 10_000;
+
 export class MemoryBroker implements Broker, Publisher {
   readonly ackDeadlineMs: number;
+  /** The newest {@link DEAD_LETTERS_KEPT} dead letters (stats().deadLettered counts them all). */
   readonly deadLetters: DeadLetterEntry[] = [];
   // Ready queue as an array with a moving head: O(1) push and shift without copying.
   #ready: Entry[] = [];
@@ -215,6 +219,7 @@ export class MemoryBroker implements Broker, Publisher {
   deadLettered(entry: Entry, reason: string): void {
     this.#stats.deadLettered += 1;
     this.deadLetters.push({ data: entry.data, reason, deliveries: entry.deliveryCount });
+    if (this.deadLetters.length > DEAD_LETTERS_KEPT * 2) this.deadLetters.splice(0, this.deadLetters.length - DEAD_LETTERS_KEPT);
     if (this.#roomWaiters.length > 0 && this.backlog <= this.#lowWater) this.#wakePublishers();
   }
 

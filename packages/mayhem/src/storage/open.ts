@@ -21,7 +21,8 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
   const scheme = o.url.slice(0, o.url.indexOf(':') + 1);
   switch (scheme) {
     case 'memory:':
-      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random });
+      // Records of settled messages beyond the newest 100,000 are dropped: a long run stays flat.
+      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random, maxSettled: 100_000 });
     case 'sqlite:':
       return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random });
     case 'postgres:':
