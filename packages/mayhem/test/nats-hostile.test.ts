@@ -189,3 +189,18 @@ describe('credentials', () => {
     expect(bad.stderr).toMatch(/^mayhem: the NATS nkey file .*not-a-seed \(--nats-nkey\) does not hold a user nkey seed/);
   });
 });
+
+describe('the poison message of issue 9 on NATS', () => {
+  it('published with --raw ahead of good messages: dead-lettered as malformed, the rest acked, exit 0', async () => {
+    const stream = ['--broker', server.url, '--stream', 'POISON', '--subject', 'poison.restart'];
+    const poison = '{"messageId":"x1","instanceName":{"toString":1},"publishedAt":"2026-01-01T00:00:00Z"}';
+    expect((await mayhem(['publish', ...stream, '--raw', poison, '--count', '1'])).code).toBe(0);
+    expect((await mayhem(['publish', ...stream, '--count', '5'])).code).toBe(0);
+    const run = await mayhem(['run', ...stream, '--dead-letter-subject', 'poison.dead', '--db', 'memory:', '--count', '6', '--restart-latency', '1ms', '--restart-failure-rate', '0']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const summary = run.stdout.split('\n').filter((l) => l.includes('"msg":"Summary (')).map((l) => JSON.parse(l) as Record<string, number>)[0];
+    expect(summary).toMatchObject({ acked: 5, deadLettered: 1, malformed: 1 });
+    expect((await jsm.streams.info('POISON_DEAD')).state.messages).toBe(1);
+  }, 60_000);
+});
