@@ -21,8 +21,9 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
   const scheme = o.url.slice(0, o.url.indexOf(':') + 1);
   switch (scheme) {
     case 'memory:':
-      // Records of settled messages beyond the newest 100,000 are dropped: a long run stays flat.
-      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random, maxSettled: 100_000 });
+      // Records of settled messages beyond the newest 10,000 are dropped, so a long run stays flat:
+      // with the memory broker nothing redelivers a settled message, so none is needed for long.
+      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random, maxSettled: 10_000 });
     case 'sqlite:':
       return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random });
     case 'postgres:':
