@@ -16,7 +16,11 @@ const dir = mkdtempSync(join(tmpdir(), 'mayhem-logger-'));
 beforeAll(() => {
   if (!existsSync(LOGGER)) throw new Error(`${LOGGER} is missing: build first (npx tsc -b packages/mayhem)`);
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const children = new Set<ReturnType<typeof spawn>>();
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
 
 /** Run `body` (ESM, with `createLogger` imported) with stdout going to a file; returns the child and the file. */
 function script(name: string, body: string): { child: ReturnType<typeof spawn>; out: string; exited: Promise<NodeJS.Signals | number | null> } {
@@ -24,6 +28,7 @@ function script(name: string, body: string): { child: ReturnType<typeof spawn>; 
   const fd = openSync(out, 'w');
   const code = `import { createLogger } from ${JSON.stringify(pathToFileURL(LOGGER).href)};\n${body}`;
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', fd, 'pipe'] });
+  children.add(child);
   closeSync(fd);
   const exited = new Promise<NodeJS.Signals | number | null>((r) => child.on('exit', (c, s) => r(s ?? c)));
   return { child, out, exited };

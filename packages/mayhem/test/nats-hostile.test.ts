@@ -58,7 +58,9 @@ function mayhem(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: nu
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => res({ code, stdout, stderr }));
+    // Never left running if a test fails or times out.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('close', (code) => { clearTimeout(timer); res({ code, stdout, stderr }); });
   });
 }
 

@@ -42,7 +42,9 @@ function mayhem(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: nu
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-    child.on('close', (code) => res({ code, out }));
+    // Never left running if a test fails or times out.
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+    child.on('close', (code) => { clearTimeout(timer); res({ code, out }); });
   });
 }
 

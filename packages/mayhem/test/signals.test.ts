@@ -22,8 +22,15 @@ interface Line {
   [key: string]: unknown;
 }
 
+// Every child started here is killed at the end, even when a test failed half-way.
+const children = new Set<ReturnType<typeof spawn>>();
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
+
 function cli(args: string[]) {
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
   const lines: Line[] = [];
   let partial = '';
   let stderr = '';
