@@ -6,10 +6,12 @@
  *   npm run bench                      pipeline, SQLite, RSS, latency, loopwatch overhead
  *   npm run bench -- --rounds 9        more rounds (default 5)
  *   npm run bench -- --broker nats     JetStream + PostgreSQL end to end (bench/nats.ts)
+ *   npm run bench -- --backlog-seconds 60   shorter RSS-over-time run (default 300; 0 skips it)
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { measureBacklogRss } from './backlog.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -89,6 +91,9 @@ const rss = measure('rss', 100_000);
 progress('latency: 10,000 published as fast as possible, restart latency 10ms');
 const lat = [1, 2, 3].map(() => measure('latency', 10_000));
 const latMedian = { p50Ms: median(lat.map((l) => l.p50Ms ?? NaN)), p99Ms: median(lat.map((l) => l.p99Ms ?? NaN)) };
+const backlogSeconds = Number(flag('backlog-seconds', '300'));
+progress(`RSS over ${backlogSeconds} s of mayhem run --db memory: --publish-rate 0 --restart-latency 1s`);
+const backlog = backlogSeconds > 0 ? await measureBacklogRss(backlogSeconds, 5, [], progress) : undefined;
 
 const rows: [string, string, string][] = [
   ['hand-written article pipeline (baseline)', `${fmt(tp.baseline ?? NaN)} msg/s`, '1.00× baseline'],
@@ -99,6 +104,10 @@ const rows: [string, string, string][] = [
   ['(c) RSS, 100,000 in flight (SQLite)', `${fmt(rss.rssMB ?? NaN)} MB`, `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`],
   ['latency publish→ack, 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50'],
 ];
+if (backlog) {
+  rows.push([`(d) RSS over ${backlog.seconds} s, publish-rate 0, 1s restarts`, `${fmt(backlog.lastMB)} MB`,
+    `start ${fmt(backlog.startMB)}, peak ${fmt(backlog.peakMB)}, 2nd quarter ${fmt(backlog.secondQuarterMB)} → last quarter ${fmt(backlog.lastQuarterMB)} MB; ${fmt(backlog.ackedPerSecond)} acked/s (target: flat)`]);
+}
 const w0 = Math.max(...rows.map((r) => r[0].length));
 const w1 = Math.max(...rows.map((r) => r[1].length));
 process.stdout.write(`\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}\n`);

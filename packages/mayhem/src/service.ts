@@ -17,7 +17,10 @@ import { shutdown } from './core/shutdown.js';
 import { backoffDelay, seededRandom } from './core/timing.js';
 import type { Config } from './cli/config.js';
 import { drainLogger } from './cli/logger.js';
+import { onExitSignal } from './cli/signals.js';
+import { redactUrl } from './core/redact.js';
 import { MockRestartExecutor } from './executors/mock.js';
+import { noopMetrics } from './metrics/noop.js';
 import { openMetrics } from './metrics/open.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
 import { openStorage } from './storage/open.js';
@@ -55,30 +58,62 @@ export interface Summary {
   reason: string;
 }
 
-const SIGNALS = ['SIGHUP', 'SIGTERM', 'SIGINT'] as const;
-
 /** Run the service until a signal, `--count`, or a fatal error. Never calls process.exit itself. */
 export async function runService(config: Config, logger: Logger): Promise<RunResult> {
   const random = config.seed !== undefined ? seededRandom(config.seed) : Math.random;
   const started = performance.now();
 
+  // A signal during start-up (queued by the hub since the process began, or arriving while files
+  // and connections open) ends it: nothing was pulled yet, so closing what opened is the shutdown.
+  let startupSignal: NodeJS.Signals | undefined;
+  let interrupt!: () => void;
+  const interrupted = new Promise<void>((resolve) => (interrupt = resolve));
+  const stopStartupListening = onExitSignal((signal) => {
+    if (startupSignal !== undefined) {
+      logger.warn(`Received ${signal} again during start-up; exiting now (130)`);
+      void drainLogger(logger, 500).then(() => process.exit(130));
+      return;
+    }
+    startupSignal = signal;
+    logger.info({ signal }, `Received exit signal ${signal} during start-up...`);
+    interrupt();
+  });
+
   // Opening files and connections is start-up: loopwatch does not report its sync calls.
   const opened: { metrics?: Metrics; storage?: Storage; broker?: Broker } = {};
+  const closeOpened = async (): Promise<void> => {
+    // What did open, in the shutdown order.
+    await opened.broker?.close().catch(() => undefined);
+    await opened.storage?.close().catch(() => undefined);
+    await opened.metrics?.close().catch(() => undefined);
+  };
+  let opening!: Promise<void>;
   try {
-    await startup(async () => {
+    await Promise.race([opening = startup(async () => {
       opened.metrics = await openMetrics(config.statsd, logger);
       opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
       opened.broker = await openBroker({
         url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
         stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
+        maxBacklog: config.maxBacklog, deadLetterMaxAgeMs: config.deadLetterMaxAge, deadLetterMaxBytes: config.deadLetterMaxBytes,
+        auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
       });
-    });
+    }), interrupted]);
   } catch (err) {
     // Close what did open, in the shutdown order, then report one line.
-    await opened.broker?.close().catch(() => undefined);
-    await opened.storage?.close().catch(() => undefined);
-    await opened.metrics?.close().catch(() => undefined);
+    stopStartupListening();
+    await closeOpened();
     throw err;
+  }
+  stopStartupListening();
+  if (startupSignal !== undefined) {
+    // A connection still opening is not waited for: the process exits next.
+    void opening.catch(() => undefined);
+    await closeOpened();
+    const summary = summarize(new Counters(noopMetrics), 0, performance.now() - started, `received ${startupSignal} during start-up`, undefined, undefined);
+    logger.info(summary, describeSummary(summary));
+    logger.info('Successfully shutdown the Mayhem service.');
+    return { exitCode: 0, summary };
   }
   const { metrics, storage, broker } = opened as Required<typeof opened>;
 
@@ -99,7 +134,12 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
   const messageTasks = activeMode() === 'debug' || config.monitorTasksMs !== undefined;
   const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256), messageTasks }, counters, logger,
-    nackOnHandlerError(logger, counters, (deliveries) => backoffDelay(deliveries, nackBackoff, random)));
+    nackOnHandlerError(logger, counters, {
+      nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
+      // A message that breaks its handler on every delivery parks itself instead of looping.
+      maxDeliveries: config.maxDeliveries,
+      recordDeadLetter: (entry) => storage.deadLetter(entry),
+    }));
 
   const stopPulling = new AbortController();
   const cancelInFlight = new AbortController();
@@ -127,26 +167,25 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     if (config.count !== undefined && settled >= config.count) beginShutdown(`all ${config.count} messages settled`, 0);
   };
 
-  // Signals: the first starts the shutdown; a second one during it means "now". One Ctrl-C under
-  // `npm start` arrives twice within milliseconds (from the terminal and forwarded by npm), so the
-  // same signal again within a second is that one keypress, not a second request.
-  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  // Signals: the first starts the shutdown; a second one during it means "now" (exit 130). Signals
+  // that arrived during start-up were queued by the hub (cli/signals.ts) and arrive here first.
+  // (A Ctrl-C under `npm start` reaches the service once: npm 11 does not forward it again.)
+  let first: NodeJS.Signals | undefined;
   let exitingNow = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (exitingNow) return;
     if (first !== undefined || stopPulling.signal.aborted) {
-      if (first !== undefined && signal === first.signal && performance.now() - first.at < 1000) return;
       exitingNow = true;
       logger.warn(`Received ${signal} again during shutdown; exiting now (130)`);
       // Only as long as it takes to write the log out (bounded), so the warning is not lost.
       void drainLogger(logger, 500).then(() => process.exit(130));
       return;
     }
-    first = { signal, at: performance.now() };
+    first = signal;
     logger.info({ signal }, `Received exit signal ${signal}...`);
     beginShutdown(`received ${signal}`, 0);
   };
-  for (const s of SIGNALS) process.on(s, onSignal);
+  const stopListening = onExitSignal(onSignal);
   // Errors outside message handlers: log, then shut down with exit 1.
   const onFatal = (err: unknown): void => {
     logger.fatal({ err: err instanceof Error ? err.stack : String(err) }, `Unexpected error outside message handlers: ${err instanceof Error ? err.message : String(err)}`);
@@ -159,10 +198,14 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   let published: Promise<number> | undefined;
   if (broker instanceof MemoryBroker) {
     const memory = broker;
-    published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), { rate: config.publishRate, count: config.count, random, malformedEvery: config.malformedEvery }, stopPulling.signal);
-    logger.info({ rate: config.publishRate || 'max', count: config.count ?? 'unlimited' }, 'Simulated publisher started on the in-memory broker');
+    published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), {
+      rate: config.publishRate, count: config.count, random, malformedEvery: config.malformedEvery,
+      // The broker holds at most --max-backlog: the publisher waits for room, so memory stays flat.
+      waitForRoom: (signal) => memory.waitForRoom(signal),
+    }, stopPulling.signal);
+    logger.info({ rate: config.publishRate || 'max', count: config.count ?? 'unlimited', maxBacklog: memory.maxBacklog }, 'Simulated publisher started on the in-memory broker');
   }
-  logger.info({ broker: config.broker, db: config.db, maxInFlight: config.maxInFlight }, 'Mayhem Mandrill is consuming');
+  logger.info({ broker: redactUrl(config.broker), db: redactUrl(config.db), maxInFlight: config.maxInFlight }, 'Mayhem Mandrill is consuming');
 
   const statusTimer = startStatus(config, logger, counters, consumer, started);
   // Keeps the process alive while the consumer waits on a promise (a pending pull holds no handle).
@@ -177,7 +220,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   clearInterval(keepAlive);
   pipeline.close();
   if (statusTimer) clearInterval(statusTimer);
-  for (const s of SIGNALS) process.off(s, onSignal);
+  stopListening();
   process.off('uncaughtException', onFatal);
   process.off('unhandledRejection', onFatal);
 
@@ -205,7 +248,7 @@ function startStatus(config: Config, logger: Logger, counters: Counters, consume
   return timer;
 }
 
-function summarize(counters: Counters, inFlight: number, ms: number, reason: string, published: number | undefined, broker: Broker): Summary {
+function summarize(counters: Counters, inFlight: number, ms: number, reason: string, published: number | undefined, broker: Broker | undefined): Summary {
   const t = counters.tally;
   const stats = broker instanceof MemoryBroker ? broker.stats() : undefined;
   return {

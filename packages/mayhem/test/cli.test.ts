@@ -213,7 +213,7 @@ describe('mayhem run (child process)', () => {
     it('a bad MAYHEM_* value names the variable; publish on the memory broker is a usage error', async () => {
       const env = await execCli(['run'], { MAYHEM_GRACE: 'soon' });
       expect(env.code).toBe(2);
-      expect(env.stderr).toBe('mayhem: invalid MAYHEM_GRACE "soon": expected a duration like 250ms, 2s or 1m (a bare number is ms)\n');
+      expect(env.stderr).toBe('mayhem: invalid MAYHEM_GRACE "soon": expected a duration like 250ms, 2s or 1m (a bare number is ms), at most 1h\n');
       const publish = await execCli(['publish', '--count', '1'], {});
       expect(publish.code).toBe(2);
       expect(publish.stderr).toMatch(/^mayhem: publish needs an external broker \(--broker nats:\/\/host:port\)[^\n]*\n$/);

@@ -92,11 +92,11 @@ describe('resolveConfig', () => {
     [{ maxInFlight: 'abc' }, 'invalid --max-in-flight "abc": expected a whole number from 1 to 1000000'],
     [{ maxInFlight: '0' }, 'invalid --max-in-flight "0": expected a whole number from 1 to 1000000'],
     [{ maxInFlight: '2.5' }, 'invalid --max-in-flight "2.5": expected a whole number from 1 to 1000000'],
-    [{ extendEvery: '5x' }, 'invalid --extend-every "5x": expected a duration like 250ms, 2s or 1m (a bare number is ms), at least 10ms'],
+    [{ extendEvery: '5x' }, 'invalid --extend-every "5x": expected a duration like 250ms, 2s or 1m (a bare number is ms), at least 10ms and at most 1h'],
     [{ restartFailureRate: '1.5' }, 'invalid --restart-failure-rate "1.5": expected a number from 0 to 1'],
     [{ logLevel: 'loud' }, 'invalid --log-level "loud": expected trace, debug, info, warn, error, fatal, silent'],
-    [{ statsd: 'localhost' }, 'invalid --statsd "localhost": expected host:port, e.g. 127.0.0.1:8125'],
-    [{ malformedEvery: '0' }, 'invalid --malformed-every "0": expected a whole number ≥ 1'],
+    [{ statsd: 'localhost' }, 'invalid --statsd "localhost": expected host:port with a port from 1 to 65535, e.g. 127.0.0.1:8125'],
+    [{ malformedEvery: '0' }, 'invalid --malformed-every "0": expected a whole number from 1 to 1000000000'],
     [{ dryRun: 'maybe' }, 'invalid --dry-run "maybe": expected true or false'],
   ])('rejects flags %j with one line naming the flag and what is allowed', (flags, message) => {
     expect(errorOf(() => run(flags))).toBe(message);

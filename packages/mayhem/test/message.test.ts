@@ -1,6 +1,7 @@
 /** Parsing restart requests at the edge: every malformed payload is a value, never a throw. */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeRestartRequest, hostnameOf, parseRestartRequest } from '../src/core/message.js';
+import { encodeRestartRequest, hostnameOf, MAX_PUBLISHED_AT, MIN_PUBLISHED_AT, parseIsoTime, parseRestartRequest } from '../src/core/message.js';
 
 const enc = new TextEncoder();
 
@@ -52,7 +53,7 @@ describe('parseRestartRequest', () => {
     ['instanceName starting with -', { messageId: 'a', instanceName: '-abc', publishedAt: 1 }, /instanceName/],
     ['instanceName over 63 characters', { messageId: 'a', instanceName: 'a'.repeat(64), publishedAt: 1 }, /instanceName/],
     ['missing publishedAt', { messageId: 'a', instanceName: 'h' }, /publishedAt must be/],
-    ['unparseable publishedAt', { messageId: 'a', instanceName: 'h', publishedAt: 'yesterday' }, /publishedAt is not a valid time: "yesterday"/],
+    ['unparseable publishedAt', { messageId: 'a', instanceName: 'h', publishedAt: 'yesterday' }, /publishedAt is not an ISO-8601 date-time .*: "yesterday"$/],
     ['boolean publishedAt', { messageId: 'a', instanceName: 'h', publishedAt: true }, /publishedAt must be/],
   ])('rejects a request with %s', (_name, value, expected) => {
     expect(error(JSON.stringify(value))).toMatch(expected);
@@ -68,5 +69,143 @@ describe('parseRestartRequest', () => {
     expect(e).not.toContain('\n');
     expect(e.length).toBeLessThan(120);
     expect(e).toMatch(/…"$/);
+  });
+});
+
+const at = '2026-01-01T00:00:00Z';
+const request = (fields: Record<string, unknown>): string => JSON.stringify({ messageId: 'm1', instanceName: 'cattle-ab12', publishedAt: at, ...fields });
+
+describe('parseRestartRequest on hostile input', () => {
+  it('a field whose String() throws is a parse error, not a throw (the poison message of issue 9)', () => {
+    const poison = '{"messageId":"x1","instanceName":{"toString":1},"publishedAt":"2026-01-01T00:00:00Z"}';
+    expect(error(poison)).toBe("instanceName must be a hostname label (letters, digits, '-'), got an object");
+    expect(error(request({ publishedAt: { toString: 1, valueOf: 1 } }))).toMatch(/^publishedAt must be/);
+    expect(error(request({ messageId: { toString: 1 } }))).toMatch(/^messageId must be/);
+  });
+
+  it.each([
+    ['1e308', 1e308],
+    ['-1e20', -1e20],
+    ['year 10000', Date.UTC(10000, 0, 1)],
+    ['one ms before year 0001', MIN_PUBLISHED_AT - 1],
+    ['year +275760 as ISO', '+275760-09-13T00:00:00.000Z'],
+    ['"1"', '1'],
+    ['"2026"', '2026'],
+    ['a date without a time', '2026-01-01'],
+    ['a time without a zone', '2026-01-01T00:00:00'],
+    ['February 31', '2026-02-31T00:00:00Z'],
+    ['hour 24', '2026-01-01T24:00:00Z'],
+    ['an RFC 2822 date', 'Thu, 01 Jan 2026 00:00:00 GMT'],
+    ['year 10000 as ISO', '10000-01-01T00:00:00Z'],
+  ])('rejects publishedAt %s (outside what every storage accepts, or not a date-time)', (_name, publishedAt) => {
+    expect(error(request({ publishedAt }))).toMatch(/^publishedAt is (?:not an ISO-8601|out of range)/);
+  });
+
+  it('accepts publishedAt at the edges of the range, with offsets, fractions and epoch milliseconds', () => {
+    const ok = (publishedAt: unknown): number => {
+      const r = parseRestartRequest(request({ publishedAt }));
+      if (!r.ok) throw new Error(r.error);
+      return r.request.publishedAt;
+    };
+    expect(ok('0001-01-01T00:00:00Z')).toBe(MIN_PUBLISHED_AT);
+    expect(ok('9999-12-31T23:59:59.999Z')).toBe(MAX_PUBLISHED_AT);
+    expect(ok('2026-01-01T01:30:00+01:30')).toBe(Date.UTC(2026, 0, 1));
+    expect(ok('2025-12-31T19:00:00.5-05:00')).toBe(Date.UTC(2026, 0, 1) + 500);
+    expect(ok('2024-02-29T00:00:00Z')).toBe(Date.UTC(2024, 1, 29));
+    expect(ok(MAX_PUBLISHED_AT)).toBe(MAX_PUBLISHED_AT);
+    expect(ok(1767225600000.4)).toBe(1767225600000);
+    expect(() => ok('2023-02-29T00:00:00Z')).toThrow(/publishedAt/);
+    expect(() => ok(MAX_PUBLISHED_AT + 1)).toThrow(/out of range/);
+  });
+
+  it.each([
+    ['a NUL byte', 'id\u0000x'],
+    ['a newline', 'id\nINFO: forged line'],
+    ['a carriage return', 'id\rx'],
+    ['an escape sequence', 'id\u001b[31mred'],
+    ['DEL', 'id\u007f'],
+    ['a C1 control', 'id\u0085x'],
+    ['a line separator', 'id\u2028x'],
+    ['an unpaired high surrogate', 'id\ud800'],
+    ['an unpaired low surrogate', '\udc00id'],
+  ])('rejects a messageId with %s', (_name, messageId) => {
+    expect(error(request({ messageId }))).toMatch(/^messageId must/);
+  });
+
+  it('accepts ids with any other Unicode, including U+FFFD and paired surrogates', () => {
+    for (const messageId of ['id\ufffd', 'id😀', 'ünïcödé-ид-标识', 'a b\tc'.replace('\t', ' ')]) {
+      expect(parseRestartRequest(request({ messageId })).ok).toBe(true);
+    }
+  });
+
+  it('rejects a payload too large to be a restart request, before parsing it', () => {
+    expect(error(request({ pad: 'x'.repeat(70_000) }))).toMatch(/^payload is \d+ bytes, more than 65536$/);
+  });
+});
+
+/** Any JSON value, with the keys and shapes that break naive code (toString, __proto__, ...) mixed in. */
+const nasty = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.jsonValue(),
+    fc.constantFrom(1e308, -1e20, -0, Number.MAX_SAFE_INTEGER, '1', '', 'null', '2026-02-31T00:00:00Z', '\u0000', '\ud800', '\u2028'),
+    fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }),
+    fc.dictionary(fc.constantFrom('toString', 'valueOf', '__proto__', 'constructor', 'toJSON', 'messageId', 'length'), tie('value'), { maxKeys: 4 }),
+    fc.array(tie('value'), { maxLength: 3 }),
+  ),
+})).value;
+
+const candidate = fc.record(
+  { messageId: nasty, instanceName: fc.oneof(nasty, fc.constantFrom('cattle-ab12', 'a', 'x-y')), publishedAt: fc.oneof(nasty, fc.integer(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())) },
+  { requiredKeys: [] },
+);
+
+function checkResult(payload: Uint8Array | string): void {
+  const r = parseRestartRequest(payload);
+  if (r.ok) {
+    const { messageId, publishedAt } = r.request;
+    expect(publishedAt).toBeGreaterThanOrEqual(MIN_PUBLISHED_AT);
+    expect(publishedAt).toBeLessThanOrEqual(MAX_PUBLISHED_AT);
+    expect(Number.isInteger(publishedAt)).toBe(true);
+    expect(Buffer.from(messageId, 'utf8').toString('utf8')).toBe(messageId);
+    // eslint-disable-next-line no-control-regex
+    expect(messageId).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+    // What was accepted can be written out and read back unchanged (dead-letter and retry paths).
+    expect(parseRestartRequest(encodeRestartRequest(r.request))).toEqual(r);
+  } else {
+    expect(typeof r.error).toBe('string');
+    expect(r.error).not.toMatch(/[\n\r]/);
+    expect(r.error.length).toBeLessThan(200);
+  }
+}
+
+describe('parseRestartRequest, property-based (fast-check)', () => {
+  it('never throws on any JSON text built from hostile values, and what it accepts is valid and round-trips', () => {
+    fc.assert(fc.property(candidate, (fields) => checkResult(JSON.stringify(fields))), { numRuns: 3000 });
+  });
+
+  it('never throws on any JSON value at the top level', () => {
+    fc.assert(fc.property(nasty, (value) => checkResult(JSON.stringify(value) ?? 'undefined')), { numRuns: 2000 });
+  });
+
+  it('never throws on arbitrary bytes or on a valid payload with bytes flipped, cut or inserted', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => checkResult(bytes)), { numRuns: 2000 });
+    const valid = new TextEncoder().encode(request({}));
+    const mutated = fc.tuple(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(valid.length)).map(([flips, cut]) => {
+      const b = valid.slice(0, Math.max(1, cut));
+      for (const [i, v] of flips) if (i < b.length) b[i] = v;
+      return b;
+    });
+    fc.assert(fc.property(mutated, (bytes) => checkResult(bytes)), { numRuns: 3000 });
+  });
+
+  it('never throws on arbitrary strings, including lone surrogates', () => {
+    fc.assert(fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 200 }), (s) => checkResult(s)), { numRuns: 2000 });
+  });
+
+  it('parseIsoTime agrees with Date for every valid date-time it is given', () => {
+    fc.assert(fc.property(fc.date({ min: new Date(MIN_PUBLISHED_AT), max: new Date(MAX_PUBLISHED_AT), noInvalidDate: true }), (d) => {
+      expect(parseIsoTime(d.toISOString())).toBe(d.getTime());
+    }), { numRuns: 2000 });
   });
 });

@@ -148,6 +148,8 @@ export interface RigOptions {
   readonly storage?: (memory: MemoryStorage) => Storage;
   readonly ackDeadlineMs?: number;
   readonly metrics?: Metrics;
+  /** The memory broker's bound (default none). */
+  readonly maxBacklog?: number;
 }
 
 let ids = 0;
@@ -155,7 +157,7 @@ let ids = 0;
 export function rig(o: RigOptions = {}): Rig {
   const ackDeadlineMs = o.ackDeadlineMs ?? defaultPipelineOptions.ackDeadlineMs;
   // The broker's clock is Date.now, so fake time drives leases too.
-  const broker = new MemoryBroker({ ackDeadlineMs, now: () => Date.now() });
+  const broker = new MemoryBroker({ ackDeadlineMs, maxBacklog: o.maxBacklog, now: () => Date.now() });
   const memory = openMemoryStorage();
   const storage = o.storage ? o.storage(memory) : memory;
   const executor = o.executor ?? new FakeExecutor();

@@ -2,6 +2,10 @@
  * The embedded broker: an in-memory pull queue with real lease semantics. A lease that expires
  * redelivers; a nack redelivers after its delay; delivery counts grow; dead letters are kept.
  * Not durable: what is in it when the process exits is gone (the distributed broker's job).
+ * Bounded when `maxBacklog` is given: it holds at most that many messages (ready, leased or
+ * waiting out a nack delay); publishing waits for room (`publish`, `waitForRoom`), so a publisher
+ * faster than the consumer cannot grow memory without limit. Redeliveries never wait: they are
+ * already counted.
  */
 import type { Broker, Delivery, Publisher } from '../core/contracts.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
@@ -39,12 +43,18 @@ export interface MemoryBrokerStats {
 
 export interface MemoryBrokerOptions {
   readonly ackDeadlineMs: number;
+  /** Messages held at most (published, not yet acked or dead-lettered). Default: no bound. */
+  readonly maxBacklog?: number | undefined;
   /** Clock, for tests. */
   readonly now?: () => number;
 }
 
+/** Dead letters the broker keeps for inspection, newest first kept (older ones are dropped). */
+export const DEAD_LETTERS_KEPT = 10_000;
+
 export class MemoryBroker implements Broker, Publisher {
   readonly ackDeadlineMs: number;
+  /** The newest {@link DEAD_LETTERS_KEPT} dead letters (stats().deadLettered counts them all). */
   readonly deadLetters: DeadLetterEntry[] = [];
   // Ready queue as an array with a moving head: O(1) push and shift without copying.
   #ready: Entry[] = [];
@@ -58,9 +68,17 @@ export class MemoryBroker implements Broker, Publisher {
   #seq = 0;
   #closed = false;
   readonly #stats = { published: 0, acked: 0, nacked: 0, expired: 0, deadLettered: 0 };
+  readonly maxBacklog: number;
+  // Publishers waiting for room are woken together once the backlog is down to this (not at every
+  // settle: one wake-up per tenth of the bound, not one per message).
+  readonly #lowWater: number;
+  #roomWaiters: (() => void)[] = [];
 
   constructor(options: MemoryBrokerOptions) {
     this.ackDeadlineMs = options.ackDeadlineMs;
+    this.maxBacklog = options.maxBacklog ?? Infinity;
+    if (!(this.maxBacklog >= 1)) throw new RangeError(`maxBacklog must be at least 1, got ${this.maxBacklog}`);
+    this.#lowWater = Number.isFinite(this.maxBacklog) ? this.maxBacklog - Math.max(1, Math.floor(this.maxBacklog / 10)) : Infinity;
     this.#leases = new DeadlineQueue(options.ackDeadlineMs, (entry: Entry) => this.#expire(entry), { now: options.now });
   }
 
@@ -68,14 +86,44 @@ export class MemoryBroker implements Broker, Publisher {
     return { ...this.#stats, ready: this.#ready.length - this.#head, leased: this.#leases.size, delayed: this.#delayed.size };
   }
 
-  publish(payload: string, messageId?: string): Promise<void> {
-    this.publishSync(payload, messageId);
-    return DONE;
+  /** Messages held now: published and not yet acked or dead-lettered. */
+  get backlog(): number {
+    return this.#stats.published - this.#stats.acked - this.#stats.deadLettered;
   }
 
-  /** Publish without a promise (the simulated publisher's hot path). */
+  /** Publish, waiting first while the backlog is full. */
+  async publish(payload: string, messageId?: string): Promise<void> {
+    let wait = this.waitForRoom();
+    while (wait !== undefined) {
+      await wait;
+      wait = this.waitForRoom();
+    }
+    this.publishSync(payload, messageId);
+  }
+
+  /**
+   * Undefined while there is room for one more message; otherwise a promise that resolves once
+   * the backlog has gone down (or the broker closed, or `signal` aborted). Ask again after it.
+   */
+  waitForRoom(signal?: AbortSignal): Promise<void> | undefined {
+    if (this.#closed || this.backlog < this.maxBacklog || signal?.aborted === true) return undefined;
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.#roomWaiters.push(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /**
+   * Publish without a promise (the simulated publisher's hot path). Throws when the backlog is
+   * full: the caller waits for room first (`waitForRoom`).
+   */
   publishSync(payload: string | Uint8Array, messageId?: string): void {
     if (this.#closed) throw new Error('memory broker is closed');
+    if (this.backlog >= this.maxBacklog) throw new Error(`memory broker backlog is full (${this.maxBacklog} messages): wait for room before publishing`);
     // Buffer.from takes small payloads from Node's shared pool: no ArrayBuffer per message.
     const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
     this.#stats.published += 1;
@@ -107,6 +155,7 @@ export class MemoryBroker implements Broker, Publisher {
     this.#delayed.clear();
     // Leased messages stay counted (stats().leased) for the shutdown summary; they just never expire now.
     this.#waiter?.();
+    this.#wakePublishers();
     return DONE;
   }
 
@@ -145,6 +194,13 @@ export class MemoryBroker implements Broker, Publisher {
 
   acked(): void {
     this.#stats.acked += 1;
+    if (this.#roomWaiters.length > 0 && this.backlog <= this.#lowWater) this.#wakePublishers();
+  }
+
+  #wakePublishers(): void {
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   nacked(entry: Entry, delayMs: number): void {
@@ -163,6 +219,8 @@ export class MemoryBroker implements Broker, Publisher {
   deadLettered(entry: Entry, reason: string): void {
     this.#stats.deadLettered += 1;
     this.deadLetters.push({ data: entry.data, reason, deliveries: entry.deliveryCount });
+    if (this.deadLetters.length > DEAD_LETTERS_KEPT * 2) this.deadLetters.splice(0, this.deadLetters.length - DEAD_LETTERS_KEPT);
+    if (this.#roomWaiters.length > 0 && this.backlog <= this.#lowWater) this.#wakePublishers();
   }
 
   #requeue(entry: Entry): void {

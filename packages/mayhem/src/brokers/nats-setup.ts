@@ -3,10 +3,12 @@
  * connecting (with a one-line error when the server is unreachable), and creating the stream, the
  * dead-letter stream and the shared durable pull consumer when they are missing.
  */
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { readFileSync } from 'node:fs';
+import { connect, credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
+  DiscardPolicy,
   JetStreamApiCodes,
   JetStreamApiError,
   jetstreamManager,
@@ -15,8 +17,23 @@ import {
   StorageType,
   type ConsumerInfo,
   type JetStreamManager,
+  type StreamInfo,
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { redactSecrets } from '../core/redact.js';
+
+/**
+ * Credentials kept out of argv: files read at connect time. (User and password, or a token, may
+ * also sit in the URL, e.g. from MAYHEM_BROKER; every URL we print is redacted.)
+ */
+export interface NatsAuth {
+  /** A .creds file: the user JWT and its nkey seed (as `nsc` writes it). */
+  readonly credsFile?: string | undefined;
+  /** A file holding an nkey seed (SU...). */
+  readonly nkeyFile?: string | undefined;
+  /** A file holding an auth token. */
+  readonly tokenFile?: string | undefined;
+}
 
 export interface NatsOptions {
   /** Server URLs, e.g. from `--broker nats://h1:4222,nats://h2:4222`. */
@@ -31,6 +48,12 @@ export interface NatsOptions {
   readonly deadLetterSubject?: string;
   /** Stream that keeps the dead letters. Default `<stream>_DEAD`. */
   readonly deadLetterStream?: string;
+  /** Dead letters older than this are dropped from the dead-letter stream; 0 = kept forever. Default 30 days. */
+  readonly deadLetterMaxAgeMs?: number;
+  /** The dead-letter stream holds at most this many bytes, dropping the oldest; 0 = no limit. Default 1 GiB. */
+  readonly deadLetterMaxBytes?: number;
+  /** Credentials from files. */
+  readonly auth?: NatsAuth;
   /** Consumer ack wait: a lease not extended for this long is redelivered. Default 30 s. */
   readonly ackWaitMs?: number;
   /**
@@ -58,7 +81,7 @@ export interface NatsOptions {
   readonly logger: Logger;
 }
 
-export type ResolvedNatsOptions = Required<Omit<NatsOptions, 'logger' | 'name'>> & { readonly logger: Logger; readonly name: string };
+export type ResolvedNatsOptions = Required<Omit<NatsOptions, 'logger' | 'name' | 'auth'>> & { readonly logger: Logger; readonly name: string; readonly auth: NatsAuth };
 
 export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
   if (opts.servers.length === 0) throw new Error('NATS: at least one server URL is required');
@@ -70,6 +93,9 @@ export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
     durable: opts.durable ?? 'mayhem',
     deadLetterSubject: opts.deadLetterSubject ?? 'mayhem.dead',
     deadLetterStream: opts.deadLetterStream ?? `${stream}_DEAD`,
+    deadLetterMaxAgeMs: opts.deadLetterMaxAgeMs ?? 30 * 86_400_000,
+    deadLetterMaxBytes: opts.deadLetterMaxBytes ?? 2 ** 30,
+    auth: opts.auth ?? {},
     ackWaitMs: opts.ackWaitMs ?? 30_000,
     maxDeliver: opts.maxDeliver ?? -1,
     maxAckPending: opts.maxAckPending ?? 10_000,
@@ -109,7 +135,69 @@ export function parseNatsServers(url: string): string[] {
 
 function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
-  return text.replace(/\s+/g, ' ').trim();
+  return redactSecrets(text.replace(/\s+/g, ' ').trim());
+}
+
+/** The servers for messages: credentials in URLs replaced by `***`. */
+export function describeServers(servers: readonly string[]): string {
+  return redactSecrets(servers.join(','));
+}
+
+function readSecretFile(path: string, what: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (err) {
+    throw new Error(`cannot read the NATS ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`);
+  }
+}
+
+/**
+ * `nats://user:pass@host` and `nats://token@host`: the client library does not read credentials
+ * from server URLs, so they are taken out here (the first URL that has them) and the URLs passed on
+ * without them.
+ */
+export function urlCredentials(urls: readonly string[]): { servers: string[]; user?: string; pass?: string; token?: string } {
+  let found: { user?: string; pass?: string; token?: string } = {};
+  const servers = urls.map((raw) => {
+    let u: URL;
+    try {
+      u = new URL(raw);
+    } catch {
+      return raw;
+    }
+    if (u.username === '' && u.password === '') return raw;
+    if (found.user === undefined && found.token === undefined) {
+      const name = decodeURIComponent(u.username);
+      found = u.password !== '' ? { user: name, pass: decodeURIComponent(u.password) } : { token: name };
+    }
+    u.username = '';
+    u.password = '';
+    return u.toString().replace(/\/$/, '');
+  });
+  return { servers, ...found };
+}
+
+/** Authenticators for the credential files given (none: the URL's own user/password/token, if any). */
+export function authenticators(auth: NatsAuth): Authenticator[] {
+  const out: Authenticator[] = [];
+  if (auth.credsFile !== undefined) {
+    const creds = readSecretFile(auth.credsFile, 'credentials (--nats-creds)');
+    if (!/-----BEGIN NATS USER JWT-----/.test(new TextDecoder().decode(creds))) {
+      throw new Error(`the NATS credentials file ${auth.credsFile} (--nats-creds) holds no user JWT: expected a .creds file as nsc writes it`);
+    }
+    out.push(credsAuthenticator(creds));
+  }
+  if (auth.nkeyFile !== undefined) {
+    const seed = new TextDecoder().decode(readSecretFile(auth.nkeyFile, 'nkey seed (--nats-nkey)')).trim();
+    if (!/^SU[A-Z2-7]{56}$/.test(seed)) throw new Error(`the NATS nkey file ${auth.nkeyFile} (--nats-nkey) does not hold a user nkey seed (SU..., 58 characters)`);
+    out.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
+  }
+  if (auth.tokenFile !== undefined) {
+    const token = new TextDecoder().decode(readSecretFile(auth.tokenFile, 'token (--nats-token-file)')).trim();
+    if (token === '') throw new Error(`the NATS token file ${auth.tokenFile} (--nats-token-file) is empty`);
+    out.push(tokenAuthenticator(token));
+  }
+  return out;
 }
 
 /**
@@ -117,9 +205,14 @@ function oneLine(err: unknown): string {
  * end it). An unreachable broker at start is one clear line, no stack.
  */
 export async function connectNats(o: ResolvedNatsOptions): Promise<NatsConnection> {
+  const auth = authenticators(o.auth);
+  const { servers, user, pass, token } = urlCredentials(o.servers);
   try {
     return await connect({
-      servers: [...o.servers],
+      servers,
+      ...(auth.length > 0 ? { authenticator: auth } : {}),
+      ...(user !== undefined ? { user, pass } : {}),
+      ...(token !== undefined ? { token } : {}),
       name: o.name,
       timeout: 5_000,
       maxReconnectAttempts: -1,
@@ -129,7 +222,7 @@ export async function connectNats(o: ResolvedNatsOptions): Promise<NatsConnectio
       maxPingOut: 3,
     });
   } catch (err) {
-    throw new Error(`cannot connect to NATS at ${o.servers.join(',')}: ${oneLine(err)}`);
+    throw new Error(`cannot connect to NATS at ${describeServers(o.servers)}: ${oneLine(err)}`);
   }
 }
 
@@ -137,7 +230,7 @@ export async function openManager(nc: NatsConnection, o: ResolvedNatsOptions): P
   try {
     return await jetstreamManager(nc, { timeout: o.requestTimeoutMs });
   } catch (err) {
-    throw new Error(`NATS at ${o.servers.join(',')} has no usable JetStream (start nats-server with -js): ${oneLine(err)}`);
+    throw new Error(`NATS at ${describeServers(o.servers)} has no usable JetStream (start nats-server with -js): ${oneLine(err)}`);
   }
 }
 
@@ -147,40 +240,103 @@ function isApiError(err: unknown, code: number): boolean {
 
 const nanos = (ms: number): number => Math.round(ms * 1_000_000);
 
-/** Create the stream (and dead-letter stream) if missing; check an existing one carries our subject. */
-export async function ensureStreams(jsm: JetStreamManager, o: ResolvedNatsOptions): Promise<void> {
-  await ensureStream(jsm, o, o.stream, o.subject, RetentionPolicy.Workqueue);
-  await ensureStream(jsm, o, o.deadLetterStream, o.deadLetterSubject, RetentionPolicy.Limits);
+interface StreamPlan {
+  readonly name: string;
+  readonly subject: string;
+  readonly retention: RetentionPolicy;
+  /** Limits we own on this stream (set at creation, updated when they differ). */
+  readonly limits?: { readonly max_age: number; readonly max_bytes: number };
 }
 
-async function ensureStream(jsm: JetStreamManager, o: ResolvedNatsOptions, name: string, subject: string, retention: RetentionPolicy): Promise<void> {
+/**
+ * Make sure the request stream exists and captures our subject, and, with `deadLetters`, the
+ * dead-letter stream too (`mayhem run` needs it; `mayhem publish` does not, and never creates it).
+ * Everything is checked before anything is created: a stream of the same name that does not
+ * capture our subject, or another stream that already captures it, is one line naming both, and
+ * nothing is left half-created.
+ */
+export async function ensureStreams(jsm: JetStreamManager, o: ResolvedNatsOptions, { deadLetters = true }: { deadLetters?: boolean } = {}): Promise<void> {
+  const plans: StreamPlan[] = [{ name: o.stream, subject: o.subject, retention: RetentionPolicy.Workqueue }];
+  if (deadLetters) {
+    plans.push({
+      name: o.deadLetterStream, subject: o.deadLetterSubject, retention: RetentionPolicy.Limits,
+      // JetStream: 0 max age = forever, -1 max bytes = no limit.
+      limits: { max_age: nanos(o.deadLetterMaxAgeMs), max_bytes: o.deadLetterMaxBytes > 0 ? o.deadLetterMaxBytes : -1 },
+    });
+  }
   for (let attempt = 1; ; attempt++) {
+    const missing: StreamPlan[] = [];
+    for (const plan of plans) {
+      const info = await streamInfo(jsm, plan.name);
+      if (info === undefined) {
+        await checkSubjectFree(jsm, plan);
+        missing.push(plan);
+      } else {
+        if (!info.config.subjects?.includes(plan.subject)) {
+          throw new Error(`NATS stream ${plan.name} exists but does not capture subject ${plan.subject} (it has ${JSON.stringify(info.config.subjects ?? [])}); use another --stream or --${plan.limits ? 'dead-letter-subject' : 'subject'}`);
+        }
+        if (plan.limits && (info.config.max_age !== plan.limits.max_age || info.config.max_bytes !== plan.limits.max_bytes)) {
+          await jsm.streams.update(plan.name, { ...info.config, ...plan.limits });
+          o.logger.info({ stream: plan.name, maxAgeMs: o.deadLetterMaxAgeMs, maxBytes: plan.limits.max_bytes }, `Updated the limits of NATS stream ${plan.name} to this instance's settings`);
+        }
+      }
+    }
+    if (missing.length === 0) return;
+    const created: string[] = [];
     try {
-      const info = await jsm.streams.info(name);
-      if (!info.config.subjects?.includes(subject)) {
-        throw new Error(`NATS stream ${name} exists but does not capture subject ${subject} (it has ${JSON.stringify(info.config.subjects ?? [])})`);
+      for (const plan of missing) {
+        await jsm.streams.add({
+          name: plan.name,
+          subjects: [plan.subject],
+          retention: plan.retention,
+          storage: StorageType.File,
+          num_replicas: o.replicas,
+          // Publish de-duplication by Nats-Msg-Id (the messageId) within this window.
+          duplicate_window: nanos(120_000),
+          ...(plan.limits ? { ...plan.limits, discard: DiscardPolicy.Old } : {}),
+        });
+        created.push(plan.name);
+        o.logger.info({ stream: plan.name, subject: plan.subject, replicas: o.replicas }, `Created NATS stream ${plan.name}`);
       }
       return;
     } catch (err) {
-      if (!isApiError(err, JetStreamApiCodes.StreamNotFound)) throw err;
-    }
-    try {
-      await jsm.streams.add({
-        name,
-        subjects: [subject],
-        retention,
-        storage: StorageType.File,
-        num_replicas: o.replicas,
-        // Publish de-duplication by Nats-Msg-Id (the messageId) within this window.
-        duplicate_window: nanos(120_000),
-      });
-      o.logger.info({ stream: name, subject, replicas: o.replicas }, `Created NATS stream ${name}`);
-      return;
-    } catch (err) {
-      // Another instance may have created it at the same moment: look again.
-      if (attempt >= 3) throw err;
+      // Nothing half-way: what this call created goes again -- only while it is still empty and
+      // unused (adding an existing identical stream succeeds, so it may be another instance's).
+      for (const name of created) {
+        const info = await streamInfo(jsm, name).catch(() => undefined);
+        if (info !== undefined && info.state.messages === 0 && info.state.consumer_count === 0) await jsm.streams.delete(name).catch(() => undefined);
+      }
+      // Another instance may have created them at the same moment: look again (and name a conflict).
+      if (attempt >= 3) throw new Error(`could not create NATS stream(s) ${missing.map((p) => p.name).join(', ')}: ${oneLine(err)}`);
     }
   }
+}
+
+async function streamInfo(jsm: JetStreamManager, name: string): Promise<StreamInfo | undefined> {
+  try {
+    return await jsm.streams.info(name);
+  } catch (err) {
+    if (isApiError(err, JetStreamApiCodes.StreamNotFound)) return undefined;
+    throw err;
+  }
+}
+
+/** Throws one line naming the stream that already captures `plan.subject` (JetStream forbids overlaps). */
+async function checkSubjectFree(jsm: JetStreamManager, plan: StreamPlan): Promise<void> {
+  const holders: string[] = [];
+  for await (const name of jsm.streams.names(plan.subject)) if (name !== plan.name) holders.push(name);
+  if (holders.length === 0) return;
+  const first = holders[0] ?? '';
+  let subjects = '';
+  try {
+    subjects = ` (${JSON.stringify((await jsm.streams.info(first)).config.subjects ?? [])})`;
+  } catch {
+    // Named without its subjects, then.
+  }
+  const advice = plan.limits
+    ? 'choose another --dead-letter-subject'
+    : `choose another --subject, or consume that stream with --stream ${first}${holders.length > 1 ? ' (if it captures only this subject)' : ''}`;
+  throw new Error(`NATS stream ${plan.name} cannot be created for subject ${plan.subject}: stream ${holders.join(', ')} already captures it${subjects}; ${advice}`);
 }
 
 /**

@@ -646,7 +646,8 @@ class NatsPublisher implements Publisher {
 /** Connect and make sure the stream exists (publishing may start before any instance runs). */
 export function openNatsPublisher(opts: NatsOptions): Promise<Publisher> {
   return connected(opts, async (nc, o) => {
-    await ensureStreams(await openManager(nc, o), o);
+    // Publishing needs only the request stream: the dead-letter stream is `mayhem run`'s.
+    await ensureStreams(await openManager(nc, o), o, { deadLetters: false });
     return new NatsPublisher(nc, o);
   });
 }

@@ -3,7 +3,9 @@
  */
 import type { Logger } from 'pino';
 import type { Broker, Publisher } from '../core/contracts.js';
+import { redactSecrets } from '../core/redact.js';
 import { MemoryBroker } from './memory.js';
+import type { NatsAuth } from './nats-setup.js';
 
 export interface OpenBrokerOptions {
   readonly url: string;
@@ -16,6 +18,13 @@ export interface OpenBrokerOptions {
   readonly durable: string;
   readonly deadLetterSubject: string;
   readonly replicas: number;
+  /** Memory broker: messages it holds at most (the simulated publisher waits while full). Default: no bound. */
+  readonly maxBacklog?: number;
+  /** NATS: limits of the dead-letter stream (0 = none). */
+  readonly deadLetterMaxAgeMs?: number;
+  readonly deadLetterMaxBytes?: number;
+  /** NATS: credentials from files. */
+  readonly auth?: NatsAuth;
 }
 
 export function natsServers(url: string): string[] {
@@ -23,7 +32,7 @@ export function natsServers(url: string): string[] {
 }
 
 export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
-  if (o.url === 'memory') return new MemoryBroker({ ackDeadlineMs: o.ackDeadlineMs });
+  if (o.url === 'memory') return new MemoryBroker({ ackDeadlineMs: o.ackDeadlineMs, maxBacklog: o.maxBacklog });
   if (o.url.startsWith('nats://')) {
     const { openNatsBroker } = await import('./nats.js');
     return openNatsBroker({
@@ -32,15 +41,16 @@ export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
       // a message whose leases keep expiring. max_ack_pending is fleet-wide (one shared durable); each instance is held to
       // --max-in-flight by its pull credits, so the server cap leaves room for a fleet of up to 16 full instances.
       ackWaitMs: o.ackDeadlineMs, maxDeliver: -1, maxAckPending: o.maxInFlight * 16, logger: o.logger, replicas: o.replicas,
+      deadLetterMaxAgeMs: o.deadLetterMaxAgeMs, deadLetterMaxBytes: o.deadLetterMaxBytes, auth: o.auth,
     });
   }
-  throw new Error(`unsupported --broker ${JSON.stringify(o.url)}: expected memory or nats://host:port`);
+  throw new Error(`unsupported --broker ${redactSecrets(JSON.stringify(o.url))}: expected memory or nats://host:port`);
 }
 
-export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas'>): Promise<Publisher> {
+export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas' | 'auth'>): Promise<Publisher> {
   if (o.url.startsWith('nats://')) {
     const { openNatsPublisher } = await import('./nats.js');
-    return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas });
+    return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas, auth: o.auth });
   }
   throw new Error('publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');
 }

@@ -2,24 +2,48 @@
  * Flags + env (`MAYHEM_*`) + an optional JSON file → one validated config. One table describes
  * every setting; the CLI flags, the env names, the zod schema and the help text all come from it.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { redactSecrets } from '../core/redact.js';
 
 /** A problem with the user's settings: printed as one line, exit code 2. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
-/** `250ms`, `2s`, `1.5m`, `1h`; a bare number is milliseconds. */
+/** `250ms`, `2s`, `1.5m`, `1h`, `30d`; a bare number is milliseconds. */
 export function parseDuration(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
   if (!m) return undefined;
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1));
 }
 
-type Kind = 'int' | 'number' | 'duration' | 'bool' | 'string' | 'hostport' | 'level' | 'format' | 'inDoubt';
+/** The largest unit that writes `ms` exactly: 3600000 → `1h`, 1500 → `1500ms`. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40 };
+
+/** `1073741824`, `512MB`, `1GiB` → bytes. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b|b)?\s*$/i.exec(text);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (BYTE_UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1));
+}
+
+/**
+ * Node's timers hold at most 2^31-1 ms (~24.8 days); a longer delay silently becomes 1 ms. Every
+ * duration that ends up in a timer has a maximum well below that.
+ */
+export const TIMER_MAX_MS = 2 ** 31 - 1;
+
+type Kind = 'int' | 'number' | 'duration' | 'bytes' | 'bool' | 'string' | 'hostport' | 'level' | 'format' | 'file' | 'inDoubt';
 
 interface Setting {
   readonly kind: Kind;
@@ -40,36 +64,42 @@ export const SETTINGS = {
   broker: { kind: 'string', flag: 'broker', help: 'memory (embedded) or nats://host:port[,nats://host:port...]', default: 'memory', commands: BOTH },
   db: { kind: 'string', flag: 'db', help: 'sqlite:<path>, postgres://..., or memory: (nothing kept)', default: 'sqlite:./mayhem.db', commands: RUN },
   maxInFlight: { kind: 'int', flag: 'max-in-flight', help: 'messages handled at once; pulling waits when full', default: 1000, min: 1, max: 1_000_000, commands: RUN },
-  extendEvery: { kind: 'duration', flag: 'extend-every', help: 'extend the ack deadline this often while a message is in flight', default: '2s', min: 10, commands: RUN },
-  ackDeadline: { kind: 'duration', flag: 'ack-deadline', help: 'lease length (memory broker) / ack wait (NATS)', default: '10s', min: 50, commands: RUN },
+  extendEvery: { kind: 'duration', flag: 'extend-every', help: 'extend the ack deadline this often while a message is in flight', default: '2s', min: 10, max: 3_600_000, commands: RUN },
+  ackDeadline: { kind: 'duration', flag: 'ack-deadline', help: 'lease length (memory broker) / ack wait (NATS)', default: '10s', min: 50, max: 43_200_000, commands: RUN },
   restartAttempts: { kind: 'int', flag: 'restart-attempts', help: 'restart tries per delivery (exponential backoff with jitter)', default: 3, min: 1, max: 100, commands: RUN },
   saveAttempts: { kind: 'int', flag: 'save-attempts', help: 'save tries per delivery', default: 3, min: 1, max: 100, commands: RUN },
-  retryBackoff: { kind: 'duration', flag: 'retry-backoff', help: 'base delay between tries (doubles each try, capped at 20x)', default: '100ms', min: 0, commands: RUN },
-  nackDelay: { kind: 'duration', flag: 'nack-delay', help: 'base redelivery delay of a nacked message (doubles per delivery, capped at 60s)', default: '1s', min: 0, commands: RUN },
+  retryBackoff: { kind: 'duration', flag: 'retry-backoff', help: 'base delay between tries (doubles each try, capped at 20x)', default: '100ms', min: 0, max: 60_000, commands: RUN },
+  nackDelay: { kind: 'duration', flag: 'nack-delay', help: 'base redelivery delay of a nacked message (doubles per delivery, capped at 60s)', default: '1s', min: 0, max: 60_000, commands: RUN },
   maxDeliveries: { kind: 'int', flag: 'max-deliveries', help: 'dead-letter a message that failed this many deliveries', default: 5, min: 1, max: 1000, commands: RUN },
-  publishRate: { kind: 'number', flag: 'publish-rate', help: 'simulated publisher on the memory broker, messages/s (0 = as fast as possible)', default: 2, min: 0, commands: RUN },
-  rate: { kind: 'number', flag: 'rate', help: 'messages/s (0 = as fast as possible)', default: 0, min: 0, commands: ['publish'] },
-  count: { kind: 'int', flag: 'count', help: 'stop after this many messages settled (run) / published (publish); default unlimited', min: 1, commands: BOTH },
-  restartLatency: { kind: 'duration', flag: 'restart-latency', help: 'mock restart latency, uniform in [0, this]', default: '1s', min: 0, commands: RUN },
+  publishRate: { kind: 'number', flag: 'publish-rate', help: 'simulated publisher on the memory broker, messages/s (0 = as fast as possible)', default: 2, min: 0, max: 1_000_000, commands: RUN },
+  maxBacklog: { kind: 'int', flag: 'max-backlog', help: 'memory broker: messages it holds at most (ready, leased or waiting to be redelivered); the simulated publisher waits while it is full', default: 10_000, min: 1, max: 10_000_000, commands: RUN },
+  rate: { kind: 'number', flag: 'rate', help: 'messages/s (0 = as fast as possible)', default: 0, min: 0, max: 1_000_000, commands: ['publish'] },
+  count: { kind: 'int', flag: 'count', help: 'stop after this many messages settled (run) / published (publish); default unlimited', min: 1, max: Number.MAX_SAFE_INTEGER, commands: BOTH },
+  restartLatency: { kind: 'duration', flag: 'restart-latency', help: 'mock restart latency, uniform in [0, this]', default: '1s', min: 0, max: 3_600_000, commands: RUN },
   restartFailureRate: { kind: 'number', flag: 'restart-failure-rate', help: 'probability a mock restart fails', default: 0.25, min: 0, max: 1, commands: RUN },
   saveFailureRate: { kind: 'number', flag: 'save-failure-rate', help: 'probability a save fails (fault injection)', default: 0, min: 0, max: 1, commands: RUN },
-  malformedEvery: { kind: 'int', flag: 'malformed-every', help: 'fault injection: the simulated publisher makes every Nth message malformed (default never)', min: 1, commands: RUN },
-  seed: { kind: 'int', flag: 'seed', help: 'seed the random choices (reproducible runs)', min: 0, commands: BOTH },
+  malformedEvery: { kind: 'int', flag: 'malformed-every', help: 'fault injection: the simulated publisher makes every Nth message malformed (default never)', min: 1, max: 1_000_000_000, commands: RUN },
+  seed: { kind: 'int', flag: 'seed', help: 'seed the random choices (reproducible runs)', min: 0, max: 4_294_967_295, commands: BOTH },
   inDoubt: { kind: 'inDoubt', flag: 'in-doubt', help: 'a restart found in doubt (its instance died mid-restart): skip it (at most once) or restart it again (at least once)', default: 'skip', commands: RUN },
   dryRun: { kind: 'bool', flag: 'dry-run', help: 'log what would be restarted; restart nothing', default: false, commands: RUN },
-  grace: { kind: 'duration', flag: 'grace', help: 'on shutdown, time in-flight messages get to finish before they are cancelled and nacked', default: '5s', min: 0, commands: RUN },
+  grace: { kind: 'duration', flag: 'grace', help: 'on shutdown, time in-flight messages get to finish before they are cancelled and nacked', default: '5s', min: 0, max: 3_600_000, commands: RUN },
   statsd: { kind: 'hostport', flag: 'statsd', help: 'send metrics to StatsD at host:port', commands: RUN },
-  statusEvery: { kind: 'duration', flag: 'status-every', help: 'status line interval on a terminal (0 = off)', default: '5s', min: 0, commands: RUN },
+  statusEvery: { kind: 'duration', flag: 'status-every', help: 'status line interval on a terminal (0 = off)', default: '5s', min: 0, max: 86_400_000, commands: RUN },
   logLevel: { kind: 'level', flag: 'log-level', help: 'trace, debug, info, warn, error, fatal or silent', default: 'info', commands: BOTH },
   logFormat: { kind: 'format', flag: 'log-format', help: 'auto (pretty on a terminal, JSON otherwise), json or pretty', default: 'auto', commands: BOTH },
   debug: { kind: 'bool', flag: 'debug', help: 'loopwatch debug mode: task tracking, unhandled errors with their origin, slow callbacks', default: false, commands: RUN },
-  slowCallbackMs: { kind: 'number', flag: 'slow-callback-ms', help: 'report loop turns longer than this (loopwatch)', min: 1, commands: RUN },
-  monitorTasksMs: { kind: 'duration', flag: 'monitor-tasks-ms', help: 'print a task dump this often (loopwatch)', min: 10, commands: RUN },
+  slowCallbackMs: { kind: 'number', flag: 'slow-callback-ms', help: 'report loop turns longer than this (loopwatch)', min: 1, max: 3_600_000, commands: RUN },
+  monitorTasksMs: { kind: 'duration', flag: 'monitor-tasks-ms', help: 'print a task dump this often (loopwatch)', min: 10, max: 86_400_000, commands: RUN },
   stream: { kind: 'string', flag: 'stream', help: 'NATS stream name', default: 'MAYHEM', commands: BOTH },
   subject: { kind: 'string', flag: 'subject', help: 'NATS subject of restart requests', default: 'mayhem.restart', commands: BOTH },
   durable: { kind: 'string', flag: 'durable', help: 'NATS durable consumer shared by all instances', default: 'mayhem', commands: RUN },
-  deadLetterSubject: { kind: 'string', flag: 'dead-letter-subject', help: 'NATS subject dead letters are republished to', default: 'mayhem.dead', commands: RUN },
+  deadLetterSubject: { kind: 'string', flag: 'dead-letter-subject', help: 'NATS subject dead letters are republished to (kept by the stream <stream>_DEAD)', default: 'mayhem.dead', commands: RUN },
+  deadLetterMaxAge: { kind: 'duration', flag: 'dead-letter-max-age', help: 'NATS: dead letters older than this are dropped from <stream>_DEAD (0 = kept forever)', default: '30d', min: 0, max: 3650 * 86_400_000, commands: RUN },
+  deadLetterMaxBytes: { kind: 'bytes', flag: 'dead-letter-max-bytes', help: 'NATS: <stream>_DEAD holds at most this much, dropping the oldest (0 = no limit)', default: '1GiB', min: 0, max: 2 ** 50, commands: RUN },
   replicas: { kind: 'int', flag: 'replicas', help: 'NATS stream replicas (3 on a 3-node cluster)', default: 1, min: 1, max: 5, commands: BOTH },
+  natsCreds: { kind: 'file', flag: 'nats-creds', help: 'NATS credentials file (JWT + nkey seed, as nsc writes it)', commands: BOTH },
+  natsNkey: { kind: 'file', flag: 'nats-nkey', help: 'file holding a NATS nkey seed (SU...)', commands: BOTH },
+  natsTokenFile: { kind: 'file', flag: 'nats-token-file', help: 'file holding a NATS auth token', commands: BOTH },
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -84,9 +114,11 @@ function allowed(s: Setting): string {
   switch (s.kind) {
     case 'int': return `a whole number${range(s.min, s.max)}`;
     case 'number': return `a number${range(s.min, s.max)}`;
-    case 'duration': return `a duration like 250ms, 2s or 1m (a bare number is ms)${s.min !== undefined && s.min > 0 ? `, at least ${s.min}ms` : ''}`;
+    case 'duration': return `a duration like 250ms, 2s or 1m (a bare number is ms)${s.min !== undefined && s.min > 0 ? `, at least ${s.min}ms` : ''}${s.max !== undefined ? `${s.min !== undefined && s.min > 0 ? ' and' : ','} at most ${formatDuration(s.max)}` : ''}`;
+    case 'bytes': return 'a size like 512MB or 1GiB (a bare number is bytes)';
     case 'bool': return 'true or false';
-    case 'hostport': return 'host:port, e.g. 127.0.0.1:8125';
+    case 'hostport': return 'host:port with a port from 1 to 65535, e.g. 127.0.0.1:8125';
+    case 'file': return 'the path of a readable file';
     case 'level': return LEVELS.join(', ');
     case 'format': return FORMATS.join(', ');
     case 'inDoubt': return IN_DOUBT.join(' or ');
@@ -107,12 +139,15 @@ function schemaOf(s: Setting): z.ZodType {
   switch (s.kind) {
     case 'int': return z.union([z.number(), z.string().regex(/^\s*-?\d+\s*$/, msg).transform(Number)], msg).pipe(num(true));
     case 'number': return z.union([z.number(), z.string().regex(/^\s*-?\d+(\.\d+)?\s*$/, msg).transform(Number)], msg).pipe(num(false));
-    case 'duration': {
+    case 'duration':
+    case 'bytes': {
       const min = s.min ?? 0;
+      const max = s.max ?? TIMER_MAX_MS;
+      const parseText = s.kind === 'bytes' ? parseBytes : parseDuration;
       return z.union([z.number(), z.string()], msg)
         .transform((v, ctx) => {
-          const ms = typeof v === 'number' ? v : parseDuration(v);
-          if (ms === undefined || !Number.isFinite(ms) || ms < min) {
+          const ms = typeof v === 'number' ? v : parseText(v);
+          if (ms === undefined || !Number.isFinite(ms) || ms < min || ms > max) {
             ctx.addIssue({ code: 'custom', message: msg.error });
             return z.NEVER;
           }
@@ -120,7 +155,8 @@ function schemaOf(s: Setting): z.ZodType {
         });
     }
     case 'bool': return z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'], msg)], msg).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-    case 'hostport': return z.string(msg).regex(/^[A-Za-z0-9.\-[\]:]+:\d{1,5}$/, msg).refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, msg);
+    case 'hostport': return z.string(msg).regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, msg).refine((v) => { const port = Number(v.slice(v.lastIndexOf(':') + 1)); return port >= 1 && port <= 65535; }, msg);
+    case 'file': return z.string(msg).min(1, msg).refine(readableFile, msg);
     case 'level': return z.enum(LEVELS, msg);
     case 'format': return z.enum(FORMATS, msg);
     case 'inDoubt': return z.enum(IN_DOUBT, msg);
@@ -141,6 +177,7 @@ export interface Config {
   nackDelay: number;
   maxDeliveries: number;
   publishRate: number;
+  maxBacklog: number;
   rate: number;
   count: number | undefined;
   restartLatency: number;
@@ -162,7 +199,12 @@ export interface Config {
   subject: string;
   durable: string;
   deadLetterSubject: string;
+  deadLetterMaxAge: number;
+  deadLetterMaxBytes: number;
   replicas: number;
+  natsCreds: string | undefined;
+  natsNkey: string | undefined;
+  natsTokenFile: string | undefined;
 }
 
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
@@ -181,48 +223,96 @@ export interface Sources {
 /** Merge defaults < file < env < flags, validate each value, and name the culprit on error. */
 export function resolveConfig(sources: Sources, command: 'run' | 'publish'): Config {
   const fileValues = sources.file ? readConfigFile(sources.file) : {};
+  const fileName = sources.file ?? 'the config file';
   const out: Record<string, unknown> = {};
+  // Where each value came from, for errors: `--db`, `MAYHEM_DB` or `"db" in ./mayhem.json`.
+  const origins: Record<string, string> = {};
   for (const [key, s] of Object.entries(SETTINGS) as [SettingKey, Setting][]) {
     let raw: unknown;
     let origin: string;
+    const fileKey = Object.hasOwn(fileValues, key) ? key : Object.hasOwn(fileValues, s.flag) ? s.flag : undefined;
     if (sources.flags[key] !== undefined) {
       raw = sources.flags[key];
       origin = `--${s.flag}`;
     } else if (sources.env[envName(s.flag)] !== undefined) {
       raw = sources.env[envName(s.flag)];
       origin = envName(s.flag);
-    } else if (fileValues[key] !== undefined || fileValues[s.flag] !== undefined) {
-      raw = fileValues[key] ?? fileValues[s.flag];
-      origin = `"${key}" in ${sources.file ?? 'the config file'}`;
+    } else if (fileKey !== undefined) {
+      raw = fileValues[fileKey];
+      origin = `"${fileKey}" in ${fileName}`;
+      // null is a bad value, not "unset": it must not fall through to the default unnoticed.
+      if (raw === null) throw new ConfigError(`invalid ${origin} null: expected ${allowed(s)}`);
     } else {
       raw = s.default;
       origin = `default of --${s.flag}`;
     }
+    origins[key] = origin;
     if (raw === undefined) {
       out[key] = undefined;
       continue;
     }
     const parsed = schemaOf(s).safeParse(raw);
     if (!parsed.success) {
-      throw new ConfigError(`invalid ${origin} ${JSON.stringify(raw)}: ${parsed.error.issues[0]?.message ?? `expected ${allowed(s)}`}`);
+      throw new ConfigError(`invalid ${origin} ${quote(raw)}: ${parsed.error.issues[0]?.message ?? `expected ${allowed(s)}`}`);
     }
     out[key] = parsed.data;
   }
   const config = out as unknown as Config;
-  if (command === 'run') crossCheck(config);
+  const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
+  if (command === 'run') crossCheck(config, where);
+  checkBroker(config.broker, where('broker'));
   return config;
 }
 
-function crossCheck(c: Config): void {
+/** A value as echoed in an error: JSON, one line, credentials redacted. */
+function quote(raw: unknown): string {
+  return redactSecrets(JSON.stringify(raw) ?? String(raw));
+}
+
+function crossCheck(c: Config, where: (key: SettingKey) => string): void {
   if (c.extendEvery >= c.ackDeadline) {
-    throw new ConfigError(`--extend-every (${c.extendEvery}ms) must be shorter than --ack-deadline (${c.ackDeadline}ms), or leases expire while work is in flight`);
+    throw new ConfigError(`${where('extendEvery')} (${c.extendEvery}ms) must be shorter than ${where('ackDeadline')} (${c.ackDeadline}ms), or leases expire while work is in flight`);
   }
   const scheme = /^[a-z]+:/.exec(c.db)?.[0];
   if (!scheme || !['sqlite:', 'postgres:', 'postgresql:', 'memory:'].includes(scheme)) {
-    throw new ConfigError(`invalid --db ${JSON.stringify(c.db)}: expected sqlite:<path>, postgres://user@host:port/db or memory:`);
+    throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: expected sqlite:<path>, postgres://user@host:port/db or memory:`);
   }
-  if (c.broker !== 'memory' && !c.broker.split(',').every((u) => /^nats:\/\/[^\s,]+$/.test(u.trim()))) {
-    throw new ConfigError(`invalid --broker ${JSON.stringify(c.broker)}: expected memory or nats://host:port[,nats://host:port...]`);
+  if (scheme === 'sqlite:' && c.db.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '').trim() === '') {
+    throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: sqlite: needs a file path, e.g. sqlite:./mayhem.db (memory: keeps nothing)`);
+  }
+  if (scheme === 'postgres:' || scheme === 'postgresql:') {
+    try {
+      new URL(c.db);
+    } catch {
+      throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: not a valid URL (expected postgres://user@host:port/db; percent-encode special characters in the password, or use PGPASSWORD)`);
+    }
+  }
+}
+
+/** `memory`, or a comma list of nats://host[:port] URLs with a port from 1 to 65535. */
+function checkBroker(broker: string, origin: string): void {
+  if (broker === 'memory') return;
+  const expected = 'expected memory or nats://host:port[,nats://host:port...] with a port from 1 to 65535';
+  const urls = broker.split(',').map((u) => u.trim());
+  for (const u of urls) {
+    let url: URL | undefined;
+    try {
+      url = new URL(u);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || url.protocol !== 'nats:' || url.hostname === '' || url.port === '0' || /\s/.test(u)) {
+      throw new ConfigError(`invalid ${origin} ${quote(broker)}: ${expected}`);
+    }
+  }
+}
+
+function readableFile(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.R_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
   }
 }
 
@@ -233,6 +323,8 @@ function readConfigFile(path: string): Record<string, unknown> {
   } catch (err) {
     throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+  // Editors on Windows save UTF-8 with a byte order mark; JSON.parse rejects it.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -240,9 +332,16 @@ function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`config file ${path} must hold a JSON object`);
-  const known = new Set<string>(Object.entries(SETTINGS).flatMap(([k, s]) => [k, s.flag]));
-  for (const k of Object.keys(value)) if (!known.has(k)) throw new ConfigError(`config file ${path}: unknown setting "${k}"`);
-  return value as Record<string, unknown>;
+  const record = value as Record<string, unknown>;
+  const entries = Object.entries(SETTINGS) as [SettingKey, Setting][];
+  const known = new Set<string>(entries.flatMap(([k, s]) => [k, s.flag]));
+  for (const k of Object.keys(record)) if (!known.has(k)) throw new ConfigError(`config file ${path}: unknown setting ${JSON.stringify(k)}`);
+  for (const [k, s] of entries) {
+    if (k !== s.flag && Object.hasOwn(record, k) && Object.hasOwn(record, s.flag)) {
+      throw new ConfigError(`config file ${path}: "${k}" and "${s.flag}" are the same setting; keep one`);
+    }
+  }
+  return record;
 }
 
 /** Settings a command takes, for building its flags. */

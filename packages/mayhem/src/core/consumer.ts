@@ -6,11 +6,12 @@
 import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import type { Broker, Delivery } from './contracts.js';
+import type { Broker, DeadLetter, Delivery } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { HandleEnd, MessagePipeline, Outcome } from './pipeline.js';
 import { parseRestartRequest } from './message.js';
 import { errorText } from './errors.js';
+import { DONE } from './settled.js';
 import { sleep } from './timing.js';
 
 // While the database is down and nothing is in flight, let one message through this often.
@@ -176,20 +177,82 @@ export class Consumer {
   }
 }
 
+export interface HandlerErrorOptions {
+  /** Redelivery delay of a nacked message by its delivery count (grows, so an error that keeps happening does not spin). */
+  readonly nackDelayMs?: (deliveryCount: number) => number;
+  /**
+   * On this delivery a message whose handling keeps failing is dead-lettered instead of nacked, so
+   * a message that crashes its handler parks itself rather than being redelivered forever.
+   * Undefined: never.
+   */
+  readonly maxDeliveries?: number;
+  /** Records the dead letter (storage). If it fails, that is logged and the broker dead-letter still goes out. */
+  readonly recordDeadLetter?: (entry: DeadLetter) => Promise<void>;
+}
+
 /**
  * The default central handler: log the error with the message id, then nack the delivery so the
- * broker redelivers it (after `nackDelayMs(deliveryCount)`). Nothing is lost even when a handler has a bug.
+ * broker redelivers it (after `nackDelayMs(deliveryCount)`); on delivery `maxDeliveries`
+ * dead-letter it instead. Nothing is lost even when a handler has a bug, and one message that
+ * breaks its handler every time cannot stop the service: this handler never throws and its
+ * promise never rejects, whatever the error or the delivery does.
  */
-export function nackOnHandlerError(logger: Logger, counters: Counters, nackDelayMs: (deliveryCount: number) => number = () => 0): HandlerErrorHandler {
+export function nackOnHandlerError(logger: Logger, counters: Counters, options: HandlerErrorOptions | ((deliveryCount: number) => number) = {}): HandlerErrorHandler {
+  const o: HandlerErrorOptions = typeof options === 'function' ? { nackDelayMs: options } : options;
   return (error, delivery) => {
-    const parsed = parseRestartRequest(delivery.data);
-    const messageId = parsed.ok ? parsed.request.messageId : undefined;
-    const text = error instanceof Error ? error.message : String(error);
-    logger.error({ messageId, err: text }, `Handling general error: ${text}`);
-    // A delay that grows per delivery: an error that keeps happening must not spin redeliveries.
-    return delivery.nack(nackDelayMs(delivery.deliveryCount)).then(
-      () => counters.increment('nacked'),
-      (nackErr: unknown) => logger.error({ messageId, err: String(nackErr) }, 'Nack failed too; the lease will expire and the broker will redeliver'),
-    );
+    try {
+      return settleAfterError(logger, counters, o, error, delivery).catch(() => undefined);
+    } catch {
+      return DONE;
+    }
   };
+}
+
+async function settleAfterError(logger: Logger, counters: Counters, o: HandlerErrorOptions, error: unknown, delivery: Delivery): Promise<void> {
+  const text = safely(() => (error instanceof Error ? error.message : String(error)), 'an error that cannot be printed');
+  // The message id, when the payload has one: for the log line only, never a reason to fail here.
+  const parsed = safely(() => parseRestartRequest(delivery.data), undefined);
+  const messageId = parsed?.ok === true ? parsed.request.messageId : undefined;
+  const deliveries = safely(() => delivery.deliveryCount, 0);
+  safely(() => logger.error({ messageId, delivery: deliveries, err: text }, `Handling general error: ${text}`), undefined);
+  if (o.maxDeliveries !== undefined && deliveries >= o.maxDeliveries) {
+    const reason = `gave up after ${deliveries} deliveries: ${text}`;
+    const recorded = await attempt(() => o.recordDeadLetter?.({
+      request: parsed?.ok === true ? parsed.request : undefined,
+      payload: Buffer.from(delivery.data).toString('utf8'),
+      reason,
+      deliveries,
+    }));
+    if (recorded !== true) safely(() => logger.error({ messageId, err: errorText(recorded) }, 'Could not record the dead letter; dead-lettering at the broker anyway'), undefined);
+    const parked = await attempt(() => delivery.deadLetter(reason));
+    if (parked === true) {
+      counters.increment('dead_lettered');
+      safely(() => logger.error({ messageId, deliveries, reason }, `Dead-lettered a message whose handling failed ${deliveries} times`), undefined);
+      return;
+    }
+    safely(() => logger.error({ messageId, err: errorText(parked) }, 'Dead-letter failed; nacking instead'), undefined);
+  }
+  const delay = safely(() => o.nackDelayMs?.(deliveries) ?? 0, 0);
+  const nacked = await attempt(() => delivery.nack(delay));
+  if (nacked === true) counters.increment('nacked');
+  else safely(() => logger.error({ messageId, err: errorText(nacked) }, 'Nack failed too; the lease will expire and the broker will redeliver'), undefined);
+}
+
+/** Run `fn`; what it throws gives `fallback`. */
+function safely<T>(fn: () => T, fallback: T): T {
+  try {
+    return fn();
+  } catch {
+    return fallback;
+  }
+}
+
+/** `true` once `fn`'s promise resolved; otherwise what it threw or rejected with (never throws). */
+async function attempt(fn: () => Promise<unknown> | undefined): Promise<unknown> {
+  try {
+    await fn();
+    return true;
+  } catch (err) {
+    return err === true ? new Error('true') : err;
+  }
 }

@@ -18,8 +18,106 @@ export type ParseResult =
   | { readonly ok: false; readonly error: string };
 
 const MAX_ID = 200;
+/** A restart request is a few hundred bytes; anything this large is not one (and is not parsed). */
+export const MAX_PAYLOAD_BYTES = 64 * 1024;
 // Instance names become DNS labels: keep them to what a hostname may hold.
 const INSTANCE_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/**
+ * The range of `publishedAt` accepted at the edge: years 0001 to 9999, what ISO-8601 writes with
+ * four digits and every storage holds (SQLite integer ms, PostgreSQL timestamptz, a JS Date). A
+ * value outside it would pass here and then fail every save, so it is malformed here.
+ */
+export const MIN_PUBLISHED_AT = -62_135_596_800_000; // 0001-01-01T00:00:00.000Z
+export const MAX_PUBLISHED_AT = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
+// RFC 3339 date-time: a full date, a time to at least the minute, and a zone (Z or ±hh:mm).
+const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
+
+/**
+ * Strict ISO-8601 / RFC 3339 → epoch ms, or undefined. `Date.parse` alone accepts far too much
+ * ("1" is 2001-01-01 in V8, "2026-02-31" is 3 March), so the fields are checked here.
+ */
+export function parseIsoTime(text: string): number | undefined {
+  // The form every publisher of ours writes (toISOString), read without a regex or a Date: it is
+  // parsed once per message on the hot path.
+  if (text.length === 24) {
+    const fast = canonicalIsoTime(text);
+    if (fast !== undefined) return fast;
+  }
+  const m = ISO_RE.exec(text);
+  if (m === null) return undefined;
+  const [, y, mo, d, h, mi, s = '0', frac = '0', z, sign, oh = '0', om = '0'] = m;
+  const year = Number(y);
+  const month = Number(mo);
+  const day = Number(d);
+  const hour = Number(h);
+  const minute = Number(mi);
+  const second = Number(s);
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
+  const offsetH = Number(oh);
+  const offsetM = Number(om);
+  if (offsetH > 23 || offsetM > 59) return undefined;
+  const t = new Date(0);
+  // setUTCFullYear, not Date.UTC: Date.UTC maps years 0-99 to 1900-1999.
+  t.setUTCFullYear(year, month - 1, day);
+  t.setUTCHours(hour, minute, second, Math.floor(Number(`0.${frac}`) * 1000));
+  const offset = z !== undefined ? 0 : (sign === '-' ? -1 : 1) * (offsetH * 60 + offsetM) * 60_000;
+  return t.getTime() - offset;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS.sssZ` (years 1000-9999) → epoch ms; undefined for anything else. */
+function canonicalIsoTime(t: string): number | undefined {
+  if (t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58 || t.charCodeAt(19) !== 46 || t.charCodeAt(23) !== 90) return undefined;
+  const year = digits(t, 0, 4);
+  const month = digits(t, 5, 2);
+  const day = digits(t, 8, 2);
+  const hour = digits(t, 11, 2);
+  const minute = digits(t, 14, 2);
+  const second = digits(t, 17, 2);
+  const ms = digits(t, 20, 3);
+  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59 || ms < 0) return undefined;
+  return Date.UTC(year, month - 1, day, hour, minute, second, ms);
+}
+
+/** The decimal number in t[at, at + n), or -1 when a character there is not a digit. */
+function digits(t: string, at: number, n: number): number {
+  let v = 0;
+  for (let i = at; i < at + n; i++) {
+    const d = t.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+function daysIn(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** Why `messageId` is not a usable id, or undefined when it is. */
+export function messageIdProblem(messageId: unknown): string | undefined {
+  if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > MAX_ID) {
+    return `messageId must be a non-empty string of at most ${MAX_ID} characters`;
+  }
+  // One pass over the code units (the hot path: every message).
+  for (let i = 0; i < messageId.length; i++) {
+    const c = messageId.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) {
+      // Control characters (C0, DEL, C1) and the line/paragraph separators: an id holding one could
+      // forge log lines, and PostgreSQL cannot store NUL (it collided with other ids).
+      return 'messageId must not contain control characters or line separators';
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      // A surrogate must be a high one followed by a low one: a lone one is not a character.
+      const next = messageId.charCodeAt(i + 1);
+      if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return 'messageId must be well-formed Unicode (it has an unpaired surrogate)';
+      i += 1;
+    }
+  }
+  return undefined;
+}
 
 /** The host a request restarts. */
 export function hostnameOf(request: Pick<RestartRequest, 'instanceName'>): string {
@@ -38,10 +136,22 @@ export function encodeRestartRequest(request: RestartRequest): string {
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
- * Parse and validate a payload. Never throws: a malformed message is a value the pipeline
- * dead-letters with the returned one-line reason.
+ * Parse and validate a payload. Never throws, whatever the bytes or JSON value: a malformed
+ * message is a value the pipeline dead-letters with the returned one-line reason.
  */
 export function parseRestartRequest(payload: Uint8Array | string): ParseResult {
+  try {
+    return parse(payload);
+  } catch (err) {
+    // Unreachable by design (property-tested); kept so that a bug here dead-letters one message
+    // instead of crashing every consumer the broker redelivers it to.
+    return { ok: false, error: `payload could not be parsed: ${preview(err instanceof Error ? err.message : typeof err)}` };
+  }
+}
+
+function parse(payload: Uint8Array | string): ParseResult {
+  const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
+  if (size > MAX_PAYLOAD_BYTES) return { ok: false, error: `payload is ${size} bytes, more than ${MAX_PAYLOAD_BYTES}` };
   let text: string;
   try {
     text = typeof payload === 'string' ? payload : decoder.decode(payload);
@@ -58,18 +168,32 @@ export function parseRestartRequest(payload: Uint8Array | string): ParseResult {
     return { ok: false, error: 'payload is not a JSON object' };
   }
   const { messageId, instanceName, publishedAt } = value as Record<string, unknown>;
-  if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > MAX_ID) {
-    return { ok: false, error: `messageId must be a non-empty string of at most ${MAX_ID} characters` };
-  }
+  const idProblem = messageIdProblem(messageId);
+  if (idProblem !== undefined || typeof messageId !== 'string') return { ok: false, error: idProblem ?? 'messageId must be a string' };
   if (typeof instanceName !== 'string' || !INSTANCE_RE.test(instanceName)) {
-    return { ok: false, error: `instanceName must be a hostname label (letters, digits, '-'), got ${preview(String(instanceName))}` };
+    return { ok: false, error: `instanceName must be a hostname label (letters, digits, '-'), got ${describe(instanceName)}` };
   }
-  let at: number;
-  if (typeof publishedAt === 'number') at = publishedAt;
-  else if (typeof publishedAt === 'string') at = Date.parse(publishedAt);
+  let at: number | undefined;
+  if (typeof publishedAt === 'number') at = Number.isFinite(publishedAt) ? Math.round(publishedAt) : undefined;
+  else if (typeof publishedAt === 'string') at = parseIsoTime(publishedAt);
   else return { ok: false, error: 'publishedAt must be an ISO-8601 string or epoch milliseconds' };
-  if (!Number.isFinite(at)) return { ok: false, error: `publishedAt is not a valid time: ${preview(String(publishedAt))}` };
-  return { ok: true, request: { messageId, instanceName, publishedAt: at } };
+  if (at === undefined) {
+    return { ok: false, error: `publishedAt is not an ISO-8601 date-time with a zone (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds: ${describe(publishedAt)}` };
+  }
+  if (at < MIN_PUBLISHED_AT || at > MAX_PUBLISHED_AT) {
+    return { ok: false, error: `publishedAt is out of range (years 0001 to 9999): ${describe(publishedAt)}` };
+  }
+  // -0 is a valid time but not a value to store.
+  return { ok: true, request: { messageId, instanceName, publishedAt: at === 0 ? 0 : at } };
+}
+
+/** A short, one-line, quoted rendering of any JSON value for an error message. */
+function describe(value: unknown): string {
+  if (typeof value === 'string') return preview(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
 }
 
 function preview(text: string): string {

@@ -15,8 +15,11 @@ export interface SimulatedPublisherOptions {
   readonly random: () => number;
   /** Messages per loop turn at rate 0. */
   readonly chunk?: number;
-  /** Backpressure: returns a promise to wait on while the sink is full, undefined when it has room. */
-  readonly waitForRoom?: () => Promise<unknown> | undefined;
+  /**
+   * Backpressure: a promise to wait on while the sink is full, undefined when it has room for one
+   * more. Asked before every message, so the sink's bound holds exactly.
+   */
+  readonly waitForRoom?: (signal: AbortSignal) => Promise<unknown> | undefined;
   /** Fault injection: every Nth message is malformed (see {@link malformedPayload}); undefined = never. */
   readonly malformedEvery?: number | undefined;
 }
@@ -45,11 +48,11 @@ export function malformedPayload(k: number, messageId: string): string {
 export async function runSimulatedPublisher(publish: (payload: string, messageId: string) => void, o: SimulatedPublisherOptions, signal: AbortSignal): Promise<number> {
   const limit = o.count ?? Infinity;
   let published = 0;
-  const room = async (): Promise<void> => {
-    let wait = o.waitForRoom?.();
+  // Wait until the sink has room for one more (asked before every message: its bound holds exactly).
+  const room = async (wait: Promise<unknown> | undefined): Promise<void> => {
     while (wait !== undefined && !signal.aborted) {
       await wait;
-      wait = o.waitForRoom?.();
+      wait = o.waitForRoom?.(signal);
     }
   };
   const malformedEvery = o.malformedEvery ?? 0;
@@ -63,8 +66,11 @@ export async function runSimulatedPublisher(publish: (payload: string, messageId
     if (o.rate === 0) {
       const chunk = o.chunk ?? 50;
       while (published < limit && !signal.aborted) {
-        await room();
-        for (let i = 0; i < chunk && published < limit && !signal.aborted; i++) one();
+        for (let i = 0; i < chunk && published < limit && !signal.aborted; i++) {
+          const wait = o.waitForRoom?.(signal);
+          if (wait !== undefined) await room(wait);
+          if (!signal.aborted) one();
+        }
         await nextTurn();
       }
     } else {
@@ -72,8 +78,11 @@ export async function runSimulatedPublisher(publish: (payload: string, messageId
       while (published < limit && !signal.aborted) {
         // Publish what is due by now, then sleep until the next one is due (a steady token bucket).
         const due = Math.min(limit, Math.floor(((performance.now() - start) * o.rate) / 1000) + 1);
-        await room();
-        while (published < due && !signal.aborted) one();
+        while (published < due && !signal.aborted) {
+          const wait = o.waitForRoom?.(signal);
+          if (wait !== undefined) await room(wait);
+          if (!signal.aborted) one();
+        }
         const nextDueAt = start + (published * 1000) / o.rate;
         await sleep(Math.max(1, nextDueAt - performance.now()), signal);
       }

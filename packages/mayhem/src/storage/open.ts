@@ -3,6 +3,7 @@
  */
 import type { Logger } from 'pino';
 import type { Storage } from '../core/contracts.js';
+import { redactSecrets } from '../core/redact.js';
 import { openMemoryStorage } from './memory.js';
 import { saveFailure } from './record.js';
 import { openSqliteStorage } from './sqlite.js';
@@ -20,7 +21,9 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
   const scheme = o.url.slice(0, o.url.indexOf(':') + 1);
   switch (scheme) {
     case 'memory:':
-      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random });
+      // Records of settled messages beyond the newest 10,000 are dropped, so a long run stays flat:
+      // with the memory broker nothing redelivers a settled message, so none is needed for long.
+      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random, maxSettled: 10_000 });
     case 'sqlite:':
       return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random });
     case 'postgres:':
@@ -29,7 +32,7 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
       return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger }), o.saveFailureRate, o.random);
     }
     default:
-      throw new Error(`unsupported --db ${JSON.stringify(o.url)}: expected sqlite:<path>, postgres://... or memory:`);
+      throw new Error(`unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`);
   }
 }
 

@@ -546,8 +546,9 @@ function withUrlTuning(opts: PostgresStorageOptions): PostgresStorageOptions {
 export function describeTarget(url: string): string {
   try {
     const u = new URL(url);
-    const host = u.hostname || u.searchParams.get('host') || 'localhost';
-    return `${host}:${u.port || '5432'}`;
+    // What the URL leaves out, pg takes from PGHOST / PGPORT (then localhost:5432).
+    const host = u.hostname || u.searchParams.get('host') || process.env.PGHOST || 'localhost';
+    return `${host}:${u.port || process.env.PGPORT || '5432'}`;
   } catch {
     return 'the configured URL';
   }

@@ -52,6 +52,8 @@ interface NodeSpec {
   port: number;
   storeDir: string;
   cluster?: { name: string; port: number; routes: number[] };
+  /** More nats-server arguments (auth: --user/--pass, --auth, -c config). */
+  extraArgs?: readonly string[];
 }
 
 class NodeProcess implements NatsNode {
@@ -114,6 +116,7 @@ class NodeProcess implements NatsNode {
         '--routes', s.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','),
       );
     }
+    args.push(...(s.extraArgs ?? []));
     this.#log = [];
     const child = spawn(NATS_SERVER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
@@ -180,10 +183,10 @@ export interface NatsServer extends NatsNode {
   destroy(): Promise<void>;
 }
 
-/** One JetStream-enabled nats-server on a free loopback port with a fresh store. */
-export async function startNatsServer(): Promise<NatsServer> {
+/** One JetStream-enabled nats-server on a free loopback port with a fresh store (`extraArgs`: e.g. auth). */
+export async function startNatsServer(opts: { extraArgs?: readonly string[] } = {}): Promise<NatsServer> {
   const root = tempRoot('mayhem-nats-');
-  const node = new NodeProcess({ name: 'mayhem-test', port: await freePort(), storeDir: join(root, 'store') });
+  const node = new NodeProcess({ name: 'mayhem-test', port: await freePort(), storeDir: join(root, 'store'), extraArgs: opts.extraArgs });
   const server = Object.assign(node, {
     destroy: async () => {
       await node.stop('SIGKILL');
