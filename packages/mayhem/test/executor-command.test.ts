@@ -13,6 +13,7 @@ import { CommandRestartExecutor, findProgram, type CommandExecutorOptions } from
 import { OutcomeUnknown } from '../src/executors/outcome.js';
 import { capturingLogger } from './pipeline-harness.js';
 import { alive, allGone, fileWritten } from './helpers/processes.js';
+import { rejection } from './helpers/executor-pipeline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-cmd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,15 +27,6 @@ function executor(command: string, o: Partial<CommandExecutorOptions> = {}): { e
   return { ex: new CommandRestartExecutor({ template: parseArgvTemplate(command), timeoutMs: 10_000, logger: log.logger, ...o }), log };
 }
 
-/** Settles `p` and returns the rejection (fails if it resolves). */
-async function rejection(p: Promise<void>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('argv template', () => {
   it('splits like a shell, without expanding anything', () => {

@@ -16,7 +16,7 @@ import { parseHeaders } from '../src/executors/headers.js';
 import { HttpRestartExecutor, parseUrlTemplate } from '../src/executors/http.js';
 import { openExecutor, type ExecutorSettings } from '../src/executors/open.js';
 import { freePort } from './helpers/nats-server.js';
-import { executorPipeline } from './helpers/executor-pipeline.js';
+import { executorPipeline, rejection } from './helpers/executor-pipeline.js';
 import { capturingLogger } from './pipeline-harness.js';
 
 interface Seen {
@@ -99,14 +99,6 @@ function executor(path = '/restart/{host}?instance={instance}', timeoutMs = 2000
 
 const ctx = (attempt = 1, messageId = 'msg-1'): RestartContext => ({ messageId, instanceName: 'web-1', attempt, deliveryCount: 1 });
 
-async function rejection(p: Promise<void>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('http executor (real server)', () => {
   it('503 then 200 through the pipeline: retried, acked, one Idempotency-Key, headers and JSON body as documented', async () => {

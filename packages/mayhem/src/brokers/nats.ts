@@ -174,6 +174,7 @@ export class NatsBroker implements Broker {
   #pullRequests = 0;
   #confirmedSettles = 0;
   #settleRetries = 0;
+  #jsm: Promise<JetStreamManager> | undefined;
 
   constructor(nc: NatsConnection, o: ResolvedNatsOptions, ackWaitMs: number) {
     this.#nc = nc;
@@ -554,6 +555,16 @@ export class NatsBroker implements Broker {
       timeout: this.#o.requestTimeoutMs,
     });
     await this.settle(d, TERM);
+  }
+
+  /** Messages of the stream the shared durable consumer has not delivered yet (fleet-wide): the backlog gauge. */
+  async backlog(): Promise<number> {
+    this.#jsm ??= openManager(this.#nc, this.#o);
+    const jsm = await this.#jsm.catch((err: unknown) => {
+      this.#jsm = undefined;
+      throw err;
+    });
+    return (await jsm.consumers.info(this.#o.stream, this.#o.durable)).num_pending;
   }
 
   async close(): Promise<void> {

@@ -19,7 +19,7 @@ export function parseDuration(text: string): number | undefined {
   return Math.round(Number(m[1]) * (UNITS[m[2] ?? 'ms'] ?? 1));
 }
 
-type Kind = 'int' | 'number' | 'duration' | 'bool' | 'string' | 'hostport' | 'level' | 'format' | 'inDoubt';
+type Kind = 'int' | 'number' | 'duration' | 'bool' | 'string' | 'hostport' | 'level' | 'format' | 'inDoubt' | 'executor';
 
 interface Setting {
   readonly kind: Kind;
@@ -70,6 +70,17 @@ export const SETTINGS = {
   durable: { kind: 'string', flag: 'durable', help: 'NATS durable consumer shared by all instances', default: 'mayhem', commands: RUN },
   deadLetterSubject: { kind: 'string', flag: 'dead-letter-subject', help: 'NATS subject dead letters are republished to', default: 'mayhem.dead', commands: RUN },
   replicas: { kind: 'int', flag: 'replicas', help: 'NATS stream replicas (3 on a 3-node cluster)', default: 1, min: 1, max: 5, commands: BOTH },
+  executor: { kind: 'executor', flag: 'executor', help: "what restarts a host: mock (the article's; restarts nothing), command, http or docker", default: 'mock', commands: RUN },
+  restartCommand: { kind: 'string', flag: 'restart-command', help: "--executor command: program and arguments per restart, e.g. 'ssh {host} sudo systemctl reboot' ({host}, {instance} as whole arguments; no shell)", commands: RUN },
+  restartShell: { kind: 'bool', flag: 'restart-shell', help: '--executor command: run --restart-command with /bin/sh -c; fields only as env vars MAYHEM_HOST, MAYHEM_INSTANCE, MAYHEM_MESSAGE_ID', default: false, commands: RUN },
+  restartTimeout: { kind: 'duration', flag: 'restart-timeout', help: 'command, http, docker: longest one restart may take (a command is then killed)', default: '30s', min: 100, commands: RUN },
+  restartUrl: { kind: 'string', flag: 'restart-url', help: '--executor http: webhook to POST to, e.g. https://ops.example/restart/{host} (fields URL-encoded)', commands: RUN },
+  restartHeaders: { kind: 'string', flag: 'restart-headers', help: '--executor http: file of request headers, one "Name: value" per line (values never logged)', commands: RUN },
+  container: { kind: 'string', flag: 'container', help: '--executor docker: container name template', default: '{instance}', commands: RUN },
+  dockerHost: { kind: 'string', flag: 'docker-host', help: '--executor docker: unix:///path or tcp://host:port (default: DOCKER_HOST, else unix:///var/run/docker.sock)', commands: RUN },
+  dockerStopTimeout: { kind: 'duration', flag: 'docker-stop-timeout', help: "--executor docker: how long Docker waits for a container to stop before it kills it (the API's t)", default: '10s', min: 0, commands: RUN },
+  http: { kind: 'hostport', flag: 'http', help: 'serve /metrics (Prometheus), /healthz and /readyz at host:port, e.g. 127.0.0.1:9464', commands: RUN },
+  instances: { kind: 'string', flag: 'instances', help: 'simulated publisher: pick instance names from this comma-separated list instead of inventing cattle-xxxx', commands: BOTH },
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -77,6 +88,7 @@ export type SettingKey = keyof typeof SETTINGS;
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const FORMATS = ['auto', 'json', 'pretty'] as const;
 const IN_DOUBT = ['skip', 'restart'] as const;
+const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -90,6 +102,7 @@ function allowed(s: Setting): string {
     case 'level': return LEVELS.join(', ');
     case 'format': return FORMATS.join(', ');
     case 'inDoubt': return IN_DOUBT.join(' or ');
+    case 'executor': return EXECUTORS.join(', ');
     case 'string': return 'a non-empty string';
   }
 }
@@ -124,6 +137,7 @@ function schemaOf(s: Setting): z.ZodType {
     case 'level': return z.enum(LEVELS, msg);
     case 'format': return z.enum(FORMATS, msg);
     case 'inDoubt': return z.enum(IN_DOUBT, msg);
+    case 'executor': return z.enum(EXECUTORS, msg);
     case 'string': return z.string(msg).min(1, msg);
   }
 }
@@ -163,6 +177,17 @@ export interface Config {
   durable: string;
   deadLetterSubject: string;
   replicas: number;
+  executor: (typeof EXECUTORS)[number];
+  restartCommand: string | undefined;
+  restartShell: boolean;
+  restartTimeout: number;
+  restartUrl: string | undefined;
+  restartHeaders: string | undefined;
+  container: string;
+  dockerHost: string | undefined;
+  dockerStopTimeout: number;
+  http: string | undefined;
+  instances: string | undefined;
 }
 
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
@@ -210,6 +235,9 @@ export function resolveConfig(sources: Sources, command: 'run' | 'publish'): Con
   }
   const config = out as unknown as Config;
   if (command === 'run') crossCheck(config);
+  if (config.instances !== undefined && !config.instances.split(',').every((n) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(n.trim()))) {
+    throw new ConfigError(`invalid --instances ${JSON.stringify(config.instances)}: expected instance names (letters, digits, '-') separated by commas`);
+  }
   return config;
 }
 

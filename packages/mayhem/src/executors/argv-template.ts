@@ -139,3 +139,28 @@ export function renderArgs(template: ArgvTemplate, values: Readonly<Record<Field
 export function placeholdersIn(text: string): string[] {
   return [...text.matchAll(new RegExp(PLACEHOLDER.source, 'g'))].map((m) => m[0]);
 }
+
+/** Text with `{host}`/`{instance}` anywhere in it, split around them (a URL path, a container name). */
+export type FieldText = readonly (string | { readonly field: Field })[];
+
+/** Split `text` around its fields; an unknown `{name}` throws a TemplateError naming `what`. */
+export function splitFields(text: string, what: string): FieldText {
+  const parts: (string | { field: Field })[] = [];
+  let last = 0;
+  for (const ph of text.matchAll(new RegExp(PLACEHOLDER.source, 'g'))) {
+    const name = ph[1]!;
+    if (!(FIELDS as readonly string[]).includes(name)) throw new TemplateError(`unknown placeholder {${name}} in ${what}; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`);
+    if (ph.index > last) parts.push(text.slice(last, ph.index));
+    parts.push({ field: name as Field });
+    last = ph.index + ph[0].length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+/** Put the fields into `parts`, each passed through `encode`. */
+export function fillFields(parts: FieldText, values: Readonly<Record<Field, string>>, encode: (v: string) => string = (v) => v): string {
+  let out = '';
+  for (const p of parts) out += typeof p === 'string' ? p : encode(values[p.field]);
+  return out;
+}

@@ -18,7 +18,7 @@
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
 import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
-import { FIELDS, type Field } from './argv-template.js';
+import { fillFields, splitFields, type FieldText } from './argv-template.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
 
@@ -49,19 +49,11 @@ export function parseDockerHost(text: string, env: NodeJS.ProcessEnv = process.e
 }
 
 /** `--container`: text with `{instance}`/`{host}` anywhere; throws an Error with a one-line reason. */
-export function parseContainerTemplate(text: string): (string | { readonly field: Field })[] {
-  const parts: (string | { field: Field })[] = [];
-  let last = 0;
-  for (const ph of text.matchAll(/\{([A-Za-z][A-Za-z0-9_]*)\}/g)) {
-    const name = ph[1]!;
-    if (!(FIELDS as readonly string[]).includes(name)) throw new Error(`unknown placeholder {${name}} in --container; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`);
-    if (ph.index > last) parts.push(text.slice(last, ph.index));
-    parts.push({ field: name as Field });
-    last = ph.index + ph[0].length;
+export function parseContainerTemplate(text: string): FieldText {
+  const parts = splitFields(text, '--container');
+  if (!CONTAINER_NAME.test(fillFields(parts, { host: 'x', instance: 'x' }))) {
+    throw new Error(`--container ${JSON.stringify(text)} does not make a valid container name (letters, digits, _ . -, starting with a letter or digit)`);
   }
-  if (last < text.length) parts.push(text.slice(last));
-  const sample = parts.map((p) => (typeof p === 'string' ? p : 'x')).join('');
-  if (!CONTAINER_NAME.test(sample)) throw new Error(`--container ${JSON.stringify(text)} does not make a valid container name (letters, digits, _ . -, starting with a letter or digit)`);
   return parts;
 }
 
@@ -70,7 +62,7 @@ const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,253}$/;
 
 export interface DockerExecutorOptions {
   readonly endpoint: DockerEndpoint;
-  readonly container: readonly (string | { readonly field: Field })[];
+  readonly container: FieldText;
   /** `t`: seconds Docker waits for the container to stop before it kills it. */
   readonly stopTimeoutSeconds: number;
   /** The whole request, stop and start included. */
@@ -109,8 +101,7 @@ export class DockerRestartExecutor implements RestartExecutor {
 
   async restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
     if (signal.aborted) throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
-    const values: Record<Field, string> = { host: hostname, instance: instanceOf(hostname, context) };
-    const name = this.#o.container.map((p) => (typeof p === 'string' ? p : values[p.field])).join('');
+    const name = fillFields(this.#o.container, { host: hostname, instance: instanceOf(hostname, context) });
     if (!CONTAINER_NAME.test(name)) throw new RestartRejected(`${JSON.stringify(name)} is not a valid container name (for ${hostname})`);
     const path = `/containers/${encodeURIComponent(name)}/restart?t=${this.#o.stopTimeoutSeconds}`;
     const what = `container ${name} (for ${hostname})`;

@@ -22,7 +22,7 @@
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
 import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
-import { FIELDS, type Field } from './argv-template.js';
+import { fillFields, splitFields, type Field, type FieldText } from './argv-template.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { idempotencyKey } from './headers.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
@@ -32,7 +32,7 @@ export interface UrlTemplate {
   /** `https://ops.example:8443`: fixed (a message never chooses the server). */
   readonly origin: string;
   /** The path and query, split around the fields. */
-  readonly parts: readonly (string | { readonly field: Field })[];
+  readonly parts: FieldText;
   /** For logs: origin and path, without the query (it may hold a token). */
   readonly display: string;
 }
@@ -52,16 +52,7 @@ export function parseUrlTemplate(text: string): UrlTemplate {
   }
   const pathAndQuery = rest === '' ? '/' : rest;
   if (/\s/.test(pathAndQuery)) throw new Error('--restart-url must not contain spaces (encode them as %20)');
-  const parts: (string | { field: Field })[] = [];
-  let last = 0;
-  for (const ph of pathAndQuery.matchAll(/\{([A-Za-z][A-Za-z0-9_]*)\}/g)) {
-    const name = ph[1]!;
-    if (!(FIELDS as readonly string[]).includes(name)) throw new Error(`unknown placeholder {${name}} in --restart-url; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`);
-    if (ph.index > last) parts.push(pathAndQuery.slice(last, ph.index));
-    parts.push({ field: name as Field });
-    last = ph.index + ph[0].length;
-  }
-  if (last < pathAndQuery.length) parts.push(pathAndQuery.slice(last));
+  const parts = splitFields(pathAndQuery, '--restart-url');
   // The whole thing must be a URL once the fields are in.
   try {
     new URL(origin + renderPath({ origin, parts, display: '' }, { host: 'h', instance: 'i' }));
@@ -73,9 +64,7 @@ export function parseUrlTemplate(text: string): UrlTemplate {
 }
 
 function renderPath(t: UrlTemplate, values: Readonly<Record<Field, string>>): string {
-  let out = '';
-  for (const p of t.parts) out += typeof p === 'string' ? p : encodeURIComponent(values[p.field]);
-  return out;
+  return fillFields(t.parts, values, encodeURIComponent);
 }
 
 export interface HttpExecutorOptions {

@@ -36,3 +36,13 @@ export function executorPipeline(executor: RestartExecutor, options: Partial<Pip
     },
   };
 }
+
+/** Settles `p` and returns its rejection (fails the test if it resolves). */
+export async function rejection(p: Promise<void>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
