@@ -16,6 +16,12 @@ usage() { echo "usage: $0 start|restart|status|stop DIR [NAME...]" >&2; exit 2; 
 cmd=$1 dir=$2
 shift 2
 
+# Whether a pid is a live process (an exited one waiting to be reaped, a zombie, is not).
+running() {
+  s=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [ "${s#Z}" = "$s" ]
+}
+
 launch() {
   setsid sleep 1000000 </dev/null >/dev/null 2>&1 &
   echo $! >"$dir/$1.pid"
@@ -37,8 +43,8 @@ case $cmd in
     kill "$old" 2>/dev/null || true
     # Wait (up to 5 s) for the old process to be gone before starting the new one.
     i=0
-    while kill -0 "$old" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    if kill -0 "$old" 2>/dev/null; then
+    while running "$old" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    if running "$old"; then
       echo "$name (pid $old) did not stop within 5 s" >&2
       exit 1
     fi
@@ -50,7 +56,7 @@ case $cmd in
       [ -e "$f" ] || continue
       name=$(basename "$f" .pid) pid=$(cat "$f")
       state=stopped
-      kill -0 "$pid" 2>/dev/null && state=running
+      running "$pid" && state=running
       n=$(grep -c " $name " "$dir/restarts.log" 2>/dev/null || true)
       echo "$name pid $pid $state, restarted ${n:-0} times"
     done
