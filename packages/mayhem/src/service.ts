@@ -7,7 +7,7 @@ import { setMaxListeners } from 'node:events';
 import { activeMode, startup } from 'loopwatch';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
-import { openBroker } from './brokers/open.js';
+import { backlogSource, openBroker } from './brokers/open.js';
 import type { Broker, Metrics, Storage } from './core/contracts.js';
 import { Consumer, nackOnHandlerError } from './core/consumer.js';
 import { Counters } from './core/counters.js';
@@ -19,7 +19,8 @@ import type { Config } from './cli/config.js';
 import { drainLogger } from './cli/logger.js';
 import { onExitSignal } from './cli/signals.js';
 import { redactUrl } from './core/redact.js';
-import { MockRestartExecutor } from './executors/mock.js';
+import { openExecutor, withRestartTimings, type OpenedExecutor } from './executors/open.js';
+import { openHttpEndpoint, type HttpEndpoint } from './metrics/http-server.js';
 import { noopMetrics } from './metrics/noop.js';
 import { openMetrics } from './metrics/open.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
@@ -80,17 +81,22 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   });
 
   // Opening files and connections is start-up: loopwatch does not report its sync calls.
-  const opened: { metrics?: Metrics; storage?: Storage; broker?: Broker } = {};
+  const opened: { executor?: OpenedExecutor; http?: HttpEndpoint; metrics?: Metrics; storage?: Storage; broker?: Broker } = {};
   const closeOpened = async (): Promise<void> => {
     // What did open, in the shutdown order.
     await opened.broker?.close().catch(() => undefined);
     await opened.storage?.close().catch(() => undefined);
     await opened.metrics?.close().catch(() => undefined);
+    await opened.http?.close().catch(() => undefined);
+    await opened.executor?.close().catch(() => undefined);
   };
   let opening!: Promise<void>;
   try {
     await Promise.race([opening = startup(async () => {
-      opened.metrics = await openMetrics(config.statsd, logger);
+      // The executor first: a bad setting of it stops the start before anything listens or connects.
+      opened.executor = await openExecutor(config, { logger, random });
+      if (config.http !== undefined) opened.http = await openHttpEndpoint({ listen: config.http, logger });
+      opened.metrics = await openMetrics(config.statsd, logger, opened.http?.metrics);
       opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
       opened.broker = await openBroker({
         url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
@@ -115,7 +121,9 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     logger.info('Successfully shutdown the Mayhem service.');
     return { exitCode: 0, summary };
   }
-  const { metrics, storage, broker } = opened as Required<typeof opened>;
+  const { metrics, storage, broker, executor } = opened as Required<typeof opened>;
+  const http = opened.http;
+  logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
 
   const counters = new Counters(metrics);
   const nackBackoff = { baseMs: config.nackDelay, maxMs: 60_000 };
@@ -127,7 +135,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     },
     {
       storage, counters, logger,
-      executor: new MockRestartExecutor({ latencyMs: config.restartLatency, failureRate: config.restartFailureRate, random }),
+      executor: withRestartTimings(executor.executor, metrics),
       hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(),
     },
   );
@@ -200,12 +208,17 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     const memory = broker;
     published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), {
       rate: config.publishRate, count: config.count, random, malformedEvery: config.malformedEvery,
+      instances: config.instances?.split(',').map((n) => n.trim()),
       // The broker holds at most --max-backlog: the publisher waits for room, so memory stays flat.
       waitForRoom: (signal) => memory.waitForRoom(signal),
     }, stopPulling.signal);
     logger.info({ rate: config.publishRate || 'max', count: config.count ?? 'unlimited', maxBacklog: memory.maxBacklog }, 'Simulated publisher started on the in-memory broker');
   }
   logger.info({ broker: redactUrl(config.broker), db: redactUrl(config.db), maxInFlight: config.maxInFlight }, 'Mayhem Mandrill is consuming');
+  // /readyz: ready while consuming with both dependencies up; not ready from the moment shutdown begins.
+  http?.attach({ shuttingDown: stopPulling.signal, storageHealth: pipeline.storageHealth, brokerHealth: pipeline.brokerHealth });
+  const backlog = backlogSource(broker);
+  if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
 
   const statusTimer = startStatus(config, logger, counters, consumer, started);
   // Keeps the process alive while the consumer waits on a promise (a pending pull holds no handle).
@@ -219,6 +232,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   });
   clearInterval(keepAlive);
   pipeline.close();
+  // Every restart has ended or was aborted by the shutdown: the executor's connections can go.
+  await executor.close().catch((err: unknown) => logger.warn({ err: String(err) }, 'Executor close failed'));
   if (statusTimer) clearInterval(statusTimer);
   stopListening();
   process.off('uncaughtException', onFatal);
@@ -226,6 +241,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
 
   const summary = summarize(counters, consumer.inFlight, performance.now() - started, reason, published ? await published : undefined, broker);
   logger.info(summary, describeSummary(summary));
+  // Last, so a final scrape sees the final figures.
+  await http?.close();
   logger.info('Successfully shutdown the Mayhem service.');
   return { exitCode, summary };
 }

@@ -1,4 +1,3 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage } from '../src/storage/sqlite.js';
 import { request } from './storage-contract.js';
@@ -43,13 +42,12 @@ describe('sqlite group commit', () => {
     await s.close();
   });
 
-  it('gives the event loop turns between flushes and holds it briefly in each', async () => {
-    const s = openSqliteStorage({ path: tmp.file(), logger: silent });
-    // Count loop turns while a large backlog drains: one timer-phase visit per flush at least.
+  it('gives the event loop turns between flushes and bounds the work of each', async () => {
+    // How long a flush holds the loop is a figure of the machine: the bench prints it (bench/sqlite.ts).
+    // Here, what the code guarantees: a flush takes at most maxBatch operations, and timers run between.
+    const s = openSqliteStorage({ path: tmp.file(), logger: silent, maxBatch: 500 });
     let turns = 0;
     const ticker = setInterval(() => turns++, 0);
-    const h = monitorEventLoopDelay({ resolution: 1 });
-    h.enable();
     const lives = Array.from({ length: 5_000 }, async (_, i) => {
       const r = request(i);
       await s.claimRestart(r, 1, 'claim');
@@ -57,15 +55,13 @@ describe('sqlite group commit', () => {
       await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 1 });
     });
     await Promise.all(lives);
-    h.disable();
     clearInterval(ticker);
     expect(s.stats.ops).toBe(20_000);
-    expect(s.stats.transactions).toBeGreaterThanOrEqual(10);
+    // 5,000 claims arrive at once: at most 500 per flush, so at least 10 flushes for them alone.
+    expect(s.stats.transactions).toBeGreaterThanOrEqual(40);
+    expect(s.stats.maxBatchOps).toBeLessThanOrEqual(500);
     // Each flush runs in its own loop iteration, so timers get turns while the backlog drains.
-    expect(turns).toBeGreaterThanOrEqual(5);
-    expect(h.max / 1e6).toBeLessThan(100);
-    // A 2,000-operation flush takes a few ms here; the slow-callback threshold is 100 ms.
-    expect(s.stats.longestFlushMs).toBeLessThan(50);
+    expect(turns).toBeGreaterThanOrEqual(10);
     await s.close();
   });
 });

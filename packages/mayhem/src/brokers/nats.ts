@@ -174,6 +174,7 @@ export class NatsBroker implements Broker {
   #pullRequests = 0;
   #confirmedSettles = 0;
   #settleRetries = 0;
+  #jsm: Promise<JetStreamManager> | undefined;
 
   constructor(nc: NatsConnection, o: ResolvedNatsOptions, ackWaitMs: number) {
     this.#nc = nc;
@@ -556,6 +557,16 @@ export class NatsBroker implements Broker {
     await this.settle(d, TERM);
   }
 
+  /** Messages of the stream the shared durable consumer has not delivered yet (fleet-wide): the backlog gauge. */
+  async backlog(): Promise<number> {
+    this.#jsm ??= openManager(this.#nc, this.#o);
+    const jsm = await this.#jsm.catch((err: unknown) => {
+      this.#jsm = undefined;
+      throw err;
+    });
+    return (await jsm.consumers.info(this.#o.stream, this.#o.durable)).num_pending;
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#beginStopping();
@@ -585,15 +596,38 @@ async function drainOrClose(nc: NatsConnection): Promise<void> {
   }
 }
 
-/** Connect, run `setup` (stream, consumer), and close the connection again if setup fails. */
+// How long setup keeps trying while JetStream answers "not now" (a leader election in a cluster).
+const SETUP_PATIENCE_MS = 30_000;
+
+/**
+ * JetStream's "not now": a request timeout or an unavailable cluster while it elects its leaders. (No
+ * responders at all means no JetStream on that server: that is final, and openManager says so.)
+ */
+function isTransientSetupError(err: unknown): boolean {
+  const text = message(err);
+  return !text.startsWith('NATS at') && /timeout|temporarily unavailable|cluster not available|no leader/i.test(text);
+}
+
+/**
+ * Connect, run `setup` (stream, consumer) — again while JetStream is not ready yet, for a while —
+ * and close the connection again if setup fails.
+ */
 async function connected<T>(opts: NatsOptions, setup: (nc: NatsConnection, o: ResolvedNatsOptions) => Promise<T>): Promise<T> {
   const o = resolveNatsOptions(opts);
   const nc = await connectNats(o);
-  try {
-    return await setup(nc, o);
-  } catch (err) {
-    await nc.close().catch(() => undefined);
-    throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${message(err)}`);
+  const deadline = Date.now() + SETUP_PATIENCE_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await setup(nc, o);
+    } catch (err) {
+      if (isTransientSetupError(err) && Date.now() < deadline && !nc.isClosed()) {
+        if (attempt === 1) o.logger.warn({ err: message(err) }, `NATS JetStream not ready (${message(err)}); retrying setup for up to ${SETUP_PATIENCE_MS / 1000} s`);
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * attempt)));
+        continue;
+      }
+      await nc.close().catch(() => undefined);
+      throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${message(err)}`);
+    }
   }
 }
 

@@ -54,3 +54,19 @@ export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' 
   }
   throw new Error('publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');
 }
+
+/**
+ * Where the backlog gauge reads from: what the broker holds for consumers and has not leased. The
+ * memory broker counts its ready and nack-delayed messages; NATS asks the server for the shared
+ * consumer's pending count (fleet-wide).
+ */
+export function backlogSource(broker: Broker): (() => Promise<number> | number) | undefined {
+  if (broker instanceof MemoryBroker) {
+    return () => {
+      const s = broker.stats();
+      return s.ready + s.delayed;
+    };
+  }
+  const withBacklog = broker as Broker & { backlog?: () => Promise<number> };
+  return typeof withBacklog.backlog === 'function' ? () => withBacklog.backlog!() : undefined;
+}

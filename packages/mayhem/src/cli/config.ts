@@ -43,7 +43,7 @@ export function parseBytes(text: string): number | undefined {
  */
 export const TIMER_MAX_MS = 2 ** 31 - 1;
 
-type Kind = 'int' | 'number' | 'duration' | 'bytes' | 'bool' | 'string' | 'hostport' | 'level' | 'format' | 'file' | 'inDoubt';
+type Kind = 'int' | 'number' | 'duration' | 'bytes' | 'bool' | 'string' | 'hostport' | 'listen' | 'level' | 'format' | 'file' | 'inDoubt' | 'executor';
 
 interface Setting {
   readonly kind: Kind;
@@ -55,6 +55,9 @@ interface Setting {
   /** Which commands take it. */
   readonly commands: readonly ('run' | 'publish')[];
 }
+
+// host:port, an IPv6 host in brackets.
+const HOSTPORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/;
 
 const BOTH = ['run', 'publish'] as const;
 const RUN = ['run'] as const;
@@ -100,6 +103,17 @@ export const SETTINGS = {
   natsCreds: { kind: 'file', flag: 'nats-creds', help: 'NATS credentials file (JWT + nkey seed, as nsc writes it)', commands: BOTH },
   natsNkey: { kind: 'file', flag: 'nats-nkey', help: 'file holding a NATS nkey seed (SU...)', commands: BOTH },
   natsTokenFile: { kind: 'file', flag: 'nats-token-file', help: 'file holding a NATS auth token', commands: BOTH },
+  executor: { kind: 'executor', flag: 'executor', help: "what restarts a host: mock (the article's; restarts nothing), command, http or docker", default: 'mock', commands: RUN },
+  restartCommand: { kind: 'string', flag: 'restart-command', help: "--executor command: program and arguments per restart, e.g. 'ssh {host} sudo systemctl reboot' ({host}, {instance} as whole arguments; no shell)", commands: RUN },
+  restartShell: { kind: 'bool', flag: 'restart-shell', help: '--executor command: run --restart-command with /bin/sh -c; fields only as env vars MAYHEM_HOST, MAYHEM_INSTANCE, MAYHEM_MESSAGE_ID', default: false, commands: RUN },
+  restartTimeout: { kind: 'duration', flag: 'restart-timeout', help: 'command, http, docker: longest one restart may take (a command is then killed)', default: '30s', min: 100, max: 3_600_000, commands: RUN },
+  restartUrl: { kind: 'string', flag: 'restart-url', help: '--executor http: webhook to POST to, e.g. https://ops.example/restart/{host} (fields URL-encoded)', commands: RUN },
+  restartHeaders: { kind: 'file', flag: 'restart-headers', help: '--executor http: file of request headers, one "Name: value" per line (values never logged)', commands: RUN },
+  container: { kind: 'string', flag: 'container', help: '--executor docker: container name template', default: '{instance}', commands: RUN },
+  dockerHost: { kind: 'string', flag: 'docker-host', help: '--executor docker: unix:///path or tcp://host:port (default: DOCKER_HOST, else unix:///var/run/docker.sock)', commands: RUN },
+  dockerStopTimeout: { kind: 'duration', flag: 'docker-stop-timeout', help: "--executor docker: how long Docker waits for a container to stop before it kills it (the API's t)", default: '10s', min: 0, max: 3_600_000, commands: RUN },
+  http: { kind: 'listen', flag: 'http', help: 'serve /metrics (Prometheus), /healthz and /readyz at host:port, e.g. 127.0.0.1:9464 (port 0: any free port, logged)', commands: RUN },
+  instances: { kind: 'string', flag: 'instances', help: 'simulated publisher: pick instance names from this comma-separated list instead of inventing cattle-xxxx', commands: BOTH },
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
@@ -107,6 +121,7 @@ export type SettingKey = keyof typeof SETTINGS;
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 const FORMATS = ['auto', 'json', 'pretty'] as const;
 const IN_DOUBT = ['skip', 'restart'] as const;
+const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -118,10 +133,12 @@ function allowed(s: Setting): string {
     case 'bytes': return 'a size like 512MB or 1GiB (a bare number is bytes)';
     case 'bool': return 'true or false';
     case 'hostport': return 'host:port with a port from 1 to 65535, e.g. 127.0.0.1:8125';
+    case 'listen': return 'host:port to listen on, port 0 to 65535 (0: any free port), e.g. 127.0.0.1:9464';
     case 'file': return 'the path of a readable file';
     case 'level': return LEVELS.join(', ');
     case 'format': return FORMATS.join(', ');
     case 'inDoubt': return IN_DOUBT.join(' or ');
+    case 'executor': return EXECUTORS.join(', ');
     case 'string': return 'a non-empty string';
   }
 }
@@ -155,11 +172,13 @@ function schemaOf(s: Setting): z.ZodType {
         });
     }
     case 'bool': return z.union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'], msg)], msg).transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-    case 'hostport': return z.string(msg).regex(/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/, msg).refine((v) => { const port = Number(v.slice(v.lastIndexOf(':') + 1)); return port >= 1 && port <= 65535; }, msg);
+    case 'listen': return z.string(msg).regex(HOSTPORT, msg).refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, msg);
+    case 'hostport': return z.string(msg).regex(HOSTPORT, msg).refine((v) => { const port = Number(v.slice(v.lastIndexOf(':') + 1)); return port >= 1 && port <= 65535; }, msg);
     case 'file': return z.string(msg).min(1, msg).refine(readableFile, msg);
     case 'level': return z.enum(LEVELS, msg);
     case 'format': return z.enum(FORMATS, msg);
     case 'inDoubt': return z.enum(IN_DOUBT, msg);
+    case 'executor': return z.enum(EXECUTORS, msg);
     case 'string': return z.string(msg).min(1, msg);
   }
 }
@@ -205,6 +224,17 @@ export interface Config {
   natsCreds: string | undefined;
   natsNkey: string | undefined;
   natsTokenFile: string | undefined;
+  executor: (typeof EXECUTORS)[number];
+  restartCommand: string | undefined;
+  restartShell: boolean;
+  restartTimeout: number;
+  restartUrl: string | undefined;
+  restartHeaders: string | undefined;
+  container: string;
+  dockerHost: string | undefined;
+  dockerStopTimeout: number;
+  http: string | undefined;
+  instances: string | undefined;
 }
 
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
@@ -261,6 +291,9 @@ export function resolveConfig(sources: Sources, command: 'run' | 'publish'): Con
   const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
   if (command === 'run') crossCheck(config, where);
   checkBroker(config.broker, where('broker'));
+  if (config.instances !== undefined && !config.instances.split(',').every((n) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(n.trim()))) {
+    throw new ConfigError(`invalid --instances ${JSON.stringify(config.instances)}: expected instance names (letters, digits, '-') separated by commas`);
+  }
   return config;
 }
 

@@ -41,7 +41,8 @@ function configFrom(cmd: Command, command: 'run' | 'publish'): Config {
 /** Runtime failures (unreachable servers, unwritable files) are one line, not a stack. */
 async function runtimeFailure(err: unknown, log: LoggerHandle | undefined): Promise<never> {
   await log?.flush();
-  fail(err instanceof Error ? err.message : String(err), 1);
+  // A setting found bad only once the service starts (an executor's) is still a bad setting: exit 2.
+  fail(err instanceof Error ? err.message : String(err), err instanceof ConfigError ? 2 : 1);
 }
 
 const program = new Command('mayhem')
@@ -126,7 +127,7 @@ addSettings(program.command('publish').description('publish restart requests to 
     };
     const published = await runSimulatedPublisher(
       (payload, id) => (raw !== undefined ? send(raw) : send(payload, id)),
-      { rate: config.rate, count: config.count, random: config.seed !== undefined ? seededRandom(config.seed) : Math.random, chunk: 256, waitForRoom: () => (window.size >= 4096 ? Promise.race(window) : undefined) },
+      { rate: config.rate, count: config.count, random: config.seed !== undefined ? seededRandom(config.seed) : Math.random, chunk: 256, instances: config.instances?.split(',').map((n) => n.trim()), waitForRoom: () => (window.size >= 4096 ? Promise.race(window) : undefined) },
       stop.signal,
     );
     await Promise.all(window);

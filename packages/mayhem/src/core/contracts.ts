@@ -174,7 +174,21 @@ export class RestartCancelled extends RestartFailed {
  * is unknown (the host may have been restarted), so the restart stays in doubt and is not repeated.
  */
 export interface RestartExecutor {
-  restart(hostname: string, signal: AbortSignal): Promise<void>;
+  restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void>;
+}
+
+/**
+ * What the pipeline tells an executor about the restart it asks for. `messageId` is the same for every
+ * attempt and every redelivery of one message: executors that talk to a remote service send it as an
+ * idempotency key, so a retry after a timeout cannot restart the host a second time.
+ */
+export interface RestartContext {
+  readonly messageId: string;
+  readonly instanceName: string;
+  /** 1-based attempt within this delivery. */
+  readonly attempt: number;
+  /** The delivery's count (1 on first delivery). */
+  readonly deliveryCount: number;
 }
 
 export type CounterName =
@@ -193,11 +207,17 @@ export type CounterName =
   | 'conflict'
   | 'unsettled';
 
+export type TimingName = 'handle_duration' | 'restart_duration';
+
 /** Where figures go (StatsD, Prometheus, nothing). Calls are fire-and-forget and must not throw. */
 export interface Metrics {
   increment(name: CounterName, value?: number): void;
   gauge(name: 'in_flight', value: number): void;
-  timing(name: 'handle_duration', ms: number): void;
+  /**
+   * A duration: `handle_duration` per message, `restart_duration` per executor call with its outcome
+   * (`restarted`, `failed`, `rejected`, `cancelled` or `unknown`; see {@link RestartExecutor}).
+   */
+  timing(name: TimingName, ms: number, outcome?: string): void;
   /** Flush what is buffered and release the client. */
   close(): Promise<void>;
 }

@@ -147,7 +147,7 @@ export class MessagePipeline {
       kind: 'stoppable',
       run: (job, n) => {
         job.restartAttempts = n;
-        return deps.executor.restart(job.host, job.signal);
+        return deps.executor.restart(job.host, job.signal, { messageId: job.messageId, instanceName: job.request.instanceName, attempt: n, deliveryCount: job.delivery.deliveryCount });
       },
       retry: (job, err, n) => {
         counters.increment('restart_failed');

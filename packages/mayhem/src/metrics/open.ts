@@ -1,10 +1,12 @@
-/** `--statsd` → a Metrics backend (no-op without it). */
+/** `--statsd` (and `--http`'s Prometheus figures) → a Metrics backend (no-op without either). */
 import type { Logger } from 'pino';
 import type { Metrics } from '../core/contracts.js';
 import { noopMetrics } from './noop.js';
+import { teeMetrics } from './prometheus.js';
 
-export async function openMetrics(statsd: string | undefined, logger: Logger): Promise<Metrics> {
-  if (statsd === undefined) return noopMetrics;
+export async function openMetrics(statsd: string | undefined, logger: Logger, prometheus?: Metrics): Promise<Metrics> {
+  if (statsd === undefined) return prometheus ?? noopMetrics;
   const { createStatsdMetrics } = await import('./statsd.js');
-  return createStatsdMetrics({ hostPort: statsd, logger });
+  const sent = createStatsdMetrics({ hostPort: statsd, logger });
+  return prometheus === undefined ? sent : teeMetrics(sent, prometheus);
 }

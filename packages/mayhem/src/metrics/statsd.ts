@@ -5,7 +5,7 @@
  */
 import { StatsD } from 'hot-shots';
 import type { Logger } from 'pino';
-import type { CounterName, Metrics } from '../core/contracts.js';
+import type { CounterName, Metrics, TimingName } from '../core/contracts.js';
 
 /** Options for {@link createStatsdMetrics}. */
 export interface StatsdMetricsOptions {
@@ -78,8 +78,9 @@ export function createStatsdMetrics(opts: StatsdMetricsOptions): Metrics {
     gauge(name: 'in_flight', value: number): void {
       guard(() => client.gauge(name, value));
     },
-    timing(name: 'handle_duration', ms: number): void {
-      guard(() => client.timing(name, ms));
+    timing(name: TimingName, ms: number, outcome?: string): void {
+      // StatsD has no labels: the outcome is the last part of the name (restart_duration.failed).
+      guard(() => client.timing(outcome === undefined ? name : `${name}.${outcome}`, ms));
     },
     close(): Promise<void> {
       // hot-shots' close flushes the buffer first, but with an unreachable daemon it can wait

@@ -22,6 +22,8 @@ export interface SimulatedPublisherOptions {
   readonly waitForRoom?: (signal: AbortSignal) => Promise<unknown> | undefined;
   /** Fault injection: every Nth message is malformed (see {@link malformedPayload}); undefined = never. */
   readonly malformedEvery?: number | undefined;
+  /** Pick instance names from this list (uniformly) instead of inventing `cattle-xxxx`. */
+  readonly instances?: readonly string[] | undefined;
 }
 
 const CHOICES = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -56,11 +58,13 @@ export async function runSimulatedPublisher(publish: (payload: string, messageId
     }
   };
   const malformedEvery = o.malformedEvery ?? 0;
+  const names = o.instances !== undefined && o.instances.length > 0 ? o.instances : undefined;
+  const pick = (): string => (names !== undefined ? names[Math.floor(o.random() * names.length)]! : randomInstanceName(o.random));
   const one = (): void => {
     const messageId = randomUUID();
     published += 1;
     if (malformedEvery > 0 && published % malformedEvery === 0) publish(malformedPayload(published / malformedEvery, messageId), messageId);
-    else publish(encodeRestartRequest({ messageId, instanceName: randomInstanceName(o.random), publishedAt: Date.now() }), messageId);
+    else publish(encodeRestartRequest({ messageId, instanceName: pick(), publishedAt: Date.now() }), messageId);
   };
   try {
     if (o.rate === 0) {

@@ -40,6 +40,8 @@ export interface SqliteStats {
   ops: number;
   /** The longest single flush, in ms (the loop time it held). */
   longestFlushMs: number;
+  /** The most operations one flush carried (bounded by maxBatch). */
+  maxBatchOps: number;
   /** Transactions that failed and rejected their callers. */
   failedTransactions: number;
   /** Row upserts into `messages` (fewer than write operations when writes to one message shared a flush). */
@@ -221,7 +223,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   };
   const checkpointer = path === ':memory:' || path === '' ? undefined : startCheckpointer(db, path, log);
 
-  const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, failedTransactions: 0, rowWrites: 0 };
+  const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, maxBatchOps: 0, failedTransactions: 0, rowWrites: 0 };
   let queue: Op[] = [];
   let head = 0;
   let scheduled = false;
@@ -350,6 +352,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     stats.transactions++;
     stats.ops += batch.length;
     if (took > stats.longestFlushMs) stats.longestFlushMs = took;
+    if (batch.length > stats.maxBatchOps) stats.maxBatchOps = batch.length;
     // A flush that failed waiting on a lock is the outage the pipeline reports (once); only a slow
     // flush that did its work says something about this adapter.
     if (took > SLOW_FLUSH_MS && failure === undefined) log.warn({ ms: Math.round(took), ops: batch.length }, 'Slow SQLite flush');

@@ -1,0 +1,141 @@
+/**
+ * `--executor http`: restarts a host by POSTing to a webhook (`--restart-url`), over a keep-alive
+ * pool (undici) to the URL's origin.
+ *
+ * The request: `POST <url with {host}/{instance} URL-encoded into its path or query>`, a JSON body
+ * `{"messageId","instanceName","host","attempt","deliveryCount"}`, `Idempotency-Key: <messageId>`,
+ * and the headers of `--restart-headers` (values never logged).
+ *
+ * The webhook's contract, and what the pipeline is told:
+ * - 2xx: restarted.
+ * - 5xx, 408, 429: not restarted, try again → {@link RestartFailed} (retried with backoff).
+ * - any other 4xx (and 3xx, which is not followed): refused for good → {@link RestartRejected}
+ *   (dead-lettered at once with the status and the start of the body as the reason).
+ * - no connection (refused, DNS, connect timeout), or still queued when the timeout or shutdown
+ *   came: it never went out → RestartFailed / {@link RestartCancelled}.
+ * - sent and no answer within `--restart-timeout`, or the connection dropped before the status:
+ *   the webhook may have acted. Retried as a RestartFailed all the same (as 5xx are), which is safe
+ *   only because every attempt of a message carries the same `Idempotency-Key`: **the webhook must
+ *   treat a key it has seen as the same restart** (answer as before, restart nothing).
+ * - sent, then shutdown: outcome unknown → the restart stays in doubt (never repeated).
+ */
+import { Pool } from 'undici';
+import type { Logger } from 'pino';
+import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
+import { fillFields, splitFields, type Field, type FieldText } from './argv-template.js';
+import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
+import { idempotencyKey } from './headers.js';
+import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
+
+/** A webhook URL with `{host}`/`{instance}` in its path or query. */
+export interface UrlTemplate {
+  /** `https://ops.example:8443`: fixed (a message never chooses the server). */
+  readonly origin: string;
+  /** The path and query, split around the fields. */
+  readonly parts: FieldText;
+  /** For logs: origin and path, without the query (it may hold a token). */
+  readonly display: string;
+}
+
+/** Parse `--restart-url` once; throws an Error with a one-line reason. */
+export function parseUrlTemplate(text: string): UrlTemplate {
+  const m = /^(https?):\/\/([^/?#]*)([^#]*)$/i.exec(text.trim());
+  if (m === null) throw new Error(`--restart-url must be an http:// or https:// URL without a #fragment, got ${JSON.stringify(text)}`);
+  const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
+  if (authority.includes('{')) throw new Error('--restart-url: placeholders may only be in the path or query, never in the server part (a message must not choose where the request goes)');
+  if (authority.includes('@')) throw new Error('--restart-url must not hold credentials: put them in --restart-headers (e.g. Authorization: Basic …)');
+  let origin: string;
+  try {
+    origin = new URL(`${scheme}://${authority}/`).origin;
+  } catch {
+    throw new Error(`--restart-url has an invalid server part: ${JSON.stringify(authority)}`);
+  }
+  const pathAndQuery = rest === '' ? '/' : rest;
+  if (/\s/.test(pathAndQuery)) throw new Error('--restart-url must not contain spaces (encode them as %20)');
+  const parts = splitFields(pathAndQuery, '--restart-url');
+  // The whole thing must be a URL once the fields are in.
+  try {
+    new URL(origin + renderPath({ origin, parts, display: '' }, { host: 'h', instance: 'i' }));
+  } catch {
+    throw new Error(`--restart-url is not a valid URL: ${JSON.stringify(text)}`);
+  }
+  const q = pathAndQuery.indexOf('?');
+  return { origin, parts, display: origin + (q < 0 ? pathAndQuery : pathAndQuery.slice(0, q)) };
+}
+
+function renderPath(t: UrlTemplate, values: Readonly<Record<Field, string>>): string {
+  return fillFields(t.parts, values, encodeURIComponent);
+}
+
+export interface HttpExecutorOptions {
+  readonly url: UrlTemplate;
+  /** Extra headers (from `--restart-headers`); their values are secrets. */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly timeoutMs: number;
+  readonly logger: Logger;
+  /** Connections kept to the webhook at most; default 64. Requests beyond wait in the pool's queue. */
+  readonly connections?: number;
+}
+
+export class HttpRestartExecutor implements RestartExecutor {
+  readonly #o: HttpExecutorOptions;
+  readonly #pool: Pool;
+  readonly #headers: Record<string, string>;
+
+  constructor(options: HttpExecutorOptions) {
+    this.#o = options;
+    // Our own timer bounds each request; undici's are a backstop behind it.
+    const backstop = options.timeoutMs + 1000;
+    this.#pool = new Pool(options.url.origin, {
+      connections: options.connections ?? 64,
+      keepAliveTimeout: 30_000,
+      headersTimeout: backstop,
+      bodyTimeout: backstop,
+      connect: { timeout: Math.min(options.timeoutMs, 10_000) },
+    });
+    this.#headers = { ...options.headers, 'content-type': 'application/json', 'user-agent': 'mayhem-mandrill' };
+  }
+
+  /** The sockets the pool has opened so far (keep-alive reuses them). */
+  get stats(): { connected: number; size: number } {
+    return { connected: this.#pool.stats.connected, size: this.#pool.stats.size };
+  }
+
+  async restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
+    if (signal.aborted) throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
+    const instance = instanceOf(hostname, context);
+    const messageId = context?.messageId ?? '';
+    const body = JSON.stringify({ messageId, instanceName: instance, host: hostname, attempt: context?.attempt ?? 1, deliveryCount: context?.deliveryCount ?? 1 });
+    const headers = messageId === '' ? this.#headers : { ...this.#headers, 'idempotency-key': idempotencyKey(messageId) };
+    let status: number;
+    let text: string;
+    try {
+      ({ status, body: text } = await httpCall(this.#pool, { method: 'POST', path: renderPath(this.#o.url, { host: hostname, instance }), headers, body }, { timeoutMs: this.#o.timeoutMs, signal }));
+    } catch (err) {
+      if (!(err instanceof HttpCallError)) throw err;
+      const to = `the webhook ${this.#o.url.display} for ${hostname}`;
+      if (err.stage === 'not-sent') {
+        if (err.why === 'abort') throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
+        throw new RestartFailed(err.why === 'timeout' ? `could not send to ${to} within ${seconds(this.#o.timeoutMs)}` : `could not reach ${to}: ${err.message}`);
+      }
+      if (err.why === 'abort') throw new OutcomeUnknown(`the request to ${to} was sent and shutdown came before its answer; it may have restarted the host`, true);
+      // Sent, no answer: retried, safe by the Idempotency-Key (see the module comment).
+      throw new RestartFailed(
+        err.why === 'timeout'
+          ? `no answer from ${to} within ${seconds(this.#o.timeoutMs)} (retried with the same Idempotency-Key)`
+          : `the connection to ${to} failed before its answer: ${err.message} (retried with the same Idempotency-Key)`,
+      );
+    }
+    if (status >= 200 && status < 300) return;
+    const said = bodyLine(text);
+    const reason = `the webhook answered HTTP ${status} for ${hostname}${said ? `: ${said}` : ''}`;
+    if (status >= 500 || status === 408 || status === 429) throw new RestartFailed(reason);
+    throw new RestartRejected(reason);
+  }
+
+  /** Close the pool's connections (after the last restart); requests still open get 2 s. */
+  close(): Promise<void> {
+    return closePool(this.#pool);
+  }
+}
+

@@ -1,0 +1,291 @@
+/**
+ * `--executor http` against a real HTTP server on loopback: 503 then 200 through the pipeline, 4xx
+ * dead-lettered at once, timeouts and dropped connections retried with the same Idempotency-Key,
+ * a refused connection, shutdown before and after the request went out, keep-alive reuse, and
+ * the settings checked at start (the secret in the headers file shows up nowhere).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext } from '../src/core/contracts.js';
+import { ConfigError } from '../src/cli/config.js';
+import { parseHeaders } from '../src/executors/headers.js';
+import { HttpRestartExecutor, parseUrlTemplate } from '../src/executors/http.js';
+import { openExecutor, type ExecutorSettings } from '../src/executors/open.js';
+import { freePort } from './helpers/nats-server.js';
+import { executorPipeline, rejection } from './helpers/executor-pipeline.js';
+import { capturingLogger } from './pipeline-harness.js';
+
+interface Seen {
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingMessage['headers'];
+  readonly body: string;
+}
+
+type Answer = (req: Seen, res: ServerResponse) => void;
+
+/** A webhook whose answers are queued per test; every request is recorded. */
+class Webhook {
+  readonly seen: Seen[] = [];
+  connections = 0;
+  readonly #answers: Answer[] = [];
+  #fallback: Answer = (_req, res) => res.writeHead(200).end('restarted');
+  readonly #waiters: (() => void)[] = [];
+  readonly server: Server;
+  url = '';
+
+  constructor() {
+    this.server = createServer((req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => {
+        const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+        this.seen.push(seen);
+        for (const w of this.#waiters.splice(0)) w();
+        (this.#answers.shift() ?? this.#fallback)(seen, res);
+      });
+    });
+    this.server.on('connection', () => (this.connections += 1));
+  }
+
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  answer(...answers: Answer[]): void {
+    this.#answers.push(...answers);
+  }
+
+  reset(): void {
+    this.seen.length = 0;
+    this.#answers.length = 0;
+    this.#fallback = (_req, res) => res.writeHead(200).end('restarted');
+  }
+
+  /** Resolves once a request has arrived (the server's own event, no sleep). */
+  requested(): Promise<void> {
+    return new Promise((r) => this.#waiters.push(r));
+  }
+}
+
+const status = (code: number, body = ''): Answer => (_req, res) => res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
+const never: Answer = () => undefined;
+const drop: Answer = (_req, res) => res.socket?.destroy();
+
+const hook = new Webhook();
+const dir = mkdtempSync(join(tmpdir(), 'mayhem-http-'));
+const SECRET = 'Bearer s3cr3t-t0ken-value';
+const executors: HttpRestartExecutor[] = [];
+
+beforeAll(() => hook.start());
+afterEach(() => hook.reset());
+afterAll(async () => {
+  await Promise.all(executors.map((e) => e.close()));
+  hook.server.closeAllConnections();
+  await new Promise((r) => hook.server.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function executor(path = '/restart/{host}?instance={instance}', timeoutMs = 2000): { ex: HttpRestartExecutor; log: ReturnType<typeof capturingLogger> } {
+  const log = capturingLogger('debug');
+  const ex = new HttpRestartExecutor({ url: parseUrlTemplate(hook.url + path), headers: { authorization: SECRET, 'x-team': 'sre' }, timeoutMs, logger: log.logger });
+  executors.push(ex);
+  return { ex, log };
+}
+
+const ctx = (attempt = 1, messageId = 'msg-1'): RestartContext => ({ messageId, instanceName: 'web-1', attempt, deliveryCount: 1 });
+
+
+describe('http executor (real server)', () => {
+  it('503 then 200 through the pipeline: retried, acked, one Idempotency-Key, headers and JSON body as documented', async () => {
+    const { ex, log } = executor();
+    hook.answer(status(503, 'maintenance\nsecond line'));
+    const p = executorPipeline(ex);
+    const id = p.publish('web-1');
+    expect(await p.handleNext()).toBe('acked');
+    expect(hook.seen).toHaveLength(2);
+    const [first, second] = hook.seen as [Seen, Seen];
+    expect(first.method).toBe('POST');
+    expect(first.url).toBe('/restart/web-1.example.net?instance=web-1');
+    expect(first.headers['idempotency-key']).toBe(id);
+    expect(second.headers['idempotency-key']).toBe(id);
+    expect(first.headers['authorization']).toBe(SECRET);
+    expect(first.headers['x-team']).toBe('sre');
+    expect(first.headers['content-type']).toBe('application/json');
+    expect(JSON.parse(first.body)).toEqual({ messageId: id, instanceName: 'web-1', host: 'web-1.example.net', attempt: 1, deliveryCount: 1 });
+    expect(JSON.parse(second.body)).toMatchObject({ attempt: 2 });
+    const record = p.storage.records.get(id)!;
+    expect(record).toMatchObject({ restarted: true, acked: true, restartAttempts: 2 });
+    expect(p.log.messages()).toContain('Retrying for failure to restart: web-1.example.net');
+    // Keep-alive: both attempts went over one connection.
+    expect(hook.connections).toBe(1);
+    expect(JSON.stringify([...log.lines, ...p.log.lines])).not.toContain('s3cr3t');
+  });
+
+  it('a 404 is refused for good: not retried, dead-lettered at once with the status and body as the reason', async () => {
+    const { ex } = executor();
+    hook.answer(status(404, 'no such host in inventory'));
+    const p = executorPipeline(ex);
+    const id = p.publish('web-1');
+    expect(await p.handleNext()).toBe('dead-lettered');
+    expect(hook.seen).toHaveLength(1);
+    expect(p.storage.deadLetters.map((d) => d.reason)).toEqual(['rejected: the webhook answered HTTP 404 for web-1.example.net: no such host in inventory']);
+    expect(p.storage.records.get(id)).toMatchObject({ restarted: false, deadLettered: true });
+  });
+
+  it.each([
+    [500, RestartFailed],
+    [502, RestartFailed],
+    [408, RestartFailed],
+    [429, RestartFailed],
+    [400, RestartRejected],
+    [401, RestartRejected],
+    [409, RestartRejected],
+    [301, RestartRejected],
+  ])('HTTP %i → %o', async (code, kind) => {
+    const { ex } = executor();
+    hook.answer(status(code, `status ${code}`));
+    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
+    expect(err).toBeInstanceOf(kind);
+    if (kind === RestartFailed) expect(err).not.toBeInstanceOf(RestartRejected);
+    expect(err.message).toBe(`the webhook answered HTTP ${code} for web-1.example.net: status ${code}`);
+  });
+
+  it('sent and not answered in time: RestartFailed (retried, same Idempotency-Key), within the timeout', async () => {
+    const { ex } = executor(undefined, 300);
+    hook.answer(never, never);
+    const p = executorPipeline(ex, { restartAttempts: 2 });
+    const id = p.publish('web-1');
+    const started = performance.now();
+    expect(await p.handleNext()).toBe('nacked');
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(hook.seen.map((s) => s.headers['idempotency-key'])).toEqual([id, id]);
+    expect(p.storage.records.get(id)).toMatchObject({ restarted: false, lastError: expect.stringMatching(/^no answer from the webhook http:\/\/127\.0\.0\.1:\d+\/restart\/\{host\} for web-1\.example\.net within 300ms \(retried with the same Idempotency-Key\)$/) as unknown });
+    // Released, not in doubt: the redelivery restarts it (and the webhook de-duplicates by the key).
+    expect(await p.handleNext()).toBe('acked');
+    expect(hook.seen.at(-1)?.headers['idempotency-key']).toBe(id);
+  });
+
+  it('the connection dropped before an answer: RestartFailed (retried with the same key)', async () => {
+    const { ex } = executor();
+    hook.answer(drop);
+    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
+    expect(err).toBeInstanceOf(RestartFailed);
+    expect(err.message).toMatch(/the connection to the webhook .* failed before its answer: .*\(retried with the same Idempotency-Key\)/);
+  });
+
+  it('nothing listening: RestartFailed (certainly not sent)', async () => {
+    const port = await freePort();
+    const ex = new HttpRestartExecutor({ url: parseUrlTemplate(`http://127.0.0.1:${port}/r/{host}`), headers: {}, timeoutMs: 2000, logger: capturingLogger().logger });
+    executors.push(ex);
+    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
+    expect(err).toBeInstanceOf(RestartFailed);
+    expect(err.message).toMatch(/^could not reach the webhook http:\/\/127\.0\.0\.1:\d+\/r\/\{host\} for web-1\.example\.net: .*ECONNREFUSED/);
+  });
+
+  it('shutdown after the request went out: outcome unknown (a cancellation left in doubt)', async () => {
+    const { ex } = executor();
+    hook.answer(never);
+    const shutdown = new AbortController();
+    const running = ex.restart('web-1.example.net', shutdown.signal, ctx());
+    await hook.requested();
+    shutdown.abort(new DOMException('shutdown grace period over', 'AbortError'));
+    const err = await rejection(running);
+    expect(err.name).toBe('AbortError');
+    expect(err).not.toBeInstanceOf(RestartFailed);
+    expect(err.message).toMatch(/was sent and shutdown came before its answer; it may have restarted the host/);
+  });
+
+  it('shutdown before the request went out: RestartCancelled, and it never reaches the server', async () => {
+    const { ex } = executor();
+    const err = await rejection(ex.restart('web-1.example.net', AbortSignal.abort(), ctx()));
+    expect(err).toBeInstanceOf(RestartCancelled);
+
+    // Queued behind a full pool: aborted while waiting for a connection, it is dropped unsent.
+    const one = new HttpRestartExecutor({ url: parseUrlTemplate(`${hook.url}/r/{host}`), headers: {}, timeoutMs: 5000, logger: capturingLogger().logger, connections: 1 });
+    executors.push(one);
+    hook.answer(never);
+    const first = one.restart('a.example.net', new AbortController().signal, ctx());
+    await hook.requested();
+    const shutdown = new AbortController();
+    const queued = one.restart('b.example.net', shutdown.signal, ctx());
+    shutdown.abort();
+    expect(await rejection(queued)).toBeInstanceOf(RestartCancelled);
+    hook.server.closeAllConnections();
+    await rejection(first);
+    // A new connection: still only the first request ever arrived.
+    await one.restart('c.example.net', new AbortController().signal, ctx());
+    expect(hook.seen.map((s) => s.url)).toEqual(['/r/a.example.net', '/r/c.example.net']);
+  });
+
+  it('fields are URL-encoded into the path and query; many restarts share a few keep-alive connections', async () => {
+    const { ex } = executor('/r/{instance}/{host}?x={instance}');
+    await ex.restart('a b/c?d.example.net', new AbortController().signal, { ...ctx(), instanceName: 'x&y=z' });
+    expect(hook.seen[0]!.url).toBe('/r/x%26y%3Dz/a%20b%2Fc%3Fd.example.net?x=x%26y%3Dz');
+    // One after another: on the connections already open (undici hands a connection back to its
+    // pool just after the answer is delivered, so the second request may open one more).
+    const before = hook.connections;
+    for (let i = 0; i < 20; i++) await ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${i}`));
+    expect(hook.seen).toHaveLength(21);
+    expect(hook.connections - before).toBeLessThanOrEqual(1);
+    // Bursts: connections are reused across bursts instead of one per request.
+    for (let round = 0; round < 10; round++) {
+      await Promise.all(Array.from({ length: 4 }, (_, i) => ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${round}-${i}`))));
+    }
+    expect(hook.seen).toHaveLength(61);
+    expect(hook.connections - before).toBeLessThan(20);
+  });
+});
+
+describe('http executor settings (checked at start)', () => {
+  const settings = (s: Partial<ExecutorSettings>): ExecutorSettings => ({
+    executor: 'http', restartLatency: 0, restartFailureRate: 0, restartCommand: undefined, restartShell: false, restartTimeout: 1000,
+    restartUrl: 'https://ops.example/restart/{host}', restartHeaders: undefined, container: '{instance}', dockerHost: undefined, dockerStopTimeout: 10_000, ...s,
+  });
+  const open = (s: Partial<ExecutorSettings>) => openExecutor(settings(s), { logger: capturingLogger().logger, random: Math.random });
+
+  it.each([
+    ['ftp://ops.example/{host}', /must be an http:\/\/ or https:\/\/ URL/],
+    ['https://{host}.ops.example/restart', /placeholders may only be in the path or query, never in the server part/],
+    ['https://user:pw@ops.example/{host}', /must not hold credentials: put them in --restart-headers/],
+    ['https://ops.example/{hostname}', /unknown placeholder \{hostname\} in --restart-url/],
+    ['https://ops.example/a b/{host}', /must not contain spaces/],
+  ])('--restart-url %s is refused', async (url, message) => {
+    await expect(open({ restartUrl: url })).rejects.toThrow(ConfigError);
+    await expect(open({ restartUrl: url })).rejects.toThrow(message);
+  });
+
+  it('headers file: parsed, checked, and no error ever shows a value', async () => {
+    expect(parseHeaders('# token\nAuthorization: Bearer abc\r\n\nX-Team:  sre \n', 'h')).toEqual({ authorization: 'Bearer abc', 'x-team': 'sre' });
+    const bad: [string, RegExp][] = [
+      ['Authorization Bearer s3cr3t', /h line 1: expected "Name: value"/],
+      ['Content-Length: 5', /h line 1: header Content-Length is set by mayhem or by HTTP itself/],
+      ['Bad Name: s3cr3t', /h line 1: "Bad Name" is not a valid header name/],
+      ['X-A: s3cr3t\x01', /h line 1: the value of X-A holds a control character/],
+      ['X-A: 1\nx-a: s3cr3t', /h line 2: header x-a is given twice/],
+    ];
+    for (const [text, message] of bad) {
+      expect(() => parseHeaders(text, 'h')).toThrow(message);
+      try {
+        parseHeaders(text, 'h');
+      } catch (err) {
+        expect((err as Error).message).not.toContain('s3cr3t');
+      }
+    }
+    const file = join(dir, 'headers');
+    writeFileSync(file, `Authorization: ${SECRET}\nnot a header line\n`);
+    const err = await open({ restartHeaders: file }).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toBe(`invalid --restart-headers: ${file} line 2: expected "Name: value"`);
+    await expect(open({ restartHeaders: join(dir, 'missing') })).rejects.toThrow(/cannot read --restart-headers .*missing: ENOENT/);
+    writeFileSync(file, `Authorization: ${SECRET}\n`);
+    const opened = await open({ restartHeaders: file });
+    expect(opened.description).toBe(`http (POST https://ops.example/restart/{host}, headers authorization from ${file}; timeout 1s)`);
+    expect(opened.description).not.toContain('s3cr3t');
+    await opened.close();
+  });
+});

@@ -1,0 +1,48 @@
+/**
+ * The real pipeline (memory broker, memory storage) around a real executor, for executor tests:
+ * publish a request, handle its deliveries one by one, read the record and the dead letters.
+ */
+import { MemoryBroker } from '../../src/brokers/memory.js';
+import type { RestartExecutor } from '../../src/core/contracts.js';
+import { Counters } from '../../src/core/counters.js';
+import { LocalHostGuard } from '../../src/core/host-guard.js';
+import { encodeRestartRequest } from '../../src/core/message.js';
+import { MessagePipeline, type Outcome, type PipelineOptions } from '../../src/core/pipeline.js';
+import { openMemoryStorage } from '../../src/storage/memory.js';
+import { capturingLogger, defaultPipelineOptions, noopMetrics } from '../pipeline-harness.js';
+
+let ids = 0;
+
+export function executorPipeline(executor: RestartExecutor, options: Partial<PipelineOptions> = {}) {
+  const broker = new MemoryBroker({ ackDeadlineMs: 5000 });
+  const storage = openMemoryStorage();
+  const log = capturingLogger();
+  const counters = new Counters(noopMetrics);
+  // Short backoffs (random() is 1: each is its ceiling): 20, 40 ms between attempts.
+  const pipeline = new MessagePipeline(
+    { ...defaultPipelineOptions, retryBackoff: { baseMs: 20, maxMs: 200 }, nackBackoff: { baseMs: 0, maxMs: 0 }, ...options },
+    { storage, executor, hostGuard: new LocalHostGuard(), counters, logger: log.logger },
+  );
+  return {
+    broker, storage, log, counters, pipeline,
+    publish(instanceName: string, messageId = `msg-${++ids}`): string {
+      broker.publishSync(encodeRestartRequest({ messageId, instanceName, publishedAt: Date.now() }), messageId);
+      return messageId;
+    },
+    /** Pull one delivery (waiting for it, e.g. after a nack delay) and handle it to its end. */
+    async handleNext(signal: AbortSignal = new AbortController().signal): Promise<Outcome> {
+      const [delivery] = await broker.pull(1, new AbortController().signal);
+      return pipeline.handle(delivery!, signal);
+    },
+  };
+}
+
+/** Settles `p` and returns its rejection (fails the test if it resolves). */
+export async function rejection(p: Promise<void>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
