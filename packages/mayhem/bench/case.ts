@@ -4,6 +4,7 @@
  *
  * cases: baseline | memory | sqlite | rss | latency
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,9 +62,10 @@ function allAcked(consumer: Consumer, n: number): Promise<void> {
   });
 }
 
+/** n requests with random UUIDv4 ids, as real producers send them (sequential ids flatter storage). */
 function prefill(broker: MemoryBroker, n: number): void {
   for (let i = 0; i < n; i++) {
-    const messageId = `m-${i}`;
+    const messageId = randomUUID();
     broker.publishSync(encodeRestartRequest({ messageId, instanceName: randomInstanceName(random), publishedAt: Date.now() }), messageId);
   }
 }
