@@ -8,9 +8,8 @@
  * `maxBatch` operations, so no single callback holds the loop for long; the rest go to the next
  * flush, after the loop has had a turn.
  */
-import { existsSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -18,6 +17,7 @@ import type { Logger } from 'pino';
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
+import { MAYHEM_APPLICATION_ID, openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 
 /** Options for {@link openSqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -213,7 +213,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   const log = opts.logger;
   const path = opts.path;
-  const db = openDatabase(path);
+  const file = openDatabase(path);
+  const db = file.db;
 
   const st = {
     restartStates: db.prepare<[string], StoredRestart>(SQL.restartStates),
@@ -433,6 +434,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       await checkpointer?.stop();
       // The last connection to close checkpoints the WAL into the database file.
       db.close();
+      file.releaseLock();
       log.debug({ path: opts.path, ...stats }, 'Closed SQLite storage');
     },
   };
@@ -506,16 +508,17 @@ function startCheckpointer(db: Database.Database, path: string, log: Logger): Ch
   };
 }
 
-/** Open the file, set the pragmas and migrate; every failure becomes one line naming the path. */
-function openDatabase(path: string): Database.Database {
-  if (path !== ':memory:' && path !== '') {
-    const dir = dirname(resolve(path));
-    if (!existsSync(dir)) throw new Error(`Cannot open SQLite database ${JSON.stringify(path)}: directory ${JSON.stringify(dir)} does not exist`);
-    if (!statSync(dir).isDirectory()) throw new Error(`Cannot open SQLite database ${JSON.stringify(path)}: ${JSON.stringify(dir)} is not a directory`);
-  }
-  let db: Database.Database | undefined;
+/** A mayhem file from before the application_id stamp: schema v1 or v2 with exactly our tables. */
+const LEGACY_V1 = { legacy: (tables: readonly string[], userVersion: number) => (userVersion === 1 || userVersion === 2) && tables.join(',') === 'dead_letters,messages' };
+
+/**
+ * Check, lock and open the file (see sqlite-file.ts), set the pragmas and migrate; every failure
+ * becomes one line naming the path.
+ */
+function openDatabase(path: string): OpenedFile {
+  const file = openDatabaseFile(path, LEGACY_V1, BUSY_TIMEOUT_MS);
+  const { db } = file;
   try {
-    db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
     db.pragma('journal_mode = WAL');
     // In WAL mode NORMAL loses at most the last commits on power loss, never consistency; it
     // spares an fsync per commit.
@@ -523,9 +526,10 @@ function openDatabase(path: string): Database.Database {
     // 32 MB of page cache (default 2 MB): the hot part of the message index stays in memory.
     db.pragma('cache_size = -32768');
     migrate(db);
-    return db;
+    return file;
   } catch (err) {
-    db?.close();
+    db.close();
+    file.releaseLock();
     throw new Error(`Cannot open SQLite database ${JSON.stringify(path)}: ${describe(err)}`, { cause: err });
   }
 }
@@ -535,10 +539,11 @@ function migrate(db: Database.Database): void {
   if (version > SCHEMA_VERSION) {
     throw new Error(`schema version ${version} is newer than this mayhem supports (${SCHEMA_VERSION})`);
   }
-  if (version === SCHEMA_VERSION) return;
+  if (version === SCHEMA_VERSION && db.pragma('application_id', { simple: true }) === MAYHEM_APPLICATION_ID) return;
   db.transaction(() => {
     if (version < 1) db.exec(SCHEMA_V1);
     if (version < 2) db.exec(SCHEMA_V2);
+    db.pragma(`application_id = ${MAYHEM_APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();
 }
