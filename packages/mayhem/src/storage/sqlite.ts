@@ -8,15 +8,13 @@
  * `maxBatch` operations, so no single callback holds the loop for long; the rest go to the next
  * flush, after the loop has had a turn.
  */
-import { createRequire } from 'node:module';
-import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
+import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
 import { MAYHEM_APPLICATION_ID, openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 
 /** Options for {@link openSqliteStorage}. */
@@ -30,6 +28,8 @@ export interface SqliteStorageOptions {
   random?: () => number;
   /** Most operations per transaction (default 2,000). Bounds the loop time of one flush. */
   maxBatch?: number;
+  /** The WAL stays under this many bytes whatever the write rate (default 64 MiB); see sqlite-checkpoint.ts. */
+  walLimitBytes?: number;
 }
 
 /** Counters of the group commit, for tests and the benchmark. */
@@ -51,6 +51,8 @@ export interface SqliteStats {
 /** The SQLite adapter, with its group-commit counters. */
 export interface SqliteStorage extends Storage {
   readonly stats: Readonly<SqliteStats>;
+  /** The background checkpointer's counters (undefined for `:memory:` or when it fell back). */
+  readonly checkpoints: Readonly<CheckpointStats> | undefined;
 }
 
 /** The schema version this code writes; `PRAGMA user_version` holds the file's. */
@@ -222,7 +224,18 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     deadLetterParsed: db.prepare(SQL.deadLetterParsed),
     deadLetterMalformed: db.prepare(SQL.deadLetterMalformed),
   };
-  const checkpointer = path === ':memory:' || path === '' ? undefined : startCheckpointer(db, path, log);
+  // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite-checkpoint.ts).
+  let paused = false;
+  const checkpointer = path === ':memory:' || path === '' ? undefined : startCheckpointer(db, {
+    path, logger: log, walLimitBytes: opts.walLimitBytes ?? DEFAULT_WAL_LIMIT_BYTES,
+    pause: () => {
+      paused = true;
+    },
+    resume: () => {
+      paused = false;
+      if (queue.length > head) schedule();
+    },
+  });
 
   const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, maxBatchOps: 0, failedTransactions: 0, rowWrites: 0 };
   let queue: Op[] = [];
@@ -330,6 +343,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
 
   function flush(): void {
     scheduled = false;
+    if (paused) return; // resume() schedules the next flush
     const end = Math.min(queue.length, head + maxBatch);
     const batch = head === 0 && end === queue.length ? queue : queue.slice(head, end);
     if (end === queue.length) {
@@ -369,6 +383,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       else if (failure !== undefined) op.reject(failure);
       else op.resolve(results[i]);
     }
+    checkpointer?.afterFlush();
     settleDrain();
   }
 
@@ -396,6 +411,9 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
 
   return {
     stats,
+    get checkpoints() {
+      return checkpointer?.stats;
+    },
 
     claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
       return enqueue<RestartClaim>(Kind.Claim, request.messageId, request, deliveryCount, signal, mode);
@@ -436,74 +454,6 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       db.close();
       file.releaseLock();
       log.debug({ path: opts.path, ...stats }, 'Closed SQLite storage');
-    },
-  };
-}
-
-// A checkpoint copies WAL pages into the database file and fsyncs; run on the event loop (SQLite's
-// auto-checkpoint, inside whichever commit crosses 1,000 pages) it costs ~30% of write throughput and
-// makes that one flush 3x longer. A worker thread with its own connection runs PASSIVE checkpoints
-// instead: they never block this connection's writes.
-const CHECKPOINT_EVERY_MS = 200;
-const CHECKPOINTER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const Database = require(workerData.module);
-const db = new Database(workerData.path, { timeout: 1000 });
-const timer = setInterval(() => {
-  try { db.pragma('wal_checkpoint(PASSIVE)'); }
-  catch (err) { parentPort.postMessage({ error: String(err && err.message || err) }); }
-}, workerData.everyMs);
-parentPort.on('message', (m) => {
-  if (m !== 'stop') return;
-  clearInterval(timer);
-  db.close();
-  parentPort.postMessage({ stopped: true });
-  parentPort.close();
-});
-`;
-
-interface Checkpointer {
-  stop(): Promise<void>;
-}
-
-/** Move WAL checkpoints off the event loop; on any worker trouble fall back to SQLite's auto-checkpoint. */
-function startCheckpointer(db: Database.Database, path: string, log: Logger): Checkpointer | undefined {
-  let worker: Worker;
-  try {
-    worker = new Worker(CHECKPOINTER_SOURCE, {
-      eval: true,
-      workerData: { path: resolve(path), module: createRequire(import.meta.url).resolve('better-sqlite3'), everyMs: CHECKPOINT_EVERY_MS },
-    });
-  } catch (err) {
-    log.warn({ err }, 'SQLite checkpoint worker did not start; checkpointing on the event loop');
-    return undefined;
-  }
-  db.pragma('wal_autocheckpoint = 0');
-  worker.unref(); // never what keeps the process alive
-  let stopped = false;
-  const fallback = (why: string): void => {
-    if (stopped) return;
-    stopped = true;
-    log.warn({ why }, 'SQLite checkpoint worker stopped; checkpointing on the event loop');
-    if (db.open) db.pragma('wal_autocheckpoint = 1000');
-  };
-  let errorLogged = false;
-  worker.on('message', (m: { error?: string }) => {
-    if (m.error !== undefined && !errorLogged) {
-      errorLogged = true; // a busy checkpoint is retried next interval; say so once
-      log.warn({ error: m.error }, 'SQLite background checkpoint failed; retrying');
-    }
-  });
-  worker.on('error', (err) => fallback(err.message));
-  worker.on('exit', (code) => fallback(`exit code ${code}`));
-  return {
-    async stop(): Promise<void> {
-      if (stopped) return;
-      stopped = true;
-      const exited = new Promise<void>((res) => worker.once('exit', () => res()));
-      worker.ref(); // an unref'd worker would let the process exit before close() resolves
-      worker.postMessage('stop');
-      await exited;
     },
   };
 }
