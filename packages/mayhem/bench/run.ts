@@ -114,10 +114,10 @@ if (cases.has('rss')) {
   rows.push(['(c) RSS, 100,000 in flight (SQLite)', `${fmt(rss.rssMB ?? NaN)} MB`, `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`]);
 }
 if (cases.has('latency')) {
-  progress('latency: 10,000 published as fast as possible, restart latency 10ms');
+  progress('latency: 10,000 published as fast as possible, restart latency 10ms, SQLite');
   const lat = [1, 2, 3].map(() => measure('latency', 10_000));
   const latMedian = { p50Ms: median(lat.map((l) => l.p50Ms ?? NaN)), p99Ms: median(lat.map((l) => l.p99Ms ?? NaN)) };
-  rows.push(['latency publish→ack, 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50']);
+  rows.push(['latency publish→ack (SQLite), 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50']);
 }
 if (cases.has('backlog')) {
   const backlogSeconds = Number(flag('backlog-seconds', '300'));
