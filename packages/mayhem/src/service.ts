@@ -97,7 +97,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       opened.executor = await openExecutor(config, { logger, random });
       if (config.http !== undefined) opened.http = await openHttpEndpoint({ listen: config.http, logger });
       opened.metrics = await openMetrics(config.statsd, logger, opened.http?.metrics);
-      opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
+      opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight, retentionMs: config.retention, deadLetterRetentionMs: config.deadLetterRetention });
       opened.broker = await openBroker({
         url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
         stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,

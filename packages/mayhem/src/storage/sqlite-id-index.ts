@@ -86,6 +86,11 @@ export class IdIndex {
     return row;
   }
 
+  /** Whether a row's id may still be only in memory (rows from the watermark on). */
+  mayBePending(row: number): boolean {
+    return this.#pending.size > 0 && row >= this.#watermark;
+  }
+
   /** A row that was deleted (retention): forget it if its id is still in memory. */
   forget(messageId: string): void {
     this.#pending.delete(messageId); // its bucket entry is skipped when the bucket is written

@@ -18,6 +18,7 @@ import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '..
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
 import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
+import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './sqlite-retention.js';
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 import { IdIndex } from './sqlite-id-index.js';
 import { isUuid, KEY_SQL, LEGACY_FILES, migrate } from './sqlite-schema.js';
@@ -39,6 +40,14 @@ export interface SqliteStorageOptions {
   walLimitBytes?: number;
   /** New ids held in memory before they are written to the id index in key-range batches (see sqlite-id-index.ts). */
   indexBatchAfter?: number;
+  /** Delete acked messages this much older than now, ms; 0 keeps them (default 7 days). See sqlite-retention.ts. */
+  retentionMs?: number;
+  /** Delete dead letters and dead-lettered messages this much older than now, ms; 0 keeps them (default 30 days). */
+  deadLetterRetentionMs?: number;
+  /** Time between retention passes (default 10 s). */
+  retentionEveryMs?: number;
+  /** Wall clock for the records' timestamps and retention (tests simulate months with it). */
+  now?: () => number;
 }
 
 /** Counters of the group commit, for tests and the benchmark. */
@@ -62,6 +71,8 @@ export interface SqliteStorage extends Storage {
   readonly stats: Readonly<SqliteStats>;
   /** The background checkpointer's counters (undefined for `:memory:` or when it fell back). */
   readonly checkpoints: Readonly<CheckpointStats> | undefined;
+  /** Retention: its counters, and a pass on demand (tests, benchmarks). */
+  readonly retention: Pick<Pruner, 'stats' | 'pass'>;
 }
 
 // Every write to a message row merges monotonically (flags and counts take the max, first-time
@@ -217,12 +228,19 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
   });
 
+  const now = opts.now ?? Date.now;
   const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, maxBatchOps: 0, failedTransactions: 0, rowWrites: 0 };
   let queue: Op[] = [];
   let head = 0;
   let scheduled = false;
   let closed = false;
   let drained: (() => void)[] = [];
+  const pruner = startPruner(db, ids, {
+    retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS,
+    deadLetterRetentionMs: opts.deadLetterRetentionMs ?? DEFAULT_DEAD_LETTER_RETENTION_MS,
+    everyMs: opts.retentionEveryMs,
+    now,
+  }, { canWrite: () => !paused && !closed, afterWrite: () => checkpointer?.afterFlush(), logger: log });
 
   // Runs one batch; claim results land in `results` in batch order. Throws to roll back.
   // Writes are folded into one Patch per messageId and written at the end, so every read during the
@@ -367,7 +385,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     const started = performance.now();
     let failure: Error | undefined;
     try {
-      runBatch.immediate(batch, results, Date.now());
+      runBatch.immediate(batch, results, now());
       ids.committed();
     } catch (err) {
       ids.rolledBack();
@@ -424,6 +442,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     get checkpoints() {
       return checkpointer?.stats;
     },
+    retention: { stats: pruner.stats, pass: () => pruner.pass() },
 
     claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
       return enqueue<RestartClaim>(Kind.Claim, request.messageId, request, deliveryCount, signal, mode);
@@ -457,6 +476,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     async close(): Promise<void> {
       if (closed) return;
       closed = true;
+      pruner.stop();
       // Writes queued before close still commit: wait for the flushes already scheduled.
       if (queue.length > 0) await new Promise<void>((res) => drained.push(res));
       // The ids still in memory go to the index now (sorted: one pass over the index pages), so the
