@@ -59,6 +59,11 @@ export class IdIndex {
     }
   }
 
+  /** The row id the next new message gets. */
+  get nextRow(): number {
+    return this.#nextRow;
+  }
+
   /** Ids held in memory, not yet in `message_ids`. */
   get pendingCount(): number {
     return this.#pending.size;

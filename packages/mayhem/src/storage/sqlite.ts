@@ -14,13 +14,14 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
+import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage, UnfinishedReport } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
 import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
 import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './sqlite-retention.js';
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 import { IdIndex } from './sqlite-id-index.js';
+import { readUnfinished } from './sqlite-unfinished.js';
 import { isUuid, KEY_SQL, LEGACY_FILES, migrate } from './sqlite-schema.js';
 
 export { SCHEMA_VERSION } from './sqlite-schema.js';
@@ -200,8 +201,14 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   const file = openDatabase(path);
   const db = file.db;
   let ids: IdIndex;
+  // Rows before `thisRunFrom` are earlier runs'; meta.run_from says where the previous run began.
+  let thisRunFrom = 1;
+  let previousRunFrom = 1;
   try {
     ids = new IdIndex(db, opts.indexBatchAfter);
+    thisRunFrom = ids.nextRow;
+    previousRunFrom = (db.prepare(`SELECT value FROM meta WHERE key = 'run_from'`).pluck().get() as number | undefined) ?? 1;
+    db.prepare(`INSERT INTO meta (key, value) VALUES ('run_from', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(thisRunFrom);
   } catch (err) {
     db.close();
     file.releaseLock();
@@ -443,6 +450,10 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       return checkpointer?.stats;
     },
     retention: { stats: pruner.stats, pass: () => pruner.pass() },
+
+    unfinished(): Promise<UnfinishedReport> {
+      return readUnfinished(db, thisRunFrom, previousRunFrom, () => !closed);
+    },
 
     claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
       return enqueue<RestartClaim>(Kind.Claim, request.messageId, request, deliveryCount, signal, mode);
