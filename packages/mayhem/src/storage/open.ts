@@ -32,7 +32,7 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
     case 'postgres:':
     case 'postgresql:': {
       const { openPostgresStorage } = await import('./postgres.js');
-      return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger }), o.saveFailureRate, o.random);
+      return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs }), o.saveFailureRate, o.random);
     }
     default:
       throw new Error(`unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`);
