@@ -75,13 +75,13 @@ const EXPIRED = `((acked = 1 AND dead_lettered = 0 AND updated_at < ?) OR (dead_
 
 /**
  * Start pruning `db` every `everyMs`. `canWrite` says whether a write may start now (not while the
- * checkpointer holds writes, not after close); `afterWrite` runs after each batch (WAL bound).
+ * checkpointer holds writes, not after close).
  */
 export function startPruner(
   db: Database.Database,
   ids: IdIndex,
   o: RetentionOptions,
-  hooks: { canWrite: () => boolean; afterWrite: () => void; logger: Logger },
+  hooks: { canWrite: () => boolean; logger: Logger },
 ): Pruner {
   const now = o.now ?? Date.now;
   const stats: RetentionStats = { passes: 0, batches: 0, rows: 0, swept: 0, sweeps: 0, deadLetters: 0, largestBatch: 0, longestBatchMs: 0 };
@@ -147,7 +147,6 @@ export function startPruner(
     // Aim at TARGET_BATCH_MS of loop time per batch.
     if (ms < TARGET_BATCH_MS / 2) size = Math.min(MAX_BATCH, size * 2);
     else if (ms > TARGET_BATCH_MS) size = Math.max(MIN_BATCH, Math.floor(size / 2));
-    hooks.afterWrite();
     return more;
   };
 
@@ -211,8 +210,7 @@ export function startPruner(
         hooks.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'Retention sweep failed; retrying next pass');
         return;
       }
-      hooks.afterWrite();
-      await new Promise((r) => setImmediate(r));
+        await new Promise((r) => setImmediate(r));
     }
     stats.sweeps++;
     stats.swept += swept;

@@ -247,7 +247,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     deadLetterRetentionMs: opts.deadLetterRetentionMs ?? DEFAULT_DEAD_LETTER_RETENTION_MS,
     everyMs: opts.retentionEveryMs,
     now,
-  }, { canWrite: () => !paused && !closed, afterWrite: () => checkpointer?.afterFlush(), logger: log });
+  }, { canWrite: () => !paused && !closed, logger: log });
 
   // Runs one batch; claim results land in `results` in batch order. Throws to roll back.
   // Writes are folded into one Patch per messageId and written at the end, so every read during the
@@ -418,7 +418,6 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       else if (failure !== undefined) op.reject(failure);
       else op.resolve(results[i]);
     }
-    checkpointer?.afterFlush();
     settleDrain();
   }
 
