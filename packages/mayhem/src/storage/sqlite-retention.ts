@@ -65,10 +65,8 @@ const EVERY_MS = 10_000;
 const TARGET_BATCH_MS = 2;
 const MIN_BATCH = 64;
 const MAX_BATCH = 4_096;
-// Sweep when this many index entries dangle (or an eighth of the index, if less); a key range of
-// the sweep holds about SWEEP_RANGE entries (a few ms).
+// Sweep when this many index entries dangle (or an eighth of the index, if less).
 const SWEEP_AFTER = 65_536;
-const SWEEP_RANGE = 4_096;
 
 // A row is expired when settled and older than its kind's window (a cutoff of -1 matches nothing).
 const EXPIRED = `((acked = 1 AND dead_lettered = 0 AND updated_at < ?) OR (dead_lettered = 1 AND updated_at < ?))`;
@@ -108,7 +106,7 @@ export function startPruner(
   let stopped = false;
   let running: Promise<void> | undefined;
 
-  /** One batch; true while there is more to do in this pass. */
+  /** One batch of rows (and dead letters); true when it found expired work (there may be more). */
   const batch = (cursor: { at: number }, cut: { acked: number; dead: number; scanBelow: number }): boolean => {
     const t0 = performance.now();
     let deleted = 0;
@@ -150,12 +148,20 @@ export function startPruner(
     return more;
   };
 
-  const runPass = async (): Promise<void> => {
+  const cutoffs = (): { acked: number; dead: number; scanBelow: number } => {
     const t = now();
     const acked = o.retentionMs > 0 ? t - o.retentionMs : -1;
     const dead = o.deadLetterRetentionMs > 0 ? t - o.deadLetterRetentionMs : -1;
-    // No row created after the later cutoff can be expired: the pass stops there.
-    const cut = { acked, dead, scanBelow: Math.max(acked, dead) };
+    // No row created after the later cutoff can be expired: the rows phase stops there.
+    return { acked, dead, scanBelow: Math.max(acked, dead) };
+  };
+
+  /**
+   * A pass: batch after batch, rows first (the cutoff moves with the clock, so at a high rate the
+   * pass keeps up with what expires meanwhile), a sweep batch when no row is due; it ends when
+   * neither has work. Each batch is followed by a turn of the event loop.
+   */
+  const runPass = async (): Promise<void> => {
     const cursor = { at: 0 };
     stats.passes++;
     for (;;) {
@@ -164,57 +170,57 @@ export function startPruner(
         await new Promise((r) => setTimeout(r, 10));
         continue;
       }
-      let more: boolean;
+      let worked: boolean;
       try {
-        more = batch(cursor, cut);
+        worked = batch(cursor, cutoffs()) || sweepBatch();
       } catch (err) {
         // A locked or full database: the storage's own writes report it; try again next pass.
         hooks.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'Retention batch failed; retrying next pass');
         return;
       }
-      if (!more) break;
+      if (!worked) return;
       await new Promise((r) => setImmediate(r)); // the loop's turn between batches
     }
-    // Sweep once the dangling entries are a good share of the index (the sweep reads all of it).
-    const live = ids.nextRow - (st.oldest.get() ?? ids.nextRow);
-    if (dangling > 0 && dangling >= Math.min(SWEEP_AFTER, live / 8)) await sweep();
   };
 
-  /** Walk the index one key range per batch (a UUID's first bytes; text ids first), deleting dangling entries. */
-  const sweep = async (): Promise<void> => {
-    const below = deletedBelow;
-    const counted = dangling;
-    // Ranges of about SWEEP_RANGE entries: by the first byte, or the first two for a big index.
-    const twoBytes = ids.nextRow > 256 * SWEEP_RANGE;
-    const ranges = twoBytes ? 65_536 : 256;
-    const key = (i: number): Buffer => (twoBytes ? Buffer.from([i >> 8, i & 255]) : Buffer.from([i]));
-    let swept = 0;
-    for (let i = -1; i < ranges; i++) {
-      if (stopped) return;
-      if (!hooks.canWrite()) {
-        await new Promise((r) => setTimeout(r, 10));
-        i--;
-        continue;
-      }
-      const t0 = performance.now();
-      try {
-        // -1: every text id ('' up to the empty blob: all text sorts before any blob).
-        const n = db.transaction(() => (i < 0 ? st.sweepRange.run('', Buffer.alloc(0), below)
-          : i === ranges - 1 ? st.sweepFrom.run(key(i), below) : st.sweepRange.run(key(i), key(i + 1), below)).changes).immediate();
-        swept += n;
-        const ms = performance.now() - t0;
-        stats.batches++;
-        if (n > stats.largestBatch) stats.largestBatch = n;
-        if (ms > stats.longestBatchMs) stats.longestBatchMs = ms;
-      } catch (err) {
-        hooks.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'Retention sweep failed; retrying next pass');
-        return;
-      }
-        await new Promise((r) => setImmediate(r));
+  // A sweep under way: the deleted-row bound it cleans below, how many dangling it covers, and
+  // where it is in the key space (-1: the text ids; then 16-bit UUID prefixes up to 65,536).
+  let sweeping: { below: number; counted: number; next: number; swept: number } | undefined;
+  let width = 256;
+  const prefix = (i: number): Buffer => Buffer.from([i >> 8, i & 255]);
+
+  /** One key range of a sweep (starting one once enough entries dangle); false when there is nothing to sweep. */
+  const sweepBatch = (): boolean => {
+    if (sweeping === undefined) {
+      // Sweep once the dangling entries are a good share of the index (a sweep reads all of it).
+      const live = ids.nextRow - (st.oldest.get() ?? ids.nextRow);
+      if (dangling === 0 || dangling < Math.min(SWEEP_AFTER, live / 8)) return false;
+      sweeping = { below: deletedBelow, counted: dangling, next: -1, swept: 0 };
     }
-    stats.sweeps++;
-    stats.swept += swept;
-    dangling = Math.max(0, dangling - counted);
+    const sw = sweeping;
+    const t0 = performance.now();
+    const lo = sw.next;
+    const hi = lo < 0 ? 0 : Math.min(65_536, lo + width);
+    const n = db.transaction(() => (lo < 0 ? st.sweepRange.run('', Buffer.alloc(0), sw.below) // '' up to the empty blob: every text id
+      : hi >= 65_536 ? st.sweepFrom.run(prefix(lo), sw.below) : st.sweepRange.run(prefix(lo), prefix(hi), sw.below)).changes).immediate();
+    const ms = performance.now() - t0;
+    sw.swept += n;
+    sw.next = hi;
+    stats.batches++;
+    if (n > stats.largestBatch) stats.largestBatch = n;
+    if (ms > stats.longestBatchMs) stats.longestBatchMs = ms;
+    // Aim at TARGET_BATCH_MS per range, as the row batches do.
+    if (lo >= 0) {
+      if (ms < TARGET_BATCH_MS / 2) width = Math.min(8_192, width * 2);
+      else if (ms > TARGET_BATCH_MS) width = Math.max(1, Math.floor(width / 2));
+    }
+    if (hi >= 65_536) {
+      stats.sweeps++;
+      stats.swept += sw.swept;
+      dangling = Math.max(0, dangling - sw.counted);
+      sweeping = undefined;
+    }
+    return true;
   };
 
   const pass = (): Promise<void> => (running ??= runPass().finally(() => (running = undefined)));
