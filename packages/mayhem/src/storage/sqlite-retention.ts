@@ -13,8 +13,8 @@
  * index are random keys, though: deleting them with the rows would dirty a page per row (measured
  * 8.6 µs of CPU per row at 300k rows). So the rows go first and their index entries are left
  * dangling (a lookup joins the row, so a dangling entry finds nothing; a new row for the same id
- * replaces it); once enough dangle, a sweep walks the index one key range per batch and deletes,
- * in key order, the entries below the deleted rows whose row is gone.
+ * replaces it); once they are a third of the index, a sweep walks the index one key range per
+ * batch and deletes, in key order, the entries below the deleted rows whose row is gone.
  *
  * Each batch is one transaction; its size adapts so a batch takes about `TARGET_BATCH_MS`, and the
  * event loop gets a turn between batches. Freed pages are reused by new rows, so a database that
@@ -65,8 +65,8 @@ const EVERY_MS = 10_000;
 const TARGET_BATCH_MS = 2;
 const MIN_BATCH = 64;
 const MAX_BATCH = 4_096;
-// Sweep when this many index entries dangle (or an eighth of the index, if less).
-const SWEEP_AFTER = 65_536;
+// The fewest dangling index entries worth a sweep.
+const SWEEP_AFTER = 4_096;
 
 // A row is expired when settled and older than its kind's window (a cutoff of -1 matches nothing).
 const EXPIRED = `((acked = 1 AND dead_lettered = 0 AND updated_at < ?) OR (dead_lettered = 1 AND updated_at < ?))`;
@@ -85,7 +85,6 @@ export function startPruner(
   const stats: RetentionStats = { passes: 0, batches: 0, rows: 0, swept: 0, sweeps: 0, deadLetters: 0, largestBatch: 0, longestBatchMs: 0 };
   const st = {
     first: db.prepare<[number], { id: number; created_at: number }>('SELECT id, created_at FROM message_rows WHERE id >= ? ORDER BY id LIMIT 1'),
-    oldest: db.prepare<[], number | null>('SELECT min(id) FROM message_rows').pluck(),
     deleteRows: db.prepare<[number, number, number, number]>(`DELETE FROM message_rows WHERE id >= ? AND id < ? AND ${EXPIRED}`),
     // When some of the range's ids may still be only in memory: which rows went.
     deleteRowsReturning: db.prepare<[number, number, number, number], { id: number; message_id: Buffer | string }>(
@@ -101,6 +100,9 @@ export function startPruner(
   // Rows deleted whose index entries may still dangle, and the highest row id deleted so far.
   let dangling = 0;
   let deletedBelow = 0;
+  // The first row younger than the cutoff when the rows phase last caught up: rows from it on are
+  // the window (plus the rare old unfinished ones).
+  let youngFrom = 0;
   let size = 256;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
@@ -115,6 +117,7 @@ export function startPruner(
     let more = false;
     db.transaction(() => {
       const first = st.first.get(cursor.at);
+      if (first !== undefined && first.created_at >= cut.scanBelow) youngFrom = first.id;
       if (first !== undefined && first.created_at < cut.scanBelow) {
         const hi = first.id + size;
         if (ids.mayBePending(hi - 1)) {
@@ -192,9 +195,10 @@ export function startPruner(
   /** One key range of a sweep (starting one once enough entries dangle); false when there is nothing to sweep. */
   const sweepBatch = (): boolean => {
     if (sweeping === undefined) {
-      // Sweep once the dangling entries are a good share of the index (a sweep reads all of it).
-      const live = ids.nextRow - (st.oldest.get() ?? ids.nextRow);
-      if (dangling === 0 || dangling < Math.min(SWEEP_AFTER, live / 8)) return false;
+      // Sweep once the dangling entries are a third of the index (a sweep reads all of it: about
+      // three entries read per entry deleted), and not for a handful.
+      const live = ids.nextRow - youngFrom;
+      if (dangling < Math.max(SWEEP_AFTER, live / 2)) return false;
       sweeping = { below: deletedBelow, counted: dangling, next: -1, swept: 0 };
     }
     const sw = sweeping;
