@@ -4,6 +4,7 @@
  *
  * cases: baseline | memory | sqlite | rss | latency
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -61,9 +62,10 @@ function allAcked(consumer: Consumer, n: number): Promise<void> {
   });
 }
 
+/** n requests with random UUIDv4 ids, as real producers send them (sequential ids flatter storage). */
 function prefill(broker: MemoryBroker, n: number): void {
   for (let i = 0; i < n; i++) {
-    const messageId = `m-${i}`;
+    const messageId = randomUUID();
     broker.publishSync(encodeRestartRequest({ messageId, instanceName: randomInstanceName(random), publishedAt: Date.now() }), messageId);
   }
 }
@@ -116,15 +118,20 @@ async function rss(n: number): Promise<Record<string, number>> {
     peakFillingMB: Math.round(peakFilling / 1024), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
 }
 
-/** Fairness: n published as fast as the loop allows while consuming; publish → ack latency. */
+/**
+ * Fairness: n published as fast as the loop allows while consuming, on the default storage (SQLite);
+ * publish → ack latency, taken when the ack record is durable (the broker ack follows at once).
+ */
 async function latency(n: number): Promise<Record<string, number>> {
-  const storage = openMemoryStorage();
+  const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));
+  const storage = openSqliteStorage({ path: join(dir, 'bench.db'), logger });
   const latencies: number[] = [];
   const markAcked = storage.markAcked.bind(storage);
   const publishedAt = new Map<string, number>();
   storage.markAcked = (record) => {
-    latencies.push(performance.now() - (publishedAt.get(record.messageId) ?? NaN));
-    return markAcked(record);
+    const written = markAcked(record);
+    void written.then(() => latencies.push(performance.now() - (publishedAt.get(record.messageId) ?? NaN)), () => undefined);
+    return written;
   };
   const { broker, consumer } = build({ storage, executor: new MockRestartExecutor({ latencyMs: 10, failureRate: 0, random }), maxInFlight: 1000 });
   const stop = new AbortController();
@@ -139,6 +146,8 @@ async function latency(n: number): Promise<Record<string, number>> {
   const ms = performance.now() - t0;
   stop.abort();
   await running;
+  await storage.close();
+  rmSync(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
   const pct = (p: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN) * 10) / 10;
   return { p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: pct(1), msgPerSec: Math.round((n * 1000) / ms) };

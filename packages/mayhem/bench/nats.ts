@@ -17,6 +17,7 @@
  * per case.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -149,7 +150,7 @@ async function publish(url: string, stream: string): Promise<number> {
   const t0 = performance.now();
   const window = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
-    const id = `${stream}-${i}`;
+    const id = randomUUID(); // as real producers send (sequential ids flatter the storage's index)
     const p = publisher.publish(encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }), id).finally(() => window.delete(p));
     window.add(p);
     if (window.size >= 2048) await Promise.race(window);
@@ -245,7 +246,7 @@ async function natsCase(url: string, dbUrl: string, stream: string, instances: n
 async function memoryCase(dbUrl: string): Promise<number> {
   const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
   for (let i = 0; i < count; i++) {
-    const id = `mem-${i}`;
+    const id = randomUUID();
     broker.publishSync(encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }), id);
   }
   const inst = await instance(broker, dbUrl);

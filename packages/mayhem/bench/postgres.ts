@@ -10,6 +10,7 @@
  *
  * Without --db it creates a throwaway database through --admin and drops it afterwards.
  */
+import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -59,13 +60,14 @@ async function queryOne(url: string, sql: string): Promise<Record<string, unknow
 }
 
 /** Run the lives spread over `storages` (round robin); resolves with lives per second. */
-async function run(storages: PostgresStorage[], prefix: string, count: number): Promise<number> {
+async function run(storages: PostgresStorage[], count: number): Promise<number> {
   const signal = new AbortController().signal; // shared, like the pipeline's shutdown signal
   setMaxListeners(0, signal);
   let next = 0;
   const startedAt = Date.now();
   async function life(storage: PostgresStorage, i: number): Promise<void> {
-    const request = { messageId: `${prefix}-${i}`, instanceName: `cattle-${i % 5000}`, publishedAt: startedAt };
+    // Random UUIDv4 ids, as real producers send (sequential ids flatter the index).
+    const request = { messageId: randomUUID(), instanceName: `cattle-${i % 5000}`, publishedAt: startedAt };
     const restart = async (): Promise<void> => {
       if ((await storage.claimRestart(request, 1, 'claim', signal)) !== 'free') throw new Error(`${request.messageId} already restarted`);
       await storage.markRestarted(request.messageId, 1, signal);
@@ -103,9 +105,9 @@ try {
       `${instances} instance(s), pool ${poolSize}, host guard ${useGuard ? 'on' : 'off'}, 4 storage ops per life (node ${process.version})`,
   );
   // A short warm-up (connections, prepared statements), then the measured run.
-  await run(storages, `warm-${process.pid}`, Math.min(messages, 10_000));
+  await run(storages, Math.min(messages, 10_000));
   const before = storages.map((s) => s.stats());
-  const rate = await run(storages, `bench-${process.pid}`, messages);
+  const rate = await run(storages, messages);
   const after = storages.map((s) => s.stats());
   await Promise.all(storages.map((s) => s.close()));
   const hot = await queryOne(

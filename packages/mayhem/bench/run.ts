@@ -3,15 +3,25 @@
  * in its own process (clean heap, its own loopwatch mode); comparable cases alternate and the
  * median of the rounds is printed, so a noisy machine skews both sides of a ratio alike.
  *
- *   npm run bench                      pipeline, SQLite, RSS, latency, loopwatch overhead
- *   npm run bench -- --rounds 9        more rounds (default 5)
+ *   npm run bench                      every case below
+ *   npm run bench -- --cases process   only some: pipeline (baseline, storage off, SQLite, loopwatch
+ *                                      modes), process (the whole `mayhem run` at each --process-n),
+ *                                      rss, latency, backlog (RSS over minutes of a backlog)
+ *   npm run bench -- --rounds 9        more rounds of the pipeline cases (default 5)
+ *   npm run bench -- --process-n 100000,1000000 --process-rounds 5    whole-process sizes and rounds
+ *   npm run bench -- --cases process --before /tmp/old/packages/mayhem/dist/src/cli/main.js
+ *                                      the whole process of another build alternately with this one
  *   npm run bench -- --broker nats     JetStream + PostgreSQL end to end (bench/nats.ts)
- *   npm run bench -- --backlog-seconds 60   shorter RSS-over-time run (default 300; 0 skips it)
+ *   npm run bench -- --backlog-seconds 60   shorter RSS-over-time run (case backlog; default 300; 0 skips it)
+ *
+ * Every case uses random UUIDv4 message ids, as real producers send (and the service's own simulated
+ * publisher makes): with sequential ids a B-tree keyed by id only ever appends, which flatters storage.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureBacklogRss } from './backlog.js';
+import { processTable, type ProcessDb } from './process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
@@ -29,6 +39,8 @@ const rounds = Number(flag('rounds', '5'));
 // Long enough that a case lasts a couple of seconds: at 100,000 the pipeline is done in under one,
 // and start-up and JIT warm-up swung the production ratio between 0.94 and 1.00.
 const n = Number(flag('n', '200000'));
+const cases = new Set(flag('cases', 'pipeline,process,rss,latency,backlog').split(','));
+for (const c of cases) if (!['pipeline', 'process', 'rss', 'latency', 'backlog'].includes(c)) throw new Error(`unknown case ${c} (expected pipeline, process, rss, latency, backlog)`);
 
 type Figures = Record<string, number>;
 
@@ -76,38 +88,58 @@ function alternate(variants: Record<string, () => Figures>): Record<string, numb
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 const ratio = (a: number, b: number): string => (a / b).toFixed(2);
 
-process.stderr.write(`mayhem bench: n = ${fmt(n)} messages, ${rounds} alternating rounds, median shown\n`);
+process.stderr.write(`mayhem bench: n = ${fmt(n)} messages (UUIDv4 ids), ${rounds} alternating rounds, median shown; cases: ${[...cases].join(', ')}\n`);
 
+const rows: [string, string, string][] = [];
 const register = ['--import', 'loopwatch/register'];
-const tp = alternate({
-  baseline: () => measure('baseline', n),
-  memory: () => measure('memory', n),
-  sqlite: () => measure('sqlite', n),
-  production: () => measure('memory', n, { LOOPWATCH: 'production' }, register),
-  debug: () => measure('memory', n, { LOOPWATCH: 'debug' }, register),
-});
-progress('RSS with 100,000 in flight');
-const rss = measure('rss', 100_000);
-progress('latency: 10,000 published as fast as possible, restart latency 10ms');
-const lat = [1, 2, 3].map(() => measure('latency', 10_000));
-const latMedian = { p50Ms: median(lat.map((l) => l.p50Ms ?? NaN)), p99Ms: median(lat.map((l) => l.p99Ms ?? NaN)) };
-const backlogSeconds = Number(flag('backlog-seconds', '300'));
-progress(`RSS over ${backlogSeconds} s of mayhem run --db memory: --publish-rate 0 --restart-latency 1s`);
-const backlog = backlogSeconds > 0 ? await measureBacklogRss(backlogSeconds, 5, [], progress) : undefined;
-
-const rows: [string, string, string][] = [
-  ['hand-written article pipeline (baseline)', `${fmt(tp.baseline ?? NaN)} msg/s`, '1.00× baseline'],
-  ['(a) mayhem pipeline, storage off (memory)', `${fmt(tp.memory ?? NaN)} msg/s`, `${ratio(tp.memory ?? NaN, tp.baseline ?? NaN)}× baseline (target ≥ 0.50)`],
-  ['(b) mayhem pipeline, SQLite', `${fmt(tp.sqlite ?? NaN)} msg/s`, 'target ≥ 40,000 msg/s'],
-  ['    under LOOPWATCH=production', `${fmt(tp.production ?? NaN)} msg/s`, `${ratio(tp.production ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.97)`],
-  ['    under LOOPWATCH=debug', `${fmt(tp.debug ?? NaN)} msg/s`, `${ratio(tp.debug ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.20)`],
-  ['(c) RSS, 100,000 in flight (SQLite)', `${fmt(rss.rssMB ?? NaN)} MB`, `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`],
-  ['latency publish→ack, 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50'],
-];
-if (backlog) {
-  rows.push([`(d) RSS over ${backlog.seconds} s, publish-rate 0, 1s restarts`, `${fmt(backlog.lastMB)} MB`,
-    `start ${fmt(backlog.startMB)}, peak ${fmt(backlog.peakMB)}, 2nd quarter ${fmt(backlog.secondQuarterMB)} → last quarter ${fmt(backlog.lastQuarterMB)} MB; ${fmt(backlog.ackedPerSecond)} acked/s (target: flat)`]);
+if (cases.has('pipeline')) {
+  const tp = alternate({
+    baseline: () => measure('baseline', n),
+    memory: () => measure('memory', n),
+    sqlite: () => measure('sqlite', n),
+    production: () => measure('memory', n, { LOOPWATCH: 'production' }, register),
+    debug: () => measure('memory', n, { LOOPWATCH: 'debug' }, register),
+  });
+  rows.push(
+    ['hand-written article pipeline (baseline)', `${fmt(tp.baseline ?? NaN)} msg/s`, '1.00× baseline'],
+    ['(a) mayhem pipeline, storage off (memory)', `${fmt(tp.memory ?? NaN)} msg/s`, `${ratio(tp.memory ?? NaN, tp.baseline ?? NaN)}× baseline (target ≥ 0.50)`],
+    ['(b) mayhem pipeline, SQLite', `${fmt(tp.sqlite ?? NaN)} msg/s`, 'target ≥ 40,000 msg/s'],
+    ['    under LOOPWATCH=production', `${fmt(tp.production ?? NaN)} msg/s`, `${ratio(tp.production ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.97)`],
+    ['    under LOOPWATCH=debug', `${fmt(tp.debug ?? NaN)} msg/s`, `${ratio(tp.debug ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.20)`],
+  );
 }
-const w0 = Math.max(...rows.map((r) => r[0].length));
-const w1 = Math.max(...rows.map((r) => r[1].length));
-process.stdout.write(`\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}\n`);
+if (cases.has('rss')) {
+  progress('RSS with 100,000 in flight');
+  const rss = measure('rss', 100_000);
+  rows.push(['(c) RSS, 100,000 in flight (SQLite)', `${fmt(rss.rssMB ?? NaN)} MB`, `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`]);
+}
+if (cases.has('latency')) {
+  progress('latency: 10,000 published as fast as possible, restart latency 10ms, SQLite');
+  const lat = [1, 2, 3].map(() => measure('latency', 10_000));
+  const latMedian = { p50Ms: median(lat.map((l) => l.p50Ms ?? NaN)), p99Ms: median(lat.map((l) => l.p99Ms ?? NaN)) };
+  rows.push(['latency publish→ack (SQLite), 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50']);
+}
+if (cases.has('backlog')) {
+  const backlogSeconds = Number(flag('backlog-seconds', '300'));
+  progress(`RSS over ${backlogSeconds} s of mayhem run --db memory: --publish-rate 0 --restart-latency 1s`);
+  const backlog = backlogSeconds > 0 ? await measureBacklogRss(backlogSeconds, 5, [], progress) : undefined;
+  if (backlog) {
+    rows.push([`(d) RSS over ${backlog.seconds} s, publish-rate 0, 1s restarts`, `${fmt(backlog.lastMB)} MB`,
+      `start ${fmt(backlog.startMB)}, peak ${fmt(backlog.peakMB)}, 2nd quarter ${fmt(backlog.secondQuarterMB)} → last quarter ${fmt(backlog.lastQuarterMB)} MB; ${fmt(backlog.ackedPerSecond)} acked/s (target: flat)`]);
+  }
+}
+let wholeProcess: string[] = [];
+if (cases.has('process')) {
+  wholeProcess = processTable({
+    sizes: flag('process-n', '100000,200000,1000000').split(',').map(Number),
+    dbs: flag('process-db', 'sqlite,memory').split(',') as ProcessDb[],
+    rounds: Number(flag('process-rounds', '3')),
+    progress,
+    before: args.includes('--before') ? flag('before', '') : undefined,
+  });
+}
+
+const w0 = Math.max(0, ...rows.map((r) => r[0].length));
+const w1 = Math.max(0, ...rows.map((r) => r[1].length));
+process.stdout.write(`\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}${rows.length > 0 ? '\n' : ''}`);
+if (wholeProcess.length > 0) process.stdout.write(`${rows.length > 0 ? '\n' : ''}${wholeProcess.join('\n')}\n`);

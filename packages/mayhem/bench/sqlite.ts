@@ -8,6 +8,7 @@
  * `--apart` awaits saveMessage before markRestarted, so the two never share a flush (as in the
  * pipeline when the restart takes longer than one loop turn) and cannot be folded into one row write.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,7 +37,7 @@ async function run(storage: Storage): Promise<number> {
   const startedAt = Date.now();
   async function worker(): Promise<void> {
     for (let i = next++; i < messages; i = next++) {
-      const request = { messageId: `bench-${i}`, instanceName: `cattle-${i % 1000}`, publishedAt: startedAt };
+      const request = { messageId: randomUUID(), instanceName: `cattle-${i % 1000}`, publishedAt: startedAt };
       if ((await storage.claimRestart(request, 1, 'claim')) !== 'free') throw new Error(`${request.messageId} already restarted`);
       if (apart) {
         await storage.saveMessage(request, 1);

@@ -8,7 +8,7 @@ import { activeMode, startup } from 'loopwatch';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource, openBroker } from './brokers/open.js';
-import type { Broker, Metrics, Storage } from './core/contracts.js';
+import type { Broker, Metrics, Storage, UnfinishedReport } from './core/contracts.js';
 import { Consumer, nackOnHandlerError } from './core/consumer.js';
 import { Counters } from './core/counters.js';
 import { LocalHostGuard } from './core/host-guard.js';
@@ -97,7 +97,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       opened.executor = await openExecutor(config, { logger, random });
       if (config.http !== undefined) opened.http = await openHttpEndpoint({ listen: config.http, logger });
       opened.metrics = await openMetrics(config.statsd, logger, opened.http?.metrics);
-      opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight });
+      opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight, retentionMs: config.retention, deadLetterRetentionMs: config.deadLetterRetention });
       opened.broker = await openBroker({
         url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
         stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
@@ -219,6 +219,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   http?.attach({ shuttingDown: stopPulling.signal, storageHealth: pipeline.storageHealth, brokerHealth: pipeline.brokerHealth });
   const backlog = backlogSource(broker);
   if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
+  reportUnfinished(storage, broker instanceof MemoryBroker, logger);
 
   const statusTimer = startStatus(config, logger, counters, consumer, started);
   // Keeps the process alive while the consumer waits on a promise (a pending pull holds no handle).
@@ -303,4 +304,25 @@ export function describeSummary(s: Summary): string {
     s.leftInBroker !== undefined && s.leftInBroker > 0 ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.` : '',
   ];
   return parts.filter(Boolean).join(' ');
+}
+
+/** One line on what earlier runs left unfinished in the database (read off the hot path; start is not delayed). */
+function reportUnfinished(storage: Storage, memoryBroker: boolean, logger: Logger): void {
+  if (storage.unfinished === undefined) return;
+  storage.unfinished().then(
+    (r) => {
+      if (r.total === 0) logger.debug('Earlier runs left no message unfinished');
+      else logger.warn({ unfinished: r }, describeUnfinished(r, memoryBroker));
+    },
+    (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'Could not read what earlier runs left unfinished'),
+  );
+}
+
+export function describeUnfinished(r: UnfinishedReport, memoryBroker: boolean): string {
+  const oldest = r.oldestAt !== undefined ? `, the oldest from ${new Date(r.oldestAt).toISOString()}` : '';
+  return `Earlier runs left ${r.total} messages unfinished (recorded, neither acked nor dead-lettered; ${r.fromPreviousRun} by the last run${oldest}): ` +
+    `${r.restarted} restarted but never acked, ${r.inDoubt} in doubt (restart begun, its end never recorded), ${r.notRestarted} not restarted. ` +
+    (memoryBroker
+      ? 'The in-memory broker is not durable: they will not be delivered again.'
+      : 'The broker redelivers what it never got an ack for.');
 }

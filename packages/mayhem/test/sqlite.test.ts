@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import type { Storage } from '../src/core/contracts.js';
 import { openSqliteStorage, SCHEMA_VERSION } from '../src/storage/sqlite.js';
+import { MAYHEM_APPLICATION_ID } from '../src/storage/sqlite-file.js';
 import { describeStorageContract, request } from './storage-contract.js';
 import { query, readDeadLetters, readRecord, silent, tempDir } from './sqlite-helpers.js';
 
@@ -63,6 +64,7 @@ describe('sqlite storage', () => {
   it('refuses a schema newer than it knows', () => {
     const path = tmp.file();
     const db = new Database(path);
+    db.pragma(`application_id = ${MAYHEM_APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
     expect(() => openSqliteStorage({ path, logger: silent })).toThrow(new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer`));

@@ -99,6 +99,8 @@ export const SETTINGS = {
   deadLetterSubject: { kind: 'string', flag: 'dead-letter-subject', help: 'NATS subject dead letters are republished to (kept by the stream <stream>_DEAD)', default: 'mayhem.dead', commands: RUN },
   deadLetterMaxAge: { kind: 'duration', flag: 'dead-letter-max-age', help: 'NATS: dead letters older than this are dropped from <stream>_DEAD (0 = kept forever)', default: '30d', min: 0, max: 3650 * 86_400_000, commands: RUN },
   deadLetterMaxBytes: { kind: 'bytes', flag: 'dead-letter-max-bytes', help: 'NATS: <stream>_DEAD holds at most this much, dropping the oldest (0 = no limit)', default: '1GiB', min: 0, max: 2 ** 50, commands: RUN },
+  retention: { kind: 'duration', flag: 'retention', help: 'delete acked message records older than this, in small batches off the hot path (0 = keep everything)', default: '7d', min: 0, max: 3650 * 86_400_000, commands: RUN },
+  deadLetterRetention: { kind: 'duration', flag: 'dead-letter-retention', help: 'delete dead letters (and dead-lettered records) older than this (0 = keep everything)', default: '30d', min: 0, max: 3650 * 86_400_000, commands: RUN },
   replicas: { kind: 'int', flag: 'replicas', help: 'NATS stream replicas (3 on a 3-node cluster)', default: 1, min: 1, max: 5, commands: BOTH },
   natsCreds: { kind: 'file', flag: 'nats-creds', help: 'NATS credentials file (JWT + nkey seed, as nsc writes it)', commands: BOTH },
   natsNkey: { kind: 'file', flag: 'nats-nkey', help: 'file holding a NATS nkey seed (SU...)', commands: BOTH },
@@ -220,6 +222,8 @@ export interface Config {
   deadLetterSubject: string;
   deadLetterMaxAge: number;
   deadLetterMaxBytes: number;
+  retention: number;
+  deadLetterRetention: number;
   replicas: number;
   natsCreds: string | undefined;
   natsNkey: string | undefined;

@@ -123,8 +123,28 @@ export interface Storage {
   deadLetter(entry: DeadLetter): Promise<void>;
   /** A guard that serialises restarts per host across every instance sharing this storage, if it has one. */
   hostGuard?(): HostGuard;
+  /**
+   * What earlier runs left unfinished, for storage one process owns (the embedded SQLite file);
+   * read in small steps off the hot path. Absent where other instances may be mid-work.
+   */
+  unfinished?(): Promise<UnfinishedReport>;
   /** Finish pending writes and close. */
   close(): Promise<void>;
+}
+
+/** Records left by earlier runs saved or claimed, but neither acked nor dead-lettered. */
+export interface UnfinishedReport {
+  readonly total: number;
+  /** Of those, left by the run just before this one. */
+  readonly fromPreviousRun: number;
+  /** Restart recorded as done, ack never recorded (the process died before it). */
+  readonly restarted: number;
+  /** Restart claimed and its end never recorded: the process died mid-restart. */
+  readonly inDoubt: number;
+  /** Neither: not restarted (saved only, or the restart did not happen). */
+  readonly notRestarted: number;
+  /** When the oldest of them was first recorded (ms since epoch). */
+  readonly oldestAt: number | undefined;
 }
 
 /**

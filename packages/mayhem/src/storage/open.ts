@@ -15,6 +15,9 @@ export interface OpenStorageOptions {
   readonly random: () => number;
   /** Messages in flight at once; pools and batches are sized from it. */
   readonly maxInFlight: number;
+  /** Retention of acked records and of dead letters, ms (0 keeps them; defaults 7 and 30 days). */
+  readonly retentionMs?: number;
+  readonly deadLetterRetentionMs?: number;
 }
 
 export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
@@ -25,11 +28,11 @@ export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
       // with the memory broker nothing redelivers a settled message, so none is needed for long.
       return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random, maxSettled: 10_000 });
     case 'sqlite:':
-      return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random });
+      return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs });
     case 'postgres:':
     case 'postgresql:': {
       const { openPostgresStorage } = await import('./postgres.js');
-      return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger }), o.saveFailureRate, o.random);
+      return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs }), o.saveFailureRate, o.random);
     }
     default:
       throw new Error(`unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`);

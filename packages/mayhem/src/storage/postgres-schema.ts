@@ -60,6 +60,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `ALTER TABLE messages ADD COLUMN IF NOT EXISTS restart_in_doubt boolean NOT NULL DEFAULT false`,
     ],
   },
+  {
+    // Retention (postgres-retention.ts) walks the oldest records first. created_at never changes
+    // after the insert, so updates stay HOT, and new entries append at the index's right edge.
+    version: 3,
+    statements: [
+      `CREATE INDEX IF NOT EXISTS messages_created_at ON messages (created_at)`,
+      `CREATE INDEX IF NOT EXISTS dead_letters_created_at ON dead_letters (created_at)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -21,6 +21,7 @@ import { checkFailureRate, closedError, saveFailure } from './record.js';
 import { Batcher } from './postgres-batch.js';
 import { describe, PgHostGuard } from './postgres-host-guard.js';
 import { migrate } from './postgres-schema.js';
+import { startPgPruner, type PgPruner } from './postgres-retention.js';
 
 export interface PostgresStorageOptions {
   /** `postgres://user:pass@host:port/db` (or `postgresql://`). */
@@ -38,6 +39,12 @@ export interface PostgresStorageOptions {
   readonly random?: () => number;
   /** Messages in flight at once (informational: batches are bounded by `maxBatch`). */
   readonly maxInFlight?: number;
+  /** Delete acked records this much older than now, ms; 0 keeps them (default 7 days). See postgres-retention.ts. */
+  readonly retentionMs?: number;
+  /** Delete dead letters and dead-lettered records this much older than now, ms; 0 keeps them (default 30 days). */
+  readonly deadLetterRetentionMs?: number;
+  /** Time between retention passes (default 10 s). */
+  readonly retentionEveryMs?: number;
 }
 
 /** PostgreSQL could not be reached or used at start. Its message is one line, fit for the CLI. */
@@ -65,6 +72,8 @@ export interface PostgresStorageStats {
 export interface PostgresStorage extends Storage {
   hostGuard(): HostGuard;
   stats(): PostgresStorageStats;
+  /** Retention: its counters, and a pass on demand (tests, benchmarks). */
+  readonly retention: Pick<PgPruner, 'stats' | 'pass'>;
 }
 
 /** One write request, as a partial message row (undefined = leave as is). */
@@ -227,11 +236,17 @@ class PgStorage implements PostgresStorage {
   private readonly recording = new Set<Promise<void>>();
   private readonly failureRate: number;
   private readonly random: () => number;
+  private readonly pruner: PgPruner;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly opts: PostgresStorageOptions,
   ) {
+    this.pruner = startPgPruner(pool, {
+      retentionMs: opts.retentionMs ?? 7 * 86_400_000,
+      deadLetterRetentionMs: opts.deadLetterRetentionMs ?? 30 * 86_400_000,
+      everyMs: opts.retentionEveryMs,
+    }, opts.logger);
     this.failureRate = checkFailureRate(opts.saveFailureRate);
     this.random = opts.random ?? Math.random;
     const maxBatch = opts.maxBatch ?? 1000;
@@ -341,6 +356,10 @@ class PgStorage implements PostgresStorage {
     return this.guard;
   }
 
+  get retention(): Pick<PgPruner, 'stats' | 'pass'> {
+    return { stats: this.pruner.stats, pass: () => this.pruner.pass() };
+  }
+
   stats(): PostgresStorageStats {
     return {
       writeBatches: this.writes.batches,
@@ -353,6 +372,7 @@ class PgStorage implements PostgresStorage {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      await this.pruner.stop();
       // A record riding out a connection failure may be sleeping between attempts, outside the
       // batcher: the pool must stay open until it is written or given up. (A first attempt that
       // fails hands its record to a retry in a promise reaction: one turn of the loop later every

@@ -1,0 +1,159 @@
+/**
+ * The whole process, as users run it: `mayhem run --count N` on the embedded defaults (in-memory
+ * broker with the service's own simulated publisher, random UUIDv4 ids; SQLite file `./mayhem.db`
+ * in a fresh directory), zero-latency restarts that never fail, logs off. Timed from spawn to exit,
+ * so start-up, the growing table and the final close (checkpoint) are all in the figure.
+ *
+ * Also runnable alone:
+ *   node packages/mayhem/dist/bench/process.js [--n 100000,200000,1000000] [--rounds 3] [--db sqlite,memory]
+ *        [--before <another build's packages/mayhem/dist/src/cli/main.js>]
+ *
+ * `--before` runs every case on that build too, alternating with this one in each round (A/B pairs in
+ * one sitting), and prints both and their ratio.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const main = join(here, '..', 'src', 'cli', 'main.js');
+const usageHook = pathToFileURL(join(here, 'usage-hook.js')).href;
+
+/** `sqlite` = the default (no --db flag: `./mayhem.db` in the run's own directory); `memory` = `--db memory:`. */
+export type ProcessDb = 'sqlite' | 'memory';
+
+export interface ProcessFigures {
+  readonly n: number;
+  readonly db: ProcessDb;
+  readonly ms: number;
+  readonly msgPerSec: number;
+  /** Wall time per message, µs (1e6 / msgPerSec). */
+  readonly usPerMsg: number;
+  /** CPU (user + system, every thread of the process) per message, µs: steadier than wall time on a shared machine. */
+  readonly cpuUsPerMsg: number;
+  readonly maxRssMB: number;
+  /** SQLite only: database and WAL size right after exit. */
+  readonly dbMB?: number;
+}
+
+/** Run one whole process; throws if it fails or the database does not hold N acked rows. */
+export function runProcess(n: number, db: ProcessDb, mainJs = main, extraArgs: readonly string[] = []): ProcessFigures {
+  const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-process-'));
+  const usageFile = join(dir, 'usage.json');
+  try {
+    const args = ['--import', usageHook, mainJs, 'run', '--count', String(n), '--publish-rate', '0', '--restart-latency', '0',
+      '--restart-failure-rate', '0', '--log-level', 'silent', ...(db === 'memory' ? ['--db', 'memory:'] : []), ...extraArgs];
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, args, { cwd: dir, env: { ...process.env, MAYHEM_BENCH_USAGE: usageFile }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0) throw new Error(`mayhem run exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n')[0] ?? ''}`);
+    const usage = JSON.parse(readFileSync(usageFile, 'utf8')) as { cpuUs: number; maxRssKB: number };
+    let dbMB: number | undefined;
+    if (db === 'sqlite') {
+      const file = join(dir, 'mayhem.db');
+      const check = new Database(file, { readonly: true });
+      try {
+        const acked = check.prepare('SELECT count(*) FROM messages WHERE acked = 1').pluck().get() as number;
+        if (acked < n) throw new Error(`only ${acked} of ${n} messages recorded as acked in ${file}`);
+        const pages = check.pragma('page_count', { simple: true }) as number;
+        const pageSize = check.pragma('page_size', { simple: true }) as number;
+        dbMB = Math.round((pages * pageSize) / 2 ** 20);
+      } finally {
+        check.close();
+      }
+    }
+    const msgPerSec = (n * 1000) / ms;
+    return { n, db, ms: Math.round(ms), msgPerSec: Math.round(msgPerSec), usPerMsg: 1e6 / msgPerSec, cpuUsPerMsg: usage.cpuUs / n, maxRssMB: Math.round(usage.maxRssKB / 1024), ...(dbMB !== undefined ? { dbMB } : {}) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]): number => {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? NaN;
+};
+
+export interface ProcessTableOptions {
+  readonly sizes: readonly number[];
+  readonly dbs: readonly ProcessDb[];
+  readonly rounds: number;
+  readonly progress: (text: string) => void;
+  /** Another build's `main.js` to run alternately with this one ("before"). */
+  readonly before?: string | undefined;
+}
+
+/**
+ * Every (db, N) case `rounds` times, alternating (a noisy machine skews every case alike); medians.
+ * Returns the printed table's lines.
+ */
+export function processTable(o: ProcessTableOptions): string[] {
+  const builds: [string, string][] = o.before !== undefined ? [['before', o.before], ['this', main]] : [['this', main]];
+  const seen = new Map<string, ProcessFigures[]>();
+  for (let r = 1; r <= o.rounds; r++) {
+    for (const n of o.sizes) {
+      for (const db of o.dbs) {
+        for (const [build, mainJs] of builds) {
+          const key = `${build}/${db}/${n}`;
+          o.progress(`whole process round ${r}/${o.rounds}: ${builds.length > 1 ? `${build} build, ` : ''}${db}, n = ${n.toLocaleString('en-US')}`);
+          try {
+            seen.set(key, [...(seen.get(key) ?? []), runProcess(n, db, mainJs)]);
+          } catch (err) {
+            process.stderr.write(`  ! whole process ${key} failed: ${(err as Error).message}\n`);
+          }
+        }
+      }
+    }
+  }
+  const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
+  const med = (build: string, db: ProcessDb, n: number, k: keyof ProcessFigures): number => median((seen.get(`${build}/${db}/${n}`) ?? []).map((f) => f[k] as number));
+  const smallest = Math.min(...o.sizes);
+  const largest = Math.max(...o.sizes);
+  const lines = [`whole process: mayhem run --count N --publish-rate 0 --restart-latency 0 --restart-failure-rate 0 --log-level silent, UUIDv4 ids (medians of ${o.rounds} alternating rounds)`];
+  const head = [...(builds.length > 1 ? ['build'] : []), 'N', ...o.dbs.flatMap((db) => (db === 'sqlite' ? ['SQLite (default) msg/s', 'µs/msg', 'CPU µs/msg', `vs ${fmt(smallest)}`, 'db MB'] : ['--db memory: msg/s', 'µs/msg']))];
+  const rows: string[][] = [head];
+  for (const [build] of builds) {
+    for (const n of o.sizes) {
+      rows.push([...(builds.length > 1 ? [build] : []), fmt(n), ...o.dbs.flatMap((db) => {
+        const rate = med(build, db, n, 'msgPerSec');
+        const us = med(build, db, n, 'usPerMsg');
+        if (db !== 'sqlite') return [fmt(rate), fmt(us, 1)];
+        return [fmt(rate), fmt(us, 1), fmt(med(build, db, n, 'cpuUsPerMsg'), 1), `${(us / med(build, db, smallest, 'usPerMsg')).toFixed(2)}×`, fmt(med(build, db, n, 'dbMB'))];
+      })]);
+    }
+  }
+  const widths = head.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  for (const r of rows) lines.push(`  ${r.map((cell, c) => (c === 0 && builds.length > 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`);
+  if (builds.length > 1) {
+    for (const db of o.dbs) {
+      lines.push(`  this / before, ${db} msg/s: ${o.sizes.map((n) => `${(med('this', db, n, 'msgPerSec') / med('before', db, n, 'msgPerSec')).toFixed(2)}× at ${fmt(n)}`).join(', ')}`);
+    }
+  }
+  if (o.dbs.includes('sqlite')) {
+    lines.push(`  targets: SQLite ≥ 60,000 msg/s at 1,000,000; µs/msg at ${fmt(largest)} within 1.20× of ${fmt(smallest)}`);
+  }
+  return lines;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({
+    options: {
+      n: { type: 'string', default: '100000,200000,1000000' },
+      rounds: { type: 'string', default: '3' },
+      db: { type: 'string', default: 'sqlite,memory' },
+      before: { type: 'string' },
+    },
+  });
+  const lines = processTable({
+    sizes: values.n.split(',').map(Number),
+    dbs: values.db.split(',') as ProcessDb[],
+    rounds: Number(values.rounds),
+    progress: (t) => process.stderr.write(`  … ${t}\n`),
+    before: values.before,
+  });
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
