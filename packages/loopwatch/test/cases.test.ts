@@ -27,6 +27,19 @@ describe.concurrent('never change what a program does', () => {
   }
 });
 
+describe('one copy of loopwatch per process', () => {
+  for (const mode of MODES) {
+    for (const via of VIAS) {
+      // stderr is a pipe here, as under every test runner and log shipper: that is what used to split it.
+      it(`one-copy.mjs: the program's import is register's instance (${mode}, ${via})`, async () => {
+        const run = await runCase('one-copy.mjs', { mode, via });
+        expect(run.code).toBe(0);
+        expect(run.stdout).toBe(`${mode}\n`);
+      });
+    }
+  }
+});
+
 describe('the stall watchdog survives NODE_OPTIONS', () => {
   for (const mode of MODES) {
     for (const via of VIAS) {

@@ -28,14 +28,8 @@ const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
 let patches: Patch[] = [];
 let reported = new Set<string>();
 let afterStartup = false;
-/**
- * Open `startup()` windows: a program's asynchronous start (opening files, loading config). Kept on a
- * process-wide symbol: the copy of loopwatch that `--import loopwatch/register` loaded and the copy
- * the program imports `startup` from may be two module instances (a symlinked workspace package, a
- * register from another install), and they must agree.
- */
-const STARTUP = Symbol.for('loopwatch.startupWindows');
-const windows = ((globalThis as Record<symbol, { open: number } | undefined>)[STARTUP] ??= { open: 0 });
+/** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
+const windows = { open: 0 };
 let report: ((r: Report) => void) | undefined;
 
 let exitSeen = false;
