@@ -4,11 +4,10 @@
  * goroutine profile does the same); `all: true` lists every task. Await cycles (tasks awaiting each
  * other: a deadlock) are found on the await graph, as Python 3.14's `pstree` does.
  */
-import { performance } from 'node:perf_hooks';
 import type { Report, TaskGroup, TaskRef, TaskSnapshot } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { awaitersOf, snapshotOf } from '../model/describe.js';
-import { isTracking, pendingTasks } from './tasks.js';
+import type { TaskTracker } from './tasks.js';
 
 export interface DumpOptions {
   /** Frames per stack, like `print_stack(limit=…)`. Default 5. */
@@ -47,14 +46,15 @@ export function findCycles(tasks: readonly TaskSnapshot[]): TaskRef[][] {
   return cycles;
 }
 
-export function buildTaskDump(opts: DumpOptions = {}): Report {
-  const now = performance.now();
-  const records = pendingTasks();
+export function buildTaskDump(tracker: TaskTracker, opts: DumpOptions = {}): Report {
+  const now = tracker.clock.now();
+  const time = tracker.clock.wall();
+  if (!tracker.tracking) {
+    return { kind: 'task-dump', message: 'task tracking is off (enable debug mode to see async function tasks)', time, tasks: [] };
+  }
+  const records = tracker.pending();
   const awaiters = awaitersOf(records);
   const all = records.map((r) => snapshotOf(r, now, opts.limit ?? 5, awaiters));
-  if (!isTracking()) {
-    return { kind: 'task-dump', message: 'task tracking is off (enable debug mode to see async function tasks)', time: Date.now(), tasks: [] };
-  }
   const cycles = findCycles(all);
   let tasks = all;
   const groups: TaskGroup[] = [];
@@ -86,7 +86,7 @@ export function buildTaskDump(opts: DumpOptions = {}): Report {
   return {
     kind: 'task-dump',
     message,
-    time: Date.now(),
+    time,
     tasks,
     ...(groups.length > 0 ? { groups } : {}),
     ...(cycles.length > 0 ? { cycles } : {}),

@@ -6,16 +6,17 @@
  * One report per stall, emitted when the stall ends, so `durationMs` is its full length (a blocked
  * thread could not print it earlier anyway: the sinks run on the main thread).
  */
-import { performance } from 'node:perf_hooks';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame, Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { nowMs, type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
 import { isOwnFile, originOf, resolveFrame } from '../model/frames.js';
-import { publishStall, registerStallPoller, type StallEvent } from './watchdog-feed.js';
+import { defaultStallFeed, type StallEvent, type StallFeed } from './watchdog-feed.js';
+import { Heartbeat } from './heartbeat.js';
+import { realClock } from './clock.js';
 
 export type { StallEvent } from './watchdog-feed.js';
 export { subscribeStalls } from './watchdog-feed.js';
@@ -52,6 +53,8 @@ export interface StallWatchdogOptions {
    */
   readonly sliceMs?: number;
   readonly onSlice?: (atEpochMs: number, frames: readonly RawFrame[]) => void;
+  /** Where measured stalls are published (the loop-lag monitor listens); default the shared feed. */
+  readonly feed?: StallFeed;
 }
 
 /** A running watchdog. */
@@ -154,6 +157,7 @@ export function stallReport(m: StallMessage, durationMs: number, time = Date.now
  */
 export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   const thresholdMs = opts.thresholdMs;
+  const feed = opts.feed ?? defaultStallFeed;
   const heartbeatMs = Math.round(opts.heartbeatMs ?? Math.min(250, Math.max(10, thresholdMs / 4)));
   const note = opts.onNote ?? ((message: string) => process.emitWarning(message, 'LoopwatchWarning'));
   let captureFrames = opts.captureFrames ?? true;
@@ -166,28 +170,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   // [0] heartbeat, [1] no slow-turn pause before (epoch ms).
   const sab = new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT);
   const beatCell = new BigInt64Array(sab);
-  let last = performance.now();
-  let lastStall: StallEvent | undefined;
-  Atomics.store(beatCell, 0, BigInt(Math.round(nowMs())));
-
-  const beat = (): void => {
-    const now = performance.now();
-    const late = now - last - heartbeatMs;
-    last = now;
-    Atomics.store(beatCell, 0, BigInt(Math.round(performance.timeOrigin + now)));
-    if (late >= thresholdMs) {
-      const e: StallEvent = { startMs: now - late, endMs: now, durationMs: late };
-      lastStall = e;
-      publishStall(e);
-      opts.onStall?.(e);
-    }
-  };
-  const timer = setInterval(beat, heartbeatMs);
-  timer.unref();
-  // A reader about to close an interval beats first, so a stall that just ended lands in its figures.
-  const unregister = registerStallPoller(() => {
-    if (performance.now() - last - heartbeatMs >= thresholdMs) beat();
-  });
+  const heart = new Heartbeat({ clock: realClock, heartbeatMs, thresholdMs, feed, cell: beatCell, ...(opts.onStall ? { onStall: opts.onStall } : {}) });
 
   const slices = new MessageChannel();
   slices.port1.unref();
@@ -214,6 +197,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     }
     if (m.type !== 'stall') return;
     // The main thread timed the stall from its own heartbeat, which is the precise figure.
+    const lastStall = heart.lastStall;
     const measured = lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50 ? lastStall.durationMs : m.durationMs;
     try {
       opts.emit(stallReport(m, measured));
@@ -247,9 +231,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     },
     stop(): Promise<void> {
       stopped ??= (async () => {
-        clearInterval(timer);
+        heart.stop();
         clearImmediate(starter);
-        unregister();
         slices.port1.close();
         await worker?.terminate();
       })();

@@ -60,6 +60,15 @@ export interface TaskSnapshot {
   readonly awaitsId?: number;
 }
 
+/** How an ended task ended, as far as can be known. */
+export interface TerminatedOutcome {
+  readonly state: 'resolved' | 'rejected' | 'unknown';
+  /** For `rejected`: the error, one line. */
+  readonly error?: string;
+  /** For a spawned task that was aborted: the reason and where `abort()` was called. */
+  readonly abortedBy?: { readonly reason: string; readonly at: readonly string[] };
+}
+
 /** Tasks with the same name and waiting stack, folded into one line of a dump. */
 export interface TaskGroup {
   readonly name: string;
@@ -80,6 +89,12 @@ export interface LoopLagFigures {
   readonly utilization: number;
   /** Stalls the watchdog saw during the interval. */
   readonly stalls: number;
+}
+
+/** Where loop-lag figures are shipped (StatsD, Prometheus); `close` releases what loopwatch created. */
+export interface LoopLagOutput {
+  write(f: LoopLagFigures): void;
+  close(): void;
 }
 
 /** A report: the common fields every sink understands, plus kind-specific detail. */

@@ -17,6 +17,12 @@ export class PromiseRecord {
   waitingOn: PromiseRecord | undefined = undefined;
   /** Raw call site of the `await` it is suspended at (the suspended function's own line). */
   awaitSite: NodeJS.CallSite | undefined = undefined;
+  /** Time its own code ran on the loop (the reactions that resumed it), ms. Debug mode. */
+  busyMs = 0;
+  /** `performance.now()` when it settled. */
+  endedAt: number | undefined = undefined;
+  /** Where `abort()` was called on a spawned task, and with what reason. */
+  abortedBy: { readonly reason: string; readonly at: readonly string[] } | undefined = undefined;
   #name: string | undefined = undefined;
 
   constructor(
