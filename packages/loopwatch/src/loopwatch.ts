@@ -11,8 +11,8 @@ import { formatLocation } from './model/report.js';
 import type { Format } from './options.js';
 import { DEFAULT_SLOW_MS } from './options.js';
 import { ReportBus, type ReportPolicy } from './reporting.js';
-import { setIgnoredPaths } from './model/frames.js';
-import { createdAtOf } from './model/describe.js';
+import { setIgnoredPaths } from './source/frames.js';
+import { createdAtOf } from './instrument/describe.js';
 import { trackLineStarts, untrackLineStarts } from './sinks/stderr.js';
 import { textSink } from './sinks/text.js';
 import { jsonSink } from './sinks/json.js';
@@ -137,7 +137,7 @@ export class Loopwatch {
       blocking.stop();
       this.blocking = undefined;
     });
-    // 5 ms samples: ≥ 20 in any slow turn, enough to name its function and line; 1 ms cost a few % more.
+    // 5 ms samples: ≥ 20 in any slow turn, enough to name its function and line.
     this.#startProductionSet(opts, slowMs, 5_000);
     const onSigusr2 = (): void => this.emit(this.dump());
     process.on('SIGUSR2', onSigusr2);

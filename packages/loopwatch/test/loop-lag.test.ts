@@ -55,8 +55,8 @@ describe('monitorLoopLag', () => {
     expect(busy.utilization).toBeGreaterThan(0.6);
     await sleep(400);
     const idle = lag.sample();
-    // Generous: a loaded 2-core machine may delay a timer, but not by 400 ms.
-    expect(idle.maxMs).toBeLessThan(150);
+    // Reset per interval: the block is not carried over (how small an idle lag is: bench/timing-checks).
+    expect(idle.maxMs).toBeLessThan(busy.maxMs / 2);
     // Relative: CPU contention from neighbours inflates ELU (descheduled time counts as active).
     expect(idle.utilization).toBeLessThan(busy.utilization - 0.3);
     expect(idle.intervalMs).toBeGreaterThanOrEqual(390);
@@ -79,7 +79,7 @@ describe('monitorLoopLag', () => {
     await sleep(200);
     const next = lag.sample();
     expect(next.stalls).toBe(0);
-    expect(next.maxMs).toBeLessThan(150);
+    expect(next.maxMs).toBeLessThan(measured / 2);
   });
 
   it('delivers on its timer to onSample and emit', async () => {
@@ -154,7 +154,7 @@ describe('loop-lag under register (production mode)', () => {
     expect(lags[withStall]!.utilization).toBeGreaterThan(0.5);
     const later = lags.slice(withStall + 1);
     expect(later.length).toBeGreaterThanOrEqual(1);
-    expect(later.at(-1)!.maxMs).toBeLessThan(200);
+    expect(later.at(-1)!.maxMs).toBeLessThan(lags[withStall]!.maxMs / 2);
     // Relative, as above: a loaded machine inflates even an idle interval's ELU.
     expect(later.at(-1)!.utilization).toBeLessThan(lags[withStall]!.utilization - 0.3);
   });

@@ -27,8 +27,8 @@ describe('stall watchdog', () => {
     expect(r.kind).toBe('stall');
     expect(r.functionName).toBe('spinFor');
     expect(r.location).toBe(`${sourcePath('stall-direct')}:${await markerLine('stall-direct', 'SPIN-LINE')}:3`);
+    // At least the spin; how close to it the figure is, is a bench check (bench/timing-checks).
     expect(r.durationMs).toBeGreaterThan(1000);
-    expect(r.durationMs).toBeLessThan(3000);
     expect(r.stall?.capture).toBe('paused');
     expect(lines.at(-1)?.stopped).toBe(true);
   });

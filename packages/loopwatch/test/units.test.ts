@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { OptionsError, optionsFromEnv } from '../src/options.js';
 import { wantedHere } from '../src/entry.js';
 import { PathGlobs } from '../src/model/glob.js';
-import { useOfCallAt } from '../src/model/call-site-source.js';
+import { useOfCallAt } from '../src/source/call-site-source.js';
 import { ReportBus } from '../src/reporting.js';
 import { findCycles } from '../src/instrument/dump.js';
 import { hottestStack, type CpuProfile } from '../src/model/cpu-profile.js';

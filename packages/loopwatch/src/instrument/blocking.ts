@@ -10,10 +10,11 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { captureSites, isBuiltinSite, isUserFile, userFrames } from '../model/frames.js';
+import { captureSites, isUserFile, userFrames } from '../source/frames.js';
+import { isBuiltinSite } from '../model/call-sites.js';
 import { taskRef, type PromiseRecord } from '../model/task.js';
 
-/** Loaded when watching starts (debug mode): zlib, crypto and child_process cost ~15 ms of start-up to import. */
+/** Loaded when watching starts (debug mode): importing zlib, crypto and child_process is start-up time plain programs need not pay. */
 const requireBuiltin = createRequire(import.meta.url);
 
 type AnyFn = (...args: unknown[]) => unknown;

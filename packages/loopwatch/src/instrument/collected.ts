@@ -6,9 +6,11 @@ import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
-import { createdAtOf, waitingAtOf } from '../model/describe.js';
-import { isBuiltinSite, isLibraryFile, isUserFile, siteToFrame } from '../model/frames.js';
-import { valueUseAt } from '../model/call-site-source.js';
+import { createdAtOf, waitingAtOf } from './describe.js';
+import { isBuiltinSite } from '../model/call-sites.js';
+import { isLibraryFile } from '../model/paths.js';
+import { isUserFile, siteToFrame } from '../source/frames.js';
+import { valueUseAt } from '../source/call-site-source.js';
 
 /** Builds the report for a collected record, or nothing when the record is unremarkable. */
 export function collectedReport(rec: PromiseRecord): Report | undefined {

@@ -6,7 +6,7 @@
  */
 import type { Report, TaskGroup, TaskRef, TaskSnapshot } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { awaitersOf, snapshotOf } from '../model/describe.js';
+import { awaitersOf, snapshotOf } from './describe.js';
 import type { TaskTracker } from './tasks.js';
 
 export interface DumpOptions {

@@ -19,11 +19,12 @@
 import path from 'node:path';
 import type { Attribution, Frame, Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { isOwnFile, originOf, resolveFrame, shortLocation, toPath, userFrames } from '../model/frames.js';
+import { isOwnFile, resolveFrame, userFrames } from '../source/frames.js';
+import { originOf, shortLocation, toPath } from '../model/paths.js';
 import type { HotFrame, HotStack } from '../model/cpu-profile.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
-import { createdAtOf } from '../model/describe.js';
+import { createdAtOf } from './describe.js';
 import type { BlockingCall } from './blocking.js';
 import type { RawFrame } from './watchdog-protocol.js';
 import type { Clock, Timer } from './clock.js';

@@ -1,7 +1,7 @@
 /** Named tasks: `spawn(name, fn)` is the `asyncio.create_task(coro, name=…)` twin, with cancellation. */
 import { threadId } from 'node:worker_threads';
 import type { TaskTracker } from './tasks.js';
-import { captureSites, userFrames } from '../model/frames.js';
+import { captureSites, userFrames } from '../source/frames.js';
 import { formatLocation } from '../model/report.js';
 import { errorText } from '../model/error-text.js';
 import { assertOwnThread } from './thread-guard.js';
@@ -28,19 +28,14 @@ export function spawnTask<T>(tracker: TaskTracker, name: string, fn: (signal: Ab
   const promise = fn(controller.signal);
   const rec = tracker.nameTask(promise, name);
   tracker.endSyncPart(promise);
-  return {
-    name,
-    id: rec?.id ?? 0,
-    promise,
-    signal: controller.signal,
-    abort(reason?: unknown): void {
-      assertOwnThread(owner, `task ${name}`);
-      // Who aborted it, for the terminated-task history (aiomonitor's "who cancelled it").
-      if (rec && rec.pending && rec.abortedBy === undefined) {
-        const at = userFrames(captureSites(this.abort, 4), 3).map(formatLocation);
-        rec.abortedBy = { reason: reason === undefined ? 'aborted' : errorText(reason), at };
-      }
-      controller.abort(reason);
-    },
+  const abort = (reason?: unknown): void => {
+    assertOwnThread(owner, `task ${name}`);
+    // Who aborted it, for the terminated-task history (aiomonitor's "who cancelled it").
+    if (rec && rec.pending && rec.abortedBy === undefined) {
+      const at = userFrames(captureSites(abort, 4), 3).map(formatLocation);
+      rec.abortedBy = { reason: reason === undefined ? 'aborted' : errorText(reason), at };
+    }
+    controller.abort(reason);
   };
+  return { name, id: rec?.id ?? 0, promise, signal: controller.signal, abort };
 }

@@ -1,5 +1,5 @@
 /**
- * Task tracking on `v8.promiseHooks` (async_hooks costs ~4× more; bench/hooks.bench.ts). Every promise
+ * Task tracking on `v8.promiseHooks` (async_hooks' hooks cost ~3× as much per promise: bench/claims.bench.ts). Every promise
  * created without a parent gets one raw stack capture of six frames (that is how an async function
  * call is told from a `new Promise`, and where it was created); chained promises (`await`, `.then`)
  * get none, only a couple of symbol-property writes. Only tasks are put in a FinalizationRegistry.
@@ -15,7 +15,8 @@
  */
 import { promiseHooks } from 'node:v8';
 import { PromiseRecord } from '../model/task.js';
-import { CAPTURE_LIMIT, captureSites, isBuiltinSite, isInternalFile } from '../model/frames.js';
+import { CAPTURE_LIMIT, captureSites, isInternalFile } from '../source/frames.js';
+import { isBuiltinSite } from '../model/call-sites.js';
 import { TerminatedTasks } from './terminated.js';
 import { realClock, type Clock } from './clock.js';
 

@@ -7,7 +7,7 @@
 import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { taskRef } from '../model/task.js';
-import { createdAtOf, definedAtOf } from '../model/describe.js';
+import { createdAtOf, definedAtOf } from './describe.js';
 import { recordOf } from './tasks.js';
 
 type Emit = typeof process.emit;

@@ -13,7 +13,8 @@ import path from 'node:path';
 import type { Frame, Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
-import { isOwnFile, originOf, resolveFrame } from '../model/frames.js';
+import { isOwnFile, resolveFrame } from '../source/frames.js';
+import { originOf } from '../model/paths.js';
 import { defaultStallFeed, type StallEvent, type StallFeed } from './watchdog-feed.js';
 import { Heartbeat } from './heartbeat.js';
 import { realClock } from './clock.js';
@@ -73,8 +74,8 @@ const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url))) + pat
 /** The worker's compiled file; from sources (vitest), the build output next to them. */
 function workerUrl(): URL {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/instrument/watchdog-worker.js'));
-  return new URL('./watchdog-worker.js', here);
+  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/watchdog-thread.js'));
+  return new URL('../watchdog-thread.js', here);
 }
 
 function isUserFrame(f: Frame): boolean {
@@ -210,7 +211,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   worker.unref();
   return worker;
   };
-  // A worker is a whole node isolate to boot (~25 ms of CPU): not for a program that is over in its
+  // A worker is a whole node isolate to boot: not for a program that is over in its
   // first turn. The heartbeat runs from now on, so a stall already under way is still seen.
   let worker: Worker | undefined;
   const starter = setImmediate(() => {

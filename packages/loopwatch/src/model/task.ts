@@ -5,7 +5,7 @@
  * sites (the name, above all) is worked out on first use, at report time.
  */
 import type { TaskRef } from './report.js';
-import { functionNameOf } from './frames.js';
+import { functionNameOf } from './call-sites.js';
 
 export class PromiseRecord {
   /** Named by `spawn()`. */
@@ -25,6 +25,8 @@ export class PromiseRecord {
   abortedBy: { readonly reason: string; readonly at: readonly string[] } | undefined = undefined;
   #name: string | undefined = undefined;
 
+  // Made for every promise without a parent (the hot path): positional, no options object to allocate.
+  // eslint-disable-next-line max-params
   constructor(
     readonly id: number,
     /** Raw call sites at creation: for an async function, [the function itself, its caller, ...]. */

@@ -1,6 +1,6 @@
 /** Readable multi-line reports on stderr, shaped like asyncio's debug log. */
 import type { Frame, Report, Sink, TaskGroup, TaskSnapshot } from '../model/report.js';
-import { shortLocation } from '../model/frames.js';
+import { shortLocation } from '../model/paths.js';
 import { writeStderr } from './stderr.js';
 
 const MARK: Record<string, string> = { library: '  [library]', node: '  [node]' };

@@ -101,7 +101,8 @@ describe('task model', () => {
     const ended = t.terminated.list();
     const byName = (n: string) => ended.find((e) => e.rec.name === n)?.outcome;
     expect(byName('ok')).toEqual({ state: 'resolved' });
-    expect(byName('fails')).toMatchObject({ state: 'rejected', error: expect.stringContaining('disk full') });
+    expect(byName('fails')?.state).toBe('rejected');
+    expect(byName('fails')?.error).toContain('disk full');
     expect(byName('poller')).toMatchObject({ state: 'resolved', abortedBy: { reason: 'shutting down' } });
     expect(byName('poller')?.abortedBy?.at[0]).toMatch(/task-model\.test\.ts:\d+:\d+$/);
   });
