@@ -15,7 +15,7 @@ import { Session } from 'node:inspector';
 import { captureSites } from '../src/source/frames.js';
 
 async function leaf(n: number): Promise<number> {
-  await null;
+  await Promise.resolve();
   return n + 1;
 }
 /** One "request": a few awaits deep, the shape the task tracker sees most. */
