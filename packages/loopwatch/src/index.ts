@@ -21,7 +21,8 @@ export { runInWorker, setWorkerPoolSize, closeWorkerPool } from './instrument/wo
 export { ThreadAffinityError } from './instrument/thread-guard.js';
 export { monitorLoopLagTo as monitorLoopLag, type LoopLagOptions, type LoopLagMonitor, type StatsDLike } from './loop-lag-outputs.js';
 export { startStallWatchdog, type StallWatchdogOptions, type StallWatchdog, type StallEvent } from './instrument/watchdog.js';
-export { optionsFromEnv, OptionsError, type LoopwatchOptions } from './options.js';
+export { optionsFromEnv, attachSettingOf, OptionsError, type LoopwatchOptions } from './options.js';
+export type { AttachSetting } from './attach/protocol.js';
 export { formatText } from './sinks/text.js';
 export { formatJson } from './sinks/json.js';
 export type { DumpOptions, MonitorTasksOptions };

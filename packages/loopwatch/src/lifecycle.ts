@@ -44,6 +44,8 @@ export function enableFromOptions(opts: LoopwatchOptions): void {
     ...(opts.ignore ? { ignore: opts.ignore } : {}),
     ...(opts.silence ? { silence: opts.silence } : {}),
     ...(opts.summary === false ? { summary: false } : {}),
+    // Under register the endpoint is on unless LOOPWATCH_ATTACH=0.
+    attach: opts.attach ?? 'unix',
   };
   if (opts.mode === 'debug') enableDebug(common);
   else if (opts.mode === 'production') enableProduction(common);

@@ -29,6 +29,10 @@ import { startTaskMonitor } from './instrument/monitor.js';
 import { startStallWatchdog, type StallWatchdog } from './instrument/watchdog.js';
 import { StallFeed } from './instrument/watchdog-feed.js';
 import { monitorLoopLagTo } from './loop-lag-outputs.js';
+import { AttachEndpoint, type AttachSetting } from './attach/endpoint.js';
+import { Answers } from './attach/answers.js';
+import { errorText } from './model/error-text.js';
+import { writeStderr } from './sinks/stderr.js';
 
 /** Options shared by `enableDebug`, `enableProduction` and the environment. */
 export interface EnableOptions extends ReportPolicy {
@@ -46,6 +50,11 @@ export interface EnableOptions extends ReportPolicy {
   readonly monitorMs?: number;
   /** `host:port` of StatsD for loop-lag figures. */
   readonly statsd?: string;
+  /**
+   * Open the attach endpoint (`loopwatch ps|top <pid>`): `true`/`'unix'` for the owner-only socket,
+   * `{ tcp: { host, port } }` for TCP with a token. Default off from code; on under `register`.
+   */
+  readonly attach?: AttachSetting;
 }
 
 export type Mode = 'off' | 'debug' | 'production';
@@ -68,6 +77,7 @@ export class Loopwatch {
   slow: SlowCallbackWatcher | undefined;
   blocking: BlockingCallWatcher | undefined;
   watchdog: StallWatchdog | undefined;
+  attach: AttachEndpoint | undefined;
   #mode: Mode = 'off';
   /** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
   #startupWindows = 0;
@@ -237,6 +247,7 @@ export class Loopwatch {
         return watchdog.stop();
       });
     }
+    if (opts.attach) this.#openAttach(opts.attach);
     if (opts.statsd !== undefined || opts.monitorMs !== undefined) {
       const lag = monitorLoopLagTo({
         ...(opts.monitorMs === undefined ? {} : { intervalMs: opts.monitorMs }),
@@ -245,6 +256,30 @@ export class Loopwatch {
         feed: this.stalls,
       });
       this.#stoppers.push(() => lag.stop());
+    }
+  }
+
+  /** The attach endpoint rides on the watchdog's heartbeat (it must know when the loop is blocked). */
+  #openAttach(setting: AttachSetting): void {
+    const watchdog = this.watchdog;
+    if (!watchdog) return;
+    const answers = new Answers(this);
+    try {
+      const endpoint = new AttachEndpoint({
+        setting,
+        heartbeat: watchdog.heartbeat,
+        heartbeatMs: watchdog.heartbeatMs,
+        answer: (req) => answers.answer(req),
+        onNote: (m) => writeStderr(`${m}\n`),
+      });
+      this.attach = endpoint;
+      this.#stoppers.push(() => {
+        this.attach = undefined;
+        return endpoint.stop();
+      });
+    } catch (e) {
+      // An unsafe socket directory (or none) costs the endpoint, never the program.
+      writeStderr(`${errorText(e)}\n`);
     }
   }
 

@@ -17,9 +17,14 @@ export interface HeartbeatOptions {
   readonly onStall?: (e: StallEvent) => void;
 }
 
+/** Beats remembered for lag figures on request (`loopwatch top`): a minute at the fastest beat. */
+const LATENESS_KEPT = 12_000;
+
 export class Heartbeat {
   /** The last stall measured (the worker's report is matched against it). */
   lastStall: StallEvent | undefined;
+  /** How late each recent beat ran, ms, with when (clock ms): loop lag at no extra timer. */
+  readonly #late: { at: number; ms: number }[] = [];
   readonly #o: HeartbeatOptions;
   #last: number;
   readonly #timer: Timer;
@@ -42,12 +47,22 @@ export class Heartbeat {
     const late = now - this.#last - heartbeatMs;
     this.#last = now;
     Atomics.store(this.#o.cell, 0, BigInt(Math.round(clock.origin + now)));
+    this.#late.push({ at: now, ms: Math.max(0, late) });
+    if (this.#late.length > LATENESS_KEPT) this.#late.splice(0, LATENESS_KEPT / 2);
     if (late < thresholdMs) return;
     const e: StallEvent = { startMs: now - late, endMs: now, durationMs: late };
     this.lastStall = e;
     this.#o.feed.publish(e);
     this.#o.onStall?.(e);
   };
+
+  /** Loop lag over the last `windowMs`: how late the beats ran (p50, p99, max), ms. */
+  lag(windowMs: number): { p50Ms: number; p99Ms: number; maxMs: number; samples: number } {
+    const since = this.#o.clock.now() - windowMs;
+    const ms = this.#late.filter((b) => b.at >= since).map((b) => b.ms).sort((a, b) => a - b);
+    const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? 0;
+    return { p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ms[ms.length - 1] ?? 0, samples: ms.length };
+  }
 
   stop(): void {
     this.#timer.cancel();

@@ -66,6 +66,11 @@ export interface StallWatchdog {
   holdSlices(untilEpochMs: number): void;
   /** Hands every slice the worker has posted to `onSlice`, synchronously (works at exit too). */
   drainSlices(): void;
+  /** The shared heartbeat cell (epoch ms of the last beat), for other workers that must know the loop is blocked. */
+  readonly heartbeat: SharedArrayBuffer;
+  readonly heartbeatMs: number;
+  /** Loop lag from the heartbeat's lateness over the last `windowMs`. */
+  lag(windowMs: number): { p50Ms: number; p99Ms: number; maxMs: number; samples: number };
 }
 
 /** loopwatch's own compiled sources: never the culprit. */
@@ -221,6 +226,9 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
 
   let stopped: Promise<void> | undefined;
   return {
+    heartbeat: sab,
+    heartbeatMs,
+    lag: (windowMs) => heart.lag(windowMs),
     drainSlices(): void {
       for (let m = receiveMessageOnPort(slices.port1); m !== undefined; m = receiveMessageOnPort(slices.port1)) {
         const s = m.message as WatchdogMessage;

@@ -35,3 +35,8 @@ export function shortLocation(frame: Frame): string {
   const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : frame.file;
   return `${shown}:${frame.line}:${frame.column}`;
 }
+
+/** Whether a resolved path or URL is under loopwatch's own compiled sources (`ownDir` ends with a separator). */
+export function isOwnPath(file: string, ownDir: string): boolean {
+  return toPath(file).startsWith(ownDir);
+}
