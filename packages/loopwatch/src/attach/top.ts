@@ -9,7 +9,7 @@
 import { createElement as h, useEffect, useState, type ReactElement } from 'react';
 import type { Address, AttachAnswer, BusyInfo, TopData, WhereData } from './protocol.js';
 import { ask } from './client.js';
-import { at, busyLine, duration, whereView } from './views.js';
+import { at, busyLine, duration, shortLoc, whereView } from './views.js';
 import { errorText } from '../model/error-text.js';
 
 // ink renders only the final frame when it believes it runs in CI (is-in-ci reads CI at import). An
@@ -74,7 +74,7 @@ function Slow({ top }: { top: TopData }): ReactElement {
     Box,
     { flexDirection: 'column', marginTop: 1 },
     h(Text, { bold: true }, `slow callbacks, last minute: ${top.slow.length}`),
-    ...shown.map((s, k) => h(Text, { key: k }, `  ${String(s.durationMs).padStart(6)} ms  ${duration(s.agoMs).padStart(6)} ago  ${s.functionName} (${s.location ?? '?'})${s.task ? `  task ${s.task}` : ''}`)),
+    ...shown.map((s, k) => h(Text, { key: k }, `  ${String(s.durationMs).padStart(6)} ms  ${duration(s.agoMs).padStart(6)} ago  ${s.functionName} (${s.location ? shortLoc(s.location) : '?'})${s.task ? `  task ${s.task}` : ''}`)),
   );
 }
 

@@ -15,6 +15,12 @@ export function duration(ms: number): string {
   return `${Math.floor(ms / 3_600_000)}h${String(Math.floor((ms % 3_600_000) / 60_000)).padStart(2, '0')}m`;
 }
 
+/** `file:line:col` with the file relative to the working directory when below it. */
+export function shortLoc(location: string): string {
+  const m = /^(.*):(\d+):(\d+)$/.exec(location);
+  return m ? shortLocation({ functionName: '', file: m[1]!, line: Number(m[2]), column: Number(m[3]) }) : location;
+}
+
 export function at(f: Frame | undefined): string {
   return f ? shortLocation(f) : '-';
 }
