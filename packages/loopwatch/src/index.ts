@@ -4,7 +4,7 @@
  * No code change: `node --import loopwatch/register app.js` with `LOOPWATCH=debug|production`.
  * From code: the functions below, with the same options.
  */
-import type { Report } from './model/report.js';
+import type { TaskDumpReport } from './model/report.js';
 import type { DumpOptions } from './instrument/dump.js';
 import { startTaskMonitor, type MonitorTasksOptions } from './instrument/monitor.js';
 import { spawnTask, type TaskHandle } from './instrument/spawn.js';
@@ -12,7 +12,28 @@ import { assertMainThread } from './instrument/thread-guard.js';
 import { loopwatch, report } from './lifecycle.js';
 import { textSink as textSinkLazy } from './sinks/text.js';
 
-export type { Frame, Report, ReportKind, Sink, TaskRef, TaskSnapshot, LoopLagFigures } from './model/report.js';
+export type {
+  Frame,
+  Report,
+  ReportKind,
+  ReportOf,
+  ReportLine,
+  Sink,
+  TaskRef,
+  TaskSnapshot,
+  LoopLagFigures,
+  TaskDumpReport,
+  UnhandledTaskErrorReport,
+  TaskDestroyedPendingReport,
+  NeverAwaitedReport,
+  SlowCallbackReport,
+  StallReport,
+  LoopLagReport,
+  ThreadAffinityReport,
+  StartUpReport,
+  SummaryReport,
+} from './model/report.js';
+export { reportMessage } from './sinks/words.js';
 export type { EnableOptions } from './lifecycle.js';
 export { enableDebug, enableProduction, disable, activeMode } from './lifecycle.js';
 export type { TaskHandle } from './instrument/spawn.js';
@@ -32,7 +53,7 @@ export type { DumpOptions, MonitorTasksOptions };
  * where each was created and where it waits. Prints it (like `print_stack`) unless `print: false`.
  * Without debug mode only the message says tracking is off.
  */
-export function dumpTasks(opts: DumpOptions & { readonly print?: boolean } = {}): Report {
+export function dumpTasks(opts: DumpOptions & { readonly print?: boolean } = {}): TaskDumpReport {
   assertMainThread('dumpTasks');
   const r = loopwatch.dump(opts);
   if (opts.print !== false) report(r);

@@ -6,7 +6,7 @@
  * Turning a mode on starts instruments and pushes their stoppers; `disable()` runs them in reverse,
  * so exactly what was enabled is undone.
  */
-import type { Report, Sink } from './model/report.js';
+import type { Report, Sink, TaskDumpReport } from './model/report.js';
 import { formatLocation } from './model/report.js';
 import type { Format } from './options.js';
 import { DEFAULT_SLOW_MS } from './options.js';
@@ -103,7 +103,7 @@ export class Loopwatch {
     this.emit(r);
   }
 
-  dump(opts: DumpOptions = {}): Report {
+  dump(opts: DumpOptions = {}): TaskDumpReport {
     return buildTaskDump(this.tasks, opts);
   }
 

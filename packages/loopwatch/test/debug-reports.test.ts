@@ -3,10 +3,10 @@
  * output; the report must name the kind, the function and the line in the fixture's .ts source.
  */
 import { describe, expect, it } from 'vitest';
-import type { Report } from '../src/model/report.js';
 import { markerLine, runFixture, sourcePath } from './run-fixture.js';
+import type { Line } from './run-fixture.js';
 
-function only(reports: Report[], kind: string): Report {
+function only(reports: Line[], kind: string): Line {
   const found = reports.filter((r) => r.kind === kind);
   expect(found, `${kind} reports in ${JSON.stringify(reports)}`).toHaveLength(1);
   return found[0]!;

@@ -119,7 +119,7 @@ export class BlockingCallWatcher {
     const task = this.deps.currentTask();
     this.deps.emit({
       kind: 'thread-affinity',
-      message: `${api} blocked the main thread for ${durationMs.toFixed(1)} ms; move it off the loop (runInWorker) or use the async API`,
+      api,
       time: Date.now(),
       durationMs,
       ...(task && !task.internal ? { task: taskRef(task) } : {}),

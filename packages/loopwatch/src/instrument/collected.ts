@@ -23,7 +23,6 @@ export function collectedReport(rec: PromiseRecord): Report | undefined {
     const where = waitingAt[0] ?? createdAt[0];
     return {
       kind: 'task-destroyed-pending',
-      message: `Task ${rec.name} was destroyed but it is pending: it awaited something nobody can settle any more`,
       time: Date.now(),
       task: taskRef(rec),
       ...(where ? { location: formatLocation(where), functionName: where.functionName } : {}),
@@ -35,7 +34,6 @@ export function collectedReport(rec: PromiseRecord): Report | undefined {
   if (!site) return undefined;
   return {
     kind: 'never-awaited',
-    message: `Promise from ${rec.name}() was never awaited, chained or registered as a task`,
     time: Date.now(),
     task: taskRef(rec),
     location: formatLocation(site),

@@ -4,7 +4,7 @@
  * goroutine profile does the same); `all: true` lists every task. Await cycles (tasks awaiting each
  * other: a deadlock) are found on the await graph, as Python 3.14's `pstree` does.
  */
-import type { Report, TaskGroup, TaskRef, TaskSnapshot } from '../model/report.js';
+import type { TaskDumpReport, TaskGroup, TaskRef, TaskSnapshot } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { awaitersOf, snapshotOf } from './describe.js';
 import type { TaskTracker } from './tasks.js';
@@ -46,11 +46,11 @@ export function findCycles(tasks: readonly TaskSnapshot[]): TaskRef[][] {
   return cycles;
 }
 
-export function buildTaskDump(tracker: TaskTracker, opts: DumpOptions = {}): Report {
+export function buildTaskDump(tracker: TaskTracker, opts: DumpOptions = {}): TaskDumpReport {
   const now = tracker.clock.now();
   const time = tracker.clock.wall();
   if (!tracker.tracking) {
-    return { kind: 'task-dump', message: 'task tracking is off (enable debug mode to see async function tasks)', time, tasks: [] };
+    return { kind: 'task-dump', tracking: false, count: 0, time, tasks: [] };
   }
   const records = tracker.pending();
   const awaiters = awaitersOf(records);
@@ -79,13 +79,10 @@ export function buildTaskDump(tracker: TaskTracker, opts: DumpOptions = {}): Rep
     groups.sort((a, b) => b.count - a.count);
     tasks = all.filter((t) => !folded.has(t.id));
   }
-  const n = all.length;
-  let message = `${n} pending task${n === 1 ? '' : 's'}`;
-  if (groups.length > 0) message += ` (${groups.map((g) => `${g.count} × ${g.name}`).join(', ')})`;
-  if (cycles.length > 0) message += `; await-graph contains cycles: ${cycles.map((c) => c.map((t) => t.name).join(' → ')).join('; ')}`;
   return {
     kind: 'task-dump',
-    message,
+    tracking: true,
+    count: all.length,
     time,
     tasks,
     ...(groups.length > 0 ? { groups } : {}),

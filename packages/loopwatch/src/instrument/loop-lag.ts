@@ -93,13 +93,6 @@ export function mergeFigures(
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
-function lagMessage(f: LoopLagFigures): string {
-  return (
-    `event loop over ${(f.intervalMs / 1000).toFixed(1)} s: lag p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, ` +
-    `max ${f.maxMs.toFixed(1)} ms; utilisation ${(f.utilization * 100).toFixed(0)}%; ${f.stalls} stall${f.stalls === 1 ? '' : 's'}`
-  );
-}
-
 /**
  * Measures event-loop delay (p50/p99/max) and utilisation every `intervalMs` and ships the figures
  * to `onSample`, `emit` (the log), StatsD and/or a Prometheus registry. The timer is unref'd.
@@ -160,7 +153,7 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
     intervalStart = now;
     try {
       opts.onSample?.(figures);
-      opts.emit?.({ kind: 'loop-lag', message: lagMessage(figures), time: Date.now(), lag: figures });
+      opts.emit?.({ kind: 'loop-lag', time: Date.now(), lag: figures });
       for (const t of targets) t.write(figures);
     } catch {
       // Outputs are best effort; the next interval tries again.

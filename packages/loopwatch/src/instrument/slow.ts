@@ -16,11 +16,10 @@
  * slow turns in between are counted, and the next report (or, when the burst is over, one summary
  * line) says how many there were and how long the longest took.
  */
-import path from 'node:path';
-import type { Attribution, Frame, Report } from '../model/report.js';
-import { formatLocation } from '../model/report.js';
+import type { Attribution, Frame, Report, SlowCallbackReport } from '../model/report.js';
+import { culpritOf, formatLocation } from '../model/report.js';
 import { isOwnFile, resolveFrame, userFrames } from '../source/frames.js';
-import { originOf, shortLocation, toPath } from '../model/paths.js';
+import { originOf, toPath } from '../model/paths.js';
 import type { HotFrame, HotStack } from '../model/cpu-profile.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
@@ -176,7 +175,7 @@ export class SlowCallbackWatcher {
       ...(r.location === undefined ? {} : { location: r.location }),
       ...(r.task ? { task: r.task.name } : {}),
     });
-    this.#d.emit(s ? { ...r, message: `${r.message}${suppressedNote(s)}` } : r);
+    this.#d.emit(s ? { ...r, suppressed: { ...s } } : r);
     this.#ownUntil = clock.now();
   }
 
@@ -211,14 +210,12 @@ export class SlowCallbackWatcher {
     s.reported = true;
     s.timer?.cancel();
     const modules = [...s.modules].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([file, ms]) => ({ file, ms: Math.round(ms) }));
-    const top = modules[0];
     this.#d.emit({
       kind: 'start-up',
-      message:
-        `loading modules took ${Math.round(s.totalMs)} ms in ${s.turns} slow turn${s.turns === 1 ? '' : 's'} (longest ${Math.round(s.longestMs)} ms)` +
-        (top ? `; most in ${shortLocation({ functionName: '', file: top.file, line: 0, column: 0 }).replace(/:0:0$/, '')} (${top.ms} ms)` : ''),
       time: this.#d.clock.wall(),
       durationMs: Math.round(s.totalMs),
+      turns: s.turns,
+      longestMs: Math.round(s.longestMs),
       attribution: 'module-loading',
       modules,
     });
@@ -231,7 +228,7 @@ export class SlowCallbackWatcher {
     this.#lastReportAt = this.#d.clock.now();
     this.#d.emit({
       kind: 'slow-callback',
-      message: `${s.count} more slow callback${s.count === 1 ? '' : 's'} since ${new Date(s.sinceMs).toISOString()}, longest ${Math.round(s.longestMs)} ms, ${Math.round(s.totalMs)} ms in all (not analysed: reports are rate-limited)`,
+      burst: { ...s },
       time: this.#d.clock.wall(),
       durationMs: Math.round(s.longestMs * 10) / 10,
       attribution: 'no-sample',
@@ -257,9 +254,6 @@ export class SlowCallbackWatcher {
   }
 }
 
-function suppressedNote(s: Suppressed): string {
-  return ` (plus ${s.count} more slow callback${s.count === 1 ? '' : 's'} since the previous report, longest ${Math.round(s.longestMs)} ms, not analysed: reports are rate-limited)`;
-}
 
 function withOrigin(f: Frame): Frame {
   const origin = originOf(f.file);
@@ -276,15 +270,6 @@ function rawToFrame(f: RawFrame): Frame {
   return withOrigin(resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line: f.line0 + 1, column: f.column0 + 1 }));
 }
 
-const ATTRIBUTION_TEXT: Record<Attribution, string> = {
-  code: '',
-  'blocking-call': '',
-  'garbage-collection': 'mostly in garbage collection (no code stood out in the samples)',
-  compilation: 'mostly compiling code',
-  'module-loading': 'loading modules',
-  native: 'in native code or V8 itself (no JavaScript frame in the samples)',
-  'no-sample': 'no profiler sample fell in this turn (too short, or the profiler was busy)',
-};
 
 interface SlowTurn {
   readonly task: PromiseRecord | undefined;
@@ -296,7 +281,7 @@ interface SlowTurn {
   readonly time: number;
 }
 
-function slowReport({ task, startMs, durationMs, hot, blocking, slices, time }: SlowTurn): Report {
+function slowReport({ task, startMs, durationMs, hot, blocking, slices, time }: SlowTurn): SlowCallbackReport {
   const endMs = startMs + durationMs;
   let stack: Frame[] = [];
   let attribution: Attribution = hot.attribution;
@@ -312,18 +297,9 @@ function slowReport({ task, startMs, durationMs, hot, blocking, slices, time }: 
     stack = hot.frames.map(hotFrameToFrame);
   }
   stack = foldToUser(stack);
-  const culprit = stack.find((f) => f.origin === undefined) ?? stack[0];
-  const ms = Math.round(durationMs);
-  const who = task && !task.internal ? `task ${task.name}` : 'a callback';
-  let where = '';
-  if (culprit) {
-    where = ` in ${culprit.functionName} (${formatLocation(culprit)})`;
-    const leaf = stack[0];
-    if (leaf && leaf !== culprit) where += `, inside ${leaf.functionName} (${path.basename(leaf.file)}:${leaf.line})`;
-  } else if (ATTRIBUTION_TEXT[attribution]) where = `, ${ATTRIBUTION_TEXT[attribution]}`;
+  const culprit = culpritOf(stack);
   return {
     kind: 'slow-callback',
-    message: `Executing ${who} took ${ms} ms${where}`,
     time,
     durationMs: Math.round(durationMs * 10) / 10,
     attribution,

@@ -4,7 +4,7 @@
  * default behaviour. Observing `process.emit` instead of adding a listener sees every unhandled
  * rejection, even when the program has its own listener, and leaves exit semantics exactly as they were.
  */
-import type { Report } from '../model/report.js';
+import type { Report, UnhandledTaskErrorReport } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { taskRef } from '../model/task.js';
 import { createdAtOf, definedAtOf } from './describe.js';
@@ -12,14 +12,14 @@ import { recordOf } from './tasks.js';
 
 type Emit = typeof process.emit;
 
-export function unhandledReport(reason: unknown, promise: unknown, time = Date.now()): Report {
+export function unhandledReport(reason: unknown, promise: unknown, time = Date.now()): UnhandledTaskErrorReport {
   const rec = recordOf(promise);
   const err = reason instanceof Error ? reason : undefined;
   const error = err
     ? { name: err.name, message: err.message, ...(err.stack === undefined ? {} : { stack: err.stack }) }
     : { name: typeof reason, message: String(reason) };
   if (!rec) {
-    return { kind: 'unhandled-task-error', message: `Unhandled rejection: ${error.name}: ${error.message}`, time, error };
+    return { kind: 'unhandled-task-error', time, error };
   }
   const createdAt = createdAtOf(rec);
   // The parent chain continues the source traceback across async hops.
@@ -29,7 +29,6 @@ export function unhandledReport(reason: unknown, promise: unknown, time = Date.n
   const site = createdAt[0] ?? definedAtOf(rec);
   return {
     kind: 'unhandled-task-error',
-    message: `Task ${rec.name} failed and nobody handled it: ${error.name}: ${error.message}`,
     time,
     task: taskRef(rec),
     ...(site ? { location: formatLocation(site), functionName: site.functionName } : {}),

@@ -112,11 +112,9 @@ export class WatchdogLoop {
       if (ended()) return;
       const ms = Math.round(nowMs() - stallStart);
       const top = found.pausedStack[0];
-      const where = top ? ` in ${top.functionName} (${formatLocation(top)})` : '';
       const { capture, task, pauseLatencyMs } = found;
       this.writeOngoing({
         kind: 'stall',
-        message: `event loop blocked for ${ms} ms and still blocked${where}`,
         time: Date.now(),
         durationMs: ms,
         ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),

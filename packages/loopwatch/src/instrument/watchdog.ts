@@ -10,7 +10,7 @@ import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_thread
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Frame, Report } from '../model/report.js';
+import type { Frame, Report, StallReport } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
 import { isOwnFile, resolveFrame } from '../source/frames.js';
@@ -99,10 +99,6 @@ function resolveRaw(frames: readonly RawFrame[], limit: number): Frame[] {
     });
 }
 
-function describeTask(m: StallMessage): string {
-  return m.task ? ` while running task "${m.task.name}" (#${m.task.id})` : '';
-}
-
 /** Parses `fn (file:line:col)` or `file:line:col`, the current-task probe's `createdAt` strings. */
 function parseFrame(s: string): Frame | undefined {
   const m = /^(?:(.*?) \()?(.+):(\d+):(\d+)\)?$/.exec(s.trim());
@@ -111,36 +107,15 @@ function parseFrame(s: string): Frame | undefined {
 }
 
 /** Builds the `stall` report from the worker's findings. */
-export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): Report {
+export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): StallReport {
   const ms = Math.round(durationMs);
   const paused = m.pausedRaw && m.pausedRaw.length > 0 ? resolveRaw(m.pausedRaw, 10) : m.pausedStack;
   const stack = m.capture === 'sampled' ? m.sampledStack : paused;
   const userIdx = stack.findIndex(isUserFrame);
   const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
-  const where = culprit ? `${culprit.functionName} (${formatLocation(culprit)})` : undefined;
-  let message: string;
-  switch (m.capture) {
-    case 'paused':
-      message = `event loop stalled for ${ms} ms in ${where ?? 'unknown code'}${describeTask(m)}`;
-      break;
-    case 'paused-after-native': {
-      const inner = userIdx > 0 ? stack[userIdx - 1] : undefined;
-      const native = inner ? ` under ${inner.functionName} (${formatLocation(inner)})` : '';
-      message =
-        `event loop stalled for ${ms} ms in a native call${native} made by ${where ?? 'unknown code'}${describeTask(m)}; ` +
-        `V8 could not interrupt it, the frame is where it returned (${m.pauseLatencyMs ?? '?'} ms after the pause request)`;
-      break;
-    }
-    case 'sampled':
-      message = `event loop stalled for ${ms} ms, mostly in ${where ?? 'unknown code'} (CPU samples; no pause)${describeTask(m)}`;
-      break;
-    default:
-      message = `event loop stalled for ${ms} ms (blocking frame unknown${m.note ? `: ${m.note}` : ''})${describeTask(m)}`;
-  }
   const createdAt = m.task?.createdAt.map(parseFrame).filter((f): f is Frame => f !== undefined);
   return {
     kind: 'stall',
-    message,
     time,
     durationMs: ms,
     ...(culprit ? { location: formatLocation(culprit), functionName: culprit.functionName } : {}),

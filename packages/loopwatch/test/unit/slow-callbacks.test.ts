@@ -3,7 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { SlowCallbackWatcher, type WindowSampler } from '../../src/instrument/slow.js';
 import type { HotStack } from '../../src/model/cpu-profile.js';
-import type { Report } from '../../src/model/report.js';
+import { fieldsOf, type Report } from '../../src/model/report.js';
+import { reportMessage } from '../../src/sinks/words.js';
 import { FakeClock } from '../fake-clock.js';
 
 const codeIn = (functionName: string): HotStack => ({
@@ -34,8 +35,8 @@ describe('slow-callback accounting', () => {
     const r = reports[0]!;
     // The ticker (every 25 ms) ran 275 ms late.
     expect(r).toMatchObject({ kind: 'slow-callback', durationMs: 275, functionName: 'crunch', location: '/app/src/busy.js:12:1', attribution: 'code' });
-    expect(r.message).toBe('Executing a callback took 275 ms in crunch (/app/src/busy.js:12:1)');
-    expect(r.stack?.map((f) => f.functionName)).toEqual(['crunch', 'main']);
+    expect(reportMessage(r)).toBe('Executing a callback took 275 ms in crunch (/app/src/busy.js:12:1)');
+    expect(fieldsOf(r).stack?.map((f) => f.functionName)).toEqual(['crunch', 'main']);
     expect(w.recent()).toMatchObject([{ durationMs: 275, functionName: 'crunch' }]);
     w.stop();
   });
@@ -58,7 +59,7 @@ describe('slow-callback accounting', () => {
     expect(reports).toHaveLength(1);
     clock.advance(2_000);
     expect(reports).toHaveLength(2);
-    expect(reports[1]!.message).toMatch(/^2 more slow callbacks since .*, longest 375 ms, 550 ms in all \(not analysed: reports are rate-limited\)$/);
+    expect(reportMessage(reports[1]!)).toMatch(/^2 more slow callbacks since .*, longest 375 ms, 550 ms in all \(not analysed: reports are rate-limited\)$/);
     expect(w.recent()).toHaveLength(3);
     w.stop();
   });
@@ -71,7 +72,7 @@ describe('slow-callback accounting', () => {
     clock.advance(600);
     clock.block(300);
     expect(reports).toHaveLength(2);
-    expect(reports[1]!.message).toMatch(/\(plus 1 more slow callback since the previous report, longest 175 ms, not analysed: reports are rate-limited\)$/);
+    expect(reportMessage(reports[1]!)).toMatch(/\(plus 1 more slow callback since the previous report, longest 175 ms, not analysed: reports are rate-limited\)$/);
     w.stop();
   });
 
@@ -87,7 +88,7 @@ describe('slow-callback accounting', () => {
     expect(reports.map((r) => r.kind)).toEqual(['slow-callback']);
     clock.advance(1_500);
     const startUp = reports.find((r) => r.kind === 'start-up');
-    expect(startUp?.message).toMatch(/^loading modules took 450 ms in 2 slow turns \(longest 275 ms\); most in \/app\/node_modules\/big\/index\.js \(100 ms\)$/);
+    expect(startUp && reportMessage(startUp)).toMatch(/^loading modules took 450 ms in 2 slow turns \(longest 275 ms\); most in \/app\/node_modules\/big\/index\.js \(100 ms\)$/);
     w.stop();
   });
 
@@ -98,7 +99,7 @@ describe('slow-callback accounting', () => {
     w.onSlowReaction(undefined, start, 300);
     clock.runDue();
     await new Promise((r) => setImmediate(r));
-    expect(reports.map((r) => r.durationMs)).toEqual([300]);
+    expect(reports.map((r) => fieldsOf(r).durationMs)).toEqual([300]);
     w.stop();
   });
 

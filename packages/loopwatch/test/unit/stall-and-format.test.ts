@@ -7,6 +7,7 @@ import { stallReport } from '../../src/instrument/watchdog.js';
 import type { StallMessage } from '../../src/instrument/watchdog-protocol.js';
 import { formatText } from '../../src/sinks/text.js';
 import { formatJson } from '../../src/sinks/json.js';
+import { reportMessage } from '../../src/sinks/words.js';
 import type { Frame, Report } from '../../src/model/report.js';
 import { FakeClock } from '../fake-clock.js';
 
@@ -54,21 +55,21 @@ const base: StallMessage = { type: 'stall', durationMs: 1500, detectedAfterMs: 1
 describe('stall report', () => {
   it('paused: the exact frame and the task', () => {
     const r = stallReport({ ...base, task: { id: 7, name: 'cruncher', createdAt: ['start (/app/src/main.ts:4:9)'] } }, 1512, 0);
-    expect(r.message).toBe('event loop stalled for 1512 ms in crunch (/app/src/crunch.ts:10:3) while running task "cruncher" (#7)');
+    expect(reportMessage(r)).toBe('event loop stalled for 1512 ms in crunch (/app/src/crunch.ts:10:3) while running task "cruncher" (#7)');
     expect(r.location).toBe('/app/src/crunch.ts:10:3');
     expect(r.createdAt).toEqual([{ functionName: 'start', file: '/app/src/main.ts', line: 4, column: 9 }]);
   });
   it('paused after a native call: names the call and says V8 could not interrupt it', () => {
     const r = stallReport({ ...base, capture: 'paused-after-native', pausedStack: [native, user], pauseLatencyMs: 1282 }, 2351, 0);
-    expect(r.message).toBe(
+    expect(reportMessage(r)).toBe(
       'event loop stalled for 2351 ms in a native call under execSync (node:child_process:961:13) made by crunch (/app/src/crunch.ts:10:3); V8 could not interrupt it, the frame is where it returned (1282 ms after the pause request)',
     );
   });
   it('sampled only, and nothing at all', () => {
-    expect(stallReport({ ...base, capture: 'sampled', pausedStack: [], sampledStack: [user] }, 1500, 0).message).toBe(
+    expect(reportMessage(stallReport({ ...base, capture: 'sampled', pausedStack: [], sampledStack: [user] }, 1500, 0))).toBe(
       'event loop stalled for 1500 ms, mostly in crunch (/app/src/crunch.ts:10:3) (CPU samples; no pause)',
     );
-    expect(stallReport({ ...base, capture: 'none', pausedStack: [], note: 'frame capture is off' }, 1500, 0).message).toBe(
+    expect(reportMessage(stallReport({ ...base, capture: 'none', pausedStack: [], note: 'frame capture is off' }, 1500, 0))).toBe(
       'event loop stalled for 1500 ms (blocking frame unknown: frame capture is off)',
     );
   });
@@ -79,7 +80,10 @@ describe('sinks write the words', () => {
   it('text: head line with process and script, stack with node frames folded and libraries marked', () => {
     const r: Report = {
       kind: 'slow-callback',
-      message: 'Executing a callback took 286 ms in openDb (/app/db.ts:7:11)',
+      durationMs: 286.4,
+      attribution: 'code',
+      location: '/app/db.ts:7:11',
+      functionName: 'openDb',
       time,
       pid: 42,
       script: 'dist/app.js',
@@ -93,7 +97,7 @@ describe('sinks write the words', () => {
     };
     expect(formatText(r)).toBe(
       [
-        '13:38:38.619 loopwatch[42 dist/app.js] slow-callback: Executing a callback took 286 ms in openDb (/app/db.ts:7:11)',
+        '13:38:38.619 loopwatch[42 dist/app.js] slow-callback: Executing a callback took 286 ms in openDb (/app/db.ts:7:11), inside busy (index.js:5)',
         '  time went to:',
         '    at busy (/app/node_modules/lib/index.js:5:3)  [library]',
         '    … 2 node frames',
@@ -107,7 +111,8 @@ describe('sinks write the words', () => {
     const frame = (line: number): Frame => ({ functionName: 'f', file: '/app/a.ts', line, column: 1 });
     const r: Report = {
       kind: 'task-dump',
-      message: '3 pending tasks',
+      tracking: true,
+      count: 52,
       time,
       groups: [{ name: 'handle', count: 50, oldestMs: 1500, waitingAt: [frame(25)], ids: [] }],
       tasks: [
@@ -127,10 +132,11 @@ describe('sinks write the words', () => {
     ]);
   });
   it('json: one line per report, every field kept', () => {
-    const r: Report = { kind: 'loop-lag', message: 'm', time, lag: { intervalMs: 1000, p50Ms: 0.1, p99Ms: 1, maxMs: 1.2, utilization: 0.5, stalls: 0 } };
+    const r: Report = { kind: 'loop-lag', time, lag: { intervalMs: 1000, p50Ms: 0.1, p99Ms: 1, maxMs: 1.2, utilization: 0.5, stalls: 0 } };
     const line = formatJson(r);
     expect(line.endsWith('\n')).toBe(true);
     expect(line.indexOf('\n')).toBe(line.length - 1);
-    expect(JSON.parse(line)).toEqual(r);
+    expect(Object.keys(JSON.parse(line) as object).slice(0, 2)).toEqual(['kind', 'message']);
+    expect(JSON.parse(line)).toEqual({ ...r, message: 'event loop over 1.0 s: lag p50 0.1 ms, p99 1.0 ms, max 1.2 ms; utilisation 50%; 0 stalls' });
   });
 });

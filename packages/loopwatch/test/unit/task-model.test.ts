@@ -6,6 +6,7 @@ import { TaskTracker } from '../../src/instrument/tasks.js';
 import { buildTaskDump, findCycles } from '../../src/instrument/dump.js';
 import { spawnTask } from '../../src/instrument/spawn.js';
 import type { PromiseRecord } from '../../src/model/task.js';
+import { reportMessage } from '../../src/sinks/words.js';
 import { FakeClock } from '../fake-clock.js';
 
 const clock = new FakeClock();
@@ -115,6 +116,6 @@ describe('task model', () => {
   it('without tracking the dump says so', () => {
     const dump = buildTaskDump(new TaskTracker(clock));
     expect(dump.tasks).toEqual([]);
-    expect(dump.message).toMatch(/tracking is off/);
+    expect(reportMessage(dump)).toMatch(/tracking is off/);
   });
 });
