@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { PACKAGE_ROOT, type Line } from './run-fixture.js';
 
 export const CASES_DIR = path.join(PACKAGE_ROOT, 'test', 'cases');
@@ -67,4 +68,12 @@ export function ofKind(reports: readonly Line[], kind: string): Line[] {
 export function siteOf(r: Line | undefined): string {
   const m = /([^/\\]+):(\d+):\d+$/.exec(r?.location ?? '');
   return m ? `${m[1]}:${m[2]}` : `(no location: ${r?.location})`;
+}
+
+/** `file:line` of the line marked `[MARKER]` in a case file (cases keep their markers in comments). */
+export function caseSite(file: string, marker: string): string {
+  const lines = readFileSync(path.join(CASES_DIR, file), 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.includes(`[${marker}]`));
+  if (i < 0) throw new Error(`marker ${marker} not in ${file}`);
+  return `${file}:${i + 1}`;
 }
