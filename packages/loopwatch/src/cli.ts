@@ -9,6 +9,7 @@
  *   loopwatch where <pid> <task>   one task: where it waits, where it was created, who started it
  *   loopwatch top <pid>            live view (q quits, ↑/↓ select, Enter shows a task)
  *   loopwatch dump <pid>           the task dump `kill -USR2` prints, on this terminal
+ *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
  */
 import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
 import type { AttachAnswer, AttachCommand, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
@@ -16,8 +17,11 @@ import { dataOf, endedView, listView, psView, pstreeView, whereView, type PsFilt
 import { formatText } from './sinks/text.js';
 import type { Report } from './model/report.js';
 import { errorText } from './model/error-text.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { shortLocation } from './model/paths.js';
 
-const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid>
+const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid>
   <pid> may be tcp:HOST:PORT (with --token T or LOOPWATCH_TOKEN) for an endpoint opened with LOOPWATCH_ATTACH=tcp:…\n`;
 
 interface Args {
@@ -118,6 +122,22 @@ async function main(argv: readonly string[]): Promise<void> {
       const token = args.flags.get('token');
       const { runTop } = await import('./attach/top.js');
       await runTop(addressOf(target, typeof token === 'string' ? token : undefined));
+      return;
+    }
+    case 'attach': {
+      const pid = Number(args.positional[0]);
+      if (!Number.isInteger(pid) || pid <= 0) throw new AttachError('loopwatch attach: which process? (a pid)');
+      // Node 20 has a WebSocket client only behind a flag: run this command again with it.
+      if (typeof WebSocket === 'undefined') {
+        const r = spawnSync(process.execPath, ['--experimental-websocket', '--no-warnings', fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+        process.exitCode = r.status ?? 1;
+        return;
+      }
+      const { stackThroughInspector } = await import('./attach/inspect-pid.js');
+      const frames = await stackThroughInspector(pid);
+      out(`main thread of ${pid}, through node's inspector (SIGUSR1; the port is closed again):\n`);
+      out(frames.map((f) => `  at ${f.functionName} (${shortLocation(f)})\n`).join(''));
+      out('loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n');
       return;
     }
     default:

@@ -141,3 +141,22 @@ describe('only the owner can attach', () => {
     expect(fs.existsSync(dir)).toBe(false);
   });
 });
+
+describe('loopwatch attach: a process started without loopwatch', () => {
+  it('prints the main thread\'s stack while its loop is blocked, and closes the inspector again', async (ctx) => {
+    const child = spawn(process.execPath, [fixturePath('plain-blocked')], { cwd: PACKAGE_ROOT });
+    children.push(child);
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    await new Promise((r) => setTimeout(r, 300));
+    const r = await cli(root, 'attach', String(child.pid)).catch((e: { stdout: string; stderr: string }) => e);
+    // Another program's inspector on 9229 (a shared machine): attach refuses to use it, rightly.
+    if (/already taken/.test(r.stderr) && process.env['CI'] !== 'true') ctx.skip();
+    expect(r.stdout).toMatch(new RegExp(`^main thread of ${child.pid}, through node's inspector`));
+    expect(r.stdout).toContain(`at rebuildIndex (test/fixtures/plain-blocked.ts:${await markerLine('plain-blocked', 'PLAIN-BLOCKS')}:`);
+    const open = await fetch('http://127.0.0.1:9229/json/list').then(
+      () => true,
+      () => false,
+    );
+    expect(open).toBe(false);
+  });
+});
