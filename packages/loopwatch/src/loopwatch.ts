@@ -166,7 +166,9 @@ export class Loopwatch {
    */
   enableProduction(opts: EnableOptions = {}): void {
     this.#restart(opts);
-    this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 10_000);
+    // 20 ms samples: a slow turn (≥ 100 ms) still gets ≥ 5, and the watchdog's pause gives its exact
+    // frames; 10 ms cost about 2 points more CPU per request (bench/http-cpu.ts, README "Overhead").
+    this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 20_000);
     this.#armSummary(opts);
     this.#mode = 'production';
   }
@@ -259,28 +261,36 @@ export class Loopwatch {
     }
   }
 
-  /** The attach endpoint rides on the watchdog's heartbeat (it must know when the loop is blocked). */
+  /**
+   * The attach endpoint rides on the watchdog's heartbeat (it must know when the loop is blocked). Its
+   * worker is a whole isolate to boot: started after the first turn, like the watchdog's, so a program
+   * that is over in its first turn (a CLI under NODE_OPTIONS) never pays for it.
+   */
   #openAttach(setting: AttachSetting): void {
     const watchdog = this.watchdog;
     if (!watchdog) return;
     const answers = new Answers(this);
-    try {
-      const endpoint = new AttachEndpoint({
-        setting,
-        heartbeat: watchdog.heartbeat,
-        heartbeatMs: watchdog.heartbeatMs,
-        answer: (req) => answers.answer(req),
-        onNote: (m) => writeStderr(`${m}\n`),
-      });
-      this.attach = endpoint;
-      this.#stoppers.push(() => {
-        this.attach = undefined;
-        return endpoint.stop();
-      });
-    } catch (e) {
-      // An unsafe socket directory (or none) costs the endpoint, never the program.
-      writeStderr(`${errorText(e)}\n`);
-    }
+    const starter = setImmediate(() => {
+      try {
+        this.attach = new AttachEndpoint({
+          setting,
+          heartbeat: watchdog.heartbeat,
+          heartbeatMs: watchdog.heartbeatMs,
+          answer: (req) => answers.answer(req),
+          onNote: (m) => writeStderr(`${m}\n`),
+        });
+      } catch (e) {
+        // An unsafe socket directory (or none) costs the endpoint, never the program.
+        writeStderr(`${errorText(e)}\n`);
+      }
+    });
+    starter.unref();
+    this.#stoppers.push(() => {
+      clearImmediate(starter);
+      const endpoint = this.attach;
+      this.attach = undefined;
+      return endpoint?.stop();
+    });
   }
 
   #disableSync(): Promise<void>[] {

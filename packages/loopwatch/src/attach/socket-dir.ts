@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { errorText } from '../model/error-text.js';
 
 export class SocketDirError extends Error {
   override readonly name = 'SocketDirError';
@@ -25,7 +26,7 @@ export function ensureSocketDir(dir: string): string {
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SocketDirError(`loopwatch: cannot create ${dir}: ${(e as Error).message}`);
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SocketDirError(`loopwatch: cannot create ${dir}: ${errorText(e)}`);
   }
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw new SocketDirError(`loopwatch: ${dir} is not a directory; attach stays closed`);
