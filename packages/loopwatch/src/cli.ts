@@ -12,7 +12,7 @@
  *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
  */
 import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
-import type { AttachAnswer, AttachCommand, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
+import type { AttachAnswer, AttachCommand, EndedRow, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
 import { dataOf, endedView, listView, psView, pstreeView, whereView, type PsFilter } from './attach/views.js';
 import { formatText } from './sinks/text.js';
 import type { Report } from './model/report.js';
@@ -77,12 +77,12 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'ps': {
-      const a = await one(args, args.flags.has('ended') ? 'top' : 'ps');
+      const a = await one(args, args.flags.has('ended') ? 'ended' : 'ps');
       if (args.flags.has('json')) return void out(`${JSON.stringify(a)}\n`);
-      const { data, head } = dataOf<{ tasks: TaskRow[]; ended?: [] }>(a);
+      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[] }>(a);
       out(head);
       if (!data) return;
-      if (args.flags.has('ended')) return void out(endedView((data as unknown as { ended: Parameters<typeof endedView>[0] }).ended));
+      if (args.flags.has('ended')) return void out(endedView(data.ended));
       const name = args.flags.get('name');
       const older = args.flags.get('older-than');
       const filter: PsFilter = {

@@ -7,6 +7,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ask } from '../src/attach/client.js';
@@ -100,6 +101,23 @@ describe('loopwatch ps, pstree, where, dump, list', () => {
     expect(dump).toMatch(/task-dump: \d+ pending tasks/);
     const list = (await cli(dir, 'list')).stdout;
     expect(list).toMatch(new RegExp(`\\n${pid} +debug +[\\d.]+ m?s +[\\d.]+ ms +\\d+ +node .*attach-tasks\\.js`));
+  });
+});
+
+describe('TCP, when asked', () => {
+  it('LOOPWATCH_ATTACH=tcp:HOST:PORT answers with the token it printed, and refuses without it', async () => {
+    const free = net.createServer().listen(0, '127.0.0.1');
+    await once(free, 'listening');
+    const port = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const { child, err } = await start('attach-tasks', freshDir(), { LOOPWATCH_ATTACH: `tcp:127.0.0.1:${port}` });
+    const token = /attach on tcp:127\.0\.0\.1:\d+, token ([0-9a-f]{32})/.exec(err())?.[1];
+    expect(token).toBeDefined();
+    const ps = await cli(root, 'ps', `tcp:127.0.0.1:${port}`, '--token', token!);
+    expect(ps.stdout).toMatch(/\n\d+ +poller +pending/);
+    const refused = await cli(root, 'ps', `tcp:127.0.0.1:${port}`, '--token', 'guess').catch((e: { stderr: string }) => e);
+    expect(refused.stderr).toBe('loopwatch: bad token\n');
+    child.kill();
   });
 });
 

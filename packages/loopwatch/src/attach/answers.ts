@@ -8,6 +8,7 @@ import type { Loopwatch } from '../loopwatch.js';
 import type { PromiseRecord } from '../model/task.js';
 import { awaitersOf, createdAtOf, snapshotOf, type Awaiters } from '../instrument/describe.js';
 import { findCycles } from '../instrument/dump.js';
+import { HISTORY } from '../instrument/terminated.js';
 import type { AttachRequest, EndedRow, ProcessInfo, SlowRow, TaskRow, TopData, WhereData } from './protocol.js';
 
 /** Tasks sent to `top` (the busiest first). */
@@ -34,6 +35,8 @@ export class Answers {
         return this.lw.dump();
       case 'top':
         return this.#top();
+      case 'ended':
+        return { ended: this.#ended(HISTORY) };
     }
   }
 

@@ -7,7 +7,7 @@
  */
 import type { Frame, Report, TaskRef, TerminatedOutcome } from '../model/report.js';
 
-export type AttachCommand = 'info' | 'ps' | 'pstree' | 'where' | 'dump' | 'top';
+export type AttachCommand = 'info' | 'ps' | 'pstree' | 'where' | 'dump' | 'top' | 'ended';
 
 export interface AttachRequest {
   readonly cmd: AttachCommand;
