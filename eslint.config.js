@@ -17,8 +17,41 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
+  // loopwatch's layers (packages/loopwatch/README.md, Layout): instrument → model → sinks. The model is
+  // plain data and pure rules (no file system, no threads, no inspector); source/ reads the program's
+  // files (source maps, source lines); sinks only print or ship; attach/ and the root files compose.
+  ...loopwatchLayers(),
+  {
+    files: ['packages/loopwatch/src/**/*.ts'],
+    rules: {
+      'max-lines': ['error', { max: 300, skipBlankLines: true, skipComments: true }],
+      'max-params': ['error', 4],
+    },
+  },
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
 );
+
+function loopwatchLayers() {
+  const io = ['node:fs', 'node:fs/promises', 'node:module', 'node:inspector', 'node:worker_threads', 'node:v8', 'node:child_process', 'node:net', 'node:perf_hooks'];
+  const layer = (folder, forbidden, modules = []) => ({
+    files: [`packages/loopwatch/src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: modules.map((name) => ({ name, message: `loopwatch/src/${folder} does no I/O and starts no threads: that belongs in source/ or instrument/` })),
+          patterns: forbidden.map((f) => ({ group: [`../${f}/*`, `../../${f}/*`, ...(f === 'root' ? ['../*.js'] : [])], message: `loopwatch/src/${folder} must not import ${f === 'root' ? 'the composition root' : `${f}/`} (layers: instrument → model → sinks)` })),
+        },
+      ],
+    },
+  });
+  return [
+    layer('model', ['instrument', 'sinks', 'source', 'attach', 'root'], io),
+    layer('source', ['instrument', 'sinks', 'attach', 'root']),
+    layer('instrument', ['sinks', 'attach', 'root']),
+    layer('sinks', ['instrument', 'source', 'attach', 'root']),
+  ];
+}

@@ -5,6 +5,8 @@ declare module 'autocannon' {
     connections?: number;
     duration?: number;
     pipelining?: number;
+    /** A fixed number of requests instead of a duration. */
+    amount?: number;
   }
   interface Result {
     requests: { average: number; total: number };

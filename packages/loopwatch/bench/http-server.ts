@@ -1,7 +1,7 @@
 /**
  * A small node:http JSON service for the overhead bench: per request it parses a body-sized JSON
  * document, awaits two async hops (a "database" and a "cache" on timers/promises), and answers JSON.
- * Prints its port on stdout once listening.
+ * Prints its port on stdout once listening; `GET /__cpu` answers the process's CPU time so far (µs).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +28,12 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse): Prom
 }
 
 const server = http.createServer((req, res) => {
+  // The bench reads the server's own CPU time (all threads: loopwatch's workers and V8's sampler too).
+  if (req.url === '/__cpu') {
+    const { user, system } = process.cpuUsage();
+    res.end(JSON.stringify({ cpuUs: user + system }));
+    return;
+  }
   handle(req, res).catch(() => {
     res.statusCode = 500;
     res.end();

@@ -4,6 +4,7 @@
  * is one readable line.
  */
 import type { ReportKind } from './model/report.js';
+import type { AttachSetting } from './attach/protocol.js';
 
 export type Mode = 'off' | 'debug' | 'production';
 export type Format = 'text' | 'json';
@@ -27,6 +28,8 @@ export interface LoopwatchOptions {
   readonly only?: readonly string[];
   /** `LOOPWATCH_SUMMARY=0` turns the summary at exit off. */
   readonly summary?: boolean;
+  /** `LOOPWATCH_ATTACH`: the attach endpoint (on by default under register; `0` turns it off). */
+  readonly attach?: AttachSetting;
 }
 
 export const DEFAULT_SLOW_MS = 100;
@@ -73,6 +76,16 @@ function kindsOf(raw: string | undefined): ReportKind[] | undefined {
   return items as ReportKind[];
 }
 
+/** Parses `LOOPWATCH_ATTACH`: unset/`1`/`unix`, `0`/`off`, or `tcp:HOST:PORT`. */
+export function attachSettingOf(raw: string | undefined): AttachSetting {
+  const v = (raw ?? '').trim().toLowerCase();
+  if (v === '' || v === '1' || v === 'on' || v === 'unix') return 'unix';
+  if (v === '0' || v === 'off' || v === 'false') return false;
+  const m = /^tcp:(.+):(\d{1,5})$/.exec((raw ?? '').trim());
+  if (m && Number(m[2]) > 0 && Number(m[2]) < 65536) return { tcp: { host: m[1]!, port: Number(m[2]) } };
+  throw new OptionsError(`loopwatch: LOOPWATCH_ATTACH=${JSON.stringify(raw)} must be 0, unix or tcp:HOST:PORT`);
+}
+
 /** Reads `LOOPWATCH*` variables. Throws {@link OptionsError} on a bad value. */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchOptions {
   const rawMode = (env['LOOPWATCH'] ?? '').trim().toLowerCase();
@@ -105,6 +118,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchO
   const only = list(env['LOOPWATCH_ONLY']);
   const summaryRaw = (env['LOOPWATCH_SUMMARY'] ?? '').trim().toLowerCase();
   const summary = summaryRaw === '0' || summaryRaw === 'off' || summaryRaw === 'false' ? false : undefined;
+  const attach = env['LOOPWATCH_ATTACH'] === undefined ? undefined : attachSettingOf(env['LOOPWATCH_ATTACH']);
   return {
     mode,
     slowMs,
@@ -116,5 +130,6 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchO
     ...(silence ? { silence } : {}),
     ...(only ? { only } : {}),
     ...(summary === false ? { summary } : {}),
+    ...(attach === undefined ? {} : { attach }),
   };
 }

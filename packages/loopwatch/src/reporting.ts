@@ -5,7 +5,9 @@
  * failures are swallowed here (a debugging aid must never be the crash).
  */
 import path from 'node:path';
-import type { Report, ReportKind, Sink, SummaryDetail } from './model/report.js';
+import type { Report, ReportKind, Sink, SummaryDetail, SummaryReport } from './model/report.js';
+import { fieldsOf } from './model/report.js';
+import { reportMessage } from './sinks/words.js';
 import { PathGlobs } from './model/glob.js';
 import { mainScript } from './entry.js';
 
@@ -79,18 +81,19 @@ export class ReportBus {
   emit(r: Report): void {
     try {
       if (!this.wants(r.kind)) return;
-      if (r.location !== undefined && (this.#ignore.matches(fileOf(r.location)) || this.#silenced(r.location))) return;
+      const f = fieldsOf(r);
+      if (f.location !== undefined && (this.#ignore.matches(fileOf(f.location)) || this.#silenced(f.location))) return;
       this.#byKind.set(r.kind, (this.#byKind.get(r.kind) ?? 0) + 1);
       let repeat = false;
       if (PER_SITE.has(r.kind)) {
-        const site = r.location ?? r.attribution ?? r.message;
+        const site = f.location ?? f.attribution ?? reportMessage(r);
         const key = `${r.kind}\n${site}`;
         const seen = this.#bySite.get(key);
         if (seen) {
           seen.count++;
           repeat = true;
         } else {
-          const label = r.location ? `${r.functionName ?? '<anonymous>'} (${r.location})` : (r.attribution ?? r.message);
+          const label = f.location ? `${f.functionName ?? '<anonymous>'} (${f.location})` : (f.attribution ?? reportMessage(r));
           this.#bySite.set(key, { kind: r.kind, label, count: 1 });
         }
       }
@@ -102,7 +105,7 @@ export class ReportBus {
   }
 
   /** Counts by kind and by site since the start, or nothing when nothing was reported. */
-  summary(): Report | undefined {
+  summary(): SummaryReport | undefined {
     let total = 0;
     for (const n of this.#byKind.values()) total += n;
     const counted = [...this.#byKind].filter(([k]) => k !== 'task-dump' && k !== 'loop-lag');
@@ -113,8 +116,7 @@ export class ReportBus {
       byKind: Object.fromEntries(this.#byKind),
       bySite: bySite.map((s) => ({ kind: s.kind, site: s.label, count: s.count })),
     };
-    const kinds = counted.map(([k, n]) => `${n} ${k}`).join(', ');
-    return { kind: 'summary', message: `${kinds} in this process`, time: Date.now(), summary: detail, pid: this.#pid, script: this.#script };
+    return { kind: 'summary', time: Date.now(), summary: detail, pid: this.#pid, script: this.#script };
   }
 
   /** Writes the summary (exit); not filtered by `kinds`. */

@@ -3,10 +3,10 @@
  * output; the report must name the kind, the function and the line in the fixture's .ts source.
  */
 import { describe, expect, it } from 'vitest';
-import type { Report } from '../src/model/report.js';
 import { markerLine, runFixture, sourcePath } from './run-fixture.js';
+import type { Line } from './run-fixture.js';
 
-function only(reports: Report[], kind: string): Report {
+function only(reports: Line[], kind: string): Line {
   const found = reports.filter((r) => r.kind === kind);
   expect(found, `${kind} reports in ${JSON.stringify(reports)}`).toHaveLength(1);
   return found[0]!;
@@ -117,7 +117,8 @@ describe('debug mode reports, from child processes', () => {
     expect(run.stderr).toMatch(/loopwatch\[\d+ dist\/test\/fixtures\/fire-and-forget\.js\] unhandled-task-error: Task failingJob failed/);
     expect(run.stderr).toMatch(/summary: 1 unhandled-task-error in this process\n {2}1 × unhandled-task-error startJobs \(/);
     expect(run.stderr).toMatch(/source_traceback: task created at/);
-    expect(run.stderr).toMatch(/at startJobs \(test\/fixtures\/fire-and-forget\.ts:10:\d+\)/);
+    const started = await markerLine('fire-and-forget', 'STARTED');
+    expect(run.stderr).toMatch(new RegExp(`at startJobs \\(test/fixtures/fire-and-forget\\.ts:${started}:\\d+\\)`));
   });
 });
 

@@ -5,10 +5,12 @@ import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
-import { mergeFigures, monitorLoopLag, type LoopLagMonitor } from '../src/instrument/loop-lag.js';
+import { mergeFigures, type LoopLagMonitor } from '../src/instrument/loop-lag.js';
+import { monitorLoopLagTo as monitorLoopLag } from '../src/loop-lag-outputs.js';
 import { startStallWatchdog, type StallWatchdog } from '../src/instrument/watchdog.js';
 import { importOptional } from '../src/sinks/statsd.js';
-import type { LoopLagFigures, Report } from '../src/model/report.js';
+import { fieldsOf, type LoopLagFigures, type Report } from '../src/model/report.js';
+import { reportMessage } from '../src/sinks/words.js';
 import { runFixture } from './run-fixture.js';
 
 function block(ms: number): void {
@@ -54,8 +56,8 @@ describe('monitorLoopLag', () => {
     expect(busy.utilization).toBeGreaterThan(0.6);
     await sleep(400);
     const idle = lag.sample();
-    // Generous: a loaded 2-core machine may delay a timer, but not by 400 ms.
-    expect(idle.maxMs).toBeLessThan(150);
+    // Reset per interval: the block is not carried over (how small an idle lag is: bench/timing-checks).
+    expect(idle.maxMs).toBeLessThan(busy.maxMs / 2);
     // Relative: CPU contention from neighbours inflates ELU (descheduled time counts as active).
     expect(idle.utilization).toBeLessThan(busy.utilization - 0.3);
     expect(idle.intervalMs).toBeGreaterThanOrEqual(390);
@@ -78,7 +80,7 @@ describe('monitorLoopLag', () => {
     await sleep(200);
     const next = lag.sample();
     expect(next.stalls).toBe(0);
-    expect(next.maxMs).toBeLessThan(150);
+    expect(next.maxMs).toBeLessThan(measured / 2);
   });
 
   it('delivers on its timer to onSample and emit', async () => {
@@ -89,8 +91,8 @@ describe('monitorLoopLag', () => {
     const f = await first;
     expect(f.intervalMs).toBeGreaterThanOrEqual(140);
     expect(reports[0]?.kind).toBe('loop-lag');
-    expect(reports[0]?.lag).toEqual(f);
-    expect(reports[0]?.message).toMatch(/lag p50 .* ms, p99 .* ms, max .* ms; utilisation \d+%/);
+    expect(fieldsOf(reports[0]!).lag).toEqual(f);
+    expect(reportMessage(reports[0]!)).toMatch(/lag p50 .* ms, p99 .* ms, max .* ms; utilisation \d+%/);
   });
 
   it('sends StatsD gauges over UDP (hot-shots)', async () => {
@@ -153,7 +155,7 @@ describe('loop-lag under register (production mode)', () => {
     expect(lags[withStall]!.utilization).toBeGreaterThan(0.5);
     const later = lags.slice(withStall + 1);
     expect(later.length).toBeGreaterThanOrEqual(1);
-    expect(later.at(-1)!.maxMs).toBeLessThan(200);
+    expect(later.at(-1)!.maxMs).toBeLessThan(lags[withStall]!.maxMs / 2);
     // Relative, as above: a loaded machine inflates even an idle interval's ELU.
     expect(later.at(-1)!.utilization).toBeLessThan(lags[withStall]!.utilization - 0.3);
   });

@@ -5,8 +5,8 @@
  */
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import type { Report } from '../src/model/report.js';
-import { PACKAGE_ROOT } from './run-fixture.js';
+import { readFileSync } from 'node:fs';
+import { PACKAGE_ROOT, type Line } from './run-fixture.js';
 
 export const CASES_DIR = path.join(PACKAGE_ROOT, 'test', 'cases');
 export type Via = 'import' | 'node-options';
@@ -16,7 +16,7 @@ export interface CaseRun {
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
-  readonly reports: Report[];
+  readonly reports: Line[];
 }
 
 export interface CaseOptions {
@@ -56,16 +56,24 @@ export async function runCase(file: string, opts: CaseOptions = {}): Promise<Cas
     .split('\n')
     .map((l) => l.replace(/^# /, ''))
     .filter((l) => l.startsWith('{"kind":'))
-    .map((l) => JSON.parse(l) as Report);
+    .map((l) => JSON.parse(l) as Line);
   return { code, stdout, stderr, reports };
 }
 
-export function ofKind(reports: readonly Report[], kind: string): Report[] {
+export function ofKind(reports: readonly Line[], kind: string): Line[] {
   return reports.filter((r) => r.kind === kind);
 }
 
 /** `file:line` of a report's location, the file as a base name. */
-export function siteOf(r: Report | undefined): string {
+export function siteOf(r: Line | undefined): string {
   const m = /([^/\\]+):(\d+):\d+$/.exec(r?.location ?? '');
   return m ? `${m[1]}:${m[2]}` : `(no location: ${r?.location})`;
+}
+
+/** `file:line` of the line marked `[MARKER]` in a case file (cases keep their markers in comments). */
+export function caseSite(file: string, marker: string): string {
+  const lines = readFileSync(path.join(CASES_DIR, file), 'utf8').split('\n');
+  const i = lines.findIndex((l) => l.includes(`[${marker}]`));
+  if (i < 0) throw new Error(`marker ${marker} not in ${file}`);
+  return `${file}:${i + 1}`;
 }

@@ -2,7 +2,10 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Report } from '../src/model/report.js';
+import type { ReportFields, ReportKind } from '../src/model/report.js';
+
+/** A report line as the JSON sink writes it, seen through the fields any kind may have. */
+export type Line = ReportFields & { readonly kind: ReportKind; readonly message: string; readonly time: number; readonly pid?: number; readonly script?: string };
 
 /** The package root, from `dist/test/` (tests run compiled) or `test/` (vitest runs sources). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -11,7 +14,7 @@ export interface FixtureRun {
   readonly code: number | null;
   readonly stdout: string;
   readonly stderr: string;
-  readonly reports: Report[];
+  readonly reports: Line[];
 }
 
 export interface FixtureOptions {
@@ -46,7 +49,7 @@ export async function runFixture(name: string, opts: FixtureOptions = {}): Promi
   const reports = stderr
     .split('\n')
     .filter((l) => l.startsWith('{"kind":'))
-    .map((l) => JSON.parse(l) as Report);
+    .map((l) => JSON.parse(l) as Line);
   return { code, stdout, stderr, reports };
 }
 

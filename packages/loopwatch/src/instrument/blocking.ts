@@ -10,13 +10,11 @@ import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { captureSites, isBuiltinSite, isUserFile, userFrames } from '../model/frames.js';
-import { currentTask } from './tasks.js';
-import { taskRef } from '../model/task.js';
+import { captureSites, isUserFile, userFrames } from '../source/frames.js';
+import { isBuiltinSite } from '../model/call-sites.js';
+import { taskRef, type PromiseRecord } from '../model/task.js';
 
-import { noteBlockingCall } from './last-blocking-call.js';
-
-/** Loaded when watching starts (debug mode): zlib, crypto and child_process cost ~15 ms of start-up to import. */
+/** Loaded when watching starts (debug mode): importing zlib, crypto and child_process is start-up time plain programs need not pay. */
 const requireBuiltin = createRequire(import.meta.url);
 
 type AnyFn = (...args: unknown[]) => unknown;
@@ -25,56 +23,12 @@ interface Patch { target: Record<string, unknown>; key: string; original: unknow
 const CRYPTO_SYNC = ['pbkdf2Sync', 'scryptSync', 'generateKeyPairSync', 'generatePrimeSync', 'hkdfSync'];
 const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
 
-let patches: Patch[] = [];
-let reported = new Set<string>();
-let afterStartup = false;
-/**
- * Open `startup()` windows: a program's asynchronous start (opening files, loading config). Kept on a
- * process-wide symbol: the copy of loopwatch that `--import loopwatch/register` loaded and the copy
- * the program imports `startup` from may be two module instances (a symlinked workspace package, a
- * register from another install), and they must agree.
- */
-const STARTUP = Symbol.for('loopwatch.startupWindows');
-const windows = ((globalThis as Record<symbol, { open: number } | undefined>)[STARTUP] ??= { open: 0 });
-let report: ((r: Report) => void) | undefined;
-
-let exitSeen = false;
-const onExit = (): void => {
-  exitSeen = true;
-};
-
-/**
- * Sync calls from `exit` handlers (a logger's final flush, say) are the only way to do anything at
- * that point, and there is no loop left to block. Node sets `process._exiting` before it emits
- * `exit`; our own (prepended) listener covers the case where it does not.
- */
-function exiting(): boolean {
-  return exitSeen || (process as { _exiting?: boolean })._exiting === true;
-}
-
-function wrap(target: Record<string, unknown>, key: string, api: string): void {
-  const original = target[key];
-  if (typeof original !== 'function') return;
-  const orig = original as AnyFn;
-  const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-    if (!afterStartup || windows.open > 0 || !isMainThread || exiting()) return orig.apply(this, args);
-    const sites = captureSites(wrapped, 10);
-    const startMs = performance.now();
-    try {
-      return orig.apply(this, args);
-    } finally {
-      const caller = sites.find((s) => !isBuiltinSite(s));
-      if (caller && isUserFile(caller.getFileName()) && !duringModuleEvaluation(sites)) {
-        const endMs = performance.now();
-        noteBlockingCall({ api, sites, startMs, endMs });
-        note(api, sites, endMs - startMs);
-      }
-    }
-  };
-  Object.defineProperty(wrapped, 'name', { value: orig.name });
-  Object.defineProperty(wrapped, 'length', { value: orig.length });
-  target[key] = wrapped;
-  patches.push({ target, key, original });
+/** The last blocking call that returned, for slow-callback attribution. */
+export interface BlockingCall {
+  readonly api: string;
+  readonly sites: NodeJS.CallSite[];
+  readonly startMs: number;
+  readonly endMs: number;
 }
 
 /**
@@ -94,69 +48,114 @@ function duringModuleEvaluation(sites: NodeJS.CallSite[]): boolean {
   return false;
 }
 
-function note(api: string, sites: NodeJS.CallSite[], durationMs: number): void {
-  const frames = userFrames(sites, 5);
-  // The line to change is the user's own: past a library's frames (`t.end()` → thread-stream → Atomics.wait).
-  const site = frames.find((f) => f.origin === undefined);
-  if (!site || !report) return;
-  const key = formatLocation(site);
-  if (reported.has(key)) return;
-  reported.add(key);
-  const task = currentTask();
-  report({
-    kind: 'thread-affinity',
-    message: `${api} blocked the main thread for ${durationMs.toFixed(1)} ms; move it off the loop (runInWorker) or use the async API`,
-    time: Date.now(),
-    durationMs,
-    ...(task && !task.internal ? { task: taskRef(task) } : {}),
-    location: key,
-    functionName: site.functionName,
-    stack: frames,
-  });
-}
-
-/** Wraps the blocking APIs. Calls during start-up (this turn) are allowed: config reads are fine. */
-export function watchBlockingCalls(emit: (r: Report) => void): void {
-  report = emit;
-  if (patches.length > 0) return;
-  const fsObj = fs as unknown as Record<string, unknown>;
-  for (const key of Object.keys(fsObj)) if (key.endsWith('Sync')) wrap(fsObj, key, `fs.${key}`);
-  const cp = requireBuiltin('node:child_process') as Record<string, unknown>;
-  for (const key of CHILD_SYNC) wrap(cp, key, `child_process.${key}`);
-  const z = requireBuiltin('node:zlib') as Record<string, unknown>;
-  for (const key of Object.keys(z)) if (key.endsWith('Sync')) wrap(z, key, `zlib.${key}`);
-  const c = requireBuiltin('node:crypto') as Record<string, unknown>;
-  for (const key of CRYPTO_SYNC) wrap(c, key, `crypto.${key}`);
-  wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
-  syncBuiltinESMExports();
-  process.prependListener('exit', onExit);
-  setImmediate(() => {
-    afterStartup = true;
-  }).unref();
-}
-
-export function unwatchBlockingCalls(): void {
-  for (const p of patches.reverse()) p.target[p.key] = p.original;
-  patches = [];
-  reported = new Set();
-  afterStartup = false;
-  exitSeen = false;
-  process.off('exit', onExit);
-  report = undefined;
-  noteBlockingCall(undefined);
-  syncBuiltinESMExports();
+export interface BlockingCallDeps {
+  readonly emit: (r: Report) => void;
+  /** The running task, for the report. */
+  readonly currentTask: () => PromiseRecord | undefined;
+  /** Whether a `startup()` window is open (its sync calls are start-up). */
+  readonly inStartup: () => boolean;
 }
 
 /**
- * Declares `fn` (a program's asynchronous start-up: opening databases, reading config) as start-up:
- * blocking calls made while it runs are not reported, as those of the first turn are not. Without
- * it, start-up is the first turn of the loop and module evaluation.
+ * Sync calls from `exit` handlers (a logger's final flush, say) are the only way to do anything at
+ * that point, and there is no loop left to block. Node sets `process._exiting` before it emits
+ * `exit`; our own (prepended) listener covers the case where it does not.
  */
-export async function startup<T>(fn: () => Promise<T>): Promise<T> {
-  windows.open += 1;
-  try {
-    return await fn();
-  } finally {
-    windows.open -= 1;
+export class BlockingCallWatcher {
+  /** The last blocking call that returned (also when its site was already reported). */
+  last: BlockingCall | undefined;
+  #patches: Patch[] = [];
+  readonly #reported = new Set<string>();
+  #afterStartup = false;
+  #exitSeen = false;
+  readonly #onExit = (): void => {
+    this.#exitSeen = true;
+  };
+
+  constructor(readonly deps: BlockingCallDeps) {}
+
+  #exiting(): boolean {
+    return this.#exitSeen || (process as { _exiting?: boolean })._exiting === true;
+  }
+
+  #wrap(target: Record<string, unknown>, key: string, api: string): void {
+    const original = target[key];
+    if (typeof original !== 'function') return;
+    const orig = original as AnyFn;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper's own `this` is the caller's
+    const watcher = this;
+    const wrapped = function (this: unknown, ...args: unknown[]): unknown {
+      if (!watcher.#afterStartup || watcher.deps.inStartup() || !isMainThread || watcher.#exiting()) return orig.apply(this, args);
+      const sites = captureSites(wrapped, 10);
+      const startMs = performance.now();
+      try {
+        return orig.apply(this, args);
+      } finally {
+        watcher.#noteCall(api, sites, startMs);
+      }
+    };
+    Object.defineProperty(wrapped, 'name', { value: orig.name });
+    Object.defineProperty(wrapped, 'length', { value: orig.length });
+    target[key] = wrapped;
+    this.#patches.push({ target, key, original });
+  }
+
+  #noteCall(api: string, sites: NodeJS.CallSite[], startMs: number): void {
+    const caller = sites.find((s) => !isBuiltinSite(s));
+    if (!caller || !isUserFile(caller.getFileName()) || duringModuleEvaluation(sites)) return;
+    const endMs = performance.now();
+    this.last = { api, sites, startMs, endMs };
+    this.#report(api, sites, endMs - startMs);
+  }
+
+  #report(api: string, sites: NodeJS.CallSite[], durationMs: number): void {
+    const frames = userFrames(sites, 5);
+    // The line to change is the user's own: past a library's frames (`t.end()` → thread-stream → Atomics.wait).
+    const site = frames.find((f) => f.origin === undefined);
+    if (!site) return;
+    const key = formatLocation(site);
+    if (this.#reported.has(key)) return;
+    this.#reported.add(key);
+    const task = this.deps.currentTask();
+    this.deps.emit({
+      kind: 'thread-affinity',
+      api,
+      time: Date.now(),
+      durationMs,
+      ...(task && !task.internal ? { task: taskRef(task) } : {}),
+      location: key,
+      functionName: site.functionName,
+      stack: frames,
+    });
+  }
+
+  /** Wraps the blocking APIs. Calls during start-up (this turn) are allowed: config reads are fine. */
+  start(): void {
+    if (this.#patches.length > 0) return;
+    const fsObj = fs as unknown as Record<string, unknown>;
+    for (const key of Object.keys(fsObj)) if (key.endsWith('Sync')) this.#wrap(fsObj, key, `fs.${key}`);
+    const cp = requireBuiltin('node:child_process') as Record<string, unknown>;
+    for (const key of CHILD_SYNC) this.#wrap(cp, key, `child_process.${key}`);
+    const z = requireBuiltin('node:zlib') as Record<string, unknown>;
+    for (const key of Object.keys(z)) if (key.endsWith('Sync')) this.#wrap(z, key, `zlib.${key}`);
+    const c = requireBuiltin('node:crypto') as Record<string, unknown>;
+    for (const key of CRYPTO_SYNC) this.#wrap(c, key, `crypto.${key}`);
+    this.#wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
+    syncBuiltinESMExports();
+    process.prependListener('exit', this.#onExit);
+    setImmediate(() => {
+      this.#afterStartup = true;
+    }).unref();
+  }
+
+  stop(): void {
+    for (const p of this.#patches.reverse()) p.target[p.key] = p.original;
+    this.#patches = [];
+    this.#reported.clear();
+    this.#afterStartup = false;
+    this.#exitSeen = false;
+    process.off('exit', this.#onExit);
+    this.last = undefined;
+    syncBuiltinESMExports();
   }
 }

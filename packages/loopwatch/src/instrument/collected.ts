@@ -6,9 +6,11 @@ import type { Report } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
-import { createdAtOf, waitingAtOf } from '../model/describe.js';
-import { isBuiltinSite, isLibraryFile, isUserFile, siteToFrame } from '../model/frames.js';
-import { valueUseAt } from '../model/call-site-source.js';
+import { createdAtOf, waitingAtOf } from './describe.js';
+import { isBuiltinSite } from '../model/call-sites.js';
+import { isLibraryFile } from '../model/paths.js';
+import { isUserFile, siteToFrame } from '../source/frames.js';
+import { valueUseAt } from '../source/call-site-source.js';
 
 /** Builds the report for a collected record, or nothing when the record is unremarkable. */
 export function collectedReport(rec: PromiseRecord): Report | undefined {
@@ -21,7 +23,6 @@ export function collectedReport(rec: PromiseRecord): Report | undefined {
     const where = waitingAt[0] ?? createdAt[0];
     return {
       kind: 'task-destroyed-pending',
-      message: `Task ${rec.name} was destroyed but it is pending: it awaited something nobody can settle any more`,
       time: Date.now(),
       task: taskRef(rec),
       ...(where ? { location: formatLocation(where), functionName: where.functionName } : {}),
@@ -33,7 +34,6 @@ export function collectedReport(rec: PromiseRecord): Report | undefined {
   if (!site) return undefined;
   return {
     kind: 'never-awaited',
-    message: `Promise from ${rec.name}() was never awaited, chained or registered as a task`,
     time: Date.now(),
     task: taskRef(rec),
     location: formatLocation(site),

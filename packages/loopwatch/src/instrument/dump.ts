@@ -4,11 +4,10 @@
  * goroutine profile does the same); `all: true` lists every task. Await cycles (tasks awaiting each
  * other: a deadlock) are found on the await graph, as Python 3.14's `pstree` does.
  */
-import { performance } from 'node:perf_hooks';
-import type { Report, TaskGroup, TaskRef, TaskSnapshot } from '../model/report.js';
+import type { TaskDumpReport, TaskGroup, TaskRef, TaskSnapshot } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { awaitersOf, snapshotOf } from '../model/describe.js';
-import { isTracking, pendingTasks } from './tasks.js';
+import { awaitersOf, snapshotOf } from './describe.js';
+import type { TaskTracker } from './tasks.js';
 
 export interface DumpOptions {
   /** Frames per stack, like `print_stack(limit=…)`. Default 5. */
@@ -47,14 +46,15 @@ export function findCycles(tasks: readonly TaskSnapshot[]): TaskRef[][] {
   return cycles;
 }
 
-export function buildTaskDump(opts: DumpOptions = {}): Report {
-  const now = performance.now();
-  const records = pendingTasks();
+export function buildTaskDump(tracker: TaskTracker, opts: DumpOptions = {}): TaskDumpReport {
+  const now = tracker.clock.now();
+  const time = tracker.clock.wall();
+  if (!tracker.tracking) {
+    return { kind: 'task-dump', tracking: false, count: 0, time, tasks: [] };
+  }
+  const records = tracker.pending();
   const awaiters = awaitersOf(records);
   const all = records.map((r) => snapshotOf(r, now, opts.limit ?? 5, awaiters));
-  if (!isTracking()) {
-    return { kind: 'task-dump', message: 'task tracking is off (enable debug mode to see async function tasks)', time: Date.now(), tasks: [] };
-  }
   const cycles = findCycles(all);
   let tasks = all;
   const groups: TaskGroup[] = [];
@@ -79,14 +79,11 @@ export function buildTaskDump(opts: DumpOptions = {}): Report {
     groups.sort((a, b) => b.count - a.count);
     tasks = all.filter((t) => !folded.has(t.id));
   }
-  const n = all.length;
-  let message = `${n} pending task${n === 1 ? '' : 's'}`;
-  if (groups.length > 0) message += ` (${groups.map((g) => `${g.count} × ${g.name}`).join(', ')})`;
-  if (cycles.length > 0) message += `; await-graph contains cycles: ${cycles.map((c) => c.map((t) => t.name).join(' → ')).join('; ')}`;
   return {
     kind: 'task-dump',
-    message,
-    time: Date.now(),
+    tracking: true,
+    count: all.length,
+    time,
     tasks,
     ...(groups.length > 0 ? { groups } : {}),
     ...(cycles.length > 0 ? { cycles } : {}),

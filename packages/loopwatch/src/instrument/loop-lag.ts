@@ -10,31 +10,26 @@
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { EventLoopUtilization } from 'node:perf_hooks';
-import type { LoopLagFigures, Report } from '../model/report.js';
-import { hasStallSource, pollStalls, subscribeStalls, type StallEvent } from './watchdog-feed.js';
-import { createStatsdTarget, type LagTarget, type StatsDLike } from '../sinks/statsd.js';
-import { createPrometheusTarget } from '../sinks/prometheus.js';
-
-export type { StatsDLike } from '../sinks/statsd.js';
+import type { LoopLagFigures, LoopLagOutput, Report } from '../model/report.js';
+import { errorText } from '../model/error-text.js';
+import { defaultStallFeed, type StallFeed, type StallEvent } from './watchdog-feed.js';
 
 /** Options of {@link monitorLoopLag}. */
 export interface LoopLagOptions {
   /** Reporting interval, ms; default 10 000. */
   readonly intervalMs?: number;
-  /** `host:port` of a StatsD daemon (hot-shots is loaded then), or a client of your own. */
-  readonly statsd?: string | StatsDLike;
-  /** A prom-client `Registry` to register the gauges on. */
-  readonly registry?: unknown;
+  /** Where the figures are shipped (StatsD, Prometheus), each once it is set up. */
+  readonly outputs?: readonly Promise<LoopLagOutput>[];
   /** Called with the figures of every interval. */
   readonly onSample?: (f: LoopLagFigures) => void;
   /** Receives a `loop-lag` report every interval (the log). */
   readonly emit?: (r: Report) => void;
-  /** Metric name prefix: StatsD `<prefix>loop.lag.p50`, Prometheus `<prefix>loopwatch_event_loop_lag_seconds`. */
-  readonly prefix?: string;
   /** `monitorEventLoopDelay` resolution, ms; default 10. */
   readonly resolutionMs?: number;
   /** One-line problems (a missing optional package); default: a line on stderr. */
   readonly onError?: (message: string) => void;
+  /** Where the watchdog publishes measured stalls; default the shared feed. */
+  readonly feed?: StallFeed;
 }
 
 /** A running loop-lag monitor. */
@@ -98,13 +93,6 @@ export function mergeFigures(
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
 
-function lagMessage(f: LoopLagFigures): string {
-  return (
-    `event loop over ${(f.intervalMs / 1000).toFixed(1)} s: lag p50 ${f.p50Ms.toFixed(1)} ms, p99 ${f.p99Ms.toFixed(1)} ms, ` +
-    `max ${f.maxMs.toFixed(1)} ms; utilisation ${(f.utilization * 100).toFixed(0)}%; ${f.stalls} stall${f.stalls === 1 ? '' : 's'}`
-  );
-}
-
 /**
  * Measures event-loop delay (p50/p99/max) and utilisation every `intervalMs` and ships the figures
  * to `onSample`, `emit` (the log), StatsD and/or a Prometheus registry. The timer is unref'd.
@@ -118,7 +106,8 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
   let prevElu: EventLoopUtilization = performance.eventLoopUtilization();
   let intervalStart = performance.now();
   let stalls: StallEvent[] = [];
-  const unsubscribe = subscribeStalls((e) => stalls.push(e));
+  const feed = opts.feed ?? defaultStallFeed;
+  const unsubscribe = feed.subscribe((e) => stalls.push(e));
   // Fallback stall timing when no watchdog runs (the watchdog's heartbeat is the better source).
   const beatMs = 50;
   let lastBeat = performance.now();
@@ -126,19 +115,16 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
     const now = performance.now();
     const late = now - lastBeat - beatMs;
     lastBeat = now;
-    if (late >= beatMs * 2 && !hasStallSource()) stalls.push({ startMs: now - late, endMs: now, durationMs: late });
+    if (late >= beatMs * 2 && !feed.hasSource) stalls.push({ startMs: now - late, endMs: now, durationMs: late });
   };
   const beatTimer = setInterval(beat, beatMs);
   beatTimer.unref();
 
-  const targets: LagTarget[] = [];
-  const setups: Promise<LagTarget>[] = [];
-  if (opts.statsd !== undefined) setups.push(createStatsdTarget(opts.statsd, opts.prefix ?? ''));
-  if (opts.registry !== undefined) setups.push(createPrometheusTarget(opts.registry, opts.prefix ?? ''));
+  const targets: LoopLagOutput[] = [];
   let stopped = false;
-  const ready = Promise.allSettled(setups).then((results) => {
+  const ready = Promise.allSettled(opts.outputs ?? []).then((results) => {
     for (const r of results) {
-      if (r.status === 'rejected') onError(r.reason instanceof Error ? r.reason.message : String(r.reason));
+      if (r.status === 'rejected') onError(errorText(r.reason));
       else if (stopped) r.value.close();
       else targets.push(r.value);
     }
@@ -146,7 +132,7 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
 
   const sample = (): LoopLagFigures => {
     // A stall that just ended may not have been timed by the heartbeat yet: settle it into this interval.
-    pollStalls();
+    feed.poll();
     beat();
     const now = performance.now();
     const took = stalls;
@@ -167,7 +153,7 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
     intervalStart = now;
     try {
       opts.onSample?.(figures);
-      opts.emit?.({ kind: 'loop-lag', message: lagMessage(figures), time: Date.now(), lag: figures });
+      opts.emit?.({ kind: 'loop-lag', time: Date.now(), lag: figures });
       for (const t of targets) t.write(figures);
     } catch {
       // Outputs are best effort; the next interval tries again.

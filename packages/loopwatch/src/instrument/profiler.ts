@@ -4,10 +4,9 @@
  * went. In-process `Profiler.*` calls answer synchronously, so the window is read right at turn end.
  *
  * Bounded cost, whatever the program does:
- *  - `Profiler.start` on an idle profiler is expensive (V8 first logs every compiled function: tens to
- *    hundreds of ms on a big heap). A second, never-read profile (`console.profile` on the inspector's
- *    own console) keeps V8's profiler running, so every later stop/start pair is cheap (well under a
- *    millisecond to start). That profile is renewed every {@link KEEPALIVE_RENEW_MS} to bound its memory.
+ *  - `Profiler.start` on an idle profiler is expensive (V8 first logs every compiled function, so it
+ *    grows with the heap). A second, never-read profile (`console.profile` on the inspector's own
+ *    console) keeps V8's profiler running, so every later stop/start pair skips that. That profile is renewed every {@link KEEPALIVE_RENEW_MS} to bound its memory.
  *  - The profile that is read is rotated every `rotateMs` (default 1 s), so `Profiler.stop` never
  *    serialises more than about a second of samples; the previous second is kept, for windows that
  *    began before the last rotation.
@@ -16,7 +15,7 @@ import inspector, { Session } from 'node:inspector';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { isOwnFile } from '../model/frames.js';
+import { isOwnFile } from '../source/frames.js';
 import { hottestStack, type CpuProfile, type HotStack, type ProfilePiece } from '../model/cpu-profile.js';
 
 /** Bound before loopwatch wraps `fs.*Sync`: our own reads are not the program's blocking calls. */

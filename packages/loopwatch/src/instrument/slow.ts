@@ -16,218 +16,244 @@
  * slow turns in between are counted, and the next report (or, when the burst is over, one summary
  * line) says how many there were and how long the longest took.
  */
-import { performance } from 'node:perf_hooks';
-import path from 'node:path';
-import type { Attribution, Frame, Report } from '../model/report.js';
-import { formatLocation } from '../model/report.js';
-import { isOwnFile, originOf, resolveFrame, shortLocation, toPath, userFrames } from '../model/frames.js';
+import type { Attribution, Frame, Report, SlowCallbackReport } from '../model/report.js';
+import { culpritOf, formatLocation } from '../model/report.js';
+import { isOwnFile, resolveFrame, userFrames } from '../source/frames.js';
+import { originOf, toPath } from '../model/paths.js';
 import type { HotFrame, HotStack } from '../model/cpu-profile.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
-import { createdAtOf } from '../model/describe.js';
-import { WindowProfiler } from './profiler.js';
-import { lastBlockingCall } from './last-blocking-call.js';
-import { isTracking, setSlowReaction } from './tasks.js';
+import { createdAtOf } from './describe.js';
+import type { BlockingCall } from './blocking.js';
 import type { RawFrame } from './watchdog-protocol.js';
-
-export interface SlowCallbackOptions {
-  /** Threshold, ms (asyncio's `slow_callback_duration`, default 100). */
-  readonly thresholdMs: number;
-  /** Sampling interval of the profiler, µs. Debug mode samples finer than production. */
-  readonly sampleIntervalUs?: number;
-}
+import type { Clock, Timer } from './clock.js';
 
 /** Minimum time between two full slow-callback reports, ms. */
 export const REPORT_GAP_MS = 1_000;
 /** Frames shown per stack. */
 const STACK_LIMIT = 8;
+/** Slow turns remembered for `loopwatch top` (the last minute's). */
+const RECENT_MS = 60_000;
+
+/** The part of the sampling profiler the watcher uses (a fake one in the unit tier). */
+export interface WindowSampler {
+  /** Hottest stack of [startMs, endMs] (clock times). */
+  hottest(startMs: number, endMs: number): HotStack;
+  close(): void;
+}
+
+export interface SlowCallbackDeps {
+  /** Threshold, ms (asyncio's `slow_callback_duration`, default 100). */
+  readonly thresholdMs: number;
+  /** Sampling interval of the profiler, ms (module-loading time is counted in samples). */
+  readonly sampleMs: number;
+  readonly clock: Clock;
+  readonly sampler: WindowSampler;
+  readonly emit: (r: Report) => void;
+  /** The last blocking call that returned (debug mode), whose exact line beats any sample. */
+  readonly lastBlockingCall?: () => BlockingCall | undefined;
+  /** Told when a full report was printed: the watchdog holds its pauses until the next one may be. */
+  readonly onReported?: (nextAllowedEpochMs: number) => void;
+  /** Pulls the watchdog's pauses of slow turns into {@link SlowCallbackWatcher.noteSlice} (synchronously). */
+  readonly pullSlices?: () => void;
+}
 
 interface Suppressed { count: number; longestMs: number; totalMs: number; sinceMs: number }
-interface StartUp { turns: number; totalMs: number; longestMs: number; modules: Map<string, number>; timer: NodeJS.Timeout | undefined; reported: boolean }
+interface StartUp { turns: number; totalMs: number; longestMs: number; modules: Map<string, number>; timer: Timer | undefined; reported: boolean }
 /** A pause of the main thread by the watchdog's worker during a slow turn. */
 interface Slice { readonly atMs: number; readonly frames: readonly RawFrame[] }
-interface Watch {
-  profiler: WindowProfiler;
-  ticker: NodeJS.Timeout;
-  /** What the ticker does; also run at exit, where the ticker never fires again. */
-  tick: () => void;
-  emit: (r: Report) => void;
-  thresholdMs: number;
-  sampleMs: number;
-  coveredUntil: number;
-  /** `performance.now()` of the last full report. */
-  lastReportAt: number;
-  suppressed: Suppressed | undefined;
-  summaryTimer: NodeJS.Timeout | undefined;
-  startUp: StartUp;
-  slices: Slice[];
+
+/** A slow turn, for `loopwatch top`. */
+export interface RecentSlow {
+  readonly atMs: number;
+  readonly durationMs: number;
+  /** The culprit, when the turn was analysed (one a second is). */
+  readonly functionName?: string;
+  readonly location?: string;
+  readonly task?: string;
+}
+
+/**
+ * One slow-callback watcher: the late-ticker, the rate limit, the start-up gathering. Its state is
+ * its own, so it runs on fake time in the unit tier.
+ */
+export class SlowCallbackWatcher {
+  readonly #d: SlowCallbackDeps;
+  readonly #period: number;
+  readonly #ticker: Timer;
+  #lastTick: number;
+  #coveredUntil = 0;
+  /** Clock time of the last full report. */
+  #lastReportAt = -Infinity;
+  #suppressed: Suppressed | undefined;
+  #summaryTimer: Timer | undefined;
+  readonly #startUp: StartUp = { turns: 0, totalMs: 0, longestMs: 0, modules: new Map(), timer: undefined, reported: false };
+  readonly #slices: Slice[] = [];
   /** loopwatch's own work: a turn that ends before this was (partly) ours. */
-  ownUntil: number;
-}
-let watch: Watch | undefined;
-/** Told when a full report was printed: the watchdog holds its pauses until the next one may be. */
-let onReported: ((nextAllowedEpochMs: number) => void) | undefined;
+  #ownUntil = 0;
+  #stopped = false;
+  readonly #recent: RecentSlow[] = [];
 
-/** Pulls the watchdog's pauses of slow turns into {@link noteSlice} (synchronously). */
-let pullSlices: (() => void) | undefined;
-
-export function setReportGate(fn: ((nextAllowedEpochMs: number) => void) | undefined, pull?: () => void): void {
-  onReported = fn;
-  pullSlices = pull;
-}
-
-export function watchSlow(opts: SlowCallbackOptions, emit: (r: Report) => void): void {
-  unwatchSlow();
-  const thresholdMs = opts.thresholdMs;
-  const period = Math.max(5, Math.min(50, thresholdMs / 4));
-  const profiler = new WindowProfiler(opts.sampleIntervalUs ?? 2_000);
-  let lastTick = performance.now();
-  const tick = (): void => {
-    const now = performance.now();
-    const late = now - lastTick - period;
-    const from = lastTick;
-    lastTick = now;
-    if (!watch || late < thresholdMs || watch.coveredUntil >= from) return;
-    onSlow(watch, undefined, now - late, late);
-  };
-  const ticker = setInterval(tick, period);
-  ticker.unref();
-  watch = {
-    profiler,
-    ticker,
-    tick,
-    emit,
-    thresholdMs,
-    sampleMs: (opts.sampleIntervalUs ?? 2_000) / 1000,
-    coveredUntil: 0,
-    lastReportAt: -Infinity,
-    suppressed: undefined,
-    summaryTimer: undefined,
-    startUp: { turns: 0, totalMs: 0, longestMs: 0, modules: new Map(), timer: undefined, reported: false },
-    slices: [],
-    ownUntil: 0,
-  };
-  process.on('exit', flushOnExit);
-  if (isTracking()) setSlowReaction(thresholdMs, onSlowReaction);
-}
-
-/** Re-arms the reaction detector after task tracking (re)starts. */
-export function armReactionDetector(): void {
-  if (watch) setSlowReaction(watch.thresholdMs, onSlowReaction);
-}
-
-/** The watchdog paused the main thread during a slow turn: its frames, raw (resolved here, where the source maps are). */
-export function noteSlice(atEpochMs: number, frames: readonly RawFrame[]): void {
-  if (!watch) return;
-  watch.slices.push({ atMs: atEpochMs - performance.timeOrigin, frames });
-  if (watch.slices.length > 4) watch.slices.shift();
-}
-
-function onSlowReaction(task: PromiseRecord | undefined, startMs: number, durationMs: number): void {
-  if (!watch) return;
-  watch.coveredUntil = startMs + durationMs;
-  // We are inside a promise hook: build the report (profiler, source maps) outside it.
-  setImmediate(() => {
-    if (watch) onSlow(watch, task, startMs, durationMs);
-  });
-}
-
-/** Analyses a slow turn: start-up goes to its own report; the rest is reported or counted (rate limit). */
-function onSlow(w: Watch, task: PromiseRecord | undefined, startMs: number, durationMs: number): void {
-  // A turn that was (mostly) loopwatch's own report building is not the program's.
-  if (w.ownUntil >= startMs + durationMs / 2) return;
-  const hot = w.profiler.hottest(startMs - 1, startMs + durationMs + 1);
-  if (hot.attribution === 'module-loading') {
-    noteStartUp(w, hot, durationMs);
-    w.ownUntil = performance.now();
-    return;
+  constructor(deps: SlowCallbackDeps) {
+    this.#d = deps;
+    this.#period = Math.max(5, Math.min(50, deps.thresholdMs / 4));
+    this.#lastTick = deps.clock.now();
+    this.#ticker = deps.clock.every(this.#period, this.tick);
   }
-  const now = performance.now();
-  if (now - w.lastReportAt < REPORT_GAP_MS) {
-    const s = (w.suppressed ??= { count: 0, longestMs: 0, totalMs: 0, sinceMs: Date.now() });
+
+  get thresholdMs(): number {
+    return this.#d.thresholdMs;
+  }
+
+  /** What the ticker does; also run at exit, where the ticker never fires again. */
+  readonly tick = (): void => {
+    const now = this.#d.clock.now();
+    const late = now - this.#lastTick - this.#period;
+    const from = this.#lastTick;
+    this.#lastTick = now;
+    if (this.#stopped || late < this.#d.thresholdMs || this.#coveredUntil >= from) return;
+    this.#onSlow(undefined, now - late, late);
+  };
+
+  /** The watchdog paused the main thread during a slow turn: its frames, raw (resolved here, where the source maps are). */
+  noteSlice(atEpochMs: number, frames: readonly RawFrame[]): void {
+    this.#slices.push({ atMs: atEpochMs - this.#d.clock.origin, frames });
+    if (this.#slices.length > 4) this.#slices.shift();
+  }
+
+  /** A promise reaction the task tracker timed (debug mode): exact, and attributed to its task. */
+  readonly onSlowReaction = (task: PromiseRecord | undefined, startMs: number, durationMs: number): void => {
+    if (this.#stopped) return;
+    this.#coveredUntil = startMs + durationMs;
+    // We are inside a promise hook: build the report (profiler, source maps) outside it.
+    setImmediate(() => {
+      if (!this.#stopped) this.#onSlow(task, startMs, durationMs);
+    });
+  };
+
+  /** Slow turns of the last minute, newest last. */
+  recent(): readonly RecentSlow[] {
+    const since = this.#d.clock.now() - RECENT_MS;
+    while (this.#recent.length > 0 && this.#recent[0]!.atMs < since) this.#recent.shift();
+    return this.#recent;
+  }
+
+  #remember(r: RecentSlow): void {
+    this.#recent.push(r);
+    if (this.#recent.length > 200) this.#recent.shift();
+  }
+
+  /** Analyses a slow turn: start-up goes to its own report; the rest is reported or counted (rate limit). */
+  #onSlow(task: PromiseRecord | undefined, startMs: number, durationMs: number): void {
+    const { clock } = this.#d;
+    // A turn that was (mostly) loopwatch's own report building is not the program's.
+    if (this.#ownUntil >= startMs + durationMs / 2) return;
+    const hot = this.#d.sampler.hottest(startMs - 1, startMs + durationMs + 1);
+    if (hot.attribution === 'module-loading') {
+      this.#noteStartUp(hot, durationMs);
+      this.#ownUntil = clock.now();
+      return;
+    }
+    const now = clock.now();
+    if (now - this.#lastReportAt < REPORT_GAP_MS) {
+      this.#suppress(durationMs, now);
+      this.#remember({ atMs: startMs, durationMs, ...(task && !task.internal ? { task: task.name } : {}) });
+      this.#ownUntil = clock.now();
+      return;
+    }
+    this.#lastReportAt = now;
+    this.#d.onReported?.(clock.origin + now + REPORT_GAP_MS);
+    // The watchdog's pause of this turn (if any) was posted while it ran: it is in the port already.
+    this.#d.pullSlices?.();
+    const r = slowReport({ task, startMs, durationMs, hot, blocking: this.#d.lastBlockingCall?.(), slices: this.#slices, time: clock.wall() });
+    const s = this.#suppressed;
+    this.#suppressed = undefined;
+    this.#remember({
+      atMs: startMs,
+      durationMs,
+      ...(r.functionName === undefined ? {} : { functionName: r.functionName }),
+      ...(r.location === undefined ? {} : { location: r.location }),
+      ...(r.task ? { task: r.task.name } : {}),
+    });
+    this.#d.emit(s ? { ...r, suppressed: { ...s } } : r);
+    this.#ownUntil = clock.now();
+  }
+
+  #suppress(durationMs: number, now: number): void {
+    const s = (this.#suppressed ??= { count: 0, longestMs: 0, totalMs: 0, sinceMs: this.#d.clock.wall() });
     s.count++;
     s.totalMs += durationMs;
     s.longestMs = Math.max(s.longestMs, durationMs);
-    if (!w.summaryTimer) {
-      // If the burst ends here, one line still says what was left out.
-      w.summaryTimer = setTimeout(() => {
-        w.summaryTimer = undefined;
-        if (watch === w && performance.now() - w.lastReportAt >= REPORT_GAP_MS) emitSummary(w);
-      }, REPORT_GAP_MS - (now - w.lastReportAt) + 1);
-      w.summaryTimer.unref();
-    }
-    w.ownUntil = performance.now();
-    return;
+    if (this.#summaryTimer) return;
+    // If the burst ends here, one line still says what was left out.
+    this.#summaryTimer = this.#d.clock.after(REPORT_GAP_MS - (now - this.#lastReportAt) + 1, () => {
+      this.#summaryTimer = undefined;
+      if (!this.#stopped && this.#d.clock.now() - this.#lastReportAt >= REPORT_GAP_MS) this.#emitSummary();
+    });
   }
-  w.lastReportAt = now;
-  onReported?.(performance.timeOrigin + now + REPORT_GAP_MS);
-  // The watchdog's pause of this turn (if any) was posted while it ran: it is in the port already.
-  pullSlices?.();
-  const r = slowReport(w, task, startMs, durationMs, hot);
-  const s = w.suppressed;
-  w.suppressed = undefined;
-  w.emit(s ? { ...r, message: `${r.message}${suppressedNote(s)}` } : r);
-  w.ownUntil = performance.now();
+
+  #noteStartUp(hot: HotStack, durationMs: number): void {
+    const s = this.#startUp;
+    s.turns++;
+    s.totalMs += durationMs;
+    s.longestMs = Math.max(s.longestMs, durationMs);
+    for (const [file, samples] of hot.modules ?? []) s.modules.set(toPath(file), (s.modules.get(toPath(file)) ?? 0) + samples * this.#d.sampleMs);
+    if (s.reported) return;
+    s.timer?.cancel();
+    // One report, once loading has quietened down (or at exit).
+    s.timer = this.#d.clock.after(REPORT_GAP_MS, () => this.#emitStartUp());
+  }
+
+  #emitStartUp(): void {
+    const s = this.#startUp;
+    if (s.reported || s.turns === 0) return;
+    s.reported = true;
+    s.timer?.cancel();
+    const modules = [...s.modules].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([file, ms]) => ({ file, ms: Math.round(ms) }));
+    this.#d.emit({
+      kind: 'start-up',
+      time: this.#d.clock.wall(),
+      durationMs: Math.round(s.totalMs),
+      turns: s.turns,
+      longestMs: Math.round(s.longestMs),
+      attribution: 'module-loading',
+      modules,
+    });
+  }
+
+  #emitSummary(): void {
+    const s = this.#suppressed;
+    if (!s) return;
+    this.#suppressed = undefined;
+    this.#lastReportAt = this.#d.clock.now();
+    this.#d.emit({
+      kind: 'slow-callback',
+      burst: { ...s },
+      time: this.#d.clock.wall(),
+      durationMs: Math.round(s.longestMs * 10) / 10,
+      attribution: 'no-sample',
+      stack: [],
+    });
+  }
+
+  /** At exit: the turn that ends the program (a slow callback, then nothing left to do) is never followed by a tick. */
+  readonly flush = (): void => {
+    if (this.#stopped) return;
+    this.tick();
+    this.#emitStartUp();
+    this.#emitSummary();
+  };
+
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#ticker.cancel();
+    this.#summaryTimer?.cancel();
+    this.#startUp.timer?.cancel();
+    this.#d.sampler.close();
+  }
 }
 
-function noteStartUp(w: Watch, hot: HotStack, durationMs: number): void {
-  const s = w.startUp;
-  s.turns++;
-  s.totalMs += durationMs;
-  s.longestMs = Math.max(s.longestMs, durationMs);
-  for (const [file, samples] of hot.modules ?? []) s.modules.set(toPath(file), (s.modules.get(toPath(file)) ?? 0) + samples * w.sampleMs);
-  if (s.reported) return;
-  if (s.timer) clearTimeout(s.timer);
-  // One report, once loading has quietened down (or at exit).
-  s.timer = setTimeout(() => emitStartUp(w), REPORT_GAP_MS);
-  s.timer.unref();
-}
-
-function emitStartUp(w: Watch): void {
-  const s = w.startUp;
-  if (s.reported || s.turns === 0) return;
-  s.reported = true;
-  if (s.timer) clearTimeout(s.timer);
-  const modules = [...s.modules].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([file, ms]) => ({ file, ms: Math.round(ms) }));
-  const top = modules[0];
-  w.emit({
-    kind: 'start-up',
-    message:
-      `loading modules took ${Math.round(s.totalMs)} ms in ${s.turns} slow turn${s.turns === 1 ? '' : 's'} (longest ${Math.round(s.longestMs)} ms)` +
-      (top ? `; most in ${shortLocation({ functionName: '', file: top.file, line: 0, column: 0 }).replace(/:0:0$/, '')} (${top.ms} ms)` : ''),
-    time: Date.now(),
-    durationMs: Math.round(s.totalMs),
-    attribution: 'module-loading',
-    modules,
-  });
-}
-
-function suppressedNote(s: Suppressed): string {
-  return ` (plus ${s.count} more slow callback${s.count === 1 ? '' : 's'} since the previous report, longest ${Math.round(s.longestMs)} ms, not analysed: reports are rate-limited)`;
-}
-
-function emitSummary(w: Watch): void {
-  const s = w.suppressed;
-  if (!s) return;
-  w.suppressed = undefined;
-  w.lastReportAt = performance.now();
-  w.emit({
-    kind: 'slow-callback',
-    message: `${s.count} more slow callback${s.count === 1 ? '' : 's'} since ${new Date(s.sinceMs).toISOString()}, longest ${Math.round(s.longestMs)} ms, ${Math.round(s.totalMs)} ms in all (not analysed: reports are rate-limited)`,
-    time: Date.now(),
-    durationMs: Math.round(s.longestMs * 10) / 10,
-    attribution: 'no-sample',
-    stack: [],
-  });
-}
-
-function flushOnExit(): void {
-  if (!watch) return;
-  // The turn that ends the program (a slow callback, then nothing left to do) is never followed by a tick.
-  watch.tick();
-  emitStartUp(watch);
-  emitSummary(watch);
-}
 
 function withOrigin(f: Frame): Frame {
   const origin = originOf(f.file);
@@ -244,22 +270,22 @@ function rawToFrame(f: RawFrame): Frame {
   return withOrigin(resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line: f.line0 + 1, column: f.column0 + 1 }));
 }
 
-const ATTRIBUTION_TEXT: Record<Attribution, string> = {
-  code: '',
-  'blocking-call': '',
-  'garbage-collection': 'mostly in garbage collection (no code stood out in the samples)',
-  compilation: 'mostly compiling code',
-  'module-loading': 'loading modules',
-  native: 'in native code or V8 itself (no JavaScript frame in the samples)',
-  'no-sample': 'no profiler sample fell in this turn (too short, or the profiler was busy)',
-};
 
-function slowReport(w: Watch, task: PromiseRecord | undefined, startMs: number, durationMs: number, hot: HotStack): Report {
+interface SlowTurn {
+  readonly task: PromiseRecord | undefined;
+  readonly startMs: number;
+  readonly durationMs: number;
+  readonly hot: HotStack;
+  readonly blocking: BlockingCall | undefined;
+  readonly slices: readonly Slice[];
+  readonly time: number;
+}
+
+function slowReport({ task, startMs, durationMs, hot, blocking, slices, time }: SlowTurn): SlowCallbackReport {
   const endMs = startMs + durationMs;
   let stack: Frame[] = [];
   let attribution: Attribution = hot.attribution;
-  const blocking = lastBlockingCall();
-  const slice = w.slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
+  const slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
   // A blocking call that took most of this turn names the exact line, column included.
   if (blocking && blocking.endMs >= startMs && blocking.endMs <= endMs + 1 && blocking.endMs - blocking.startMs >= durationMs / 2) {
     stack = userFrames(blocking.sites, STACK_LIMIT);
@@ -271,19 +297,10 @@ function slowReport(w: Watch, task: PromiseRecord | undefined, startMs: number, 
     stack = hot.frames.map(hotFrameToFrame);
   }
   stack = foldToUser(stack);
-  const culprit = stack.find((f) => f.origin === undefined) ?? stack[0];
-  const ms = Math.round(durationMs);
-  const who = task && !task.internal ? `task ${task.name}` : 'a callback';
-  let where = '';
-  if (culprit) {
-    where = ` in ${culprit.functionName} (${formatLocation(culprit)})`;
-    const leaf = stack[0];
-    if (leaf && leaf !== culprit) where += `, inside ${leaf.functionName} (${path.basename(leaf.file)}:${leaf.line})`;
-  } else if (ATTRIBUTION_TEXT[attribution]) where = `, ${ATTRIBUTION_TEXT[attribution]}`;
+  const culprit = culpritOf(stack);
   return {
     kind: 'slow-callback',
-    message: `Executing ${who} took ${ms} ms${where}`,
-    time: Date.now(),
+    time,
     durationMs: Math.round(durationMs * 10) / 10,
     attribution,
     ...(task && !task.internal ? { task: taskRef(task), createdAt: createdAtOf(task) } : {}),
@@ -303,13 +320,3 @@ function foldToUser(stack: Frame[]): Frame[] {
   return kept;
 }
 
-export function unwatchSlow(): void {
-  if (!watch) return;
-  clearInterval(watch.ticker);
-  if (watch.summaryTimer) clearTimeout(watch.summaryTimer);
-  if (watch.startUp.timer) clearTimeout(watch.startUp.timer);
-  process.off('exit', flushOnExit);
-  watch.profiler.close();
-  if (isTracking()) setSlowReaction(undefined);
-  watch = undefined;
-}

@@ -1,6 +1,9 @@
 /** Named tasks: `spawn(name, fn)` is the `asyncio.create_task(coro, name=…)` twin, with cancellation. */
 import { threadId } from 'node:worker_threads';
-import { endSyncPart, nameTask } from './tasks.js';
+import type { TaskTracker } from './tasks.js';
+import { captureSites, userFrames } from '../source/frames.js';
+import { formatLocation } from '../model/report.js';
+import { errorText } from '../model/error-text.js';
 import { assertOwnThread } from './thread-guard.js';
 
 /** A running named task. */
@@ -19,20 +22,20 @@ export interface TaskHandle<T> {
  * Starts `fn` as a named task. It shows in task dumps under `name`, with where it was spawned and
  * where it waits; `abort()` aborts the signal it receives.
  */
-export function spawn<T>(name: string, fn: (signal: AbortSignal) => Promise<T>): TaskHandle<T> {
+export function spawnTask<T>(tracker: TaskTracker, name: string, fn: (signal: AbortSignal) => Promise<T>): TaskHandle<T> {
   const owner = threadId;
   const controller = new AbortController();
   const promise = fn(controller.signal);
-  const rec = nameTask(promise, name);
-  endSyncPart(promise);
-  return {
-    name,
-    id: rec?.id ?? 0,
-    promise,
-    signal: controller.signal,
-    abort(reason?: unknown): void {
-      assertOwnThread(owner, `task ${name}`);
-      controller.abort(reason);
-    },
+  const rec = tracker.nameTask(promise, name);
+  tracker.endSyncPart(promise);
+  const abort = (reason?: unknown): void => {
+    assertOwnThread(owner, `task ${name}`);
+    // Who aborted it, for the terminated-task history (aiomonitor's "who cancelled it").
+    if (rec && rec.pending && rec.abortedBy === undefined) {
+      const at = userFrames(captureSites(abort, 4), 3).map(formatLocation);
+      rec.abortedBy = { reason: reason === undefined ? 'aborted' : errorText(reason), at };
+    }
+    controller.abort(reason);
   };
+  return { name, id: rec?.id ?? 0, promise, signal: controller.signal, abort };
 }

@@ -4,23 +4,22 @@
  * default behaviour. Observing `process.emit` instead of adding a listener sees every unhandled
  * rejection, even when the program has its own listener, and leaves exit semantics exactly as they were.
  */
-import type { Report } from '../model/report.js';
+import type { Report, UnhandledTaskErrorReport } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
 import { taskRef } from '../model/task.js';
-import { createdAtOf, definedAtOf } from '../model/describe.js';
+import { createdAtOf, definedAtOf } from './describe.js';
 import { recordOf } from './tasks.js';
 
 type Emit = typeof process.emit;
-let original: Emit | undefined;
 
-export function unhandledReport(reason: unknown, promise: unknown): Report {
+export function unhandledReport(reason: unknown, promise: unknown, time = Date.now()): UnhandledTaskErrorReport {
   const rec = recordOf(promise);
   const err = reason instanceof Error ? reason : undefined;
   const error = err
     ? { name: err.name, message: err.message, ...(err.stack === undefined ? {} : { stack: err.stack }) }
     : { name: typeof reason, message: String(reason) };
   if (!rec) {
-    return { kind: 'unhandled-task-error', message: `Unhandled rejection: ${error.name}: ${error.message}`, time: Date.now(), error };
+    return { kind: 'unhandled-task-error', time, error };
   }
   const createdAt = createdAtOf(rec);
   // The parent chain continues the source traceback across async hops.
@@ -30,8 +29,7 @@ export function unhandledReport(reason: unknown, promise: unknown): Report {
   const site = createdAt[0] ?? definedAtOf(rec);
   return {
     kind: 'unhandled-task-error',
-    message: `Task ${rec.name} failed and nobody handled it: ${error.name}: ${error.message}`,
-    time: Date.now(),
+    time,
     task: taskRef(rec),
     ...(site ? { location: formatLocation(site), functionName: site.functionName } : {}),
     createdAt,
@@ -39,25 +37,33 @@ export function unhandledReport(reason: unknown, promise: unknown): Report {
   };
 }
 
-export function watchUnhandled(report: (r: Report) => void): void {
-  if (original) return;
-  // Kept unbound on purpose: restored as-is by unwatchUnhandled, and called with the right `this`.
-  // eslint-disable-next-line @typescript-eslint/unbound-method
-  const orig = process.emit;
-  original = orig;
-  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    if (event === 'unhandledRejection') {
-      try {
-        report(unhandledReport(args[0], args[1]));
-      } catch {
-        // Never let the reporter change what the program does next.
-      }
-    }
-    return (orig as (this: NodeJS.Process, e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
-  } as Emit;
-}
+/** Observes `process.emit('unhandledRejection', …)` while started; `stop()` puts the original back. */
+export class UnhandledWatcher {
+  #original: Emit | undefined;
 
-export function unwatchUnhandled(): void {
-  if (original) process.emit = original;
-  original = undefined;
+  constructor(readonly report: (r: Report) => void) {}
+
+  start(): void {
+    if (this.#original) return;
+    // Kept unbound on purpose: restored as-is by stop(), and called with the right `this`.
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    const orig = process.emit;
+    this.#original = orig;
+    const report = this.report;
+    process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+      if (event === 'unhandledRejection') {
+        try {
+          report(unhandledReport(args[0], args[1]));
+        } catch {
+          // Never let the reporter change what the program does next.
+        }
+      }
+      return (orig as (this: NodeJS.Process, e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+    } as Emit;
+  }
+
+  stop(): void {
+    if (this.#original) process.emit = this.#original;
+    this.#original = undefined;
+  }
 }

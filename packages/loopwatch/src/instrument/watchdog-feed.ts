@@ -1,7 +1,7 @@
 /**
  * Main-thread feed of stalls the watchdog's heartbeat measured. The loop-lag monitor subscribes, since
- * `monitorEventLoopDelay` sees a whole stall as a single late sample. Module-level so the two
- * monitors meet without the caller wiring them together.
+ * `monitorEventLoopDelay` sees a whole stall as a single late sample. One feed per loopwatch instance
+ * (the functional API's watchdog and loop-lag monitor share the default one).
  */
 
 /** A stall as the main thread measured it: how late its heartbeat ran. */
@@ -15,38 +15,48 @@ export interface StallEvent {
 
 type Listener = (e: StallEvent) => void;
 
-const listeners = new Set<Listener>();
-const pollers = new Set<() => void>();
+export class StallFeed {
+  readonly #listeners = new Set<Listener>();
+  readonly #pollers = new Set<() => void>();
 
-/** Calls `listener` for every stall measured from now on; returns the unsubscribe function. */
-export function subscribeStalls(listener: Listener): () => void {
-  listeners.add(listener);
-  return () => listeners.delete(listener);
-}
+  /** Calls `listener` for every stall measured from now on; returns the unsubscribe function. */
+  subscribe(listener: Listener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
 
-/** Delivers a measured stall to every subscriber. Listeners must not throw; if one does, the rest still run. */
-export function publishStall(e: StallEvent): void {
-  for (const l of listeners) {
-    try {
-      l(e);
-    } catch {
-      // A broken subscriber must not break the heartbeat.
+  /** Delivers a measured stall to every subscriber; a subscriber that throws does not stop the rest. */
+  publish(e: StallEvent): void {
+    for (const l of this.#listeners) {
+      try {
+        l(e);
+      } catch {
+        // A broken subscriber must not break the heartbeat.
+      }
     }
+  }
+
+  /** A running watchdog registers a poller so a reader can settle a stall that just ended before its timer ran. */
+  registerPoller(poll: () => void): () => void {
+    this.#pollers.add(poll);
+    return () => this.#pollers.delete(poll);
+  }
+
+  /** Publishes a stall that has ended but whose heartbeat has not run yet (call before reading figures). */
+  poll(): void {
+    for (const p of this.#pollers) p();
+  }
+
+  /** Whether a running watchdog is timing stalls (otherwise the loop-lag monitor times them itself). */
+  get hasSource(): boolean {
+    return this.#pollers.size > 0;
   }
 }
 
-/** A running watchdog registers a poller so a reader can settle a stall that just ended before its timer ran. */
-export function registerStallPoller(poll: () => void): () => void {
-  pollers.add(poll);
-  return () => pollers.delete(poll);
-}
+/** The feed shared by `startStallWatchdog` and `monitorLoopLag` when none is given. */
+export const defaultStallFeed = new StallFeed();
 
-/** Publishes a stall that has ended but whose heartbeat has not run yet (call before reading figures). */
-export function pollStalls(): void {
-  for (const p of pollers) p();
-}
-
-/** Whether a running watchdog is timing stalls (otherwise the loop-lag monitor times them itself). */
-export function hasStallSource(): boolean {
-  return pollers.size > 0;
+/** Calls `listener` for every stall the default feed carries; returns the unsubscribe function. */
+export function subscribeStalls(listener: Listener): () => void {
+  return defaultStallFeed.subscribe(listener);
 }

@@ -6,16 +6,18 @@
  * One report per stall, emitted when the stall ends, so `durationMs` is its full length (a blocked
  * thread could not print it earlier anyway: the sinks run on the main thread).
  */
-import { performance } from 'node:perf_hooks';
 import { MessageChannel, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import inspector from 'node:inspector';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Frame, Report } from '../model/report.js';
+import type { Frame, Report, StallReport } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { nowMs, type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
-import { isOwnFile, originOf, resolveFrame } from '../model/frames.js';
-import { publishStall, registerStallPoller, type StallEvent } from './watchdog-feed.js';
+import { type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import { isOwnFile, resolveFrame } from '../source/frames.js';
+import { originOf } from '../model/paths.js';
+import { defaultStallFeed, type StallEvent, type StallFeed } from './watchdog-feed.js';
+import { Heartbeat } from './heartbeat.js';
+import { realClock } from './clock.js';
 
 export type { StallEvent } from './watchdog-feed.js';
 export { subscribeStalls } from './watchdog-feed.js';
@@ -52,6 +54,8 @@ export interface StallWatchdogOptions {
    */
   readonly sliceMs?: number;
   readonly onSlice?: (atEpochMs: number, frames: readonly RawFrame[]) => void;
+  /** Where measured stalls are published (the loop-lag monitor listens); default the shared feed. */
+  readonly feed?: StallFeed;
 }
 
 /** A running watchdog. */
@@ -62,6 +66,11 @@ export interface StallWatchdog {
   holdSlices(untilEpochMs: number): void;
   /** Hands every slice the worker has posted to `onSlice`, synchronously (works at exit too). */
   drainSlices(): void;
+  /** The shared heartbeat cell (epoch ms of the last beat), for other workers that must know the loop is blocked. */
+  readonly heartbeat: SharedArrayBuffer;
+  readonly heartbeatMs: number;
+  /** Loop lag from the heartbeat's lateness over the last `windowMs`. */
+  lag(windowMs: number): { p50Ms: number; p99Ms: number; maxMs: number; samples: number };
 }
 
 /** loopwatch's own compiled sources: never the culprit. */
@@ -70,8 +79,8 @@ const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url))) + pat
 /** The worker's compiled file; from sources (vitest), the build output next to them. */
 function workerUrl(): URL {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/instrument/watchdog-worker.js'));
-  return new URL('./watchdog-worker.js', here);
+  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/watchdog-thread.js'));
+  return new URL('../watchdog-thread.js', here);
 }
 
 function isUserFrame(f: Frame): boolean {
@@ -90,10 +99,6 @@ function resolveRaw(frames: readonly RawFrame[], limit: number): Frame[] {
     });
 }
 
-function describeTask(m: StallMessage): string {
-  return m.task ? ` while running task "${m.task.name}" (#${m.task.id})` : '';
-}
-
 /** Parses `fn (file:line:col)` or `file:line:col`, the current-task probe's `createdAt` strings. */
 function parseFrame(s: string): Frame | undefined {
   const m = /^(?:(.*?) \()?(.+):(\d+):(\d+)\)?$/.exec(s.trim());
@@ -102,36 +107,15 @@ function parseFrame(s: string): Frame | undefined {
 }
 
 /** Builds the `stall` report from the worker's findings. */
-export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): Report {
+export function stallReport(m: StallMessage, durationMs: number, time = Date.now()): StallReport {
   const ms = Math.round(durationMs);
   const paused = m.pausedRaw && m.pausedRaw.length > 0 ? resolveRaw(m.pausedRaw, 10) : m.pausedStack;
   const stack = m.capture === 'sampled' ? m.sampledStack : paused;
   const userIdx = stack.findIndex(isUserFrame);
   const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
-  const where = culprit ? `${culprit.functionName} (${formatLocation(culprit)})` : undefined;
-  let message: string;
-  switch (m.capture) {
-    case 'paused':
-      message = `event loop stalled for ${ms} ms in ${where ?? 'unknown code'}${describeTask(m)}`;
-      break;
-    case 'paused-after-native': {
-      const inner = userIdx > 0 ? stack[userIdx - 1] : undefined;
-      const native = inner ? ` under ${inner.functionName} (${formatLocation(inner)})` : '';
-      message =
-        `event loop stalled for ${ms} ms in a native call${native} made by ${where ?? 'unknown code'}${describeTask(m)}; ` +
-        `V8 could not interrupt it, the frame is where it returned (${m.pauseLatencyMs ?? '?'} ms after the pause request)`;
-      break;
-    }
-    case 'sampled':
-      message = `event loop stalled for ${ms} ms, mostly in ${where ?? 'unknown code'} (CPU samples; no pause)${describeTask(m)}`;
-      break;
-    default:
-      message = `event loop stalled for ${ms} ms (blocking frame unknown${m.note ? `: ${m.note}` : ''})${describeTask(m)}`;
-  }
   const createdAt = m.task?.createdAt.map(parseFrame).filter((f): f is Frame => f !== undefined);
   return {
     kind: 'stall',
-    message,
     time,
     durationMs: ms,
     ...(culprit ? { location: formatLocation(culprit), functionName: culprit.functionName } : {}),
@@ -154,6 +138,7 @@ export function stallReport(m: StallMessage, durationMs: number, time = Date.now
  */
 export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   const thresholdMs = opts.thresholdMs;
+  const feed = opts.feed ?? defaultStallFeed;
   const heartbeatMs = Math.round(opts.heartbeatMs ?? Math.min(250, Math.max(10, thresholdMs / 4)));
   const note = opts.onNote ?? ((message: string) => process.emitWarning(message, 'LoopwatchWarning'));
   let captureFrames = opts.captureFrames ?? true;
@@ -166,28 +151,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   // [0] heartbeat, [1] no slow-turn pause before (epoch ms).
   const sab = new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT);
   const beatCell = new BigInt64Array(sab);
-  let last = performance.now();
-  let lastStall: StallEvent | undefined;
-  Atomics.store(beatCell, 0, BigInt(Math.round(nowMs())));
-
-  const beat = (): void => {
-    const now = performance.now();
-    const late = now - last - heartbeatMs;
-    last = now;
-    Atomics.store(beatCell, 0, BigInt(Math.round(performance.timeOrigin + now)));
-    if (late >= thresholdMs) {
-      const e: StallEvent = { startMs: now - late, endMs: now, durationMs: late };
-      lastStall = e;
-      publishStall(e);
-      opts.onStall?.(e);
-    }
-  };
-  const timer = setInterval(beat, heartbeatMs);
-  timer.unref();
-  // A reader about to close an interval beats first, so a stall that just ended lands in its figures.
-  const unregister = registerStallPoller(() => {
-    if (performance.now() - last - heartbeatMs >= thresholdMs) beat();
-  });
+  const heart = new Heartbeat({ clock: realClock, heartbeatMs, thresholdMs, feed, cell: beatCell, ...(opts.onStall ? { onStall: opts.onStall } : {}) });
 
   const slices = new MessageChannel();
   slices.port1.unref();
@@ -214,6 +178,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     }
     if (m.type !== 'stall') return;
     // The main thread timed the stall from its own heartbeat, which is the precise figure.
+    const lastStall = heart.lastStall;
     const measured = lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50 ? lastStall.durationMs : m.durationMs;
     try {
       opts.emit(stallReport(m, measured));
@@ -226,7 +191,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   worker.unref();
   return worker;
   };
-  // A worker is a whole node isolate to boot (~25 ms of CPU): not for a program that is over in its
+  // A worker is a whole node isolate to boot: not for a program that is over in its
   // first turn. The heartbeat runs from now on, so a stall already under way is still seen.
   let worker: Worker | undefined;
   const starter = setImmediate(() => {
@@ -236,6 +201,9 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
 
   let stopped: Promise<void> | undefined;
   return {
+    heartbeat: sab,
+    heartbeatMs,
+    lag: (windowMs) => heart.lag(windowMs),
     drainSlices(): void {
       for (let m = receiveMessageOnPort(slices.port1); m !== undefined; m = receiveMessageOnPort(slices.port1)) {
         const s = m.message as WatchdogMessage;
@@ -247,9 +215,8 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     },
     stop(): Promise<void> {
       stopped ??= (async () => {
-        clearInterval(timer);
+        heart.stop();
         clearImmediate(starter);
-        unregister();
         slices.port1.close();
         await worker?.terminate();
       })();

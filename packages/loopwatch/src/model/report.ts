@@ -60,6 +60,15 @@ export interface TaskSnapshot {
   readonly awaitsId?: number;
 }
 
+/** How an ended task ended, as far as can be known. */
+export interface TerminatedOutcome {
+  readonly state: 'resolved' | 'rejected' | 'unknown';
+  /** For `rejected`: the error, one line. */
+  readonly error?: string;
+  /** For a spawned task that was aborted: the reason and where `abort()` was called. */
+  readonly abortedBy?: { readonly reason: string; readonly at: readonly string[] };
+}
+
 /** Tasks with the same name and waiting stack, folded into one line of a dump. */
 export interface TaskGroup {
   readonly name: string;
@@ -82,47 +91,185 @@ export interface LoopLagFigures {
   readonly stalls: number;
 }
 
-/** A report: the common fields every sink understands, plus kind-specific detail. */
-export interface Report {
-  readonly kind: ReportKind;
-  /** One human sentence. */
-  readonly message: string;
+/** Where loop-lag figures are shipped (StatsD, Prometheus); `close` releases what loopwatch created. */
+export interface LoopLagOutput {
+  write(f: LoopLagFigures): void;
+  close(): void;
+}
+
+/** What every report carries. */
+interface ReportBase {
   /** Wall-clock time of the report, ms since epoch. */
   readonly time: number;
-  /** How long, where the report is timed (slow-callback, stall, task age). */
-  readonly durationMs?: number;
-  /** The task the report is about, where known. */
-  readonly task?: TaskRef;
+  /** The process (several processes of one test run write to one terminal); stamped by the bus. */
+  readonly pid?: number;
+  /** Its main script, relative to the working directory when below it. */
+  readonly script?: string;
+}
+
+/** Where a report points: the culprit in the user's own source. */
+interface Site {
   /** The culprit, `file:line:col`, in the user's own source. */
   readonly location?: string;
   /** The culprit frame's function name. */
   readonly functionName?: string;
+}
+
+/** A unhandled error's essentials. */
+export interface ErrorFacts {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/** Every pending task (`dumpTasks`, `kill -USR2`, `monitorTasks`). */
+export interface TaskDumpReport extends ReportBase {
+  readonly kind: 'task-dump';
+  /** False when task tracking is off (production mode): no tasks can be listed. */
+  readonly tracking: boolean;
+  /** Pending tasks in all (listed one by one or folded into groups). */
+  readonly count: number;
+  readonly tasks: readonly TaskSnapshot[];
+  /** Tasks with the same name and waiting stack, folded (largest first). */
+  readonly groups?: readonly TaskGroup[];
+  /** Await cycles (deadlocks), each as the tasks in order, the first repeated last. */
+  readonly cycles?: readonly (readonly TaskRef[])[];
+}
+
+export interface UnhandledTaskErrorReport extends ReportBase, Site {
+  readonly kind: 'unhandled-task-error';
+  /** The failed task, when the rejected promise was one loopwatch tracked. */
+  readonly task?: TaskRef;
   /** Frames where the task was started (the `source_traceback`), innermost first. */
   readonly createdAt?: readonly Frame[];
-  /** Frames where the task waits / the culprit stack, innermost first. */
+  readonly error: ErrorFacts;
+}
+
+export interface TaskDestroyedPendingReport extends ReportBase, Site {
+  readonly kind: 'task-destroyed-pending';
+  readonly task: TaskRef;
+  readonly createdAt: readonly Frame[];
+  /** Where it was waiting. */
+  readonly stack: readonly Frame[];
+}
+
+export interface NeverAwaitedReport extends ReportBase, Site {
+  readonly kind: 'never-awaited';
+  readonly task: TaskRef;
+  readonly createdAt: readonly Frame[];
+}
+
+/** Slow turns that were counted, not analysed (the one-report-a-second budget). */
+export interface RateLimited {
+  readonly count: number;
+  readonly longestMs: number;
+  readonly totalMs: number;
+  /** Epoch ms of the first. */
+  readonly sinceMs: number;
+}
+
+export interface SlowCallbackReport extends ReportBase, Site {
+  readonly kind: 'slow-callback';
+  readonly durationMs: number;
+  readonly attribution: Attribution;
+  /** Where the time went, innermost first. */
+  readonly stack: readonly Frame[];
+  readonly task?: TaskRef;
+  readonly createdAt?: readonly Frame[];
+  /** Slow turns left out since the previous report. */
+  readonly suppressed?: RateLimited;
+  /** Set on the line that only sums up a burst that was left out (no analysis of its own). */
+  readonly burst?: RateLimited;
+}
+
+export interface StallReport extends ReportBase, Site {
+  readonly kind: 'stall';
+  readonly durationMs: number;
   readonly stack?: readonly Frame[];
-  /** The error, for `unhandled-task-error`. */
-  readonly error?: { readonly name: string; readonly message: string; readonly stack?: string };
-  /** For `task-dump`. */
-  readonly tasks?: readonly TaskSnapshot[];
-  /** For `loop-lag`. */
-  readonly lag?: LoopLagFigures;
-  /** For `stall`. */
-  readonly stall?: StallDetail;
-  /** For `task-dump`: tasks with the same name and waiting stack, folded (largest first). */
-  readonly groups?: readonly TaskGroup[];
-  /** For `task-dump`: await cycles (deadlocks), each as the tasks in order, the first repeated last. */
-  readonly cycles?: readonly (readonly TaskRef[])[];
-  /** For `slow-callback` and `stall`: what the time went to. */
+  readonly task?: TaskRef;
+  readonly createdAt?: readonly Frame[];
+  readonly stall: StallDetail;
+}
+
+export interface LoopLagReport extends ReportBase {
+  readonly kind: 'loop-lag';
+  readonly lag: LoopLagFigures;
+}
+
+export interface ThreadAffinityReport extends ReportBase, Site {
+  readonly kind: 'thread-affinity';
+  /** The blocking API, `fs.readFileSync`. */
+  readonly api: string;
+  readonly durationMs: number;
+  readonly task?: TaskRef;
+  readonly stack: readonly Frame[];
+}
+
+export interface StartUpReport extends ReportBase {
+  readonly kind: 'start-up';
+  /** Time spent loading modules in slow turns, ms. */
+  readonly durationMs: number;
+  readonly turns: number;
+  readonly longestMs: number;
+  readonly attribution: 'module-loading';
+  /** The slowest modules to load. */
+  readonly modules: readonly { readonly file: string; readonly ms: number }[];
+}
+
+export interface SummaryReport extends ReportBase {
+  readonly kind: 'summary';
+  readonly summary: SummaryDetail;
+}
+
+/**
+ * A report: the facts of one kind. Instruments produce these; the sinks write the words (the JSON
+ * sink adds the one-sentence `message`, the text sink prints it first).
+ */
+export type Report =
+  | TaskDumpReport
+  | UnhandledTaskErrorReport
+  | TaskDestroyedPendingReport
+  | NeverAwaitedReport
+  | SlowCallbackReport
+  | StallReport
+  | LoopLagReport
+  | ThreadAffinityReport
+  | StartUpReport
+  | SummaryReport;
+
+/** A report as the JSON sink writes it: the facts plus the sentence. */
+export type ReportLine = Report & { readonly message: string };
+
+/** The report of one kind. */
+export type ReportOf<K extends ReportKind> = Extract<Report, { kind: K }>;
+
+/** Fields some report kinds carry, for code that treats every kind alike (the bus, the text sink). */
+export interface ReportFields {
+  readonly location?: string;
+  readonly functionName?: string;
+  readonly task?: TaskRef;
+  readonly createdAt?: readonly Frame[];
+  readonly stack?: readonly Frame[];
   readonly attribution?: Attribution;
-  /** For `start-up`: the slowest modules to load. */
+  readonly durationMs?: number;
+  readonly error?: ErrorFacts;
+  readonly tasks?: readonly TaskSnapshot[];
+  readonly groups?: readonly TaskGroup[];
+  readonly cycles?: readonly (readonly TaskRef[])[];
   readonly modules?: readonly { readonly file: string; readonly ms: number }[];
-  /** For `summary`. */
   readonly summary?: SummaryDetail;
-  /** The process (several processes of one test run write to one terminal). */
-  readonly pid?: number;
-  /** Its main script, relative to the working directory when below it. */
-  readonly script?: string;
+  readonly lag?: LoopLagFigures;
+  readonly stall?: StallDetail;
+}
+
+/** A report seen through the fields any kind may have. */
+export function fieldsOf(r: Report): ReportFields {
+  return r;
+}
+
+/** The culprit frame of a stack: the innermost of the user's own code, else the innermost. */
+export function culpritOf(stack: readonly Frame[]): Frame | undefined {
+  return stack.find((f) => f.origin === undefined) ?? stack[0];
 }
 
 /** Counts of one process's reports, written at exit. */

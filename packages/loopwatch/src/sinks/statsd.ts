@@ -1,7 +1,7 @@
 /**
  * Loop-lag figures to StatsD through hot-shots, an optional peer dependency loaded only when asked for.
  */
-import type { LoopLagFigures } from '../model/report.js';
+import type { LoopLagFigures, LoopLagOutput } from '../model/report.js';
 
 /** The part of a StatsD client loopwatch uses (hot-shots' `StatsD` fits). */
 export interface StatsDLike {
@@ -11,10 +11,7 @@ export interface StatsDLike {
 }
 
 /** Ships figures; `close` releases a client loopwatch created (not one the caller passed). */
-export interface LagTarget {
-  write(f: LoopLagFigures): void;
-  close(): void;
-}
+export type LagTarget = LoopLagOutput;
 
 interface HotShotsModule {
   StatsD: new (opts: { host: string; port: number; errorHandler?: (e: Error) => void }) => StatsDLike;
@@ -35,7 +32,7 @@ export async function importOptional<T>(name: string, what: string): Promise<T> 
 /** Names: `<prefix>loop.lag.p50|p99|max` (ms), `<prefix>loop.utilization` (0..1), `<prefix>loop.stalls` (count). */
 export function statsdTarget(client: StatsDLike, prefix = '', owned = false): LagTarget {
   return {
-    write(f): void {
+    write(f: LoopLagFigures): void {
       client.gauge(`${prefix}loop.lag.p50`, f.p50Ms);
       client.gauge(`${prefix}loop.lag.p99`, f.p99Ms);
       client.gauge(`${prefix}loop.lag.max`, f.maxMs);

@@ -14,10 +14,17 @@ const fstat = fs.fstatSync.bind(fs);
 let midLine = false;
 let tracking: (() => void) | undefined;
 
+/**
+ * `bigint: true` on purpose: node's sync stats share one result buffer, and `fs.realpathSync` (which
+ * the ESM resolver uses) reads that buffer's file type for path components it has cached. After an
+ * `fstat` of a piped stderr the buffer says FIFO, realpath stops early, and the next `import
+ * 'loopwatch'` through a symlinked workspace package loaded a second copy of loopwatch (node 20).
+ * BigInt stats land in a separate buffer.
+ */
 function sameTarget(a: number, b: number): boolean {
   try {
-    const x = fstat(a);
-    const y = fstat(b);
+    const x = fstat(a, { bigint: true });
+    const y = fstat(b, { bigint: true });
     return x.dev === y.dev && x.ino === y.ino && x.rdev === y.rdev;
   } catch {
     return false;

@@ -1,6 +1,8 @@
 /** Readable multi-line reports on stderr, shaped like asyncio's debug log. */
 import type { Frame, Report, Sink, TaskGroup, TaskSnapshot } from '../model/report.js';
-import { shortLocation } from '../model/frames.js';
+import { fieldsOf } from '../model/report.js';
+import { reportMessage } from './words.js';
+import { shortLocation } from '../model/paths.js';
 import { writeStderr } from './stderr.js';
 
 const MARK: Record<string, string> = { library: '  [library]', node: '  [node]' };
@@ -65,11 +67,12 @@ function dumpLines(tasks: readonly TaskSnapshot[], groups: readonly TaskGroup[])
 
 function head(r: Report): string {
   const who = r.pid === undefined ? 'loopwatch' : `loopwatch[${r.pid}${r.script && r.script !== '-' ? ` ${r.script}` : ''}]`;
-  return `${clock(r.time)} ${who} ${r.kind}: ${r.message}`;
+  return `${clock(r.time)} ${who} ${r.kind}: ${reportMessage(r)}`;
 }
 
-export function formatText(r: Report): string {
-  const lines = [head(r)];
+export function formatText(report: Report): string {
+  const lines = [head(report)];
+  const r = { kind: report.kind, ...fieldsOf(report) };
   if (r.task) lines.push(`  task: #${r.task.id} ${r.task.name}`);
   const timed = r.kind === 'slow-callback' || r.kind === 'stall';
   if (r.location && !timed) lines.push(`  at ${r.functionName ?? '<anonymous>'} (${r.location})`);

@@ -17,7 +17,9 @@ export async function enableLoopwatch(config: Config, logger: Logger): Promise<v
   }
   const format = config.logFormat === 'json' || (config.logFormat === 'auto' && process.stdout.isTTY !== true) ? 'json' : 'text';
   if (config.debug) {
-    lw.enableDebug({ slowMs: config.slowCallbackMs ?? 100, monitorMs: config.monitorTasksMs, statsd: config.statsd, format });
+    // Attachable (`loopwatch top <pid>`) unless LOOPWATCH_ATTACH=0, as under `loopwatch/register`.
+    const attach = lw.attachSettingOf(process.env['LOOPWATCH_ATTACH']);
+    lw.enableDebug({ slowMs: config.slowCallbackMs ?? 100, monitorMs: config.monitorTasksMs, statsd: config.statsd, format, attach });
   } else {
     if (config.slowCallbackMs !== undefined) lw.watchSlowCallbacks({ thresholdMs: config.slowCallbackMs });
     if (config.monitorTasksMs !== undefined) lw.monitorTasks({ intervalMs: config.monitorTasksMs });

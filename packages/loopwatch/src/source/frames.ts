@@ -1,5 +1,5 @@
 /**
- * Stack capture and formatting. Capture is the expensive part (~0.5 µs per frame walked), so it keeps
+ * Stack capture and formatting. Capture is the expensive part (about a microsecond per frame walked: bench/claims.bench.ts), so it keeps
  * V8's raw structured call sites and does nothing else per capture: paths, URLs, source maps and
  * names are worked out only when a report or dump turns call sites into {@link Frame}s.
  */
@@ -7,9 +7,11 @@ import { findSourceMap } from 'node:module';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import type { Frame, FrameOrigin } from './report.js';
+import type { Frame } from '../model/report.js';
 import { resolvePosition } from './source-map-file.js';
-import { PathGlobs } from './glob.js';
+import { PathGlobs } from '../model/glob.js';
+import { originOf, toPath } from '../model/paths.js';
+import { isBuiltinSite, safe, siteName } from '../model/call-sites.js';
 
 /** Frames kept per capture: the function's own frame plus `print_stack(limit=5)` callers. */
 export const CAPTURE_LIMIT = 6;
@@ -41,12 +43,6 @@ export function captureSites(skip: Function, limit = CAPTURE_LIMIT): NodeJS.Call
     Error.stackTraceLimit = oldLimit;
   }
   return Array.isArray(sites) ? (sites as NodeJS.CallSite[]) : [];
-}
-
-/** A builtin frame such as `new Promise (<anonymous>)` or `Promise.all`: no file behind it. */
-export function isBuiltinSite(site: NodeJS.CallSite): boolean {
-  const file = site.getFileName();
-  return file === undefined || file === null || file === '' || site.isNative();
 }
 
 /** Where loopwatch's own compiled sources live: frames from here are never "the user's". */
@@ -81,42 +77,6 @@ export function isInternalFile(file: string): boolean {
     internalByFile.set(file, v);
   }
   return v;
-}
-
-/** A file URL → a path; anything else (a path, node:internal, eval) unchanged. */
-export function toPath(file: string): string {
-  if (file.startsWith('file://')) {
-    try {
-      return fileURLToPath(file);
-    } catch {
-      return file;
-    }
-  }
-  return file;
-}
-
-function siteName(site: NodeJS.CallSite): string {
-  const fn = site.getFunctionName();
-  if (fn) {
-    const type = site.isToplevel() ? null : safe(() => site.getTypeName());
-    return type && !fn.startsWith(`${type}.`) && type !== 'Object' ? `${type}.${fn}` : fn;
-  }
-  const method = safe(() => site.getMethodName());
-  if (method) return method;
-  return '<anonymous>';
-}
-
-function safe<T>(f: () => T): T | null {
-  try {
-    return f();
-  } catch {
-    return null;
-  }
-}
-
-/** Short function name of a call site, as a task name. */
-export function functionNameOf(site: NodeJS.CallSite | undefined): string {
-  return site ? siteName(site) : '<anonymous>';
 }
 
 /** One call site → a frame in the user's own source (source maps honoured). */
@@ -180,25 +140,8 @@ export function userFrames(sites: readonly NodeJS.CallSite[], limit = 5): Frame[
   return out;
 }
 
-/** A dependency's file (under `node_modules`): code the user did not write. */
-export function isLibraryFile(file: string | null | undefined): boolean {
-  return !!file && (file.includes('/node_modules/') || file.includes('\\node_modules\\'));
-}
-
-/** Whose code a (resolved) frame is. */
-export function originOf(file: string): FrameOrigin {
-  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.includes('/') || file.includes('\\'))) return 'node';
-  return isLibraryFile(file) ? 'library' : 'user';
-}
-
 /** Whether a raw file name belongs to the user (not node, not loopwatch). */
 export function isUserFile(file: string | null | undefined): boolean {
   return !!file && !isInternalFile(file);
 }
 
-/** `file:line:col`, the path shown relative to the working directory when below it (text output). */
-export function shortLocation(frame: Frame): string {
-  const rel = path.relative(process.cwd(), frame.file);
-  const shown = rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : frame.file;
-  return `${shown}:${frame.line}:${frame.column}`;
-}

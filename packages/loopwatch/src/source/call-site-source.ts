@@ -5,7 +5,7 @@
  * anything else. Read only when a never-awaited promise is collected, cached per site.
  */
 import { readFileSync } from 'node:fs';
-import type { Frame } from './report.js';
+import type { Frame } from '../model/report.js';
 
 export type ValueUse = 'void' | 'returned' | 'other' | 'unknown';
 

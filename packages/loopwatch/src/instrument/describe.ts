@@ -2,9 +2,9 @@
  * Turns task records into report fields: where a task was created, where it waits, who its parent is.
  * All formatting (and source-map lookups) happens here, at report time only.
  */
-import type { Frame, TaskSnapshot } from './report.js';
-import type { PromiseRecord } from './task.js';
-import { userFrames } from './frames.js';
+import type { Frame, TaskSnapshot } from '../model/report.js';
+import type { PromiseRecord } from '../model/task.js';
+import { userFrames } from '../source/frames.js';
 
 /** Frames where the task was started: the call site, not the async function's own first line. */
 export function createdAtOf(rec: PromiseRecord, limit = 5): Frame[] {

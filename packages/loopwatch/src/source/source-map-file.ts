@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame } from '../model/report.js';
-import { toPath } from './frames.js';
+import { toPath } from '../model/paths.js';
 
 interface Loaded {
   readonly map: SourceMap | undefined;

@@ -1,0 +1,119 @@
+/**
+ * The attach protocol: one JSON object per line each way, over an owner-only Unix socket (or, when
+ * asked, TCP on a given address with a token). The client sends a {@link AttachRequest}; the endpoint
+ * answers with an {@link AttachAnswer}. When the main thread does not answer in time (it is blocked),
+ * the endpoint's worker answers itself: `busy` says for how long and where, `stale` carries the last
+ * answer of that kind and its age.
+ */
+import type { Frame, Report, TaskRef, TerminatedOutcome } from '../model/report.js';
+
+export type AttachCommand = 'info' | 'ps' | 'pstree' | 'where' | 'dump' | 'top' | 'ended';
+
+export interface AttachRequest {
+  readonly cmd: AttachCommand;
+  /** `where`: the task id. */
+  readonly task?: number;
+  /** TCP only: the token the endpoint printed. */
+  readonly token?: string;
+}
+
+export interface ProcessInfo {
+  readonly pid: number;
+  readonly command: string;
+  readonly mode: 'off' | 'debug' | 'production';
+  readonly uptimeMs: number;
+  readonly node: string;
+  /** Loop lag from the heartbeat over the last 10 s, ms. */
+  readonly lag: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number };
+  /** Pending tasks (debug mode; 0 otherwise). */
+  readonly tasks: number;
+}
+
+/** One task in `ps` / `top` / `where`. */
+export interface TaskRow {
+  readonly id: number;
+  readonly name: string;
+  /** `running`: its code is on the stack right now; `pending`: waiting. */
+  readonly state: 'running' | 'pending';
+  readonly ageMs: number;
+  /** Time its own code ran on the loop, ms. */
+  readonly busyMs: number;
+  readonly parentId: number | null;
+  readonly awaitsId?: number;
+  readonly waitingAt: readonly Frame[];
+  readonly createdAt: readonly Frame[];
+}
+
+export interface EndedRow extends TaskRef {
+  readonly endedAgoMs: number;
+  readonly ageMs: number;
+  readonly busyMs: number;
+  readonly outcome: TerminatedOutcome;
+  readonly createdAt: readonly Frame[];
+}
+
+export interface SlowRow {
+  readonly agoMs: number;
+  readonly durationMs: number;
+  readonly functionName?: string;
+  readonly location?: string;
+  readonly task?: string;
+}
+
+export interface TopData {
+  readonly info: ProcessInfo;
+  /** Event-loop utilisation since the previous `top` answer (or the start), 0..1. */
+  readonly utilization: number;
+  readonly slow: readonly SlowRow[];
+  readonly tasks: readonly TaskRow[];
+  readonly ended: readonly EndedRow[];
+}
+
+export interface WhereData {
+  readonly task?: TaskRow;
+  readonly ended?: EndedRow;
+  /** The creation chain: the task's parents' creation frames, innermost first (source_traceback). */
+  readonly chain: readonly { readonly id: number; readonly name: string; readonly createdAt: readonly Frame[] }[];
+}
+
+export interface BusyInfo {
+  /** How long the main thread has not been back to its loop, ms. */
+  readonly forMs: number;
+  /** Where it is, through the inspector (innermost first); empty when it could not be paused. */
+  readonly stack: readonly Frame[];
+  readonly task?: TaskRef;
+  readonly note?: string;
+}
+
+export interface AttachAnswer {
+  readonly ok: boolean;
+  readonly pid: number;
+  readonly cmd: AttachCommand;
+  readonly error?: string;
+  /** The main thread's answer (absent when it was busy). */
+  readonly data?: unknown;
+  /** Set when the main thread did not answer in time. */
+  readonly busy?: BusyInfo;
+  /** With `busy`: the last fresh answer of this kind and how old it is. */
+  readonly stale?: { readonly ageMs: number; readonly data: unknown };
+}
+
+export type { Report };
+
+/** Worker ↔ main thread over a MessagePort. */
+export interface MainRequest {
+  readonly id: number;
+  readonly req: AttachRequest;
+}
+export interface MainReply {
+  readonly id: number;
+  readonly ok: boolean;
+  readonly data?: unknown;
+  readonly error?: string;
+}
+
+/** `LOOPWATCH_ATTACH`: unset/`1`/`unix` (the default socket), `0` (off), or `tcp:HOST:PORT` (with a token). */
+export type AttachSetting = boolean | 'unix' | { readonly tcp: { readonly host: string; readonly port: number } };
+
+/** How the endpoint is reached: a Unix socket path, or TCP with a token. */
+export type Address = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly token: string };

@@ -1,0 +1,159 @@
+#!/usr/bin/env node
+/**
+ * `loopwatch`: ask a running process what it is doing (its attach endpoint, opened by
+ * `loopwatch/register` or `enableDebug({ attach: true })`).
+ *
+ *   loopwatch list                 attachable processes
+ *   loopwatch ps <pid>             tasks (--json, --name RE, --older-than 5s, --all, --ended)
+ *   loopwatch pstree <pid>         who awaits whom, await cycles
+ *   loopwatch where <pid> <task>   one task: where it waits, where it was created, who started it
+ *   loopwatch top <pid>            live view (q quits, ↑/↓ select, Enter shows a task)
+ *   loopwatch dump <pid>           the task dump `kill -USR2` prints, on this terminal
+ *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
+ */
+import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
+import type { AttachAnswer, AttachCommand, EndedRow, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
+import { dataOf, endedView, listView, psView, pstreeView, whereView, type PsFilter } from './attach/views.js';
+import { formatText } from './sinks/text.js';
+import type { Report } from './model/report.js';
+import { errorText } from './model/error-text.js';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { shortLocation } from './model/paths.js';
+
+const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid>
+  <pid> may be tcp:HOST:PORT (with --token T or LOOPWATCH_TOKEN) for an endpoint opened with LOOPWATCH_ATTACH=tcp:…\n`;
+
+interface Args {
+  readonly cmd: string;
+  readonly positional: string[];
+  readonly flags: Map<string, string | true>;
+}
+
+function parse(argv: readonly string[]): Args {
+  const positional: string[] = [];
+  const flags = new Map<string, string | true>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) positional.push(a);
+    else if (['--name', '--older-than', '--token'].includes(a)) flags.set(a.slice(2), argv[++i] ?? '');
+    else flags.set(a.slice(2), true);
+  }
+  return { cmd: positional.shift() ?? 'help', positional, flags };
+}
+
+function msOf(s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim());
+  if (!m) throw new AttachError(`loopwatch: ${JSON.stringify(s)} is not a duration (like 500ms, 5s, 2m)`);
+  return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 's' || m[2] === undefined ? 1000 : 1);
+}
+
+async function one(args: Args, cmd: AttachCommand, extra: { task?: number } = {}): Promise<AttachAnswer> {
+  const target = args.positional[0];
+  if (!target) throw new AttachError(`loopwatch ${cmd}: which process? (a pid; \`loopwatch list\` shows them)`);
+  const token = args.flags.get('token');
+  const a = await ask(addressOf(target, typeof token === 'string' ? token : undefined), { cmd, ...extra });
+  if (!a.ok) throw new AttachError(`loopwatch: ${a.error ?? 'the endpoint refused'}`);
+  return a;
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const args = parse(argv);
+  const out = (s: string): boolean => process.stdout.write(s);
+  switch (args.cmd) {
+    case 'list': {
+      const rows = await Promise.all(
+        endpoints().map(async (pid) => {
+          try {
+            const a = await ask(addressOf(String(pid)), { cmd: 'info' }, 2_000);
+            const { data } = dataOf<ProcessInfo>(a);
+            return { pid, ...(data ? { info: data } : { note: a.busy ? 'busy' : '' }) };
+          } catch (e) {
+            return { pid, note: errorText(e) };
+          }
+        }),
+      );
+      out(rows.length === 0 ? 'no attachable processes\n' : listView(rows));
+      return;
+    }
+    case 'ps': {
+      const a = await one(args, args.flags.has('ended') ? 'ended' : 'ps');
+      if (args.flags.has('json')) return void out(`${JSON.stringify(a)}\n`);
+      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[] }>(a);
+      out(head);
+      if (!data) return;
+      if (args.flags.has('ended')) return void out(endedView(data.ended));
+      const name = args.flags.get('name');
+      const older = args.flags.get('older-than');
+      const filter: PsFilter = {
+        ...(typeof name === 'string' ? { name: new RegExp(name) } : {}),
+        ...(typeof older === 'string' ? { olderThanMs: msOf(older) } : {}),
+        all: args.flags.has('all'),
+      };
+      out(psView(data.tasks, filter));
+      return;
+    }
+    case 'pstree': {
+      const a = await one(args, 'pstree');
+      const { data, head } = dataOf<{ tasks: TaskRow[] }>(a);
+      out(head);
+      if (data) out(pstreeView(data.tasks));
+      return;
+    }
+    case 'where': {
+      const id = Number((args.positional[1] ?? '').replace(/^#/, ''));
+      if (!Number.isInteger(id)) throw new AttachError('loopwatch where: which task? (its id, from `loopwatch ps`)');
+      const a = await one(args, 'where', { task: id });
+      const { data, head } = dataOf<WhereData>(a);
+      out(head);
+      if (data) out(whereView(data, id));
+      return;
+    }
+    case 'dump': {
+      const a = await one(args, 'dump');
+      const { data, head } = dataOf<Report>(a);
+      out(head);
+      if (data) out(formatText(data));
+      return;
+    }
+    case 'top': {
+      const target = args.positional[0];
+      if (!target) throw new AttachError('loopwatch top: which process? (a pid; `loopwatch list` shows them)');
+      const token = args.flags.get('token');
+      const { runTop } = await import('./attach/top.js');
+      await runTop(addressOf(target, typeof token === 'string' ? token : undefined));
+      return;
+    }
+    case 'attach': {
+      const pid = Number(args.positional[0]);
+      if (!Number.isInteger(pid) || pid <= 0) throw new AttachError('loopwatch attach: which process? (a pid)');
+      // Node 20 has a WebSocket client only behind a flag: run this command again with it.
+      if (typeof WebSocket === 'undefined') {
+        const r = spawnSync(process.execPath, ['--experimental-websocket', '--no-warnings', fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+        process.exitCode = r.status ?? 1;
+        return;
+      }
+      const { stackThroughInspector } = await import('./attach/inspect-pid.js');
+      const frames = await stackThroughInspector(pid);
+      out(`main thread of ${pid}, through node's inspector (SIGUSR1; the port is closed again):\n`);
+      out(frames.map((f) => `  at ${f.functionName} (${shortLocation(f)})\n`).join(''));
+      out('loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n');
+      return;
+    }
+    default:
+      out(USAGE);
+      if (args.cmd !== 'help' && args.cmd !== '--help') process.exitCode = 2;
+  }
+}
+
+// `loopwatch ps 1234 | head`: the reader went away; that is not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  // A user's mistake or a process that went away is one line, not a stack trace.
+  process.stderr.write(`${errorText(e)}\n`);
+  process.exitCode = 1;
+});

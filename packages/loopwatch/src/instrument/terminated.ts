@@ -1,0 +1,69 @@
+/**
+ * The last tasks that ended (aiomonitor's `ps-terminated`): how each ended — resolved, rejected with
+ * what, aborted by whom. A promise hook cannot see whether a promise resolved or rejected, and asking
+ * (`util.inspect`) costs ~2 µs (bench/claims.bench.ts), too much for every task: the promise is kept and asked only when the
+ * history is read. Awaited tasks are held strongly (their value would be kept by the awaiter anyway;
+ * never-awaited and destroyed-pending reports cannot concern them), the last {@link STRONG} only; a task
+ * nobody awaited is held weakly, so keeping history never delays a never-awaited report.
+ */
+import { inspect } from 'node:util';
+import type { PromiseRecord } from '../model/task.js';
+import type { TerminatedOutcome } from '../model/report.js';
+
+/** Ended tasks remembered. */
+export const HISTORY = 100;
+/** Of those, held strongly (their outcome is certain to be known). */
+const STRONG = 32;
+
+interface Ended {
+  readonly rec: PromiseRecord;
+  strong: Promise<unknown> | undefined;
+  readonly weak: WeakRef<Promise<unknown>>;
+}
+
+/** Reads a settled promise's outcome without touching it (no `.then`: that would mark it handled). */
+export function outcomeOf(promise: Promise<unknown> | undefined): TerminatedOutcome {
+  if (promise === undefined) return { state: 'unknown' };
+  const text = inspect(promise, { depth: 0, breakLength: Infinity, compact: true });
+  const m = /^Promise \{ <rejected> ([^\n]*)/.exec(text);
+  if (m) return { state: 'rejected', error: m[1]!.replace(/\s*\}$/, '').trim().slice(0, 200) };
+  return { state: 'resolved' };
+}
+
+export class TerminatedTasks {
+  readonly #ring: Ended[] = [];
+  /** The entries holding their promise strongly, oldest first. */
+  readonly #strong: Ended[] = [];
+
+  add(rec: PromiseRecord, promise: Promise<unknown>): void {
+    const e: Ended = { rec, strong: undefined, weak: new WeakRef(promise) };
+    if (rec.observed) {
+      e.strong = promise;
+      this.#strong.push(e);
+      if (this.#strong.length > STRONG) this.#strong.shift()!.strong = undefined;
+    }
+    this.#ring.push(e);
+    if (this.#ring.length > HISTORY) {
+      const old = this.#ring.shift()!;
+      if (old.strong) {
+        old.strong = undefined;
+        this.#strong.splice(this.#strong.indexOf(old), 1);
+      }
+    }
+  }
+
+  /** Newest first. */
+  list(): { rec: PromiseRecord; outcome: TerminatedOutcome }[] {
+    return [...this.#ring].reverse().map((e) => {
+      const p = e.strong ?? e.weak.deref();
+      let outcome = p === undefined ? ({ state: 'unknown' } as TerminatedOutcome) : outcomeOf(p);
+      if (e.rec.abortedBy !== undefined) outcome = { ...outcome, abortedBy: e.rec.abortedBy };
+      return { rec: e.rec, outcome };
+    });
+  }
+
+  clear(): void {
+    this.#ring.length = 0;
+    this.#strong.length = 0;
+  }
+}
