@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Broker, Publisher } from '../core/contracts.js';
 import { redactSecrets } from '../core/redact.js';
 import { MemoryBroker } from './memory.js';
-import type { NatsAuth } from './nats-setup.js';
+import type { NatsAuth } from './nats/index.js';
 
 export interface OpenBrokerOptions {
   readonly url: string;
@@ -34,7 +34,7 @@ export function natsServers(url: string): string[] {
 export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
   if (o.url === 'memory') return new MemoryBroker({ ackDeadlineMs: o.ackDeadlineMs, maxBacklog: o.maxBacklog });
   if (o.url.startsWith('nats://')) {
-    const { openNatsBroker } = await import('./nats.js');
+    const { openNatsBroker } = await import('./nats/index.js');
     return openNatsBroker({
       servers: natsServers(o.url), stream: o.stream, subject: o.subject, durable: o.durable, deadLetterSubject: o.deadLetterSubject,
       // max_deliver -1: the pipeline dead-letters after --max-deliveries itself; a finite server limit would silently drop
@@ -49,7 +49,7 @@ export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
 
 export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas' | 'auth'>): Promise<Publisher> {
   if (o.url.startsWith('nats://')) {
-    const { openNatsPublisher } = await import('./nats.js');
+    const { openNatsPublisher } = await import('./nats/index.js');
     return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas, auth: o.auth });
   }
   throw new Error('publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');

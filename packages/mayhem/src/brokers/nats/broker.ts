@@ -22,7 +22,7 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { Broker, Delivery, Publisher } from '../core/contracts.js';
+import type { Broker, Delivery, Publisher } from '../../core/contracts.js';
 import {
   connectNats,
   ensureConsumer,
@@ -31,9 +31,9 @@ import {
   resolveNatsOptions,
   type NatsOptions,
   type ResolvedNatsOptions,
-} from './nats-setup.js';
+} from './setup.js';
 
-export { parseNatsServers, type NatsOptions } from './nats-setup.js';
+export { type NatsOptions } from './setup.js';
 
 const encoder = new TextEncoder();
 const ACK = encoder.encode('+ACK');

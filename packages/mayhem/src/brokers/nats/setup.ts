@@ -20,7 +20,7 @@ import {
   type StreamInfo,
 } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import { redactSecrets } from '../core/redact.js';
+import { redactSecrets } from '../../core/redact.js';
 
 /**
  * Credentials kept out of argv: files read at connect time. (User and password, or a token, may
