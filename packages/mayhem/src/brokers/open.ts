@@ -6,6 +6,7 @@ import type { Broker, Publisher } from '../core/contracts.js';
 import { redactSecrets } from '../core/redact.js';
 import { MemoryBroker } from './memory.js';
 import type { NatsAuth } from './nats/index.js';
+import { NATS_URL_FORM, parseNatsUrls } from './nats/url.js';
 
 export interface OpenBrokerOptions {
   readonly url: string;
@@ -27,8 +28,11 @@ export interface OpenBrokerOptions {
   readonly auth?: NatsAuth;
 }
 
-export function natsServers(url: string): string[] {
-  return url.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+/** The server list of a nats:// `--broker` value (config has checked it; this is for other callers). */
+function natsServers(url: string): string[] {
+  const servers = parseNatsUrls(url);
+  if (servers === undefined) throw new Error(`invalid --broker ${redactSecrets(JSON.stringify(url))}: expected ${NATS_URL_FORM}`);
+  return servers;
 }
 
 export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {

@@ -112,27 +112,6 @@ export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
   return resolved;
 }
 
-/**
- * Split `nats://h1:4222,nats://h2:4222` into server URLs. Throws a one-line error on anything
- * that is not a nats:// URL list.
- */
-export function parseNatsServers(url: string): string[] {
-  const servers = url.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (servers.length === 0) throw new Error(`not a NATS URL: ${JSON.stringify(url)}`);
-  for (const s of servers) {
-    let parsed: URL;
-    try {
-      parsed = new URL(s);
-    } catch {
-      throw new Error(`not a NATS URL: ${JSON.stringify(s)} (expected nats://host:port[,nats://host:port...])`);
-    }
-    if (parsed.protocol !== 'nats:' || parsed.hostname === '') {
-      throw new Error(`not a NATS URL: ${JSON.stringify(s)} (expected nats://host:port[,nats://host:port...])`);
-    }
-  }
-  return servers;
-}
-
 function oneLine(err: unknown): string {
   const text = err instanceof Error ? err.message : String(err);
   return redactSecrets(text.replace(/\s+/g, ' ').trim());
