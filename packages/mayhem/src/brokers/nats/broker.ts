@@ -32,6 +32,7 @@ import {
   type NatsOptions,
   type ResolvedNatsOptions,
 } from './setup.js';
+import { ACK_SUBJECT_PREFIX, parseAckSubject, type AckInfo } from './ack-subject.js';
 
 export { type NatsOptions } from './setup.js';
 
@@ -40,27 +41,14 @@ const ACK = encoder.encode('+ACK');
 const WPI = encoder.encode('+WPI');
 const TERM = encoder.encode('+TERM');
 const NAK = encoder.encode('-NAK');
+/** Counts for a delivery whose ack subject we cannot read: a first delivery of no known sequence. */
+const UNREADABLE_ACK_SUBJECT: AckInfo = { deliveryCount: 1, streamSequence: 0 };
 /** How long an ended pull request still listens for deliveries that were already on their way. */
 const LATE_DELIVERY_GRACE_MS = 5_000;
 
 function nakPayload(delayMs: number): Uint8Array {
   if (!(delayMs > 0)) return NAK;
   return encoder.encode(`-NAK {"delay":${Math.round(delayMs) * 1_000_000}}`);
-}
-
-/** The delivery metadata JetStream encodes in the ack subject. */
-function parseAckSubject(reply: string): { deliveryCount: number; streamSequence: number } {
-  // v1: $JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
-  // v2: $JS.ACK.<domain>.<account>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>[.<token>]
-  // Scanned rather than split: split allocates a dozen strings per delivery.
-  let dots = 0;
-  for (let i = reply.indexOf('.'); i >= 0; i = reply.indexOf('.', i + 1)) dots += 1;
-  const base = dots + 1 === 9 ? 4 : 6;
-  let start = 0;
-  for (let t = 0; t < base; t++) start = reply.indexOf('.', start) + 1;
-  const mid = reply.indexOf('.', start);
-  const end = reply.indexOf('.', mid + 1);
-  return { deliveryCount: Number(reply.slice(start, mid)), streamSequence: Number(reply.slice(mid + 1, end < 0 ? undefined : end)) };
 }
 
 /** Header values may not hold CR/LF; keep them short. */
@@ -119,7 +107,8 @@ class NatsDelivery implements Delivery {
     this.data = msg.data;
     this.#msg = msg;
     this.reply = msg.reply ?? '';
-    const info = parseAckSubject(this.reply);
+    // Unreadable only if a future server changes the shape: still a lease that the reply settles.
+    const info = parseAckSubject(this.reply) ?? UNREADABLE_ACK_SUBJECT;
     this.deliveryCount = info.deliveryCount;
     this.streamSequence = info.streamSequence;
   }
@@ -340,7 +329,7 @@ export class NatsBroker implements Broker {
       // A delivery for a request we already gave up on (its credit is spent elsewhere, e.g. after
       // a stalled event loop let the liveness timer win): hand it straight back instead of letting
       // it sit leased until the ack wait runs out.
-      if (!err && msg.reply?.startsWith('$JS.ACK.')) this.#track(this.settle(new NatsDelivery(this, msg), NAK));
+      if (!err && msg.reply?.startsWith(ACK_SUBJECT_PREFIX)) this.#track(this.settle(new NatsDelivery(this, msg), NAK));
       return;
     }
     if (err) {
@@ -348,7 +337,7 @@ export class NatsBroker implements Broker {
       this.#fail(new Error(`NATS pull subscription failed: ${message(err)}`));
       return;
     }
-    if (msg.reply?.startsWith('$JS.ACK.')) {
+    if (msg.reply?.startsWith(ACK_SUBJECT_PREFIX)) {
       req.received += 1;
       this.#outstanding -= 1;
       this.#failures = 0;
