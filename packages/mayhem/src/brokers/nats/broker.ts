@@ -22,19 +22,12 @@
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
-import type { Broker, Delivery, Publisher } from '../../core/contracts.js';
-import {
-  connectNats,
-  ensureConsumer,
-  ensureStreams,
-  openManager,
-  resolveNatsOptions,
-  type NatsOptions,
-  type ResolvedNatsOptions,
-} from './setup.js';
+import type { Broker, Delivery } from '../../core/contracts.js';
+import { errorText } from '../../core/errors.js';
+import { drainOrClose } from './connection.js';
+import type { NatsOptions, ResolvedNatsOptions } from './options.js';
+import { connectAndSetUp, ensureConsumer, ensureStreams, openManager } from './setup.js';
 import { ACK_SUBJECT_PREFIX, parseAckSubject, type AckInfo } from './ack-subject.js';
-
-export { type NatsOptions } from './setup.js';
 
 const encoder = new TextEncoder();
 const ACK = encoder.encode('+ACK');
@@ -55,10 +48,6 @@ function nakPayload(delayMs: number): Uint8Array {
 function headerValue(text: string): string {
   const oneLine = text.replace(/[\r\n]+/g, ' ');
   return oneLine.length > 512 ? `${oneLine.slice(0, 511)}…` : oneLine;
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /** One outstanding pull request and the credit it holds. */
@@ -287,7 +276,7 @@ export class NatsBroker implements Broker {
       this.#nc.publish(this.#nextSubject, body, { reply: inbox });
     } catch (err) {
       this.#endRequest(req);
-      this.#fail(new Error(`NATS pull request failed: ${message(err)}`));
+      this.#fail(new Error(`NATS pull request failed: ${errorText(err)}`));
     }
   }
 
@@ -334,7 +323,7 @@ export class NatsBroker implements Broker {
     }
     if (err) {
       this.#endRequest(req);
-      this.#fail(new Error(`NATS pull subscription failed: ${message(err)}`));
+      this.#fail(new Error(`NATS pull subscription failed: ${errorText(err)}`));
       return;
     }
     if (msg.reply?.startsWith(ACK_SUBJECT_PREFIX)) {
@@ -435,7 +424,7 @@ export class NatsBroker implements Broker {
       const jsm: JetStreamManager = await openManager(this.#nc, this.#o);
       await ensureConsumer(jsm, this.#o);
     } catch (err) {
-      this.#log.error({ err: message(err) }, 'Could not recreate the NATS consumer');
+      this.#log.error({ err: errorText(err) }, 'Could not recreate the NATS consumer');
     }
   }
 
@@ -455,7 +444,7 @@ export class NatsBroker implements Broker {
           this.#kick();
           break;
         case 'error':
-          this.#log.warn({ err: message(s.error) }, 'NATS connection error');
+          this.#log.warn({ err: errorText(s.error) }, 'NATS connection error');
           break;
         default:
           break;
@@ -472,7 +461,7 @@ export class NatsBroker implements Broker {
   }
 
   #track(p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#log.warn({ err: message(err) }, 'NATS settle failed; the lease will expire and the message will be redelivered'));
+    const tracked = p.catch((err: unknown) => this.#log.warn({ err: errorText(err) }, 'NATS settle failed; the lease will expire and the message will be redelivered'));
     this.#pendingSettles.add(tracked);
     void tracked.finally(() => this.#pendingSettles.delete(tracked));
   }
@@ -484,7 +473,7 @@ export class NatsBroker implements Broker {
       this.#nc.publish(d.reply, WPI);
       return Promise.resolve();
     } catch (err) {
-      return Promise.reject(new Error(`NATS extend failed: ${message(err)}`));
+      return Promise.reject(new Error(`NATS extend failed: ${errorText(err)}`));
     }
   }
 
@@ -497,7 +486,7 @@ export class NatsBroker implements Broker {
         d.settled = true;
         return Promise.resolve();
       } catch (err) {
-        return Promise.reject(new Error(`NATS settle failed: ${message(err)}`));
+        return Promise.reject(new Error(`NATS settle failed: ${errorText(err)}`));
       }
     }
     const confirmed = this.#confirm(d, payload);
@@ -517,7 +506,7 @@ export class NatsBroker implements Broker {
         return;
       } catch (err) {
         if (attempt >= attempts || this.#nc.isClosed()) {
-          throw new Error(`NATS did not confirm the settle of message #${d.streamSequence} after ${attempt} attempts: ${message(err)}`);
+          throw new Error(`NATS did not confirm the settle of message #${d.streamSequence} after ${attempt} attempts: ${errorText(err)}`);
         }
         this.#settleRetries += 1;
         await new Promise((r) => setTimeout(r, 100 * attempt));
@@ -576,53 +565,9 @@ export class NatsBroker implements Broker {
   }
 }
 
-/** Drain (deliver what is buffered, then close); a connection that cannot drain is closed. */
-async function drainOrClose(nc: NatsConnection): Promise<void> {
-  try {
-    await nc.drain();
-  } catch {
-    await nc.close().catch(() => undefined);
-  }
-}
-
-// How long setup keeps trying while JetStream answers "not now" (a leader election in a cluster).
-const SETUP_PATIENCE_MS = 30_000;
-
-/**
- * JetStream's "not now": a request timeout or an unavailable cluster while it elects its leaders. (No
- * responders at all means no JetStream on that server: that is final, and openManager says so.)
- */
-function isTransientSetupError(err: unknown): boolean {
-  const text = message(err);
-  return !text.startsWith('NATS at') && /timeout|temporarily unavailable|cluster not available|no leader/i.test(text);
-}
-
-/**
- * Connect, run `setup` (stream, consumer) — again while JetStream is not ready yet, for a while —
- * and close the connection again if setup fails.
- */
-async function connected<T>(opts: NatsOptions, setup: (nc: NatsConnection, o: ResolvedNatsOptions) => Promise<T>): Promise<T> {
-  const o = resolveNatsOptions(opts);
-  const nc = await connectNats(o);
-  const deadline = Date.now() + SETUP_PATIENCE_MS;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await setup(nc, o);
-    } catch (err) {
-      if (isTransientSetupError(err) && Date.now() < deadline && !nc.isClosed()) {
-        if (attempt === 1) o.logger.warn({ err: message(err) }, `NATS JetStream not ready (${message(err)}); retrying setup for up to ${SETUP_PATIENCE_MS / 1000} s`);
-        await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * attempt)));
-        continue;
-      }
-      await nc.close().catch(() => undefined);
-      throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${message(err)}`);
-    }
-  }
-}
-
 /** Connect, create stream / dead-letter stream / durable consumer if missing, and return the broker. */
 export function openNatsBroker(opts: NatsOptions): Promise<NatsBroker> {
-  return connected(opts, async (nc, o) => {
+  return connectAndSetUp(opts, async (nc, o) => {
     const jsm = await openManager(nc, o);
     await ensureStreams(jsm, o);
     const info = await ensureConsumer(jsm, o);
@@ -631,46 +576,3 @@ export function openNatsBroker(opts: NatsOptions): Promise<NatsBroker> {
   });
 }
 
-class NatsPublisher implements Publisher {
-  readonly #nc: NatsConnection;
-  readonly #js: JetStreamClient;
-  readonly #o: ResolvedNatsOptions;
-
-  constructor(nc: NatsConnection, o: ResolvedNatsOptions) {
-    this.#nc = nc;
-    this.#o = o;
-    this.#js = jetstream(nc, { timeout: o.requestTimeoutMs });
-  }
-
-  /**
-   * Publish and wait for the stream's ack. Retried on timeouts and while JetStream is unavailable
-   * (a leader election, a reconnect); with a messageId the retry is de-duplicated by the server.
-   */
-  async publish(payload: string, messageId?: string): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.#js.publish(this.#o.subject, payload, messageId === undefined
-          ? { timeout: this.#o.requestTimeoutMs }
-          : { msgID: messageId, timeout: this.#o.requestTimeoutMs });
-        return;
-      } catch (err) {
-        if (this.#nc.isClosed() || Date.now() > deadline) throw new Error(`NATS publish failed: ${message(err)}`);
-        await new Promise((r) => setTimeout(r, Math.min(1_000, 50 * attempt)));
-      }
-    }
-  }
-
-  close(): Promise<void> {
-    return drainOrClose(this.#nc);
-  }
-}
-
-/** Connect and make sure the stream exists (publishing may start before any instance runs). */
-export function openNatsPublisher(opts: NatsOptions): Promise<Publisher> {
-  return connected(opts, async (nc, o) => {
-    // Publishing needs only the request stream: the dead-letter stream is `mayhem run`'s.
-    await ensureStreams(await openManager(nc, o), o, { deadLetters: false });
-    return new NatsPublisher(nc, o);
-  });
-}

@@ -1,10 +1,9 @@
 /**
- * NATS JetStream plumbing shared by the broker and the publisher: options with their defaults,
- * connecting (with a one-line error when the server is unreachable), and creating the stream, the
- * dead-letter stream and the shared durable pull consumer when they are missing.
+ * Getting JetStream ready for us: the JetStream manager, the request stream, the dead-letter stream
+ * and the shared durable pull consumer, created when missing and brought to our settings when they
+ * differ; and connect-then-set-up, patient while a cluster elects its leaders.
  */
-import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
   AckPolicy,
   DeliverPolicy,
@@ -19,191 +18,9 @@ import {
   type JetStreamManager,
   type StreamInfo,
 } from '@nats-io/jetstream';
-import type { Logger } from 'pino';
-import { redactSecrets } from '../../core/redact.js';
-
-/**
- * Credentials kept out of argv: files read at connect time. (User and password, or a token, may
- * also sit in the URL, e.g. from MAYHEM_BROKER; every URL we print is redacted.)
- */
-export interface NatsAuth {
-  /** A .creds file: the user JWT and its nkey seed (as `nsc` writes it). */
-  readonly credsFile?: string | undefined;
-  /** A file holding an nkey seed (SU...). */
-  readonly nkeyFile?: string | undefined;
-  /** A file holding an auth token. */
-  readonly tokenFile?: string | undefined;
-}
-
-export interface NatsOptions {
-  /** Server URLs, e.g. from `--broker nats://h1:4222,nats://h2:4222`. */
-  readonly servers: readonly string[];
-  /** Stream holding restart requests (created if missing). Default `MAYHEM`. */
-  readonly stream?: string;
-  /** Subject restart requests are published on. Default `mayhem.restart`. */
-  readonly subject?: string;
-  /** Durable pull consumer shared by every instance. Default `mayhem`. */
-  readonly durable?: string;
-  /** Where dead letters are republished. Default `mayhem.dead`. */
-  readonly deadLetterSubject?: string;
-  /** Stream that keeps the dead letters. Default `<stream>_DEAD`. */
-  readonly deadLetterStream?: string;
-  /** Dead letters older than this are dropped from the dead-letter stream; 0 = kept forever. Default 30 days. */
-  readonly deadLetterMaxAgeMs?: number;
-  /** The dead-letter stream holds at most this many bytes, dropping the oldest; 0 = no limit. Default 1 GiB. */
-  readonly deadLetterMaxBytes?: number;
-  /** Credentials from files. */
-  readonly auth?: NatsAuth;
-  /** Consumer ack wait: a lease not extended for this long is redelivered. Default 30 s. */
-  readonly ackWaitMs?: number;
-  /**
-   * Consumer max_deliver. Default -1 (unlimited): Mayhem dead-letters by itself after
-   * `--max-deliveries`, and a finite server limit would silently drop a message whose leases keep
-   * expiring (crashing instances) without it ever reaching our dead-letter path.
-   */
-  readonly maxDeliver?: number;
-  /**
-   * Consumer max_ack_pending: unacked messages across the whole fleet (it is one shared durable).
-   * Each instance is bounded by its own `--max-in-flight` on the client side (pull credits), so
-   * this is a fleet-wide safety cap; pass `maxInFlight × instances`. Default 10,000.
-   */
-  readonly maxAckPending?: number;
-  /** Stream and consumer replicas (3 for an R3 stream on a 3-node cluster). Default 1. */
-  readonly replicas?: number;
-  /** How long one pull request waits on the server before it expires. Default 5 s. */
-  readonly pullExpiresMs?: number;
-  /** Largest batch one pull request asks for. Default 1000. */
-  readonly maxPullBatch?: number;
-  /** Timeout of one confirmed settle (ackAck) or publish attempt. Default 5 s. */
-  readonly requestTimeoutMs?: number;
-  /** Connection name shown by the server (monitoring). */
-  readonly name?: string;
-  readonly logger: Logger;
-}
-
-export type ResolvedNatsOptions = Required<Omit<NatsOptions, 'logger' | 'name' | 'auth'>> & { readonly logger: Logger; readonly name: string; readonly auth: NatsAuth };
-
-export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
-  if (opts.servers.length === 0) throw new Error('NATS: at least one server URL is required');
-  const stream = opts.stream ?? 'MAYHEM';
-  const resolved: ResolvedNatsOptions = {
-    servers: opts.servers,
-    stream,
-    subject: opts.subject ?? 'mayhem.restart',
-    durable: opts.durable ?? 'mayhem',
-    deadLetterSubject: opts.deadLetterSubject ?? 'mayhem.dead',
-    deadLetterStream: opts.deadLetterStream ?? `${stream}_DEAD`,
-    deadLetterMaxAgeMs: opts.deadLetterMaxAgeMs ?? 30 * 86_400_000,
-    deadLetterMaxBytes: opts.deadLetterMaxBytes ?? 2 ** 30,
-    auth: opts.auth ?? {},
-    ackWaitMs: opts.ackWaitMs ?? 30_000,
-    maxDeliver: opts.maxDeliver ?? -1,
-    maxAckPending: opts.maxAckPending ?? 10_000,
-    replicas: opts.replicas ?? 1,
-    pullExpiresMs: opts.pullExpiresMs ?? 5_000,
-    maxPullBatch: opts.maxPullBatch ?? 1000,
-    requestTimeoutMs: opts.requestTimeoutMs ?? 5_000,
-    name: opts.name ?? `mayhem-${process.pid}`,
-    logger: opts.logger,
-  };
-  if (resolved.subject === resolved.deadLetterSubject) throw new Error('NATS: the dead-letter subject must differ from the request subject');
-  if (resolved.pullExpiresMs < 1000) throw new Error('NATS: pull expiry must be at least 1 s');
-  if (resolved.ackWaitMs < 100) throw new Error('NATS: ack wait must be at least 100 ms');
-  return resolved;
-}
-
-function oneLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return redactSecrets(text.replace(/\s+/g, ' ').trim());
-}
-
-/** The servers for messages: credentials in URLs replaced by `***`. */
-export function describeServers(servers: readonly string[]): string {
-  return redactSecrets(servers.join(','));
-}
-
-function readSecretFile(path: string, what: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (err) {
-    throw new Error(`cannot read the NATS ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`);
-  }
-}
-
-/**
- * `nats://user:pass@host` and `nats://token@host`: the client library does not read credentials
- * from server URLs, so they are taken out here (the first URL that has them) and the URLs passed on
- * without them.
- */
-export function urlCredentials(urls: readonly string[]): { servers: string[]; user?: string; pass?: string; token?: string } {
-  let found: { user?: string; pass?: string; token?: string } = {};
-  const servers = urls.map((raw) => {
-    let u: URL;
-    try {
-      u = new URL(raw);
-    } catch {
-      return raw;
-    }
-    if (u.username === '' && u.password === '') return raw;
-    if (found.user === undefined && found.token === undefined) {
-      const name = decodeURIComponent(u.username);
-      found = u.password !== '' ? { user: name, pass: decodeURIComponent(u.password) } : { token: name };
-    }
-    u.username = '';
-    u.password = '';
-    return u.toString().replace(/\/$/, '');
-  });
-  return { servers, ...found };
-}
-
-/** Authenticators for the credential files given (none: the URL's own user/password/token, if any). */
-export function authenticators(auth: NatsAuth): Authenticator[] {
-  const out: Authenticator[] = [];
-  if (auth.credsFile !== undefined) {
-    const creds = readSecretFile(auth.credsFile, 'credentials (--nats-creds)');
-    if (!/-----BEGIN NATS USER JWT-----/.test(new TextDecoder().decode(creds))) {
-      throw new Error(`the NATS credentials file ${auth.credsFile} (--nats-creds) holds no user JWT: expected a .creds file as nsc writes it`);
-    }
-    out.push(credsAuthenticator(creds));
-  }
-  if (auth.nkeyFile !== undefined) {
-    const seed = new TextDecoder().decode(readSecretFile(auth.nkeyFile, 'nkey seed (--nats-nkey)')).trim();
-    if (!/^SU[A-Z2-7]{56}$/.test(seed)) throw new Error(`the NATS nkey file ${auth.nkeyFile} (--nats-nkey) does not hold a user nkey seed (SU..., 58 characters)`);
-    out.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
-  }
-  if (auth.tokenFile !== undefined) {
-    const token = new TextDecoder().decode(readSecretFile(auth.tokenFile, 'token (--nats-token-file)')).trim();
-    if (token === '') throw new Error(`the NATS token file ${auth.tokenFile} (--nats-token-file) is empty`);
-    out.push(tokenAuthenticator(token));
-  }
-  return out;
-}
-
-/**
- * Connect, retrying reconnects forever afterwards (a broker outage pauses the service, it does not
- * end it). An unreachable broker at start is one clear line, no stack.
- */
-export async function connectNats(o: ResolvedNatsOptions): Promise<NatsConnection> {
-  const auth = authenticators(o.auth);
-  const { servers, user, pass, token } = urlCredentials(o.servers);
-  try {
-    return await connect({
-      servers,
-      ...(auth.length > 0 ? { authenticator: auth } : {}),
-      ...(user !== undefined ? { user, pass } : {}),
-      ...(token !== undefined ? { token } : {}),
-      name: o.name,
-      timeout: 5_000,
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      reconnectJitter: 100,
-      pingInterval: 5_000,
-      maxPingOut: 3,
-    });
-  } catch (err) {
-    throw new Error(`cannot connect to NATS at ${describeServers(o.servers)}: ${oneLine(err)}`);
-  }
-}
+import { errorText } from '../../core/errors.js';
+import { connectNats, describeServers, oneLine } from './connection.js';
+import { resolveNatsOptions, type NatsOptions, type ResolvedNatsOptions } from './options.js';
 
 export async function openManager(nc: NatsConnection, o: ResolvedNatsOptions): Promise<JetStreamManager> {
   try {
@@ -360,6 +177,41 @@ export async function ensureConsumer(jsm: JetStreamManager, o: ResolvedNatsOptio
       return info;
     } catch (err) {
       if (attempt >= 3) throw err;
+    }
+  }
+}
+
+// How long setup keeps trying while JetStream answers "not now" (a leader election in a cluster).
+const SETUP_PATIENCE_MS = 30_000;
+
+/**
+ * JetStream's "not now": a request timeout or an unavailable cluster while it elects its leaders. (No
+ * responders at all means no JetStream on that server: that is final, and openManager says so.)
+ */
+function isTransientSetupError(err: unknown): boolean {
+  const text = errorText(err);
+  return !text.startsWith('NATS at') && /timeout|temporarily unavailable|cluster not available|no leader/i.test(text);
+}
+
+/**
+ * Connect, run `setup` (stream, consumer) — again while JetStream is not ready yet, for a while —
+ * and close the connection again if setup fails.
+ */
+export async function connectAndSetUp<T>(opts: NatsOptions, setup: (nc: NatsConnection, o: ResolvedNatsOptions) => Promise<T>): Promise<T> {
+  const o = resolveNatsOptions(opts);
+  const nc = await connectNats(o);
+  const deadline = Date.now() + SETUP_PATIENCE_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await setup(nc, o);
+    } catch (err) {
+      if (isTransientSetupError(err) && Date.now() < deadline && !nc.isClosed()) {
+        if (attempt === 1) o.logger.warn({ err: errorText(err) }, `NATS JetStream not ready (${errorText(err)}); retrying setup for up to ${SETUP_PATIENCE_MS / 1000} s`);
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * attempt)));
+        continue;
+      }
+      await nc.close().catch(() => undefined);
+      throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${errorText(err)}`);
     }
   }
 }
