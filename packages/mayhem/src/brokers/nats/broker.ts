@@ -40,7 +40,7 @@ function pullPort(nc: NatsConnection): PullPort<Msg> {
 export class NatsBroker implements Broker {
   readonly ackDeadlineMs: number;
   readonly #nc: NatsConnection;
-  readonly #o: ResolvedNatsOptions;
+  readonly #options: ResolvedNatsOptions;
   readonly #settler: Settler;
   readonly #engine: PullEngine<Msg, NatsDelivery>;
   #jsm: Promise<JetStreamManager> | undefined;
@@ -49,7 +49,7 @@ export class NatsBroker implements Broker {
 
   constructor(nc: NatsConnection, o: ResolvedNatsOptions, ackWaitMs: number) {
     this.#nc = nc;
-    this.#o = o;
+    this.#options = o;
     this.ackDeadlineMs = ackWaitMs;
     const settler = new Settler(nc, o);
     this.#settler = settler;
@@ -83,12 +83,12 @@ export class NatsBroker implements Broker {
 
   /** Messages of the stream the shared durable consumer has not delivered yet (fleet-wide): the backlog gauge. */
   async backlog(): Promise<number> {
-    this.#jsm ??= openManager(this.#nc, this.#o);
+    this.#jsm ??= openManager(this.#nc, this.#options);
     const jsm = await this.#jsm.catch((err: unknown) => {
       this.#jsm = undefined;
       throw err;
     });
-    return (await jsm.consumers.info(this.#o.stream, this.#o.durable)).num_pending;
+    return (await jsm.consumers.info(this.#options.stream, this.#options.durable)).num_pending;
   }
 
   async close(): Promise<void> {
@@ -113,17 +113,17 @@ export class NatsBroker implements Broker {
   #unreadable(reply: string): AckInfo {
     if (!this.#warnedUnreadable) {
       this.#warnedUnreadable = true;
-      this.#o.logger.warn({ reply }, 'NATS ack subject not understood; such deliveries count as first deliveries (is this mayhem older than the server?)');
+      this.#options.logger.warn({ reply }, 'NATS ack subject not understood; such deliveries count as first deliveries (is this mayhem older than the server?)');
     }
     return UNREADABLE_ACK_SUBJECT;
   }
 
   async #recreateConsumer(): Promise<void> {
     try {
-      const jsm: JetStreamManager = await openManager(this.#nc, this.#o);
-      await ensureConsumer(jsm, this.#o);
+      const jsm: JetStreamManager = await openManager(this.#nc, this.#options);
+      await ensureConsumer(jsm, this.#options);
     } catch (err) {
-      this.#o.logger.error({ err: errorText(err) }, 'Could not recreate the NATS consumer');
+      this.#options.logger.error({ err: errorText(err) }, 'Could not recreate the NATS consumer');
     }
   }
 }

@@ -16,18 +16,18 @@ export interface ConnectionListener {
 
 /** Runs until the connection closes. */
 export async function watchConnection(nc: NatsConnection, logger: Logger, listener: ConnectionListener): Promise<void> {
-  for await (const s of nc.status()) {
-    switch (s.type) {
+  for await (const event of nc.status()) {
+    switch (event.type) {
       case 'disconnect':
         listener.disconnected();
-        if (!listener.closing()) logger.warn({ server: s.server }, 'NATS disconnected; reconnecting (in-flight acks are held and confirmed after the reconnect)');
+        if (!listener.closing()) logger.warn({ server: event.server }, 'NATS disconnected; reconnecting (in-flight acks are held and confirmed after the reconnect)');
         break;
       case 'reconnect':
-        logger.info({ server: s.server }, 'NATS reconnected');
+        logger.info({ server: event.server }, 'NATS reconnected');
         listener.reconnected();
         break;
       case 'error':
-        logger.warn({ err: errorText(s.error) }, 'NATS connection error');
+        logger.warn({ err: errorText(event.error) }, 'NATS connection error');
         break;
       default:
         break;

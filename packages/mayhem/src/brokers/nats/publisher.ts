@@ -13,11 +13,11 @@ import { connectAndSetUp, ensureStreams, openManager } from './setup.js';
 class NatsPublisher implements Publisher {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
-  readonly #o: ResolvedNatsOptions;
+  readonly #options: ResolvedNatsOptions;
 
   constructor(nc: NatsConnection, o: ResolvedNatsOptions) {
     this.#nc = nc;
-    this.#o = o;
+    this.#options = o;
     this.#js = jetstream(nc, { timeout: o.requestTimeoutMs });
   }
 
@@ -29,9 +29,9 @@ class NatsPublisher implements Publisher {
     const deadline = Date.now() + 60_000;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#js.publish(this.#o.subject, payload, messageId === undefined
-          ? { timeout: this.#o.requestTimeoutMs }
-          : { msgID: messageId, timeout: this.#o.requestTimeoutMs });
+        await this.#js.publish(this.#options.subject, payload, messageId === undefined
+          ? { timeout: this.#options.requestTimeoutMs }
+          : { msgID: messageId, timeout: this.#options.requestTimeoutMs });
         return;
       } catch (err) {
         if (this.#nc.isClosed() || Date.now() > deadline) throw new Error(`NATS publish failed: ${errorText(err)}`);

@@ -102,7 +102,7 @@ const NOT_SUBSCRIBED = { unsubscribe(): void {} };
 export class PullEngine<M extends PulledMessage, D> {
   readonly #port: PullPort<M>;
   readonly #hooks: PullEngineHooks<M, D>;
-  readonly #o: PullEngineOptions;
+  readonly #options: PullEngineOptions;
   readonly #nextSubject: string;
   #phase: PullEnginePhase = 'running';
   #buffer: D[] = [];
@@ -125,7 +125,7 @@ export class PullEngine<M extends PulledMessage, D> {
   constructor(port: PullPort<M>, hooks: PullEngineHooks<M, D>, options: PullEngineOptions) {
     this.#port = port;
     this.#hooks = hooks;
-    this.#o = options;
+    this.#options = options;
     this.#nextSubject = `$JS.API.CONSUMER.MSG.NEXT.${options.stream}.${options.consumer}`;
   }
 
@@ -199,9 +199,9 @@ export class PullEngine<M extends PulledMessage, D> {
     this.#phase = 'closed';
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
     for (const req of [...this.#requests]) this.#endRequest(req);
-    const w = this.#waiter;
+    const waiter = this.#waiter;
     this.#waiter = undefined;
-    w?.resolve([]);
+    waiter?.resolve([]);
   }
 
   /**
@@ -245,7 +245,7 @@ export class PullEngine<M extends PulledMessage, D> {
       return;
     }
     while (want > 0) {
-      const batch = Math.min(want, this.#o.maxPullBatch);
+      const batch = Math.min(want, this.#options.maxPullBatch);
       this.#request(batch);
       want -= batch;
     }
@@ -253,19 +253,19 @@ export class PullEngine<M extends PulledMessage, D> {
 
   /** A request ended or the connection came back: a waiting pull may need new requests. */
   #kick(): void {
-    const w = this.#waiter;
-    if (w && this.#buffer.length === 0) this.#topUp(w.max);
+    const waiter = this.#waiter;
+    if (waiter && this.#buffer.length === 0) this.#topUp(waiter.max);
   }
 
   #request(batch: number): void {
-    const inbox = `${this.#o.inboxPrefix}.${++this.#inboxSeq}`;
+    const inbox = `${this.#options.inboxPrefix}.${++this.#inboxSeq}`;
     const req: PullRequest = { batch, received: 0, ended: false, subscription: NOT_SUBSCRIBED, timer: undefined, heardAt: 0 };
     req.subscription = this.#port.subscribe(inbox, (err, msg) => this.#onMessage(req, err, msg));
     this.#requests.add(req);
     this.#outstanding += batch;
     this.#pullRequests += 1;
     this.#noteHeard(req);
-    const body = JSON.stringify({ batch, expires: this.#o.pullExpiresMs * 1_000_000, idle_heartbeat: this.#heartbeatMs() * 1_000_000 });
+    const body = JSON.stringify({ batch, expires: this.#options.pullExpiresMs * 1_000_000, idle_heartbeat: this.#heartbeatMs() * 1_000_000 });
     try {
       this.#port.publish(this.#nextSubject, body, inbox);
     } catch (err) {
@@ -275,7 +275,7 @@ export class PullEngine<M extends PulledMessage, D> {
   }
 
   #heartbeatMs(): number {
-    return Math.max(500, Math.min(5_000, Math.floor(this.#o.pullExpiresMs / 4)));
+    return Math.max(500, Math.min(5_000, Math.floor(this.#options.pullExpiresMs / 4)));
   }
 
   /**
@@ -291,7 +291,7 @@ export class PullEngine<M extends PulledMessage, D> {
   }
 
   #silenceMs(): number {
-    return Math.max(this.#o.pullExpiresMs, this.#heartbeatMs() * 2) + 2_000;
+    return Math.max(this.#options.pullExpiresMs, this.#heartbeatMs() * 2) + 2_000;
   }
 
   #checkLiveness(req: PullRequest): void {
@@ -302,7 +302,7 @@ export class PullEngine<M extends PulledMessage, D> {
       req.timer = setTimeout(() => this.#checkLiveness(req), left);
       return;
     }
-    this.#o.logger.debug({ batch: req.batch, received: req.received }, 'NATS pull request went silent; re-issuing');
+    this.#options.logger.debug({ batch: req.batch, received: req.received }, 'NATS pull request went silent; re-issuing');
     this.#endRequest(req);
     this.#kick();
   }
@@ -356,13 +356,13 @@ export class PullEngine<M extends PulledMessage, D> {
       return;
     }
     if (code === 409 && /consumer deleted/i.test(description)) {
-      this.#fail(new Error(`NATS consumer ${this.#o.consumer} was deleted (${code} ${description})`));
+      this.#fail(new Error(`NATS consumer ${this.#options.consumer} was deleted (${code} ${description})`));
       this.#hooks.onConsumerDeleted();
       return;
     }
     if (code === 409) {
       // Leadership change, max waiting exceeded, ...: transient; back off a little and ask again.
-      this.#o.logger.debug({ code, description }, 'NATS pull request ended');
+      this.#options.logger.debug({ code, description }, 'NATS pull request ended');
       this.#backOff();
       this.#kick();
       return;
@@ -380,10 +380,10 @@ export class PullEngine<M extends PulledMessage, D> {
     this.#feedScheduled = true;
     queueMicrotask(() => {
       this.#feedScheduled = false;
-      const w = this.#waiter;
-      if (!w || this.#buffer.length === 0) return;
+      const waiter = this.#waiter;
+      if (!waiter || this.#buffer.length === 0) return;
       this.#waiter = undefined;
-      w.resolve(this.#take(w.max));
+      waiter.resolve(this.#take(waiter.max));
     });
   }
 
@@ -412,10 +412,10 @@ export class PullEngine<M extends PulledMessage, D> {
   /** Report a failure to the waiting pull (or the next one), and back off. */
   #fail(err: Error): void {
     this.#backOff();
-    const w = this.#waiter;
-    if (w && this.#buffer.length === 0) {
+    const waiter = this.#waiter;
+    if (waiter && this.#buffer.length === 0) {
       this.#waiter = undefined;
-      w.reject(err);
+      waiter.reject(err);
     } else {
       this.#error = err;
     }

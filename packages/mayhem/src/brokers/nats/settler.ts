@@ -60,7 +60,7 @@ type SettlerPhase = 'running' | 'stopping' | 'closed';
 export class Settler {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
-  readonly #o: ResolvedNatsOptions;
+  readonly #options: ResolvedNatsOptions;
   #connected = true;
   #phase: SettlerPhase = 'running';
   readonly #pending = new Set<Promise<unknown>>();
@@ -69,7 +69,7 @@ export class Settler {
 
   constructor(nc: NatsConnection, o: ResolvedNatsOptions) {
     this.#nc = nc;
-    this.#o = o;
+    this.#options = o;
     this.#js = jetstream(nc, { timeout: o.requestTimeoutMs });
   }
 
@@ -125,16 +125,16 @@ export class Settler {
    */
   async deadLetter(d: Settleable, reason: string): Promise<void> {
     if (d.settled) return;
-    const h = headers();
-    h.set('Mayhem-Reason', headerValue(reason));
-    h.set('Mayhem-Original-Subject', d.subject);
-    h.set('Mayhem-Original-Stream', this.#o.stream);
-    h.set('Mayhem-Original-Sequence', String(d.streamSequence));
-    h.set('Mayhem-Deliveries', String(d.deliveryCount));
-    await this.#js.publish(this.#o.deadLetterSubject, d.data, {
-      headers: h,
-      msgID: `${this.#o.stream}-${d.streamSequence}-dead`,
-      timeout: this.#o.requestTimeoutMs,
+    const meta = headers();
+    meta.set('Mayhem-Reason', headerValue(reason));
+    meta.set('Mayhem-Original-Subject', d.subject);
+    meta.set('Mayhem-Original-Stream', this.#options.stream);
+    meta.set('Mayhem-Original-Sequence', String(d.streamSequence));
+    meta.set('Mayhem-Deliveries', String(d.deliveryCount));
+    await this.#js.publish(this.#options.deadLetterSubject, d.data, {
+      headers: meta,
+      msgID: `${this.#options.stream}-${d.streamSequence}-dead`,
+      timeout: this.#options.requestTimeoutMs,
     });
     await this.#settle(d, TERM);
   }
@@ -162,7 +162,7 @@ export class Settler {
     this.#confirmedSettles += 1;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#nc.request(d.reply, payload, { timeout: this.#o.requestTimeoutMs });
+        await this.#nc.request(d.reply, payload, { timeout: this.#options.requestTimeoutMs });
         d.settled = true;
         return;
       } catch (err) {
@@ -177,7 +177,7 @@ export class Settler {
 
   /** Keep a settle nobody awaits: log its failure, and let close wait for it. */
   #track(p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#o.logger.warn({ err: errorText(err) }, 'NATS settle failed; the lease will expire and the message will be redelivered'));
+    const tracked = p.catch((err: unknown) => this.#options.logger.warn({ err: errorText(err) }, 'NATS settle failed; the lease will expire and the message will be redelivered'));
     this.#pending.add(tracked);
     void tracked.finally(() => this.#pending.delete(tracked));
   }
