@@ -25,7 +25,7 @@ import { pino } from 'pino';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { MemoryBroker } from '../src/brokers/memory.js';
-import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats.js';
+import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats/index.js';
 import type { Broker, Storage } from '../src/core/contracts.js';
 import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
 import { Counters } from '../src/core/counters.js';

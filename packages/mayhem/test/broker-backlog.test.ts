@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBroker } from '../src/brokers/memory.js';
-import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats.js';
+import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats/index.js';
 import { backlogSource } from '../src/brokers/open.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { capturingLogger } from './pipeline-harness.js';

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { encodeRestartRequest } from '../src/core/message.js';
-import { openNatsPublisher, type NatsOptions } from '../src/brokers/nats.js';
+import { openNatsPublisher, type NatsOptions } from '../src/brokers/nats/index.js';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 

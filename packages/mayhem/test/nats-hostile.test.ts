@@ -13,7 +13,7 @@ import { connect, nkeys, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, RetentionPolicy, StorageType, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openNatsBroker, openNatsPublisher, type NatsOptions } from '../src/brokers/nats.js';
+import { openNatsBroker, openNatsPublisher, type NatsOptions } from '../src/brokers/nats/index.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 
 const MAIN = resolve(dirname(fileURLToPath(import.meta.url)), '../dist/src/cli/main.js');

@@ -7,7 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { pino } from 'pino';
 import type { Delivery } from '../src/core/contracts.js';
-import { openNatsBroker, openNatsPublisher, type NatsBroker, type NatsOptions } from '../src/brokers/nats.js';
+import { openNatsBroker, openNatsPublisher, type NatsBroker, type NatsOptions } from '../src/brokers/nats/index.js';
 import { freePort, startNatsServer, type NatsServer } from './helpers/nats-server.js';
 
 const logger = pino({ level: 'silent' });

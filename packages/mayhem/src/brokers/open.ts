@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { Broker, Publisher } from '../core/contracts.js';
 import { redactSecrets } from '../core/redact.js';
 import { MemoryBroker } from './memory.js';
-import type { NatsAuth } from './nats-setup.js';
+import type { NatsAuth } from './nats/index.js';
+import { NATS_URL_FORM, parseNatsUrls } from './nats/url.js';
 
 export interface OpenBrokerOptions {
   readonly url: string;
@@ -27,14 +28,17 @@ export interface OpenBrokerOptions {
   readonly auth?: NatsAuth;
 }
 
-export function natsServers(url: string): string[] {
-  return url.split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+/** The server list of a nats:// `--broker` value (config has checked it; this is for other callers). */
+function natsServers(url: string): string[] {
+  const servers = parseNatsUrls(url);
+  if (servers === undefined) throw new Error(`invalid --broker ${redactSecrets(JSON.stringify(url))}: expected ${NATS_URL_FORM}`);
+  return servers;
 }
 
 export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
   if (o.url === 'memory') return new MemoryBroker({ ackDeadlineMs: o.ackDeadlineMs, maxBacklog: o.maxBacklog });
   if (o.url.startsWith('nats://')) {
-    const { openNatsBroker } = await import('./nats.js');
+    const { openNatsBroker } = await import('./nats/index.js');
     return openNatsBroker({
       servers: natsServers(o.url), stream: o.stream, subject: o.subject, durable: o.durable, deadLetterSubject: o.deadLetterSubject,
       // max_deliver -1: the pipeline dead-letters after --max-deliveries itself; a finite server limit would silently drop
@@ -49,7 +53,7 @@ export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
 
 export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas' | 'auth'>): Promise<Publisher> {
   if (o.url.startsWith('nats://')) {
-    const { openNatsPublisher } = await import('./nats.js');
+    const { openNatsPublisher } = await import('./nats/index.js');
     return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas, auth: o.auth });
   }
   throw new Error('publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');

@@ -5,6 +5,7 @@
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
 import { redactSecrets } from '../core/redact.js';
+import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 
 /** A problem with the user's settings: printed as one line, exit code 2. */
 export class ConfigError extends Error {
@@ -328,20 +329,8 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
 
 /** `memory`, or a comma list of nats://host[:port] URLs with a port from 1 to 65535. */
 function checkBroker(broker: string, origin: string): void {
-  if (broker === 'memory') return;
-  const expected = 'expected memory or nats://host:port[,nats://host:port...] with a port from 1 to 65535';
-  const urls = broker.split(',').map((u) => u.trim());
-  for (const u of urls) {
-    let url: URL | undefined;
-    try {
-      url = new URL(u);
-    } catch {
-      url = undefined;
-    }
-    if (url === undefined || url.protocol !== 'nats:' || url.hostname === '' || url.port === '0' || /\s/.test(u)) {
-      throw new ConfigError(`invalid ${origin} ${quote(broker)}: ${expected}`);
-    }
-  }
+  if (broker === 'memory' || parseNatsUrls(broker) !== undefined) return;
+  throw new ConfigError(`invalid ${origin} ${quote(broker)}: expected memory or ${NATS_URL_FORM}`);
 }
 
 function readableFile(path: string): boolean {
