@@ -6,6 +6,7 @@ import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '..
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, saveFailure, type MessageRecord } from './record.js';
 import { DONE } from '../core/settled.js';
+import { LocalFleetControl } from './memory-control.js';
 
 // One settled promise per claim state: a claim allocates nothing on the hot path.
 const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
@@ -48,6 +49,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
   const deadLetters: DeadLetter[] = [];
   const deadLetterIndex = new Map<string, number>();
   let closed = false;
+  const control = new LocalFleetControl();
   const maxSettled = opts.maxSettled ?? Infinity;
   // Settled messageIds, oldest first (an array with a moving head), for the retention above.
   let settledIds: string[] = [];
@@ -163,6 +165,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
           row.restartedAt ??= now;
         }
         if (record.restartInDoubt === true) row.restartInDoubt = true;
+        if (record.skipReason !== undefined) row.skipReason ??= record.skipReason;
       });
     },
 
@@ -198,6 +201,8 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
         row.deliveries = Math.max(row.deliveries, entry.deliveries);
       });
     },
+
+    control: () => control,
 
     close(): Promise<void> {
       closed = true;
