@@ -21,7 +21,7 @@ import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
 import { hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import type { FleetControl, Rails } from './rails.js';
+import type { FleetControl, IntakeHold, Rails } from './rails.js';
 import { RestartBranch } from './restart-branch.js';
 import { Settler } from './settle.js';
 import { StepRunner, type RetriedStep } from './steps.js';
@@ -149,6 +149,11 @@ export class MessagePipeline {
         this.#branchEnded(job);
       },
     };
+  }
+
+  /** Why intake should pause now (restarts paused fleet-wide, outside the window), or undefined. */
+  holdIntake(): IntakeHold | undefined {
+    return this.#d.rails?.holdIntake(Date.now());
   }
 
   /** Messages between {@link start} and their end. */

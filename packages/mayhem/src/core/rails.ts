@@ -98,6 +98,12 @@ export interface RailsSettings {
   readonly leashed: boolean;
 }
 
+/** Why the consumer pulls nothing for now; `kind` says which, `text` says it to a person. */
+export interface IntakeHold {
+  readonly kind: 'paused' | 'window';
+  readonly text: string;
+}
+
 /** A rail's verdict: `undefined` = go (and, with a concurrency limit, a slot is held). */
 export interface Verdict {
   readonly action: 'skip' | 'defer';
@@ -124,12 +130,12 @@ export class Rails {
     this.#random = random;
   }
 
-  /** Why intake should pause now (paused fleet, closed window), or undefined. Cheap: no I/O. */
-  holdIntake(now: number): string | undefined {
+  /** Why intake should pause now (a paused fleet, a closed window), or undefined. Cheap: no I/O. */
+  holdIntake(now: number): IntakeHold | undefined {
     const pause = this.#control.pauseState();
-    if (pause !== undefined) return `restarts paused by ${pause.by}${pause.reason ? ` (${pause.reason})` : ''}`;
+    if (pause !== undefined) return { kind: 'paused', text: `restarts paused by ${pause.by}${pause.reason ? ` (${pause.reason})` : ''}` };
     const w = this.settings.window;
-    if (w !== undefined && !w.isOpen(now)) return `outside the restart window ${w.text} (opens in ${duration(w.msUntilOpen(now))})`;
+    if (w !== undefined && !w.isOpen(now)) return { kind: 'window', text: `outside the restart window ${w.text} (opens in ${duration(w.msUntilOpen(now))})` };
     return undefined;
   }
 

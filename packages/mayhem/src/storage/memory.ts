@@ -20,6 +20,8 @@ const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
 export interface MemoryStorage extends Storage {
   /** Every message record by messageId. A live view: records change in place as writes land. */
   readonly records: ReadonlyMap<string, MessageRecord>;
+  /** The rails' fleet state, in process. */
+  control(): LocalFleetControl;
   /** Every dead letter stored, in order (one per parsed messageId; malformed ones each count). */
   readonly deadLetters: readonly DeadLetter[];
 }
