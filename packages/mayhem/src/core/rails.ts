@@ -30,7 +30,10 @@ export type AuditOutcome =
   | 'deferred-paused'
   | 'deferred-outside-window'
   | 'deferred-too-soon'
-  | 'deferred-busy';
+  | 'deferred-busy'
+  // The kill switch, fleet-wide (host '*'):
+  | 'paused'
+  | 'resumed';
 
 /** One row of the audit trail. */
 export interface AuditEntry {

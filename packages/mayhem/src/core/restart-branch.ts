@@ -80,11 +80,15 @@ export class RestartBranch {
       },
     };
 
+    // Most rails need no database call (a deny list, a window): a decision is no sign of its health.
+    // Those that do (the interval, fleet-wide slots) count their failures.
     this.#checkingRails = {
       kind: 'stoppable',
-      dependency,
       run: (job) => deps.rails!.decide(job.host, Date.now()),
-      retry: (job, err, n) => deps.storageRetry(job, err, n, options.saveAttempts, 'check the rails for'),
+      retry: (job, err, n) => {
+        dependency.failed(err);
+        return deps.storageRetry(job, err, n, options.saveAttempts, 'check the rails for');
+      },
       succeeded: (job, verdict) => this.#railsDecided(job, verdict as Verdict | undefined),
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
