@@ -25,6 +25,9 @@ import { noopMetrics } from './metrics/noop.js';
 import { openMetrics } from './metrics/open.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
 import { openStorage } from './storage/open.js';
+import { LocalFleetControl } from './storage/memory-control.js';
+import { Rails, type RailsSettings } from './core/rails.js';
+import { HostFilter, RestartWindow } from './core/policy.js';
 
 export interface RunResult {
   readonly exitCode: number;
@@ -46,6 +49,10 @@ export interface Summary {
   unsettled: number;
   /** Reused messageIds dead-lettered as conflicts. */
   conflicts: number;
+  /** Restarts a rail refused for good (acked as skipped), put off (nacked with a delay), or leashed. */
+  railSkipped: number;
+  deferred: number;
+  leashed: number;
   restartFailures: number;
   saveFailures: number;
   retries: number;
@@ -127,14 +134,21 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
 
   const counters = new Counters(metrics);
   const nackBackoff = { baseMs: config.nackDelay, maxMs: 60_000 };
+  const control = storage.control?.() ?? new LocalFleetControl();
+  const rails = new Rails(railsSettings(config), control, random);
+  if (rails.settings.leashed) {
+    logger.warn({ leashed: config.leashed }, config.leashed === 'auto'
+      ? `Leashed: the ${config.executor} executor restarts nothing yet; each restart it would make is logged and recorded as 'leashed'. Pass --leashed false to let it restart hosts`
+      : 'Leashed: nothing is restarted; each restart that would run is logged and recorded as \'leashed\'');
+  }
   const pipeline = new MessagePipeline(
     {
       extendEveryMs: config.extendEvery, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
       maxDeliveries: config.maxDeliveries, retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
-      nackBackoff, dryRun: config.dryRun, inDoubt: config.inDoubt, random,
+      nackBackoff, dryRun: config.dryRun, inDoubt: config.inDoubt, random, instance: config.instanceName, executorName: config.executor,
     },
     {
-      storage, counters, logger,
+      storage, counters, logger, rails, control,
       executor: withRestartTimings(executor.executor, metrics),
       hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(),
     },
@@ -258,8 +272,9 @@ function startStatus(config: Config, logger: Logger, counters: Counters, consume
     const rate = ((t.acked - lastAcked) * 1000) / (now - last);
     lastAcked = t.acked;
     last = now;
+    const hold = consumer.hold;
     logger.info(
-      `Status: pulled ${t.pulled} · acked ${t.acked} · nacked ${t.nacked} · dead-lettered ${t.dead_lettered} · in flight ${consumer.inFlight} · ${rate.toFixed(0)} acked/s`,
+      `Status: pulled ${t.pulled} · acked ${t.acked} · nacked ${t.nacked} · dead-lettered ${t.dead_lettered} · in flight ${consumer.inFlight} · ${rate.toFixed(0)} acked/s${hold !== undefined ? ` · intake paused: ${hold.text}` : ''}`,
     );
   }, config.statusEvery);
   timer.unref();
@@ -281,6 +296,9 @@ function summarize(counters: Counters, inFlight: number, ms: number, reason: str
     restartsInDoubt: t.restart_in_doubt,
     unsettled: t.unsettled,
     conflicts: t.conflict,
+    railSkipped: t.rail_skipped,
+    deferred: t.deferred,
+    leashed: t.leashed,
     restartFailures: t.restart_failed,
     saveFailures: t.save_failed,
     retries: t.retries,
@@ -299,6 +317,7 @@ export function describeSummary(s: Summary): string {
     s.published !== undefined ? `published ${s.published},` : '',
     `pulled ${s.pulled} (incl. redeliveries), acked ${s.acked}, nacked ${s.nacked}, dead-lettered ${s.deadLettered} (${s.malformed} malformed${s.conflicts > 0 ? `, ${s.conflicts} reused ids` : ''});`,
     `restarted ${s.restarted} hosts (${s.restartSkipped} skipped as already done${s.restartsInDoubt > 0 ? `, ${s.restartsInDoubt} in doubt not repeated` : ''}), ${s.restartFailures} restart failures, ${s.saveFailures} save failures, ${s.retries} retries, ${s.extensions} deadline extensions;`,
+    s.railSkipped + s.deferred + s.leashed > 0 ? `rails: ${s.railSkipped} skipped, ${s.deferred} deferred, ${s.leashed} leashed;` : '',
     `${s.seconds} s, ${s.ackedPerSecond} acked/s, ${s.inFlight} in flight at exit.`,
     s.unsettled > 0 ? `${s.unsettled} restarted hosts could not be recorded before shutdown: their messages were left to the broker's lease, and a redelivery will find them in doubt.` : '',
     s.leftInBroker !== undefined && s.leftInBroker > 0 ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.` : '',
@@ -325,4 +344,17 @@ export function describeUnfinished(r: UnfinishedReport, memoryBroker: boolean): 
     (memoryBroker
       ? 'The in-memory broker is not durable: they will not be delivered again.'
       : 'The broker redelivers what it never got an ack for.');
+}
+
+/** The rails as the settings say (patterns and the window were validated with the config). */
+export function railsSettings(config: Config): RailsSettings {
+  const list = (v: string | undefined): string[] => (v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean));
+  return {
+    hosts: new HostFilter(list(config.allowHosts), list(config.denyHosts)),
+    window: config.window === undefined ? undefined : RestartWindow.parse(config.window),
+    minIntervalMs: config.minIntervalPerHost,
+    maxConcurrent: config.maxConcurrentRestarts,
+    onLimit: config.onLimit,
+    leashed: config.dryRun || config.leashed === 'true' || (config.leashed === 'auto' && config.executor !== 'mock'),
+  };
 }

@@ -39,7 +39,7 @@ describe('mayhem run with real executors (child process)', () => {
     const before = ['web-1', 'web-2', 'web-3'].map((n) => pidOf(services, n));
     const db = join(dir, 'example.db');
     const run = cli([
-      'run', '--executor', 'command', '--restart-command', `${SERVICES} restart ${services} {instance}`,
+      'run', '--leashed', 'false', '--executor', 'command', '--restart-command', `${SERVICES} restart ${services} {instance}`,
       '--instances', 'web-1,web-2,web-3', '--count', '6', '--publish-rate', '20', '--db', `sqlite:${db}`, '--seed', '3',
     ]);
     const { code } = await run.exited;
@@ -68,7 +68,7 @@ describe('mayhem run with real executors (child process)', () => {
   it('a command that keeps failing: retried, then dead-lettered with its stderr line as the reason', async () => {
     const db = join(dir, 'failing.db');
     const run = cli([
-      'run', '--executor', 'command', '--restart-command', `${SERVICES} restart ${join(dir, 'services')} {instance}`,
+      'run', '--leashed', 'false', '--executor', 'command', '--restart-command', `${SERVICES} restart ${join(dir, 'services')} {instance}`,
       '--instances', 'web-9', '--count', '1', '--publish-rate', '0', '--restart-attempts', '2', '--max-deliveries', '2',
       '--retry-backoff', '10ms', '--nack-delay', '10ms', '--db', `sqlite:${db}`,
     ]);
@@ -84,7 +84,7 @@ describe('mayhem run with real executors (child process)', () => {
     const db = join(dir, 'sigterm.db');
     const pids = join(dir, 'pids');
     const run = cli([
-      'run', '--executor', 'command', '--restart-command', `sh -c 'echo $$ > "$0"; exec sleep 30' ${pids}`,
+      'run', '--leashed', 'false', '--executor', 'command', '--restart-command', `sh -c 'echo $$ > "$0"; exec sleep 30' ${pids}`,
       '--instances', 'web-1', '--publish-rate', '1', '--grace', '300ms', '--db', `sqlite:${db}`,
     ]);
     const pid = Number((await fileWritten(pids)).trim());

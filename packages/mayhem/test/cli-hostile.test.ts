@@ -79,7 +79,7 @@ describe('booleans take a value and can be undone', () => {
     const dry = await mayhem(['run', ...fast, '--count', '3', '--dry-run', 'true']);
     expect(dry.stderr).toBe('');
     expect(dry.code).toBe(0);
-    expect(lines(dry.stdout).filter((l) => String(l.msg).startsWith('Dry run: would restart'))).toHaveLength(3);
+    expect(lines(dry.stdout).filter((l) => String(l.msg).startsWith('Leashed: would restart'))).toHaveLength(3);
     for (const undo of [['--no-dry-run'], ['--dry-run', 'false']]) {
       const r = await mayhem(['run', ...fast, '--count', '3', ...undo], { MAYHEM_DRY_RUN: 'true' });
       expect(r.code).toBe(0);

@@ -139,6 +139,7 @@ describe('the central exception handler', () => {
     const failing = {
       storageHealth: r.pipeline.storageHealth,
       brokerHealth: r.pipeline.brokerHealth,
+      holdIntake: () => undefined,
       start: (delivery: Delivery, _signal: AbortSignal, onEnd: (end: HandleEnd) => void) =>
         queueMicrotask(() => onEnd({ delivery, startedAt: performance.now(), outcome: undefined, error: new Error('bug in a handler') })),
     } as unknown as ConstructorParameters<typeof Consumer>[1];

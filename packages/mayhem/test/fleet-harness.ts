@@ -184,10 +184,10 @@ export interface Published {
 }
 
 /**
- * Publish `count` valid restart requests (ids `<tag>-<i>`, 40 distinct hosts, or one host per message
- * with `hostPerMessage`), optionally with malformed payloads mixed in.
+ * Publish `count` valid restart requests (ids `<tag>-<i>`, `hosts` distinct hosts (40), or one host per
+ * message with `hostPerMessage`), optionally with malformed payloads mixed in.
  */
-export async function publishRequests(servers: string[], names: FleetNames, tag: string, count: number, opts: { replicas?: number; malformed?: string[]; hostPerMessage?: boolean } = {}): Promise<Published> {
+export async function publishRequests(servers: string[], names: FleetNames, tag: string, count: number, opts: { replicas?: number; malformed?: string[]; hostPerMessage?: boolean; hosts?: number } = {}): Promise<Published> {
   const natsOpts: NatsOptions = { servers, stream: names.stream, subject: names.subject, deadLetterSubject: names.deadLetterSubject, replicas: opts.replicas ?? 1, logger: pino({ level: 'silent' }) };
   const publisher = await openNatsPublisher(natsOpts);
   const ids: string[] = [];
@@ -204,7 +204,7 @@ export async function publishRequests(servers: string[], names: FleetNames, tag:
     for (let i = 0; i < count; i++) {
       const id = `${tag}-${i}`;
       ids.push(id);
-      const instanceName = opts.hostPerMessage === true ? `${tag}-h${i}` : `${tag}-host${i % 40}`;
+      const instanceName = opts.hostPerMessage === true ? `${tag}-h${i}` : `${tag}-host${i % (opts.hosts ?? 40)}`;
       await send(encodeRestartRequest({ messageId: id, instanceName, publishedAt: Date.now() }), id);
       if (every > 0 && i % every === every - 1 && m < malformed.length) await send(malformed[m++]!);
     }

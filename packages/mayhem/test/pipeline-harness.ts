@@ -13,6 +13,9 @@ import { LocalHostGuard } from '../src/core/host-guard.js';
 import { encodeRestartRequest } from '../src/core/message.js';
 import { MessagePipeline, type PipelineOptions } from '../src/core/pipeline.js';
 import { openMemoryStorage, type MemoryStorage } from '../src/storage/memory.js';
+import type { LocalFleetControl } from '../src/storage/memory-control.js';
+import { HostFilter } from '../src/core/policy.js';
+import { Rails, type RailsSettings } from '../src/core/rails.js';
 
 export const noopMetrics: Metrics = {
   increment: () => undefined,
@@ -134,6 +137,8 @@ export interface Rig {
   readonly pipeline: MessagePipeline;
   readonly log: ReturnType<typeof capturingLogger>;
   readonly hostGuard: LocalHostGuard;
+  /** The rails' fleet state and audit trail (the memory storage's). */
+  readonly control: LocalFleetControl;
   /** Publish a valid restart request for `instanceName`; returns its messageId. */
   publish(instanceName: string, messageId?: string): string;
   /** Pull what is ready now (never waits). */
@@ -150,6 +155,8 @@ export interface RigOptions {
   readonly metrics?: Metrics;
   /** The memory broker's bound (default none). */
   readonly maxBacklog?: number;
+  /** Safety rails (their fleet state is the memory storage's control). */
+  readonly rails?: Partial<RailsSettings>;
 }
 
 let ids = 0;
@@ -164,9 +171,11 @@ export function rig(o: RigOptions = {}): Rig {
   const log = capturingLogger();
   const counters = new Counters(o.metrics ?? noopMetrics);
   const hostGuard = new LocalHostGuard();
-  const pipeline = new MessagePipeline({ ...defaultPipelineOptions, ackDeadlineMs, ...o.pipeline }, { storage, executor, hostGuard, counters, logger: log.logger });
+  const control = memory.control();
+  const rails = o.rails === undefined ? undefined : new Rails({ hosts: new HostFilter([], []), window: undefined, minIntervalMs: 0, maxConcurrent: 0, onLimit: 'delay', leashed: false, ...o.rails }, control, () => 0.5);
+  const pipeline = new MessagePipeline({ ...defaultPipelineOptions, ackDeadlineMs, instance: 'test:1', ...o.pipeline }, { storage, executor, hostGuard, counters, logger: log.logger, rails, control });
   return {
-    broker, memory, storage, executor, counters, pipeline, log, hostGuard,
+    broker, memory, storage, executor, counters, pipeline, log, hostGuard, control,
     publish(instanceName, messageId = `m-${++ids}`) {
       broker.publishSync(encodeRestartRequest({ messageId, instanceName, publishedAt: Date.now() }), messageId);
       return messageId;

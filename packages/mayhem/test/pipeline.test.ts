@@ -327,8 +327,9 @@ describe('dry run', () => {
     const id = r.publish('cattle-aaaa');
     expect(await r.pipeline.handle(await pullOne(r), live())).toBe('acked');
     expect(r.executor.calls).toHaveLength(0);
-    expect(r.memory.records.get(id)).toMatchObject({ restarted: false, saved: true, acked: true });
-    expect(r.log.messages()).toContain(`Dry run: would restart ${HOST_A}`);
+    expect(r.memory.records.get(id)).toMatchObject({ restarted: false, restartClaimed: 0, saved: true, acked: true });
+    expect(r.log.messages()).toContain(`Leashed: would restart ${HOST_A}`);
+    expect(r.counters.tally.leashed).toBe(1);
   });
 });
 

@@ -57,7 +57,7 @@ function readRecord(id: string): MessageRecord | undefined {
   const [line] = psql(`SELECT json_build_object(
     'messageId', message_id, 'instanceName', instance_name, 'hostname', hostname,
     'publishedAt', ${ms('published_at')}, 'restarted', restarted, 'restartAttempts', restart_attempts,
-    'restartClaimed', restart_claimed, 'restartReleased', restart_released, 'restartInDoubt', restart_in_doubt,
+    'restartClaimed', restart_claimed, 'restartReleased', restart_released, 'restartInDoubt', restart_in_doubt, 'skipReason', skip_reason,
     'saved', saved, 'acked', acked, 'extensions', extensions, 'deliveries', deliveries,
     'deadLettered', dead_lettered, 'lastError', last_error, 'createdAt', ${ms('created_at')},
     'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')})

@@ -84,6 +84,7 @@ function toRecord(r: Row): MessageRecord {
     restartClaimed: r.restart_claimed,
     restartReleased: r.restart_released,
     restartInDoubt: r.restart_in_doubt === 1,
+    skipReason: (r as { skip_reason?: string | null }).skip_reason ?? null,
     restartAttempts: r.restart_attempts,
     saved: r.saved === 1,
     acked: r.acked === 1,

@@ -183,6 +183,16 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.close();
     });
 
+    it('an ack record can say why a rail skipped the restart; the first reason recorded stays', async () => {
+      const s = h.open();
+      const r = request(2005);
+      await s.saveMessage(r, 1);
+      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0, skipReason: 'denied by policy: x matches --deny-hosts x*' });
+      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0, skipReason: 'a later, different reason' });
+      expect(h.read(s, r.messageId)).toMatchObject({ acked: true, restarted: false, skipReason: 'denied by policy: x matches --deny-hosts x*' });
+      await s.close();
+    });
+
     it('a messageId reused for another instance is a conflict and never rewrites whose record it is', async () => {
       const s = h.open();
       const first = request(2003);

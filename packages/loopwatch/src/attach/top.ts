@@ -69,12 +69,13 @@ function Header({ top }: { top: TopData }): ReactElement {
 }
 
 function Slow({ top }: { top: TopData }): ReactElement {
-  const shown = [...top.slow].filter((s) => s.functionName).sort((a, b) => b.durationMs - a.durationMs).slice(0, 4);
+  // The longest first; one without a culprit (the analysis runs once a second) still says how long.
+  const shown = [...top.slow].sort((a, b) => b.durationMs - a.durationMs).slice(0, 4);
   return h(
     Box,
     { flexDirection: 'column', marginTop: 1 },
     h(Text, { bold: true }, `slow callbacks, last minute: ${top.slow.length}`),
-    ...shown.map((s, k) => h(Text, { key: k }, `  ${String(s.durationMs).padStart(6)} ms  ${duration(s.agoMs).padStart(6)} ago  ${s.functionName} (${s.location ? shortLoc(s.location) : '?'})${s.task ? `  task ${s.task}` : ''}`)),
+    ...shown.map((s, k) => h(Text, { key: k }, `  ${String(s.durationMs).padStart(6)} ms  ${duration(s.agoMs).padStart(6)} ago  ${s.functionName !== undefined ? `${s.functionName} (${s.location ? shortLoc(s.location) : '?'})` : '(not analysed: one turn a second is)'}${s.task ? `  task ${s.task}` : ''}`)),
   );
 }
 

@@ -4,6 +4,7 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 
@@ -44,7 +45,7 @@ export function parseBytes(text: string): number | undefined {
  */
 export const TIMER_MAX_MS = 2 ** 31 - 1;
 
-type Kind = 'int' | 'number' | 'duration' | 'bytes' | 'bool' | 'string' | 'hostport' | 'listen' | 'level' | 'format' | 'file' | 'inDoubt' | 'executor';
+type Kind = 'int' | 'number' | 'duration' | 'bytes' | 'bool' | 'string' | 'hostport' | 'listen' | 'level' | 'format' | 'file' | 'inDoubt' | 'executor' | 'leash' | 'onLimit';
 
 interface Setting {
   readonly kind: Kind;
@@ -54,19 +55,24 @@ interface Setting {
   readonly min?: number;
   readonly max?: number;
   /** Which commands take it. */
-  readonly commands: readonly ('run' | 'publish')[];
+  readonly commands: readonly CommandName[];
 }
 
 // host:port, an IPv6 host in brackets.
 const HOSTPORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/;
 
+/** The commands that take settings. */
+export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit';
+
 const BOTH = ['run', 'publish'] as const;
+// The kill switch and the audit trail: commands that only open the database.
+const CONTROL = ['pause', 'resume', 'audit'] as const;
 const RUN = ['run'] as const;
 
 /** Every setting. Keys are the config-file names; flags and env names derive from `flag`. */
 export const SETTINGS = {
   broker: { kind: 'string', flag: 'broker', help: 'memory (embedded) or nats://host:port[,nats://host:port...]', default: 'memory', commands: BOTH },
-  db: { kind: 'string', flag: 'db', help: 'sqlite:<path>, postgres://..., or memory: (nothing kept)', default: 'sqlite:./mayhem.db', commands: RUN },
+  db: { kind: 'string', flag: 'db', help: 'sqlite:<path>, postgres://..., or memory: (nothing kept)', default: 'sqlite:./mayhem.db', commands: ['run', ...CONTROL] },
   maxInFlight: { kind: 'int', flag: 'max-in-flight', help: 'messages handled at once; pulling waits when full', default: 1000, min: 1, max: 1_000_000, commands: RUN },
   extendEvery: { kind: 'duration', flag: 'extend-every', help: 'extend the ack deadline this often while a message is in flight', default: '2s', min: 10, max: 3_600_000, commands: RUN },
   ackDeadline: { kind: 'duration', flag: 'ack-deadline', help: 'lease length (memory broker) / ack wait (NATS)', default: '10s', min: 50, max: 43_200_000, commands: RUN },
@@ -85,7 +91,20 @@ export const SETTINGS = {
   malformedEvery: { kind: 'int', flag: 'malformed-every', help: 'fault injection: the simulated publisher makes every Nth message malformed (default never)', min: 1, max: 1_000_000_000, commands: RUN },
   seed: { kind: 'int', flag: 'seed', help: 'seed the random choices (reproducible runs)', min: 0, max: 4_294_967_295, commands: BOTH },
   inDoubt: { kind: 'inDoubt', flag: 'in-doubt', help: 'a restart found in doubt (its instance died mid-restart): skip it (at most once) or restart it again (at least once)', default: 'skip', commands: RUN },
-  dryRun: { kind: 'bool', flag: 'dry-run', help: 'log what would be restarted; restart nothing', default: false, commands: RUN },
+  dryRun: { kind: 'bool', flag: 'dry-run', help: 'the same as --leashed true (its older name)', default: false, commands: RUN },
+  leashed: { kind: 'leash', flag: 'leashed', help: 'log and record what would be restarted, restart nothing; auto = leashed unless --executor mock', default: 'auto', commands: RUN },
+  allowHosts: { kind: 'string', flag: 'allow-hosts', help: 'restart only hosts matching one of these globs, comma-separated (e.g. web-*.example.net); default every host', commands: RUN },
+  denyHosts: { kind: 'string', flag: 'deny-hosts', help: 'never restart hosts matching one of these globs, comma-separated; deny wins over allow', commands: RUN },
+  window: { kind: 'string', flag: 'window', help: "restart only inside this weekly window, e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin' (spans joined with ;); outside it messages wait", commands: RUN },
+  minIntervalPerHost: { kind: 'duration', flag: 'min-interval-per-host', help: 'never restart one host twice within this, fleet-wide through the database (0 = no minimum)', default: '0', min: 0, max: 7 * 86_400_000, commands: RUN },
+  maxConcurrentRestarts: { kind: 'int', flag: 'max-concurrent-restarts', help: 'restarts running at once at most, fleet-wide with PostgreSQL (0 = no limit)', default: 0, min: 0, max: 100_000, commands: RUN },
+  onLimit: { kind: 'onLimit', flag: 'on-limit', help: 'a restart the interval or the concurrency limit holds back: delay (nack until it may run) or skip (ack it as skipped)', default: 'delay', commands: RUN },
+  instanceName: { kind: 'string', flag: 'instance-name', help: "this instance's name in the audit trail and on `pause` (default host:pid)", commands: ['run', 'pause', 'resume'] },
+  reason: { kind: 'string', flag: 'reason', help: 'why restarts are paused (shown by every instance and in the audit trail)', commands: ['pause'] },
+  since: { kind: 'duration', flag: 'since', help: 'audit entries from this long ago on', default: '1h', min: 0, max: 3650 * 86_400_000, commands: ['audit'] },
+  host: { kind: 'string', flag: 'host', help: 'audit entries of this host only', commands: ['audit'] },
+  limit: { kind: 'int', flag: 'limit', help: 'audit entries at most (newest first)', default: 100, min: 1, max: 1_000_000, commands: ['audit'] },
+  json: { kind: 'bool', flag: 'json', help: 'audit entries as JSON lines instead of a table', default: false, commands: ['audit'] },
   grace: { kind: 'duration', flag: 'grace', help: 'on shutdown, time in-flight messages get to finish before they are cancelled and nacked', default: '5s', min: 0, max: 3_600_000, commands: RUN },
   statsd: { kind: 'hostport', flag: 'statsd', help: 'send metrics to StatsD at host:port', commands: RUN },
   statusEvery: { kind: 'duration', flag: 'status-every', help: 'status line interval on a terminal (0 = off)', default: '5s', min: 0, max: 86_400_000, commands: RUN },
@@ -125,6 +144,8 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as
 const FORMATS = ['auto', 'json', 'pretty'] as const;
 const IN_DOUBT = ['skip', 'restart'] as const;
 const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
+const LEASH = ['auto', 'true', 'false'] as const;
+const ON_LIMIT = ['delay', 'skip'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -142,6 +163,8 @@ function allowed(s: Setting): string {
     case 'format': return FORMATS.join(', ');
     case 'inDoubt': return IN_DOUBT.join(' or ');
     case 'executor': return EXECUTORS.join(', ');
+    case 'leash': return LEASH.join(', ');
+    case 'onLimit': return ON_LIMIT.join(' or ');
     case 'string': return 'a non-empty string';
   }
 }
@@ -182,6 +205,8 @@ function schemaOf(s: Setting): z.ZodType {
     case 'format': return z.enum(FORMATS, msg);
     case 'inDoubt': return z.enum(IN_DOUBT, msg);
     case 'executor': return z.enum(EXECUTORS, msg);
+    case 'leash': return z.union([z.boolean().transform((b) => (b ? 'true' : 'false')), z.enum(LEASH, msg)], msg);
+    case 'onLimit': return z.enum(ON_LIMIT, msg);
     case 'string': return z.string(msg).min(1, msg);
   }
 }
@@ -230,6 +255,19 @@ export interface Config {
   natsNkey: string | undefined;
   natsTokenFile: string | undefined;
   executor: (typeof EXECUTORS)[number];
+  leashed: (typeof LEASH)[number];
+  allowHosts: string | undefined;
+  denyHosts: string | undefined;
+  window: string | undefined;
+  minIntervalPerHost: number;
+  maxConcurrentRestarts: number;
+  onLimit: (typeof ON_LIMIT)[number];
+  instanceName: string | undefined;
+  reason: string | undefined;
+  since: number;
+  host: string | undefined;
+  limit: number;
+  json: boolean;
   restartCommand: string | undefined;
   restartShell: boolean;
   restartTimeout: number;
@@ -256,7 +294,7 @@ export interface Sources {
 }
 
 /** Merge defaults < file < env < flags, validate each value, and name the culprit on error. */
-export function resolveConfig(sources: Sources, command: 'run' | 'publish'): Config {
+export function resolveConfig(sources: Sources, command: CommandName): Config {
   const fileValues = sources.file ? readConfigFile(sources.file) : {};
   const fileName = sources.file ?? 'the config file';
   const out: Record<string, unknown> = {};
@@ -295,6 +333,7 @@ export function resolveConfig(sources: Sources, command: 'run' | 'publish'): Con
   const config = out as unknown as Config;
   const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
   if (command === 'run') crossCheck(config, where);
+  if (command === 'pause' || command === 'resume' || command === 'audit') checkControlDb(config, where);
   checkBroker(config.broker, where('broker'));
   if (config.instances !== undefined && !config.instances.split(',').every((n) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(n.trim()))) {
     throw new ConfigError(`invalid --instances ${JSON.stringify(config.instances)}: expected instance names (letters, digits, '-') separated by commas`);
@@ -318,6 +357,15 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
   if (scheme === 'sqlite:' && c.db.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '').trim() === '') {
     throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: sqlite: needs a file path, e.g. sqlite:./mayhem.db (memory: keeps nothing)`);
   }
+  // The rails' patterns and window, read once here so a mistake is a setting error (exit 2).
+  try {
+    const list = (v: string | undefined): string[] => (v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean));
+    new HostFilter(list(c.allowHosts), list(c.denyHosts));
+    if (c.window !== undefined) RestartWindow.parse(c.window);
+  } catch (err) {
+    if (err instanceof PolicyError) throw new ConfigError(err.message);
+    throw err;
+  }
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     try {
       new URL(c.db);
@@ -325,6 +373,12 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
       throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: not a valid URL (expected postgres://user@host:port/db; percent-encode special characters in the password, or use PGPASSWORD)`);
     }
   }
+}
+
+/** The kill switch and the audit trail live in a database other processes can open: not memory:. */
+function checkControlDb(c: Config, where: (key: SettingKey) => string): void {
+  if (/^(sqlite|postgres|postgresql):/.test(c.db) && c.db.slice(c.db.indexOf(':') + 1).trim() !== '') return;
+  throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: pause, resume and audit need the service's database: sqlite:<path> or postgres://user@host:port/db`);
 }
 
 /** `memory`, or a comma list of nats://host[:port] URLs with a port from 1 to 65535. */
@@ -371,7 +425,7 @@ function readConfigFile(path: string): Record<string, unknown> {
 }
 
 /** Settings a command takes, for building its flags. */
-export function settingsFor(command: 'run' | 'publish'): [SettingKey, Setting][] {
+export function settingsFor(command: CommandName): [SettingKey, Setting][] {
   return (Object.entries(SETTINGS) as [SettingKey, Setting][]).filter(([, s]) => (s.commands as readonly string[]).includes(command));
 }
 

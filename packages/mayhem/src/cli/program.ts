@@ -9,7 +9,8 @@ import { redactSecrets } from '../core/redact.js';
 import { seededRandom } from '../core/timing.js';
 import { openPublisher } from '../brokers/open.js';
 import { runSimulatedPublisher } from '../publisher/simulated.js';
-import { ConfigError, describeSetting, resolveConfig, settingsFor, type Config } from './config.js';
+import { ConfigError, describeSetting, resolveConfig, settingsFor, type CommandName, type Config } from './config.js';
+import { runAudit, runPause, runResume } from './control.js';
 import { createLogger, type LoggerHandle } from './logger.js';
 import { enableLoopwatch } from './loopwatch.js';
 import { onExitSignal } from './signals.js';
@@ -20,9 +21,9 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
-function addSettings(cmd: Command, command: 'run' | 'publish'): Command {
+function addSettings(cmd: Command, command: CommandName): Command {
   for (const [, s] of settingsFor(command)) {
-    if (s.kind === 'bool') {
+    if (s.kind === 'bool' || s.kind === 'leash') {
       // `--dry-run`, `--dry-run true|false`, and `--no-dry-run` (which undoes MAYHEM_DRY_RUN=true).
       cmd.addOption(new Option(`--${s.flag} [bool]`, describeSetting(s)));
       cmd.addOption(new Option(`--no-${s.flag}`, `same as --${s.flag} false`));
@@ -33,7 +34,7 @@ function addSettings(cmd: Command, command: 'run' | 'publish'): Command {
   return cmd.option('--config <file>', 'JSON file of settings (env MAYHEM_CONFIG); flags and env win over it');
 }
 
-function configFrom(cmd: Command, command: 'run' | 'publish'): Config {
+function configFrom(cmd: Command, command: CommandName): Config {
   const flags = cmd.opts<Record<string, unknown>>();
   return resolveConfig({ flags, env: process.env, file: (flags.config as string | undefined) ?? process.env.MAYHEM_CONFIG }, command);
 }
@@ -141,6 +142,22 @@ addSettings(program.command('publish').description('publish restart requests to 
     await runtimeFailure(err, log);
   }
 });
+
+for (const [name, description, action] of [
+  ['pause', 'stop every restart of every instance on --db within a second (the kill switch); messages wait', runPause],
+  ['resume', 'let restarts run again on every instance on --db', runResume],
+  ['audit', 'print the audit trail of --db: one row per decision (restarted, failed, skipped, deferred, leashed, ...)', runAudit],
+] as const) {
+  addSettings(program.command(name).description(description), name).action(async (_opts, cmd: Command) => {
+    const config = configFrom(cmd, name);
+    try {
+      process.stdout.write(await action(config));
+      process.exit(0);
+    } catch (err) {
+      await runtimeFailure(err, undefined);
+    }
+  });
+}
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Broker, DeadLetter, Delivery } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { HandleEnd, MessagePipeline, Outcome } from './pipeline.js';
+import type { IntakeHold } from './rails.js';
 import { parseRestartRequest } from './message.js';
 import { errorText } from './errors.js';
 import { DONE } from './settled.js';
@@ -16,6 +17,8 @@ import { sleep } from './timing.js';
 
 // While the database is down and nothing is in flight, let one message through this often.
 const PROBE_EVERY_MS = 2000;
+// While the rails hold intake, look again this often.
+const HOLD_CHECK_MS = 500;
 
 export interface ConsumerOptions {
   readonly maxInFlight: number;
@@ -43,6 +46,7 @@ export class Consumer {
   readonly #logger: Logger;
   readonly #onHandlerError: HandlerErrorHandler;
   #inFlight = 0;
+  #hold: IntakeHold | undefined;
   #onRoom: (() => void) | undefined;
   #onDrained: (() => void) | undefined;
   /** Called once per settled delivery (for `--count` and summaries). */
@@ -61,6 +65,11 @@ export class Consumer {
     return this.#inFlight;
   }
 
+  /** Why intake is held by the rails now (for the status line), if it is. */
+  get hold(): IntakeHold | undefined {
+    return this.#hold;
+  }
+
   /**
    * Pull until `stop` aborts. Handlers get `cancel`, which shutdown aborts after the grace period.
    * Resolves once pulling has stopped; in-flight handlers go on (see {@link drained}).
@@ -75,6 +84,19 @@ export class Consumer {
       if (room <= 0) {
         await this.#waitForRoom(stop);
         continue;
+      }
+      // The rails hold intake while restarts are paused or outside their window: pulling now would
+      // only defer (nack) what is pulled. Checked twice a second, so a resume is seen within 0.5 s.
+      const hold = this.#pipeline.holdIntake();
+      if (hold !== undefined) {
+        if (hold.kind !== this.#hold?.kind) this.#logger.warn({ hold: hold.kind }, `Intake paused: ${hold.text}`);
+        this.#hold = hold;
+        await sleep(HOLD_CHECK_MS, stop).catch(() => undefined);
+        continue;
+      }
+      if (this.#hold !== undefined) {
+        this.#logger.info({ hold: this.#hold.kind }, 'Intake resumed');
+        this.#hold = undefined;
       }
       // Circuit breaker: while the database is down, pull nothing it could not record. The messages
       // in flight keep trying their records and tell us when it is back; with none in flight, one

@@ -4,6 +4,7 @@
  * fits without a change here.
  */
 import type { RestartRequest } from './message.js';
+import type { FleetControl } from './rails.js';
 
 /** One delivery of a message, leased to this consumer until acked, nacked, dead-lettered or expired. */
 export interface Delivery {
@@ -76,6 +77,8 @@ export interface AckRecord {
   readonly restartDone?: boolean;
   /** The restart was found in doubt and not run again (recorded, so operators can check that host). */
   readonly restartInDoubt?: boolean;
+  /** A rail refused the restart for good (denied, too soon, busy with --on-limit skip): why. */
+  readonly skipReason?: string;
 }
 
 export interface DeadLetter {
@@ -128,6 +131,8 @@ export interface Storage {
    * read in small steps off the hot path. Absent where other instances may be mid-work.
    */
   unfinished?(): Promise<UnfinishedReport>;
+  /** The rails' fleet state (kill switch, per-host restart times, slots, audit trail), kept here. */
+  control?(): FleetControl;
   /** Finish pending writes and close. */
   close(): Promise<void>;
 }
@@ -225,7 +230,10 @@ export type CounterName =
   | 'dead_lettered'
   | 'malformed'
   | 'conflict'
-  | 'unsettled';
+  | 'unsettled'
+  | 'rail_skipped'
+  | 'deferred'
+  | 'leashed';
 
 export type TimingName = 'handle_duration' | 'restart_duration';
 

@@ -3,18 +3,20 @@
  *
  * A job has two branches that run at once and one tail:
  *
- *   restart:  waiting-host → claiming → running ─┬─ restarted ──(the ack record carries it)──► done
- *                  │             │        │      └─ recording ─────────────────────────────► done
- *                  │             │        └──────── releasing ─────────────────────────────► failed
- *                  │             └─ (done / in doubt / dry run) ────────────────────────────► skipped
- *                  └────────────────────────────────────────────────────────────────────────► failed
+ *   restart:  waiting-host → checking → claiming → running ─┬─ restarted ─(the ack record carries it)─► done
+ *                  │            │           │         │      └─ recording ─────────────────────────────► done
+ *                  │            │           │         └──────── releasing ─────────────────────────────► failed
+ *                  │            │           └─ (done / in doubt / leashed / conflict) ──────────────────► skipped
+ *                  │            └─ (a rail: skip, or defer) ────────────────────────────────────────────► skipped
+ *                  └─────────────────────────────────────────────────────────────────────────────────────► failed
  *   save:     saving ─► saved | failed
  *   phase:    working ─► settling (both branches final) ─► ended
  *
  * Invariants:
  * - Branch states only move forward, along the arrows above.
- * - The job holds its host on the guard exactly while the restart is in `claiming`, `running`,
- *   `restarted`, `recording` or `releasing`: from the grant until what happened to the host is durable.
+ * - The job holds its host on the guard exactly while the restart is in `checking`, `claiming`,
+ *   `running`, `restarted`, `recording` or `releasing`: from the grant until what happened to the host
+ *   is durable. It holds a restart slot (`slot`) from the rails' go until the executor has ended.
  * - A restart that ran is recorded (`recording`, or the ack record when it is `restarted`) before the
  *   delivery is acked, nacked or dead-lettered; a claim that did not restart is released first.
  * - The delivery is settled once, by the tail, after both branches are final; its lease is extended
@@ -25,12 +27,13 @@
  */
 import type { Delivery, RestartClaim } from './contracts.js';
 import type { RestartRequest } from './message.js';
+import type { Verdict } from './rails.js';
 
-export type RestartState = 'waiting-host' | 'claiming' | 'running' | 'restarted' | 'recording' | 'releasing' | 'done' | 'skipped' | 'failed';
+export type RestartState = 'waiting-host' | 'checking' | 'claiming' | 'running' | 'restarted' | 'recording' | 'releasing' | 'done' | 'skipped' | 'failed';
 export type SaveState = 'saving' | 'saved' | 'failed';
 export type Phase = 'working' | 'settling' | 'ended';
 
-export type Outcome = 'acked' | 'nacked' | 'dead-lettered' | 'cancelled' | 'unsettled';
+export type Outcome = 'acked' | 'nacked' | 'deferred' | 'dead-lettered' | 'cancelled' | 'unsettled';
 
 /** How the handling of one delivery ended, handed to whoever started it. */
 export interface HandleEnd {
@@ -54,8 +57,11 @@ export interface Failure {
    * `conflict`: the messageId belongs to another request; `rejected`: the executor refused the restart
    * for good. Both are dead-lettered at once, whatever the delivery.
    * `unrecorded`: the restart ran but its record could not be written before shutdown.
+   * `deferred`: a rail said "not now" (paused, outside the window, too soon, busy): nacked with its delay.
    */
-  readonly kind: 'failed' | 'cancelled' | 'conflict' | 'rejected' | 'unrecorded';
+  readonly kind: 'failed' | 'cancelled' | 'conflict' | 'rejected' | 'unrecorded' | 'deferred';
+  /** `deferred` only: the rail's verdict. */
+  readonly verdict?: Verdict;
 }
 
 export class Job implements HandleEnd {
@@ -67,6 +73,10 @@ export class Job implements HandleEnd {
   /** Restart attempts made during this delivery (0 when it was skipped). */
   restartAttempts = 0;
   extensions = 0;
+  /** A restart slot (--max-concurrent-restarts) is held from the rails' go to the executor's end. */
+  slot = false;
+  /** A rail's skip (denied, too soon, busy): acked, and the reason recorded. */
+  skip: Verdict | undefined = undefined;
   /** Record attempts made after shutdown cancelled the job (they are bounded then). */
   attemptsAfterCancel = 0;
   /** The first reason not to ack; a restart's failure replaces a save's (it says more). */
@@ -89,7 +99,7 @@ export class Job implements HandleEnd {
 
   get holdsHost(): boolean {
     const r = this.restart;
-    return r === 'claiming' || r === 'running' || r === 'restarted' || r === 'recording' || r === 'releasing';
+    return r === 'checking' || r === 'claiming' || r === 'running' || r === 'restarted' || r === 'recording' || r === 'releasing';
   }
 
   /** Both branches are final: the tail may settle. (`restarted` is final: its record rides on the ack.) */

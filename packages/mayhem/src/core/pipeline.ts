@@ -12,15 +12,17 @@
  * The pipeline never throws for a message-level failure; an error that does escape (a bug, a broker
  * that refuses the ack) is the consumer's central exception handler's to log and nack.
  */
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { ClaimMode, Delivery, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
-import { RestartFailed, RestartRejected } from './contracts.js';
+import type { Delivery, HostGuard, RestartExecutor, Storage } from './contracts.js';
 import type { Counters } from './counters.js';
 import { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
 import { hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
+import type { FleetControl, IntakeHold, Rails } from './rails.js';
+import { RestartBranch } from './restart-branch.js';
 import { Settler } from './settle.js';
 import { StepRunner, type RetriedStep } from './steps.js';
 import { backoffDelay, isAbort, sleep, type BackoffPolicy } from './timing.js';
@@ -41,7 +43,7 @@ export interface PipelineOptions {
   readonly retryBackoff: BackoffPolicy;
   /** Backoff before a nacked message is redelivered (grows with its delivery count). */
   readonly nackBackoff: BackoffPolicy;
-  /** Log what would be restarted; restart nothing and record no restart. */
+  /** Leashed (also `dryRun`): log and record what would be restarted; restart nothing. */
   readonly dryRun: boolean;
   /**
    * A restart found in doubt (an earlier delivery began it and never recorded how it ended): `skip`
@@ -51,6 +53,10 @@ export interface PipelineOptions {
   /** Backoff of records retried while the database is out (default: retryBackoff's base, up to 5 s). */
   readonly recordBackoff?: BackoffPolicy;
   readonly random: () => number;
+  /** This instance's name in the audit trail (default host:pid). */
+  readonly instance?: string;
+  /** The executor's name in the audit trail (default mock). */
+  readonly executorName?: string;
   /** Monotonic clock in ms (tests pass a fake one). */
   readonly now?: () => number;
 }
@@ -61,6 +67,10 @@ export interface PipelineDeps {
   readonly hostGuard: HostGuard;
   readonly counters: Counters;
   readonly logger: Logger;
+  /** Safety rails decided before any executor runs (absent: every restart may run). */
+  readonly rails?: Rails;
+  /** Where decisions are audited (and the rails' fleet state lives). */
+  readonly control?: FleetControl;
 }
 
 // Once shutdown has cancelled a job, a record still unwritten gets this many more tries.
@@ -73,8 +83,8 @@ export class MessagePipeline {
   readonly brokerHealth: DependencyHealth;
   readonly #o: PipelineOptions;
   readonly #d: PipelineDeps;
-  readonly #claimMode: ClaimMode;
   readonly #runner: StepRunner;
+  readonly #restart: RestartBranch;
   readonly #settler: Settler;
   // Every in-flight message is extended every extendEveryMs: one timer for all of them.
   readonly #extensions: DeadlineQueue<Job>;
@@ -85,7 +95,6 @@ export class MessagePipeline {
     this.#d = deps;
     const { logger, counters, storage } = deps;
     const now = options.now;
-    this.#claimMode = options.dryRun ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim';
     this.storageHealth = new DependencyHealth('Database', logger, { whileDown: 'intake paused, records retried', waiting: () => this.#live, now });
     this.brokerHealth = new DependencyHealth('Broker', logger, { whileDown: 'pulls and settles retried', waiting: () => this.#live, now });
     this.#runner = new StepRunner({
@@ -100,109 +109,26 @@ export class MessagePipeline {
       { maxDeliveries: options.maxDeliveries, nackBackoff: options.nackBackoff, random: options.random },
       {
         storage, counters, logger, storageHealth: this.storageHealth, runner: this.#runner,
-        restartRecorded: (job) => this.#restartFinal(job, 'done'),
+        restartRecorded: (job) => this.#restart.final(job, 'done'),
         end: (job, outcome, error) => this.#end(job, outcome, error),
       },
     );
     this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now, ref: true });
     const dependency = this.storageHealth;
-
-    // Waiting for the host is not a database call (another message may hold it for long), but the
-    // guard failing is (the PostgreSQL guard's lock connection): retried like a save, and while the
-    // database is down it waits for it.
-    this.#acquiringHost = {
-      kind: 'stoppable',
-      run: (job) => deps.hostGuard.acquire(job.host, job.signal),
-      retry: (job, err, n) => {
-        this.storageHealth.failed(err);
-        return this.#storageRetry(job, err, n, this.#o.saveAttempts, 'lock the host of');
+    const leashed = options.dryRun || deps.rails?.settings.leashed === true;
+    this.#restart = new RestartBranch(
+      {
+        restartAttempts: options.restartAttempts, saveAttempts: options.saveAttempts,
+        claimMode: leashed ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim',
+        instance: options.instance ?? `${hostname()}:${process.pid}`, executorName: options.executorName ?? 'mock',
       },
-      succeeded: (job) => {
-        job.restart = 'claiming';
-        this.#runner.attempt(job, 1, this.#claiming);
+      {
+        storage, executor: deps.executor, hostGuard: deps.hostGuard, counters, logger, storageHealth: this.storageHealth,
+        runner: this.#runner, rails: deps.rails, control: deps.control,
+        storageRetry: (job, err, n, attempts, what) => this.#storageRetry(job, err, n, attempts, what),
+        branchEnded: (job) => this.#branchEnded(job),
       },
-      // Granted after the job ended (an escaped error): the host goes straight back.
-      afterEnd: (job) => deps.hostGuard.release(job.host),
-      failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
-        this.#restartFinal(job, 'failed');
-      },
-    };
-
-    this.#claiming = {
-      kind: 'stoppable',
-      dependency,
-      run: (job) => storage.claimRestart(job.request, job.delivery.deliveryCount, this.#claimMode, job.signal),
-      retry: (job, err, n) => this.#storageRetry(job, err, n, this.#o.saveAttempts, 'claim the restart of'),
-      succeeded: (job, found) => this.#claimed(job, found as RestartClaim),
-      // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
-      failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
-        this.#release(job);
-      },
-    };
-
-    /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
-    this.#restarting = {
-      kind: 'stoppable',
-      run: (job, n) => {
-        job.restartAttempts = n;
-        return deps.executor.restart(job.host, job.signal, { messageId: job.messageId, instanceName: job.request.instanceName, attempt: n, deliveryCount: job.delivery.deliveryCount });
-      },
-      retry: (job, err, n) => {
-        counters.increment('restart_failed');
-        if (n >= this.#o.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected) return false;
-        logger.error({ messageId: job.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
-        return true;
-      },
-      succeeded: (job) => {
-        counters.increment('restarted');
-        if (logger.isLevelEnabled('info')) logger.info({ messageId: job.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
-        if (job.save === 'saved' && job.failure === undefined) {
-          // The ack comes next: its record carries the restart (one row write, not two); the host
-          // stays held until it is written.
-          job.restart = 'restarted';
-          this.#branchEnded(job);
-          return;
-        }
-        job.restart = 'recording';
-        this.#runner.attempt(job, 1, this.#recordingRestart);
-      },
-      failed: (job, err, betweenAttempts) => {
-        const kind = isAbort(err, job.signal) ? 'cancelled' : err instanceof RestartRejected ? 'rejected' : 'failed';
-        job.fail({ error: err, kind }, true);
-        // Not restarted for sure: stopped between attempts, or the executor said so.
-        if (betweenAttempts || err instanceof RestartFailed) return this.#release(job);
-        logger.error(
-          { messageId: job.messageId, host: job.host, err: errorText(err) },
-          `Restart of ${job.host} ended without saying whether it happened (${errorText(err)}); leaving it in doubt: a redelivery will not restart it again`,
-        );
-        this.#restartFinal(job, 'failed');
-      },
-    };
-
-    // The restart happened: its record is written even during shutdown (a redelivery must find it).
-    this.#recordingRestart = {
-      kind: 'durable',
-      dependency,
-      run: (job) => storage.markRestarted(job.messageId, job.restartAttempts),
-      retry: (job, err, n) => this.#storageRetry(job, err, n, Infinity, 'record the restart of'),
-      succeeded: (job) => this.#restartFinal(job, 'done'),
-      failed: (job, err) => {
-        job.fail({ error: err, kind: 'unrecorded' }, true);
-        this.#restartFinal(job, 'failed');
-      },
-    };
-
-    this.#releasing = {
-      kind: 'durable',
-      dependency,
-      run: (job) => storage.releaseRestart(job.messageId, job.delivery.deliveryCount, job.restartAttempts),
-      retry: (job, err, n) => this.#storageRetry(job, err, n, Infinity, 'release the claim on'),
-      succeeded: (job) => this.#restartFinal(job, 'failed'),
-      // Given up at shutdown: the claim stays, so a redelivery finds the restart in doubt (never twice).
-      failed: (job) => this.#restartFinal(job, 'failed'),
-    };
+    );
 
     this.#saving = {
       kind: 'stoppable',
@@ -223,6 +149,11 @@ export class MessagePipeline {
         this.#branchEnded(job);
       },
     };
+  }
+
+  /** Why intake should pause now (restarts paused fleet-wide, outside the window), or undefined. */
+  holdIntake(): IntakeHold | undefined {
+    return this.#d.rails?.holdIntake(Date.now());
   }
 
   /** Messages between {@link start} and their end. */
@@ -280,7 +211,7 @@ export class MessagePipeline {
     const log = this.#d.logger;
     if (log.isLevelEnabled('info')) log.info({ messageId: job.messageId, host: job.host, delivery: job.delivery.deliveryCount }, `Pulled ${job.request.instanceName}`);
     this.#extensions.add(job);
-    this.#runner.attempt(job, 1, this.#acquiringHost);
+    this.#restart.begin(job);
     this.#runner.attempt(job, 1, this.#saving);
   };
 
@@ -301,58 +232,6 @@ export class MessagePipeline {
     this.brokerHealth.failed(err);
     this.#d.logger.debug({ err: errorText(err) }, 'Could not extend a deadline');
   };
-
-  // ---- restart: hold the host → claim → restart (retried) → record it, or release the claim ----
-
-  readonly #acquiringHost: RetriedStep;
-  readonly #claiming: RetriedStep;
-
-  #claimed(job: Job, found: RestartClaim): void {
-    const { logger, counters } = this.#d;
-    job.claim = found;
-    const at = { messageId: job.messageId, host: job.host };
-    switch (found) {
-      case 'conflict':
-        job.fail({ error: new Error(`messageId ${JSON.stringify(job.messageId)} is already recorded for another instance; not restarting ${job.host}`), kind: 'conflict' }, true);
-        return this.#restartFinal(job, 'failed');
-      case 'done':
-        counters.increment('restart_skipped');
-        logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
-        return this.#restartFinal(job, 'skipped');
-      case 'in-doubt':
-        if (this.#claimMode === 'claim-in-doubt') {
-          logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`);
-          break;
-        }
-        counters.increment('restart_in_doubt');
-        logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`);
-        return this.#restartFinal(job, 'skipped');
-      case 'free':
-        if (this.#claimMode === 'look') {
-          logger.info(at, `Dry run: would restart ${job.host}`);
-          return this.#restartFinal(job, 'skipped');
-        }
-    }
-    job.restart = 'running';
-    this.#runner.attempt(job, 1, this.#restarting);
-  }
-
-  readonly #restarting: RetriedStep;
-  readonly #recordingRestart: RetriedStep;
-  readonly #releasing: RetriedStep;
-
-  #release(job: Job): void {
-    job.restart = 'releasing';
-    this.#runner.attempt(job, 1, this.#releasing);
-  }
-
-  /** The restart branch reaches a final state; the host goes back if it was held. */
-  #restartFinal(job: Job, state: 'done' | 'skipped' | 'failed'): void {
-    if (job.ended) return; // #end gave the host back already
-    if (job.holdsHost) this.#d.hostGuard.release(job.host);
-    job.restart = state;
-    this.#branchEnded(job);
-  }
 
   // ---- save (retried; saves are idempotent upserts) ----
 
@@ -382,7 +261,7 @@ export class MessagePipeline {
     if (job.ended) return;
     // After an escaped error, steps may still be running: they find the job ended and stop (see
     // core/steps.ts); the host and the extensions are given up now, so nothing waits on it.
-    if (job.holdsHost) this.#d.hostGuard.release(job.host);
+    this.#restart.abandon(job);
     job.phase = 'ended';
     this.#extensions.delete(job);
     job.outcome = outcome;

@@ -54,6 +54,7 @@ export class Settler {
           attempts: job.restartAttempts,
           restartDone: job.restart === 'restarted',
           restartInDoubt: job.claim === 'in-doubt' && job.restart === 'skipped',
+          skipReason: job.skip?.reason,
         }),
       retry: (job, err, n) => this.#recordRetry(job, err, n, 'the ack'),
       succeeded: (job) => {
@@ -93,6 +94,8 @@ export class Settler {
     if (failure === undefined) return this.#d.runner.attempt(job, 1, this.#recordingAck);
     if (failure.kind === 'unrecorded') return this.#leave(job);
     if (job.signal.aborted) return this.#nackCancelled(job);
+    // A rail said "not now": nothing failed, nothing to record but the audit entry already made.
+    if (failure.kind === 'deferred') return this.#defer(job, failure.verdict?.delayMs ?? 0);
     const { logger } = this.#d;
     if (!(failure.error instanceof RestartFailed) && failure.kind !== 'conflict') {
       const text = errorText(failure.error);
@@ -153,6 +156,12 @@ export class Settler {
     if (job.failure?.kind === 'conflict') return `conflict: ${text}`;
     if (job.failure?.kind === 'rejected') return `rejected: ${text}`;
     return `gave up after ${job.delivery.deliveryCount} deliveries: ${text}`;
+  }
+
+  // ---- deferred by a rail: back to the broker with the rail's delay ----
+
+  #defer(job: Job, delayMs: number): void {
+    this.#d.runner.when(job, job.delivery.nack(delayMs), (j) => this.#d.end(j, 'deferred', undefined), this.#escape);
   }
 
   // ---- cancelled by shutdown, or left to the lease ----

@@ -29,6 +29,9 @@ const HELP: Record<CounterName, string> = {
   malformed: 'Malformed messages (dead-lettered)',
   conflict: 'Messages whose id was already recorded for another instance (dead-lettered)',
   unsettled: 'Messages left to their lease at shutdown because their restart could not be recorded',
+  rail_skipped: 'Restarts a safety rail refused for good (denied host, too soon or busy with --on-limit skip); acked as skipped',
+  deferred: 'Restarts a safety rail put off (paused, outside the window, too soon, busy); nacked with a delay',
+  leashed: 'Restarts that would have run, not run: leashed',
 };
 
 // Seconds: restarts take from milliseconds (a mock) to minutes (a host reboot).

@@ -6,6 +6,7 @@ import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '..
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, saveFailure, type MessageRecord } from './record.js';
 import { DONE } from '../core/settled.js';
+import { LocalFleetControl } from './memory-control.js';
 
 // One settled promise per claim state: a claim allocates nothing on the hot path.
 const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
@@ -19,6 +20,8 @@ const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
 export interface MemoryStorage extends Storage {
   /** Every message record by messageId. A live view: records change in place as writes land. */
   readonly records: ReadonlyMap<string, MessageRecord>;
+  /** The rails' fleet state, in process. */
+  control(): LocalFleetControl;
   /** Every dead letter stored, in order (one per parsed messageId; malformed ones each count). */
   readonly deadLetters: readonly DeadLetter[];
 }
@@ -48,6 +51,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
   const deadLetters: DeadLetter[] = [];
   const deadLetterIndex = new Map<string, number>();
   let closed = false;
+  const control = new LocalFleetControl();
   const maxSettled = opts.maxSettled ?? Infinity;
   // Settled messageIds, oldest first (an array with a moving head), for the retention above.
   let settledIds: string[] = [];
@@ -163,6 +167,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
           row.restartedAt ??= now;
         }
         if (record.restartInDoubt === true) row.restartInDoubt = true;
+        if (record.skipReason !== undefined) row.skipReason ??= record.skipReason;
       });
     },
 
@@ -198,6 +203,8 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
         row.deliveries = Math.max(row.deliveries, entry.deliveries);
       });
     },
+
+    control: () => control,
 
     close(): Promise<void> {
       closed = true;

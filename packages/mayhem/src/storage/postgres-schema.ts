@@ -69,6 +69,35 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX IF NOT EXISTS dead_letters_created_at ON dead_letters (created_at)`,
     ],
   },
+  {
+    // The safety rails (postgres-control.ts): a skipped restart's reason on its row; the kill switch;
+    // when each host was last restarted, fleet-wide; the audit trail, one row per decision.
+    version: 4,
+    statements: [
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS skip_reason text`,
+      `CREATE TABLE IF NOT EXISTS control (
+        key        text PRIMARY KEY,
+        value      jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE TABLE IF NOT EXISTS host_restarts (
+        host text PRIMARY KEY,
+        at   timestamptz NOT NULL
+      )`,
+      `CREATE TABLE IF NOT EXISTS audit (
+        id         bigserial PRIMARY KEY,
+        at         timestamptz NOT NULL,
+        instance   text NOT NULL,
+        host       text NOT NULL,
+        message_id text NOT NULL,
+        executor   text NOT NULL,
+        outcome    text NOT NULL,
+        reason     text NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS audit_at ON audit (at)`,
+      `CREATE INDEX IF NOT EXISTS audit_host_at ON audit (host, at)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -16,6 +16,8 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { AckRecord, ClaimMode, DeadLetter, HostGuard, RestartClaim, Storage } from '../core/contracts.js';
+import type { FleetControl } from '../core/rails.js';
+import { PgFleetControl } from './postgres-control.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { checkFailureRate, closedError, saveFailure } from './record.js';
 import { Batcher } from './postgres-batch.js';
@@ -71,6 +73,7 @@ export interface PostgresStorageStats {
 
 export interface PostgresStorage extends Storage {
   hostGuard(): HostGuard;
+  control(): FleetControl;
   stats(): PostgresStorageStats;
   /** Retention: its counters, and a pass on demand (tests, benchmarks). */
   readonly retention: Pick<PgPruner, 'stats' | 'pass'>;
@@ -92,6 +95,7 @@ interface RowPatch {
   l?: string; // last_error
   u?: number; // restart_released
   q?: boolean; // restart_in_doubt
+  sr?: string; // skip_reason
 }
 
 /** One claim request (see Storage.claimRestart), as the claim statement takes it. */
@@ -128,12 +132,12 @@ WITH dl AS (
 )
 INSERT INTO messages AS m (
   message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_released, restart_in_doubt)
+  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_released, restart_in_doubt, skip_reason)
 SELECT i, n, h, to_timestamp(p / 1000.0), coalesce(s, false), coalesce(d, 0), coalesce(r, false),
   coalesce(a, 0), CASE WHEN r THEN now() END, coalesce(k, false), coalesce(e, 0),
-  CASE WHEN k THEN now() END, coalesce(x, false), l, coalesce(u, 0), coalesce(q, false)
+  CASE WHEN k THEN now() END, coalesce(x, false), l, coalesce(u, 0), coalesce(q, false), sr
 FROM json_to_recordset($1::json)
-  AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text, u int, q boolean)
+  AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text, u int, q boolean, sr text)
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY i
 ON CONFLICT (message_id) DO UPDATE SET
@@ -142,6 +146,7 @@ ON CONFLICT (message_id) DO UPDATE SET
   published_at     = coalesce(m.published_at, EXCLUDED.published_at),
   restart_released = greatest(m.restart_released, EXCLUDED.restart_released),
   restart_in_doubt = m.restart_in_doubt OR EXCLUDED.restart_in_doubt,
+  skip_reason      = coalesce(m.skip_reason, EXCLUDED.skip_reason),
   saved            = m.saved OR EXCLUDED.saved,
   deliveries       = greatest(m.deliveries, EXCLUDED.deliveries),
   restarted        = m.restarted OR EXCLUDED.restarted,
@@ -231,6 +236,7 @@ class PgStorage implements PostgresStorage {
   private readonly writes: Batcher<Write, void>;
   private readonly claims: Batcher<Claim, RestartClaim>;
   private guard: PgHostGuard | undefined;
+  private fleet: PgFleetControl | undefined;
   private closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
   private readonly recording = new Set<Promise<void>>();
@@ -319,7 +325,7 @@ class PgStorage implements PostgresStorage {
   markAcked(record: AckRecord): Promise<void> {
     // Carrying the restart-done record, it commits durably like markRestarted.
     const restarted = record.restartDone === true;
-    const row: RowPatch = { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: restarted || undefined, q: record.restartInDoubt };
+    const row: RowPatch = { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: restarted || undefined, q: record.restartInDoubt, sr: record.skipReason === undefined ? undefined : text(record.skipReason) };
     return this.durably({ row, lazy: !restarted });
   }
 
@@ -348,6 +354,12 @@ class PgStorage implements PostgresStorage {
           }
         : undefined,
     });
+  }
+
+  control(): FleetControl {
+    if (this.closing) throw closedError();
+    this.fleet ??= new PgFleetControl(this.pool, this.opts.url, this.opts.logger, true);
+    return this.fleet;
   }
 
   hostGuard(): HostGuard {
@@ -383,6 +395,7 @@ class PgStorage implements PostgresStorage {
         if (this.recording.size === 0 && this.writes.idle) break;
         await Promise.allSettled([...this.recording]);
       }
+      await this.fleet?.close();
       await this.guard?.close();
       await this.pool.end();
     })();
@@ -493,6 +506,7 @@ function merge(a: RowPatch, b: RowPatch): RowPatch {
     l: b.l ?? a.l,
     u: max(a.u, b.u),
     q: a.q || b.q || undefined,
+    sr: a.sr ?? b.sr,
   };
 }
 

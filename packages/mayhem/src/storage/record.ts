@@ -25,6 +25,8 @@ export interface MessageRecord {
   readonly restartReleased: number;
   /** A delivery found the restart in doubt and did not run it again. */
   readonly restartInDoubt: boolean;
+  /** A safety rail refused the restart for good (denied, too soon, busy): why. Acked, not restarted. */
+  readonly skipReason: string | null;
   /** The highest restart-attempt count any delivery reported (monotonic, so retried writes are idempotent). */
   readonly restartAttempts: number;
   readonly saved: boolean;
@@ -52,6 +54,7 @@ export function emptyRecord(messageId: string, now: number): MessageRecord {
     restartClaimed: 0,
     restartReleased: 0,
     restartInDoubt: false,
+    skipReason: null,
     restartAttempts: 0,
     saved: false,
     acked: false,

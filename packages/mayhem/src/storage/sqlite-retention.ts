@@ -47,6 +47,8 @@ export interface RetentionStats {
   sweeps: number;
   /** Dead letters deleted. */
   deadLetters: number;
+  /** Audit rows deleted (kept as long as the dead letters). */
+  audit: number;
   /** The most records one batch deleted, and the longest a batch held the loop. */
   largestBatch: number;
   longestBatchMs: number;
@@ -82,7 +84,7 @@ export function startPruner(
   hooks: { canWrite: () => boolean; logger: Logger },
 ): Pruner {
   const now = o.now ?? Date.now;
-  const stats: RetentionStats = { passes: 0, batches: 0, rows: 0, swept: 0, sweeps: 0, deadLetters: 0, largestBatch: 0, longestBatchMs: 0 };
+  const stats: RetentionStats = { passes: 0, batches: 0, rows: 0, swept: 0, sweeps: 0, deadLetters: 0, audit: 0, largestBatch: 0, longestBatchMs: 0 };
   const st = {
     first: db.prepare<[number], { id: number; created_at: number }>('SELECT id, created_at FROM message_rows WHERE id >= ? ORDER BY id LIMIT 1'),
     deleteRows: db.prepare<[number, number, number, number]>(`DELETE FROM message_rows WHERE id >= ? AND id < ? AND ${EXPIRED}`),
@@ -96,6 +98,8 @@ export function startPruner(
       'DELETE FROM message_ids WHERE message_id >= ? AND id < ? AND NOT EXISTS (SELECT 1 FROM message_rows r WHERE r.id = message_ids.id)'),
     deleteDeadLetters: db.prepare<[number, number]>(
       'DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE created_at < ? ORDER BY created_at LIMIT ?)'),
+    // The audit trail is kept as long as the dead letters (--dead-letter-retention).
+    deleteAudit: db.prepare<[number, number]>('DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT ?)'),
   };
   // Rows deleted whose index entries may still dangle, and the highest row id deleted so far.
   let dangling = 0;
@@ -132,7 +136,9 @@ export function startPruner(
       }
       if (cut.dead > 0) {
         deadLetters = st.deleteDeadLetters.run(cut.dead, size).changes;
-        if (deadLetters === size) more = true;
+        const audit = st.deleteAudit.run(cut.dead, size).changes;
+        if (deadLetters === size || audit === size) more = true;
+        stats.audit += audit;
       }
     }).immediate();
     // Committed: ids of deleted rows that were only in memory are forgotten too.

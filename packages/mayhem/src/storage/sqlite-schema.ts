@@ -22,7 +22,7 @@ import type Database from 'better-sqlite3';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
 
 /** The schema version this code writes; `PRAGMA user_version` holds the file's. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 const COLUMNS = `
   instance_name    TEXT,
@@ -44,7 +44,7 @@ const COLUMNS = `
   restarted_at     INTEGER,
   acked_at         INTEGER`;
 
-/** Every column of a message record after the id, in table order. */
+/** Every column of a message record after the id, in table order (as of v3; v4 adds skip_reason). */
 export const RECORD_COLUMNS = COLUMNS.trim().split('\n').map((line) => line.trim().split(/\s+/)[0]!);
 
 /** The text form of a stored id (16 bytes → canonical UUID), in SQL. */
@@ -92,6 +92,30 @@ UPDATE meta SET value = (SELECT coalesce(max(id), 0) + 1 FROM message_rows) WHER
 DROP TABLE messages_v2;
 `;
 
+// v4: the safety rails. A skipped restart's reason on its row; when each host was last restarted
+// (the per-host interval); the audit trail, one row per decision. The kill switch is meta's 'pause'.
+const SCHEMA_V4 = `
+ALTER TABLE message_rows ADD COLUMN skip_reason TEXT;
+DROP VIEW messages;
+CREATE VIEW messages AS SELECT id, ${idText('message_id')} AS message_id, ${RECORD_COLUMNS.join(', ')}, skip_reason FROM message_rows;
+CREATE TABLE host_restarts (
+  host TEXT PRIMARY KEY NOT NULL,
+  at   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE audit (
+  id         INTEGER PRIMARY KEY,
+  at         INTEGER NOT NULL,
+  instance   TEXT NOT NULL,
+  host       TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  executor   TEXT NOT NULL,
+  outcome    TEXT NOT NULL,
+  reason     TEXT NOT NULL
+);
+CREATE INDEX audit_at ON audit (at);
+CREATE INDEX audit_host_at ON audit (host, at);
+`;
+
 /** In SQL, for migrated rows: the stored key of a text id (as {@link KEY_SQL} makes it). */
 function keySql(col: string): string {
   const pattern = [8, 4, 4, 4, 12].map((n) => '[0-9a-f]'.repeat(n)).join('-');
@@ -113,6 +137,7 @@ export function migrate(db: Database.Database): void {
   db.transaction(() => {
     if (version === 0) db.exec(SCHEMA_V3);
     else if (version < 3) db.exec(FROM_V2(version >= 2));
+    if (version < 4) db.exec(SCHEMA_V4);
     db.pragma(`application_id = ${MAYHEM_APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION}`);
   }).immediate();

@@ -16,6 +16,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage, UnfinishedReport } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
+import { SqliteFleetControl } from './sqlite-control.js';
 import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
 import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
 import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './sqlite-retention.js';
@@ -82,7 +83,7 @@ export interface SqliteStorage extends Storage {
 // fold into a single statement. The first request recorded for an id keeps its instance and host.
 const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
   restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
-  created_at, updated_at, restarted_at, acked_at) VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  created_at, updated_at, restarted_at, acked_at, skip_reason) VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const UPDATE_ROW = `UPDATE message_rows SET
   instance_name    = coalesce(instance_name, ?),
   hostname         = coalesce(hostname, ?),
@@ -100,7 +101,8 @@ const UPDATE_ROW = `UPDATE message_rows SET
   last_error       = coalesce(?, last_error),
   updated_at       = ?,
   restarted_at     = coalesce(restarted_at, ?),
-  acked_at         = coalesce(acked_at, ?)
+  acked_at         = coalesce(acked_at, ?),
+  skip_reason      = coalesce(skip_reason, ?)
 WHERE id = ?`;
 
 const SQL = {
@@ -136,6 +138,7 @@ class Patch {
   deliveries = 0;
   deadLettered = 0;
   lastError: string | null = null;
+  skipReason: string | null = null;
 
   constructor(readonly messageId: string) {}
 
@@ -248,6 +251,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     everyMs: opts.retentionEveryMs,
     now,
   }, { canWrite: () => !paused && !closed, logger: log });
+  // The rails' fleet state (kill switch, per-host restart times, audit trail) lives in the same file.
+  const control = new SqliteFleetControl(db, log, true);
 
   // Runs one batch; claim results land in `results` in batch order. Throws to roll back.
   // Writes are folded into one Patch per messageId and written at the end, so every read during the
@@ -322,6 +327,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           p.restartAttempts = Math.max(p.restartAttempts, r.attempts);
           if (r.restartDone === true) p.restarted = 1;
           if (r.restartInDoubt === true) p.restartInDoubt = 1;
+          if (r.skipReason !== undefined) p.skipReason ??= r.skipReason;
           break;
         }
         case Kind.Failed: {
@@ -360,12 +366,12 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
         st.insertRow.run(
           ids.allocate(p.messageId), uuid, p.messageId, p.messageId, p.instanceName, p.hostname, p.publishedAt, p.restarted, p.restartClaimed,
           p.restartReleased, p.restartInDoubt, p.restartAttempts, p.saved, p.acked, p.extensions, p.deliveries, p.deadLettered,
-          p.lastError, now, now, restartedAt, ackedAt,
+          p.lastError, now, now, restartedAt, ackedAt, p.skipReason,
         );
       } else if (st.updateRow.run(
         p.instanceName, p.hostname, p.publishedAt, p.restarted, p.restartClaimed, p.restartReleased, p.restartInDoubt,
         p.restartAttempts, p.saved, p.acked, p.acked, p.extensions, p.deliveries, p.deadLettered, p.lastError, now,
-        restartedAt, ackedAt, row,
+        restartedAt, ackedAt, p.skipReason, row,
       ).changes !== 1) {
         throw new Error(`row ${row} of message ${JSON.stringify(p.messageId)} is missing`);
       }
@@ -450,6 +456,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
     retention: { stats: pruner.stats, pass: () => pruner.pass() },
 
+    control: () => control,
+
     unfinished(): Promise<UnfinishedReport> {
       return readUnfinished(db, thisRunFrom, previousRunFrom, () => !closed);
     },
@@ -487,6 +495,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       if (closed) return;
       closed = true;
       pruner.stop();
+      await control.close();
       // Writes queued before close still commit: wait for the flushes already scheduled.
       if (queue.length > 0) await new Promise<void>((res) => drained.push(res));
       // The ids still in memory go to the index now (sorted: one pass over the index pages), so the

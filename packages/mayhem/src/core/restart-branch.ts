@@ -1,0 +1,302 @@
+/**
+ * The restart branch of a job: hold the host → the rails decide (skip, defer, or go) → claim the
+ * restart in storage (skip if done, in doubt, leashed; a reused id is a conflict) → run the
+ * executor (retried) → record the restart, or release the claim when it certainly did not happen.
+ * Each decision goes to the audit trail. States and invariants: core/job.ts.
+ */
+import type { Logger } from 'pino';
+import type { ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
+import { RestartFailed, RestartRejected } from './contracts.js';
+import type { Counters } from './counters.js';
+import type { DependencyHealth } from './dependency-health.js';
+import { errorText } from './errors.js';
+import type { Job } from './job.js';
+import type { AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
+import type { RetriedStep, StepRunner } from './steps.js';
+import { isAbort } from './timing.js';
+
+export interface RestartBranchOptions {
+  readonly restartAttempts: number;
+  /** Tries of the claim and of the host lock (as of a save). */
+  readonly saveAttempts: number;
+  readonly claimMode: ClaimMode;
+  /** Who decides, for the audit trail. */
+  readonly instance: string;
+  readonly executorName: string;
+}
+
+export interface RestartBranchDeps {
+  readonly storage: Storage;
+  readonly executor: RestartExecutor;
+  readonly hostGuard: HostGuard;
+  readonly counters: Counters;
+  readonly logger: Logger;
+  readonly storageHealth: DependencyHealth;
+  readonly runner: StepRunner;
+  readonly rails: Rails | undefined;
+  readonly control: FleetControl | undefined;
+  /** A storage call's retry: logs and says whether to try again (the pipeline's one rule for it). */
+  readonly storageRetry: (job: Job, err: unknown, attempt: number, attempts: number, what: string) => boolean;
+  /** The branch reached a final state: the pipeline settles when the save has too. */
+  readonly branchEnded: (job: Job) => void;
+}
+
+export class RestartBranch {
+  readonly #o: RestartBranchOptions;
+  readonly #d: RestartBranchDeps;
+  readonly #acquiringHost: RetriedStep;
+  readonly #checkingRails: RetriedStep;
+  readonly #claiming: RetriedStep;
+  readonly #restarting: RetriedStep;
+  readonly #recordingRestart: RetriedStep;
+  readonly #releasing: RetriedStep;
+
+  constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
+    this.#o = options;
+    this.#d = deps;
+    const { storage, logger, counters, storageHealth: dependency, runner } = deps;
+    // The steps are built once and shared by every job; each is a continuation that takes the job.
+
+    // Waiting for the host is not a database call (another message may hold it for long), but the
+    // guard failing is (the PostgreSQL guard's lock connection): retried like a save, and while the
+    // database is down it waits for it.
+    this.#acquiringHost = {
+      kind: 'stoppable',
+      run: (job) => deps.hostGuard.acquire(job.host, job.signal),
+      retry: (job, err, n) => {
+        dependency.failed(err);
+        return deps.storageRetry(job, err, n, options.saveAttempts, 'lock the host of');
+      },
+      succeeded: (job) => {
+        if (deps.rails === undefined) return this.#claim(job);
+        job.restart = 'checking';
+        runner.attempt(job, 1, this.#checkingRails);
+      },
+      // Granted after the job ended (an escaped error): the host goes straight back.
+      afterEnd: (job) => deps.hostGuard.release(job.host),
+      failed: (job, err) => {
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        this.final(job, 'failed');
+      },
+    };
+
+    // Most rails need no database call (a deny list, a window): a decision is no sign of its health.
+    // Those that do (the interval, fleet-wide slots) count their failures.
+    this.#checkingRails = {
+      kind: 'stoppable',
+      run: (job) => deps.rails!.decide(job.host, Date.now()),
+      retry: (job, err, n) => {
+        dependency.failed(err);
+        return deps.storageRetry(job, err, n, options.saveAttempts, 'check the rails for');
+      },
+      succeeded: (job, verdict) => this.#railsDecided(job, verdict as Verdict | undefined),
+      failed: (job, err) => {
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        this.final(job, 'failed');
+      },
+    };
+
+    this.#claiming = {
+      kind: 'stoppable',
+      dependency,
+      run: (job) => this.#claimAndStamp(job),
+      retry: (job, err, n) => deps.storageRetry(job, err, n, options.saveAttempts, 'claim the restart of'),
+      succeeded: (job, found) => this.#claimed(job, found as RestartClaim),
+      // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
+      failed: (job, err) => {
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        this.#release(job);
+      },
+    };
+
+    /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
+    this.#restarting = {
+      kind: 'stoppable',
+      run: (job, n) => {
+        job.restartAttempts = n;
+        return deps.executor.restart(job.host, job.signal, { messageId: job.messageId, instanceName: job.request.instanceName, attempt: n, deliveryCount: job.delivery.deliveryCount });
+      },
+      retry: (job, err, n) => {
+        counters.increment('restart_failed');
+        if (n >= options.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected) return false;
+        // The kill switch stops retries too: what has not started does not start.
+        if (deps.rails?.paused === true) {
+          job.fail({ error: new Error('restarts paused (mayhem pause) between two attempts'), kind: 'deferred', verdict: PAUSED_BETWEEN }, true);
+          return false;
+        }
+        logger.error({ messageId: job.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
+        return true;
+      },
+      succeeded: (job) => {
+        counters.increment('restarted');
+        this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
+        if (logger.isLevelEnabled('info')) logger.info({ messageId: job.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
+        this.#slotFree(job);
+        if (job.save === 'saved' && job.failure === undefined) {
+          // The ack comes next: its record carries the restart (one row write, not two); the host
+          // stays held until it is written.
+          job.restart = 'restarted';
+          deps.branchEnded(job);
+          return;
+        }
+        job.restart = 'recording';
+        runner.attempt(job, 1, this.#recordingRestart);
+      },
+      failed: (job, err, betweenAttempts) => {
+        this.#slotFree(job);
+        const deferred = job.failure?.kind === 'deferred' ? job.failure.verdict : undefined;
+        const kind = isAbort(err, job.signal) ? 'cancelled' : err instanceof RestartRejected ? 'rejected' : 'failed';
+        if (deferred === undefined) job.fail({ error: err, kind }, true);
+        // Not restarted for sure: stopped between attempts, or the executor said so.
+        if (betweenAttempts || err instanceof RestartFailed) {
+          if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
+          else if (kind !== 'cancelled') this.#audit(job, kind, errorText(err));
+          return this.#release(job);
+        }
+        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${errorText(err)}`);
+        logger.error(
+          { messageId: job.messageId, host: job.host, err: errorText(err) },
+          `Restart of ${job.host} ended without saying whether it happened (${errorText(err)}); leaving it in doubt: a redelivery will not restart it again`,
+        );
+        this.final(job, 'failed');
+      },
+    };
+
+    // The restart happened: its record is written even during shutdown (a redelivery must find it).
+    this.#recordingRestart = {
+      kind: 'durable',
+      dependency,
+      run: (job) => storage.markRestarted(job.messageId, job.restartAttempts),
+      retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'record the restart of'),
+      succeeded: (job) => this.final(job, 'done'),
+      failed: (job, err) => {
+        job.fail({ error: err, kind: 'unrecorded' }, true);
+        this.final(job, 'failed');
+      },
+    };
+
+    this.#releasing = {
+      kind: 'durable',
+      dependency,
+      run: (job) => storage.releaseRestart(job.messageId, job.delivery.deliveryCount, job.restartAttempts),
+      retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'release the claim on'),
+      succeeded: (job) => this.final(job, 'failed'),
+      // Given up at shutdown: the claim stays, so a redelivery finds the restart in doubt (never twice).
+      failed: (job) => this.final(job, 'failed'),
+    };
+  }
+
+  /** Start the branch: take the host (the rest follows). */
+  begin(job: Job): void {
+    this.#d.runner.attempt(job, 1, this.#acquiringHost);
+  }
+
+  /**
+   * The branch reaches a final state; the host (and a restart slot) go back if held. `done` from the
+   * pipeline once the ack record that carried the restart is written.
+   */
+  final(job: Job, state: 'done' | 'skipped' | 'failed'): void {
+    if (job.ended) return; // the pipeline's end gave the host back already
+    this.#slotFree(job);
+    if (job.holdsHost) this.#d.hostGuard.release(job.host);
+    job.restart = state;
+    this.#d.branchEnded(job);
+  }
+
+  /** Give back what the job holds when it ends early (an escaped error). */
+  abandon(job: Job): void {
+    this.#slotFree(job);
+    if (job.holdsHost) this.#d.hostGuard.release(job.host);
+  }
+
+  #railsDecided(job: Job, verdict: Verdict | undefined): void {
+    if (verdict === undefined) {
+      job.slot = this.#d.rails!.settings.maxConcurrent > 0;
+      return this.#claim(job);
+    }
+    const { logger, counters } = this.#d;
+    this.#audit(job, verdict.outcome, verdict.reason);
+    const at = { messageId: job.messageId, host: job.host, outcome: verdict.outcome, reason: verdict.reason };
+    if (verdict.action === 'skip') {
+      counters.increment('rail_skipped');
+      job.skip = verdict;
+      logger.warn(at, `Not restarting ${job.host}: ${verdict.reason}; acking it as skipped`);
+      return this.final(job, 'skipped');
+    }
+    counters.increment('deferred');
+    if (logger.isLevelEnabled('info')) logger.info(at, `Not restarting ${job.host} now: ${verdict.reason}; redelivery in ${Math.round(verdict.delayMs / 1000)} s`);
+    job.fail({ error: new Error(verdict.reason), kind: 'deferred', verdict }, true);
+    this.final(job, 'skipped');
+  }
+
+  #claim(job: Job): void {
+    job.restart = 'claiming';
+    this.#d.runner.attempt(job, 1, this.#claiming);
+  }
+
+  // With a per-host interval the host's restart time is stamped with the claim, holding the host, so
+  // the next instance to take it sees it. (Without one, the claim alone: no extra write.)
+  #claimAndStamp(job: Job): Promise<RestartClaim> {
+    const claimed = this.#d.storage.claimRestart(job.request, job.delivery.deliveryCount, this.#o.claimMode, job.signal);
+    const rails = this.#d.rails;
+    if (rails === undefined || rails.settings.minIntervalMs === 0 || this.#o.claimMode === 'look') return claimed;
+    return claimed.then(async (found) => {
+      if (found === 'free' || (found === 'in-doubt' && this.#o.claimMode === 'claim-in-doubt')) await rails.stamp(job.host, Date.now());
+      return found;
+    });
+  }
+
+  #claimed(job: Job, found: RestartClaim): void {
+    const { logger, counters } = this.#d;
+    job.claim = found;
+    const at = { messageId: job.messageId, host: job.host };
+    switch (found) {
+      case 'conflict': {
+        const reason = `messageId ${JSON.stringify(job.messageId)} is already recorded for another instance; not restarting ${job.host}`;
+        this.#audit(job, 'conflict', reason);
+        job.fail({ error: new Error(reason), kind: 'conflict' }, true);
+        return this.final(job, 'failed');
+      }
+      case 'done':
+        counters.increment('restart_skipped');
+        this.#audit(job, 'already-done', 'a redelivery of a message whose restart is recorded');
+        logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
+        return this.final(job, 'skipped');
+      case 'in-doubt':
+        if (this.#o.claimMode === 'claim-in-doubt') {
+          logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`);
+          break;
+        }
+        counters.increment('restart_in_doubt');
+        this.#audit(job, 'in-doubt', 'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again');
+        logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`);
+        return this.final(job, 'skipped');
+      case 'free':
+        if (this.#o.claimMode === 'look') {
+          counters.increment('leashed');
+          this.#audit(job, 'leashed', 'would restart (leashed: nothing is restarted)');
+          logger.info(at, `Leashed: would restart ${job.host}`);
+          return this.final(job, 'skipped');
+        }
+    }
+    job.restart = 'running';
+    this.#d.runner.attempt(job, 1, this.#restarting);
+  }
+
+  #release(job: Job): void {
+    job.restart = 'releasing';
+    this.#d.runner.attempt(job, 1, this.#releasing);
+  }
+
+  #slotFree(job: Job): void {
+    if (!job.slot) return;
+    job.slot = false;
+    this.#d.rails?.releaseSlot();
+  }
+
+  #audit(job: Job, outcome: AuditOutcome, reason: string): void {
+    this.#d.control?.audit({ at: Date.now(), instance: this.#o.instance, host: job.host, messageId: job.messageId, executor: this.#o.executorName, outcome, reason });
+  }
+}
+
+const PAUSED_BETWEEN: Verdict = { action: 'defer', outcome: 'deferred-paused', reason: 'restarts paused between two attempts', delayMs: 5_000 };
