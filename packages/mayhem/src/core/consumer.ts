@@ -78,6 +78,10 @@ export class Consumer {
     // Every in-flight handler may listen on `cancel` (executor, storage, host guard): not a leak.
     setMaxListeners(this.#options.maxInFlight * 4 + 16, cancel);
     const { storageHealth, brokerHealth } = this.#pipeline;
+    // Also while the loop waits in a pull (nothing to do): a pause or a closed window is said at once.
+    const holdWatch = setInterval(() => this.#checkHold(), HOLD_CHECK_MS);
+    holdWatch.unref();
+    stop.addEventListener('abort', () => clearInterval(holdWatch), { once: true });
     let failures = 0;
     while (!stop.aborted) {
       let room = this.#options.maxInFlight - this.#inFlight;
@@ -87,16 +91,9 @@ export class Consumer {
       }
       // The rails hold intake while restarts are paused or outside their window: pulling now would
       // only defer (nack) what is pulled. Checked twice a second, so a resume is seen within 0.5 s.
-      const hold = this.#pipeline.holdIntake();
-      if (hold !== undefined) {
-        if (hold.kind !== this.#hold?.kind) this.#logger.warn({ hold: hold.kind }, `Intake paused: ${hold.text}`);
-        this.#hold = hold;
+      if (this.#checkHold() !== undefined) {
         await sleep(HOLD_CHECK_MS, stop).catch(() => undefined);
         continue;
-      }
-      if (this.#hold !== undefined) {
-        this.#logger.info({ hold: this.#hold.kind }, 'Intake resumed');
-        this.#hold = undefined;
       }
       // Circuit breaker: while the database is down, pull nothing it could not record. The messages
       // in flight keep trying their records and tell us when it is back; with none in flight, one
@@ -130,6 +127,15 @@ export class Consumer {
       // would, and timers (extensions, retries) and I/O must get their turn under a burst.
       await nextTurn();
     }
+  }
+
+  /** The rails' hold now; a change is logged once (paused, then resumed). */
+  #checkHold(): IntakeHold | undefined {
+    const hold = this.#pipeline.holdIntake();
+    if (hold !== undefined && hold.kind !== this.#hold?.kind) this.#logger.warn({ hold: hold.kind }, `Intake paused: ${hold.text}`);
+    if (hold === undefined && this.#hold !== undefined) this.#logger.info({ hold: this.#hold.kind }, 'Intake resumed');
+    this.#hold = hold;
+    return hold;
   }
 
   /** Resolves when nothing is in flight. */
