@@ -11,12 +11,10 @@ import { join } from 'node:path';
 import { activeMode } from 'loopwatch';
 import { pino } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
+import { createMayhem } from '../src/core/assemble.js';
 import type { RestartExecutor, Storage } from '../src/core/contracts.js';
-import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
-import { Counters } from '../src/core/counters.js';
-import { LocalHostGuard } from '../src/core/host-guard.js';
+import type { Consumer } from '../src/core/consumer.js';
 import { encodeRestartRequest } from '../src/core/message.js';
-import { MessagePipeline } from '../src/core/pipeline.js';
 import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
@@ -36,19 +34,11 @@ interface Setup {
 
 function build(setup: Setup) {
   const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
-  const counters = new Counters(noopMetrics);
-  const pipeline = new MessagePipeline(
-    {
-      extendEveryMs: 2000, ackDeadlineMs: 60_000, restartAttempts: 3, saveAttempts: 3, maxDeliveries: 5,
-      retryBackoff: { baseMs: 100, maxMs: 2000 }, nackBackoff: { baseMs: 1000, maxMs: 60_000 }, dryRun: false, random,
-    },
-    {
-      storage: setup.storage, counters, logger, hostGuard: new LocalHostGuard(),
-      executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
-    },
+  // The service's own wiring; under loopwatch's debug mode every message is a task, as there.
+  const { counters, consumer } = createMayhem(
+    { broker, storage: setup.storage, metrics: noopMetrics, logger, executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }) },
+    { random, maxInFlight: setup.maxInFlight, messageTasks: activeMode() === 'debug' },
   );
-  // As the service does: under loopwatch's debug mode every message is a task (see ConsumerOptions).
-  const consumer = new Consumer(broker, pipeline, { maxInFlight: setup.maxInFlight, pullBatch: Math.min(setup.maxInFlight, 256), messageTasks: activeMode() === 'debug' }, counters, logger, nackOnHandlerError(logger, counters));
   return { broker, counters, consumer };
 }
 

@@ -26,12 +26,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats/index.js';
+import { createMayhem } from '../src/core/assemble.js';
 import type { Broker, Storage } from '../src/core/contracts.js';
-import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
-import { Counters } from '../src/core/counters.js';
-import { LocalHostGuard } from '../src/core/host-guard.js';
 import { encodeRestartRequest } from '../src/core/message.js';
-import { MessagePipeline } from '../src/core/pipeline.js';
 import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
@@ -67,15 +64,10 @@ type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: 
 /** One instance: the real consumer + pipeline on the given broker and PostgreSQL storage. */
 async function instance(broker: Broker, dbUrl: string) {
   const storage = await openStorage({ url: dbUrl, logger, saveFailureRate: 0, random, maxInFlight });
-  const counters = new Counters(noopMetrics);
-  const pipeline = new MessagePipeline(
-    {
-      extendEveryMs: 2000, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: 3, saveAttempts: 3, maxDeliveries: 5,
-      retryBackoff: { baseMs: 100, maxMs: 2000 }, nackBackoff: { baseMs: 1000, maxMs: 60_000 }, dryRun: false, random,
-    },
-    { storage, counters, logger, hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(), executor: new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }) },
+  const { consumer } = createMayhem(
+    { broker, storage, metrics: noopMetrics, logger, executor: new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }) },
+    { random, maxInFlight },
   );
-  const consumer = new Consumer(broker, pipeline, { maxInFlight, pullBatch: Math.min(maxInFlight, 256) }, counters, logger, nackOnHandlerError(logger, counters));
   let acked = 0;
   let lastAckAt = 0;
   const waiters: { n: number; resolve: () => void }[] = [];

@@ -3,18 +3,17 @@
  * exception handler, the status line, `--count` and the summary. The only module that knows both
  * the core and the adapters.
  */
-import { setMaxListeners } from 'node:events';
 import { activeMode, startup } from 'loopwatch';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource, openBroker } from './brokers/open.js';
 import type { Broker, Metrics, Storage, UnfinishedReport } from './core/contracts.js';
-import { Consumer, nackOnHandlerError } from './core/consumer.js';
+import { createMayhem } from './core/assemble.js';
+import type { Consumer } from './core/consumer.js';
 import { Counters } from './core/counters.js';
-import { LocalHostGuard } from './core/host-guard.js';
-import { MessagePipeline, type Outcome } from './core/pipeline.js';
+import type { Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
-import { backoffDelay, seededRandom } from './core/timing.js';
+import { seededRandom } from './core/timing.js';
 import type { Config } from './cli/config.js';
 import { drainLogger } from './cli/logger.js';
 import { onExitSignal } from './cli/signals.js';
@@ -132,8 +131,6 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const http = opened.http;
   logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
 
-  const counters = new Counters(metrics);
-  const nackBackoff = { baseMs: config.nackDelay, maxMs: 60_000 };
   const control = storage.control?.() ?? new LocalFleetControl();
   const rails = new Rails(railsSettings(config), control, random);
   if (rails.settings.leashed) {
@@ -141,33 +138,20 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       ? `Leashed: the ${config.executor} executor restarts nothing yet; each restart it would make is logged and recorded as 'leashed'. Pass --leashed false to let it restart hosts`
       : 'Leashed: nothing is restarted; each restart that would run is logged and recorded as \'leashed\'');
   }
-  const pipeline = new MessagePipeline(
+  const { counters, pipeline, consumer } = createMayhem(
+    { broker, storage, metrics, logger, rails, control, executor: withRestartTimings(executor.executor, metrics) },
     {
-      extendEveryMs: config.extendEvery, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
+      extendEveryMs: config.extendEvery, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
       maxDeliveries: config.maxDeliveries, retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
-      nackBackoff, dryRun: config.dryRun, inDoubt: config.inDoubt, random, instance: config.instanceName, executorName: config.executor,
-    },
-    {
-      storage, counters, logger, rails, control,
-      executor: withRestartTimings(executor.executor, metrics),
-      hostGuard: storage.hostGuard?.() ?? new LocalHostGuard(),
+      nackBackoff: { baseMs: config.nackDelay, maxMs: 60_000 }, dryRun: config.dryRun, inDoubt: config.inDoubt, random,
+      instance: config.instanceName, executorName: config.executor, maxInFlight: config.maxInFlight,
+      // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
+      messageTasks: activeMode() === 'debug' || config.monitorTasksMs !== undefined,
     },
   );
-  // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
-  const messageTasks = activeMode() === 'debug' || config.monitorTasksMs !== undefined;
-  const consumer = new Consumer(broker, pipeline, { maxInFlight: config.maxInFlight, pullBatch: Math.min(config.maxInFlight, 256), messageTasks }, counters, logger,
-    nackOnHandlerError(logger, counters, {
-      nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
-      // A message that breaks its handler on every delivery parks itself instead of looping.
-      maxDeliveries: config.maxDeliveries,
-      recordDeadLetter: (entry) => storage.deadLetter(entry),
-    }));
 
   const stopPulling = new AbortController();
   const cancelInFlight = new AbortController();
-  // Every in-flight message listens on it (sleeps, restarts, host waits): up to --max-in-flight
-  // listeners at once is the design, not a leak, so Node's default warning at 10 does not apply.
-  setMaxListeners(0, cancelInFlight.signal);
   let reason = 'stopped';
   let exitCode = 0;
   let beginShutdown!: (why: string, code: number) => void;

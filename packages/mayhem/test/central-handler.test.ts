@@ -56,7 +56,7 @@ describe('one poison message never stops the consumer', () => {
       maxDeliveries: 3,
       recordDeadLetter: (entry) => r.storage.deadLetter(entry).then(() => void dead.push(entry)),
     });
-    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, handler);
+    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: handler, maxInFlight: 10, pullBatch: 10 });
     const stop = new AbortController();
     const running = track(consumer.run(stop.signal, new AbortController().signal));
 

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Broker, Delivery, Metrics } from '../src/core/contracts.js';
-import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
+import { Consumer, nackOnHandlerError, type ConsumerParts } from '../src/core/consumer.js';
 import type { HandleEnd, Outcome } from '../src/core/pipeline.js';
 import { shutdown } from '../src/core/shutdown.js';
 import { FakeExecutor, noopMetrics, rig, track, wrapDelivery, type Rig } from './pipeline-harness.js';
@@ -111,7 +111,7 @@ describe('the central exception handler', () => {
         ack: () => { refused = true; return Promise.reject(new Error('broker refused the ack')); },
       })),
     };
-    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
+    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: nackOnHandlerError(r.log.logger, r.counters), maxInFlight: 10, pullBatch: 10 });
     const run = running(r, consumer);
 
     await vi.advanceTimersByTimeAsync(10);
@@ -142,8 +142,8 @@ describe('the central exception handler', () => {
       holdIntake: () => undefined,
       start: (delivery: Delivery, _signal: AbortSignal, onEnd: (end: HandleEnd) => void) =>
         queueMicrotask(() => onEnd({ delivery, startedAt: performance.now(), outcome: undefined, error: new Error('bug in a handler') })),
-    } as unknown as ConstructorParameters<typeof Consumer>[1];
-    const consumer = new Consumer(r.broker, failing, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, handler);
+    } as unknown as ConsumerParts['pipeline'];
+    const consumer = new Consumer({ broker: r.broker, pipeline: failing, counters: r.counters, logger: r.log.logger, onHandlerError: handler, maxInFlight: 10, pullBatch: 10 });
     const stop = new AbortController();
     const done = track(consumer.run(stop.signal, new AbortController().signal));
     await vi.advanceTimersByTimeAsync(0);
@@ -171,7 +171,7 @@ describe('pull failures', () => {
       close: () => r.broker.close(),
       pull: (max, signal) => (failures-- > 0 ? Promise.reject(new Error('connection reset')) : r.broker.pull(max, signal)),
     };
-    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
+    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: nackOnHandlerError(r.log.logger, r.counters), maxInFlight: 10, pullBatch: 10 });
     const run = running(r, consumer);
     await vi.advanceTimersByTimeAsync(0);
     expect(r.counters.tally.pulled).toBe(0);
@@ -192,7 +192,7 @@ describe('pull failures', () => {
       close: () => r.broker.close(),
       pull: (max, signal) => (pullTimes.push(Date.now() - t0), Date.now() - t0 < 30_000 ? Promise.reject(new Error('connection refused')) : r.broker.pull(max, signal)),
     };
-    const consumer = new Consumer(broker, r.pipeline, { maxInFlight: 10, pullBatch: 10 }, r.counters, r.log.logger, nackOnHandlerError(r.log.logger, r.counters));
+    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: nackOnHandlerError(r.log.logger, r.counters), maxInFlight: 10, pullBatch: 10 });
     const run = running(r, consumer);
     await vi.advanceTimersByTimeAsync(36_000);
     expect(run.outcomes).toEqual(['acked']);

@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import type { Delivery, Metrics, RestartExecutor, Storage } from '../src/core/contracts.js';
 import { RestartCancelled, RestartFailed } from '../src/core/contracts.js';
+import { createMayhem } from '../src/core/assemble.js';
 import { Consumer, nackOnHandlerError, type ConsumerOptions } from '../src/core/consumer.js';
 import { Counters } from '../src/core/counters.js';
 import { LocalHostGuard } from '../src/core/host-guard.js';
@@ -169,11 +170,14 @@ export function rig(o: RigOptions = {}): Rig {
   const storage = o.storage ? o.storage(memory) : memory;
   const executor = o.executor ?? new FakeExecutor();
   const log = capturingLogger();
-  const counters = new Counters(o.metrics ?? noopMetrics);
   const hostGuard = new LocalHostGuard();
   const control = memory.control();
   const rails = o.rails === undefined ? undefined : new Rails({ hosts: new HostFilter([], []), window: undefined, minIntervalMs: 0, maxConcurrent: 0, onLimit: 'delay', leashed: false, ...o.rails }, control, () => 0.5);
-  const pipeline = new MessagePipeline({ ...defaultPipelineOptions, ackDeadlineMs, instance: 'test:1', ...o.pipeline }, { storage, executor, hostGuard, counters, logger: log.logger, rails, control });
+  // The service's own wiring (its consumer is made per test below, with the options the test needs).
+  const { counters, pipeline } = createMayhem(
+    { broker, storage, executor, hostGuard, rails, control, metrics: o.metrics ?? noopMetrics, logger: log.logger },
+    { ...defaultPipelineOptions, ackDeadlineMs, instance: 'test:1', ...o.pipeline },
+  );
   return {
     broker, memory, storage, executor, counters, pipeline, log, hostGuard, control,
     publish(instanceName, messageId = `m-${++ids}`) {
@@ -185,7 +189,7 @@ export function rig(o: RigOptions = {}): Rig {
       return broker.pull(max, new AbortController().signal);
     },
     consumer(options = {}) {
-      return new Consumer(broker, pipeline, { maxInFlight: 10, pullBatch: 10, ...options }, counters, log.logger, nackOnHandlerError(log.logger, counters));
+      return new Consumer({ broker, pipeline, counters, logger: log.logger, onHandlerError: nackOnHandlerError(log.logger, counters), maxInFlight: 10, pullBatch: 10, ...options });
     },
   };
 }

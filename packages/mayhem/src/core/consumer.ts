@@ -38,6 +38,16 @@ export interface ConsumerOptions {
  */
 export type HandlerErrorHandler = (error: unknown, delivery: Delivery) => Promise<void>;
 
+/** What a consumer pulls from, hands to, tells, and how much it holds at once. */
+export interface ConsumerParts extends ConsumerOptions {
+  readonly broker: Broker;
+  readonly pipeline: MessagePipeline;
+  readonly counters: Counters;
+  readonly logger: Logger;
+  /** The central exception handler (default: {@link nackOnHandlerError}). */
+  readonly onHandlerError?: HandlerErrorHandler;
+}
+
 export class Consumer {
   readonly #broker: Broker;
   readonly #pipeline: MessagePipeline;
@@ -52,13 +62,13 @@ export class Consumer {
   /** Called once per settled delivery (for `--count` and summaries). */
   onSettled: ((outcome: Outcome) => void) | undefined;
 
-  constructor(broker: Broker, pipeline: MessagePipeline, options: ConsumerOptions, counters: Counters, logger: Logger, onHandlerError: HandlerErrorHandler) {
-    this.#broker = broker;
-    this.#pipeline = pipeline;
-    this.#options = options;
-    this.#counters = counters;
-    this.#logger = logger;
-    this.#onHandlerError = onHandlerError;
+  constructor(parts: ConsumerParts) {
+    this.#broker = parts.broker;
+    this.#pipeline = parts.pipeline;
+    this.#options = { maxInFlight: parts.maxInFlight, pullBatch: parts.pullBatch, messageTasks: parts.messageTasks };
+    this.#counters = parts.counters;
+    this.#logger = parts.logger;
+    this.#onHandlerError = parts.onHandlerError ?? nackOnHandlerError(parts.logger, parts.counters);
   }
 
   get inFlight(): number {
@@ -75,7 +85,8 @@ export class Consumer {
    * Resolves once pulling has stopped; in-flight handlers go on (see {@link drained}).
    */
   async run(stop: AbortSignal, cancel: AbortSignal): Promise<void> {
-    // Every in-flight handler may listen on `cancel` (executor, storage, host guard): not a leak.
+    // Every in-flight message may listen on `cancel` (its sleeps, the executor, storage, the host
+    // guard): up to a few per message is the design, not a leak, so Node's warning at 10 is raised.
     setMaxListeners(this.#options.maxInFlight * 4 + 16, cancel);
     const { storageHealth, brokerHealth } = this.#pipeline;
     // Also while the loop waits in a pull (nothing to do): a pause or a closed window is said at once.

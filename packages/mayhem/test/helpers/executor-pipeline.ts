@@ -4,10 +4,9 @@
  */
 import { MemoryBroker } from '../../src/brokers/memory.js';
 import type { RestartExecutor } from '../../src/core/contracts.js';
-import { Counters } from '../../src/core/counters.js';
-import { LocalHostGuard } from '../../src/core/host-guard.js';
+import { createMayhem } from '../../src/core/assemble.js';
 import { encodeRestartRequest } from '../../src/core/message.js';
-import { MessagePipeline, type Outcome, type PipelineOptions } from '../../src/core/pipeline.js';
+import type { Outcome, PipelineOptions } from '../../src/core/pipeline.js';
 import { openMemoryStorage } from '../../src/storage/memory.js';
 import { capturingLogger, defaultPipelineOptions, noopMetrics } from '../pipeline-harness.js';
 
@@ -17,11 +16,10 @@ export function executorPipeline(executor: RestartExecutor, options: Partial<Pip
   const broker = new MemoryBroker({ ackDeadlineMs: 5000 });
   const storage = openMemoryStorage();
   const log = capturingLogger();
-  const counters = new Counters(noopMetrics);
   // Short backoffs (random() is 1: each is its ceiling): 20, 40 ms between attempts.
-  const pipeline = new MessagePipeline(
+  const { counters, pipeline } = createMayhem(
+    { broker, storage, executor, metrics: noopMetrics, logger: log.logger },
     { ...defaultPipelineOptions, retryBackoff: { baseMs: 20, maxMs: 200 }, nackBackoff: { baseMs: 0, maxMs: 0 }, ...options },
-    { storage, executor, hostGuard: new LocalHostGuard(), counters, logger: log.logger },
   );
   return {
     broker, storage, log, counters, pipeline,

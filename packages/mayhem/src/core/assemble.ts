@@ -1,0 +1,80 @@
+/**
+ * `createMayhem(parts, options)`: the one wiring of the core — counters, pipeline, consumer — around
+ * adapters that are already open. The service (`mayhem run`), the benchmarks and the tests all build
+ * the core with it, so what they measure and test is what runs.
+ *
+ *   const mayhem = createMayhem({ broker, storage, executor, metrics, logger }, { maxInFlight: 1000 });
+ *   const pulling = mayhem.consumer.run(stop.signal, cancel.signal);
+ */
+import type { Logger } from 'pino';
+import type { Broker, HostGuard, Metrics, RestartExecutor, Storage } from './contracts.js';
+import { Consumer, nackOnHandlerError, type HandlerErrorHandler } from './consumer.js';
+import { Counters } from './counters.js';
+import { LocalHostGuard } from './host-guard.js';
+import { MessagePipeline, type PipelineOptions } from './pipeline.js';
+import type { FleetControl, Rails } from './rails.js';
+import { backoffDelay } from './timing.js';
+
+/** The adapters, open. */
+export interface MayhemParts {
+  readonly broker: Broker;
+  readonly storage: Storage;
+  readonly executor: RestartExecutor;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Default: the storage's (shared by a fleet), else one in process. */
+  readonly hostGuard?: HostGuard;
+  readonly rails?: Rails;
+  /** Default: the storage's, when it keeps one. */
+  readonly control?: FleetControl;
+  /** Default: {@link nackOnHandlerError} with the nack backoff. */
+  readonly onHandlerError?: HandlerErrorHandler;
+}
+
+/** The knobs; every one has the default `mayhem run` has. */
+export interface MayhemOptions extends Partial<PipelineOptions> {
+  readonly maxInFlight?: number;
+  /** Upper bound on one pull (default min(maxInFlight, 256)). */
+  readonly pullBatch?: number;
+  /** Each message an async call, so loopwatch's task dumps list it (debug mode). */
+  readonly messageTasks?: boolean;
+}
+
+export interface Mayhem {
+  readonly counters: Counters;
+  readonly pipeline: MessagePipeline;
+  readonly consumer: Consumer;
+}
+
+export function createMayhem(parts: MayhemParts, options: MayhemOptions = {}): Mayhem {
+  const { broker, storage, logger } = parts;
+  const counters = new Counters(parts.metrics);
+  const random = options.random ?? Math.random;
+  const retryBackoff = options.retryBackoff ?? { baseMs: 100, maxMs: 2000 };
+  const nackBackoff = options.nackBackoff ?? { baseMs: 1000, maxMs: 60_000 };
+  const pipeline = new MessagePipeline(
+    {
+      extendEveryMs: 2000, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: 3, saveAttempts: 3, maxDeliveries: 5, dryRun: false,
+      ...options, retryBackoff, nackBackoff, random,
+    },
+    {
+      storage, counters, logger, executor: parts.executor, rails: parts.rails,
+      control: parts.control ?? storage.control?.(),
+      hostGuard: parts.hostGuard ?? storage.hostGuard?.() ?? new LocalHostGuard(),
+    },
+  );
+  const maxInFlight = options.maxInFlight ?? 1000;
+  const consumer = new Consumer({
+    broker, pipeline, counters, logger, maxInFlight,
+    pullBatch: options.pullBatch ?? Math.min(maxInFlight, 256),
+    messageTasks: options.messageTasks,
+    // An error that keeps happening must not spin redeliveries: the same growing delay as a nack.
+    // A message that breaks its handler on every delivery parks itself (dead-lettered, recorded).
+    onHandlerError: parts.onHandlerError ?? nackOnHandlerError(logger, counters, {
+      nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
+      maxDeliveries: options.maxDeliveries ?? 5,
+      recordDeadLetter: (entry) => storage.deadLetter(entry),
+    }),
+  });
+  return { counters, pipeline, consumer };
+}
