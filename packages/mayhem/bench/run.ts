@@ -30,9 +30,28 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
 };
 
+const USAGE = `usage: npm run bench -- [--cases pipeline,process,rss,latency,backlog] [--rounds 5] [--n 200000]
+                      [--process-n 100000,200000,1000000] [--process-rounds 3] [--process-db sqlite,memory]
+                      [--before <other build>/packages/mayhem/dist/src/cli/main.js] [--backlog-seconds 300]
+       npm run bench -- --broker nats [--count 200000] [--instances 1,2] [--max-in-flight 1000] [--storage postgres|memory]`;
+const KNOWN = new Set(['cases', 'rounds', 'n', 'process-n', 'process-rounds', 'process-db', 'before', 'backlog-seconds', 'broker']);
+if (args.includes('--help') || args.includes('-h')) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
 if (flag('broker', 'memory') === 'nats') {
   const r = spawnSync(process.execPath, [join(here, 'nats.js'), ...args], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
+}
+
+// A mistyped flag would otherwise run the whole half-hour bench with defaults.
+for (let i = 0; i < args.length; i += 2) {
+  const name = args[i]!.startsWith('--') ? args[i]!.slice(2) : undefined;
+  if (name === undefined || !KNOWN.has(name) || args[i + 1] === undefined) {
+    console.error(`bench: unexpected argument ${JSON.stringify(args[i])}\n${USAGE}`);
+    process.exit(2);
+  }
 }
 
 const rounds = Number(flag('rounds', '5'));
