@@ -61,6 +61,23 @@ describe('sqlite storage', () => {
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM messages')).toEqual([{ n: 1 }]);
   });
 
+  it('migrates a version 4 file: the audit trail loses its (host, at) index, and keeps its rows', async () => {
+    const path = tmp.file();
+    const a = openSqliteStorage({ path, logger: silent });
+    await a.saveMessage(request(1), 1);
+    await a.close();
+    const db = new Database(path);
+    db.exec('CREATE INDEX audit_host_at ON audit (host, at)');
+    db.prepare("INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (1, 'i', 'h', 'm-1', 'mock', 'restarted', '')").run();
+    db.pragma('user_version = 4');
+    db.close();
+    const b = openSqliteStorage({ path, logger: silent });
+    await b.close();
+    expect(query<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version')).toEqual([{ v: SCHEMA_VERSION }]);
+    expect(query<{ name: string }>(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' ORDER BY name")).toEqual([{ name: 'audit_at' }]);
+    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM audit')).toEqual([{ n: 1 }]);
+  });
+
   it('refuses a schema newer than it knows', () => {
     const path = tmp.file();
     const db = new Database(path);
