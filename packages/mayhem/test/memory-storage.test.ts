@@ -4,7 +4,7 @@ import { openMemoryStorage, type MemoryStorage } from '../src/storage/memory.js'
 import { describeStorageContract, request } from './storage-contract.js';
 
 describeStorageContract('memory', {
-  open: (opts) => openMemoryStorage(opts),
+  open: () => openMemoryStorage(),
   read: (s: Storage, id) => (s as MemoryStorage).records.get(id),
   deadLetters: (s: Storage) =>
     (s as MemoryStorage).deadLetters.map((d) => ({
@@ -26,9 +26,5 @@ describe('memory storage', () => {
     await Promise.resolve();
     expect(resolved).toBe(true);
     await p;
-  });
-
-  it('rejects a failure rate outside [0, 1]', () => {
-    expect(() => openMemoryStorage({ saveFailureRate: 2 })).toThrow(/from 0 to 1/);
   });
 });

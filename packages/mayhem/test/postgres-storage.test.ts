@@ -66,7 +66,7 @@ function readRecord(id: string): MessageRecord | undefined {
 }
 
 describeStorageContract('postgres', {
-  open: (opts) => lazy(open(opts)),
+  open: () => lazy(open()),
   read: (_s, id) => readRecord(id),
   deadLetters: () =>
     psql(`SELECT json_build_object('messageId', message_id, 'payload', payload, 'reason', reason, 'deliveries', deliveries)

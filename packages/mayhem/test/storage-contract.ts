@@ -7,10 +7,11 @@ import type { Storage } from '../src/core/contracts.js';
 import type { RestartRequest } from '../src/core/message.js';
 import type { MessageRecord } from '../src/storage/record.js';
 import { seededRandom } from '../src/core/timing.js';
+import { withSaveFailures } from '../src/storage/faulty.js';
 
 /** What the contract needs from an adapter under test. */
 export interface StorageHarness {
-  open(opts?: { saveFailureRate?: number; random?: () => number }): Storage;
+  open(): Storage;
   /** Read a record back (after the writes resolved). */
   read(storage: Storage, messageId: string): MessageRecord | undefined;
   /** The dead letters stored, oldest first. */
@@ -130,18 +131,19 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.close();
     });
 
-    it('injects save failures with the given probability, before writing', async () => {
-      const s = h.open({ saveFailureRate: 0.25, random: seeded(42) });
+    it('--save-failure-rate (a wrapper) fails saves with the given probability, before writing', async () => {
+      const inner = h.open();
+      const s = withSaveFailures(inner, { rate: 0.25, random: seeded(42) });
       const results = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s.saveMessage(request(100 + i), 1)));
       const failed = results.flatMap((res, i) => (res.status === 'rejected' ? [{ i, reason: res.reason as Error }] : []));
       expect(failed.length).toBeGreaterThan(60);
       expect(failed.length).toBeLessThan(140);
       for (const f of failed) {
         expect(f.reason.message).toBe(`Could not save m-${100 + f.i}`);
-        expect(h.read(s, `m-${100 + f.i}`)).toBeUndefined();
+        expect(h.read(inner, `m-${100 + f.i}`)).toBeUndefined();
       }
       // Same seed, same failures: reproducible runs.
-      const s2 = h.open({ saveFailureRate: 0.25, random: seeded(42) });
+      const s2 = withSaveFailures(h.open(), { rate: 0.25, random: seeded(42) });
       const again = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s2.saveMessage(request(1000 + i), 1)));
       expect(again.map((x) => x.status)).toEqual(results.map((x) => x.status));
       await s.close();

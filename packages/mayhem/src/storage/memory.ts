@@ -4,7 +4,7 @@
  */
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { checkFailureRate, claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, saveFailure, type MessageRecord } from './record.js';
+import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, type MessageRecord } from './record.js';
 import { DONE } from '../core/settled.js';
 import { LocalFleetControl } from './memory-control.js';
 
@@ -28,10 +28,6 @@ export interface MemoryStorage extends Storage {
 
 /** Options for {@link openMemoryStorage}. */
 export interface MemoryStorageOptions {
-  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
-  saveFailureRate?: number;
-  /** Source of randomness for the fault injection; pass a seeded one for reproducible tests. */
-  random?: () => number;
   /**
    * Keep at most this many records of settled messages (acked or dead-lettered) and dead letters,
    * dropping the oldest first; records of messages still in flight are always kept. Without it
@@ -45,8 +41,6 @@ export interface MemoryStorageOptions {
  * microtask queue (no timers), so fake-timer tests are not disturbed.
  */
 export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorage {
-  const failureRate = checkFailureRate(opts.saveFailureRate);
-  const random = opts.random ?? Math.random;
   const records = new Map<string, MessageRecord>();
   const deadLetters: DeadLetter[] = [];
   const deadLetterIndex = new Map<string, number>();
@@ -124,7 +118,6 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
-      if (failureRate > 0 && random() < failureRate) return Promise.reject(saveFailure(request.messageId));
       return upsert(
         request.messageId,
         (row) => {

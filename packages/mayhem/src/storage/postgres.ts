@@ -19,7 +19,7 @@ import type { AckRecord, ClaimMode, DeadLetter, HostGuard, RestartClaim, Storage
 import type { FleetControl } from '../core/rails.js';
 import { PgFleetControl } from './postgres-control.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { checkFailureRate, closedError, saveFailure } from './record.js';
+import { closedError } from './record.js';
 import { Batcher } from './postgres-batch.js';
 import { describe, PgHostGuard } from './postgres-host-guard.js';
 import { migrate } from './postgres-schema.js';
@@ -35,10 +35,6 @@ export interface PostgresStorageOptions {
   readonly maxBatch?: number;
   /** Time allowed to open a connection, ms. Default 5000. */
   readonly connectTimeoutMs?: number;
-  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
-  readonly saveFailureRate?: number;
-  /** Randomness for the fault injection. */
-  readonly random?: () => number;
   /** Messages in flight at once (informational: batches are bounded by `maxBatch`). */
   readonly maxInFlight?: number;
   /** Delete acked records this much older than now, ms; 0 keeps them (default 7 days). See postgres-retention.ts. */
@@ -188,7 +184,6 @@ SELECT i, state FROM found`;
 
 /** Open the pool, check the server answers, create or migrate the schema. */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<PostgresStorage> {
-  checkFailureRate(options.saveFailureRate);
   const opts = withUrlTuning(options);
   const where = describeTarget(opts.url);
   const pool = new pg.Pool({
@@ -240,8 +235,6 @@ class PgStorage implements PostgresStorage {
   private closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
   private readonly recording = new Set<Promise<void>>();
-  private readonly failureRate: number;
-  private readonly random: () => number;
   private readonly pruner: PgPruner;
 
   constructor(
@@ -253,8 +246,6 @@ class PgStorage implements PostgresStorage {
       deadLetterRetentionMs: opts.deadLetterRetentionMs ?? 30 * 86_400_000,
       everyMs: opts.retentionEveryMs,
     }, opts.logger);
-    this.failureRate = checkFailureRate(opts.saveFailureRate);
-    this.random = opts.random ?? Math.random;
     const maxBatch = opts.maxBatch ?? 1000;
     const connections = Math.max(2, opts.poolSize ?? 4);
     // Writes get most connections: two batches on the wire keep the WAL flushes overlapping.
@@ -287,7 +278,6 @@ class PgStorage implements PostgresStorage {
 
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
     if (this.closing) return Promise.reject(closedError());
-    if (this.failureRate > 0 && this.random() < this.failureRate) return Promise.reject(saveFailure(request.messageId));
     return this.write(
       {
         row: {

@@ -85,23 +85,9 @@ export function claimWrites(mode: ClaimMode, found: RestartClaim): boolean {
   return (found === 'free' && mode !== 'look') || (found === 'in-doubt' && mode === 'claim-in-doubt');
 }
 
-/** The error `saveMessage` rejects with under `--save-failure-rate` (the article's wording). */
-export function saveFailure(messageId: string): Error {
-  return new Error(`Could not save ${messageId}`);
-}
-
 /** Rejected by every operation after `close()`. */
 export function closedError(): Error {
   return new Error('storage is closed');
-}
-
-/** Validate a fault-injection rate once, at open, so a bad value fails loudly instead of silently. */
-export function checkFailureRate(rate: number | undefined): number {
-  const value = rate ?? 0;
-  if (!Number.isFinite(value) || value < 0 || value > 1) {
-    throw new Error(`saveFailureRate must be a number from 0 to 1, got ${String(rate)}`);
-  }
-  return value;
 }
 
 /**

@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage, UnfinishedReport } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { SqliteFleetControl } from './sqlite-control.js';
-import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
+import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
 import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
 import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './sqlite-retention.js';
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
@@ -32,10 +32,6 @@ export interface SqliteStorageOptions {
   /** Database file (created if missing; its directory must exist). `:memory:` works for tests. */
   path: string;
   logger: Logger;
-  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
-  saveFailureRate?: number;
-  /** Randomness for the fault injection; pass a seeded one for reproducible runs. */
-  random?: () => number;
   /** Most operations per transaction (default 2,000). Bounds the loop time of one flush. */
   maxBatch?: number;
   /** The WAL stays under this many bytes whatever the write rate (default 64 MiB); see sqlite-checkpoint.ts. */
@@ -196,8 +192,6 @@ const BUSY_TIMEOUT_MS = 200;
  * {@link Storage}. Throws a one-line Error naming the path when it cannot be opened or written.
  */
 export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
-  const failureRate = checkFailureRate(opts.saveFailureRate);
-  const random = opts.random ?? Math.random;
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   const log = opts.logger;
   const path = opts.path;
@@ -467,7 +461,6 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
-      if (failureRate > 0 && random() < failureRate) return Promise.reject(saveFailure(request.messageId));
       return enqueue<undefined>(Kind.Save, request.messageId, request, deliveryCount, signal);
     },
 
