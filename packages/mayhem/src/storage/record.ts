@@ -1,6 +1,7 @@
 /**
- * The message record both storage adapters keep, in camelCase. The SQL tables (SQLite here,
- * PostgreSQL elsewhere) hold the same fields in snake_case, one row per messageId.
+ * The message record every storage adapter keeps, in camelCase. The SQL tables (SQLite and
+ * PostgreSQL) hold the same fields in snake_case, one row per messageId. How writes merge into it:
+ * record-patch.ts.
  */
 import type { ClaimMode, RestartClaim } from '../core/contracts.js';
 
@@ -31,7 +32,7 @@ export interface MessageRecord {
   readonly restartAttempts: number;
   readonly saved: boolean;
   readonly acked: boolean;
-  /** Ack-deadline extensions of the delivery that was acked. */
+  /** Ack-deadline extensions of the delivery that was acked (the most, if more than one was: monotonic like the counts). */
   readonly extensions: number;
   /** The highest delivery count seen. */
   readonly deliveries: number;
