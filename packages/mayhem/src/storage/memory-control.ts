@@ -10,17 +10,20 @@ export class LocalFleetControl implements FleetControl {
   #pause: PauseState | undefined;
   readonly #lastRestart = new Map<string, number>();
   #slotsTaken = 0;
+  // The audit trail: a ring of at most #maxAudit entries, so a decision costs O(1) however long the
+  // run (the oldest is overwritten). Until it is full, #oldest stays 0 and it is a plain array.
   readonly #audit: AuditEntry[] = [];
+  #oldest = 0;
   readonly #maxAudit: number;
 
-  /** @param maxAudit audit entries kept (the oldest go first). */
+  /** @param maxAudit audit entries kept (the oldest go first); at least 1. */
   constructor(maxAudit = 100_000) {
-    this.#maxAudit = maxAudit;
+    this.#maxAudit = Math.max(1, maxAudit);
   }
 
   /** Every entry kept, oldest first (tests). */
   get entries(): readonly AuditEntry[] {
-    return this.#audit;
+    return this.#oldest === 0 ? this.#audit : [...this.#audit.slice(this.#oldest), ...this.#audit.slice(0, this.#oldest)];
   }
 
   /** Slots in use now (tests). */
@@ -57,14 +60,20 @@ export class LocalFleetControl implements FleetControl {
   }
 
   audit(entry: AuditEntry): void {
-    this.#audit.push(entry);
-    if (this.#audit.length > this.#maxAudit) this.#audit.splice(0, this.#audit.length - this.#maxAudit);
+    if (this.#audit.length < this.#maxAudit) {
+      this.#audit.push(entry);
+      return;
+    }
+    this.#audit[this.#oldest] = entry;
+    this.#oldest = (this.#oldest + 1) % this.#maxAudit;
   }
 
   readAudit(query: AuditQuery): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
-    for (let i = this.#audit.length - 1; i >= 0 && out.length < query.limit; i--) {
-      const e = this.#audit[i]!;
+    const n = this.#audit.length;
+    // Newest first: the entry just before #oldest, going back round the ring.
+    for (let k = n - 1; k >= 0 && out.length < query.limit; k--) {
+      const e = this.#audit[(this.#oldest + k) % n]!;
       if (query.since !== undefined && e.at < query.since) break;
       if (query.host !== undefined && e.host !== query.host) continue;
       out.push(e);

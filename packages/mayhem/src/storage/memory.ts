@@ -33,8 +33,8 @@ export interface MemoryStorage extends Storage {
 /** Options for {@link openMemoryStorage}. */
 export interface MemoryStorageOptions {
   /**
-   * Keep at most this many records of settled messages (acked or dead-lettered) and dead letters,
-   * dropping the oldest first; records of messages still in flight are always kept. Without it
+   * Keep at most this many records of settled messages (acked or dead-lettered), dead letters and
+   * audit entries (the rails' trail), dropping the oldest first; records of messages still in flight are always kept. Without it
    * every record is kept (tests inspect them): a long `--db memory:` run grew by ~1 MB/s.
    */
   maxSettled?: number;
@@ -49,8 +49,9 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
   const deadLetters: DeadLetter[] = [];
   const deadLetterIndex = new Map<string, number>();
   let closed = false;
-  const control = new LocalFleetControl();
   const maxSettled = opts.maxSettled ?? Infinity;
+  // The audit trail is bounded like the settled records (one decision per message, at most).
+  const control = new LocalFleetControl(maxSettled === Infinity ? undefined : maxSettled);
   // Settled messageIds, oldest first (an array with a moving head), for the retention above.
   let settledIds: string[] = [];
   let settledHead = 0;
