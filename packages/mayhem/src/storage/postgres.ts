@@ -243,20 +243,22 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
 }
 
 class PgStorage implements PostgresStorage {
-  private readonly writes: Batcher<Write, void>;
-  private readonly claims: Batcher<Claim, RestartClaim>;
-  private guard: PgHostGuard | undefined;
-  private fleet: PgFleetControl | undefined;
-  private closing: Promise<void> | undefined;
+  readonly #writes: Batcher<Write, void>;
+  readonly #claims: Batcher<Claim, RestartClaim>;
+  #guard: PgHostGuard | undefined;
+  #fleet: PgFleetControl | undefined;
+  #closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
-  private readonly recording = new Set<Promise<void>>();
-  private readonly pruner: PgPruner;
+  readonly #recording = new Set<Promise<void>>();
+  readonly #pruner: PgPruner;
 
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly opts: PostgresStorageOptions,
-  ) {
-    this.pruner = startPgPruner(pool, {
+  readonly #pool: pg.Pool;
+  readonly #opts: PostgresStorageOptions;
+
+  constructor(pool: pg.Pool, opts: PostgresStorageOptions) {
+    this.#pool = pool;
+    this.#opts = opts;
+    this.#pruner = startPgPruner(pool, {
       retentionMs: opts.retentionMs ?? 7 * 86_400_000,
       deadLetterRetentionMs: opts.deadLetterRetentionMs ?? 30 * 86_400_000,
       everyMs: opts.retentionEveryMs,
@@ -264,22 +266,22 @@ class PgStorage implements PostgresStorage {
     const maxBatch = opts.maxBatch ?? 1000;
     const connections = Math.max(2, opts.poolSize ?? 4);
     // Writes get most connections: two batches on the wire keep the WAL flushes overlapping.
-    this.writes = new Batcher<Write, void>({
+    this.#writes = new Batcher<Write, void>({
       maxBatch,
       maxInFlight: Math.max(1, connections - 1),
-      run: (batch) => this.runWrites(batch),
+      run: (batch) => this.#runWrites(batch),
       isolateOn: isDataError,
     });
-    this.claims = new Batcher<Claim, RestartClaim>({
+    this.#claims = new Batcher<Claim, RestartClaim>({
       maxBatch,
       maxInFlight: 1,
-      run: (claims) => this.runClaims(claims),
+      run: (claims) => this.#runClaims(claims),
       isolateOn: isDataError,
     });
   }
 
   claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
-    if (this.closing) return Promise.reject(closedError());
+    if (this.#closing) return Promise.reject(closedError());
     const claim: Claim = {
       message_id: text(request.messageId),
       instance_name: text(request.instanceName),
@@ -288,20 +290,20 @@ class PgStorage implements PostgresStorage {
       delivery: deliveryCount,
       mode,
     };
-    return this.claims.submit(claim, signal);
+    return this.#claims.submit(claim, signal);
   }
 
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
-    return this.write({ patch: savePatch(request, deliveryCount) }, signal);
+    if (this.#closing) return Promise.reject(closedError());
+    return this.#write({ patch: savePatch(request, deliveryCount) }, signal);
   }
 
   markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-    return this.write({ patch: restartedPatch(messageId, attempts) }, signal);
+    return this.#write({ patch: restartedPatch(messageId, attempts) }, signal);
   }
 
   releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
-    return this.durably({ patch: releasePatch(messageId, deliveryCount, attempts) });
+    return this.#durably({ patch: releasePatch(messageId, deliveryCount, attempts) });
   }
 
   // markAcked, markFailed and deadLetter record what already happened at the broker: the pipeline
@@ -317,16 +319,16 @@ class PgStorage implements PostgresStorage {
   // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
     // Carrying the restart-done record, it commits durably like markRestarted.
-    return this.durably({ patch: ackPatch(record), lazy: record.restartDone !== true });
+    return this.#durably({ patch: ackPatch(record), lazy: record.restartDone !== true });
   }
 
   markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-    return this.durably({ patch: failurePatch(messageId, error, attempts) });
+    return this.#durably({ patch: failurePatch(messageId, error, attempts) });
   }
 
   deadLetter(entry: DeadLetter): Promise<void> {
     const req = entry.request;
-    return this.durably({
+    return this.#durably({
       dead: {
         message_id: req ? text(req.messageId) : null,
         payload: text(entry.payload),
@@ -338,87 +340,87 @@ class PgStorage implements PostgresStorage {
   }
 
   control(): FleetControl {
-    if (this.closing) throw closedError();
-    this.fleet ??= new PgFleetControl(this.pool, this.opts.url, this.opts.logger, true);
-    return this.fleet;
+    if (this.#closing) throw closedError();
+    this.#fleet ??= new PgFleetControl(this.#pool, this.#opts.url, this.#opts.logger, true);
+    return this.#fleet;
   }
 
   hostGuard(): HostGuard {
-    if (this.closing) throw closedError();
-    this.guard ??= new PgHostGuard({ connectionString: this.opts.url, logger: this.opts.logger });
-    return this.guard;
+    if (this.#closing) throw closedError();
+    this.#guard ??= new PgHostGuard({ connectionString: this.#opts.url, logger: this.#opts.logger });
+    return this.#guard;
   }
 
   get retention(): Pick<PgPruner, 'stats' | 'pass'> {
-    return { stats: this.pruner.stats, pass: () => this.pruner.pass() };
+    return { stats: this.#pruner.stats, pass: () => this.#pruner.pass() };
   }
 
   stats(): PostgresStorageStats {
     return {
-      writeBatches: this.writes.batches,
-      writes: this.writes.items,
-      readBatches: this.claims.batches,
-      reads: this.claims.items,
-      lockStatements: this.guard?.statements ?? 0,
+      writeBatches: this.#writes.batches,
+      writes: this.#writes.items,
+      readBatches: this.#claims.batches,
+      reads: this.#claims.items,
+      lockStatements: this.#guard?.statements ?? 0,
     };
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.pruner.stop();
+    this.#closing ??= (async () => {
+      await this.#pruner.stop();
       // A record riding out a connection failure may be sleeping between attempts, outside the
       // batcher: the pool must stay open until it is written or given up. (A first attempt that
       // fails hands its record to a retry in a promise reaction: one turn of the loop later every
       // such hand-over has happened.)
       for (;;) {
-        await Promise.all([this.writes.drained(), this.claims.drained()]);
+        await Promise.all([this.#writes.drained(), this.#claims.drained()]);
         await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.recording.size === 0 && this.writes.idle) break;
-        await Promise.allSettled([...this.recording]);
+        if (this.#recording.size === 0 && this.#writes.idle) break;
+        await Promise.allSettled([...this.#recording]);
       }
-      await this.fleet?.close();
-      await this.guard?.close();
-      await this.pool.end();
+      await this.#fleet?.close();
+      await this.#guard?.close();
+      await this.#pool.end();
     })();
-    return this.closing;
+    return this.#closing;
   }
 
-  private durably(w: Write): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
+  #durably(w: Write): Promise<void> {
+    if (this.#closing) return Promise.reject(closedError());
     // The first attempt goes straight to the batcher (close() drains it); only retries are tracked.
-    return this.writes.submit(w).catch((error: unknown) => this.retryRecord(w, error));
+    return this.#writes.submit(w).catch((error: unknown) => this.#retryRecord(w, error));
   }
 
-  private retryRecord(w: Write, error: unknown): Promise<void> {
+  #retryRecord(w: Write, error: unknown): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passed on as it came
     if (!isConnectionError(error)) return Promise.reject(error);
-    const recording = this.record(w);
-    this.recording.add(recording);
-    const forget = (): void => void this.recording.delete(recording);
+    const recording = this.#record(w);
+    this.#recording.add(recording);
+    const forget = (): void => void this.#recording.delete(recording);
     recording.then(forget, forget);
     return recording;
   }
 
   // Attempts 2..RECORD_ATTEMPTS (the first went out in durably()); keeps going while close() waits:
   // the record was accepted before closing began.
-  private async record(w: Write): Promise<void> {
+  async #record(w: Write): Promise<void> {
     for (let attempt = 2; ; attempt++) {
       const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 2)) * (0.5 + Math.random());
       await new Promise((r) => setTimeout(r, delay));
       try {
-        return await this.writes.submit(w);
+        return await this.#writes.submit(w);
       } catch (error) {
         if (attempt >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
       }
     }
   }
 
-  private write(w: Write, signal?: AbortSignal): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
-    return this.writes.submit(w, signal);
+  #write(w: Write, signal?: AbortSignal): Promise<void> {
+    if (this.#closing) return Promise.reject(closedError());
+    return this.#writes.submit(w, signal);
   }
 
-  private async runWrites(batch: readonly Write[]): Promise<void[]> {
+  async #runWrites(batch: readonly Write[]): Promise<void[]> {
     // Fold the patches of one message: ON CONFLICT cannot touch a row twice in one statement. Into a
     // fresh patch: a failed batch may be run again item by item (isolateOn), with the items as they were.
     const patches = new Map<string, RecordPatch>();
@@ -442,7 +444,7 @@ class PgStorage implements PostgresStorage {
     const rows: MessageRow[] = [];
     for (const p of patches.values()) rows.push(messageRow(p));
     try {
-      await this.pool.query({
+      await this.#pool.query({
         name: 'mayhem_write',
         text: WRITE_SQL,
         values: [JSON.stringify(rows), JSON.stringify(dead.concat([...deadById.values()])), lazy],
@@ -453,7 +455,7 @@ class PgStorage implements PostgresStorage {
     return new Array<void>(batch.length);
   }
 
-  private async runClaims(claims: readonly Claim[]): Promise<RestartClaim[]> {
+  async #runClaims(claims: readonly Claim[]): Promise<RestartClaim[]> {
     // One statement cannot upsert a row twice: a second claim of one id in a batch (a reused id)
     // goes in a statement of its own, after the first, so it sees the first one's claim.
     const seen = new Set<string>();
@@ -468,13 +470,13 @@ class PgStorage implements PostgresStorage {
     });
     let states: Map<string, RestartClaim>;
     try {
-      const { rows } = await this.pool.query<{ message_id: string; state: RestartClaim }>({ name: 'mayhem_claim', text: CLAIM_SQL, values: [JSON.stringify(first)] });
+      const { rows } = await this.#pool.query<{ message_id: string; state: RestartClaim }>({ name: 'mayhem_claim', text: CLAIM_SQL, values: [JSON.stringify(first)] });
       states = new Map(rows.map((r) => [r.message_id, r.state]));
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL claim failed: ${describe(error)}`, { cause: error });
     }
     const results = claims.map((c) => states.get(c.message_id) ?? 'free');
-    for (const k of again) results[k] = (await this.runClaims([claims[k]!]))[0]!;
+    for (const k of again) results[k] = (await this.#runClaims([claims[k]!]))[0]!;
     return results;
   }
 }
