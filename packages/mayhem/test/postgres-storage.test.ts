@@ -54,20 +54,27 @@ const lit = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 const ms = (col: string): string => `(round(extract(epoch FROM ${col}) * 1000))::float8`;
 
 function readRecord(id: string): MessageRecord | undefined {
-  const [line] = psql(`SELECT json_build_object(
+  return readRecords([id])[0];
+}
+
+function readRecords(ids: readonly string[]): (MessageRecord | undefined)[] {
+  const lines = psql(`SELECT json_build_object(
     'messageId', message_id, 'instanceName', instance_name, 'hostname', hostname,
     'publishedAt', ${ms('published_at')}, 'restarted', restarted, 'restartAttempts', restart_attempts,
     'restartClaimed', restart_claimed, 'restartReleased', restart_released, 'restartInDoubt', restart_in_doubt, 'skipReason', skip_reason,
     'saved', saved, 'acked', acked, 'extensions', extensions, 'deliveries', deliveries,
     'deadLettered', dead_lettered, 'lastError', last_error, 'createdAt', ${ms('created_at')},
     'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')})
-    FROM messages WHERE message_id = ${lit(id)}`);
-  return line === undefined ? undefined : (JSON.parse(line) as MessageRecord);
+    FROM messages WHERE message_id IN (${ids.map(lit).join(', ')})`);
+  const found = new Map(lines.map((l) => JSON.parse(l) as MessageRecord).map((r) => [r.messageId, r]));
+  return ids.map((id) => found.get(id));
 }
 
 describeStorageContract('postgres', {
-  open: (opts) => lazy(open(opts)),
+  open: () => lazy(open()),
   read: (_s, id) => readRecord(id),
+  readMany: (_s, ids) => readRecords(ids),
+  propertyRuns: 20,
   deadLetters: () =>
     psql(`SELECT json_build_object('messageId', message_id, 'payload', payload, 'reason', reason, 'deliveries', deliveries)
           FROM dead_letters ORDER BY id`).map(

@@ -13,9 +13,9 @@ afterAll(() => tmp.cleanup());
 const paths = new WeakMap<Storage, string>();
 
 describeStorageContract('sqlite', {
-  open: (opts) => {
+  open: () => {
     const path = tmp.file();
-    const s = openSqliteStorage({ path, logger: silent, ...opts });
+    const s = openSqliteStorage({ path, logger: silent });
     paths.set(s, path);
     return s;
   },

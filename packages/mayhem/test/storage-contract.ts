@@ -2,19 +2,29 @@
  * The behaviour every Storage adapter shares, run against memory and SQLite alike so the two
  * cannot drift apart. Not a test file itself: the adapter tests call {@link describeStorageContract}.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Storage } from '../src/core/contracts.js';
+import type { AckRecord, ClaimMode, DeadLetter, Storage } from '../src/core/contracts.js';
 import type { RestartRequest } from '../src/core/message.js';
-import type { MessageRecord } from '../src/storage/record.js';
+import { claimWrites, emptyRecord, restartStateOf, type MessageRecord } from '../src/storage/record.js';
+import {
+  ackPatch, applyPatch, claimPatch, deadLetterPatch, failurePatch, foldDeadLetter, releasePatch, restartedPatch, savePatch,
+  type MutableRecord,
+} from '../src/storage/record-patch.js';
 import { seededRandom } from '../src/core/timing.js';
+import { withSaveFailures } from '../src/storage/faulty.js';
 
 /** What the contract needs from an adapter under test. */
 export interface StorageHarness {
-  open(opts?: { saveFailureRate?: number; random?: () => number }): Storage;
+  open(): Storage;
   /** Read a record back (after the writes resolved). */
   read(storage: Storage, messageId: string): MessageRecord | undefined;
   /** The dead letters stored, oldest first. */
   deadLetters(storage: Storage): { messageId: string | null; payload: string; reason: string; deliveries: number }[];
+  /** Several records at once, where one read costs a round trip (default: {@link read} each). */
+  readMany?(storage: Storage, messageIds: readonly string[]): (MessageRecord | undefined)[];
+  /** Runs of the merge property (default 100; fewer where each read is a round trip). */
+  propertyRuns?: number;
 }
 
 /** A small seeded PRNG so fault-injection tests are reproducible (the one `--seed` uses). */
@@ -130,18 +140,19 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.close();
     });
 
-    it('injects save failures with the given probability, before writing', async () => {
-      const s = h.open({ saveFailureRate: 0.25, random: seeded(42) });
+    it('--save-failure-rate (a wrapper) fails saves with the given probability, before writing', async () => {
+      const inner = h.open();
+      const s = withSaveFailures(inner, { rate: 0.25, random: seeded(42) });
       const results = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s.saveMessage(request(100 + i), 1)));
       const failed = results.flatMap((res, i) => (res.status === 'rejected' ? [{ i, reason: res.reason as Error }] : []));
       expect(failed.length).toBeGreaterThan(60);
       expect(failed.length).toBeLessThan(140);
       for (const f of failed) {
         expect(f.reason.message).toBe(`Could not save m-${100 + f.i}`);
-        expect(h.read(s, `m-${100 + f.i}`)).toBeUndefined();
+        expect(h.read(inner, `m-${100 + f.i}`)).toBeUndefined();
       }
       // Same seed, same failures: reproducible runs.
-      const s2 = h.open({ saveFailureRate: 0.25, random: seeded(42) });
+      const s2 = withSaveFailures(h.open(), { rate: 0.25, random: seeded(42) });
       const again = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s2.saveMessage(request(1000 + i), 1)));
       expect(again.map((x) => x.status)).toEqual(results.map((x) => x.status));
       await s.close();
@@ -229,5 +240,159 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.close();
       await expect(s.saveMessage(request(7), 1)).rejects.toThrow(/closed/);
     });
+
+    // Last: it leaves records and dead letters behind in harnesses that share one database.
+    it('merges any writes, in any grouping, into the records record-patch.ts folds (property)', async () => {
+      const s = h.open();
+      try {
+        await fc.assert(
+          fc.asyncProperty(groupsArb, async (groups) => {
+            // Ids of this run's own: the storage (and, for some harnesses, the database) is shared.
+            const prefix = `prop-${process.pid}-${++propertyRun}-`;
+            const model = new PatchModel(prefix);
+            for (const group of groups) {
+              // One group's writes are in flight together (as a flush or a batch carries them); the
+              // groups one after another. A claim goes alone: its answer depends on what is stored.
+              const claims = await Promise.all(group.map((w) => issue(s, prefix, w)));
+              group.forEach((w, k) => {
+                const expected = model.apply(w);
+                if (expected !== undefined) expect(claims[k], `claim ${JSON.stringify(w)}`).toBe(expected);
+              });
+            }
+            const ids = Array.from({ length: IDS }, (_, id) => prefix + String(id));
+            const got = h.readMany?.(s, ids) ?? ids.map((id) => h.read(s, id));
+            for (let id = 0; id < IDS; id++) {
+              expect(comparable(got[id]), `record ${id}`).toEqual(comparable(model.records.get(id)));
+            }
+            const letters = new Map<string, unknown>();
+            for (const d of h.deadLetters(s)) {
+              if (d.messageId?.startsWith(prefix)) letters.set(d.messageId, { payload: d.payload, reason: d.reason, deliveries: d.deliveries });
+            }
+            expect(letters).toEqual(model.deadLetters);
+          }),
+          { numRuns: h.propertyRuns ?? 100 },
+        );
+      } finally {
+        await s.close();
+      }
+    }, 120_000);
   });
+}
+
+// ---- the merge property -------------------------------------------------------------------------
+// Arbitrary writes to a few message ids (a reused id for a second instance among them), in arbitrary
+// groups; the expected records are folded with record-patch.ts, the one statement of the rules.
+
+const IDS = 3;
+let propertyRun = 0;
+
+type PropWrite =
+  | { op: 'claim'; id: number; instance: number; delivery: number; mode: ClaimMode }
+  | { op: 'save'; id: number; instance: number; deliveries: number }
+  | { op: 'restarted'; id: number; attempts: number }
+  | { op: 'release'; id: number; delivery: number; attempts: number }
+  | { op: 'ack'; id: number; extensions: number; attempts: number; restartDone: boolean; inDoubt: boolean; skipReason: string | undefined }
+  | { op: 'fail'; id: number; error: string; attempts: number }
+  | { op: 'deadLetter'; id: number; instance: number; reason: string; deliveries: number };
+
+const idArb = fc.integer({ min: 0, max: IDS - 1 });
+const instanceArb = fc.integer({ min: 0, max: 1 });
+const countArb = fc.integer({ min: 0, max: 5 });
+const claimArb = fc.record({
+  op: fc.constant('claim' as const), id: idArb, instance: instanceArb, delivery: fc.integer({ min: 1, max: 5 }),
+  mode: fc.constantFrom<ClaimMode>('look', 'claim', 'claim-in-doubt'),
+});
+const writeArb: fc.Arbitrary<PropWrite> = fc.oneof(
+  fc.record({ op: fc.constant('save' as const), id: idArb, instance: instanceArb, deliveries: fc.integer({ min: 1, max: 5 }) }),
+  fc.record({ op: fc.constant('restarted' as const), id: idArb, attempts: countArb }),
+  fc.record({ op: fc.constant('release' as const), id: idArb, delivery: fc.integer({ min: 1, max: 5 }), attempts: countArb }),
+  fc.record({
+    op: fc.constant('ack' as const), id: idArb, extensions: countArb, attempts: countArb, restartDone: fc.boolean(), inDoubt: fc.boolean(),
+    skipReason: fc.constantFrom(undefined, 'denied by policy', 'too soon'),
+  }),
+  fc.record({ op: fc.constant('fail' as const), id: idArb, error: fc.constantFrom('RestartFailed: boom', 'timeout'), attempts: countArb }),
+  fc.record({
+    op: fc.constant('deadLetter' as const), id: idArb, instance: instanceArb, reason: fc.constantFrom('too many deliveries', 'rejected'),
+    deliveries: fc.integer({ min: 1, max: 5 }),
+  }),
+);
+const groupsArb = fc.array(fc.oneof(claimArb.map((c): PropWrite[] => [c]), fc.array(writeArb, { minLength: 1, maxLength: 5 })), {
+  minLength: 1,
+  maxLength: 12,
+});
+
+function propRequest(prefix: string, id: number, instance: number): RestartRequest {
+  return { messageId: prefix + String(id), instanceName: `prop-host-${instance}`, publishedAt: 1_700_000_000_000 + instance };
+}
+
+function propAck(prefix: string, w: Extract<PropWrite, { op: 'ack' }>): AckRecord {
+  return { messageId: prefix + String(w.id), extensions: w.extensions, attempts: w.attempts, restartDone: w.restartDone, restartInDoubt: w.inDoubt, skipReason: w.skipReason };
+}
+
+function propDeadLetter(prefix: string, w: Extract<PropWrite, { op: 'deadLetter' }>): DeadLetter {
+  const request = propRequest(prefix, w.id, w.instance);
+  return { request, payload: JSON.stringify(request), reason: w.reason, deliveries: w.deliveries };
+}
+
+function issue(s: Storage, prefix: string, w: PropWrite): Promise<unknown> {
+  const messageId = prefix + String(w.id);
+  switch (w.op) {
+    case 'claim': return s.claimRestart(propRequest(prefix, w.id, w.instance), w.delivery, w.mode);
+    case 'save': return s.saveMessage(propRequest(prefix, w.id, w.instance), w.deliveries);
+    case 'restarted': return s.markRestarted(messageId, w.attempts);
+    case 'release': return s.releaseRestart(messageId, w.delivery, w.attempts);
+    case 'ack': return s.markAcked(propAck(prefix, w));
+    case 'fail': return s.markFailed(messageId, w.error, w.attempts);
+    case 'deadLetter': return s.deadLetter(propDeadLetter(prefix, w));
+  }
+}
+
+/** The records and dead letters the writes must leave, folded by record-patch.ts. */
+class PatchModel {
+  readonly records = new Map<number, MutableRecord>();
+  readonly deadLetters = new Map<string, { payload: string; reason: string; deliveries: number }>();
+  readonly #prefix: string;
+
+  constructor(prefix: string) {
+    this.#prefix = prefix;
+  }
+
+  /** Apply one write; for a claim, return the state it must report. */
+  apply(w: PropWrite): string | undefined {
+    const p = this.#prefix;
+    switch (w.op) {
+      case 'claim': {
+        const request = propRequest(p, w.id, w.instance);
+        const found = restartStateOf(this.records.get(w.id), request.instanceName);
+        if (claimWrites(w.mode, found)) this.#fold(w.id, claimPatch(request, w.delivery));
+        return found;
+      }
+      case 'save': return this.#fold(w.id, savePatch(propRequest(p, w.id, w.instance), w.deliveries));
+      case 'restarted': return this.#fold(w.id, restartedPatch(p + String(w.id), w.attempts));
+      case 'release': return this.#fold(w.id, releasePatch(p + String(w.id), w.delivery, w.attempts));
+      case 'ack': return this.#fold(w.id, ackPatch(propAck(p, w)));
+      case 'fail': return this.#fold(w.id, failurePatch(p + String(w.id), w.error, w.attempts));
+      case 'deadLetter': {
+        const entry = propDeadLetter(p, w);
+        const letter = { payload: entry.payload, reason: entry.reason, deliveries: entry.deliveries };
+        const before = this.deadLetters.get(p + String(w.id));
+        this.deadLetters.set(p + String(w.id), before === undefined ? letter : foldDeadLetter(before, letter));
+        return this.#fold(w.id, deadLetterPatch(entry.request!, entry));
+      }
+    }
+  }
+
+  #fold(id: number, patch: Parameters<typeof applyPatch>[1]): undefined {
+    let record = this.records.get(id);
+    if (record === undefined) this.records.set(id, (record = emptyRecord(patch.messageId, 0)));
+    applyPatch(record, patch, 1);
+    return undefined;
+  }
+}
+
+/** A record without its clock readings: whether restartedAt / ackedAt are set is what is compared. */
+function comparable(r: MessageRecord | undefined): object | undefined {
+  if (r === undefined) return undefined;
+  const { createdAt: _c, updatedAt: _u, restartedAt, ackedAt, ...rest } = r;
+  return { ...rest, restartedAt: restartedAt !== null, ackedAt: ackedAt !== null };
 }

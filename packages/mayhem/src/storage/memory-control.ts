@@ -10,20 +10,20 @@ export class LocalFleetControl implements FleetControl {
   #pause: PauseState | undefined;
   readonly #lastRestart = new Map<string, number>();
   #slotsTaken = 0;
-  // A ring: once full, each entry overwrites the oldest. (Removing the oldest with splice moved the
-  // whole array per decision: at 100,000 entries that was ~100 ms a callback and 4x the run time.)
+  // The audit trail: a ring of at most #maxAudit entries, so a decision costs O(1) however long the
+  // run (the oldest is overwritten). Until it is full, #oldest stays 0 and it is a plain array.
   readonly #audit: AuditEntry[] = [];
   #oldest = 0;
   readonly #maxAudit: number;
 
-  /** @param maxAudit audit entries kept (the oldest go first). */
+  /** @param maxAudit audit entries kept (the oldest go first); at least 1. */
   constructor(maxAudit = 100_000) {
     this.#maxAudit = Math.max(1, maxAudit);
   }
 
   /** Every entry kept, oldest first (tests). */
   get entries(): readonly AuditEntry[] {
-    return [...this.#audit.slice(this.#oldest), ...this.#audit.slice(0, this.#oldest)];
+    return this.#oldest === 0 ? this.#audit : [...this.#audit.slice(this.#oldest), ...this.#audit.slice(0, this.#oldest)];
   }
 
   /** Slots in use now (tests). */
@@ -70,10 +70,10 @@ export class LocalFleetControl implements FleetControl {
 
   readAudit(query: AuditQuery): Promise<AuditEntry[]> {
     const out: AuditEntry[] = [];
-    const kept = this.#audit.length;
-    // Newest first: the newest sits just before the oldest in the ring.
-    for (let k = 1; k <= kept && out.length < query.limit; k++) {
-      const e = this.#audit[(this.#oldest - k + kept) % kept]!;
+    const n = this.#audit.length;
+    // Newest first: the entry just before #oldest, going back round the ring.
+    for (let k = n - 1; k >= 0 && out.length < query.limit; k--) {
+      const e = this.#audit[(this.#oldest + k) % n]!;
       if (query.since !== undefined && e.at < query.since) break;
       if (query.host !== undefined && e.host !== query.host) continue;
       out.push(e);

@@ -3,10 +3,14 @@
  * and the benchmark's "storage off" row measures the pipeline without any database cost.
  */
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
-import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { checkFailureRate, claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, saveFailure, type MessageRecord } from './record.js';
+import type { RestartRequest } from '../core/message.js';
+import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, type MessageRecord } from './record.js';
 import { DONE } from '../core/settled.js';
 import { LocalFleetControl } from './memory-control.js';
+import {
+  ackPatch, applyPatch, claimPatch, deadLetterPatch, failurePatch, foldDeadLetter, releasePatch, restartedPatch, savePatch,
+  type MutableRecord, type RecordPatch,
+} from './record-patch.js';
 
 // One settled promise per claim state: a claim allocates nothing on the hot path.
 const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
@@ -28,13 +32,9 @@ export interface MemoryStorage extends Storage {
 
 /** Options for {@link openMemoryStorage}. */
 export interface MemoryStorageOptions {
-  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
-  saveFailureRate?: number;
-  /** Source of randomness for the fault injection; pass a seeded one for reproducible tests. */
-  random?: () => number;
   /**
-   * Keep at most this many records of settled messages (acked or dead-lettered) and dead letters,
-   * dropping the oldest first; records of messages still in flight are always kept. Without it
+   * Keep at most this many records of settled messages (acked or dead-lettered), dead letters and
+   * audit entries (the rails' trail), dropping the oldest first; records of messages still in flight are always kept. Without it
    * every record is kept (tests inspect them): a long `--db memory:` run grew by ~1 MB/s.
    */
   maxSettled?: number;
@@ -45,14 +45,13 @@ export interface MemoryStorageOptions {
  * microtask queue (no timers), so fake-timer tests are not disturbed.
  */
 export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorage {
-  const failureRate = checkFailureRate(opts.saveFailureRate);
-  const random = opts.random ?? Math.random;
   const records = new Map<string, MessageRecord>();
   const deadLetters: DeadLetter[] = [];
   const deadLetterIndex = new Map<string, number>();
   let closed = false;
-  const control = new LocalFleetControl();
   const maxSettled = opts.maxSettled ?? Infinity;
+  // The audit trail is bounded like the settled records (one decision per message, at most).
+  const control = new LocalFleetControl(maxSettled === Infinity ? undefined : maxSettled);
   // Settled messageIds, oldest first (an array with a moving head), for the retention above.
   let settledIds: string[] = [];
   let settledHead = 0;
@@ -80,30 +79,20 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
 
   // Records are mutated in place (no copy per write): the memory adapter is the benchmark's
   // "storage off" row, so it must cost next to nothing per message.
-  type Mutable = { -readonly [K in keyof MessageRecord]: MessageRecord[K] };
-  const rows = records as Map<string, Mutable>;
+  const rows = records as Map<string, MutableRecord>;
 
-  // One entry point so closed/abort checks and the upsert shape are the same for every write.
-  function upsert(messageId: string, change: (row: Mutable, now: number) => void, signal?: AbortSignal): Promise<void> {
+  // One entry point so closed/abort checks and the merge (record-patch.ts) are the same for every write.
+  function upsert(patch: RecordPatch, signal?: AbortSignal): Promise<void> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
     const now = Date.now();
-    let row = rows.get(messageId);
+    let row = rows.get(patch.messageId);
     if (row === undefined) {
-      row = emptyRecord(messageId, now);
-      rows.set(messageId, row);
+      row = emptyRecord(patch.messageId, now);
+      rows.set(patch.messageId, row);
     }
-    change(row, now);
-    row.updatedAt = now;
+    applyPatch(row, patch, now);
     return DONE;
-  }
-
-  // The first request recorded for an id keeps it: a reused id never rewrites whose record it is.
-  function setRequest(row: Mutable, request: RestartRequest): void {
-    if (row.instanceName !== null) return;
-    row.instanceName = request.instanceName;
-    row.hostname = hostnameOf(request);
-    row.publishedAt = request.publishedAt;
   }
 
   return {
@@ -114,68 +103,29 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
       if (closed) return Promise.reject(closedError());
       if (signal?.aborted) return rejectAborted(signal);
       const found = restartStateOf(records.get(request.messageId), request.instanceName);
-      if (claimWrites(mode, found)) {
-        void upsert(request.messageId, (row) => {
-          setRequest(row, request);
-          row.restartClaimed = Math.max(row.restartClaimed, deliveryCount);
-        });
-      }
+      if (claimWrites(mode, found)) void upsert(claimPatch(request, deliveryCount));
       return CLAIMS[found];
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
-      if (failureRate > 0 && random() < failureRate) return Promise.reject(saveFailure(request.messageId));
-      return upsert(
-        request.messageId,
-        (row) => {
-          setRequest(row, request);
-          row.saved = true;
-          row.deliveries = Math.max(row.deliveries, deliveryCount);
-        },
-        signal,
-      );
+      return upsert(savePatch(request, deliveryCount), signal);
     },
 
     markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-      return upsert(
-        messageId,
-        (row, now) => {
-          row.restarted = true;
-          row.restartAttempts = Math.max(row.restartAttempts, attempts);
-          row.restartedAt ??= now;
-        },
-        signal,
-      );
+      return upsert(restartedPatch(messageId, attempts), signal);
     },
 
     releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
-      return upsert(messageId, (row) => {
-        row.restartReleased = Math.max(row.restartReleased, deliveryCount);
-        row.restartAttempts = Math.max(row.restartAttempts, attempts);
-      });
+      return upsert(releasePatch(messageId, deliveryCount, attempts));
     },
 
     markAcked(record: AckRecord): Promise<void> {
       settled(record.messageId);
-      return upsert(record.messageId, (row, now) => {
-        row.acked = true;
-        row.extensions = record.extensions;
-        row.restartAttempts = Math.max(row.restartAttempts, record.attempts);
-        row.ackedAt ??= now;
-        if (record.restartDone === true) {
-          row.restarted = true;
-          row.restartedAt ??= now;
-        }
-        if (record.restartInDoubt === true) row.restartInDoubt = true;
-        if (record.skipReason !== undefined) row.skipReason ??= record.skipReason;
-      });
+      return upsert(ackPatch(record));
     },
 
     markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-      return upsert(messageId, (row) => {
-        row.lastError = error;
-        row.restartAttempts = Math.max(row.restartAttempts, attempts);
-      });
+      return upsert(failurePatch(messageId, error, attempts));
     },
 
     deadLetter(entry: DeadLetter): Promise<void> {
@@ -194,14 +144,9 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
         deadLetters.push(entry);
         trimDeadLetters();
       } else {
-        deadLetters[at] = entry;
+        deadLetters[at] = foldDeadLetter(deadLetters[at]!, entry);
       }
-      return upsert(request.messageId, (row) => {
-        setRequest(row, request);
-        row.deadLettered = true;
-        row.lastError = entry.reason;
-        row.deliveries = Math.max(row.deliveries, entry.deliveries);
-      });
+      return upsert(deadLetterPatch(request, entry));
     },
 
     control: () => control,

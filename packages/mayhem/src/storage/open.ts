@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Storage } from '../core/contracts.js';
 import { redactSecrets } from '../core/redact.js';
 import { openMemoryStorage } from './memory.js';
-import { saveFailure } from './record.js';
+import { checkFailureRate, withSaveFailures } from './faulty.js';
 import { openSqliteStorage } from './sqlite.js';
 
 export interface OpenStorageOptions {
@@ -20,30 +20,27 @@ export interface OpenStorageOptions {
   readonly deadLetterRetentionMs?: number;
 }
 
+/** Open the adapter `o.url` names, with `--save-failure-rate` applied as a wrapper (see faulty.ts). */
 export async function openStorage(o: OpenStorageOptions): Promise<Storage> {
+  checkFailureRate(o.saveFailureRate); // before anything opens
+  return withSaveFailures(await openAdapter(o), { rate: o.saveFailureRate, random: o.random });
+}
+
+async function openAdapter(o: OpenStorageOptions): Promise<Storage> {
   const scheme = o.url.slice(0, o.url.indexOf(':') + 1);
   switch (scheme) {
     case 'memory:':
       // Records of settled messages beyond the newest 10,000 are dropped, so a long run stays flat:
       // with the memory broker nothing redelivers a settled message, so none is needed for long.
-      return openMemoryStorage({ saveFailureRate: o.saveFailureRate, random: o.random, maxSettled: 10_000 });
+      return openMemoryStorage({ maxSettled: 10_000 });
     case 'sqlite:':
-      return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, saveFailureRate: o.saveFailureRate, random: o.random, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs });
+      return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs });
     case 'postgres:':
     case 'postgresql:': {
       const { openPostgresStorage } = await import('./postgres.js');
-      return withSaveFailures(await openPostgresStorage({ url: o.url, logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs }), o.saveFailureRate, o.random);
+      return openPostgresStorage({ url: o.url, logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs });
     }
     default:
       throw new Error(`unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`);
   }
-}
-
-/** `--save-failure-rate` for adapters that have no fault injection of their own. */
-function withSaveFailures(storage: Storage, rate: number, random: () => number): Storage {
-  if (rate <= 0) return storage;
-  const save = storage.saveMessage.bind(storage);
-  storage.saveMessage = (request, deliveryCount, signal) =>
-    random() < rate ? Promise.reject(saveFailure(request.messageId)) : save(request, deliveryCount, signal);
-  return storage;
 }

@@ -30,17 +30,21 @@ export interface BatcherOptions<I, R> {
 }
 
 export class Batcher<I, R> {
-  private queue: Item<I, R>[] = [];
-  private head = 0;
-  private inFlight = 0;
-  private scheduled = false;
-  private idleWaiters: (() => void)[] = [];
+  #queue: Item<I, R>[] = [];
+  #head = 0;
+  #inFlight = 0;
+  #scheduled = false;
+  #idleWaiters: (() => void)[] = [];
   /** Batches sent (one round trip each). */
   batches = 0;
   /** Requests carried by those batches. */
   items = 0;
 
-  constructor(private readonly opts: BatcherOptions<I, R>) {}
+  readonly #opts: BatcherOptions<I, R>;
+
+  constructor(opts: BatcherOptions<I, R>) {
+    this.#opts = opts;
+  }
 
   /**
    * Queue a request. Rejects with `signal.reason` when the signal has aborted before the batch
@@ -51,84 +55,84 @@ export class Batcher<I, R> {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ input, resolve, reject, signal });
-      this.schedule();
+      this.#queue.push({ input, resolve, reject, signal });
+      this.#schedule();
     });
   }
 
   /** Requests queued and not yet sent. */
   get pending(): number {
-    return this.queue.length - this.head;
+    return this.#queue.length - this.#head;
   }
 
   /** Nothing queued or on the wire. */
   get idle(): boolean {
-    return this.pending === 0 && this.inFlight === 0;
+    return this.pending === 0 && this.#inFlight === 0;
   }
 
   /** Resolves once nothing is queued or on the wire. */
   drained(): Promise<void> {
-    if (this.pending === 0 && this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    if (this.pending === 0 && this.#inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= this.opts.maxInFlight) return;
-    this.scheduled = true;
+  #schedule(): void {
+    if (this.#scheduled || this.#inFlight >= this.#opts.maxInFlight) return;
+    this.#scheduled = true;
     // setImmediate runs after this turn's I/O callbacks: everything queued in the meantime
     // joins the batch.
     setImmediate(() => {
-      this.scheduled = false;
-      this.flush();
+      this.#scheduled = false;
+      this.#flush();
     });
   }
 
-  private take(): Item<I, R>[] {
+  #take(): Item<I, R>[] {
     const batch: Item<I, R>[] = [];
-    while (this.head < this.queue.length && batch.length < this.opts.maxBatch) {
-      const item = this.queue[this.head++]!;
+    while (this.#head < this.#queue.length && batch.length < this.#opts.maxBatch) {
+      const item = this.#queue[this.#head++]!;
       if (item.signal?.aborted) item.reject(item.signal.reason);
       else batch.push(item);
     }
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
+    if (this.#head === this.#queue.length) {
+      this.#queue = [];
+      this.#head = 0;
+    } else if (this.#head > 4096 && this.#head * 2 > this.#queue.length) {
+      this.#queue = this.#queue.slice(this.#head);
+      this.#head = 0;
     }
     return batch;
   }
 
-  private flush(): void {
-    while (this.inFlight < this.opts.maxInFlight && this.pending > 0) {
-      const batch = this.take();
+  #flush(): void {
+    while (this.#inFlight < this.#opts.maxInFlight && this.pending > 0) {
+      const batch = this.#take();
       if (batch.length === 0) break;
-      this.inFlight++;
-      void this.runBatch(batch).finally(() => {
-        this.inFlight--;
-        if (this.pending > 0) this.flush();
-        else if (this.inFlight === 0) this.notifyIdle();
+      this.#inFlight++;
+      void this.#runBatch(batch).finally(() => {
+        this.#inFlight--;
+        if (this.pending > 0) this.#flush();
+        else if (this.#inFlight === 0) this.#notifyIdle();
       });
     }
-    if (this.pending === 0 && this.inFlight === 0) this.notifyIdle();
+    if (this.pending === 0 && this.#inFlight === 0) this.#notifyIdle();
   }
 
-  private notifyIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
+  #notifyIdle(): void {
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
     for (const w of waiters) w();
   }
 
-  private async runBatch(batch: Item<I, R>[]): Promise<void> {
+  async #runBatch(batch: Item<I, R>[]): Promise<void> {
     this.batches++;
     this.items += batch.length;
     try {
-      const results = await this.opts.run(batch.map((b) => b.input));
+      const results = await this.#opts.run(batch.map((b) => b.input));
       batch.forEach((item, i) => item.resolve(results[i] as R));
     } catch (error) {
-      if (batch.length > 1 && this.opts.isolateOn?.(error)) {
-        for (const item of batch) await this.runBatch([item]);
+      if (batch.length > 1 && this.#opts.isolateOn?.(error)) {
+        for (const item of batch) await this.#runBatch([item]);
         return;
       }
       for (const item of batch) item.reject(error);

@@ -59,67 +59,70 @@ interface Attempt {
 
 export class PgHostGuard implements HostGuard {
   /** The in-process layer: the same keyed mutex a single instance uses. */
-  private readonly local = new LocalHostGuard();
+  readonly #local = new LocalHostGuard();
   /** Hosts held by this process -> the connection generation their advisory lock was taken on. */
-  private readonly holding = new Map<string, number>();
-  private client: pg.Client | undefined;
-  private connecting: Promise<pg.Client> | undefined;
-  private generation = 0;
-  private alive = false;
-  private readonly held = new Map<number, number>(); // generation -> locks held on it
-  private tries: Attempt[] = [];
+  readonly #holding = new Map<string, number>();
+  #client: pg.Client | undefined;
+  #connecting: Promise<pg.Client> | undefined;
+  #generation = 0;
+  #alive = false;
+  readonly #held = new Map<number, number>(); // generation -> locks held on it
+  #tries: Attempt[] = [];
   /** Every attempt not settled yet (queued, on the wire or sleeping before a retry). */
-  private readonly attempts = new Set<Attempt>();
-  private unlocks: { host: string; generation: number }[] = [];
-  private roundRunning: Promise<void> | undefined;
-  private roundScheduled = false;
-  private closed = false;
-  private readonly minRetryMs: number;
-  private readonly maxRetryMs: number;
-  private readonly maxBatch: number;
+  readonly #attempts = new Set<Attempt>();
+  #unlocks: { host: string; generation: number }[] = [];
+  #roundRunning: Promise<void> | undefined;
+  #roundScheduled = false;
+  #closed = false;
+  readonly #minRetryMs: number;
+  readonly #maxRetryMs: number;
+  readonly #maxBatch: number;
   /** Statements sent on the lock connection (for tests and benchmarks). */
   statements = 0;
   /** Lock attempts that found the host held elsewhere. */
   contended = 0;
 
-  constructor(private readonly opts: HostGuardOptions) {
-    this.minRetryMs = opts.minRetryMs ?? 2;
-    this.maxRetryMs = opts.maxRetryMs ?? 100;
-    this.maxBatch = opts.maxBatch ?? 1000;
+  readonly #opts: HostGuardOptions;
+
+  constructor(opts: HostGuardOptions) {
+    this.#opts = opts;
+    this.#minRetryMs = opts.minRetryMs ?? 2;
+    this.#maxRetryMs = opts.maxRetryMs ?? 100;
+    this.#maxBatch = opts.maxBatch ?? 1000;
   }
 
   acquire(hostname: string, signal: AbortSignal): Promise<void> {
-    if (this.closed) return Promise.reject(new Error('host guard is closed'));
+    if (this.#closed) return Promise.reject(new Error('host guard is closed'));
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
     if (signal.aborted) return Promise.reject(signal.reason);
     // The usual case, a host nobody in this process holds: one promise per acquire, not two.
-    if (this.local.tryAcquire(hostname)) return this.lockRemote(hostname, signal);
-    return this.local.acquire(hostname, signal).then(() => this.lockRemote(hostname, signal));
+    if (this.#local.tryAcquire(hostname)) return this.#lockRemote(hostname, signal);
+    return this.#local.acquire(hostname, signal).then(() => this.#lockRemote(hostname, signal));
   }
 
   release(hostname: string): void {
-    const generation = this.holding.get(hostname);
+    const generation = this.#holding.get(hostname);
     if (generation === undefined) return;
-    this.holding.delete(hostname);
-    this.unlockRemote(hostname, generation);
-    this.local.release(hostname);
+    this.#holding.delete(hostname);
+    this.#unlockRemote(hostname, generation);
+    this.#local.release(hostname);
   }
 
   /** Release the lock connection (its advisory locks go with it). */
   async close(): Promise<void> {
-    this.closed = true;
-    this.tries = [];
-    for (const t of [...this.attempts]) {
+    this.#closed = true;
+    this.#tries = [];
+    for (const t of [...this.#attempts]) {
       if (t.timer) {
         clearTimeout(t.timer);
         if (t.onAbort) t.signal.removeEventListener('abort', t.onAbort);
       }
-      this.fail(t, new Error('host guard is closed'));
+      this.#fail(t, new Error('host guard is closed'));
     }
-    await this.roundRunning;
-    const client = this.client;
-    this.client = undefined;
-    this.alive = false;
+    await this.#roundRunning;
+    const client = this.#client;
+    this.#client = undefined;
+    this.#alive = false;
     if (client) await client.end().catch(() => undefined);
   }
 
@@ -129,65 +132,65 @@ export class PgHostGuard implements HostGuard {
    * Take the advisory lock of `host`, held in process already. Resolves once held (recorded in
    * `holding`); on failure the in-process lock is given back before the rejection.
    */
-  private lockRemote(host: string, signal: AbortSignal): Promise<void> {
+  #lockRemote(host: string, signal: AbortSignal): Promise<void> {
     if (signal.aborted) {
-      this.local.release(host);
+      this.#local.release(host);
       // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the contract: the signal's own reason
       return Promise.reject(signal.reason);
     }
     return new Promise<void>((resolve, reject) => {
       // No abort listener while queued or on the wire (one signal is shared by every message in
       // flight): the round checks the signal. Only an attempt sleeping before a retry listens.
-      const attempt: Attempt = { host, signal, resolve, reject, delayMs: this.minRetryMs, timer: undefined, done: false, onAbort: undefined };
-      this.attempts.add(attempt);
-      this.tries.push(attempt);
-      this.scheduleRound();
+      const attempt: Attempt = { host, signal, resolve, reject, delayMs: this.#minRetryMs, timer: undefined, done: false, onAbort: undefined };
+      this.#attempts.add(attempt);
+      this.#tries.push(attempt);
+      this.#scheduleRound();
     });
   }
 
-  private fail(attempt: Attempt, reason: unknown): void {
+  #fail(attempt: Attempt, reason: unknown): void {
     if (attempt.done) return;
     attempt.done = true;
-    this.attempts.delete(attempt);
-    this.local.release(attempt.host);
+    this.#attempts.delete(attempt);
+    this.#local.release(attempt.host);
     attempt.reject(reason);
   }
 
-  private unlockRemote(host: string, generation: number): void {
-    const left = (this.held.get(generation) ?? 1) - 1;
-    if (left > 0) this.held.set(generation, left);
-    else this.held.delete(generation);
+  #unlockRemote(host: string, generation: number): void {
+    const left = (this.#held.get(generation) ?? 1) - 1;
+    if (left > 0) this.#held.set(generation, left);
+    else this.#held.delete(generation);
     // A lock taken on a connection that has since died went with it.
-    if (generation !== this.generation || !this.alive) return;
-    this.unlocks.push({ host, generation });
-    this.scheduleRound();
+    if (generation !== this.#generation || !this.#alive) return;
+    this.#unlocks.push({ host, generation });
+    this.#scheduleRound();
   }
 
-  private scheduleRound(): void {
-    if (this.roundScheduled || this.roundRunning || this.closed) return;
-    if (this.tries.length === 0 && this.unlocks.length === 0) return;
-    this.roundScheduled = true;
+  #scheduleRound(): void {
+    if (this.#roundScheduled || this.#roundRunning || this.#closed) return;
+    if (this.#tries.length === 0 && this.#unlocks.length === 0) return;
+    this.#roundScheduled = true;
     setImmediate(() => {
-      this.roundScheduled = false;
-      this.roundRunning = this.round().finally(() => {
-        this.roundRunning = undefined;
-        this.scheduleRound();
+      this.#roundScheduled = false;
+      this.#roundRunning = this.#round().finally(() => {
+        this.#roundRunning = undefined;
+        this.#scheduleRound();
       });
     });
   }
 
-  private async round(): Promise<void> {
-    const queuedUnlocks = this.unlocks;
-    this.unlocks = [];
+  async #round(): Promise<void> {
+    const queuedUnlocks = this.#unlocks;
+    this.#unlocks = [];
     const tries: Attempt[] = [];
-    for (const t of this.tries.splice(0, this.maxBatch)) {
-      if (t.signal.aborted) this.fail(t, t.signal.reason);
+    for (const t of this.#tries.splice(0, this.#maxBatch)) {
+      if (t.signal.aborted) this.#fail(t, t.signal.reason);
       else tries.push(t);
     }
-    if (this.closed) return;
+    if (this.#closed) return;
     try {
-      const client = await this.connection();
-      const generation = this.generation;
+      const client = await this.#connection();
+      const generation = this.#generation;
       // Locks of a session that has died went with it: nothing to release there.
       const unlocks = queuedUnlocks.filter((u) => u.generation === generation).map((u) => u.host);
       if (unlocks.length > 0 || tries.length > 0) {
@@ -201,71 +204,71 @@ export class PgHostGuard implements HostGuard {
         tries.forEach((t, i) => {
           const ok = taken.charCodeAt(i) === 49; // '1'
           if (ok && (t.done || t.signal.aborted)) {
-            this.unlocks.push({ host: t.host, generation }); // aborted while on the wire
-            this.fail(t, t.signal.reason);
+            this.#unlocks.push({ host: t.host, generation }); // aborted while on the wire
+            this.#fail(t, t.signal.reason);
           } else if (ok) {
             t.done = true;
-            this.attempts.delete(t);
-            this.held.set(generation, (this.held.get(generation) ?? 0) + 1);
+            this.#attempts.delete(t);
+            this.#held.set(generation, (this.#held.get(generation) ?? 0) + 1);
             // Held in process, so this host has exactly one advisory lock of ours until release().
-            this.holding.set(t.host, generation);
+            this.#holding.set(t.host, generation);
             t.resolve();
           } else if (t.signal.aborted) {
-            this.fail(t, t.signal.reason);
+            this.#fail(t, t.signal.reason);
           } else if (!t.done) {
             this.contended++;
-            this.retryLater(t);
+            this.#retryLater(t);
           }
         });
       }
     } catch (error) {
       const reason = new Error(`host lock unavailable: ${describe(error)}`, { cause: error });
-      for (const t of tries) this.fail(t, reason);
+      for (const t of tries) this.#fail(t, reason);
     }
   }
 
-  private retryLater(t: Attempt): void {
+  #retryLater(t: Attempt): void {
     const delay = t.delayMs * (0.5 + Math.random());
-    t.delayMs = Math.min(t.delayMs * 2, this.maxRetryMs);
+    t.delayMs = Math.min(t.delayMs * 2, this.#maxRetryMs);
     const onAbort = (t.onAbort ??= () => {
       if (t.timer) clearTimeout(t.timer);
       t.timer = undefined;
-      this.fail(t, t.signal.reason);
+      this.#fail(t, t.signal.reason);
     });
     t.signal.addEventListener('abort', onAbort, { once: true });
     t.timer = setTimeout(() => {
       t.timer = undefined;
       t.signal.removeEventListener('abort', onAbort);
       if (t.done) return;
-      this.tries.push(t);
-      this.scheduleRound();
+      this.#tries.push(t);
+      this.#scheduleRound();
     }, delay);
   }
 
-  private connection(): Promise<pg.Client> {
-    if (this.closed) return Promise.reject(new Error('host guard is closed'));
-    if (this.client && this.alive) return Promise.resolve(this.client);
-    this.connecting ??= this.connect().finally(() => {
-      this.connecting = undefined;
+  #connection(): Promise<pg.Client> {
+    if (this.#closed) return Promise.reject(new Error('host guard is closed'));
+    if (this.#client && this.#alive) return Promise.resolve(this.#client);
+    this.#connecting ??= this.#connect().finally(() => {
+      this.#connecting = undefined;
     });
-    return this.connecting;
+    return this.#connecting;
   }
 
-  private async connect(): Promise<pg.Client> {
+  async #connect(): Promise<pg.Client> {
     const client = new pg.Client({
-      connectionString: this.opts.connectionString,
+      connectionString: this.#opts.connectionString,
       application_name: 'mayhem-host-guard',
       keepAlive: true,
       connectionTimeoutMillis: 5000,
     });
-    const generation = this.generation + 1;
+    const generation = this.#generation + 1;
     const lost = (error?: Error): void => {
-      if (this.generation !== generation || !this.alive) return;
-      this.alive = false;
-      this.client = undefined;
-      const running = this.held.get(generation) ?? 0;
-      if (this.closed) return;
-      this.opts.logger.warn(
+      if (this.#generation !== generation || !this.#alive) return;
+      this.#alive = false;
+      this.#client = undefined;
+      const running = this.#held.get(generation) ?? 0;
+      if (this.#closed) return;
+      this.#opts.logger.warn(
         { err: error?.message, locksLost: running },
         'Host-lock connection to PostgreSQL lost; its host locks were released (reconnecting on next use)',
       );
@@ -278,13 +281,13 @@ export class PgHostGuard implements HostGuard {
       await client.end().catch(() => undefined);
       throw error;
     }
-    if (this.closed) {
+    if (this.#closed) {
       await client.end().catch(() => undefined);
       throw new Error('host guard is closed');
     }
-    this.generation = generation;
-    this.client = client;
-    this.alive = true;
+    this.#generation = generation;
+    this.#client = client;
+    this.#alive = true;
     return client;
   }
 }

@@ -19,7 +19,11 @@ import type { AckRecord, ClaimMode, DeadLetter, HostGuard, RestartClaim, Storage
 import type { FleetControl } from '../core/rails.js';
 import { PgFleetControl } from './postgres-control.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { checkFailureRate, closedError, saveFailure } from './record.js';
+import { closedError } from './record.js';
+import {
+  ackPatch, deadLetterPatch, failurePatch, foldDeadLetter, foldPatch, releasePatch, restartedPatch, savePatch, emptyPatch,
+  type RecordPatch,
+} from './record-patch.js';
 import { Batcher } from './postgres-batch.js';
 import { describe, PgHostGuard } from './postgres-host-guard.js';
 import { migrate } from './postgres-schema.js';
@@ -35,10 +39,6 @@ export interface PostgresStorageOptions {
   readonly maxBatch?: number;
   /** Time allowed to open a connection, ms. Default 5000. */
   readonly connectTimeoutMs?: number;
-  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
-  readonly saveFailureRate?: number;
-  /** Randomness for the fault injection. */
-  readonly random?: () => number;
   /** Messages in flight at once (informational: batches are bounded by `maxBatch`). */
   readonly maxInFlight?: number;
   /** Delete acked records this much older than now, ms; 0 keeps them (default 7 days). See postgres-retention.ts. */
@@ -79,33 +79,37 @@ export interface PostgresStorage extends Storage {
   readonly retention: Pick<PgPruner, 'stats' | 'pass'>;
 }
 
-/** One write request, as a partial message row (undefined = leave as is). */
-interface RowPatch {
-  i: string; // message_id
-  n?: string; // instance_name
-  h?: string; // hostname
-  p?: number; // published_at, ms
-  s?: boolean; // saved
-  d?: number; // deliveries
-  r?: boolean; // restarted
-  a?: number; // restart_attempts
-  k?: boolean; // acked
-  e?: number; // extensions
-  x?: boolean; // dead_lettered
-  l?: string; // last_error
-  u?: number; // restart_released
-  q?: boolean; // restart_in_doubt
-  sr?: string; // skip_reason
+/**
+ * A folded patch as one element of the write statement's JSON array: the column names, and only
+ * the values that change something (the statement reads a missing one as neutral).
+ */
+interface MessageRow {
+  message_id: string;
+  instance_name?: string;
+  hostname?: string;
+  published_at?: number; // ms
+  saved?: true;
+  deliveries?: number;
+  restarted?: true;
+  restart_attempts?: number;
+  restart_claimed?: number;
+  acked?: true;
+  extensions?: number;
+  dead_lettered?: true;
+  last_error?: string;
+  restart_released?: number;
+  restart_in_doubt?: true;
+  skip_reason?: string;
 }
 
 /** One claim request (see Storage.claimRestart), as the claim statement takes it. */
 interface Claim {
-  readonly i: string; // message_id
-  readonly n: string; // instance_name
-  readonly h: string; // hostname
-  readonly p: number; // published_at, ms
-  readonly d: number; // the claiming delivery
-  readonly m: ClaimMode;
+  readonly message_id: string;
+  readonly instance_name: string;
+  readonly hostname: string;
+  readonly published_at: number; // ms
+  readonly delivery: number;
+  readonly mode: ClaimMode;
 }
 
 interface DeadLetterRow {
@@ -119,8 +123,11 @@ interface DeadLetterRow {
  * `lazy`: the write may commit without waiting for its WAL flush (markAcked only; see WRITE_SQL).
  * A batch commits lazily only when every write in it is lazy.
  */
-type Write = { readonly row?: RowPatch; readonly dead?: DeadLetterRow; readonly lazy?: boolean };
+type Write = { readonly patch?: RecordPatch; readonly dead?: DeadLetterRow; readonly lazy?: boolean };
 
+// The merge rules of record-patch.ts, in SQL: a batch's writes to one message are folded into one
+// patch (runWrites), and ON CONFLICT folds it into the stored row the same way. Change one, change
+// the other: the storage contract's property test compares them.
 const WRITE_SQL = `
 WITH dl AS (
   INSERT INTO dead_letters (message_id, payload, reason, deliveries)
@@ -132,18 +139,21 @@ WITH dl AS (
 )
 INSERT INTO messages AS m (
   message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_released, restart_in_doubt, skip_reason)
-SELECT i, n, h, to_timestamp(p / 1000.0), coalesce(s, false), coalesce(d, 0), coalesce(r, false),
-  coalesce(a, 0), CASE WHEN r THEN now() END, coalesce(k, false), coalesce(e, 0),
-  CASE WHEN k THEN now() END, coalesce(x, false), l, coalesce(u, 0), coalesce(q, false), sr
-FROM json_to_recordset($1::json)
-  AS t(i text, n text, h text, p float8, s boolean, d int, r boolean, a int, k boolean, e int, x boolean, l text, u int, q boolean, sr text)
+  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason)
+SELECT t.message_id, t.instance_name, t.hostname, to_timestamp(t.published_at / 1000.0), coalesce(t.saved, false),
+  coalesce(t.deliveries, 0), coalesce(t.restarted, false), coalesce(t.restart_attempts, 0), CASE WHEN t.restarted THEN now() END,
+  coalesce(t.acked, false), coalesce(t.extensions, 0), CASE WHEN t.acked THEN now() END, coalesce(t.dead_lettered, false),
+  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason
+FROM json_to_recordset($1::json) AS t(message_id text, instance_name text, hostname text, published_at float8, saved boolean,
+  deliveries int, restarted boolean, restart_attempts int, acked boolean, extensions int, dead_lettered boolean, last_error text,
+  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text)
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
-ORDER BY i
+ORDER BY t.message_id
 ON CONFLICT (message_id) DO UPDATE SET
   instance_name    = coalesce(m.instance_name, EXCLUDED.instance_name),
   hostname         = coalesce(m.hostname, EXCLUDED.hostname),
   published_at     = coalesce(m.published_at, EXCLUDED.published_at),
+  restart_claimed  = greatest(m.restart_claimed, EXCLUDED.restart_claimed),
   restart_released = greatest(m.restart_released, EXCLUDED.restart_released),
   restart_in_doubt = m.restart_in_doubt OR EXCLUDED.restart_in_doubt,
   skip_reason      = coalesce(m.skip_reason, EXCLUDED.skip_reason),
@@ -163,20 +173,21 @@ ON CONFLICT (message_id) DO UPDATE SET
 // the same statement, records the intent of the claims that may restart. One round trip per batch.
 const CLAIM_SQL = `
 WITH input AS (
-  SELECT * FROM json_to_recordset($1::json) AS t(i text, n text, h text, p float8, d int, m text)
+  SELECT * FROM json_to_recordset($1::json)
+    AS t(message_id text, instance_name text, hostname text, published_at float8, delivery int, mode text)
 ), found AS (
   SELECT input.*,
     CASE WHEN msg.message_id IS NULL THEN 'free'
-         WHEN msg.instance_name IS NOT NULL AND msg.instance_name <> input.n THEN 'conflict'
+         WHEN msg.instance_name IS NOT NULL AND msg.instance_name <> input.instance_name THEN 'conflict'
          WHEN msg.restarted THEN 'done'
          WHEN msg.restart_claimed > msg.restart_released THEN 'in-doubt'
          ELSE 'free' END AS state
-  FROM input LEFT JOIN messages msg ON msg.message_id = input.i
+  FROM input LEFT JOIN messages msg ON msg.message_id = input.message_id
 ), claimed AS (
   INSERT INTO messages AS m (message_id, instance_name, hostname, published_at, restart_claimed)
-  SELECT i, n, h, to_timestamp(p / 1000.0), d FROM found
-  WHERE (state = 'free' AND m <> 'look') OR (state = 'in-doubt' AND m = 'claim-in-doubt')
-  ORDER BY i
+  SELECT message_id, instance_name, hostname, to_timestamp(published_at / 1000.0), delivery FROM found
+  WHERE (state = 'free' AND mode <> 'look') OR (state = 'in-doubt' AND mode = 'claim-in-doubt')
+  ORDER BY message_id
   ON CONFLICT (message_id) DO UPDATE SET
     instance_name   = coalesce(m.instance_name, EXCLUDED.instance_name),
     hostname        = coalesce(m.hostname, EXCLUDED.hostname),
@@ -184,11 +195,10 @@ WITH input AS (
     restart_claimed = greatest(m.restart_claimed, EXCLUDED.restart_claimed),
     updated_at      = now()
 )
-SELECT i, state FROM found`;
+SELECT message_id, state FROM found`;
 
 /** Open the pool, check the server answers, create or migrate the schema. */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<PostgresStorage> {
-  checkFailureRate(options.saveFailureRate);
   const opts = withUrlTuning(options);
   const where = describeTarget(opts.url);
   const pool = new pg.Pool({
@@ -233,82 +243,67 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
 }
 
 class PgStorage implements PostgresStorage {
-  private readonly writes: Batcher<Write, void>;
-  private readonly claims: Batcher<Claim, RestartClaim>;
-  private guard: PgHostGuard | undefined;
-  private fleet: PgFleetControl | undefined;
-  private closing: Promise<void> | undefined;
+  readonly #writes: Batcher<Write, void>;
+  readonly #claims: Batcher<Claim, RestartClaim>;
+  #guard: PgHostGuard | undefined;
+  #fleet: PgFleetControl | undefined;
+  #closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
-  private readonly recording = new Set<Promise<void>>();
-  private readonly failureRate: number;
-  private readonly random: () => number;
-  private readonly pruner: PgPruner;
+  readonly #recording = new Set<Promise<void>>();
+  readonly #pruner: PgPruner;
 
-  constructor(
-    private readonly pool: pg.Pool,
-    private readonly opts: PostgresStorageOptions,
-  ) {
-    this.pruner = startPgPruner(pool, {
+  readonly #pool: pg.Pool;
+  readonly #opts: PostgresStorageOptions;
+
+  constructor(pool: pg.Pool, opts: PostgresStorageOptions) {
+    this.#pool = pool;
+    this.#opts = opts;
+    this.#pruner = startPgPruner(pool, {
       retentionMs: opts.retentionMs ?? 7 * 86_400_000,
       deadLetterRetentionMs: opts.deadLetterRetentionMs ?? 30 * 86_400_000,
       everyMs: opts.retentionEveryMs,
     }, opts.logger);
-    this.failureRate = checkFailureRate(opts.saveFailureRate);
-    this.random = opts.random ?? Math.random;
     const maxBatch = opts.maxBatch ?? 1000;
     const connections = Math.max(2, opts.poolSize ?? 4);
     // Writes get most connections: two batches on the wire keep the WAL flushes overlapping.
-    this.writes = new Batcher<Write, void>({
+    this.#writes = new Batcher<Write, void>({
       maxBatch,
       maxInFlight: Math.max(1, connections - 1),
-      run: (batch) => this.runWrites(batch),
+      run: (batch) => this.#runWrites(batch),
       isolateOn: isDataError,
     });
-    this.claims = new Batcher<Claim, RestartClaim>({
+    this.#claims = new Batcher<Claim, RestartClaim>({
       maxBatch,
       maxInFlight: 1,
-      run: (claims) => this.runClaims(claims),
+      run: (claims) => this.#runClaims(claims),
       isolateOn: isDataError,
     });
   }
 
   claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
-    if (this.closing) return Promise.reject(closedError());
+    if (this.#closing) return Promise.reject(closedError());
     const claim: Claim = {
-      i: text(request.messageId),
-      n: text(request.instanceName),
-      h: text(hostnameOf(request)),
-      p: request.publishedAt,
-      d: deliveryCount,
-      m: mode,
+      message_id: text(request.messageId),
+      instance_name: text(request.instanceName),
+      hostname: text(hostnameOf(request)),
+      published_at: request.publishedAt,
+      delivery: deliveryCount,
+      mode,
     };
-    return this.claims.submit(claim, signal);
+    return this.#claims.submit(claim, signal);
   }
 
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
-    if (this.failureRate > 0 && this.random() < this.failureRate) return Promise.reject(saveFailure(request.messageId));
-    return this.write(
-      {
-        row: {
-          i: text(request.messageId),
-          n: text(request.instanceName),
-          h: text(hostnameOf(request)),
-          p: request.publishedAt,
-          s: true,
-          d: deliveryCount,
-        },
-      },
-      signal,
-    );
+    if (this.#closing) return Promise.reject(closedError());
+    return this.#write({ patch: savePatch(request, deliveryCount) }, signal);
   }
 
   markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-    return this.write({ row: { i: text(messageId), r: true, a: attempts } }, signal);
+    return this.#write({ patch: restartedPatch(messageId, attempts) }, signal);
   }
 
   releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
-    return this.durably({ row: { i: text(messageId), u: deliveryCount, a: attempts } });
+    return this.#durably({ patch: releasePatch(messageId, deliveryCount, attempts) });
   }
 
   // markAcked, markFailed and deadLetter record what already happened at the broker: the pipeline
@@ -324,139 +319,135 @@ class PgStorage implements PostgresStorage {
   // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
     // Carrying the restart-done record, it commits durably like markRestarted.
-    const restarted = record.restartDone === true;
-    const row: RowPatch = { i: text(record.messageId), k: true, e: record.extensions, a: record.attempts, r: restarted || undefined, q: record.restartInDoubt, sr: record.skipReason === undefined ? undefined : text(record.skipReason) };
-    return this.durably({ row, lazy: !restarted });
+    return this.#durably({ patch: ackPatch(record), lazy: record.restartDone !== true });
   }
 
   markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-    return this.durably({ row: { i: text(messageId), l: text(error), a: attempts } });
+    return this.#durably({ patch: failurePatch(messageId, error, attempts) });
   }
 
   deadLetter(entry: DeadLetter): Promise<void> {
     const req = entry.request;
-    return this.durably({
+    return this.#durably({
       dead: {
         message_id: req ? text(req.messageId) : null,
         payload: text(entry.payload),
         reason: text(entry.reason),
         deliveries: entry.deliveries,
       },
-      row: req
-        ? {
-            i: text(req.messageId),
-            n: text(req.instanceName),
-            h: text(hostnameOf(req)),
-            p: req.publishedAt,
-            d: entry.deliveries,
-            x: true,
-            l: text(entry.reason),
-          }
-        : undefined,
+      patch: req && deadLetterPatch(req, entry),
     });
   }
 
   control(): FleetControl {
-    if (this.closing) throw closedError();
-    this.fleet ??= new PgFleetControl(this.pool, this.opts.url, this.opts.logger, true);
-    return this.fleet;
+    if (this.#closing) throw closedError();
+    this.#fleet ??= new PgFleetControl(this.#pool, this.#opts.url, this.#opts.logger, true);
+    return this.#fleet;
   }
 
   hostGuard(): HostGuard {
-    if (this.closing) throw closedError();
-    this.guard ??= new PgHostGuard({ connectionString: this.opts.url, logger: this.opts.logger });
-    return this.guard;
+    if (this.#closing) throw closedError();
+    this.#guard ??= new PgHostGuard({ connectionString: this.#opts.url, logger: this.#opts.logger });
+    return this.#guard;
   }
 
   get retention(): Pick<PgPruner, 'stats' | 'pass'> {
-    return { stats: this.pruner.stats, pass: () => this.pruner.pass() };
+    return { stats: this.#pruner.stats, pass: () => this.#pruner.pass() };
   }
 
   stats(): PostgresStorageStats {
     return {
-      writeBatches: this.writes.batches,
-      writes: this.writes.items,
-      readBatches: this.claims.batches,
-      reads: this.claims.items,
-      lockStatements: this.guard?.statements ?? 0,
+      writeBatches: this.#writes.batches,
+      writes: this.#writes.items,
+      readBatches: this.#claims.batches,
+      reads: this.#claims.items,
+      lockStatements: this.#guard?.statements ?? 0,
     };
   }
 
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      await this.pruner.stop();
+    this.#closing ??= (async () => {
+      await this.#pruner.stop();
       // A record riding out a connection failure may be sleeping between attempts, outside the
       // batcher: the pool must stay open until it is written or given up. (A first attempt that
       // fails hands its record to a retry in a promise reaction: one turn of the loop later every
       // such hand-over has happened.)
       for (;;) {
-        await Promise.all([this.writes.drained(), this.claims.drained()]);
+        await Promise.all([this.#writes.drained(), this.#claims.drained()]);
         await new Promise<void>((resolve) => setImmediate(resolve));
-        if (this.recording.size === 0 && this.writes.idle) break;
-        await Promise.allSettled([...this.recording]);
+        if (this.#recording.size === 0 && this.#writes.idle) break;
+        await Promise.allSettled([...this.#recording]);
       }
-      await this.fleet?.close();
-      await this.guard?.close();
-      await this.pool.end();
+      await this.#fleet?.close();
+      await this.#guard?.close();
+      await this.#pool.end();
     })();
-    return this.closing;
+    return this.#closing;
   }
 
-  private durably(w: Write): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
+  #durably(w: Write): Promise<void> {
+    if (this.#closing) return Promise.reject(closedError());
     // The first attempt goes straight to the batcher (close() drains it); only retries are tracked.
-    return this.writes.submit(w).catch((error: unknown) => this.retryRecord(w, error));
+    return this.#writes.submit(w).catch((error: unknown) => this.#retryRecord(w, error));
   }
 
-  private retryRecord(w: Write, error: unknown): Promise<void> {
+  #retryRecord(w: Write, error: unknown): Promise<void> {
     // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- passed on as it came
     if (!isConnectionError(error)) return Promise.reject(error);
-    const recording = this.record(w);
-    this.recording.add(recording);
-    const forget = (): void => void this.recording.delete(recording);
+    const recording = this.#record(w);
+    this.#recording.add(recording);
+    const forget = (): void => void this.#recording.delete(recording);
     recording.then(forget, forget);
     return recording;
   }
 
   // Attempts 2..RECORD_ATTEMPTS (the first went out in durably()); keeps going while close() waits:
   // the record was accepted before closing began.
-  private async record(w: Write): Promise<void> {
+  async #record(w: Write): Promise<void> {
     for (let attempt = 2; ; attempt++) {
       const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_BASE_MS * 2 ** (attempt - 2)) * (0.5 + Math.random());
       await new Promise((r) => setTimeout(r, delay));
       try {
-        return await this.writes.submit(w);
+        return await this.#writes.submit(w);
       } catch (error) {
         if (attempt >= RECORD_ATTEMPTS || !isConnectionError(error)) throw error;
       }
     }
   }
 
-  private write(w: Write, signal?: AbortSignal): Promise<void> {
-    if (this.closing) return Promise.reject(closedError());
-    return this.writes.submit(w, signal);
+  #write(w: Write, signal?: AbortSignal): Promise<void> {
+    if (this.#closing) return Promise.reject(closedError());
+    return this.#writes.submit(w, signal);
   }
 
-  private async runWrites(batch: readonly Write[]): Promise<void[]> {
-    // Merge the patches of one message: ON CONFLICT cannot touch a row twice in one statement.
-    const rows = new Map<string, RowPatch>();
+  async #runWrites(batch: readonly Write[]): Promise<void[]> {
+    // Fold the patches of one message: ON CONFLICT cannot touch a row twice in one statement. Into a
+    // fresh patch: a failed batch may be run again item by item (isolateOn), with the items as they were.
+    const patches = new Map<string, RecordPatch>();
     const dead: DeadLetterRow[] = [];
     const deadById = new Map<string, DeadLetterRow>();
     let lazy = true;
     for (const w of batch) {
       if (w.lazy !== true) lazy = false;
-      // One row per parsed message, as ON CONFLICT cannot touch a row twice: the last one wins.
-      if (w.dead?.message_id != null) deadById.set(w.dead.message_id, w.dead);
-      else if (w.dead) dead.push(w.dead);
-      if (!w.row) continue;
-      const prev = rows.get(w.row.i);
-      rows.set(w.row.i, prev ? merge(prev, w.row) : w.row);
+      const d = w.dead;
+      if (d?.message_id != null) {
+        // One row per parsed message, as ON CONFLICT cannot touch a row twice.
+        const prev = deadById.get(d.message_id);
+        deadById.set(d.message_id, prev === undefined ? d : foldDeadLetter(prev, d));
+      } else if (d) dead.push(d);
+      const patch = w.patch;
+      if (!patch) continue;
+      let into = patches.get(patch.messageId);
+      if (into === undefined) patches.set(patch.messageId, (into = emptyPatch(patch.messageId)));
+      foldPatch(into, patch);
     }
+    const rows: MessageRow[] = [];
+    for (const p of patches.values()) rows.push(messageRow(p));
     try {
-      await this.pool.query({
+      await this.#pool.query({
         name: 'mayhem_write',
         text: WRITE_SQL,
-        values: [JSON.stringify([...rows.values()]), JSON.stringify(dead.concat([...deadById.values()])), lazy],
+        values: [JSON.stringify(rows), JSON.stringify(dead.concat([...deadById.values()])), lazy],
       });
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL write failed: ${describe(error)}`, { cause: error });
@@ -464,56 +455,51 @@ class PgStorage implements PostgresStorage {
     return new Array<void>(batch.length);
   }
 
-  private async runClaims(claims: readonly Claim[]): Promise<RestartClaim[]> {
+  async #runClaims(claims: readonly Claim[]): Promise<RestartClaim[]> {
     // One statement cannot upsert a row twice: a second claim of one id in a batch (a reused id)
     // goes in a statement of its own, after the first, so it sees the first one's claim.
     const seen = new Set<string>();
     const first: Claim[] = [];
     const again: number[] = [];
     claims.forEach((c, k) => {
-      if (seen.has(c.i)) again.push(k);
+      if (seen.has(c.message_id)) again.push(k);
       else {
-        seen.add(c.i);
+        seen.add(c.message_id);
         first.push(c);
       }
     });
     let states: Map<string, RestartClaim>;
     try {
-      const { rows } = await this.pool.query<{ i: string; state: RestartClaim }>({ name: 'mayhem_claim', text: CLAIM_SQL, values: [JSON.stringify(first)] });
-      states = new Map(rows.map((r) => [r.i, r.state]));
+      const { rows } = await this.#pool.query<{ message_id: string; state: RestartClaim }>({ name: 'mayhem_claim', text: CLAIM_SQL, values: [JSON.stringify(first)] });
+      states = new Map(rows.map((r) => [r.message_id, r.state]));
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL claim failed: ${describe(error)}`, { cause: error });
     }
-    const results = claims.map((c) => states.get(c.i) ?? 'free');
-    for (const k of again) results[k] = (await this.runClaims([claims[k]!]))[0]!;
+    const results = claims.map((c) => states.get(c.message_id) ?? 'free');
+    for (const k of again) results[k] = (await this.#runClaims([claims[k]!]))[0]!;
     return results;
   }
 }
 
-function merge(a: RowPatch, b: RowPatch): RowPatch {
-  return {
-    i: a.i,
-    n: a.n ?? b.n,
-    h: a.h ?? b.h,
-    p: a.p ?? b.p,
-    s: a.s || b.s || undefined,
-    d: max(a.d, b.d),
-    r: a.r || b.r || undefined,
-    a: max(a.a, b.a),
-    k: a.k || b.k || undefined,
-    e: max(a.e, b.e),
-    x: a.x || b.x || undefined,
-    l: b.l ?? a.l,
-    u: max(a.u, b.u),
-    q: a.q || b.q || undefined,
-    sr: a.sr ?? b.sr,
-  };
-}
-
-function max(a: number | undefined, b: number | undefined): number | undefined {
-  if (a === undefined) return b;
-  if (b === undefined) return a;
-  return Math.max(a, b);
+/** A folded patch as the write statement takes it (strings made storable). */
+function messageRow(p: RecordPatch): MessageRow {
+  const row: MessageRow = { message_id: text(p.messageId) };
+  if (p.instanceName !== null) row.instance_name = text(p.instanceName);
+  if (p.hostname !== null) row.hostname = text(p.hostname);
+  if (p.publishedAt !== null) row.published_at = p.publishedAt;
+  if (p.saved) row.saved = true;
+  if (p.deliveries > 0) row.deliveries = p.deliveries;
+  if (p.restarted) row.restarted = true;
+  if (p.restartAttempts > 0) row.restart_attempts = p.restartAttempts;
+  if (p.restartClaimed > 0) row.restart_claimed = p.restartClaimed;
+  if (p.acked) row.acked = true;
+  if (p.extensions > 0) row.extensions = p.extensions;
+  if (p.deadLettered) row.dead_lettered = true;
+  if (p.lastError !== null) row.last_error = text(p.lastError);
+  if (p.restartReleased > 0) row.restart_released = p.restartReleased;
+  if (p.restartInDoubt) row.restart_in_doubt = true;
+  if (p.skipReason !== null) row.skip_reason = text(p.skipReason);
+  return row;
 }
 
 // PostgreSQL text cannot hold NUL, and its JSON parser rejects lone surrogates: replace both so one

@@ -1,6 +1,7 @@
 /**
- * The message record both storage adapters keep, in camelCase. The SQL tables (SQLite here,
- * PostgreSQL elsewhere) hold the same fields in snake_case, one row per messageId.
+ * The message record every storage adapter keeps, in camelCase. The SQL tables (SQLite and
+ * PostgreSQL) hold the same fields in snake_case, one row per messageId. How writes merge into it:
+ * record-patch.ts.
  */
 import type { ClaimMode, RestartClaim } from '../core/contracts.js';
 
@@ -31,7 +32,7 @@ export interface MessageRecord {
   readonly restartAttempts: number;
   readonly saved: boolean;
   readonly acked: boolean;
-  /** Ack-deadline extensions of the delivery that was acked. */
+  /** Ack-deadline extensions of the delivery that was acked (the most, if more than one was: monotonic like the counts). */
   readonly extensions: number;
   /** The highest delivery count seen. */
   readonly deliveries: number;
@@ -85,23 +86,9 @@ export function claimWrites(mode: ClaimMode, found: RestartClaim): boolean {
   return (found === 'free' && mode !== 'look') || (found === 'in-doubt' && mode === 'claim-in-doubt');
 }
 
-/** The error `saveMessage` rejects with under `--save-failure-rate` (the article's wording). */
-export function saveFailure(messageId: string): Error {
-  return new Error(`Could not save ${messageId}`);
-}
-
 /** Rejected by every operation after `close()`. */
 export function closedError(): Error {
   return new Error('storage is closed');
-}
-
-/** Validate a fault-injection rate once, at open, so a bad value fails loudly instead of silently. */
-export function checkFailureRate(rate: number | undefined): number {
-  const value = rate ?? 0;
-  if (!Number.isFinite(value) || value < 0 || value > 1) {
-    throw new Error(`saveFailureRate must be a number from 0 to 1, got ${String(rate)}`);
-  }
-  return value;
 }
 
 /**

@@ -8,16 +8,19 @@
  * `maxBatch` operations, so no single callback holds the loop for long; the rest go to the next
  * flush, after the loop has had a turn.
  *
- * Within a flush the writes to one message fold into one row write (a Patch); a new message
+ * Within a flush the writes to one message fold into one row write (record-patch.ts); a new message
  * appends a row, a known one is updated in place by its row id. The schema and why it holds its
  * speed past a million rows: sqlite-schema.ts and sqlite-id-index.ts.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage, UnfinishedReport } from '../core/contracts.js';
-import { hostnameOf, type RestartRequest } from '../core/message.js';
+import type { RestartRequest } from '../core/message.js';
 import { SqliteFleetControl } from './sqlite-control.js';
-import { checkFailureRate, claimWrites, closedError, rejectAborted, restartStateOf, saveFailure } from './record.js';
+import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
+import {
+  ackPatch, claimPatch, deadLetterPatch, failurePatch, foldPatch, releasePatch, restartedPatch, savePatch, type RecordPatch,
+} from './record-patch.js';
 import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
 import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './sqlite-retention.js';
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
@@ -32,10 +35,6 @@ export interface SqliteStorageOptions {
   /** Database file (created if missing; its directory must exist). `:memory:` works for tests. */
   path: string;
   logger: Logger;
-  /** Probability in [0, 1] that `saveMessage` rejects with "Could not save <id>" (fault injection). */
-  saveFailureRate?: number;
-  /** Randomness for the fault injection; pass a seeded one for reproducible runs. */
-  random?: () => number;
   /** Most operations per transaction (default 2,000). Bounds the loop time of one flush. */
   maxBatch?: number;
   /** The WAL stays under this many bytes whatever the write rate (default 64 MiB); see sqlite-checkpoint.ts. */
@@ -77,10 +76,10 @@ export interface SqliteStorage extends Storage {
   readonly retention: Pick<Pruner, 'stats' | 'pass'>;
 }
 
-// Every write to a message row merges monotonically (flags and counts take the max, first-time
-// stamps coalesce, a NULL patch value keeps the stored one), so a retried, reordered or merged write
-// leaves the same row: the writes are idempotent, and all the writes for one message within a flush
-// fold into a single statement. The first request recorded for an id keeps its instance and host.
+// The merge rules of record-patch.ts, in SQL: a flush folds its writes to one message into one
+// patch, and this upsert folds that patch into the stored row the same way (a neutral patch value,
+// 0 / false / NULL, keeps the stored one). Change one, change the other: the storage contract's
+// property test compares them.
 const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
   restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
   created_at, updated_at, restarted_at, acked_at, skip_reason) VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -95,7 +94,7 @@ const UPDATE_ROW = `UPDATE message_rows SET
   restart_attempts = max(restart_attempts, ?),
   saved            = max(saved, ?),
   acked            = max(acked, ?),
-  extensions       = CASE WHEN ? = 1 THEN ? ELSE extensions END,
+  extensions       = max(extensions, ?),
   deliveries       = max(deliveries, ?),
   dead_lettered    = max(dead_lettered, ?),
   last_error       = coalesce(?, last_error),
@@ -112,53 +111,26 @@ const SQL = {
   updateRow: UPDATE_ROW,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
-           payload = excluded.payload, reason = excluded.reason, deliveries = excluded.deliveries`,
+           payload = excluded.payload, reason = excluded.reason, deliveries = max(deliveries, excluded.deliveries)`,
   deadLetterMalformed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (NULL, ?, ?, ?, ?)`,
 } as const;
 
-/** The pending change to one message row within a flush; merges like {@link UPDATE_ROW} does. */
-class Patch {
+/** One message's row within a flush: where it is, what a claim read of it, what the flush writes to it. */
+class PendingRow {
   /** Its row: undefined until looked up, null when the message has none yet. */
   row: number | null | undefined = undefined;
   /** The committed restart state, once read for a claim (null: no row). */
   stored: StoredRestart | null | undefined = undefined;
-  /** Whether anything is to be written (a claim that only looked writes nothing). */
-  dirty = false;
-  instanceName: string | null = null;
-  hostname: string | null = null;
-  publishedAt: number | null = null;
-  restarted = 0;
-  restartClaimed = 0;
-  restartReleased = 0;
-  restartInDoubt = 0;
-  restartAttempts = 0;
-  saved = 0;
-  acked = 0;
-  extensions = 0;
-  deliveries = 0;
-  deadLettered = 0;
-  lastError: string | null = null;
-  skipReason: string | null = null;
+  /**
+   * The flush's writes to it, folded (undefined: nothing to write, e.g. a claim that only looked).
+   * The first write's own patch is the accumulator: ops are not reused after their flush.
+   */
+  patch: RecordPatch | undefined = undefined;
 
-  constructor(readonly messageId: string) {}
-
-  /** The first request recorded for an id keeps it (as the upsert's coalesce does for stored rows). */
-  setRequest(r: RestartRequest): void {
-    if (this.instanceName !== null) return;
-    this.instanceName = r.instanceName;
-    this.hostname = hostnameOf(r);
-    this.publishedAt = r.publishedAt;
+  write(patch: RecordPatch): void {
+    if (this.patch === undefined) this.patch = patch;
+    else foldPatch(this.patch, patch);
   }
-}
-
-const enum Kind {
-  Claim,
-  Save,
-  Restarted,
-  Released,
-  Acked,
-  Failed,
-  DeadLetter,
 }
 
 type Result = RestartClaim | undefined;
@@ -166,15 +138,15 @@ type Result = RestartClaim | undefined;
 /** One queued operation. A class with fixed fields keeps the hot path monomorphic and allocation-light. */
 class Op {
   constructor(
-    readonly kind: Kind,
-    readonly id: string,
-    readonly a: unknown,
-    readonly b: unknown,
+    /** What the write contributes; for a claim, what it writes if it claims. Undefined: a malformed dead letter. */
+    readonly patch: RecordPatch | undefined,
+    /** Claims only: how to claim (see claimWrites). */
+    readonly claimMode: ClaimMode | undefined,
+    /** Dead letters only: the entry for the dead_letters table. */
+    readonly deadLetter: DeadLetter | undefined,
     readonly signal: AbortSignal | undefined,
     readonly resolve: (value: Result) => void,
     readonly reject: (reason: unknown) => void,
-    /** Claims only: how to claim. */
-    readonly mode: ClaimMode = 'look',
   ) {}
 }
 
@@ -196,8 +168,6 @@ const BUSY_TIMEOUT_MS = 200;
  * {@link Storage}. Throws a one-line Error naming the path when it cannot be opened or written.
  */
 export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
-  const failureRate = checkFailureRate(opts.saveFailureRate);
-  const random = opts.random ?? Math.random;
   const maxBatch = opts.maxBatch ?? DEFAULT_MAX_BATCH;
   const log = opts.logger;
   const path = opts.path;
@@ -255,125 +225,64 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   const control = new SqliteFleetControl(db, log, true);
 
   // Runs one batch; claim results land in `results` in batch order. Throws to roll back.
-  // Writes are folded into one Patch per messageId and written at the end, so every read during the
+  // Writes are folded into one patch per messageId and written at the end, so every read during the
   // batch sees the rows as committed before it; a claim merges that with the patch queued before
   // it, so it still sees every earlier write.
   const runBatch = db.transaction((batch: Op[], results: Result[], now: number) => {
-    const patches = new Map<string, Patch>();
-    const patchFor = (id: string): Patch => {
-      let p = patches.get(id);
-      if (p === undefined) {
-        p = new Patch(id);
-        patches.set(id, p);
-      }
-      return p;
-    };
+    const pending = new Map<string, PendingRow>();
     // Every message's row, first: from memory for the newest, else one lookup for all the rest.
     let lookUp: string[] | undefined;
     for (const op of batch) {
-      if (op.signal?.aborted === true || (op.kind === Kind.DeadLetter && (op.a as DeadLetter).request === undefined)) continue;
-      const p = patchFor(op.id);
-      if (p.row !== undefined) continue;
-      const row = ids.pendingRow(op.id);
+      if (op.signal?.aborted === true || op.patch === undefined) continue;
+      const id = op.patch.messageId;
+      let p = pending.get(id);
+      if (p === undefined) {
+        p = new PendingRow();
+        pending.set(id, p);
+      } else if (p.row !== undefined) continue;
+      const row = ids.pendingRow(id);
       p.row = row ?? null;
-      if (row === undefined) (lookUp ??= []).push(op.id);
+      if (row === undefined) (lookUp ??= []).push(id);
     }
-    if (lookUp !== undefined) ids.lookUp(lookUp, (id, row) => (patches.get(id)!.row = row));
+    if (lookUp !== undefined) ids.lookUp(lookUp, (id, row) => (pending.get(id)!.row = row));
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
       if (op.signal?.aborted) continue; // settled as aborted after the commit
-      switch (op.kind) {
-        case Kind.Claim: {
-          const request = op.a as RestartRequest;
-          const p = patchFor(op.id);
-          if (p.stored === undefined) p.stored = p.row == null ? null : (st.restartState.get(p.row) ?? null);
-          const found = restartStateOf(merged(p.stored ?? undefined, p.dirty ? p : undefined), request.instanceName);
-          results[i] = found;
-          if (claimWrites(op.mode, found)) {
-            p.dirty = true;
-            p.setRequest(request);
-            p.restartClaimed = Math.max(p.restartClaimed, op.b as number);
-          }
-          break;
-        }
-        case Kind.Save: {
-          const p = patchFor(op.id);
-          p.dirty = true;
-          p.setRequest(op.a as RestartRequest);
-          p.saved = 1;
-          p.deliveries = Math.max(p.deliveries, op.b as number);
-          break;
-        }
-        case Kind.Restarted: {
-          const p = patchFor(op.id);
-          p.dirty = true;
-          p.restarted = 1;
-          p.restartAttempts = Math.max(p.restartAttempts, op.a as number);
-          break;
-        }
-        case Kind.Released: {
-          const p = patchFor(op.id);
-          p.dirty = true;
-          p.restartReleased = Math.max(p.restartReleased, op.a as number);
-          p.restartAttempts = Math.max(p.restartAttempts, op.b as number);
-          break;
-        }
-        case Kind.Acked: {
-          const r = op.a as AckRecord;
-          const p = patchFor(op.id);
-          p.dirty = true;
-          p.acked = 1;
-          p.extensions = r.extensions;
-          p.restartAttempts = Math.max(p.restartAttempts, r.attempts);
-          if (r.restartDone === true) p.restarted = 1;
-          if (r.restartInDoubt === true) p.restartInDoubt = 1;
-          if (r.skipReason !== undefined) p.skipReason ??= r.skipReason;
-          break;
-        }
-        case Kind.Failed: {
-          const p = patchFor(op.id);
-          p.dirty = true;
-          p.lastError = op.a as string;
-          p.restartAttempts = Math.max(p.restartAttempts, op.b as number);
-          break;
-        }
-        case Kind.DeadLetter: {
-          const d = op.a as DeadLetter;
-          if (d.request === undefined) {
-            st.deadLetterMalformed.run(d.payload, d.reason, d.deliveries, now);
-          } else {
-            st.deadLetterParsed.run(d.request.messageId, d.payload, d.reason, d.deliveries, now);
-            const p = patchFor(op.id);
-            p.dirty = true;
-            p.setRequest(d.request);
-            p.deadLettered = 1;
-            p.lastError = d.reason;
-            p.deliveries = Math.max(p.deliveries, d.deliveries);
-          }
-          break;
-        }
+      const d = op.deadLetter;
+      if (d !== undefined) {
+        if (d.request === undefined) st.deadLetterMalformed.run(d.payload, d.reason, d.deliveries, now);
+        else st.deadLetterParsed.run(d.request.messageId, d.payload, d.reason, d.deliveries, now);
       }
+      const patch = op.patch;
+      if (patch === undefined) continue;
+      const p = pending.get(patch.messageId)!;
+      if (op.claimMode !== undefined) {
+        if (p.stored === undefined) p.stored = p.row == null ? null : (st.restartState.get(p.row) ?? null);
+        const found = restartStateOf(merged(p.stored ?? undefined, p.patch), patch.instanceName!);
+        results[i] = found;
+        if (!claimWrites(op.claimMode, found)) continue;
+      }
+      p.write(patch);
     }
     let writes = 0;
-    for (const p of patches.values()) {
-      if (!p.dirty) continue;
+    for (const [messageId, { row, patch: p }] of pending) {
+      if (p === undefined) continue;
       writes++;
-      const row = p.row;
-      const restartedAt = p.restarted === 1 ? now : null;
-      const ackedAt = p.acked === 1 ? now : null;
+      const restartedAt = p.restarted ? now : null;
+      const ackedAt = p.acked ? now : null;
       if (row == null) {
-        const uuid = isUuid(p.messageId) ? 1 : 0;
+        const uuid = isUuid(messageId) ? 1 : 0;
         st.insertRow.run(
-          ids.allocate(p.messageId), uuid, p.messageId, p.messageId, p.instanceName, p.hostname, p.publishedAt, p.restarted, p.restartClaimed,
-          p.restartReleased, p.restartInDoubt, p.restartAttempts, p.saved, p.acked, p.extensions, p.deliveries, p.deadLettered,
+          ids.allocate(messageId), uuid, messageId, messageId, p.instanceName, p.hostname, p.publishedAt, +p.restarted, p.restartClaimed,
+          p.restartReleased, +p.restartInDoubt, p.restartAttempts, +p.saved, +p.acked, p.extensions, p.deliveries, +p.deadLettered,
           p.lastError, now, now, restartedAt, ackedAt, p.skipReason,
         );
       } else if (st.updateRow.run(
-        p.instanceName, p.hostname, p.publishedAt, p.restarted, p.restartClaimed, p.restartReleased, p.restartInDoubt,
-        p.restartAttempts, p.saved, p.acked, p.acked, p.extensions, p.deliveries, p.deadLettered, p.lastError, now,
+        p.instanceName, p.hostname, p.publishedAt, +p.restarted, p.restartClaimed, p.restartReleased, +p.restartInDoubt,
+        p.restartAttempts, +p.saved, +p.acked, p.extensions, p.deliveries, +p.deadLettered, p.lastError, now,
         restartedAt, ackedAt, p.skipReason, row,
       ).changes !== 1) {
-        throw new Error(`row ${row} of message ${JSON.stringify(p.messageId)} is missing`);
+        throw new Error(`row ${row} of message ${JSON.stringify(messageId)} is missing`);
       }
     }
     ids.drain();
@@ -440,11 +349,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     setImmediate(flush);
   }
 
-  function enqueue<T extends Result>(kind: Kind, id: string, a: unknown, b: unknown, signal: AbortSignal | undefined, mode?: ClaimMode): Promise<T> {
+  function enqueue<T extends Result>(patch: RecordPatch | undefined, signal: AbortSignal | undefined, claimMode?: ClaimMode, deadLetter?: DeadLetter): Promise<T> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
     return new Promise<T>((res, rej) => {
-      queue.push(new Op(kind, id, a, b, signal, res as (v: Result) => void, rej, mode));
+      queue.push(new Op(patch, claimMode, deadLetter, signal, res as (v: Result) => void, rej));
       schedule();
     });
   }
@@ -463,32 +372,31 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
-      return enqueue<RestartClaim>(Kind.Claim, request.messageId, request, deliveryCount, signal, mode);
+      return enqueue<RestartClaim>(claimPatch(request, deliveryCount), signal, mode);
     },
 
     saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void> {
-      if (failureRate > 0 && random() < failureRate) return Promise.reject(saveFailure(request.messageId));
-      return enqueue<undefined>(Kind.Save, request.messageId, request, deliveryCount, signal);
+      return enqueue<undefined>(savePatch(request, deliveryCount), signal);
     },
 
     markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-      return enqueue<undefined>(Kind.Restarted, messageId, attempts, undefined, signal);
+      return enqueue<undefined>(restartedPatch(messageId, attempts), signal);
     },
 
     releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
-      return enqueue<undefined>(Kind.Released, messageId, deliveryCount, attempts, undefined);
+      return enqueue<undefined>(releasePatch(messageId, deliveryCount, attempts), undefined);
     },
 
     markAcked(record: AckRecord): Promise<void> {
-      return enqueue<undefined>(Kind.Acked, record.messageId, record, undefined, undefined);
+      return enqueue<undefined>(ackPatch(record), undefined);
     },
 
     markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-      return enqueue<undefined>(Kind.Failed, messageId, error, attempts, undefined);
+      return enqueue<undefined>(failurePatch(messageId, error, attempts), undefined);
     },
 
     deadLetter(entry: DeadLetter): Promise<void> {
-      return enqueue<undefined>(Kind.DeadLetter, entry.request?.messageId ?? '', entry, undefined, undefined);
+      return enqueue<undefined>(entry.request && deadLetterPatch(entry.request, entry), undefined, undefined, entry);
     },
 
     async close(): Promise<void> {
@@ -539,14 +447,14 @@ function openDatabase(path: string): OpenedFile {
 }
 
 /** The committed restart state of a row with the writes queued for it earlier in the same flush. */
-function merged(row: StoredRestart | undefined, patch: Patch | undefined): Parameters<typeof restartStateOf>[0] {
+function merged(row: StoredRestart | undefined, patch: RecordPatch | undefined): Parameters<typeof restartStateOf>[0] {
   if (patch === undefined) {
     if (row === undefined) return undefined;
     return { instanceName: row.instanceName, restarted: row.restarted === 1, restartClaimed: row.restartClaimed, restartReleased: row.restartReleased };
   }
   return {
     instanceName: row?.instanceName ?? patch.instanceName,
-    restarted: row?.restarted === 1 || patch.restarted === 1,
+    restarted: row?.restarted === 1 || patch.restarted,
     restartClaimed: Math.max(row?.restartClaimed ?? 0, patch.restartClaimed),
     restartReleased: Math.max(row?.restartReleased ?? 0, patch.restartReleased),
   };
