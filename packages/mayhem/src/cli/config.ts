@@ -4,6 +4,7 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { errorText } from '../core/errors.js';
 import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
@@ -401,7 +402,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorText(err)}`);
   }
   // Editors on Windows save UTF-8 with a byte order mark; JSON.parse rejects it.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -409,7 +410,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${path} is not valid JSON: ${errorText(err)}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`config file ${path} must hold a JSON object`);
   const record = value as Record<string, unknown>;
