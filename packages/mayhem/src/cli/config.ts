@@ -6,6 +6,7 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
 import { z } from 'zod';
 import { errorText } from '../core/errors.js';
 import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
+import type { RailsSettings } from '../core/rails.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 
@@ -360,8 +361,7 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
   }
   // The rails' patterns and window, read once here so a mistake is a setting error (exit 2).
   try {
-    const list = (v: string | undefined): string[] => (v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean));
-    new HostFilter(list(c.allowHosts), list(c.denyHosts));
+    new HostFilter(commaList(c.allowHosts), commaList(c.denyHosts));
     if (c.window !== undefined) RestartWindow.parse(c.window);
   } catch (err) {
     if (err instanceof PolicyError) throw new ConfigError(err.message);
@@ -374,6 +374,23 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
       throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: not a valid URL (expected postgres://user@host:port/db; percent-encode special characters in the password, or use PGPASSWORD)`);
     }
   }
+}
+
+/** The rails as the settings say (patterns and the window were validated by {@link resolveConfig}). */
+export function railsSettings(config: Config): RailsSettings {
+  return {
+    hosts: new HostFilter(commaList(config.allowHosts), commaList(config.denyHosts)),
+    window: config.window === undefined ? undefined : RestartWindow.parse(config.window),
+    minIntervalMs: config.minIntervalPerHost,
+    maxConcurrent: config.maxConcurrentRestarts,
+    onLimit: config.onLimit,
+    leashed: config.dryRun || config.leashed === 'true' || (config.leashed === 'auto' && config.executor !== 'mock'),
+  };
+}
+
+/** `a, b,,c` → `['a', 'b', 'c']`; unset → `[]`. */
+function commaList(v: string | undefined): string[] {
+  return v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 /** The kill switch and the audit trail live in a database other processes can open: not memory:. */
