@@ -28,6 +28,41 @@ export default tseslint.config(
       'max-params': ['error', 4],
     },
   },
+  // mayhem's core (packages/mayhem/src/core) is the pipeline against contracts: it imports no adapter,
+  // neither mayhem's own (brokers/, storage/, executors/, metrics/, cli/, the composition root) nor the
+  // libraries they wrap. Adapters are handed in by createMayhem (core/assemble.ts).
+  {
+    files: ['packages/mayhem/src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['../*', '../../*'], message: 'mayhem/src/core imports no adapter: only core/ modules (adapters come in through core/contracts.ts)' },
+            {
+              group: ['pg', 'pg-*', 'better-sqlite3', '@nats-io/*', 'hot-shots', 'prom-client', 'undici', 'commander', 'zod', 'loopwatch', 'loopwatch/*'],
+              message: 'mayhem/src/core imports no adapter library: wrap it in an adapter behind core/contracts.ts',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['packages/mayhem/src/**/*.ts'],
+    rules: {
+      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+      'max-params': ['error', 5],
+    },
+  },
+  // The two largest storage adapters are being split (issue 12, storage): tighten them to the rest when they are.
+  {
+    files: ['packages/mayhem/src/storage/sqlite.ts', 'packages/mayhem/src/storage/postgres.ts'],
+    rules: {
+      'max-lines': ['error', { max: 500, skipBlankLines: true, skipComments: true }],
+      'max-params': ['error', 8],
+    },
+  },
   {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,

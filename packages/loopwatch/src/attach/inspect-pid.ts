@@ -10,6 +10,7 @@
  * (a few hundred ms) any local user could connect to it: that is node's SIGUSR1 design, and the
  * reason loopwatch's own endpoint is a socket only the owner can reach.
  */
+import { errorText } from '../model/error-text.js';
 import type { Frame } from '../model/report.js';
 import { resolvePosition } from '../source/source-map-file.js';
 import { AttachError } from './client.js';
@@ -81,7 +82,7 @@ export async function stackThroughInspector(pid: number): Promise<Frame[]> {
   try {
     process.kill(pid, 'SIGUSR1');
   } catch (e) {
-    throw new AttachError(`loopwatch: cannot signal ${pid}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    throw new AttachError(`loopwatch: cannot signal ${pid}: ${(e as NodeJS.ErrnoException).code ?? errorText(e)}`);
   }
   let list: Target[] = [];
   for (let i = 0; i < 40 && list.length === 0; i++) {

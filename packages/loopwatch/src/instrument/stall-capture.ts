@@ -3,7 +3,7 @@
  * blocked main thread is doing.
  * - `Profiler.start` (dispatched by V8 interrupt, so it runs even while the main thread is busy);
  * - `Debugger.enable` + `Debugger.pause`, sent lazily and pipelined: an eager `Debugger.enable` slows
- *   promise-heavy code several times over (bench/claims.bench.ts: ~8× on a call of 5 awaits), and a native call that V8 cannot interrupt (execSync, readFileSync of a
+ *   promise-heavy code several times over (bench/micro/claims.bench.ts: ~8× on a call of 5 awaits), and a native call that V8 cannot interrupt (execSync, readFileSync of a
  *   pipe) only lets the queued commands run once it returns — pipelining makes the pause land in the
  *   caller right then instead of after the whole callback;
  * - while paused, `Debugger.evaluateOnCallFrame` reads the current task (`Runtime.evaluate` would hang).

@@ -1,5 +1,5 @@
 /**
- * Task tracking on `v8.promiseHooks` (async_hooks' hooks cost ~3× as much per promise: bench/claims.bench.ts). Every promise
+ * Task tracking on `v8.promiseHooks` (async_hooks' hooks cost ~4-5× as much per promise: bench/micro/claims.bench.ts). Every promise
  * created without a parent gets one raw stack capture of six frames (that is how an async function
  * call is told from a `new Promise`, and where it was created); chained promises (`await`, `.then`)
  * get none, only a couple of symbol-property writes. Only tasks are put in a FinalizationRegistry.

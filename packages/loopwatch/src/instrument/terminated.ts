@@ -1,7 +1,7 @@
 /**
  * The last tasks that ended (aiomonitor's `ps-terminated`): how each ended — resolved, rejected with
  * what, aborted by whom. A promise hook cannot see whether a promise resolved or rejected, and asking
- * (`util.inspect`) costs ~2 µs (bench/claims.bench.ts), too much for every task: the promise is kept and asked only when the
+ * (`util.inspect`) costs ~2 µs (bench/micro/claims.bench.ts), too much for every task: the promise is kept and asked only when the
  * history is read. Awaited tasks are held strongly (their value would be kept by the awaiter anyway;
  * never-awaited and destroyed-pending reports cannot concern them), the last {@link STRONG} only; a task
  * nobody awaited is held weakly, so keeping history never delays a never-awaited report.

@@ -1,5 +1,5 @@
 /**
- * Stack capture and formatting. Capture is the expensive part (about a microsecond per frame walked: bench/claims.bench.ts), so it keeps
+ * Stack capture and formatting. Capture is the expensive part (about a microsecond per frame walked: bench/micro/claims.bench.ts), so it keeps
  * V8's raw structured call sites and does nothing else per capture: paths, URLs, source maps and
  * names are worked out only when a report or dump turns call sites into {@link Frame}s.
  */

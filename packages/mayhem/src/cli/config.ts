@@ -4,7 +4,9 @@
  */
 import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
+import { errorText } from '../core/errors.js';
 import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
+import type { RailsSettings } from '../core/rails.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 
@@ -359,8 +361,7 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
   }
   // The rails' patterns and window, read once here so a mistake is a setting error (exit 2).
   try {
-    const list = (v: string | undefined): string[] => (v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean));
-    new HostFilter(list(c.allowHosts), list(c.denyHosts));
+    new HostFilter(commaList(c.allowHosts), commaList(c.denyHosts));
     if (c.window !== undefined) RestartWindow.parse(c.window);
   } catch (err) {
     if (err instanceof PolicyError) throw new ConfigError(err.message);
@@ -373,6 +374,23 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
       throw new ConfigError(`invalid ${where('db')} ${quote(c.db)}: not a valid URL (expected postgres://user@host:port/db; percent-encode special characters in the password, or use PGPASSWORD)`);
     }
   }
+}
+
+/** The rails as the settings say (patterns and the window were validated by {@link resolveConfig}). */
+export function railsSettings(config: Config): RailsSettings {
+  return {
+    hosts: new HostFilter(commaList(config.allowHosts), commaList(config.denyHosts)),
+    window: config.window === undefined ? undefined : RestartWindow.parse(config.window),
+    minIntervalMs: config.minIntervalPerHost,
+    maxConcurrent: config.maxConcurrentRestarts,
+    onLimit: config.onLimit,
+    leashed: config.dryRun || config.leashed === 'true' || (config.leashed === 'auto' && config.executor !== 'mock'),
+  };
+}
+
+/** `a, b,,c` → `['a', 'b', 'c']`; unset → `[]`. */
+function commaList(v: string | undefined): string[] {
+  return v === undefined ? [] : v.split(',').map((x) => x.trim()).filter(Boolean);
 }
 
 /** The kill switch and the audit trail live in a database other processes can open: not memory:. */
@@ -401,7 +419,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorText(err)}`);
   }
   // Editors on Windows save UTF-8 with a byte order mark; JSON.parse rejects it.
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
@@ -409,7 +427,7 @@ function readConfigFile(path: string): Record<string, unknown> {
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${(err as Error).message}`);
+    throw new ConfigError(`config file ${path} is not valid JSON: ${errorText(err)}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(`config file ${path} must hold a JSON object`);
   const record = value as Record<string, unknown>;

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { runService } from '../service.js';
+import { fullErrorText } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
 import { seededRandom } from '../core/timing.js';
 import { openPublisher } from '../brokers/open.js';
@@ -43,7 +44,7 @@ function configFrom(cmd: Command, command: CommandName): Config {
 async function runtimeFailure(err: unknown, log: LoggerHandle | undefined): Promise<never> {
   await log?.flush();
   // A setting found bad only once the service starts (an executor's) is still a bad setting: exit 2.
-  fail(err instanceof Error ? err.message : String(err), err instanceof ConfigError ? 2 : 1);
+  fail(fullErrorText(err), err instanceof ConfigError ? 2 : 1);
 }
 
 const program = new Command('mayhem')
@@ -167,5 +168,5 @@ try {
     fail(`${err.message.replace(/^error: /, '')} (see mayhem --help)`, 2);
   }
   if (err instanceof ConfigError) fail(err.message, 2);
-  fail(err instanceof Error ? err.message : String(err), 1);
+  fail(fullErrorText(err), 1);
 }

@@ -248,7 +248,7 @@ export function nackOnHandlerError(logger: Logger, counters: Counters, options: 
 }
 
 async function settleAfterError(logger: Logger, counters: Counters, o: HandlerErrorOptions, error: unknown, delivery: Delivery): Promise<void> {
-  const text = safely(() => (error instanceof Error ? error.message : String(error)), 'an error that cannot be printed');
+  const text = errorText(error);
   // The message id, when the payload has one: for the log line only, never a reason to fail here.
   const parsed = safely(() => parseRestartRequest(delivery.data), undefined);
   const messageId = parsed?.ok === true ? parsed.request.messageId : undefined;

@@ -5,12 +5,19 @@
  * throws, whatever was thrown (an object whose toString throws, or is not a function).
  */
 export function errorText(error: unknown): string {
-  let text: string;
+  const text = fullErrorText(error);
+  const nl = text.indexOf('\n');
+  return nl === -1 ? text : text.slice(0, nl);
+}
+
+/**
+ * The error's whole message (or the value as a string), every line: for a caller that folds the
+ * lines itself, like the CLI's one-line failure. Never throws, like {@link errorText}.
+ */
+export function fullErrorText(error: unknown): string {
   try {
-    text = error instanceof Error ? String(error.message) : String(error);
+    return error instanceof Error ? String(error.message) : String(error);
   } catch {
     return 'an error that cannot be printed';
   }
-  const nl = text.indexOf('\n');
-  return nl === -1 ? text : text.slice(0, nl);
 }

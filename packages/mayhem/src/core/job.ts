@@ -84,6 +84,7 @@ export class Job implements HandleEnd {
   outcome: Outcome | undefined = undefined;
   error: unknown = undefined;
 
+  // eslint-disable-next-line max-params -- made once per message: an options object would be a second allocation.
   constructor(
     readonly delivery: Delivery,
     readonly request: RestartRequest,

@@ -2,6 +2,7 @@
  * What a restart request is. Parsed and validated once, at the edge; everything past the broker
  * sees only a valid {@link RestartRequest}.
  */
+import { errorText } from './errors.js';
 
 /** A restart request as it travels on the wire (JSON). */
 export interface RestartRequest {
@@ -145,7 +146,7 @@ export function parseRestartRequest(payload: Uint8Array | string): ParseResult {
   } catch (err) {
     // Unreachable by design (property-tested); kept so that a bug here dead-letters one message
     // instead of crashing every consumer the broker redelivers it to.
-    return { ok: false, error: `payload could not be parsed: ${preview(err instanceof Error ? err.message : typeof err)}` };
+    return { ok: false, error: `payload could not be parsed: ${preview(errorText(err))}` };
   }
 }
 

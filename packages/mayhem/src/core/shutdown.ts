@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import type { Broker, Metrics, Storage } from './contracts.js';
 import type { Consumer } from './consumer.js';
+import { errorText } from './errors.js';
 import { sleep } from './timing.js';
 
 export interface ShutdownParts {
@@ -52,9 +53,9 @@ export async function shutdown(p: ShutdownParts): Promise<void> {
   }
 
   logger.info('Closing broker connection');
-  await p.broker.close().catch((err: unknown) => logger.warn({ err: String(err) }, 'Broker close failed'));
+  await p.broker.close().catch((err: unknown) => logger.warn({ err: errorText(err) }, 'Broker close failed'));
   logger.info('Closing database connections');
-  await p.storage.close().catch((err: unknown) => logger.warn({ err: String(err) }, 'Storage close failed'));
+  await p.storage.close().catch((err: unknown) => logger.warn({ err: errorText(err) }, 'Storage close failed'));
   logger.info('Flushing metrics');
-  await p.metrics.close().catch((err: unknown) => logger.warn({ err: String(err) }, 'Metrics flush failed'));
+  await p.metrics.close().catch((err: unknown) => logger.warn({ err: errorText(err) }, 'Metrics flush failed'));
 }

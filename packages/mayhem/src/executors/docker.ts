@@ -18,6 +18,7 @@
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
 import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
+import { errorText } from '../core/errors.js';
 import { fillFields, splitFields, type FieldText } from './argv-template.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
@@ -94,7 +95,7 @@ export class DockerRestartExecutor implements RestartExecutor {
     try {
       ({ status, body } = await httpCall(this.#pool, { method: 'GET', path: '/_ping' }, { timeoutMs, signal: new AbortController().signal }));
     } catch (err) {
-      throw new Error(`cannot reach ${where}: ${err instanceof Error ? err.message : String(err)}`);
+      throw new Error(`cannot reach ${where}: ${errorText(err)}`);
     }
     if (status !== 200) throw new Error(`${where} answered /_ping with HTTP ${status}${body ? `: ${bodyLine(body)}` : ''}`);
   }

@@ -2,8 +2,9 @@
  * Metrics as Prometheus figures on a prom-client Registry (served by `--http`, see http-server.ts).
  *
  * Counters and the in-flight gauge are plain numbers in the hot path, copied into prom-client only
- * when a scrape collects them: a message costs a few additions, not a dozen label lookups. Durations
- * go into histograms as they happen. Names:
+ * when a scrape collects them: a message costs a few additions, not a dozen label lookups (an
+ * increment ~0.5 ns against ~5 ns for prom-client's Counter.inc(): bench/micro/metrics.bench.ts).
+ * Durations go into histograms as they happen. Names:
  *
  *   mayhem_<counter>_total                          every counter of core/counters.ts
  *   mayhem_in_flight_messages                        messages being handled now
@@ -117,8 +118,8 @@ interface Series {
 /**
  * A histogram that prom-client's Registry serves like its own (the same `get()` shape): observing is
  * a bucket search and three additions, where prom-client's Histogram hashes its labels on every
- * call (~150 ns unlabelled, ~300 ns with a label, against ~20 ns here; measured with 2M calls).
- * It is per message, so it counts. One optional label.
+ * call: ~15 ns here against ~430 ns unlabelled and ~500-680 ns with a label for prom-client 15,
+ * 25-45x (bench/micro/metrics.bench.ts). It is per message, so it counts. One optional label.
  */
 class Buckets {
   readonly type = 'histogram';

@@ -6,6 +6,7 @@
 import { StatsD } from 'hot-shots';
 import type { Logger } from 'pino';
 import type { CounterName, Metrics, TimingName } from '../core/contracts.js';
+import { errorText } from '../core/errors.js';
 
 /** Options for {@link createStatsdMetrics}. */
 export interface StatsdMetricsOptions {
@@ -67,7 +68,7 @@ export function createStatsdMetrics(opts: StatsdMetricsOptions): Metrics {
     try {
       fn();
     } catch (err) {
-      onError(err instanceof Error ? err : new Error(String(err)));
+      onError(err instanceof Error ? err : new Error(errorText(err)));
     }
   }
 
@@ -100,7 +101,7 @@ export function createStatsdMetrics(opts: StatsdMetricsOptions): Metrics {
         try {
           client.close(done);
         } catch (err) {
-          done(err instanceof Error ? err : new Error(String(err)));
+          done(err instanceof Error ? err : new Error(errorText(err)));
         }
       });
       return closed;

@@ -21,7 +21,8 @@ export const ACK_SUBJECT_PREFIX = '$JS.ACK.';
 /**
  * The delivery count and stream sequence of an ack subject, or undefined when it is not one of the
  * shapes above (another prefix, another token count, or those two tokens not positive integers).
- * Scanned in place rather than split: split allocates a dozen strings per delivery.
+ * Scanned in place rather than split: split allocates a dozen strings per delivery (~2.2-2.6x faster,
+ * ~40 B against ~450-540 B per call: bench/micro/ack-subject.bench.ts).
  */
 export function parseAckSubject(subject: string): AckInfo | undefined {
   if (!subject.startsWith(ACK_SUBJECT_PREFIX)) return undefined;

@@ -1,10 +1,11 @@
 /**
  * Micro-benchmarks behind the figures quoted in loopwatch's code comments, rerunnable by anyone:
- *   node packages/loopwatch/dist/bench/claims.bench.js
- * - tasks.ts: v8.promiseHooks vs async_hooks per promise-heavy call (the "async_hooks costs ~4× more");
- * - source/frames.ts: a raw call-site capture per frame walked (the "~0.5 µs per frame");
- * - instrument/terminated.ts: reading a settled promise's outcome with util.inspect (the "~3.5 µs");
- * - instrument/stall-capture.ts: promise-heavy code with a Debugger domain enabled (the "~3×" that is
+ *   npm run bench:micro (or node --expose-gc packages/loopwatch/dist/bench/micro/claims.bench.js)
+ * - instrument/tasks.ts: v8.promiseHooks vs async_hooks per promise-heavy call (the "async_hooks'
+ *   hooks cost ~4-5× as much": their added time over "no hook");
+ * - source/frames.ts: a raw call-site capture (the "about a microsecond per frame walked" at six);
+ * - instrument/terminated.ts: reading a settled promise's outcome with util.inspect (the "~2 µs");
+ * - instrument/stall-capture.ts: promise-heavy code with a Debugger domain enabled (the "~8×" that is
  *   why the watchdog enables it lazily, per stall).
  */
 import { bench, group, run, summary, do_not_optimize } from 'mitata';
@@ -12,7 +13,7 @@ import { createHook } from 'node:async_hooks';
 import { promiseHooks } from 'node:v8';
 import { inspect } from 'node:util';
 import { Session } from 'node:inspector';
-import { captureSites } from '../src/source/frames.js';
+import { captureSites } from '../../src/source/frames.js';
 
 async function leaf(n: number): Promise<number> {
   await Promise.resolve();

@@ -1,0 +1,71 @@
+/**
+ * Opening the adapters of `mayhem run` from the config, in order, with rollback: what opened is
+ * closed again (in the shutdown order) when a later one fails or a signal interrupts the start.
+ * Opening files and connections is start-up: loopwatch does not report its sync calls.
+ */
+import { startup as whileStarting } from 'loopwatch';
+import type { Logger } from 'pino';
+import { openBroker } from './brokers/open.js';
+import type { Config } from './cli/config.js';
+import type { Broker, Metrics, Storage } from './core/contracts.js';
+import { openExecutor, type OpenedExecutor } from './executors/open.js';
+import { openHttpEndpoint, type HttpEndpoint } from './metrics/http-server.js';
+import { openMetrics } from './metrics/open.js';
+import type { StartupSignals } from './run-signals.js';
+import { openStorage } from './storage/open.js';
+
+/** Every adapter of a run, open. */
+export interface Adapters {
+  readonly executor: OpenedExecutor;
+  readonly http: HttpEndpoint | undefined;
+  readonly metrics: Metrics;
+  readonly storage: Storage;
+  readonly broker: Broker;
+}
+
+/**
+ * Open the executor, the HTTP endpoint, metrics, storage and the broker, listening to `startup`
+ * meanwhile (stopped before this returns). `undefined` when a signal interrupted the start: what had
+ * opened is closed; one still opening is not waited for, as the process exits next. A failure
+ * closes what had opened and rethrows.
+ */
+export async function openAdapters(config: Config, deps: { logger: Logger; random: () => number }, startup: StartupSignals): Promise<Adapters | undefined> {
+  const { logger, random } = deps;
+  const opened: { executor?: OpenedExecutor; http?: HttpEndpoint; metrics?: Metrics; storage?: Storage; broker?: Broker } = {};
+  const closeOpened = async (): Promise<void> => {
+    // What did open, in the shutdown order.
+    await opened.broker?.close().catch(() => undefined);
+    await opened.storage?.close().catch(() => undefined);
+    await opened.metrics?.close().catch(() => undefined);
+    await opened.http?.close().catch(() => undefined);
+    await opened.executor?.close().catch(() => undefined);
+  };
+  const opening = whileStarting(async () => {
+    // The executor first: a bad setting of it stops the start before anything listens or connects.
+    opened.executor = await openExecutor(config, { logger, random });
+    if (config.http !== undefined) opened.http = await openHttpEndpoint({ listen: config.http, logger });
+    opened.metrics = await openMetrics(config.statsd, logger, opened.http?.metrics);
+    opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight, retentionMs: config.retention, deadLetterRetentionMs: config.deadLetterRetention });
+    opened.broker = await openBroker({
+      url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
+      stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
+      maxBacklog: config.maxBacklog, deadLetterMaxAgeMs: config.deadLetterMaxAge, deadLetterMaxBytes: config.deadLetterMaxBytes,
+      auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
+    });
+  });
+  try {
+    await Promise.race([opening, startup.interrupted]);
+  } catch (err) {
+    startup.stop();
+    await closeOpened();
+    throw err;
+  }
+  startup.stop();
+  if (startup.signal() !== undefined) {
+    void opening.catch(() => undefined);
+    await closeOpened();
+    return undefined;
+  }
+  const { executor, metrics, storage, broker } = opened as Required<typeof opened>;
+  return { executor, http: opened.http, metrics, storage, broker };
+}
