@@ -135,7 +135,7 @@ class PendingRow {
 
 type Result = RestartClaim | undefined;
 
-/** One queued operation. A class with fixed fields keeps the hot path monomorphic and allocation-light. */
+/** One queued operation: one class with fixed fields, so the flush loop sees one shape whatever the write. */
 class Op {
   constructor(
     /** What the write contributes; for a claim, what it writes if it claims. Undefined: a malformed dead letter. */
