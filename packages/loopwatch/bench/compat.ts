@@ -39,9 +39,22 @@ const SUITES: readonly Suite[] = [
     name: 'fastify',
     version: '5.12.8',
     runner: 'node-test',
-    files: () => ['test/als.test.js', 'test/async_hooks.test.js', 'test/async-await.test.js', 'test/hooks-async.test.js', 'test/404s.test.js', 'test/500s.test.js'],
+    files: () => [
+      'test/als.test.js',
+      'test/async_hooks.test.js',
+      'test/async-await.test.js',
+      'test/hooks-async.test.js',
+      'test/404s.test.js',
+      'test/500s.test.js',
+    ],
   },
-  { name: 'mpath', version: '0.9.0', runner: 'mocha', files: () => ['test/index.js', 'test/stringToParts.js'], extraDev: ['mocha'] },
+  {
+    name: 'mpath',
+    version: '0.9.0',
+    runner: 'mocha',
+    files: () => ['test/index.js', 'test/stringToParts.js'],
+    extraDev: ['mocha'],
+  },
 ];
 
 interface Variant {
@@ -54,7 +67,11 @@ const REGISTER = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 const VARIANTS: readonly Variant[] = [
   { label: 'plain', env: {}, nodeArgs: [] },
   { label: 'production --import', env: { LOOPWATCH: 'production' }, nodeArgs: ['--import', REGISTER] },
-  { label: 'production NODE_OPTIONS', env: { LOOPWATCH: 'production', NODE_OPTIONS: `--import ${REGISTER}` }, nodeArgs: [] },
+  {
+    label: 'production NODE_OPTIONS',
+    env: { LOOPWATCH: 'production', NODE_OPTIONS: `--import ${REGISTER}` },
+    nodeArgs: [],
+  },
   { label: 'debug --import', env: { LOOPWATCH: 'debug' }, nodeArgs: ['--import', REGISTER] },
   { label: 'debug NODE_OPTIONS', env: { LOOPWATCH: 'debug', NODE_OPTIONS: `--import ${REGISTER}` }, nodeArgs: [] },
 ];
@@ -109,12 +126,22 @@ function prepare(s: Suite): string {
   if (!tgz) throw new Error(`no tarball for ${s.name}`);
   run('tar', ['-xzf', tgz], dir);
   const pkgFile = path.join(pkgDir, 'package.json');
-  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as { name: string; devDependencies?: Record<string, string>; scripts?: unknown };
+  const pkg = JSON.parse(readFileSync(pkgFile, 'utf8')) as {
+    name: string;
+    devDependencies?: Record<string, string>;
+    scripts?: unknown;
+  };
   const wanted = new Set([...importedPackages(pkgDir), ...(s.extraDev ?? [])]);
-  const dev = Object.fromEntries(Object.entries(pkg.devDependencies ?? {}).filter(([n]) => wanted.has(n) && n !== pkg.name));
+  const dev = Object.fromEntries(
+    Object.entries(pkg.devDependencies ?? {}).filter(([n]) => wanted.has(n) && n !== pkg.name),
+  );
   // The package's own tests import it by name (`require('pino')`): a link to itself.
   writeFileSync(pkgFile, JSON.stringify({ ...pkg, devDependencies: dev, scripts: {} }, null, 2));
-  run('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'], pkgDir);
+  run(
+    'npm',
+    ['install', '--ignore-scripts', '--no-audit', '--no-fund', '--no-package-lock', '--loglevel=error'],
+    pkgDir,
+  );
   const self = path.join(pkgDir, 'node_modules', ...pkg.name.split('/'));
   if (!existsSync(self)) spawnSync('ln', ['-s', pkgDir, self]);
   writeFileSync(path.join(pkgDir, '.compat-ready'), '');
@@ -141,7 +168,15 @@ async function runSuite(s: Suite, dir: string, v: Variant): Promise<Outcome> {
   const files = s.files(dir);
   const args =
     s.runner === 'mocha'
-      ? [...v.nodeArgs, path.join(dir, 'node_modules', 'mocha', 'bin', '_mocha'), '--reporter', 'dot', '--timeout', '20000', ...files]
+      ? [
+          ...v.nodeArgs,
+          path.join(dir, 'node_modules', 'mocha', 'bin', '_mocha'),
+          '--reporter',
+          'dot',
+          '--timeout',
+          '20000',
+          ...files,
+        ]
       : [...v.nodeArgs, '--test', '--test-reporter=tap', '--test-concurrency=2', ...files];
   const env: NodeJS.ProcessEnv = { ...process.env, ...v.env, LOOPWATCH_SUMMARY: '0' };
   if (!v.env['NODE_OPTIONS']) delete env['NODE_OPTIONS'];
@@ -176,7 +211,9 @@ async function main(): Promise<void> {
     }
     const plain = results.get('plain')!;
     if (plain.pass === 0) {
-      process.stdout.write(`compat: ${s.name} ran no test plain (exit ${String(plain.code)}): the suite is not set up right\n`);
+      process.stdout.write(
+        `compat: ${s.name} ran no test plain (exit ${String(plain.code)}): the suite is not set up right\n`,
+      );
       differs = true;
     }
     for (const [label, o] of results) {

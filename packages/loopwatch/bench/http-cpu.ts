@@ -51,7 +51,11 @@ async function measure(mode: string): Promise<number> {
   try {
     await autocannon({ url: `http://127.0.0.1:${port}/warm`, connections: CONNECTIONS, amount: WARMUP });
     const before = await cpuOf(port);
-    const r = await autocannon({ url: `http://127.0.0.1:${port}/order/123`, connections: CONNECTIONS, amount: REQUESTS });
+    const r = await autocannon({
+      url: `http://127.0.0.1:${port}/order/123`,
+      connections: CONNECTIONS,
+      amount: REQUESTS,
+    });
     const after = await cpuOf(port);
     if (r.non2xx > 0 || r.errors > 0) throw new Error(`${mode}: ${r.non2xx} non-2xx, ${r.errors} errors`);
     // The two /__cpu requests themselves are noise next to 20 000.
@@ -81,12 +85,16 @@ for (let round = 0; round < ROUNDS; round++) {
   process.stdout.write(`round ${round + 1}: ${line.join(', ')} µs CPU/request\n`);
 }
 const plain = results.get('plain') ?? [];
-process.stdout.write(`\nnode:http, ${ROUNDS} rounds × ${REQUESTS} requests, ${CONNECTIONS} connections: server CPU µs per request\n`);
+process.stdout.write(
+  `\nnode:http, ${ROUNDS} rounds × ${REQUESTS} requests, ${CONNECTIONS} connections: server CPU µs per request\n`,
+);
 for (const [mode, xs] of results) {
   const ratios = plain.length === xs.length ? xs.map((x, i) => x / plain[i]!) : [];
   const vs =
     mode === 'plain' || plain.length === 0
       ? ''
       : `  median/median ${((median(xs) / median(plain)) * 100).toFixed(1)}%, median of per-round ratios ${(median(ratios) * 100).toFixed(1)}% (min ${(Math.min(...ratios) * 100).toFixed(1)}%, max ${(Math.max(...ratios) * 100).toFixed(1)}%)`;
-  process.stdout.write(`${mode.padEnd(18)} median ${median(xs).toFixed(1).padStart(6)}  min ${Math.min(...xs).toFixed(1)}  max ${Math.max(...xs).toFixed(1)}${vs}\n`);
+  process.stdout.write(
+    `${mode.padEnd(18)} median ${median(xs).toFixed(1).padStart(6)}  min ${Math.min(...xs).toFixed(1)}  max ${Math.max(...xs).toFixed(1)}${vs}\n`,
+  );
 }

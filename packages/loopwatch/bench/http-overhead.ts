@@ -63,6 +63,11 @@ const plain = results.get('plain') ?? [];
 process.stdout.write(`\nnode:http + autocannon, ${ROUNDS} rounds × ${SECONDS} s, 10 connections (req/s)\n`);
 for (const [mode, xs] of results) {
   const ratios = plain.length === xs.length ? xs.map((x, i) => x / plain[i]!) : [];
-  const vs = mode === 'plain' || plain.length === 0 ? '' : `  median/median ${((median(xs) / median(plain)) * 100).toFixed(1)}%, median of per-round ratios ${(median(ratios) * 100).toFixed(1)}%`;
-  process.stdout.write(`${mode.padEnd(11)} median ${Math.round(median(xs)).toString().padStart(7)}  min ${Math.round(Math.min(...xs))}  max ${Math.round(Math.max(...xs))}${vs}\n`);
+  const vs =
+    mode === 'plain' || plain.length === 0
+      ? ''
+      : `  median/median ${((median(xs) / median(plain)) * 100).toFixed(1)}%, median of per-round ratios ${(median(ratios) * 100).toFixed(1)}%`;
+  process.stdout.write(
+    `${mode.padEnd(11)} median ${Math.round(median(xs)).toString().padStart(7)}  min ${Math.round(Math.min(...xs))}  max ${Math.round(Math.max(...xs))}${vs}\n`,
+  );
 }

@@ -7,7 +7,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setImmediate as hop } from 'node:timers/promises';
 
-const doc = JSON.stringify({ items: Array.from({ length: 20 }, (_, i) => ({ id: `item-${i}`, price: i * 1.5, tags: ['a', 'b', 'c'] })) });
+const doc = JSON.stringify({
+  items: Array.from({ length: 20 }, (_, i) => ({ id: `item-${i}`, price: i * 1.5, tags: ['a', 'b', 'c'] })),
+});
 
 async function load(id: string): Promise<{ id: string; total: number }> {
   await hop();

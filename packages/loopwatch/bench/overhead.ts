@@ -13,7 +13,12 @@ let reports = 0;
 const kinds = new Map<string, number>();
 const sink = { write: (r: Report): void => void (reports++, kinds.set(r.kind, (kinds.get(r.kind) ?? 0) + 1)) };
 
-interface Msg { id: number; host: string; saved: boolean; restarted: boolean }
+interface Msg {
+  id: number;
+  host: string;
+  saved: boolean;
+  restarted: boolean;
+}
 
 /** A small queue with waiting consumers, like asyncio.Queue. */
 class Queue<T> {
@@ -108,7 +113,9 @@ const roundRatio = (m: Mode): number => {
 const pct = (x: number): string => `${(x * 100).toFixed(1)}%`;
 const line = (m: Mode, target: string): string =>
   `${m.padEnd(11)} best ${best(m).toFixed(0).padStart(7)}  median ${median(m).toFixed(0).padStart(7)}` +
-  (m === 'plain' ? '' : `  keeps ${pct(best(m) / best('plain'))} (best/best), ${pct(roundRatio(m))} (median of per-round ratios) ${target}`);
+  (m === 'plain'
+    ? ''
+    : `  keeps ${pct(best(m) / best('plain'))} (best/best), ${pct(roundRatio(m))} (median of per-round ratios) ${target}`);
 console.log(`messages=${MESSAGES} rounds=${ROUNDS} (msgs/s)`);
 console.log(line('plain', ''));
 console.log(line('production', '(target ≥ 97%)'));

@@ -39,9 +39,17 @@ async function stallDuration(): Promise<Check> {
     .map((l) => JSON.parse(l) as { report?: Report })
     .find((l) => l.report)?.report;
   const ms = report?.kind === 'stall' ? report.durationMs : NaN;
-  return { name: 'stall of a 1500 ms spin, reported (ms)', value: ms, ok: ms > 1000 && ms < 3000, target: '1000..3000' };
+  return {
+    name: 'stall of a 1500 ms spin, reported (ms)',
+    value: ms,
+    ok: ms > 1000 && ms < 3000,
+    target: '1000..3000',
+  };
 }
 
 const checks = [await idleLag(), await stallDuration()];
-for (const c of checks) console.log(`${c.ok ? 'ok  ' : 'MISS'} ${c.name.padEnd(42)} ${String(Math.round(c.value)).padStart(6)}  target ${c.target}`);
+for (const c of checks)
+  console.log(
+    `${c.ok ? 'ok  ' : 'MISS'} ${c.name.padEnd(42)} ${String(Math.round(c.value)).padStart(6)}  target ${c.target}`,
+  );
 process.exitCode = checks.every((c) => c.ok) ? 0 : 1;

@@ -53,8 +53,18 @@ for (let r = 0; r < ROUNDS; r++) {
   // Same idle gap before both kinds of round: an idle pause alone slows the next round (CPU clocks, caches).
   await sleep(300);
   plain.push(await workload());
-  const watchdog = VARIANT === 'lag' || VARIANT === 'none' ? undefined : startStallWatchdog({ thresholdMs: 500, emit: (x) => reports.push(x), captureFrames: VARIANT !== 'no-inspector' });
-  const lag = VARIANT === 'watchdog' || VARIANT === 'no-inspector' || VARIANT === 'none' ? undefined : monitorLoopLag({ intervalMs: 1000, emit: (x) => reports.push(x) });
+  const watchdog =
+    VARIANT === 'lag' || VARIANT === 'none'
+      ? undefined
+      : startStallWatchdog({
+          thresholdMs: 500,
+          emit: (x) => reports.push(x),
+          captureFrames: VARIANT !== 'no-inspector',
+        });
+  const lag =
+    VARIANT === 'watchdog' || VARIANT === 'no-inspector' || VARIANT === 'none'
+      ? undefined
+      : monitorLoopLag({ intervalMs: 1000, emit: (x) => reports.push(x) });
   // Let the worker boot before measuring: in a real program it starts once, not per round.
   await sleep(300);
   watched.push(await workload());
@@ -72,6 +82,13 @@ console.log(`ratio of medians:   ${(w / p).toFixed(3)}`);
 console.log(`median pair ratio:  ${pair.toFixed(3)}  (cost ${((1 - pair) * 100).toFixed(1)}%)`);
 // cpuRates alternate plain, watched, plain, watched...
 const cpuPair = median(cpuRates.filter((_, i) => i % 2 === 0).map((x, i) => (cpuRates[2 * i + 1] ?? 0) / x));
-console.log(`CPU-time pair ratio: ${cpuPair.toFixed(3)}  (cost ${((1 - cpuPair) * 100).toFixed(1)}% of process CPU per call, worker included)`);
-console.log(`load average: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+console.log(
+  `CPU-time pair ratio: ${cpuPair.toFixed(3)}  (cost ${((1 - cpuPair) * 100).toFixed(1)}% of process CPU per call, worker included)`,
+);
+console.log(
+  `load average: ${(await import('node:os'))
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')}`,
+);
 console.log(`stall reports during the run: ${reports.filter((x) => x.kind === 'stall').length}`);

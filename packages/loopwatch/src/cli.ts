@@ -129,7 +129,11 @@ async function main(argv: readonly string[]): Promise<void> {
       if (!Number.isInteger(pid) || pid <= 0) throw new AttachError('loopwatch attach: which process? (a pid)');
       // Node 20 has a WebSocket client only behind a flag: run this command again with it.
       if (typeof WebSocket === 'undefined') {
-        const r = spawnSync(process.execPath, ['--experimental-websocket', '--no-warnings', fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+        const r = spawnSync(
+          process.execPath,
+          ['--experimental-websocket', '--no-warnings', fileURLToPath(import.meta.url), ...argv],
+          { stdio: 'inherit' },
+        );
         process.exitCode = r.status ?? 1;
         return;
       }
@@ -137,7 +141,9 @@ async function main(argv: readonly string[]): Promise<void> {
       const frames = await stackThroughInspector(pid);
       out(`main thread of ${pid}, through node's inspector (SIGUSR1; the port is closed again):\n`);
       out(frames.map((f) => `  at ${f.functionName} (${shortLocation(f)})\n`).join(''));
-      out('loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n');
+      out(
+        'loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n',
+      );
       return;
     }
     default:

@@ -10,7 +10,8 @@
  */
 import { PathGlobs } from './model/glob.js';
 
-const TOOLS = /[\\/](?:npm[\\/]bin[\\/](?:npm|npx)-cli\.js|corepack[\\/]dist[\\/]\w+\.js|yarn[\\/]bin[\\/]yarn(?:\.js)?|pnpm[\\/]bin[\\/]pnpm\.c?js|\.bin[\\/](?:npm|npx|yarn|pnpm))$/;
+const TOOLS =
+  /[\\/](?:npm[\\/]bin[\\/](?:npm|npx)-cli\.js|corepack[\\/]dist[\\/]\w+\.js|yarn[\\/]bin[\\/]yarn(?:\.js)?|pnpm[\\/]bin[\\/]pnpm\.c?js|\.bin[\\/](?:npm|npx|yarn|pnpm))$/;
 
 /** The main script of this process (`-` when there is none). */
 export function mainScript(): string {

@@ -40,8 +40,18 @@ export type { TaskHandle } from './instrument/spawn.js';
 export { Loopwatch, type LoopwatchParts } from './loopwatch.js';
 export { runInWorker, setWorkerPoolSize, closeWorkerPool } from './instrument/worker-pool.js';
 export { ThreadAffinityError } from './instrument/thread-guard.js';
-export { monitorLoopLagTo as monitorLoopLag, type LoopLagOptions, type LoopLagMonitor, type StatsDLike } from './loop-lag-outputs.js';
-export { startStallWatchdog, type StallWatchdogOptions, type StallWatchdog, type StallEvent } from './instrument/watchdog.js';
+export {
+  monitorLoopLagTo as monitorLoopLag,
+  type LoopLagOptions,
+  type LoopLagMonitor,
+  type StatsDLike,
+} from './loop-lag-outputs.js';
+export {
+  startStallWatchdog,
+  type StallWatchdogOptions,
+  type StallWatchdog,
+  type StallEvent,
+} from './instrument/watchdog.js';
 export { optionsFromEnv, attachSettingOf, OptionsError, type LoopwatchOptions } from './options.js';
 export type { AttachSetting } from './attach/protocol.js';
 export { formatText } from './sinks/text.js';

@@ -2,7 +2,11 @@
  * `monitorLoopLag`: the loop-lag instrument wired to its outputs. The instrument measures; the StatsD
  * and Prometheus sinks ship; this is where the two meet (instruments never import sinks).
  */
-import { monitorLoopLag as startLoopLag, type LoopLagMonitor, type LoopLagOptions as InstrumentOptions } from './instrument/loop-lag.js';
+import {
+  monitorLoopLag as startLoopLag,
+  type LoopLagMonitor,
+  type LoopLagOptions as InstrumentOptions,
+} from './instrument/loop-lag.js';
 import type { LoopLagOutput } from './model/report.js';
 import { createStatsdTarget, type StatsDLike } from './sinks/statsd.js';
 import { createPrometheusTarget } from './sinks/prometheus.js';

@@ -140,7 +140,11 @@ export class Loopwatch {
     const unhandled = new UnhandledWatcher(this.emit);
     unhandled.start();
     this.#stoppers.push(() => unhandled.stop());
-    const blocking = new BlockingCallWatcher({ emit: this.emit, currentTask: () => this.tasks.current(), inStartup: () => this.#startupWindows > 0 });
+    const blocking = new BlockingCallWatcher({
+      emit: this.emit,
+      currentTask: () => this.tasks.current(),
+      inStartup: () => this.#startupWindows > 0,
+    });
     blocking.start();
     this.blocking = blocking;
     this.#stoppers.push(() => {

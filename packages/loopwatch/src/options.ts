@@ -61,7 +61,10 @@ function positiveNumber(name: string, raw: string): number {
 /** A comma-separated list, blanks dropped; undefined when the variable is absent or empty. */
 function list(raw: string | undefined): string[] | undefined {
   if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   return items.length === 0 ? undefined : items;
 }
 
@@ -70,7 +73,9 @@ function kindsOf(raw: string | undefined): ReportKind[] | undefined {
   if (!items) return undefined;
   for (const k of items) {
     if (!(REPORT_KINDS as readonly string[]).includes(k)) {
-      throw new OptionsError(`loopwatch: LOOPWATCH_KINDS names ${JSON.stringify(k)}; kinds are ${REPORT_KINDS.join(', ')}`);
+      throw new OptionsError(
+        `loopwatch: LOOPWATCH_KINDS names ${JSON.stringify(k)}; kinds are ${REPORT_KINDS.join(', ')}`,
+      );
     }
   }
   return items as ReportKind[];
@@ -93,11 +98,14 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchO
   if (rawMode === '' || rawMode === 'off' || rawMode === '0') mode = 'off';
   else if (rawMode === 'debug' || rawMode === '1') mode = 'debug';
   else if (rawMode === 'production' || rawMode === 'prod') mode = 'production';
-  else throw new OptionsError(`loopwatch: LOOPWATCH=${JSON.stringify(env['LOOPWATCH'])} must be debug, production or off`);
+  else
+    throw new OptionsError(`loopwatch: LOOPWATCH=${JSON.stringify(env['LOOPWATCH'])} must be debug, production or off`);
 
   const rawFormat = (env['LOOPWATCH_FORMAT'] ?? 'text').trim().toLowerCase();
   if (rawFormat !== 'text' && rawFormat !== 'json') {
-    throw new OptionsError(`loopwatch: LOOPWATCH_FORMAT=${JSON.stringify(env['LOOPWATCH_FORMAT'])} must be text or json`);
+    throw new OptionsError(
+      `loopwatch: LOOPWATCH_FORMAT=${JSON.stringify(env['LOOPWATCH_FORMAT'])} must be text or json`,
+    );
   }
   const slowRaw = env['LOOPWATCH_SLOW_MS'];
   const slowMs = slowRaw === undefined ? DEFAULT_SLOW_MS : positiveNumber('LOOPWATCH_SLOW_MS', slowRaw);

@@ -21,7 +21,14 @@ export interface ReportPolicy {
 }
 
 /** Kinds that describe a site (one report per site, repeats counted); the others are periodic views. */
-const PER_SITE: ReadonlySet<ReportKind> = new Set(['never-awaited', 'slow-callback', 'thread-affinity', 'unhandled-task-error', 'task-destroyed-pending', 'stall']);
+const PER_SITE: ReadonlySet<ReportKind> = new Set([
+  'never-awaited',
+  'slow-callback',
+  'thread-affinity',
+  'unhandled-task-error',
+  'task-destroyed-pending',
+  'stall',
+]);
 
 interface SiteCount {
   readonly kind: ReportKind;
@@ -93,7 +100,9 @@ export class ReportBus {
           seen.count++;
           repeat = true;
         } else {
-          const label = f.location ? `${f.functionName ?? '<anonymous>'} (${f.location})` : (f.attribution ?? reportMessage(r));
+          const label = f.location
+            ? `${f.functionName ?? '<anonymous>'} (${f.location})`
+            : (f.attribution ?? reportMessage(r));
           this.#bySite.set(key, { kind: r.kind, label, count: 1 });
         }
       }

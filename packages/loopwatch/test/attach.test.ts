@@ -30,7 +30,11 @@ function freshDir(): string {
   return path.join(root, `d${++n}`);
 }
 
-async function start(fixture: string, dir: string, env: Record<string, string> = {}): Promise<{ child: ChildProcess; out: () => string; err: () => string }> {
+async function start(
+  fixture: string,
+  dir: string,
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; out: () => string; err: () => string }> {
   const child = spawn(process.execPath, ['--import', 'loopwatch/register', fixturePath(fixture)], {
     cwd: PACKAGE_ROOT,
     env: { ...process.env, LOOPWATCH: 'debug', LOOPWATCH_ATTACH_DIR: dir, ...env },
@@ -50,7 +54,10 @@ async function start(fixture: string, dir: string, env: Record<string, string> =
 }
 
 function cli(dir: string, ...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, [CLI, ...args], { cwd: PACKAGE_ROOT, env: { ...process.env, LOOPWATCH_ATTACH_DIR: dir } });
+  return run(process.execPath, [CLI, ...args], {
+    cwd: PACKAGE_ROOT,
+    env: { ...process.env, LOOPWATCH_ATTACH_DIR: dir },
+  });
 }
 
 describe('attach while the loop is blocked', () => {
@@ -64,10 +71,16 @@ describe('attach while the loop is blocked', () => {
     const tookMs = performance.now() - t0;
     expect(tookMs).toBeLessThan(500);
     expect(a.busy?.forMs).toBeGreaterThan(200);
-    expect(a.busy?.stack[0]).toMatchObject({ functionName: 'rebuildIndex', file: sourcePath('attach-blocked'), line: await markerLine('attach-blocked', 'BLOCKS') });
+    expect(a.busy?.stack[0]).toMatchObject({
+      functionName: 'rebuildIndex',
+      file: sourcePath('attach-blocked'),
+      line: await markerLine('attach-blocked', 'BLOCKS'),
+    });
     // The CLI says it in one line.
     const { stdout } = await cli(dir, 'ps', String(child.pid));
-    expect(stdout).toMatch(/^main thread busy for [\d.]+ (ms|s) in rebuildIndex \(test\/fixtures\/attach-blocked\.ts:\d+:\d+\)/);
+    expect(stdout).toMatch(
+      /^main thread busy for [\d.]+ (ms|s) in rebuildIndex \(test\/fixtures\/attach-blocked\.ts:\d+:\d+\)/,
+    );
     await once(child, 'exit');
     expect(out()).toContain('rebuilt');
     // Removed at exit.
@@ -86,7 +99,11 @@ describe('loopwatch ps, pstree, where, dump, list', () => {
     expect(poller?.state).toBe('pending');
     const ps = (await cli(dir, 'ps', pid)).stdout;
     expect(ps.split('\n')[0]).toMatch(/^ID +NAME +STATE +AGE +BUSY ms +WAITING AT +PARENT$/);
-    expect(ps).toMatch(new RegExp(`\\n${poller!.id} +poller +pending .*test/fixtures/attach-tasks\\.ts:${poller!.waitingAt[0]!.line}:\\d+`));
+    expect(ps).toMatch(
+      new RegExp(
+        `\\n${poller!.id} +poller +pending .*test/fixtures/attach-tasks\\.ts:${poller!.waitingAt[0]!.line}:\\d+`,
+      ),
+    );
     expect((await cli(dir, 'ps', pid, '--name', '^beta$')).stdout).not.toContain('poller');
     const tree = (await cli(dir, 'pstree', pid)).stdout;
     expect(tree).toContain('ERROR: await-graph contains cycles');
@@ -96,7 +113,11 @@ describe('loopwatch ps, pstree, where, dump, list', () => {
     expect(where).toMatch(/waiting at:\n {2}at poll \(test\/fixtures\/attach-tasks\.ts:\d+:\d+\)/);
     expect(where).toContain('created at (source_traceback):');
     const ended = (await cli(dir, 'ps', pid, '--ended')).stdout;
-    expect(ended).toMatch(new RegExp(`job +aborted \\(no longer needed\\) .*attach-tasks\\.ts:${await markerLine('attach-tasks', 'ABORTS')}:`));
+    expect(ended).toMatch(
+      new RegExp(
+        `job +aborted \\(no longer needed\\) .*attach-tasks\\.ts:${await markerLine('attach-tasks', 'ABORTS')}:`,
+      ),
+    );
     const dump = (await cli(dir, 'dump', pid)).stdout;
     expect(dump).toMatch(/task-dump: \d+ pending tasks/);
     const list = (await cli(dir, 'list')).stdout;
@@ -115,7 +136,9 @@ describe('TCP, when asked', () => {
     expect(token).toBeDefined();
     const ps = await cli(root, 'ps', `tcp:127.0.0.1:${port}`, '--token', token!);
     expect(ps.stdout).toMatch(/\n\d+ +poller +pending/);
-    const refused = await cli(root, 'ps', `tcp:127.0.0.1:${port}`, '--token', 'guess').catch((e: { stderr: string }) => e);
+    const refused = await cli(root, 'ps', `tcp:127.0.0.1:${port}`, '--token', 'guess').catch(
+      (e: { stderr: string }) => e,
+    );
     expect(refused.stderr).toBe('loopwatch: bad token\n');
     child.kill();
   });
@@ -140,7 +163,10 @@ describe('only the owner can attach', () => {
     const open = freshDir();
     fs.mkdirSync(open, { mode: 0o777 });
     fs.chmodSync(open, 0o777);
-    const refused = await run(process.execPath, ['--import', 'loopwatch/register', fixturePath('well-behaved')], { cwd: PACKAGE_ROOT, env: { ...process.env, LOOPWATCH: 'production', LOOPWATCH_ATTACH_DIR: open } });
+    const refused = await run(process.execPath, ['--import', 'loopwatch/register', fixturePath('well-behaved')], {
+      cwd: PACKAGE_ROOT,
+      env: { ...process.env, LOOPWATCH: 'production', LOOPWATCH_ATTACH_DIR: open },
+    });
     expect(refused.stdout).toBe('total=279\n');
     expect(refused.stderr).toBe(`loopwatch: ${open} is open to others (mode 777); attach stays closed\n`);
     expect(fs.readdirSync(open)).toEqual([]);
@@ -148,20 +174,26 @@ describe('only the owner can attach', () => {
     const theirs = freshDir();
     fs.mkdirSync(theirs, { mode: 0o700 });
     fs.chownSync(theirs, 65534, 65534);
-    const r2 = await run(process.execPath, ['--import', 'loopwatch/register', fixturePath('well-behaved')], { cwd: PACKAGE_ROOT, env: { ...process.env, LOOPWATCH: 'production', LOOPWATCH_ATTACH_DIR: theirs } });
+    const r2 = await run(process.execPath, ['--import', 'loopwatch/register', fixturePath('well-behaved')], {
+      cwd: PACKAGE_ROOT,
+      env: { ...process.env, LOOPWATCH: 'production', LOOPWATCH_ATTACH_DIR: theirs },
+    });
     expect(r2.stderr).toBe(`loopwatch: ${theirs} belongs to uid 65534, not to us (0); attach stays closed\n`);
   });
 
   it('LOOPWATCH_ATTACH=0 opens nothing', async () => {
     const dir = freshDir();
-    const r = await run(process.execPath, ['--import', 'loopwatch/register', fixturePath('well-behaved')], { cwd: PACKAGE_ROOT, env: { ...process.env, LOOPWATCH: 'debug', LOOPWATCH_ATTACH: '0', LOOPWATCH_ATTACH_DIR: dir } });
+    const r = await run(process.execPath, ['--import', 'loopwatch/register', fixturePath('well-behaved')], {
+      cwd: PACKAGE_ROOT,
+      env: { ...process.env, LOOPWATCH: 'debug', LOOPWATCH_ATTACH: '0', LOOPWATCH_ATTACH_DIR: dir },
+    });
     expect(r.stdout).toBe('total=279\n');
     expect(fs.existsSync(dir)).toBe(false);
   });
 });
 
 describe('loopwatch attach: a process started without loopwatch', () => {
-  it('prints the main thread\'s stack while its loop is blocked, and closes the inspector again', async (ctx) => {
+  it("prints the main thread's stack while its loop is blocked, and closes the inspector again", async (ctx) => {
     const child = spawn(process.execPath, [fixturePath('plain-blocked')], { cwd: PACKAGE_ROOT });
     children.push(child);
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
@@ -170,7 +202,9 @@ describe('loopwatch attach: a process started without loopwatch', () => {
     // Another program's inspector on 9229 (a shared machine): attach refuses to use it, rightly.
     if (/already taken/.test(r.stderr) && process.env['CI'] !== 'true') ctx.skip();
     expect(r.stdout).toMatch(new RegExp(`^main thread of ${child.pid}, through node's inspector`));
-    expect(r.stdout).toContain(`at rebuildIndex (test/fixtures/plain-blocked.ts:${await markerLine('plain-blocked', 'PLAIN-BLOCKS')}:`);
+    expect(r.stdout).toContain(
+      `at rebuildIndex (test/fixtures/plain-blocked.ts:${await markerLine('plain-blocked', 'PLAIN-BLOCKS')}:`,
+    );
     const open = await fetch('http://127.0.0.1:9229/json/list').then(
       () => true,
       () => false,

@@ -72,8 +72,13 @@ describe.concurrent('debug mode beside other promise hooks', () => {
         expect(names).toEqual(['hang', 'waitForever']);
         const hang = dump?.tasks?.find((t) => t.name === 'hang');
         // Where it waits: its own await line, then the await line of the task awaiting it.
-        expect(hang?.waitingAt.map((f) => `als.mjs:${f.line}`)).toEqual([caseSite('als.mjs', 'ALS-HANG'), caseSite('als.mjs', 'ALS-WAIT')]);
-        const destroyed = ofKind(run.reports, 'task-destroyed-pending').map((r) => r.task?.name).sort();
+        expect(hang?.waitingAt.map((f) => `als.mjs:${f.line}`)).toEqual([
+          caseSite('als.mjs', 'ALS-HANG'),
+          caseSite('als.mjs', 'ALS-WAIT'),
+        ]);
+        const destroyed = ofKind(run.reports, 'task-destroyed-pending')
+          .map((r) => r.task?.name)
+          .sort();
         expect(destroyed).toEqual(['hang', 'waitForever']);
       });
 
@@ -89,11 +94,17 @@ describe.concurrent('debug mode beside other promise hooks', () => {
     }
 
     it(`float.test.mjs: under node --test both floating saves are reported (${via})`, async () => {
-      const run = await runCase('float.test.mjs', { via, nodeArgs: ['--expose-gc'], args: ['--test', '--test-reporter=tap'] });
+      const run = await runCase('float.test.mjs', {
+        via,
+        nodeArgs: ['--expose-gc'],
+        args: ['--test', '--test-reporter=tap'],
+      });
       expect(run.code).toBe(0);
       expect(run.stdout).toMatch(/# pass 3/);
       const sites = ofKind(run.reports, 'never-awaited').map(siteOf).sort();
-      expect(sites).toEqual([caseSite('float.test.mjs', 'NAMED-FLOATS'), caseSite('float.test.mjs', 'ARROW-FLOATS')].sort());
+      expect(sites).toEqual(
+        [caseSite('float.test.mjs', 'NAMED-FLOATS'), caseSite('float.test.mjs', 'ARROW-FLOATS')].sort(),
+      );
     });
   }
 });
@@ -137,7 +148,9 @@ describe('reports lead to the user line', () => {
         const slow = ofKind(run.reports, 'slow-callback');
         expect(slow).toHaveLength(1);
         expect(slow[0]!.functionName).toBe('spin');
-        expect([caseSite('lastslow.mjs', 'LOOP-HEAD'), caseSite('lastslow.mjs', 'LOOP-BODY')]).toContain(siteOf(slow[0]));
+        expect([caseSite('lastslow.mjs', 'LOOP-HEAD'), caseSite('lastslow.mjs', 'LOOP-BODY')]).toContain(
+          siteOf(slow[0]),
+        );
         expect(slow[0]!.durationMs).toBeGreaterThanOrEqual(250);
       });
 

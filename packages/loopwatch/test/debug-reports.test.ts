@@ -27,7 +27,10 @@ describe('debug mode reports, from child processes', () => {
     expect(r.durationMs).toBeGreaterThanOrEqual(250);
     expect(r.task?.name).toBe('handleRequest');
     expect(r.functionName).toBe('crunch');
-    expect(lineOf(r.location)).toEqual({ file: sourcePath('slow-handler'), line: await markerLine('slow-handler', 'CULPRIT') });
+    expect(lineOf(r.location)).toEqual({
+      file: sourcePath('slow-handler'),
+      line: await markerLine('slow-handler', 'CULPRIT'),
+    });
     expect(r.message).toMatch(/took \d+ ms/);
   });
 
@@ -37,7 +40,10 @@ describe('debug mode reports, from child processes', () => {
     expect(run.stdout).toBe('done\n');
     const r = only(run.reports, 'slow-callback');
     expect(r.functionName).toBe('crunch');
-    expect(lineOf(r.location)).toEqual({ file: sourcePath('late-enable'), line: await markerLine('late-enable', 'CULPRIT') });
+    expect(lineOf(r.location)).toEqual({
+      file: sourcePath('late-enable'),
+      line: await markerLine('late-enable', 'CULPRIT'),
+    });
   });
 
   it('unhandled-task-error gives where the failing task was started, and keeps node’s exit code', async () => {
@@ -46,7 +52,10 @@ describe('debug mode reports, from child processes', () => {
     const r = only(run.reports, 'unhandled-task-error');
     expect(r.task?.name).toBe('failingJob');
     expect(r.functionName).toBe('startJobs');
-    expect(lineOf(r.location)).toEqual({ file: sourcePath('fire-and-forget'), line: await markerLine('fire-and-forget', 'STARTED') });
+    expect(lineOf(r.location)).toEqual({
+      file: sourcePath('fire-and-forget'),
+      line: await markerLine('fire-and-forget', 'STARTED'),
+    });
     expect(r.error?.message).toBe('could not restart host');
     expect(r.createdAt?.[0]?.functionName).toBe('startJobs');
   });
@@ -74,7 +83,10 @@ describe('debug mode reports, from child processes', () => {
     const r = only(run.reports, 'never-awaited');
     expect(r.task?.name).toBe('saveRecord');
     expect(r.functionName).toBe('handle');
-    expect(lineOf(r.location)).toEqual({ file: sourcePath('floating'), line: await markerLine('floating', 'FLOATING') });
+    expect(lineOf(r.location)).toEqual({
+      file: sourcePath('floating'),
+      line: await markerLine('floating', 'FLOATING'),
+    });
     // Besides it, only the summary at exit (which counts it).
     expect(run.reports.filter((x) => x.kind !== 'never-awaited').map((x) => x.kind)).toEqual(['summary']);
     expect(run.reports.at(-1)?.summary?.byKind).toEqual({ 'never-awaited': 1 });
@@ -104,7 +116,11 @@ describe('debug mode reports, from child processes', () => {
       const flusher = tasks.find((t) => t.name === 'flusher');
       const inner = tasks.find((t) => t.name === 'waitForFlush');
       expect(poller?.waitingAt.map((f) => f.line)).toContain(pollerLine);
-      expect(inner?.waitingAt[0]).toMatchObject({ functionName: 'waitForFlush', line: flusherLine, file: sourcePath('named-tasks') });
+      expect(inner?.waitingAt[0]).toMatchObject({
+        functionName: 'waitForFlush',
+        line: flusherLine,
+        file: sourcePath('named-tasks'),
+      });
       expect(inner?.parentId).toBe(flusher?.id);
       expect(flusher?.parentId).toBeNull();
       expect(poller?.ageMs).toBeGreaterThanOrEqual(0);
@@ -114,8 +130,12 @@ describe('debug mode reports, from child processes', () => {
   it('text format prints the same facts readably', async () => {
     const run = await runFixture('fire-and-forget', { env: { LOOPWATCH_FORMAT: 'text' } });
     // Every report names its process and script (node --test runs many processes at once).
-    expect(run.stderr).toMatch(/loopwatch\[\d+ dist\/test\/fixtures\/fire-and-forget\.js\] unhandled-task-error: Task failingJob failed/);
-    expect(run.stderr).toMatch(/summary: 1 unhandled-task-error in this process\n {2}1 × unhandled-task-error startJobs \(/);
+    expect(run.stderr).toMatch(
+      /loopwatch\[\d+ dist\/test\/fixtures\/fire-and-forget\.js\] unhandled-task-error: Task failingJob failed/,
+    );
+    expect(run.stderr).toMatch(
+      /summary: 1 unhandled-task-error in this process\n {2}1 × unhandled-task-error startJobs \(/,
+    );
     expect(run.stderr).toMatch(/source_traceback: task created at/);
     const started = await markerLine('fire-and-forget', 'STARTED');
     expect(run.stderr).toMatch(new RegExp(`at startJobs \\(test/fixtures/fire-and-forget\\.ts:${started}:\\d+\\)`));
@@ -140,7 +160,9 @@ describe('no false reports', () => {
     const run = await runFixture('well-behaved', { env: { LOOPWATCH_SLOW_MS: 'fast' }, nodeArgs: ['--expose-gc'] });
     expect(run.code).toBe(0);
     expect(run.stdout).toBe('total=279\n');
-    expect(run.stderr).toBe('loopwatch: LOOPWATCH_SLOW_MS="fast" is not a positive number of milliseconds; loopwatch stays off\n');
+    expect(run.stderr).toBe(
+      'loopwatch: LOOPWATCH_SLOW_MS="fast" is not a positive number of milliseconds; loopwatch stays off\n',
+    );
   });
 });
 

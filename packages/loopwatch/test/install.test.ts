@@ -22,12 +22,22 @@ describe('installed from its tarball', () => {
     const app = path.join(dir, 'app');
     fs.mkdirSync(app);
     fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
-    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], { cwd: app, timeout: 120_000 });
+    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', tarball], {
+      cwd: app,
+      timeout: 120_000,
+    });
     const help = await run('npx', ['--no-install', 'loopwatch', 'help'], { cwd: app });
     expect(help.stdout).toMatch(/^usage: loopwatch list \| ps <pid>/);
-    const list = await run('npx', ['--no-install', 'loopwatch', 'list'], { cwd: app, env: { ...process.env, LOOPWATCH_ATTACH_DIR: path.join(dir, 'none') } });
+    const list = await run('npx', ['--no-install', 'loopwatch', 'list'], {
+      cwd: app,
+      env: { ...process.env, LOOPWATCH_ATTACH_DIR: path.join(dir, 'none') },
+    });
     expect(list.stdout).toBe('no attachable processes\n');
-    const lib = await run(process.execPath, ['--input-type=module', '-e', "import { dumpTasks } from 'loopwatch'; console.log(typeof dumpTasks)"], { cwd: app });
+    const lib = await run(
+      process.execPath,
+      ['--input-type=module', '-e', "import { dumpTasks } from 'loopwatch'; console.log(typeof dumpTasks)"],
+      { cwd: app },
+    );
     expect(lib.stdout).toBe('function\n');
   });
 });

@@ -29,7 +29,20 @@ afterEach(async () => {
 
 describe('mergeFigures', () => {
   it('subtracts the histogram resolution', () => {
-    const f = mergeFigures({ count: 100, maxNs: 12e6, percentiles: new Map([[0, 10e6], [50, 10.5e6], [99, 11e6], [100, 12e6]]) }, [], 10);
+    const f = mergeFigures(
+      {
+        count: 100,
+        maxNs: 12e6,
+        percentiles: new Map([
+          [0, 10e6],
+          [50, 10.5e6],
+          [99, 11e6],
+          [100, 12e6],
+        ]),
+      },
+      [],
+      10,
+    );
     expect(f.p50Ms).toBeCloseTo(0.5);
     expect(f.p99Ms).toBeCloseTo(1);
     expect(f.maxMs).toBeCloseTo(2);
@@ -37,7 +50,18 @@ describe('mergeFigures', () => {
 
   it('weighs a stall as the delays of the work it held up, not as one sample', () => {
     // 100 healthy samples and one 1 s stall (≈100 delays of 0..1000 ms at 10 ms resolution).
-    const f = mergeFigures({ count: 100, maxNs: 11e6, percentiles: new Map([[0, 10e6], [100, 11e6]]) }, [1000], 10);
+    const f = mergeFigures(
+      {
+        count: 100,
+        maxNs: 11e6,
+        percentiles: new Map([
+          [0, 10e6],
+          [100, 11e6],
+        ]),
+      },
+      [1000],
+      10,
+    );
     expect(f.maxMs).toBe(1000);
     expect(f.p99Ms).toBeGreaterThan(900);
     expect(f.p50Ms).toBeLessThan(50);
@@ -66,7 +90,12 @@ describe('monitorLoopLag', () => {
   it('counts the stalls the watchdog measured, in the interval they happened', async () => {
     lag = monitorLoopLag({ intervalMs: 3_600_000 });
     const stalled = new Promise<number>((resolve) => {
-      watchdog = startStallWatchdog({ thresholdMs: 100, emit: () => undefined, onStall: (e) => resolve(e.durationMs), captureFrames: false });
+      watchdog = startStallWatchdog({
+        thresholdMs: 100,
+        emit: () => undefined,
+        onStall: (e) => resolve(e.durationMs),
+        captureFrames: false,
+      });
     });
     await sleep(100);
     lag.sample();
@@ -100,7 +129,13 @@ describe('monitorLoopLag', () => {
     socket.bind(0, '127.0.0.1');
     await once(socket, 'listening');
     const packets: string[] = [];
-    const names = ['app.loop.lag.p50', 'app.loop.lag.p99', 'app.loop.lag.max', 'app.loop.utilization', 'app.loop.stalls'];
+    const names = [
+      'app.loop.lag.p50',
+      'app.loop.lag.p99',
+      'app.loop.lag.max',
+      'app.loop.utilization',
+      'app.loop.stalls',
+    ];
     const allSeen = new Promise<void>((resolve) => {
       socket.on('message', (m) => {
         packets.push(...m.toString('utf8').split('\n'));
@@ -147,7 +182,9 @@ describe('monitorLoopLag', () => {
 
 describe('loop-lag under register (production mode)', () => {
   it('the stall shows in max of its interval; later intervals are quiet again', async () => {
-    const run = await runFixture('lag-stall', { env: { LOOPWATCH: 'production', LOOPWATCH_FORMAT: 'json', LOOPWATCH_MONITOR_MS: '1000' } });
+    const run = await runFixture('lag-stall', {
+      env: { LOOPWATCH: 'production', LOOPWATCH_FORMAT: 'json', LOOPWATCH_MONITOR_MS: '1000' },
+    });
     expect(run.code).toBe(0);
     const lags = run.reports.filter((r) => r.kind === 'loop-lag').map((r) => r.lag!);
     const withStall = lags.findIndex((l) => l.maxMs > 1200);

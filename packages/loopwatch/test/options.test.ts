@@ -7,7 +7,13 @@ describe('optionsFromEnv', () => {
   });
   it('reads every variable', () => {
     expect(
-      optionsFromEnv({ LOOPWATCH: 'debug', LOOPWATCH_SLOW_MS: '50', LOOPWATCH_FORMAT: 'json', LOOPWATCH_MONITOR_MS: '2000', LOOPWATCH_STATSD: 'localhost:8125' }),
+      optionsFromEnv({
+        LOOPWATCH: 'debug',
+        LOOPWATCH_SLOW_MS: '50',
+        LOOPWATCH_FORMAT: 'json',
+        LOOPWATCH_MONITOR_MS: '2000',
+        LOOPWATCH_STATSD: 'localhost:8125',
+      }),
     ).toEqual({ mode: 'debug', slowMs: 50, format: 'json', monitorMs: 2000, statsd: 'localhost:8125' });
     expect(optionsFromEnv({ LOOPWATCH: 'production' }).mode).toBe('production');
   });

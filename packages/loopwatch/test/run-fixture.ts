@@ -5,7 +5,13 @@ import path from 'node:path';
 import type { ReportFields, ReportKind } from '../src/model/report.js';
 
 /** A report line as the JSON sink writes it, seen through the fields any kind may have. */
-export type Line = ReportFields & { readonly kind: ReportKind; readonly message: string; readonly time: number; readonly pid?: number; readonly script?: string };
+export type Line = ReportFields & {
+  readonly kind: ReportKind;
+  readonly message: string;
+  readonly time: number;
+  readonly pid?: number;
+  readonly script?: string;
+};
 
 /** The package root, from `dist/test/` (tests run compiled) or `test/` (vitest runs sources). */
 export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,7 +43,10 @@ export async function runFixture(name: string, opts: FixtureOptions = {}): Promi
   const nodeArgs = [...(opts.nodeArgs ?? []), ...(opts.plain ? [] : ['--import', 'loopwatch/register'])];
   const env: NodeJS.ProcessEnv = { ...process.env, LOOPWATCH: 'debug', LOOPWATCH_FORMAT: 'json', ...opts.env };
   if (opts.plain) delete env['LOOPWATCH'];
-  const child = spawn(process.execPath, [...nodeArgs, fixturePath(name), ...(opts.args ?? [])], { cwd: PACKAGE_ROOT, env });
+  const child = spawn(process.execPath, [...nodeArgs, fixturePath(name), ...(opts.args ?? [])], {
+    cwd: PACKAGE_ROOT,
+    env,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));

@@ -17,7 +17,10 @@ describe('stall watchdog', () => {
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(code).toBe(0);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as { report?: Line; measured?: number; stopped?: boolean });
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { report?: Line; measured?: number; stopped?: boolean });
     const measured = lines.flatMap((l) => (l.measured === undefined ? [] : [l.measured]));
     const reports = lines.flatMap((l) => (l.report ? [l.report] : []));
     expect(measured).toHaveLength(1);
@@ -49,11 +52,15 @@ describe('stall watchdog', () => {
             if (r.kind === 'stall') resolve(r);
           }
         });
-        child.on('close', (code) => reject(new Error(`fixture exited (${String(code)}) before any stall report: ${err}`)));
+        child.on('close', (code) =>
+          reject(new Error(`fixture exited (${String(code)}) before any stall report: ${err}`)),
+        );
       });
       expect(report.stall?.ongoing).toBe(true);
       expect(report.functionName).toBe('spinForever');
-      expect(report.location).toMatch(new RegExp(`stall-forever\\.ts:${await markerLine('stall-forever', 'FOREVER-LINE')}:\\d+$`));
+      expect(report.location).toMatch(
+        new RegExp(`stall-forever\\.ts:${await markerLine('stall-forever', 'FOREVER-LINE')}:\\d+$`),
+      );
       expect(report.durationMs).toBeGreaterThanOrEqual(5000);
       expect(report.message).toContain('still blocked');
     } finally {
@@ -101,7 +108,9 @@ describe('stall watchdog', () => {
     expect(run.code).toBe(0);
     const r = stalls(run.reports)[0];
     expect(r?.functionName).toBe('waitOnAtomics');
-    expect(r?.location).toMatch(new RegExp(`stall-native\\.ts:${await markerLine('stall-native', 'ATOMICS-LINE')}:\\d+$`));
+    expect(r?.location).toMatch(
+      new RegExp(`stall-native\\.ts:${await markerLine('stall-native', 'ATOMICS-LINE')}:\\d+$`),
+    );
   });
 
   it('a well-behaved program gets no stall report and exits on its own', async () => {

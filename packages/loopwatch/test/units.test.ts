@@ -11,8 +11,21 @@ import { fieldsOf, type Report } from '../src/model/report.js';
 
 describe('options for real suites', () => {
   it('reads kinds, ignore, silence, only and summary', () => {
-    const o = optionsFromEnv({ LOOPWATCH: 'debug', LOOPWATCH_KINDS: 'slow-callback, stall', LOOPWATCH_IGNORE: 'test/helpers/**', LOOPWATCH_SILENCE: 'src/db.ts:40', LOOPWATCH_ONLY: '**/*.test.js', LOOPWATCH_SUMMARY: '0' });
-    expect(o).toMatchObject({ kinds: ['slow-callback', 'stall'], ignore: ['test/helpers/**'], silence: ['src/db.ts:40'], only: ['**/*.test.js'], summary: false });
+    const o = optionsFromEnv({
+      LOOPWATCH: 'debug',
+      LOOPWATCH_KINDS: 'slow-callback, stall',
+      LOOPWATCH_IGNORE: 'test/helpers/**',
+      LOOPWATCH_SILENCE: 'src/db.ts:40',
+      LOOPWATCH_ONLY: '**/*.test.js',
+      LOOPWATCH_SUMMARY: '0',
+    });
+    expect(o).toMatchObject({
+      kinds: ['slow-callback', 'stall'],
+      ignore: ['test/helpers/**'],
+      silence: ['src/db.ts:40'],
+      only: ['**/*.test.js'],
+      summary: false,
+    });
   });
   it('names the valid kinds when one is wrong', () => {
     expect(() => optionsFromEnv({ LOOPWATCH_KINDS: 'slow' })).toThrow(OptionsError);
@@ -57,7 +70,8 @@ describe('what a call site does with the value', () => {
 
 describe('reporting', () => {
   // The bus treats every kind alike: a bare report of the kind, with a site where given.
-  const r = (kind: Report['kind'], location?: string): Report => ({ kind, time: 0, ...(location ? { location, functionName: 'f' } : {}) }) as Report;
+  const r = (kind: Report['kind'], location?: string): Report =>
+    ({ kind, time: 0, ...(location ? { location, functionName: 'f' } : {}) }) as Report;
   it('writes one report per site, counts repeats, filters kinds and silenced sites, and sums up', () => {
     const out: Report[] = [];
     const bus = new ReportBus();
@@ -79,14 +93,29 @@ describe('reporting', () => {
 });
 
 describe('await cycles', () => {
-  const t = (id: number, awaitsId?: number) => ({ id, name: `t${id}`, parentId: null, ageMs: 0, createdAt: [], waitingAt: [], ...(awaitsId ? { awaitsId } : {}) });
+  const t = (id: number, awaitsId?: number) => ({
+    id,
+    name: `t${id}`,
+    parentId: null,
+    ageMs: 0,
+    createdAt: [],
+    waitingAt: [],
+    ...(awaitsId ? { awaitsId } : {}),
+  });
   it('finds each cycle once and ignores chains', () => {
-    expect(findCycles([t(1, 2), t(2, 3), t(3, 1), t(4, 1), t(5)]).map((c) => c.map((x) => x.id))).toEqual([[1, 2, 3, 1]]);
+    expect(findCycles([t(1, 2), t(2, 3), t(3, 1), t(4, 1), t(5)]).map((c) => c.map((x) => x.id))).toEqual([
+      [1, 2, 3, 1],
+    ]);
   });
 });
 
 describe('hottest stack of a profile', () => {
-  const frame = (functionName: string, url: string, lineNumber = 0) => ({ functionName, url, lineNumber, columnNumber: 0 });
+  const frame = (functionName: string, url: string, lineNumber = 0) => ({
+    functionName,
+    url,
+    lineNumber,
+    columnNumber: 0,
+  });
   const profile: CpuProfile = {
     startTime: 0,
     endTime: 100,
@@ -94,7 +123,11 @@ describe('hottest stack of a profile', () => {
       { id: 1, callFrame: frame('(root)', ''), children: [2, 5, 6] },
       { id: 2, callFrame: frame('handler', 'file:///app/h.js', 9), children: [3] },
       { id: 3, callFrame: frame('settled', 'file:///lw/dist/src/instrument/tasks.js'), children: [4] },
-      { id: 4, callFrame: frame('parse', 'file:///app/node_modules/lib/p.js', 4), positionTicks: [{ line: 7, ticks: 5 }] },
+      {
+        id: 4,
+        callFrame: frame('parse', 'file:///app/node_modules/lib/p.js', 4),
+        positionTicks: [{ line: 7, ticks: 5 }],
+      },
       { id: 5, callFrame: frame('(garbage collector)', '') },
       { id: 6, callFrame: frame('report', 'file:///lw/dist/src/instrument/slow.js') },
     ],

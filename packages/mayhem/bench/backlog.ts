@@ -39,11 +39,20 @@ function rssMB(pid: number): number {
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 
-export async function measureBacklogRss(seconds: number, everySeconds = 5, extra: string[] = [], progress: (text: string) => void = () => undefined): Promise<BacklogRss> {
+export async function measureBacklogRss(
+  seconds: number,
+  everySeconds = 5,
+  extra: string[] = [],
+  progress: (text: string) => void = () => undefined,
+): Promise<BacklogRss> {
   // Default log level (info), as the issue ran it: the log is read and only its tail kept.
-  const child = spawn(process.execPath, [MAIN, 'run', '--db', 'memory:', '--publish-rate', '0', '--restart-latency', '1s', ...extra], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [MAIN, 'run', '--db', 'memory:', '--publish-rate', '0', '--restart-latency', '1s', ...extra],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {
     out += d;
@@ -62,7 +71,15 @@ export async function measureBacklogRss(seconds: number, everySeconds = 5, extra
   }
   child.kill('SIGTERM');
   await exited;
-  const summary = out.split('\n').map((l) => { try { return JSON.parse(l) as Record<string, unknown>; } catch { return undefined; } })
+  const summary = out
+    .split('\n')
+    .map((l) => {
+      try {
+        return JSON.parse(l) as Record<string, unknown>;
+      } catch {
+        return undefined;
+      }
+    })
     .find((l) => typeof l?.msg === 'string' && l.msg.startsWith('Summary ('));
   const q = Math.max(1, Math.floor(samples.length / 4));
   return {
@@ -87,6 +104,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   };
   const dash = args.indexOf('--');
   const extra = dash >= 0 ? args.slice(dash + 1) : [];
-  const r = await measureBacklogRss(Number(flag('seconds', '300')), Number(flag('every', '5')), extra, (t) => process.stderr.write(`  … ${t}\n`));
+  const r = await measureBacklogRss(Number(flag('seconds', '300')), Number(flag('every', '5')), extra, (t) =>
+    process.stderr.write(`  … ${t}\n`),
+  );
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }

@@ -49,7 +49,15 @@ class Queue<T> {
 
 export async function runBaseline(n: number): Promise<Record<string, number>> {
   const queue = new Queue<Msg>();
-  for (let i = 0; i < n; i++) queue.put({ id: i, hostname: `cattle-${i}.example.net`, restarted: false, saved: false, acked: false, extended: 0 });
+  for (let i = 0; i < n; i++)
+    queue.put({
+      id: i,
+      hostname: `cattle-${i}.example.net`,
+      restarted: false,
+      saved: false,
+      acked: false,
+      extended: 0,
+    });
   let acked = 0;
   let finished!: () => void;
   const allDone = new Promise<void>((r) => (finished = r));

@@ -36,7 +36,13 @@ function build(setup: Setup) {
   const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
   // The service's own wiring; under loopwatch's debug mode every message is a task, as there.
   const { counters, consumer } = createMayhem(
-    { broker, storage: setup.storage, metrics: noopMetrics, logger, executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }) },
+    {
+      broker,
+      storage: setup.storage,
+      metrics: noopMetrics,
+      logger,
+      executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
+    },
     { random, maxInFlight: setup.maxInFlight, messageTasks: activeMode() === 'debug' },
   );
   return { broker, counters, consumer };
@@ -56,7 +62,10 @@ function allAcked(consumer: Consumer, n: number): Promise<void> {
 function prefill(broker: MemoryBroker, n: number): void {
   for (let i = 0; i < n; i++) {
     const messageId = randomUUID();
-    broker.publishSync(encodeRestartRequest({ messageId, instanceName: randomInstanceName(random), publishedAt: Date.now() }), messageId);
+    broker.publishSync(
+      encodeRestartRequest({ messageId, instanceName: randomInstanceName(random), publishedAt: Date.now() }),
+      messageId,
+    );
   }
 }
 
@@ -96,16 +105,21 @@ async function rss(n: number): Promise<Record<string, number>> {
   const rssNow = process.memoryUsage().rss;
   // The high-water mark so far: pre-publishing n messages and pulling them all into flight.
   const peakFilling = process.resourceUsage().maxRSS;
-  if (process.env.BENCH_HEAP) process.stderr.write(JSON.stringify(process.memoryUsage()) + "\n");
-  if (process.env.BENCH_SNAP) (await import("node:v8")).writeHeapSnapshot(process.env.BENCH_SNAP);
+  if (process.env.BENCH_HEAP) process.stderr.write(JSON.stringify(process.memoryUsage()) + '\n');
+  if (process.env.BENCH_SNAP) (await import('node:v8')).writeHeapSnapshot(process.env.BENCH_SNAP);
   release();
   await consumer.drained();
   stop.abort();
   await running;
   await storage.close();
   rmSync(dir, { recursive: true, force: true });
-  return { inFlight, rssMB: Math.round(rssNow / 2 ** 20), baseMB: Math.round(before / 2 ** 20),
-    peakFillingMB: Math.round(peakFilling / 1024), peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) };
+  return {
+    inFlight,
+    rssMB: Math.round(rssNow / 2 ** 20),
+    baseMB: Math.round(before / 2 ** 20),
+    peakFillingMB: Math.round(peakFilling / 1024),
+    peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024),
+  };
 }
 
 /**
@@ -120,18 +134,29 @@ async function latency(n: number): Promise<Record<string, number>> {
   const publishedAt = new Map<string, number>();
   storage.markAcked = (record) => {
     const written = markAcked(record);
-    void written.then(() => latencies.push(performance.now() - (publishedAt.get(record.messageId) ?? NaN)), () => undefined);
+    void written.then(
+      () => latencies.push(performance.now() - (publishedAt.get(record.messageId) ?? NaN)),
+      () => undefined,
+    );
     return written;
   };
-  const { broker, consumer } = build({ storage, executor: new MockRestartExecutor({ latencyMs: 10, failureRate: 0, random }), maxInFlight: 1000 });
+  const { broker, consumer } = build({
+    storage,
+    executor: new MockRestartExecutor({ latencyMs: 10, failureRate: 0, random }),
+    maxInFlight: 1000,
+  });
   const stop = new AbortController();
   const done = allAcked(consumer, n);
   const t0 = performance.now();
   const running = consumer.run(stop.signal, new AbortController().signal);
-  await runSimulatedPublisher((payload, id) => {
-    publishedAt.set(id, performance.now());
-    broker.publishSync(payload, id);
-  }, { rate: 0, count: n, random }, stop.signal);
+  await runSimulatedPublisher(
+    (payload, id) => {
+      publishedAt.set(id, performance.now());
+      broker.publishSync(payload, id);
+    },
+    { rate: 0, count: n, random },
+    stop.signal,
+  );
   await done;
   const ms = performance.now() - t0;
   stop.abort();
@@ -139,7 +164,8 @@ async function latency(n: number): Promise<Record<string, number>> {
   await storage.close();
   rmSync(dir, { recursive: true, force: true });
   latencies.sort((a, b) => a - b);
-  const pct = (p: number): number => Math.round((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN) * 10) / 10;
+  const pct = (p: number): number =>
+    Math.round((latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN) * 10) / 10;
   return { p50Ms: pct(0.5), p99Ms: pct(0.99), maxMs: pct(1), msgPerSec: Math.round((n * 1000) / ms) };
 }
 

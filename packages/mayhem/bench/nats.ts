@@ -59,13 +59,21 @@ const logger = pino({ level: 'warn' });
 const random = seededRandom(7);
 
 type FromParent = { type: 'go' } | { type: 'stop' };
-type FromWorker = { type: 'ready' } | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number; statements: number; cpuUs: number };
+type FromWorker =
+  | { type: 'ready' }
+  | { type: 'done'; acked: number; lastAckAt: number; pullRequests: number; statements: number; cpuUs: number };
 
 /** One instance: the real consumer + pipeline on the given broker and PostgreSQL storage. */
 async function instance(broker: Broker, dbUrl: string) {
   const storage = await openStorage({ url: dbUrl, logger, saveFailureRate: 0, random, maxInFlight });
   const { consumer } = createMayhem(
-    { broker, storage, metrics: noopMetrics, logger, executor: new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }) },
+    {
+      broker,
+      storage,
+      metrics: noopMetrics,
+      logger,
+      executor: new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
+    },
     { random, maxInFlight },
   );
   let acked = 0;
@@ -103,7 +111,15 @@ function pgStatements(storage: Storage): number {
 }
 
 async function worker(): Promise<void> {
-  const broker = await openNatsBroker({ servers: [values.broker!], stream: values.stream, subject: `${values.stream}.restart`, deadLetterSubject: `${values.stream}.dead`, durable: 'bench', maxAckPending: maxInFlight * 16, logger });
+  const broker = await openNatsBroker({
+    servers: [values.broker!],
+    stream: values.stream,
+    subject: `${values.stream}.restart`,
+    deadLetterSubject: `${values.stream}.dead`,
+    durable: 'bench',
+    maxAckPending: maxInFlight * 16,
+    logger,
+  });
   const inst = await instance(broker, values.db!);
   let cpu0 = process.cpuUsage();
   process.on('message', (m: FromParent) => {
@@ -114,7 +130,12 @@ async function worker(): Promise<void> {
       // CPU spent by this instance (user + system): steadier than msg/s on a shared machine.
       const cpu = process.cpuUsage(cpu0);
       void inst.finish().then((r) => {
-        const msg: FromWorker = { type: 'done', ...r, pullRequests: broker.stats().pullRequests, cpuUs: cpu.user + cpu.system };
+        const msg: FromWorker = {
+          type: 'done',
+          ...r,
+          pullRequests: broker.stats().pullRequests,
+          cpuUs: cpu.user + cpu.system,
+        };
         process.send?.(msg, () => process.exit(0));
       });
     }
@@ -131,19 +152,31 @@ function once<T>(child: ChildProcess, type: string): Promise<T> {
         resolve(m as T);
       }
     };
-    const onExit = (code: number | null): void => reject(new Error(`bench worker exited (code ${code}) before '${type}'`));
+    const onExit = (code: number | null): void =>
+      reject(new Error(`bench worker exited (code ${code}) before '${type}'`));
     child.on('message', onMessage);
     child.once('exit', onExit);
   });
 }
 
 async function publish(url: string, stream: string): Promise<number> {
-  const publisher = await openNatsPublisher({ servers: [url], stream, subject: `${stream}.restart`, deadLetterSubject: `${stream}.dead`, logger });
+  const publisher = await openNatsPublisher({
+    servers: [url],
+    stream,
+    subject: `${stream}.restart`,
+    deadLetterSubject: `${stream}.dead`,
+    logger,
+  });
   const t0 = performance.now();
   const window = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
     const id = randomUUID(); // as real producers send (sequential ids flatter the storage's index)
-    const p = publisher.publish(encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }), id).finally(() => window.delete(p));
+    const p = publisher
+      .publish(
+        encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }),
+        id,
+      )
+      .finally(() => window.delete(p));
     window.add(p);
     if (window.size >= 2048) await Promise.race(window);
   }
@@ -200,12 +233,33 @@ async function waitDrained(url: string, stream: string): Promise<void> {
   }
 }
 
-async function natsCase(url: string, dbUrl: string, stream: string, instances: number): Promise<{ msgPerSec: number; publishPerSec: number; pullRequests: number; statements: number; cpuUsPerMsg: number; pgUsPerMsg: number; natsUsPerMsg: number }> {
+async function natsCase(
+  url: string,
+  dbUrl: string,
+  stream: string,
+  instances: number,
+): Promise<{
+  msgPerSec: number;
+  publishPerSec: number;
+  pullRequests: number;
+  statements: number;
+  cpuUsPerMsg: number;
+  pgUsPerMsg: number;
+  natsUsPerMsg: number;
+}> {
   const publishPerSec = await publish(url, stream);
   const self = fileURLToPath(import.meta.url);
   const children = Array.from({ length: instances }, () =>
     // BENCH_WORKER_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the instances (NODE_OPTIONS refuses --cpu-prof).
-    fork(self, ['--worker', '--broker', url, '--db', dbUrl, '--stream', stream, '--max-in-flight', String(maxInFlight)], { stdio: 'inherit', execArgv: process.env.BENCH_WORKER_ARGS ? process.env.BENCH_WORKER_ARGS.split(' ') : process.execArgv }));
+    fork(
+      self,
+      ['--worker', '--broker', url, '--db', dbUrl, '--stream', stream, '--max-in-flight', String(maxInFlight)],
+      {
+        stdio: 'inherit',
+        execArgv: process.env.BENCH_WORKER_ARGS ? process.env.BENCH_WORKER_ARGS.split(' ') : process.execArgv,
+      },
+    ),
+  );
   try {
     await Promise.all(children.map((c) => once(c, 'ready')));
     const servers0 = serverCpuUs(new URL(url).port, new URL(dbUrl).pathname.slice(1));
@@ -219,18 +273,30 @@ async function natsCase(url: string, dbUrl: string, stream: string, instances: n
     const acked = results.reduce((s, r) => s + r.acked, 0);
     if (acked < count) throw new Error(`only ${acked} of ${count} acked`);
     const last = Math.max(...results.map((r) => r.lastAckAt));
-    return { msgPerSec: Math.round((count * 1000) / (last - t0)), publishPerSec, pullRequests: results.reduce((s, r) => s + r.pullRequests, 0), statements: results.reduce((s, r) => s + r.statements, 0), cpuUsPerMsg: results.reduce((s, r) => s + r.cpuUs, 0) / count,
-      pgUsPerMsg: (servers1.postgres - servers0.postgres) / count, natsUsPerMsg: (servers1.nats - servers0.nats) / count };
+    return {
+      msgPerSec: Math.round((count * 1000) / (last - t0)),
+      publishPerSec,
+      pullRequests: results.reduce((s, r) => s + r.pullRequests, 0),
+      statements: results.reduce((s, r) => s + r.statements, 0),
+      cpuUsPerMsg: results.reduce((s, r) => s + r.cpuUs, 0) / count,
+      pgUsPerMsg: (servers1.postgres - servers0.postgres) / count,
+      natsUsPerMsg: (servers1.nats - servers0.nats) / count,
+    };
   } finally {
     // Workers exit by themselves after 'done'; anything left after 5 s is killed.
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) return resolve();
-      const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
-      c.once('exit', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-    })));
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const timer = setTimeout(() => c.kill('SIGKILL'), 5_000);
+            c.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          }),
+      ),
+    );
   }
 }
 
@@ -239,7 +305,10 @@ async function memoryCase(dbUrl: string): Promise<number> {
   const broker = new MemoryBroker({ ackDeadlineMs: 60_000 });
   for (let i = 0; i < count; i++) {
     const id = randomUUID();
-    broker.publishSync(encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }), id);
+    broker.publishSync(
+      encodeRestartRequest({ messageId: id, instanceName: randomInstanceName(hostRandom), publishedAt: Date.now() }),
+      id,
+    );
   }
   const inst = await instance(broker, dbUrl);
   const t0 = Date.now();
@@ -257,13 +326,15 @@ async function main(): Promise<void> {
   const dbUrl = async (): Promise<string> => (pgt ? (await pgt.createDatabase()).url : 'memory:');
   try {
     const mem = await memoryCase(await dbUrl());
-    process.stdout.write(`NATS JetStream + ${store}, zero-latency mock, ${count} messages, --max-in-flight ${maxInFlight} (nats-server ${nats.url})\n`);
+    process.stdout.write(
+      `NATS JetStream + ${store}, zero-latency mock, ${count} messages, --max-in-flight ${maxInFlight} (nats-server ${nats.url})\n`,
+    );
     process.stdout.write(`  memory broker + ${store}, 1 instance: ${mem.toLocaleString('en-US')} acked msg/s\n`);
     for (const k of instanceCounts) {
       const r = await natsCase(nats.url, await dbUrl(), `BENCH${k}`, k);
       process.stdout.write(
         `  NATS JetStream + ${store}, ${k} instance${k > 1 ? 's' : ''}: ${r.msgPerSec.toLocaleString('en-US')} acked msg/s ` +
-        `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; ${r.statements} SQL statements; CPU/msg: ${r.cpuUsPerMsg.toFixed(1)} µs instances, ${r.pgUsPerMsg.toFixed(1)} µs postgres, ${r.natsUsPerMsg.toFixed(1)} µs nats-server; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
+          `(${(r.msgPerSec / mem).toFixed(2)}× memory broker; ${r.pullRequests} pull requests; ${r.statements} SQL statements; CPU/msg: ${r.cpuUsPerMsg.toFixed(1)} µs instances, ${r.pgUsPerMsg.toFixed(1)} µs postgres, ${r.natsUsPerMsg.toFixed(1)} µs nats-server; published at ${r.publishPerSec.toLocaleString('en-US')}/s)\n`,
       );
     }
   } finally {

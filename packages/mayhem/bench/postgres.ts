@@ -69,7 +69,8 @@ async function run(storages: PostgresStorage[], count: number): Promise<number> 
     // Random UUIDv4 ids, as real producers send (sequential ids flatter the index).
     const request = { messageId: randomUUID(), instanceName: `cattle-${i % 5000}`, publishedAt: startedAt };
     const restart = async (): Promise<void> => {
-      if ((await storage.claimRestart(request, 1, 'claim', signal)) !== 'free') throw new Error(`${request.messageId} already restarted`);
+      if ((await storage.claimRestart(request, 1, 'claim', signal)) !== 'free')
+        throw new Error(`${request.messageId} already restarted`);
       await storage.markRestarted(request.messageId, 1, signal);
     };
     await Promise.all([

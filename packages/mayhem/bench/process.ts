@@ -45,12 +45,34 @@ export function runProcess(n: number, db: ProcessDb, mainJs = main, extraArgs: r
   const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-process-'));
   const usageFile = join(dir, 'usage.json');
   try {
-    const args = ['--import', usageHook, mainJs, 'run', '--count', String(n), '--publish-rate', '0', '--restart-latency', '0',
-      '--restart-failure-rate', '0', '--log-level', 'silent', ...(db === 'memory' ? ['--db', 'memory:'] : []), ...extraArgs];
+    const args = [
+      '--import',
+      usageHook,
+      mainJs,
+      'run',
+      '--count',
+      String(n),
+      '--publish-rate',
+      '0',
+      '--restart-latency',
+      '0',
+      '--restart-failure-rate',
+      '0',
+      '--log-level',
+      'silent',
+      ...(db === 'memory' ? ['--db', 'memory:'] : []),
+      ...extraArgs,
+    ];
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, args, { cwd: dir, env: { ...process.env, MAYHEM_BENCH_USAGE: usageFile }, stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    const r = spawnSync(process.execPath, args, {
+      cwd: dir,
+      env: { ...process.env, MAYHEM_BENCH_USAGE: usageFile },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      encoding: 'utf8',
+    });
     const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (r.status !== 0) throw new Error(`mayhem run exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n')[0] ?? ''}`);
+    if (r.status !== 0)
+      throw new Error(`mayhem run exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n')[0] ?? ''}`);
     const usage = JSON.parse(readFileSync(usageFile, 'utf8')) as { cpuUs: number; maxRssKB: number };
     let dbMB: number | undefined;
     if (db === 'sqlite') {
@@ -67,7 +89,16 @@ export function runProcess(n: number, db: ProcessDb, mainJs = main, extraArgs: r
       }
     }
     const msgPerSec = (n * 1000) / ms;
-    return { n, db, ms: Math.round(ms), msgPerSec: Math.round(msgPerSec), usPerMsg: 1e6 / msgPerSec, cpuUsPerMsg: usage.cpuUs / n, maxRssMB: Math.round(usage.maxRssKB / 1024), ...(dbMB !== undefined ? { dbMB } : {}) };
+    return {
+      n,
+      db,
+      ms: Math.round(ms),
+      msgPerSec: Math.round(msgPerSec),
+      usPerMsg: 1e6 / msgPerSec,
+      cpuUsPerMsg: usage.cpuUs / n,
+      maxRssMB: Math.round(usage.maxRssKB / 1024),
+      ...(dbMB !== undefined ? { dbMB } : {}),
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -92,14 +123,22 @@ export interface ProcessTableOptions {
  * Returns the printed table's lines.
  */
 export function processTable(o: ProcessTableOptions): string[] {
-  const builds: [string, string][] = o.before !== undefined ? [['before', o.before], ['this', main]] : [['this', main]];
+  const builds: [string, string][] =
+    o.before !== undefined
+      ? [
+          ['before', o.before],
+          ['this', main],
+        ]
+      : [['this', main]];
   const seen = new Map<string, ProcessFigures[]>();
   for (let r = 1; r <= o.rounds; r++) {
     for (const n of o.sizes) {
       for (const db of o.dbs) {
         for (const [build, mainJs] of builds) {
           const key = `${build}/${db}/${n}`;
-          o.progress(`whole process round ${r}/${o.rounds}: ${builds.length > 1 ? `${build} build, ` : ''}${db}, n = ${n.toLocaleString('en-US')}`);
+          o.progress(
+            `whole process round ${r}/${o.rounds}: ${builds.length > 1 ? `${build} build, ` : ''}${db}, n = ${n.toLocaleString('en-US')}`,
+          );
           try {
             seen.set(key, [...(seen.get(key) ?? []), runProcess(n, db, mainJs)]);
           } catch (err) {
@@ -109,32 +148,63 @@ export function processTable(o: ProcessTableOptions): string[] {
       }
     }
   }
-  const fmt = (x: number, digits = 0): string => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
-  const med = (build: string, db: ProcessDb, n: number, k: keyof ProcessFigures): number => median((seen.get(`${build}/${db}/${n}`) ?? []).map((f) => f[k] as number));
+  const fmt = (x: number, digits = 0): string =>
+    Number.isFinite(x)
+      ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+      : '—';
+  const med = (build: string, db: ProcessDb, n: number, k: keyof ProcessFigures): number =>
+    median((seen.get(`${build}/${db}/${n}`) ?? []).map((f) => f[k] as number));
   const smallest = Math.min(...o.sizes);
   const largest = Math.max(...o.sizes);
-  const lines = [`whole process: mayhem run --count N --publish-rate 0 --restart-latency 0 --restart-failure-rate 0 --log-level silent, UUIDv4 ids (medians of ${o.rounds} alternating rounds)`];
-  const head = [...(builds.length > 1 ? ['build'] : []), 'N', ...o.dbs.flatMap((db) => (db === 'sqlite' ? ['SQLite (default) msg/s', 'µs/msg', 'CPU µs/msg', `vs ${fmt(smallest)}`, 'db MB'] : ['--db memory: msg/s', 'µs/msg']))];
+  const lines = [
+    `whole process: mayhem run --count N --publish-rate 0 --restart-latency 0 --restart-failure-rate 0 --log-level silent, UUIDv4 ids (medians of ${o.rounds} alternating rounds)`,
+  ];
+  const head = [
+    ...(builds.length > 1 ? ['build'] : []),
+    'N',
+    ...o.dbs.flatMap((db) =>
+      db === 'sqlite'
+        ? ['SQLite (default) msg/s', 'µs/msg', 'CPU µs/msg', `vs ${fmt(smallest)}`, 'db MB']
+        : ['--db memory: msg/s', 'µs/msg'],
+    ),
+  ];
   const rows: string[][] = [head];
   for (const [build] of builds) {
     for (const n of o.sizes) {
-      rows.push([...(builds.length > 1 ? [build] : []), fmt(n), ...o.dbs.flatMap((db) => {
-        const rate = med(build, db, n, 'msgPerSec');
-        const us = med(build, db, n, 'usPerMsg');
-        if (db !== 'sqlite') return [fmt(rate), fmt(us, 1)];
-        return [fmt(rate), fmt(us, 1), fmt(med(build, db, n, 'cpuUsPerMsg'), 1), `${(us / med(build, db, smallest, 'usPerMsg')).toFixed(2)}×`, fmt(med(build, db, n, 'dbMB'))];
-      })]);
+      rows.push([
+        ...(builds.length > 1 ? [build] : []),
+        fmt(n),
+        ...o.dbs.flatMap((db) => {
+          const rate = med(build, db, n, 'msgPerSec');
+          const us = med(build, db, n, 'usPerMsg');
+          if (db !== 'sqlite') return [fmt(rate), fmt(us, 1)];
+          return [
+            fmt(rate),
+            fmt(us, 1),
+            fmt(med(build, db, n, 'cpuUsPerMsg'), 1),
+            `${(us / med(build, db, smallest, 'usPerMsg')).toFixed(2)}×`,
+            fmt(med(build, db, n, 'dbMB')),
+          ];
+        }),
+      ]);
     }
   }
   const widths = head.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
-  for (const r of rows) lines.push(`  ${r.map((cell, c) => (c === 0 && builds.length > 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`);
+  for (const r of rows)
+    lines.push(
+      `  ${r.map((cell, c) => (c === 0 && builds.length > 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`,
+    );
   if (builds.length > 1) {
     for (const db of o.dbs) {
-      lines.push(`  this / before, ${db} msg/s: ${o.sizes.map((n) => `${(med('this', db, n, 'msgPerSec') / med('before', db, n, 'msgPerSec')).toFixed(2)}× at ${fmt(n)}`).join(', ')}`);
+      lines.push(
+        `  this / before, ${db} msg/s: ${o.sizes.map((n) => `${(med('this', db, n, 'msgPerSec') / med('before', db, n, 'msgPerSec')).toFixed(2)}× at ${fmt(n)}`).join(', ')}`,
+      );
     }
   }
   if (o.dbs.includes('sqlite')) {
-    lines.push(`  targets: SQLite ≥ 60,000 msg/s at 1,000,000; µs/msg at ${fmt(largest)} within 1.20× of ${fmt(smallest)}`);
+    lines.push(
+      `  targets: SQLite ≥ 60,000 msg/s at 1,000,000; µs/msg at ${fmt(largest)} within 1.20× of ${fmt(smallest)}`,
+    );
   }
   return lines;
 }

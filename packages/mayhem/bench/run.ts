@@ -34,7 +34,17 @@ const USAGE = `usage: npm run bench -- [--cases pipeline,process,rss,latency,bac
                       [--process-n 100000,200000,1000000] [--process-rounds 3] [--process-db sqlite,memory]
                       [--before <other build>/packages/mayhem/dist/src/cli/main.js] [--backlog-seconds 300]
        npm run bench -- --broker nats [--count 200000] [--instances 1,2] [--max-in-flight 1000] [--storage postgres|memory]`;
-const KNOWN = new Set(['cases', 'rounds', 'n', 'process-n', 'process-rounds', 'process-db', 'before', 'backlog-seconds', 'broker']);
+const KNOWN = new Set([
+  'cases',
+  'rounds',
+  'n',
+  'process-n',
+  'process-rounds',
+  'process-db',
+  'before',
+  'backlog-seconds',
+  'broker',
+]);
 if (args.includes('--help') || args.includes('-h')) {
   console.log(USAGE);
   process.exit(0);
@@ -59,7 +69,9 @@ const rounds = Number(flag('rounds', '5'));
 // and start-up and JIT warm-up swung the production ratio between 0.94 and 1.00.
 const n = Number(flag('n', '200000'));
 const cases = new Set(flag('cases', 'pipeline,process,rss,latency,backlog').split(','));
-for (const c of cases) if (!['pipeline', 'process', 'rss', 'latency', 'backlog'].includes(c)) throw new Error(`unknown case ${c} (expected pipeline, process, rss, latency, backlog)`);
+for (const c of cases)
+  if (!['pipeline', 'process', 'rss', 'latency', 'backlog'].includes(c))
+    throw new Error(`unknown case ${c} (expected pipeline, process, rss, latency, backlog)`);
 
 type Figures = Record<string, number>;
 
@@ -67,7 +79,9 @@ function measure(which: string, count: number, env: NodeJS.ProcessEnv = {}, node
   try {
     return measureOnce(which, count, env, nodeArgs);
   } catch (err) {
-    process.stderr.write(`  ! ${which} ${JSON.stringify(env)} failed: ${(err as Error).message.split('\n')[0] ?? ''}\n`);
+    process.stderr.write(
+      `  ! ${which} ${JSON.stringify(env)} failed: ${(err as Error).message.split('\n')[0] ?? ''}\n`,
+    );
     return {};
   }
 }
@@ -107,7 +121,9 @@ function alternate(variants: Record<string, () => Figures>): Record<string, numb
 const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 const ratio = (a: number, b: number): string => (a / b).toFixed(2);
 
-process.stderr.write(`mayhem bench: n = ${fmt(n)} messages (UUIDv4 ids), ${rounds} alternating rounds, median shown; cases: ${[...cases].join(', ')}\n`);
+process.stderr.write(
+  `mayhem bench: n = ${fmt(n)} messages (UUIDv4 ids), ${rounds} alternating rounds, median shown; cases: ${[...cases].join(', ')}\n`,
+);
 
 const rows: [string, string, string][] = [];
 const register = ['--import', 'loopwatch/register'];
@@ -121,30 +137,53 @@ if (cases.has('pipeline')) {
   });
   rows.push(
     ['hand-written article pipeline (baseline)', `${fmt(tp.baseline ?? NaN)} msg/s`, '1.00× baseline'],
-    ['(a) mayhem pipeline, storage off (memory)', `${fmt(tp.memory ?? NaN)} msg/s`, `${ratio(tp.memory ?? NaN, tp.baseline ?? NaN)}× baseline (target ≥ 0.50)`],
+    [
+      '(a) mayhem pipeline, storage off (memory)',
+      `${fmt(tp.memory ?? NaN)} msg/s`,
+      `${ratio(tp.memory ?? NaN, tp.baseline ?? NaN)}× baseline (target ≥ 0.50)`,
+    ],
     ['(b) mayhem pipeline, SQLite', `${fmt(tp.sqlite ?? NaN)} msg/s`, 'target ≥ 40,000 msg/s'],
-    ['    under LOOPWATCH=production', `${fmt(tp.production ?? NaN)} msg/s`, `${ratio(tp.production ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.97)`],
-    ['    under LOOPWATCH=debug', `${fmt(tp.debug ?? NaN)} msg/s`, `${ratio(tp.debug ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.20)`],
+    [
+      '    under LOOPWATCH=production',
+      `${fmt(tp.production ?? NaN)} msg/s`,
+      `${ratio(tp.production ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.97)`,
+    ],
+    [
+      '    under LOOPWATCH=debug',
+      `${fmt(tp.debug ?? NaN)} msg/s`,
+      `${ratio(tp.debug ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.20)`,
+    ],
   );
 }
 if (cases.has('rss')) {
   progress('RSS with 100,000 in flight');
   const rss = measure('rss', 100_000);
-  rows.push(['(c) RSS, 100,000 in flight (SQLite)', `${fmt(rss.rssMB ?? NaN)} MB`, `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`]);
+  rows.push([
+    '(c) RSS, 100,000 in flight (SQLite)',
+    `${fmt(rss.rssMB ?? NaN)} MB`,
+    `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`,
+  ]);
 }
 if (cases.has('latency')) {
   progress('latency: 10,000 published as fast as possible, restart latency 10ms, SQLite');
   const lat = [1, 2, 3].map(() => measure('latency', 10_000));
   const latMedian = { p50Ms: median(lat.map((l) => l.p50Ms ?? NaN)), p99Ms: median(lat.map((l) => l.p99Ms ?? NaN)) };
-  rows.push(['latency publish→ack (SQLite), 10k at max rate, 10ms restarts', `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`, 'target p50 ≤ 20, p99 ≤ 50']);
+  rows.push([
+    'latency publish→ack (SQLite), 10k at max rate, 10ms restarts',
+    `p50 ${latMedian.p50Ms} ms, p99 ${latMedian.p99Ms} ms`,
+    'target p50 ≤ 20, p99 ≤ 50',
+  ]);
 }
 if (cases.has('backlog')) {
   const backlogSeconds = Number(flag('backlog-seconds', '300'));
   progress(`RSS over ${backlogSeconds} s of mayhem run --db memory: --publish-rate 0 --restart-latency 1s`);
   const backlog = backlogSeconds > 0 ? await measureBacklogRss(backlogSeconds, 5, [], progress) : undefined;
   if (backlog) {
-    rows.push([`(d) RSS over ${backlog.seconds} s, publish-rate 0, 1s restarts`, `${fmt(backlog.lastMB)} MB`,
-      `start ${fmt(backlog.startMB)}, peak ${fmt(backlog.peakMB)}, 2nd quarter ${fmt(backlog.secondQuarterMB)} → last quarter ${fmt(backlog.lastQuarterMB)} MB; ${fmt(backlog.ackedPerSecond)} acked/s (target: flat)`]);
+    rows.push([
+      `(d) RSS over ${backlog.seconds} s, publish-rate 0, 1s restarts`,
+      `${fmt(backlog.lastMB)} MB`,
+      `start ${fmt(backlog.startMB)}, peak ${fmt(backlog.peakMB)}, 2nd quarter ${fmt(backlog.secondQuarterMB)} → last quarter ${fmt(backlog.lastQuarterMB)} MB; ${fmt(backlog.ackedPerSecond)} acked/s (target: flat)`,
+    ]);
   }
 }
 let wholeProcess: string[] = [];
@@ -160,5 +199,7 @@ if (cases.has('process')) {
 
 const w0 = Math.max(0, ...rows.map((r) => r[0].length));
 const w1 = Math.max(0, ...rows.map((r) => r[1].length));
-process.stdout.write(`\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}${rows.length > 0 ? '\n' : ''}`);
+process.stdout.write(
+  `\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}${rows.length > 0 ? '\n' : ''}`,
+);
 if (wholeProcess.length > 0) process.stdout.write(`${rows.length > 0 ? '\n' : ''}${wholeProcess.join('\n')}\n`);

@@ -38,7 +38,8 @@ async function run(storage: Storage): Promise<number> {
   async function worker(): Promise<void> {
     for (let i = next++; i < messages; i = next++) {
       const request = { messageId: randomUUID(), instanceName: `cattle-${i % 1000}`, publishedAt: startedAt };
-      if ((await storage.claimRestart(request, 1, 'claim')) !== 'free') throw new Error(`${request.messageId} already restarted`);
+      if ((await storage.claimRestart(request, 1, 'claim')) !== 'free')
+        throw new Error(`${request.messageId} already restarted`);
       if (apart) {
         await storage.saveMessage(request, 1);
         await storage.markRestarted(request.messageId, 1);
@@ -56,19 +57,31 @@ async function run(storage: Storage): Promise<number> {
 
 function row(name: string, livesPerSecond: number, extra = ''): void {
   const lives = Math.round(livesPerSecond).toLocaleString('en-US').padStart(9);
-  const ops = Math.round(livesPerSecond * 4).toLocaleString('en-US').padStart(10);
+  const ops = Math.round(livesPerSecond * 4)
+    .toLocaleString('en-US')
+    .padStart(10);
   console.log(`${name.padEnd(8)} ${lives} msg-lives/s  ${ops} ops/s${extra}`);
 }
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-sqlite-'));
 try {
-  console.log(`storage bench: ${messages.toLocaleString('en-US')} messages, ${concurrency} concurrent, 4 ops per life${apart ? ', save and restart apart' : ''} (node ${process.version})`);
+  console.log(
+    `storage bench: ${messages.toLocaleString('en-US')} messages, ${concurrency} concurrent, 4 ops per life${apart ? ', save and restart apart' : ''} (node ${process.version})`,
+  );
   row('memory', await run(openMemoryStorage()));
-  const sqlite: SqliteStorage = openSqliteStorage({ path: join(dir, 'bench.db'), logger: pino({ level: 'warn' }), maxBatch });
+  const sqlite: SqliteStorage = openSqliteStorage({
+    path: join(dir, 'bench.db'),
+    logger: pino({ level: 'warn' }),
+    maxBatch,
+  });
   const rate = await run(sqlite);
   await sqlite.close();
   const s = sqlite.stats;
-  row('sqlite', rate, `  (${s.transactions} transactions, ${Math.round(s.ops / s.transactions)} ops each, ${s.rowWrites} row writes, longest flush ${s.longestFlushMs.toFixed(1)} ms)`);
+  row(
+    'sqlite',
+    rate,
+    `  (${s.transactions} transactions, ${Math.round(s.ops / s.transactions)} ops each, ${s.rowWrites} row writes, longest flush ${s.longestFlushMs.toFixed(1)} ms)`,
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

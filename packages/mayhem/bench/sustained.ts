@@ -38,8 +38,26 @@ const size = (f: string): number => {
 };
 const mb = (b: number): string => (b / 2 ** 20).toFixed(1);
 
-const child = spawn(process.execPath, [main, 'run', '--publish-rate', values.rate, '--restart-latency', '0', '--restart-failure-rate', '0',
-  '--retention', values.retention, '--log-level', 'warn', '--log-format', 'json'], { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] });
+const child = spawn(
+  process.execPath,
+  [
+    main,
+    'run',
+    '--publish-rate',
+    values.rate,
+    '--restart-latency',
+    '0',
+    '--restart-failure-rate',
+    '0',
+    '--retention',
+    values.retention,
+    '--log-level',
+    'warn',
+    '--log-format',
+    'json',
+  ],
+  { cwd: dir, stdio: ['ignore', 'inherit', 'inherit'] },
+);
 const rss = (): number => {
   try {
     return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? NaN) * 1024;
@@ -51,13 +69,15 @@ let reader: Database.Database | undefined;
 const rowsCreated = (): number => {
   try {
     reader ??= new Database(db, { readonly: true, fileMustExist: true });
-    return (reader.prepare('SELECT coalesce(max(id), 0) FROM message_rows').pluck().get() as number);
+    return reader.prepare('SELECT coalesce(max(id), 0) FROM message_rows').pluck().get() as number;
   } catch {
     return NaN;
   }
 };
 
-process.stdout.write(`sustained: mayhem run --publish-rate ${values.rate} --retention ${values.retention} for ${minutes} min (embedded defaults, UUID ids) in ${dir}\n`);
+process.stdout.write(
+  `sustained: mayhem run --publish-rate ${values.rate} --retention ${values.retention} for ${minutes} min (embedded defaults, UUID ids) in ${dir}\n`,
+);
 process.stdout.write('  min   msgs/s   WAL max MB   WAL now MB   db MB   live rows   RSS MB\n');
 let walMax = 0;
 let walMaxAll = 0;
@@ -71,7 +91,9 @@ for (let s = 1; s <= minutes * 60; s++) {
   if (s % 60 === 0) {
     const created = rowsCreated();
     const live = reader ? (reader.prepare('SELECT count(*) FROM message_rows').pluck().get() as number) : NaN;
-    process.stdout.write(`  ${String(s / 60).padStart(3)}  ${String(Math.round((created - last) / 60)).padStart(7)}   ${mb(walMax).padStart(10)}   ${mb(wal).padStart(10)}  ${mb(size(db)).padStart(6)}  ${String(live).padStart(10)}  ${mb(rss()).padStart(7)}\n`);
+    process.stdout.write(
+      `  ${String(s / 60).padStart(3)}  ${String(Math.round((created - last) / 60)).padStart(7)}   ${mb(walMax).padStart(10)}   ${mb(wal).padStart(10)}  ${mb(size(db)).padStart(6)}  ${String(live).padStart(10)}  ${mb(rss()).padStart(7)}\n`,
+    );
     last = created;
     walMax = 0;
   }
@@ -79,5 +101,7 @@ for (let s = 1; s <= minutes * 60; s++) {
 reader?.close();
 child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
-process.stdout.write(`  largest WAL over ${((Date.now() - started) / 60_000).toFixed(1)} min: ${mb(walMaxAll)} MB (limit 64 MB); after shutdown: ${mb(size(`${db}-wal`))} MB WAL, ${mb(size(db))} MB database\n`);
+process.stdout.write(
+  `  largest WAL over ${((Date.now() - started) / 60_000).toFixed(1)} min: ${mb(walMaxAll)} MB (limit 64 MB); after shutdown: ${mb(size(`${db}-wal`))} MB WAL, ${mb(size(db))} MB database\n`,
+);
 rmSync(dir, { recursive: true, force: true });

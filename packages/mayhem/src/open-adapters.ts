@@ -29,9 +29,19 @@ export interface Adapters {
  * opened is closed; one still opening is not waited for, as the process exits next. A failure
  * closes what had opened and rethrows.
  */
-export async function openAdapters(config: Config, deps: { logger: Logger; random: () => number }, startup: StartupSignals): Promise<Adapters | undefined> {
+export async function openAdapters(
+  config: Config,
+  deps: { logger: Logger; random: () => number },
+  startup: StartupSignals,
+): Promise<Adapters | undefined> {
   const { logger, random } = deps;
-  const opened: { executor?: OpenedExecutor; http?: HttpEndpoint; metrics?: Metrics; storage?: Storage; broker?: Broker } = {};
+  const opened: {
+    executor?: OpenedExecutor;
+    http?: HttpEndpoint;
+    metrics?: Metrics;
+    storage?: Storage;
+    broker?: Broker;
+  } = {};
   const closeOpened = async (): Promise<void> => {
     // What did open, in the shutdown order.
     await opened.broker?.close().catch(() => undefined);
@@ -45,11 +55,29 @@ export async function openAdapters(config: Config, deps: { logger: Logger; rando
     opened.executor = await openExecutor(config, { logger, random });
     if (config.http !== undefined) opened.http = await openHttpEndpoint({ listen: config.http, logger });
     opened.metrics = await openMetrics(config.statsd, logger, opened.http?.metrics);
-    opened.storage = await openStorage({ url: config.db, logger, saveFailureRate: config.saveFailureRate, random, maxInFlight: config.maxInFlight, retentionMs: config.retention, deadLetterRetentionMs: config.deadLetterRetention });
+    opened.storage = await openStorage({
+      url: config.db,
+      logger,
+      saveFailureRate: config.saveFailureRate,
+      random,
+      maxInFlight: config.maxInFlight,
+      retentionMs: config.retention,
+      deadLetterRetentionMs: config.deadLetterRetention,
+    });
     opened.broker = await openBroker({
-      url: config.broker, logger, ackDeadlineMs: config.ackDeadline, maxInFlight: config.maxInFlight, maxDeliveries: config.maxDeliveries,
-      stream: config.stream, subject: config.subject, durable: config.durable, deadLetterSubject: config.deadLetterSubject, replicas: config.replicas,
-      maxBacklog: config.maxBacklog, deadLetterMaxAgeMs: config.deadLetterMaxAge, deadLetterMaxBytes: config.deadLetterMaxBytes,
+      url: config.broker,
+      logger,
+      ackDeadlineMs: config.ackDeadline,
+      maxInFlight: config.maxInFlight,
+      maxDeliveries: config.maxDeliveries,
+      stream: config.stream,
+      subject: config.subject,
+      durable: config.durable,
+      deadLetterSubject: config.deadLetterSubject,
+      replicas: config.replicas,
+      maxBacklog: config.maxBacklog,
+      deadLetterMaxAgeMs: config.deadLetterMaxAge,
+      deadLetterMaxBytes: config.deadLetterMaxBytes,
       auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
     });
   });

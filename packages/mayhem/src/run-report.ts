@@ -44,7 +44,11 @@ export interface Summary {
 }
 
 /** The status line every `--status-every` on a terminal: what was done since the last one. */
-export function startStatus(config: Config, logger: Logger, run: { counters: Counters; consumer: Consumer; started: number }): NodeJS.Timeout | undefined {
+export function startStatus(
+  config: Config,
+  logger: Logger,
+  run: { counters: Counters; consumer: Consumer; started: number },
+): NodeJS.Timeout | undefined {
   if (config.statusEvery <= 0 || process.stdout.isTTY !== true) return undefined;
   const { counters, consumer, started } = run;
   let lastAcked = 0;
@@ -116,10 +120,16 @@ export function describeSummary(s: Summary): string {
     s.published !== undefined ? `published ${s.published},` : '',
     `pulled ${s.pulled} (incl. redeliveries), acked ${s.acked}, nacked ${s.nacked}, dead-lettered ${s.deadLettered} (${s.malformed} malformed${s.conflicts > 0 ? `, ${s.conflicts} reused ids` : ''});`,
     `restarted ${s.restarted} hosts (${s.restartSkipped} skipped as already done${s.restartsInDoubt > 0 ? `, ${s.restartsInDoubt} in doubt not repeated` : ''}), ${s.restartFailures} restart failures, ${s.saveFailures} save failures, ${s.retries} retries, ${s.extensions} deadline extensions;`,
-    s.railSkipped + s.deferred + s.leashed > 0 ? `rails: ${s.railSkipped} skipped, ${s.deferred} deferred, ${s.leashed} leashed;` : '',
+    s.railSkipped + s.deferred + s.leashed > 0
+      ? `rails: ${s.railSkipped} skipped, ${s.deferred} deferred, ${s.leashed} leashed;`
+      : '',
     `${s.seconds} s, ${s.ackedPerSecond} acked/s, ${s.inFlight} in flight at exit.`,
-    s.unsettled > 0 ? `${s.unsettled} restarted hosts could not be recorded before shutdown: their messages were left to the broker's lease, and a redelivery will find them in doubt.` : '',
-    s.leftInBroker !== undefined && s.leftInBroker > 0 ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.` : '',
+    s.unsettled > 0
+      ? `${s.unsettled} restarted hosts could not be recorded before shutdown: their messages were left to the broker's lease, and a redelivery will find them in doubt.`
+      : '',
+    s.leftInBroker !== undefined && s.leftInBroker > 0
+      ? `${s.leftInBroker} messages were left in the in-memory broker, which is not durable: they are gone with this process.`
+      : '',
   ];
   return parts.filter(Boolean).join(' ');
 }
@@ -138,9 +148,11 @@ export function reportUnfinished(storage: Storage, memoryBroker: boolean, logger
 
 export function describeUnfinished(r: UnfinishedReport, memoryBroker: boolean): string {
   const oldest = r.oldestAt !== undefined ? `, the oldest from ${new Date(r.oldestAt).toISOString()}` : '';
-  return `Earlier runs left ${r.total} messages unfinished (recorded, neither acked nor dead-lettered; ${r.fromPreviousRun} by the last run${oldest}): ` +
+  return (
+    `Earlier runs left ${r.total} messages unfinished (recorded, neither acked nor dead-lettered; ${r.fromPreviousRun} by the last run${oldest}): ` +
     `${r.restarted} restarted but never acked, ${r.inDoubt} in doubt (restart begun, its end never recorded), ${r.notRestarted} not restarted. ` +
     (memoryBroker
       ? 'The in-memory broker is not durable: they will not be delivered again.'
-      : 'The broker redelivers what it never got an ack for.');
+      : 'The broker redelivers what it never got an ack for.')
+  );
 }

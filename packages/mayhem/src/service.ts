@@ -40,7 +40,11 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const startup = listenDuringStartup(logger);
   const adapters = await openAdapters(config, { logger, random }, startup);
   if (adapters === undefined) {
-    const summary = summarize(new Counters(noopMetrics), { reason: `received ${startup.signal()} during start-up`, ms: performance.now() - started, inFlight: 0 });
+    const summary = summarize(new Counters(noopMetrics), {
+      reason: `received ${startup.signal()} during start-up`,
+      ms: performance.now() - started,
+      inFlight: 0,
+    });
     logger.info(summary, describeSummary(summary));
     logger.info('Successfully shutdown the Mayhem service.');
     return { exitCode: 0, summary };
@@ -51,17 +55,28 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const control = storage.control?.() ?? new LocalFleetControl();
   const rails = new Rails(railsSettings(config), control, random);
   if (rails.settings.leashed) {
-    logger.warn({ leashed: config.leashed }, config.leashed === 'auto'
-      ? `Leashed: the ${config.executor} executor restarts nothing yet; each restart it would make is logged and recorded as 'leashed'. Pass --leashed false to let it restart hosts`
-      : 'Leashed: nothing is restarted; each restart that would run is logged and recorded as \'leashed\'');
+    logger.warn(
+      { leashed: config.leashed },
+      config.leashed === 'auto'
+        ? `Leashed: the ${config.executor} executor restarts nothing yet; each restart it would make is logged and recorded as 'leashed'. Pass --leashed false to let it restart hosts`
+        : "Leashed: nothing is restarted; each restart that would run is logged and recorded as 'leashed'",
+    );
   }
   const { counters, pipeline, consumer } = createMayhem(
     { broker, storage, metrics, logger, rails, control, executor: withRestartTimings(executor.executor, metrics) },
     {
-      extendEveryMs: config.extendEvery, restartAttempts: config.restartAttempts, saveAttempts: config.saveAttempts,
-      maxDeliveries: config.maxDeliveries, retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
-      nackBackoff: { baseMs: config.nackDelay, maxMs: 60_000 }, dryRun: config.dryRun, inDoubt: config.inDoubt, random,
-      instance: config.instanceName, executorName: config.executor, maxInFlight: config.maxInFlight,
+      extendEveryMs: config.extendEvery,
+      restartAttempts: config.restartAttempts,
+      saveAttempts: config.saveAttempts,
+      maxDeliveries: config.maxDeliveries,
+      retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
+      nackBackoff: { baseMs: config.nackDelay, maxMs: 60_000 },
+      dryRun: config.dryRun,
+      inDoubt: config.inDoubt,
+      random,
+      instance: config.instanceName,
+      executorName: config.executor,
+      maxInFlight: config.maxInFlight,
       // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
       messageTasks: activeMode() === 'debug' || config.monitorTasksMs !== undefined,
     },
@@ -81,7 +96,10 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const stopListening = listenWhileRunning(logger, latch);
   // Errors outside message handlers: log, then shut down with exit 1.
   const onFatal = (err: unknown): void => {
-    logger.fatal({ err: err instanceof Error ? err.stack : errorText(err) }, `Unexpected error outside message handlers: ${errorText(err)}`);
+    logger.fatal(
+      { err: err instanceof Error ? err.stack : errorText(err) },
+      `Unexpected error outside message handlers: ${errorText(err)}`,
+    );
     latch.request('unexpected error', 1);
   };
   process.on('uncaughtException', onFatal);
@@ -91,17 +109,34 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   let published: Promise<number> | undefined;
   if (broker instanceof MemoryBroker) {
     const memory = broker;
-    published = runSimulatedPublisher((payload, id) => memory.publishSync(payload, id), {
-      rate: config.publishRate, count: config.count, random, malformedEvery: config.malformedEvery,
-      instances: config.instances?.split(',').map((n) => n.trim()),
-      // The broker holds at most --max-backlog: the publisher waits for room, so memory stays flat.
-      waitForRoom: (signal) => memory.waitForRoom(signal),
-    }, latch.stopPulling.signal);
-    logger.info({ rate: config.publishRate || 'max', count: config.count ?? 'unlimited', maxBacklog: memory.maxBacklog }, 'Simulated publisher started on the in-memory broker');
+    published = runSimulatedPublisher(
+      (payload, id) => memory.publishSync(payload, id),
+      {
+        rate: config.publishRate,
+        count: config.count,
+        random,
+        malformedEvery: config.malformedEvery,
+        instances: config.instances?.split(',').map((n) => n.trim()),
+        // The broker holds at most --max-backlog: the publisher waits for room, so memory stays flat.
+        waitForRoom: (signal) => memory.waitForRoom(signal),
+      },
+      latch.stopPulling.signal,
+    );
+    logger.info(
+      { rate: config.publishRate || 'max', count: config.count ?? 'unlimited', maxBacklog: memory.maxBacklog },
+      'Simulated publisher started on the in-memory broker',
+    );
   }
-  logger.info({ broker: redactUrl(config.broker), db: redactUrl(config.db), maxInFlight: config.maxInFlight }, 'Mayhem Mandrill is consuming');
+  logger.info(
+    { broker: redactUrl(config.broker), db: redactUrl(config.db), maxInFlight: config.maxInFlight },
+    'Mayhem Mandrill is consuming',
+  );
   // /readyz: ready while consuming with both dependencies up; not ready from the moment shutdown begins.
-  http?.attach({ shuttingDown: latch.stopPulling.signal, storageHealth: pipeline.storageHealth, brokerHealth: pipeline.brokerHealth });
+  http?.attach({
+    shuttingDown: latch.stopPulling.signal,
+    storageHealth: pipeline.storageHealth,
+    brokerHealth: pipeline.brokerHealth,
+  });
   const backlog = backlogSource(broker);
   if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
   reportUnfinished(storage, broker instanceof MemoryBroker, logger);
@@ -113,7 +148,14 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
 
   await latch.requested;
   await shutdown({
-    logger, graceMs: config.grace, stopPulling: latch.stopPulling, cancelInFlight, consumer, broker, storage, metrics,
+    logger,
+    graceMs: config.grace,
+    stopPulling: latch.stopPulling,
+    cancelInFlight,
+    consumer,
+    broker,
+    storage,
+    metrics,
     pullingStopped: Promise.all([pulling, published]),
   });
   clearInterval(keepAlive);
@@ -125,7 +167,13 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   process.off('uncaughtException', onFatal);
   process.off('unhandledRejection', onFatal);
 
-  const summary = summarize(counters, { reason: latch.reason, ms: performance.now() - started, inFlight: consumer.inFlight, published: published ? await published : undefined, broker });
+  const summary = summarize(counters, {
+    reason: latch.reason,
+    ms: performance.now() - started,
+    inFlight: consumer.inFlight,
+    published: published ? await published : undefined,
+    broker,
+  });
   logger.info(summary, describeSummary(summary));
   // Last, so a final scrape sees the final figures.
   await http?.close();

@@ -32,7 +32,15 @@ describe('backlog sources', () => {
 
     it('the shared consumer’s pending count: what no instance has been handed yet', async () => {
       const logger = capturingLogger().logger;
-      const opts = { servers: [server.url], stream: 'BACKLOG', subject: 'backlog.restart', durable: 'backlog', deadLetterSubject: 'backlog.dead', ackWaitMs: 5000, logger };
+      const opts = {
+        servers: [server.url],
+        stream: 'BACKLOG',
+        subject: 'backlog.restart',
+        durable: 'backlog',
+        deadLetterSubject: 'backlog.dead',
+        ackWaitMs: 5000,
+        logger,
+      };
       const broker = await openNatsBroker(opts);
       try {
         const backlog = backlogSource(broker)!;

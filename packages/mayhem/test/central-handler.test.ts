@@ -32,7 +32,9 @@ describe('one poison message never stops the consumer', () => {
     await vi.advanceTimersByTimeAsync(100);
     expect(running.settled).toBe(false);
     expect(outcomes.filter((o) => o === 'acked')).toHaveLength(5);
-    expect(r.broker.deadLetters.map((d) => d.reason)).toEqual(["malformed: instanceName must be a hostname label (letters, digits, '-'), got an object"]);
+    expect(r.broker.deadLetters.map((d) => d.reason)).toEqual([
+      "malformed: instanceName must be a hostname label (letters, digits, '-'), got an object",
+    ]);
     stop.abort();
     await running.promise;
   });
@@ -45,10 +47,13 @@ describe('one poison message never stops the consumer', () => {
     const broker: Broker = {
       ackDeadlineMs: r.broker.ackDeadlineMs,
       close: () => r.broker.close(),
-      pull: async (max, signal) => (await r.broker.pull(max, signal)).map((d): Delivery => {
-        const id = (JSON.parse(Buffer.from(d.data).toString('utf8')) as { messageId: string }).messageId;
-        return id !== poison ? d : wrapDelivery(d, { ack: () => Promise.reject(new Error('broker refused the ack')) });
-      }),
+      pull: async (max, signal) =>
+        (await r.broker.pull(max, signal)).map((d): Delivery => {
+          const id = (JSON.parse(Buffer.from(d.data).toString('utf8')) as { messageId: string }).messageId;
+          return id !== poison
+            ? d
+            : wrapDelivery(d, { ack: () => Promise.reject(new Error('broker refused the ack')) });
+        }),
     };
     const dead: DeadLetter[] = [];
     const handler = nackOnHandlerError(r.log.logger, r.counters, {
@@ -56,7 +61,15 @@ describe('one poison message never stops the consumer', () => {
       maxDeliveries: 3,
       recordDeadLetter: (entry) => r.storage.deadLetter(entry).then(() => void dead.push(entry)),
     });
-    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: handler, maxInFlight: 10, pullBatch: 10 });
+    const consumer = new Consumer({
+      broker,
+      pipeline: r.pipeline,
+      counters: r.counters,
+      logger: r.log.logger,
+      onHandlerError: handler,
+      maxInFlight: 10,
+      pullBatch: 10,
+    });
     const stop = new AbortController();
     const running = track(consumer.run(stop.signal, new AbortController().signal));
 
@@ -66,9 +79,19 @@ describe('one poison message never stops the consumer', () => {
     const errors = r.log.lines.filter((l) => l.msg === 'Handling general error: broker refused the ack');
     expect(errors.map((l) => l.delivery)).toEqual([1, 2, 3]);
     expect(errors.every((l) => l.messageId === poison)).toBe(true);
-    expect(r.broker.deadLetters).toMatchObject([{ reason: 'gave up after 3 deliveries: broker refused the ack', deliveries: 3 }]);
-    expect(dead).toMatchObject([{ request: { messageId: poison, instanceName: 'cattle-poison' }, reason: 'gave up after 3 deliveries: broker refused the ack', deliveries: 3 }]);
-    expect(r.log.lines.filter((l) => l.msg === 'Dead-lettered a message whose handling failed 3 times')).toMatchObject([{ level: 50, messageId: poison }]);
+    expect(r.broker.deadLetters).toMatchObject([
+      { reason: 'gave up after 3 deliveries: broker refused the ack', deliveries: 3 },
+    ]);
+    expect(dead).toMatchObject([
+      {
+        request: { messageId: poison, instanceName: 'cattle-poison' },
+        reason: 'gave up after 3 deliveries: broker refused the ack',
+        deliveries: 3,
+      },
+    ]);
+    expect(r.log.lines.filter((l) => l.msg === 'Dead-lettered a message whose handling failed 3 times')).toMatchObject([
+      { level: 50, messageId: poison },
+    ]);
     expect(r.counters.tally).toMatchObject({ dead_lettered: 1, nacked: 2, acked: 2 });
     // Restarted once; the redeliveries found the restart recorded and did not restart again.
     expect(r.executor.calls.filter((c) => c.host === 'cattle-poison.example.net')).toHaveLength(1);
@@ -82,15 +105,25 @@ describe('one poison message never stops the consumer', () => {
     const r = rig();
     r.broker.publishSync('whatever');
     const [d] = await r.pullNow();
-    const handler = nackOnHandlerError(r.log.logger, r.counters, { maxDeliveries: 1, recordDeadLetter: () => Promise.reject(new Error('database is locked')) });
+    const handler = nackOnHandlerError(r.log.logger, r.counters, {
+      maxDeliveries: 1,
+      recordDeadLetter: () => Promise.reject(new Error('database is locked')),
+    });
     await handler(new Error('bug'), d as Delivery);
     expect(r.broker.stats()).toMatchObject({ deadLettered: 1, nacked: 0 });
-    expect(r.log.lines.find((l) => l.msg.startsWith('Could not record the dead letter'))).toMatchObject({ err: 'database is locked' });
+    expect(r.log.lines.find((l) => l.msg.startsWith('Could not record the dead letter'))).toMatchObject({
+      err: 'database is locked',
+    });
   });
 });
 
 describe('the central handler itself never throws and never rejects', () => {
-  function hostileDelivery(o: { data?: boolean; count?: boolean; nack?: 'throw' | 'reject'; deadLetter?: 'throw' | 'reject' }): Delivery & { nacks: number } {
+  function hostileDelivery(o: {
+    data?: boolean;
+    count?: boolean;
+    nack?: 'throw' | 'reject';
+    deadLetter?: 'throw' | 'reject';
+  }): Delivery & { nacks: number } {
     const d = {
       nacks: 0,
       get data(): Uint8Array {
@@ -119,7 +152,15 @@ describe('the central handler itself never throws and never rejects', () => {
   const unprintable = Object.create(null) as object; // String() of it throws
   const cases: [string, unknown, Parameters<typeof hostileDelivery>[0]][] = [
     ['an error String() cannot print', unprintable, {}],
-    ['an error whose message getter throws', Object.defineProperty(new Error('x'), 'message', { get() { throw new Error('no'); } }), {}],
+    [
+      'an error whose message getter throws',
+      Object.defineProperty(new Error('x'), 'message', {
+        get() {
+          throw new Error('no');
+        },
+      }),
+      {},
+    ],
     ['a delivery whose data getter throws', new Error('bug'), { data: true }],
     ['a delivery whose deliveryCount getter throws', new Error('bug'), { count: true }],
     ['a nack that throws synchronously', new Error('bug'), { nack: 'throw' }],
@@ -130,10 +171,17 @@ describe('the central handler itself never throws and never rejects', () => {
   it.each(cases)('%s', async (_name, error, o) => {
     const log = capturingLogger();
     const counters = new Counters(noopMetrics);
-    const handler = nackOnHandlerError(log.logger, counters, { maxDeliveries: o.deadLetter !== undefined ? 1 : 100, nackDelayMs: () => { throw new Error('delay exploded'); } });
+    const handler = nackOnHandlerError(log.logger, counters, {
+      maxDeliveries: o.deadLetter !== undefined ? 1 : 100,
+      nackDelayMs: () => {
+        throw new Error('delay exploded');
+      },
+    });
     const d = hostileDelivery(o);
     let result: Promise<void> | undefined;
-    expect(() => { result = handler(error, d); }).not.toThrow();
+    expect(() => {
+      result = handler(error, d);
+    }).not.toThrow();
     await expect(result).resolves.toBeUndefined();
     expect(d.nacks).toBe(1);
     expect(log.lines.some((l) => l.msg.startsWith('Handling general error: '))).toBe(true);

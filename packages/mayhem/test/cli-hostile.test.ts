@@ -20,22 +20,37 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function mayhem(args: string[], env: NodeJS.ProcessEnv = {}, command: string[] = [process.execPath, MAIN]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function mayhem(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  command: string[] = [process.execPath, MAIN],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
     const [bin, ...pre] = command as [string, ...string[]];
-    const child = spawn(bin, [...pre, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(bin, [...pre, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     // Never left running if a test fails or times out.
     const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => { clearTimeout(timer); res({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
   });
 }
 
 const fast = ['--db', 'memory:', '--publish-rate', '0', '--restart-latency', '1ms', '--restart-failure-rate', '0'];
-const lines = (text: string): Record<string, unknown>[] => text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+const lines = (text: string): Record<string, unknown>[] =>
+  text
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('npx mayhem from a clone, after npm ci', () => {
   it('the bin is a committed, executable file that npm linked into node_modules/.bin', () => {
@@ -51,7 +66,11 @@ describe('npx mayhem from a clone, after npm ci', () => {
   });
 
   it('npx --no-install mayhem run works', async () => {
-    const r = await mayhem(['run', ...fast, '--count', '3', '--log-level', 'warn'], {}, ['npx', '--no-install', 'mayhem']);
+    const r = await mayhem(['run', ...fast, '--count', '3', '--log-level', 'warn'], {}, [
+      'npx',
+      '--no-install',
+      'mayhem',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   }, 60_000);
@@ -61,14 +80,35 @@ describe('help', () => {
   it('mayhem --help shows the commands, the main flags, the environment variables and the exit codes', async () => {
     const r = await mayhem(['--help']);
     expect(r.code).toBe(0);
-    for (const text of ['run [options]', 'publish [options]', '--broker <url>', '--db <url>', '--count <n>', '--dry-run [bool]', 'MAYHEM_', 'PGPASSWORD', '--nats-creds', 'Exit codes', 'mayhem run --help']) {
+    for (const text of [
+      'run [options]',
+      'publish [options]',
+      '--broker <url>',
+      '--db <url>',
+      '--count <n>',
+      '--dry-run [bool]',
+      'MAYHEM_',
+      'PGPASSWORD',
+      '--nats-creds',
+      'Exit codes',
+      'mayhem run --help',
+    ]) {
       expect(r.stdout).toContain(text);
     }
   });
 
   it('mayhem run --help lists every flag, the new ones too', async () => {
     const r = await mayhem(['run', '--help']);
-    for (const text of ['--max-backlog <value>', '--dry-run [bool]', '--no-dry-run', '--nats-creds <file>', '--nats-nkey <file>', '--nats-token-file <file>', '--dead-letter-max-age <value>', 'at most 1h']) {
+    for (const text of [
+      '--max-backlog <value>',
+      '--dry-run [bool]',
+      '--no-dry-run',
+      '--nats-creds <file>',
+      '--nats-nkey <file>',
+      '--nats-token-file <file>',
+      '--dead-letter-max-age <value>',
+      'at most 1h',
+    ]) {
       expect(r.stdout).toContain(text);
     }
   });
@@ -91,8 +131,14 @@ describe('booleans take a value and can be undone', () => {
 
 describe('bad values are one line and exit 2', () => {
   it.each([
-    [['--statsd', 'localhost:0'], /^mayhem: invalid --statsd "localhost:0": expected host:port with a port from 1 to 65535/],
-    [['--broker', 'nats://h:99999'], /^mayhem: invalid --broker "nats:\/\/h:99999": expected memory or nats:\/\/host:port/],
+    [
+      ['--statsd', 'localhost:0'],
+      /^mayhem: invalid --statsd "localhost:0": expected host:port with a port from 1 to 65535/,
+    ],
+    [
+      ['--broker', 'nats://h:99999'],
+      /^mayhem: invalid --broker "nats:\/\/h:99999": expected memory or nats:\/\/host:port/,
+    ],
     [['--grace', '3000000000'], /^mayhem: invalid --grace "3000000000": .*at most 1h$/m],
     [['--ack-deadline', '3000000000'], /^mayhem: invalid --ack-deadline "3000000000": .*at most 12h$/m],
     [['--db', 'sqlite:'], /^mayhem: invalid --db "sqlite:": sqlite: needs a file path/],
@@ -116,7 +162,10 @@ describe('bad values are one line and exit 2', () => {
 
   it('a config file with a UTF-8 BOM runs', async () => {
     const path = join(dir, 'bom.json');
-    writeFileSync(path, `\ufeff${JSON.stringify({ db: 'memory:', count: 2, publishRate: 0, restartLatency: '1ms', logLevel: 'warn' })}`);
+    writeFileSync(
+      path,
+      `\ufeff${JSON.stringify({ db: 'memory:', count: 2, publishRate: 0, restartLatency: '1ms', logLevel: 'warn' })}`,
+    );
     const r = await mayhem(['run', '--config', path]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
@@ -127,14 +176,20 @@ describe('the log file fills while the service runs', () => {
   it('dead-letter lines are in the file within a couple of seconds (and survive a SIGKILL)', async () => {
     const out = join(dir, 'service.log');
     const fd = openSync(out, 'w');
-    const child = spawn(process.execPath, [MAIN, 'run', '--db', 'memory:', '--publish-rate', '2', '--malformed-every', '1'], { stdio: ['ignore', fd, 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [MAIN, 'run', '--db', 'memory:', '--publish-rate', '2', '--malformed-every', '1'],
+      { stdio: ['ignore', fd, 'inherit'] },
+    );
     closeSync(fd);
     const exited = new Promise((r) => child.on('exit', r));
     const t0 = performance.now();
     let found = 0;
     while (performance.now() - t0 < 5000 && found < 2) {
       await new Promise((r) => setTimeout(r, 50));
-      found = readFileSync(out, 'utf8').split('\n').filter((l) => l.includes('Dead-lettered malformed message')).length;
+      found = readFileSync(out, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('Dead-lettered malformed message')).length;
     }
     child.kill('SIGKILL');
     await exited;

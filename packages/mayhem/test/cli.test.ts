@@ -27,14 +27,30 @@ function query<T>(db: string, sql: string): T {
 
 /** What must hold in the SQLite file after any run: nothing acked without restart and save recorded. */
 function checkAckedRows(db: string, acked: number): void {
-  expect(query<{ n: number }>(db, 'SELECT count(*) AS n FROM messages WHERE acked = 1 AND (restarted = 0 OR saved = 0)').n).toBe(0);
+  expect(
+    query<{ n: number }>(db, 'SELECT count(*) AS n FROM messages WHERE acked = 1 AND (restarted = 0 OR saved = 0)').n,
+  ).toBe(0);
   expect(query<{ n: number }>(db, 'SELECT count(*) AS n FROM messages WHERE acked = 1').n).toBe(acked);
 }
 
 describe('mayhem run (child process)', () => {
   it('--count 2000 at full speed: exits 0, counts add up, every acked row restarted and saved', async () => {
     const db = join(dir, 'm.db');
-    const run = cli(['run', '--count', '2000', '--publish-rate', '0', '--restart-latency', '5ms', '--db', `sqlite:${db}`, '--log-level', 'info', '--seed', '7']);
+    const run = cli([
+      'run',
+      '--count',
+      '2000',
+      '--publish-rate',
+      '0',
+      '--restart-latency',
+      '5ms',
+      '--db',
+      `sqlite:${db}`,
+      '--log-level',
+      'info',
+      '--seed',
+      '7',
+    ]);
     const { code } = await run.exited;
     expect(run.stderr()).toBe('');
     expect(code).toBe(0);
@@ -48,15 +64,30 @@ describe('mayhem run (child process)', () => {
     expect(count(run.lines, (l) => l.msg.startsWith('Done. Acked '))).toBe(s.acked);
 
     checkAckedRows(db, s.acked);
-    expect(query<{ n: number }>(db, 'SELECT count(*) AS n FROM messages WHERE acked = 1 OR dead_lettered = 1').n).toBe(2000);
+    expect(query<{ n: number }>(db, 'SELECT count(*) AS n FROM messages WHERE acked = 1 OR dead_lettered = 1').n).toBe(
+      2000,
+    );
     expect(query<{ n: number }>(db, 'SELECT count(*) AS n FROM dead_letters').n).toBe(s.deadLettered);
   });
 
   it('SIGTERM mid-flight: exits 0 within the grace period, nacks back everything not acked', async () => {
     const db = join(dir, 'sigterm.db');
     const graceMs = 200;
-    const run = cli(['run', '--publish-rate', '0', '--restart-latency', '500ms', '--grace', `${graceMs}ms`, '--db', `sqlite:${db}`]);
-    await run.waitFor((lines) => count(lines, (l) => l.msg.startsWith('Pulled ')) >= 1000 && lines.some((l) => l.msg.startsWith('Done. Acked ')));
+    const run = cli([
+      'run',
+      '--publish-rate',
+      '0',
+      '--restart-latency',
+      '500ms',
+      '--grace',
+      `${graceMs}ms`,
+      '--db',
+      `sqlite:${db}`,
+    ]);
+    await run.waitFor(
+      (lines) =>
+        count(lines, (l) => l.msg.startsWith('Pulled ')) >= 1000 && lines.some((l) => l.msg.startsWith('Done. Acked ')),
+    );
     const signalled = performance.now();
     run.child.kill('SIGTERM');
     const { code, at } = await run.exited;
@@ -103,14 +134,40 @@ describe('mayhem run (child process)', () => {
 
   it('malformed messages are dead-lettered, one log line each, and the service carries on', async () => {
     const db = join(dir, 'malformed.db');
-    const run = cli(['run', '--count', '300', '--malformed-every', '10', '--publish-rate', '0', '--restart-latency', '2ms', '--restart-failure-rate', '0', '--db', `sqlite:${db}`]);
+    const run = cli([
+      'run',
+      '--count',
+      '300',
+      '--malformed-every',
+      '10',
+      '--publish-rate',
+      '0',
+      '--restart-latency',
+      '2ms',
+      '--restart-failure-rate',
+      '0',
+      '--db',
+      `sqlite:${db}`,
+    ]);
     const { code } = await run.exited;
     expect(run.stderr()).toBe('');
     expect(code).toBe(0);
     const s = summaryOf(run.lines);
-    expect(s).toMatchObject({ published: 300, deadLettered: 30, malformed: 30, acked: 270, inFlight: 0, leftInBroker: 0 });
+    expect(s).toMatchObject({
+      published: 300,
+      deadLettered: 30,
+      malformed: 30,
+      acked: 270,
+      inFlight: 0,
+      leftInBroker: 0,
+    });
     expect(count(run.lines, (l) => l.msg.startsWith('Dead-lettered malformed message: '))).toBe(30);
-    expect(query<{ n: number }>(db, "SELECT count(*) AS n FROM dead_letters WHERE message_id IS NULL AND reason LIKE 'malformed: %'").n).toBe(30);
+    expect(
+      query<{ n: number }>(
+        db,
+        "SELECT count(*) AS n FROM dead_letters WHERE message_id IS NULL AND reason LIKE 'malformed: %'",
+      ).n,
+    ).toBe(30);
     checkAckedRows(db, 270);
   });
 
@@ -123,8 +180,16 @@ describe('mayhem run (child process)', () => {
       [['--log-level', 'loud'], 2, /^mayhem: invalid --log-level "loud": expected trace, debug/],
       [['--db', 'sqlite:/nonexistent/dir/x.db', '--count', '1'], 1, /^mayhem: .*\/nonexistent\/dir/],
       // Unreachable servers: one line naming the server, exit 1, nothing half-open left behind.
-      [['--broker', 'nats://127.0.0.1:1', '--db', 'memory:'], 1, /^mayhem: cannot connect to NATS at nats:\/\/127\.0\.0\.1:1: /],
-      [['--db', 'postgres://postgres@127.0.0.1:1/test'], 1, /^mayhem: cannot connect to PostgreSQL at 127\.0\.0\.1:1: /],
+      [
+        ['--broker', 'nats://127.0.0.1:1', '--db', 'memory:'],
+        1,
+        /^mayhem: cannot connect to NATS at nats:\/\/127\.0\.0\.1:1: /,
+      ],
+      [
+        ['--db', 'postgres://postgres@127.0.0.1:1/test'],
+        1,
+        /^mayhem: cannot connect to PostgreSQL at 127\.0\.0\.1:1: /,
+      ],
     ])('%j → exit %d', async (args, exitCode, message) => {
       const run = cli(['run', ...args]);
       const { code } = await run.exited;
@@ -139,10 +204,14 @@ describe('mayhem run (child process)', () => {
     it('a bad MAYHEM_* value names the variable; publish on the memory broker is a usage error', async () => {
       const env = await execCli(['run'], { MAYHEM_GRACE: 'soon' });
       expect(env.code).toBe(2);
-      expect(env.stderr).toBe('mayhem: invalid MAYHEM_GRACE "soon": expected a duration like 250ms, 2s or 1m (a bare number is ms), at most 1h\n');
+      expect(env.stderr).toBe(
+        'mayhem: invalid MAYHEM_GRACE "soon": expected a duration like 250ms, 2s or 1m (a bare number is ms), at most 1h\n',
+      );
       const publish = await execCli(['publish', '--count', '1'], {});
       expect(publish.code).toBe(2);
-      expect(publish.stderr).toMatch(/^mayhem: publish needs an external broker \(--broker nats:\/\/host:port\)[^\n]*\n$/);
+      expect(publish.stderr).toMatch(
+        /^mayhem: publish needs an external broker \(--broker nats:\/\/host:port\)[^\n]*\n$/,
+      );
     });
   });
 });

@@ -53,9 +53,22 @@ describe('parseDuration', () => {
 describe('resolveConfig', () => {
   it('has the documented defaults', () => {
     expect(run()).toMatchObject({
-      broker: 'memory', db: 'sqlite:./mayhem.db', maxInFlight: 1000, extendEvery: 2000, ackDeadline: 10_000, restartAttempts: 3,
-      maxDeliveries: 5, publishRate: 2, count: undefined, restartLatency: 1000, restartFailureRate: 0.25, saveFailureRate: 0,
-      grace: 5000, dryRun: false, logLevel: 'info', malformedEvery: undefined,
+      broker: 'memory',
+      db: 'sqlite:./mayhem.db',
+      maxInFlight: 1000,
+      extendEvery: 2000,
+      ackDeadline: 10_000,
+      restartAttempts: 3,
+      maxDeliveries: 5,
+      publishRate: 2,
+      count: undefined,
+      restartLatency: 1000,
+      restartFailureRate: 0.25,
+      saveFailureRate: 0,
+      grace: 5000,
+      dryRun: false,
+      logLevel: 'info',
+      malformedEvery: undefined,
     });
   });
 
@@ -92,10 +105,16 @@ describe('resolveConfig', () => {
     [{ maxInFlight: 'abc' }, 'invalid --max-in-flight "abc": expected a whole number from 1 to 1000000'],
     [{ maxInFlight: '0' }, 'invalid --max-in-flight "0": expected a whole number from 1 to 1000000'],
     [{ maxInFlight: '2.5' }, 'invalid --max-in-flight "2.5": expected a whole number from 1 to 1000000'],
-    [{ extendEvery: '5x' }, 'invalid --extend-every "5x": expected a duration like 250ms, 2s or 1m (a bare number is ms), at least 10ms and at most 1h'],
+    [
+      { extendEvery: '5x' },
+      'invalid --extend-every "5x": expected a duration like 250ms, 2s or 1m (a bare number is ms), at least 10ms and at most 1h',
+    ],
     [{ restartFailureRate: '1.5' }, 'invalid --restart-failure-rate "1.5": expected a number from 0 to 1'],
     [{ logLevel: 'loud' }, 'invalid --log-level "loud": expected trace, debug, info, warn, error, fatal, silent'],
-    [{ statsd: 'localhost' }, 'invalid --statsd "localhost": expected host:port with a port from 1 to 65535, e.g. 127.0.0.1:8125'],
+    [
+      { statsd: 'localhost' },
+      'invalid --statsd "localhost": expected host:port with a port from 1 to 65535, e.g. 127.0.0.1:8125',
+    ],
     [{ malformedEvery: '0' }, 'invalid --malformed-every "0": expected a whole number from 1 to 1000000000'],
     [{ dryRun: 'maybe' }, 'invalid --dry-run "maybe": expected true or false'],
   ])('rejects flags %j with one line naming the flag and what is allowed', (flags, message) => {
@@ -103,21 +122,31 @@ describe('resolveConfig', () => {
   });
 
   it('names the env variable or the file key that holds a bad value', () => {
-    expect(errorOf(() => run({}, { MAYHEM_GRACE: 'soon' }))).toMatch(/^invalid MAYHEM_GRACE "soon": expected a duration/);
+    expect(errorOf(() => run({}, { MAYHEM_GRACE: 'soon' }))).toMatch(
+      /^invalid MAYHEM_GRACE "soon": expected a duration/,
+    );
     const configFile = file({ maxInFlight: 'lots' });
-    expect(errorOf(() => run({}, {}, configFile))).toBe(`invalid "maxInFlight" in ${configFile} "lots": expected a whole number from 1 to 1000000`);
+    expect(errorOf(() => run({}, {}, configFile))).toBe(
+      `invalid "maxInFlight" in ${configFile} "lots": expected a whole number from 1 to 1000000`,
+    );
   });
 
   it('rejects unreadable, non-JSON, non-object files and unknown keys', () => {
-    expect(errorOf(() => run({}, {}, join(dir, 'missing.json')))).toMatch(/^cannot read config file .*missing\.json: ENOENT$/);
+    expect(errorOf(() => run({}, {}, join(dir, 'missing.json')))).toMatch(
+      /^cannot read config file .*missing\.json: ENOENT$/,
+    );
     expect(errorOf(() => run({}, {}, file('{ nope')))).toMatch(/is not valid JSON/);
     expect(errorOf(() => run({}, {}, file([1, 2])))).toMatch(/must hold a JSON object/);
     expect(errorOf(() => run({}, {}, file({ maxInflight: 3 })))).toMatch(/unknown setting "maxInflight"/);
   });
 
   it('checks settings against each other and the --db and --broker schemes', () => {
-    expect(errorOf(() => run({ extendEvery: '10s', ackDeadline: '10s' }))).toMatch(/^--extend-every \(10000ms\) must be shorter than --ack-deadline \(10000ms\)/);
-    expect(errorOf(() => run({ db: 'mysql://x' }))).toBe('invalid --db "mysql://x": expected sqlite:<path>, postgres://user@host:port/db or memory:');
+    expect(errorOf(() => run({ extendEvery: '10s', ackDeadline: '10s' }))).toMatch(
+      /^--extend-every \(10000ms\) must be shorter than --ack-deadline \(10000ms\)/,
+    );
+    expect(errorOf(() => run({ db: 'mysql://x' }))).toBe(
+      'invalid --db "mysql://x": expected sqlite:<path>, postgres://user@host:port/db or memory:',
+    );
     expect(errorOf(() => run({ broker: 'kafka://x' }))).toMatch(/^invalid --broker "kafka:\/\/x"/);
     expect(run({ db: 'memory:' }).db).toBe('memory:');
     expect(run({ broker: 'nats://a:4222,nats://b:4222' }).broker).toBe('nats://a:4222,nats://b:4222');

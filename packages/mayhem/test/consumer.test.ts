@@ -20,11 +20,20 @@ afterEach(() => {
 
 /** Metrics that remember the highest in_flight gauge. */
 function gaugeWatcher(): Metrics & { maxInFlight: number } {
-  const m = { ...noopMetrics, maxInFlight: 0, gauge: (_n: 'in_flight', v: number) => { m.maxInFlight = Math.max(m.maxInFlight, v); } };
+  const m = {
+    ...noopMetrics,
+    maxInFlight: 0,
+    gauge: (_n: 'in_flight', v: number) => {
+      m.maxInFlight = Math.max(m.maxInFlight, v);
+    },
+  };
   return m;
 }
 
-function running(r: Rig, consumer: Consumer): { stop: AbortController; cancel: AbortController; done: ReturnType<typeof track<void>>; outcomes: Outcome[] } {
+function running(
+  r: Rig,
+  consumer: Consumer,
+): { stop: AbortController; cancel: AbortController; done: ReturnType<typeof track<void>>; outcomes: Outcome[] } {
   const stop = new AbortController();
   const cancel = new AbortController();
   const outcomes: Outcome[] = [];
@@ -36,7 +45,10 @@ describe('flow control', () => {
   it('never has more than maxInFlight in flight, and pulls again as soon as room frees', async () => {
     const metrics = gaugeWatcher();
     // cattle-h0 is quick; the rest take 1 s.
-    const r = rig({ metrics, executor: new FakeExecutor((host) => ({ latencyMs: host.startsWith('cattle-h0.') ? 50 : 1000 })) });
+    const r = rig({
+      metrics,
+      executor: new FakeExecutor((host) => ({ latencyMs: host.startsWith('cattle-h0.') ? 50 : 1000 })),
+    });
     for (let i = 0; i < 10; i++) r.publish(`cattle-h${i}`);
     const consumer = r.consumer({ maxInFlight: 3, pullBatch: 10 });
     const t0 = Date.now();
@@ -74,7 +86,9 @@ describe('flow control', () => {
     for (let i = 0; i < 5000; i++) r.publish(`cattle-b${i}`);
     const consumer = r.consumer({ maxInFlight: 100, pullBatch: 100 });
     const run = running(r, consumer);
-    const ackedWhenTimerRan = await new Promise<number>((resolve) => setTimeout(() => resolve(r.counters.tally.acked), 0));
+    const ackedWhenTimerRan = await new Promise<number>((resolve) =>
+      setTimeout(() => resolve(r.counters.tally.acked), 0),
+    );
     expect(ackedWhenTimerRan).toBeLessThan(1000);
     await new Promise<void>((resolve) => {
       const check = (): void => void (r.counters.tally.acked === 5000 ? resolve() : setTimeout(check, 5));
@@ -107,11 +121,27 @@ describe('the central exception handler', () => {
     const broker: Broker = {
       ackDeadlineMs: r.broker.ackDeadlineMs,
       close: () => r.broker.close(),
-      pull: async (max, signal) => (await r.broker.pull(max, signal)).map((d): Delivery => refused ? d : wrapDelivery(d, {
-        ack: () => { refused = true; return Promise.reject(new Error('broker refused the ack')); },
-      })),
+      pull: async (max, signal) =>
+        (await r.broker.pull(max, signal)).map((d): Delivery =>
+          refused
+            ? d
+            : wrapDelivery(d, {
+                ack: () => {
+                  refused = true;
+                  return Promise.reject(new Error('broker refused the ack'));
+                },
+              }),
+        ),
     };
-    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: nackOnHandlerError(r.log.logger, r.counters), maxInFlight: 10, pullBatch: 10 });
+    const consumer = new Consumer({
+      broker,
+      pipeline: r.pipeline,
+      counters: r.counters,
+      logger: r.log.logger,
+      onHandlerError: nackOnHandlerError(r.log.logger, r.counters),
+      maxInFlight: 10,
+      pullBatch: 10,
+    });
     const run = running(r, consumer);
 
     await vi.advanceTimersByTimeAsync(10);
@@ -134,16 +164,28 @@ describe('the central exception handler', () => {
     const r = rig();
     r.publish('cattle-aaaa');
     let release!: () => void;
-    const gate = new Promise<void>((resolve) => { release = resolve; });
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const handler = vi.fn((_err: unknown, d: Delivery) => gate.then(() => d.nack(0)));
     const failing = {
       storageHealth: r.pipeline.storageHealth,
       brokerHealth: r.pipeline.brokerHealth,
       holdIntake: () => undefined,
       start: (delivery: Delivery, _signal: AbortSignal, onEnd: (end: HandleEnd) => void) =>
-        queueMicrotask(() => onEnd({ delivery, startedAt: performance.now(), outcome: undefined, error: new Error('bug in a handler') })),
+        queueMicrotask(() =>
+          onEnd({ delivery, startedAt: performance.now(), outcome: undefined, error: new Error('bug in a handler') }),
+        ),
     } as unknown as ConsumerParts['pipeline'];
-    const consumer = new Consumer({ broker: r.broker, pipeline: failing, counters: r.counters, logger: r.log.logger, onHandlerError: handler, maxInFlight: 10, pullBatch: 10 });
+    const consumer = new Consumer({
+      broker: r.broker,
+      pipeline: failing,
+      counters: r.counters,
+      logger: r.log.logger,
+      onHandlerError: handler,
+      maxInFlight: 10,
+      pullBatch: 10,
+    });
     const stop = new AbortController();
     const done = track(consumer.run(stop.signal, new AbortController().signal));
     await vi.advanceTimersByTimeAsync(0);
@@ -169,9 +211,18 @@ describe('pull failures', () => {
     const broker: Broker = {
       ackDeadlineMs: r.broker.ackDeadlineMs,
       close: () => r.broker.close(),
-      pull: (max, signal) => (failures-- > 0 ? Promise.reject(new Error('connection reset')) : r.broker.pull(max, signal)),
+      pull: (max, signal) =>
+        failures-- > 0 ? Promise.reject(new Error('connection reset')) : r.broker.pull(max, signal),
     };
-    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: nackOnHandlerError(r.log.logger, r.counters), maxInFlight: 10, pullBatch: 10 });
+    const consumer = new Consumer({
+      broker,
+      pipeline: r.pipeline,
+      counters: r.counters,
+      logger: r.log.logger,
+      onHandlerError: nackOnHandlerError(r.log.logger, r.counters),
+      maxInFlight: 10,
+      pullBatch: 10,
+    });
     const run = running(r, consumer);
     await vi.advanceTimersByTimeAsync(0);
     expect(r.counters.tally.pulled).toBe(0);
@@ -190,9 +241,20 @@ describe('pull failures', () => {
     const broker: Broker = {
       ackDeadlineMs: r.broker.ackDeadlineMs,
       close: () => r.broker.close(),
-      pull: (max, signal) => (pullTimes.push(Date.now() - t0), Date.now() - t0 < 30_000 ? Promise.reject(new Error('connection refused')) : r.broker.pull(max, signal)),
+      pull: (max, signal) => (
+        pullTimes.push(Date.now() - t0),
+        Date.now() - t0 < 30_000 ? Promise.reject(new Error('connection refused')) : r.broker.pull(max, signal)
+      ),
     };
-    const consumer = new Consumer({ broker, pipeline: r.pipeline, counters: r.counters, logger: r.log.logger, onHandlerError: nackOnHandlerError(r.log.logger, r.counters), maxInFlight: 10, pullBatch: 10 });
+    const consumer = new Consumer({
+      broker,
+      pipeline: r.pipeline,
+      counters: r.counters,
+      logger: r.log.logger,
+      onHandlerError: nackOnHandlerError(r.log.logger, r.counters),
+      maxInFlight: 10,
+      pullBatch: 10,
+    });
     const run = running(r, consumer);
     await vi.advanceTimersByTimeAsync(36_000);
     expect(run.outcomes).toEqual(['acked']);
@@ -202,8 +264,14 @@ describe('pull failures', () => {
     const lines = r.log.lines.filter((l) => l.dependency === 'broker');
     expect(lines.map((l) => [l.level, l.msg.replace(/[\d.]+ s\b/g, 'N s').replace(/\d+ calls/g, 'N calls')])).toEqual([
       [50, 'Broker unavailable for N s (connection refused); pulls and settles retried until it recovers'],
-      [40, 'Broker still unavailable after N s: N calls failed, 0 waiting, 0 messages in flight; pulls and settles retried'],
-      [40, 'Broker still unavailable after N s: N calls failed, 0 waiting, 0 messages in flight; pulls and settles retried'],
+      [
+        40,
+        'Broker still unavailable after N s: N calls failed, 0 waiting, 0 messages in flight; pulls and settles retried',
+      ],
+      [
+        40,
+        'Broker still unavailable after N s: N calls failed, 0 waiting, 0 messages in flight; pulls and settles retried',
+      ],
       [30, 'Broker available again after N s (N calls failed meanwhile); resuming'],
     ]);
     run.stop.abort();
@@ -214,7 +282,8 @@ describe('pull failures', () => {
 describe('a database out', () => {
   it('pauses intake: nothing more is pulled while it is down; in-flight messages wait, extended, and finish after', async () => {
     const down = { until: 0 };
-    const failing = <T>(op: () => Promise<T>): Promise<T> => (Date.now() < down.until ? Promise.reject(new Error('database is locked')) : op());
+    const failing = <T>(op: () => Promise<T>): Promise<T> =>
+      Date.now() < down.until ? Promise.reject(new Error('database is locked')) : op();
     const r = rig({
       executor: new FakeExecutor(() => ({ latencyMs: 500 })),
       storage: (m) => ({
@@ -253,7 +322,9 @@ describe('a database out', () => {
     const db = r.log.lines.filter((l) => l.dependency === 'database');
     // (20 s out: one or two summaries, as recovery is seen by the next retry after it.)
     expect(db.map((l) => l.level)).toEqual(db.length === 3 ? [50, 40, 30] : [50, 40, 40, 30]);
-    expect(db[0]?.msg).toMatch(/^Database unavailable for [\d.]+ s \(database is locked\); intake paused, records retried until it recovers$/);
+    expect(db[0]?.msg).toMatch(
+      /^Database unavailable for [\d.]+ s \(database is locked\); intake paused, records retried until it recovers$/,
+    );
     expect(db.at(-1)?.msg).toMatch(/^Database available again after/);
     expect(r.log.lines.filter((l) => l.level >= 40 && l.dependency === undefined).length).toBeLessThanOrEqual(10);
     run.stop.abort();
@@ -262,7 +333,10 @@ describe('a database out', () => {
 });
 
 describe('shutdown', () => {
-  function shutdownRig(latencyMs: number, messages: number): { r: Rig; consumer: Consumer; run: ReturnType<typeof running> } {
+  function shutdownRig(
+    latencyMs: number,
+    messages: number,
+  ): { r: Rig; consumer: Consumer; run: ReturnType<typeof running> } {
     const r = rig({ executor: new FakeExecutor(() => ({ latencyMs })) });
     for (let i = 0; i < messages; i++) r.publish(`cattle-s${i}`);
     const consumer = r.consumer({ maxInFlight: 10, pullBatch: 10 });
@@ -273,10 +347,19 @@ describe('shutdown', () => {
     const { r, consumer, run } = shutdownRig(100, 5);
     await vi.advanceTimersByTimeAsync(0);
     const t0 = Date.now();
-    const stopped = track(shutdown({
-      logger: r.log.logger, graceMs: 1000, stopPulling: run.stop, cancelInFlight: run.cancel, pullingStopped: run.done.promise,
-      consumer, broker: r.broker, storage: r.storage, metrics: noopMetrics,
-    }));
+    const stopped = track(
+      shutdown({
+        logger: r.log.logger,
+        graceMs: 1000,
+        stopPulling: run.stop,
+        cancelInFlight: run.cancel,
+        pullingStopped: run.done.promise,
+        consumer,
+        broker: r.broker,
+        storage: r.storage,
+        metrics: noopMetrics,
+      }),
+    );
     await vi.advanceTimersByTimeAsync(100);
     await stopped.promise;
     expect(Date.now() - t0).toBe(100);
@@ -289,13 +372,41 @@ describe('shutdown', () => {
     await vi.advanceTimersByTimeAsync(0);
     expect(consumer.inFlight).toBe(5);
     const order: string[] = [];
-    const broker: Broker = { ackDeadlineMs: r.broker.ackDeadlineMs, pull: (m, s) => r.broker.pull(m, s), close: () => { order.push(`broker closed, ${r.broker.stats().nacked} nacked`); return r.broker.close(); } };
-    const storage = { ...r.storage, close: () => { order.push('storage closed'); return r.storage.close(); } };
-    const metrics = { ...noopMetrics, close: () => { order.push('metrics flushed'); return Promise.resolve(); } };
-    const stopped = track(shutdown({
-      logger: r.log.logger, graceMs: 200, stopPulling: run.stop, cancelInFlight: run.cancel, pullingStopped: run.done.promise,
-      consumer, broker, storage, metrics,
-    }));
+    const broker: Broker = {
+      ackDeadlineMs: r.broker.ackDeadlineMs,
+      pull: (m, s) => r.broker.pull(m, s),
+      close: () => {
+        order.push(`broker closed, ${r.broker.stats().nacked} nacked`);
+        return r.broker.close();
+      },
+    };
+    const storage = {
+      ...r.storage,
+      close: () => {
+        order.push('storage closed');
+        return r.storage.close();
+      },
+    };
+    const metrics = {
+      ...noopMetrics,
+      close: () => {
+        order.push('metrics flushed');
+        return Promise.resolve();
+      },
+    };
+    const stopped = track(
+      shutdown({
+        logger: r.log.logger,
+        graceMs: 200,
+        stopPulling: run.stop,
+        cancelInFlight: run.cancel,
+        pullingStopped: run.done.promise,
+        consumer,
+        broker,
+        storage,
+        metrics,
+      }),
+    );
     await vi.advanceTimersByTimeAsync(199);
     expect(run.cancel.signal.aborted).toBe(false);
     await vi.advanceTimersByTimeAsync(1);
@@ -305,6 +416,12 @@ describe('shutdown', () => {
     expect(consumer.inFlight).toBe(0);
     // Handed back, still countable after close.
     expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 5, ready: 5, leased: 0 });
-    expect(r.log.messages()).toEqual(expect.arrayContaining(['Waiting up to 200 ms for 5 in-flight messages', 'Nacking outstanding messages', 'Cancelling 5 outstanding tasks']));
+    expect(r.log.messages()).toEqual(
+      expect.arrayContaining([
+        'Waiting up to 200 ms for 5 in-flight messages',
+        'Nacking outstanding messages',
+        'Cancelling 5 outstanding tasks',
+      ]),
+    );
   });
 });

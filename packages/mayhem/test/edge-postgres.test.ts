@@ -37,7 +37,10 @@ function mayhem(args: string[]): Promise<{ code: number | null; stdout: string; 
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => { clearTimeout(timer); res({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
   });
 }
 
@@ -49,21 +52,52 @@ describe('publishedAt outside what PostgreSQL stores', () => {
       { messageId: 'negative', instanceName: 'seqhost-b', publishedAt: -1e20 },
       { messageId: 'one', instanceName: 'seqhost-c', publishedAt: '1' },
     ];
-    for (const b of bad) expect((await mayhem(['publish', ...stream, '--raw', JSON.stringify(b), '--count', '1'])).code).toBe(0);
+    for (const b of bad)
+      expect((await mayhem(['publish', ...stream, '--raw', JSON.stringify(b), '--count', '1'])).code).toBe(0);
     expect((await mayhem(['publish', ...stream, '--count', '3'])).code).toBe(0);
-    const run = await mayhem(['run', ...stream, '--dead-letter-subject', 'edge.dead', '--db', pgt.url, '--count', '6', '--max-deliveries', '2',
-      '--restart-latency', '1ms', '--restart-failure-rate', '0']);
+    const run = await mayhem([
+      'run',
+      ...stream,
+      '--dead-letter-subject',
+      'edge.dead',
+      '--db',
+      pgt.url,
+      '--count',
+      '6',
+      '--max-deliveries',
+      '2',
+      '--restart-latency',
+      '1ms',
+      '--restart-failure-rate',
+      '0',
+    ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const lines = run.stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
-    expect(lines.find((l) => String(l.msg).startsWith('Summary ('))).toMatchObject({ acked: 3, deadLettered: 3, malformed: 3, pulled: 6 });
+    const lines = run.stdout
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => String(l.msg).startsWith('Summary ('))).toMatchObject({
+      acked: 3,
+      deadLettered: 3,
+      malformed: 3,
+      pulled: 6,
+    });
     // Never restarted: no "Restarted seqhost-..." line, and no row for them in messages.
     expect(lines.filter((l) => String(l.msg).startsWith('Restarted seqhost-'))).toEqual([]);
-    const rows = await pgt.query<{ reason: string; payload: string }>('SELECT reason, payload FROM dead_letters ORDER BY payload');
+    const rows = await pgt.query<{ reason: string; payload: string }>(
+      'SELECT reason, payload FROM dead_letters ORDER BY payload',
+    );
     expect(rows).toHaveLength(3);
     for (const r of rows) expect(r.reason).toMatch(/^malformed: publishedAt is (?:out of range|not an ISO-8601)/);
-    expect(rows.map((r) => (JSON.parse(r.payload) as { messageId: string }).messageId).sort()).toEqual(['huge', 'negative', 'one']);
-    const acked = await pgt.query<{ n: string }>("SELECT count(*) AS n FROM messages WHERE acked AND restarted AND instance_name NOT LIKE 'seqhost-%'");
+    expect(rows.map((r) => (JSON.parse(r.payload) as { messageId: string }).messageId).sort()).toEqual([
+      'huge',
+      'negative',
+      'one',
+    ]);
+    const acked = await pgt.query<{ n: string }>(
+      "SELECT count(*) AS n FROM messages WHERE acked AND restarted AND instance_name NOT LIKE 'seqhost-%'",
+    );
     expect(Number(acked[0]?.n)).toBe(3);
   }, 120_000);
 });

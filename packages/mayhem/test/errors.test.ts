@@ -2,8 +2,16 @@
 import { describe, expect, it } from 'vitest';
 import { errorText, fullErrorText } from '../src/core/errors.js';
 
-const unprintable = { toString(): string { throw new Error('no'); } };
-const messageThrows = Object.defineProperty(new Error('x'), 'message', { get(): string { throw new Error('no'); } });
+const unprintable = {
+  toString(): string {
+    throw new Error('no');
+  },
+};
+const messageThrows = Object.defineProperty(new Error('x'), 'message', {
+  get(): string {
+    throw new Error('no');
+  },
+});
 
 describe('errorText', () => {
   it.each([

@@ -22,15 +22,33 @@ const tmp = (name: string): string => join(dir, `${++files}-${name}`);
 
 const context: RestartContext = { messageId: 'msg-1', instanceName: 'web-1', attempt: 2, deliveryCount: 3 };
 
-function executor(command: string, o: Partial<CommandExecutorOptions> = {}): { ex: CommandRestartExecutor; log: ReturnType<typeof capturingLogger> } {
+function executor(
+  command: string,
+  o: Partial<CommandExecutorOptions> = {},
+): { ex: CommandRestartExecutor; log: ReturnType<typeof capturingLogger> } {
   const log = capturingLogger('debug');
-  return { ex: new CommandRestartExecutor({ template: parseArgvTemplate(command), timeoutMs: 10_000, logger: log.logger, ...o }), log };
+  return {
+    ex: new CommandRestartExecutor({
+      template: parseArgvTemplate(command),
+      timeoutMs: 10_000,
+      logger: log.logger,
+      ...o,
+    }),
+    log,
+  };
 }
-
 
 describe('argv template', () => {
   it('splits like a shell, without expanding anything', () => {
-    expect(splitWords(`a "b c" 'd e' f\\ g "x\\"y" '$HOME' "a\\\\b"`)).toEqual(['a', 'b c', 'd e', 'f g', 'x"y', '$HOME', 'a\\b']);
+    expect(splitWords(`a "b c" 'd e' f\\ g "x\\"y" '$HOME' "a\\\\b"`)).toEqual([
+      'a',
+      'b c',
+      'd e',
+      'f g',
+      'x"y',
+      '$HOME',
+      'a\\b',
+    ]);
     const t = parseArgvTemplate(`ssh -o 'ConnectTimeout=5' {host} sudo systemctl reboot`);
     expect(t.program).toBe('ssh');
     expect(t.args).toEqual(['-o', 'ConnectTimeout=5', { field: 'host' }, 'sudo', 'systemctl', 'reboot']);
@@ -44,7 +62,10 @@ describe('argv template', () => {
     [`ssh 'oops`, /unbalanced '/],
     [`ssh "oops`, /unbalanced "/],
     ['ssh root@{host} reboot', /\{host\} must be a whole argument .*"root@\{host\}": for ssh write -l root \{host\}/],
-    ['curl https://ops/{host}', /\{host\} must be a whole argument .*"https:\/\/ops\/\{host\}" \(a field is only ever passed as one argument/],
+    [
+      'curl https://ops/{host}',
+      /\{host\} must be a whole argument .*"https:\/\/ops\/\{host\}" \(a field is only ever passed as one argument/,
+    ],
     [`sh -c 'reboot {host}'`, /\{host\} must be a whole argument/],
     ['ssh {hostname}', /unknown placeholder \{hostname\} in the restart command; known: \{host\}, \{instance\}/],
     ['{host} reboot', /must start with a program/],
@@ -70,10 +91,22 @@ describe('command executor (real processes)', () => {
     const out = tmp('args');
     const pwned = tmp('PWNED');
     // The script prints each argument on its own line, then the env fields.
-    const { ex } = executor(`sh -c 'printf "%s\\n" "$@" > "$0"; printf "%s\\n" "$MAYHEM_HOST" "$MAYHEM_INSTANCE" "$MAYHEM_MESSAGE_ID" "$MAYHEM_ATTEMPT" "$MAYHEM_DELIVERY" >> "$0"' ${out} {host} --instance {instance}`);
+    const { ex } = executor(
+      `sh -c 'printf "%s\\n" "$@" > "$0"; printf "%s\\n" "$MAYHEM_HOST" "$MAYHEM_INSTANCE" "$MAYHEM_MESSAGE_ID" "$MAYHEM_ATTEMPT" "$MAYHEM_DELIVERY" >> "$0"' ${out} {host} --instance {instance}`,
+    );
     const hostile = `x; touch ${pwned}; $(touch ${pwned}) \`touch ${pwned}\``;
     await ex.restart(hostile, new AbortController().signal, { ...context, instanceName: 'a b' });
-    expect(readFileSync(out, 'utf8').split('\n')).toEqual([hostile, '--instance', 'a b', hostile, 'a b', 'msg-1', '2', '3', '']);
+    expect(readFileSync(out, 'utf8').split('\n')).toEqual([
+      hostile,
+      '--instance',
+      'a b',
+      hostile,
+      'a b',
+      'msg-1',
+      '2',
+      '3',
+      '',
+    ]);
     expect(existsSync(pwned)).toBe(false);
   });
 
@@ -92,7 +125,9 @@ describe('command executor (real processes)', () => {
     expect(err.message).toBe('the restart command for web-1.example.net exited with code 3: disk on fire');
 
     // A command that writes a lot: only the end is kept, and the reason is one bounded line.
-    const { ex: noisy } = executor(`sh -c 'i=0; while [ $i -lt 2000 ]; do echo "line $i of noise"; i=$((i+1)); done >&2; printf "%0500d\\n" 7 >&2; exit 1'`);
+    const { ex: noisy } = executor(
+      `sh -c 'i=0; while [ $i -lt 2000 ]; do echo "line $i of noise"; i=$((i+1)); done >&2; printf "%0500d\\n" 7 >&2; exit 1'`,
+    );
     const err2 = await rejection(noisy.restart('web-1.example.net', new AbortController().signal, context));
     expect(err2).toBeInstanceOf(RestartFailed);
     expect(err2.message).toMatch(/exited with code 1: 0{199}…$/);
@@ -120,7 +155,9 @@ describe('command executor (real processes)', () => {
     expect(took).toBeLessThan(1500 + 2000);
     const [shPid, sleepPid] = readFileSync(pids, 'utf8').trim().split(' ').map(Number) as [number, number];
     await allGone([shPid, sleepPid]);
-    expect(log.messages()).toContain(`Stopping the restart command for web-1.example.net (pid ${shPid}): it ran past 1.5s`);
+    expect(log.messages()).toContain(
+      `Stopping the restart command for web-1.example.net (pid ${shPid}): it ran past 1.5s`,
+    );
     expect(ex.running).toEqual([]);
   });
 
@@ -170,7 +207,12 @@ describe('command executor (real processes)', () => {
     const out = tmp('shell');
     const pwned = tmp('PWNED');
     const log = capturingLogger();
-    const ex = new CommandRestartExecutor({ template: parseArgvTemplate('sh'), shellCommand: `printf '%s|%s\\n' "$MAYHEM_HOST" "$MAYHEM_INSTANCE" > ${out}`, timeoutMs: 5000, logger: log.logger });
+    const ex = new CommandRestartExecutor({
+      template: parseArgvTemplate('sh'),
+      shellCommand: `printf '%s|%s\\n' "$MAYHEM_HOST" "$MAYHEM_INSTANCE" > ${out}`,
+      timeoutMs: 5000,
+      logger: log.logger,
+    });
     const hostile = `$(touch ${pwned})`;
     await ex.restart(hostile, new AbortController().signal, { ...context, instanceName: '`touch x`' });
     expect(readFileSync(out, 'utf8')).toBe(`${hostile}|\`touch x\`\n`);
@@ -181,8 +223,21 @@ describe('command executor (real processes)', () => {
     const out = tmp('many');
     const { ex } = executor(`sh -c 'sleep 0.3; echo "$1" >> "$0"' ${out} {instance}`);
     const started = performance.now();
-    await Promise.all(Array.from({ length: 8 }, (_, i) => ex.restart(`w${i}.example.net`, new AbortController().signal, { ...context, instanceName: `w${i}` })));
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        ex.restart(`w${i}.example.net`, new AbortController().signal, { ...context, instanceName: `w${i}` }),
+      ),
+    );
     expect(performance.now() - started).toBeLessThan(2400);
-    expect(readFileSync(out, 'utf8').trim().split('\n').sort()).toEqual(['w0', 'w1', 'w2', 'w3', 'w4', 'w5', 'w6', 'w7']);
+    expect(readFileSync(out, 'utf8').trim().split('\n').sort()).toEqual([
+      'w0',
+      'w1',
+      'w2',
+      'w3',
+      'w4',
+      'w5',
+      'w6',
+      'w7',
+    ]);
   });
 });

@@ -30,13 +30,15 @@ class FakeEngine {
     this.server = createServer((req, res) => {
       this.requests.push(`${req.method} ${req.url}`);
       const url = new URL(req.url ?? '/', 'http://docker');
-      if (req.method === 'GET' && url.pathname === '/_ping') return void res.writeHead(200, { 'content-type': 'text/plain', 'api-version': '1.45' }).end('OK');
+      if (req.method === 'GET' && url.pathname === '/_ping')
+        return void res.writeHead(200, { 'content-type': 'text/plain', 'api-version': '1.45' }).end('OK');
       const m = /^\/containers\/([^/]+)\/restart$/.exec(url.pathname);
       if (req.method !== 'POST' || m === null) return json(res, 404, { message: 'page not found' });
       const name = decodeURIComponent(m[1]!);
       const next = this.plan.shift();
       if (next === 'hang') return;
-      if (typeof next === 'number') return json(res, next, { message: `Cannot restart container ${name}: simulated failure` });
+      if (typeof next === 'number')
+        return json(res, next, { message: `Cannot restart container ${name}: simulated failure` });
       const c = this.containers.get(name);
       if (c === undefined) return json(res, 404, { message: `No such container: ${name}` });
       c.restarts += 1;
@@ -68,11 +70,24 @@ afterAll(async () => {
 });
 
 const settings = (s: Partial<ExecutorSettings> = {}): ExecutorSettings => ({
-  executor: 'docker', restartLatency: 0, restartFailureRate: 0, restartCommand: undefined, restartShell: false, restartTimeout: 15_000,
-  restartUrl: undefined, restartHeaders: undefined, container: 'app-{instance}', dockerHost: undefined, dockerStopTimeout: 10_000, ...s,
+  executor: 'docker',
+  restartLatency: 0,
+  restartFailureRate: 0,
+  restartCommand: undefined,
+  restartShell: false,
+  restartTimeout: 15_000,
+  restartUrl: undefined,
+  restartHeaders: undefined,
+  container: 'app-{instance}',
+  dockerHost: undefined,
+  dockerStopTimeout: 10_000,
+  ...s,
 });
 
-async function open(s: Partial<ExecutorSettings> = {}, env: NodeJS.ProcessEnv = { DOCKER_HOST: `unix://${socket}` }): Promise<OpenedExecutor> {
+async function open(
+  s: Partial<ExecutorSettings> = {},
+  env: NodeJS.ProcessEnv = { DOCKER_HOST: `unix://${socket}` },
+): Promise<OpenedExecutor> {
   const o = await openExecutor(settings(s), { logger: capturingLogger().logger, random: Math.random, env });
   opened.push(o);
   return o;
@@ -92,13 +107,15 @@ describe('docker executor (Engine API on a Unix socket)', () => {
     expect(p.storage.records.get(id)).toMatchObject({ restarted: true, acked: true });
   });
 
-  it('no such container (404): refused for good, dead-lettered at once with the daemon\'s message', async () => {
+  it("no such container (404): refused for good, dead-lettered at once with the daemon's message", async () => {
     const o = await open();
     const p = executorPipeline(o.executor);
     p.publish('web-9');
     expect(await p.handleNext()).toBe('dead-lettered');
     expect(engine.requests.filter((r) => r.startsWith('POST'))).toHaveLength(1);
-    expect(p.storage.deadLetters.map((d) => d.reason)).toEqual(['rejected: Docker answered HTTP 404 to the restart of container app-web-9 (for web-9.example.net): No such container: app-web-9']);
+    expect(p.storage.deadLetters.map((d) => d.reason)).toEqual([
+      'rejected: Docker answered HTTP 404 to the restart of container app-web-9 (for web-9.example.net): No such container: app-web-9',
+    ]);
   });
 
   it('a daemon error (500) is retried, then the restart goes through', async () => {
@@ -119,7 +136,11 @@ describe('docker executor (Engine API on a Unix socket)', () => {
     const p = executorPipeline(o.executor);
     const id = p.publish('web-1');
     expect(await p.handleNext()).toBe('nacked');
-    expect(p.storage.records.get(id)).toMatchObject({ restarted: false, lastError: 'Docker did not answer the restart of container app-web-1 (for web-1.example.net) within 400ms; it may have been restarted' });
+    expect(p.storage.records.get(id)).toMatchObject({
+      restarted: false,
+      lastError:
+        'Docker did not answer the restart of container app-web-1 (for web-1.example.net) within 400ms; it may have been restarted',
+    });
     // The redelivery finds it in doubt: acked as such, no second request to the daemon.
     expect(await p.handleNext()).toBe('acked');
     expect(engine.requests.filter((r) => r.startsWith('POST'))).toEqual(['POST /containers/app-web-1/restart?t=0']);
@@ -135,7 +156,10 @@ describe('docker executor (Engine API on a Unix socket)', () => {
       const viaEnv = await open({ container: '{instance}' }, { DOCKER_HOST: `tcp://127.0.0.1:${port}` });
       await viaEnv.executor.restart('web-1.example.net', new AbortController().signal);
       expect(tcp.requests).toEqual(['GET /_ping', 'POST /containers/web-1/restart?t=10']);
-      const viaFlag = await open({ container: '{instance}', dockerHost: `tcp://127.0.0.1:${port}` }, { DOCKER_HOST: 'unix:///nonexistent/docker.sock' });
+      const viaFlag = await open(
+        { container: '{instance}', dockerHost: `tcp://127.0.0.1:${port}` },
+        { DOCKER_HOST: 'unix:///nonexistent/docker.sock' },
+      );
       await viaFlag.executor.restart('web-1.example.net', new AbortController().signal);
       expect(tcp.containers.get('web-1')).toEqual({ restarts: 2 });
     } finally {
@@ -149,7 +173,9 @@ describe('docker executor (Engine API on a Unix socket)', () => {
     const err = await open({}, { DOCKER_HOST: `unix://${dir}/nothing.sock` }).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(Error);
     expect(err).not.toBeInstanceOf(ConfigError);
-    expect((err as Error).message).toMatch(new RegExp(`^cannot reach the Docker Engine at unix://${dir}/nothing\\.sock: .*ENOENT`));
+    expect((err as Error).message).toMatch(
+      new RegExp(`^cannot reach the Docker Engine at unix://${dir}/nothing\\.sock: .*ENOENT`),
+    );
   });
 
   it('settings checked at start', async () => {
@@ -159,8 +185,16 @@ describe('docker executor (Engine API on a Unix socket)', () => {
       [{ dockerHost: 'tcp://127.0.0.1:2376' }, { DOCKER_TLS_VERIFY: '1' }, /TLS to the Docker daemon is not supported/],
       [{ container: 'app/{instance}' }, {}, /--container "app\/\{instance\}" does not make a valid container name/],
       [{ container: '{name}' }, {}, /unknown placeholder \{name\} in --container/],
-      [{ restartTimeout: 10_000, dockerStopTimeout: 10_000 }, {}, /--restart-timeout \(10s\) must be longer than --docker-stop-timeout \(10s\)/],
-      [{ executor: 'mock', dockerHost: `unix://${socket}` }, {}, /--docker-host is for --executor docker, but the executor is mock/],
+      [
+        { restartTimeout: 10_000, dockerStopTimeout: 10_000 },
+        {},
+        /--restart-timeout \(10s\) must be longer than --docker-stop-timeout \(10s\)/,
+      ],
+      [
+        { executor: 'mock', dockerHost: `unix://${socket}` },
+        {},
+        /--docker-host is for --executor docker, but the executor is mock/,
+      ],
     ];
     for (const [s, env, message] of bad) {
       const err = await open(s, { DOCKER_HOST: `unix://${socket}`, ...env }).catch((e: unknown) => e as Error);
@@ -169,12 +203,22 @@ describe('docker executor (Engine API on a Unix socket)', () => {
     }
     // Nothing was asked of the daemon for a bad setting.
     expect(engine.requests).toEqual([]);
-    expect(parseDockerHost('unix:///var/run/docker.sock')).toEqual({ url: 'unix:///var/run/docker.sock', origin: 'http://localhost', socketPath: '/var/run/docker.sock' });
+    expect(parseDockerHost('unix:///var/run/docker.sock')).toEqual({
+      url: 'unix:///var/run/docker.sock',
+      origin: 'http://localhost',
+      socketPath: '/var/run/docker.sock',
+    });
     expect(parseContainerTemplate('svc_{instance}.1')).toEqual(['svc_', { field: 'instance' }, '.1']);
   });
 
   it('a name the template makes from a message that Docker would not accept is refused for good, unsent', async () => {
-    const ex = new DockerRestartExecutor({ endpoint: parseDockerHost(`unix://${socket}`), container: parseContainerTemplate('{host}'), stopTimeoutSeconds: 1, timeoutMs: 1000, logger: capturingLogger().logger });
+    const ex = new DockerRestartExecutor({
+      endpoint: parseDockerHost(`unix://${socket}`),
+      container: parseContainerTemplate('{host}'),
+      stopTimeoutSeconds: 1,
+      timeoutMs: 1000,
+      logger: capturingLogger().logger,
+    });
     try {
       const err = await ex.restart('../../images/x', new AbortController().signal).catch((e: unknown) => e as Error);
       expect(err).toBeInstanceOf(RestartRejected);

@@ -41,12 +41,15 @@ class Webhook {
   constructor() {
     this.server = createServer((req, res) => {
       let body = '';
-      req.setEncoding('utf8').on('data', (c: string) => (body += c)).on('end', () => {
-        const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
-        this.seen.push(seen);
-        for (const w of this.#waiters.splice(0)) w();
-        (this.#answers.shift() ?? this.#fallback)(seen, res);
-      });
+      req
+        .setEncoding('utf8')
+        .on('data', (c: string) => (body += c))
+        .on('end', () => {
+          const seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body };
+          this.seen.push(seen);
+          for (const w of this.#waiters.splice(0)) w();
+          (this.#answers.shift() ?? this.#fallback)(seen, res);
+        });
     });
     this.server.on('connection', () => (this.connections += 1));
   }
@@ -72,7 +75,10 @@ class Webhook {
   }
 }
 
-const status = (code: number, body = ''): Answer => (_req, res) => res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
+const status =
+  (code: number, body = ''): Answer =>
+  (_req, res) =>
+    res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
 const never: Answer = () => undefined;
 const drop: Answer = (_req, res) => res.socket?.destroy();
 
@@ -90,15 +96,27 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function executor(path = '/restart/{host}?instance={instance}', timeoutMs = 2000): { ex: HttpRestartExecutor; log: ReturnType<typeof capturingLogger> } {
+function executor(
+  path = '/restart/{host}?instance={instance}',
+  timeoutMs = 2000,
+): { ex: HttpRestartExecutor; log: ReturnType<typeof capturingLogger> } {
   const log = capturingLogger('debug');
-  const ex = new HttpRestartExecutor({ url: parseUrlTemplate(hook.url + path), headers: { authorization: SECRET, 'x-team': 'sre' }, timeoutMs, logger: log.logger });
+  const ex = new HttpRestartExecutor({
+    url: parseUrlTemplate(hook.url + path),
+    headers: { authorization: SECRET, 'x-team': 'sre' },
+    timeoutMs,
+    logger: log.logger,
+  });
   executors.push(ex);
   return { ex, log };
 }
 
-const ctx = (attempt = 1, messageId = 'msg-1'): RestartContext => ({ messageId, instanceName: 'web-1', attempt, deliveryCount: 1 });
-
+const ctx = (attempt = 1, messageId = 'msg-1'): RestartContext => ({
+  messageId,
+  instanceName: 'web-1',
+  attempt,
+  deliveryCount: 1,
+});
 
 describe('http executor (real server)', () => {
   it('503 then 200 through the pipeline: retried, acked, one Idempotency-Key, headers and JSON body as documented', async () => {
@@ -116,7 +134,13 @@ describe('http executor (real server)', () => {
     expect(first.headers['authorization']).toBe(SECRET);
     expect(first.headers['x-team']).toBe('sre');
     expect(first.headers['content-type']).toBe('application/json');
-    expect(JSON.parse(first.body)).toEqual({ messageId: id, instanceName: 'web-1', host: 'web-1.example.net', attempt: 1, deliveryCount: 1 });
+    expect(JSON.parse(first.body)).toEqual({
+      messageId: id,
+      instanceName: 'web-1',
+      host: 'web-1.example.net',
+      attempt: 1,
+      deliveryCount: 1,
+    });
     expect(JSON.parse(second.body)).toMatchObject({ attempt: 2 });
     const record = p.storage.records.get(id)!;
     expect(record).toMatchObject({ restarted: true, acked: true, restartAttempts: 2 });
@@ -133,7 +157,9 @@ describe('http executor (real server)', () => {
     const id = p.publish('web-1');
     expect(await p.handleNext()).toBe('dead-lettered');
     expect(hook.seen).toHaveLength(1);
-    expect(p.storage.deadLetters.map((d) => d.reason)).toEqual(['rejected: the webhook answered HTTP 404 for web-1.example.net: no such host in inventory']);
+    expect(p.storage.deadLetters.map((d) => d.reason)).toEqual([
+      'rejected: the webhook answered HTTP 404 for web-1.example.net: no such host in inventory',
+    ]);
     expect(p.storage.records.get(id)).toMatchObject({ restarted: false, deadLettered: true });
   });
 
@@ -164,7 +190,12 @@ describe('http executor (real server)', () => {
     expect(await p.handleNext()).toBe('nacked');
     expect(performance.now() - started).toBeLessThan(2000);
     expect(hook.seen.map((s) => s.headers['idempotency-key'])).toEqual([id, id]);
-    expect(p.storage.records.get(id)).toMatchObject({ restarted: false, lastError: expect.stringMatching(/^no answer from the webhook http:\/\/127\.0\.0\.1:\d+\/restart\/\{host\} for web-1\.example\.net within 300ms \(retried with the same Idempotency-Key\)$/) as unknown });
+    expect(p.storage.records.get(id)).toMatchObject({
+      restarted: false,
+      lastError: expect.stringMatching(
+        /^no answer from the webhook http:\/\/127\.0\.0\.1:\d+\/restart\/\{host\} for web-1\.example\.net within 300ms \(retried with the same Idempotency-Key\)$/,
+      ) as unknown,
+    });
     // Released, not in doubt: the redelivery restarts it (and the webhook de-duplicates by the key).
     expect(await p.handleNext()).toBe('acked');
     expect(hook.seen.at(-1)?.headers['idempotency-key']).toBe(id);
@@ -175,16 +206,25 @@ describe('http executor (real server)', () => {
     hook.answer(drop);
     const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
     expect(err).toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(/the connection to the webhook .* failed before its answer: .*\(retried with the same Idempotency-Key\)/);
+    expect(err.message).toMatch(
+      /the connection to the webhook .* failed before its answer: .*\(retried with the same Idempotency-Key\)/,
+    );
   });
 
   it('nothing listening: RestartFailed (certainly not sent)', async () => {
     const port = await freePort();
-    const ex = new HttpRestartExecutor({ url: parseUrlTemplate(`http://127.0.0.1:${port}/r/{host}`), headers: {}, timeoutMs: 2000, logger: capturingLogger().logger });
+    const ex = new HttpRestartExecutor({
+      url: parseUrlTemplate(`http://127.0.0.1:${port}/r/{host}`),
+      headers: {},
+      timeoutMs: 2000,
+      logger: capturingLogger().logger,
+    });
     executors.push(ex);
     const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
     expect(err).toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(/^could not reach the webhook http:\/\/127\.0\.0\.1:\d+\/r\/\{host\} for web-1\.example\.net: .*ECONNREFUSED/);
+    expect(err.message).toMatch(
+      /^could not reach the webhook http:\/\/127\.0\.0\.1:\d+\/r\/\{host\} for web-1\.example\.net: .*ECONNREFUSED/,
+    );
   });
 
   it('shutdown after the request went out: outcome unknown (a cancellation left in doubt)', async () => {
@@ -206,7 +246,13 @@ describe('http executor (real server)', () => {
     expect(err).toBeInstanceOf(RestartCancelled);
 
     // Queued behind a full pool: aborted while waiting for a connection, it is dropped unsent.
-    const one = new HttpRestartExecutor({ url: parseUrlTemplate(`${hook.url}/r/{host}`), headers: {}, timeoutMs: 5000, logger: capturingLogger().logger, connections: 1 });
+    const one = new HttpRestartExecutor({
+      url: parseUrlTemplate(`${hook.url}/r/{host}`),
+      headers: {},
+      timeoutMs: 5000,
+      logger: capturingLogger().logger,
+      connections: 1,
+    });
     executors.push(one);
     hook.answer(never);
     const first = one.restart('a.example.net', new AbortController().signal, ctx());
@@ -234,7 +280,11 @@ describe('http executor (real server)', () => {
     expect(hook.connections - before).toBeLessThanOrEqual(1);
     // Bursts: connections are reused across bursts instead of one per request.
     for (let round = 0; round < 10; round++) {
-      await Promise.all(Array.from({ length: 4 }, (_, i) => ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${round}-${i}`))));
+      await Promise.all(
+        Array.from({ length: 4 }, (_, i) =>
+          ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${round}-${i}`)),
+        ),
+      );
     }
     expect(hook.seen).toHaveLength(61);
     expect(hook.connections - before).toBeLessThan(20);
@@ -243,10 +293,21 @@ describe('http executor (real server)', () => {
 
 describe('http executor settings (checked at start)', () => {
   const settings = (s: Partial<ExecutorSettings>): ExecutorSettings => ({
-    executor: 'http', restartLatency: 0, restartFailureRate: 0, restartCommand: undefined, restartShell: false, restartTimeout: 1000,
-    restartUrl: 'https://ops.example/restart/{host}', restartHeaders: undefined, container: '{instance}', dockerHost: undefined, dockerStopTimeout: 10_000, ...s,
+    executor: 'http',
+    restartLatency: 0,
+    restartFailureRate: 0,
+    restartCommand: undefined,
+    restartShell: false,
+    restartTimeout: 1000,
+    restartUrl: 'https://ops.example/restart/{host}',
+    restartHeaders: undefined,
+    container: '{instance}',
+    dockerHost: undefined,
+    dockerStopTimeout: 10_000,
+    ...s,
   });
-  const open = (s: Partial<ExecutorSettings>) => openExecutor(settings(s), { logger: capturingLogger().logger, random: Math.random });
+  const open = (s: Partial<ExecutorSettings>) =>
+    openExecutor(settings(s), { logger: capturingLogger().logger, random: Math.random });
 
   it.each([
     ['ftp://ops.example/{host}', /must be an http:\/\/ or https:\/\/ URL/],
@@ -260,7 +321,10 @@ describe('http executor settings (checked at start)', () => {
   });
 
   it('headers file: parsed, checked, and no error ever shows a value', async () => {
-    expect(parseHeaders('# token\nAuthorization: Bearer abc\r\n\nX-Team:  sre \n', 'h')).toEqual({ authorization: 'Bearer abc', 'x-team': 'sre' });
+    expect(parseHeaders('# token\nAuthorization: Bearer abc\r\n\nX-Team:  sre \n', 'h')).toEqual({
+      authorization: 'Bearer abc',
+      'x-team': 'sre',
+    });
     const bad: [string, RegExp][] = [
       ['Authorization Bearer s3cr3t', /h line 1: expected "Name: value"/],
       ['Content-Length: 5', /h line 1: header Content-Length is set by mayhem or by HTTP itself/],
@@ -281,10 +345,14 @@ describe('http executor settings (checked at start)', () => {
     const err = await open({ restartHeaders: file }).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toBe(`invalid --restart-headers: ${file} line 2: expected "Name: value"`);
-    await expect(open({ restartHeaders: join(dir, 'missing') })).rejects.toThrow(/cannot read --restart-headers .*missing: ENOENT/);
+    await expect(open({ restartHeaders: join(dir, 'missing') })).rejects.toThrow(
+      /cannot read --restart-headers .*missing: ENOENT/,
+    );
     writeFileSync(file, `Authorization: ${SECRET}\n`);
     const opened = await open({ restartHeaders: file });
-    expect(opened.description).toBe(`http (POST https://ops.example/restart/{host}, headers authorization from ${file}; timeout 1s)`);
+    expect(opened.description).toBe(
+      `http (POST https://ops.example/restart/{host}, headers authorization from ${file}; timeout 1s)`,
+    );
     expect(opened.description).not.toContain('s3cr3t');
     await opened.close();
   });

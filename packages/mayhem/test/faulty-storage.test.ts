@@ -9,8 +9,15 @@ import { request, seeded } from './storage-contract.js';
 describe('save failures as a storage wrapper', () => {
   it('rejects a rate outside [0, 1], also before openStorage opens anything', async () => {
     expect(() => withSaveFailures(openMemoryStorage(), { rate: 2 })).toThrow(/from 0 to 1/);
-    await expect(openStorage({ url: 'memory:', logger: pino({ level: 'silent' }), saveFailureRate: -1, random: Math.random, maxInFlight: 1 }))
-      .rejects.toThrow(/from 0 to 1/);
+    await expect(
+      openStorage({
+        url: 'memory:',
+        logger: pino({ level: 'silent' }),
+        saveFailureRate: -1,
+        random: Math.random,
+        maxInFlight: 1,
+      }),
+    ).rejects.toThrow(/from 0 to 1/);
   });
 
   it('is the storage itself at rate 0, and keeps the optional parts the adapter has', async () => {
@@ -26,7 +33,13 @@ describe('save failures as a storage wrapper', () => {
   });
 
   it('openStorage applies --save-failure-rate to the adapter it opens', async () => {
-    const s = await openStorage({ url: 'memory:', logger: pino({ level: 'silent' }), saveFailureRate: 1, random: seeded(3), maxInFlight: 1 });
+    const s = await openStorage({
+      url: 'memory:',
+      logger: pino({ level: 'silent' }),
+      saveFailureRate: 1,
+      random: seeded(3),
+      maxInFlight: 1,
+    });
     await expect(s.saveMessage(request(2), 1)).rejects.toThrow('Could not save m-2');
     await s.close();
   });

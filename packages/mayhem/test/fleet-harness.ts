@@ -50,7 +50,10 @@ export class Instance {
 
   constructor(name: string, args: string[], env: NodeJS.ProcessEnv = {}) {
     this.name = name;
-    this.child = spawn(process.execPath, [CLI, 'run', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    this.child = spawn(process.execPath, [CLI, 'run', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     live.add(this.child);
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
@@ -88,8 +91,7 @@ export class Instance {
       else if (line.msg.startsWith('Pulled ')) {
         this.pulled.add(id);
         if (typeof line.delivery === 'number' && line.delivery > 1) this.redelivered.add(id);
-      }
-      else if (line.msg.startsWith('Restarted ')) this.restarts.push({ messageId: id, time: line.time });
+      } else if (line.msg.startsWith('Restarted ')) this.restarts.push({ messageId: id, time: line.time });
     }
   }
 
@@ -120,13 +122,21 @@ export class Instance {
   }
 
   describe(): string {
-    const tail = this.lines.slice(-15).map((l) => `${l.msg}`).join('\n  ');
+    const tail = this.lines
+      .slice(-15)
+      .map((l) => `${l.msg}`)
+      .join('\n  ');
     return `${this.name}: acked ${this.acked.size}, pulled ${this.pulled.size}\n  ${tail}\n  stderr: ${this.stderr.slice(-2000)}`;
   }
 }
 
 /** Wait for a condition over several instances' logs (event-driven: re-checked on each new output). */
-export function waitFor(instances: Instance[], what: string, predicate: () => boolean, timeoutMs = 60_000): Promise<void> {
+export function waitFor(
+  instances: Instance[],
+  what: string,
+  predicate: () => boolean,
+  timeoutMs = 60_000,
+): Promise<void> {
   if (predicate()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const offs: (() => void)[] = [];
@@ -136,11 +146,21 @@ export function waitFor(instances: Instance[], what: string, predicate: () => bo
       if (err) reject(err);
       else resolve();
     };
-    const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${instances.map((i) => i.describe()).join('\n')}`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        done(
+          new Error(
+            `timed out after ${timeoutMs} ms waiting for ${what}\n${instances.map((i) => i.describe()).join('\n')}`,
+          ),
+        ),
+      timeoutMs,
+    );
     for (const inst of instances) {
-      offs.push(inst.onChange(() => {
-        if (predicate()) done();
-      }));
+      offs.push(
+        inst.onChange(() => {
+          if (predicate()) done();
+        }),
+      );
     }
   });
 }
@@ -159,22 +179,43 @@ export interface FleetNames {
 }
 
 export function fleetNames(tag: string): FleetNames {
-  return { stream: `F_${tag}`, subject: `fleet.${tag}.restart`, durable: `fleet_${tag}`, deadLetterSubject: `fleet.${tag}.dead` };
+  return {
+    stream: `F_${tag}`,
+    subject: `fleet.${tag}.restart`,
+    durable: `fleet_${tag}`,
+    deadLetterSubject: `fleet.${tag}.dead`,
+  };
 }
 
 /** Common `mayhem run` flags for a fleet member. */
-export function runArgs(o: { brokerUrl: string; dbUrl: string; names: FleetNames; replicas?: number; extra?: string[] }): string[] {
+export function runArgs(o: {
+  brokerUrl: string;
+  dbUrl: string;
+  names: FleetNames;
+  replicas?: number;
+  extra?: string[];
+}): string[] {
   return [
-    '--broker', o.brokerUrl,
-    '--db', o.dbUrl,
-    '--stream', o.names.stream,
-    '--subject', o.names.subject,
-    '--durable', o.names.durable,
-    '--dead-letter-subject', o.names.deadLetterSubject,
-    '--replicas', String(o.replicas ?? 1),
-    '--log-format', 'json',
-    '--log-level', 'info',
-    '--status-every', '0',
+    '--broker',
+    o.brokerUrl,
+    '--db',
+    o.dbUrl,
+    '--stream',
+    o.names.stream,
+    '--subject',
+    o.names.subject,
+    '--durable',
+    o.names.durable,
+    '--dead-letter-subject',
+    o.names.deadLetterSubject,
+    '--replicas',
+    String(o.replicas ?? 1),
+    '--log-format',
+    'json',
+    '--log-level',
+    'info',
+    '--status-every',
+    '0',
     ...(o.extra ?? []),
   ];
 }
@@ -187,8 +228,21 @@ export interface Published {
  * Publish `count` valid restart requests (ids `<tag>-<i>`, `hosts` distinct hosts (40), or one host per
  * message with `hostPerMessage`), optionally with malformed payloads mixed in.
  */
-export async function publishRequests(servers: string[], names: FleetNames, tag: string, count: number, opts: { replicas?: number; malformed?: string[]; hostPerMessage?: boolean; hosts?: number } = {}): Promise<Published> {
-  const natsOpts: NatsOptions = { servers, stream: names.stream, subject: names.subject, deadLetterSubject: names.deadLetterSubject, replicas: opts.replicas ?? 1, logger: pino({ level: 'silent' }) };
+export async function publishRequests(
+  servers: string[],
+  names: FleetNames,
+  tag: string,
+  count: number,
+  opts: { replicas?: number; malformed?: string[]; hostPerMessage?: boolean; hosts?: number } = {},
+): Promise<Published> {
+  const natsOpts: NatsOptions = {
+    servers,
+    stream: names.stream,
+    subject: names.subject,
+    deadLetterSubject: names.deadLetterSubject,
+    replicas: opts.replicas ?? 1,
+    logger: pino({ level: 'silent' }),
+  };
   const publisher = await openNatsPublisher(natsOpts);
   const ids: string[] = [];
   const malformed = opts.malformed ?? [];
@@ -231,7 +285,12 @@ export type Query = <T extends Record<string, unknown>>(sql: string, params?: un
  * The fleet invariants. `query` runs on the fleet's database.
  * Returns the rows for extra checks.
  */
-export async function verifyFleet(query: Query, published: Published, instances: Instance[], opts: { logsComplete?: boolean } = {}): Promise<{ restartedAgain: number; duplicateRestarts: number; inDoubt: string[] }> {
+export async function verifyFleet(
+  query: Query,
+  published: Published,
+  instances: Instance[],
+  opts: { logsComplete?: boolean } = {},
+): Promise<{ restartedAgain: number; duplicateRestarts: number; inDoubt: string[] }> {
   const rows = await query<Row & Record<string, unknown>>(
     `SELECT message_id, acked, restarted, restart_in_doubt, saved, (extract(epoch FROM restarted_at) * 1000)::bigint::text AS restarted_ms
        FROM messages WHERE message_id = ANY($1::text[])`,
@@ -239,12 +298,19 @@ export async function verifyFleet(query: Query, published: Published, instances:
   );
   const byId = new Map(rows.map((r) => [r.message_id, r]));
   const missing = published.ids.filter((id) => !byId.get(id)?.acked);
-  if (missing.length > 0) throw new Error(`${missing.length} published messages not acked in the database, e.g. ${missing.slice(0, 5).join(', ')}`);
+  if (missing.length > 0)
+    throw new Error(
+      `${missing.length} published messages not acked in the database, e.g. ${missing.slice(0, 5).join(', ')}`,
+    );
   // Acked means saved and the restart recorded — as done, or as in doubt (its instance died mid-restart
   // and the redelivery did not run it again).
   const badAck = rows.filter((r) => r.acked && !((r.restarted || r.restart_in_doubt) && r.saved));
-  if (badAck.length > 0) throw new Error(`${badAck.length} messages acked without restart+save recorded, e.g. ${badAck[0]?.message_id}`);
-  const extra = await query<{ n: string }>('SELECT count(*)::text AS n FROM messages WHERE acked AND NOT (message_id = ANY($1::text[]))', [published.ids]);
+  if (badAck.length > 0)
+    throw new Error(`${badAck.length} messages acked without restart+save recorded, e.g. ${badAck[0]?.message_id}`);
+  const extra = await query<{ n: string }>(
+    'SELECT count(*)::text AS n FROM messages WHERE acked AND NOT (message_id = ANY($1::text[]))',
+    [published.ids],
+  );
   if (extra[0]?.n !== '0') throw new Error(`${extra[0]?.n} acked records that were never published`);
 
   // Logs agree: the union of "Done. Acked" over the fleet is exactly the published ids.
@@ -269,8 +335,13 @@ export async function verifyFleet(query: Query, published: Published, instances:
     }
   }
   for (const n of count.values()) if (n > 1) duplicateRestarts += n - 1;
-  if (restartedAgain > 0) throw new Error(`${restartedAgain} restarts happened after the message's restart was recorded`);
-  return { restartedAgain, duplicateRestarts, inDoubt: rows.filter((r) => r.restart_in_doubt).map((r) => r.message_id) };
+  if (restartedAgain > 0)
+    throw new Error(`${restartedAgain} restarts happened after the message's restart was recorded`);
+  return {
+    restartedAgain,
+    duplicateRestarts,
+    inDoubt: rows.filter((r) => r.restart_in_doubt).map((r) => r.message_id),
+  };
 }
 
 /** Hosts restarted more than once according to a mock restart journal (MAYHEM_MOCK_JOURNAL), with their counts. */
@@ -291,7 +362,12 @@ export function journalHosts(journal: string): Set<string> {
  * published message was acked (or terminated). The instances buffer their JSON logs (4 KiB chunks),
  * so the broker, not the log, says when the work is done; logs are complete once they exit.
  */
-export async function waitDrained(servers: string[], names: FleetNames, timeoutMs = 90_000, instances: Instance[] = []): Promise<void> {
+export async function waitDrained(
+  servers: string[],
+  names: FleetNames,
+  timeoutMs = 90_000,
+  instances: Instance[] = [],
+): Promise<void> {
   const nc = await connect({ servers, maxReconnectAttempts: -1 });
   try {
     // No account-info check up front: during a leader election it times out; the loop below asks again.
@@ -306,7 +382,10 @@ export async function waitDrained(servers: string[], names: FleetNames, timeoutM
       } catch (err) {
         last = String(err); // e.g. during a leader election: ask again
       }
-      if (Date.now() > deadline) throw new Error(`consumer ${names.durable} not drained after ${timeoutMs} ms (${last})\n${instances.map((i) => i.describe()).join('\n')}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `consumer ${names.durable} not drained after ${timeoutMs} ms (${last})\n${instances.map((i) => i.describe()).join('\n')}`,
+        );
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {

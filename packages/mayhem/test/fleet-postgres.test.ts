@@ -110,7 +110,8 @@ describe('fleet on PostgreSQL: database faults mid-run', () => {
         times.push(line.time);
         restarts.set(line.messageId, times);
       }
-      if (/PostgreSQL (write|read|claim) failed|host lock unavailable|"dependency":"database"/.test(text)) writeErrors.push(line.msg);
+      if (/PostgreSQL (write|read|claim) failed|host lock unavailable|"dependency":"database"/.test(text))
+        writeErrors.push(line.msg);
       if (line.msg.startsWith('Done. Acked')) {
         acked++;
         if (acked === Math.floor(N / 3)) {

@@ -13,7 +13,20 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './helpers/nats-server.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
-import { CLI, doubleRestarts, fleetNames, Instance, journalHosts, killAll, publishRequests, runArgs, verifyFleet, waitDrained, waitFor, type Query } from './fleet-harness.js';
+import {
+  CLI,
+  doubleRestarts,
+  fleetNames,
+  Instance,
+  journalHosts,
+  killAll,
+  publishRequests,
+  runArgs,
+  verifyFleet,
+  waitDrained,
+  waitFor,
+  type Query,
+} from './fleet-harness.js';
 
 let nats: NatsServer;
 let pgt: TestPostgres;
@@ -61,7 +74,6 @@ const ackedBy = (fleet: Instance[]): number => {
   return all.size;
 };
 
-
 async function stopClean(i: Instance): Promise<void> {
   i.kill('SIGTERM');
   const { code } = await i.exited;
@@ -78,8 +90,20 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     const db = await pgt.createDatabase();
     const N = 1500;
     const args = runArgs({
-      brokerUrl: nats.url, dbUrl: db.url, names,
-      extra: [...LEASE, '--max-in-flight', '150', '--restart-latency', '600ms', '--restart-failure-rate', '0.1', '--grace', '100ms'],
+      brokerUrl: nats.url,
+      dbUrl: db.url,
+      names,
+      extra: [
+        ...LEASE,
+        '--max-in-flight',
+        '150',
+        '--restart-latency',
+        '600ms',
+        '--restart-failure-rate',
+        '0.1',
+        '--grace',
+        '100ms',
+      ],
     });
     const published = await publishRequests([nats.url], names, 'term', N);
     const a = start('A', args);
@@ -108,7 +132,9 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     const N = 1500;
     const journal = join(journals, 'kill');
     const args = runArgs({
-      brokerUrl: nats.url, dbUrl: db.url, names,
+      brokerUrl: nats.url,
+      dbUrl: db.url,
+      names,
       extra: [...LEASE, '--max-in-flight', '150', '--restart-latency', '400ms', '--restart-failure-rate', '0'],
     });
     const published = await publishRequests([nats.url], names, 'kill', N, { hostPerMessage: true });
@@ -138,7 +164,9 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     const N = 3000;
     const journal = join(journals, 'chaos');
     const args = runArgs({
-      brokerUrl: nats.url, dbUrl: db.url, names,
+      brokerUrl: nats.url,
+      dbUrl: db.url,
+      names,
       extra: [...LEASE, '--max-in-flight', '100', '--restart-latency', '50ms', '--restart-failure-rate', '0.05'],
     });
     const published = await publishRequests([nats.url], names, 'chaos', N, { hostPerMessage: true });
@@ -160,7 +188,9 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     const r = await verifyFleet(queryOn(db.url), published, fleet, { logsComplete: false });
     expect(doubleRestarts(journal)).toEqual(new Map());
     const restarted = journalHosts(journal);
-    const neverRestarted = published.ids.filter((id) => !restarted.has(`${id.replace('chaos-', 'chaos-h')}.example.net`));
+    const neverRestarted = published.ids.filter(
+      (id) => !restarted.has(`${id.replace('chaos-', 'chaos-h')}.example.net`),
+    );
     // A host is not restarted only when its instance died mid-restart: recorded in doubt, never repeated.
     expect(neverRestarted.every((id) => r.inDoubt.includes(id))).toBe(true);
   });
@@ -170,8 +200,20 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     const db = await pgt.createDatabase();
     const N = 2000;
     const args = runArgs({
-      brokerUrl: nats.url, dbUrl: db.url, names,
-      extra: [...LEASE, '--max-in-flight', '200', '--restart-latency', '100ms', '--restart-failure-rate', '0', '--save-attempts', '8'],
+      brokerUrl: nats.url,
+      dbUrl: db.url,
+      names,
+      extra: [
+        ...LEASE,
+        '--max-in-flight',
+        '200',
+        '--restart-latency',
+        '100ms',
+        '--restart-failure-rate',
+        '0',
+        '--save-attempts',
+        '8',
+      ],
     });
     const published = await publishRequests([nats.url], names, 'pgterm', N);
     const a = start('A', args);
@@ -190,19 +232,32 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     const names = fleetNames('malformed');
     const db = await pgt.createDatabase();
     const N = 600;
-    const malformed = ['not json', '{"messageId": 42}', '[1,2,3]', '{"messageId":"x","instanceName":"bad host!","publishedAt":1}', '{"messageId":"y","instanceName":"ok","publishedAt":"yesterday"}'];
+    const malformed = [
+      'not json',
+      '{"messageId": 42}',
+      '[1,2,3]',
+      '{"messageId":"x","instanceName":"bad host!","publishedAt":1}',
+      '{"messageId":"y","instanceName":"ok","publishedAt":"yesterday"}',
+    ];
     const published = await publishRequests([nats.url], names, 'malformed', N, { malformed });
-    const a = start('A', runArgs({
-      brokerUrl: nats.url, dbUrl: db.url, names,
-      extra: [...LEASE, '--max-in-flight', '100', '--restart-latency', '20ms', '--restart-failure-rate', '0'],
-    }));
+    const a = start(
+      'A',
+      runArgs({
+        brokerUrl: nats.url,
+        dbUrl: db.url,
+        names,
+        extra: [...LEASE, '--max-in-flight', '100', '--restart-latency', '20ms', '--restart-failure-rate', '0'],
+      }),
+    );
     await waitDrained([nats.url], names, 90_000, [a]);
     await stopClean(a);
     expect(a.linesMatching(/^Dead-lettered malformed message/)).toHaveLength(malformed.length);
     const summary = a.lines.find((l) => l.msg.startsWith('Summary'));
     expect(summary?.malformed).toBe(malformed.length);
     expect(summary?.deadLettered).toBe(malformed.length);
-    const rows = await queryOn(db.url)<{ n: string }>('SELECT count(*)::text AS n FROM dead_letters WHERE message_id IS NULL');
+    const rows = await queryOn(db.url)<{ n: string }>(
+      'SELECT count(*)::text AS n FROM dead_letters WHERE message_id IS NULL',
+    );
     expect(rows[0]?.n).toBe(String(malformed.length));
     // Kept by the dead-letter stream, not redelivered on the request subject.
     const nc = await connect({ servers: nats.url });
@@ -234,7 +289,10 @@ describe('fleet on a 3-node NATS JetStream cluster (R3)', () => {
     const N = 2000;
     const brokerUrl = cluster.urls.join(',');
     const args = runArgs({
-      brokerUrl, dbUrl: db.url, names, replicas: 3,
+      brokerUrl,
+      dbUrl: db.url,
+      names,
+      replicas: 3,
       extra: [...LEASE, '--max-in-flight', '200', '--restart-latency', '100ms', '--restart-failure-rate', '0'],
     });
     const published = await publishRequests(cluster.urls, names, 'cluster', N, { replicas: 3 });

@@ -23,7 +23,10 @@ afterAll(() => {
 });
 
 /** Run `body` (ESM, with `createLogger` imported) with stdout going to a file; returns the child and the file. */
-function script(name: string, body: string): { child: ReturnType<typeof spawn>; out: string; exited: Promise<NodeJS.Signals | number | null> } {
+function script(
+  name: string,
+  body: string,
+): { child: ReturnType<typeof spawn>; out: string; exited: Promise<NodeJS.Signals | number | null> } {
   const out = join(dir, `${name}.log`);
   const fd = openSync(out, 'w');
   const code = `import { createLogger } from ${JSON.stringify(pathToFileURL(LOGGER).href)};\n${body}`;
@@ -34,7 +37,10 @@ function script(name: string, body: string): { child: ReturnType<typeof spawn>; 
   return { child, out, exited };
 }
 
-const lines = (path: string): string[] => readFileSync(path, 'utf8').split('\n').filter((l) => l !== '');
+const lines = (path: string): string[] =>
+  readFileSync(path, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '');
 
 async function waitForLines(path: string, n: number, timeoutMs: number): Promise<number> {
   const t0 = performance.now();
@@ -47,48 +53,65 @@ async function waitForLines(path: string, n: number, timeoutMs: number): Promise
 
 describe('JSON logs reach the file promptly', () => {
   it('two short lines are in the file within about a second, and survive a SIGKILL', async () => {
-    const { child, out, exited } = script('prompt', `
+    const { child, out, exited } = script(
+      'prompt',
+      `
       const { logger } = createLogger('info', 'json');
       logger.error({ messageId: 'm1' }, 'Dead-lettered cattle-a');
       logger.error({ messageId: 'm2' }, 'Dead-lettered cattle-b');
       setInterval(() => undefined, 1000);
       process.stderr.write('logged\\n');
-    `);
+    `,
+    );
     await new Promise<void>((r) => child.stderr?.once('data', () => r()));
     const waited = await waitForLines(out, 2, 3000);
     child.kill('SIGKILL');
     await exited;
     // The flush timer runs every second; allow for a busy machine.
     expect(waited).toBeLessThan(2500);
-    expect(lines(out).map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['Dead-lettered cattle-a', 'Dead-lettered cattle-b']);
+    expect(lines(out).map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
+      'Dead-lettered cattle-a',
+      'Dead-lettered cattle-b',
+    ]);
   });
 
   it('a fatal line is written before the call returns (a SIGKILL right after it loses nothing)', async () => {
-    const { out, exited } = script('fatal', `
+    const { out, exited } = script(
+      'fatal',
+      `
       const { logger } = createLogger('info', 'json');
       logger.info('before');
       logger.fatal({ err: 'boom' }, 'Unexpected error outside message handlers: boom');
       process.kill(process.pid, 'SIGKILL');
-    `);
+    `,
+    );
     expect(await exited).toBe('SIGKILL');
-    expect(lines(out).map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual(['before', 'Unexpected error outside message handlers: boom']);
+    expect(lines(out).map((l) => (JSON.parse(l) as { msg: string }).msg)).toEqual([
+      'before',
+      'Unexpected error outside message handlers: boom',
+    ]);
   });
 });
 
 describe('pretty output cannot be forged', () => {
   it('escapes control characters and line separators in the message', () => {
-    expect(escapeControls('Could not save m1\nINFO: Done. Acked cattle-x')).toBe('Could not save m1\\nINFO: Done. Acked cattle-x');
+    expect(escapeControls('Could not save m1\nINFO: Done. Acked cattle-x')).toBe(
+      'Could not save m1\\nINFO: Done. Acked cattle-x',
+    );
     expect(escapeControls('a\r\tb\u001b[31mc\u2028d\u0085e')).toBe('a\\r\\tb\\u001b[31mc\\u2028d\\u0085e');
     expect(escapeControls('plain ünïcödé')).toBe('plain ünïcödé');
   });
 
   it('a message id with a newline quoted in an error stays on one line', async () => {
-    const { out, exited } = script('pretty', `
+    const { out, exited } = script(
+      'pretty',
+      `
       const { logger, flush } = createLogger('info', 'pretty');
       const id = 'evil\\n[12:00:00.000] INFO: Done. Acked cattle-fake';
       logger.warn({ messageId: id }, 'Could not save ' + id + '; retrying');
       await flush();
-    `);
+    `,
+    );
     await exited;
     const text = readFileSync(out, 'utf8');
     expect(text.split('\n').filter((l) => l !== '')).toHaveLength(1);
@@ -99,13 +122,16 @@ describe('pretty output cannot be forged', () => {
 
 describe('no credentials in any log line', () => {
   it.each(['json', 'pretty'])('%s: URLs in the message and in fields are redacted', async (format) => {
-    const { out, exited } = script(`redact-${format}`, `
+    const { out, exited } = script(
+      `redact-${format}`,
+      `
       const { logger, flush } = createLogger('info', '${format}');
       logger.info({ db: 'postgres://app:PgS3cret@db:5432/x', broker: 'nats://admin:NatsS3cret@h:4222,nats://TokS3cret@h2:4222' }, 'Mayhem Mandrill is consuming');
       logger.error('cannot connect to NATS at nats://user:NatsS3cret@127.0.0.1:1: CONNECTION_REFUSED');
       logger.warn({ err: 'postgres://x@h/db?password=PgS3cret' }, 'lost');
       await flush();
-    `);
+    `,
+    );
     await exited;
     const text = readFileSync(out, 'utf8');
     // One entry per call (pretty prints an `err` field on an indented line of its own).

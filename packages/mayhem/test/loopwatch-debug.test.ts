@@ -22,15 +22,52 @@ const ENVIRONMENTAL = ['slow-callback', 'stall', 'loop-lag'];
 /** What loopwatch says about the process as a whole: module loading at start-up, the summary at exit. */
 const INFORMATIONAL = ['start-up', 'summary'];
 
-interface Report { kind: string; message: string }
-interface Summary { acked: number; deadLettered: number; inFlight: number }
+interface Report {
+  kind: string;
+  message: string;
+}
+interface Summary {
+  acked: number;
+  deadLettered: number;
+  inFlight: number;
+}
 
-async function runUnder(nodeArgs: string[], env: NodeJS.ProcessEnv, extra: string[], db: string): Promise<{ reports: Report[]; summary: Summary }> {
-  const args = [...nodeArgs, MAIN, 'run', '--count', '600', '--publish-rate', '0', '--restart-latency', '5ms', '--db', `sqlite:${join(dir, db)}`, '--log-level', 'info', ...extra];
+async function runUnder(
+  nodeArgs: string[],
+  env: NodeJS.ProcessEnv,
+  extra: string[],
+  db: string,
+): Promise<{ reports: Report[]; summary: Summary }> {
+  const args = [
+    ...nodeArgs,
+    MAIN,
+    'run',
+    '--count',
+    '600',
+    '--publish-rate',
+    '0',
+    '--restart-latency',
+    '5ms',
+    '--db',
+    `sqlite:${join(dir, db)}`,
+    '--log-level',
+    'info',
+    ...extra,
+  ];
   // Run from the package so `--import loopwatch/register` resolves as it does for a user.
-  const { stdout, stderr } = await run(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, maxBuffer: 1 << 28 });
-  const reports = stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Report);
-  const summaryLine = stdout.split('\n').filter((l) => l.includes('"reason"')).pop();
+  const { stdout, stderr } = await run(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    maxBuffer: 1 << 28,
+  });
+  const reports = stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Report);
+  const summaryLine = stdout
+    .split('\n')
+    .filter((l) => l.includes('"reason"'))
+    .pop();
   expect(summaryLine, 'summary line').toBeDefined();
   return { reports, summary: JSON.parse(summaryLine as string) as Summary };
 }
@@ -42,7 +79,12 @@ function expectClean(reports: Report[]): void {
 
 describe('mayhem under loopwatch debug mode', () => {
   it('node --import loopwatch/register with LOOPWATCH=debug: every message settles, no bug reports', async () => {
-    const { reports, summary } = await runUnder(['--import', 'loopwatch/register'], { LOOPWATCH: 'debug', LOOPWATCH_FORMAT: 'json' }, [], 'register.db');
+    const { reports, summary } = await runUnder(
+      ['--import', 'loopwatch/register'],
+      { LOOPWATCH: 'debug', LOOPWATCH_FORMAT: 'json' },
+      [],
+      'register.db',
+    );
     expect(summary.acked + summary.deadLettered).toBe(600);
     expect(summary.inFlight).toBe(0);
     expectClean(reports);

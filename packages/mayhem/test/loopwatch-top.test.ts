@@ -57,18 +57,58 @@ describe('loopwatch top on a live mayhem', () => {
     }
     mayhem = spawn(
       process.execPath,
-      [MAIN, 'run', '--debug', '--slow-callback-ms', '3', '--publish-rate', '0', '--count', '20000', '--restart-latency', '3s', '--db', 'memory:', '--log-format', 'json', '--log-level', 'warn'],
+      [
+        MAIN,
+        'run',
+        '--debug',
+        '--slow-callback-ms',
+        '3',
+        '--publish-rate',
+        '0',
+        '--count',
+        '20000',
+        '--restart-latency',
+        '3s',
+        '--db',
+        'memory:',
+        '--log-format',
+        'json',
+        '--log-level',
+        'warn',
+      ],
       { cwd: ROOT, env: { ...process.env, LOOPWATCH_ATTACH_DIR: attachDir }, stdio: 'ignore' },
     );
     const sock = join(attachDir, `${mayhem.pid}.sock`);
     for (let i = 0; i < 100 && !existsSync(sock); i++) await sleep(100);
     expect(existsSync(sock), 'attach socket').toBe(true);
-    await run('tmux', ['-L', tmuxSocket, 'new-session', '-d', '-s', 'top', '-x', '200', '-y', '50', `env LOOPWATCH_ATTACH_DIR=${attachDir} ${process.execPath} ${LOOPWATCH} top ${mayhem.pid}`]);
-    const s = await until('lag, a task row and a slow callback', (x) => /loop lag p50 [\d.]+ ms {2}p99 [\d.]+ ms {2}max [\d.]+ ms/.test(x) && /\n\d+ +MessagePipeline\.handle +[\d.]+ /.test(x) && /\n +\d+ ms +[\d.]+ m?s ago +\S/.test(x));
+    await run('tmux', [
+      '-L',
+      tmuxSocket,
+      'new-session',
+      '-d',
+      '-s',
+      'top',
+      '-x',
+      '200',
+      '-y',
+      '50',
+      `env LOOPWATCH_ATTACH_DIR=${attachDir} ${process.execPath} ${LOOPWATCH} top ${mayhem.pid}`,
+    ]);
+    const s = await until(
+      'lag, a task row and a slow callback',
+      (x) =>
+        /loop lag p50 [\d.]+ ms {2}p99 [\d.]+ ms {2}max [\d.]+ ms/.test(x) &&
+        /\n\d+ +MessagePipeline\.handle +[\d.]+ /.test(x) &&
+        /\n +\d+ ms +[\d.]+ m?s ago +\S/.test(x),
+    );
     expect(s).toContain(`loopwatch top  pid ${mayhem.pid}  debug`);
     expect(s).toMatch(/slow callbacks, last minute: [1-9]\d*/);
     await run('tmux', ['-L', tmuxSocket, 'send-keys', '-t', 'top', 'q']);
-    const gone = async (): Promise<boolean> => run('tmux', ['-L', tmuxSocket, 'has-session', '-t', 'top']).then(() => false, () => true);
+    const gone = async (): Promise<boolean> =>
+      run('tmux', ['-L', tmuxSocket, 'has-session', '-t', 'top']).then(
+        () => false,
+        () => true,
+      );
     for (let i = 0; i < 40 && !(await gone()); i++) await sleep(100);
     expect(await gone(), 'top quit on q').toBe(true);
   });

@@ -101,27 +101,34 @@ describe('MemoryBroker with maxBacklog', () => {
 });
 
 describe('the simulated publisher against a slow consumer', () => {
-  it.each([0, 5000])('at --publish-rate %d the backlog never exceeds its bound and publishing keeps pace with consuming', async (rate) => {
-    // 20 in flight, each restart 1 s: the consumer settles about 20 messages a second.
-    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 1000 })), maxBacklog: 200 });
-    const consumer = r.consumer({ maxInFlight: 20, pullBatch: 20 });
-    let peak = 0;
-    const stop = new AbortController();
-    // Wired as service.ts wires it; publishSync throws if the publisher ever ignored the bound.
-    const published = runSimulatedPublisher((payload, id) => {
-      r.broker.publishSync(payload, id);
-      peak = Math.max(peak, r.broker.backlog);
-    }, { rate, count: undefined, random: seededRandom(7), waitForRoom: (signal) => r.broker.waitForRoom(signal) }, stop.signal);
-    const running = consumer.run(stop.signal, new AbortController().signal);
-    await vi.advanceTimersByTimeAsync(10_000);
-    stop.abort();
-    const n = await published;
-    await running;
-    expect(peak).toBe(200);
-    expect(r.counters.tally.acked).toBeGreaterThanOrEqual(150);
-    // Published = settled + what the broker holds, and that is never more than the bound.
-    expect(n - r.counters.tally.acked - r.counters.tally.dead_lettered).toBeLessThanOrEqual(200);
-  });
+  it.each([0, 5000])(
+    'at --publish-rate %d the backlog never exceeds its bound and publishing keeps pace with consuming',
+    async (rate) => {
+      // 20 in flight, each restart 1 s: the consumer settles about 20 messages a second.
+      const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 1000 })), maxBacklog: 200 });
+      const consumer = r.consumer({ maxInFlight: 20, pullBatch: 20 });
+      let peak = 0;
+      const stop = new AbortController();
+      // Wired as service.ts wires it; publishSync throws if the publisher ever ignored the bound.
+      const published = runSimulatedPublisher(
+        (payload, id) => {
+          r.broker.publishSync(payload, id);
+          peak = Math.max(peak, r.broker.backlog);
+        },
+        { rate, count: undefined, random: seededRandom(7), waitForRoom: (signal) => r.broker.waitForRoom(signal) },
+        stop.signal,
+      );
+      const running = consumer.run(stop.signal, new AbortController().signal);
+      await vi.advanceTimersByTimeAsync(10_000);
+      stop.abort();
+      const n = await published;
+      await running;
+      expect(peak).toBe(200);
+      expect(r.counters.tally.acked).toBeGreaterThanOrEqual(150);
+      // Published = settled + what the broker holds, and that is never more than the bound.
+      expect(n - r.counters.tally.acked - r.counters.tally.dead_lettered).toBeLessThanOrEqual(200);
+    },
+  );
 });
 
 describe('memory: storage keeps a bounded number of settled records (a long run stays flat)', () => {
@@ -135,7 +142,8 @@ describe('memory: storage keeps a bounded number of settled records (a long run 
     }
     expect([...storage.records.keys()]).toEqual(['in-flight', 'm7', 'm8', 'm9']);
     expect(await storage.claimRestart(request('m9'), 2, 'look')).toBe('done');
-    for (let i = 0; i < 10; i++) await storage.deadLetter({ payload: `bad ${i}`, reason: 'malformed: x', deliveries: 1 });
+    for (let i = 0; i < 10; i++)
+      await storage.deadLetter({ payload: `bad ${i}`, reason: 'malformed: x', deliveries: 1 });
     expect(storage.deadLetters.length).toBeLessThanOrEqual(6);
     expect(storage.deadLetters.at(-1)?.payload).toBe('bad 9');
   });

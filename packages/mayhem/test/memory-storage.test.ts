@@ -33,7 +33,13 @@ describe('memory storage', () => {
 
 describe('the in-process audit trail', () => {
   const entry = (n: number): AuditEntry => ({
-    at: 1000 + n, instance: 'test:1', host: `h${n % 2}`, messageId: `m-${n}`, executor: 'mock', outcome: 'restarted', reason: '',
+    at: 1000 + n,
+    instance: 'test:1',
+    host: `h${n % 2}`,
+    messageId: `m-${n}`,
+    executor: 'mock',
+    outcome: 'restarted',
+    reason: '',
   });
 
   it('keeps the newest maxAudit entries in a ring: oldest first in entries, newest first when read', async () => {

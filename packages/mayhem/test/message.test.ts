@@ -1,7 +1,14 @@
 /** Parsing restart requests at the edge: every malformed payload is a value, never a throw. */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { encodeRestartRequest, hostnameOf, MAX_PUBLISHED_AT, MIN_PUBLISHED_AT, parseIsoTime, parseRestartRequest } from '../src/core/message.js';
+import {
+  encodeRestartRequest,
+  hostnameOf,
+  MAX_PUBLISHED_AT,
+  MIN_PUBLISHED_AT,
+  parseIsoTime,
+  parseRestartRequest,
+} from '../src/core/message.js';
 
 const enc = new TextEncoder();
 
@@ -15,7 +22,11 @@ describe('parseRestartRequest', () => {
   it('round-trips the wire form (publishedAt as ISO-8601), from bytes or text', () => {
     const request = { messageId: 'a1', instanceName: 'cattle-x9z0', publishedAt: Date.UTC(2024, 0, 2, 3, 4, 5, 678) };
     const wire = encodeRestartRequest(request);
-    expect(JSON.parse(wire)).toEqual({ messageId: 'a1', instanceName: 'cattle-x9z0', publishedAt: '2024-01-02T03:04:05.678Z' });
+    expect(JSON.parse(wire)).toEqual({
+      messageId: 'a1',
+      instanceName: 'cattle-x9z0',
+      publishedAt: '2024-01-02T03:04:05.678Z',
+    });
     expect(parseRestartRequest(wire)).toEqual({ ok: true, request });
     expect(parseRestartRequest(enc.encode(wire))).toEqual({ ok: true, request });
   });
@@ -48,19 +59,33 @@ describe('parseRestartRequest', () => {
     ['numeric messageId', { messageId: 7, instanceName: 'h', publishedAt: 1 }, /messageId/],
     ['messageId over 200 characters', { messageId: 'x'.repeat(201), instanceName: 'h', publishedAt: 1 }, /at most 200/],
     ['missing instanceName', { messageId: 'a', publishedAt: 1 }, /instanceName/],
-    ['instanceName with a space', { messageId: 'a', instanceName: 'cattle abcd', publishedAt: 1 }, /instanceName must be a hostname label/],
+    [
+      'instanceName with a space',
+      { messageId: 'a', instanceName: 'cattle abcd', publishedAt: 1 },
+      /instanceName must be a hostname label/,
+    ],
     ['instanceName with a dot', { messageId: 'a', instanceName: 'evil.com', publishedAt: 1 }, /instanceName/],
     ['instanceName starting with -', { messageId: 'a', instanceName: '-abc', publishedAt: 1 }, /instanceName/],
-    ['instanceName over 63 characters', { messageId: 'a', instanceName: 'a'.repeat(64), publishedAt: 1 }, /instanceName/],
+    [
+      'instanceName over 63 characters',
+      { messageId: 'a', instanceName: 'a'.repeat(64), publishedAt: 1 },
+      /instanceName/,
+    ],
     ['missing publishedAt', { messageId: 'a', instanceName: 'h' }, /publishedAt must be/],
-    ['unparseable publishedAt', { messageId: 'a', instanceName: 'h', publishedAt: 'yesterday' }, /publishedAt is not an ISO-8601 date-time .*: "yesterday"$/],
+    [
+      'unparseable publishedAt',
+      { messageId: 'a', instanceName: 'h', publishedAt: 'yesterday' },
+      /publishedAt is not an ISO-8601 date-time .*: "yesterday"$/,
+    ],
     ['boolean publishedAt', { messageId: 'a', instanceName: 'h', publishedAt: true }, /publishedAt must be/],
   ])('rejects a request with %s', (_name, value, expected) => {
     expect(error(JSON.stringify(value))).toMatch(expected);
   });
 
   it('accepts the longest valid id and instance name', () => {
-    const r = parseRestartRequest(JSON.stringify({ messageId: 'x'.repeat(200), instanceName: `a${'-'.repeat(61)}b`, publishedAt: 0 }));
+    const r = parseRestartRequest(
+      JSON.stringify({ messageId: 'x'.repeat(200), instanceName: `a${'-'.repeat(61)}b`, publishedAt: 0 }),
+    );
     expect(r.ok).toBe(true);
   });
 
@@ -73,7 +98,8 @@ describe('parseRestartRequest', () => {
 });
 
 const at = '2026-01-01T00:00:00Z';
-const request = (fields: Record<string, unknown>): string => JSON.stringify({ messageId: 'm1', instanceName: 'cattle-ab12', publishedAt: at, ...fields });
+const request = (fields: Record<string, unknown>): string =>
+  JSON.stringify({ messageId: 'm1', instanceName: 'cattle-ab12', publishedAt: at, ...fields });
 
 describe('parseRestartRequest on hostile input', () => {
   it('a field whose String() throws is a parse error, not a throw (the poison message of issue 9)', () => {
@@ -148,15 +174,39 @@ const nasty = fc.letrec((tie) => ({
   value: fc.oneof(
     { depthSize: 'small' },
     fc.jsonValue(),
-    fc.constantFrom(1e308, -1e20, -0, Number.MAX_SAFE_INTEGER, '1', '', 'null', '2026-02-31T00:00:00Z', '\u0000', '\ud800', '\u2028'),
+    fc.constantFrom(
+      1e308,
+      -1e20,
+      -0,
+      Number.MAX_SAFE_INTEGER,
+      '1',
+      '',
+      'null',
+      '2026-02-31T00:00:00Z',
+      '\u0000',
+      '\ud800',
+      '\u2028',
+    ),
     fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) }),
-    fc.dictionary(fc.constantFrom('toString', 'valueOf', '__proto__', 'constructor', 'toJSON', 'messageId', 'length'), tie('value'), { maxKeys: 4 }),
+    fc.dictionary(
+      fc.constantFrom('toString', 'valueOf', '__proto__', 'constructor', 'toJSON', 'messageId', 'length'),
+      tie('value'),
+      { maxKeys: 4 },
+    ),
     fc.array(tie('value'), { maxLength: 3 }),
   ),
 })).value;
 
 const candidate = fc.record(
-  { messageId: nasty, instanceName: fc.oneof(nasty, fc.constantFrom('cattle-ab12', 'a', 'x-y')), publishedAt: fc.oneof(nasty, fc.integer(), fc.date({ noInvalidDate: true }).map((d) => d.toISOString())) },
+  {
+    messageId: nasty,
+    instanceName: fc.oneof(nasty, fc.constantFrom('cattle-ab12', 'a', 'x-y')),
+    publishedAt: fc.oneof(
+      nasty,
+      fc.integer(),
+      fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+    ),
+  },
   { requiredKeys: [] },
 );
 
@@ -181,31 +231,60 @@ function checkResult(payload: Uint8Array | string): void {
 
 describe('parseRestartRequest, property-based (fast-check)', () => {
   it('never throws on any JSON text built from hostile values, and what it accepts is valid and round-trips', () => {
-    fc.assert(fc.property(candidate, (fields) => checkResult(JSON.stringify(fields))), { numRuns: 3000 });
+    fc.assert(
+      fc.property(candidate, (fields) => checkResult(JSON.stringify(fields))),
+      { numRuns: 3000 },
+    );
   });
 
   it('never throws on any JSON value at the top level', () => {
-    fc.assert(fc.property(nasty, (value) => checkResult(JSON.stringify(value) ?? 'undefined')), { numRuns: 2000 });
+    fc.assert(
+      fc.property(nasty, (value) => checkResult(JSON.stringify(value) ?? 'undefined')),
+      { numRuns: 2000 },
+    );
   });
 
   it('never throws on arbitrary bytes or on a valid payload with bytes flipped, cut or inserted', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => checkResult(bytes)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => checkResult(bytes)),
+      { numRuns: 2000 },
+    );
     const valid = new TextEncoder().encode(request({}));
-    const mutated = fc.tuple(fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(valid.length)).map(([flips, cut]) => {
-      const b = valid.slice(0, Math.max(1, cut));
-      for (const [i, v] of flips) if (i < b.length) b[i] = v;
-      return b;
-    });
-    fc.assert(fc.property(mutated, (bytes) => checkResult(bytes)), { numRuns: 3000 });
+    const mutated = fc
+      .tuple(
+        fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.nat(valid.length),
+      )
+      .map(([flips, cut]) => {
+        const b = valid.slice(0, Math.max(1, cut));
+        for (const [i, v] of flips) if (i < b.length) b[i] = v;
+        return b;
+      });
+    fc.assert(
+      fc.property(mutated, (bytes) => checkResult(bytes)),
+      { numRuns: 3000 },
+    );
   });
 
   it('never throws on arbitrary strings, including lone surrogates', () => {
-    fc.assert(fc.property(fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 200 }), (s) => checkResult(s)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)), maxLength: 200 }),
+        (s) => checkResult(s),
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('parseIsoTime agrees with Date for every valid date-time it is given', () => {
-    fc.assert(fc.property(fc.date({ min: new Date(MIN_PUBLISHED_AT), max: new Date(MAX_PUBLISHED_AT), noInvalidDate: true }), (d) => {
-      expect(parseIsoTime(d.toISOString())).toBe(d.getTime());
-    }), { numRuns: 2000 });
+    fc.assert(
+      fc.property(
+        fc.date({ min: new Date(MIN_PUBLISHED_AT), max: new Date(MAX_PUBLISHED_AT), noInvalidDate: true }),
+        (d) => {
+          expect(parseIsoTime(d.toISOString())).toBe(d.getTime());
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

@@ -45,12 +45,22 @@ describe('parseAckSubject', () => {
     const name = fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/);
     const positive = fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER });
     fc.assert(
-      fc.property(fc.boolean(), name, name, name, positive, positive, fc.nat(), fc.option(name, { nil: undefined }), (v2, stream, consumer, account, delivered, sseq, pending, token) => {
-        const head = v2 ? `$JS.ACK._.${account}.${stream}.${consumer}` : `$JS.ACK.${stream}.${consumer}`;
-        const tail = v2 && token !== undefined ? `.${token}` : '';
-        const subject = `${head}.${delivered}.${sseq}.${pending + 1}.1700000000000000000.${pending}${tail}`;
-        expect(parseAckSubject(subject)).toEqual({ deliveryCount: delivered, streamSequence: sseq });
-      }),
+      fc.property(
+        fc.boolean(),
+        name,
+        name,
+        name,
+        positive,
+        positive,
+        fc.nat(),
+        fc.option(name, { nil: undefined }),
+        (v2, stream, consumer, account, delivered, sseq, pending, token) => {
+          const head = v2 ? `$JS.ACK._.${account}.${stream}.${consumer}` : `$JS.ACK.${stream}.${consumer}`;
+          const tail = v2 && token !== undefined ? `.${token}` : '';
+          const subject = `${head}.${delivered}.${sseq}.${pending + 1}.1700000000000000000.${pending}${tail}`;
+          expect(parseAckSubject(subject)).toEqual({ deliveryCount: delivered, streamSequence: sseq });
+        },
+      ),
     );
   });
 });

@@ -48,19 +48,36 @@ async function addStream(name: string, subjects: string[]): Promise<void> {
 }
 
 function opts(stream: string, extra: Partial<NatsOptions> = {}): NatsOptions {
-  return { servers: [server.url], stream, subject: `${stream.toLowerCase()}.restart`, durable: 'mayhem', deadLetterSubject: `${stream.toLowerCase()}.dead`, logger, ...extra };
+  return {
+    servers: [server.url],
+    stream,
+    subject: `${stream.toLowerCase()}.restart`,
+    durable: 'mayhem',
+    deadLetterSubject: `${stream.toLowerCase()}.dead`,
+    logger,
+    ...extra,
+  };
 }
 
-function mayhem(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function mayhem(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     // Never left running if a test fails or times out.
     const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => { clearTimeout(timer); res({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, stdout, stderr });
+    });
   });
 }
 
@@ -78,18 +95,30 @@ describe('stream set-up', () => {
   it('run: a dead-letter subject held by another stream is one line naming that stream and the subject; nothing is created', async () => {
     await addStream('OTHER_APP', ['run1.dead']);
     const before = await streamNames();
-    const err = await openNatsBroker(opts('RUN1')).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).toBe('NATS stream RUN1_DEAD cannot be created for subject run1.dead: stream OTHER_APP already captures it (["run1.dead"]); choose another --dead-letter-subject');
+    const err = await openNatsBroker(opts('RUN1')).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toBe(
+      'NATS stream RUN1_DEAD cannot be created for subject run1.dead: stream OTHER_APP already captures it (["run1.dead"]); choose another --dead-letter-subject',
+    );
     expect(err?.message).not.toContain('\n');
     // Neither the request stream nor the dead-letter stream was left behind.
     expect(await streamNames()).toEqual(before);
   });
 
-  it('run: a request subject covered by another stream\'s wildcard names that stream', async () => {
+  it("run: a request subject covered by another stream's wildcard names that stream", async () => {
     await addStream('WILD', ['wild.>']);
     const before = await streamNames();
-    const err = await openNatsBroker(opts('WILDRUN', { subject: 'wild.restart', deadLetterSubject: 'wildrun.dead' })).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).toMatch(/^NATS stream WILDRUN cannot be created for subject wild\.restart: stream WILD already captures it \(\["wild\.>"\]\); choose another --subject/);
+    const err = await openNatsBroker(
+      opts('WILDRUN', { subject: 'wild.restart', deadLetterSubject: 'wildrun.dead' }),
+    ).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(
+      /^NATS stream WILDRUN cannot be created for subject wild\.restart: stream WILD already captures it \(\["wild\.>"\]\); choose another --subject/,
+    );
     expect(await streamNames()).toEqual(before);
   });
 
@@ -102,8 +131,13 @@ describe('stream set-up', () => {
 
   it('an existing stream of our name without our subject is named with its subjects', async () => {
     await addStream('RUN3', ['elsewhere.x']);
-    const err = await openNatsBroker(opts('RUN3')).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).toMatch(/^NATS stream RUN3 exists but does not capture subject run3\.restart \(it has \["elsewhere\.x"\]\)/);
+    const err = await openNatsBroker(opts('RUN3')).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(
+      /^NATS stream RUN3 exists but does not capture subject run3\.restart \(it has \["elsewhere\.x"\]\)/,
+    );
   });
 
   it('the dead-letter stream gets max age and max bytes from the settings (discarding the oldest), and follows them when they change', async () => {
@@ -118,7 +152,10 @@ describe('stream set-up', () => {
     // The defaults: 30 days, 1 GiB.
     const d = await openNatsBroker(opts('DEF'));
     await d.close();
-    expect((await jsm.streams.info('DEF_DEAD')).config).toMatchObject({ max_age: 30 * 86_400_000 * 1e6, max_bytes: 2 ** 30 });
+    expect((await jsm.streams.info('DEF_DEAD')).config).toMatchObject({
+      max_age: 30 * 86_400_000 * 1e6,
+      max_bytes: 2 ** 30,
+    });
   });
 });
 
@@ -145,7 +182,9 @@ describe('credentials', () => {
     expect(ok.stdout).not.toContain('NatsS3cretPass');
     const bad = await mayhem(publishArgs(s.url.replace('nats://', 'nats://admin:WrongS3cretPass@')));
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^mayhem: cannot connect to NATS at nats:\/\/admin:\*\*\*@127\.0\.0\.1:\d+: .*[Aa]uthorization/);
+    expect(bad.stderr).toMatch(
+      /^mayhem: cannot connect to NATS at nats:\/\/admin:\*\*\*@127\.0\.0\.1:\d+: .*[Aa]uthorization/,
+    );
     expect(bad.stderr.split('\n')).toHaveLength(2);
     expect(bad.stderr + bad.stdout).not.toContain('WrongS3cretPass');
   });
@@ -178,7 +217,11 @@ describe('credentials', () => {
     expect(nk.stderr).toBe('');
     expect(nk.code).toBe(0);
     const credsFile = join(dir, 'user.creds');
-    writeFileSync(credsFile, `-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`, { mode: 0o600 });
+    writeFileSync(
+      credsFile,
+      `-----BEGIN NATS USER JWT-----\neyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.e30.sig\n------END NATS USER JWT------\n\n-----BEGIN USER NKEY SEED-----\n${seed}\n------END USER NKEY SEED------\n`,
+      { mode: 0o600 },
+    );
     const creds = await mayhem([...publishArgs(s.url), '--nats-creds', credsFile]);
     expect(creds.stderr).toBe('');
     expect(creds.code).toBe(0);
@@ -188,7 +231,9 @@ describe('credentials', () => {
     writeFileSync(notSeed, 'hello\n');
     const bad = await mayhem([...publishArgs(s.url), '--nats-nkey', notSeed]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/^mayhem: the NATS nkey file .*not-a-seed \(--nats-nkey\) does not hold a user nkey seed/);
+    expect(bad.stderr).toMatch(
+      /^mayhem: the NATS nkey file .*not-a-seed \(--nats-nkey\) does not hold a user nkey seed/,
+    );
   });
 });
 
@@ -198,10 +243,26 @@ describe('the poison message of issue 9 on NATS', () => {
     const poison = '{"messageId":"x1","instanceName":{"toString":1},"publishedAt":"2026-01-01T00:00:00Z"}';
     expect((await mayhem(['publish', ...stream, '--raw', poison, '--count', '1'])).code).toBe(0);
     expect((await mayhem(['publish', ...stream, '--count', '5'])).code).toBe(0);
-    const run = await mayhem(['run', ...stream, '--dead-letter-subject', 'poison.dead', '--db', 'memory:', '--count', '6', '--restart-latency', '1ms', '--restart-failure-rate', '0']);
+    const run = await mayhem([
+      'run',
+      ...stream,
+      '--dead-letter-subject',
+      'poison.dead',
+      '--db',
+      'memory:',
+      '--count',
+      '6',
+      '--restart-latency',
+      '1ms',
+      '--restart-failure-rate',
+      '0',
+    ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    const summary = run.stdout.split('\n').filter((l) => l.includes('"msg":"Summary (')).map((l) => JSON.parse(l) as Record<string, number>)[0];
+    const summary = run.stdout
+      .split('\n')
+      .filter((l) => l.includes('"msg":"Summary ('))
+      .map((l) => JSON.parse(l) as Record<string, number>)[0];
     expect(summary).toMatchObject({ acked: 5, deadLettered: 1, malformed: 1 });
     expect((await jsm.streams.info('POISON_DEAD')).state.messages).toBe(1);
   }, 60_000);

@@ -41,7 +41,16 @@ class FakeServer implements PullPort<FakeMsg> {
   publish(subject: string, body: string, inbox: string): void {
     if (this.publishError) throw this.publishError;
     const b = JSON.parse(body) as { batch: number; expires: number; idle_heartbeat: number };
-    this.requests.push({ subject, inbox, batch: b.batch, expiresNs: b.expires, heartbeatNs: b.idle_heartbeat, createdAt: Date.now(), delivered: 0, open: true });
+    this.requests.push({
+      subject,
+      inbox,
+      batch: b.batch,
+      expiresNs: b.expires,
+      heartbeatNs: b.idle_heartbeat,
+      createdAt: Date.now(),
+      delivered: 0,
+      open: true,
+    });
   }
 
   isClosed(): boolean {
@@ -79,7 +88,8 @@ class FakeServer implements PullPort<FakeMsg> {
 
   /** What the real server does when a request's `expires` has passed: 408. */
   expireDue(): void {
-    for (const r of this.open()) if (Date.now() - r.createdAt >= r.expiresNs / 1e6) this.status(r, 408, 'Request Timeout');
+    for (const r of this.open())
+      if (Date.now() - r.createdAt >= r.expiresNs / 1e6) this.status(r, 408, 'Request Timeout');
   }
 
   #send(req: FakeRequest, msg: FakeMsg): void {
@@ -108,7 +118,14 @@ function setUp(options: { maxPullBatch?: number; pullExpiresMs?: number } = {}) 
       onStopping: () => events.push('stopping'),
       onConsumerDeleted: () => events.push('consumerDeleted'),
     },
-    { stream: 'S', consumer: 'C', maxPullBatch: options.maxPullBatch ?? 10, pullExpiresMs: options.pullExpiresMs ?? 5_000, inboxPrefix: '_INBOX.test', logger },
+    {
+      stream: 'S',
+      consumer: 'C',
+      maxPullBatch: options.maxPullBatch ?? 10,
+      pullExpiresMs: options.pullExpiresMs ?? 5_000,
+      inboxPrefix: '_INBOX.test',
+      logger,
+    },
   );
   engines.push(engine);
   return { server, engine, events, givenBack };
@@ -119,7 +136,16 @@ function track<T>(p: Promise<T>): { settled: () => boolean; value: () => T | und
   let done = false;
   let value: T | undefined;
   let error: unknown;
-  p.then((v) => { done = true; value = v; }, (e: unknown) => { done = true; error = e; });
+  p.then(
+    (v) => {
+      done = true;
+      value = v;
+    },
+    (e: unknown) => {
+      done = true;
+      error = e;
+    },
+  );
   return { settled: () => done, value: () => value, error: () => error };
 }
 
@@ -199,46 +225,54 @@ describe('NATS pull engine: credits', () => {
       fc.record({ kind: fc.constant('tick' as const), ms: fc.integer({ min: 1, max: 1_000 }) }),
     );
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 60 }), fc.integer({ min: 1, max: 25 }), fc.array(action, { maxLength: 80 }), async (capacity, maxPullBatch, actions) => {
-        const { server, engine } = setUp({ maxPullBatch });
-        const held: FakeMsg[] = [];
-        let waiting: { room: number; result: ReturnType<typeof track<FakeMsg[]>> } | undefined;
-        for (const a of actions) {
-          const open = server.open();
-          if (a.kind === 'pull' && !waiting && held.length < capacity) {
-            const room = capacity - held.length;
-            waiting = { room, result: track(engine.pull(room, forever)) };
-          } else if (a.kind === 'deliver' && open.length > 0) {
-            const req = open[a.pick % open.length]!;
-            server.deliver(req, Math.min(a.n, req.batch - req.delivered));
-          } else if (a.kind === 'status' && open.length > 0) {
-            server.status(open[a.pick % open.length]!, a.code, a.code === 409 ? 'Exceeded MaxWaiting' : '');
-          } else if (a.kind === 'settle') {
-            held.splice(0, a.n);
-          } else if (a.kind === 'tick') {
-            vi.advanceTimersByTime(a.ms);
-            server.expireDue();
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 1, max: 25 }),
+        fc.array(action, { maxLength: 80 }),
+        async (capacity, maxPullBatch, actions) => {
+          const { server, engine } = setUp({ maxPullBatch });
+          const held: FakeMsg[] = [];
+          let waiting: { room: number; result: ReturnType<typeof track<FakeMsg[]>> } | undefined;
+          for (const a of actions) {
+            const open = server.open();
+            if (a.kind === 'pull' && !waiting && held.length < capacity) {
+              const room = capacity - held.length;
+              waiting = { room, result: track(engine.pull(room, forever)) };
+            } else if (a.kind === 'deliver' && open.length > 0) {
+              const req = open[a.pick % open.length]!;
+              server.deliver(req, Math.min(a.n, req.batch - req.delivered));
+            } else if (a.kind === 'status' && open.length > 0) {
+              server.status(open[a.pick % open.length]!, a.code, a.code === 409 ? 'Exceeded MaxWaiting' : '');
+            } else if (a.kind === 'settle') {
+              held.splice(0, a.n);
+            } else if (a.kind === 'tick') {
+              vi.advanceTimersByTime(a.ms);
+              server.expireDue();
+            }
+            await turn();
+            if (waiting?.result.settled()) {
+              const got = waiting.result.value() ?? [];
+              expect(got.length).toBeLessThanOrEqual(waiting.room);
+              held.push(...got);
+              waiting = undefined;
+            }
+            const s = engine.stats();
+            expect(s.outstanding).toBe(server.credit());
+            expect(held.length + s.buffered + server.credit()).toBeLessThanOrEqual(capacity);
           }
-          await turn();
-          if (waiting?.result.settled()) {
-            const got = waiting.result.value() ?? [];
-            expect(got.length).toBeLessThanOrEqual(waiting.room);
-            held.push(...got);
-            waiting = undefined;
-          }
-          const s = engine.stats();
-          expect(s.outstanding).toBe(server.credit());
-          expect(held.length + s.buffered + server.credit()).toBeLessThanOrEqual(capacity);
-        }
-        engine.close();
-      }),
+          engine.close();
+        },
+      ),
       { numRuns: 300 },
     );
   });
 });
 
 describe('NATS pull engine: requests end and are re-issued', () => {
-  it.each([[408, 'Request Timeout'], [404, 'No Messages']])('%i: the waiting pull gets a fresh request at once', async (code, description) => {
+  it.each([
+    [408, 'Request Timeout'],
+    [404, 'No Messages'],
+  ])('%i: the waiting pull gets a fresh request at once', async (code, description) => {
     const { server, engine } = setUp();
     const p = track(engine.pull(10, forever));
     server.status(server.requests[0]!, code, description);

@@ -21,9 +21,25 @@ describe('parseNatsUrls', () => {
   });
 
   it.each([
-    '', ' ', 'memory', 'h:4222', 'nats://', 'nats://:4222', 'nats://h:0', 'nats://h:65536', 'nats://h:99999', 'nats://h:x',
-    'http://h:4222', 'tls://h:4222', 'nats://h:4222,http://x', 'nats://h:4222,', ',nats://h:4222', 'nats://a,,nats://b',
-    'nats:// h', 'nats://h :4222', 'nats://h\t:1',
+    '',
+    ' ',
+    'memory',
+    'h:4222',
+    'nats://',
+    'nats://:4222',
+    'nats://h:0',
+    'nats://h:65536',
+    'nats://h:99999',
+    'nats://h:x',
+    'http://h:4222',
+    'tls://h:4222',
+    'nats://h:4222,http://x',
+    'nats://h:4222,',
+    ',nats://h:4222',
+    'nats://a,,nats://b',
+    'nats:// h',
+    'nats://h :4222',
+    'nats://h\t:1',
   ])('%j is refused', (text) => {
     expect(parseNatsUrls(text)).toBeUndefined();
   });
@@ -35,9 +51,20 @@ describe('the adapter uses the same reader', () => {
 
   it('openBroker refuses a list config would refuse, in one line with the password redacted, without connecting', async () => {
     const err = await openBroker({
-      ...common, url: 'nats://u:S3cret@h:4222,http://x', ackDeadlineMs: 1000, maxInFlight: 1, maxDeliveries: 1, durable: 'd', deadLetterSubject: 'x',
-    }).then(() => undefined, (e: unknown) => e as Error);
-    expect(err?.message).toMatch(/^invalid --broker "nats:\/\/u:\*\*\*@h:4222,http:\/\/x": expected nats:\/\/host:port/);
+      ...common,
+      url: 'nats://u:S3cret@h:4222,http://x',
+      ackDeadlineMs: 1000,
+      maxInFlight: 1,
+      maxDeliveries: 1,
+      durable: 'd',
+      deadLetterSubject: 'x',
+    }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(
+      /^invalid --broker "nats:\/\/u:\*\*\*@h:4222,http:\/\/x": expected nats:\/\/host:port/,
+    );
     expect(err?.message).not.toContain('S3cret');
   });
 

@@ -160,7 +160,10 @@ describe('NATS JetStream broker', () => {
   it('never leases more than the caller can hold (client credit and server ack-pending)', async () => {
     const o = names({ ackWaitMs: 30_000 });
     const b = await broker(o);
-    await publishAll(o, Array.from({ length: 400 }, (_, i) => `m${i}`));
+    await publishAll(
+      o,
+      Array.from({ length: 400 }, (_, i) => `m${i}`),
+    );
     const capacity = 37;
     const inHand: Delivery[] = [];
     const seen = new Set<string>();
@@ -191,7 +194,10 @@ describe('NATS JetStream broker', () => {
     }
     const b2 = await broker(o);
     // Hold without acking; the server never delivers beyond the requested credit.
-    await publishAll(o, Array.from({ length: 100 }, (_, i) => `h${i}`));
+    await publishAll(
+      o,
+      Array.from({ length: 100 }, (_, i) => `h${i}`),
+    );
     const held: Delivery[] = [];
     while (held.length < 20) held.push(...(await b2.pull(20 - held.length, forever)));
     await nc.flush();
@@ -208,10 +214,11 @@ describe('NATS JetStream broker', () => {
     const si = await jsm.streams.info(o.stream!);
     expect(si.state.messages).toBe(2);
     const got: string[] = [];
-    while (got.length < 2) for (const d of await b.pull(10, forever)) {
-      got.push(text(d));
-      await d.ack();
-    }
+    while (got.length < 2)
+      for (const d of await b.pull(10, forever)) {
+        got.push(text(d));
+        await d.ack();
+      }
     expect(got.sort()).toEqual(['a', 'b']);
     expect(await pullWithin(b, 10, 1_200)).toEqual([]);
   });
@@ -236,7 +243,10 @@ describe('NATS JetStream broker', () => {
 
   it('fails with one clear line when the broker is unreachable', async () => {
     const port = await freePort();
-    const err = await openNatsBroker({ servers: [`nats://127.0.0.1:${port}`], logger }).then(() => undefined, (e: unknown) => e);
+    const err = await openNatsBroker({ servers: [`nats://127.0.0.1:${port}`], logger }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(Error);
     expect((err as Error).message).toMatch(new RegExp(`^cannot connect to NATS at nats://127.0.0.1:${port}: `));
     expect((err as Error).message).not.toContain('\n');
@@ -255,7 +265,11 @@ describe('NATS JetStream broker across a server restart', () => {
     const b = await openNatsBroker(o);
     try {
       const total = 300;
-      await publishAll(o, Array.from({ length: total }, (_, i) => `r${i}`), Array.from({ length: total }, (_, i) => `id${i}`));
+      await publishAll(
+        o,
+        Array.from({ length: total }, (_, i) => `r${i}`),
+        Array.from({ length: total }, (_, i) => `id${i}`),
+      );
       const acked = new Set<string>();
       // Take some, ack half of them.
       const first: Delivery[] = [];

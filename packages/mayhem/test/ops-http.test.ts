@@ -11,7 +11,10 @@ import { openHttpEndpoint } from '../src/metrics/http-server.js';
 import { cli, summaryOf } from './helpers/cli.js';
 import { capturingLogger } from './pipeline-harness.js';
 
-async function get(url: string, method: 'GET' | 'HEAD' | 'POST' = 'GET'): Promise<{ status: number; type: string; text: string }> {
+async function get(
+  url: string,
+  method: 'GET' | 'HEAD' | 'POST' = 'GET',
+): Promise<{ status: number; type: string; text: string }> {
   const res = await request(url, { method });
   return { status: res.statusCode, type: String(res.headers['content-type']), text: await res.body.text() };
 }
@@ -29,7 +32,23 @@ function samples(text: string): Map<string, number> {
 
 describe('--http (the real service)', () => {
   it('serves /metrics while messages flow, and /readyz says 503 from the moment shutdown begins', async () => {
-    const run = cli(['run', '--http', '127.0.0.1:0', '--db', 'memory:', '--publish-rate', '200', '--restart-latency', '1s', '--restart-failure-rate', '0.2', '--grace', '3s', '--seed', '5']);
+    const run = cli([
+      'run',
+      '--http',
+      '127.0.0.1:0',
+      '--db',
+      'memory:',
+      '--publish-rate',
+      '200',
+      '--restart-latency',
+      '1s',
+      '--restart-failure-rate',
+      '0.2',
+      '--grace',
+      '3s',
+      '--seed',
+      '5',
+    ]);
     await run.waitFor((lines) => lines.some((l) => l.msg.startsWith('Serving /metrics')));
     const url = run.lines.find((l) => l.msg.startsWith('Serving /metrics'))!['http'] as string;
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
@@ -47,14 +66,22 @@ describe('--http (the real service)', () => {
     // The memory broker's ready + nack-delayed messages: a number (the publisher outpaces nothing here).
     expect(a.get('mayhem_backlog_messages')).toBeGreaterThanOrEqual(0);
     expect(a.get('mayhem_restart_failed_total')).toBeGreaterThan(0);
-    expect(a.get('mayhem_handle_duration_seconds_count')).toBe(a.get('mayhem_acked_total')! + a.get('mayhem_nacked_total')! + a.get('mayhem_dead_lettered_total')!);
-    expect(a.get('mayhem_handle_duration_seconds_bucket{le="+Inf"}')).toBe(a.get('mayhem_handle_duration_seconds_count'));
+    expect(a.get('mayhem_handle_duration_seconds_count')).toBe(
+      a.get('mayhem_acked_total')! + a.get('mayhem_nacked_total')! + a.get('mayhem_dead_lettered_total')!,
+    );
+    expect(a.get('mayhem_handle_duration_seconds_bucket{le="+Inf"}')).toBe(
+      a.get('mayhem_handle_duration_seconds_count'),
+    );
     // Every acked message restarted once; failures are their own series.
     expect(a.get('mayhem_restart_duration_seconds_count{outcome="restarted"}')).toBe(a.get('mayhem_restarted_total'));
     expect(a.get('mayhem_restart_duration_seconds_count{outcome="failed"}')).toBe(a.get('mayhem_restart_failed_total'));
     // A 1 s mock restart is uniform in [0, 1 s]: none lands above 1.
-    expect(a.get('mayhem_restart_duration_seconds_bucket{le="1",outcome="restarted"}')).toBeLessThanOrEqual(a.get('mayhem_restart_duration_seconds_count{outcome="restarted"}')!);
-    expect(a.get('mayhem_restart_duration_seconds_bucket{le="2.5",outcome="restarted"}')).toBe(a.get('mayhem_restart_duration_seconds_count{outcome="restarted"}'));
+    expect(a.get('mayhem_restart_duration_seconds_bucket{le="1",outcome="restarted"}')).toBeLessThanOrEqual(
+      a.get('mayhem_restart_duration_seconds_count{outcome="restarted"}')!,
+    );
+    expect(a.get('mayhem_restart_duration_seconds_bucket{le="2.5",outcome="restarted"}')).toBe(
+      a.get('mayhem_restart_duration_seconds_count{outcome="restarted"}'),
+    );
     // Node's default metrics and loopwatch's loop figures.
     expect(a.get('process_cpu_user_seconds_total')).toBeGreaterThan(0);
     expect(a.has('nodejs_heap_size_used_bytes')).toBe(true);
@@ -62,7 +89,9 @@ describe('--http (the real service)', () => {
     expect(first.text).toContain('# TYPE loopwatch_event_loop_stalls_total counter');
 
     // Messages keep flowing: the next scrape has moved on.
-    await run.waitFor((lines) => lines.filter((l) => l.msg.startsWith('Done. Acked ')).length >= a.get('mayhem_acked_total')! + 20);
+    await run.waitFor(
+      (lines) => lines.filter((l) => l.msg.startsWith('Done. Acked ')).length >= a.get('mayhem_acked_total')! + 20,
+    );
     const b = samples((await get(`${url}/metrics`)).text);
     expect(b.get('mayhem_acked_total')).toBeGreaterThan(a.get('mayhem_acked_total')!);
     expect(b.get('mayhem_pulled_total')).toBeGreaterThan(a.get('mayhem_pulled_total')!);
@@ -99,7 +128,10 @@ describe('the HTTP endpoint on its own', () => {
       storageHealth.down = true;
       expect(await get(`${ep.url}/readyz`)).toMatchObject({ status: 503, text: 'not ready: database unavailable\n' });
       brokerHealth.down = true;
-      expect(await get(`${ep.url}/readyz`)).toMatchObject({ status: 503, text: 'not ready: database unavailable, broker unavailable\n' });
+      expect(await get(`${ep.url}/readyz`)).toMatchObject({
+        status: 503,
+        text: 'not ready: database unavailable, broker unavailable\n',
+      });
       storageHealth.down = brokerHealth.down = false;
       expect((await get(`${ep.url}/readyz`)).status).toBe(200);
       shutdown.abort();
@@ -123,7 +155,9 @@ describe('the HTTP endpoint on its own', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const { port } = blocker.address() as { port: number };
     try {
-      await expect(openHttpEndpoint({ listen: `127.0.0.1:${port}`, logger: capturingLogger().logger })).rejects.toThrow(`cannot serve --http on 127.0.0.1:${port}: address already in use (EADDRINUSE)`);
+      await expect(openHttpEndpoint({ listen: `127.0.0.1:${port}`, logger: capturingLogger().logger })).rejects.toThrow(
+        `cannot serve --http on 127.0.0.1:${port}: address already in use (EADDRINUSE)`,
+      );
     } finally {
       blocker.close();
     }

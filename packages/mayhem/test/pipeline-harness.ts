@@ -172,14 +172,37 @@ export function rig(o: RigOptions = {}): Rig {
   const log = capturingLogger();
   const hostGuard = new LocalHostGuard();
   const control = memory.control();
-  const rails = o.rails === undefined ? undefined : new Rails({ hosts: new HostFilter([], []), window: undefined, minIntervalMs: 0, maxConcurrent: 0, onLimit: 'delay', leashed: false, ...o.rails }, control, () => 0.5);
+  const rails =
+    o.rails === undefined
+      ? undefined
+      : new Rails(
+          {
+            hosts: new HostFilter([], []),
+            window: undefined,
+            minIntervalMs: 0,
+            maxConcurrent: 0,
+            onLimit: 'delay',
+            leashed: false,
+            ...o.rails,
+          },
+          control,
+          () => 0.5,
+        );
   // The service's own wiring (its consumer is made per test below, with the options the test needs).
   const { counters, pipeline } = createMayhem(
     { broker, storage, executor, hostGuard, rails, control, metrics: o.metrics ?? noopMetrics, logger: log.logger },
     { ...defaultPipelineOptions, ackDeadlineMs, instance: 'test:1', ...o.pipeline },
   );
   return {
-    broker, memory, storage, executor, counters, pipeline, log, hostGuard, control,
+    broker,
+    memory,
+    storage,
+    executor,
+    counters,
+    pipeline,
+    log,
+    hostGuard,
+    control,
     publish(instanceName, messageId = `m-${++ids}`) {
       broker.publishSync(encodeRestartRequest({ messageId, instanceName, publishedAt: Date.now() }), messageId);
       return messageId;
@@ -189,7 +212,16 @@ export function rig(o: RigOptions = {}): Rig {
       return broker.pull(max, new AbortController().signal);
     },
     consumer(options = {}) {
-      return new Consumer({ broker, pipeline, counters, logger: log.logger, onHandlerError: nackOnHandlerError(log.logger, counters), maxInFlight: 10, pullBatch: 10, ...options });
+      return new Consumer({
+        broker,
+        pipeline,
+        counters,
+        logger: log.logger,
+        onHandlerError: nackOnHandlerError(log.logger, counters),
+        maxInFlight: 10,
+        pullBatch: 10,
+        ...options,
+      });
     },
   };
 }
@@ -215,9 +247,14 @@ export function failingSaves(failures: number, calls: number[] = []): (memory: M
  * `d` with some methods replaced. Built member by member: a Delivery may be a class instance,
  * whose methods and getters an object spread would drop.
  */
-export function wrapDelivery(d: Delivery, overrides: Partial<Pick<Delivery, 'extend' | 'ack' | 'nack' | 'deadLetter'>>): Delivery {
+export function wrapDelivery(
+  d: Delivery,
+  overrides: Partial<Pick<Delivery, 'extend' | 'ack' | 'nack' | 'deadLetter'>>,
+): Delivery {
   return {
-    get data() { return d.data; },
+    get data() {
+      return d.data;
+    },
     deliveryCount: d.deliveryCount,
     extend: overrides.extend ?? (() => d.extend()),
     ack: overrides.ack ?? (() => d.ack()),
@@ -227,11 +264,22 @@ export function wrapDelivery(d: Delivery, overrides: Partial<Pick<Delivery, 'ext
 }
 
 /** A promise's state without waiting for it. */
-export function track<T>(p: Promise<T>): { readonly settled: boolean; readonly value: T | undefined; readonly error: unknown; readonly promise: Promise<T> } {
+export function track<T>(p: Promise<T>): {
+  readonly settled: boolean;
+  readonly value: T | undefined;
+  readonly error: unknown;
+  readonly promise: Promise<T>;
+} {
   const state = { settled: false, value: undefined as T | undefined, error: undefined as unknown, promise: p };
   void p.then(
-    (v) => { state.settled = true; state.value = v; },
-    (e: unknown) => { state.settled = true; state.error = e; },
+    (v) => {
+      state.settled = true;
+      state.value = v;
+    },
+    (e: unknown) => {
+      state.settled = true;
+      state.error = e;
+    },
   );
   return state;
 }

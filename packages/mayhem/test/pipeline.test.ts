@@ -49,7 +49,12 @@ describe('ack only after restart and save both succeeded', () => {
     expect(await out.promise).toBe('acked');
     expect(r.broker.stats()).toMatchObject({ acked: 1, leased: 0, ready: 0 });
     expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: true, acked: true });
-    expect(r.log.messages()).toEqual(['Pulled cattle-aaaa', `Restarted ${HOST_A}`, 'Saved cattle-aaaa into database', 'Done. Acked cattle-aaaa']);
+    expect(r.log.messages()).toEqual([
+      'Pulled cattle-aaaa',
+      `Restarted ${HOST_A}`,
+      'Saved cattle-aaaa into database',
+      'Done. Acked cattle-aaaa',
+    ]);
   });
 
   it('waits for a slow restart after the save is done', async () => {
@@ -72,7 +77,11 @@ describe('ack only after restart and save both succeeded', () => {
 describe('deadline extension', () => {
   it('extends every extendEvery while in flight, records the count, and stops after settling', async () => {
     // The lease (1.5 s) is shorter than the restart (3.5 s): only the extensions keep it.
-    const r = rig({ ackDeadlineMs: 1500, pipeline: { extendEveryMs: 1000 }, executor: new FakeExecutor(() => ({ latencyMs: 3500 })) });
+    const r = rig({
+      ackDeadlineMs: 1500,
+      pipeline: { extendEveryMs: 1000 },
+      executor: new FakeExecutor(() => ({ latencyMs: 3500 })),
+    });
     const id = r.publish('cattle-aaaa');
     const d = await pullOne(r);
     const extendedAt: number[] = [];
@@ -86,14 +95,20 @@ describe('deadline extension', () => {
     expect(r.memory.records.get(id)?.extensions).toBe(3);
     expect(r.counters.tally.extended).toBe(3);
     expect(r.broker.stats()).toMatchObject({ expired: 0, acked: 1 });
-    expect(r.log.messages().filter((m) => m.startsWith('Extended deadline by 2 seconds for cattle-aaaa'))).toHaveLength(3);
+    expect(r.log.messages().filter((m) => m.startsWith('Extended deadline by 2 seconds for cattle-aaaa'))).toHaveLength(
+      3,
+    );
 
     await vi.advanceTimersByTimeAsync(10_000);
     expect(extendedAt).toHaveLength(3);
   });
 
   it('without extensions inside the deadline the lease expires (the control for the test above)', async () => {
-    const r = rig({ ackDeadlineMs: 1500, pipeline: { extendEveryMs: 5000 }, executor: new FakeExecutor(() => ({ latencyMs: 3500 })) });
+    const r = rig({
+      ackDeadlineMs: 1500,
+      pipeline: { extendEveryMs: 5000 },
+      executor: new FakeExecutor(() => ({ latencyMs: 3500 })),
+    });
     r.publish('cattle-aaaa');
     const out = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(3500);
@@ -130,7 +145,12 @@ describe('retries', () => {
     expect(await out.promise).toBe('nacked');
     expect(r.executor.calls).toHaveLength(3);
     expect(r.broker.stats()).toMatchObject({ acked: 0, nacked: 1, delayed: 1, ready: 0 });
-    expect(r.memory.records.get(id)).toMatchObject({ acked: false, restarted: false, lastError: `Could not restart ${HOST_A}`, restartAttempts: 3 });
+    expect(r.memory.records.get(id)).toMatchObject({
+      acked: false,
+      restarted: false,
+      lastError: `Could not restart ${HOST_A}`,
+      restartAttempts: 3,
+    });
 
     await vi.advanceTimersByTimeAsync(999);
     expect(r.broker.stats().ready).toBe(0);
@@ -146,7 +166,9 @@ describe('retries', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(await out.promise).toBe('nacked');
     expect(r.executor.calls).toHaveLength(1);
-    expect(r.log.lines.filter((l) => l.msg === 'Handling general error: executor exploded' && l.level === 50)).toHaveLength(1);
+    expect(
+      r.log.lines.filter((l) => l.msg === 'Handling general error: executor exploded' && l.level === 50),
+    ).toHaveLength(1);
   });
 
   it('retries a failed save likewise and acks once it succeeds', async () => {
@@ -173,7 +195,12 @@ describe('retries', () => {
     const first = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(300);
     expect(await first.promise).toBe('nacked');
-    expect(r.memory.records.get(id)).toMatchObject({ restarted: true, saved: false, acked: false, lastError: `Could not save ${id}` });
+    expect(r.memory.records.get(id)).toMatchObject({
+      restarted: true,
+      saved: false,
+      acked: false,
+      lastError: `Could not save ${id}`,
+    });
 
     await vi.advanceTimersByTimeAsync(1000);
     const again = await pullOne(r);
@@ -233,7 +260,10 @@ describe('cancellation', () => {
 
 describe('dead letters', () => {
   it('dead-letters a message that failed maxDeliveries deliveries: stored with its error, logged once', async () => {
-    const r = rig({ pipeline: { maxDeliveries: 3 }, executor: new FakeExecutor(() => ({ latencyMs: 10, fail: true })) });
+    const r = rig({
+      pipeline: { maxDeliveries: 3 },
+      executor: new FakeExecutor(() => ({ latencyMs: 10, fail: true })),
+    });
     const id = r.publish('cattle-aaaa');
     for (let delivery = 1; delivery <= 3; delivery++) {
       const d = await pullOne(r);
@@ -279,7 +309,11 @@ describe('dead letters', () => {
 describe('redelivery', () => {
   it('does not restart a host twice when the lease expired mid-restart and the message was redelivered', async () => {
     // extendEvery deliberately longer than the lease: the lease expires while the restart runs.
-    const r = rig({ ackDeadlineMs: 1000, pipeline: { extendEveryMs: 5000 }, executor: new FakeExecutor(() => ({ latencyMs: 1500 })) });
+    const r = rig({
+      ackDeadlineMs: 1000,
+      pipeline: { extendEveryMs: 5000 },
+      executor: new FakeExecutor(() => ({ latencyMs: 1500 })),
+    });
     const id = r.publish('cattle-aaaa');
     const first = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(1001);
@@ -302,7 +336,12 @@ describe('redelivery', () => {
 describe('per-host serialization', () => {
   it('never restarts one host twice at once, while different hosts run concurrently', async () => {
     const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 100 })) });
-    const ids = [r.publish('cattle-aaaa'), r.publish('cattle-aaaa'), r.publish('cattle-bbbb'), r.publish('cattle-aaaa')];
+    const ids = [
+      r.publish('cattle-aaaa'),
+      r.publish('cattle-aaaa'),
+      r.publish('cattle-bbbb'),
+      r.publish('cattle-aaaa'),
+    ];
     const t0 = Date.now();
     const outs = (await r.pullNow()).map((d) => track(r.pipeline.handle(d, live())));
 
@@ -360,7 +399,8 @@ describe('the ack record', () => {
       storage: (memory) => ({
         ...memory,
         // The database is out for ~5 s: every ack record fails until then.
-        markAcked: (record) => (Date.now() < 5000 ? (failures++, Promise.reject(new Error('disk full'))) : memory.markAcked(record)),
+        markAcked: (record) =>
+          Date.now() < 5000 ? (failures++, Promise.reject(new Error('disk full'))) : memory.markAcked(record),
       }),
     });
     vi.setSystemTime(0);
@@ -456,7 +496,8 @@ describe('a restart that happened', () => {
         ...memory,
         // The save honours the signal and is slow, so the restart is recorded on its own.
         saveMessage: (request, n, signal) => sleep(1000, signal).then(() => memory.saveMessage(request, n, signal)),
-        markRestarted: (id, attempts, signal) => (++restartRecords === 1 ? Promise.reject(new Error('db hiccup')) : memory.markRestarted(id, attempts, signal)),
+        markRestarted: (id, attempts, signal) =>
+          ++restartRecords === 1 ? Promise.reject(new Error('db hiccup')) : memory.markRestarted(id, attempts, signal),
       }),
     });
     const id = r.publish('cattle-aaaa');
@@ -481,7 +522,14 @@ describe('an error escaping a step (a bug)', () => {
     const r = rig({
       executor: new FakeExecutor(() => ({ latencyMs: 10 })),
       // Throws where the restart succeeded, the host held: a bug in a continuation, not a failure.
-      metrics: { increment: (name) => { if (name === 'restarted' && ++thrown === 1) throw bug; }, gauge: () => undefined, timing: () => undefined, close: () => Promise.resolve() },
+      metrics: {
+        increment: (name) => {
+          if (name === 'restarted' && ++thrown === 1) throw bug;
+        },
+        gauge: () => undefined,
+        timing: () => undefined,
+        close: () => Promise.resolve(),
+      },
     });
     r.publish('cattle-aaaa');
     r.publish('cattle-aaaa');
@@ -532,7 +580,9 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
     expect(r.executor.calls).toHaveLength(0);
     expect(r.counters.tally.restart_in_doubt).toBe(1);
     expect(r.memory.records.get(id)).toMatchObject({ restarted: false, restartInDoubt: true, acked: true });
-    expect(r.log.lines.filter((l) => l.msg.startsWith('Restart of cattle-aaaa.example.net is in doubt'))).toMatchObject([{ level: 40, messageId: id }]);
+    expect(r.log.lines.filter((l) => l.msg.startsWith('Restart of cattle-aaaa.example.net is in doubt'))).toMatchObject(
+      [{ level: 40, messageId: id }],
+    );
   });
 
   it('with inDoubt restart (at least once), an in-doubt restart runs again', async () => {
@@ -547,7 +597,10 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
   });
 
   it('a restart that failed for sure is released: the redelivery restarts the host', async () => {
-    const r = rig({ pipeline: { restartAttempts: 1 }, executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, fail: nth === 1 })) });
+    const r = rig({
+      pipeline: { restartAttempts: 1 },
+      executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, fail: nth === 1 })),
+    });
     const id = r.publish('cattle-aaaa');
     const first = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(10);
@@ -562,7 +615,12 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
   });
 
   it('a restart that ended without saying whether it happened stays in doubt: the redelivery does not run it', async () => {
-    const r = rig({ executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, error: nth === 1 ? new Error('ssh: connection reset') : undefined })) });
+    const r = rig({
+      executor: new FakeExecutor((_h, nth) => ({
+        latencyMs: 10,
+        error: nth === 1 ? new Error('ssh: connection reset') : undefined,
+      })),
+    });
     const id = r.publish('cattle-aaaa');
     const first = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(10);
@@ -579,14 +637,24 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
 
 describe('a restart the executor rejects for good (RestartRejected)', () => {
   it('is not retried and is dead-lettered at once with the reason; its claim released', async () => {
-    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, error: new RestartRejected('HTTP 404 from the restart webhook: no such host') })) });
+    const r = rig({
+      executor: new FakeExecutor(() => ({
+        latencyMs: 10,
+        error: new RestartRejected('HTTP 404 from the restart webhook: no such host'),
+      })),
+    });
     const id = r.publish('cattle-aaaa');
     const out = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(10);
     expect(await out.promise).toBe('dead-lettered');
     expect(r.executor.calls).toHaveLength(1);
     expect(r.memory.deadLetters[0]?.reason).toBe('rejected: HTTP 404 from the restart webhook: no such host');
-    expect(r.memory.records.get(id)).toMatchObject({ deadLettered: true, restartClaimed: 1, restartReleased: 1, restarted: false });
+    expect(r.memory.records.get(id)).toMatchObject({
+      deadLettered: true,
+      restartClaimed: 1,
+      restartReleased: 1,
+      restarted: false,
+    });
   });
 });
 
@@ -606,7 +674,9 @@ describe('a messageId reused for another instance', () => {
     expect({ ...r.memory.records.get(id), updatedAt: 0 }).toEqual({ ...before, updatedAt: 0 });
     expect(r.memory.deadLetters).toHaveLength(1);
     expect(r.memory.deadLetters[0]).toMatchObject({ request: undefined, deliveries: 1 });
-    expect(r.memory.deadLetters[0]?.reason).toMatch(/^conflict: messageId "m-\d+" is already recorded for another instance; not restarting cattle-bbbb\.example\.net$/);
+    expect(r.memory.deadLetters[0]?.reason).toMatch(
+      /^conflict: messageId "m-\d+" is already recorded for another instance; not restarting cattle-bbbb\.example\.net$/,
+    );
     expect(r.counters.tally).toMatchObject({ conflict: 1, dead_lettered: 1 });
   });
 });

@@ -57,7 +57,15 @@ describe('restart windows', () => {
   });
 
   it('rejects what it cannot read, in one line naming the setting', () => {
-    for (const bad of ['Mon-Fri', 'Mon-Fri 9-17', 'Someday 09:00-17:00', 'Mon-Fri 09:00-25:00', 'Mon-Fri 09:00-09:00', 'Mon-Fri 09:00-17:00 Mars/Base', 'Mon 09:00-10:00 UTC; Tue 09:00-10:00 Europe/Berlin']) {
+    for (const bad of [
+      'Mon-Fri',
+      'Mon-Fri 9-17',
+      'Someday 09:00-17:00',
+      'Mon-Fri 09:00-25:00',
+      'Mon-Fri 09:00-09:00',
+      'Mon-Fri 09:00-17:00 Mars/Base',
+      'Mon 09:00-10:00 UTC; Tue 09:00-10:00 Europe/Berlin',
+    ]) {
       expect(() => RestartWindow.parse(bad), bad).toThrow(/^invalid --window /);
     }
   });

@@ -82,7 +82,10 @@ describe('postgres host guard', () => {
       return Promise.resolve('b result');
     });
     // b must have tried (and been refused) several times while a holds the lock.
-    await vi.waitFor(() => expect(b.stats().lockStatements - contendedBefore).toBeGreaterThanOrEqual(3), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(b.stats().lockStatements - contendedBefore).toBeGreaterThanOrEqual(3), {
+      timeout: 5000,
+      interval: 5,
+    });
     expect(order).toEqual(['a in']);
     held.open();
     await first;
@@ -168,11 +171,12 @@ describe('postgres host guard', () => {
     for (const guard of [a.hostGuard(), b.hostGuard()]) {
       let result: string | undefined;
       for (let i = 0; i < 3 && result === undefined; i++) {
-        result = await withHost(guard, 'reconnect.example.net', never, () => Promise.resolve('ok'))
-          .catch((e: unknown) => {
+        result = await withHost(guard, 'reconnect.example.net', never, () => Promise.resolve('ok')).catch(
+          (e: unknown) => {
             expect((e as Error).message).toMatch(/^host lock unavailable: /);
             return undefined;
-          });
+          },
+        );
       }
       expect(result).toBe('ok');
     }
@@ -190,7 +194,10 @@ describe('postgres host guard', () => {
       bIn = true;
       return Promise.resolve();
     });
-    await vi.waitFor(() => expect(b.stats().lockStatements - before).toBeGreaterThanOrEqual(2), { timeout: 5000, interval: 5 });
+    await vi.waitFor(() => expect(b.stats().lockStatements - before).toBeGreaterThanOrEqual(2), {
+      timeout: 5000,
+      interval: 5,
+    });
     expect(bIn).toBe(false);
     held.open();
     await holder;

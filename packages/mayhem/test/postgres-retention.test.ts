@@ -36,7 +36,10 @@ async function sql<T extends pg.QueryResultRow>(text: string, values: unknown[] 
   }
 }
 const age = (ids: string[], days: number) =>
-  sql(`UPDATE messages SET created_at = created_at - make_interval(days => $2), updated_at = updated_at - make_interval(days => $2) WHERE message_id = ANY($1)`, [ids, days]);
+  sql(
+    `UPDATE messages SET created_at = created_at - make_interval(days => $2), updated_at = updated_at - make_interval(days => $2) WHERE message_id = ANY($1)`,
+    [ids, days],
+  );
 
 async function acked(s: PostgresStorage, id: string): Promise<void> {
   await Promise.all([s.claimRestart(req(id), 1, 'claim'), s.saveMessage(req(id), 1)]);
@@ -45,7 +48,13 @@ async function acked(s: PostgresStorage, id: string): Promise<void> {
 
 describe('postgres retention', () => {
   it('deletes acked records after --retention and dead letters after theirs, never unfinished ones, in batches', async () => {
-    const s = await openPostgresStorage({ url, logger: silent, retentionMs: 7 * DAY, deadLetterRetentionMs: 30 * DAY, retentionEveryMs: 3_600_000 });
+    const s = await openPostgresStorage({
+      url,
+      logger: silent,
+      retentionMs: 7 * DAY,
+      deadLetterRetentionMs: 30 * DAY,
+      retentionEveryMs: 3_600_000,
+    });
     try {
       const old = Array.from({ length: 2_500 }, () => randomUUID());
       await Promise.all(old.map((id) => acked(s, id)));
@@ -62,13 +71,21 @@ describe('postgres retention', () => {
       await s.retention.pass();
       expect(s.retention.stats.rows).toBe(2_500);
       expect(s.retention.stats.batches).toBeGreaterThanOrEqual(3); // 1,000 rows a batch
-      expect((await sql<{ message_id: string }>('SELECT message_id FROM messages ORDER BY message_id')).map((r) => r.message_id).sort()).toEqual([dead, open, young].sort());
+      expect(
+        (await sql<{ message_id: string }>('SELECT message_id FROM messages ORDER BY message_id'))
+          .map((r) => r.message_id)
+          .sort(),
+      ).toEqual([dead, open, young].sort());
       expect(await s.claimRestart(req(old[0]!), 2, 'look')).toBe('free');
 
       await age([dead, open], 30);
       await sql(`UPDATE dead_letters SET created_at = created_at - interval '30 days'`);
       await s.retention.pass();
-      expect((await sql<{ message_id: string }>('SELECT message_id FROM messages ORDER BY message_id')).map((r) => r.message_id).sort()).toEqual([open, young].sort());
+      expect(
+        (await sql<{ message_id: string }>('SELECT message_id FROM messages ORDER BY message_id'))
+          .map((r) => r.message_id)
+          .sort(),
+      ).toEqual([open, young].sort());
       expect(await sql('SELECT * FROM dead_letters')).toEqual([]);
     } finally {
       await s.close();
@@ -88,7 +105,9 @@ describe('postgres retention', () => {
       await holder.query('SELECT pg_advisory_xact_lock($1)', [RETENTION_LOCK_KEY.toString()]);
       await Promise.all([a.retention.pass(), b.retention.pass()]);
       expect(a.retention.stats.skipped + b.retention.stats.skipped).toBe(2);
-      expect((await sql<{ n: string }>('SELECT count(*) AS n FROM messages WHERE message_id = ANY($1)', [ids]))[0]!.n).toBe('50');
+      expect(
+        (await sql<{ n: string }>('SELECT count(*) AS n FROM messages WHERE message_id = ANY($1)', [ids]))[0]!.n,
+      ).toBe('50');
       await holder.query('COMMIT');
       await Promise.all([a.retention.pass(), b.retention.pass()]);
       expect(a.retention.stats.rows + b.retention.stats.rows).toBe(50);

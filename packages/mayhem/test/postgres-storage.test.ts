@@ -46,7 +46,9 @@ function lazy(p: Promise<Storage>): Storage {
 }
 
 function psql(sql: string): string[] {
-  const out = execFileSync('psql', [pgt.url, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8' });
+  const out = execFileSync('psql', [pgt.url, '-X', '-A', '-t', '-q', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+    encoding: 'utf8',
+  });
   return out.split('\n').filter((l) => l.length > 0);
 }
 
@@ -92,7 +94,9 @@ describe('postgres storage', () => {
     await Promise.all([...opened, again].map((s) => s.close()));
     const rows = psqlAt(url, 'SELECT version FROM schema_version ORDER BY version');
     expect(rows).toEqual(MIGRATIONS.map((m) => String(m.version)));
-    expect(psqlAt(url, `SELECT count(*) FROM pg_tables WHERE tablename IN ('messages', 'dead_letters')`)).toEqual(['2']);
+    expect(psqlAt(url, `SELECT count(*) FROM pg_tables WHERE tablename IN ('messages', 'dead_letters')`)).toEqual([
+      '2',
+    ]);
   });
 
   it('groups many concurrent writes into few statements, and reads likewise', async () => {
@@ -106,9 +110,13 @@ describe('postgres storage', () => {
     expect(done.every((d) => d === 'free')).toBe(true);
     expect(s.stats().readBatches).toBeLessThanOrEqual(10);
     await Promise.all(Array.from({ length: n }, (_, i) => s.markRestarted(`m-${10_000 + i}`, 1)));
-    const doneNow = await Promise.all(Array.from({ length: n }, (_, i) => s.claimRestart(request(10_000 + i), 2, 'claim')));
+    const doneNow = await Promise.all(
+      Array.from({ length: n }, (_, i) => s.claimRestart(request(10_000 + i), 2, 'claim')),
+    );
     expect(doneNow.every((d) => d === 'done')).toBe(true);
-    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-1____' AND saved AND restarted`)).toEqual([String(n)]);
+    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-1____' AND saved AND restarted`)).toEqual([
+      String(n),
+    ]);
     await s.close();
   });
 
@@ -133,7 +141,14 @@ describe('postgres storage', () => {
       s.saveMessage(r, 1),
     ]);
     expect(s.stats().writeBatches - before).toBe(1);
-    expect(readRecord(r.messageId)).toMatchObject({ saved: true, restarted: true, acked: true, deliveries: 2, extensions: 4, restartAttempts: 2 });
+    expect(readRecord(r.messageId)).toMatchObject({
+      saved: true,
+      restarted: true,
+      acked: true,
+      deliveries: 2,
+      extensions: 4,
+      restartAttempts: 2,
+    });
     await s.close();
   });
 
@@ -158,7 +173,9 @@ describe('postgres storage', () => {
     await s.deadLetter({ payload: 'a\u0000b\uD800c', reason: 'payload is not valid UTF-8', deliveries: 1 });
     const r = { messageId: 'm-nul\u0000', instanceName: 'cattle-1', publishedAt: 1 };
     await s.saveMessage(r, 1);
-    expect(psql(`SELECT payload FROM dead_letters WHERE reason = 'payload is not valid UTF-8'`)).toEqual(['a\uFFFDb\uFFFDc']);
+    expect(psql(`SELECT payload FROM dead_letters WHERE reason = 'payload is not valid UTF-8'`)).toEqual([
+      'a\uFFFDb\uFFFDc',
+    ]);
     expect(readRecord('m-nul\uFFFD')).toMatchObject({ saved: true });
     await s.close();
   });
@@ -218,7 +235,9 @@ describe('postgres storage', () => {
     await Promise.all(all);
     expect(terminated).toBeGreaterThan(0);
     for (const f of failures) expect(f.message).toMatch(/^PostgreSQL (write|read) failed: /);
-    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-3____' AND saved AND restarted`)).toEqual([String(n)]);
+    expect(psql(`SELECT count(*) FROM messages WHERE message_id LIKE 'm-3____' AND saved AND restarted`)).toEqual([
+      String(n),
+    ]);
     // Terminate again while idle: the pool drops the dead connections and the next write works.
     await pgt.terminateConnections();
     await saveWithRetry(n);

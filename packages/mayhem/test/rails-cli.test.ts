@@ -31,12 +31,28 @@ async function mayhem(...args: string[]): Promise<{ stdout: string; stderr: stri
 }
 
 function service(db: string, ...extra: string[]): Cli {
-  const c = cli(['run', '--db', db, '--publish-rate', '40', '--restart-latency', '100ms', '--restart-failure-rate', '0', '--log-format', 'json', '--status-every', '0', ...extra]);
+  const c = cli([
+    'run',
+    '--db',
+    db,
+    '--publish-rate',
+    '40',
+    '--restart-latency',
+    '100ms',
+    '--restart-failure-rate',
+    '0',
+    '--log-format',
+    'json',
+    '--status-every',
+    '0',
+    ...extra,
+  ]);
   children.push(c);
   return c;
 }
 
-const restartedAt = (c: Cli): number[] => c.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Restarted ')).map((l) => l.time as number);
+const restartedAt = (c: Cli): number[] =>
+  c.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Restarted ')).map((l) => l.time as number);
 
 describe('the kill switch against a running service (SQLite)', () => {
   it('mayhem pause stops restarts within a second, mayhem resume lets them run again; both are in the audit trail', async () => {
@@ -45,7 +61,9 @@ describe('the kill switch against a running service (SQLite)', () => {
     await s.waitFor(() => restartedAt(s).length >= 5);
     const paused = await mayhem('pause', '--db', db, '--reason', 'incident 42', '--instance-name', 'ops');
     expect(paused).toMatchObject({ code: 0, stderr: '' });
-    expect(paused.stdout).toMatch(/^Restarts paused on sqlite:.*switch\.db by ops \(incident 42\): every instance stops starting restarts within a second/);
+    expect(paused.stdout).toMatch(
+      /^Restarts paused on sqlite:.*switch\.db by ops \(incident 42\): every instance stops starting restarts within a second/,
+    );
     const pausedAt = Date.now();
     await s.waitFor((lines) => lines.some((l) => l.msg === 'Intake paused: restarts paused by ops (incident 42)'));
     // Two more seconds: a restart that began before the switch may end, none begins after it.
@@ -60,18 +78,35 @@ describe('the kill switch against a running service (SQLite)', () => {
     s.child.kill('SIGTERM');
     expect((await s.exited).code).toBe(0);
     const audit = await mayhem('audit', '--db', db, '--since', '10m', '--limit', '1000', '--json');
-    const entries = audit.stdout.trim().split('\n').map((l) => JSON.parse(l) as { outcome: string; instance: string; host: string; reason: string });
-    expect(entries.filter((e) => e.outcome === 'paused')).toMatchObject([{ instance: 'ops', host: '*', reason: 'incident 42' }]);
+    const entries = audit.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { outcome: string; instance: string; host: string; reason: string });
+    expect(entries.filter((e) => e.outcome === 'paused')).toMatchObject([
+      { instance: 'ops', host: '*', reason: 'incident 42' },
+    ]);
     expect(entries.filter((e) => e.outcome === 'resumed')).toHaveLength(1);
     expect(entries.filter((e) => e.outcome === 'restarted').length).toBe(restartedAt(s).length);
-    expect(entries.every((e) => e.outcome === 'paused' || e.outcome === 'resumed' || e.instance === 'svc-1')).toBe(true);
+    expect(entries.every((e) => e.outcome === 'paused' || e.outcome === 'resumed' || e.instance === 'svc-1')).toBe(
+      true,
+    );
   }, 60_000);
 });
 
 describe('rails and the audit table', () => {
   it('a denied host is never restarted, and `mayhem audit --host` shows why, as a table', async () => {
     const db = `sqlite:${join(dir, 'deny.db')}`;
-    const s = service(db, '--instances', 'web-1,db-1', '--deny-hosts', 'db-*', '--count', '20', '--instance-name', 'svc');
+    const s = service(
+      db,
+      '--instances',
+      'web-1,db-1',
+      '--deny-hosts',
+      'db-*',
+      '--count',
+      '20',
+      '--instance-name',
+      'svc',
+    );
     expect((await s.exited).code).toBe(0);
     expect(restartedAt(s).length).toBeGreaterThan(0);
     expect(s.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Restarted db-1'))).toEqual([]);
@@ -79,17 +114,34 @@ describe('rails and the audit table', () => {
     const [header, ...rows] = table.stdout.trimEnd().split('\n');
     expect(header).toMatch(/^time +instance +host +message +executor +outcome +reason$/);
     expect(rows.length).toBeGreaterThan(0);
-    for (const row of rows) expect(row).toMatch(/ svc +db-1\.example\.net +[0-9a-f-]{36} +mock +skipped-denied +denied by policy: db-1\.example\.net matches --deny-hosts db-\*$/);
+    for (const row of rows)
+      expect(row).toMatch(
+        / svc +db-1\.example\.net +[0-9a-f-]{36} +mock +skipped-denied +denied by policy: db-1\.example\.net matches --deny-hosts db-\*$/,
+      );
   }, 60_000);
 
   it('a real executor is leashed by default: nothing restarted, each restart it would make recorded', async () => {
     const db = `sqlite:${join(dir, 'leash.db')}`;
     const s = service(db, '--executor', 'command', '--restart-command', 'false {host}', '--count', '5');
     expect((await s.exited).code).toBe(0);
-    expect(s.lines.find((l) => l.level === 40 && typeof l.msg === 'string' && l.msg.startsWith('Leashed: the command executor restarts nothing'))).toBeDefined();
-    expect(s.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Leashed: would restart'))).toHaveLength(5);
+    expect(
+      s.lines.find(
+        (l) =>
+          l.level === 40 &&
+          typeof l.msg === 'string' &&
+          l.msg.startsWith('Leashed: the command executor restarts nothing'),
+      ),
+    ).toBeDefined();
+    expect(s.lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Leashed: would restart'))).toHaveLength(
+      5,
+    );
     const audit = await mayhem('audit', '--db', db, '--json');
-    expect(audit.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { outcome: string }).outcome)).toEqual(Array(5).fill('leashed'));
+    expect(
+      audit.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { outcome: string }).outcome),
+    ).toEqual(Array(5).fill('leashed'));
   }, 60_000);
 
   it('bad rails settings are one line and exit 2', async () => {

@@ -10,7 +10,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, fleetNames, Instance, killAll, publishRequests, runArgs, waitDrained, type FleetNames } from './fleet-harness.js';
+import {
+  CLI,
+  fleetNames,
+  Instance,
+  killAll,
+  publishRequests,
+  runArgs,
+  waitDrained,
+  type FleetNames,
+} from './fleet-harness.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
@@ -38,7 +47,10 @@ const LEASE = ['--ack-deadline', '3s', '--extend-every', '1s', '--nack-delay', '
 
 function fleet(names: FleetNames, db: string, extra: string[]): Instance[] {
   const args = runArgs({ brokerUrl: nats.url, dbUrl: db, names, extra: [...LEASE, ...extra] });
-  const pair = [new Instance('A', [...args, '--instance-name', 'A']), new Instance('B', [...args, '--instance-name', 'B'])];
+  const pair = [
+    new Instance('A', [...args, '--instance-name', 'A']),
+    new Instance('B', [...args, '--instance-name', 'B']),
+  ];
   instances.push(...pair);
   return pair;
 }
@@ -48,11 +60,16 @@ async function stop(i: Instance): Promise<void> {
   expect((await i.exited).code, i.describe()).toBe(0);
 }
 
-async function audit(db: string, where = ''): Promise<{ at: number; instance: string; host: string; outcome: string }[]> {
+async function audit(
+  db: string,
+  where = '',
+): Promise<{ at: number; instance: string; host: string; outcome: string }[]> {
   const c = new pg.Client({ connectionString: db });
   await c.connect();
   try {
-    const { rows } = await c.query<{ at: number; instance: string; host: string; outcome: string }>(`SELECT extract(epoch FROM at) * 1000 AS at, instance, host, outcome FROM audit ${where} ORDER BY at, id`);
+    const { rows } = await c.query<{ at: number; instance: string; host: string; outcome: string }>(
+      `SELECT extract(epoch FROM at) * 1000 AS at, instance, host, outcome FROM audit ${where} ORDER BY at, id`,
+    );
     return rows.map((r) => ({ ...r, at: Number(r.at) }));
   } finally {
     await c.end();
@@ -66,7 +83,14 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
     const names = fleetNames('pause');
     const db = await pgt.createDatabase();
     const published = await publishRequests([nats.url], names, 'pause', 1500, { hostPerMessage: true });
-    const [a, b] = fleet(names, db.url, ['--max-in-flight', '20', '--restart-latency', '200ms', '--restart-failure-rate', '0']);
+    const [a, b] = fleet(names, db.url, [
+      '--max-in-flight',
+      '20',
+      '--restart-latency',
+      '200ms',
+      '--restart-failure-rate',
+      '0',
+    ]);
     await a!.until('both restarting', () => restartsOf(a!).length >= 10 && restartsOf(b!).length >= 10);
     const { stdout } = await run(process.execPath, [CLI, 'pause', '--db', db.url, '--reason', 'drill']);
     expect(stdout).toMatch(/^Restarts paused on postgres:\/\/.* by .* \(drill\)/);
@@ -74,8 +98,14 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
     await new Promise((r) => setTimeout(r, 3000));
     // A restart may end up to its latency (200 ms) after the last one allowed to start (≤ 1 s).
     for (const i of [a!, b!]) {
-      expect(restartsOf(i).filter((t) => t > pausedAt + 1000 + 200), i.describe()).toEqual([]);
-      expect(i.lines.some((l) => l.msg.startsWith('Intake paused: restarts paused by ') && l.msg.endsWith('(drill)')), i.describe()).toBe(true);
+      expect(
+        restartsOf(i).filter((t) => t > pausedAt + 1000 + 200),
+        i.describe(),
+      ).toEqual([]);
+      expect(
+        i.lines.some((l) => l.msg.startsWith('Intake paused: restarts paused by ') && l.msg.endsWith('(drill)')),
+        i.describe(),
+      ).toBe(true);
     }
     await run(process.execPath, [CLI, 'resume', '--db', db.url]);
     const resumedAt = Date.now();
@@ -94,7 +124,14 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
     const db = await pgt.createDatabase();
     // 20 hosts, 3 messages each, split between two instances.
     await publishRequests([nats.url], names, 'interval', 60, { hosts: 20 });
-    const [a, b] = fleet(names, db.url, ['--min-interval-per-host', '2s', '--restart-latency', '0', '--restart-failure-rate', '0']);
+    const [a, b] = fleet(names, db.url, [
+      '--min-interval-per-host',
+      '2s',
+      '--restart-latency',
+      '0',
+      '--restart-failure-rate',
+      '0',
+    ]);
     await waitDrained([nats.url], names, 90_000, [a!, b!]);
     await stop(a!);
     await stop(b!);
@@ -115,14 +152,32 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
     const log = join(dir, 'slots.log');
     const script = join(dir, 'slow-restart.sh');
     // A real command: it notes when it starts and ends (ms), so overlap is measured, not assumed.
-    writeFileSync(script, '#!/bin/sh\necho "start $(date +%s%3N)" >> "$1"\nsleep 0.3\necho "end $(date +%s%3N)" >> "$1"\n');
+    writeFileSync(
+      script,
+      '#!/bin/sh\necho "start $(date +%s%3N)" >> "$1"\nsleep 0.3\necho "end $(date +%s%3N)" >> "$1"\n',
+    );
     chmodSync(script, 0o755);
     await publishRequests([nats.url], names, 'slots', 30, { hostPerMessage: true });
-    const [a, b] = fleet(names, db.url, ['--max-concurrent-restarts', '3', '--executor', 'command', '--leashed', 'false', '--restart-command', `${script} ${log} {host}`, '--max-in-flight', '20']);
+    const [a, b] = fleet(names, db.url, [
+      '--max-concurrent-restarts',
+      '3',
+      '--executor',
+      'command',
+      '--leashed',
+      'false',
+      '--restart-command',
+      `${script} ${log} {host}`,
+      '--max-in-flight',
+      '20',
+    ]);
     await waitDrained([nats.url], names, 90_000, [a!, b!]);
     await stop(a!);
     await stop(b!);
-    const events = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([kind, t]) => ({ kind: kind!, t: Number(t) }));
+    const events = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
+      .map(([kind, t]) => ({ kind: kind!, t: Number(t) }));
     events.sort((x, y) => x.t - y.t || (x.kind === 'end' ? -1 : 1));
     let running = 0;
     let most = 0;

@@ -34,8 +34,21 @@ describe('--allow-hosts / --deny-hosts', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(await out.promise).toBe('acked');
     expect(r.executor.calls).toHaveLength(0);
-    expect(r.memory.records.get(id)).toMatchObject({ acked: true, restarted: false, restartClaimed: 0, skipReason: 'denied by policy: cattle-db01.example.net matches --deny-hosts cattle-db*' });
-    expect(r.control.entries).toMatchObject([{ messageId: id, host: 'cattle-db01.example.net', outcome: 'skipped-denied', instance: 'test:1', executor: 'mock' }]);
+    expect(r.memory.records.get(id)).toMatchObject({
+      acked: true,
+      restarted: false,
+      restartClaimed: 0,
+      skipReason: 'denied by policy: cattle-db01.example.net matches --deny-hosts cattle-db*',
+    });
+    expect(r.control.entries).toMatchObject([
+      {
+        messageId: id,
+        host: 'cattle-db01.example.net',
+        outcome: 'skipped-denied',
+        instance: 'test:1',
+        executor: 'mock',
+      },
+    ]);
     expect(r.counters.tally.rail_skipped).toBe(1);
   });
 
@@ -59,7 +72,12 @@ describe('--window', () => {
     expect(await out.promise).toBe('deferred');
     expect(r.executor.calls).toHaveLength(0);
     expect(r.memory.records.get(id)).toMatchObject({ restarted: false, restartClaimed: 0, lastError: null });
-    expect(r.control.entries).toMatchObject([{ outcome: 'deferred-outside-window', reason: 'outside the restart window Mon-Fri 12:00-13:00 UTC; it opens in 2h 0m' }]);
+    expect(r.control.entries).toMatchObject([
+      {
+        outcome: 'deferred-outside-window',
+        reason: 'outside the restart window Mon-Fri 12:00-13:00 UTC; it opens in 2h 0m',
+      },
+    ]);
     // Capped at an hour: redelivered at 11:00, deferred again, then at 12:00 it runs.
     expect(r.broker.stats()).toMatchObject({ nacked: 1, delayed: 1 });
     await vi.advanceTimersByTimeAsync(60 * 60_000);
@@ -88,7 +106,9 @@ describe('--min-interval-per-host', () => {
     await vi.advanceTimersByTimeAsync(10);
     expect(await b.promise).toBe('deferred');
     expect(r.control.entries.at(-1)?.outcome).toBe('deferred-too-soon');
-    expect(r.control.entries.at(-1)?.reason).toMatch(/^cattle-aaaa\.example\.net was restarted \d+ ms ago; --min-interval-per-host is 10m$/);
+    expect(r.control.entries.at(-1)?.reason).toMatch(
+      /^cattle-aaaa\.example\.net was restarted \d+ ms ago; --min-interval-per-host is 10m$/,
+    );
     expect(r.executor.calls).toHaveLength(1);
     // Redelivered once the interval has passed: restarted then.
     await vi.advanceTimersByTimeAsync(11 * 60_000);
@@ -134,7 +154,13 @@ describe('--max-concurrent-restarts', () => {
 
 describe('the kill switch (mayhem pause / resume)', () => {
   it('paused: new restarts are deferred, a retry does not start, a running restart finishes; resumed: all run', async () => {
-    const r = rig({ rails: {}, executor: new FakeExecutor((host, nth) => ({ latencyMs: 500, fail: host.startsWith('cattle-flaky') && nth === 1 })) });
+    const r = rig({
+      rails: {},
+      executor: new FakeExecutor((host, nth) => ({
+        latencyMs: 500,
+        fail: host.startsWith('cattle-flaky') && nth === 1,
+      })),
+    });
     const running = r.publish('cattle-running');
     const flaky = r.publish('cattle-flaky');
     const [d1, d2] = await r.pullNow();
@@ -150,8 +176,15 @@ describe('the kill switch (mayhem pause / resume)', () => {
     expect(await c.promise).toBe('deferred');
     expect(r.executor.calls.map((x) => x.host)).toEqual(['cattle-running.example.net', 'cattle-flaky.example.net']);
     expect(r.memory.records.get(flaky)).toMatchObject({ restartClaimed: 1, restartReleased: 1 });
-    expect(r.control.entries.filter((e) => e.outcome === 'deferred-paused').map((e) => e.messageId).sort()).toEqual([flaky, late].sort());
-    expect(r.control.entries.find((e) => e.messageId === late)?.reason).toMatch(/^restarts paused by ops@example at .*: incident 42$/);
+    expect(
+      r.control.entries
+        .filter((e) => e.outcome === 'deferred-paused')
+        .map((e) => e.messageId)
+        .sort(),
+    ).toEqual([flaky, late].sort());
+    expect(r.control.entries.find((e) => e.messageId === late)?.reason).toMatch(
+      /^restarts paused by ops@example at .*: incident 42$/,
+    );
     await r.control.setPause(undefined);
     await vi.advanceTimersByTimeAsync(10_000);
     const rest = await r.pullNow();
@@ -179,7 +212,11 @@ describe('the audit trail', () => {
     const r = rig({
       rails: {},
       pipeline: { restartAttempts: 1 },
-      executor: new FakeExecutor((host) => ({ latencyMs: 10, fail: host.startsWith('cattle-bad'), error: host.startsWith('cattle-odd') ? new Error('ssh: connection reset') : undefined })),
+      executor: new FakeExecutor((host) => ({
+        latencyMs: 10,
+        fail: host.startsWith('cattle-bad'),
+        error: host.startsWith('cattle-odd') ? new Error('ssh: connection reset') : undefined,
+      })),
     });
     const ok = r.publish('cattle-good');
     const bad = r.publish('cattle-bad');
@@ -190,9 +227,17 @@ describe('the audit trail', () => {
     const byId = new Map(r.control.entries.map((e) => [e.messageId, e]));
     expect(byId.get(ok)).toMatchObject({ outcome: 'restarted' });
     expect(byId.get(bad)).toMatchObject({ outcome: 'failed', reason: 'Could not restart cattle-bad.example.net' });
-    expect(byId.get(odd)).toMatchObject({ outcome: 'in-doubt', reason: 'ended without saying whether it happened: ssh: connection reset' });
+    expect(byId.get(odd)).toMatchObject({
+      outcome: 'in-doubt',
+      reason: 'ended without saying whether it happened: ssh: connection reset',
+    });
     const recent = await r.control.readAudit({ limit: 2 });
-    expect(recent.map((e) => e.messageId)).toEqual([...r.control.entries].reverse().slice(0, 2).map((e) => e.messageId));
+    expect(recent.map((e) => e.messageId)).toEqual(
+      [...r.control.entries]
+        .reverse()
+        .slice(0, 2)
+        .map((e) => e.messageId),
+    );
   });
 });
 
@@ -213,7 +258,10 @@ describe('intake while the rails hold it', () => {
     expect(r.counters.tally.pulled).toBe(3);
     await vi.advanceTimersByTimeAsync(1000);
     expect(r.counters.tally.acked).toBe(3);
-    expect(r.log.lines.filter((l) => l.hold !== undefined).map((l) => l.msg)).toEqual(['Intake paused: restarts paused by ops', 'Intake resumed']);
+    expect(r.log.lines.filter((l) => l.hold !== undefined).map((l) => l.msg)).toEqual([
+      'Intake paused: restarts paused by ops',
+      'Intake resumed',
+    ]);
     stop.abort();
     await run.promise;
   });
@@ -226,7 +274,9 @@ describe('intake while the rails hold it', () => {
     const run = track(consumer.run(stop.signal, new AbortController().signal));
     await vi.advanceTimersByTimeAsync(29 * 60_000);
     expect(r.counters.tally.pulled).toBe(0);
-    expect(r.log.messages()).toContain('Intake paused: outside the restart window Mon-Fri 10:30-11:00 UTC (opens in 30m)');
+    expect(r.log.messages()).toContain(
+      'Intake paused: outside the restart window Mon-Fri 10:30-11:00 UTC (opens in 30m)',
+    );
     await vi.advanceTimersByTimeAsync(2 * 60_000);
     expect(r.counters.tally.acked).toBe(3);
     stop.abort();

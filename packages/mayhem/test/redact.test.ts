@@ -10,7 +10,10 @@ describe('redactSecrets', () => {
     ['postgres://app:p%40ss@db:5432/x', 'postgres://app:***@db:5432/x'],
     ['postgres://app@db/x', 'postgres://app@db/x'],
     ['postgresql://app:pa/ss@db/x', 'postgresql://app:***@db/x'],
-    ['postgres://app@db/x?sslmode=require&password=s3cret&application_name=m', 'postgres://app@db/x?sslmode=require&password=***&application_name=m'],
+    [
+      'postgres://app@db/x?sslmode=require&password=s3cret&application_name=m',
+      'postgres://app@db/x?sslmode=require&password=***&application_name=m',
+    ],
     ['pg://app:hunter2@h/x', 'pg://app:***@h/x'],
     ['invalid --db "pg://app:hunter2secret@h/x": expected', 'invalid --db "pg://app:***@h/x": expected'],
     ['{"db":"postgres://u:pw@h/x","broker":"nats://t@h"}', '{"db":"postgres://u:***@h/x","broker":"nats://***@h"}'],

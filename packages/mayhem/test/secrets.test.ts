@@ -38,13 +38,19 @@ afterAll(async () => {
 
 function mayhem(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; out: string }> {
   return new Promise((res) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
     // Never left running if a test fails or times out.
     const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => { clearTimeout(timer); res({ code, out }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      res({ code, out });
+    });
   });
 }
 
@@ -60,13 +66,32 @@ describe('a run with a secret in every URL prints it nowhere', () => {
   it('publish, then run at trace level (JSON) and in pretty mode', async () => {
     const stream = ['--stream', 'SECRETS', '--subject', 'secrets.restart', '--dead-letter-subject', 'secrets.dead'];
     const publish = async (): Promise<void> => {
-      const pub = await mayhem(['publish', '--broker', broker, '--count', '20', '--log-level', 'trace', ...stream.slice(0, 4)]);
+      const pub = await mayhem([
+        'publish',
+        '--broker',
+        broker,
+        '--count',
+        '20',
+        '--log-level',
+        'trace',
+        ...stream.slice(0, 4),
+      ]);
       expect(pub.code, pub.out).toBe(0);
       expectNoSecret(pub.out, NATS_SECRET);
     };
     await publish();
 
-    const common = ['--broker', broker, '--db', db, '--restart-latency', '1ms', '--restart-failure-rate', '0', ...stream];
+    const common = [
+      '--broker',
+      broker,
+      '--db',
+      db,
+      '--restart-latency',
+      '1ms',
+      '--restart-failure-rate',
+      '0',
+      ...stream,
+    ];
     const trace = await mayhem(['run', ...common, '--count', '20', '--log-level', 'trace']);
     expect(trace.code).toBe(0);
     expect(trace.out.split('\n').length).toBeGreaterThan(80);
@@ -101,8 +126,29 @@ describe('a run with a secret in every URL prints it nowhere', () => {
 describe('PG* variables keep the password out of argv', () => {
   it('--db postgres:// takes host, port, user, database and password from PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD', async () => {
     const u = new URL(pgt.url);
-    const env = { PGHOST: u.hostname, PGPORT: u.port || '5432', PGUSER: decodeURIComponent(u.username), PGDATABASE: u.pathname.slice(1), PGPASSWORD: PG_SECRET };
-    const run = await mayhem(['run', '--db', 'postgres://', '--count', '5', '--publish-rate', '0', '--restart-latency', '1ms', '--restart-failure-rate', '0'], env);
+    const env = {
+      PGHOST: u.hostname,
+      PGPORT: u.port || '5432',
+      PGUSER: decodeURIComponent(u.username),
+      PGDATABASE: u.pathname.slice(1),
+      PGPASSWORD: PG_SECRET,
+    };
+    const run = await mayhem(
+      [
+        'run',
+        '--db',
+        'postgres://',
+        '--count',
+        '5',
+        '--publish-rate',
+        '0',
+        '--restart-latency',
+        '1ms',
+        '--restart-failure-rate',
+        '0',
+      ],
+      env,
+    );
     expect(run.code, run.out).toBe(0);
     expectNoSecret(run.out, PG_SECRET);
     const rows = await pgt.query<{ n: string }>('SELECT count(*) AS n FROM messages WHERE acked');

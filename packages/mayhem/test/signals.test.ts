@@ -42,20 +42,23 @@ function cli(args: string[]) {
     for (const w of watchers) w();
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) => child.on('close', (code, signal) => r({ code, signal, at: performance.now() })));
-  const waitFor = (pred: (l: Line) => boolean): Promise<void> => new Promise((res, rej) => {
-    const check = (): void => {
-      if (lines.some(pred)) {
-        watchers.delete(check);
-        res();
-      } else if (child.exitCode !== null || child.signalCode !== null) {
-        watchers.delete(check);
-        rej(new Error(`exited before the awaited line; stderr: ${stderr}`));
-      }
-    };
-    watchers.add(check);
-    check();
-  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) =>
+    child.on('close', (code, signal) => r({ code, signal, at: performance.now() })),
+  );
+  const waitFor = (pred: (l: Line) => boolean): Promise<void> =>
+    new Promise((res, rej) => {
+      const check = (): void => {
+        if (lines.some(pred)) {
+          watchers.delete(check);
+          res();
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          watchers.delete(check);
+          rej(new Error(`exited before the awaited line; stderr: ${stderr}`));
+        }
+      };
+      watchers.add(check);
+      check();
+    });
   return { child, lines, exited, waitFor, stderr: () => stderr };
 }
 
@@ -74,10 +77,14 @@ describe('the signal hub', () => {
       await new Promise((r) => setTimeout(r, 200));
       process.stdout.write(JSON.stringify({ alive: true, got }) + '\\n');
     `;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('close', (c, s) => r([c, s])));
+    const [exitCode, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) =>
+      child.on('close', (c, s) => r([c, s])),
+    );
     expect(signal).toBeNull();
     expect(exitCode).toBe(0);
     expect(JSON.parse(out)).toEqual({ alive: true, got: ['SIGTERM', 'SIGHUP'] });
@@ -132,11 +139,25 @@ describe('mayhem run and signals at the edges', () => {
     const { code, at } = await run.exited;
     expect(code).toBe(130);
     expect(at - again).toBeLessThan(1500);
-    expect(run.lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual(['Received SIGINT again during shutdown; exiting now (130)']);
+    expect(run.lines.filter((l) => l.level === 40).map((l) => l.msg)).toEqual([
+      'Received SIGINT again during shutdown; exiting now (130)',
+    ]);
   });
 
   it('a signal after "Successfully shutdown" does not turn a clean exit into 143', async () => {
-    const run = cli(['run', '--count', '20', '--publish-rate', '0', '--restart-latency', '1ms', '--restart-failure-rate', '0', '--db', 'memory:']);
+    const run = cli([
+      'run',
+      '--count',
+      '20',
+      '--publish-rate',
+      '0',
+      '--restart-latency',
+      '1ms',
+      '--restart-failure-rate',
+      '0',
+      '--db',
+      'memory:',
+    ]);
     await run.waitFor((l) => l.msg === 'Successfully shutdown the Mayhem service.');
     run.child.kill('SIGTERM');
     const { code, signal } = await run.exited;

@@ -20,7 +20,11 @@ describe('sqlite group commit', () => {
 
   it('reads see the writes queued before them in the same flush', async () => {
     const s = openSqliteStorage({ path: tmp.file(), logger: silent });
-    const [, done, other] = await Promise.all([s.markRestarted('m-1', 1), s.claimRestart(request(1), 1, 'claim'), s.claimRestart(request(2), 1, 'claim')]);
+    const [, done, other] = await Promise.all([
+      s.markRestarted('m-1', 1),
+      s.claimRestart(request(1), 1, 'claim'),
+      s.claimRestart(request(2), 1, 'claim'),
+    ]);
     expect(done).toBe('done');
     expect(other).toBe('free');
     expect(s.stats.transactions).toBe(1);
@@ -29,14 +33,19 @@ describe('sqlite group commit', () => {
     expect(before).toBe('free');
     expect(await s.claimRestart(request(3), 2, 'look')).toBe('done');
     // A claim in the same flush as an earlier claim of the same message sees it (in doubt).
-    const [first, second] = await Promise.all([s.claimRestart(request(4), 1, 'claim'), s.claimRestart(request(4), 2, 'claim')]);
+    const [first, second] = await Promise.all([
+      s.claimRestart(request(4), 1, 'claim'),
+      s.claimRestart(request(4), 2, 'claim'),
+    ]);
     expect([first, second]).toEqual(['free', 'in-doubt']);
     await s.close();
   });
 
   it('folds the writes to one message within a flush into one row write', async () => {
     const s = openSqliteStorage({ path: tmp.file(), logger: silent });
-    await Promise.all(Array.from({ length: 100 }, (_, i) => Promise.all([s.saveMessage(request(i), 1), s.markRestarted(`m-${i}`, 1)])));
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => Promise.all([s.saveMessage(request(i), 1), s.markRestarted(`m-${i}`, 1)])),
+    );
     expect(s.stats.ops).toBe(200);
     expect(s.stats.rowWrites).toBe(100);
     await s.close();

@@ -26,7 +26,9 @@ const listing = (): string[] => readdirSync(tmp.dir).sort();
 
 function openError(path: string): string {
   try {
-    openSqliteStorage({ path, logger: silent }).close().catch(() => undefined);
+    openSqliteStorage({ path, logger: silent })
+      .close()
+      .catch(() => undefined);
   } catch (err) {
     return (err as Error).message;
   }
@@ -38,28 +40,37 @@ function foreignDb(mode: 'wal' | 'delete', userVersion = 1): string {
   const path = tmp.file();
   const db = new Database(path);
   db.pragma(`journal_mode = ${mode}`);
-  db.exec(`CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES ('ada'), ('grace');`);
+  db.exec(
+    `CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES ('ada'), ('grace');`,
+  );
   db.pragma(`user_version = ${userVersion}`);
   db.close();
   return path;
 }
 
 describe('a file that is not ours is refused untouched', () => {
-  it.each(['wal', 'delete'] as const)('another application\'s SQLite database (%s mode): one line naming the path, not a byte changed, no file created', (mode) => {
-    const path = foreignDb(mode);
-    const before = digest(path);
-    const files = listing();
-    const message = openError(path);
-    expect(message).toBe(`Cannot open SQLite database ${JSON.stringify(path)}: it is not a mayhem database (application_id 0, user_version 1, tables: users); refusing to change it — pass a new path`);
-    expect(digest(path)).toBe(before);
-    expect(listing()).toEqual(files);
-  });
+  it.each(['wal', 'delete'] as const)(
+    "another application's SQLite database (%s mode): one line naming the path, not a byte changed, no file created",
+    (mode) => {
+      const path = foreignDb(mode);
+      const before = digest(path);
+      const files = listing();
+      const message = openError(path);
+      expect(message).toBe(
+        `Cannot open SQLite database ${JSON.stringify(path)}: it is not a mayhem database (application_id 0, user_version 1, tables: users); refusing to change it — pass a new path`,
+      );
+      expect(digest(path)).toBe(before);
+      expect(listing()).toEqual(files);
+    },
+  );
 
   it('a file that is not SQLite at all', () => {
     const path = tmp.file();
     writeFileSync(path, 'name,host\nada,cattle-1\n'.repeat(20));
     const before = digest(path);
-    expect(openError(path)).toMatch(/^Cannot open SQLite database ".*": it is not a SQLite database; refusing to change it — pass a new path$/);
+    expect(openError(path)).toMatch(
+      /^Cannot open SQLite database ".*": it is not a SQLite database; refusing to change it — pass a new path$/,
+    );
     expect(digest(path)).toBe(before);
   });
 
@@ -70,7 +81,9 @@ describe('a file that is not ours is refused untouched', () => {
     other.pragma('wal_autocheckpoint = 0');
     for (let i = 0; i < 200; i++) other.exec(`CREATE TABLE t_${i} (id INTEGER PRIMARY KEY, payload TEXT)`);
     try {
-      expect(openError(path)).toMatch(/it is not a mayhem database \(application_id 0, user_version 0, tables: t_0, t_1, t_10, .*…\); refusing/);
+      expect(openError(path)).toMatch(
+        /it is not a mayhem database \(application_id 0, user_version 0, tables: t_0, t_1, t_10, .*…\); refusing/,
+      );
       expect(other.prepare(`SELECT count(*) FROM sqlite_schema`).pluck().get()).toBe(200);
     } finally {
       other.close();
@@ -80,9 +93,13 @@ describe('a file that is not ours is refused untouched', () => {
   it('the CLI says it in one line and exits 1', () => {
     const path = foreignDb('wal');
     const before = digest(path);
-    const r = spawnSync(process.execPath, [MAIN, 'run', '--count', '1', '--db', `sqlite:${path}`], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [MAIN, 'run', '--count', '1', '--db', `sqlite:${path}`], {
+      encoding: 'utf8',
+    });
     expect(r.status).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual([`mayhem: Cannot open SQLite database ${JSON.stringify(path)}: it is not a mayhem database (application_id 0, user_version 1, tables: users); refusing to change it — pass a new path`]);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      `mayhem: Cannot open SQLite database ${JSON.stringify(path)}: it is not a mayhem database (application_id 0, user_version 1, tables: users); refusing to change it — pass a new path`,
+    ]);
     expect(digest(path)).toBe(before);
   });
 
@@ -109,7 +126,9 @@ describe('a file that is not ours is refused untouched', () => {
     db.pragma('user_version = 1');
     db.close();
     const l = openSqliteStorage({ path: legacy, logger: silent });
-    expect(await l.claimRestart({ messageId: 'old-1', instanceName: 'cattle-old1', publishedAt: 1 }, 2, 'look')).toBe('done');
+    expect(await l.claimRestart({ messageId: 'old-1', instanceName: 'cattle-old1', publishedAt: 1 }, 2, 'look')).toBe(
+      'done',
+    );
     await l.close();
     const check = new Database(legacy, { readonly: true });
     expect(check.pragma('application_id', { simple: true })).toBe(MAYHEM_APPLICATION_ID);
@@ -126,14 +145,19 @@ describe('one process per file', () => {
       try { openSqliteStorage({ path: ${JSON.stringify(path)}, logger: pino({ level: 'silent' }) }); process.stdout.write('open\\n'); }
       catch (err) { process.stdout.write(err.message + '\\n'); process.exit(1); }
       setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: here, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const opened = new Promise<string>((res, rej) => {
       let out = '';
       child.stdout.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         if (out.includes('\n')) res(out.trim());
       });
-      child.once('exit', (code) => (out.includes('\n') ? res(out.trim()) : rej(new Error(`holder exited ${code} before opening`))));
+      child.once('exit', (code) =>
+        out.includes('\n') ? res(out.trim()) : rej(new Error(`holder exited ${code} before opening`)),
+      );
     });
     return { child, opened };
   }
@@ -143,7 +167,9 @@ describe('one process per file', () => {
     const s = openSqliteStorage({ path, logger: silent });
     await s.saveMessage(request(1), 1);
     const second = holder(path);
-    expect(await second.opened).toBe(`Cannot open SQLite database ${JSON.stringify(path)}: another process is using it (one mayhem process per SQLite file; for several instances, share a PostgreSQL database)`);
+    expect(await second.opened).toBe(
+      `Cannot open SQLite database ${JSON.stringify(path)}: another process is using it (one mayhem process per SQLite file; for several instances, share a PostgreSQL database)`,
+    );
     // In this process too: a second storage on the same file.
     expect(openError(path)).toMatch(/another process is using it/);
     await s.close();
@@ -174,7 +200,8 @@ describe('file mode', () => {
     const path = tmp.file();
     const s = openSqliteStorage({ path, logger: silent });
     await s.saveMessage(request(1), 1);
-    for (const f of [path, `${path}-wal`, `${path}-shm`, lockPathOf(path)]) expect([f, statSync(f).mode & 0o777]).toEqual([f, 0o600]);
+    for (const f of [path, `${path}-wal`, `${path}-shm`, lockPathOf(path)])
+      expect([f, statSync(f).mode & 0o777]).toEqual([f, 0o600]);
     await s.close();
   });
 });

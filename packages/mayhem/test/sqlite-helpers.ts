@@ -51,7 +51,9 @@ export function readRecord(path: string, messageId: string): MessageRecord | und
   }
 }
 
-export function readDeadLetters(path: string): { messageId: string | null; payload: string; reason: string; deliveries: number }[] {
+export function readDeadLetters(
+  path: string,
+): { messageId: string | null; payload: string; reason: string; deliveries: number }[] {
   const db = new Database(path, { readonly: true });
   try {
     return db

@@ -18,7 +18,11 @@ afterAll(() => tmp.cleanup());
 const here = dirname(fileURLToPath(import.meta.url));
 const STORAGE = pathToFileURL(resolve(here, '../dist/src/storage/sqlite.js')).href;
 
-const req = (messageId: string, instanceName = 'cattle-ab12') => ({ messageId, instanceName, publishedAt: 1_700_000_000_000 });
+const req = (messageId: string, instanceName = 'cattle-ab12') => ({
+  messageId,
+  instanceName,
+  publishedAt: 1_700_000_000_000,
+});
 
 /** One message life as the pipeline writes it: claim ∥ save, then the ack carrying the restart. */
 async function life(s: ReturnType<typeof openSqliteStorage>, id: string): Promise<void> {
@@ -31,8 +35,15 @@ async function life(s: ReturnType<typeof openSqliteStorage>, id: string): Promis
 function invariants(path: string, expected: number): void {
   // One row per id, every row indexed exactly once, the index pointing at the right row.
   expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_rows')).toEqual([{ n: expected }]);
-  expect(query<{ n: number }>(path, 'SELECT count(DISTINCT message_id) AS n FROM message_rows')).toEqual([{ n: expected }]);
-  expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_ids i JOIN message_rows r ON r.id = i.id AND r.message_id = i.message_id')).toEqual([{ n: expected }]);
+  expect(query<{ n: number }>(path, 'SELECT count(DISTINCT message_id) AS n FROM message_rows')).toEqual([
+    { n: expected },
+  ]);
+  expect(
+    query<{ n: number }>(
+      path,
+      'SELECT count(*) AS n FROM message_ids i JOIN message_rows r ON r.id = i.id AND r.message_id = i.message_id',
+    ),
+  ).toEqual([{ n: expected }]);
 }
 
 describe('sqlite id index', () => {
@@ -71,7 +82,10 @@ describe('sqlite id index', () => {
       }));
       process.stdout.write('written\\n');
       setInterval(() => {}, 1000);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { cwd: here, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((res, rej) => {
       child.stdout.setEncoding('utf8').on('data', (d: string) => d.includes('written') && res());
       child.once('exit', (c) => rej(new Error(`writer exited ${c}`)));
@@ -80,7 +94,9 @@ describe('sqlite id index', () => {
     child.kill('SIGKILL');
     await exited;
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_ids')).toEqual([{ n: 0 }]);
-    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_rows WHERE acked = 1 AND restarted = 1')).toEqual([{ n: 2_000 }]);
+    expect(
+      query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_rows WHERE acked = 1 AND restarted = 1'),
+    ).toEqual([{ n: 2_000 }]);
 
     const s = openSqliteStorage({ path, logger: silent });
     expect(new Set(await Promise.all(ids.map((id) => s.claimRestart(req(id), 2, 'claim'))))).toEqual(new Set(['done']));
@@ -101,8 +117,10 @@ describe('sqlite id index', () => {
     other.exec('ROLLBACK');
     expect(locked.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     // Fails in the middle, after the new row was given its id: a row already holds that id.
-    const next = (query<{ n: number }>(path, 'SELECT max(id) + 1 AS n FROM message_rows')[0]!).n;
-    other.prepare(`INSERT INTO message_rows (id, message_id, created_at, updated_at) VALUES (?, 'intruder', 0, 0)`).run(next);
+    const next = query<{ n: number }>(path, 'SELECT max(id) + 1 AS n FROM message_rows')[0]!.n;
+    other
+      .prepare(`INSERT INTO message_rows (id, message_id, created_at, updated_at) VALUES (?, 'intruder', 0, 0)`)
+      .run(next);
     const clashed = await Promise.allSettled([s.claimRestart(req(id), 1, 'claim'), s.saveMessage(req(id), 1)]);
     expect(clashed.map((r) => r.status)).toEqual(['rejected', 'rejected']);
     other.prepare('DELETE FROM message_rows WHERE id = ?').run(next);
@@ -120,11 +138,26 @@ describe('sqlite id index', () => {
     const path = tmp.file();
     const s = openSqliteStorage({ path, logger: silent, indexBatchAfter: 2 });
     const lower = randomUUID();
-    const shapes = [lower, lower.toUpperCase(), lower.replaceAll('-', ''), `{${lower}}`, 'm-1', '42', '1e3', 'ünïcödé-🦄', '00000000-0000-0000-0000-000000000000'];
+    const shapes = [
+      lower,
+      lower.toUpperCase(),
+      lower.replaceAll('-', ''),
+      `{${lower}}`,
+      'm-1',
+      '42',
+      '1e3',
+      'ünïcödé-🦄',
+      '00000000-0000-0000-0000-000000000000',
+    ];
     for (const id of shapes) await life(s, id);
     await s.close();
     invariants(path, shapes.length);
-    expect(query<{ t: string; n: number }>(path, 'SELECT typeof(message_id) AS t, count(*) AS n FROM message_rows GROUP BY 1 ORDER BY 1')).toEqual([
+    expect(
+      query<{ t: string; n: number }>(
+        path,
+        'SELECT typeof(message_id) AS t, count(*) AS n FROM message_rows GROUP BY 1 ORDER BY 1',
+      ),
+    ).toEqual([
       { t: 'blob', n: 2 },
       { t: 'text', n: shapes.length - 2 },
     ]);
@@ -148,15 +181,28 @@ describe('sqlite id index', () => {
       CREATE TABLE dead_letters (id INTEGER PRIMARY KEY, message_id TEXT, payload TEXT NOT NULL, reason TEXT NOT NULL, deliveries INTEGER NOT NULL, created_at INTEGER NOT NULL);
       CREATE UNIQUE INDEX dead_letters_message_id ON dead_letters (message_id) WHERE message_id IS NOT NULL;`);
     const ids = [randomUUID(), randomUUID(), 'legacy-1'];
-    const insert = db.prepare(`INSERT INTO messages (message_id, instance_name, restarted, restart_claimed, saved, acked, created_at, updated_at) VALUES (?, 'cattle-ab12', ?, 1, 1, ?, ?, ?)`);
+    const insert = db.prepare(
+      `INSERT INTO messages (message_id, instance_name, restarted, restart_claimed, saved, acked, created_at, updated_at) VALUES (?, 'cattle-ab12', ?, 1, 1, ?, ?, ?)`,
+    );
     ids.forEach((id, i) => insert.run(id, i === 2 ? 0 : 1, i === 0 ? 1 : 0, 100 + i, 100 + i));
     db.pragma('user_version = 2');
     db.close();
     const s = openSqliteStorage({ path, logger: silent });
-    expect(await Promise.all(ids.map((id) => s.claimRestart(req(id), 2, 'look')))).toEqual(['done', 'done', 'in-doubt']);
+    expect(await Promise.all(ids.map((id) => s.claimRestart(req(id), 2, 'look')))).toEqual([
+      'done',
+      'done',
+      'in-doubt',
+    ]);
     await s.close();
     invariants(path, 3);
-    expect(readRecord(path, ids[0]!)).toMatchObject({ messageId: ids[0], acked: true, restarted: true, createdAt: 100 });
-    expect(query<{ t: string }>(path, 'SELECT typeof(message_id) AS t FROM message_rows ORDER BY id').map((r) => r.t)).toEqual(['blob', 'blob', 'text']);
+    expect(readRecord(path, ids[0]!)).toMatchObject({
+      messageId: ids[0],
+      acked: true,
+      restarted: true,
+      createdAt: 100,
+    });
+    expect(
+      query<{ t: string }>(path, 'SELECT typeof(message_id) AS t FROM message_rows ORDER BY id').map((r) => r.t),
+    ).toEqual(['blob', 'blob', 'text']);
   });
 });

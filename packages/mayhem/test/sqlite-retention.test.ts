@@ -31,7 +31,13 @@ describe('sqlite retention', () => {
   it('deletes acked records after --retention and dead letters after theirs; never unfinished ones', async () => {
     const path = tmp.file();
     let clock = 1_000 * DAY;
-    const s = openSqliteStorage({ path, logger: silent, now: () => clock, retentionMs: 7 * DAY, deadLetterRetentionMs: 30 * DAY });
+    const s = openSqliteStorage({
+      path,
+      logger: silent,
+      now: () => clock,
+      retentionMs: 7 * DAY,
+      deadLetterRetentionMs: 30 * DAY,
+    });
     const old = { acked: randomUUID(), dead: randomUUID(), open: randomUUID() };
     await acked(s, old.acked);
     await deadLettered(s, old.dead);
@@ -50,7 +56,9 @@ describe('sqlite retention', () => {
     clock += 25 * DAY;
     await s.retention.pass();
     // 33 days: dead letters and the dead-lettered record go too; the unfinished one never does.
-    expect(query<{ message_id: string }>(path, 'SELECT message_id FROM messages ORDER BY id')).toEqual([{ message_id: old.open }]);
+    expect(query<{ message_id: string }>(path, 'SELECT message_id FROM messages ORDER BY id')).toEqual([
+      { message_id: old.open },
+    ]);
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM dead_letters')).toEqual([{ n: 0 }]);
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_ids')).toEqual([{ n: 0 }]); // old.open is still only in memory
     expect(s.retention.stats).toMatchObject({ rows: 3, deadLetters: 2 });
@@ -96,7 +104,9 @@ describe('sqlite retention', () => {
     expect(await s.claimRestart(req(keep), 2, 'look')).toBe('done');
     await s.close();
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_rows')).toEqual([{ n: 3 }]);
-    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_ids i JOIN message_rows r ON r.id = i.id')).toEqual([{ n: 3 }]);
+    expect(
+      query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_ids i JOIN message_rows r ON r.id = i.id'),
+    ).toEqual([{ n: 3 }]);
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM message_ids')).toEqual([{ n: 3 }]);
   });
 
@@ -119,15 +129,24 @@ describe('sqlite retention', () => {
 });
 
 describe('--retention and --dead-letter-retention', () => {
-  const resolve = (flags: Record<string, unknown>, env: Record<string, string> = {}) => resolveConfig({ flags, env }, 'run');
+  const resolve = (flags: Record<string, unknown>, env: Record<string, string> = {}) =>
+    resolveConfig({ flags, env }, 'run');
   it('default to 7 and 30 days, take days, and 0 keeps everything', () => {
     expect(resolve({})).toMatchObject({ retention: 7 * DAY, deadLetterRetention: 30 * DAY });
-    expect(resolve({ retention: '36h', deadLetterRetention: '0' })).toMatchObject({ retention: 36 * 3_600_000, deadLetterRetention: 0 });
-    expect(resolve({}, { MAYHEM_RETENTION: '2d', MAYHEM_DEAD_LETTER_RETENTION: '90d' })).toMatchObject({ retention: 2 * DAY, deadLetterRetention: 90 * DAY });
+    expect(resolve({ retention: '36h', deadLetterRetention: '0' })).toMatchObject({
+      retention: 36 * 3_600_000,
+      deadLetterRetention: 0,
+    });
+    expect(resolve({}, { MAYHEM_RETENTION: '2d', MAYHEM_DEAD_LETTER_RETENTION: '90d' })).toMatchObject({
+      retention: 2 * DAY,
+      deadLetterRetention: 90 * DAY,
+    });
   });
   it('a bad value is one line naming where it came from', () => {
     expect(() => resolve({ retention: 'a week' })).toThrow(/^invalid --retention "a week": expected a duration/);
-    expect(() => resolve({}, { MAYHEM_DEAD_LETTER_RETENTION: '-1d' })).toThrow(/^invalid MAYHEM_DEAD_LETTER_RETENTION "-1d"/);
+    expect(() => resolve({}, { MAYHEM_DEAD_LETTER_RETENTION: '-1d' })).toThrow(
+      /^invalid MAYHEM_DEAD_LETTER_RETENTION "-1d"/,
+    );
     expect(() => resolve({ retention: '99999d' })).toThrow(/^invalid --retention "99999d"/);
   });
 });

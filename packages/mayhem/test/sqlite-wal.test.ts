@@ -31,20 +31,24 @@ describe('sqlite WAL bound', () => {
     // Sampled on every loop turn that has a flush behind it, from the main thread.
     const sampler = setInterval(() => (largest = Math.max(largest, walSize(path))), 5);
     // 500 writers, each a message life as the pipeline writes it (save, then ack carrying the restart).
-    await Promise.all(Array.from({ length: 500 }, async () => {
-      while (written < target) {
-        written++;
-        const id = randomUUID();
-        await s.saveMessage({ messageId: id, instanceName: 'cattle-wal1', publishedAt: Date.now() }, 1);
-        await s.markAcked({ messageId: id, extensions: 0, attempts: 1, restartDone: true });
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 500 }, async () => {
+        while (written < target) {
+          written++;
+          const id = randomUUID();
+          await s.saveMessage({ messageId: id, instanceName: 'cattle-wal1', publishedAt: Date.now() }, 1);
+          await s.markAcked({ messageId: id, extensions: 0, attempts: 1, restartDone: true });
+        }
+      }),
+    );
     clearInterval(sampler);
     largest = Math.max(largest, walSize(path));
     const checkpoints = s.checkpoints!;
     await s.close();
     expect(checkpoints.truncations).toBeGreaterThan(0);
     expect(largest).toBeLessThanOrEqual(limit);
-    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM messages WHERE acked = 1 AND restarted = 1')).toEqual([{ n: written }]);
+    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM messages WHERE acked = 1 AND restarted = 1')).toEqual([
+      { n: written },
+    ]);
   });
 });

@@ -68,13 +68,22 @@ describe('sqlite storage', () => {
     await a.close();
     const db = new Database(path);
     db.exec('CREATE INDEX audit_host_at ON audit (host, at)');
-    db.prepare("INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (1, 'i', 'h', 'm-1', 'mock', 'restarted', '')").run();
+    db.prepare(
+      "INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (1, 'i', 'h', 'm-1', 'mock', 'restarted', '')",
+    ).run();
     db.pragma('user_version = 4');
     db.close();
     const b = openSqliteStorage({ path, logger: silent });
     await b.close();
-    expect(query<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version')).toEqual([{ v: SCHEMA_VERSION }]);
-    expect(query<{ name: string }>(path, "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' ORDER BY name")).toEqual([{ name: 'audit_at' }]);
+    expect(query<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version')).toEqual([
+      { v: SCHEMA_VERSION },
+    ]);
+    expect(
+      query<{ name: string }>(
+        path,
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' ORDER BY name",
+      ),
+    ).toEqual([{ name: 'audit_at' }]);
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM audit')).toEqual([{ n: 1 }]);
   });
 
@@ -84,7 +93,9 @@ describe('sqlite storage', () => {
     db.pragma(`application_id = ${MAYHEM_APPLICATION_ID}`);
     db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
     db.close();
-    expect(() => openSqliteStorage({ path, logger: silent })).toThrow(new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer`));
+    expect(() => openSqliteStorage({ path, logger: silent })).toThrow(
+      new RegExp(`schema version ${SCHEMA_VERSION + 1} is newer`),
+    );
   });
 
   it('names the path in one line when the directory is missing', () => {
@@ -102,8 +113,12 @@ describe('sqlite storage', () => {
 
   it('names the path when its parent is a file, not a directory', () => {
     const file = tmp.file();
-    openSqliteStorage({ path: file, logger: silent }).close().catch(() => undefined);
-    expect(() => openSqliteStorage({ path: join(file, 'm.db'), logger: silent })).toThrow(/Cannot open SQLite database ".*m\.db": .* is not a directory/);
+    openSqliteStorage({ path: file, logger: silent })
+      .close()
+      .catch(() => undefined);
+    expect(() => openSqliteStorage({ path: join(file, 'm.db'), logger: silent })).toThrow(
+      /Cannot open SQLite database ".*m\.db": .* is not a directory/,
+    );
   });
 
   // Root ignores directory permissions, so this one only means something as an ordinary user.
@@ -113,7 +128,9 @@ describe('sqlite storage', () => {
     chmodSync(dir, 0o500);
     const path = join(dir, 'm.db');
     try {
-      expect(() => openSqliteStorage({ path, logger: silent })).toThrow(new RegExp(`Cannot open SQLite database .*readonly/m\\.db`));
+      expect(() => openSqliteStorage({ path, logger: silent })).toThrow(
+        new RegExp(`Cannot open SQLite database .*readonly/m\\.db`),
+      );
     } finally {
       chmodSync(dir, 0o700);
     }
@@ -131,7 +148,9 @@ describe('sqlite storage', () => {
     other.close();
     for (const r of results) {
       expect(r.status).toBe('rejected');
-      expect(((r as PromiseRejectedResult).reason as Error).message).toMatch(/SQLite transaction of 2 operations on .* failed: database is locked/);
+      expect(((r as PromiseRejectedResult).reason as Error).message).toMatch(
+        /SQLite transaction of 2 operations on .* failed: database is locked/,
+      );
     }
     expect(s.stats.failedTransactions).toBe(1);
     await s.saveMessage(request(2), 1);

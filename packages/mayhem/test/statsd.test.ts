@@ -23,7 +23,12 @@ async function listen(): Promise<{ port: number; lines: string[]; until(n: numbe
   const lines: string[] = [];
   const waiters: { n: number; resolve: (l: string[]) => void }[] = [];
   sock.on('message', (buf) => {
-    lines.push(...buf.toString('utf8').split('\n').filter((l) => l.length > 0));
+    lines.push(
+      ...buf
+        .toString('utf8')
+        .split('\n')
+        .filter((l) => l.length > 0),
+    );
     for (const w of waiters.splice(0)) {
       if (lines.length >= w.n) w.resolve(lines);
       else waiters.push(w);
@@ -66,7 +71,12 @@ describe('statsd metrics', () => {
 
   it('honours a custom prefix and sends buffered lines on its flush interval without close', async () => {
     const srv = await listen();
-    const m = createStatsdMetrics({ hostPort: `localhost:${srv.port}`, prefix: 'test.', logger: silent, flushIntervalMs: 20 });
+    const m = createStatsdMetrics({
+      hostPort: `localhost:${srv.port}`,
+      prefix: 'test.',
+      logger: silent,
+      flushIntervalMs: 20,
+    });
     m.increment('malformed');
     expect(await srv.until(1)).toEqual(['test.malformed:1|c']);
     await m.close();
@@ -82,7 +92,12 @@ describe('statsd metrics', () => {
     });
     const logger = pino({ level: 'warn' }, sink);
     // A name that cannot resolve makes every send fail.
-    const m = createStatsdMetrics({ hostPort: 'no-such-host.invalid:8125', logger, flushIntervalMs: 10, closeTimeoutMs: 300 });
+    const m = createStatsdMetrics({
+      hostPort: 'no-such-host.invalid:8125',
+      logger,
+      flushIntervalMs: 10,
+      closeTimeoutMs: 300,
+    });
     for (let i = 0; i < 5_000; i++) m.increment('pulled');
     const started = Date.now();
     await m.close();
@@ -95,7 +110,9 @@ describe('statsd metrics', () => {
 
   it('rejects a bad host:port with one line naming what is allowed', () => {
     for (const bad of ['localhost', 'localhost:0', 'localhost:70000', ':8125', 'a b:1', 'host:port']) {
-      expect(() => createStatsdMetrics({ hostPort: bad, logger: silent })).toThrow(/--statsd must be host:port with a port from 1 to 65535/);
+      expect(() => createStatsdMetrics({ hostPort: bad, logger: silent })).toThrow(
+        /--statsd must be host:port with a port from 1 to 65535/,
+      );
     }
     expect(parseHostPort('[::1]:8125')).toEqual({ host: '::1', port: 8125 });
     expect(parseHostPort('statsd.internal:9125')).toEqual({ host: 'statsd.internal', port: 9125 });

@@ -8,7 +8,15 @@ import type { AckRecord, ClaimMode, DeadLetter, Storage } from '../src/core/cont
 import type { RestartRequest } from '../src/core/message.js';
 import { claimWrites, emptyRecord, restartStateOf, type MessageRecord } from '../src/storage/record.js';
 import {
-  ackPatch, applyPatch, claimPatch, deadLetterPatch, failurePatch, foldDeadLetter, releasePatch, restartedPatch, savePatch,
+  ackPatch,
+  applyPatch,
+  claimPatch,
+  deadLetterPatch,
+  failurePatch,
+  foldDeadLetter,
+  releasePatch,
+  restartedPatch,
+  savePatch,
   type MutableRecord,
 } from '../src/storage/record-patch.js';
 import { seededRandom } from '../src/core/timing.js';
@@ -116,7 +124,11 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       const r = request(4);
       await s.saveMessage(r, 1);
       await s.markFailed(r.messageId, 'RestartFailed: boom', 3);
-      expect(h.read(s, r.messageId)).toMatchObject({ lastError: 'RestartFailed: boom', restartAttempts: 3, acked: false });
+      expect(h.read(s, r.messageId)).toMatchObject({
+        lastError: 'RestartFailed: boom',
+        restartAttempts: 3,
+        acked: false,
+      });
       await s.saveMessage(r, 2);
       await s.saveMessage(r, 1); // a late retry of the first delivery's save
       await s.markRestarted(r.messageId, 1);
@@ -132,7 +144,12 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.deadLetter({ request: r, payload: JSON.stringify(r), reason: 'restart failed 5 times', deliveries: 5 });
       await s.deadLetter({ request: r, payload: JSON.stringify(r), reason: 'restart failed 5 times', deliveries: 5 });
       await s.deadLetter({ payload: 'not json', reason: 'payload is not JSON', deliveries: 1 });
-      expect(h.read(s, r.messageId)).toMatchObject({ deadLettered: true, lastError: 'restart failed 5 times', deliveries: 5, acked: false });
+      expect(h.read(s, r.messageId)).toMatchObject({
+        deadLettered: true,
+        lastError: 'restart failed 5 times',
+        deliveries: 5,
+        acked: false,
+      });
       expect(h.deadLetters(s)).toEqual([
         { messageId: 'm-5', payload: JSON.stringify(r), reason: 'restart failed 5 times', deliveries: 5 },
         { messageId: null, payload: 'not json', reason: 'payload is not JSON', deliveries: 1 },
@@ -143,8 +160,12 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
     it('--save-failure-rate (a wrapper) fails saves with the given probability, before writing', async () => {
       const inner = h.open();
       const s = withSaveFailures(inner, { rate: 0.25, random: seeded(42) });
-      const results = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s.saveMessage(request(100 + i), 1)));
-      const failed = results.flatMap((res, i) => (res.status === 'rejected' ? [{ i, reason: res.reason as Error }] : []));
+      const results = await Promise.allSettled(
+        Array.from({ length: 400 }, (_, i) => s.saveMessage(request(100 + i), 1)),
+      );
+      const failed = results.flatMap((res, i) =>
+        res.status === 'rejected' ? [{ i, reason: res.reason as Error }] : [],
+      );
       expect(failed.length).toBeGreaterThan(60);
       expect(failed.length).toBeLessThan(140);
       for (const f of failed) {
@@ -153,7 +174,9 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       }
       // Same seed, same failures: reproducible runs.
       const s2 = withSaveFailures(h.open(), { rate: 0.25, random: seeded(42) });
-      const again = await Promise.allSettled(Array.from({ length: 400 }, (_, i) => s2.saveMessage(request(1000 + i), 1)));
+      const again = await Promise.allSettled(
+        Array.from({ length: 400 }, (_, i) => s2.saveMessage(request(1000 + i), 1)),
+      );
       expect(again.map((x) => x.status)).toEqual(results.map((x) => x.status));
       await s.close();
       await s2.close();
@@ -163,7 +186,12 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       const s = h.open();
       const r = request(2001);
       expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
-      expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 1, restartReleased: 0, restarted: false, instanceName: r.instanceName });
+      expect(h.read(s, r.messageId)).toMatchObject({
+        restartClaimed: 1,
+        restartReleased: 0,
+        restarted: false,
+        instanceName: r.instanceName,
+      });
       // The process died mid-restart: the next delivery finds the intent and nothing else.
       expect(await s.claimRestart(r, 2, 'claim')).toBe('in-doubt');
       expect(await s.claimRestart(r, 2, 'look')).toBe('in-doubt');
@@ -198,9 +226,23 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       const s = h.open();
       const r = request(2005);
       await s.saveMessage(r, 1);
-      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0, skipReason: 'denied by policy: x matches --deny-hosts x*' });
-      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0, skipReason: 'a later, different reason' });
-      expect(h.read(s, r.messageId)).toMatchObject({ acked: true, restarted: false, skipReason: 'denied by policy: x matches --deny-hosts x*' });
+      await s.markAcked({
+        messageId: r.messageId,
+        extensions: 0,
+        attempts: 0,
+        skipReason: 'denied by policy: x matches --deny-hosts x*',
+      });
+      await s.markAcked({
+        messageId: r.messageId,
+        extensions: 0,
+        attempts: 0,
+        skipReason: 'a later, different reason',
+      });
+      expect(h.read(s, r.messageId)).toMatchObject({
+        acked: true,
+        restarted: false,
+        skipReason: 'denied by policy: x matches --deny-hosts x*',
+      });
       await s.close();
     });
 
@@ -214,7 +256,12 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.saveMessage(reused, 1);
       await s.markAcked({ messageId: first.messageId, extensions: 0, attempts: 1, restartDone: true });
       expect(await s.claimRestart(reused, 2, 'claim-in-doubt')).toBe('conflict'); // conflict wins over done
-      expect(h.read(s, first.messageId)).toMatchObject({ instanceName: first.instanceName, hostname: `${first.instanceName}.example.net`, publishedAt: first.publishedAt, restartClaimed: 0 });
+      expect(h.read(s, first.messageId)).toMatchObject({
+        instanceName: first.instanceName,
+        hostname: `${first.instanceName}.example.net`,
+        publishedAt: first.publishedAt,
+        restartClaimed: 0,
+      });
       // The claim of a new id takes the instance first: a save for another instance finds it taken.
       const fresh = request(2004);
       expect(await s.claimRestart(fresh, 1, 'claim')).toBe('free');
@@ -266,7 +313,8 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
             }
             const letters = new Map<string, unknown>();
             for (const d of h.deadLetters(s)) {
-              if (d.messageId?.startsWith(prefix)) letters.set(d.messageId, { payload: d.payload, reason: d.reason, deliveries: d.deliveries });
+              if (d.messageId?.startsWith(prefix))
+                letters.set(d.messageId, { payload: d.payload, reason: d.reason, deliveries: d.deliveries });
             }
             expect(letters).toEqual(model.deadLetters);
           }),
@@ -291,7 +339,15 @@ type PropWrite =
   | { op: 'save'; id: number; instance: number; deliveries: number }
   | { op: 'restarted'; id: number; attempts: number }
   | { op: 'release'; id: number; delivery: number; attempts: number }
-  | { op: 'ack'; id: number; extensions: number; attempts: number; restartDone: boolean; inDoubt: boolean; skipReason: string | undefined }
+  | {
+      op: 'ack';
+      id: number;
+      extensions: number;
+      attempts: number;
+      restartDone: boolean;
+      inDoubt: boolean;
+      skipReason: string | undefined;
+    }
   | { op: 'fail'; id: number; error: string; attempts: number }
   | { op: 'deadLetter'; id: number; instance: number; reason: string; deliveries: number };
 
@@ -299,34 +355,77 @@ const idArb = fc.integer({ min: 0, max: IDS - 1 });
 const instanceArb = fc.integer({ min: 0, max: 1 });
 const countArb = fc.integer({ min: 0, max: 5 });
 const claimArb = fc.record({
-  op: fc.constant('claim' as const), id: idArb, instance: instanceArb, delivery: fc.integer({ min: 1, max: 5 }),
+  op: fc.constant('claim' as const),
+  id: idArb,
+  instance: instanceArb,
+  delivery: fc.integer({ min: 1, max: 5 }),
   mode: fc.constantFrom<ClaimMode>('look', 'claim', 'claim-in-doubt'),
 });
 const writeArb: fc.Arbitrary<PropWrite> = fc.oneof(
-  fc.record({ op: fc.constant('save' as const), id: idArb, instance: instanceArb, deliveries: fc.integer({ min: 1, max: 5 }) }),
-  fc.record({ op: fc.constant('restarted' as const), id: idArb, attempts: countArb }),
-  fc.record({ op: fc.constant('release' as const), id: idArb, delivery: fc.integer({ min: 1, max: 5 }), attempts: countArb }),
   fc.record({
-    op: fc.constant('ack' as const), id: idArb, extensions: countArb, attempts: countArb, restartDone: fc.boolean(), inDoubt: fc.boolean(),
+    op: fc.constant('save' as const),
+    id: idArb,
+    instance: instanceArb,
+    deliveries: fc.integer({ min: 1, max: 5 }),
+  }),
+  fc.record({ op: fc.constant('restarted' as const), id: idArb, attempts: countArb }),
+  fc.record({
+    op: fc.constant('release' as const),
+    id: idArb,
+    delivery: fc.integer({ min: 1, max: 5 }),
+    attempts: countArb,
+  }),
+  fc.record({
+    op: fc.constant('ack' as const),
+    id: idArb,
+    extensions: countArb,
+    attempts: countArb,
+    restartDone: fc.boolean(),
+    inDoubt: fc.boolean(),
     skipReason: fc.constantFrom(undefined, 'denied by policy', 'too soon'),
   }),
-  fc.record({ op: fc.constant('fail' as const), id: idArb, error: fc.constantFrom('RestartFailed: boom', 'timeout'), attempts: countArb }),
   fc.record({
-    op: fc.constant('deadLetter' as const), id: idArb, instance: instanceArb, reason: fc.constantFrom('too many deliveries', 'rejected'),
+    op: fc.constant('fail' as const),
+    id: idArb,
+    error: fc.constantFrom('RestartFailed: boom', 'timeout'),
+    attempts: countArb,
+  }),
+  fc.record({
+    op: fc.constant('deadLetter' as const),
+    id: idArb,
+    instance: instanceArb,
+    reason: fc.constantFrom('too many deliveries', 'rejected'),
     deliveries: fc.integer({ min: 1, max: 5 }),
   }),
 );
-const groupsArb = fc.array(fc.oneof(claimArb.map((c): PropWrite[] => [c]), fc.array(writeArb, { minLength: 1, maxLength: 5 })), {
-  minLength: 1,
-  maxLength: 12,
-});
+const groupsArb = fc.array(
+  fc.oneof(
+    claimArb.map((c): PropWrite[] => [c]),
+    fc.array(writeArb, { minLength: 1, maxLength: 5 }),
+  ),
+  {
+    minLength: 1,
+    maxLength: 12,
+  },
+);
 
 function propRequest(prefix: string, id: number, instance: number): RestartRequest {
-  return { messageId: prefix + String(id), instanceName: `prop-host-${instance}`, publishedAt: 1_700_000_000_000 + instance };
+  return {
+    messageId: prefix + String(id),
+    instanceName: `prop-host-${instance}`,
+    publishedAt: 1_700_000_000_000 + instance,
+  };
 }
 
 function propAck(prefix: string, w: Extract<PropWrite, { op: 'ack' }>): AckRecord {
-  return { messageId: prefix + String(w.id), extensions: w.extensions, attempts: w.attempts, restartDone: w.restartDone, restartInDoubt: w.inDoubt, skipReason: w.skipReason };
+  return {
+    messageId: prefix + String(w.id),
+    extensions: w.extensions,
+    attempts: w.attempts,
+    restartDone: w.restartDone,
+    restartInDoubt: w.inDoubt,
+    skipReason: w.skipReason,
+  };
 }
 
 function propDeadLetter(prefix: string, w: Extract<PropWrite, { op: 'deadLetter' }>): DeadLetter {
@@ -337,13 +436,20 @@ function propDeadLetter(prefix: string, w: Extract<PropWrite, { op: 'deadLetter'
 function issue(s: Storage, prefix: string, w: PropWrite): Promise<unknown> {
   const messageId = prefix + String(w.id);
   switch (w.op) {
-    case 'claim': return s.claimRestart(propRequest(prefix, w.id, w.instance), w.delivery, w.mode);
-    case 'save': return s.saveMessage(propRequest(prefix, w.id, w.instance), w.deliveries);
-    case 'restarted': return s.markRestarted(messageId, w.attempts);
-    case 'release': return s.releaseRestart(messageId, w.delivery, w.attempts);
-    case 'ack': return s.markAcked(propAck(prefix, w));
-    case 'fail': return s.markFailed(messageId, w.error, w.attempts);
-    case 'deadLetter': return s.deadLetter(propDeadLetter(prefix, w));
+    case 'claim':
+      return s.claimRestart(propRequest(prefix, w.id, w.instance), w.delivery, w.mode);
+    case 'save':
+      return s.saveMessage(propRequest(prefix, w.id, w.instance), w.deliveries);
+    case 'restarted':
+      return s.markRestarted(messageId, w.attempts);
+    case 'release':
+      return s.releaseRestart(messageId, w.delivery, w.attempts);
+    case 'ack':
+      return s.markAcked(propAck(prefix, w));
+    case 'fail':
+      return s.markFailed(messageId, w.error, w.attempts);
+    case 'deadLetter':
+      return s.deadLetter(propDeadLetter(prefix, w));
   }
 }
 
@@ -367,11 +473,16 @@ class PatchModel {
         if (claimWrites(w.mode, found)) this.#fold(w.id, claimPatch(request, w.delivery));
         return found;
       }
-      case 'save': return this.#fold(w.id, savePatch(propRequest(p, w.id, w.instance), w.deliveries));
-      case 'restarted': return this.#fold(w.id, restartedPatch(p + String(w.id), w.attempts));
-      case 'release': return this.#fold(w.id, releasePatch(p + String(w.id), w.delivery, w.attempts));
-      case 'ack': return this.#fold(w.id, ackPatch(propAck(p, w)));
-      case 'fail': return this.#fold(w.id, failurePatch(p + String(w.id), w.error, w.attempts));
+      case 'save':
+        return this.#fold(w.id, savePatch(propRequest(p, w.id, w.instance), w.deliveries));
+      case 'restarted':
+        return this.#fold(w.id, restartedPatch(p + String(w.id), w.attempts));
+      case 'release':
+        return this.#fold(w.id, releasePatch(p + String(w.id), w.delivery, w.attempts));
+      case 'ack':
+        return this.#fold(w.id, ackPatch(propAck(p, w)));
+      case 'fail':
+        return this.#fold(w.id, failurePatch(p + String(w.id), w.error, w.attempts));
       case 'deadLetter': {
         const entry = propDeadLetter(p, w);
         const letter = { payload: entry.payload, reason: entry.reason, deliveries: entry.deliveries };

@@ -36,8 +36,29 @@ function run(name: string, db: string, journal: string, extra: string[] = []): I
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
   const i = new Instance(
     name,
-    ['--db', db, '--count', String(N), '--publish-rate', '400', '--restart-latency', '40ms', '--restart-failure-rate', '0.1',
-      '--max-in-flight', '200', '--ack-deadline', '3s', '--extend-every', '1s', '--log-format', 'json', '--status-every', '0', ...extra],
+    [
+      '--db',
+      db,
+      '--count',
+      String(N),
+      '--publish-rate',
+      '400',
+      '--restart-latency',
+      '40ms',
+      '--restart-failure-rate',
+      '0.1',
+      '--max-in-flight',
+      '200',
+      '--ack-deadline',
+      '3s',
+      '--extend-every',
+      '1s',
+      '--log-format',
+      'json',
+      '--status-every',
+      '0',
+      ...extra,
+    ],
     { MAYHEM_MOCK_JOURNAL: journal },
   );
   instances.push(i);
@@ -72,13 +93,18 @@ function checkInvariants(i: Instance, tally: Tally, journal: string): void {
 function faultLines(i: Instance): { database: LogLine[]; otherWarnings: LogLine[] } {
   const database = i.lines.filter((l) => l.dependency === 'database');
   // (Restart failures and their nacks are the mock's 10 % failure rate, not the fault.)
-  const otherWarnings = i.lines.filter((l) => l.level >= 40 && l.dependency === undefined && !/^(Retrying for failure to restart|Nacked )/.test(l.msg));
+  const otherWarnings = i.lines.filter(
+    (l) => l.level >= 40 && l.dependency === undefined && !/^(Retrying for failure to restart|Nacked )/.test(l.msg),
+  );
   return { database, otherWarnings };
 }
 
 function expectToldOnce(i: Instance): void {
   const { database, otherWarnings } = faultLines(i);
-  expect(database.filter((l) => l.level === 50), i.describe()).toHaveLength(1);
+  expect(
+    database.filter((l) => l.level === 50),
+    i.describe(),
+  ).toHaveLength(1);
   expect(database.filter((l) => l.msg.startsWith('Database available again'))).toHaveLength(1);
   expect(database.filter((l) => l.level === 40).length).toBeLessThanOrEqual(3);
   // Per-message lines are capped at a few a second before the outage is declared, debug after.
@@ -92,16 +118,23 @@ function histogram(lines: LogLine[]): string {
     const shape = `${l.level} ${l.msg.replace(/cattle-[a-z0-9]+/g, 'cattle-X').replace(/\d+/g, 'N')}`;
     counts.set(shape, (counts.get(shape) ?? 0) + 1);
   }
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} × ${k}`).join('\n');
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${n} × ${k}`)
+    .join('\n');
 }
 
 function sqliteTally(path: string): Tally {
   const db = new Database(path, { readonly: true });
   try {
-    const one = (sql: string): number => (db.prepare(sql).pluck().get() as number | bigint | undefined) as number;
+    const one = (sql: string): number => db.prepare(sql).pluck().get() as number | bigint | undefined as number;
     return {
       acked: Number(one('SELECT count(*) FROM messages WHERE acked = 1')),
-      ackedWithoutRecord: Number(one('SELECT count(*) FROM messages WHERE acked = 1 AND NOT (saved = 1 AND (restarted = 1 OR restart_in_doubt = 1))')),
+      ackedWithoutRecord: Number(
+        one(
+          'SELECT count(*) FROM messages WHERE acked = 1 AND NOT (saved = 1 AND (restarted = 1 OR restart_in_doubt = 1))',
+        ),
+      ),
       restarted: Number(one('SELECT count(*) FROM messages WHERE restarted = 1')),
       inDoubt: Number(one('SELECT count(*) FROM messages WHERE restart_in_doubt = 1 AND restarted = 0')),
     };
@@ -118,7 +151,11 @@ describe('SQLite storage faults, whole service', () => {
     await i.until('1000 acked', () => acked(i) >= 1000);
     const locker = new Database(path, { timeout: 5000 });
     locker.exec('BEGIN IMMEDIATE');
-    await i.until('the database reported unavailable', () => i.lines.some((l) => l.dependency === 'database' && l.level === 50), 15_000);
+    await i.until(
+      'the database reported unavailable',
+      () => i.lines.some((l) => l.dependency === 'database' && l.level === 50),
+      15_000,
+    );
     const ackedWhileLocked = acked(i);
     await new Promise((r) => setTimeout(r, 4000));
     // Nothing can be recorded, so nothing is acked while the lock is held.
@@ -149,7 +186,11 @@ describe('SQLite storage faults, whole service', () => {
       // the 64 MB are room enough for the rest of the run.
       writeFileSync(filler, Buffer.alloc(64 * 1024 * 1024 - 600 * 1024));
       const i = run('full', `sqlite:${path}`, journal);
-      await i.until('the database reported unavailable', () => i.lines.some((l) => l.dependency === 'database' && l.level === 50), 60_000);
+      await i.until(
+        'the database reported unavailable',
+        () => i.lines.some((l) => l.dependency === 'database' && l.level === 50),
+        60_000,
+      );
       expect(i.lines.find((l) => l.dependency === 'database' && l.level === 50)?.msg).toMatch(/full/);
       const ackedWhenFull = acked(i);
       await new Promise((r) => setTimeout(r, 3000));
@@ -177,7 +218,11 @@ describe('PostgreSQL storage faults, whole service', () => {
     const i = run('pg', pgt.url, journal);
     await i.until('1000 acked', () => acked(i) >= 1000, 60_000);
     await pgt.stop!();
-    await i.until('the database reported unavailable', () => i.lines.some((l) => l.dependency === 'database' && l.level === 50), 15_000);
+    await i.until(
+      'the database reported unavailable',
+      () => i.lines.some((l) => l.dependency === 'database' && l.level === 50),
+      15_000,
+    );
     const ackedWhileDown = acked(i);
     await new Promise((r) => setTimeout(r, 4000));
     expect(acked(i)).toBe(ackedWhileDown);
@@ -189,7 +234,16 @@ describe('PostgreSQL storage faults, whole service', () => {
       count(*) FILTER (WHERE acked AND NOT (saved AND (restarted OR restart_in_doubt)))::text AS bad,
       count(*) FILTER (WHERE restarted)::text AS restarted,
       count(*) FILTER (WHERE restart_in_doubt AND NOT restarted)::text AS in_doubt FROM messages`);
-    checkInvariants(i, { acked: Number(t?.acked), ackedWithoutRecord: Number(t?.bad), restarted: Number(t?.restarted), inDoubt: Number(t?.in_doubt) }, journal);
+    checkInvariants(
+      i,
+      {
+        acked: Number(t?.acked),
+        ackedWithoutRecord: Number(t?.bad),
+        restarted: Number(t?.restarted),
+        inDoubt: Number(t?.in_doubt),
+      },
+      journal,
+    );
     expectToldOnce(i);
   }, 120_000);
 });

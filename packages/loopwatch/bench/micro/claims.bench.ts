@@ -45,7 +45,6 @@ group('per promise-heavy call (5 awaits)', () => {
   });
 });
 
-
 function nested(depth: number, limit: number): NodeJS.CallSite[] {
   return depth === 0 ? captureSites(nested, limit) : nested(depth - 1, limit);
 }
@@ -59,7 +58,9 @@ group('stack capture (raw call sites)', () => {
 const settled = Promise.reject(new Error('disk full'));
 settled.catch(() => undefined);
 group('outcome of a settled promise', () => {
-  bench('util.inspect(promise)', () => do_not_optimize(inspect(settled, { depth: 0, breakLength: Infinity, compact: true })));
+  bench('util.inspect(promise)', () =>
+    do_not_optimize(inspect(settled, { depth: 0, breakLength: Infinity, compact: true })),
+  );
 });
 
 group('promise-heavy call with a Debugger domain enabled', () => {

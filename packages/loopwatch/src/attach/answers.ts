@@ -45,7 +45,11 @@ export class Answers {
     const lag = this.lw.watchdog?.lag(10_000) ?? { p50Ms: 0, p99Ms: 0, maxMs: 0 };
     return {
       pid: process.pid,
-      command: [path.basename(process.execPath), ...(script ? [path.relative(process.cwd(), script) || script] : []), ...process.argv.slice(2)].join(' '),
+      command: [
+        path.basename(process.execPath),
+        ...(script ? [path.relative(process.cwd(), script) || script] : []),
+        ...process.argv.slice(2),
+      ].join(' '),
       mode: this.lw.mode,
       uptimeMs: Math.round(performance.now()),
       node: process.version,
@@ -118,6 +122,12 @@ export class Answers {
       .sort((a, b) => b.busyMs - a.busyMs || a.id - b.id)
       .slice(0, TOP_TASKS)
       .map((r) => this.#row(r, now, awaiters, 3));
-    return { info: this.info(), utilization: Math.round(utilization * 1000) / 1000, slow, tasks, ended: this.#ended(20) };
+    return {
+      info: this.info(),
+      utilization: Math.round(utilization * 1000) / 1000,
+      slow,
+      tasks,
+      ended: this.#ended(20),
+    };
   }
 }

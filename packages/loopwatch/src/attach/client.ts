@@ -13,7 +13,8 @@ export class AttachError extends Error {
 export function addressOf(target: string, token?: string): Address {
   const m = /^tcp:(.+):(\d+)$/.exec(target);
   if (m) return { kind: 'tcp', host: m[1]!, port: Number(m[2]), token: token ?? process.env['LOOPWATCH_TOKEN'] ?? '' };
-  if (!/^\d+$/.test(target)) throw new AttachError(`loopwatch: ${JSON.stringify(target)} is not a pid (or tcp:HOST:PORT)`);
+  if (!/^\d+$/.test(target))
+    throw new AttachError(`loopwatch: ${JSON.stringify(target)} is not a pid (or tcp:HOST:PORT)`);
   return { kind: 'unix', path: socketPath(socketDir(), Number(target)) };
 }
 
@@ -27,7 +28,9 @@ export function ask(address: Address, req: AttachRequest, timeoutMs = 5_000): Pr
       reject(new AttachError(`loopwatch: no answer within ${timeoutMs} ms`));
     }, timeoutMs);
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${JSON.stringify(address.kind === 'tcp' ? { ...req, token: address.token } : req)}\n`));
+    socket.on('connect', () =>
+      socket.write(`${JSON.stringify(address.kind === 'tcp' ? { ...req, token: address.token } : req)}\n`),
+    );
     socket.on('data', (d: string) => {
       buf += d;
       const nl = buf.indexOf('\n');
@@ -43,8 +46,14 @@ export function ask(address: Address, req: AttachRequest, timeoutMs = 5_000): Pr
     socket.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const where = address.kind === 'unix' ? address.path : `${address.host}:${address.port}`;
-      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') reject(new AttachError(`loopwatch: nothing to attach to at ${where} (is the process running with loopwatch, LOOPWATCH_ATTACH not 0?)`));
-      else if (e.code === 'EACCES') reject(new AttachError(`loopwatch: permission denied at ${where} (another user's process?)`));
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED')
+        reject(
+          new AttachError(
+            `loopwatch: nothing to attach to at ${where} (is the process running with loopwatch, LOOPWATCH_ATTACH not 0?)`,
+          ),
+        );
+      else if (e.code === 'EACCES')
+        reject(new AttachError(`loopwatch: permission denied at ${where} (another user's process?)`));
       else reject(new AttachError(`loopwatch: ${e.message}`));
     });
   });

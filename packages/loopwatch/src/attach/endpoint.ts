@@ -52,16 +52,29 @@ export class AttachEndpoint {
     this.address = addressFor(opts.setting);
     this.#channel.port1.on('message', (m: MainRequest) => this.#handle(m));
     this.#channel.port1.unref();
-    const data: AttachThreadData = { address: this.address, heartbeat: opts.heartbeat, heartbeatMs: opts.heartbeatMs, ownDir: OWN_DIR, port: this.#channel.port2 };
+    const data: AttachThreadData = {
+      address: this.address,
+      heartbeat: opts.heartbeat,
+      heartbeatMs: opts.heartbeatMs,
+      ownDir: OWN_DIR,
+      port: this.#channel.port2,
+    };
     // execArgv []: the worker must not run `--import loopwatch/register` itself.
-    this.#worker = new Worker(threadUrl(), { workerData: data, transferList: [this.#channel.port2], execArgv: [], stdout: false, stderr: false });
+    this.#worker = new Worker(threadUrl(), {
+      workerData: data,
+      transferList: [this.#channel.port2],
+      execArgv: [],
+      stdout: false,
+      stderr: false,
+    });
     this.#worker.on('message', (m: { note?: string }) => {
       if (m.note) opts.onNote(m.note);
     });
     this.#worker.on('error', (e) => opts.onNote(`loopwatch: attach endpoint stopped: ${e.message}`));
     this.#worker.unref();
     process.on('exit', this.#onExit);
-    if (this.address.kind === 'tcp') opts.onNote(`loopwatch: attach on tcp:${this.address.host}:${this.address.port}, token ${this.address.token}`);
+    if (this.address.kind === 'tcp')
+      opts.onNote(`loopwatch: attach on tcp:${this.address.host}:${this.address.port}, token ${this.address.token}`);
   }
 
   #handle(m: MainRequest): void {
@@ -92,6 +105,7 @@ export class AttachEndpoint {
 }
 
 function addressFor(setting: AttachSetting): Address {
-  if (typeof setting === 'object') return { kind: 'tcp', host: setting.tcp.host, port: setting.tcp.port, token: randomBytes(16).toString('hex') };
+  if (typeof setting === 'object')
+    return { kind: 'tcp', host: setting.tcp.host, port: setting.tcp.port, token: randomBytes(16).toString('hex') };
   return { kind: 'unix', path: socketPath(ensureSocketDir(socketDir()), process.pid) };
 }

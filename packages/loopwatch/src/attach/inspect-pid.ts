@@ -44,7 +44,13 @@ class Cdp {
 
   constructor(readonly ws: WebSocket) {
     ws.addEventListener('message', (e: MessageEvent) => {
-      const m = JSON.parse(String(e.data)) as { id?: number; method?: string; params?: { callFrames: CdpFrame[]; scriptId: string; url: string }; result?: unknown; error?: { message: string } };
+      const m = JSON.parse(String(e.data)) as {
+        id?: number;
+        method?: string;
+        params?: { callFrames: CdpFrame[]; scriptId: string; url: string };
+        result?: unknown;
+        error?: { message: string };
+      };
       if (m.id !== undefined) {
         this.#waiting.get(m.id)?.(m);
         this.#waiting.delete(m.id);
@@ -78,7 +84,8 @@ class Cdp {
 
 /** The main thread's stack right now, innermost first, through the inspector `SIGUSR1` opens. */
 export async function stackThroughInspector(pid: number): Promise<Frame[]> {
-  if ((await targets()).length > 0) throw new AttachError(`loopwatch: 127.0.0.1:${PORT} is already taken by an inspector; not attaching through it`);
+  if ((await targets()).length > 0)
+    throw new AttachError(`loopwatch: 127.0.0.1:${PORT} is already taken by an inspector; not attaching through it`);
   try {
     process.kill(pid, 'SIGUSR1');
   } catch (e) {
@@ -90,16 +97,26 @@ export async function stackThroughInspector(pid: number): Promise<Frame[]> {
     list = await targets();
   }
   const url = list[0]?.webSocketDebuggerUrl;
-  if (!url) throw new AttachError(`loopwatch: process ${pid} opened no inspector (not node, started with --disable-sigusr1, or a policy forbids it)`);
+  if (!url)
+    throw new AttachError(
+      `loopwatch: process ${pid} opened no inspector (not node, started with --disable-sigusr1, or a policy forbids it)`,
+    );
   const ws = new WebSocket(url);
   await new Promise<void>((resolve, reject) => {
     ws.addEventListener('open', () => resolve());
-    ws.addEventListener('error', () => reject(new AttachError(`loopwatch: could not connect to the inspector of ${pid}`)));
+    ws.addEventListener('error', () =>
+      reject(new AttachError(`loopwatch: could not connect to the inspector of ${pid}`)),
+    );
   });
   const cdp = new Cdp(ws);
   try {
-    const { result } = await cdp.call<{ result: { value?: unknown } }>('Runtime.evaluate', { expression: 'process.pid' });
-    if (result.value !== pid) throw new AttachError(`loopwatch: the inspector on ${PORT} belongs to process ${String(result.value)}, not ${pid}`);
+    const { result } = await cdp.call<{ result: { value?: unknown } }>('Runtime.evaluate', {
+      expression: 'process.pid',
+    });
+    if (result.value !== pid)
+      throw new AttachError(
+        `loopwatch: the inspector on ${PORT} belongs to process ${String(result.value)}, not ${pid}`,
+      );
     const paused = cdp.nextPause();
     await cdp.call('Debugger.enable');
     await cdp.call('Debugger.pause');
@@ -108,7 +125,14 @@ export async function stackThroughInspector(pid: number): Promise<Frame[]> {
     await cdp.call('Debugger.disable');
     return frames
       .slice(0, 12)
-      .map((f) => resolvePosition(f.functionName, f.url || cdp.scriptUrls.get(f.location.scriptId) || '', f.location.lineNumber, f.location.columnNumber ?? 0));
+      .map((f) =>
+        resolvePosition(
+          f.functionName,
+          f.url || cdp.scriptUrls.get(f.location.scriptId) || '',
+          f.location.lineNumber,
+          f.location.columnNumber ?? 0,
+        ),
+      );
   } finally {
     // Close the port SIGUSR1 opened: nothing is left listening.
     cdp.send('Runtime.evaluate', { expression: 'process._debugEnd()' });

@@ -116,4 +116,6 @@ export interface MainReply {
 export type AttachSetting = boolean | 'unix' | { readonly tcp: { readonly host: string; readonly port: number } };
 
 /** How the endpoint is reached: a Unix socket path, or TCP with a token. */
-export type Address = { readonly kind: 'unix'; readonly path: string } | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly token: string };
+export type Address =
+  | { readonly kind: 'unix'; readonly path: string }
+  | { readonly kind: 'tcp'; readonly host: string; readonly port: number; readonly token: string };

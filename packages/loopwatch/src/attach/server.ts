@@ -30,7 +30,10 @@ export class AttachServer {
   #nextId = 1;
   #busyCapture: Promise<BusyInfo> | undefined;
 
-  constructor(data: AttachThreadData, readonly note: (message: string) => void) {
+  constructor(
+    data: AttachThreadData,
+    readonly note: (message: string) => void,
+  ) {
     this.#d = data;
     this.#port = data.port;
     this.#beat = new BigInt64Array(data.heartbeat);
@@ -88,7 +91,13 @@ export class AttachServer {
     }
     const busy = await this.#busy();
     const last = this.#last.get(this.#key(req));
-    return { ok: true, pid, cmd: req.cmd, busy, ...(last ? { stale: { ageMs: Math.round(nowMs() - last.at), data: last.data } } : {}) };
+    return {
+      ok: true,
+      pid,
+      cmd: req.cmd,
+      busy,
+      ...(last ? { stale: { ageMs: Math.round(nowMs() - last.at), data: last.data } } : {}),
+    };
   }
 
   #key(req: AttachRequest): string {
@@ -106,7 +115,10 @@ export class AttachServer {
         clearTimeout(timer);
         resolve(r);
       });
-      this.#port.postMessage({ id, req: { cmd: req.cmd, ...(req.task === undefined ? {} : { task: req.task }) } } satisfies MainRequest);
+      this.#port.postMessage({
+        id,
+        req: { cmd: req.cmd, ...(req.task === undefined ? {} : { task: req.task }) },
+      } satisfies MainRequest);
     });
   }
 

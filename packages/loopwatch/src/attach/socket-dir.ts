@@ -26,13 +26,18 @@ export function ensureSocketDir(dir: string): string {
   try {
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SocketDirError(`loopwatch: cannot create ${dir}: ${errorText(e)}`);
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new SocketDirError(`loopwatch: cannot create ${dir}: ${errorText(e)}`);
   }
   const st = fs.lstatSync(dir);
   if (!st.isDirectory()) throw new SocketDirError(`loopwatch: ${dir} is not a directory; attach stays closed`);
   const uid = process.getuid?.();
-  if (uid !== undefined && st.uid !== uid) throw new SocketDirError(`loopwatch: ${dir} belongs to uid ${st.uid}, not to us (${uid}); attach stays closed`);
-  if ((st.mode & 0o077) !== 0) throw new SocketDirError(`loopwatch: ${dir} is open to others (mode ${(st.mode & 0o777).toString(8)}); attach stays closed`);
+  if (uid !== undefined && st.uid !== uid)
+    throw new SocketDirError(`loopwatch: ${dir} belongs to uid ${st.uid}, not to us (${uid}); attach stays closed`);
+  if ((st.mode & 0o077) !== 0)
+    throw new SocketDirError(
+      `loopwatch: ${dir} is open to others (mode ${(st.mode & 0o777).toString(8)}); attach stays closed`,
+    );
   return dir;
 }
 

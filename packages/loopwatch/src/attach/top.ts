@@ -38,7 +38,12 @@ function usePoll(address: Address): State {
         const a: AttachAnswer = await ask(address, { cmd: 'top' }, 3_000);
         if (!live) return;
         if (!a.ok) setState((s) => ({ ...s, error: a.error ?? 'refused' }));
-        else if (a.busy) setState((s) => ({ top: (a.stale?.data as TopData | undefined) ?? s.top, busy: a.busy, ...(a.stale ? { staleAgeMs: a.stale.ageMs } : {}) }));
+        else if (a.busy)
+          setState((s) => ({
+            top: (a.stale?.data as TopData | undefined) ?? s.top,
+            busy: a.busy,
+            ...(a.stale ? { staleAgeMs: a.stale.ageMs } : {}),
+          }));
         else setState({ top: a.data as TopData });
       } catch (e) {
         if (live) setState((s) => ({ ...s, error: errorText(e) }));
@@ -75,7 +80,13 @@ function Slow({ top }: { top: TopData }): ReactElement {
     Box,
     { flexDirection: 'column', marginTop: 1 },
     h(Text, { bold: true }, `slow callbacks, last minute: ${top.slow.length}`),
-    ...shown.map((s, k) => h(Text, { key: k }, `  ${String(s.durationMs).padStart(6)} ms  ${duration(s.agoMs).padStart(6)} ago  ${s.functionName !== undefined ? `${s.functionName} (${s.location ? shortLoc(s.location) : '?'})` : '(not analysed: one turn a second is)'}${s.task ? `  task ${s.task}` : ''}`)),
+    ...shown.map((s, k) =>
+      h(
+        Text,
+        { key: k },
+        `  ${String(s.durationMs).padStart(6)} ms  ${duration(s.agoMs).padStart(6)} ago  ${s.functionName !== undefined ? `${s.functionName} (${s.location ? shortLoc(s.location) : '?'})` : '(not analysed: one turn a second is)'}${s.task ? `  task ${s.task}` : ''}`,
+      ),
+    ),
   );
 }
 
@@ -105,7 +116,10 @@ function Top({ address }: { address: Address }): ReactElement {
   const [selectedId, setSelectedId] = useState<number | undefined>();
   const [detail, setDetail] = useState<string | undefined>();
   const tasks = state.top?.tasks ?? [];
-  const selected = Math.max(0, tasks.findIndex((t) => t.id === selectedId));
+  const selected = Math.max(
+    0,
+    tasks.findIndex((t) => t.id === selectedId),
+  );
   const setSelected = (f: (i: number) => number): void => setSelectedId(tasks[f(selected)]?.id);
   useInput((input, key) => {
     if (input === 'q' || (key.ctrl && input === 'c')) return exit();
@@ -123,15 +137,27 @@ function Top({ address }: { address: Address }): ReactElement {
     }
   });
   const rows = Math.max(3, (stdout.rows || 24) - 14);
-  const footer = h(Text, { dimColor: true }, detail === undefined ? 'q quit  ↑/↓ select  Enter task detail' : 'Esc/Enter back  q quit');
-  if (!state.top) return h(Box, { flexDirection: 'column' }, h(Text, null, state.error ?? (state.busy ? busyLine(state.busy, state.staleAgeMs) : 'attaching…')), footer);
+  const footer = h(
+    Text,
+    { dimColor: true },
+    detail === undefined ? 'q quit  ↑/↓ select  Enter task detail' : 'Esc/Enter back  q quit',
+  );
+  if (!state.top)
+    return h(
+      Box,
+      { flexDirection: 'column' },
+      h(Text, null, state.error ?? (state.busy ? busyLine(state.busy, state.staleAgeMs) : 'attaching…')),
+      footer,
+    );
   return h(
     Box,
     { flexDirection: 'column' },
     h(Header, { top: state.top }),
     state.busy ? h(Text, { color: 'red' }, busyLine(state.busy, state.staleAgeMs).trimEnd()) : null,
     state.error ? h(Text, { color: 'red' }, state.error) : null,
-    detail !== undefined ? h(Box, { marginTop: 1 }, h(Text, null, detail)) : h(Box, { flexDirection: 'column' }, h(Slow, { top: state.top }), h(Tasks, { top: state.top, selected, rows })),
+    detail !== undefined
+      ? h(Box, { marginTop: 1 }, h(Text, null, detail))
+      : h(Box, { flexDirection: 'column' }, h(Slow, { top: state.top }), h(Tasks, { top: state.top, selected, rows })),
     footer,
   );
 }

@@ -28,7 +28,11 @@ export function at(f: Frame | undefined): string {
 /** A table with a header, columns padded to their widest cell; the last column is not padded. */
 export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -37,7 +41,8 @@ export function busyLine(b: BusyInfo, staleAgeMs: number | undefined): string {
   const user = b.stack.find((f) => f.origin === undefined && !f.file.startsWith('node:')) ?? b.stack[0];
   const where = user ? ` in ${user.functionName} (${shortLocation(user)})` : b.note ? ` (${b.note})` : '';
   const task = b.task ? `, running task ${b.task.name} (#${b.task.id})` : '';
-  const last = staleAgeMs === undefined ? '; no earlier snapshot' : `; below: the last snapshot, ${duration(staleAgeMs)} old`;
+  const last =
+    staleAgeMs === undefined ? '; no earlier snapshot' : `; below: the last snapshot, ${duration(staleAgeMs)} old`;
   return `main thread busy for ${duration(b.forMs)}${where}${task}${last}\n`;
 }
 
@@ -48,7 +53,9 @@ export interface PsFilter {
 }
 
 export function psView(tasks: readonly TaskRow[], f: PsFilter = {}): string {
-  const shown = tasks.filter((t) => (!f.name || f.name.test(t.name)) && (f.olderThanMs === undefined || t.ageMs >= f.olderThanMs));
+  const shown = tasks.filter(
+    (t) => (!f.name || f.name.test(t.name)) && (f.olderThanMs === undefined || t.ageMs >= f.olderThanMs),
+  );
   const rows: string[][] = [];
   const groups = new Map<string, TaskRow[]>();
   for (const t of shown) {
@@ -62,16 +69,31 @@ export function psView(tasks: readonly TaskRow[], f: PsFilter = {}): string {
     const id = g.length > 1 ? `${g.length} ×` : String(t.id);
     const age = g.length > 1 ? `≤${duration(Math.max(...g.map((x) => x.ageMs)))}` : duration(t.ageMs);
     const busy = g.reduce((s, x) => s + x.busyMs, 0);
-    rows.push([id, t.name, t.state, age, busy.toFixed(1), at(t.waitingAt[0]), g.length > 1 ? '-' : t.parentId === null ? '-' : `#${t.parentId}`]);
+    rows.push([
+      id,
+      t.name,
+      t.state,
+      age,
+      busy.toFixed(1),
+      at(t.waitingAt[0]),
+      g.length > 1 ? '-' : t.parentId === null ? '-' : `#${t.parentId}`,
+    ]);
   }
-  return table(['ID', 'NAME', 'STATE', 'AGE', 'BUSY ms', 'WAITING AT', 'PARENT'], rows) + `${shown.length} task${shown.length === 1 ? '' : 's'}${shown.length < tasks.length ? ` (of ${tasks.length})` : ''}\n`;
+  return (
+    table(['ID', 'NAME', 'STATE', 'AGE', 'BUSY ms', 'WAITING AT', 'PARENT'], rows) +
+    `${shown.length} task${shown.length === 1 ? '' : 's'}${shown.length < tasks.length ? ` (of ${tasks.length})` : ''}\n`
+  );
 }
 
 export function endedView(ended: readonly EndedRow[]): string {
   const rows = ended.map((e) => [
     String(e.id),
     e.name,
-    e.outcome.abortedBy ? `aborted (${e.outcome.abortedBy.reason})` : e.outcome.state === 'rejected' ? `rejected: ${e.outcome.error ?? ''}` : e.outcome.state,
+    e.outcome.abortedBy
+      ? `aborted (${e.outcome.abortedBy.reason})`
+      : e.outcome.state === 'rejected'
+        ? `rejected: ${e.outcome.error ?? ''}`
+        : e.outcome.state,
     `${duration(e.endedAgoMs)} ago`,
     duration(e.ageMs),
     e.busyMs.toFixed(1),
@@ -84,14 +106,22 @@ export function endedView(ended: readonly EndedRow[]): string {
 export function pstreeView(tasks: readonly TaskRow[]): string {
   const cycles = findCycles(tasks.map((t) => ({ ...t, createdAt: [], waitingAt: [] })));
   if (cycles.length > 0) {
-    return ['ERROR: await-graph contains cycles - cannot print a tree!', '', ...cycles.map((c) => `cycle: ${c.map((t) => `${t.name} (#${t.id})`).join(' → ')}`)].join('\n') + '\n';
+    return (
+      [
+        'ERROR: await-graph contains cycles - cannot print a tree!',
+        '',
+        ...cycles.map((c) => `cycle: ${c.map((t) => `${t.name} (#${t.id})`).join(' → ')}`),
+      ].join('\n') + '\n'
+    );
   }
   const byId = new Map(tasks.map((t) => [t.id, t]));
   const awaitedBy = new Map<number, number>();
   for (const t of tasks) if (t.awaitsId !== undefined && byId.has(t.awaitsId)) awaitedBy.set(t.awaitsId, t.id);
   const out: string[] = [];
   const walk = (t: TaskRow, prefix: string, last: boolean, root: boolean): void => {
-    out.push(`${root ? '' : `${prefix}${last ? '└── ' : '├── '}`}(T) ${t.name} #${t.id}${t.waitingAt[0] ? `  ${at(t.waitingAt[0])}` : ''}`);
+    out.push(
+      `${root ? '' : `${prefix}${last ? '└── ' : '├── '}`}(T) ${t.name} #${t.id}${t.waitingAt[0] ? `  ${at(t.waitingAt[0])}` : ''}`,
+    );
     const next = t.awaitsId === undefined ? undefined : byId.get(t.awaitsId);
     if (next) walk(next, root ? '' : `${prefix}${last ? '    ' : '│   '}`, true, false);
   };
@@ -107,12 +137,20 @@ export function whereView(d: WhereData, id: number): string {
   const lines: string[] = [];
   if (d.task) {
     const t = d.task;
-    lines.push(`Task #${t.id} ${t.name}: ${t.state}, age ${duration(t.ageMs)}, busy ${t.busyMs.toFixed(1)} ms${t.awaitsId !== undefined ? `, awaits #${t.awaitsId}` : ''}`);
+    lines.push(
+      `Task #${t.id} ${t.name}: ${t.state}, age ${duration(t.ageMs)}, busy ${t.busyMs.toFixed(1)} ms${t.awaitsId !== undefined ? `, awaits #${t.awaitsId}` : ''}`,
+    );
     lines.push(...frames('waiting at', t.waitingAt), ...frames('created at (source_traceback)', t.createdAt));
   } else if (d.ended) {
     const e = d.ended;
-    const how = e.outcome.abortedBy ? `aborted (${e.outcome.abortedBy.reason}) at ${e.outcome.abortedBy.at.join(' ← ')}` : e.outcome.state === 'rejected' ? `rejected: ${e.outcome.error ?? ''}` : e.outcome.state;
-    lines.push(`Task #${e.id} ${e.name}: ended ${duration(e.endedAgoMs)} ago, ${how}; lived ${duration(e.ageMs)}, busy ${e.busyMs.toFixed(1)} ms`);
+    const how = e.outcome.abortedBy
+      ? `aborted (${e.outcome.abortedBy.reason}) at ${e.outcome.abortedBy.at.join(' ← ')}`
+      : e.outcome.state === 'rejected'
+        ? `rejected: ${e.outcome.error ?? ''}`
+        : e.outcome.state;
+    lines.push(
+      `Task #${e.id} ${e.name}: ended ${duration(e.endedAgoMs)} ago, ${how}; lived ${duration(e.ageMs)}, busy ${e.busyMs.toFixed(1)} ms`,
+    );
     lines.push(...frames('created at (source_traceback)', e.createdAt));
   } else return `no task #${id} (pending or recently ended)\n`;
   for (const p of d.chain) lines.push(...frames(`started by #${p.id} ${p.name}, created at`, p.createdAt));
@@ -122,7 +160,18 @@ export function whereView(d: WhereData, id: number): string {
 export function listView(rows: readonly { pid: number; info?: ProcessInfo; note?: string }[]): string {
   return table(
     ['PID', 'MODE', 'UPTIME', 'LAG p99', 'TASKS', 'COMMAND'],
-    rows.map((r) => (r.info ? [String(r.pid), r.info.mode, duration(r.info.uptimeMs), `${r.info.lag.p99Ms.toFixed(1)} ms`, String(r.info.tasks), r.info.command] : [String(r.pid), '?', '?', '?', '?', r.note ?? ''])),
+    rows.map((r) =>
+      r.info
+        ? [
+            String(r.pid),
+            r.info.mode,
+            duration(r.info.uptimeMs),
+            `${r.info.lag.p99Ms.toFixed(1)} ms`,
+            String(r.info.tasks),
+            r.info.command,
+          ]
+        : [String(r.pid), '?', '?', '?', '?', r.note ?? ''],
+    ),
   );
 }
 

@@ -18,7 +18,11 @@ import { taskRef, type PromiseRecord } from '../model/task.js';
 const requireBuiltin = createRequire(import.meta.url);
 
 type AnyFn = (...args: unknown[]) => unknown;
-interface Patch { target: Record<string, unknown>; key: string; original: unknown }
+interface Patch {
+  target: Record<string, unknown>;
+  key: string;
+  original: unknown;
+}
 
 const CRYPTO_SYNC = ['pbkdf2Sync', 'scryptSync', 'generateKeyPairSync', 'generatePrimeSync', 'hkdfSync'];
 const CHILD_SYNC = ['execSync', 'execFileSync', 'spawnSync'];
@@ -85,7 +89,8 @@ export class BlockingCallWatcher {
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper's own `this` is the caller's
     const watcher = this;
     const wrapped = function (this: unknown, ...args: unknown[]): unknown {
-      if (!watcher.#afterStartup || watcher.deps.inStartup() || !isMainThread || watcher.#exiting()) return orig.apply(this, args);
+      if (!watcher.#afterStartup || watcher.deps.inStartup() || !isMainThread || watcher.#exiting())
+        return orig.apply(this, args);
       const sites = captureSites(wrapped, 10);
       const startMs = performance.now();
       try {

@@ -65,6 +65,9 @@ function isDroppedByUser(rec: PromiseRecord): boolean {
 /** Module code (ESM or the CommonJS wrapper) has no name and encloses from 1:1. */
 function isModuleTopLevel(site: NodeJS.CallSite): boolean {
   if (site.getFunctionName() !== null) return false;
-  const s = site as NodeJS.CallSite & { getEnclosingLineNumber?(): number | null; getEnclosingColumnNumber?(): number | null };
+  const s = site as NodeJS.CallSite & {
+    getEnclosingLineNumber?(): number | null;
+    getEnclosingColumnNumber?(): number | null;
+  };
   return s.getEnclosingLineNumber?.() === 1 && s.getEnclosingColumnNumber?.() === 1;
 }

@@ -34,7 +34,11 @@ export function awaitersOf(tasks: Iterable<PromiseRecord>): Awaiters {
 export function waitingAtOf(rec: PromiseRecord, limit = 5, awaiters?: Awaiters): Frame[] {
   const out: Frame[] = [];
   const seen = new Set<PromiseRecord>();
-  for (let r: PromiseRecord | undefined = rec; r !== undefined && out.length < limit && !seen.has(r); r = awaiters?.get(r)) {
+  for (
+    let r: PromiseRecord | undefined = rec;
+    r !== undefined && out.length < limit && !seen.has(r);
+    r = awaiters?.get(r)
+  ) {
     seen.add(r);
     if (r.awaitSite !== undefined) {
       const f = userFrames([r.awaitSite], 1)[0];

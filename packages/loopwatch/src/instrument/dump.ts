@@ -31,7 +31,11 @@ export function findCycles(tasks: readonly TaskSnapshot[]): TaskRef[][] {
   for (const start of tasks) {
     const path: TaskSnapshot[] = [];
     const onPath = new Map<number, number>();
-    for (let t: TaskSnapshot | undefined = start; t !== undefined && !done.has(t.id); t = t.awaitsId === undefined ? undefined : byId.get(t.awaitsId)) {
+    for (
+      let t: TaskSnapshot | undefined = start;
+      t !== undefined && !done.has(t.id);
+      t = t.awaitsId === undefined ? undefined : byId.get(t.awaitsId)
+    ) {
       const at = onPath.get(t.id);
       if (at !== undefined) {
         const cyc = path.slice(at).map((x) => ({ id: x.id, name: x.name }));
@@ -73,7 +77,13 @@ export function buildTaskDump(tracker: TaskTracker, opts: DumpOptions = {}): Tas
     for (const list of byKey.values()) {
       if (list.length < FOLD_FROM) continue;
       const first = list[0]!;
-      groups.push({ name: first.name, count: list.length, oldestMs: Math.max(...list.map((t) => t.ageMs)), waitingAt: first.waitingAt, ids: list.map((t) => t.id) });
+      groups.push({
+        name: first.name,
+        count: list.length,
+        oldestMs: Math.max(...list.map((t) => t.ageMs)),
+        waitingAt: first.waitingAt,
+        ids: list.map((t) => t.id),
+      });
       for (const t of list) folded.add(t.id);
     }
     groups.sort((a, b) => b.count - a.count);

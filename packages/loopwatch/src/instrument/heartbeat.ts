@@ -59,7 +59,10 @@ export class Heartbeat {
   /** Loop lag over the last `windowMs`: how late the beats ran (p50, p99, max), ms. */
   lag(windowMs: number): { p50Ms: number; p99Ms: number; maxMs: number; samples: number } {
     const since = this.#o.clock.now() - windowMs;
-    const ms = this.#late.filter((b) => b.at >= since).map((b) => b.ms).sort((a, b) => a - b);
+    const ms = this.#late
+      .filter((b) => b.at >= since)
+      .map((b) => b.ms)
+      .sort((a, b) => a - b);
     const at = (q: number): number => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))] ?? 0;
     return { p50Ms: at(0.5), p99Ms: at(0.99), maxMs: ms[ms.length - 1] ?? 0, samples: ms.length };
   }

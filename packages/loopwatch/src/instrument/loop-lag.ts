@@ -88,7 +88,11 @@ export function mergeFigures(
   const total = points.reduce((s, w) => s + w.weight, 0);
   if (total === 0) return { p50Ms: 0, p99Ms: 0, maxMs: 0 };
   const histMax = hist.count > 0 ? Math.max(0, hist.maxNs / 1e6 - resolutionMs) : 0;
-  return { p50Ms: percentileOf(points, total, 50), p99Ms: percentileOf(points, total, 99), maxMs: Math.max(histMax, stallMax) };
+  return {
+    p50Ms: percentileOf(points, total, 50),
+    p99Ms: percentileOf(points, total, 99),
+    maxMs: Math.max(histMax, stallMax),
+  };
 }
 
 const round = (x: number, digits = 3): number => Number(x.toFixed(digits));
@@ -137,7 +141,11 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
     const now = performance.now();
     const took = stalls;
     stalls = [];
-    const merged = mergeFigures({ count: eld.count, maxNs: eld.max, percentiles: eld.percentiles }, took.map((s) => s.durationMs), resolutionMs);
+    const merged = mergeFigures(
+      { count: eld.count, maxNs: eld.max, percentiles: eld.percentiles },
+      took.map((s) => s.durationMs),
+      resolutionMs,
+    );
     eld.reset();
     const elu = performance.eventLoopUtilization();
     const utilization = performance.eventLoopUtilization(elu, prevElu).utilization;

@@ -8,7 +8,11 @@ export interface MonitorTasksOptions extends DumpOptions {
   readonly intervalMs: number;
 }
 
-export function startTaskMonitor(tracker: TaskTracker, opts: MonitorTasksOptions, emit: (r: Report) => void): { stop(): void } {
+export function startTaskMonitor(
+  tracker: TaskTracker,
+  opts: MonitorTasksOptions,
+  emit: (r: Report) => void,
+): { stop(): void } {
   // Unref'd (the clock's timers are): watching must not keep a finished program alive.
   const timer = tracker.clock.every(opts.intervalMs, () => emit(buildTaskDump(tracker, opts)));
   return { stop: () => timer.cancel() };

@@ -85,7 +85,8 @@ export class WindowProfiler {
     const pieces: Piece[] = [];
     if (current) pieces.push(current);
     // The window began before the current profile did: the previous one holds its start.
-    if (this.#previous && (!current || current.profile.startTime > startMs * 1000 + current.offsetUs)) pieces.push(this.#previous);
+    if (this.#previous && (!current || current.profile.startTime > startMs * 1000 + current.offsetUs))
+      pieces.push(this.#previous);
     if (current) this.#previous = current;
     return hottestStack(pieces, startMs * 1000, endMs * 1000, { isOwn: isOwnFile, linesIn: lineCount });
   }

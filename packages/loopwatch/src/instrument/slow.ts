@@ -58,10 +58,25 @@ export interface SlowCallbackDeps {
   readonly pullSlices?: () => void;
 }
 
-interface Suppressed { count: number; longestMs: number; totalMs: number; sinceMs: number }
-interface StartUp { turns: number; totalMs: number; longestMs: number; modules: Map<string, number>; timer: Timer | undefined; reported: boolean }
+interface Suppressed {
+  count: number;
+  longestMs: number;
+  totalMs: number;
+  sinceMs: number;
+}
+interface StartUp {
+  turns: number;
+  totalMs: number;
+  longestMs: number;
+  modules: Map<string, number>;
+  timer: Timer | undefined;
+  reported: boolean;
+}
 /** A pause of the main thread by the watchdog's worker during a slow turn. */
-interface Slice { readonly atMs: number; readonly frames: readonly RawFrame[] }
+interface Slice {
+  readonly atMs: number;
+  readonly frames: readonly RawFrame[];
+}
 
 /** A slow turn, for `loopwatch top`. */
 export interface RecentSlow {
@@ -87,7 +102,14 @@ export class SlowCallbackWatcher {
   #lastReportAt = -Infinity;
   #suppressed: Suppressed | undefined;
   #summaryTimer: Timer | undefined;
-  readonly #startUp: StartUp = { turns: 0, totalMs: 0, longestMs: 0, modules: new Map(), timer: undefined, reported: false };
+  readonly #startUp: StartUp = {
+    turns: 0,
+    totalMs: 0,
+    longestMs: 0,
+    modules: new Map(),
+    timer: undefined,
+    reported: false,
+  };
   readonly #slices: Slice[] = [];
   /** loopwatch's own work: a turn that ends before this was (partly) ours. */
   #ownUntil = 0;
@@ -165,7 +187,15 @@ export class SlowCallbackWatcher {
     this.#d.onReported?.(clock.origin + now + REPORT_GAP_MS);
     // The watchdog's pause of this turn (if any) was posted while it ran: it is in the port already.
     this.#d.pullSlices?.();
-    const r = slowReport({ task, startMs, durationMs, hot, blocking: this.#d.lastBlockingCall?.(), slices: this.#slices, time: clock.wall() });
+    const r = slowReport({
+      task,
+      startMs,
+      durationMs,
+      hot,
+      blocking: this.#d.lastBlockingCall?.(),
+      slices: this.#slices,
+      time: clock.wall(),
+    });
     const s = this.#suppressed;
     this.#suppressed = undefined;
     this.#remember({
@@ -197,7 +227,8 @@ export class SlowCallbackWatcher {
     s.turns++;
     s.totalMs += durationMs;
     s.longestMs = Math.max(s.longestMs, durationMs);
-    for (const [file, samples] of hot.modules ?? []) s.modules.set(toPath(file), (s.modules.get(toPath(file)) ?? 0) + samples * this.#d.sampleMs);
+    for (const [file, samples] of hot.modules ?? [])
+      s.modules.set(toPath(file), (s.modules.get(toPath(file)) ?? 0) + samples * this.#d.sampleMs);
     if (s.reported) return;
     s.timer?.cancel();
     // One report, once loading has quietened down (or at exit).
@@ -209,7 +240,10 @@ export class SlowCallbackWatcher {
     if (s.reported || s.turns === 0) return;
     s.reported = true;
     s.timer?.cancel();
-    const modules = [...s.modules].sort((a, b) => b[1] - a[1]).slice(0, 5).map(([file, ms]) => ({ file, ms: Math.round(ms) }));
+    const modules = [...s.modules]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 5)
+      .map(([file, ms]) => ({ file, ms: Math.round(ms) }));
     this.#d.emit({
       kind: 'start-up',
       time: this.#d.clock.wall(),
@@ -254,7 +288,6 @@ export class SlowCallbackWatcher {
   }
 }
 
-
 function withOrigin(f: Frame): Frame {
   const origin = originOf(f.file);
   return origin === 'user' ? f : { ...f, origin };
@@ -263,13 +296,26 @@ function withOrigin(f: Frame): Frame {
 function hotFrameToFrame(f: HotFrame): Frame {
   const line = f.hotLine ?? f.lineNumber + 1;
   // A hot line carries no column: the line's first code column is found at resolution.
-  return withOrigin(resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line, column: f.hotLine !== undefined ? 0 : f.columnNumber + 1 }));
+  return withOrigin(
+    resolveFrame({
+      functionName: f.functionName || '<anonymous>',
+      file: f.url,
+      line,
+      column: f.hotLine !== undefined ? 0 : f.columnNumber + 1,
+    }),
+  );
 }
 
 function rawToFrame(f: RawFrame): Frame {
-  return withOrigin(resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line: f.line0 + 1, column: f.column0 + 1 }));
+  return withOrigin(
+    resolveFrame({
+      functionName: f.functionName || '<anonymous>',
+      file: f.url,
+      line: f.line0 + 1,
+      column: f.column0 + 1,
+    }),
+  );
 }
-
 
 interface SlowTurn {
   readonly task: PromiseRecord | undefined;
@@ -287,11 +333,19 @@ function slowReport({ task, startMs, durationMs, hot, blocking, slices, time }: 
   let attribution: Attribution = hot.attribution;
   const slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
   // A blocking call that took most of this turn names the exact line, column included.
-  if (blocking && blocking.endMs >= startMs && blocking.endMs <= endMs + 1 && blocking.endMs - blocking.startMs >= durationMs / 2) {
+  if (
+    blocking &&
+    blocking.endMs >= startMs &&
+    blocking.endMs <= endMs + 1 &&
+    blocking.endMs - blocking.startMs >= durationMs / 2
+  ) {
     stack = userFrames(blocking.sites, STACK_LIMIT);
     attribution = 'blocking-call';
   } else if (slice && (hot.attribution === 'code' || hot.attribution === 'no-sample')) {
-    stack = slice.frames.filter((f) => !isOwnFile(f.url)).slice(0, STACK_LIMIT + 4).map(rawToFrame);
+    stack = slice.frames
+      .filter((f) => !isOwnFile(f.url))
+      .slice(0, STACK_LIMIT + 4)
+      .map(rawToFrame);
     attribution = 'code';
   } else if (hot.frames.length > 0) {
     stack = hot.frames.map(hotFrameToFrame);
@@ -319,4 +373,3 @@ function foldToUser(stack: Frame[]): Frame[] {
   }
   return kept;
 }
-

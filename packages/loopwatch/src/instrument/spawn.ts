@@ -22,7 +22,11 @@ export interface TaskHandle<T> {
  * Starts `fn` as a named task. It shows in task dumps under `name`, with where it was spawned and
  * where it waits; `abort()` aborts the signal it receives.
  */
-export function spawnTask<T>(tracker: TaskTracker, name: string, fn: (signal: AbortSignal) => Promise<T>): TaskHandle<T> {
+export function spawnTask<T>(
+  tracker: TaskTracker,
+  name: string,
+  fn: (signal: AbortSignal) => Promise<T>,
+): TaskHandle<T> {
   const owner = threadId;
   const controller = new AbortController();
   const promise = fn(controller.signal);

@@ -27,7 +27,9 @@ export interface CaptureSettings {
 
 /** Frames of a pause, resolved here through the files' source maps (the worker has no loader maps). */
 export function resolvedFrames(port: InspectorPort, frames: readonly CallFrame[], limit: number): Frame[] {
-  return frames.slice(0, limit).map((f) => resolvePosition(f.functionName, port.urlOf(f), f.location.lineNumber, f.location.columnNumber ?? 0));
+  return frames
+    .slice(0, limit)
+    .map((f) => resolvePosition(f.functionName, port.urlOf(f), f.location.lineNumber, f.location.columnNumber ?? 0));
 }
 
 /** Reads the running task through the probe task tracking installs (debug mode), while paused. */
@@ -86,7 +88,10 @@ export class StallCapture {
       .call('Profiler.enable')
       .then(() => port.call('Profiler.setSamplingInterval', { interval: 1000 }))
       .then(() => port.call('Profiler.start'))
-      .then(() => true, () => false);
+      .then(
+        () => true,
+        () => false,
+      );
     quiet(port.call('Debugger.enable'));
     quiet(port.call('Debugger.pause'));
     // Only matters when no pause comes: a pause queued behind a native call lands once it returns.
@@ -122,8 +127,18 @@ export class StallCapture {
 
   /** The hottest sampled stack of the stall (loopwatch's own frames dropped). */
   #hottest(profile: CpuProfile): Frame[] {
-    const hot = hottestStack([{ profile, offsetUs: 0 }], -Infinity, Infinity, { isOwn: this.settings.isOwn, limit: this.settings.stackLimit });
-    return hot.frames.map((f) => resolvePosition(f.functionName, f.url, f.hotLine !== undefined ? f.hotLine - 1 : f.lineNumber, f.hotLine !== undefined ? undefined : f.columnNumber));
+    const hot = hottestStack([{ profile, offsetUs: 0 }], -Infinity, Infinity, {
+      isOwn: this.settings.isOwn,
+      limit: this.settings.stackLimit,
+    });
+    return hot.frames.map((f) =>
+      resolvePosition(
+        f.functionName,
+        f.url,
+        f.hotLine !== undefined ? f.hotLine - 1 : f.lineNumber,
+        f.hotLine !== undefined ? undefined : f.columnNumber,
+      ),
+    );
   }
 
   /** The message for the main thread, once the stall is over. */
@@ -147,7 +162,10 @@ export class StallCapture {
 const PAUSE_GRACE_MS = 500;
 
 /** Pauses the main thread once, for the exact frames of what it is doing (a slow turn); raw frames or nothing. */
-export async function pauseOnce(port: InspectorPort, waitMs: number): Promise<{ frames: readonly CallFrame[]; at: number } | undefined> {
+export async function pauseOnce(
+  port: InspectorPort,
+  waitMs: number,
+): Promise<{ frames: readonly CallFrame[]; at: number } | undefined> {
   const pause = port.nextPause();
   const timer = setTimeout(() => pause.cancel(), waitMs);
   quiet(port.call('Debugger.enable'));

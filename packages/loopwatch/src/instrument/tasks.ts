@@ -26,7 +26,12 @@ const OWNER = Symbol('loopwatch.owner');
 /** Marks the promise of an `await` (its reaction resumes the task). */
 const AWAIT = Symbol('loopwatch.await');
 
-type Tagged = Promise<unknown> & { [REC]?: PromiseRecord; [VIA]?: PromiseRecord; [OWNER]?: PromiseRecord; [AWAIT]?: boolean };
+type Tagged = Promise<unknown> & {
+  [REC]?: PromiseRecord;
+  [VIA]?: PromiseRecord;
+  [OWNER]?: PromiseRecord;
+  [AWAIT]?: boolean;
+};
 
 export interface TrackerEvents {
   /** A user task's promise was collected; the record says whether it was still pending / never observed. */
@@ -75,7 +80,12 @@ export class TaskTracker {
   start(events: TrackerEvents = {}): void {
     this.#events = events;
     if (this.#stop) return;
-    this.#stop = promiseHooks.createHook({ init: this.#init, before: this.#before, after: this.#after, settled: this.#settled }) as () => void;
+    this.#stop = promiseHooks.createHook({
+      init: this.#init,
+      before: this.#before,
+      after: this.#after,
+      settled: this.#settled,
+    }) as () => void;
   }
 
   stop(): void {

@@ -26,7 +26,14 @@ export function outcomeOf(promise: Promise<unknown> | undefined): TerminatedOutc
   if (promise === undefined) return { state: 'unknown' };
   const text = inspect(promise, { depth: 0, breakLength: Infinity, compact: true });
   const m = /^Promise \{ <rejected> ([^\n]*)/.exec(text);
-  if (m) return { state: 'rejected', error: m[1]!.replace(/\s*\}$/, '').trim().slice(0, 200) };
+  if (m)
+    return {
+      state: 'rejected',
+      error: m[1]!
+        .replace(/\s*\}$/, '')
+        .trim()
+        .slice(0, 200),
+    };
   return { state: 'resolved' };
 }
 

@@ -10,12 +10,16 @@ export class ThreadAffinityError extends Error {
 
 export function assertOwnThread(owner: number, what: string): void {
   if (threadId !== owner) {
-    throw new ThreadAffinityError(`loopwatch: ${what} belongs to the event loop of thread ${owner} and was used from thread ${threadId}`);
+    throw new ThreadAffinityError(
+      `loopwatch: ${what} belongs to the event loop of thread ${owner} and was used from thread ${threadId}`,
+    );
   }
 }
 
 export function assertMainThread(what: string): void {
   if (!isMainThread) {
-    throw new ThreadAffinityError(`loopwatch: ${what} watches the main thread's event loop; call it on the main thread, not in worker ${threadId}`);
+    throw new ThreadAffinityError(
+      `loopwatch: ${what} watches the main thread's event loop; call it on the main thread, not in worker ${threadId}`,
+    );
   }
 }

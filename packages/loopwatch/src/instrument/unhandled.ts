@@ -58,7 +58,11 @@ export class UnhandledWatcher {
           // Never let the reporter change what the program does next.
         }
       }
-      return (orig as (this: NodeJS.Process, e: string | symbol, ...a: unknown[]) => boolean).call(this, event, ...args);
+      return (orig as (this: NodeJS.Process, e: string | symbol, ...a: unknown[]) => boolean).call(
+        this,
+        event,
+        ...args,
+      );
     } as Emit;
   }
 

@@ -58,7 +58,14 @@ export class WatchdogLoop {
     const late = now - last;
     // One pause per slow turn, and only while the main thread may print a report (at most one a second):
     // a burst of slow turns is not paused over and over.
-    if (d.sliceMs > 0 && d.captureFrames && last !== this.#lastSliceBeat && now >= this.#sliceGate() && late > d.sliceMs + d.heartbeatMs && late <= d.thresholdMs) {
+    if (
+      d.sliceMs > 0 &&
+      d.captureFrames &&
+      last !== this.#lastSliceBeat &&
+      now >= this.#sliceGate() &&
+      late > d.sliceMs + d.heartbeatMs &&
+      late <= d.thresholdMs
+    ) {
       this.#slicing = true;
       this.#lastSliceBeat = last;
       void this.#slice(last)
@@ -91,7 +98,11 @@ export class WatchdogLoop {
     };
     const port = d.captureFrames && this.#client.connect() ? this.#client : undefined;
     const ownUrl = new URL(`file://${d.ownDir}`).href;
-    const capture = new StallCapture(port, { stackLimit: d.stackLimit, isOwn: (url) => url.includes(d.ownDir) || url.startsWith(ownUrl) }, untilEnded);
+    const capture = new StallCapture(
+      port,
+      { stackLimit: d.stackLimit, isOwn: (url) => url.includes(d.ownDir) || url.startsWith(ownUrl) },
+      untilEnded,
+    );
     if (!port) capture.note = d.captureFrames ? 'no inspector session' : 'frame capture is off';
     // Armed before the capture, which may itself never finish while the loop stays blocked; it reports
     // whatever has been found by then.
@@ -105,24 +116,37 @@ export class WatchdogLoop {
     this.send(capture.message(durationMs, Math.max(0, Math.round(detectedAt - stallStart))));
   }
 
-  #stillBlockedNotice(stallStart: number, ended: () => boolean, found: StallCapture): ReturnType<typeof setTimeout> | undefined {
+  #stillBlockedNotice(
+    stallStart: number,
+    ended: () => boolean,
+    found: StallCapture,
+  ): ReturnType<typeof setTimeout> | undefined {
     const d = this.#data;
     if (d.stillBlockedMs <= 0) return undefined;
-    const t = setTimeout(() => {
-      if (ended()) return;
-      const ms = Math.round(nowMs() - stallStart);
-      const top = found.pausedStack[0];
-      const { capture, task, pauseLatencyMs } = found;
-      this.writeOngoing({
-        kind: 'stall',
-        time: Date.now(),
-        durationMs: ms,
-        ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),
-        ...(task ? { task: { id: task.id, name: task.name } } : {}),
-        stack: found.pausedStack,
-        stall: { capture, detectedAfterMs: 0, sampledStack: [], ongoing: true, ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }) },
-      });
-    }, Math.max(0, stallStart + d.stillBlockedMs - nowMs()));
+    const t = setTimeout(
+      () => {
+        if (ended()) return;
+        const ms = Math.round(nowMs() - stallStart);
+        const top = found.pausedStack[0];
+        const { capture, task, pauseLatencyMs } = found;
+        this.writeOngoing({
+          kind: 'stall',
+          time: Date.now(),
+          durationMs: ms,
+          ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),
+          ...(task ? { task: { id: task.id, name: task.name } } : {}),
+          stack: found.pausedStack,
+          stall: {
+            capture,
+            detectedAfterMs: 0,
+            sampledStack: [],
+            ongoing: true,
+            ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }),
+          },
+        });
+      },
+      Math.max(0, stallStart + d.stillBlockedMs - nowMs()),
+    );
     t.unref();
     return t;
   }
@@ -138,7 +162,8 @@ export class WatchdogLoop {
         const raw = sameTurn ? rawFrames(this.#client, got.frames, this.#data.stackLimit + 4) : [];
         trace(`slice sameTurn=${sameTurn} frames=${raw.length} top=${got.frames[0]?.functionName}`);
         quiet(this.#client.call('Debugger.resume'));
-        if (raw.length > 0) this.#data.slicePort.postMessage({ type: 'slice', at: got.at, frames: raw } satisfies WatchdogMessage);
+        if (raw.length > 0)
+          this.#data.slicePort.postMessage({ type: 'slice', at: got.at, frames: raw } satisfies WatchdogMessage);
       }
       await this.#client.call('Debugger.disable').catch(() => undefined);
     } finally {

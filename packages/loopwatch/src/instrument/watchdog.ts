@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Frame, Report, StallReport } from '../model/report.js';
 import { formatLocation } from '../model/report.js';
-import { type RawFrame, type StallMessage, type WatchdogMessage, type WatchdogWorkerData } from './watchdog-protocol.js';
+import {
+  type RawFrame,
+  type StallMessage,
+  type WatchdogMessage,
+  type WatchdogWorkerData,
+} from './watchdog-protocol.js';
 import { isOwnFile, resolveFrame } from '../source/frames.js';
 import { originOf } from '../model/paths.js';
 import { defaultStallFeed, type StallEvent, type StallFeed } from './watchdog-feed.js';
@@ -79,7 +84,8 @@ const OWN_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url))) + pat
 /** The worker's compiled file; from sources (vitest), the build output next to them. */
 function workerUrl(): URL {
   const here = import.meta.url;
-  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/watchdog-thread.js'));
+  if (here.endsWith('.ts'))
+    return new URL(here.replace(/\/src\/instrument\/watchdog\.ts$/, '/dist/src/watchdog-thread.js'));
   return new URL('../watchdog-thread.js', here);
 }
 
@@ -93,7 +99,12 @@ function resolveRaw(frames: readonly RawFrame[], limit: number): Frame[] {
     .filter((f) => !isOwnFile(f.url))
     .slice(0, limit)
     .map((f) => {
-      const r = resolveFrame({ functionName: f.functionName || '<anonymous>', file: f.url, line: f.line0 + 1, column: f.column0 + 1 });
+      const r = resolveFrame({
+        functionName: f.functionName || '<anonymous>',
+        file: f.url,
+        line: f.line0 + 1,
+        column: f.column0 + 1,
+      });
       const origin = originOf(r.file);
       return origin === 'user' ? r : { ...r, origin };
     });
@@ -151,7 +162,14 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   // [0] heartbeat, [1] no slow-turn pause before (epoch ms).
   const sab = new SharedArrayBuffer(2 * BigInt64Array.BYTES_PER_ELEMENT);
   const beatCell = new BigInt64Array(sab);
-  const heart = new Heartbeat({ clock: realClock, heartbeatMs, thresholdMs, feed, cell: beatCell, ...(opts.onStall ? { onStall: opts.onStall } : {}) });
+  const heart = new Heartbeat({
+    clock: realClock,
+    heartbeatMs,
+    thresholdMs,
+    feed,
+    cell: beatCell,
+    ...(opts.onStall ? { onStall: opts.onStall } : {}),
+  });
 
   const slices = new MessageChannel();
   slices.port1.unref();
@@ -170,26 +188,35 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
   // execArgv []: the worker must not run `--import loopwatch/register` (it would start a watchdog of its
   // own; under NODE_OPTIONS register still loads there, and does nothing in a worker).
   const startWorker = (): Worker => {
-  const worker = new Worker(workerUrl(), { workerData: data, transferList: [slices.port2], execArgv: [], stdout: false, stderr: false });
-  worker.on('message', (m: WatchdogMessage) => {
-    if (m.type === 'note') {
-      note(m.message);
-      return;
-    }
-    if (m.type !== 'stall') return;
-    // The main thread timed the stall from its own heartbeat, which is the precise figure.
-    const lastStall = heart.lastStall;
-    const measured = lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50 ? lastStall.durationMs : m.durationMs;
-    try {
-      opts.emit(stallReport(m, measured));
-    } catch {
-      // Reporting is best effort.
-    }
-  });
-  worker.on('error', (e) => note(`loopwatch: stall watchdog stopped: ${e.message}`));
-  // After the listeners: attaching a 'message' listener refs the worker's port again.
-  worker.unref();
-  return worker;
+    const worker = new Worker(workerUrl(), {
+      workerData: data,
+      transferList: [slices.port2],
+      execArgv: [],
+      stdout: false,
+      stderr: false,
+    });
+    worker.on('message', (m: WatchdogMessage) => {
+      if (m.type === 'note') {
+        note(m.message);
+        return;
+      }
+      if (m.type !== 'stall') return;
+      // The main thread timed the stall from its own heartbeat, which is the precise figure.
+      const lastStall = heart.lastStall;
+      const measured =
+        lastStall && Math.abs(lastStall.durationMs - m.durationMs) < heartbeatMs * 2 + 50
+          ? lastStall.durationMs
+          : m.durationMs;
+      try {
+        opts.emit(stallReport(m, measured));
+      } catch {
+        // Reporting is best effort.
+      }
+    });
+    worker.on('error', (e) => note(`loopwatch: stall watchdog stopped: ${e.message}`));
+    // After the listeners: attaching a 'message' listener refs the worker's port again.
+    worker.unref();
+    return worker;
   };
   // A worker is a whole node isolate to boot: not for a program that is over in its
   // first turn. The heartbeat runs from now on, so a stall already under way is still seen.

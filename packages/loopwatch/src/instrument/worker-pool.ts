@@ -27,9 +27,24 @@ parentPort.on('message', async (job) => {
 });
 `;
 
-interface Job { id: number; kind: 'source' | 'module'; source?: string; url?: string; exportName?: string; args: unknown[] }
-interface Reply { id: number; ok: boolean; value?: unknown; error?: { name: string; message: string; stack?: string } }
-interface Slot { worker: Worker; busy: number }
+interface Job {
+  id: number;
+  kind: 'source' | 'module';
+  source?: string;
+  url?: string;
+  exportName?: string;
+  args: unknown[];
+}
+interface Reply {
+  id: number;
+  ok: boolean;
+  value?: unknown;
+  error?: { name: string; message: string; stack?: string };
+}
+interface Slot {
+  worker: Worker;
+  busy: number;
+}
 
 const slots: Slot[] = [];
 const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; slot: Slot }>();
@@ -51,11 +66,21 @@ function spawnSlot(): Slot {
     waiting.delete(reply.id);
     if (--slot.busy === 0) worker.unref();
     if (reply.ok) w.resolve(reply.value);
-    else w.reject(Object.assign(new Error(reply.error?.message ?? 'worker job failed'), { name: reply.error?.name ?? 'Error', workerStack: reply.error?.stack }));
+    else
+      w.reject(
+        Object.assign(new Error(reply.error?.message ?? 'worker job failed'), {
+          name: reply.error?.name ?? 'Error',
+          workerStack: reply.error?.stack,
+        }),
+      );
   });
   worker.on('error', (err) => {
     // A crashed worker fails its own jobs and leaves the pool.
-    for (const [id, w] of waiting) if (w.slot === slot) { waiting.delete(id); w.reject(err); }
+    for (const [id, w] of waiting)
+      if (w.slot === slot) {
+        waiting.delete(id);
+        w.reject(err);
+      }
     slots.splice(slots.indexOf(slot), 1);
   });
   slots.push(slot);
@@ -75,7 +100,11 @@ function pick(): Slot {
  *   (absolute, or relative to the working directory) whose `exportName` (default `default`) is called.
  * @param args structured-cloneable arguments.
  */
-export function runInWorker<T = unknown>(fn: ((...args: never[]) => T | Promise<T>) | string, args: readonly unknown[] = [], exportName = 'default'): Promise<T> {
+export function runInWorker<T = unknown>(
+  fn: ((...args: never[]) => T | Promise<T>) | string,
+  args: readonly unknown[] = [],
+  exportName = 'default',
+): Promise<T> {
   assertMainThread('runInWorker');
   const id = nextJob++;
   const job: Job =

@@ -29,4 +29,3 @@ export function safe<T>(f: () => T): T | null {
 export function functionNameOf(site: NodeJS.CallSite | undefined): string {
   return site ? siteName(site) : '<anonymous>';
 }
-

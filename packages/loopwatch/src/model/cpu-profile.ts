@@ -124,9 +124,16 @@ function chainsOf(profile: CpuProfile, opts: HotStackOptions): (id: number) => C
           }
           frames.push(n);
         }
-        const key = frames.map((f) => `${f.callFrame.url}\0${f.callFrame.functionName}\0${f.callFrame.lineNumber}\0${f.callFrame.columnNumber}`).join('\n');
+        const key = frames
+          .map(
+            (f) =>
+              `${f.callFrame.url}\0${f.callFrame.functionName}\0${f.callFrame.lineNumber}\0${f.callFrame.columnNumber}`,
+          )
+          .join('\n');
         const kind: Kind = loading ? 'module-loading' : frames.length === 0 ? (own ? 'own' : 'skip') : 'code';
-        const module = loading ? frames.find((f) => f.callFrame.url !== '' && !f.callFrame.url.startsWith('node:'))?.callFrame.url : undefined;
+        const module = loading
+          ? frames.find((f) => f.callFrame.url !== '' && !f.callFrame.url.startsWith('node:'))?.callFrame.url
+          : undefined;
         chain = { key, frames, kind, ...(module === undefined ? {} : { module }) };
       }
     }
@@ -142,7 +149,12 @@ interface Tally {
 }
 
 /** The hottest stack of the samples in [fromUs, toUs] (caller's clock, µs) across the pieces. */
-export function hottestStack(pieces: readonly ProfilePiece[], fromUs: number, toUs: number, opts: HotStackOptions): HotStack {
+export function hottestStack(
+  pieces: readonly ProfilePiece[],
+  fromUs: number,
+  toUs: number,
+  opts: HotStackOptions,
+): HotStack {
   const tallies = new Map<string, Tally>();
   const byKind = new Map<Kind, number>();
   const modules = new Map<string, number>();
@@ -170,7 +182,8 @@ export function hottestStack(pieces: readonly ProfilePiece[], fromUs: number, to
       if (!counted.has(tally)) {
         // A node's line ticks cover the whole profile: add them once per piece.
         counted.add(tally);
-        for (const pt of chain.frames[0]?.positionTicks ?? []) tally.ticks.set(pt.line, (tally.ticks.get(pt.line) ?? 0) + pt.ticks);
+        for (const pt of chain.frames[0]?.positionTicks ?? [])
+          tally.ticks.set(pt.line, (tally.ticks.get(pt.line) ?? 0) + pt.ticks);
       }
       tally.count++;
     }
@@ -187,7 +200,8 @@ export function hottestStack(pieces: readonly ProfilePiece[], fromUs: number, to
     const n = byKind.get(k) ?? 0;
     if (n > most) [attribution, most] = [k, n];
   }
-  if (!best || attribution !== 'code') return { frames: [], attribution, samples, share: samples === 0 ? 0 : most / samples, modules };
+  if (!best || attribution !== 'code')
+    return { frames: [], attribution, samples, share: samples === 0 ? 0 : most / samples, modules };
   const limit = opts.limit ?? 8;
   const leaf = best.frames[0]!.callFrame;
   const first = leaf.lineNumber + 1;
@@ -202,6 +216,8 @@ export function hottestStack(pieces: readonly ProfilePiece[], fromUs: number, to
     const mine = best.frames.slice(limit).find((n) => isUserUrl(n.callFrame.url));
     if (mine) kept.push(mine);
   }
-  const frames: HotFrame[] = kept.map((n, i) => (i === 0 && hotLine !== undefined ? { ...n.callFrame, hotLine } : n.callFrame));
+  const frames: HotFrame[] = kept.map((n, i) =>
+    i === 0 && hotLine !== undefined ? { ...n.callFrame, hotLine } : n.callFrame,
+  );
   return { frames, attribution, samples, share: best.count / samples, modules };
 }

@@ -25,7 +25,8 @@ export function isLibraryFile(file: string | null | undefined): boolean {
 
 /** Whose code a (resolved) frame is. */
 export function originOf(file: string): FrameOrigin {
-  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.includes('/') || file.includes('\\'))) return 'node';
+  if (file.startsWith('node:') || file.startsWith('internal/') || !(file.includes('/') || file.includes('\\')))
+    return 'node';
   return isLibraryFile(file) ? 'library' : 'user';
 }
 

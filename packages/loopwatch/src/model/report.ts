@@ -41,7 +41,8 @@ export type ReportKind =
  * What a slow turn's time went to: the user's code, a blocking call, node/V8 work (garbage
  * collection, compiling, loading modules), native code, or nothing the profiler saw.
  */
-export type Attribution = 'code' | 'blocking-call' | 'garbage-collection' | 'compilation' | 'module-loading' | 'native' | 'no-sample';
+export type Attribution =
+  'code' | 'blocking-call' | 'garbage-collection' | 'compilation' | 'module-loading' | 'native' | 'no-sample';
 
 /** One pending task in a `task-dump`. */
 export interface TaskSnapshot {

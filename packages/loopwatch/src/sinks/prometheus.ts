@@ -20,7 +20,12 @@ interface PromModule {
 }
 
 function isRegistry(r: unknown): r is RegistryLike {
-  return typeof r === 'object' && r !== null && typeof (r as RegistryLike).getSingleMetric === 'function' && typeof (r as RegistryLike).registerMetric === 'function';
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof (r as RegistryLike).getSingleMetric === 'function' &&
+    typeof (r as RegistryLike).registerMetric === 'function'
+  );
 }
 
 /** Prometheus naming: the prefix with anything outside `[a-zA-Z0-9_:]` turned into `_`. */
@@ -42,9 +47,34 @@ export async function createPrometheusTarget(registry: unknown, prefix = ''): Pr
   const lagName = `${p}loopwatch_event_loop_lag_seconds`;
   const utilName = `${p}loopwatch_event_loop_utilization`;
   const stallName = `${p}loopwatch_event_loop_stalls_total`;
-  const lag = get(lagName, () => new prom.Gauge({ name: lagName, help: 'Event-loop delay over the last interval (stalls included), seconds', labelNames: ['stat'], registers: [registry] }));
-  const util = get(utilName, () => new prom.Gauge({ name: utilName, help: 'Event-loop utilisation over the last interval, 0..1', registers: [registry] }));
-  const stalls = get(stallName, () => new prom.Counter({ name: stallName, help: 'Event-loop stalls seen by the loopwatch watchdog', registers: [registry] }));
+  const lag = get(
+    lagName,
+    () =>
+      new prom.Gauge({
+        name: lagName,
+        help: 'Event-loop delay over the last interval (stalls included), seconds',
+        labelNames: ['stat'],
+        registers: [registry],
+      }),
+  );
+  const util = get(
+    utilName,
+    () =>
+      new prom.Gauge({
+        name: utilName,
+        help: 'Event-loop utilisation over the last interval, 0..1',
+        registers: [registry],
+      }),
+  );
+  const stalls = get(
+    stallName,
+    () =>
+      new prom.Counter({
+        name: stallName,
+        help: 'Event-loop stalls seen by the loopwatch watchdog',
+        registers: [registry],
+      }),
+  );
   return {
     write(f: LoopLagFigures): void {
       lag.set?.({ stat: 'p50' }, f.p50Ms / 1000);

@@ -49,13 +49,17 @@ function dumpLines(tasks: readonly TaskSnapshot[], groups: readonly TaskGroup[])
   }
   const out: string[] = [];
   for (const g of groups) {
-    out.push(`  ${g.count} × ${g.name}, oldest ${seconds(g.oldestMs)}${g.waitingAt.length > 0 ? `, waiting at ${chain(g.waitingAt)}` : ''}`);
+    out.push(
+      `  ${g.count} × ${g.name}, oldest ${seconds(g.oldestMs)}${g.waitingAt.length > 0 ? `, waiting at ${chain(g.waitingAt)}` : ''}`,
+    );
   }
   const walk = (parent: number | null, depth: number): void => {
     for (const t of byParent.get(parent) ?? []) {
       const pad = '  '.repeat(depth + 1);
       const awaits = t.awaitsId !== undefined ? `, awaits #${t.awaitsId}` : '';
-      out.push(`${pad}Task #${t.id} ${t.name} pending for ${t.ageMs} ms${t.parentId !== null ? ` (parent #${t.parentId}${awaits})` : awaits ? ` (${awaits.slice(2)})` : ''}`);
+      out.push(
+        `${pad}Task #${t.id} ${t.name} pending for ${t.ageMs} ms${t.parentId !== null ? ` (parent #${t.parentId}${awaits})` : awaits ? ` (${awaits.slice(2)})` : ''}`,
+      );
       if (t.waitingAt.length > 0) out.push(`${pad}  waiting at:`, ...frameLines(t.waitingAt, `${pad}    `));
       if (t.createdAt.length > 0) out.push(`${pad}  created at:`, ...frameLines(t.createdAt, `${pad}    `));
       walk(t.id, depth + 1);
@@ -66,7 +70,8 @@ function dumpLines(tasks: readonly TaskSnapshot[], groups: readonly TaskGroup[])
 }
 
 function head(r: Report): string {
-  const who = r.pid === undefined ? 'loopwatch' : `loopwatch[${r.pid}${r.script && r.script !== '-' ? ` ${r.script}` : ''}]`;
+  const who =
+    r.pid === undefined ? 'loopwatch' : `loopwatch[${r.pid}${r.script && r.script !== '-' ? ` ${r.script}` : ''}]`;
   return `${clock(r.time)} ${who} ${r.kind}: ${reportMessage(r)}`;
 }
 
@@ -76,10 +81,13 @@ export function formatText(report: Report): string {
   if (r.task) lines.push(`  task: #${r.task.id} ${r.task.name}`);
   const timed = r.kind === 'slow-callback' || r.kind === 'stall';
   if (r.location && !timed) lines.push(`  at ${r.functionName ?? '<anonymous>'} (${r.location})`);
-  if (timed && r.stack && r.stack.length > 0) lines.push(r.kind === 'stall' ? '  stack:' : '  time went to:', ...frameLines(r.stack, '    '));
-  else if (r.kind === 'task-destroyed-pending' && r.stack && r.stack.length > 0) lines.push('  was waiting at:', ...frameLines(r.stack, '    '));
+  if (timed && r.stack && r.stack.length > 0)
+    lines.push(r.kind === 'stall' ? '  stack:' : '  time went to:', ...frameLines(r.stack, '    '));
+  else if (r.kind === 'task-destroyed-pending' && r.stack && r.stack.length > 0)
+    lines.push('  was waiting at:', ...frameLines(r.stack, '    '));
   else if (!timed && r.stack && r.stack.length > 1) lines.push('  stack:', ...frameLines(r.stack, '    '));
-  if (r.createdAt && r.createdAt.length > 0) lines.push('  source_traceback: task created at (most recent call first):', ...frameLines(r.createdAt, '    '));
+  if (r.createdAt && r.createdAt.length > 0)
+    lines.push('  source_traceback: task created at (most recent call first):', ...frameLines(r.createdAt, '    '));
   if (r.error?.stack) lines.push(...r.error.stack.split('\n').map((l) => `  ${l}`));
   if (r.cycles) for (const c of r.cycles) lines.push(`  cycle: ${c.map((t) => `${t.name} (#${t.id})`).join(' → ')}`);
   if (r.tasks) lines.push(...dumpLines(r.tasks, r.groups ?? []));
@@ -87,7 +95,9 @@ export function formatText(report: Report): string {
   if (r.summary) for (const s of r.summary.bySite.slice(0, 20)) lines.push(`  ${s.count} × ${s.kind} ${s.site}`);
   if (r.lag) {
     const l = r.lag;
-    lines.push(`  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, utilisation ${(l.utilization * 100).toFixed(1)}%, stalls ${l.stalls}`);
+    lines.push(
+      `  p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, utilisation ${(l.utilization * 100).toFixed(1)}%, stalls ${l.stalls}`,
+    );
   }
   return lines.join('\n') + '\n';
 }

@@ -24,7 +24,8 @@ function taskDump(r: ReportOf<'task-dump'>): string {
   if (!r.tracking) return 'task tracking is off (enable debug mode to see async function tasks)';
   let m = `${r.count} pending task${r.count === 1 ? '' : 's'}`;
   if (r.groups && r.groups.length > 0) m += ` (${r.groups.map((g) => `${g.count} × ${g.name}`).join(', ')})`;
-  if (r.cycles && r.cycles.length > 0) m += `; await-graph contains cycles: ${r.cycles.map((c) => c.map((t) => t.name).join(' → ')).join('; ')}`;
+  if (r.cycles && r.cycles.length > 0)
+    m += `; await-graph contains cycles: ${r.cycles.map((c) => c.map((t) => t.name).join(' → ')).join('; ')}`;
   return m;
 }
 
@@ -85,7 +86,9 @@ export function lagSentence(f: LoopLagFigures): string {
 
 function startUp(r: ReportOf<'start-up'>): string {
   const top = r.modules[0];
-  const most = top ? `; most in ${shortLocation({ functionName: '', file: top.file, line: 0, column: 0 }).replace(/:0:0$/, '')} (${top.ms} ms)` : '';
+  const most = top
+    ? `; most in ${shortLocation({ functionName: '', file: top.file, line: 0, column: 0 }).replace(/:0:0$/, '')} (${top.ms} ms)`
+    : '';
   return `loading modules took ${Math.round(r.durationMs)} ms in ${plural(r.turns, 'slow turn')} (longest ${Math.round(r.longestMs)} ms)${most}`;
 }
 
@@ -100,7 +103,9 @@ export function reportMessage(r: Report): string {
     case 'task-dump':
       return taskDump(r);
     case 'unhandled-task-error':
-      return r.task ? `Task ${r.task.name} failed and nobody handled it: ${r.error.name}: ${r.error.message}` : `Unhandled rejection: ${r.error.name}: ${r.error.message}`;
+      return r.task
+        ? `Task ${r.task.name} failed and nobody handled it: ${r.error.name}: ${r.error.message}`
+        : `Unhandled rejection: ${r.error.name}: ${r.error.message}`;
     case 'task-destroyed-pending':
       return `Task ${r.task.name} was destroyed but it is pending: it awaited something nobody can settle any more`;
     case 'never-awaited':

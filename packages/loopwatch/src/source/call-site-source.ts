@@ -44,7 +44,9 @@ export function valueUseAt(frame: Frame): ValueUse {
   else {
     // A few lines of context: `return (\n  save()\n)` and `=>\n  save()`.
     const from = Math.max(0, frame.line - 4);
-    const text = [...lines.slice(from, frame.line - 1), lines[frame.line - 1]!.slice(0, frame.column - 1)].join('\n').replace(/\(\s*$/, '');
+    const text = [...lines.slice(from, frame.line - 1), lines[frame.line - 1]!.slice(0, frame.column - 1)]
+      .join('\n')
+      .replace(/\(\s*$/, '');
     v = useOfCallAt(text);
   }
   if (verdicts.size > 10_000) verdicts.clear();

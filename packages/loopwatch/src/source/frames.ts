@@ -71,7 +71,11 @@ export function isOwnFile(file: string): boolean {
 export function isInternalFile(file: string): boolean {
   let v = internalByFile.get(file);
   if (v === undefined) {
-    v = file.startsWith('node:') || file.startsWith('internal/') || isOwnFile(file) || (!ignored.empty && ignored.matches(file));
+    v =
+      file.startsWith('node:') ||
+      file.startsWith('internal/') ||
+      isOwnFile(file) ||
+      (!ignored.empty && ignored.matches(file));
     // Bounded: eval'd code can mint endless names.
     if (internalByFile.size > 10_000) internalByFile.clear();
     internalByFile.set(file, v);
@@ -99,11 +103,15 @@ export function resolveFrame(frame: Frame): Frame {
   if (frame.line <= 0 || isInternalFile(frame.file)) return { ...frame, file };
   const map = safe(() => findSourceMap(file));
   // Loaded before source maps were turned on: node kept no map, so read it from the file.
-  if (!map) return path.isAbsolute(file) ? resolvePosition(frame.functionName, file, frame.line - 1, frame.column > 0 ? frame.column - 1 : undefined) : { ...frame, file };
+  if (!map)
+    return path.isAbsolute(file)
+      ? resolvePosition(frame.functionName, file, frame.line - 1, frame.column > 0 ? frame.column - 1 : undefined)
+      : { ...frame, file };
   const column = frame.column > 0 ? frame.column : firstCodeColumn(file, frame.line);
   type Entry = { originalSource?: string; originalLine?: number; originalColumn?: number };
   const entry = safe<Entry>(() => map.findEntry(frame.line - 1, column - 1));
-  if (!entry || entry.originalSource === undefined || entry.originalLine === undefined) return { ...frame, file, column };
+  if (!entry || entry.originalSource === undefined || entry.originalLine === undefined)
+    return { ...frame, file, column };
   return {
     functionName: frame.functionName,
     file: toPath(entry.originalSource),
@@ -144,4 +152,3 @@ export function userFrames(sites: readonly NodeJS.CallSite[], limit = 5): Frame[
 export function isUserFile(file: string | null | undefined): boolean {
   return !!file && !isInternalFile(file);
 }
-

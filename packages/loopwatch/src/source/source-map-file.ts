@@ -21,7 +21,6 @@ interface Loaded {
 
 const cache = new Map<string, Loaded>();
 
-
 function load(file: string): Loaded {
   const hit = cache.get(file);
   if (hit) return hit;
@@ -72,15 +71,28 @@ export function resolvePosition(functionName: string, url: string, line0: number
   if (line0 < 0) {
     // Code compiled before the profiler started carries no positions: name the source file only.
     const only = l.map?.payload.sources.length === 1 ? l.map.payload.sources[0] : undefined;
-    return { functionName: name, file: only === undefined || l.map === undefined ? file : originalFile(l, only), line: 0, column: 0 };
+    return {
+      functionName: name,
+      file: only === undefined || l.map === undefined ? file : originalFile(l, only),
+      line: 0,
+      column: 0,
+    };
   }
   const col0 = column0 ?? Math.max(0, (l.lines[line0] ?? '').search(/\S/));
   if (l.map) {
-    const e = l.map.findEntry(line0, col0) as Partial<{ originalSource: string; originalLine: number; originalColumn: number }>;
+    const e = l.map.findEntry(line0, col0) as Partial<{
+      originalSource: string;
+      originalLine: number;
+      originalColumn: number;
+    }>;
     if (e.originalSource !== undefined && e.originalLine !== undefined) {
-      return { functionName: name, file: originalFile(l, e.originalSource), line: e.originalLine + 1, column: (e.originalColumn ?? 0) + 1 };
+      return {
+        functionName: name,
+        file: originalFile(l, e.originalSource),
+        line: e.originalLine + 1,
+        column: (e.originalColumn ?? 0) + 1,
+      };
     }
   }
   return { functionName: name, file, line: line0 + 1, column: col0 + 1 };
 }
-

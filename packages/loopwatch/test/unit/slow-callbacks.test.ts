@@ -16,7 +16,13 @@ const codeIn = (functionName: string): HotStack => ({
   samples: 20,
   share: 1,
 });
-const loading: HotStack = { frames: [], attribution: 'module-loading', samples: 10, share: 1, modules: new Map([['file:///app/node_modules/big/index.js', 10]]) };
+const loading: HotStack = {
+  frames: [],
+  attribution: 'module-loading',
+  samples: 10,
+  share: 1,
+  modules: new Map([['file:///app/node_modules/big/index.js', 10]]),
+};
 
 function watcher(hot: () => HotStack = () => codeIn('crunch')) {
   const clock = new FakeClock();
@@ -34,7 +40,13 @@ describe('slow-callback accounting', () => {
     expect(reports).toHaveLength(1);
     const r = reports[0]!;
     // The ticker (every 25 ms) ran 275 ms late.
-    expect(r).toMatchObject({ kind: 'slow-callback', durationMs: 275, functionName: 'crunch', location: '/app/src/busy.js:12:1', attribution: 'code' });
+    expect(r).toMatchObject({
+      kind: 'slow-callback',
+      durationMs: 275,
+      functionName: 'crunch',
+      location: '/app/src/busy.js:12:1',
+      attribution: 'code',
+    });
     expect(reportMessage(r)).toBe('Executing a callback took 275 ms in crunch (/app/src/busy.js:12:1)');
     expect(fieldsOf(r).stack?.map((f) => f.functionName)).toEqual(['crunch', 'main']);
     expect(w.recent()).toMatchObject([{ durationMs: 275, functionName: 'crunch' }]);
@@ -59,7 +71,9 @@ describe('slow-callback accounting', () => {
     expect(reports).toHaveLength(1);
     clock.advance(2_000);
     expect(reports).toHaveLength(2);
-    expect(reportMessage(reports[1]!)).toMatch(/^2 more slow callbacks since .*, longest 375 ms, 550 ms in all \(not analysed: reports are rate-limited\)$/);
+    expect(reportMessage(reports[1]!)).toMatch(
+      /^2 more slow callbacks since .*, longest 375 ms, 550 ms in all \(not analysed: reports are rate-limited\)$/,
+    );
     expect(w.recent()).toHaveLength(3);
     w.stop();
   });
@@ -72,7 +86,9 @@ describe('slow-callback accounting', () => {
     clock.advance(600);
     clock.block(300);
     expect(reports).toHaveLength(2);
-    expect(reportMessage(reports[1]!)).toMatch(/\(plus 1 more slow callback since the previous report, longest 175 ms, not analysed: reports are rate-limited\)$/);
+    expect(reportMessage(reports[1]!)).toMatch(
+      /\(plus 1 more slow callback since the previous report, longest 175 ms, not analysed: reports are rate-limited\)$/,
+    );
     w.stop();
   });
 
@@ -88,7 +104,9 @@ describe('slow-callback accounting', () => {
     expect(reports.map((r) => r.kind)).toEqual(['slow-callback']);
     clock.advance(1_500);
     const startUp = reports.find((r) => r.kind === 'start-up');
-    expect(startUp && reportMessage(startUp)).toMatch(/^loading modules took 450 ms in 2 slow turns \(longest 275 ms\); most in \/app\/node_modules\/big\/index\.js \(100 ms\)$/);
+    expect(startUp && reportMessage(startUp)).toMatch(
+      /^loading modules took 450 ms in 2 slow turns \(longest 275 ms\); most in \/app\/node_modules\/big\/index\.js \(100 ms\)$/,
+    );
     w.stop();
   });
 

@@ -38,7 +38,13 @@ describe('heartbeat', () => {
     const feed = new StallFeed();
     const seen: StallEvent[] = [];
     feed.subscribe((e) => seen.push(e));
-    const hb = new Heartbeat({ clock, heartbeatMs: 50, thresholdMs: 1000, feed, cell: new BigInt64Array(new SharedArrayBuffer(16)) });
+    const hb = new Heartbeat({
+      clock,
+      heartbeatMs: 50,
+      thresholdMs: 1000,
+      feed,
+      cell: new BigInt64Array(new SharedArrayBuffer(16)),
+    });
     clock.jump(1_500);
     expect(feed.hasSource).toBe(true);
     feed.poll();
@@ -50,28 +56,45 @@ describe('heartbeat', () => {
 
 const user: Frame = { functionName: 'crunch', file: '/app/src/crunch.ts', line: 10, column: 3 };
 const native: Frame = { functionName: 'execSync', file: 'node:child_process', line: 961, column: 13, origin: 'node' };
-const base: StallMessage = { type: 'stall', durationMs: 1500, detectedAfterMs: 1040, capture: 'paused', pausedStack: [user], sampledStack: [] };
+const base: StallMessage = {
+  type: 'stall',
+  durationMs: 1500,
+  detectedAfterMs: 1040,
+  capture: 'paused',
+  pausedStack: [user],
+  sampledStack: [],
+};
 
 describe('stall report', () => {
   it('paused: the exact frame and the task', () => {
-    const r = stallReport({ ...base, task: { id: 7, name: 'cruncher', createdAt: ['start (/app/src/main.ts:4:9)'] } }, 1512, 0);
-    expect(reportMessage(r)).toBe('event loop stalled for 1512 ms in crunch (/app/src/crunch.ts:10:3) while running task "cruncher" (#7)');
+    const r = stallReport(
+      { ...base, task: { id: 7, name: 'cruncher', createdAt: ['start (/app/src/main.ts:4:9)'] } },
+      1512,
+      0,
+    );
+    expect(reportMessage(r)).toBe(
+      'event loop stalled for 1512 ms in crunch (/app/src/crunch.ts:10:3) while running task "cruncher" (#7)',
+    );
     expect(r.location).toBe('/app/src/crunch.ts:10:3');
     expect(r.createdAt).toEqual([{ functionName: 'start', file: '/app/src/main.ts', line: 4, column: 9 }]);
   });
   it('paused after a native call: names the call and says V8 could not interrupt it', () => {
-    const r = stallReport({ ...base, capture: 'paused-after-native', pausedStack: [native, user], pauseLatencyMs: 1282 }, 2351, 0);
+    const r = stallReport(
+      { ...base, capture: 'paused-after-native', pausedStack: [native, user], pauseLatencyMs: 1282 },
+      2351,
+      0,
+    );
     expect(reportMessage(r)).toBe(
       'event loop stalled for 2351 ms in a native call under execSync (node:child_process:961:13) made by crunch (/app/src/crunch.ts:10:3); V8 could not interrupt it, the frame is where it returned (1282 ms after the pause request)',
     );
   });
   it('sampled only, and nothing at all', () => {
-    expect(reportMessage(stallReport({ ...base, capture: 'sampled', pausedStack: [], sampledStack: [user] }, 1500, 0))).toBe(
-      'event loop stalled for 1500 ms, mostly in crunch (/app/src/crunch.ts:10:3) (CPU samples; no pause)',
-    );
-    expect(reportMessage(stallReport({ ...base, capture: 'none', pausedStack: [], note: 'frame capture is off' }, 1500, 0))).toBe(
-      'event loop stalled for 1500 ms (blocking frame unknown: frame capture is off)',
-    );
+    expect(
+      reportMessage(stallReport({ ...base, capture: 'sampled', pausedStack: [], sampledStack: [user] }, 1500, 0)),
+    ).toBe('event loop stalled for 1500 ms, mostly in crunch (/app/src/crunch.ts:10:3) (CPU samples; no pause)');
+    expect(
+      reportMessage(stallReport({ ...base, capture: 'none', pausedStack: [], note: 'frame capture is off' }, 1500, 0)),
+    ).toBe('event loop stalled for 1500 ms (blocking frame unknown: frame capture is off)');
   });
 });
 
@@ -132,11 +155,18 @@ describe('sinks write the words', () => {
     ]);
   });
   it('json: one line per report, every field kept', () => {
-    const r: Report = { kind: 'loop-lag', time, lag: { intervalMs: 1000, p50Ms: 0.1, p99Ms: 1, maxMs: 1.2, utilization: 0.5, stalls: 0 } };
+    const r: Report = {
+      kind: 'loop-lag',
+      time,
+      lag: { intervalMs: 1000, p50Ms: 0.1, p99Ms: 1, maxMs: 1.2, utilization: 0.5, stalls: 0 },
+    };
     const line = formatJson(r);
     expect(line.endsWith('\n')).toBe(true);
     expect(line.indexOf('\n')).toBe(line.length - 1);
     expect(Object.keys(JSON.parse(line) as object).slice(0, 2)).toEqual(['kind', 'message']);
-    expect(JSON.parse(line)).toEqual({ ...r, message: 'event loop over 1.0 s: lag p50 0.1 ms, p99 1.0 ms, max 1.2 ms; utilisation 50%; 0 stalls' });
+    expect(JSON.parse(line)).toEqual({
+      ...r,
+      message: 'event loop over 1.0 s: lag p50 0.1 ms, p99 1.0 ms, max 1.2 ms; utilisation 50%; 0 stalls',
+    });
   });
 });

@@ -109,8 +109,18 @@ describe('task model', () => {
   });
 
   it('finds each await cycle once and ignores chains', () => {
-    const s = (id: number, awaitsId?: number) => ({ id, name: `t${id}`, parentId: null, ageMs: 0, createdAt: [], waitingAt: [], ...(awaitsId ? { awaitsId } : {}) });
-    expect(findCycles([s(1, 2), s(2, 3), s(3, 1), s(4, 1), s(5)]).map((c) => c.map((x) => x.id))).toEqual([[1, 2, 3, 1]]);
+    const s = (id: number, awaitsId?: number) => ({
+      id,
+      name: `t${id}`,
+      parentId: null,
+      ageMs: 0,
+      createdAt: [],
+      waitingAt: [],
+      ...(awaitsId ? { awaitsId } : {}),
+    });
+    expect(findCycles([s(1, 2), s(2, 3), s(3, 1), s(4, 1), s(5)]).map((c) => c.map((x) => x.id))).toEqual([
+      [1, 2, 3, 1],
+    ]);
   });
 
   it('without tracking the dump says so', () => {

@@ -23,12 +23,25 @@ function positive(token: string): number {
   return Number.isSafeInteger(n) && n > 0 ? n : 0;
 }
 
-const v1 = Array.from({ length: 256 }, (_, i) => `$JS.ACK.restarts.mayhem.${1 + (i % 3)}.${1_000_000 + i}.${900_000 + i}.1732982400000000000.${i % 50}`);
-const v2 = Array.from({ length: 256 }, (_, i) => `$JS.ACK.hub.ACCHASH.restarts.mayhem.${1 + (i % 3)}.${1_000_000 + i}.${900_000 + i}.1732982400000000000.${i % 50}.tok${i}`);
+const v1 = Array.from(
+  { length: 256 },
+  (_, i) => `$JS.ACK.restarts.mayhem.${1 + (i % 3)}.${1_000_000 + i}.${900_000 + i}.1732982400000000000.${i % 50}`,
+);
+const v2 = Array.from(
+  { length: 256 },
+  (_, i) =>
+    `$JS.ACK.hub.ACCHASH.restarts.mayhem.${1 + (i % 3)}.${1_000_000 + i}.${900_000 + i}.1732982400000000000.${i % 50}.tok${i}`,
+);
 for (const s of [...v1, ...v2]) {
   const a = parseAckSubject(s);
   const b = parseBySplit(s);
-  if (a === undefined || b === undefined || a.deliveryCount !== b.deliveryCount || a.streamSequence !== b.streamSequence) throw new Error(`the two parsers disagree on ${s}`);
+  if (
+    a === undefined ||
+    b === undefined ||
+    a.deliveryCount !== b.deliveryCount ||
+    a.streamSequence !== b.streamSequence
+  )
+    throw new Error(`the two parsers disagree on ${s}`);
 }
 let i = 0;
 

@@ -11,8 +11,19 @@ const BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 const mayhem = createPrometheusMetrics(new Registry());
 const registry = new Registry();
 const promCounter = new Counter({ name: 'acked_total', help: 'h', registers: [registry] });
-const promHistogram = new Histogram({ name: 'handle_duration_seconds', help: 'h', buckets: BUCKETS, registers: [registry] });
-const promLabelled = new Histogram({ name: 'restart_duration_seconds', help: 'h', buckets: BUCKETS, labelNames: ['outcome'], registers: [registry] });
+const promHistogram = new Histogram({
+  name: 'handle_duration_seconds',
+  help: 'h',
+  buckets: BUCKETS,
+  registers: [registry],
+});
+const promLabelled = new Histogram({
+  name: 'restart_duration_seconds',
+  help: 'h',
+  buckets: BUCKETS,
+  labelNames: ['outcome'],
+  registers: [registry],
+});
 
 // Durations like a message's: a few ms, varying so no bucket search is constant.
 const ms = Array.from({ length: 1024 }, (_, i) => 0.5 + ((i * 7919) % 200));
@@ -35,8 +46,12 @@ group('observe one duration, no label', () => {
 
 group('observe one duration, one label', () => {
   summary(() => {
-    bench('mayhem Buckets (timing restart_duration, outcome)', () => mayhem.timing('restart_duration', next(), 'restarted'));
-    bench('prom-client Histogram.observe({ outcome }, v)', () => promLabelled.observe({ outcome: 'restarted' }, next() / 1000));
+    bench('mayhem Buckets (timing restart_duration, outcome)', () =>
+      mayhem.timing('restart_duration', next(), 'restarted'),
+    );
+    bench('prom-client Histogram.observe({ outcome }, v)', () =>
+      promLabelled.observe({ outcome: 'restarted' }, next() / 1000),
+    );
   });
 });
 

@@ -78,12 +78,21 @@ export class MemoryBroker implements Broker, Publisher {
     this.ackDeadlineMs = options.ackDeadlineMs;
     this.maxBacklog = options.maxBacklog ?? Infinity;
     if (!(this.maxBacklog >= 1)) throw new RangeError(`maxBacklog must be at least 1, got ${this.maxBacklog}`);
-    this.#lowWater = Number.isFinite(this.maxBacklog) ? this.maxBacklog - Math.max(1, Math.floor(this.maxBacklog / 10)) : Infinity;
-    this.#leases = new DeadlineQueue(options.ackDeadlineMs, (entry: Entry) => this.#expire(entry), { now: options.now });
+    this.#lowWater = Number.isFinite(this.maxBacklog)
+      ? this.maxBacklog - Math.max(1, Math.floor(this.maxBacklog / 10))
+      : Infinity;
+    this.#leases = new DeadlineQueue(options.ackDeadlineMs, (entry: Entry) => this.#expire(entry), {
+      now: options.now,
+    });
   }
 
   stats(): MemoryBrokerStats {
-    return { ...this.#stats, ready: this.#ready.length - this.#head, leased: this.#leases.size, delayed: this.#delayed.size };
+    return {
+      ...this.#stats,
+      ready: this.#ready.length - this.#head,
+      leased: this.#leases.size,
+      delayed: this.#delayed.size,
+    };
   }
 
   /** Messages held now: published and not yet acked or dead-lettered. */
@@ -123,7 +132,8 @@ export class MemoryBroker implements Broker, Publisher {
    */
   publishSync(payload: string | Uint8Array, messageId?: string): void {
     if (this.#closed) throw new Error('memory broker is closed');
-    if (this.backlog >= this.maxBacklog) throw new Error(`memory broker backlog is full (${this.maxBacklog} messages): wait for room before publishing`);
+    if (this.backlog >= this.maxBacklog)
+      throw new Error(`memory broker backlog is full (${this.maxBacklog} messages): wait for room before publishing`);
     // Buffer.from takes small payloads from Node's shared pool: no ArrayBuffer per message.
     const data = typeof payload === 'string' ? Buffer.from(payload) : payload;
     this.#stats.published += 1;
@@ -219,7 +229,8 @@ export class MemoryBroker implements Broker, Publisher {
   deadLettered(entry: Entry, reason: string): void {
     this.#stats.deadLettered += 1;
     this.deadLetters.push({ data: entry.data, reason, deliveries: entry.deliveryCount });
-    if (this.deadLetters.length > DEAD_LETTERS_KEPT * 2) this.deadLetters.splice(0, this.deadLetters.length - DEAD_LETTERS_KEPT);
+    if (this.deadLetters.length > DEAD_LETTERS_KEPT * 2)
+      this.deadLetters.splice(0, this.deadLetters.length - DEAD_LETTERS_KEPT);
     if (this.#roomWaiters.length > 0 && this.backlog <= this.#lowWater) this.#wakePublishers();
   }
 

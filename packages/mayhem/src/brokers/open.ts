@@ -31,7 +31,8 @@ export interface OpenBrokerOptions {
 /** The server list of a nats:// `--broker` value (config has checked it; this is for other callers). */
 function natsServers(url: string): string[] {
   const servers = parseNatsUrls(url);
-  if (servers === undefined) throw new Error(`invalid --broker ${redactSecrets(JSON.stringify(url))}: expected ${NATS_URL_FORM}`);
+  if (servers === undefined)
+    throw new Error(`invalid --broker ${redactSecrets(JSON.stringify(url))}: expected ${NATS_URL_FORM}`);
   return servers;
 }
 
@@ -40,23 +41,44 @@ export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
   if (o.url.startsWith('nats://')) {
     const { openNatsBroker } = await import('./nats/index.js');
     return openNatsBroker({
-      servers: natsServers(o.url), stream: o.stream, subject: o.subject, durable: o.durable, deadLetterSubject: o.deadLetterSubject,
+      servers: natsServers(o.url),
+      stream: o.stream,
+      subject: o.subject,
+      durable: o.durable,
+      deadLetterSubject: o.deadLetterSubject,
       // max_deliver -1: the pipeline dead-letters after --max-deliveries itself; a finite server limit would silently drop
       // a message whose leases keep expiring. max_ack_pending is fleet-wide (one shared durable); each instance is held to
       // --max-in-flight by its pull credits, so the server cap leaves room for a fleet of up to 16 full instances.
-      ackWaitMs: o.ackDeadlineMs, maxDeliver: -1, maxAckPending: o.maxInFlight * 16, logger: o.logger, replicas: o.replicas,
-      deadLetterMaxAgeMs: o.deadLetterMaxAgeMs, deadLetterMaxBytes: o.deadLetterMaxBytes, auth: o.auth,
+      ackWaitMs: o.ackDeadlineMs,
+      maxDeliver: -1,
+      maxAckPending: o.maxInFlight * 16,
+      logger: o.logger,
+      replicas: o.replicas,
+      deadLetterMaxAgeMs: o.deadLetterMaxAgeMs,
+      deadLetterMaxBytes: o.deadLetterMaxBytes,
+      auth: o.auth,
     });
   }
   throw new Error(`unsupported --broker ${redactSecrets(JSON.stringify(o.url))}: expected memory or nats://host:port`);
 }
 
-export async function openPublisher(o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas' | 'auth'>): Promise<Publisher> {
+export async function openPublisher(
+  o: Pick<OpenBrokerOptions, 'url' | 'logger' | 'stream' | 'subject' | 'replicas' | 'auth'>,
+): Promise<Publisher> {
   if (o.url.startsWith('nats://')) {
     const { openNatsPublisher } = await import('./nats/index.js');
-    return openNatsPublisher({ servers: natsServers(o.url), stream: o.stream, subject: o.subject, logger: o.logger, replicas: o.replicas, auth: o.auth });
+    return openNatsPublisher({
+      servers: natsServers(o.url),
+      stream: o.stream,
+      subject: o.subject,
+      logger: o.logger,
+      replicas: o.replicas,
+      auth: o.auth,
+    });
   }
-  throw new Error('publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself');
+  throw new Error(
+    'publish needs an external broker (--broker nats://host:port); the memory broker lives inside `mayhem run`, which publishes for itself',
+  );
 }
 
 /**

@@ -70,8 +70,16 @@ export async function runResume(config: Config): Promise<string> {
 export async function runAudit(config: Config): Promise<string> {
   const opened = await openControl(config.db);
   try {
-    const entries = await opened.control.readAudit({ since: Date.now() - config.since, host: config.host, limit: config.limit });
-    if (config.json) return entries.map((e) => JSON.stringify({ ...e, at: new Date(e.at).toISOString() })).join('\n') + (entries.length > 0 ? '\n' : '');
+    const entries = await opened.control.readAudit({
+      since: Date.now() - config.since,
+      host: config.host,
+      limit: config.limit,
+    });
+    if (config.json)
+      return (
+        entries.map((e) => JSON.stringify({ ...e, at: new Date(e.at).toISOString() })).join('\n') +
+        (entries.length > 0 ? '\n' : '')
+      );
     return auditTable(entries, config);
   } finally {
     await opened.close();
@@ -82,10 +90,25 @@ const COLUMNS = ['time', 'instance', 'host', 'message', 'executor', 'outcome', '
 
 /** Newest first, one line each; long reasons are kept whole (the last column). */
 export function auditTable(entries: readonly AuditEntry[], config: Pick<Config, 'since' | 'host'>): string {
-  if (entries.length === 0) return `No audit entries${config.host !== undefined ? ` for ${config.host}` : ''} in the last ${Math.round(config.since / 60_000)} minutes.\n`;
-  const rows = entries.map((e) => [new Date(e.at).toISOString().replace('T', ' ').replace('Z', ''), e.instance, e.host, e.messageId || '-', e.executor || '-', e.outcome, oneLine(e.reason)]);
-  const widths = COLUMNS.map((c, i) => (i === COLUMNS.length - 1 ? 0 : Math.max(c.length, ...rows.map((r) => r[i]!.length))));
-  const line = (cells: readonly string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  if (entries.length === 0)
+    return `No audit entries${config.host !== undefined ? ` for ${config.host}` : ''} in the last ${Math.round(config.since / 60_000)} minutes.\n`;
+  const rows = entries.map((e) => [
+    new Date(e.at).toISOString().replace('T', ' ').replace('Z', ''),
+    e.instance,
+    e.host,
+    e.messageId || '-',
+    e.executor || '-',
+    e.outcome,
+    oneLine(e.reason),
+  ]);
+  const widths = COLUMNS.map((c, i) =>
+    i === COLUMNS.length - 1 ? 0 : Math.max(c.length, ...rows.map((r) => r[i]!.length)),
+  );
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(COLUMNS), ...rows.map(line)].join('\n') + '\n';
 }
 

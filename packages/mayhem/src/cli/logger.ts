@@ -89,12 +89,16 @@ export function createLogger(level: string, format: 'auto' | 'json' | 'pretty', 
   const usePretty = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
   if (usePretty) {
     const stream = pretty({
-      colorize: process.stdout.isTTY === true, sync: true, translateTime: 'HH:MM:ss.l', singleLine: true, ignore: 'pid,hostname,name',
+      colorize: process.stdout.isTTY === true,
+      sync: true,
+      translateTime: 'HH:MM:ss.l',
+      singleLine: true,
+      ignore: 'pid,hostname,name',
       // Fields are printed as JSON (escaped already; `err` on an indented line of its own), the
       // message as is: escape it, so every line at column 0 is an entry of ours.
       messageFormat: (log, messageKey) => {
         const msg = log[messageKey];
-        return escapeControls(typeof msg === 'string' ? msg : JSON.stringify(msg) ?? '');
+        return escapeControls(typeof msg === 'string' ? msg : (JSON.stringify(msg) ?? ''));
       },
     });
     const logger = pino(options(level, name), stream);

@@ -37,7 +37,10 @@ function addSettings(cmd: Command, command: CommandName): Command {
 
 function configFrom(cmd: Command, command: CommandName): Config {
   const flags = cmd.opts<Record<string, unknown>>();
-  return resolveConfig({ flags, env: process.env, file: (flags.config as string | undefined) ?? process.env.MAYHEM_CONFIG }, command);
+  return resolveConfig(
+    { flags, env: process.env, file: (flags.config as string | undefined) ?? process.env.MAYHEM_CONFIG },
+    command,
+  );
 }
 
 /** Runtime failures (unreachable servers, unwritable files) are one line, not a stack. */
@@ -48,12 +51,16 @@ async function runtimeFailure(err: unknown, log: LoggerHandle | undefined): Prom
 }
 
 const program = new Command('mayhem')
-  .description('Mayhem Mandrill: consumes "restart this host" requests from a pub/sub and restarts hosts (mock by default)')
+  .description(
+    'Mayhem Mandrill: consumes "restart this host" requests from a pub/sub and restarts hosts (mock by default)',
+  )
   .usage('<command> [flags]')
   .exitOverride()
   .configureOutput({ writeErr: (text) => process.stderr.write(text), outputError: () => undefined })
   .showHelpAfterError(false)
-  .addHelpText('after', `
+  .addHelpText(
+    'after',
+    `
 Quick start (embedded: in-memory broker with a simulated publisher, SQLite file ./mayhem.db):
   mayhem run
   mayhem run --count 10000 --publish-rate 0 --restart-latency 5ms --log-level warn
@@ -76,9 +83,13 @@ Most used flags of run (mayhem run --help lists all of them):
 Every flag is also an environment variable MAYHEM_<FLAG> (--max-in-flight → MAYHEM_MAX_IN_FLIGHT).
 Credentials: PGPASSWORD and the other PG* variables; --nats-creds, --nats-nkey, --nats-token-file.
 Exit codes: 0 done (signal or --count), 1 fatal error or unreachable server, 2 bad flags or settings,
-130 a second signal during shutdown.`);
+130 a second signal during shutdown.`,
+  );
 
-addSettings(program.command('run').description('consume restart requests until a signal (SIGHUP/SIGTERM/SIGINT) or --count'), 'run').action(async (_opts, cmd: Command) => {
+addSettings(
+  program.command('run').description('consume restart requests until a signal (SIGHUP/SIGTERM/SIGINT) or --count'),
+  'run',
+).action(async (_opts, cmd: Command) => {
   const config = configFrom(cmd, 'run');
   const log = createLogger(config.logLevel, config.logFormat);
   try {
@@ -93,10 +104,18 @@ addSettings(program.command('run').description('consume restart requests until a
   }
 });
 
-addSettings(program.command('publish').description('publish restart requests to an external broker').option('--raw <payload>', 'publish this exact payload (e.g. a malformed one) --count times'), 'publish').action(async (_opts, cmd: Command) => {
+addSettings(
+  program
+    .command('publish')
+    .description('publish restart requests to an external broker')
+    .option('--raw <payload>', 'publish this exact payload (e.g. a malformed one) --count times'),
+  'publish',
+).action(async (_opts, cmd: Command) => {
   const config = configFrom(cmd, 'publish');
   if (config.broker === 'memory') {
-    throw new ConfigError('publish needs an external broker (--broker nats://host:port); the in-memory broker lives inside `mayhem run`, which publishes for itself');
+    throw new ConfigError(
+      'publish needs an external broker (--broker nats://host:port); the in-memory broker lives inside `mayhem run`, which publishes for itself',
+    );
   }
   const log = createLogger(config.logLevel, config.logFormat, 'mayhem-publish');
   try {
@@ -112,7 +131,11 @@ addSettings(program.command('publish').description('publish restart requests to 
       void log.flush().then(() => process.exit(130));
     });
     const publisher = await openPublisher({
-      url: config.broker, logger: log.logger, stream: config.stream, subject: config.subject, replicas: config.replicas,
+      url: config.broker,
+      logger: log.logger,
+      stream: config.stream,
+      subject: config.subject,
+      replicas: config.replicas,
       auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
     });
     const raw = cmd.opts<{ raw?: string }>().raw;
@@ -122,21 +145,37 @@ addSettings(program.command('publish').description('publish restart requests to 
     let failed: Error | undefined;
     const send = (payload: string, messageId?: string): void => {
       const p = publisher.publish(payload, messageId).then(
-        () => { window.delete(p); },
-        (err: unknown) => { window.delete(p); failed ??= err instanceof Error ? err : new Error(`publish failed: ${JSON.stringify(err)}`); stop.abort(); },
+        () => {
+          window.delete(p);
+        },
+        (err: unknown) => {
+          window.delete(p);
+          failed ??= err instanceof Error ? err : new Error(`publish failed: ${JSON.stringify(err)}`);
+          stop.abort();
+        },
       );
       window.add(p);
     };
     const published = await runSimulatedPublisher(
       (payload, id) => (raw !== undefined ? send(raw) : send(payload, id)),
-      { rate: config.rate, count: config.count, random: config.seed !== undefined ? seededRandom(config.seed) : Math.random, chunk: 256, instances: config.instances?.split(',').map((n) => n.trim()), waitForRoom: () => (window.size >= 4096 ? Promise.race(window) : undefined) },
+      {
+        rate: config.rate,
+        count: config.count,
+        random: config.seed !== undefined ? seededRandom(config.seed) : Math.random,
+        chunk: 256,
+        instances: config.instances?.split(',').map((n) => n.trim()),
+        waitForRoom: () => (window.size >= 4096 ? Promise.race(window) : undefined),
+      },
       stop.signal,
     );
     await Promise.all(window);
     await publisher.close();
     if (failed !== undefined) throw failed;
     const seconds = (performance.now() - started) / 1000;
-    log.logger.info({ published, seconds, rate: Math.round(published / seconds) }, `Published ${published} messages in ${seconds.toFixed(2)} s (${Math.round(published / seconds)}/s)`);
+    log.logger.info(
+      { published, seconds, rate: Math.round(published / seconds) },
+      `Published ${published} messages in ${seconds.toFixed(2)} s (${Math.round(published / seconds)}/s)`,
+    );
     await log.flush();
     process.exit(0);
   } catch (err) {
@@ -147,7 +186,11 @@ addSettings(program.command('publish').description('publish restart requests to 
 for (const [name, description, action] of [
   ['pause', 'stop every restart of every instance on --db within a second (the kill switch); messages wait', runPause],
   ['resume', 'let restarts run again on every instance on --db', runResume],
-  ['audit', 'print the audit trail of --db: one row per decision (restarted, failed, skipped, deferred, leashed, ...)', runAudit],
+  [
+    'audit',
+    'print the audit trail of --db: one row per decision (restarted, failed, skipped, deferred, leashed, ...)',
+    runAudit,
+  ],
 ] as const) {
   addSettings(program.command(name).description(description), name).action(async (_opts, cmd: Command) => {
     const config = configFrom(cmd, name);
@@ -164,7 +207,8 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
-    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+      process.exit(0);
     fail(`${err.message.replace(/^error: /, '')} (see mayhem --help)`, 2);
   }
   if (err instanceof ConfigError) fail(err.message, 2);

@@ -54,27 +54,45 @@ export function createMayhem(parts: MayhemParts, options: MayhemOptions = {}): M
   const nackBackoff = options.nackBackoff ?? { baseMs: 1000, maxMs: 60_000 };
   const pipeline = new MessagePipeline(
     {
-      extendEveryMs: 2000, ackDeadlineMs: broker.ackDeadlineMs, restartAttempts: 3, saveAttempts: 3, maxDeliveries: 5, dryRun: false,
-      ...options, retryBackoff, nackBackoff, random,
+      extendEveryMs: 2000,
+      ackDeadlineMs: broker.ackDeadlineMs,
+      restartAttempts: 3,
+      saveAttempts: 3,
+      maxDeliveries: 5,
+      dryRun: false,
+      ...options,
+      retryBackoff,
+      nackBackoff,
+      random,
     },
     {
-      storage, counters, logger, executor: parts.executor, rails: parts.rails,
+      storage,
+      counters,
+      logger,
+      executor: parts.executor,
+      rails: parts.rails,
       control: parts.control ?? storage.control?.(),
       hostGuard: parts.hostGuard ?? storage.hostGuard?.() ?? new LocalHostGuard(),
     },
   );
   const maxInFlight = options.maxInFlight ?? 1000;
   const consumer = new Consumer({
-    broker, pipeline, counters, logger, maxInFlight,
+    broker,
+    pipeline,
+    counters,
+    logger,
+    maxInFlight,
     pullBatch: options.pullBatch ?? Math.min(maxInFlight, 256),
     messageTasks: options.messageTasks,
     // An error that keeps happening must not spin redeliveries: the same growing delay as a nack.
     // A message that breaks its handler on every delivery parks itself (dead-lettered, recorded).
-    onHandlerError: parts.onHandlerError ?? nackOnHandlerError(logger, counters, {
-      nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
-      maxDeliveries: options.maxDeliveries ?? 5,
-      recordDeadLetter: (entry) => storage.deadLetter(entry),
-    }),
+    onHandlerError:
+      parts.onHandlerError ??
+      nackOnHandlerError(logger, counters, {
+        nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
+        maxDeliveries: options.maxDeliveries ?? 5,
+        recordDeadLetter: (entry) => storage.deadLetter(entry),
+      }),
   });
   return { counters, pipeline, consumer };
 }

@@ -143,7 +143,8 @@ export class Consumer {
   /** The rails' hold now; a change is logged once (paused, then resumed). */
   #checkHold(): IntakeHold | undefined {
     const hold = this.#pipeline.holdIntake();
-    if (hold !== undefined && hold.kind !== this.#hold?.kind) this.#logger.warn({ hold: hold.kind }, `Intake paused: ${hold.text}`);
+    if (hold !== undefined && hold.kind !== this.#hold?.kind)
+      this.#logger.warn({ hold: hold.kind }, `Intake paused: ${hold.text}`);
     if (hold === undefined && this.#hold !== undefined) this.#logger.info({ hold: this.#hold.kind }, 'Intake resumed');
     this.#hold = hold;
     return hold;
@@ -236,7 +237,11 @@ export interface HandlerErrorOptions {
  * breaks its handler every time cannot stop the service: this handler never throws and its
  * promise never rejects, whatever the error or the delivery does.
  */
-export function nackOnHandlerError(logger: Logger, counters: Counters, options: HandlerErrorOptions | ((deliveryCount: number) => number) = {}): HandlerErrorHandler {
+export function nackOnHandlerError(
+  logger: Logger,
+  counters: Counters,
+  options: HandlerErrorOptions | ((deliveryCount: number) => number) = {},
+): HandlerErrorHandler {
   const o: HandlerErrorOptions = typeof options === 'function' ? { nackDelayMs: options } : options;
   return (error, delivery) => {
     try {
@@ -247,26 +252,52 @@ export function nackOnHandlerError(logger: Logger, counters: Counters, options: 
   };
 }
 
-async function settleAfterError(logger: Logger, counters: Counters, o: HandlerErrorOptions, error: unknown, delivery: Delivery): Promise<void> {
+async function settleAfterError(
+  logger: Logger,
+  counters: Counters,
+  o: HandlerErrorOptions,
+  error: unknown,
+  delivery: Delivery,
+): Promise<void> {
   const text = errorText(error);
   // The message id, when the payload has one: for the log line only, never a reason to fail here.
   const parsed = safely(() => parseRestartRequest(delivery.data), undefined);
   const messageId = parsed?.ok === true ? parsed.request.messageId : undefined;
   const deliveries = safely(() => delivery.deliveryCount, 0);
-  safely(() => logger.error({ messageId, delivery: deliveries, err: text }, `Handling general error: ${text}`), undefined);
+  safely(
+    () => logger.error({ messageId, delivery: deliveries, err: text }, `Handling general error: ${text}`),
+    undefined,
+  );
   if (o.maxDeliveries !== undefined && deliveries >= o.maxDeliveries) {
     const reason = `gave up after ${deliveries} deliveries: ${text}`;
-    const recorded = await attempt(() => o.recordDeadLetter?.({
-      request: parsed?.ok === true ? parsed.request : undefined,
-      payload: Buffer.from(delivery.data).toString('utf8'),
-      reason,
-      deliveries,
-    }));
-    if (recorded !== true) safely(() => logger.error({ messageId, err: errorText(recorded) }, 'Could not record the dead letter; dead-lettering at the broker anyway'), undefined);
+    const recorded = await attempt(() =>
+      o.recordDeadLetter?.({
+        request: parsed?.ok === true ? parsed.request : undefined,
+        payload: Buffer.from(delivery.data).toString('utf8'),
+        reason,
+        deliveries,
+      }),
+    );
+    if (recorded !== true)
+      safely(
+        () =>
+          logger.error(
+            { messageId, err: errorText(recorded) },
+            'Could not record the dead letter; dead-lettering at the broker anyway',
+          ),
+        undefined,
+      );
     const parked = await attempt(() => delivery.deadLetter(reason));
     if (parked === true) {
       counters.increment('dead_lettered');
-      safely(() => logger.error({ messageId, deliveries, reason }, `Dead-lettered a message whose handling failed ${deliveries} times`), undefined);
+      safely(
+        () =>
+          logger.error(
+            { messageId, deliveries, reason },
+            `Dead-lettered a message whose handling failed ${deliveries} times`,
+          ),
+        undefined,
+      );
       return;
     }
     safely(() => logger.error({ messageId, err: errorText(parked) }, 'Dead-letter failed; nacking instead'), undefined);
@@ -274,7 +305,15 @@ async function settleAfterError(logger: Logger, counters: Counters, o: HandlerEr
   const delay = safely(() => o.nackDelayMs?.(deliveries) ?? 0, 0);
   const nacked = await attempt(() => delivery.nack(delay));
   if (nacked === true) counters.increment('nacked');
-  else safely(() => logger.error({ messageId, err: errorText(nacked) }, 'Nack failed too; the lease will expire and the broker will redeliver'), undefined);
+  else
+    safely(
+      () =>
+        logger.error(
+          { messageId, err: errorText(nacked) },
+          'Nack failed too; the lease will expire and the broker will redeliver',
+        ),
+      undefined,
+    );
 }
 
 /** Run `fn`; what it throws gives `fallback`. */

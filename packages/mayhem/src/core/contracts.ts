@@ -105,7 +105,12 @@ export interface Storage {
    * the executor runs, so that a process killed mid-restart leaves a trace a redelivery finds.
    * Returns the state found (see {@link RestartClaim}); writes nothing on `done` or `conflict`.
    */
-  claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim>;
+  claimRestart(
+    request: RestartRequest,
+    deliveryCount: number,
+    mode: ClaimMode,
+    signal?: AbortSignal,
+  ): Promise<RestartClaim>;
   /**
    * Save the message itself (saved = true, deliveries = deliveryCount). Never overwrites the
    * instance a messageId was first recorded for (a reused id is a conflict, found by the claim).

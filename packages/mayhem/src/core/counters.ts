@@ -7,9 +7,23 @@ import type { CounterName, Metrics } from './contracts.js';
 export type Tally = Record<CounterName, number>;
 
 const NAMES: readonly CounterName[] = [
-  'pulled', 'acked', 'nacked', 'restarted', 'restart_skipped', 'restart_in_doubt', 'restart_failed', 'save_failed',
-  'retries', 'extended', 'dead_lettered', 'malformed', 'conflict', 'unsettled',
-  'rail_skipped', 'deferred', 'leashed',
+  'pulled',
+  'acked',
+  'nacked',
+  'restarted',
+  'restart_skipped',
+  'restart_in_doubt',
+  'restart_failed',
+  'save_failed',
+  'retries',
+  'extended',
+  'dead_lettered',
+  'malformed',
+  'conflict',
+  'unsettled',
+  'rail_skipped',
+  'deferred',
+  'leashed',
 ];
 
 export class Counters {

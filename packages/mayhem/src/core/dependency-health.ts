@@ -166,7 +166,8 @@ export class DependencyHealth {
     const now = this.#now();
     if (this.#state === 'up') {
       if (this.#failuresSinceOk > 0 && now - this.#lastOkAt >= this.#downAfterMs) this.#wentDown('failing', now);
-      else if (this.#pending > 0 && now - this.#lastFinishedAt >= this.#stallAfterMs) this.#wentDown('not answering', now);
+      else if (this.#pending > 0 && now - this.#lastFinishedAt >= this.#stallAfterMs)
+        this.#wentDown('not answering', now);
       return;
     }
     // A stalled dependency whose calls have since been failing is failing now; the lines say the state.
@@ -174,7 +175,15 @@ export class DependencyHealth {
     if (now - this.#lastSummaryAt >= this.#summaryEveryMs) {
       this.#lastSummaryAt = now;
       this.#log.warn(
-        { dependency: this.#name.toLowerCase(), state: this.#state, downForMs: Math.round(now - this.#downSince), failedCalls: this.#failuresSinceOk, waitingCalls: this.#pending, waitingMessages: this.#waiting(), lastError: this.#lastError || undefined },
+        {
+          dependency: this.#name.toLowerCase(),
+          state: this.#state,
+          downForMs: Math.round(now - this.#downSince),
+          failedCalls: this.#failuresSinceOk,
+          waitingCalls: this.#pending,
+          waitingMessages: this.#waiting(),
+          lastError: this.#lastError || undefined,
+        },
         `${this.#name} still ${this.#describe()} after ${seconds(now - this.#downSince)}: ${this.#failuresSinceOk} calls failed, ${this.#pending} waiting, ${this.#waiting()} messages in flight; ${this.#whileDown}`,
       );
     }
@@ -186,7 +195,13 @@ export class DependencyHealth {
     this.#lastSummaryAt = now;
     this.#tick();
     this.#log.error(
-      { dependency: this.#name.toLowerCase(), state, sinceMs: Math.round(now - this.#downSince), lastError: this.#lastError || undefined, waitingMessages: this.#waiting() },
+      {
+        dependency: this.#name.toLowerCase(),
+        state,
+        sinceMs: Math.round(now - this.#downSince),
+        lastError: this.#lastError || undefined,
+        waitingMessages: this.#waiting(),
+      },
       `${this.#name} ${this.#describe()} for ${seconds(now - this.#downSince)}${this.#lastError ? ` (${this.#lastError})` : ''}; ${this.#whileDown} until it recovers`,
     );
   }
@@ -194,7 +209,11 @@ export class DependencyHealth {
   #recovered(): void {
     const now = this.#now();
     this.#log.info(
-      { dependency: this.#name.toLowerCase(), downForMs: Math.round(now - this.#downSince), failedCalls: this.#failuresSinceOk },
+      {
+        dependency: this.#name.toLowerCase(),
+        downForMs: Math.round(now - this.#downSince),
+        failedCalls: this.#failuresSinceOk,
+      },
       `${this.#name} available again after ${seconds(now - this.#downSince)} (${this.#failuresSinceOk} calls failed meanwhile); resuming`,
     );
     this.#state = 'up';

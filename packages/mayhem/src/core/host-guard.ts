@@ -52,7 +52,12 @@ export class LocalHostGuard implements HostGuard {
 }
 
 /** Run `fn` holding `hostname` on `guard`; released however `fn` ends. */
-export async function withHost<T>(guard: HostGuard, hostname: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+export async function withHost<T>(
+  guard: HostGuard,
+  hostname: string,
+  signal: AbortSignal,
+  fn: () => Promise<T>,
+): Promise<T> {
   await guard.acquire(hostname, signal);
   try {
     return await fn();

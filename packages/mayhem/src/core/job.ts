@@ -29,7 +29,17 @@ import type { Delivery, RestartClaim } from './contracts.js';
 import type { RestartRequest } from './message.js';
 import type { Verdict } from './rails.js';
 
-export type RestartState = 'waiting-host' | 'checking' | 'claiming' | 'running' | 'restarted' | 'recording' | 'releasing' | 'done' | 'skipped' | 'failed';
+export type RestartState =
+  | 'waiting-host'
+  | 'checking'
+  | 'claiming'
+  | 'running'
+  | 'restarted'
+  | 'recording'
+  | 'releasing'
+  | 'done'
+  | 'skipped'
+  | 'failed';
 export type SaveState = 'saving' | 'saved' | 'failed';
 export type Phase = 'working' | 'settling' | 'ended';
 
@@ -100,7 +110,14 @@ export class Job implements HandleEnd {
 
   get holdsHost(): boolean {
     const r = this.restart;
-    return r === 'checking' || r === 'claiming' || r === 'running' || r === 'restarted' || r === 'recording' || r === 'releasing';
+    return (
+      r === 'checking' ||
+      r === 'claiming' ||
+      r === 'running' ||
+      r === 'restarted' ||
+      r === 'recording' ||
+      r === 'releasing'
+    );
   }
 
   /** Both branches are final: the tail may settle. (`restarted` is final: its record rides on the ack.) */

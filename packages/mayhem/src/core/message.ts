@@ -15,8 +15,7 @@ export interface RestartRequest {
 }
 
 export type ParseResult =
-  | { readonly ok: true; readonly request: RestartRequest }
-  | { readonly ok: false; readonly error: string };
+  { readonly ok: true; readonly request: RestartRequest } | { readonly ok: false; readonly error: string };
 
 const MAX_ID = 200;
 /** A restart request is a few hundred bytes; anything this large is not one (and is not parsed). */
@@ -33,7 +32,8 @@ export const MIN_PUBLISHED_AT = -62_135_596_800_000; // 0001-01-01T00:00:00.000Z
 export const MAX_PUBLISHED_AT = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 
 // RFC 3339 date-time: a full date, a time to at least the minute, and a zone (Z or ±hh:mm).
-const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
+const ISO_RE =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))$/;
 
 /**
  * Strict ISO-8601 / RFC 3339 → epoch ms, or undefined. `Date.parse` alone accepts far too much
@@ -55,7 +55,8 @@ export function parseIsoTime(text: string): number | undefined {
   const hour = Number(h);
   const minute = Number(mi);
   const second = Number(s);
-  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59)
+    return undefined;
   const offsetH = Number(oh);
   const offsetM = Number(om);
   if (offsetH > 23 || offsetM > 59) return undefined;
@@ -69,7 +70,16 @@ export function parseIsoTime(text: string): number | undefined {
 
 /** `YYYY-MM-DDTHH:MM:SS.sssZ` (years 1000-9999) → epoch ms; undefined for anything else. */
 function canonicalIsoTime(t: string): number | undefined {
-  if (t.charCodeAt(4) !== 45 || t.charCodeAt(7) !== 45 || t.charCodeAt(10) !== 84 || t.charCodeAt(13) !== 58 || t.charCodeAt(16) !== 58 || t.charCodeAt(19) !== 46 || t.charCodeAt(23) !== 90) return undefined;
+  if (
+    t.charCodeAt(4) !== 45 ||
+    t.charCodeAt(7) !== 45 ||
+    t.charCodeAt(10) !== 84 ||
+    t.charCodeAt(13) !== 58 ||
+    t.charCodeAt(16) !== 58 ||
+    t.charCodeAt(19) !== 46 ||
+    t.charCodeAt(23) !== 90
+  )
+    return undefined;
   const year = digits(t, 0, 4);
   const month = digits(t, 5, 2);
   const day = digits(t, 8, 2);
@@ -77,7 +87,18 @@ function canonicalIsoTime(t: string): number | undefined {
   const minute = digits(t, 14, 2);
   const second = digits(t, 17, 2);
   const ms = digits(t, 20, 3);
-  if (year < 1000 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) || hour > 23 || minute > 59 || second > 59 || ms < 0) return undefined;
+  if (
+    year < 1000 ||
+    month < 1 ||
+    month > 12 ||
+    day < 1 ||
+    day > daysIn(year, month) ||
+    hour > 23 ||
+    minute > 59 ||
+    second > 59 ||
+    ms < 0
+  )
+    return undefined;
   return Date.UTC(year, month - 1, day, hour, minute, second, ms);
 }
 
@@ -113,7 +134,8 @@ export function messageIdProblem(messageId: unknown): string | undefined {
     if (c >= 0xd800 && c <= 0xdfff) {
       // A surrogate must be a high one followed by a low one: a lone one is not a character.
       const next = messageId.charCodeAt(i + 1);
-      if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return 'messageId must be well-formed Unicode (it has an unpaired surrogate)';
+      if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff))
+        return 'messageId must be well-formed Unicode (it has an unpaired surrogate)';
       i += 1;
     }
   }
@@ -170,16 +192,23 @@ function parse(payload: Uint8Array | string): ParseResult {
   }
   const { messageId, instanceName, publishedAt } = value as Record<string, unknown>;
   const idProblem = messageIdProblem(messageId);
-  if (idProblem !== undefined || typeof messageId !== 'string') return { ok: false, error: idProblem ?? 'messageId must be a string' };
+  if (idProblem !== undefined || typeof messageId !== 'string')
+    return { ok: false, error: idProblem ?? 'messageId must be a string' };
   if (typeof instanceName !== 'string' || !INSTANCE_RE.test(instanceName)) {
-    return { ok: false, error: `instanceName must be a hostname label (letters, digits, '-'), got ${describe(instanceName)}` };
+    return {
+      ok: false,
+      error: `instanceName must be a hostname label (letters, digits, '-'), got ${describe(instanceName)}`,
+    };
   }
   let at: number | undefined;
   if (typeof publishedAt === 'number') at = Number.isFinite(publishedAt) ? Math.round(publishedAt) : undefined;
   else if (typeof publishedAt === 'string') at = parseIsoTime(publishedAt);
   else return { ok: false, error: 'publishedAt must be an ISO-8601 string or epoch milliseconds' };
   if (at === undefined) {
-    return { ok: false, error: `publishedAt is not an ISO-8601 date-time with a zone (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds: ${describe(publishedAt)}` };
+    return {
+      ok: false,
+      error: `publishedAt is not an ISO-8601 date-time with a zone (e.g. 2026-01-01T00:00:00Z) or epoch milliseconds: ${describe(publishedAt)}`,
+    };
   }
   if (at < MIN_PUBLISHED_AT || at > MAX_PUBLISHED_AT) {
     return { ok: false, error: `publishedAt is out of range (years 0001 to 9999): ${describe(publishedAt)}` };

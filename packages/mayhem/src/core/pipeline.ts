@@ -95,11 +95,22 @@ export class MessagePipeline {
     this.#d = deps;
     const { logger, counters, storage } = deps;
     const now = options.now;
-    this.storageHealth = new DependencyHealth('Database', logger, { whileDown: 'intake paused, records retried', waiting: () => this.#live, now });
-    this.brokerHealth = new DependencyHealth('Broker', logger, { whileDown: 'pulls and settles retried', waiting: () => this.#live, now });
+    this.storageHealth = new DependencyHealth('Database', logger, {
+      whileDown: 'intake paused, records retried',
+      waiting: () => this.#live,
+      now,
+    });
+    this.brokerHealth = new DependencyHealth('Broker', logger, {
+      whileDown: 'pulls and settles retried',
+      waiting: () => this.#live,
+      now,
+    });
     this.#runner = new StepRunner({
       retryBackoff: options.retryBackoff,
-      recordBackoff: options.recordBackoff ?? { baseMs: options.retryBackoff.baseMs, maxMs: Math.max(options.retryBackoff.maxMs, 5000) },
+      recordBackoff: options.recordBackoff ?? {
+        baseMs: options.retryBackoff.baseMs,
+        maxMs: Math.max(options.retryBackoff.maxMs, 5000),
+      },
       recordAttemptsAfterCancel: RECORD_ATTEMPTS_AFTER_CANCEL,
       random: options.random,
       counters,
@@ -108,7 +119,11 @@ export class MessagePipeline {
     this.#settler = new Settler(
       { maxDeliveries: options.maxDeliveries, nackBackoff: options.nackBackoff, random: options.random },
       {
-        storage, counters, logger, storageHealth: this.storageHealth, runner: this.#runner,
+        storage,
+        counters,
+        logger,
+        storageHealth: this.storageHealth,
+        runner: this.#runner,
         restartRecorded: (job) => this.#restart.final(job, 'done'),
         end: (job, outcome, error) => this.#end(job, outcome, error),
       },
@@ -118,13 +133,22 @@ export class MessagePipeline {
     const leashed = options.dryRun || deps.rails?.settings.leashed === true;
     this.#restart = new RestartBranch(
       {
-        restartAttempts: options.restartAttempts, saveAttempts: options.saveAttempts,
+        restartAttempts: options.restartAttempts,
+        saveAttempts: options.saveAttempts,
         claimMode: leashed ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim',
-        instance: options.instance ?? `${hostname()}:${process.pid}`, executorName: options.executorName ?? 'mock',
+        instance: options.instance ?? `${hostname()}:${process.pid}`,
+        executorName: options.executorName ?? 'mock',
       },
       {
-        storage, executor: deps.executor, hostGuard: deps.hostGuard, counters, logger, storageHealth: this.storageHealth,
-        runner: this.#runner, rails: deps.rails, control: deps.control,
+        storage,
+        executor: deps.executor,
+        hostGuard: deps.hostGuard,
+        counters,
+        logger,
+        storageHealth: this.storageHealth,
+        runner: this.#runner,
+        rails: deps.rails,
+        control: deps.control,
         storageRetry: (job, err, n, attempts, what) => this.#storageRetry(job, err, n, attempts, what),
         branchEnded: (job) => this.#branchEnded(job),
       },
@@ -139,7 +163,8 @@ export class MessagePipeline {
         return this.#storageRetry(job, err, n, this.#o.saveAttempts, 'save');
       },
       succeeded: (job) => {
-        if (logger.isLevelEnabled('info')) logger.info({ messageId: job.messageId }, `Saved ${job.request.instanceName} into database`);
+        if (logger.isLevelEnabled('info'))
+          logger.info({ messageId: job.messageId }, `Saved ${job.request.instanceName} into database`);
         job.save = 'saved';
         this.#branchEnded(job);
       },
@@ -180,7 +205,10 @@ export class MessagePipeline {
         this.#live -= 1;
         onEnd({ delivery, startedAt, outcome, error });
       };
-      void this.#deadLetterMalformed(delivery, parsed.error, signal).then((outcome) => ended(outcome, undefined), (error: unknown) => ended(undefined, error));
+      void this.#deadLetterMalformed(delivery, parsed.error, signal).then(
+        (outcome) => ended(outcome, undefined),
+        (error: unknown) => ended(undefined, error),
+      );
       return;
     }
     const { request } = parsed;
@@ -209,7 +237,11 @@ export class MessagePipeline {
   /** Log, start extending, then restart ∥ save. */
   readonly #begin = (job: Job): void => {
     const log = this.#d.logger;
-    if (log.isLevelEnabled('info')) log.info({ messageId: job.messageId, host: job.host, delivery: job.delivery.deliveryCount }, `Pulled ${job.request.instanceName}`);
+    if (log.isLevelEnabled('info'))
+      log.info(
+        { messageId: job.messageId, host: job.host, delivery: job.delivery.deliveryCount },
+        `Pulled ${job.request.instanceName}`,
+      );
     this.#extensions.add(job);
     this.#restart.begin(job);
     this.#runner.attempt(job, 1, this.#saving);
@@ -221,7 +253,10 @@ export class MessagePipeline {
     this.#d.counters.increment('extended');
     job.delivery.extend().then(this.#extendOk, this.#extendFailed);
     if (this.#d.logger.isLevelEnabled('info')) {
-      this.#d.logger.info({ messageId: job.messageId, extensions: job.extensions }, `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${job.request.instanceName}`);
+      this.#d.logger.info(
+        { messageId: job.messageId, extensions: job.extensions },
+        `Extended deadline by ${Math.round(this.#o.ackDeadlineMs / 1000)} seconds for ${job.request.instanceName}`,
+      );
     }
   }
 
@@ -245,7 +280,10 @@ export class MessagePipeline {
     // A few per-message lines a second; past that, and while the database is down, its health speaks.
     const level = this.storageHealth.callLogLevel();
     if (retrying && log.isLevelEnabled(level)) {
-      const text = what === 'save' ? `Retrying for failure to save ${job.request.instanceName}` : `Could not ${what} ${job.request.instanceName}; retrying`;
+      const text =
+        what === 'save'
+          ? `Retrying for failure to save ${job.request.instanceName}`
+          : `Could not ${what} ${job.request.instanceName}; retrying`;
       log[level]({ messageId: job.messageId, attempt, err: errorText(err) }, text);
     }
     return retrying;

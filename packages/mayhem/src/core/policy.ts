@@ -14,7 +14,10 @@ export class PolicyError extends Error {
 
 /** `*` any run of characters, `?` one; case-insensitive, as hostnames are. */
 export function globToRegExp(glob: string): RegExp {
-  const source = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const source = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${source}$`, 'i');
 }
 
@@ -27,7 +30,10 @@ export class HostFilter {
     const compile = (globs: readonly string[], what: string): { glob: string; re: RegExp }[] =>
       globs.map((glob) => {
         const g = glob.trim();
-        if (g === '' || /\s/.test(g)) throw new PolicyError(`invalid ${what} pattern ${JSON.stringify(glob)}: expected a hostname glob like web-*.example.net`);
+        if (g === '' || /\s/.test(g))
+          throw new PolicyError(
+            `invalid ${what} pattern ${JSON.stringify(glob)}: expected a hostname glob like web-*.example.net`,
+          );
         return { glob: g, re: globToRegExp(g) };
       });
     this.#allow = compile(allow, '--allow-hosts');
@@ -43,7 +49,8 @@ export class HostFilter {
   refusal(host: string): string | undefined {
     const denied = this.#deny.find((d) => d.re.test(host));
     if (denied) return `denied by policy: ${host} matches --deny-hosts ${denied.glob}`;
-    if (this.#allow.length > 0 && !this.#allow.some((a) => a.re.test(host))) return `denied by policy: ${host} matches no --allow-hosts pattern`;
+    if (this.#allow.length > 0 && !this.#allow.some((a) => a.re.test(host)))
+      return `denied by policy: ${host} matches no --allow-hosts pattern`;
     return undefined;
   }
 }
@@ -74,21 +81,41 @@ export class RestartWindow {
   private constructor(text: string, spans: Span[], timeZone: string) {
     this.text = text;
     this.#spans = spans;
-    this.#parts = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    this.#parts = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      weekday: 'short',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+    });
   }
 
   static parse(text: string): RestartWindow {
     const bad = (why: string): PolicyError =>
-      new PolicyError(`invalid --window ${JSON.stringify(text)}: ${why} (expected e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin')`);
+      new PolicyError(
+        `invalid --window ${JSON.stringify(text)}: ${why} (expected e.g. 'Mon-Fri 09:00-17:00 Europe/Berlin')`,
+      );
     let zone: string | undefined;
     const spans: Span[] = [];
-    for (const part of text.split(';').map((p) => p.trim()).filter(Boolean)) {
+    for (const part of text
+      .split(';')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
       const m = /^(\S+)\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})(?:\s+(\S+))?$/.exec(part);
       if (!m) throw bad(`cannot read ${JSON.stringify(part)}`);
-      const [, dayText, h1, m1, h2, m2, tz] = m as unknown as [string, string, string, string, string, string, string | undefined];
+      const [, dayText, h1, m1, h2, m2, tz] = m as unknown as [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string,
+        string | undefined,
+      ];
       const start = minutes(Number(h1), Number(m1));
       const end = minutes(Number(h2), Number(m2), true);
-      if (start === undefined || end === undefined) throw bad(`a time is not between 00:00 and 24:00 in ${JSON.stringify(part)}`);
+      if (start === undefined || end === undefined)
+        throw bad(`a time is not between 00:00 and 24:00 in ${JSON.stringify(part)}`);
       if (start === end) throw bad(`an empty span in ${JSON.stringify(part)}`);
       const days = parseDays(dayText);
       if (days === undefined) throw bad(`unknown days ${JSON.stringify(dayText)}`);
@@ -159,10 +186,11 @@ function parseDays(text: string): Set<number> | undefined {
     const idx = range.map((d) => DAYS.indexOf(d.slice(0, 3) as (typeof DAYS)[number]));
     if (idx.some((i) => i < 0) || range.some((d) => d.length < 3) || idx.length > 2) return undefined;
     if (idx.length === 1) out.add(idx[0]!);
-    else for (let d = idx[0]!; ; d = (d + 1) % 7) {
-      out.add(d);
-      if (d === idx[1]) break;
-    }
+    else
+      for (let d = idx[0]!; ; d = (d + 1) % 7) {
+        out.add(d);
+        if (d === idx[1]) break;
+      }
   }
   return out;
 }

@@ -136,9 +136,14 @@ export class Rails {
   /** Why intake should pause now (a paused fleet, a closed window), or undefined. Cheap: no I/O. */
   holdIntake(now: number): IntakeHold | undefined {
     const pause = this.#control.pauseState();
-    if (pause !== undefined) return { kind: 'paused', text: `restarts paused by ${pause.by}${pause.reason ? ` (${pause.reason})` : ''}` };
+    if (pause !== undefined)
+      return { kind: 'paused', text: `restarts paused by ${pause.by}${pause.reason ? ` (${pause.reason})` : ''}` };
     const w = this.settings.window;
-    if (w !== undefined && !w.isOpen(now)) return { kind: 'window', text: `outside the restart window ${w.text} (opens in ${duration(w.msUntilOpen(now))})` };
+    if (w !== undefined && !w.isOpen(now))
+      return {
+        kind: 'window',
+        text: `outside the restart window ${w.text} (opens in ${duration(w.msUntilOpen(now))})`,
+      };
     return undefined;
   }
 
@@ -157,11 +162,21 @@ export class Rails {
     if (refused !== undefined) return { action: 'skip', outcome: 'skipped-denied', reason: refused, delayMs: 0 };
     const pause = this.#control.pauseState();
     if (pause !== undefined) {
-      return { action: 'defer', outcome: 'deferred-paused', reason: `restarts paused by ${pause.by} at ${new Date(pause.at).toISOString()}${pause.reason ? `: ${pause.reason}` : ''}`, delayMs: this.#jitter(PAUSED_DEFER_MS) };
+      return {
+        action: 'defer',
+        outcome: 'deferred-paused',
+        reason: `restarts paused by ${pause.by} at ${new Date(pause.at).toISOString()}${pause.reason ? `: ${pause.reason}` : ''}`,
+        delayMs: this.#jitter(PAUSED_DEFER_MS),
+      };
     }
     if (s.window !== undefined && !s.window.isOpen(now)) {
       const wait = s.window.msUntilOpen(now);
-      return { action: 'defer', outcome: 'deferred-outside-window', reason: `outside the restart window ${s.window.text}; it opens in ${duration(wait)}`, delayMs: Math.min(MAX_DEFER_MS, wait + this.#jitter(1000)) };
+      return {
+        action: 'defer',
+        outcome: 'deferred-outside-window',
+        reason: `outside the restart window ${s.window.text}; it opens in ${duration(wait)}`,
+        delayMs: Math.min(MAX_DEFER_MS, wait + this.#jitter(1000)),
+      };
     }
     if (s.minIntervalMs > 0) {
       const last = await this.#control.lastRestart(host);
@@ -169,7 +184,12 @@ export class Rails {
       if (left > 0) {
         const reason = `${host} was restarted ${duration(now - (last ?? now))} ago; --min-interval-per-host is ${duration(s.minIntervalMs)}`;
         if (s.onLimit === 'skip') return { action: 'skip', outcome: 'skipped-too-soon', reason, delayMs: 0 };
-        return { action: 'defer', outcome: 'deferred-too-soon', reason, delayMs: Math.min(MAX_DEFER_MS, left + this.#jitter(1000)) };
+        return {
+          action: 'defer',
+          outcome: 'deferred-too-soon',
+          reason,
+          delayMs: Math.min(MAX_DEFER_MS, left + this.#jitter(1000)),
+        };
       }
     }
     if (s.maxConcurrent > 0 && !(await this.#control.takeSlot(s.maxConcurrent))) {

@@ -36,11 +36,14 @@ function redactRest(scheme: string, rest: string): string {
   if (q < 0) return out;
   const hash = out.indexOf('#', q);
   const query = out.slice(q + 1, hash < 0 ? undefined : hash);
-  const redacted = query.split('&').map((pair) => {
-    const eq = pair.indexOf('=');
-    if (eq < 0) return pair;
-    return SECRET_PARAM_RE.test(decodeSafely(pair.slice(0, eq))) ? `${pair.slice(0, eq)}=${MASK}` : pair;
-  }).join('&');
+  const redacted = query
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      if (eq < 0) return pair;
+      return SECRET_PARAM_RE.test(decodeSafely(pair.slice(0, eq))) ? `${pair.slice(0, eq)}=${MASK}` : pair;
+    })
+    .join('&');
   return `${out.slice(0, q + 1)}${redacted}${hash < 0 ? '' : out.slice(hash)}`;
 }
 

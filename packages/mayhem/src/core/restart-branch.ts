@@ -114,23 +114,43 @@ export class RestartBranch {
       kind: 'stoppable',
       run: (job, n) => {
         job.restartAttempts = n;
-        return deps.executor.restart(job.host, job.signal, { messageId: job.messageId, instanceName: job.request.instanceName, attempt: n, deliveryCount: job.delivery.deliveryCount });
+        return deps.executor.restart(job.host, job.signal, {
+          messageId: job.messageId,
+          instanceName: job.request.instanceName,
+          attempt: n,
+          deliveryCount: job.delivery.deliveryCount,
+        });
       },
       retry: (job, err, n) => {
         counters.increment('restart_failed');
-        if (n >= options.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected) return false;
+        if (n >= options.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected)
+          return false;
         // The kill switch stops retries too: what has not started does not start.
         if (deps.rails?.paused === true) {
-          job.fail({ error: new Error('restarts paused (mayhem pause) between two attempts'), kind: 'deferred', verdict: PAUSED_BETWEEN }, true);
+          job.fail(
+            {
+              error: new Error('restarts paused (mayhem pause) between two attempts'),
+              kind: 'deferred',
+              verdict: PAUSED_BETWEEN,
+            },
+            true,
+          );
           return false;
         }
-        logger.error({ messageId: job.messageId, host: job.host, attempt: n }, `Retrying for failure to restart: ${job.host}`);
+        logger.error(
+          { messageId: job.messageId, host: job.host, attempt: n },
+          `Retrying for failure to restart: ${job.host}`,
+        );
         return true;
       },
       succeeded: (job) => {
         counters.increment('restarted');
         this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
-        if (logger.isLevelEnabled('info')) logger.info({ messageId: job.messageId, host: job.host, attempts: job.restartAttempts }, `Restarted ${job.host}`);
+        if (logger.isLevelEnabled('info'))
+          logger.info(
+            { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
+            `Restarted ${job.host}`,
+          );
         this.#slotFree(job);
         if (job.save === 'saved' && job.failure === undefined) {
           // The ack comes next: its record carries the restart (one row write, not two); the host
@@ -224,7 +244,11 @@ export class RestartBranch {
       return this.final(job, 'skipped');
     }
     counters.increment('deferred');
-    if (logger.isLevelEnabled('info')) logger.info(at, `Not restarting ${job.host} now: ${verdict.reason}; redelivery in ${Math.round(verdict.delayMs / 1000)} s`);
+    if (logger.isLevelEnabled('info'))
+      logger.info(
+        at,
+        `Not restarting ${job.host} now: ${verdict.reason}; redelivery in ${Math.round(verdict.delayMs / 1000)} s`,
+      );
     job.fail({ error: new Error(verdict.reason), kind: 'deferred', verdict }, true);
     this.final(job, 'skipped');
   }
@@ -237,11 +261,17 @@ export class RestartBranch {
   // With a per-host interval the host's restart time is stamped with the claim, holding the host, so
   // the next instance to take it sees it. (Without one, the claim alone: no extra write.)
   #claimAndStamp(job: Job): Promise<RestartClaim> {
-    const claimed = this.#d.storage.claimRestart(job.request, job.delivery.deliveryCount, this.#o.claimMode, job.signal);
+    const claimed = this.#d.storage.claimRestart(
+      job.request,
+      job.delivery.deliveryCount,
+      this.#o.claimMode,
+      job.signal,
+    );
     const rails = this.#d.rails;
     if (rails === undefined || rails.settings.minIntervalMs === 0 || this.#o.claimMode === 'look') return claimed;
     return claimed.then(async (found) => {
-      if (found === 'free' || (found === 'in-doubt' && this.#o.claimMode === 'claim-in-doubt')) await rails.stamp(job.host, Date.now());
+      if (found === 'free' || (found === 'in-doubt' && this.#o.claimMode === 'claim-in-doubt'))
+        await rails.stamp(job.host, Date.now());
       return found;
     });
   }
@@ -264,12 +294,22 @@ export class RestartBranch {
         return this.final(job, 'skipped');
       case 'in-doubt':
         if (this.#o.claimMode === 'claim-in-doubt') {
-          logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`);
+          logger.warn(
+            at,
+            `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`,
+          );
           break;
         }
         counters.increment('restart_in_doubt');
-        this.#audit(job, 'in-doubt', 'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again');
-        logger.warn(at, `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`);
+        this.#audit(
+          job,
+          'in-doubt',
+          'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again',
+        );
+        logger.warn(
+          at,
+          `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`,
+        );
         return this.final(job, 'skipped');
       case 'free':
         if (this.#o.claimMode === 'look') {
@@ -295,8 +335,21 @@ export class RestartBranch {
   }
 
   #audit(job: Job, outcome: AuditOutcome, reason: string): void {
-    this.#d.control?.audit({ at: Date.now(), instance: this.#o.instance, host: job.host, messageId: job.messageId, executor: this.#o.executorName, outcome, reason });
+    this.#d.control?.audit({
+      at: Date.now(),
+      instance: this.#o.instance,
+      host: job.host,
+      messageId: job.messageId,
+      executor: this.#o.executorName,
+      outcome,
+      reason,
+    });
   }
 }
 
-const PAUSED_BETWEEN: Verdict = { action: 'defer', outcome: 'deferred-paused', reason: 'restarts paused between two attempts', delayMs: 5_000 };
+const PAUSED_BETWEEN: Verdict = {
+  action: 'defer',
+  outcome: 'deferred-paused',
+  reason: 'restarts paused between two attempts',
+  delayMs: 5_000,
+};

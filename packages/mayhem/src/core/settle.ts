@@ -101,7 +101,11 @@ export class Settler {
       const text = errorText(failure.error);
       logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
     }
-    if (failure.kind === 'conflict' || failure.kind === 'rejected' || job.delivery.deliveryCount >= this.#o.maxDeliveries) {
+    if (
+      failure.kind === 'conflict' ||
+      failure.kind === 'rejected' ||
+      job.delivery.deliveryCount >= this.#o.maxDeliveries
+    ) {
       return this.#d.runner.attempt(job, 1, this.#recordingDeadLetter);
     }
     this.#d.runner.attempt(job, 1, this.#recordingFailure);
@@ -117,7 +121,8 @@ export class Settler {
   readonly #acked = (job: Job): void => {
     this.#d.counters.increment('acked');
     const log = this.#d.logger;
-    if (log.isLevelEnabled('info')) log.info({ messageId: job.messageId, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
+    if (log.isLevelEnabled('info'))
+      log.info({ messageId: job.messageId, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
     this.#d.end(job, 'acked', undefined);
   };
 
@@ -128,7 +133,10 @@ export class Settler {
   #nacked(job: Job, delay: number): void {
     this.#d.counters.increment('nacked');
     const text = errorText(job.failure?.error);
-    this.#d.logger.warn({ messageId: job.messageId, delivery: job.delivery.deliveryCount, redeliverInMs: delay, err: text }, `Nacked ${job.request.instanceName}; redelivery in ${delay} ms`);
+    this.#d.logger.warn(
+      { messageId: job.messageId, delivery: job.delivery.deliveryCount, redeliverInMs: delay, err: text },
+      `Nacked ${job.request.instanceName}; redelivery in ${delay} ms`,
+    );
     this.#d.end(job, 'nacked', undefined);
   }
 
@@ -140,7 +148,10 @@ export class Settler {
     const { counters, logger } = this.#d;
     counters.increment('dead_lettered');
     if (job.failure?.kind === 'conflict') counters.increment('conflict');
-    logger.error({ messageId: job.messageId, deliveries: job.delivery.deliveryCount, reason: this.#reason(job) }, `Dead-lettered ${job.request.instanceName}`);
+    logger.error(
+      { messageId: job.messageId, deliveries: job.delivery.deliveryCount, reason: this.#reason(job) },
+      `Dead-lettered ${job.request.instanceName}`,
+    );
     this.#d.end(job, 'dead-lettered', undefined);
   };
 
@@ -172,7 +183,10 @@ export class Settler {
       job.delivery.nack(0),
       (j) => {
         this.#d.counters.increment('nacked');
-        this.#d.logger.info({ messageId: j.messageId }, `Cancelled; nacked ${j.request.instanceName} back to the broker`);
+        this.#d.logger.info(
+          { messageId: j.messageId },
+          `Cancelled; nacked ${j.request.instanceName} back to the broker`,
+        );
         this.#d.end(j, 'cancelled', undefined);
       },
       this.#escape,
@@ -191,7 +205,11 @@ export class Settler {
   #recordRetry(job: Job, err: unknown, attempt: number, what: string): boolean {
     const log = this.#d.logger;
     const level = this.#d.storageHealth.callLogLevel();
-    if (log.isLevelEnabled(level)) log[level]({ messageId: job.messageId, attempt, err: errorText(err) }, `Could not record ${what} of ${job.request.instanceName}; retrying`);
+    if (log.isLevelEnabled(level))
+      log[level](
+        { messageId: job.messageId, attempt, err: errorText(err) },
+        `Could not record ${what} of ${job.request.instanceName}; retrying`,
+      );
     return true;
   }
 }

@@ -37,7 +37,10 @@ export async function shutdown(p: ShutdownParts): Promise<void> {
   await p.pullingStopped;
 
   if (p.consumer.inFlight > 0) {
-    logger.info({ inFlight: p.consumer.inFlight, graceMs: p.graceMs }, `Waiting up to ${p.graceMs} ms for ${p.consumer.inFlight} in-flight messages`);
+    logger.info(
+      { inFlight: p.consumer.inFlight, graceMs: p.graceMs },
+      `Waiting up to ${p.graceMs} ms for ${p.consumer.inFlight} in-flight messages`,
+    );
     const grace = new AbortController();
     await Promise.race([p.consumer.drained(), sleep(p.graceMs, grace.signal).catch(() => undefined)]);
     grace.abort();
@@ -49,7 +52,11 @@ export async function shutdown(p: ShutdownParts): Promise<void> {
     const waited = new AbortController();
     await Promise.race([p.consumer.drained(), sleep(p.cancelTimeoutMs ?? 5000, waited.signal).catch(() => undefined)]);
     waited.abort();
-    if (p.consumer.inFlight > 0) logger.warn({ inFlight: p.consumer.inFlight }, 'Some messages did not nack in time; their leases will expire and the broker will redeliver them');
+    if (p.consumer.inFlight > 0)
+      logger.warn(
+        { inFlight: p.consumer.inFlight },
+        'Some messages did not nack in time; their leases will expire and the broker will redeliver them',
+      );
   }
 
   logger.info('Closing broker connection');

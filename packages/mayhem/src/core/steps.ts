@@ -59,7 +59,13 @@ export class StepRunner {
    * When `waiting` settles, go on with `next` or `failed` — unless the job ended meanwhile. Pass
    * `afterEnd` for a continuation that must run even then (one that gives back what it was handed).
    */
-  when<T>(job: Job, waiting: Promise<T>, next: (job: Job, value: T) => void, failed: (job: Job, error: unknown) => void, afterEnd = false): void {
+  when<T>(
+    job: Job,
+    waiting: Promise<T>,
+    next: (job: Job, value: T) => void,
+    failed: (job: Job, error: unknown) => void,
+    afterEnd = false,
+  ): void {
     void waiting.then(
       (value) => {
         if (afterEnd || !job.ended) this.run(job, next, value);
@@ -128,7 +134,9 @@ export class StepRunner {
     // Durable: wait out an outage with the long backoff; once shutdown began (the sleep wakes on
     // it), the few attempts left go out at the short one.
     const winding = job.signal.aborted || job.ended;
-    const delay = winding ? backoffDelay(job.attemptsAfterCancel, this.#o.retryBackoff, this.#o.random) : backoffDelay(n, this.#o.recordBackoff, this.#o.random);
+    const delay = winding
+      ? backoffDelay(job.attemptsAfterCancel, this.#o.retryBackoff, this.#o.random)
+      : backoffDelay(n, this.#o.recordBackoff, this.#o.random);
     const next = (): void => this.attempt(job, n + 1, step);
     void sleep(delay, winding ? undefined : job.signal).then(next, next);
   }

@@ -75,7 +75,9 @@ function words(text: string): Word[] {
         if (d === '\\' && (text[j + 1] === '"' || text[j + 1] === '\\')) {
           cur += text[++j];
         } else if (d === '$' || d === '`') {
-          throw new TemplateError(`${d} inside "…" in the restart command would be expanded by a shell, and no shell runs it: use '…' to pass it literally, or --restart-shell`);
+          throw new TemplateError(
+            `${d} inside "…" in the restart command would be expanded by a shell, and no shell runs it: use '…' to pass it literally, or --restart-shell`,
+          );
         } else {
           cur += d;
         }
@@ -92,10 +94,14 @@ function words(text: string): Word[] {
       continue;
     }
     if (SHELL_CHARS.has(c)) {
-      throw new TemplateError(`${c} in the restart command is shell syntax, and no shell runs it (it would be passed as a literal argument): quote it ('${c}') to mean it literally, or use --restart-shell`);
+      throw new TemplateError(
+        `${c} in the restart command is shell syntax, and no shell runs it (it would be passed as a literal argument): quote it ('${c}') to mean it literally, or use --restart-shell`,
+      );
     }
     if (c === '~' && !inWord) {
-      throw new TemplateError('a leading ~ in the restart command is not expanded (no shell runs it): write the full path');
+      throw new TemplateError(
+        'a leading ~ in the restart command is not expanded (no shell runs it): write the full path',
+      );
     }
     cur += c;
     inWord = true;
@@ -114,10 +120,15 @@ export function parseArgvTemplate(text: string): ArgvTemplate {
     if (m === null) return w.text;
     const name = m[1]!;
     if (!(FIELDS as readonly string[]).includes(name)) {
-      throw new TemplateError(`unknown placeholder {${name}} in the restart command; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`);
+      throw new TemplateError(
+        `unknown placeholder {${name}} in the restart command; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`,
+      );
     }
     if (w.text !== m[0]) {
-      if (/^[^@\s]+@\{host\}$/.test(w.text)) throw new TemplateError(`{host} must be a whole argument of the restart command, not part of ${JSON.stringify(w.text)}: for ssh write -l ${w.text.slice(0, w.text.indexOf('@'))} {host}`);
+      if (/^[^@\s]+@\{host\}$/.test(w.text))
+        throw new TemplateError(
+          `{host} must be a whole argument of the restart command, not part of ${JSON.stringify(w.text)}: for ssh write -l ${w.text.slice(0, w.text.indexOf('@'))} {host}`,
+        );
       throw new TemplateError(
         `{${name}} must be a whole argument of the restart command, not part of ${JSON.stringify(w.text)} (a field is only ever passed as one argument of its own; use --restart-shell with "$MAYHEM_${name.toUpperCase()}" to build strings)`,
       );
@@ -126,7 +137,10 @@ export function parseArgvTemplate(text: string): ArgvTemplate {
     return { field: name as Field };
   });
   const [program, ...args] = items;
-  if (typeof program !== 'string') throw new TemplateError('the restart command must start with a program, not a placeholder (a message never chooses what runs)');
+  if (typeof program !== 'string')
+    throw new TemplateError(
+      'the restart command must start with a program, not a placeholder (a message never chooses what runs)',
+    );
   return { program, args, fields };
 }
 
@@ -149,7 +163,10 @@ export function splitFields(text: string, what: string): FieldText {
   let last = 0;
   for (const ph of text.matchAll(new RegExp(PLACEHOLDER.source, 'g'))) {
     const name = ph[1]!;
-    if (!(FIELDS as readonly string[]).includes(name)) throw new TemplateError(`unknown placeholder {${name}} in ${what}; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`);
+    if (!(FIELDS as readonly string[]).includes(name))
+      throw new TemplateError(
+        `unknown placeholder {${name}} in ${what}; known: ${FIELDS.map((f) => `{${f}}`).join(', ')}`,
+      );
     if (ph.index > last) parts.push(text.slice(last, ph.index));
     parts.push({ field: name as Field });
     last = ph.index + ph[0].length;
@@ -159,7 +176,11 @@ export function splitFields(text: string, what: string): FieldText {
 }
 
 /** Put the fields into `parts`, each passed through `encode`. */
-export function fillFields(parts: FieldText, values: Readonly<Record<Field, string>>, encode: (v: string) => string = (v) => v): string {
+export function fillFields(
+  parts: FieldText,
+  values: Readonly<Record<Field, string>>,
+  encode: (v: string) => string = (v) => v,
+): string {
   let out = '';
   for (const p of parts) out += typeof p === 'string' ? p : encode(values[p.field]);
   return out;

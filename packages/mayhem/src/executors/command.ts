@@ -26,7 +26,13 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
+import {
+  RestartCancelled,
+  RestartFailed,
+  RestartRejected,
+  type RestartContext,
+  type RestartExecutor,
+} from '../core/contracts.js';
 import { renderArgs, type ArgvTemplate } from './argv-template.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
 
@@ -66,11 +72,20 @@ export class CommandRestartExecutor implements RestartExecutor {
   }
 
   restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
-    if (signal.aborted) return Promise.reject(new RestartCancelled(`Restart of ${hostname} cancelled before its command started`));
+    if (signal.aborted)
+      return Promise.reject(new RestartCancelled(`Restart of ${hostname} cancelled before its command started`));
     const instance = instanceOf(hostname, context);
-    for (const [name, value] of [['host', hostname], ['instance', instance]] as const) {
+    for (const [name, value] of [
+      ['host', hostname],
+      ['instance', instance],
+    ] as const) {
       // Argument injection: a value that starts with '-' would be read as an option by most programs.
-      if (value.startsWith('-')) return Promise.reject(new RestartRejected(`refusing to pass ${name} ${JSON.stringify(value)} to the restart command: it starts with '-'`));
+      if (value.startsWith('-'))
+        return Promise.reject(
+          new RestartRejected(
+            `refusing to pass ${name} ${JSON.stringify(value)} to the restart command: it starts with '-'`,
+          ),
+        );
     }
     const { template, shellCommand } = this.#o;
     const file = shellCommand !== undefined ? '/bin/sh' : template.program;
@@ -95,7 +110,10 @@ export class CommandRestartExecutor implements RestartExecutor {
       const pid = child.pid;
       let tail = Buffer.alloc(0);
       child.stderr.on('data', (chunk: Buffer) => {
-        tail = tail.length + chunk.length <= STDERR_TAIL ? Buffer.concat([tail, chunk]) : Buffer.concat([tail, chunk]).subarray(-STDERR_TAIL);
+        tail =
+          tail.length + chunk.length <= STDERR_TAIL
+            ? Buffer.concat([tail, chunk])
+            : Buffer.concat([tail, chunk]).subarray(-STDERR_TAIL);
       });
       // A stderr that errors (it should not) must not become an uncaught exception.
       child.stderr.on('error', () => undefined);
@@ -105,7 +123,10 @@ export class CommandRestartExecutor implements RestartExecutor {
       const stop = (why: 'timeout' | 'shutdown'): void => {
         if (exited || stopping !== undefined || pid === undefined) return;
         stopping = why;
-        this.#o.logger.warn({ host: hostname, pid, reason: why }, `Stopping the restart command for ${hostname} (pid ${pid}): ${why === 'timeout' ? `it ran past ${seconds(this.#o.timeoutMs)}` : 'shutdown'}`);
+        this.#o.logger.warn(
+          { host: hostname, pid, reason: why },
+          `Stopping the restart command for ${hostname} (pid ${pid}): ${why === 'timeout' ? `it ran past ${seconds(this.#o.timeoutMs)}` : 'shutdown'}`,
+        );
         killGroup(pid, 'SIGTERM');
         killTimer = setTimeout(() => killGroup(pid, 'SIGKILL'), this.#killGraceMs);
       };
@@ -142,13 +163,27 @@ export class CommandRestartExecutor implements RestartExecutor {
           const said = reason ? `: ${reason}` : '';
           if (code === 0) return resolvePromise();
           if (stopping === 'shutdown') {
-            return reject(new OutcomeUnknown(`the restart command for ${hostname} was still running at shutdown and was stopped; it may have restarted the host${said}`, true));
+            return reject(
+              new OutcomeUnknown(
+                `the restart command for ${hostname} was still running at shutdown and was stopped; it may have restarted the host${said}`,
+                true,
+              ),
+            );
           }
           if (stopping === 'timeout') {
-            return reject(new OutcomeUnknown(`the restart command for ${hostname} ran past ${seconds(this.#o.timeoutMs)} and was killed; it may have restarted the host${said}`));
+            return reject(
+              new OutcomeUnknown(
+                `the restart command for ${hostname} ran past ${seconds(this.#o.timeoutMs)} and was killed; it may have restarted the host${said}`,
+              ),
+            );
           }
-          if (code !== null) return reject(new RestartFailed(`the restart command for ${hostname} exited with code ${code}${said}`));
-          reject(new OutcomeUnknown(`the restart command for ${hostname} was killed by ${sig ?? 'a signal'} (not sent by mayhem); it may have restarted the host${said}`));
+          if (code !== null)
+            return reject(new RestartFailed(`the restart command for ${hostname} exited with code ${code}${said}`));
+          reject(
+            new OutcomeUnknown(
+              `the restart command for ${hostname} was killed by ${sig ?? 'a signal'} (not sent by mayhem); it may have restarted the host${said}`,
+            ),
+          );
         };
         // The rest of stderr may still be in the pipe: wait for its end, briefly (a background
         // process the command started may hold it open for good).
@@ -189,7 +224,10 @@ function lastLine(buf: Buffer): string {
  * Where `program` would be found (for the check at start), or a one-line reason it cannot run.
  * A program with a `/` is taken relative to the working directory; else looked up in PATH.
  */
-export function findProgram(program: string, env: NodeJS.ProcessEnv = process.env): { path: string } | { error: string } {
+export function findProgram(
+  program: string,
+  env: NodeJS.ProcessEnv = process.env,
+): { path: string } | { error: string } {
   const usable = (p: string): boolean => {
     try {
       if (!statSync(p).isFile()) return false;

@@ -17,7 +17,13 @@
  */
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
-import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
+import {
+  RestartCancelled,
+  RestartFailed,
+  RestartRejected,
+  type RestartContext,
+  type RestartExecutor,
+} from '../core/contracts.js';
 import { errorText } from '../core/errors.js';
 import { fillFields, splitFields, type FieldText } from './argv-template.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
@@ -36,13 +42,16 @@ export interface DockerEndpoint {
 export function parseDockerHost(text: string, env: NodeJS.ProcessEnv = process.env): DockerEndpoint {
   if (text.startsWith('unix://')) {
     const socketPath = text.slice('unix://'.length);
-    if (!socketPath.startsWith('/')) throw new Error(`Docker host ${JSON.stringify(text)}: expected unix:///absolute/path/to/docker.sock`);
+    if (!socketPath.startsWith('/'))
+      throw new Error(`Docker host ${JSON.stringify(text)}: expected unix:///absolute/path/to/docker.sock`);
     return { url: text, origin: 'http://localhost', socketPath };
   }
   const tcp = /^tcp:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):(\d{1,5})\/?$/.exec(text);
   if (tcp !== null) {
     if (env['DOCKER_TLS_VERIFY'] !== undefined && env['DOCKER_TLS_VERIFY'] !== '' && env['DOCKER_TLS_VERIFY'] !== '0') {
-      throw new Error(`Docker host ${text} with DOCKER_TLS_VERIFY: TLS to the Docker daemon is not supported; use its Unix socket (e.g. through an SSH tunnel: ssh -L /tmp/docker.sock:/var/run/docker.sock host)`);
+      throw new Error(
+        `Docker host ${text} with DOCKER_TLS_VERIFY: TLS to the Docker daemon is not supported; use its Unix socket (e.g. through an SSH tunnel: ssh -L /tmp/docker.sock:/var/run/docker.sock host)`,
+      );
     }
     return { url: text, origin: `http://${tcp[1]}:${tcp[2]}` };
   }
@@ -53,7 +62,9 @@ export function parseDockerHost(text: string, env: NodeJS.ProcessEnv = process.e
 export function parseContainerTemplate(text: string): FieldText {
   const parts = splitFields(text, '--container');
   if (!CONTAINER_NAME.test(fillFields(parts, { host: 'x', instance: 'x' }))) {
-    throw new Error(`--container ${JSON.stringify(text)} does not make a valid container name (letters, digits, _ . -, starting with a letter or digit)`);
+    throw new Error(
+      `--container ${JSON.stringify(text)} does not make a valid container name (letters, digits, _ . -, starting with a letter or digit)`,
+    );
   }
   return parts;
 }
@@ -93,30 +104,48 @@ export class DockerRestartExecutor implements RestartExecutor {
     let status: number;
     let body: string;
     try {
-      ({ status, body } = await httpCall(this.#pool, { method: 'GET', path: '/_ping' }, { timeoutMs, signal: new AbortController().signal }));
+      ({ status, body } = await httpCall(
+        this.#pool,
+        { method: 'GET', path: '/_ping' },
+        { timeoutMs, signal: new AbortController().signal },
+      ));
     } catch (err) {
       throw new Error(`cannot reach ${where}: ${errorText(err)}`);
     }
-    if (status !== 200) throw new Error(`${where} answered /_ping with HTTP ${status}${body ? `: ${bodyLine(body)}` : ''}`);
+    if (status !== 200)
+      throw new Error(`${where} answered /_ping with HTTP ${status}${body ? `: ${bodyLine(body)}` : ''}`);
   }
 
   async restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
     if (signal.aborted) throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
     const name = fillFields(this.#o.container, { host: hostname, instance: instanceOf(hostname, context) });
-    if (!CONTAINER_NAME.test(name)) throw new RestartRejected(`${JSON.stringify(name)} is not a valid container name (for ${hostname})`);
+    if (!CONTAINER_NAME.test(name))
+      throw new RestartRejected(`${JSON.stringify(name)} is not a valid container name (for ${hostname})`);
     const path = `/containers/${encodeURIComponent(name)}/restart?t=${this.#o.stopTimeoutSeconds}`;
     const what = `container ${name} (for ${hostname})`;
     let status: number;
     let body: string;
     try {
-      ({ status, body } = await httpCall(this.#pool, { method: 'POST', path }, { timeoutMs: this.#o.timeoutMs, signal }));
+      ({ status, body } = await httpCall(
+        this.#pool,
+        { method: 'POST', path },
+        { timeoutMs: this.#o.timeoutMs, signal },
+      ));
     } catch (err) {
       if (!(err instanceof HttpCallError)) throw err;
       if (err.stage === 'not-sent') {
         if (err.why === 'abort') throw new RestartCancelled(`Restart of ${what} cancelled before its request was sent`);
-        throw new RestartFailed(err.why === 'timeout' ? `could not reach the Docker Engine at ${this.#o.endpoint.url} within ${seconds(this.#o.timeoutMs)}` : `could not reach the Docker Engine at ${this.#o.endpoint.url}: ${err.message}`);
+        throw new RestartFailed(
+          err.why === 'timeout'
+            ? `could not reach the Docker Engine at ${this.#o.endpoint.url} within ${seconds(this.#o.timeoutMs)}`
+            : `could not reach the Docker Engine at ${this.#o.endpoint.url}: ${err.message}`,
+        );
       }
-      if (err.why === 'abort') throw new OutcomeUnknown(`the restart of ${what} was sent to Docker and shutdown came before its answer; it may have been restarted`, true);
+      if (err.why === 'abort')
+        throw new OutcomeUnknown(
+          `the restart of ${what} was sent to Docker and shutdown came before its answer; it may have been restarted`,
+          true,
+        );
       throw new OutcomeUnknown(
         err.why === 'timeout'
           ? `Docker did not answer the restart of ${what} within ${seconds(this.#o.timeoutMs)}; it may have been restarted`

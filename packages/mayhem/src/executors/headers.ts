@@ -9,7 +9,19 @@ import { createHash } from 'node:crypto';
 // RFC 9110 token characters.
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Set by mayhem or by the HTTP layer itself: a file must not override them.
-const RESERVED = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'content-type', 'idempotency-key', 'te', 'trailer', 'expect']);
+const RESERVED = new Set([
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'content-type',
+  'idempotency-key',
+  'te',
+  'trailer',
+  'expect',
+]);
 
 /** Parse the file's text; throws an Error with a one-line reason naming `path` and the line. */
 export function parseHeaders(text: string, path: string): Record<string, string> {
@@ -25,9 +37,11 @@ export function parseHeaders(text: string, path: string): Record<string, string>
     const value = line.slice(colon + 1).trim();
     if (!TOKEN.test(name)) throw new Error(`${at}: ${JSON.stringify(name.slice(0, 40))} is not a valid header name`);
     const lower = name.toLowerCase();
-    if (RESERVED.has(lower)) throw new Error(`${at}: header ${name} is set by mayhem or by HTTP itself and cannot come from the file`);
+    if (RESERVED.has(lower))
+      throw new Error(`${at}: header ${name} is set by mayhem or by HTTP itself and cannot come from the file`);
     // eslint-disable-next-line no-control-regex
-    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value)) throw new Error(`${at}: the value of ${name} holds a control character`);
+    if (/[\u0000-\u0008\u000a-\u001f\u007f]/.test(value))
+      throw new Error(`${at}: the value of ${name} holds a control character`);
     if (lower in out) throw new Error(`${at}: header ${name} is given twice`);
     out[lower] = value;
   }
@@ -39,5 +53,7 @@ export function parseHeaders(text: string, path: string): Record<string, string>
  * of it (the same for every attempt and redelivery either way).
  */
 export function idempotencyKey(messageId: string): string {
-  return /^[\x21-\x7e]{1,200}$/.test(messageId) ? messageId : `sha256-${createHash('sha256').update(messageId).digest('hex')}`;
+  return /^[\x21-\x7e]{1,200}$/.test(messageId)
+    ? messageId
+    : `sha256-${createHash('sha256').update(messageId).digest('hex')}`;
 }

@@ -43,7 +43,11 @@ const BODY_KEPT = 2048;
  * Send `req` on `dispatcher`; resolves with the status and the start of the body, or rejects with
  * an {@link HttpCallError}. Once a status has come, the timeout or an abort resolves with it.
  */
-export function httpCall(dispatcher: Dispatcher, req: HttpRequest, o: { readonly timeoutMs: number; readonly signal: AbortSignal }): Promise<HttpAnswer> {
+export function httpCall(
+  dispatcher: Dispatcher,
+  req: HttpRequest,
+  o: { readonly timeoutMs: number; readonly signal: AbortSignal },
+): Promise<HttpAnswer> {
   const { signal } = o;
   if (signal.aborted) return Promise.reject(new HttpCallError('cancelled before it was sent', 'not-sent', 'abort'));
   return new Promise<HttpAnswer>((resolve, reject) => {
@@ -101,7 +105,8 @@ export function httpCall(dispatcher: Dispatcher, req: HttpRequest, o: { readonly
       onResponseError(_c, err) {
         if (status !== undefined) return finish(() => resolve(answer()));
         const code = (err as NodeJS.ErrnoException).code;
-        const text = err.message && code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message || String(code);
+        const text =
+          err.message && code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message || String(code);
         finish(() => reject(new HttpCallError(text, controller === undefined ? 'not-sent' : 'sent', 'error')));
       },
     };

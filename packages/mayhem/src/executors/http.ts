@@ -21,7 +21,13 @@
  */
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
-import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext, type RestartExecutor } from '../core/contracts.js';
+import {
+  RestartCancelled,
+  RestartFailed,
+  RestartRejected,
+  type RestartContext,
+  type RestartExecutor,
+} from '../core/contracts.js';
 import { fillFields, splitFields, type Field, type FieldText } from './argv-template.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { idempotencyKey } from './headers.js';
@@ -40,10 +46,19 @@ export interface UrlTemplate {
 /** Parse `--restart-url` once; throws an Error with a one-line reason. */
 export function parseUrlTemplate(text: string): UrlTemplate {
   const m = /^(https?):\/\/([^/?#]*)([^#]*)$/i.exec(text.trim());
-  if (m === null) throw new Error(`--restart-url must be an http:// or https:// URL without a #fragment, got ${JSON.stringify(text)}`);
+  if (m === null)
+    throw new Error(
+      `--restart-url must be an http:// or https:// URL without a #fragment, got ${JSON.stringify(text)}`,
+    );
   const [, scheme, authority, rest] = m as unknown as [string, string, string, string];
-  if (authority.includes('{')) throw new Error('--restart-url: placeholders may only be in the path or query, never in the server part (a message must not choose where the request goes)');
-  if (authority.includes('@')) throw new Error('--restart-url must not hold credentials: put them in --restart-headers (e.g. Authorization: Basic …)');
+  if (authority.includes('{'))
+    throw new Error(
+      '--restart-url: placeholders may only be in the path or query, never in the server part (a message must not choose where the request goes)',
+    );
+  if (authority.includes('@'))
+    throw new Error(
+      '--restart-url must not hold credentials: put them in --restart-headers (e.g. Authorization: Basic …)',
+    );
   let origin: string;
   try {
     origin = new URL(`${scheme}://${authority}/`).origin;
@@ -105,20 +120,40 @@ export class HttpRestartExecutor implements RestartExecutor {
     if (signal.aborted) throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
     const instance = instanceOf(hostname, context);
     const messageId = context?.messageId ?? '';
-    const body = JSON.stringify({ messageId, instanceName: instance, host: hostname, attempt: context?.attempt ?? 1, deliveryCount: context?.deliveryCount ?? 1 });
-    const headers = messageId === '' ? this.#headers : { ...this.#headers, 'idempotency-key': idempotencyKey(messageId) };
+    const body = JSON.stringify({
+      messageId,
+      instanceName: instance,
+      host: hostname,
+      attempt: context?.attempt ?? 1,
+      deliveryCount: context?.deliveryCount ?? 1,
+    });
+    const headers =
+      messageId === '' ? this.#headers : { ...this.#headers, 'idempotency-key': idempotencyKey(messageId) };
     let status: number;
     let text: string;
     try {
-      ({ status, body: text } = await httpCall(this.#pool, { method: 'POST', path: renderPath(this.#o.url, { host: hostname, instance }), headers, body }, { timeoutMs: this.#o.timeoutMs, signal }));
+      ({ status, body: text } = await httpCall(
+        this.#pool,
+        { method: 'POST', path: renderPath(this.#o.url, { host: hostname, instance }), headers, body },
+        { timeoutMs: this.#o.timeoutMs, signal },
+      ));
     } catch (err) {
       if (!(err instanceof HttpCallError)) throw err;
       const to = `the webhook ${this.#o.url.display} for ${hostname}`;
       if (err.stage === 'not-sent') {
-        if (err.why === 'abort') throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
-        throw new RestartFailed(err.why === 'timeout' ? `could not send to ${to} within ${seconds(this.#o.timeoutMs)}` : `could not reach ${to}: ${err.message}`);
+        if (err.why === 'abort')
+          throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
+        throw new RestartFailed(
+          err.why === 'timeout'
+            ? `could not send to ${to} within ${seconds(this.#o.timeoutMs)}`
+            : `could not reach ${to}: ${err.message}`,
+        );
       }
-      if (err.why === 'abort') throw new OutcomeUnknown(`the request to ${to} was sent and shutdown came before its answer; it may have restarted the host`, true);
+      if (err.why === 'abort')
+        throw new OutcomeUnknown(
+          `the request to ${to} was sent and shutdown came before its answer; it may have restarted the host`,
+          true,
+        );
       // Sent, no answer: retried, safe by the Idempotency-Key (see the module comment).
       throw new RestartFailed(
         err.why === 'timeout'
@@ -138,4 +173,3 @@ export class HttpRestartExecutor implements RestartExecutor {
     return closePool(this.#pool);
   }
 }
-

@@ -65,7 +65,10 @@ function checkUnused(s: ExecutorSettings): void {
     ['--docker-host', s.dockerHost !== undefined, 'docker'],
   ];
   for (const [flag, set, kind] of given) {
-    if (set && s.executor !== kind) throw new ConfigError(`${flag} is for --executor ${kind}, but the executor is ${s.executor}; add --executor ${kind} (or drop ${flag})`);
+    if (set && s.executor !== kind)
+      throw new ConfigError(
+        `${flag} is for --executor ${kind}, but the executor is ${s.executor}; add --executor ${kind} (or drop ${flag})`,
+      );
   }
 }
 
@@ -74,15 +77,29 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
   const nothing = (): Promise<void> => Promise.resolve();
   switch (s.executor) {
     case 'mock': {
-      const mock = new MockRestartExecutor({ latencyMs: s.restartLatency, failureRate: s.restartFailureRate, random: deps.random });
-      return { executor: mock, description: `mock (latency up to ${seconds(s.restartLatency)}, failure rate ${s.restartFailureRate}; restarts nothing)`, close: () => Promise.resolve(mock.close()) };
+      const mock = new MockRestartExecutor({
+        latencyMs: s.restartLatency,
+        failureRate: s.restartFailureRate,
+        random: deps.random,
+      });
+      return {
+        executor: mock,
+        description: `mock (latency up to ${seconds(s.restartLatency)}, failure rate ${s.restartFailureRate}; restarts nothing)`,
+        close: () => Promise.resolve(mock.close()),
+      };
     }
     case 'command': {
-      if (s.restartCommand === undefined || s.restartCommand.trim() === '') throw new ConfigError("--executor command needs --restart-command, e.g. --restart-command 'ssh {host} sudo systemctl reboot'");
+      if (s.restartCommand === undefined || s.restartCommand.trim() === '')
+        throw new ConfigError(
+          "--executor command needs --restart-command, e.g. --restart-command 'ssh {host} sudo systemctl reboot'",
+        );
       let template;
       if (s.restartShell) {
         const found = placeholdersIn(s.restartCommand);
-        if (found.length > 0) throw new ConfigError(`with --restart-shell the fields are environment variables, never text in the command: use "$MAYHEM_HOST" / "$MAYHEM_INSTANCE" instead of ${found[0]}`);
+        if (found.length > 0)
+          throw new ConfigError(
+            `with --restart-shell the fields are environment variables, never text in the command: use "$MAYHEM_HOST" / "$MAYHEM_INSTANCE" instead of ${found[0]}`,
+          );
         template = parseArgvTemplate('/bin/sh');
       } else {
         try {
@@ -94,12 +111,23 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
       }
       const found = findProgram(template.program, env);
       if ('error' in found) throw new ConfigError(`invalid --restart-command: its program ${found.error}`);
-      const executor = new CommandRestartExecutor({ template, shellCommand: s.restartShell ? s.restartCommand : undefined, timeoutMs: s.restartTimeout, logger, env });
-      const what = s.restartShell ? 'run by /bin/sh -c, fields as MAYHEM_* environment variables' : `program ${found.path}${template.fields.length > 0 ? `, fields ${template.fields.map((f) => `{${f}}`).join(' ')}` : ''}`;
+      const executor = new CommandRestartExecutor({
+        template,
+        shellCommand: s.restartShell ? s.restartCommand : undefined,
+        timeoutMs: s.restartTimeout,
+        logger,
+        env,
+      });
+      const what = s.restartShell
+        ? 'run by /bin/sh -c, fields as MAYHEM_* environment variables'
+        : `program ${found.path}${template.fields.length > 0 ? `, fields ${template.fields.map((f) => `{${f}}`).join(' ')}` : ''}`;
       return { executor, description: `command (${what}; timeout ${seconds(s.restartTimeout)})`, close: nothing };
     }
     case 'http': {
-      if (s.restartUrl === undefined) throw new ConfigError('--executor http needs --restart-url, e.g. --restart-url https://ops.example/restart/{host}');
+      if (s.restartUrl === undefined)
+        throw new ConfigError(
+          '--executor http needs --restart-url, e.g. --restart-url https://ops.example/restart/{host}',
+        );
       let url;
       try {
         url = parseUrlTemplate(s.restartUrl);
@@ -112,7 +140,9 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
         try {
           text = readFileSync(s.restartHeaders, 'utf8');
         } catch (err) {
-          throw new ConfigError(`cannot read --restart-headers ${s.restartHeaders}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          throw new ConfigError(
+            `cannot read --restart-headers ${s.restartHeaders}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
         }
         try {
           headers = parseHeaders(text, s.restartHeaders);
@@ -139,16 +169,28 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
         throw new ConfigError((err as Error).message);
       }
       if (s.restartTimeout <= s.dockerStopTimeout) {
-        throw new ConfigError(`--restart-timeout (${seconds(s.restartTimeout)}) must be longer than --docker-stop-timeout (${seconds(s.dockerStopTimeout)}): Docker's restart waits that long for the container to stop, then starts it`);
+        throw new ConfigError(
+          `--restart-timeout (${seconds(s.restartTimeout)}) must be longer than --docker-stop-timeout (${seconds(s.dockerStopTimeout)}): Docker's restart waits that long for the container to stop, then starts it`,
+        );
       }
-      const executor = new DockerRestartExecutor({ endpoint, container, stopTimeoutSeconds: Math.ceil(s.dockerStopTimeout / 1000), timeoutMs: s.restartTimeout, logger });
+      const executor = new DockerRestartExecutor({
+        endpoint,
+        container,
+        stopTimeoutSeconds: Math.ceil(s.dockerStopTimeout / 1000),
+        timeoutMs: s.restartTimeout,
+        logger,
+      });
       try {
         await executor.ping();
       } catch (err) {
         await executor.close().catch(() => undefined);
         throw err;
       }
-      return { executor, description: `docker (${endpoint.url}, container ${s.container}, stop timeout ${seconds(s.dockerStopTimeout)}; timeout ${seconds(s.restartTimeout)})`, close: () => executor.close() };
+      return {
+        executor,
+        description: `docker (${endpoint.url}, container ${s.container}, stop timeout ${seconds(s.dockerStopTimeout)}; timeout ${seconds(s.restartTimeout)})`,
+        close: () => executor.close(),
+      };
     }
   }
 }

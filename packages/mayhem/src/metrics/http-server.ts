@@ -55,14 +55,18 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
   const notReady = (): string | undefined => {
     if (state === undefined) return 'starting';
     if (state.shuttingDown.aborted) return 'shutting down';
-    const down = [state.storageHealth.down ? 'database unavailable' : '', state.brokerHealth.down ? 'broker unavailable' : ''].filter(Boolean);
+    const down = [
+      state.storageHealth.down ? 'database unavailable' : '',
+      state.brokerHealth.down ? 'broker unavailable' : '',
+    ].filter(Boolean);
     return down.length > 0 ? down.join(', ') : undefined;
   };
 
   const server = createServer((req, res) => void serve(req, res));
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') return reply(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
+    if (req.method !== 'GET' && req.method !== 'HEAD')
+      return reply(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
     switch (path) {
       case '/metrics': {
         let text: string;
@@ -88,7 +92,11 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
   const { host, port } = splitHostPort(o.listen);
   await new Promise<void>((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException): void => {
-      reject(new Error(`cannot serve --http on ${o.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : errorText(err)} (${err.code ?? 'error'})`));
+      reject(
+        new Error(
+          `cannot serve --http on ${o.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : errorText(err)} (${err.code ?? 'error'})`,
+        ),
+      );
     };
     server.once('error', failed);
     server.listen({ host, port }, () => {
@@ -101,7 +109,11 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
   const address = server.address() as AddressInfo;
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
-  const lag: LoopLagMonitor = monitorLoopLag({ registry, intervalMs: o.loopLagIntervalMs ?? 10_000, onError: (m) => o.logger.warn(m) });
+  const lag: LoopLagMonitor = monitorLoopLag({
+    registry,
+    intervalMs: o.loopLagIntervalMs ?? 10_000,
+    onError: (m) => o.logger.warn(m),
+  });
   await lag.ready;
   o.logger.info({ http: url }, `Serving /metrics, /healthz and /readyz on ${url}`);
 

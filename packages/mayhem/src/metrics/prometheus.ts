@@ -30,7 +30,8 @@ const HELP: Record<CounterName, string> = {
   malformed: 'Malformed messages (dead-lettered)',
   conflict: 'Messages whose id was already recorded for another instance (dead-lettered)',
   unsettled: 'Messages left to their lease at shutdown because their restart could not be recorded',
-  rail_skipped: 'Restarts a safety rail refused for good (denied host, too soon or busy with --on-limit skip); acked as skipped',
+  rail_skipped:
+    'Restarts a safety rail refused for good (denied host, too soon or busy with --on-limit skip); acked as skipped',
   deferred: 'Restarts a safety rail put off (paused, outside the window, too soon, busy); nacked with a delay',
   leashed: 'Restarts that would have run, not run: leashed',
 };
@@ -59,7 +60,14 @@ export function createPrometheusMetrics(registry: Registry, prefix = 'mayhem_'):
     });
   }
   let inFlight = 0;
-  new Gauge({ name: `${prefix}in_flight_messages`, help: 'Messages being handled now', registers: [registry], collect() { this.set(inFlight); } });
+  new Gauge({
+    name: `${prefix}in_flight_messages`,
+    help: 'Messages being handled now',
+    registers: [registry],
+    collect() {
+      this.set(inFlight);
+    },
+  });
 
   let backlog: (() => Promise<number> | number) | undefined;
   new Gauge({
@@ -78,7 +86,10 @@ export function createPrometheusMetrics(registry: Registry, prefix = 'mayhem_'):
     },
   });
 
-  const handle = new Buckets(`${prefix}handle_duration_seconds`, 'Time from pulling a message to settling it (ack, nack or dead letter)');
+  const handle = new Buckets(
+    `${prefix}handle_duration_seconds`,
+    'Time from pulling a message to settling it (ack, nack or dead letter)',
+  );
   const restart = new Buckets(
     `${prefix}restart_duration_seconds`,
     'Time one restart call took, by outcome: restarted, failed (retried), rejected (for good), cancelled (before it took effect), unknown (in doubt)',
@@ -146,7 +157,13 @@ class Buckets {
   }
 
   /** What prom-client's Registry reads (the shape of its Histogram's `get()`). */
-  get(): { name: string; help: string; type: string; aggregator: string; values: { labels: Record<string, string | number>; value: number; metricName: string }[] } {
+  get(): {
+    name: string;
+    help: string;
+    type: string;
+    aggregator: string;
+    values: { labels: Record<string, string | number>; value: number; metricName: string }[];
+  } {
     const values: { labels: Record<string, string | number>; value: number; metricName: string }[] = [];
     for (const [label, s] of this.#series) {
       const extra: Record<string, string> = this.labelName === undefined ? {} : { [this.labelName]: label };

@@ -46,7 +46,8 @@ export function createStatsdMetrics(opts: StatsdMetricsOptions): Metrics {
   let errors = 0;
   const onError = (err: Error): void => {
     errors++;
-    if (errors === 1) log.warn({ err, statsd: opts.hostPort }, 'StatsD send failed; further StatsD errors are counted, not logged');
+    if (errors === 1)
+      log.warn({ err, statsd: opts.hostPort }, 'StatsD send failed; further StatsD errors are counted, not logged');
   };
   const client = new StatsD({
     host,

@@ -40,14 +40,21 @@ export function randomInstanceName(random: () => number): string {
  */
 export function malformedPayload(k: number, messageId: string): string {
   switch (k % 3) {
-    case 1: return `not json: restart ${messageId}`;
-    case 2: return JSON.stringify({ messageId, publishedAt: new Date().toISOString() });
-    default: return JSON.stringify({ messageId, instanceName: 'not a hostname!', publishedAt: new Date().toISOString() });
+    case 1:
+      return `not json: restart ${messageId}`;
+    case 2:
+      return JSON.stringify({ messageId, publishedAt: new Date().toISOString() });
+    default:
+      return JSON.stringify({ messageId, instanceName: 'not a hostname!', publishedAt: new Date().toISOString() });
   }
 }
 
 /** Publish until `count` or `signal`; resolves with how many were published. */
-export async function runSimulatedPublisher(publish: (payload: string, messageId: string) => void, o: SimulatedPublisherOptions, signal: AbortSignal): Promise<number> {
+export async function runSimulatedPublisher(
+  publish: (payload: string, messageId: string) => void,
+  o: SimulatedPublisherOptions,
+  signal: AbortSignal,
+): Promise<number> {
   const limit = o.count ?? Infinity;
   let published = 0;
   // Wait until the sink has room for one more (asked before every message: its bound holds exactly).
@@ -59,11 +66,13 @@ export async function runSimulatedPublisher(publish: (payload: string, messageId
   };
   const malformedEvery = o.malformedEvery ?? 0;
   const names = o.instances !== undefined && o.instances.length > 0 ? o.instances : undefined;
-  const pick = (): string => (names !== undefined ? names[Math.floor(o.random() * names.length)]! : randomInstanceName(o.random));
+  const pick = (): string =>
+    names !== undefined ? names[Math.floor(o.random() * names.length)]! : randomInstanceName(o.random);
   const one = (): void => {
     const messageId = randomUUID();
     published += 1;
-    if (malformedEvery > 0 && published % malformedEvery === 0) publish(malformedPayload(published / malformedEvery, messageId), messageId);
+    if (malformedEvery > 0 && published % malformedEvery === 0)
+      publish(malformedPayload(published / malformedEvery, messageId), messageId);
     else publish(encodeRestartRequest({ messageId, instanceName: pick(), publishedAt: Date.now() }), messageId);
   };
   try {

@@ -37,7 +37,9 @@ export function withSaveFailures(storage: Storage, o: SaveFailureOptions): Stora
   const random = o.random ?? Math.random;
   const faulty: Storage = {
     saveMessage: (request, deliveryCount, signal) =>
-      random() < rate ? Promise.reject(saveFailure(request.messageId)) : storage.saveMessage(request, deliveryCount, signal),
+      random() < rate
+        ? Promise.reject(saveFailure(request.messageId))
+        : storage.saveMessage(request, deliveryCount, signal),
     claimRestart: (request, deliveryCount, mode, signal) => storage.claimRestart(request, deliveryCount, mode, signal),
     markRestarted: (messageId, attempts, signal) => storage.markRestarted(messageId, attempts, signal),
     releaseRestart: (messageId, deliveryCount, attempts) => storage.releaseRestart(messageId, deliveryCount, attempts),

@@ -23,7 +23,9 @@ export class LocalFleetControl implements FleetControl {
 
   /** Every entry kept, oldest first (tests). */
   get entries(): readonly AuditEntry[] {
-    return this.#oldest === 0 ? this.#audit : [...this.#audit.slice(this.#oldest), ...this.#audit.slice(0, this.#oldest)];
+    return this.#oldest === 0
+      ? this.#audit
+      : [...this.#audit.slice(this.#oldest), ...this.#audit.slice(0, this.#oldest)];
   }
 
   /** Slots in use now (tests). */

@@ -8,8 +8,17 @@ import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, t
 import { DONE } from '../core/settled.js';
 import { LocalFleetControl } from './memory-control.js';
 import {
-  ackPatch, applyPatch, claimPatch, deadLetterPatch, failurePatch, foldDeadLetter, releasePatch, restartedPatch, savePatch,
-  type MutableRecord, type RecordPatch,
+  ackPatch,
+  applyPatch,
+  claimPatch,
+  deadLetterPatch,
+  failurePatch,
+  foldDeadLetter,
+  releasePatch,
+  restartedPatch,
+  savePatch,
+  type MutableRecord,
+  type RecordPatch,
 } from './record-patch.js';
 
 // One settled promise per claim state: a claim allocates nothing on the hot path.
@@ -99,7 +108,12 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     records,
     deadLetters,
 
-    claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
+    claimRestart(
+      request: RestartRequest,
+      deliveryCount: number,
+      mode: ClaimMode,
+      signal?: AbortSignal,
+    ): Promise<RestartClaim> {
       if (closed) return Promise.reject(closedError());
       if (signal?.aborted) return rejectAborted(signal);
       const found = restartStateOf(records.get(request.messageId), request.instanceName);

@@ -34,13 +34,25 @@ async function openAdapter(o: OpenStorageOptions): Promise<Storage> {
       // with the memory broker nothing redelivers a settled message, so none is needed for long.
       return openMemoryStorage({ maxSettled: 10_000 });
     case 'sqlite:':
-      return openSqliteStorage({ path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''), logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs });
+      return openSqliteStorage({
+        path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''),
+        logger: o.logger,
+        retentionMs: o.retentionMs,
+        deadLetterRetentionMs: o.deadLetterRetentionMs,
+      });
     case 'postgres:':
     case 'postgresql:': {
       const { openPostgresStorage } = await import('./postgres.js');
-      return openPostgresStorage({ url: o.url, logger: o.logger, retentionMs: o.retentionMs, deadLetterRetentionMs: o.deadLetterRetentionMs });
+      return openPostgresStorage({
+        url: o.url,
+        logger: o.logger,
+        retentionMs: o.retentionMs,
+        deadLetterRetentionMs: o.deadLetterRetentionMs,
+      });
     }
     default:
-      throw new Error(`unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`);
+      throw new Error(
+        `unsupported --db ${redactSecrets(JSON.stringify(o.url))}: expected sqlite:<path>, postgres://... or memory:`,
+      );
   }
 }

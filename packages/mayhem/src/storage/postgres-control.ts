@@ -63,7 +63,11 @@ export class PgFleetControl implements FleetControl {
 
   async setPause(state: PauseState | undefined): Promise<void> {
     if (state === undefined) await this.#pool.query(`DELETE FROM control WHERE key = 'pause'`);
-    else await this.#pool.query(`INSERT INTO control (key, value) VALUES ('pause', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`, [JSON.stringify(state)]);
+    else
+      await this.#pool.query(
+        `INSERT INTO control (key, value) VALUES ('pause', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+        [JSON.stringify(state)],
+      );
     this.#pause = state;
   }
 
@@ -73,7 +77,11 @@ export class PgFleetControl implements FleetControl {
   }
 
   async lastRestart(host: string): Promise<number | undefined> {
-    const { rows } = await this.#pool.query<{ at: number }>({ name: 'mayhem_last_restart', text: 'SELECT extract(epoch FROM at) * 1000 AS at FROM host_restarts WHERE host = $1', values: [host] });
+    const { rows } = await this.#pool.query<{ at: number }>({
+      name: 'mayhem_last_restart',
+      text: 'SELECT extract(epoch FROM at) * 1000 AS at FROM host_restarts WHERE host = $1',
+      values: [host],
+    });
     return rows[0] === undefined ? undefined : Number(rows[0].at);
   }
 
@@ -88,7 +96,10 @@ export class PgFleetControl implements FleetControl {
   takeSlot(max: number): Promise<boolean> {
     // One at a time: each take must know the slots the ones before it took (see TAKE_SLOT_SQL).
     const take = this.#takes.then(() => this.#takeSlot(max));
-    this.#takes = take.then(() => undefined, () => undefined);
+    this.#takes = take.then(
+      () => undefined,
+      () => undefined,
+    );
     return take;
   }
 
@@ -108,7 +119,10 @@ export class PgFleetControl implements FleetControl {
     if (slot === undefined || client === undefined) return;
     // Session locks stack: unlocking the slot this instance took frees exactly one hold of it.
     client.query('SELECT pg_advisory_unlock($1::int, $2::int)', [SLOT_NAMESPACE, slot]).catch((err: unknown) => {
-      this.#log.debug({ err: errorText(err), slot }, 'Could not give back a restart slot (its connection will, when it closes)');
+      this.#log.debug(
+        { err: errorText(err), slot },
+        'Could not give back a restart slot (its connection will, when it closes)',
+      );
     });
   }
 
@@ -122,12 +136,28 @@ export class PgFleetControl implements FleetControl {
   }
 
   async readAudit(query: AuditQuery): Promise<AuditEntry[]> {
-    const { rows } = await this.#pool.query<{ at: number; instance: string; host: string; message_id: string; executor: string; outcome: AuditEntry['outcome']; reason: string }>(
+    const { rows } = await this.#pool.query<{
+      at: number;
+      instance: string;
+      host: string;
+      message_id: string;
+      executor: string;
+      outcome: AuditEntry['outcome'];
+      reason: string;
+    }>(
       `SELECT extract(epoch FROM at) * 1000 AS at, instance, host, message_id, executor, outcome, reason FROM audit
         WHERE at >= to_timestamp($1 / 1000.0) AND ($2::text IS NULL OR host = $2) ORDER BY at DESC, id DESC LIMIT $3`,
       [query.since ?? 0, query.host ?? null, query.limit],
     );
-    return rows.map((r) => ({ at: Number(r.at), instance: r.instance, host: r.host, messageId: r.message_id, executor: r.executor, outcome: r.outcome, reason: r.reason }));
+    return rows.map((r) => ({
+      at: Number(r.at),
+      instance: r.instance,
+      host: r.host,
+      messageId: r.message_id,
+      executor: r.executor,
+      outcome: r.outcome,
+      reason: r.reason,
+    }));
   }
 
   async close(): Promise<void> {
@@ -137,7 +167,10 @@ export class PgFleetControl implements FleetControl {
     await this.#flushing;
     if (this.#pending.length > 0) await this.#flush();
     if (this.#pending.length > 0 || this.#dropped > 0) {
-      this.#log.warn({ lost: this.#pending.length + this.#dropped }, `${this.#pending.length + this.#dropped} audit rows could not be written`);
+      this.#log.warn(
+        { lost: this.#pending.length + this.#dropped },
+        `${this.#pending.length + this.#dropped} audit rows could not be written`,
+      );
     }
     const client = this.#slots;
     this.#slots = undefined;
@@ -149,12 +182,18 @@ export class PgFleetControl implements FleetControl {
       const batch = this.#pending.slice(0, AUDIT_BATCH);
       try {
         await this.#pool.query(WRITE_AUDIT_SQL, [
-          batch.map((e) => e.at), batch.map((e) => e.instance), batch.map((e) => e.host), batch.map((e) => e.messageId),
-          batch.map((e) => e.executor), batch.map((e) => e.outcome), batch.map((e) => e.reason),
+          batch.map((e) => e.at),
+          batch.map((e) => e.instance),
+          batch.map((e) => e.host),
+          batch.map((e) => e.messageId),
+          batch.map((e) => e.executor),
+          batch.map((e) => e.outcome),
+          batch.map((e) => e.reason),
         ]);
       } catch (err) {
         this.#failedFlushes += 1;
-        if (this.#failedFlushes === 1) this.#log.debug({ err: errorText(err) }, 'Could not write the audit trail yet; retrying');
+        if (this.#failedFlushes === 1)
+          this.#log.debug({ err: errorText(err) }, 'Could not write the audit trail yet; retrying');
         if (this.#closed) break;
         await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * this.#failedFlushes)).unref());
         continue;
@@ -167,7 +206,10 @@ export class PgFleetControl implements FleetControl {
 
   async #readPause(strict = false): Promise<void> {
     try {
-      const { rows } = await this.#pool.query<{ value: PauseState }>({ name: 'mayhem_read_pause', text: `SELECT value FROM control WHERE key = 'pause'` });
+      const { rows } = await this.#pool.query<{ value: PauseState }>({
+        name: 'mayhem_read_pause',
+        text: `SELECT value FROM control WHERE key = 'pause'`,
+      });
       this.#pause = rows[0]?.value;
     } catch (err) {
       if (strict) throw err;
@@ -178,11 +220,20 @@ export class PgFleetControl implements FleetControl {
   #slotClient(): Promise<pg.Client> {
     if (this.#slots !== undefined) return Promise.resolve(this.#slots);
     this.#connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: this.#url, application_name: 'mayhem-restart-slots', keepAlive: true, connectionTimeoutMillis: 5000 });
+      const client = new pg.Client({
+        connectionString: this.#url,
+        application_name: 'mayhem-restart-slots',
+        keepAlive: true,
+        connectionTimeoutMillis: 5000,
+      });
       const lost = (error?: Error): void => {
         if (this.#slots !== client) return;
         this.#slots = undefined;
-        if (this.#taken.length > 0) this.#log.warn({ err: error?.message, slots: this.#taken.length }, 'Restart-slot connection to PostgreSQL lost; its slots were freed (reconnecting on next use)');
+        if (this.#taken.length > 0)
+          this.#log.warn(
+            { err: error?.message, slots: this.#taken.length },
+            'Restart-slot connection to PostgreSQL lost; its slots were freed (reconnecting on next use)',
+          );
         this.#taken.length = 0;
       };
       client.on('error', lost);

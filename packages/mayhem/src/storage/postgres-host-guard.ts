@@ -141,7 +141,16 @@ export class PgHostGuard implements HostGuard {
     return new Promise<void>((resolve, reject) => {
       // No abort listener while queued or on the wire (one signal is shared by every message in
       // flight): the round checks the signal. Only an attempt sleeping before a retry listens.
-      const attempt: Attempt = { host, signal, resolve, reject, delayMs: this.#minRetryMs, timer: undefined, done: false, onAbort: undefined };
+      const attempt: Attempt = {
+        host,
+        signal,
+        resolve,
+        reject,
+        delayMs: this.#minRetryMs,
+        timer: undefined,
+        done: false,
+        onAbort: undefined,
+      };
       this.#attempts.add(attempt);
       this.#tries.push(attempt);
       this.#scheduleRound();

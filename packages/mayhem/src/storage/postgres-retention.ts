@@ -66,17 +66,24 @@ export function startPgPruner(pool: pg.Pool, o: PgRetentionOptions, logger: Logg
   let running: Promise<void> | undefined;
 
   /** One batch in its own transaction; undefined when another instance holds the lock. */
-  const batch = async (cut: { acked: number; dead: number; scanBelow: number }): Promise<{ rows: number; deadLetters: number } | undefined> => {
+  const batch = async (cut: {
+    acked: number;
+    dead: number;
+    scanBelow: number;
+  }): Promise<{ rows: number; deadLetters: number } | undefined> => {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS held', [RETENTION_LOCK_KEY.toString()]);
+      const { rows } = await client.query<{ held: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS held', [
+        RETENTION_LOCK_KEY.toString(),
+      ]);
       if (rows[0]?.held !== true) {
         await client.query('COMMIT');
         return undefined;
       }
       const deleted = (await client.query(DELETE_ROWS, [cut.scanBelow, cut.acked, cut.dead, size])).rowCount ?? 0;
-      const deadLetters = cut.dead > 0 ? ((await client.query(DELETE_DEAD_LETTERS, [cut.dead, size])).rowCount ?? 0) : 0;
+      const deadLetters =
+        cut.dead > 0 ? ((await client.query(DELETE_DEAD_LETTERS, [cut.dead, size])).rowCount ?? 0) : 0;
       await client.query('COMMIT');
       return { rows: deleted, deadLetters };
     } catch (err) {
@@ -99,7 +106,10 @@ export function startPgPruner(pool: pg.Pool, o: PgRetentionOptions, logger: Logg
         r = await batch(cut);
       } catch (err) {
         // The database is down or busy: the storage's own writes report it; next pass retries.
-        logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'PostgreSQL retention batch failed; retrying next pass');
+        logger.debug(
+          { err: err instanceof Error ? err.message : String(err) },
+          'PostgreSQL retention batch failed; retrying next pass',
+        );
         return;
       }
       if (r === undefined) {

@@ -21,7 +21,15 @@ import { PgFleetControl } from './postgres-control.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { closedError } from './record.js';
 import {
-  ackPatch, deadLetterPatch, failurePatch, foldDeadLetter, foldPatch, releasePatch, restartedPatch, savePatch, emptyPatch,
+  ackPatch,
+  deadLetterPatch,
+  failurePatch,
+  foldDeadLetter,
+  foldPatch,
+  releasePatch,
+  restartedPatch,
+  savePatch,
+  emptyPatch,
   type RecordPatch,
 } from './record-patch.js';
 import { Batcher } from './postgres-batch.js';
@@ -220,7 +228,9 @@ export async function openPostgresStorage(options: PostgresStorageOptions): Prom
     client = await pool.connect();
   } catch (error) {
     await pool.end().catch(() => undefined);
-    throw new PostgresUnavailableError(`cannot connect to PostgreSQL at ${where}: ${describe(error)}`, { cause: error });
+    throw new PostgresUnavailableError(`cannot connect to PostgreSQL at ${where}: ${describe(error)}`, {
+      cause: error,
+    });
   }
   const onClientError = (error: Error): void => {
     opts.logger.warn({ err: error.message }, 'PostgreSQL connection lost during schema migration');
@@ -258,11 +268,15 @@ class PgStorage implements PostgresStorage {
   constructor(pool: pg.Pool, opts: PostgresStorageOptions) {
     this.#pool = pool;
     this.#opts = opts;
-    this.#pruner = startPgPruner(pool, {
-      retentionMs: opts.retentionMs ?? 7 * 86_400_000,
-      deadLetterRetentionMs: opts.deadLetterRetentionMs ?? 30 * 86_400_000,
-      everyMs: opts.retentionEveryMs,
-    }, opts.logger);
+    this.#pruner = startPgPruner(
+      pool,
+      {
+        retentionMs: opts.retentionMs ?? 7 * 86_400_000,
+        deadLetterRetentionMs: opts.deadLetterRetentionMs ?? 30 * 86_400_000,
+        everyMs: opts.retentionEveryMs,
+      },
+      opts.logger,
+    );
     const maxBatch = opts.maxBatch ?? 1000;
     const connections = Math.max(2, opts.poolSize ?? 4);
     // Writes get most connections: two batches on the wire keep the WAL flushes overlapping.
@@ -280,7 +294,12 @@ class PgStorage implements PostgresStorage {
     });
   }
 
-  claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
+  claimRestart(
+    request: RestartRequest,
+    deliveryCount: number,
+    mode: ClaimMode,
+    signal?: AbortSignal,
+  ): Promise<RestartClaim> {
     if (this.#closing) return Promise.reject(closedError());
     const claim: Claim = {
       message_id: text(request.messageId),
@@ -470,7 +489,11 @@ class PgStorage implements PostgresStorage {
     });
     let states: Map<string, RestartClaim>;
     try {
-      const { rows } = await this.#pool.query<{ message_id: string; state: RestartClaim }>({ name: 'mayhem_claim', text: CLAIM_SQL, values: [JSON.stringify(first)] });
+      const { rows } = await this.#pool.query<{ message_id: string; state: RestartClaim }>({
+        name: 'mayhem_claim',
+        text: CLAIM_SQL,
+        values: [JSON.stringify(first)],
+      });
       states = new Map(rows.map((r) => [r.message_id, r.state]));
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL claim failed: ${describe(error)}`, { cause: error });
@@ -553,7 +576,8 @@ function withUrlTuning(opts: PostgresStorageOptions): PostgresStorageOptions {
     if (raw === null) return undefined;
     u.searchParams.delete(name);
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1) throw new PostgresUnavailableError(`--db: ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new PostgresUnavailableError(`--db: ${name} must be a positive integer, got ${JSON.stringify(raw)}`);
     return n;
   };
   const poolSize = read('pool_size');

@@ -121,8 +121,11 @@ export function startCheckpointer(db: Database.Database, o: CheckpointerOptions)
     worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {
-        path: resolve(o.path), module: createRequire(import.meta.url).resolve('better-sqlite3'), watchMs: WATCH_EVERY_MS,
-        passiveEvery: Math.max(1, Math.round((o.everyMs ?? CHECKPOINT_EVERY_MS) / WATCH_EVERY_MS)), triggerBytes: o.walLimitBytes / 2,
+        path: resolve(o.path),
+        module: createRequire(import.meta.url).resolve('better-sqlite3'),
+        watchMs: WATCH_EVERY_MS,
+        passiveEvery: Math.max(1, Math.round((o.everyMs ?? CHECKPOINT_EVERY_MS) / WATCH_EVERY_MS)),
+        triggerBytes: o.walLimitBytes / 2,
       },
     });
   } catch (err) {

@@ -94,8 +94,23 @@ export class SqliteFleetControl implements FleetControl {
   }
 
   readAudit(query: AuditQuery): Promise<AuditEntry[]> {
-    const rows = this.#st.readAudit.all(query.since ?? 0, query.host ?? null, query.host ?? null, query.limit) as AuditRow[];
-    return Promise.resolve(rows.map((r) => ({ at: r.at, instance: r.instance, host: r.host, messageId: r.message_id, executor: r.executor, outcome: r.outcome, reason: r.reason })));
+    const rows = this.#st.readAudit.all(
+      query.since ?? 0,
+      query.host ?? null,
+      query.host ?? null,
+      query.limit,
+    ) as AuditRow[];
+    return Promise.resolve(
+      rows.map((r) => ({
+        at: r.at,
+        instance: r.instance,
+        host: r.host,
+        messageId: r.message_id,
+        executor: r.executor,
+        outcome: r.outcome,
+        reason: r.reason,
+      })),
+    );
   }
 
   close(): Promise<void> {
@@ -107,7 +122,8 @@ export class SqliteFleetControl implements FleetControl {
     while (this.#pending.length > 0 && this.#flush()) {
       /* one batch per round */
     }
-    if (this.#dropped > 0) this.#log?.warn({ dropped: this.#dropped }, `${this.#dropped} audit rows could not be written and were dropped`);
+    if (this.#dropped > 0)
+      this.#log?.warn({ dropped: this.#dropped }, `${this.#dropped} audit rows could not be written and were dropped`);
     return DONE;
   }
 
@@ -120,8 +136,10 @@ export class SqliteFleetControl implements FleetControl {
     } catch (err) {
       // The file is busy or full: the rows wait, and the database's health is the pipeline's to tell.
       this.#failedFlushes += 1;
-      if (this.#failedFlushes === 1) this.#log?.debug({ err: errorText(err) }, 'Could not write the audit trail yet; retrying');
-      if (!this.#closed) this.#flushing = setTimeout(() => this.#flush(), Math.min(5_000, 100 * this.#failedFlushes)).unref();
+      if (this.#failedFlushes === 1)
+        this.#log?.debug({ err: errorText(err) }, 'Could not write the audit trail yet; retrying');
+      if (!this.#closed)
+        this.#flushing = setTimeout(() => this.#flush(), Math.min(5_000, 100 * this.#failedFlushes)).unref();
       return false;
     }
     this.#failedFlushes = 0;
@@ -142,14 +160,22 @@ export class SqliteFleetControl implements FleetControl {
 }
 
 function prepare(db: Database.Database) {
-  const insertAudit = db.prepare('INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  const insertAudit = db.prepare(
+    'INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
   return {
     readPause: db.prepare("SELECT value FROM meta WHERE key = 'pause'").pluck(),
-    setPause: db.prepare("INSERT INTO meta (key, value) VALUES ('pause', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"),
+    setPause: db.prepare(
+      "INSERT INTO meta (key, value) VALUES ('pause', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    ),
     clearPause: db.prepare("DELETE FROM meta WHERE key = 'pause'"),
     lastRestart: db.prepare('SELECT at FROM host_restarts WHERE host = ?').pluck(),
-    stampRestart: db.prepare('INSERT INTO host_restarts (host, at) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET at = max(at, excluded.at)'),
-    readAudit: db.prepare('SELECT at, instance, host, message_id, executor, outcome, reason FROM audit WHERE at >= ? AND (? IS NULL OR host = ?) ORDER BY at DESC, id DESC LIMIT ?'),
+    stampRestart: db.prepare(
+      'INSERT INTO host_restarts (host, at) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET at = max(at, excluded.at)',
+    ),
+    readAudit: db.prepare(
+      'SELECT at, instance, host, message_id, executor, outcome, reason FROM audit WHERE at >= ? AND (? IS NULL OR host = ?) ORDER BY at DESC, id DESC LIMIT ?',
+    ),
     writeAudit: db.transaction((rows: AuditEntry[]) => {
       for (const e of rows) insertAudit.run(e.at, e.instance, e.host, e.messageId, e.executor, e.outcome, e.reason);
     }),
@@ -168,8 +194,10 @@ export function openSqliteControl(path: string): { control: SqliteFleetControl; 
     throw new Error(`Cannot open SQLite database ${JSON.stringify(path)}: ${errorText(err)}`, { cause: err });
   }
   try {
-    if (db.pragma('application_id', { simple: true }) !== MAYHEM_APPLICATION_ID) throw new Error('it is not a mayhem database');
-    if ((db.pragma('user_version', { simple: true }) as number) < 4) throw new Error('its schema is older than this mayhem: run `mayhem run` on it once to upgrade it');
+    if (db.pragma('application_id', { simple: true }) !== MAYHEM_APPLICATION_ID)
+      throw new Error('it is not a mayhem database');
+    if ((db.pragma('user_version', { simple: true }) as number) < 4)
+      throw new Error('its schema is older than this mayhem: run `mayhem run` on it once to upgrade it');
     const control = new SqliteFleetControl(db, undefined, false);
     // The audit rows written just now go first (the control flushes them), then the file closes.
     return { control, close: () => control.close().then(() => void db.close()) };

@@ -45,8 +45,13 @@ export const FILE_MODE = 0o600;
  * Throws one-line Errors naming the path.
  */
 export function openDatabaseFile(path: string, identity: FileIdentity, busyTimeoutMs: number): OpenedFile {
-  if (path === ':memory:' || path === '') return { db: new Database(path, { timeout: busyTimeoutMs }), releaseLock: () => undefined };
-  const refuse = (why: string, cause?: unknown): Error => new Error(`Cannot open SQLite database ${JSON.stringify(path)}: ${why}`, cause === undefined ? undefined : { cause });
+  if (path === ':memory:' || path === '')
+    return { db: new Database(path, { timeout: busyTimeoutMs }), releaseLock: () => undefined };
+  const refuse = (why: string, cause?: unknown): Error =>
+    new Error(
+      `Cannot open SQLite database ${JSON.stringify(path)}: ${why}`,
+      cause === undefined ? undefined : { cause },
+    );
 
   const dir = dirname(resolve(path));
   if (!existsSync(dir)) throw refuse(`directory ${JSON.stringify(dir)} does not exist`);
@@ -94,7 +99,12 @@ function foreignReason(path: string, identity: FileIdentity): string | undefined
   if (applicationId === MAYHEM_APPLICATION_ID) return undefined;
   if (applicationId === 0 && userVersion === 0 && tables !== 'many' && tables.length === 0) return undefined;
   if (applicationId === 0 && tables !== 'many' && identity.legacy(tables, userVersion)) return undefined;
-  const shown = tables === 'many' ? 'many' : tables.length > 8 ? `${tables.slice(0, 8).join(', ')}, …` : tables.join(', ') || 'none';
+  const shown =
+    tables === 'many'
+      ? 'many'
+      : tables.length > 8
+        ? `${tables.slice(0, 8).join(', ')}, …`
+        : tables.join(', ') || 'none';
   return `it is not a mayhem database (application_id ${applicationId}, user_version ${userVersion}, tables: ${shown}); refusing to change it — pass a new path`;
 }
 
@@ -120,7 +130,12 @@ function identityViaSqlite(path: string): Identity | 'not-sqlite' {
     return {
       applicationId: db.pragma('application_id', { simple: true }) as number,
       userVersion: db.pragma('user_version', { simple: true }) as number,
-      tables: db.prepare<[], string>(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`).pluck().all(),
+      tables: db
+        .prepare<[], string>(
+          `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`,
+        )
+        .pluck()
+        .all(),
     };
   } catch (err) {
     if ((err as { code?: string }).code === 'SQLITE_NOTADB') return 'not-sqlite';
@@ -217,7 +232,10 @@ function takeLock(path: string, refuse: (why: string, cause?: unknown) => Error)
   } catch (err) {
     lock?.close();
     if ((err as { code?: string }).code === 'SQLITE_BUSY') {
-      throw refuse('another process is using it (one mayhem process per SQLite file; for several instances, share a PostgreSQL database)', err);
+      throw refuse(
+        'another process is using it (one mayhem process per SQLite file; for several instances, share a PostgreSQL database)',
+        err,
+      );
     }
     throw refuse(`cannot take its lock file ${JSON.stringify(lockPath)}: ${describe(err)}`, err);
   }

@@ -43,18 +43,24 @@ export class IdIndex {
     // One statement looks up every id of a flush (json_each takes them as one JSON array).
     // An entry whose row retention deleted (it is swept later, see sqlite-retention.ts) finds no row.
     this.#lookupUuids = db.prepare<[string], { id: string; row: number }>(
-      `SELECT j.value AS id, i.id AS row FROM json_each(?) j JOIN message_ids i ON i.message_id = unhex(j.value, '-') JOIN message_rows r ON r.id = i.id`);
+      `SELECT j.value AS id, i.id AS row FROM json_each(?) j JOIN message_ids i ON i.message_id = unhex(j.value, '-') JOIN message_rows r ON r.id = i.id`,
+    );
     this.#lookupTexts = db.prepare<[string], { id: string; row: number }>(
-      `SELECT j.value AS id, i.id AS row FROM json_each(?) j JOIN message_ids i ON i.message_id = j.value JOIN message_rows r ON r.id = i.id`);
+      `SELECT j.value AS id, i.id AS row FROM json_each(?) j JOIN message_ids i ON i.message_id = j.value JOIN message_rows r ON r.id = i.id`,
+    );
     // A bucket in one statement: the keys come from the rows themselves, sorted by SQLite. REPLACE:
     // an id whose old row retention deleted may still have its (dangling) entry.
     this.#insertRows = db.prepare<[string]>(
-      'INSERT OR REPLACE INTO message_ids (message_id, id) SELECT message_id, id FROM message_rows WHERE id IN (SELECT value FROM json_each(?)) ORDER BY message_id');
+      'INSERT OR REPLACE INTO message_ids (message_id, id) SELECT message_id, id FROM message_rows WHERE id IN (SELECT value FROM json_each(?)) ORDER BY message_id',
+    );
     this.#setWatermark = db.prepare<[number]>(`UPDATE meta SET value = ? WHERE key = 'indexed_below'`);
     // Sorted by key, so even a large catch-up writes each index page once.
-    this.#indexFrom = db.prepare<[number]>('INSERT OR REPLACE INTO message_ids (message_id, id) SELECT message_id, id FROM message_rows WHERE id >= ? ORDER BY message_id');
-    this.#nextRow = (db.prepare('SELECT coalesce(max(id), 0) + 1 FROM message_rows').pluck().get() as number);
-    this.#watermark = (db.prepare(`SELECT value FROM meta WHERE key = 'indexed_below'`).pluck().get() as number | undefined) ?? 1;
+    this.#indexFrom = db.prepare<[number]>(
+      'INSERT OR REPLACE INTO message_ids (message_id, id) SELECT message_id, id FROM message_rows WHERE id >= ? ORDER BY message_id',
+    );
+    this.#nextRow = db.prepare('SELECT coalesce(max(id), 0) + 1 FROM message_rows').pluck().get() as number;
+    this.#watermark =
+      (db.prepare(`SELECT value FROM meta WHERE key = 'indexed_below'`).pluck().get() as number | undefined) ?? 1;
     // Rows a previous process wrote but had not indexed (it was killed): index them now.
     if (this.#watermark < this.#nextRow) {
       db.transaction(() => this.#indexAllFrom(this.#watermark)).immediate();

@@ -84,22 +84,42 @@ export function startPruner(
   hooks: { canWrite: () => boolean; logger: Logger },
 ): Pruner {
   const now = o.now ?? Date.now;
-  const stats: RetentionStats = { passes: 0, batches: 0, rows: 0, swept: 0, sweeps: 0, deadLetters: 0, audit: 0, largestBatch: 0, longestBatchMs: 0 };
+  const stats: RetentionStats = {
+    passes: 0,
+    batches: 0,
+    rows: 0,
+    swept: 0,
+    sweeps: 0,
+    deadLetters: 0,
+    audit: 0,
+    largestBatch: 0,
+    longestBatchMs: 0,
+  };
   const st = {
-    first: db.prepare<[number], { id: number; created_at: number }>('SELECT id, created_at FROM message_rows WHERE id >= ? ORDER BY id LIMIT 1'),
-    deleteRows: db.prepare<[number, number, number, number]>(`DELETE FROM message_rows WHERE id >= ? AND id < ? AND ${EXPIRED}`),
+    first: db.prepare<[number], { id: number; created_at: number }>(
+      'SELECT id, created_at FROM message_rows WHERE id >= ? ORDER BY id LIMIT 1',
+    ),
+    deleteRows: db.prepare<[number, number, number, number]>(
+      `DELETE FROM message_rows WHERE id >= ? AND id < ? AND ${EXPIRED}`,
+    ),
     // When some of the range's ids may still be only in memory: which rows went.
     deleteRowsReturning: db.prepare<[number, number, number, number], { id: number; message_id: Buffer | string }>(
-      `DELETE FROM message_rows WHERE id >= ? AND id < ? AND ${EXPIRED} RETURNING id, message_id`),
+      `DELETE FROM message_rows WHERE id >= ? AND id < ? AND ${EXPIRED} RETURNING id, message_id`,
+    ),
     // One key range of the index: entries below the deleted rows whose row is gone, in key order.
     sweepRange: db.prepare<[Buffer | string, Buffer | string, number]>(
-      'DELETE FROM message_ids WHERE message_id >= ? AND message_id < ? AND id < ? AND NOT EXISTS (SELECT 1 FROM message_rows r WHERE r.id = message_ids.id)'),
+      'DELETE FROM message_ids WHERE message_id >= ? AND message_id < ? AND id < ? AND NOT EXISTS (SELECT 1 FROM message_rows r WHERE r.id = message_ids.id)',
+    ),
     sweepFrom: db.prepare<[Buffer | string, number]>(
-      'DELETE FROM message_ids WHERE message_id >= ? AND id < ? AND NOT EXISTS (SELECT 1 FROM message_rows r WHERE r.id = message_ids.id)'),
+      'DELETE FROM message_ids WHERE message_id >= ? AND id < ? AND NOT EXISTS (SELECT 1 FROM message_rows r WHERE r.id = message_ids.id)',
+    ),
     deleteDeadLetters: db.prepare<[number, number]>(
-      'DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE created_at < ? ORDER BY created_at LIMIT ?)'),
+      'DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters WHERE created_at < ? ORDER BY created_at LIMIT ?)',
+    ),
     // The audit trail is kept as long as the dead letters (--dead-letter-retention).
-    deleteAudit: db.prepare<[number, number]>('DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT ?)'),
+    deleteAudit: db.prepare<[number, number]>(
+      'DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT ?)',
+    ),
   };
   // Rows deleted whose index entries may still dangle, and the highest row id deleted so far.
   let dangling = 0;
@@ -184,7 +204,10 @@ export function startPruner(
         worked = batch(cursor, cutoffs()) || sweepBatch();
       } catch (err) {
         // A locked or full database: the storage's own writes report it; try again next pass.
-        hooks.logger.debug({ err: err instanceof Error ? err.message : String(err) }, 'Retention batch failed; retrying next pass');
+        hooks.logger.debug(
+          { err: err instanceof Error ? err.message : String(err) },
+          'Retention batch failed; retrying next pass',
+        );
         return;
       }
       if (!worked) return;
@@ -211,8 +234,17 @@ export function startPruner(
     const t0 = performance.now();
     const lo = sw.next;
     const hi = lo < 0 ? 0 : Math.min(65_536, lo + width);
-    const n = db.transaction(() => (lo < 0 ? st.sweepRange.run('', Buffer.alloc(0), sw.below) // '' up to the empty blob: every text id
-      : hi >= 65_536 ? st.sweepFrom.run(prefix(lo), sw.below) : st.sweepRange.run(prefix(lo), prefix(hi), sw.below)).changes).immediate();
+    const n = db
+      .transaction(
+        () =>
+          (lo < 0
+            ? st.sweepRange.run('', Buffer.alloc(0), sw.below) // '' up to the empty blob: every text id
+            : hi >= 65_536
+              ? st.sweepFrom.run(prefix(lo), sw.below)
+              : st.sweepRange.run(prefix(lo), prefix(hi), sw.below)
+          ).changes,
+      )
+      .immediate();
     const ms = performance.now() - t0;
     sw.swept += n;
     sw.next = hi;

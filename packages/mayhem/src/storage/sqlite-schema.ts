@@ -45,7 +45,9 @@ const COLUMNS = `
   acked_at         INTEGER`;
 
 /** Every column of a message record after the id, in table order (as of v3; v4 adds skip_reason). */
-export const RECORD_COLUMNS = COLUMNS.trim().split('\n').map((line) => line.trim().split(/\s+/)[0]!);
+export const RECORD_COLUMNS = COLUMNS.trim()
+  .split('\n')
+  .map((line) => line.trim().split(/\s+/)[0]!);
 
 /** The text form of a stored id (16 bytes → canonical UUID), in SQL. */
 const idText = (col: string): string =>
@@ -128,7 +130,8 @@ function keySql(col: string): string {
 
 /** A mayhem file from before the application_id stamp: schema v1 or v2 with exactly our tables. */
 export const LEGACY_FILES = {
-  legacy: (tables: readonly string[], userVersion: number): boolean => (userVersion === 1 || userVersion === 2) && tables.join(',') === 'dead_letters,messages',
+  legacy: (tables: readonly string[], userVersion: number): boolean =>
+    (userVersion === 1 || userVersion === 2) && tables.join(',') === 'dead_letters,messages',
 };
 
 /** Create or migrate the schema to {@link SCHEMA_VERSION}, in one transaction. */

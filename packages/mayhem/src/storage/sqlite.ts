@@ -19,10 +19,23 @@ import type { RestartRequest } from '../core/message.js';
 import { SqliteFleetControl } from './sqlite-control.js';
 import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
 import {
-  ackPatch, claimPatch, deadLetterPatch, failurePatch, foldPatch, releasePatch, restartedPatch, savePatch, type RecordPatch,
+  ackPatch,
+  claimPatch,
+  deadLetterPatch,
+  failurePatch,
+  foldPatch,
+  releasePatch,
+  restartedPatch,
+  savePatch,
+  type RecordPatch,
 } from './record-patch.js';
 import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
-import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './sqlite-retention.js';
+import {
+  DEFAULT_DEAD_LETTER_RETENTION_MS,
+  DEFAULT_RETENTION_MS,
+  startPruner,
+  type Pruner,
+} from './sqlite-retention.js';
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 import { IdIndex } from './sqlite-id-index.js';
 import { readUnfinished } from './sqlite-unfinished.js';
@@ -180,8 +193,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   try {
     ids = new IdIndex(db, opts.indexBatchAfter);
     thisRunFrom = ids.nextRow;
-    previousRunFrom = (db.prepare(`SELECT value FROM meta WHERE key = 'run_from'`).pluck().get() as number | undefined) ?? 1;
-    db.prepare(`INSERT INTO meta (key, value) VALUES ('run_from', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`).run(thisRunFrom);
+    previousRunFrom =
+      (db.prepare(`SELECT value FROM meta WHERE key = 'run_from'`).pluck().get() as number | undefined) ?? 1;
+    db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('run_from', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    ).run(thisRunFrom);
   } catch (err) {
     db.close();
     file.releaseLock();
@@ -197,30 +213,47 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   };
   // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite-checkpoint.ts).
   let paused = false;
-  const checkpointer = path === ':memory:' || path === '' ? undefined : startCheckpointer(db, {
-    path, logger: log, walLimitBytes: opts.walLimitBytes ?? DEFAULT_WAL_LIMIT_BYTES,
-    pause: () => {
-      paused = true;
-    },
-    resume: () => {
-      paused = false;
-      if (queue.length > head) schedule();
-    },
-  });
+  const checkpointer =
+    path === ':memory:' || path === ''
+      ? undefined
+      : startCheckpointer(db, {
+          path,
+          logger: log,
+          walLimitBytes: opts.walLimitBytes ?? DEFAULT_WAL_LIMIT_BYTES,
+          pause: () => {
+            paused = true;
+          },
+          resume: () => {
+            paused = false;
+            if (queue.length > head) schedule();
+          },
+        });
 
   const now = opts.now ?? Date.now;
-  const stats: SqliteStats = { transactions: 0, ops: 0, longestFlushMs: 0, maxBatchOps: 0, failedTransactions: 0, rowWrites: 0 };
+  const stats: SqliteStats = {
+    transactions: 0,
+    ops: 0,
+    longestFlushMs: 0,
+    maxBatchOps: 0,
+    failedTransactions: 0,
+    rowWrites: 0,
+  };
   let queue: Op[] = [];
   let head = 0;
   let scheduled = false;
   let closed = false;
   let drained: (() => void)[] = [];
-  const pruner = startPruner(db, ids, {
-    retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS,
-    deadLetterRetentionMs: opts.deadLetterRetentionMs ?? DEFAULT_DEAD_LETTER_RETENTION_MS,
-    everyMs: opts.retentionEveryMs,
-    now,
-  }, { canWrite: () => !paused && !closed, logger: log });
+  const pruner = startPruner(
+    db,
+    ids,
+    {
+      retentionMs: opts.retentionMs ?? DEFAULT_RETENTION_MS,
+      deadLetterRetentionMs: opts.deadLetterRetentionMs ?? DEFAULT_DEAD_LETTER_RETENTION_MS,
+      everyMs: opts.retentionEveryMs,
+      now,
+    },
+    { canWrite: () => !paused && !closed, logger: log },
+  );
   // The rails' fleet state (kill switch, per-host restart times, audit trail) lives in the same file.
   const control = new SqliteFleetControl(db, log, true);
 
@@ -273,15 +306,53 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       if (row == null) {
         const uuid = isUuid(messageId) ? 1 : 0;
         st.insertRow.run(
-          ids.allocate(messageId), uuid, messageId, messageId, p.instanceName, p.hostname, p.publishedAt, +p.restarted, p.restartClaimed,
-          p.restartReleased, +p.restartInDoubt, p.restartAttempts, +p.saved, +p.acked, p.extensions, p.deliveries, +p.deadLettered,
-          p.lastError, now, now, restartedAt, ackedAt, p.skipReason,
+          ids.allocate(messageId),
+          uuid,
+          messageId,
+          messageId,
+          p.instanceName,
+          p.hostname,
+          p.publishedAt,
+          +p.restarted,
+          p.restartClaimed,
+          p.restartReleased,
+          +p.restartInDoubt,
+          p.restartAttempts,
+          +p.saved,
+          +p.acked,
+          p.extensions,
+          p.deliveries,
+          +p.deadLettered,
+          p.lastError,
+          now,
+          now,
+          restartedAt,
+          ackedAt,
+          p.skipReason,
         );
-      } else if (st.updateRow.run(
-        p.instanceName, p.hostname, p.publishedAt, +p.restarted, p.restartClaimed, p.restartReleased, +p.restartInDoubt,
-        p.restartAttempts, +p.saved, +p.acked, p.extensions, p.deliveries, +p.deadLettered, p.lastError, now,
-        restartedAt, ackedAt, p.skipReason, row,
-      ).changes !== 1) {
+      } else if (
+        st.updateRow.run(
+          p.instanceName,
+          p.hostname,
+          p.publishedAt,
+          +p.restarted,
+          p.restartClaimed,
+          p.restartReleased,
+          +p.restartInDoubt,
+          p.restartAttempts,
+          +p.saved,
+          +p.acked,
+          p.extensions,
+          p.deliveries,
+          +p.deadLettered,
+          p.lastError,
+          now,
+          restartedAt,
+          ackedAt,
+          p.skipReason,
+          row,
+        ).changes !== 1
+      ) {
         throw new Error(`row ${row} of message ${JSON.stringify(messageId)} is missing`);
       }
     }
@@ -311,7 +382,9 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       ids.committed();
     } catch (err) {
       ids.rolledBack();
-      failure = new Error(`SQLite transaction of ${batch.length} operations on ${opts.path} failed: ${describe(err)}`, { cause: err });
+      failure = new Error(`SQLite transaction of ${batch.length} operations on ${opts.path} failed: ${describe(err)}`, {
+        cause: err,
+      });
     }
     const took = performance.now() - started;
     stats.transactions++;
@@ -320,7 +393,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     if (batch.length > stats.maxBatchOps) stats.maxBatchOps = batch.length;
     // A flush that failed waiting on a lock is the outage the pipeline reports (once); only a slow
     // flush that did its work says something about this adapter.
-    if (took > SLOW_FLUSH_MS && failure === undefined) log.warn({ ms: Math.round(took), ops: batch.length }, 'Slow SQLite flush');
+    if (took > SLOW_FLUSH_MS && failure === undefined)
+      log.warn({ ms: Math.round(took), ops: batch.length }, 'Slow SQLite flush');
     if (failure !== undefined) {
       stats.failedTransactions++;
       // Its callers retry and the pipeline's database health says it once: per transaction it is detail.
@@ -349,7 +423,12 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     setImmediate(flush);
   }
 
-  function enqueue<T extends Result>(patch: RecordPatch | undefined, signal: AbortSignal | undefined, claimMode?: ClaimMode, deadLetter?: DeadLetter): Promise<T> {
+  function enqueue<T extends Result>(
+    patch: RecordPatch | undefined,
+    signal: AbortSignal | undefined,
+    claimMode?: ClaimMode,
+    deadLetter?: DeadLetter,
+  ): Promise<T> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
     return new Promise<T>((res, rej) => {
@@ -371,7 +450,12 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       return readUnfinished(db, thisRunFrom, previousRunFrom, () => !closed);
     },
 
-    claimRestart(request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal): Promise<RestartClaim> {
+    claimRestart(
+      request: RestartRequest,
+      deliveryCount: number,
+      mode: ClaimMode,
+      signal?: AbortSignal,
+    ): Promise<RestartClaim> {
       return enqueue<RestartClaim>(claimPatch(request, deliveryCount), signal, mode);
     },
 
@@ -450,7 +534,12 @@ function openDatabase(path: string): OpenedFile {
 function merged(row: StoredRestart | undefined, patch: RecordPatch | undefined): Parameters<typeof restartStateOf>[0] {
   if (patch === undefined) {
     if (row === undefined) return undefined;
-    return { instanceName: row.instanceName, restarted: row.restarted === 1, restartClaimed: row.restartClaimed, restartReleased: row.restartReleased };
+    return {
+      instanceName: row.instanceName,
+      restarted: row.restarted === 1,
+      restartClaimed: row.restartClaimed,
+      restartReleased: row.restartReleased,
+    };
   }
   return {
     instanceName: row?.instanceName ?? patch.instanceName,

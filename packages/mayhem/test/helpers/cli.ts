@@ -37,7 +37,10 @@ export interface Cli {
 }
 
 export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', ...env } });
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', ...env },
+  });
   const lines: Line[] = [];
   let partial = '';
   let err = '';
@@ -48,7 +51,9 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
     for (const p of parts) if (p.trim() !== '') lines.push(JSON.parse(p) as Line);
     for (const w of watchers) w();
   });
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { err += chunk; });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    err += chunk;
+  });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((resolveExit) => {
     child.on('close', (code, signal) => {
       for (const w of watchers) w();
@@ -56,25 +61,31 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Cli {
     });
   });
   return {
-    child, lines, exited,
+    child,
+    lines,
+    exited,
     stderr: () => err,
-    waitFor: (pred) => new Promise<void>((resolveWait, reject) => {
-      const check = (): void => {
-        if (pred(lines)) {
-          watchers.delete(check);
-          resolveWait();
-        } else if (child.exitCode !== null || child.signalCode !== null) {
-          watchers.delete(check);
-          reject(new Error(`exited (${child.exitCode ?? child.signalCode}) before the awaited log line; stderr: ${err}`));
-        }
-      };
-      watchers.add(check);
-      check();
-    }),
+    waitFor: (pred) =>
+      new Promise<void>((resolveWait, reject) => {
+        const check = (): void => {
+          if (pred(lines)) {
+            watchers.delete(check);
+            resolveWait();
+          } else if (child.exitCode !== null || child.signalCode !== null) {
+            watchers.delete(check);
+            reject(
+              new Error(`exited (${child.exitCode ?? child.signalCode}) before the awaited log line; stderr: ${err}`),
+            );
+          }
+        };
+        watchers.add(check);
+        check();
+      }),
   };
 }
 
-export const count = (lines: Line[], pred: (l: Line) => boolean): number => lines.reduce((n, l) => n + (pred(l) ? 1 : 0), 0);
+export const count = (lines: Line[], pred: (l: Line) => boolean): number =>
+  lines.reduce((n, l) => n + (pred(l) ? 1 : 0), 0);
 export const summaryOf = (lines: Line[]): Summary => {
   const found = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('Summary ('));
   expect(found).toHaveLength(1);
@@ -83,7 +94,10 @@ export const summaryOf = (lines: Line[]): Summary => {
 
 export function execCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, ...env },
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('close', (code) => resolve({ code, stderr }));

@@ -19,10 +19,19 @@ export function executorPipeline(executor: RestartExecutor, options: Partial<Pip
   // Short backoffs (random() is 1: each is its ceiling): 20, 40 ms between attempts.
   const { counters, pipeline } = createMayhem(
     { broker, storage, executor, metrics: noopMetrics, logger: log.logger },
-    { ...defaultPipelineOptions, retryBackoff: { baseMs: 20, maxMs: 200 }, nackBackoff: { baseMs: 0, maxMs: 0 }, ...options },
+    {
+      ...defaultPipelineOptions,
+      retryBackoff: { baseMs: 20, maxMs: 200 },
+      nackBackoff: { baseMs: 0, maxMs: 0 },
+      ...options,
+    },
   );
   return {
-    broker, storage, log, counters, pipeline,
+    broker,
+    storage,
+    log,
+    counters,
+    pipeline,
     publish(instanceName: string, messageId = `msg-${++ids}`): string {
       broker.publishSync(encodeRestartRequest({ messageId, instanceName, publishedAt: Date.now() }), messageId);
       return messageId;

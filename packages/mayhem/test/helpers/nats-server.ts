@@ -89,7 +89,9 @@ class NodeProcess implements NatsNode {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiters = this.#waiters.filter((w) => w !== waiter);
-        reject(new Error(`nats-server ${this.name}: no log line matching ${re} within ${timeoutMs} ms\n${this.logTail()}`));
+        reject(
+          new Error(`nats-server ${this.name}: no log line matching ${re} within ${timeoutMs} ms\n${this.logTail()}`),
+        );
       }, timeoutMs);
       const waiter = {
         re,
@@ -105,15 +107,22 @@ class NodeProcess implements NatsNode {
   start(): Promise<void> {
     if (this.#child) return Promise.reject(new Error(`nats-server ${this.name} is already running`));
     if (!existsSync(NATS_SERVER_BIN)) {
-      return Promise.reject(new Error(`nats-server binary not found at ${NATS_SERVER_BIN} (apt-get install nats-server, or set NATS_SERVER_BIN)`));
+      return Promise.reject(
+        new Error(
+          `nats-server binary not found at ${NATS_SERVER_BIN} (apt-get install nats-server, or set NATS_SERVER_BIN)`,
+        ),
+      );
     }
     const s = this.#spec;
     const args = ['-a', '127.0.0.1', '-p', String(s.port), '-n', s.name, '-js', '-sd', s.storeDir];
     if (s.cluster) {
       args.push(
-        '--cluster_name', s.cluster.name,
-        '--cluster', `nats://127.0.0.1:${s.cluster.port}`,
-        '--routes', s.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','),
+        '--cluster_name',
+        s.cluster.name,
+        '--cluster',
+        `nats://127.0.0.1:${s.cluster.port}`,
+        '--routes',
+        s.cluster.routes.map((p) => `nats://127.0.0.1:${p}`).join(','),
       );
     }
     args.push(...(s.extraArgs ?? []));
@@ -141,7 +150,9 @@ class NodeProcess implements NatsNode {
     child.stderr?.on('data', onData);
     const ready = new Promise<void>((resolve, reject) => {
       const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
-        reject(new Error(`nats-server ${this.name} exited during start (code ${code}, signal ${signal})\n${this.logTail()}`));
+        reject(
+          new Error(`nats-server ${this.name} exited during start (code ${code}, signal ${signal})\n${this.logTail()}`),
+        );
       };
       child.once('exit', onExit);
       child.once('error', reject);
@@ -186,7 +197,12 @@ export interface NatsServer extends NatsNode {
 /** One JetStream-enabled nats-server on a free loopback port with a fresh store (`extraArgs`: e.g. auth). */
 export async function startNatsServer(opts: { extraArgs?: readonly string[] } = {}): Promise<NatsServer> {
   const root = tempRoot('mayhem-nats-');
-  const node = new NodeProcess({ name: 'mayhem-test', port: await freePort(), storeDir: join(root, 'store'), extraArgs: opts.extraArgs });
+  const node = new NodeProcess({
+    name: 'mayhem-test',
+    port: await freePort(),
+    storeDir: join(root, 'store'),
+    extraArgs: opts.extraArgs,
+  });
   const server = Object.assign(node, {
     destroy: async () => {
       await node.stop('SIGKILL');
@@ -221,15 +237,22 @@ export async function startNatsCluster(size = 3): Promise<NatsCluster> {
     clientPorts.push(await freePort());
     routePorts.push(await freePort());
   }
-  const nodes = clientPorts.map((port, i) => new NodeProcess({
-    name: `n${i + 1}`,
-    port,
-    storeDir: join(root, `n${i + 1}`),
-    cluster: { name: 'mayhem-test', port: routePorts[i] ?? 0, routes: routePorts.filter((_, j) => j !== i) },
-  }));
+  const nodes = clientPorts.map(
+    (port, i) =>
+      new NodeProcess({
+        name: `n${i + 1}`,
+        port,
+        storeDir: join(root, `n${i + 1}`),
+        cluster: { name: 'mayhem-test', port: routePorts[i] ?? 0, routes: routePorts.filter((_, j) => j !== i) },
+      }),
+  );
   const waitForMetaLeader = async (timeoutMs = 30_000): Promise<void> => {
     const running = nodes.filter((n) => n.running);
-    await Promise.any(running.map((n) => n.waitForLog(/JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/, timeoutMs)));
+    await Promise.any(
+      running.map((n) =>
+        n.waitForLog(/JetStream cluster new metadata leader|Self is new JetStream cluster metadata leader/, timeoutMs),
+      ),
+    );
   };
   const destroy = async (): Promise<void> => {
     await Promise.all(nodes.map((n) => n.stop('SIGKILL')));

@@ -90,14 +90,23 @@ async function findSharedServer(): Promise<string | undefined> {
   return undefined;
 }
 
-async function withDatabases(adminUrl: string, host: string, port: number, server: OwnServer | undefined): Promise<TestPostgres> {
+async function withDatabases(
+  adminUrl: string,
+  host: string,
+  port: number,
+  server: OwnServer | undefined,
+): Promise<TestPostgres> {
   const created: string[] = [];
   const urlOf = (db: string): string => {
     const u = new URL(adminUrl);
     u.pathname = `/${db}`;
     return u.toString();
   };
-  const admin = async <T extends pg.QueryResultRow>(sql: string, params: unknown[] = [], url = adminUrl): Promise<T[]> => {
+  const admin = async <T extends pg.QueryResultRow>(
+    sql: string,
+    params: unknown[] = [],
+    url = adminUrl,
+  ): Promise<T[]> => {
     const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
     c.on('error', () => undefined);
     await c.connect();
@@ -153,9 +162,13 @@ async function withDatabases(adminUrl: string, host: string, port: number, serve
 }
 
 /** Drop databases left by test processes that died before their cleanup. */
-async function sweepAbandoned(admin: <T extends pg.QueryResultRow>(sql: string, params?: unknown[]) => Promise<T[]>): Promise<void> {
+async function sweepAbandoned(
+  admin: <T extends pg.QueryResultRow>(sql: string, params?: unknown[]) => Promise<T[]>,
+): Promise<void> {
   try {
-    const rows = await admin<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'mayhem\\_t\\_%'`);
+    const rows = await admin<{ datname: string }>(
+      `SELECT datname FROM pg_database WHERE datname LIKE 'mayhem\\_t\\_%'`,
+    );
     for (const { datname } of rows) {
       const pid = Number(/^mayhem_t_(\d+)_/.exec(datname)?.[1]);
       if (!Number.isInteger(pid) || pid === process.pid || alive(pid)) continue;
@@ -255,9 +268,12 @@ async function startOwnServer(): Promise<OwnServer> {
   } catch (error) {
     if (started) await pgCtl('stop', ['-m', 'immediate']).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
-    throw new Error(`could not start a PostgreSQL server for tests (is initdb/pg_ctl on PATH?): ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new Error(
+      `could not start a PostgreSQL server for tests (is initdb/pg_ctl on PATH?): ${(error as Error).message}`,
+      {
+        cause: error,
+      },
+    );
   }
 }
 

@@ -61,7 +61,14 @@ export class NatsBroker implements Broker {
         onStopping: () => settler.beginStopping(),
         onConsumerDeleted: () => void this.#recreateConsumer(),
       },
-      { stream: o.stream, consumer: o.durable, maxPullBatch: o.maxPullBatch, pullExpiresMs: o.pullExpiresMs, inboxPrefix: createInbox(), logger: o.logger },
+      {
+        stream: o.stream,
+        consumer: o.durable,
+        maxPullBatch: o.maxPullBatch,
+        pullExpiresMs: o.pullExpiresMs,
+        inboxPrefix: createInbox(),
+        logger: o.logger,
+      },
     );
     void watchConnection(nc, o.logger, {
       disconnected: () => settler.setConnected(false),
@@ -113,7 +120,10 @@ export class NatsBroker implements Broker {
   #unreadable(reply: string): AckInfo {
     if (!this.#warnedUnreadable) {
       this.#warnedUnreadable = true;
-      this.#options.logger.warn({ reply }, 'NATS ack subject not understood; such deliveries count as first deliveries (is this mayhem older than the server?)');
+      this.#options.logger.warn(
+        { reply },
+        'NATS ack subject not understood; such deliveries count as first deliveries (is this mayhem older than the server?)',
+      );
     }
     return UNREADABLE_ACK_SUBJECT;
   }

@@ -20,7 +20,11 @@ export async function watchConnection(nc: NatsConnection, logger: Logger, listen
     switch (event.type) {
       case 'disconnect':
         listener.disconnected();
-        if (!listener.closing()) logger.warn({ server: event.server }, 'NATS disconnected; reconnecting (in-flight acks are held and confirmed after the reconnect)');
+        if (!listener.closing())
+          logger.warn(
+            { server: event.server },
+            'NATS disconnected; reconnecting (in-flight acks are held and confirmed after the reconnect)',
+          );
         break;
       case 'reconnect':
         logger.info({ server: event.server }, 'NATS reconnected');

@@ -3,7 +3,14 @@
  * that makes an outage a pause, and one clear line, secrets redacted, when the server is unreachable.
  */
 import { readFileSync } from 'node:fs';
-import { connect, credsAuthenticator, nkeyAuthenticator, tokenAuthenticator, type Authenticator, type NatsConnection } from '@nats-io/transport-node';
+import {
+  connect,
+  credsAuthenticator,
+  nkeyAuthenticator,
+  tokenAuthenticator,
+  type Authenticator,
+  type NatsConnection,
+} from '@nats-io/transport-node';
 import { errorText } from '../../core/errors.js';
 import { redactSecrets } from '../../core/redact.js';
 import type { NatsAuth, ResolvedNatsOptions } from './options.js';
@@ -22,7 +29,9 @@ function readSecretFile(path: string, what: string): Uint8Array {
   try {
     return new Uint8Array(readFileSync(path));
   } catch (err) {
-    throw new Error(`cannot read the NATS ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`);
+    throw new Error(
+      `cannot read the NATS ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? oneLine(err)}`,
+    );
   }
 }
 
@@ -31,7 +40,12 @@ function readSecretFile(path: string, what: string): Uint8Array {
  * from server URLs, so they are taken out here (the first URL that has them) and the URLs passed on
  * without them.
  */
-export function urlCredentials(urls: readonly string[]): { servers: string[]; user?: string; pass?: string; token?: string } {
+export function urlCredentials(urls: readonly string[]): {
+  servers: string[];
+  user?: string;
+  pass?: string;
+  token?: string;
+} {
   let found: { user?: string; pass?: string; token?: string } = {};
   const servers = urls.map((raw) => {
     let u: URL;
@@ -58,13 +72,18 @@ export function authenticators(auth: NatsAuth): Authenticator[] {
   if (auth.credsFile !== undefined) {
     const creds = readSecretFile(auth.credsFile, 'credentials (--nats-creds)');
     if (!/-----BEGIN NATS USER JWT-----/.test(new TextDecoder().decode(creds))) {
-      throw new Error(`the NATS credentials file ${auth.credsFile} (--nats-creds) holds no user JWT: expected a .creds file as nsc writes it`);
+      throw new Error(
+        `the NATS credentials file ${auth.credsFile} (--nats-creds) holds no user JWT: expected a .creds file as nsc writes it`,
+      );
     }
     out.push(credsAuthenticator(creds));
   }
   if (auth.nkeyFile !== undefined) {
     const seed = new TextDecoder().decode(readSecretFile(auth.nkeyFile, 'nkey seed (--nats-nkey)')).trim();
-    if (!/^SU[A-Z2-7]{56}$/.test(seed)) throw new Error(`the NATS nkey file ${auth.nkeyFile} (--nats-nkey) does not hold a user nkey seed (SU..., 58 characters)`);
+    if (!/^SU[A-Z2-7]{56}$/.test(seed))
+      throw new Error(
+        `the NATS nkey file ${auth.nkeyFile} (--nats-nkey) does not hold a user nkey seed (SU..., 58 characters)`,
+      );
     out.push(nkeyAuthenticator(new TextEncoder().encode(seed)));
   }
   if (auth.tokenFile !== undefined) {

@@ -63,7 +63,11 @@ export interface NatsOptions {
   readonly logger: Logger;
 }
 
-export type ResolvedNatsOptions = Required<Omit<NatsOptions, 'logger' | 'name' | 'auth'>> & { readonly logger: Logger; readonly name: string; readonly auth: NatsAuth };
+export type ResolvedNatsOptions = Required<Omit<NatsOptions, 'logger' | 'name' | 'auth'>> & {
+  readonly logger: Logger;
+  readonly name: string;
+  readonly auth: NatsAuth;
+};
 
 export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
   if (opts.servers.length === 0) throw new Error('NATS: at least one server URL is required');
@@ -88,7 +92,8 @@ export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
     name: opts.name ?? `mayhem-${process.pid}`,
     logger: opts.logger,
   };
-  if (resolved.subject === resolved.deadLetterSubject) throw new Error('NATS: the dead-letter subject must differ from the request subject');
+  if (resolved.subject === resolved.deadLetterSubject)
+    throw new Error('NATS: the dead-letter subject must differ from the request subject');
   if (resolved.pullExpiresMs < 1000) throw new Error('NATS: pull expiry must be at least 1 s');
   if (resolved.ackWaitMs < 100) throw new Error('NATS: ack wait must be at least 100 ms');
   return resolved;

@@ -29,9 +29,13 @@ class NatsPublisher implements Publisher {
     const deadline = Date.now() + 60_000;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#js.publish(this.#options.subject, payload, messageId === undefined
-          ? { timeout: this.#options.requestTimeoutMs }
-          : { msgID: messageId, timeout: this.#options.requestTimeoutMs });
+        await this.#js.publish(
+          this.#options.subject,
+          payload,
+          messageId === undefined
+            ? { timeout: this.#options.requestTimeoutMs }
+            : { msgID: messageId, timeout: this.#options.requestTimeoutMs },
+        );
         return;
       } catch (err) {
         if (this.#nc.isClosed() || Date.now() > deadline) throw new Error(`NATS publish failed: ${errorText(err)}`);

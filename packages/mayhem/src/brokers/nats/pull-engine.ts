@@ -134,7 +134,12 @@ export class PullEngine<M extends PulledMessage, D> {
   }
 
   stats(): PullEngineStats {
-    return { buffered: this.#buffer.length, outstanding: this.#outstanding, requests: this.#requests.size, pullRequests: this.#pullRequests };
+    return {
+      buffered: this.#buffer.length,
+      outstanding: this.#outstanding,
+      requests: this.#requests.size,
+      pullRequests: this.#pullRequests,
+    };
   }
 
   /**
@@ -259,13 +264,24 @@ export class PullEngine<M extends PulledMessage, D> {
 
   #request(batch: number): void {
     const inbox = `${this.#options.inboxPrefix}.${++this.#inboxSeq}`;
-    const req: PullRequest = { batch, received: 0, ended: false, subscription: NOT_SUBSCRIBED, timer: undefined, heardAt: 0 };
+    const req: PullRequest = {
+      batch,
+      received: 0,
+      ended: false,
+      subscription: NOT_SUBSCRIBED,
+      timer: undefined,
+      heardAt: 0,
+    };
     req.subscription = this.#port.subscribe(inbox, (err, msg) => this.#onMessage(req, err, msg));
     this.#requests.add(req);
     this.#outstanding += batch;
     this.#pullRequests += 1;
     this.#noteHeard(req);
-    const body = JSON.stringify({ batch, expires: this.#options.pullExpiresMs * 1_000_000, idle_heartbeat: this.#heartbeatMs() * 1_000_000 });
+    const body = JSON.stringify({
+      batch,
+      expires: this.#options.pullExpiresMs * 1_000_000,
+      idle_heartbeat: this.#heartbeatMs() * 1_000_000,
+    });
     try {
       this.#port.publish(this.#nextSubject, body, inbox);
     } catch (err) {
@@ -302,7 +318,10 @@ export class PullEngine<M extends PulledMessage, D> {
       req.timer = setTimeout(() => this.#checkLiveness(req), left);
       return;
     }
-    this.#options.logger.debug({ batch: req.batch, received: req.received }, 'NATS pull request went silent; re-issuing');
+    this.#options.logger.debug(
+      { batch: req.batch, received: req.received },
+      'NATS pull request went silent; re-issuing',
+    );
     this.#endRequest(req);
     this.#kick();
   }

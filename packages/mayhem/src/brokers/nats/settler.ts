@@ -167,7 +167,9 @@ export class Settler {
         return;
       } catch (err) {
         if (attempt >= CONFIRM_ATTEMPTS || this.#nc.isClosed()) {
-          throw new Error(`NATS did not confirm the settle of message #${d.streamSequence} after ${attempt} attempts: ${errorText(err)}`);
+          throw new Error(
+            `NATS did not confirm the settle of message #${d.streamSequence} after ${attempt} attempts: ${errorText(err)}`,
+          );
         }
         this.#settleRetries += 1;
         await new Promise((r) => setTimeout(r, 100 * attempt));
@@ -177,7 +179,12 @@ export class Settler {
 
   /** Keep a settle nobody awaits: log its failure, and let close wait for it. */
   #track(p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#options.logger.warn({ err: errorText(err) }, 'NATS settle failed; the lease will expire and the message will be redelivered'));
+    const tracked = p.catch((err: unknown) =>
+      this.#options.logger.warn(
+        { err: errorText(err) },
+        'NATS settle failed; the lease will expire and the message will be redelivered',
+      ),
+    );
     this.#pending.add(tracked);
     void tracked.finally(() => this.#pending.delete(tracked));
   }

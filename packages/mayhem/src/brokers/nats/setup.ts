@@ -26,7 +26,9 @@ export async function openManager(nc: NatsConnection, o: ResolvedNatsOptions): P
   try {
     return await jetstreamManager(nc, { timeout: o.requestTimeoutMs });
   } catch (err) {
-    throw new Error(`NATS at ${describeServers(o.servers)} has no usable JetStream (start nats-server with -js): ${oneLine(err)}`);
+    throw new Error(
+      `NATS at ${describeServers(o.servers)} has no usable JetStream (start nats-server with -js): ${oneLine(err)}`,
+    );
   }
 }
 
@@ -51,11 +53,17 @@ interface StreamPlan {
  * capture our subject, or another stream that already captures it, is one line naming both, and
  * nothing is left half-created.
  */
-export async function ensureStreams(jsm: JetStreamManager, o: ResolvedNatsOptions, { deadLetters = true }: { deadLetters?: boolean } = {}): Promise<void> {
+export async function ensureStreams(
+  jsm: JetStreamManager,
+  o: ResolvedNatsOptions,
+  { deadLetters = true }: { deadLetters?: boolean } = {},
+): Promise<void> {
   const plans: StreamPlan[] = [{ name: o.stream, subject: o.subject, retention: RetentionPolicy.Workqueue }];
   if (deadLetters) {
     plans.push({
-      name: o.deadLetterStream, subject: o.deadLetterSubject, retention: RetentionPolicy.Limits,
+      name: o.deadLetterStream,
+      subject: o.deadLetterSubject,
+      retention: RetentionPolicy.Limits,
       // JetStream: 0 max age = forever, -1 max bytes = no limit.
       limits: { max_age: nanos(o.deadLetterMaxAgeMs), max_bytes: o.deadLetterMaxBytes > 0 ? o.deadLetterMaxBytes : -1 },
     });
@@ -69,11 +77,19 @@ export async function ensureStreams(jsm: JetStreamManager, o: ResolvedNatsOption
         missing.push(plan);
       } else {
         if (!info.config.subjects?.includes(plan.subject)) {
-          throw new Error(`NATS stream ${plan.name} exists but does not capture subject ${plan.subject} (it has ${JSON.stringify(info.config.subjects ?? [])}); use another --stream or --${plan.limits ? 'dead-letter-subject' : 'subject'}`);
+          throw new Error(
+            `NATS stream ${plan.name} exists but does not capture subject ${plan.subject} (it has ${JSON.stringify(info.config.subjects ?? [])}); use another --stream or --${plan.limits ? 'dead-letter-subject' : 'subject'}`,
+          );
         }
-        if (plan.limits && (info.config.max_age !== plan.limits.max_age || info.config.max_bytes !== plan.limits.max_bytes)) {
+        if (
+          plan.limits &&
+          (info.config.max_age !== plan.limits.max_age || info.config.max_bytes !== plan.limits.max_bytes)
+        ) {
           await jsm.streams.update(plan.name, { ...info.config, ...plan.limits });
-          o.logger.info({ stream: plan.name, maxAgeMs: o.deadLetterMaxAgeMs, maxBytes: plan.limits.max_bytes }, `Updated the limits of NATS stream ${plan.name} to this instance's settings`);
+          o.logger.info(
+            { stream: plan.name, maxAgeMs: o.deadLetterMaxAgeMs, maxBytes: plan.limits.max_bytes },
+            `Updated the limits of NATS stream ${plan.name} to this instance's settings`,
+          );
         }
       }
     }
@@ -92,7 +108,10 @@ export async function ensureStreams(jsm: JetStreamManager, o: ResolvedNatsOption
           ...(plan.limits ? { ...plan.limits, discard: DiscardPolicy.Old } : {}),
         });
         created.push(plan.name);
-        o.logger.info({ stream: plan.name, subject: plan.subject, replicas: o.replicas }, `Created NATS stream ${plan.name}`);
+        o.logger.info(
+          { stream: plan.name, subject: plan.subject, replicas: o.replicas },
+          `Created NATS stream ${plan.name}`,
+        );
       }
       return;
     } catch (err) {
@@ -100,10 +119,12 @@ export async function ensureStreams(jsm: JetStreamManager, o: ResolvedNatsOption
       // unused (adding an existing identical stream succeeds, so it may be another instance's).
       for (const name of created) {
         const info = await streamInfo(jsm, name).catch(() => undefined);
-        if (info !== undefined && info.state.messages === 0 && info.state.consumer_count === 0) await jsm.streams.delete(name).catch(() => undefined);
+        if (info !== undefined && info.state.messages === 0 && info.state.consumer_count === 0)
+          await jsm.streams.delete(name).catch(() => undefined);
       }
       // Another instance may have created them at the same moment: look again (and name a conflict).
-      if (attempt >= 3) throw new Error(`could not create NATS stream(s) ${missing.map((p) => p.name).join(', ')}: ${oneLine(err)}`);
+      if (attempt >= 3)
+        throw new Error(`could not create NATS stream(s) ${missing.map((p) => p.name).join(', ')}: ${oneLine(err)}`);
     }
   }
 }
@@ -132,7 +153,9 @@ async function checkSubjectFree(jsm: JetStreamManager, plan: StreamPlan): Promis
   const advice = plan.limits
     ? 'choose another --dead-letter-subject'
     : `choose another --subject, or consume that stream with --stream ${first}${holders.length > 1 ? ' (if it captures only this subject)' : ''}`;
-  throw new Error(`NATS stream ${plan.name} cannot be created for subject ${plan.subject}: stream ${holders.join(', ')} already captures it${subjects}; ${advice}`);
+  throw new Error(
+    `NATS stream ${plan.name} cannot be created for subject ${plan.subject}: stream ${holders.join(', ')} already captures it${subjects}; ${advice}`,
+  );
 }
 
 /**
@@ -154,9 +177,21 @@ export async function ensureConsumer(jsm: JetStreamManager, o: ResolvedNatsOptio
     }
     if (info) {
       const c = info.config;
-      if (c.ack_wait !== wanted.ack_wait || c.max_deliver !== wanted.max_deliver || c.max_ack_pending !== wanted.max_ack_pending) {
+      if (
+        c.ack_wait !== wanted.ack_wait ||
+        c.max_deliver !== wanted.max_deliver ||
+        c.max_ack_pending !== wanted.max_ack_pending
+      ) {
         o.logger.warn(
-          { consumer: o.durable, had: { ack_wait_ms: (c.ack_wait ?? 0) / 1e6, max_deliver: c.max_deliver, max_ack_pending: c.max_ack_pending }, now: { ack_wait_ms: o.ackWaitMs, max_deliver: o.maxDeliver, max_ack_pending: o.maxAckPending } },
+          {
+            consumer: o.durable,
+            had: {
+              ack_wait_ms: (c.ack_wait ?? 0) / 1e6,
+              max_deliver: c.max_deliver,
+              max_ack_pending: c.max_ack_pending,
+            },
+            now: { ack_wait_ms: o.ackWaitMs, max_deliver: o.maxDeliver, max_ack_pending: o.maxAckPending },
+          },
           `Updating NATS consumer ${o.durable} to this instance's settings`,
         );
         info = await jsm.consumers.update(o.stream, o.durable, wanted);
@@ -173,7 +208,16 @@ export async function ensureConsumer(jsm: JetStreamManager, o: ResolvedNatsOptio
         num_replicas: o.replicas,
         ...wanted,
       });
-      o.logger.info({ consumer: o.durable, stream: o.stream, ackWaitMs: o.ackWaitMs, maxDeliver: o.maxDeliver, maxAckPending: o.maxAckPending }, `Created NATS consumer ${o.durable}`);
+      o.logger.info(
+        {
+          consumer: o.durable,
+          stream: o.stream,
+          ackWaitMs: o.ackWaitMs,
+          maxDeliver: o.maxDeliver,
+          maxAckPending: o.maxAckPending,
+        },
+        `Created NATS consumer ${o.durable}`,
+      );
       return info;
     } catch (err) {
       if (attempt >= 3) throw err;
@@ -197,7 +241,10 @@ function isTransientSetupError(err: unknown): boolean {
  * Connect, run `setup` (stream, consumer) — again while JetStream is not ready yet, for a while —
  * and close the connection again if setup fails.
  */
-export async function connectAndSetUp<T>(opts: NatsOptions, setup: (nc: NatsConnection, o: ResolvedNatsOptions) => Promise<T>): Promise<T> {
+export async function connectAndSetUp<T>(
+  opts: NatsOptions,
+  setup: (nc: NatsConnection, o: ResolvedNatsOptions) => Promise<T>,
+): Promise<T> {
   const o = resolveNatsOptions(opts);
   const nc = await connectNats(o);
   const deadline = Date.now() + SETUP_PATIENCE_MS;
@@ -206,12 +253,18 @@ export async function connectAndSetUp<T>(opts: NatsOptions, setup: (nc: NatsConn
       return await setup(nc, o);
     } catch (err) {
       if (isTransientSetupError(err) && Date.now() < deadline && !nc.isClosed()) {
-        if (attempt === 1) o.logger.warn({ err: errorText(err) }, `NATS JetStream not ready (${errorText(err)}); retrying setup for up to ${SETUP_PATIENCE_MS / 1000} s`);
+        if (attempt === 1)
+          o.logger.warn(
+            { err: errorText(err) },
+            `NATS JetStream not ready (${errorText(err)}); retrying setup for up to ${SETUP_PATIENCE_MS / 1000} s`,
+          );
         await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * attempt)));
         continue;
       }
       await nc.close().catch(() => undefined);
-      throw err instanceof Error && err.message.startsWith('NATS') ? err : new Error(`NATS setup failed: ${errorText(err)}`);
+      throw err instanceof Error && err.message.startsWith('NATS')
+        ? err
+        : new Error(`NATS setup failed: ${errorText(err)}`);
     }
   }
 }
