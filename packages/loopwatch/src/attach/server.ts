@@ -54,7 +54,18 @@ export class AttachServer {
       } catch {
         // Nothing stale there.
       }
-      server.listen(a.path, () => fs.chmodSync(a.path, 0o600));
+      // Bound under a name nobody looks for, made 0600, then renamed into place: the socket never
+      // exists at its public path with the umask's wider mode (a worker thread cannot set the umask).
+      const bound = `${a.path}.${process.pid}.${Date.now()}.tmp`;
+      server.listen(bound, () => {
+        try {
+          fs.chmodSync(bound, 0o600);
+          fs.renameSync(bound, a.path);
+        } catch (e) {
+          this.note(`loopwatch: attach endpoint: ${errorText(e)}`);
+          server.close();
+        }
+      });
     } else server.listen(a.port, a.host);
   }
 
