@@ -13,6 +13,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { errorText } from '../core/errors.js';
 import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
+import { auditEntryOf, type AuditRow } from './audit-row.js';
 
 /** How often each instance reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;
@@ -136,28 +137,12 @@ export class PgFleetControl implements FleetControl {
   }
 
   async readAudit(query: AuditQuery): Promise<AuditEntry[]> {
-    const { rows } = await this.#pool.query<{
-      at: number;
-      instance: string;
-      host: string;
-      message_id: string;
-      executor: string;
-      outcome: AuditEntry['outcome'];
-      reason: string;
-    }>(
+    const { rows } = await this.#pool.query<AuditRow>(
       `SELECT extract(epoch FROM at) * 1000 AS at, instance, host, message_id, executor, outcome, reason FROM audit
         WHERE at >= to_timestamp($1 / 1000.0) AND ($2::text IS NULL OR host = $2) ORDER BY at DESC, id DESC LIMIT $3`,
       [query.since ?? 0, query.host ?? null, query.limit],
     );
-    return rows.map((r) => ({
-      at: Number(r.at),
-      instance: r.instance,
-      host: r.host,
-      messageId: r.message_id,
-      executor: r.executor,
-      outcome: r.outcome,
-      reason: r.reason,
-    }));
+    return rows.map(auditEntryOf);
   }
 
   async close(): Promise<void> {

@@ -13,6 +13,7 @@ import { errorText } from '../core/errors.js';
 import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
 import { DONE } from '../core/settled.js';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
+import { auditEntryOf, type AuditRow } from './audit-row.js';
 
 /** How often the service reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;
@@ -20,16 +21,6 @@ export const PAUSE_REFRESH_MS = 500;
 const AUDIT_BATCH = 2_000;
 // Audit rows kept in memory while the file cannot take them (then the oldest are dropped, counted).
 const AUDIT_BUFFER = 100_000;
-
-interface AuditRow {
-  at: number;
-  instance: string;
-  host: string;
-  message_id: string;
-  executor: string;
-  outcome: AuditEntry['outcome'];
-  reason: string;
-}
 
 export class SqliteFleetControl implements FleetControl {
   readonly #log: Logger | undefined;
@@ -100,17 +91,7 @@ export class SqliteFleetControl implements FleetControl {
       query.host ?? null,
       query.limit,
     ) as AuditRow[];
-    return Promise.resolve(
-      rows.map((r) => ({
-        at: r.at,
-        instance: r.instance,
-        host: r.host,
-        messageId: r.message_id,
-        executor: r.executor,
-        outcome: r.outcome,
-        reason: r.reason,
-      })),
-    );
+    return Promise.resolve(rows.map(auditEntryOf));
   }
 
   close(): Promise<void> {
