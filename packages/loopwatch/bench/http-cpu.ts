@@ -19,6 +19,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { printVsPlain, rotateRounds } from './rounds.js';
 
 const ROUNDS = Number(process.argv[2] ?? 8);
 const REQUESTS = Number(process.argv[3] ?? 20_000);
@@ -66,35 +67,10 @@ async function measure(mode: string): Promise<number> {
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-const results = new Map<string, number[]>(MODES.map((m) => [m, []]));
-for (let round = 0; round < ROUNDS; round++) {
-  // Rotate the order each round so no mode always runs first (or right after another).
-  const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]!);
-  const line: string[] = [];
-  for (const mode of order) {
-    const us = await measure(mode);
-    results.get(mode)!.push(us);
-    line.push(`${mode} ${us.toFixed(1)}`);
-  }
-  process.stdout.write(`round ${round + 1}: ${line.join(', ')} µs CPU/request\n`);
-}
-const plain = results.get('plain') ?? [];
-process.stdout.write(
-  `\nnode:http, ${ROUNDS} rounds × ${REQUESTS} requests, ${CONNECTIONS} connections: server CPU µs per request\n`,
+const show = (x: number): string => x.toFixed(1);
+const results = await rotateRounds(MODES, ROUNDS, measure, show, 'µs CPU/request');
+printVsPlain(
+  results,
+  `node:http, ${ROUNDS} rounds × ${REQUESTS} requests, ${CONNECTIONS} connections: server CPU µs per request`,
+  show,
 );
-for (const [mode, xs] of results) {
-  const ratios = plain.length === xs.length ? xs.map((x, i) => x / plain[i]!) : [];
-  const vs =
-    mode === 'plain' || plain.length === 0
-      ? ''
-      : `  median/median ${((median(xs) / median(plain)) * 100).toFixed(1)}%, median of per-round ratios ${(median(ratios) * 100).toFixed(1)}% (min ${(Math.min(...ratios) * 100).toFixed(1)}%, max ${(Math.max(...ratios) * 100).toFixed(1)}%)`;
-  process.stdout.write(
-    `${mode.padEnd(18)} median ${median(xs).toFixed(1).padStart(6)}  min ${Math.min(...xs).toFixed(1)}  max ${Math.max(...xs).toFixed(1)}${vs}\n`,
-  );
-}

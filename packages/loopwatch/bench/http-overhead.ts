@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { printVsPlain, rotateRounds } from './rounds.js';
 
 const ROUNDS = Number(process.argv[2] ?? 6);
 const SECONDS = Number(process.argv[3] ?? 8);
@@ -41,33 +42,6 @@ async function measure(mode: string): Promise<number> {
   }
 }
 
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-const results = new Map<string, number[]>(MODES.map((m) => [m, []]));
-for (let round = 0; round < ROUNDS; round++) {
-  // Rotate the order each round so no mode always runs first (or right after another).
-  const order = MODES.map((_, i) => MODES[(i + round) % MODES.length]!);
-  const line: string[] = [];
-  for (const mode of order) {
-    const rps = await measure(mode);
-    results.get(mode)!.push(rps);
-    line.push(`${mode} ${Math.round(rps)}`);
-  }
-  process.stdout.write(`round ${round + 1}: ${line.join(', ')} req/s\n`);
-}
-const plain = results.get('plain') ?? [];
-process.stdout.write(`\nnode:http + autocannon, ${ROUNDS} rounds × ${SECONDS} s, 10 connections (req/s)\n`);
-for (const [mode, xs] of results) {
-  const ratios = plain.length === xs.length ? xs.map((x, i) => x / plain[i]!) : [];
-  const vs =
-    mode === 'plain' || plain.length === 0
-      ? ''
-      : `  median/median ${((median(xs) / median(plain)) * 100).toFixed(1)}%, median of per-round ratios ${(median(ratios) * 100).toFixed(1)}%`;
-  process.stdout.write(
-    `${mode.padEnd(11)} median ${Math.round(median(xs)).toString().padStart(7)}  min ${Math.round(Math.min(...xs))}  max ${Math.round(Math.max(...xs))}${vs}\n`,
-  );
-}
+const show = (x: number): string => Math.round(x).toString();
+const results = await rotateRounds(MODES, ROUNDS, measure, show, 'req/s');
+printVsPlain(results, `node:http + autocannon, ${ROUNDS} rounds × ${SECONDS} s, 10 connections (req/s)`, show);
