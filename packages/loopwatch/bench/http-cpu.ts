@@ -14,32 +14,16 @@
  *
  * Usage: node packages/loopwatch/dist/bench/http-cpu.js [rounds=8] [requests=20000] [modes=plain,production,production+attach,debug]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { printVsPlain, rotateRounds } from './rounds.js';
+import { startServer } from './start-server.js';
 
 const ROUNDS = Number(process.argv[2] ?? 8);
 const REQUESTS = Number(process.argv[3] ?? 20_000);
 const MODES = (process.argv[4] ?? 'plain,production,production+attach,debug').split(',');
 const WARMUP = 3_000;
 const CONNECTIONS = 10;
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SERVER = path.join(here, 'http-server.js');
-const REGISTER = path.join(here, '..', 'src', 'register.js');
-
-async function startServer(mode: string): Promise<{ child: ChildProcess; port: number }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOOPWATCH_SUMMARY: '0' };
-  delete env['NODE_OPTIONS'];
-  const args = mode === 'plain' ? [SERVER] : ['--import', REGISTER, SERVER];
-  if (mode !== 'plain') env['LOOPWATCH'] = mode.replace('+attach', '');
-  env['LOOPWATCH_ATTACH'] = mode === 'production' ? '0' : 'unix';
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
-  return { child, port: Number(chunk.toString().trim()) };
-}
 
 async function cpuOf(port: number): Promise<number> {
   const r = await fetch(`http://127.0.0.1:${port}/__cpu`);

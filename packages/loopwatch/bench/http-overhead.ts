@@ -1,32 +1,18 @@
 /**
  * loopwatch's overhead on a real HTTP server: the node:http service of `http-server.ts` under
  * autocannon (10 connections, pipelining 1), plain / production / debug servers started fresh and
- * alternated round by round (the machine is shared: pairs, medians and per-round ratios).
+ * alternated round by round (the machine is shared: pairs, medians and per-round ratios). Modes as in
+ * start-server.ts (production without the attach endpoint; production+attach with it).
  * Usage: node packages/loopwatch/dist/bench/http-overhead.js [rounds=6] [seconds=8] [modes=plain,production,debug]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import { printVsPlain, rotateRounds } from './rounds.js';
+import { startServer } from './start-server.js';
 
 const ROUNDS = Number(process.argv[2] ?? 6);
 const SECONDS = Number(process.argv[3] ?? 8);
 const MODES = (process.argv[4] ?? 'plain,production,debug').split(',');
-const here = path.dirname(fileURLToPath(import.meta.url));
-const SERVER = path.join(here, 'http-server.js');
-const REGISTER = path.join(here, '..', 'src', 'register.js');
-
-async function startServer(mode: string): Promise<{ child: ChildProcess; port: number }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOOPWATCH_SUMMARY: '0' };
-  delete env['NODE_OPTIONS'];
-  const args = mode === 'plain' ? [SERVER] : ['--import', REGISTER, SERVER];
-  if (mode !== 'plain') env['LOOPWATCH'] = mode;
-  const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  const [chunk] = (await once(child.stdout, 'data')) as [Buffer];
-  return { child, port: Number(chunk.toString().trim()) };
-}
 
 async function measure(mode: string): Promise<number> {
   const { child, port } = await startServer(mode);
