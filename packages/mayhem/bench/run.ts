@@ -13,6 +13,9 @@
  *                                      the whole process of another build alternately with this one
  *   npm run bench -- --broker nats     JetStream + PostgreSQL end to end (bench/nats.ts)
  *   npm run bench -- --backlog-seconds 60   shorter RSS-over-time run (case backlog; default 300; 0 skips it)
+ *   npm run bench -- --node 26,24,22   the pipeline and whole-process cases under each Node.js line,
+ *                                      alternating round by round (lines from the npm registry through
+ *                                      scripts/with-node.sh); ratios against the first line named
  *
  * Every case uses random UUIDv4 message ids, as real producers send (and the service's own simulated
  * publisher makes): with sequential ids a B-tree keyed by id only ever appends, which flatters storage.
@@ -21,6 +24,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureBacklogRss } from './backlog.js';
+import { resolveNodeLines, type NodeLine } from './node-lines.js';
 import { processTable, type ProcessDb } from './process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,6 +37,7 @@ const flag = (name: string, fallback: string): string => {
 const USAGE = `usage: npm run bench -- [--cases pipeline,process,rss,latency,backlog] [--rounds 5] [--n 200000]
                       [--process-n 100000,200000,1000000] [--process-rounds 3] [--process-db sqlite,memory]
                       [--before <other build>/packages/mayhem/dist/src/cli/main.js] [--backlog-seconds 300]
+                      [--node 26,24,22]
        npm run bench -- --broker nats [--count 200000] [--instances 1,2] [--max-in-flight 1000] [--storage postgres|memory]`;
 const KNOWN = new Set([
   'cases',
@@ -44,6 +49,7 @@ const KNOWN = new Set([
   'before',
   'backlog-seconds',
   'broker',
+  'node',
 ]);
 if (args.includes('--help') || args.includes('-h')) {
   console.log(USAGE);
@@ -75,9 +81,17 @@ for (const c of cases)
 
 type Figures = Record<string, number>;
 
-function measure(which: string, count: number, env: NodeJS.ProcessEnv = {}, nodeArgs: string[] = []): Figures {
+const lines = resolveNodeLines(args.includes('--node') ? flag('node', '') : undefined);
+
+function measure(
+  which: string,
+  count: number,
+  env: NodeJS.ProcessEnv = {},
+  nodeArgs: string[] = [],
+  line: NodeLine = lines[0]!,
+): Figures {
   try {
-    return measureOnce(which, count, env, nodeArgs);
+    return measureOnce(which, count, env, nodeArgs, line.bin);
   } catch (err) {
     process.stderr.write(
       `  ! ${which} ${JSON.stringify(env)} failed: ${(err as Error).message.split('\n')[0] ?? ''}\n`,
@@ -86,8 +100,8 @@ function measure(which: string, count: number, env: NodeJS.ProcessEnv = {}, node
   }
 }
 
-function measureOnce(which: string, count: number, env: NodeJS.ProcessEnv, nodeArgs: string[]): Figures {
-  const out = execFileSync(process.execPath, [...nodeArgs, join(here, 'case.js'), which, String(count)], {
+function measureOnce(which: string, count: number, env: NodeJS.ProcessEnv, nodeArgs: string[], bin: string): Figures {
+  const out = execFileSync(bin, [...nodeArgs, join(here, 'case.js'), which, String(count)], {
     env: { ...process.env, ...env },
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -122,38 +136,45 @@ const fmt = (x: number): string => Math.round(x).toLocaleString('en-US');
 const ratio = (a: number, b: number): string => (a / b).toFixed(2);
 
 process.stderr.write(
-  `mayhem bench: n = ${fmt(n)} messages (UUIDv4 ids), ${rounds} alternating rounds, median shown; cases: ${[...cases].join(', ')}\n`,
+  `mayhem bench: n = ${fmt(n)} messages (UUIDv4 ids), ${rounds} alternating rounds, median shown; cases: ${[...cases].join(', ')}; ${lines.map((l) => l.label).join(', ')}\n`,
 );
 
 const rows: [string, string, string][] = [];
 const register = ['--import', 'loopwatch/register'];
 if (cases.has('pipeline')) {
-  const tp = alternate({
-    baseline: () => measure('baseline', n),
-    memory: () => measure('memory', n),
-    sqlite: () => measure('sqlite', n),
-    production: () => measure('memory', n, { LOOPWATCH: 'production' }, register),
-    debug: () => measure('memory', n, { LOOPWATCH: 'debug' }, register),
-  });
-  rows.push(
-    ['hand-written article pipeline (baseline)', `${fmt(tp.baseline ?? NaN)} msg/s`, '1.00× baseline'],
-    [
-      '(a) mayhem pipeline, storage off (memory)',
-      `${fmt(tp.memory ?? NaN)} msg/s`,
-      `${ratio(tp.memory ?? NaN, tp.baseline ?? NaN)}× baseline (target ≥ 0.50)`,
-    ],
-    ['(b) mayhem pipeline, SQLite', `${fmt(tp.sqlite ?? NaN)} msg/s`, 'target ≥ 40,000 msg/s'],
-    [
-      '    under LOOPWATCH=production',
-      `${fmt(tp.production ?? NaN)} msg/s`,
-      `${ratio(tp.production ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.97)`,
-    ],
-    [
-      '    under LOOPWATCH=debug',
-      `${fmt(tp.debug ?? NaN)} msg/s`,
-      `${ratio(tp.debug ?? NaN, tp.memory ?? NaN)}× plain (target ≥ 0.20)`,
-    ],
-  );
+  const variants: Record<string, () => Figures> = {};
+  for (const line of lines) {
+    const at = (name: string): string => (lines.length > 1 ? `${name} @ ${line.label}` : name);
+    variants[at('baseline')] = () => measure('baseline', n, {}, [], line);
+    variants[at('memory')] = () => measure('memory', n, {}, [], line);
+    variants[at('sqlite')] = () => measure('sqlite', n, {}, [], line);
+    variants[at('production')] = () => measure('memory', n, { LOOPWATCH: 'production' }, register, line);
+    variants[at('debug')] = () => measure('memory', n, { LOOPWATCH: 'debug' }, register, line);
+  }
+  const tp = alternate(variants);
+  for (const line of lines) {
+    const get = (name: string): number => tp[lines.length > 1 ? `${name} @ ${line.label}` : name] ?? NaN;
+    const under = lines.length > 1 ? `, ${line.label}` : '';
+    rows.push(
+      [`hand-written article pipeline (baseline)${under}`, `${fmt(get('baseline'))} msg/s`, '1.00× baseline'],
+      [
+        '(a) mayhem pipeline, storage off (memory)',
+        `${fmt(get('memory'))} msg/s`,
+        `${ratio(get('memory'), get('baseline'))}× baseline (target ≥ 0.50)`,
+      ],
+      ['(b) mayhem pipeline, SQLite', `${fmt(get('sqlite'))} msg/s`, 'target ≥ 40,000 msg/s'],
+      [
+        '    under LOOPWATCH=production',
+        `${fmt(get('production'))} msg/s`,
+        `${ratio(get('production'), get('memory'))}× plain (target ≥ 0.97)`,
+      ],
+      [
+        '    under LOOPWATCH=debug',
+        `${fmt(get('debug'))} msg/s`,
+        `${ratio(get('debug'), get('memory'))}× plain (target ≥ 0.20)`,
+      ],
+    );
+  }
 }
 if (cases.has('rss')) {
   progress('RSS with 100,000 in flight');
@@ -194,6 +215,7 @@ if (cases.has('process')) {
     rounds: Number(flag('process-rounds', '3')),
     progress,
     before: args.includes('--before') ? flag('before', '') : undefined,
+    lines,
   });
 }
 

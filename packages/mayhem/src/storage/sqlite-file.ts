@@ -45,6 +45,7 @@ export const FILE_MODE = 0o600;
  * Throws one-line Errors naming the path.
  */
 export function openDatabaseFile(path: string, identity: FileIdentity, busyTimeoutMs: number): OpenedFile {
+  checkDriver(path);
   if (path === ':memory:' || path === '')
     return { db: new Database(path, { timeout: busyTimeoutMs }), releaseLock: () => undefined };
   const refuse = (why: string, cause?: unknown): Error =>
@@ -238,6 +239,27 @@ function takeLock(path: string, refuse: (why: string, cause?: unknown) => Error)
       );
     }
     throw refuse(`cannot take its lock file ${JSON.stringify(lockPath)}: ${describe(err)}`, err);
+  }
+}
+
+/**
+ * better-sqlite3 is a native addon built for one Node.js ABI. Switching Node lines after `npm ci` (nvm,
+ * another line's binary) leaves a binary that cannot load; say so in one line with the fix, before a
+ * lock-file error hides it.
+ */
+function checkDriver(path: string): void {
+  try {
+    new Database(':memory:').close();
+  } catch (err) {
+    const text = describe(err);
+    const built = /NODE_MODULE_VERSION (\d+)\. This version of Node\.js requires NODE_MODULE_VERSION (\d+)/.exec(text);
+    if (built === null) throw err;
+    throw new Error(
+      `Cannot open SQLite database ${JSON.stringify(path)}: better-sqlite3 was built for another Node.js ` +
+        `(ABI ${built[1]}; Node ${process.version} needs ${built[2]}): run \`npm rebuild better-sqlite3\` ` +
+        `(or scripts/with-node.sh <major> … in this repository)`,
+      { cause: err },
+    );
   }
 }
 
