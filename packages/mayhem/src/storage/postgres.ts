@@ -15,13 +15,24 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { AckRecord, ClaimMode, DeadLetter, HostGuard, RestartClaim, Storage } from '../core/contracts.js';
+import type {
+  AckRecord,
+  CallCount,
+  ClaimMode,
+  DeadLetter,
+  HostGuard,
+  RestartClaim,
+  Storage,
+} from '../core/contracts.js';
 import type { FleetControl } from '../core/rails.js';
 import { PgFleetControl } from './postgres-control.js';
+import { PgExperimentStore } from './postgres-experiments.js';
+import type { ExperimentStore } from '../core/experiment.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { closedError } from './record.js';
 import {
   ackPatch,
+  callsPatch,
   deadLetterPatch,
   failurePatch,
   foldDeadLetter,
@@ -82,6 +93,7 @@ export interface PostgresStorageStats {
 export interface PostgresStorage extends Storage {
   hostGuard(): HostGuard;
   control(): FleetControl;
+  experiments(): ExperimentStore;
   stats(): PostgresStorageStats;
   /** Retention: its counters, and a pass on demand (tests, benchmarks). */
   readonly retention: Pick<PgPruner, 'stats' | 'pass'>;
@@ -108,6 +120,8 @@ interface MessageRow {
   restart_released?: number;
   restart_in_doubt?: true;
   skip_reason?: string;
+  http_calls?: number;
+  http_calls_failed?: number;
 }
 
 /** One claim request (see Storage.claimRestart), as the claim statement takes it. */
@@ -147,14 +161,16 @@ WITH dl AS (
 )
 INSERT INTO messages AS m (
   message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason)
+  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason,
+  http_calls, http_calls_failed)
 SELECT t.message_id, t.instance_name, t.hostname, to_timestamp(t.published_at / 1000.0), coalesce(t.saved, false),
   coalesce(t.deliveries, 0), coalesce(t.restarted, false), coalesce(t.restart_attempts, 0), CASE WHEN t.restarted THEN now() END,
   coalesce(t.acked, false), coalesce(t.extensions, 0), CASE WHEN t.acked THEN now() END, coalesce(t.dead_lettered, false),
-  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason
+  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason,
+  coalesce(t.http_calls, 0), coalesce(t.http_calls_failed, 0)
 FROM json_to_recordset($1::json) AS t(message_id text, instance_name text, hostname text, published_at float8, saved boolean,
   deliveries int, restarted boolean, restart_attempts int, acked boolean, extensions int, dead_lettered boolean, last_error text,
-  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text)
+  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text, http_calls int, http_calls_failed int)
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY t.message_id
 ON CONFLICT (message_id) DO UPDATE SET
@@ -175,6 +191,8 @@ ON CONFLICT (message_id) DO UPDATE SET
   acked_at         = CASE WHEN m.acked THEN m.acked_at ELSE EXCLUDED.acked_at END,
   dead_lettered    = m.dead_lettered OR EXCLUDED.dead_lettered,
   last_error       = coalesce(EXCLUDED.last_error, m.last_error),
+  http_calls       = greatest(m.http_calls, EXCLUDED.http_calls),
+  http_calls_failed = greatest(m.http_calls_failed, EXCLUDED.http_calls_failed),
   updated_at       = now()`;
 
 // Reads the restart state of each claimed message (as MessageRecord/restartStateOf define it) and, in
@@ -257,6 +275,7 @@ class PgStorage implements PostgresStorage {
   readonly #claims: Batcher<Claim, RestartClaim>;
   #guard: PgHostGuard | undefined;
   #fleet: PgFleetControl | undefined;
+  #experiments: PgExperimentStore | undefined;
   #closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
   readonly #recording = new Set<Promise<void>>();
@@ -358,6 +377,31 @@ class PgStorage implements PostgresStorage {
     });
   }
 
+  async readCalls(messageId: string): Promise<CallCount> {
+    if (this.#closing) throw closedError();
+    // Only the http executor reads it, before a webhook call: one round trip, not worth a batch.
+    try {
+      const { rows } = await this.#pool.query<{ calls: number; failed: number }>({
+        name: 'mayhem_read_calls',
+        text: 'SELECT http_calls AS calls, http_calls_failed AS failed FROM messages WHERE message_id = $1',
+        values: [text(messageId)],
+      });
+      return { calls: rows[0]?.calls ?? 0, failed: rows[0]?.failed ?? 0 };
+    } catch (error) {
+      throw new PostgresStorageError(`PostgreSQL read failed: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  recordCalls(messageId: string, count: CallCount): Promise<void> {
+    return this.#write({ patch: callsPatch(messageId, count) });
+  }
+
+  experiments(): ExperimentStore {
+    if (this.#closing) throw closedError();
+    this.#experiments ??= new PgExperimentStore(this.#pool, this.#opts.logger);
+    return this.#experiments;
+  }
+
   control(): FleetControl {
     if (this.#closing) throw closedError();
     this.#fleet ??= new PgFleetControl(this.#pool, this.#opts.url, this.#opts.logger, true);
@@ -398,6 +442,7 @@ class PgStorage implements PostgresStorage {
         await Promise.allSettled([...this.#recording]);
       }
       await this.#fleet?.close();
+      await this.#experiments?.flush();
       await this.#guard?.close();
       await this.#pool.end();
     })();
@@ -522,6 +567,8 @@ function messageRow(p: RecordPatch): MessageRow {
   if (p.restartReleased > 0) row.restart_released = p.restartReleased;
   if (p.restartInDoubt) row.restart_in_doubt = true;
   if (p.skipReason !== null) row.skip_reason = text(p.skipReason);
+  if (p.httpCalls > 0) row.http_calls = p.httpCalls;
+  if (p.httpCallsFailed > 0) row.http_calls_failed = p.httpCallsFailed;
   return row;
 }
 
