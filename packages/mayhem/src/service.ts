@@ -10,6 +10,7 @@ import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource } from './brokers/open.js';
 import { createMayhem } from './core/assemble.js';
 import { errorText } from './core/errors.js';
+import { parseHostTemplate } from './core/hostname.js';
 import { Counters } from './core/counters.js';
 import type { Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
@@ -76,6 +77,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       random,
       instance: config.instanceName,
       executorName: config.executor,
+      hostTemplate: parseHostTemplate(config.hostTemplate),
       maxInFlight: config.maxInFlight,
       // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
       messageTasks: activeMode() === 'debug' || config.monitorTasksMs !== undefined,
@@ -117,6 +119,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
         random,
         malformedEvery: config.malformedEvery,
         instances: config.instances?.split(',').map((n) => n.trim()),
+        pick: config.pick,
         // The broker holds at most --max-backlog: the publisher waits for room, so memory stays flat.
         waitForRoom: (signal) => memory.waitForRoom(signal),
       },

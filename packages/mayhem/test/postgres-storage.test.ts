@@ -107,12 +107,16 @@ describe('postgres storage', () => {
     const { url } = await pgt.createDatabase();
     const old = new pg.Client({ connectionString: url });
     await old.connect();
-    await old.query('CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())');
+    await old.query(
+      'CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
     for (const m of MIGRATIONS.filter((m) => m.version <= 5)) {
       for (const sql of m.statements) await old.query(sql);
       await old.query('INSERT INTO schema_version (version) VALUES ($1)', [m.version]);
     }
-    await old.query(`INSERT INTO messages (message_id, instance_name, hostname, saved, acked) VALUES ('m-old', 'web-1', 'web-1.example.net', true, true)`);
+    await old.query(
+      `INSERT INTO messages (message_id, instance_name, hostname, saved, acked) VALUES ('m-old', 'web-1', 'web-1.example.net', true, true)`,
+    );
     await old.query(
       `INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (now(), 'i', 'web-1.example.net', 'm-old', 'mock', 'restarted', '')`,
     );

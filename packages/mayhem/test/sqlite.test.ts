@@ -102,19 +102,25 @@ describe('sqlite storage', () => {
       `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, saved, acked, created_at, updated_at)
        VALUES (1, 'm-old', 'web-1', 'web-1.example.net', 1, 1, 1, 1, 1)`,
     ).run();
-    db.prepare(`INSERT INTO meta (key, value) VALUES ('indexed_below', 1) ON CONFLICT (key) DO UPDATE SET value = 1`).run();
+    db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('indexed_below', 1) ON CONFLICT (key) DO UPDATE SET value = 1`,
+    ).run();
     db.prepare(
       "INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (5, 'i', 'web-1.example.net', 'm-old', 'mock', 'restarted', '')",
     ).run();
     expect(db.pragma('user_version', { simple: true })).toBe(5);
     db.close();
     const s = openSqliteStorage({ path, logger: silent });
-    expect(await s.claimRestart({ messageId: 'm-old', instanceName: 'web-1', publishedAt: 1 }, 2, 'look')).toBe(
-      'free',
-    );
+    expect(await s.claimRestart({ messageId: 'm-old', instanceName: 'web-1', publishedAt: 1 }, 2, 'look')).toBe('free');
     expect(await s.readCalls('m-old')).toEqual({ calls: 0, failed: 0 });
     expect(await s.control().readAudit({ host: 'web-1.example.net', limit: 10 })).toEqual([
-      expect.objectContaining({ at: 5, host: 'web-1.example.net', messageId: 'm-old', instanceName: '', experiment: '' }),
+      expect.objectContaining({
+        at: 5,
+        host: 'web-1.example.net',
+        messageId: 'm-old',
+        instanceName: '',
+        experiment: '',
+      }),
     ]);
     await s.close();
     expect(query<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version')).toEqual([

@@ -164,6 +164,7 @@ addSettings(
         random: config.seed !== undefined ? seededRandom(config.seed) : Math.random,
         chunk: 256,
         instances: config.instances?.split(',').map((n) => n.trim()),
+        pick: config.pick,
         waitForRoom: () => (window.size >= 4096 ? Promise.race(window) : undefined),
       },
       stop.signal,

@@ -18,7 +18,8 @@ export type Kind =
   | 'inDoubt'
   | 'executor'
   | 'leash'
-  | 'onLimit';
+  | 'onLimit'
+  | 'pick';
 
 export interface Setting {
   readonly kind: Kind;
@@ -290,7 +291,12 @@ export const SETTINGS = {
     max: 3650 * 86_400_000,
     commands: ['audit'],
   },
-  host: { kind: 'string', flag: 'host', help: 'audit entries of this host only', commands: ['audit'] },
+  host: {
+    kind: 'string',
+    flag: 'host',
+    help: 'audit entries of this host only: its host name or its instance name',
+    commands: ['audit'],
+  },
   limit: {
     kind: 'int',
     flag: 'limit',
@@ -512,6 +518,20 @@ export const SETTINGS = {
     flag: 'instances',
     help: 'simulated publisher: pick instance names from this comma-separated list instead of inventing cattle-xxxx',
     commands: BOTH,
+  },
+  pick: {
+    kind: 'pick',
+    flag: 'pick',
+    help: 'how --instances are picked: round-robin (each in turn) or random',
+    default: 'round-robin',
+    commands: BOTH,
+  },
+  hostTemplate: {
+    kind: 'string',
+    flag: 'host-template',
+    help: "the host of a request that carries none, from its instance name, e.g. '{instance}.prod.example.com' (the default is the article's mock)",
+    default: '{instance}.example.net',
+    commands: RUN,
   },
 } as const satisfies Record<string, Setting>;
 

@@ -339,6 +339,7 @@ export class RestartBranch {
       at: Date.now(),
       instance: this.#o.instance,
       host: job.host,
+      instanceName: job.request.instanceName,
       messageId: job.messageId,
       executor: this.#o.executorName,
       outcome,

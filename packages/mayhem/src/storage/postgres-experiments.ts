@@ -33,7 +33,13 @@ export class PgExperimentStore implements ExperimentStore {
     );
   }
 
-  async endRun(experiment: string, instance: string, startedAt: number, endedAt: number, reason: string): Promise<void> {
+  async endRun(
+    experiment: string,
+    instance: string,
+    startedAt: number,
+    endedAt: number,
+    reason: string,
+  ): Promise<void> {
     await this.#pool.query(
       `UPDATE experiment_runs SET ended_at = to_timestamp($1 / 1000.0), end_reason = $2
         WHERE experiment = $3 AND instance = $4 AND started_at = to_timestamp($5 / 1000.0)`,
