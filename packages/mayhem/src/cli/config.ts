@@ -233,6 +233,7 @@ export interface Config {
   restartTimeout: number;
   restartUrl: string | undefined;
   restartHeaders: string | undefined;
+  httpMaxCalls: number;
   container: string;
   dockerHost: string | undefined;
   dockerStopTimeout: number;

@@ -485,6 +485,15 @@ export const SETTINGS = {
     help: '--executor http: file of request headers, one "Name: value" per line (values never logged)',
     commands: RUN,
   },
+  httpMaxCalls: {
+    kind: 'int',
+    flag: 'http-max-calls',
+    help: '--executor http: requests per message at most, across its attempts and deliveries; past it the restart is in doubt (a request may have arrived unanswered) or failed (none did anything)',
+    default: 3,
+    min: 1,
+    max: 1000,
+    commands: RUN,
+  },
   container: {
     kind: 'string',
     flag: 'container',
