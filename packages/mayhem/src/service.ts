@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource } from './brokers/open.js';
 import { createMayhem } from './core/assemble.js';
+import { hostname } from 'node:os';
 import { errorText } from './core/errors.js';
 import { parseHostTemplate } from './core/hostname.js';
 import { Counters } from './core/counters.js';
@@ -22,7 +23,8 @@ import { noopMetrics } from './metrics/noop.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
 import { LocalFleetControl } from './storage/memory-control.js';
 import { Rails } from './core/rails.js';
-import { openAdapters } from './open-adapters.js';
+import { closeAdapters, openAdapters } from './open-adapters.js';
+import { beginExperiment, type RunExperiment } from './run-experiment.js';
 import { describeSummary, reportUnfinished, startStatus, summarize, type Summary } from './run-report.js';
 import { listenDuringStartup, listenWhileRunning, ShutdownLatch } from './run-signals.js';
 
@@ -53,7 +55,20 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const { metrics, storage, broker, executor, http } = adapters;
   logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
 
-  const control = storage.control?.() ?? new LocalFleetControl();
+  const instance = config.instanceName ?? `${hostname()}:${process.pid}`;
+  let experiment: RunExperiment;
+  try {
+    experiment = await beginExperiment(config, {
+      control: storage.control?.() ?? new LocalFleetControl(),
+      storage,
+      logger,
+      instance,
+    });
+  } catch (err) {
+    await closeAdapters(adapters, logger);
+    throw err;
+  }
+  const { control, runner } = experiment;
   const rails = new Rails(railsSettings(config), control, random);
   if (rails.settings.leashed) {
     logger.warn(
@@ -75,7 +90,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       dryRun: config.dryRun,
       inDoubt: config.inDoubt,
       random,
-      instance: config.instanceName,
+      instance,
       executorName: config.executor,
       hostTemplate: parseHostTemplate(config.hostTemplate),
       maxInFlight: config.maxInFlight,
@@ -140,6 +155,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     storageHealth: pipeline.storageHealth,
     brokerHealth: pipeline.brokerHealth,
   });
+  runner?.start();
   const backlog = backlogSource(broker);
   if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
   reportUnfinished(storage, broker instanceof MemoryBroker, logger);
@@ -160,6 +176,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     storage,
     metrics,
     pullingStopped: Promise.all([pulling, published]),
+    beforeClosing: () => experiment.end(latch.reason),
   });
   clearInterval(keepAlive);
   pipeline.close();

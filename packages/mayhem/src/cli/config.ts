@@ -3,7 +3,10 @@
  * every setting; the CLI flags, the env names, the zod schema and the help text all come from it.
  */
 import { z } from 'zod';
+import { experimentNameProblem } from '../core/experiment.js';
 import { isHostname, parseHostTemplate } from '../core/hostname.js';
+import type { ProbeSpec } from '../probes/spec.js';
+import { probesSchema } from './probe-config.js';
 import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
 import type { RailsSettings } from '../core/rails.js';
 import { redactSecrets } from '../core/redact.js';
@@ -30,6 +33,7 @@ const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
 const LEASH = ['auto', 'true', 'false'] as const;
 const ON_LIMIT = ['delay', 'skip'] as const;
 const PICK = ['round-robin', 'random'] as const;
+const REPORT_FORMATS = ['md', 'html', 'json'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -71,6 +75,10 @@ function allowed(s: Setting): string {
       return ON_LIMIT.join(' or ');
     case 'pick':
       return PICK.join(' or ');
+    case 'reportFormat':
+      return REPORT_FORMATS.join(', ');
+    case 'probes':
+      return "probes like 'http:https://svc/health status=200'";
     case 'string':
       return 'a non-empty string';
   }
@@ -166,6 +174,10 @@ function schemaOf(s: Setting): z.ZodType {
       return z.enum(ON_LIMIT, msg);
     case 'pick':
       return z.enum(PICK, msg);
+    case 'reportFormat':
+      return z.enum(REPORT_FORMATS, msg);
+    case 'probes':
+      return probesSchema();
     case 'string':
       return z.string(msg).min(1, msg);
   }
@@ -240,6 +252,14 @@ export interface Config {
   http: string | undefined;
   instances: string | undefined;
   pick: (typeof PICK)[number];
+  probe: ProbeSpec[] | undefined;
+  probeEvery: number;
+  probeTolerance: number;
+  probeTimeout: number;
+  probeResume: boolean;
+  experiment: string | undefined;
+  format: (typeof REPORT_FORMATS)[number];
+  out: string | undefined;
   hostTemplate: string;
 }
 
@@ -298,6 +318,14 @@ export function resolveConfig(sources: Sources, command: CommandName): Config {
   const config = out as unknown as Config;
   const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
   if (command === 'run') crossCheck(config, where);
+  if (config.experiment !== undefined) {
+    const problem = experimentNameProblem(config.experiment);
+    if (problem !== undefined)
+      throw new ConfigError(`invalid ${where('experiment')} ${quote(config.experiment)}: ${problem}`);
+  }
+  if (command === 'report' && config.experiment === undefined)
+    throw new ConfigError('report needs --experiment NAME (the name given to mayhem run --experiment)');
+  if (command === 'report') checkControlDb(config, where);
   if (command === 'pause' || command === 'resume' || command === 'audit') checkControlDb(config, where);
   checkBroker(config.broker, where('broker'));
   if (config.instances !== undefined && !config.instances.split(',').every((n) => isHostname(n.trim()))) {

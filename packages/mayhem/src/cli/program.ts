@@ -24,6 +24,15 @@ function fail(message: string, code: number): never {
 
 function addSettings(cmd: Command, command: CommandName): Command {
   for (const [, s] of settingsFor(command)) {
+    if (s.kind === 'probes') {
+      cmd.addOption(
+        new Option(`--${s.flag} <spec>`, describeSetting(s)).argParser((v: string, prev: string[] | undefined) => [
+          ...(prev ?? []),
+          v,
+        ]),
+      );
+      continue;
+    }
     if (s.kind === 'bool' || s.kind === 'leash') {
       // `--dry-run`, `--dry-run true|false`, and `--no-dry-run` (which undoes MAYHEM_DRY_RUN=true).
       cmd.addOption(new Option(`--${s.flag} [bool]`, describeSetting(s)));

@@ -4,6 +4,7 @@
  * beside the audit trail every row of which carries the experiment's name; `mayhem report` reads
  * both back (src/report/).
  */
+import type { FleetControl } from './rails.js';
 
 /** One instance's run of an experiment. */
 export interface ExperimentRun {
@@ -71,4 +72,19 @@ export function experimentNameProblem(name: string): string | undefined {
   return NAME_RE.test(name)
     ? undefined
     : 'expected 1 to 100 letters, digits, ".", "_" or "-", starting with a letter or digit';
+}
+
+/** `control` whose every audit row carries the experiment's name (the rest goes straight through). */
+export function stampExperiment(control: FleetControl, experiment: string): FleetControl {
+  return {
+    pauseState: () => control.pauseState(),
+    setPause: (state) => control.setPause(state),
+    lastRestart: (host) => control.lastRestart(host),
+    stampRestart: (host, at) => control.stampRestart(host, at),
+    takeSlot: (max) => control.takeSlot(max),
+    releaseSlot: () => control.releaseSlot(),
+    audit: (entry) => control.audit({ ...entry, experiment }),
+    readAudit: (query) => control.readAudit(query),
+    close: () => control.close(),
+  };
 }
