@@ -25,6 +25,8 @@ import { LocalFleetControl } from './storage/memory-control.js';
 import { Rails } from './core/rails.js';
 import { closeAdapters, openAdapters } from './open-adapters.js';
 import { beginExperiment, type RunExperiment } from './run-experiment.js';
+import { renderHtml } from './report/html.js';
+import { readReport } from './report/read.js';
 import { describeSummary, reportUnfinished, startStatus, summarize, type Summary } from './run-report.js';
 import { listenDuringStartup, listenWhileRunning, ShutdownLatch } from './run-signals.js';
 
@@ -154,8 +156,22 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     shuttingDown: latch.stopPulling.signal,
     storageHealth: pipeline.storageHealth,
     brokerHealth: pipeline.brokerHealth,
+    paused: () => {
+      const p = control.pauseState();
+      return p && `restarts paused by ${p.by}${p.reason ? ` (${p.reason})` : ''}`;
+    },
   });
   runner?.start();
+  http?.metrics.setRailsSource({
+    paused: () => rails.paused,
+    inWindow: () => rails.settings.window === undefined || rails.settings.window.isOpen(Date.now()),
+  });
+  if (runner !== undefined) http?.metrics.setProbeSource(() => runner.status);
+  const experiments = storage.experiments?.();
+  if (config.experiment !== undefined && experiments !== undefined) {
+    const name = config.experiment;
+    http?.attachReport(async () => renderHtml(await readReport(name, { control, experiments }), { live: true }));
+  }
   const backlog = backlogSource(broker);
   if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
   reportUnfinished(storage, broker instanceof MemoryBroker, logger);

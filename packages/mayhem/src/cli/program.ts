@@ -11,7 +11,7 @@ import { seededRandom } from '../core/timing.js';
 import { openPublisher } from '../brokers/open.js';
 import { runSimulatedPublisher } from '../publisher/simulated.js';
 import { ConfigError, describeSetting, resolveConfig, settingsFor, type CommandName, type Config } from './config.js';
-import { runAudit, runPause, runResume } from './control.js';
+import { runAudit, runPause, runReport, runResume } from './control.js';
 import { createLogger, type LoggerHandle } from './logger.js';
 import { enableLoopwatch } from './loopwatch.js';
 import { onExitSignal } from './signals.js';
@@ -200,6 +200,11 @@ for (const [name, description, action] of [
     'audit',
     'print the audit trail of --db: one row per decision (restarted, failed, skipped, deferred, leashed, ...)',
     runAudit,
+  ],
+  [
+    'report',
+    "write an experiment's report (verdict, restarts by outcome, per-host timeline, probes over time): --format md|html|json, --out FILE",
+    runReport,
   ],
 ] as const) {
   addSettings(program.command(name).description(description), name).action(async (_opts, cmd: Command) => {

@@ -272,7 +272,8 @@ export type TimingName = 'handle_duration' | 'restart_duration';
 
 /** Where figures go (StatsD, Prometheus, nothing). Calls are fire-and-forget and must not throw. */
 export interface Metrics {
-  increment(name: CounterName, value?: number): void;
+  /** `label`: for `deferred`, the reason (paused, outside-window, too-soon, busy). */
+  increment(name: CounterName, value?: number, label?: string): void;
   gauge(name: 'in_flight', value: number): void;
   /**
    * A duration: `handle_duration` per message, `restart_duration` per executor call with its outcome

@@ -250,7 +250,7 @@ export class RestartBranch {
       logger.warn(at, `Not restarting ${job.host}: ${verdict.reason}; acking it as skipped`);
       return this.final(job, 'skipped');
     }
-    counters.increment('deferred');
+    counters.increment('deferred', 1, verdict.outcome.replace(/^deferred-/, ''));
     if (logger.isLevelEnabled('info'))
       logger.info(
         at,
