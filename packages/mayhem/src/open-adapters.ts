@@ -23,6 +23,17 @@ export interface Adapters {
   readonly broker: Broker;
 }
 
+/** Close every adapter of a run that will not start after all, in the shutdown order. */
+export async function closeAdapters(a: Adapters, logger: Logger): Promise<void> {
+  const quietly = (p: Promise<void> | undefined): Promise<void> =>
+    (p ?? Promise.resolve()).catch((err: unknown) => logger.debug({ err: String(err) }, 'Close failed'));
+  await quietly(a.broker.close());
+  await quietly(a.storage.close());
+  await quietly(a.metrics.close());
+  await quietly(a.http?.close());
+  await quietly(a.executor.close());
+}
+
 /**
  * Open the executor, the HTTP endpoint, metrics, storage and the broker, listening to `startup`
  * meanwhile (stopped before this returns). `undefined` when a signal interrupted the start: what had

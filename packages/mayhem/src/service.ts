@@ -9,7 +9,9 @@ import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource } from './brokers/open.js';
 import { createMayhem } from './core/assemble.js';
+import { hostname } from 'node:os';
 import { errorText } from './core/errors.js';
+import { parseHostTemplate } from './core/hostname.js';
 import { Counters } from './core/counters.js';
 import type { Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
@@ -21,7 +23,10 @@ import { noopMetrics } from './metrics/noop.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
 import { LocalFleetControl } from './storage/memory-control.js';
 import { Rails } from './core/rails.js';
-import { openAdapters } from './open-adapters.js';
+import { closeAdapters, openAdapters } from './open-adapters.js';
+import { beginExperiment, type RunExperiment } from './run-experiment.js';
+import { renderHtml } from './report/html.js';
+import { readReport } from './report/read.js';
 import { describeSummary, reportUnfinished, startStatus, summarize, type Summary } from './run-report.js';
 import { listenDuringStartup, listenWhileRunning, ShutdownLatch } from './run-signals.js';
 
@@ -52,7 +57,20 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const { metrics, storage, broker, executor, http } = adapters;
   logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
 
-  const control = storage.control?.() ?? new LocalFleetControl();
+  const instance = config.instanceName ?? `${hostname()}:${process.pid}`;
+  let experiment: RunExperiment;
+  try {
+    experiment = await beginExperiment(config, {
+      control: storage.control?.() ?? new LocalFleetControl(),
+      storage,
+      logger,
+      instance,
+    });
+  } catch (err) {
+    await closeAdapters(adapters, logger);
+    throw err;
+  }
+  const { control, runner } = experiment;
   const rails = new Rails(railsSettings(config), control, random);
   if (rails.settings.leashed) {
     logger.warn(
@@ -74,8 +92,9 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       dryRun: config.dryRun,
       inDoubt: config.inDoubt,
       random,
-      instance: config.instanceName,
+      instance,
       executorName: config.executor,
+      hostTemplate: parseHostTemplate(config.hostTemplate),
       maxInFlight: config.maxInFlight,
       // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
       messageTasks: activeMode() === 'debug' || config.monitorTasksMs !== undefined,
@@ -117,6 +136,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
         random,
         malformedEvery: config.malformedEvery,
         instances: config.instances?.split(',').map((n) => n.trim()),
+        pick: config.pick,
         // The broker holds at most --max-backlog: the publisher waits for room, so memory stays flat.
         waitForRoom: (signal) => memory.waitForRoom(signal),
       },
@@ -136,7 +156,22 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     shuttingDown: latch.stopPulling.signal,
     storageHealth: pipeline.storageHealth,
     brokerHealth: pipeline.brokerHealth,
+    paused: () => {
+      const p = control.pauseState();
+      return p && `restarts paused by ${p.by}${p.reason ? ` (${p.reason})` : ''}`;
+    },
   });
+  runner?.start();
+  http?.metrics.setRailsSource({
+    paused: () => rails.paused,
+    inWindow: () => rails.settings.window === undefined || rails.settings.window.isOpen(Date.now()),
+  });
+  if (runner !== undefined) http?.metrics.setProbeSource(() => runner.status);
+  const experiments = storage.experiments?.();
+  if (config.experiment !== undefined && experiments !== undefined) {
+    const name = config.experiment;
+    http?.attachReport(async () => renderHtml(await readReport(name, { control, experiments }), { live: true }));
+  }
   const backlog = backlogSource(broker);
   if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
   reportUnfinished(storage, broker instanceof MemoryBroker, logger);
@@ -157,6 +192,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     storage,
     metrics,
     pullingStopped: Promise.all([pulling, published]),
+    beforeClosing: () => experiment.end(latch.reason),
   });
   clearInterval(keepAlive);
   pipeline.close();

@@ -33,7 +33,7 @@ describe('one poison message never stops the consumer', () => {
     expect(running.settled).toBe(false);
     expect(outcomes.filter((o) => o === 'acked')).toHaveLength(5);
     expect(r.broker.deadLetters.map((d) => d.reason)).toEqual([
-      "malformed: instanceName must be a hostname label (letters, digits, '-'), got an object",
+      "malformed: instanceName must be a host name (letters, digits, '-' and dots), got an object",
     ]);
     stop.abort();
     await running.promise;

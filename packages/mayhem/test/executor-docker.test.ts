@@ -81,6 +81,7 @@ const settings = (s: Partial<ExecutorSettings> = {}): ExecutorSettings => ({
   container: 'app-{instance}',
   dockerHost: undefined,
   dockerStopTimeout: 10_000,
+  httpMaxCalls: 3,
   ...s,
 });
 

@@ -291,6 +291,72 @@ describe('http executor (real server)', () => {
   });
 });
 
+describe('http executor: at most --http-max-calls requests per message, across attempts and deliveries', () => {
+  it('a webhook that never answers gets 3 requests, not 15; then the restart is in doubt (one may have arrived)', async () => {
+    const { ex } = executor(undefined, 200);
+    hook.answer(never, never, never, never, never, never);
+    const p = executorPipeline(ex, { restartAttempts: 3, maxDeliveries: 5 });
+    const id = p.publish('web-1');
+    expect(await p.handleNext()).toBe('nacked'); // 3 requests, each unanswered
+    expect(hook.seen).toHaveLength(3);
+    expect(p.storage.records.get(id)).toMatchObject({ httpCalls: 3, httpCallsFailed: 0 });
+    expect(await p.handleNext()).toBe('nacked'); // the cap: not sent, left in doubt
+    expect(hook.seen).toHaveLength(3);
+    expect(p.storage.records.get(id)?.lastError).toMatch(
+      /^3 calls to the webhook http:\/\/127\.0\.0\.1:\d+\/restart\/\{host\} were made for this message \(--http-max-calls 3\) and 3 got no answer; it may have restarted web-1\.example\.net, so it is not called again$/,
+    );
+    expect(await p.handleNext()).toBe('acked'); // found in doubt: recorded, never run again
+    expect(p.storage.records.get(id)).toMatchObject({ restartInDoubt: true, restarted: false, acked: true });
+    expect(hook.seen).toHaveLength(3);
+    expect(p.storage.control().entries.map((e) => e.outcome)).toEqual(['failed', 'in-doubt', 'in-doubt']);
+  });
+
+  it('a webhook that always answers 503 gets 3 requests; then the restart failed for good (dead-lettered)', async () => {
+    const { ex } = executor();
+    hook.answer(...Array.from({ length: 6 }, () => status(503, 'busy')));
+    const p = executorPipeline(ex, { restartAttempts: 2, maxDeliveries: 5 });
+    const id = p.publish('web-1');
+    expect(await p.handleNext()).toBe('nacked');
+    expect(p.storage.records.get(id)).toMatchObject({ httpCalls: 2, httpCallsFailed: 2 });
+    expect(await p.handleNext()).toBe('dead-lettered');
+    expect(hook.seen).toHaveLength(3);
+    expect(p.storage.deadLetters.map((d) => d.reason)).toEqual([
+      expect.stringMatching(
+        /^rejected: 3 calls to the webhook .* were made for this message \(--http-max-calls 3\), each known to have done nothing; not calling again for web-1\.example\.net$/,
+      ),
+    ]);
+  });
+
+  it('--http-max-calls 1: the one request that got a 200 is the only one; a refused connection is not a call that arrived', async () => {
+    const log = capturingLogger('debug');
+    const one = new HttpRestartExecutor({
+      url: parseUrlTemplate(hook.url + '/restart/{host}'),
+      headers: {},
+      timeoutMs: 2000,
+      logger: log.logger,
+      maxCalls: 1,
+    });
+    executors.push(one);
+    const p = executorPipeline(one);
+    p.publish('web-1');
+    expect(await p.handleNext()).toBe('acked');
+    expect(hook.seen).toHaveLength(1);
+    const port = await freePort();
+    const nowhere = new HttpRestartExecutor({
+      url: parseUrlTemplate(`http://127.0.0.1:${port}/restart/{host}`),
+      headers: {},
+      timeoutMs: 2000,
+      logger: log.logger,
+      maxCalls: 1,
+    });
+    executors.push(nowhere);
+    const q = executorPipeline(nowhere, { restartAttempts: 3 });
+    const id = q.publish('web-2');
+    expect(await q.handleNext()).toBe('dead-lettered'); // not sent (counted as failed), then the cap
+    expect(q.storage.records.get(id)).toMatchObject({ httpCalls: 1, httpCallsFailed: 1, restartInDoubt: false });
+  });
+});
+
 describe('http executor settings (checked at start)', () => {
   const settings = (s: Partial<ExecutorSettings>): ExecutorSettings => ({
     executor: 'http',
@@ -304,6 +370,7 @@ describe('http executor settings (checked at start)', () => {
     container: '{instance}',
     dockerHost: undefined,
     dockerStopTimeout: 10_000,
+    httpMaxCalls: 3,
     ...s,
   });
   const open = (s: Partial<ExecutorSettings>) =>
@@ -351,7 +418,7 @@ describe('http executor settings (checked at start)', () => {
     writeFileSync(file, `Authorization: ${SECRET}\n`);
     const opened = await open({ restartHeaders: file });
     expect(opened.description).toBe(
-      `http (POST https://ops.example/restart/{host}, headers authorization from ${file}; timeout 1s)`,
+      `http (POST https://ops.example/restart/{host}, headers authorization from ${file}; timeout 1s; at most 3 calls per message)`,
     );
     expect(opened.description).not.toContain('s3cr3t');
     await opened.close();

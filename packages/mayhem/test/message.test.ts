@@ -9,6 +9,7 @@ import {
   parseIsoTime,
   parseRestartRequest,
 } from '../src/core/message.js';
+import { DEFAULT_HOST_TEMPLATE, parseHostTemplate } from '../src/core/hostname.js';
 
 const enc = new TextEncoder();
 
@@ -27,13 +28,44 @@ describe('parseRestartRequest', () => {
       instanceName: 'cattle-x9z0',
       publishedAt: '2024-01-02T03:04:05.678Z',
     });
-    expect(parseRestartRequest(wire)).toEqual({ ok: true, request });
-    expect(parseRestartRequest(enc.encode(wire))).toEqual({ ok: true, request });
+    const parsed = { ...request, host: 'cattle-x9z0.example.net' };
+    expect(parseRestartRequest(wire)).toEqual({ ok: true, request: parsed });
+    expect(parseRestartRequest(enc.encode(wire))).toEqual({ ok: true, request: parsed });
+  });
+
+  it('a request may carry its host (an FQDN) beside the instance name; names with dots are valid', () => {
+    const r = parseRestartRequest(
+      JSON.stringify({ messageId: 'a', instanceName: 'web-1.eu', host: 'web-1.prod.example.com', publishedAt: 5 }),
+    );
+    expect(r).toEqual({
+      ok: true,
+      request: { messageId: 'a', instanceName: 'web-1.eu', host: 'web-1.prod.example.com', publishedAt: 5 },
+    });
+    if (r.ok) expect(JSON.parse(encodeRestartRequest(r.request))).toMatchObject({ host: 'web-1.prod.example.com' });
+  });
+
+  it('--host-template makes the host of a request without one; the default is {instance}.example.net', () => {
+    const wire = JSON.stringify({ messageId: 'a', instanceName: 'web-1', publishedAt: 5 });
+    const t = parseHostTemplate('{instance}.prod.example.com');
+    expect(parseRestartRequest(wire, t)).toMatchObject({ ok: true, request: { host: 'web-1.prod.example.com' } });
+    expect(parseRestartRequest(wire)).toMatchObject({ ok: true, request: { host: 'web-1.example.net' } });
+    expect(DEFAULT_HOST_TEMPLATE).toBe('{instance}.example.net');
+  });
+
+  it.each([
+    ['no placeholder', 'web.example.com', /must contain \{instance\}/],
+    ['another placeholder', '{instance}.{zone}.example.com', /unknown placeholder \{zone\}/],
+    ['not a host name', '{instance}/x', /does not make a host name/],
+  ])('refuses a --host-template with %s', (_name, text, expected) => {
+    expect(() => parseHostTemplate(text)).toThrow(expected);
   });
 
   it('accepts publishedAt as epoch milliseconds and ignores unknown fields', () => {
     const r = parseRestartRequest(JSON.stringify({ messageId: 'a', instanceName: 'h', publishedAt: 5, extra: true }));
-    expect(r).toEqual({ ok: true, request: { messageId: 'a', instanceName: 'h', publishedAt: 5 } });
+    expect(r).toEqual({
+      ok: true,
+      request: { messageId: 'a', instanceName: 'h', host: 'h.example.net', publishedAt: 5 },
+    });
   });
 
   it('the host is <instanceName>.example.net', () => {
@@ -62,9 +94,21 @@ describe('parseRestartRequest', () => {
     [
       'instanceName with a space',
       { messageId: 'a', instanceName: 'cattle abcd', publishedAt: 1 },
-      /instanceName must be a hostname label/,
+      /instanceName must be a host name/,
     ],
-    ['instanceName with a dot', { messageId: 'a', instanceName: 'evil.com', publishedAt: 1 }, /instanceName/],
+    ['instanceName with an empty label', { messageId: 'a', instanceName: 'web..1', publishedAt: 1 }, /instanceName/],
+    ['instanceName ending with a dot', { messageId: 'a', instanceName: 'web-1.', publishedAt: 1 }, /instanceName/],
+    [
+      'instanceName whose host would pass 253 characters',
+      { messageId: 'a', instanceName: Array(4).fill('a'.repeat(62)).join('.'), publishedAt: 1 },
+      /makes the host name too long \(263 > 253\)/,
+    ],
+    [
+      'host that is not a host name',
+      { messageId: 'a', instanceName: 'web-1', host: 'a b', publishedAt: 1 },
+      /^host must/,
+    ],
+    ['host that is not a string', { messageId: 'a', instanceName: 'web-1', host: 7, publishedAt: 1 }, /^host must/],
     ['instanceName starting with -', { messageId: 'a', instanceName: '-abc', publishedAt: 1 }, /instanceName/],
     [
       'instanceName over 63 characters',
@@ -104,7 +148,7 @@ const request = (fields: Record<string, unknown>): string =>
 describe('parseRestartRequest on hostile input', () => {
   it('a field whose String() throws is a parse error, not a throw (the poison message of issue 9)', () => {
     const poison = '{"messageId":"x1","instanceName":{"toString":1},"publishedAt":"2026-01-01T00:00:00Z"}';
-    expect(error(poison)).toBe("instanceName must be a hostname label (letters, digits, '-'), got an object");
+    expect(error(poison)).toBe("instanceName must be a host name (letters, digits, '-' and dots), got an object");
     expect(error(request({ publishedAt: { toString: 1, valueOf: 1 } }))).toMatch(/^publishedAt must be/);
     expect(error(request({ messageId: { toString: 1 } }))).toMatch(/^messageId must be/);
   });

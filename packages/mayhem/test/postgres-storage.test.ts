@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
+import pg from 'pg';
 import type { Storage } from '../src/core/contracts.js';
 import {
   openPostgresStorage,
@@ -40,6 +41,8 @@ function lazy(p: Promise<Storage>): Storage {
     markRestarted: (id, a, signal) => p.then((s) => s.markRestarted(id, a, signal)),
     markAcked: (rec) => p.then((s) => s.markAcked(rec)),
     markFailed: (id, e, a) => p.then((s) => s.markFailed(id, e, a)),
+    readCalls: (id) => p.then((s) => s.readCalls(id)),
+    recordCalls: (id, c) => p.then((s) => s.recordCalls(id, c)),
     deadLetter: (d) => p.then((s) => s.deadLetter(d)),
     close: () => p.then((s) => s.close()),
   };
@@ -66,7 +69,8 @@ function readRecords(ids: readonly string[]): (MessageRecord | undefined)[] {
     'restartClaimed', restart_claimed, 'restartReleased', restart_released, 'restartInDoubt', restart_in_doubt, 'skipReason', skip_reason,
     'saved', saved, 'acked', acked, 'extensions', extensions, 'deliveries', deliveries,
     'deadLettered', dead_lettered, 'lastError', last_error, 'createdAt', ${ms('created_at')},
-    'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')})
+    'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')},
+    'httpCalls', http_calls, 'httpCallsFailed', http_calls_failed)
     FROM messages WHERE message_id IN (${ids.map(lit).join(', ')})`);
   const found = new Map(lines.map((l) => JSON.parse(l) as MessageRecord).map((r) => [r.messageId, r]));
   return ids.map((id) => found.get(id));
@@ -97,6 +101,34 @@ describe('postgres storage', () => {
     expect(psqlAt(url, `SELECT count(*) FROM pg_tables WHERE tablename IN ('messages', 'dead_letters')`)).toEqual([
       '2',
     ]);
+  });
+
+  it('migrates a version 5 database: records and audit rows kept, the new columns empty', async () => {
+    const { url } = await pgt.createDatabase();
+    const old = new pg.Client({ connectionString: url });
+    await old.connect();
+    await old.query(
+      'CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    for (const m of MIGRATIONS.filter((m) => m.version <= 5)) {
+      for (const sql of m.statements) await old.query(sql);
+      await old.query('INSERT INTO schema_version (version) VALUES ($1)', [m.version]);
+    }
+    await old.query(
+      `INSERT INTO messages (message_id, instance_name, hostname, saved, acked) VALUES ('m-old', 'web-1', 'web-1.example.net', true, true)`,
+    );
+    await old.query(
+      `INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (now(), 'i', 'web-1.example.net', 'm-old', 'mock', 'restarted', '')`,
+    );
+    await old.end();
+    const s = await openPostgresStorage({ url, logger: silent });
+    expect(await s.readCalls('m-old')).toEqual({ calls: 0, failed: 0 });
+    expect(await s.control().readAudit({ host: 'web-1.example.net', limit: 10 })).toEqual([
+      expect.objectContaining({ host: 'web-1.example.net', messageId: 'm-old', instanceName: '', experiment: '' }),
+    ]);
+    await s.close();
+    expect(psqlAt(url, 'SELECT max(version) FROM schema_version')).toEqual([String(MIGRATIONS.at(-1)!.version)]);
+    expect(psqlAt(url, `SELECT acked, http_calls FROM messages WHERE message_id = 'm-old'`)).toEqual(['t|0']);
   });
 
   it('groups many concurrent writes into few statements, and reads likewise', async () => {

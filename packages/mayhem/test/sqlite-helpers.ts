@@ -38,6 +38,8 @@ interface Row {
   updated_at: number;
   restarted_at: number | null;
   acked_at: number | null;
+  http_calls: number;
+  http_calls_failed: number;
 }
 
 /** Read one record through a separate connection, as an operator would. */
@@ -88,6 +90,8 @@ function toRecord(r: Row): MessageRecord {
     restartInDoubt: r.restart_in_doubt === 1,
     skipReason: (r as { skip_reason?: string | null }).skip_reason ?? null,
     restartAttempts: r.restart_attempts,
+    httpCalls: r.http_calls,
+    httpCallsFailed: r.http_calls_failed,
     saved: r.saved === 1,
     acked: r.acked === 1,
     extensions: r.extensions,

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type { Storage } from '../src/core/contracts.js';
 import { openSqliteStorage, SCHEMA_VERSION } from '../src/storage/sqlite.js';
 import { MAYHEM_APPLICATION_ID } from '../src/storage/sqlite-file.js';
+import { migrate } from '../src/storage/sqlite-schema.js';
 import { describeStorageContract, request } from './storage-contract.js';
 import { query, readDeadLetters, readRecord, silent, tempDir } from './sqlite-helpers.js';
 
@@ -63,15 +64,13 @@ describe('sqlite storage', () => {
 
   it('migrates a version 4 file: the audit trail loses its (host, at) index, and keeps its rows', async () => {
     const path = tmp.file();
-    const a = openSqliteStorage({ path, logger: silent });
-    await a.saveMessage(request(1), 1);
-    await a.close();
     const db = new Database(path);
+    migrate(db, 4);
     db.exec('CREATE INDEX audit_host_at ON audit (host, at)');
     db.prepare(
       "INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (1, 'i', 'h', 'm-1', 'mock', 'restarted', '')",
     ).run();
-    db.pragma('user_version = 4');
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     db.close();
     const b = openSqliteStorage({ path, logger: silent });
     await b.close();
@@ -83,8 +82,52 @@ describe('sqlite storage', () => {
         path,
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit' ORDER BY name",
       ),
-    ).toEqual([{ name: 'audit_at' }]);
+    ).toEqual([{ name: 'audit_at' }, { name: 'audit_experiment' }]);
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM audit')).toEqual([{ n: 1 }]);
+  });
+
+  it('a read of the webhook calls queued behind a write to them in the same flush sees that write', async () => {
+    const s = openSqliteStorage({ path: tmp.file(), logger: silent });
+    await s.recordCalls('m-1', { calls: 1, failed: 0 });
+    const [, read] = await Promise.all([s.recordCalls('m-1', { calls: 2, failed: 1 }), s.readCalls('m-1')]);
+    expect(read).toEqual({ calls: 2, failed: 1 });
+    await s.close();
+  });
+
+  it('migrates a version 5 file: records and audit rows kept, the new columns empty', async () => {
+    const path = tmp.file();
+    const db = new Database(path);
+    migrate(db, 5);
+    db.prepare(
+      `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, saved, acked, created_at, updated_at)
+       VALUES (1, 'm-old', 'web-1', 'web-1.example.net', 1, 1, 1, 1, 1)`,
+    ).run();
+    db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('indexed_below', 1) ON CONFLICT (key) DO UPDATE SET value = 1`,
+    ).run();
+    db.prepare(
+      "INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (5, 'i', 'web-1.example.net', 'm-old', 'mock', 'restarted', '')",
+    ).run();
+    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    db.close();
+    const s = openSqliteStorage({ path, logger: silent });
+    expect(await s.claimRestart({ messageId: 'm-old', instanceName: 'web-1', publishedAt: 1 }, 2, 'look')).toBe('free');
+    expect(await s.readCalls('m-old')).toEqual({ calls: 0, failed: 0 });
+    expect(await s.control().readAudit({ host: 'web-1.example.net', limit: 10 })).toEqual([
+      expect.objectContaining({
+        at: 5,
+        host: 'web-1.example.net',
+        messageId: 'm-old',
+        instanceName: '',
+        experiment: '',
+      }),
+    ]);
+    await s.close();
+    expect(query<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version')).toEqual([
+      { v: SCHEMA_VERSION },
+    ]);
+    expect(readRecord(path, 'm-old')).toMatchObject({ acked: true, hostname: 'web-1.example.net', httpCalls: 0 });
+    expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM experiment_runs')).toEqual([{ n: 0 }]);
   });
 
   it('refuses a schema newer than it knows', () => {

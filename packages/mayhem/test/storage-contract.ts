@@ -10,6 +10,7 @@ import { claimWrites, emptyRecord, restartStateOf, type MessageRecord } from '..
 import {
   ackPatch,
   applyPatch,
+  callsPatch,
   claimPatch,
   deadLetterPatch,
   failurePatch,
@@ -134,6 +135,22 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.markRestarted(r.messageId, 1);
       await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 0 });
       expect(h.read(s, r.messageId)).toMatchObject({ deliveries: 2, restartAttempts: 3, restarted: true, acked: true });
+      await s.close();
+    });
+
+    it('keeps the webhook calls of a message across deliveries: read back, the highest of each count stays', async () => {
+      const s = h.open();
+      const r = request(1010);
+      expect(await s.readCalls(r.messageId)).toEqual({ calls: 0, failed: 0 });
+      await s.recordCalls(r.messageId, { calls: 1, failed: 0 }); // before the first call: no row yet
+      await s.saveMessage(r, 1);
+      expect(await s.readCalls(r.messageId)).toEqual({ calls: 1, failed: 0 });
+      await s.recordCalls(r.messageId, { calls: 1, failed: 1 }); // it was answered 503
+      await s.recordCalls(r.messageId, { calls: 2, failed: 1 }); // the next delivery's call
+      await s.recordCalls(r.messageId, { calls: 1, failed: 0 }); // a late retry of an earlier write
+      expect(await s.readCalls(r.messageId)).toEqual({ calls: 2, failed: 1 });
+      await s.recordCalls(r.messageId, { calls: 3, failed: 1 });
+      expect(h.read(s, r.messageId)).toMatchObject({ httpCalls: 3, httpCallsFailed: 1, saved: true });
       await s.close();
     });
 
@@ -349,6 +366,7 @@ type PropWrite =
       skipReason: string | undefined;
     }
   | { op: 'fail'; id: number; error: string; attempts: number }
+  | { op: 'calls'; id: number; calls: number; failed: number }
   | { op: 'deadLetter'; id: number; instance: number; reason: string; deliveries: number };
 
 const idArb = fc.integer({ min: 0, max: IDS - 1 });
@@ -390,6 +408,7 @@ const writeArb: fc.Arbitrary<PropWrite> = fc.oneof(
     error: fc.constantFrom('RestartFailed: boom', 'timeout'),
     attempts: countArb,
   }),
+  fc.record({ op: fc.constant('calls' as const), id: idArb, calls: countArb, failed: countArb }),
   fc.record({
     op: fc.constant('deadLetter' as const),
     id: idArb,
@@ -448,6 +467,8 @@ function issue(s: Storage, prefix: string, w: PropWrite): Promise<unknown> {
       return s.markAcked(propAck(prefix, w));
     case 'fail':
       return s.markFailed(messageId, w.error, w.attempts);
+    case 'calls':
+      return s.recordCalls(messageId, { calls: w.calls, failed: w.failed });
     case 'deadLetter':
       return s.deadLetter(propDeadLetter(prefix, w));
   }
@@ -483,6 +504,8 @@ class PatchModel {
         return this.#fold(w.id, ackPatch(propAck(p, w)));
       case 'fail':
         return this.#fold(w.id, failurePatch(p + String(w.id), w.error, w.attempts));
+      case 'calls':
+        return this.#fold(w.id, callsPatch(p + String(w.id), { calls: w.calls, failed: w.failed }));
       case 'deadLetter': {
         const entry = propDeadLetter(p, w);
         const letter = { payload: entry.payload, reason: entry.reason, deliveries: entry.deliveries };

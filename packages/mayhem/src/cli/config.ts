@@ -2,14 +2,17 @@
  * Flags + env (`MAYHEM_*`) + an optional JSON file → one validated config. One table describes
  * every setting; the CLI flags, the env names, the zod schema and the help text all come from it.
  */
-import { accessSync, constants as fsConstants, readFileSync, statSync } from 'node:fs';
 import { z } from 'zod';
-import { errorText } from '../core/errors.js';
+import { experimentNameProblem } from '../core/experiment.js';
+import { isHostname, parseHostTemplate } from '../core/hostname.js';
+import type { ProbeSpec } from '../probes/spec.js';
+import { probesSchema } from './probe-config.js';
 import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
 import type { RailsSettings } from '../core/rails.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 import { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
+import { readableFile, readConfigFile } from './config-file.js';
 import { SETTINGS, type CommandName, type Setting, type SettingKey } from './settings.js';
 
 export { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
@@ -29,6 +32,8 @@ const IN_DOUBT = ['skip', 'restart'] as const;
 const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
 const LEASH = ['auto', 'true', 'false'] as const;
 const ON_LIMIT = ['delay', 'skip'] as const;
+const PICK = ['round-robin', 'random'] as const;
+const REPORT_FORMATS = ['md', 'html', 'json'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -68,6 +73,12 @@ function allowed(s: Setting): string {
       return LEASH.join(', ');
     case 'onLimit':
       return ON_LIMIT.join(' or ');
+    case 'pick':
+      return PICK.join(' or ');
+    case 'reportFormat':
+      return REPORT_FORMATS.join(', ');
+    case 'probes':
+      return "probes like 'http:https://svc/health status=200'";
     case 'string':
       return 'a non-empty string';
   }
@@ -161,6 +172,12 @@ function schemaOf(s: Setting): z.ZodType {
       return z.union([z.boolean().transform((b) => (b ? 'true' : 'false')), z.enum(LEASH, msg)], msg);
     case 'onLimit':
       return z.enum(ON_LIMIT, msg);
+    case 'pick':
+      return z.enum(PICK, msg);
+    case 'reportFormat':
+      return z.enum(REPORT_FORMATS, msg);
+    case 'probes':
+      return probesSchema();
     case 'string':
       return z.string(msg).min(1, msg);
   }
@@ -228,11 +245,22 @@ export interface Config {
   restartTimeout: number;
   restartUrl: string | undefined;
   restartHeaders: string | undefined;
+  httpMaxCalls: number;
   container: string;
   dockerHost: string | undefined;
   dockerStopTimeout: number;
   http: string | undefined;
   instances: string | undefined;
+  pick: (typeof PICK)[number];
+  probe: ProbeSpec[] | undefined;
+  probeEvery: number;
+  probeTolerance: number;
+  probeTimeout: number;
+  probeResume: boolean;
+  experiment: string | undefined;
+  format: (typeof REPORT_FORMATS)[number];
+  out: string | undefined;
+  hostTemplate: string;
 }
 
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
@@ -290,14 +318,19 @@ export function resolveConfig(sources: Sources, command: CommandName): Config {
   const config = out as unknown as Config;
   const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
   if (command === 'run') crossCheck(config, where);
+  if (config.experiment !== undefined) {
+    const problem = experimentNameProblem(config.experiment);
+    if (problem !== undefined)
+      throw new ConfigError(`invalid ${where('experiment')} ${quote(config.experiment)}: ${problem}`);
+  }
+  if (command === 'report' && config.experiment === undefined)
+    throw new ConfigError('report needs --experiment NAME (the name given to mayhem run --experiment)');
+  if (command === 'report') checkControlDb(config, where);
   if (command === 'pause' || command === 'resume' || command === 'audit') checkControlDb(config, where);
   checkBroker(config.broker, where('broker'));
-  if (
-    config.instances !== undefined &&
-    !config.instances.split(',').every((n) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(n.trim()))
-  ) {
+  if (config.instances !== undefined && !config.instances.split(',').every((n) => isHostname(n.trim()))) {
     throw new ConfigError(
-      `invalid --instances ${JSON.stringify(config.instances)}: expected instance names (letters, digits, '-') separated by commas`,
+      `invalid --instances ${JSON.stringify(config.instances)}: expected instance names (letters, digits, '-' and dots) separated by commas`,
     );
   }
   return config;
@@ -330,6 +363,11 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
     throw new ConfigError(
       `invalid ${where('db')} ${quote(c.db)}: sqlite: needs a file path, e.g. sqlite:./mayhem.db (memory: keeps nothing)`,
     );
+  }
+  try {
+    parseHostTemplate(c.hostTemplate);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
   // The rails' patterns and window, read once here so a mistake is a setting error (exit 2).
   try {
@@ -384,45 +422,6 @@ function checkControlDb(c: Config, where: (key: SettingKey) => string): void {
 function checkBroker(broker: string, origin: string): void {
   if (broker === 'memory' || parseNatsUrls(broker) !== undefined) return;
   throw new ConfigError(`invalid ${origin} ${quote(broker)}: expected memory or ${NATS_URL_FORM}`);
-}
-
-function readableFile(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.R_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function readConfigFile(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new ConfigError(`cannot read config file ${path}: ${(err as NodeJS.ErrnoException).code ?? errorText(err)}`);
-  }
-  // Editors on Windows save UTF-8 with a byte order mark; JSON.parse rejects it.
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError(`config file ${path} is not valid JSON: ${errorText(err)}`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new ConfigError(`config file ${path} must hold a JSON object`);
-  const record = value as Record<string, unknown>;
-  const entries = Object.entries(SETTINGS) as [SettingKey, Setting][];
-  const known = new Set<string>(entries.flatMap(([k, s]) => [k, s.flag]));
-  for (const k of Object.keys(record))
-    if (!known.has(k)) throw new ConfigError(`config file ${path}: unknown setting ${JSON.stringify(k)}`);
-  for (const [k, s] of entries) {
-    if (k !== s.flag && Object.hasOwn(record, k) && Object.hasOwn(record, s.flag)) {
-      throw new ConfigError(`config file ${path}: "${k}" and "${s.flag}" are the same setting; keep one`);
-    }
-  }
-  return record;
 }
 
 /** Settings a command takes, for building its flags. */

@@ -9,10 +9,15 @@ import { redactUrl } from '../core/redact.js';
 import type { AuditEntry, FleetControl } from '../core/rails.js';
 import { openPostgresStorage } from '../storage/postgres.js';
 import { openSqliteControl } from '../storage/sqlite-control.js';
-import type { Config } from './config.js';
+import { ConfigError, type Config } from './config.js';
+import type { ExperimentStore } from '../core/experiment.js';
+import { readReport, UnknownExperiment } from '../report/read.js';
+import { renderReport } from '../report/render.js';
+import { writeFileSync } from 'node:fs';
 
 interface OpenedControl {
   readonly control: FleetControl;
+  readonly experiments: ExperimentStore;
   close(): Promise<void>;
 }
 
@@ -23,7 +28,7 @@ async function openControl(db: string): Promise<OpenedControl> {
     return opened;
   }
   const storage = await openPostgresStorage({ url: db, logger: pino({ level: 'silent' }), poolSize: 2 });
-  return { control: storage.control(), close: () => storage.close() };
+  return { control: storage.control(), experiments: storage.experiments(), close: () => storage.close() };
 }
 
 function who(config: Config): string {
@@ -84,6 +89,28 @@ export async function runAudit(config: Config): Promise<string> {
   } finally {
     await opened.close();
   }
+}
+
+/** `mayhem report --experiment NAME`: the report as md, html or json, to stdout or --out. */
+export async function runReport(config: Config): Promise<string> {
+  const opened = await openControl(config.db);
+  let text: string;
+  try {
+    const model = await readReport(config.experiment!, opened);
+    text = renderReport(model, config.format);
+  } catch (err) {
+    if (err instanceof UnknownExperiment) throw new ConfigError(err.message);
+    throw err;
+  } finally {
+    await opened.close();
+  }
+  if (config.out === undefined) return text;
+  try {
+    writeFileSync(config.out, text);
+  } catch (err) {
+    throw new ConfigError(`cannot write --out ${config.out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return `Wrote the ${config.format} report of experiment ${config.experiment!} to ${config.out} (${Buffer.byteLength(text)} bytes).\n`;
 }
 
 const COLUMNS = ['time', 'instance', 'host', 'message', 'executor', 'outcome', 'reason'] as const;

@@ -11,7 +11,7 @@ import { seededRandom } from '../core/timing.js';
 import { openPublisher } from '../brokers/open.js';
 import { runSimulatedPublisher } from '../publisher/simulated.js';
 import { ConfigError, describeSetting, resolveConfig, settingsFor, type CommandName, type Config } from './config.js';
-import { runAudit, runPause, runResume } from './control.js';
+import { runAudit, runPause, runReport, runResume } from './control.js';
 import { createLogger, type LoggerHandle } from './logger.js';
 import { enableLoopwatch } from './loopwatch.js';
 import { onExitSignal } from './signals.js';
@@ -24,6 +24,15 @@ function fail(message: string, code: number): never {
 
 function addSettings(cmd: Command, command: CommandName): Command {
   for (const [, s] of settingsFor(command)) {
+    if (s.kind === 'probes') {
+      cmd.addOption(
+        new Option(`--${s.flag} <spec>`, describeSetting(s)).argParser((v: string, prev: string[] | undefined) => [
+          ...(prev ?? []),
+          v,
+        ]),
+      );
+      continue;
+    }
     if (s.kind === 'bool' || s.kind === 'leash') {
       // `--dry-run`, `--dry-run true|false`, and `--no-dry-run` (which undoes MAYHEM_DRY_RUN=true).
       cmd.addOption(new Option(`--${s.flag} [bool]`, describeSetting(s)));
@@ -164,6 +173,7 @@ addSettings(
         random: config.seed !== undefined ? seededRandom(config.seed) : Math.random,
         chunk: 256,
         instances: config.instances?.split(',').map((n) => n.trim()),
+        pick: config.pick,
         waitForRoom: () => (window.size >= 4096 ? Promise.race(window) : undefined),
       },
       stop.signal,
@@ -190,6 +200,11 @@ for (const [name, description, action] of [
     'audit',
     'print the audit trail of --db: one row per decision (restarted, failed, skipped, deferred, leashed, ...)',
     runAudit,
+  ],
+  [
+    'report',
+    "write an experiment's report (verdict, restarts by outcome, per-host timeline, probes over time): --format md|html|json, --out FILE",
+    runReport,
   ],
 ] as const) {
   addSettings(program.command(name).description(description), name).action(async (_opts, cmd: Command) => {

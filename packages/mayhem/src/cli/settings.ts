@@ -18,7 +18,10 @@ export type Kind =
   | 'inDoubt'
   | 'executor'
   | 'leash'
-  | 'onLimit';
+  | 'onLimit'
+  | 'pick'
+  | 'probes'
+  | 'reportFormat';
 
 export interface Setting {
   readonly kind: Kind;
@@ -32,7 +35,7 @@ export interface Setting {
 }
 
 /** The commands that take settings. */
-export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit';
+export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit' | 'report';
 
 const BOTH = ['run', 'publish'] as const;
 // The kill switch and the audit trail: commands that only open the database.
@@ -53,7 +56,7 @@ export const SETTINGS = {
     flag: 'db',
     help: 'sqlite:<path>, postgres://..., or memory: (nothing kept)',
     default: 'sqlite:./mayhem.db',
-    commands: ['run', ...CONTROL],
+    commands: ['run', ...CONTROL, 'report'],
   },
   maxInFlight: {
     kind: 'int',
@@ -290,7 +293,12 @@ export const SETTINGS = {
     max: 3650 * 86_400_000,
     commands: ['audit'],
   },
-  host: { kind: 'string', flag: 'host', help: 'audit entries of this host only', commands: ['audit'] },
+  host: {
+    kind: 'string',
+    flag: 'host',
+    help: 'audit entries of this host only: its host name or its instance name',
+    commands: ['audit'],
+  },
   limit: {
     kind: 'int',
     flag: 'limit',
@@ -479,6 +487,15 @@ export const SETTINGS = {
     help: '--executor http: file of request headers, one "Name: value" per line (values never logged)',
     commands: RUN,
   },
+  httpMaxCalls: {
+    kind: 'int',
+    flag: 'http-max-calls',
+    help: '--executor http: requests per message at most, across its attempts and deliveries; past it the restart is in doubt (a request may have arrived unanswered) or failed (none did anything)',
+    default: 3,
+    min: 1,
+    max: 1000,
+    commands: RUN,
+  },
   container: {
     kind: 'string',
     flag: 'container',
@@ -512,6 +529,79 @@ export const SETTINGS = {
     flag: 'instances',
     help: 'simulated publisher: pick instance names from this comma-separated list instead of inventing cattle-xxxx',
     commands: BOTH,
+  },
+  pick: {
+    kind: 'pick',
+    flag: 'pick',
+    help: 'how --instances are picked: round-robin (each in turn) or random',
+    default: 'round-robin',
+    commands: BOTH,
+  },
+  probe: {
+    kind: 'probes',
+    flag: 'probe',
+    help: "a steady-state probe, repeatable: 'http:URL status=200 body=/re/', 'command:PROGRAM ARGS code=0', 'prometheus:URL query=Q threshold=<0.05' (each also name=, timeout=; command env=NAMES); MAYHEM_PROBE: one per line",
+    commands: RUN,
+  },
+  probeEvery: {
+    kind: 'duration',
+    flag: 'probe-every',
+    help: 'check the probes this often while running',
+    default: '10s',
+    min: 100,
+    max: 3_600_000,
+    commands: RUN,
+  },
+  probeTolerance: {
+    kind: 'int',
+    flag: 'probe-tolerance',
+    help: 'failed checks of one probe in a row that pause every instance (the stop condition)',
+    default: 3,
+    min: 1,
+    max: 1000,
+    commands: RUN,
+  },
+  probeTimeout: {
+    kind: 'duration',
+    flag: 'probe-timeout',
+    help: 'longest one probe check may take (a probe may set its own timeout=)',
+    default: '5s',
+    min: 10,
+    max: 600_000,
+    commands: RUN,
+  },
+  probeResume: {
+    kind: 'bool',
+    flag: 'probe-resume',
+    help: 'resume restarts when the probe that paused them holds again (default: they stay paused until mayhem resume)',
+    default: false,
+    commands: RUN,
+  },
+  experiment: {
+    kind: 'string',
+    flag: 'experiment',
+    help: 'run: stamp every audit row with this experiment and record its start, end and probe checks; report: the experiment to report on',
+    commands: ['run', 'report'],
+  },
+  format: {
+    kind: 'reportFormat',
+    flag: 'format',
+    help: 'the report as md (Markdown), html (one self-contained file with charts) or json',
+    default: 'md',
+    commands: ['report'],
+  },
+  out: {
+    kind: 'string',
+    flag: 'out',
+    help: 'write the report to this file (default: standard output)',
+    commands: ['report'],
+  },
+  hostTemplate: {
+    kind: 'string',
+    flag: 'host-template',
+    help: "the host of a request that carries none, from its instance name, e.g. '{instance}.prod.example.com' (the default is the article's mock)",
+    default: '{instance}.example.net',
+    commands: RUN,
   },
 } as const satisfies Record<string, Setting>;
 

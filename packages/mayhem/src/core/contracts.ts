@@ -4,6 +4,7 @@
  * fits without a change here.
  */
 import type { RestartRequest } from './message.js';
+import type { ExperimentStore } from './experiment.js';
 import type { FleetControl } from './rails.js';
 
 /** One delivery of a message, leased to this consumer until acked, nacked, dead-lettered or expired. */
@@ -125,6 +126,10 @@ export interface Storage {
   releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void>;
   /** Record that the message is done and its ack goes out (written just before the broker ack, so a crash leaves "acked" for a message the broker redelivers, never the reverse). */
   markAcked(record: AckRecord): Promise<void>;
+  /** The webhook calls recorded for this message so far, by every delivery (`--http-max-calls`). */
+  readCalls(messageId: string): Promise<CallCount>;
+  /** Durably record the webhook calls of this message (each count only grows: the highest stays). */
+  recordCalls(messageId: string, count: CallCount): Promise<void>;
   /** Record a failed delivery (nacked back) with its last error. */
   markFailed(messageId: string, error: string, attempts: number): Promise<void>;
   /** Store a dead letter (and mark the message record dead-lettered when it parsed). */
@@ -138,8 +143,29 @@ export interface Storage {
   unfinished?(): Promise<UnfinishedReport>;
   /** The rails' fleet state (kill switch, per-host restart times, slots, audit trail), kept here. */
   control?(): FleetControl;
+  /** The experiments' journal (runs, probe checks), kept beside the audit trail. */
+  experiments?(): ExperimentStore;
   /** Finish pending writes and close. */
   close(): Promise<void>;
+}
+
+/**
+ * Webhook calls of one message across its attempts and deliveries: `calls` begun (recorded before
+ * each goes out, so a crash cannot lose one), `failed` of those known to have done nothing (never
+ * sent, or answered "not restarted"). `calls - failed` may have restarted the host.
+ */
+export interface CallCount {
+  readonly calls: number;
+  readonly failed: number;
+}
+
+/**
+ * What an executor that calls a remote service is given to keep its calls per message bounded
+ * across deliveries (see `--http-max-calls`): the message's counts, kept with its record.
+ */
+export interface CallLedger {
+  read(messageId: string): Promise<CallCount>;
+  record(messageId: string, count: CallCount): Promise<void>;
 }
 
 /** Records left by earlier runs saved or claimed, but neither acked nor dead-lettered. */
@@ -219,6 +245,8 @@ export interface RestartContext {
   readonly attempt: number;
   /** The delivery's count (1 on first delivery). */
   readonly deliveryCount: number;
+  /** The message's webhook calls, kept with its record (absent: the executor keeps no count). */
+  readonly calls?: CallLedger;
 }
 
 export type CounterName =
@@ -244,7 +272,8 @@ export type TimingName = 'handle_duration' | 'restart_duration';
 
 /** Where figures go (StatsD, Prometheus, nothing). Calls are fire-and-forget and must not throw. */
 export interface Metrics {
-  increment(name: CounterName, value?: number): void;
+  /** `label`: for `deferred`, the reason (paused, outside-window, too-soon, busy). */
+  increment(name: CounterName, value?: number, label?: string): void;
   gauge(name: 'in_flight', value: number): void;
   /**
    * A duration: `handle_duration` per message, `restart_duration` per executor call with its outcome

@@ -35,9 +35,9 @@ export class Counters {
     this.tally = Object.fromEntries(NAMES.map((n) => [n, 0])) as Tally;
   }
 
-  increment(name: CounterName, value = 1): void {
+  increment(name: CounterName, value = 1, label?: string): void {
     this.tally[name] += value;
-    this.#metrics.increment(name, value);
+    this.#metrics.increment(name, value, label);
   }
 
   inFlight(value: number): void {

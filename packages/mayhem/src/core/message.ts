@@ -3,13 +3,19 @@
  * sees only a valid {@link RestartRequest}.
  */
 import { errorText } from './errors.js';
+import { DEFAULT_HOST, isHostname, renderHost, type HostTemplate } from './hostname.js';
 
 /** A restart request as it travels on the wire (JSON). */
 export interface RestartRequest {
   /** Unique id: the idempotency key for saves and restarts. */
   readonly messageId: string;
-  /** Instance to restart; the host is `<instanceName>.example.net`. */
+  /** Instance to restart: a host name (dots allowed). */
   readonly instanceName: string;
+  /**
+   * The host to restart (an FQDN), when the request carries one; else `--host-template` makes it from
+   * the instance name (default `<instanceName>.example.net`). Parsing always sets it.
+   */
+  readonly host?: string;
   /** When it was published, ms since epoch (the wire carries an ISO-8601 string or a number). */
   readonly publishedAt: number;
 }
@@ -20,8 +26,6 @@ export type ParseResult =
 const MAX_ID = 200;
 /** A restart request is a few hundred bytes; anything this large is not one (and is not parsed). */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
-// Instance names become DNS labels: keep them to what a hostname may hold.
-const INSTANCE_RE = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /**
  * The range of `publishedAt` accepted at the edge: years 0001 to 9999, what ISO-8601 writes with
@@ -142,9 +146,9 @@ export function messageIdProblem(messageId: unknown): string | undefined {
   return undefined;
 }
 
-/** The host a request restarts. */
-export function hostnameOf(request: Pick<RestartRequest, 'instanceName'>): string {
-  return `${request.instanceName}.example.net`;
+/** The host a request restarts (set by parsing; else the default template's). */
+export function hostnameOf(request: Pick<RestartRequest, 'instanceName' | 'host'>): string {
+  return request.host ?? renderHost(DEFAULT_HOST, request.instanceName);
 }
 
 /** The wire form: JSON with `publishedAt` as ISO-8601. */
@@ -152,6 +156,7 @@ export function encodeRestartRequest(request: RestartRequest): string {
   return JSON.stringify({
     messageId: request.messageId,
     instanceName: request.instanceName,
+    ...(request.host !== undefined && { host: request.host }),
     publishedAt: new Date(request.publishedAt).toISOString(),
   });
 }
@@ -160,11 +165,12 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /**
  * Parse and validate a payload. Never throws, whatever the bytes or JSON value: a malformed
- * message is a value the pipeline dead-letters with the returned one-line reason.
+ * message is a value the pipeline dead-letters with the returned one-line reason. A request without
+ * a `host` gets one from `hosts` (`--host-template`).
  */
-export function parseRestartRequest(payload: Uint8Array | string): ParseResult {
+export function parseRestartRequest(payload: Uint8Array | string, hosts: HostTemplate = DEFAULT_HOST): ParseResult {
   try {
-    return parse(payload);
+    return parse(payload, hosts);
   } catch (err) {
     // Unreachable by design (property-tested); kept so that a bug here dead-letters one message
     // instead of crashing every consumer the broker redelivers it to.
@@ -172,7 +178,7 @@ export function parseRestartRequest(payload: Uint8Array | string): ParseResult {
   }
 }
 
-function parse(payload: Uint8Array | string): ParseResult {
+function parse(payload: Uint8Array | string, hosts: HostTemplate): ParseResult {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
   if (size > MAX_PAYLOAD_BYTES) return { ok: false, error: `payload is ${size} bytes, more than ${MAX_PAYLOAD_BYTES}` };
   let text: string;
@@ -190,16 +196,25 @@ function parse(payload: Uint8Array | string): ParseResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return { ok: false, error: 'payload is not a JSON object' };
   }
-  const { messageId, instanceName, publishedAt } = value as Record<string, unknown>;
+  const { messageId, instanceName, publishedAt, host } = value as Record<string, unknown>;
   const idProblem = messageIdProblem(messageId);
   if (idProblem !== undefined || typeof messageId !== 'string')
     return { ok: false, error: idProblem ?? 'messageId must be a string' };
-  if (typeof instanceName !== 'string' || !INSTANCE_RE.test(instanceName)) {
+  if (typeof instanceName !== 'string' || !isHostname(instanceName)) {
     return {
       ok: false,
-      error: `instanceName must be a hostname label (letters, digits, '-'), got ${describe(instanceName)}`,
+      error: `instanceName must be a host name (letters, digits, '-' and dots), got ${describe(instanceName)}`,
     };
   }
+  if (host !== undefined && (typeof host !== 'string' || !isHostname(host))) {
+    return { ok: false, error: `host must be a host name (letters, digits, '-' and dots), got ${describe(host)}` };
+  }
+  const target = host ?? renderHost(hosts, instanceName);
+  if (!isHostname(target))
+    return {
+      ok: false,
+      error: `instanceName ${describe(instanceName)} makes the host name too long (${target.length} > 253)`,
+    };
   let at: number | undefined;
   if (typeof publishedAt === 'number') at = Number.isFinite(publishedAt) ? Math.round(publishedAt) : undefined;
   else if (typeof publishedAt === 'string') at = parseIsoTime(publishedAt);
@@ -214,7 +229,7 @@ function parse(payload: Uint8Array | string): ParseResult {
     return { ok: false, error: `publishedAt is out of range (years 0001 to 9999): ${describe(publishedAt)}` };
   }
   // -0 is a valid time but not a value to store.
-  return { ok: true, request: { messageId, instanceName, publishedAt: at === 0 ? 0 : at } };
+  return { ok: true, request: { messageId, instanceName, host: target, publishedAt: at === 0 ? 0 : at } };
 }
 
 /** A short, one-line, quoted rendering of any JSON value for an error message. */

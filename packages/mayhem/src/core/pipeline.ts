@@ -19,6 +19,7 @@ import type { Counters } from './counters.js';
 import { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
+import type { HostTemplate } from './hostname.js';
 import { hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import type { FleetControl, IntakeHold, Rails } from './rails.js';
@@ -59,6 +60,8 @@ export interface PipelineOptions {
   readonly executorName?: string;
   /** Monotonic clock in ms (tests pass a fake one). */
   readonly now?: () => number;
+  /** `--host-template`: the host of a request that carries none (default `{instance}.example.net`). */
+  readonly hostTemplate?: HostTemplate;
 }
 
 export interface PipelineDeps {
@@ -195,7 +198,7 @@ export class MessagePipeline {
     this.#live += 1;
     let parsed: ReturnType<typeof parseRestartRequest>;
     try {
-      parsed = parseRestartRequest(delivery.data);
+      parsed = parseRestartRequest(delivery.data, this.#o.hostTemplate);
     } catch (err) {
       // The parser does not throw; if it ever did, the payload is still only a malformed message.
       parsed = { ok: false, error: `could not be parsed (${errorText(err)})` };

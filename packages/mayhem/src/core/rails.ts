@@ -33,7 +33,11 @@ export type AuditOutcome =
   | 'deferred-busy'
   // The kill switch, fleet-wide (host '*'):
   | 'paused'
-  | 'resumed';
+  | 'resumed'
+  // Stop conditions (probes/runner.ts), fleet-wide (host '*'): a probe failed --probe-tolerance
+  // checks in a row (the fleet is paused), or holds again after that.
+  | 'probe-failed'
+  | 'probe-recovered';
 
 /** One row of the audit trail. */
 export interface AuditEntry {
@@ -42,17 +46,24 @@ export interface AuditEntry {
   /** Which mayhem instance decided (host:pid unless named). */
   readonly instance: string;
   readonly host: string;
+  /** The request's instance name (empty for fleet-wide rows): `mayhem audit --host` matches it or the host. */
+  readonly instanceName?: string;
   readonly messageId: string;
   readonly executor: string;
   readonly outcome: AuditOutcome;
   /** One line: why (the error, the rule that refused, the window). Empty when there is nothing to add. */
   readonly reason: string;
+  /** The experiment (`mayhem run --experiment NAME`) the row belongs to; empty when none. */
+  readonly experiment?: string;
 }
 
 export interface AuditQuery {
   /** Entries at or after this time (ms since epoch). */
   readonly since?: number;
+  /** Rows of this host, or of this request instance name. */
   readonly host?: string;
+  /** Rows of this experiment only. */
+  readonly experiment?: string;
   /** Most entries, newest first. */
   readonly limit: number;
 }

@@ -5,7 +5,7 @@
  * Each decision goes to the audit trail. States and invariants: core/job.ts.
  */
 import type { Logger } from 'pino';
-import type { ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
+import type { CallLedger, ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
 import { RestartFailed, RestartRejected } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
@@ -50,11 +50,17 @@ export class RestartBranch {
   readonly #restarting: RetriedStep;
   readonly #recordingRestart: RetriedStep;
   readonly #releasing: RetriedStep;
+  // Webhook calls per message, kept with its record (--http-max-calls): one object for every job.
+  readonly #calls: CallLedger;
 
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
     this.#o = options;
     this.#d = deps;
     const { storage, logger, counters, storageHealth: dependency, runner } = deps;
+    this.#calls = {
+      read: (messageId) => storage.readCalls(messageId),
+      record: (messageId, count) => storage.recordCalls(messageId, count),
+    };
     // The steps are built once and shared by every job; each is a continuation that takes the job.
 
     // Waiting for the host is not a database call (another message may hold it for long), but the
@@ -119,6 +125,7 @@ export class RestartBranch {
           instanceName: job.request.instanceName,
           attempt: n,
           deliveryCount: job.delivery.deliveryCount,
+          calls: this.#calls,
         });
       },
       retry: (job, err, n) => {
@@ -243,7 +250,7 @@ export class RestartBranch {
       logger.warn(at, `Not restarting ${job.host}: ${verdict.reason}; acking it as skipped`);
       return this.final(job, 'skipped');
     }
-    counters.increment('deferred');
+    counters.increment('deferred', 1, verdict.outcome.replace(/^deferred-/, ''));
     if (logger.isLevelEnabled('info'))
       logger.info(
         at,
@@ -339,6 +346,7 @@ export class RestartBranch {
       at: Date.now(),
       instance: this.#o.instance,
       host: job.host,
+      instanceName: job.request.instanceName,
       messageId: job.messageId,
       executor: this.#o.executorName,
       outcome,

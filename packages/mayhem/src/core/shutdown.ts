@@ -29,6 +29,8 @@ export interface ShutdownParts {
   readonly metrics: Metrics;
   /** How long cancelled handlers get to nack before we stop waiting (a broker that is down). */
   readonly cancelTimeoutMs?: number;
+  /** Once no message is in flight, before anything closes (the probes' last check, the experiment's end). */
+  readonly beforeClosing?: () => Promise<void>;
 }
 
 export async function shutdown(p: ShutdownParts): Promise<void> {
@@ -59,6 +61,7 @@ export async function shutdown(p: ShutdownParts): Promise<void> {
       );
   }
 
+  await p.beforeClosing?.().catch((err: unknown) => logger.warn({ err: errorText(err) }, 'Could not finish the run'));
   logger.info('Closing broker connection');
   await p.broker.close().catch((err: unknown) => logger.warn({ err: errorText(err) }, 'Broker close failed'));
   logger.info('Closing database connections');

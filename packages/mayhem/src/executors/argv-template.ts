@@ -38,12 +38,16 @@ interface Word {
   readonly quoted: boolean;
 }
 
-/** Split `text` into words like a POSIX shell would, without expanding anything. */
-export function splitWords(text: string): string[] {
-  return words(text).map((w) => w.text);
+/**
+ * Split `text` into words like a POSIX shell would, without expanding anything. `what` names it in
+ * errors; `shellSyntax: false` takes unquoted shell characters as text (a probe's options, where
+ * no one expects a shell: `threshold=<0.05`, `body=/ok|ready/`).
+ */
+export function splitWords(text: string, what = 'the restart command', shellSyntax = true): string[] {
+  return words(text, what, shellSyntax).map((w) => w.text);
 }
 
-function words(text: string): Word[] {
+function words(text: string, what = 'the restart command', shellSyntax = true): Word[] {
   const out: Word[] = [];
   let cur = '';
   let inWord = false;
@@ -62,7 +66,7 @@ function words(text: string): Word[] {
     }
     if (c === "'") {
       const close = text.indexOf("'", i + 1);
-      if (close < 0) throw new TemplateError(`unbalanced ' in the restart command (at character ${i + 1})`);
+      if (close < 0) throw new TemplateError(`unbalanced ' in ${what} (at character ${i + 1})`);
       cur += text.slice(i + 1, close);
       inWord = quoted = true;
       i = close;
@@ -74,34 +78,32 @@ function words(text: string): Word[] {
         const d = text[j]!;
         if (d === '\\' && (text[j + 1] === '"' || text[j + 1] === '\\')) {
           cur += text[++j];
-        } else if (d === '$' || d === '`') {
+        } else if (shellSyntax && (d === '$' || d === '`')) {
           throw new TemplateError(
-            `${d} inside "…" in the restart command would be expanded by a shell, and no shell runs it: use '…' to pass it literally, or --restart-shell`,
+            `${d} inside "…" in ${what} would be expanded by a shell, and no shell runs it: use '…' to pass it literally, or --restart-shell`,
           );
         } else {
           cur += d;
         }
       }
-      if (j >= text.length) throw new TemplateError(`unbalanced " in the restart command (at character ${i + 1})`);
+      if (j >= text.length) throw new TemplateError(`unbalanced " in ${what} (at character ${i + 1})`);
       inWord = quoted = true;
       i = j;
       continue;
     }
     if (c === '\\') {
-      if (i + 1 >= text.length) throw new TemplateError('the restart command ends with a lone backslash');
+      if (i + 1 >= text.length) throw new TemplateError(`${what} ends with a lone backslash`);
       cur += text[++i];
       inWord = quoted = true;
       continue;
     }
-    if (SHELL_CHARS.has(c)) {
+    if (shellSyntax && SHELL_CHARS.has(c)) {
       throw new TemplateError(
-        `${c} in the restart command is shell syntax, and no shell runs it (it would be passed as a literal argument): quote it ('${c}') to mean it literally, or use --restart-shell`,
+        `${c} in ${what} is shell syntax, and no shell runs it (it would be passed as a literal argument): quote it ('${c}') to mean it literally${what === 'the restart command' ? ', or use --restart-shell' : ''}`,
       );
     }
-    if (c === '~' && !inWord) {
-      throw new TemplateError(
-        'a leading ~ in the restart command is not expanded (no shell runs it): write the full path',
-      );
+    if (shellSyntax && c === '~' && !inWord) {
+      throw new TemplateError(`a leading ~ in ${what} is not expanded (no shell runs it): write the full path`);
     }
     cur += c;
     inWord = true;

@@ -18,6 +18,13 @@
  *   only because every attempt of a message carries the same `Idempotency-Key`: **the webhook must
  *   treat a key it has seen as the same restart** (answer as before, restart nothing).
  * - sent, then shutdown: outcome unknown → the restart stays in doubt (never repeated).
+ *
+ * Bounded: at most `maxCalls` (`--http-max-calls`) requests per message across its attempts and
+ * deliveries. Each is counted with the message's record before it goes out (so a crash cannot lose
+ * one), and counted again as "failed" once it is known to have done nothing (never sent, or
+ * answered not-restarted). Past the cap nothing more is sent: if every request is known to have done
+ * nothing, the restart failed for good ({@link RestartRejected}, dead-lettered); if any may have
+ * arrived unanswered, its outcome is unknown ({@link OutcomeUnknown}: left in doubt, never retried).
  */
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
@@ -25,9 +32,12 @@ import {
   RestartCancelled,
   RestartFailed,
   RestartRejected,
+  type CallCount,
+  type CallLedger,
   type RestartContext,
   type RestartExecutor,
 } from '../core/contracts.js';
+import { errorText } from '../core/errors.js';
 import { fillFields, splitFields, type Field, type FieldText } from './argv-template.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { idempotencyKey } from './headers.js';
@@ -90,7 +100,12 @@ export interface HttpExecutorOptions {
   readonly logger: Logger;
   /** Connections kept to the webhook at most; default 64. Requests beyond wait in the pool's queue. */
   readonly connections?: number;
+  /** Requests per message at most, across attempts and deliveries (`--http-max-calls`); default 3. */
+  readonly maxCalls?: number;
 }
+
+/** Sent, and no answer (a timeout, a dropped connection): retried, but it may have arrived. */
+class SentUnanswered extends RestartFailed {}
 
 export class HttpRestartExecutor implements RestartExecutor {
   readonly #o: HttpExecutorOptions;
@@ -118,6 +133,46 @@ export class HttpRestartExecutor implements RestartExecutor {
 
   async restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
     if (signal.aborted) throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
+    const ledger = context?.calls;
+    const messageId = context?.messageId ?? '';
+    if (ledger === undefined || messageId === '') return this.#post(hostname, signal, context);
+    const count = await this.#beginCall(ledger, messageId, hostname);
+    try {
+      await this.#post(hostname, signal, context);
+    } catch (err) {
+      // Known to have done nothing: the next delivery must not count it as a call that may have restarted.
+      if (err instanceof RestartFailed && !(err instanceof SentUnanswered))
+        await ledger.record(messageId, { calls: count.calls + 1, failed: count.failed + 1 }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Read the message's calls; refuse past the cap, else record this one before it goes out. */
+  async #beginCall(ledger: CallLedger, messageId: string, hostname: string): Promise<CallCount> {
+    const max = this.#o.maxCalls ?? 3;
+    let count: CallCount;
+    try {
+      count = await ledger.read(messageId);
+    } catch (err) {
+      throw new RestartFailed(`could not read how often the webhook was called for ${hostname}: ${errorText(err)}`);
+    }
+    if (count.calls >= max) {
+      const made = `${count.calls} calls to the webhook ${this.#o.url.display} were made for this message (--http-max-calls ${max})`;
+      if (count.failed >= count.calls)
+        throw new RestartRejected(`${made}, each known to have done nothing; not calling again for ${hostname}`);
+      throw new OutcomeUnknown(
+        `${made} and ${count.calls - count.failed} got no answer; it may have restarted ${hostname}, so it is not called again`,
+      );
+    }
+    try {
+      await ledger.record(messageId, { calls: count.calls + 1, failed: count.failed });
+    } catch (err) {
+      throw new RestartFailed(`could not record the webhook call for ${hostname} before making it: ${errorText(err)}`);
+    }
+    return count;
+  }
+
+  async #post(hostname: string, signal: AbortSignal, context: RestartContext | undefined): Promise<void> {
     const instance = instanceOf(hostname, context);
     const messageId = context?.messageId ?? '';
     const body = JSON.stringify({
@@ -155,7 +210,7 @@ export class HttpRestartExecutor implements RestartExecutor {
           true,
         );
       // Sent, no answer: retried, safe by the Idempotency-Key (see the module comment).
-      throw new RestartFailed(
+      throw new SentUnanswered(
         err.why === 'timeout'
           ? `no answer from ${to} within ${seconds(this.#o.timeoutMs)} (retried with the same Idempotency-Key)`
           : `the connection to ${to} failed before its answer: ${err.message} (retried with the same Idempotency-Key)`,

@@ -32,6 +32,7 @@ export interface ExecutorSettings {
   readonly container: string;
   readonly dockerHost: string | undefined;
   readonly dockerStopTimeout: number;
+  readonly httpMaxCalls: number;
 }
 
 export interface OpenedExecutor {
@@ -150,11 +151,17 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
           throw new ConfigError(`invalid --restart-headers: ${(err as Error).message}`);
         }
       }
-      const executor = new HttpRestartExecutor({ url, headers, timeoutMs: s.restartTimeout, logger });
+      const executor = new HttpRestartExecutor({
+        url,
+        headers,
+        timeoutMs: s.restartTimeout,
+        logger,
+        maxCalls: s.httpMaxCalls,
+      });
       const names = Object.keys(headers);
       return {
         executor,
-        description: `http (POST ${url.display}${names.length > 0 ? `, headers ${names.join(', ')} from ${s.restartHeaders}` : ''}; timeout ${seconds(s.restartTimeout)})`,
+        description: `http (POST ${url.display}${names.length > 0 ? `, headers ${names.join(', ')} from ${s.restartHeaders}` : ''}; timeout ${seconds(s.restartTimeout)}; at most ${s.httpMaxCalls} calls per message)`,
         close: () => executor.close(),
       };
     }

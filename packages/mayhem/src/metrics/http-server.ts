@@ -4,7 +4,9 @@
  *   GET /metrics   Prometheus text: mayhem's figures (prometheus.ts), loopwatch's event-loop lag,
  *                  utilisation and stalls, and Node's default process metrics
  *   GET /healthz   200 while the process serves requests (liveness)
- *   GET /readyz    200 once consuming, with the broker and the database answering; 503 with the
+ *   GET /          an experiment's report, live and read-only (`--experiment`): one HTML page
+ *   GET /readyz    200 once consuming, with the broker and the database answering ("paused: …"
+ *                  while the kill switch holds: a paused instance is healthy); 503 with the
  *                  reason otherwise — from the moment a shutdown begins, so a load balancer or
  *                  orchestrator stops sending work before the service stops taking it
  *
@@ -25,6 +27,8 @@ export interface ServiceState {
   readonly shuttingDown: AbortSignal;
   readonly storageHealth: { readonly down: boolean };
   readonly brokerHealth: { readonly down: boolean };
+  /** Why restarts are paused fleet-wide, when they are (ready all the same). */
+  readonly paused?: () => string | undefined;
 }
 
 export interface HttpEndpoint {
@@ -33,6 +37,8 @@ export interface HttpEndpoint {
   readonly metrics: PrometheusMetrics;
   /** The service consumes from now on: readiness follows `state`. Until then /readyz says "starting". */
   attach(state: ServiceState): void;
+  /** Serve this page at `/` (the experiment's report, rendered on each request). */
+  attachReport(render: () => Promise<string>): void;
   /** Why the service is not ready, or undefined when it is. */
   notReady(): string | undefined;
   /** Stop serving (open connections get up to a second to finish). */
@@ -52,6 +58,7 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
   collectDefaultMetrics({ register: registry });
   const metrics = createPrometheusMetrics(registry);
   let state: ServiceState | undefined;
+  let report: (() => Promise<string>) | undefined;
   const notReady = (): string | undefined => {
     if (state === undefined) return 'starting';
     if (state.shuttingDown.aborted) return 'shutting down';
@@ -82,7 +89,19 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
         return reply(res, 200, 'ok\n');
       case '/readyz': {
         const why = notReady();
-        return why === undefined ? reply(res, 200, 'ready\n') : reply(res, 503, `not ready: ${why}\n`);
+        if (why !== undefined) return reply(res, 503, `not ready: ${why}\n`);
+        const paused = state?.paused?.();
+        return reply(res, 200, paused === undefined ? 'ready\n' : `paused: ${paused}\n`);
+      }
+      case '/': {
+        if (report === undefined) return reply(res, 404, 'no report: run with --experiment NAME\n');
+        let page: string;
+        try {
+          page = await report();
+        } catch (err) {
+          return reply(res, 500, `could not build the report: ${errorText(err)}\n`);
+        }
+        return reply(res, 200, page, { 'content-type': 'text/html; charset=utf-8' });
       }
       default:
         return reply(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
@@ -122,6 +141,9 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
     metrics,
     attach(s) {
       state = s;
+    },
+    attachReport(render) {
+      report = render;
     },
     notReady,
     close: () => {

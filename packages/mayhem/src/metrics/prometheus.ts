@@ -9,6 +9,9 @@
  *   mayhem_<counter>_total                          every counter of core/counters.ts
  *   mayhem_in_flight_messages                        messages being handled now
  *   mayhem_backlog_messages                          messages waiting for a consumer (the broker's count)
+ *   mayhem_deferred_total{reason}                    deferrals by rail: paused, outside-window, too-soon, busy
+ *   mayhem_paused, mayhem_in_window                  the kill switch as read (1 = paused); inside --window (1)
+ *   mayhem_probe_ok{probe}, mayhem_probe_latency_seconds{probe}   each probe's last check
  *   mayhem_handle_duration_seconds                   pull → settle, per message (histogram)
  *   mayhem_restart_duration_seconds{outcome}         one executor call, by how it ended (histogram)
  */
@@ -44,11 +47,29 @@ export interface PrometheusMetrics extends Metrics {
   readonly registry: Registry;
   /** Where the backlog gauge reads from (the broker's count); without one the gauge is absent. */
   setBacklogSource(read: () => Promise<number> | number): void;
+  /** Where mayhem_paused and mayhem_in_window read from (the rails, on each scrape). */
+  setRailsSource(read: { paused(): boolean; inWindow(): boolean }): void;
+  /** Where the probe gauges read from (each probe's last check). */
+  setProbeSource(read: () => readonly { name: string; ok: boolean; latencyMs: number }[]): void;
 }
 
 export function createPrometheusMetrics(registry: Registry, prefix = 'mayhem_'): PrometheusMetrics {
   const totals = Object.fromEntries(Object.keys(HELP).map((n) => [n, 0])) as Record<CounterName, number>;
+  const deferredBy = new Map<string, number>();
   for (const name of Object.keys(HELP) as CounterName[]) {
+    if (name === 'deferred') {
+      new Counter({
+        name: `${prefix}deferred_total`,
+        help: HELP.deferred,
+        labelNames: ['reason'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const [reason, n] of deferredBy) this.inc({ reason }, n);
+        },
+      });
+      continue;
+    }
     new Counter({
       name: `${prefix}${name}_total`,
       help: HELP[name],
@@ -86,6 +107,45 @@ export function createPrometheusMetrics(registry: Registry, prefix = 'mayhem_'):
     },
   });
 
+  let rails: { paused(): boolean; inWindow(): boolean } | undefined;
+  const railGauge = (name: string, help: string, read: (r: NonNullable<typeof rails>) => boolean): void => {
+    new Gauge({
+      name: `${prefix}${name}`,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(rails === undefined ? NaN : read(rails) ? 1 : 0);
+      },
+    });
+  };
+  railGauge(
+    'paused',
+    'Restarts paused fleet-wide by the kill switch (mayhem pause or a probe), as last read: 1 or 0',
+    (r) => r.paused(),
+  );
+  railGauge('in_window', 'Inside the --window restarts may happen in (1 without a window)', (r) => r.inWindow());
+  let probes: (() => readonly { name: string; ok: boolean; latencyMs: number }[]) | undefined;
+  new Gauge({
+    name: `${prefix}probe_ok`,
+    help: "Each probe's last check: 1 = the steady state holds by it, 0 = it failed",
+    labelNames: ['probe'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of probes?.() ?? []) this.set({ probe: p.name }, p.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${prefix}probe_latency_seconds`,
+    help: "How long each probe's last check took",
+    labelNames: ['probe'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of probes?.() ?? []) this.set({ probe: p.name }, p.latencyMs / 1000);
+    },
+  });
+
   const handle = new Buckets(
     `${prefix}handle_duration_seconds`,
     'Time from pulling a message to settling it (ack, nack or dead letter)',
@@ -103,8 +163,15 @@ export function createPrometheusMetrics(registry: Registry, prefix = 'mayhem_'):
     setBacklogSource(read) {
       backlog = read;
     },
-    increment(name: CounterName, value = 1): void {
+    setRailsSource(read) {
+      rails = read;
+    },
+    setProbeSource(read) {
+      probes = read;
+    },
+    increment(name: CounterName, value = 1, label?: string): void {
       totals[name] += value;
+      if (name === 'deferred') deferredBy.set(label ?? 'other', (deferredBy.get(label ?? 'other') ?? 0) + value);
     },
     gauge(_name: 'in_flight', value: number): void {
       inFlight = value;
@@ -187,8 +254,8 @@ class Buckets {
 /** One Metrics that feeds several (StatsD and Prometheus at once). */
 export function teeMetrics(...all: Metrics[]): Metrics {
   return {
-    increment(name, value) {
-      for (const m of all) m.increment(name, value);
+    increment(name, value, label) {
+      for (const m of all) m.increment(name, value, label);
     },
     gauge(name, value) {
       for (const m of all) m.gauge(name, value);

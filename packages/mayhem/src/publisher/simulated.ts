@@ -22,8 +22,10 @@ export interface SimulatedPublisherOptions {
   readonly waitForRoom?: (signal: AbortSignal) => Promise<unknown> | undefined;
   /** Fault injection: every Nth message is malformed (see {@link malformedPayload}); undefined = never. */
   readonly malformedEvery?: number | undefined;
-  /** Pick instance names from this list (uniformly) instead of inventing `cattle-xxxx`. */
+  /** Pick instance names from this list instead of inventing `cattle-xxxx`. */
   readonly instances?: readonly string[] | undefined;
+  /** How: each in turn (default), or uniformly at random. */
+  readonly pick?: 'round-robin' | 'random';
 }
 
 const CHOICES = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -66,8 +68,12 @@ export async function runSimulatedPublisher(
   };
   const malformedEvery = o.malformedEvery ?? 0;
   const names = o.instances !== undefined && o.instances.length > 0 ? o.instances : undefined;
-  const pick = (): string =>
-    names !== undefined ? names[Math.floor(o.random() * names.length)]! : randomInstanceName(o.random);
+  let turn = 0;
+  const pick = (): string => {
+    if (names === undefined) return randomInstanceName(o.random);
+    if (o.pick === 'random') return names[Math.floor(o.random() * names.length)]!;
+    return names[turn++ % names.length]!;
+  };
   const one = (): void => {
     const messageId = randomUUID();
     published += 1;

@@ -1,6 +1,9 @@
 /** The audit table's row as both SQL adapters read it (snake_case), and the entry the rails use. */
 import type { AuditEntry } from '../core/rails.js';
 
+/** The columns both adapters read after `at`, in {@link AuditRow}'s order (`at` as each adapter spells it). */
+export const AUDIT_COLUMNS = 'instance, host, message_id, executor, outcome, reason, instance_name, experiment';
+
 /** One row of `audit`; `at` in ms since epoch (PostgreSQL's numeric comes back as a string). */
 export interface AuditRow {
   readonly at: number | string;
@@ -10,6 +13,8 @@ export interface AuditRow {
   readonly executor: string;
   readonly outcome: AuditEntry['outcome'];
   readonly reason: string;
+  readonly instance_name: string;
+  readonly experiment: string;
 }
 
 export function auditEntryOf(r: AuditRow): AuditEntry {
@@ -21,5 +26,12 @@ export function auditEntryOf(r: AuditRow): AuditEntry {
     executor: r.executor,
     outcome: r.outcome,
     reason: r.reason,
+    instanceName: r.instance_name,
+    experiment: r.experiment,
   };
+}
+
+/** Whether an entry is one `--host` asks for: its host, or its request's instance name. */
+export function auditMatchesHost(e: AuditEntry, host: string): boolean {
+  return e.host === host || e.instanceName === host;
 }

@@ -45,6 +45,8 @@ export function withSaveFailures(storage: Storage, o: SaveFailureOptions): Stora
     releaseRestart: (messageId, deliveryCount, attempts) => storage.releaseRestart(messageId, deliveryCount, attempts),
     markAcked: (record) => storage.markAcked(record),
     markFailed: (messageId, error, attempts) => storage.markFailed(messageId, error, attempts),
+    readCalls: (messageId) => storage.readCalls(messageId),
+    recordCalls: (messageId, count) => storage.recordCalls(messageId, count),
     deadLetter: (entry) => storage.deadLetter(entry),
     close: () => storage.close(),
   };
@@ -52,5 +54,6 @@ export function withSaveFailures(storage: Storage, o: SaveFailureOptions): Stora
   if (storage.hostGuard) faulty.hostGuard = () => storage.hostGuard!();
   if (storage.unfinished) faulty.unfinished = () => storage.unfinished!();
   if (storage.control) faulty.control = () => storage.control!();
+  if (storage.experiments) faulty.experiments = () => storage.experiments!();
   return faulty;
 }

@@ -5,6 +5,7 @@
  */
 import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
 import { DONE } from '../core/settled.js';
+import { auditMatchesHost } from './audit-row.js';
 
 export class LocalFleetControl implements FleetControl {
   #pause: PauseState | undefined;
@@ -77,7 +78,8 @@ export class LocalFleetControl implements FleetControl {
     for (let k = n - 1; k >= 0 && out.length < query.limit; k--) {
       const e = this.#audit[(this.#oldest + k) % n]!;
       if (query.since !== undefined && e.at < query.since) break;
-      if (query.host !== undefined && e.host !== query.host) continue;
+      if (query.host !== undefined && !auditMatchesHost(e, query.host)) continue;
+      if (query.experiment !== undefined && e.experiment !== query.experiment) continue;
       out.push(e);
     }
     return Promise.resolve(out);

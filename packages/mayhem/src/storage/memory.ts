@@ -2,14 +2,16 @@
  * Storage in a Map: the same semantics as the SQLite adapter, nothing durable. Unit tests use it,
  * and the benchmark's "storage off" row measures the pipeline without any database cost.
  */
-import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
+import type { AckRecord, CallCount, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import type { RestartRequest } from '../core/message.js';
 import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, type MessageRecord } from './record.js';
 import { DONE } from '../core/settled.js';
 import { LocalFleetControl } from './memory-control.js';
+import { MemoryExperimentStore } from './memory-experiments.js';
 import {
   ackPatch,
   applyPatch,
+  callsPatch,
   claimPatch,
   deadLetterPatch,
   failurePatch,
@@ -35,6 +37,7 @@ export interface MemoryStorage extends Storage {
   readonly records: ReadonlyMap<string, MessageRecord>;
   /** The rails' fleet state, in process. */
   control(): LocalFleetControl;
+  experiments(): MemoryExperimentStore;
   /** Every dead letter stored, in order (one per parsed messageId; malformed ones each count). */
   readonly deadLetters: readonly DeadLetter[];
 }
@@ -61,6 +64,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
   const maxSettled = opts.maxSettled ?? Infinity;
   // The audit trail is bounded like the settled records (one decision per message, at most).
   const control = new LocalFleetControl(maxSettled === Infinity ? undefined : maxSettled);
+  const experiments = new MemoryExperimentStore(maxSettled === Infinity ? undefined : maxSettled);
   // Settled messageIds, oldest first (an array with a moving head), for the retention above.
   let settledIds: string[] = [];
   let settledHead = 0;
@@ -142,6 +146,16 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
       return upsert(failurePatch(messageId, error, attempts));
     },
 
+    readCalls(messageId: string): Promise<CallCount> {
+      if (closed) return Promise.reject(closedError());
+      const r = records.get(messageId);
+      return Promise.resolve({ calls: r?.httpCalls ?? 0, failed: r?.httpCallsFailed ?? 0 });
+    },
+
+    recordCalls(messageId: string, count: CallCount): Promise<void> {
+      return upsert(callsPatch(messageId, count));
+    },
+
     deadLetter(entry: DeadLetter): Promise<void> {
       if (closed) return Promise.reject(closedError());
       const request = entry.request;
@@ -164,6 +178,8 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
     },
 
     control: () => control,
+
+    experiments: () => experiments,
 
     close(): Promise<void> {
       closed = true;

@@ -13,7 +13,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { errorText } from '../core/errors.js';
 import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
-import { auditEntryOf, type AuditRow } from './audit-row.js';
+import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from './audit-row.js';
 
 /** How often each instance reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;
@@ -26,10 +26,15 @@ const AUDIT_BUFFER = 100_000;
 // the slots it holds ($3) are not tried.
 const TAKE_SLOT_SQL = `SELECT (SELECT s FROM generate_series(0, $2::int - 1) AS s
   WHERE s <> ALL($3::int[]) AND pg_try_advisory_lock($1::int, s) LIMIT 1) AS slot`;
-const WRITE_AUDIT_SQL = `INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason)
-  SELECT to_timestamp(at / 1000.0), instance, host, message_id, executor, outcome, reason
-  FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-    AS t(at, instance, host, message_id, executor, outcome, reason)`;
+const WRITE_AUDIT_SQL = `INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment)
+  SELECT to_timestamp(at / 1000.0), instance, host, message_id, executor, outcome, reason, instance_name, experiment
+  FROM unnest($1::float8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+    AS t(at, instance, host, message_id, executor, outcome, reason, instance_name, experiment)`;
+// `experiment <> ''` spelled out when reading one: it lets the planner use the partial index audit_experiment.
+const READ_AUDIT_SQL = `SELECT extract(epoch FROM at) * 1000 AS at, ${AUDIT_COLUMNS} FROM audit
+  WHERE at >= to_timestamp($1 / 1000.0) AND ($2::text IS NULL OR host = $2 OR instance_name = $2)
+    AND ($4::text IS NULL OR (experiment = $4 AND experiment <> ''))
+  ORDER BY at DESC, id DESC LIMIT $3`;
 
 export class PgFleetControl implements FleetControl {
   readonly #pool: pg.Pool;
@@ -137,11 +142,12 @@ export class PgFleetControl implements FleetControl {
   }
 
   async readAudit(query: AuditQuery): Promise<AuditEntry[]> {
-    const { rows } = await this.#pool.query<AuditRow>(
-      `SELECT extract(epoch FROM at) * 1000 AS at, instance, host, message_id, executor, outcome, reason FROM audit
-        WHERE at >= to_timestamp($1 / 1000.0) AND ($2::text IS NULL OR host = $2) ORDER BY at DESC, id DESC LIMIT $3`,
-      [query.since ?? 0, query.host ?? null, query.limit],
-    );
+    const { rows } = await this.#pool.query<AuditRow>(READ_AUDIT_SQL, [
+      query.since ?? 0,
+      query.host ?? null,
+      query.limit,
+      query.experiment ?? null,
+    ]);
     return rows.map(auditEntryOf);
   }
 
@@ -174,6 +180,8 @@ export class PgFleetControl implements FleetControl {
           batch.map((e) => e.executor),
           batch.map((e) => e.outcome),
           batch.map((e) => e.reason),
+          batch.map((e) => e.instanceName ?? ''),
+          batch.map((e) => e.experiment ?? ''),
         ]);
       } catch (err) {
         this.#failedFlushes += 1;

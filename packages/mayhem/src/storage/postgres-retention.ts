@@ -58,6 +58,12 @@ DELETE FROM dead_letters WHERE id IN (
   SELECT id FROM dead_letters WHERE created_at < to_timestamp($1 / 1000.0) ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED
 )`;
 
+// The probes' checks are kept as long as the dead letters.
+const DELETE_CHECKS = `
+DELETE FROM probe_checks WHERE id IN (
+  SELECT id FROM probe_checks WHERE at < to_timestamp($1 / 1000.0) ORDER BY at LIMIT $2 FOR UPDATE SKIP LOCKED
+)`;
+
 export function startPgPruner(pool: pg.Pool, o: PgRetentionOptions, logger: Logger): PgPruner {
   const stats: PgRetentionStats = { passes: 0, skipped: 0, batches: 0, rows: 0, deadLetters: 0 };
   const size = o.batch ?? 1_000;
@@ -84,6 +90,7 @@ export function startPgPruner(pool: pg.Pool, o: PgRetentionOptions, logger: Logg
       const deleted = (await client.query(DELETE_ROWS, [cut.scanBelow, cut.acked, cut.dead, size])).rowCount ?? 0;
       const deadLetters =
         cut.dead > 0 ? ((await client.query(DELETE_DEAD_LETTERS, [cut.dead, size])).rowCount ?? 0) : 0;
+      if (cut.dead > 0) await client.query(DELETE_CHECKS, [cut.dead, size]);
       await client.query('COMMIT');
       return { rows: deleted, deadLetters };
     } catch (err) {

@@ -103,6 +103,43 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 5,
     statements: [`DROP INDEX IF EXISTS audit_host_at`],
   },
+  {
+    // Chaos experiments (issue 20): webhook calls per message, begun and known to have done nothing
+    // (--http-max-calls survives redelivery); the audit row's request instance and experiment (only
+    // an experiment's rows are indexed); each instance's run of an experiment; the probes' checks.
+    version: 6,
+    statements: [
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS http_calls integer NOT NULL DEFAULT 0`,
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS http_calls_failed integer NOT NULL DEFAULT 0`,
+      `ALTER TABLE audit ADD COLUMN IF NOT EXISTS instance_name text NOT NULL DEFAULT ''`,
+      `ALTER TABLE audit ADD COLUMN IF NOT EXISTS experiment text NOT NULL DEFAULT ''`,
+      `CREATE INDEX IF NOT EXISTS audit_experiment ON audit (experiment, at) WHERE experiment <> ''`,
+      `CREATE TABLE IF NOT EXISTS experiment_runs (
+        id         bigserial PRIMARY KEY,
+        experiment text NOT NULL,
+        instance   text NOT NULL,
+        started_at timestamptz NOT NULL,
+        ended_at   timestamptz,
+        end_reason text NOT NULL DEFAULT '',
+        settings   jsonb NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS experiment_runs_experiment ON experiment_runs (experiment)`,
+      `CREATE TABLE IF NOT EXISTS probe_checks (
+        id         bigserial PRIMARY KEY,
+        experiment text NOT NULL,
+        instance   text NOT NULL,
+        at         timestamptz NOT NULL,
+        probe      text NOT NULL,
+        phase      text NOT NULL,
+        ok         boolean NOT NULL,
+        latency_ms float8 NOT NULL,
+        value      float8,
+        reason     text NOT NULL
+      )`,
+      `CREATE INDEX IF NOT EXISTS probe_checks_experiment ON probe_checks (experiment, at)`,
+      `CREATE INDEX IF NOT EXISTS probe_checks_at ON probe_checks (at)`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -15,13 +15,24 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { AckRecord, ClaimMode, DeadLetter, HostGuard, RestartClaim, Storage } from '../core/contracts.js';
+import type {
+  AckRecord,
+  CallCount,
+  ClaimMode,
+  DeadLetter,
+  HostGuard,
+  RestartClaim,
+  Storage,
+} from '../core/contracts.js';
 import type { FleetControl } from '../core/rails.js';
 import { PgFleetControl } from './postgres-control.js';
+import { PgExperimentStore } from './postgres-experiments.js';
+import type { ExperimentStore } from '../core/experiment.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import { closedError } from './record.js';
 import {
   ackPatch,
+  callsPatch,
   deadLetterPatch,
   failurePatch,
   foldDeadLetter,
@@ -33,6 +44,7 @@ import {
   type RecordPatch,
 } from './record-patch.js';
 import { Batcher } from './postgres-batch.js';
+import { messageRow, text, type MessageRow } from './postgres-row.js';
 import { describe, PgHostGuard } from './postgres-host-guard.js';
 import { migrate } from './postgres-schema.js';
 import { startPgPruner, type PgPruner } from './postgres-retention.js';
@@ -82,32 +94,10 @@ export interface PostgresStorageStats {
 export interface PostgresStorage extends Storage {
   hostGuard(): HostGuard;
   control(): FleetControl;
+  experiments(): ExperimentStore;
   stats(): PostgresStorageStats;
   /** Retention: its counters, and a pass on demand (tests, benchmarks). */
   readonly retention: Pick<PgPruner, 'stats' | 'pass'>;
-}
-
-/**
- * A folded patch as one element of the write statement's JSON array: the column names, and only
- * the values that change something (the statement reads a missing one as neutral).
- */
-interface MessageRow {
-  message_id: string;
-  instance_name?: string;
-  hostname?: string;
-  published_at?: number; // ms
-  saved?: true;
-  deliveries?: number;
-  restarted?: true;
-  restart_attempts?: number;
-  restart_claimed?: number;
-  acked?: true;
-  extensions?: number;
-  dead_lettered?: true;
-  last_error?: string;
-  restart_released?: number;
-  restart_in_doubt?: true;
-  skip_reason?: string;
 }
 
 /** One claim request (see Storage.claimRestart), as the claim statement takes it. */
@@ -147,14 +137,16 @@ WITH dl AS (
 )
 INSERT INTO messages AS m (
   message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason)
+  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason,
+  http_calls, http_calls_failed)
 SELECT t.message_id, t.instance_name, t.hostname, to_timestamp(t.published_at / 1000.0), coalesce(t.saved, false),
   coalesce(t.deliveries, 0), coalesce(t.restarted, false), coalesce(t.restart_attempts, 0), CASE WHEN t.restarted THEN now() END,
   coalesce(t.acked, false), coalesce(t.extensions, 0), CASE WHEN t.acked THEN now() END, coalesce(t.dead_lettered, false),
-  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason
+  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason,
+  coalesce(t.http_calls, 0), coalesce(t.http_calls_failed, 0)
 FROM json_to_recordset($1::json) AS t(message_id text, instance_name text, hostname text, published_at float8, saved boolean,
   deliveries int, restarted boolean, restart_attempts int, acked boolean, extensions int, dead_lettered boolean, last_error text,
-  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text)
+  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text, http_calls int, http_calls_failed int)
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY t.message_id
 ON CONFLICT (message_id) DO UPDATE SET
@@ -175,6 +167,8 @@ ON CONFLICT (message_id) DO UPDATE SET
   acked_at         = CASE WHEN m.acked THEN m.acked_at ELSE EXCLUDED.acked_at END,
   dead_lettered    = m.dead_lettered OR EXCLUDED.dead_lettered,
   last_error       = coalesce(EXCLUDED.last_error, m.last_error),
+  http_calls       = greatest(m.http_calls, EXCLUDED.http_calls),
+  http_calls_failed = greatest(m.http_calls_failed, EXCLUDED.http_calls_failed),
   updated_at       = now()`;
 
 // Reads the restart state of each claimed message (as MessageRecord/restartStateOf define it) and, in
@@ -257,6 +251,7 @@ class PgStorage implements PostgresStorage {
   readonly #claims: Batcher<Claim, RestartClaim>;
   #guard: PgHostGuard | undefined;
   #fleet: PgFleetControl | undefined;
+  #experiments: PgExperimentStore | undefined;
   #closing: Promise<void> | undefined;
   /** Records of what already happened at the broker, still being written (close() waits for them). */
   readonly #recording = new Set<Promise<void>>();
@@ -358,6 +353,31 @@ class PgStorage implements PostgresStorage {
     });
   }
 
+  async readCalls(messageId: string): Promise<CallCount> {
+    if (this.#closing) throw closedError();
+    // Only the http executor reads it, before a webhook call: one round trip, not worth a batch.
+    try {
+      const { rows } = await this.#pool.query<{ calls: number; failed: number }>({
+        name: 'mayhem_read_calls',
+        text: 'SELECT http_calls AS calls, http_calls_failed AS failed FROM messages WHERE message_id = $1',
+        values: [text(messageId)],
+      });
+      return { calls: rows[0]?.calls ?? 0, failed: rows[0]?.failed ?? 0 };
+    } catch (error) {
+      throw new PostgresStorageError(`PostgreSQL read failed: ${describe(error)}`, { cause: error });
+    }
+  }
+
+  recordCalls(messageId: string, count: CallCount): Promise<void> {
+    return this.#write({ patch: callsPatch(messageId, count) });
+  }
+
+  experiments(): ExperimentStore {
+    if (this.#closing) throw closedError();
+    this.#experiments ??= new PgExperimentStore(this.#pool, this.#opts.logger);
+    return this.#experiments;
+  }
+
   control(): FleetControl {
     if (this.#closing) throw closedError();
     this.#fleet ??= new PgFleetControl(this.#pool, this.#opts.url, this.#opts.logger, true);
@@ -398,6 +418,7 @@ class PgStorage implements PostgresStorage {
         await Promise.allSettled([...this.#recording]);
       }
       await this.#fleet?.close();
+      await this.#experiments?.flush();
       await this.#guard?.close();
       await this.#pool.end();
     })();
@@ -502,39 +523,6 @@ class PgStorage implements PostgresStorage {
     for (const k of again) results[k] = (await this.#runClaims([claims[k]!]))[0]!;
     return results;
   }
-}
-
-/** A folded patch as the write statement takes it (strings made storable). */
-function messageRow(p: RecordPatch): MessageRow {
-  const row: MessageRow = { message_id: text(p.messageId) };
-  if (p.instanceName !== null) row.instance_name = text(p.instanceName);
-  if (p.hostname !== null) row.hostname = text(p.hostname);
-  if (p.publishedAt !== null) row.published_at = p.publishedAt;
-  if (p.saved) row.saved = true;
-  if (p.deliveries > 0) row.deliveries = p.deliveries;
-  if (p.restarted) row.restarted = true;
-  if (p.restartAttempts > 0) row.restart_attempts = p.restartAttempts;
-  if (p.restartClaimed > 0) row.restart_claimed = p.restartClaimed;
-  if (p.acked) row.acked = true;
-  if (p.extensions > 0) row.extensions = p.extensions;
-  if (p.deadLettered) row.dead_lettered = true;
-  if (p.lastError !== null) row.last_error = text(p.lastError);
-  if (p.restartReleased > 0) row.restart_released = p.restartReleased;
-  if (p.restartInDoubt) row.restart_in_doubt = true;
-  if (p.skipReason !== null) row.skip_reason = text(p.skipReason);
-  return row;
-}
-
-// PostgreSQL text cannot hold NUL, and its JSON parser rejects lone surrogates: replace both so one
-// odd payload cannot fail a whole batch.
-const UNSTORABLE_SOURCE = '\\u0000|[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
-// Cheap first test (no lookaround): only strings that contain NUL or any surrogate get the full one.
-// eslint-disable-next-line no-control-regex
-const MAYBE_UNSTORABLE = /[\u0000\uD800-\uDFFF]/;
-const ALL_UNSTORABLE = new RegExp(UNSTORABLE_SOURCE, 'g');
-
-function text(s: string): string {
-  return MAYBE_UNSTORABLE.test(s) ? s.replace(ALL_UNSTORABLE, '\uFFFD') : s;
 }
 
 const RECORD_ATTEMPTS = 8; // ~ 50+100+...+1000 ms ≈ 5 s of retrying

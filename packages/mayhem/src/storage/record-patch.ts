@@ -8,7 +8,7 @@
  * | --- | --- |
  * | instanceName, hostname, publishedAt, skipReason | the first non-null stays (a reused id never rewrites whose record it is) |
  * | saved, restarted, acked, deadLettered, restartInDoubt | once true, true |
- * | restartClaimed, restartReleased, restartAttempts, extensions, deliveries | the highest |
+ * | restartClaimed, restartReleased, restartAttempts, extensions, deliveries, httpCalls, httpCallsFailed | the highest |
  * | lastError | the latest non-null |
  *
  * So a write retried after an ambiguous failure, or replayed by a redelivery, changes nothing, and
@@ -20,7 +20,7 @@
  * {@link foldPatch} and send one row per message, whose SQL upsert implements these same rules.
  * The storage contract's property test holds all three to them (test/storage-contract.ts).
  */
-import type { AckRecord, DeadLetter } from '../core/contracts.js';
+import type { AckRecord, CallCount, DeadLetter } from '../core/contracts.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import type { MessageRecord } from './record.js';
 
@@ -42,6 +42,8 @@ export interface RecordPatch {
   deliveries: number;
   lastError: string | null;
   skipReason: string | null;
+  httpCalls: number;
+  httpCallsFailed: number;
 }
 
 /** A stored record that writes change in place (the memory adapter's rows). */
@@ -66,6 +68,8 @@ export function emptyPatch(messageId: string): RecordPatch {
     deliveries: 0,
     lastError: null,
     skipReason: null,
+    httpCalls: 0,
+    httpCallsFailed: 0,
   };
 }
 
@@ -120,6 +124,14 @@ export function ackPatch(record: AckRecord): RecordPatch {
   return p;
 }
 
+/** recordCalls: the webhook calls begun for a message, and those known to have done nothing. */
+export function callsPatch(messageId: string, count: CallCount): RecordPatch {
+  const p = emptyPatch(messageId);
+  p.httpCalls = count.calls;
+  p.httpCallsFailed = count.failed;
+  return p;
+}
+
 /** markFailed. */
 export function failurePatch(messageId: string, error: string, attempts: number): RecordPatch {
   const p = emptyPatch(messageId);
@@ -156,6 +168,8 @@ export function foldPatch(into: Omit<RecordPatch, 'messageId'>, later: RecordPat
   if (later.restartAttempts > into.restartAttempts) into.restartAttempts = later.restartAttempts;
   if (later.extensions > into.extensions) into.extensions = later.extensions;
   if (later.deliveries > into.deliveries) into.deliveries = later.deliveries;
+  if (later.httpCalls > into.httpCalls) into.httpCalls = later.httpCalls;
+  if (later.httpCallsFailed > into.httpCallsFailed) into.httpCallsFailed = later.httpCallsFailed;
   if (later.lastError !== null) into.lastError = later.lastError;
 }
 

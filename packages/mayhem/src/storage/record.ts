@@ -30,6 +30,13 @@ export interface MessageRecord {
   readonly skipReason: string | null;
   /** The highest restart-attempt count any delivery reported (monotonic, so retried writes are idempotent). */
   readonly restartAttempts: number;
+  /**
+   * Webhook calls (`--executor http`) begun for this message by every delivery, recorded before each
+   * goes out, and of those, the ones known to have done nothing (never sent, or answered "not
+   * restarted"). The difference may have restarted the host. Both only grow. See `--http-max-calls`.
+   */
+  readonly httpCalls: number;
+  readonly httpCallsFailed: number;
   readonly saved: boolean;
   readonly acked: boolean;
   /** Ack-deadline extensions of the delivery that was acked (the most, if more than one was: monotonic like the counts). */
@@ -57,6 +64,8 @@ export function emptyRecord(messageId: string, now: number): MessageRecord {
     restartInDoubt: false,
     skipReason: null,
     restartAttempts: 0,
+    httpCalls: 0,
+    httpCallsFailed: 0,
     saved: false,
     acked: false,
     extensions: 0,

@@ -1,5 +1,5 @@
 /**
- * The rails' fleet state in the SQLite file (schema v4): the kill switch in `meta` ('pause'), when
+ * The rails' fleet state in the SQLite file (schema v4; v6 adds the audit's instance name and experiment): the kill switch in `meta` ('pause'), when
  * each host was last restarted in `host_restarts`, the audit trail in `audit`. Restart slots are
  * counted in process: one process owns the file (see sqlite-file.ts).
  *
@@ -13,7 +13,8 @@ import { errorText } from '../core/errors.js';
 import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
 import { DONE } from '../core/settled.js';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
-import { auditEntryOf, type AuditRow } from './audit-row.js';
+import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from './audit-row.js';
+import { SqliteExperimentStore } from './sqlite-experiments.js';
 
 /** How often the service reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;
@@ -85,11 +86,11 @@ export class SqliteFleetControl implements FleetControl {
   }
 
   readAudit(query: AuditQuery): Promise<AuditEntry[]> {
-    const rows = this.#st.readAudit.all(
-      query.since ?? 0,
-      query.host ?? null,
-      query.host ?? null,
-      query.limit,
+    const host = query.host ?? null;
+    const rows = (
+      query.experiment === undefined
+        ? this.#st.readAudit.all(query.since ?? 0, host, host, host, query.limit)
+        : this.#st.readExperimentAudit.all(query.experiment, query.since ?? 0, host, host, host, query.limit)
     ) as AuditRow[];
     return Promise.resolve(rows.map(auditEntryOf));
   }
@@ -142,8 +143,9 @@ export class SqliteFleetControl implements FleetControl {
 
 function prepare(db: Database.Database) {
   const insertAudit = db.prepare(
-    'INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    'INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
   );
+  const hostIs = '(? IS NULL OR host = ? OR instance_name = ?)';
   return {
     readPause: db.prepare("SELECT value FROM meta WHERE key = 'pause'").pluck(),
     setPause: db.prepare(
@@ -155,10 +157,26 @@ function prepare(db: Database.Database) {
       'INSERT INTO host_restarts (host, at) VALUES (?, ?) ON CONFLICT (host) DO UPDATE SET at = max(at, excluded.at)',
     ),
     readAudit: db.prepare(
-      'SELECT at, instance, host, message_id, executor, outcome, reason FROM audit WHERE at >= ? AND (? IS NULL OR host = ?) ORDER BY at DESC, id DESC LIMIT ?',
+      `SELECT at, ${AUDIT_COLUMNS} FROM audit WHERE at >= ? AND ${hostIs} ORDER BY at DESC, id DESC LIMIT ?`,
+    ),
+    // `experiment <> ''` spelled out: it lets SQLite use the partial index audit_experiment.
+    readExperimentAudit: db.prepare(
+      `SELECT at, ${AUDIT_COLUMNS} FROM audit WHERE experiment = ? AND experiment <> '' AND at >= ? AND ${hostIs}
+       ORDER BY at DESC, id DESC LIMIT ?`,
     ),
     writeAudit: db.transaction((rows: AuditEntry[]) => {
-      for (const e of rows) insertAudit.run(e.at, e.instance, e.host, e.messageId, e.executor, e.outcome, e.reason);
+      for (const e of rows)
+        insertAudit.run(
+          e.at,
+          e.instance,
+          e.host,
+          e.messageId,
+          e.executor,
+          e.outcome,
+          e.reason,
+          e.instanceName ?? '',
+          e.experiment ?? '',
+        );
     }),
   };
 }
@@ -167,7 +185,11 @@ function prepare(db: Database.Database) {
  * Open the rails' state of an existing mayhem SQLite file from another process (`mayhem pause`,
  * `resume`, `audit`), without the service's one-process lock. One-line errors naming the path.
  */
-export function openSqliteControl(path: string): { control: SqliteFleetControl; close(): Promise<void> } {
+export function openSqliteControl(path: string): {
+  control: SqliteFleetControl;
+  experiments: SqliteExperimentStore;
+  close(): Promise<void>;
+} {
   let db: Database.Database;
   try {
     db = new Database(path, { fileMustExist: true, timeout: 2_000 });
@@ -177,11 +199,12 @@ export function openSqliteControl(path: string): { control: SqliteFleetControl; 
   try {
     if (db.pragma('application_id', { simple: true }) !== MAYHEM_APPLICATION_ID)
       throw new Error('it is not a mayhem database');
-    if ((db.pragma('user_version', { simple: true }) as number) < 4)
+    if ((db.pragma('user_version', { simple: true }) as number) < 6)
       throw new Error('its schema is older than this mayhem: run `mayhem run` on it once to upgrade it');
     const control = new SqliteFleetControl(db, undefined, false);
+    const experiments = new SqliteExperimentStore(db, undefined);
     // The audit rows written just now go first (the control flushes them), then the file closes.
-    return { control, close: () => control.close().then(() => void db.close()) };
+    return { control, experiments, close: () => control.close().then(() => void db.close()) };
   } catch (err) {
     db.close();
     throw new Error(`Cannot use SQLite database ${JSON.stringify(path)}: ${errorText(err)}`, { cause: err });

@@ -120,6 +120,10 @@ export function startPruner(
     deleteAudit: db.prepare<[number, number]>(
       'DELETE FROM audit WHERE id IN (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT ?)',
     ),
+    // So are the probes' checks (one per probe every --probe-every).
+    deleteChecks: db.prepare<[number, number]>(
+      'DELETE FROM probe_checks WHERE id IN (SELECT id FROM probe_checks WHERE at < ? ORDER BY at LIMIT ?)',
+    ),
   };
   // Rows deleted whose index entries may still dangle, and the highest row id deleted so far.
   let dangling = 0;
@@ -157,7 +161,8 @@ export function startPruner(
       if (cut.dead > 0) {
         deadLetters = st.deleteDeadLetters.run(cut.dead, size).changes;
         const audit = st.deleteAudit.run(cut.dead, size).changes;
-        if (deadLetters === size || audit === size) more = true;
+        const checks = st.deleteChecks.run(cut.dead, size).changes;
+        if (deadLetters === size || audit === size || checks === size) more = true;
         stats.audit += audit;
       }
     }).immediate();

@@ -22,7 +22,7 @@ import type Database from 'better-sqlite3';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
 
 /** The schema version this code writes; `PRAGMA user_version` holds the file's. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 const COLUMNS = `
   instance_name    TEXT,
@@ -122,6 +122,44 @@ CREATE INDEX audit_at ON audit (at);
 // messages, alternating). `mayhem audit --host` walks the time index instead (retention bounds it).
 const SCHEMA_V5 = `DROP INDEX IF EXISTS audit_host_at;`;
 
+// v6: chaos experiments (issue 20). Webhook calls per message, begun and known to have done nothing
+// (--http-max-calls survives redelivery); the audit row's request instance and experiment (only
+// rows of an experiment are indexed: without one, a decision costs no more than before); each
+// instance's run of an experiment; the probes' checks over time.
+const SCHEMA_V6 = `
+ALTER TABLE message_rows ADD COLUMN http_calls INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE message_rows ADD COLUMN http_calls_failed INTEGER NOT NULL DEFAULT 0;
+DROP VIEW messages;
+CREATE VIEW messages AS SELECT id, ${idText('message_id')} AS message_id, ${RECORD_COLUMNS.join(', ')}, skip_reason, http_calls, http_calls_failed FROM message_rows;
+ALTER TABLE audit ADD COLUMN instance_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
+CREATE INDEX audit_experiment ON audit (experiment, at) WHERE experiment <> '';
+CREATE TABLE experiment_runs (
+  id         INTEGER PRIMARY KEY,
+  experiment TEXT NOT NULL,
+  instance   TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  ended_at   INTEGER,
+  end_reason TEXT NOT NULL DEFAULT '',
+  settings   TEXT NOT NULL
+);
+CREATE INDEX experiment_runs_experiment ON experiment_runs (experiment);
+CREATE TABLE probe_checks (
+  id         INTEGER PRIMARY KEY,
+  experiment TEXT NOT NULL,
+  instance   TEXT NOT NULL,
+  at         INTEGER NOT NULL,
+  probe      TEXT NOT NULL,
+  phase      TEXT NOT NULL,
+  ok         INTEGER NOT NULL,
+  latency_ms REAL NOT NULL,
+  value      REAL,
+  reason     TEXT NOT NULL
+);
+CREATE INDEX probe_checks_experiment ON probe_checks (experiment, at);
+CREATE INDEX probe_checks_at ON probe_checks (at);
+`;
+
 /** In SQL, for migrated rows: the stored key of a text id (as {@link KEY_SQL} makes it). */
 function keySql(col: string): string {
   const pattern = [8, 4, 4, 4, 12].map((n) => '[0-9a-f]'.repeat(n)).join('-');
@@ -134,20 +172,24 @@ export const LEGACY_FILES = {
     (userVersion === 1 || userVersion === 2) && tables.join(',') === 'dead_letters,messages',
 };
 
-/** Create or migrate the schema to {@link SCHEMA_VERSION}, in one transaction. */
-export function migrate(db: Database.Database): void {
+/**
+ * Create or migrate the schema to {@link SCHEMA_VERSION} (tests make older files with `upTo`), in
+ * one transaction.
+ */
+export function migrate(db: Database.Database, upTo = SCHEMA_VERSION): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > SCHEMA_VERSION) {
     throw new Error(`schema version ${version} is newer than this mayhem supports (${SCHEMA_VERSION})`);
   }
-  if (version === SCHEMA_VERSION && db.pragma('application_id', { simple: true }) === MAYHEM_APPLICATION_ID) return;
+  if (version >= upTo && db.pragma('application_id', { simple: true }) === MAYHEM_APPLICATION_ID) return;
   db.transaction(() => {
     if (version === 0) db.exec(SCHEMA_V3);
     else if (version < 3) db.exec(FROM_V2(version >= 2));
-    if (version < 4) db.exec(SCHEMA_V4);
-    if (version < 5) db.exec(SCHEMA_V5);
+    if (version < 4 && upTo >= 4) db.exec(SCHEMA_V4);
+    if (version < 5 && upTo >= 5) db.exec(SCHEMA_V5);
+    if (version < 6 && upTo >= 6) db.exec(SCHEMA_V6);
     db.pragma(`application_id = ${MAYHEM_APPLICATION_ID}`);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    db.pragma(`user_version = ${Math.max(version, upTo)}`);
   }).immediate();
 }
 

@@ -14,14 +14,25 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
-import type { AckRecord, ClaimMode, DeadLetter, RestartClaim, Storage, UnfinishedReport } from '../core/contracts.js';
+import type {
+  AckRecord,
+  CallCount,
+  ClaimMode,
+  DeadLetter,
+  RestartClaim,
+  Storage,
+  UnfinishedReport,
+} from '../core/contracts.js';
 import type { RestartRequest } from '../core/message.js';
 import { SqliteFleetControl } from './sqlite-control.js';
+import { SqliteExperimentStore } from './sqlite-experiments.js';
 import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
 import {
   ackPatch,
+  callsPatch,
   claimPatch,
   deadLetterPatch,
+  emptyPatch,
   failurePatch,
   foldPatch,
   releasePatch,
@@ -82,6 +93,8 @@ export interface SqliteStats {
 
 /** The SQLite adapter, with its group-commit counters. */
 export interface SqliteStorage extends Storage {
+  control(): SqliteFleetControl;
+  experiments(): SqliteExperimentStore;
   readonly stats: Readonly<SqliteStats>;
   /** The background checkpointer's counters (undefined for `:memory:` or when it fell back). */
   readonly checkpoints: Readonly<CheckpointStats> | undefined;
@@ -95,7 +108,8 @@ export interface SqliteStorage extends Storage {
 // property test compares them.
 const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
   restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
-  created_at, updated_at, restarted_at, acked_at, skip_reason) VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  created_at, updated_at, restarted_at, acked_at, skip_reason, http_calls, http_calls_failed)
+  VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const UPDATE_ROW = `UPDATE message_rows SET
   instance_name    = coalesce(instance_name, ?),
   hostname         = coalesce(hostname, ?),
@@ -114,12 +128,14 @@ const UPDATE_ROW = `UPDATE message_rows SET
   updated_at       = ?,
   restarted_at     = coalesce(restarted_at, ?),
   acked_at         = coalesce(acked_at, ?),
-  skip_reason      = coalesce(skip_reason, ?)
+  skip_reason      = coalesce(skip_reason, ?),
+  http_calls       = max(http_calls, ?),
+  http_calls_failed = max(http_calls_failed, ?)
 WHERE id = ?`;
 
 const SQL = {
-  restartState: `SELECT instance_name AS instanceName, restarted, restart_claimed AS restartClaimed, restart_released AS restartReleased
-                 FROM message_rows WHERE id = ?`,
+  restartState: `SELECT instance_name AS instanceName, restarted, restart_claimed AS restartClaimed, restart_released AS restartReleased,
+                 http_calls AS httpCalls, http_calls_failed AS httpCallsFailed FROM message_rows WHERE id = ?`,
   insertRow: INSERT_ROW,
   updateRow: UPDATE_ROW,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
@@ -146,15 +162,18 @@ class PendingRow {
   }
 }
 
-type Result = RestartClaim | undefined;
+type Result = RestartClaim | CallCount | undefined;
+
+/** What an op reads before it writes: a claim (see claimWrites), or the webhook calls (writes nothing). */
+type ReadKind = ClaimMode | 'calls';
 
 /** One queued operation: one class with fixed fields, so the flush loop sees one shape whatever the write. */
 class Op {
   constructor(
     /** What the write contributes; for a claim, what it writes if it claims. Undefined: a malformed dead letter. */
     readonly patch: RecordPatch | undefined,
-    /** Claims only: how to claim (see claimWrites). */
-    readonly claimMode: ClaimMode | undefined,
+    /** Claims only: how to claim (see claimWrites); `calls`: read the webhook calls. */
+    readonly claimMode: ReadKind | undefined,
     /** Dead letters only: the entry for the dead_letters table. */
     readonly deadLetter: DeadLetter | undefined,
     readonly signal: AbortSignal | undefined,
@@ -168,6 +187,8 @@ interface StoredRestart {
   restarted: number;
   restartClaimed: number;
   restartReleased: number;
+  httpCalls: number;
+  httpCallsFailed: number;
 }
 
 const DEFAULT_MAX_BATCH = 2_000;
@@ -256,6 +277,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   );
   // The rails' fleet state (kill switch, per-host restart times, audit trail) lives in the same file.
   const control = new SqliteFleetControl(db, log, true);
+  const experiments = new SqliteExperimentStore(db, log);
 
   // Runs one batch; claim results land in `results` in batch order. Throws to roll back.
   // Writes are folded into one patch per messageId and written at the end, so every read during the
@@ -291,6 +313,13 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       const p = pending.get(patch.messageId)!;
       if (op.claimMode !== undefined) {
         if (p.stored === undefined) p.stored = p.row == null ? null : (st.restartState.get(p.row) ?? null);
+        if (op.claimMode === 'calls') {
+          results[i] = {
+            calls: Math.max(p.stored?.httpCalls ?? 0, p.patch?.httpCalls ?? 0),
+            failed: Math.max(p.stored?.httpCallsFailed ?? 0, p.patch?.httpCallsFailed ?? 0),
+          };
+          continue;
+        }
         const found = restartStateOf(merged(p.stored ?? undefined, p.patch), patch.instanceName!);
         results[i] = found;
         if (!claimWrites(op.claimMode, found)) continue;
@@ -329,6 +358,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           restartedAt,
           ackedAt,
           p.skipReason,
+          p.httpCalls,
+          p.httpCallsFailed,
         );
       } else if (
         st.updateRow.run(
@@ -350,6 +381,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           restartedAt,
           ackedAt,
           p.skipReason,
+          p.httpCalls,
+          p.httpCallsFailed,
           row,
         ).changes !== 1
       ) {
@@ -426,7 +459,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
   function enqueue<T extends Result>(
     patch: RecordPatch | undefined,
     signal: AbortSignal | undefined,
-    claimMode?: ClaimMode,
+    claimMode?: ReadKind,
     deadLetter?: DeadLetter,
   ): Promise<T> {
     if (closed) return Promise.reject(closedError());
@@ -445,6 +478,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     retention: { stats: pruner.stats, pass: () => pruner.pass() },
 
     control: () => control,
+
+    experiments: () => experiments,
 
     unfinished(): Promise<UnfinishedReport> {
       return readUnfinished(db, thisRunFrom, previousRunFrom, () => !closed);
@@ -479,6 +514,14 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       return enqueue<undefined>(failurePatch(messageId, error, attempts), undefined);
     },
 
+    readCalls(messageId: string): Promise<CallCount> {
+      return enqueue<CallCount>(emptyPatch(messageId), undefined, 'calls');
+    },
+
+    recordCalls(messageId: string, count: CallCount): Promise<void> {
+      return enqueue<undefined>(callsPatch(messageId, count), undefined);
+    },
+
     deadLetter(entry: DeadLetter): Promise<void> {
       return enqueue<undefined>(entry.request && deadLetterPatch(entry.request, entry), undefined, undefined, entry);
     },
@@ -488,6 +531,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       closed = true;
       pruner.stop();
       await control.close();
+      await experiments.flush();
       // Writes queued before close still commit: wait for the flushes already scheduled.
       if (queue.length > 0) await new Promise<void>((res) => drained.push(res));
       // The ids still in memory go to the index now (sorted: one pass over the index pages), so the
