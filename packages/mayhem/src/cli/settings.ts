@@ -3,6 +3,8 @@
  * flags, the env names (`MAYHEM_*`), the zod schema and the help text are all derived from it
  * (cli/config.ts). A data table, so it is allowed more lines than a module of logic.
  */
+import { FLEET_SETTINGS } from './settings-fleet.js';
+
 export type Kind =
   | 'int'
   | 'number'
@@ -21,7 +23,8 @@ export type Kind =
   | 'onLimit'
   | 'pick'
   | 'probes'
-  | 'reportFormat';
+  | 'reportFormat'
+  | 'fleetSettings';
 
 export interface Setting {
   readonly kind: Kind;
@@ -35,7 +38,7 @@ export interface Setting {
 }
 
 /** The commands that take settings. */
-export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit' | 'report';
+export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit' | 'report' | 'plan' | 'settings';
 
 const BOTH = ['run', 'publish'] as const;
 // The kill switch and the audit trail: commands that only open the database.
@@ -603,6 +606,8 @@ export const SETTINGS = {
     default: '{instance}.example.net',
     commands: RUN,
   },
+  // The blast radius, the fleet's settings, the preview (`mayhem plan`, `mayhem settings`).
+  ...FLEET_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;
