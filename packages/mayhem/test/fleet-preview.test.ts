@@ -6,7 +6,6 @@
  */
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   fleetNames,
@@ -16,7 +15,7 @@ import {
   runArgs,
   verifyFleet,
   waitDrained,
-  type Query,
+  queryOn,
 } from './fleet-harness.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
@@ -35,18 +34,6 @@ afterAll(async () => {
   await nats?.destroy();
   await pgt?.close();
 });
-
-function queryOn(url: string): Query {
-  return async (sql, params) => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      return (await c.query(sql, params)).rows;
-    } finally {
-      await c.end();
-    }
-  };
-}
 
 describe('a leashed instance beside a live one (NATS + PostgreSQL)', () => {
   it('takes 0 of the live fleet’s messages: no consumer joined, every message acked by the live one', async () => {
