@@ -166,6 +166,19 @@ export interface RigOptions {
 
 let ids = 0;
 
+/** Rails settings with nothing set but `rails`. */
+export function railsSettingsWith(rails: Partial<RailsSettings>): RailsSettings {
+  return {
+    hosts: new HostFilter([], []),
+    window: undefined,
+    minIntervalMs: 0,
+    maxConcurrent: 0,
+    onLimit: 'delay',
+    leashed: false,
+    ...rails,
+  };
+}
+
 export function rig(o: RigOptions = {}): Rig {
   const ackDeadlineMs = o.ackDeadlineMs ?? defaultPipelineOptions.ackDeadlineMs;
   // The broker's clock is Date.now, so fake time drives leases too.
@@ -179,20 +192,7 @@ export function rig(o: RigOptions = {}): Rig {
   const rails =
     o.rails === undefined
       ? undefined
-      : new Rails(
-          {
-            hosts: new HostFilter([], []),
-            window: undefined,
-            minIntervalMs: 0,
-            maxConcurrent: 0,
-            onLimit: 'delay',
-            leashed: false,
-            ...o.rails,
-          },
-          control,
-          () => 0.5,
-          o.railsOptions?.(control),
-        );
+      : new Rails(railsSettingsWith(o.rails), control, () => 0.5, o.railsOptions?.(control));
   // The service's own wiring (its consumer is made per test below, with the options the test needs).
   const { counters, pipeline } = createMayhem(
     { broker, storage, executor, hostGuard, rails, control, metrics: o.metrics ?? noopMetrics, logger: log.logger },

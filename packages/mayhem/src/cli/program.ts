@@ -13,6 +13,7 @@ import { runSimulatedPublisher } from '../publisher/simulated.js';
 import { ConfigError, describeSetting, resolveConfig, settingsFor, type CommandName, type Config } from './config.js';
 import { runAudit, runPause, runReport, runResume } from './control.js';
 import { runSettingsImport, runSettingsSet, runSettingsShow } from './settings-command.js';
+import { runPlan } from './plan-command.js';
 import { createLogger, type LoggerHandle } from './logger.js';
 import { enableLoopwatch } from './loopwatch.js';
 import { onExitSignal } from './signals.js';
@@ -218,6 +219,23 @@ for (const [name, description, action] of [
     }
   });
 }
+
+addSettings(
+  program
+    .command('plan')
+    .description(
+      'what mayhem run would do with the requests pending (--from-stream, nothing taken) or in --requests FILE: every rail on simulated time, and the argv / URL / container each restart would act on',
+    ),
+  'plan',
+).action(async (_opts, cmd: Command) => {
+  const config = configFrom(cmd, 'plan');
+  try {
+    process.stdout.write(await runPlan(config));
+    process.exit(0);
+  } catch (err) {
+    await runtimeFailure(err, undefined);
+  }
+});
 
 // `mayhem settings show|set|import FILE`: the fleet's settings in its database.
 const settings = program

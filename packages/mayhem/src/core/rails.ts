@@ -7,14 +7,15 @@
  *   leashed, as a member of a shared-broker fleet → deferred (nothing taken; intake pauses)
  *   outside --window                              → deferred until it opens (intake pauses)
  *   within --min-interval-per-host of the last    → deferred until then, or skipped (--on-limit)
- *   --max-restart-percent of the inventory done   → deferred until the window has room, or skipped
  *   --max-concurrent-restarts already running     → deferred shortly, or skipped (--on-limit)
+ *   --max-restart-percent of the inventory done   → deferred until the window has room, or skipped
  *   leashed (--leashed), its own messages         → logged and recorded, not restarted
  *
  * The checks run holding the host (so the per-host interval cannot race another instance) and in
  * that order: a host that may never be restarted is skipped whatever the time, and a paused fleet
- * defers everything. The blast radius comes before the slots: a host it lets through is counted at
- * once (fleet-wide), so one deferred only for a slot keeps its place in the window.
+ * defers everything. The blast radius comes last: it counts a host the moment it lets it through
+ * (fleet-wide, atomically), so only a restart that goes may count (a slot taken is given back when
+ * it refuses).
  *
  * `mayhem run` and `mayhem plan` decide with this one class: the plan gives it a preview of the
  * fleet's state on simulated time (core/shadow-control.ts), the leashed run one on real time.
@@ -178,7 +179,7 @@ export interface Verdict {
 }
 
 /** The rails, in the order they are checked. */
-export type RailName = 'hosts' | 'pause' | 'leash' | 'window' | 'interval' | 'blast' | 'concurrency';
+export type RailName = 'hosts' | 'pause' | 'leash' | 'window' | 'interval' | 'concurrency' | 'blast';
 
 /** One rail's answer in a decision, for the preview: go (no verdict) or its verdict. */
 export interface RailCheck {
@@ -319,44 +320,32 @@ export class Rails {
       }
       note('interval');
     }
-    if (s.blast !== undefined) {
-      const b = s.blast;
-      const since = now - b.windowMs;
-      const size = b.inventory?.length ?? (await c.hostsSeenSince(since)).add(host).size;
-      const cap = blastCap(b.percent, size);
-      const take = await c.takeBlast(host, now, since, cap);
-      if (!take.ok) {
-        const of =
-          b.inventory !== undefined
-            ? `${size} hosts of the inventory${b.inventorySource !== undefined ? ` ${b.inventorySource}` : ''}`
-            : `${size} hosts seen in it`;
-        const reason = `${take.others.length} of ${of} were restarted in the last ${duration(b.windowMs)}; --max-restart-percent ${b.percent} allows ${cap}`;
-        return note(
-          'blast',
-          this.#limit('blast-radius', reason, blastReopensAt(take, cap, b.windowMs) - now + this.#jitter(1000)),
-        );
-      }
-      note('blast');
-    }
+    let slot = false;
     if (s.maxConcurrent > 0) {
       if (!(await c.takeSlot(s.maxConcurrent))) {
         const reason = `${s.maxConcurrent} restarts already running (--max-concurrent-restarts)`;
         return note('concurrency', this.#limit('busy', reason, this.#jitter(BUSY_DEFER_MS)));
       }
-      if (c === this.#shadow) this.#shadowSlots += 1;
+      slot = true;
       note('concurrency');
     }
+    if (s.blast !== undefined) {
+      const refused = await this.#blast(c, s.blast, host, now);
+      if (refused !== undefined) {
+        if (slot) c.releaseSlot();
+        return note('blast', refused);
+      }
+      note('blast');
+    }
+    if (slot && c === this.#shadow) this.#shadowSlots += 1;
     return undefined;
   }
 
   /** The restart that took a slot in {@link decide} has ended. */
   releaseSlot(): void {
-    if (this.#shadowSlots > 0) {
-      this.#shadowSlots -= 1;
-      this.#shadow!.releaseSlot();
-      return;
-    }
-    this.#control.releaseSlot();
+    // A leashed restart's slot in the shadow frees itself at the restart's assumed end.
+    if (this.#shadowSlots > 0) this.#shadowSlots -= 1;
+    else this.#control.releaseSlot();
   }
 
   /**
@@ -365,6 +354,24 @@ export class Rails {
    */
   stamp(host: string, at: number, looking = false): Promise<void> | undefined {
     return this.#settings.minIntervalMs > 0 ? this.#stateFor(looking).stampRestart(host, at) : undefined;
+  }
+
+  /**
+   * The blast radius: taken last, so only a restart that goes counts (its restart time stamped in the
+   * same step, fleet-wide); undefined when it may go.
+   */
+  async #blast(c: FleetControl, b: BlastRadius, host: string, now: number): Promise<Verdict | undefined> {
+    const since = now - b.windowMs;
+    const size = b.inventory?.length ?? (await c.hostsSeenSince(since)).add(host).size;
+    const cap = blastCap(b.percent, size);
+    const take = await c.takeBlast(host, now, since, cap);
+    if (take.ok) return undefined;
+    const of =
+      b.inventory !== undefined
+        ? `${size} hosts of the inventory${b.inventorySource !== undefined ? ` ${b.inventorySource}` : ''}`
+        : `${size} hosts seen in it`;
+    const reason = `${take.others.length} of ${of} were restarted in the last ${duration(b.windowMs)}; --max-restart-percent ${b.percent} allows ${cap}`;
+    return this.#limit('blast-radius', reason, blastReopensAt(take, cap, b.windowMs) - now + this.#jitter(1000));
   }
 
   #stateFor(looking: boolean): FleetControl {

@@ -8,7 +8,7 @@
  * - a leashed `mayhem run` on real time (its audit rows go to the fleet's trail, as they always did).
  *
  * A restart it would make holds a slot for `restartMs` (the executor is not run, so its end is
- * assumed), then the slot frees itself.
+ * assumed), then the slot frees itself: whoever uses it does not give it back.
  */
 import { blastTake, type BlastTake } from './blast.js';
 import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from './rails.js';
@@ -75,8 +75,13 @@ export class ShadowControl implements FleetControl {
     return Promise.resolve(true);
   }
 
-  /** A preview's slot frees itself once its assumed restart is over. */
-  releaseSlot(): void {}
+  /**
+   * Give back the slot taken last, at once: one taken for a restart that then did not go (a later
+   * rail refused). A restart that goes keeps its slot until its assumed end, and is not given back.
+   */
+  releaseSlot(): void {
+    this.#slots.pop();
+  }
 
   /** When the next slot taken frees itself (the plan's clock moves there), if one is taken. */
   nextSlotFree(): number | undefined {

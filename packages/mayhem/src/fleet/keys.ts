@@ -52,6 +52,7 @@ export const PLAN_KEYS: readonly SettingKey[] = [
   'dockerStopTimeout',
   'dryRun',
   'json',
+  'instanceName',
 ];
 
 /** Besides the fleet's: what `mayhem settings` takes. */
