@@ -69,6 +69,9 @@ export async function beginExperiment(
         window: config.window ?? null,
         minIntervalPerHost: config.minIntervalPerHost,
         maxConcurrentRestarts: config.maxConcurrentRestarts,
+        maxRestartPercent: config.maxRestartPercent,
+        blastWindow: config.blastWindow,
+        inventory: config.inventory ?? null,
         leashed: config.leashed,
       },
     });

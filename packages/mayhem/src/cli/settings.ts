@@ -271,7 +271,7 @@ export const SETTINGS = {
   onLimit: {
     kind: 'onLimit',
     flag: 'on-limit',
-    help: 'a restart the interval or the concurrency limit holds back: delay (nack until it may run) or skip (ack it as skipped)',
+    help: 'a restart the interval, the concurrency limit or the blast radius holds back: delay (nack until it may run) or skip (ack it as skipped)',
     default: 'delay',
     commands: RUN,
   },
@@ -314,7 +314,7 @@ export const SETTINGS = {
   json: {
     kind: 'bool',
     flag: 'json',
-    help: 'audit entries as JSON lines instead of a table',
+    help: 'audit entries as JSON lines instead of a table (plan, settings show: the output as JSON)',
     default: false,
     commands: ['audit'],
   },
