@@ -272,28 +272,24 @@ export class Rails {
   async decide(host: string, now: number, trace?: RailCheck[]): Promise<Verdict | undefined> {
     const s = this.#settings;
     const c = this.#stateFor(this.looks);
-    const note = (rail: RailName, verdict?: Verdict): Verdict | undefined => {
-      trace?.push({ rail, verdict });
-      return verdict;
-    };
     if (!s.hosts.open) {
       const refused = s.hosts.refusal(host);
       if (refused !== undefined)
-        return note('hosts', { action: 'skip', outcome: 'skipped-denied', reason: refused, delayMs: 0 });
-      note('hosts');
+        return noted(trace, 'hosts', { action: 'skip', outcome: 'skipped-denied', reason: refused, delayMs: 0 });
+      noted(trace, 'hosts');
     }
     const pause = this.#control.pauseState();
     if (pause !== undefined) {
-      return note('pause', {
+      return noted(trace, 'pause', {
         action: 'defer',
         outcome: 'deferred-paused',
         reason: `restarts paused by ${pause.by} at ${new Date(pause.at).toISOString()}${pause.reason ? `: ${pause.reason}` : ''}`,
         delayMs: this.#jitter(PAUSED_DEFER_MS),
       });
     }
-    note('pause');
+    noted(trace, 'pause');
     if (this.#holdsForLeash())
-      return note('leash', {
+      return noted(trace, 'leash', {
         action: 'defer',
         outcome: 'deferred-leashed',
         reason: 'leashed by the fleet settings: taken back, nothing restarted',
@@ -302,40 +298,40 @@ export class Rails {
     if (s.window !== undefined) {
       if (!s.window.isOpen(now)) {
         const wait = s.window.msUntilOpen(now);
-        return note('window', {
+        return noted(trace, 'window', {
           action: 'defer',
           outcome: 'deferred-outside-window',
           reason: `outside the restart window ${s.window.text}; it opens in ${duration(wait)}`,
           delayMs: Math.min(MAX_DEFER_MS, wait + this.#jitter(1000)),
         });
       }
-      note('window');
+      noted(trace, 'window');
     }
     if (s.minIntervalMs > 0) {
       const last = await c.lastRestart(host);
       const left = last === undefined ? 0 : last + s.minIntervalMs - now;
       if (left > 0) {
         const reason = `${host} was restarted ${duration(now - (last ?? now))} ago; --min-interval-per-host is ${duration(s.minIntervalMs)}`;
-        return note('interval', this.#limit('too-soon', reason, left + this.#jitter(1000)));
+        return noted(trace, 'interval', this.#limit('too-soon', reason, left + this.#jitter(1000)));
       }
-      note('interval');
+      noted(trace, 'interval');
     }
     let slot = false;
     if (s.maxConcurrent > 0) {
       if (!(await c.takeSlot(s.maxConcurrent))) {
         const reason = `${s.maxConcurrent} restarts already running (--max-concurrent-restarts)`;
-        return note('concurrency', this.#limit('busy', reason, this.#jitter(BUSY_DEFER_MS)));
+        return noted(trace, 'concurrency', this.#limit('busy', reason, this.#jitter(BUSY_DEFER_MS)));
       }
       slot = true;
-      note('concurrency');
+      noted(trace, 'concurrency');
     }
     if (s.blast !== undefined) {
       const refused = await this.#blast(c, s.blast, host, now);
       if (refused !== undefined) {
         if (slot) c.releaseSlot();
-        return note('blast', refused);
+        return noted(trace, 'blast', refused);
       }
-      note('blast');
+      noted(trace, 'blast');
     }
     if (slot && c === this.#shadow) this.#shadowSlots += 1;
     return undefined;
@@ -353,7 +349,9 @@ export class Rails {
    * restart only recorded as leashed, stamped where the leashed instance keeps its own.
    */
   stamp(host: string, at: number, looking = false): Promise<void> | undefined {
-    return this.#settings.minIntervalMs > 0 ? this.#stateFor(looking).stampRestart(host, at) : undefined;
+    // Never the fleet's for a restart that does not happen: without a shadow, it leaves no trace.
+    if (this.#settings.minIntervalMs === 0 || (looking && this.#shadow === undefined)) return undefined;
+    return this.#stateFor(looking).stampRestart(host, at);
   }
 
   /**
@@ -391,6 +389,12 @@ export class Rails {
   #jitter(ms: number): number {
     return Math.round(ms * (0.5 + this.#random()));
   }
+}
+
+/** A rail's answer, added to the trace when there is one (a function, not a closure per decision). */
+function noted(trace: RailCheck[] | undefined, rail: RailName, verdict?: Verdict): Verdict | undefined {
+  trace?.push({ rail, verdict });
+  return verdict;
 }
 
 /** `3h 12m`, `45 s`, `250 ms`: a wait as a person reads it. */
