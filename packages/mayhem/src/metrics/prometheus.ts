@@ -35,7 +35,8 @@ const HELP: Record<CounterName, string> = {
   unsettled: 'Messages left to their lease at shutdown because their restart could not be recorded',
   rail_skipped:
     'Restarts a safety rail refused for good (denied host, too soon or busy with --on-limit skip); acked as skipped',
-  deferred: 'Restarts a safety rail put off (paused, leashed, outside the window, too soon, busy, blast radius); nacked with a delay',
+  deferred:
+    'Restarts a safety rail put off (paused, leashed, outside the window, too soon, busy, blast radius); nacked with a delay',
   leashed: 'Restarts that would have run, not run: leashed',
 };
 

@@ -107,9 +107,11 @@ export class PgFleetControl implements FleetControl {
   }
 
   async hostsSeenSince(since: number): Promise<Set<string>> {
+    // Rows still waiting for their batch count too: taken before the query, so a row written while
+    // it runs is in one or the other.
+    const pending = this.#pending.filter((e) => e.at >= since && e.host !== '*').map((e) => e.host);
     const seen = await fleet.hostsSeenSince(this.#pool, since);
-    // Rows still waiting for their batch count too.
-    for (const e of this.#pending) if (e.at >= since && e.host !== '*') seen.add(e.host);
+    for (const host of pending) seen.add(host);
     return seen;
   }
 

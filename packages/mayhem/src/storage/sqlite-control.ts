@@ -85,9 +85,11 @@ export class SqliteFleetControl implements FleetControl {
   }
 
   hostsSeenSince(since: number): Promise<Set<string>> {
-    // Rows still waiting for their batch count too.
+    // Rows still waiting for their batch count too (taken first: with the file off the loop, a batch
+    // could be written while the query runs).
+    const pending = this.#pending.filter((e) => e.at >= since && e.host !== '*').map((e) => e.host);
     const seen = this.#fleet.hostsSeenSince(since);
-    for (const e of this.#pending) if (e.at >= since && e.host !== '*') seen.add(e.host);
+    for (const host of pending) seen.add(host);
     return Promise.resolve(seen);
   }
 
