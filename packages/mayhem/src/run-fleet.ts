@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { railsSettings, type Config } from './cli/config.js';
 import type { Storage } from './core/contracts.js';
+import { errorText } from './core/errors.js';
 import type { FleetControl, Rails } from './core/rails.js';
 import { joinFleet, show, summary, type Joined } from './fleet/join.js';
 import { FLEET_CLASS, FLEET_KEYS } from './fleet/keys.js';
@@ -15,13 +16,12 @@ import type { RunExperiment } from './run-experiment.js';
 import { LocalFleetControl } from './storage/memory-control.js';
 
 /** Join the fleet's settings through `storage`'s fleet state (refuses with a ConfigError: exit 2). */
-export async function joinRunFleet(
-  config: Config,
-  storage: Storage,
-  instance: string,
-  logger: Logger,
-): Promise<Joined> {
-  const joined = await joinFleet(config, storage.control?.() ?? new LocalFleetControl(), instance);
+export function joinRunFleet(config: Config, storage: Storage, instance: string): Promise<Joined> {
+  return joinFleet(config, storage.control?.() ?? new LocalFleetControl(), instance);
+}
+
+/** Say which settings it runs with, once everything is open (nothing is logged while starting up). */
+export function announceFleet(joined: Joined, logger: Logger): void {
   const { stored } = joined;
   logger.info(
     { version: stored.version },
@@ -38,7 +38,6 @@ export async function joinRunFleet(
           ? `Leashed by its own settings: ${show(d)}; it previews beside the fleet and restarts nothing`
           : `Following the fleet's settings (--fleet-settings adopt): ${show(d)}`,
     );
-  return joined;
 }
 
 /** Follow the fleet's settings from now on; returns the function that stops following. */
@@ -64,7 +63,7 @@ export function followFleet(o: {
       current = next;
       if (FLEET_KEYS.some((k) => FLEET_CLASS[k] === 'probes' && !sameValue(was[k], now[k])))
         o.experiment.replaceProbes(next).catch((err: unknown) => {
-          o.logger.error({ err: String(err) }, 'Could not start the fleet’s new probes');
+          o.logger.error({ err: errorText(err) }, `Could not start the fleet's new probes: ${errorText(err)}`);
         });
     },
   });

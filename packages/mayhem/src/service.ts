@@ -24,7 +24,7 @@ import { runSimulatedPublisher } from './publisher/simulated.js';
 import { LocalFleetControl } from './storage/memory-control.js';
 import { Rails } from './core/rails.js';
 import { ShadowControl } from './core/shadow-control.js';
-import { followFleet, joinRunFleet } from './run-fleet.js';
+import { announceFleet, followFleet, joinRunFleet } from './run-fleet.js';
 import { closeAdapters, openAdapters } from './open-adapters.js';
 import { beginExperiment, type RunExperiment } from './run-experiment.js';
 import { renderHtml } from './report/html.js';
@@ -48,7 +48,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const instance = config.instanceName ?? `${hostname()}:${process.pid}`;
   const adapters = await openAdapters(
     config,
-    { logger, random, join: (storage) => joinRunFleet(config, storage, instance, logger) },
+    { logger, random, join: (storage) => joinRunFleet(config, storage, instance) },
     startup,
   );
   if (adapters === undefined) {
@@ -63,6 +63,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   }
   const { metrics, storage, broker, executor, http, joined } = adapters;
   logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
+  announceFleet(joined, logger);
   // The fleet's settings from here on (this instance's own where it stored them first).
   const fleetConfig = joined.config;
 

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { errorText } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 import { parseHostTemplate } from '../core/hostname.js';
 import { parseRestartRequest } from '../core/message.js';
 import { Rails, type FleetControl } from '../core/rails.js';
@@ -112,9 +113,9 @@ export async function runPlan(config: Config): Promise<string> {
 async function openFleet(db: string): Promise<{ control: FleetControl; where: string; close(): Promise<void> }> {
   const path = db.startsWith('sqlite:') ? db.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : undefined;
   if (db === 'memory:' || (path !== undefined && !existsSync(path)))
-    return { control: new LocalFleetControl(), where: db, close: () => Promise.resolve() };
+    return { control: new LocalFleetControl(), where: redactUrl(db), close: () => Promise.resolve() };
   const opened = await openControl(db);
-  return { control: opened.control, where: db.replace(/\/\/[^@/]*@/, '//'), close: () => opened.close() };
+  return { control: opened.control, where: redactUrl(db), close: () => opened.close() };
 }
 
 async function fromNats(config: Config): Promise<Source> {

@@ -14,12 +14,11 @@
  *
  * Settings are changed with `mayhem settings set` (audited), never by starting an instance.
  */
-import { isGiven, isLeashed, type Config } from '../cli/config.js';
+import { ConfigError, isGiven, isLeashed, type Config } from '../cli/config.js';
 import type { FleetControl, StoredSettings } from '../core/rails.js';
 import { readInventory } from './inventory.js';
 import { FLEET_CLASS, FLEET_KEYS, type FleetClass, type FleetKey } from './keys.js';
 import { defaultValue, describeStored, fleetValues, sameValue, showValue, withFleet } from './values.js';
-import { ConfigError } from '../cli/config.js';
 import { SETTINGS } from '../cli/settings.js';
 
 export interface Difference {
