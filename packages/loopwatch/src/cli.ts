@@ -12,8 +12,25 @@
  *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
  */
 import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
-import type { AttachAnswer, AttachCommand, EndedRow, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
-import { dataOf, endedView, listView, psView, pstreeView, whereView, type PsFilter } from './attach/views.js';
+import type {
+  AttachAnswer,
+  AttachCommand,
+  EndedRow,
+  ProcessInfo,
+  TaskRow,
+  WhereData,
+  WorkRow,
+} from './attach/protocol.js';
+import {
+  dataOf,
+  endedView,
+  endedWorkView,
+  listView,
+  psView,
+  pstreeView,
+  whereView,
+  type PsFilter,
+} from './attach/views.js';
 import { formatText } from './sinks/text.js';
 import type { Report } from './model/report.js';
 import { errorText } from './model/error-text.js';
@@ -48,7 +65,11 @@ function msOf(s: string): number {
   return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 's' || m[2] === undefined ? 1000 : 1);
 }
 
-async function one(args: Args, cmd: AttachCommand, extra: { task?: number } = {}): Promise<AttachAnswer> {
+async function one(
+  args: Args,
+  cmd: AttachCommand,
+  extra: { task?: number; work?: number } = {},
+): Promise<AttachAnswer> {
   const target = args.positional[0];
   if (!target) throw new AttachError(`loopwatch ${cmd}: which process? (a pid; \`loopwatch list\` shows them)`);
   const token = args.flags.get('token');
@@ -79,10 +100,13 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'ps': {
       const a = await one(args, args.flags.has('ended') ? 'ended' : 'ps');
       if (args.flags.has('json')) return void out(`${JSON.stringify(a)}\n`);
-      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[] }>(a);
+      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[]; work?: WorkRow[]; endedWork?: WorkRow[] }>(
+        a,
+      );
       out(head);
       if (!data) return;
-      if (args.flags.has('ended')) return void out(endedView(data.ended));
+      if (args.flags.has('ended'))
+        return void out(endedView(data.ended) + (data.endedWork?.length ? `\n${endedWorkView(data.endedWork)}` : ''));
       const name = args.flags.get('name');
       const older = args.flags.get('older-than');
       const filter: PsFilter = {
@@ -90,7 +114,7 @@ async function main(argv: readonly string[]): Promise<void> {
         ...(typeof older === 'string' ? { olderThanMs: msOf(older) } : {}),
         all: args.flags.has('all'),
       };
-      out(psView(data.tasks, filter));
+      out(psView(data.tasks, filter, data.work));
       return;
     }
     case 'pstree': {
@@ -101,12 +125,16 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'where': {
-      const id = Number((args.positional[1] ?? '').replace(/^#/, ''));
-      if (!Number.isInteger(id)) throw new AttachError('loopwatch where: which task? (its id, from `loopwatch ps`)');
-      const a = await one(args, 'where', { task: id });
+      const ref = (args.positional[1] ?? '').replace(/^#/, '');
+      // `w3`: a work unit (trackWork); a plain number: a task.
+      const work = /^w\d+$/.test(ref);
+      const id = Number(work ? ref.slice(1) : ref);
+      if (ref === '' || !Number.isInteger(id))
+        throw new AttachError('loopwatch where: which task? (its id, or w<id> for a work unit, from `loopwatch ps`)');
+      const a = await one(args, 'where', work ? { work: id } : { task: id });
       const { data, head } = dataOf<WhereData>(a);
       out(head);
-      if (data) out(whereView(data, id));
+      if (data) out(whereView(data, work ? ref : id));
       return;
     }
     case 'dump': {

@@ -18,6 +18,7 @@ import { textSink } from './sinks/text.js';
 import { jsonSink } from './sinks/json.js';
 import { realClock, type Clock } from './instrument/clock.js';
 import { TaskTracker } from './instrument/tasks.js';
+import { WorkTable } from './instrument/work.js';
 import { installCurrentTaskProbe, uninstallCurrentTaskProbe } from './instrument/current-task.js';
 import { collectedReport } from './instrument/collected.js';
 import { UnhandledWatcher } from './instrument/unhandled.js';
@@ -73,6 +74,8 @@ export class Loopwatch {
   readonly bus = new ReportBus();
   readonly clock: Clock;
   readonly tasks: TaskTracker;
+  /** Units of work named through `trackWork` (both modes). */
+  readonly work: WorkTable;
   readonly stalls = new StallFeed();
   slow: SlowCallbackWatcher | undefined;
   blocking: BlockingCallWatcher | undefined;
@@ -88,6 +91,7 @@ export class Loopwatch {
     this.#parts = parts;
     this.clock = parts.clock ?? realClock;
     this.tasks = new TaskTracker(this.clock);
+    this.work = new WorkTable(this.clock, () => this.tasks.current());
   }
 
   get mode(): Mode {
@@ -153,6 +157,7 @@ export class Loopwatch {
     });
     // 5 ms samples: ≥ 20 in any slow turn, enough to name its function and line.
     this.#startProductionSet(opts, slowMs, 5_000);
+    this.#trackWork(true);
     const onSigusr2 = (): void => this.emit(this.dump());
     process.on('SIGUSR2', onSigusr2);
     this.#stoppers.push(() => void process.off('SIGUSR2', onSigusr2));
@@ -173,6 +178,7 @@ export class Loopwatch {
     // 20 ms samples: a slow turn (≥ 100 ms) still gets ≥ 5, and the watchdog's pause gives its exact
     // frames; 10 ms cost about 2 points more CPU per request (bench/http-cpu.ts, README "Overhead").
     this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 20_000);
+    this.#trackWork(false);
     this.#armSummary(opts);
     this.#mode = 'production';
   }
@@ -204,6 +210,17 @@ export class Loopwatch {
     process.off('exit', slow.flush);
     slow.stop();
     if (this.tasks.tracking) this.tasks.setSlowReaction(undefined);
+  }
+
+  /** `trackWork` reaches this instance; where each phase was set is captured in debug mode only. */
+  #trackWork(captureSites: boolean): void {
+    const work = this.work;
+    work.captureSites = captureSites;
+    work.install();
+    this.#stoppers.push(() => {
+      work.uninstall();
+      work.captureSites = false;
+    });
   }
 
   #restart(opts: EnableOptions): void {
