@@ -10,6 +10,8 @@
  *   loopwatch top <pid>            live view (q quits, ↑/↓ select, Enter shows a task)
  *   loopwatch dump <pid>           the task dump `kill -USR2` prints, on this terminal
  *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
+ *   loopwatch replay <file>        a recording (LOOPWATCH_RECORD) in top, with a time cursor
+ *   loopwatch export <file> --format chrome-trace [--out trace.json]   for Perfetto / chrome://tracing / DevTools
  */
 import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
 import type {
@@ -39,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { shortLocation } from './model/paths.js';
 
 const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid>
+       loopwatch replay <recording> | export <recording> --format chrome-trace [--out trace.json]
   <pid> may be tcp:HOST:PORT (with --token T or LOOPWATCH_TOKEN) for an endpoint opened with LOOPWATCH_ATTACH=tcp:…\n`;
 
 interface Args {
@@ -53,7 +56,8 @@ function parse(argv: readonly string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) positional.push(a);
-    else if (['--name', '--older-than', '--token'].includes(a)) flags.set(a.slice(2), argv[++i] ?? '');
+    else if (['--name', '--older-than', '--token', '--format', '--out'].includes(a))
+      flags.set(a.slice(2), argv[++i] ?? '');
     else flags.set(a.slice(2), true);
   }
   return { cmd: positional.shift() ?? 'help', positional, flags };
@@ -172,6 +176,12 @@ async function main(argv: readonly string[]): Promise<void> {
       out(
         'loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n',
       );
+      return;
+    }
+    case 'replay':
+    case 'export': {
+      const { recordingCommand } = await import('./record-cli.js');
+      await recordingCommand(args.cmd, args.positional[0], args.flags);
       return;
     }
     default:

@@ -34,6 +34,8 @@ import { AttachEndpoint, type AttachSetting } from './attach/endpoint.js';
 import { Answers } from './attach/answers.js';
 import { errorText } from './model/error-text.js';
 import { writeStderr } from './sinks/stderr.js';
+import type { Recorder } from './record/recorder.js';
+import { openRecording } from './recording.js';
 
 /** Options shared by `enableDebug`, `enableProduction` and the environment. */
 export interface EnableOptions extends ReportPolicy {
@@ -47,6 +49,10 @@ export interface EnableOptions extends ReportPolicy {
   readonly format?: Format;
   /** Where reports go instead of stderr. */
   readonly sink?: Sink;
+  /** Record the timeline to this file (`LOOPWATCH_RECORD`): `loopwatch replay|export <file>`. */
+  readonly record?: string;
+  /** The recording's size cap, bytes (a ring: the oldest is overwritten). Default 64 MiB. */
+  readonly recordMaxBytes?: number;
   /** Periodic task dump (debug) and loop-lag interval, ms. */
   readonly monitorMs?: number;
   /** `host:port` of StatsD for loop-lag figures. */
@@ -81,6 +87,7 @@ export class Loopwatch {
   blocking: BlockingCallWatcher | undefined;
   watchdog: StallWatchdog | undefined;
   attach: AttachEndpoint | undefined;
+  #recorder: Recorder | undefined;
   #mode: Mode = 'off';
   /** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
   #startupWindows = 0;
@@ -98,8 +105,15 @@ export class Loopwatch {
     return this.#mode;
   }
 
-  /** Emits through the bus (kinds, ignore, silence, one per site). */
-  readonly emit = (r: Report): void => this.bus.emit(r);
+  /** Emits through the bus (kinds, ignore, silence, one per site); a stall is also recorded. */
+  readonly emit = (r: Report): void => {
+    if (r.kind === 'stall' && this.#recorder && r.durationMs !== undefined)
+      this.#recorder.stall(
+        r.durationMs,
+        r.functionName === undefined ? undefined : `${r.functionName} (${r.location ?? '?'})`,
+      );
+    this.bus.emit(r);
+  };
 
   /** Emits through the configured sink, text on stderr when none is set. */
   report(r: Report): void {
@@ -158,6 +172,7 @@ export class Loopwatch {
     // 5 ms samples: ≥ 20 in any slow turn, enough to name its function and line.
     this.#startProductionSet(opts, slowMs, 5_000);
     this.#trackWork(true);
+    this.#record(opts, 'debug');
     const onSigusr2 = (): void => this.emit(this.dump());
     process.on('SIGUSR2', onSigusr2);
     this.#stoppers.push(() => void process.off('SIGUSR2', onSigusr2));
@@ -179,6 +194,7 @@ export class Loopwatch {
     // frames; 10 ms cost about 2 points more CPU per request (bench/http-cpu.ts, README "Overhead").
     this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 20_000);
     this.#trackWork(false);
+    this.#record(opts, 'production');
     this.#armSummary(opts);
     this.#mode = 'production';
   }
@@ -196,6 +212,7 @@ export class Loopwatch {
       lastBlockingCall: () => this.blocking?.last,
       onReported: (at) => this.watchdog?.holdSlices(at),
       pullSlices: () => this.watchdog?.drainSlices(),
+      onTurn: (r) => this.#recorder?.slowTurn(r),
     });
     this.slow = slow;
     process.on('exit', slow.flush);
@@ -220,6 +237,22 @@ export class Loopwatch {
     this.#stoppers.push(() => {
       work.uninstall();
       work.captureSites = false;
+    });
+  }
+
+  /** `record`: the timeline to a ring file; tasks (debug mode), work units, slow turns, stalls, loop lag. */
+  #record(opts: EnableOptions, mode: 'debug' | 'production'): void {
+    if (opts.record === undefined) return;
+    const rec = openRecording(this, opts.record, opts.recordMaxBytes, mode);
+    if (!rec) return;
+    this.#recorder = rec;
+    if (this.tasks.tracking) this.tasks.observer = rec;
+    this.work.observer = rec;
+    this.#stoppers.push(() => {
+      this.tasks.observer = undefined;
+      this.work.observer = undefined;
+      this.#recorder = undefined;
+      return rec.close();
     });
   }
 

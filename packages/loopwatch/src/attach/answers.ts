@@ -2,7 +2,6 @@
  * The main thread's answers to attach requests, built from one {@link Loopwatch}'s instruments. Frames
  * are resolved here, where the loaders' source maps are.
  */
-import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Loopwatch } from '../loopwatch.js';
 import type { PromiseRecord } from '../model/task.js';
@@ -11,6 +10,7 @@ import { findCycles } from '../instrument/dump.js';
 import { HISTORY } from '../instrument/terminated.js';
 import type { WorkRecord } from '../instrument/work.js';
 import { userFrames } from '../source/frames.js';
+import { commandLine } from '../model/paths.js';
 import type {
   AttachRequest,
   EndedRow,
@@ -52,15 +52,10 @@ export class Answers {
   }
 
   info(): ProcessInfo {
-    const script = process.argv[1];
     const lag = this.lw.watchdog?.lag(10_000) ?? { p50Ms: 0, p99Ms: 0, maxMs: 0 };
     return {
       pid: process.pid,
-      command: [
-        path.basename(process.execPath),
-        ...(script ? [path.relative(process.cwd(), script) || script] : []),
-        ...process.argv.slice(2),
-      ].join(' '),
+      command: commandLine(),
       mode: this.lw.mode,
       uptimeMs: Math.round(performance.now()),
       node: process.version,
