@@ -58,7 +58,9 @@ export function toChromeTrace(rec: Recording): ChromeTrace {
     { name: 'thread_name', ph: 'M', ts: 0, pid, tid: STALLS, args: { name: 'stalls (watchdog)' } },
   ];
   const open = new Map<string, Open>();
+  // A `spawn` names its task right after the task began: the slice takes the final name.
   const names = new Map<number, string>();
+  for (const e of rec.events) if (e.type === 'name' && str(e.name) !== undefined) names.set(e.id, str(e.name)!);
   const begin = (slice: Omit<Open, 'inner'>, t: number, args: Record<string, unknown>): Open => {
     const o: Open = { ...slice, inner: undefined };
     open.set(o.id, o);
@@ -84,7 +86,10 @@ export function toChromeTrace(rec: Recording): ChromeTrace {
       case 'task':
       case 'ktask': {
         const name =
-          (e.type === 'ktask' ? str(e.name) : undefined) ?? frameOf(str(e.def))?.functionName ?? `task ${e.id}`;
+          names.get(e.id) ??
+          (e.type === 'ktask' ? str(e.name) : undefined) ??
+          frameOf(str(e.def))?.functionName ??
+          `task ${e.id}`;
         names.set(e.id, name);
         if (!open.has(`task-${e.id}`)) {
           const start = e.type === 'ktask' ? e.start : e.t;
@@ -99,9 +104,6 @@ export function toChromeTrace(rec: Recording): ChromeTrace {
         }
         break;
       }
-      case 'name':
-        names.set(e.id, str(e.name) ?? taskName(e.id));
-        break;
       case 'await':
         inner(
           known(`task-${e.id}`, 'task', e.t, () => taskName(e.id)),
