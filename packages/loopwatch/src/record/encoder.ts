@@ -13,13 +13,10 @@ import { isInternalFile, siteToFrame } from '../source/frames.js';
 export interface Def {
   readonly id: number;
   text: string;
-  /** The ring seq (an upper bound) of the last chunk that used it: a slot being overwritten keeps the ones used later. */
-  lastSeq: number;
+  /** The buffer (flush generation) that used it last. */
+  gen: number;
   /** A site not resolved yet. */
   site?: NodeJS.CallSite | undefined;
-  /** Its key in the intern tables, to forget it. */
-  readonly file?: string;
-  readonly pos?: number;
 }
 
 const utf8 = new TextEncoder();
@@ -31,8 +28,8 @@ export class RecordEncoder {
   lastMs: number;
   /** `lastMs` when the current buffer began: its chunk's base. */
   baseMs: number;
-  /** Stamped on every definition used: the seq the buffer will be written under, or one more. */
-  seq = 1;
+  /** The current buffer's generation, stamped on every definition it uses. */
+  gen = 1;
   #nextId = 1;
   readonly #strings = new Map<string, Def>();
   readonly #sites = new Map<string, Map<number, Def>>();
@@ -57,10 +54,10 @@ export class RecordEncoder {
   str(text: string): number {
     let d = this.#strings.get(text);
     if (d === undefined) {
-      d = { id: this.#nextId++, text, lastSeq: this.seq };
+      d = { id: this.#nextId++, text, gen: this.gen };
       this.#strings.set(text, d);
       this.#pending.push(d);
-    } else d.lastSeq = this.seq;
+    } else d.gen = this.gen;
     return d.id;
   }
 
@@ -74,10 +71,10 @@ export class RecordEncoder {
     if (byPos === undefined) this.#sites.set(file, (byPos = new Map<number, Def>()));
     let d = byPos.get(pos);
     if (d === undefined) {
-      d = { id: this.#nextId++, text: '', lastSeq: this.seq, site: cs, file, pos };
+      d = { id: this.#nextId++, text: '', gen: this.gen, site: cs };
       byPos.set(pos, d);
       this.#pending.push(d);
-    } else d.lastSeq = this.seq;
+    } else d.gen = this.gen;
     return d.id;
   }
 
@@ -113,15 +110,25 @@ export class RecordEncoder {
     return defs;
   }
 
-  /** Forgets a definition nothing left in the ring uses (its slot is being overwritten). */
-  forget(d: Def): void {
-    if (d.file === undefined) {
-      if (this.#strings.get(d.text) === d) this.#strings.delete(d.text);
-    } else {
-      const byPos = this.#sites.get(d.file);
-      if (byPos?.get(d.pos!) === d) byPos.delete(d.pos!);
-      if (byPos?.size === 0) this.#sites.delete(d.file);
+  /**
+   * A new slot begins: every slot defines the strings its records use, so it reads without the slots
+   * the ring drops. Definitions the buffer of generation `gen` used (and did not just define) are
+   * returned, to be written again with it; all others are forgotten (their next use defines them anew).
+   */
+  newSlot(gen: number, justDefined: ReadonlySet<Def>): Def[] {
+    const carried: Def[] = [];
+    const sweep = <K>(m: Map<K, Def>): void => {
+      for (const [k, d] of m) {
+        if (d.gen !== gen) m.delete(k);
+        else if (!justDefined.has(d)) carried.push(d);
+      }
+    };
+    sweep(this.#strings);
+    for (const [file, byPos] of this.#sites) {
+      sweep(byPos);
+      if (byPos.size === 0) this.#sites.delete(file);
     }
+    return carried;
   }
 
   /** Everything is dropped (a lost buffer): later uses define their strings again. */

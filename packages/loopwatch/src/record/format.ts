@@ -9,10 +9,10 @@
  *     smaller one, and the slots sorted by seq are the timeline in order.
  *
  * A record is `u8 type, varint dt` (µs since the previous record; the first one since the chunk's base)
- * and its fields, varints (LEB128). Strings (names, phases, sites) are defined once by a `STR` record and
- * referred to by id (0 = none); a slot that is overwritten hands the definitions still in use to the
- * new one, and every slot starts with a keyframe (the live tasks and work units), so the oldest slot
- * left is readable without the ones the ring dropped.
+ * and its fields, varints (LEB128). Strings (names, phases, sites) are defined by a `STR` record and
+ * referred to by id (0 = none). Each slot defines the strings its records use (once per slot) and its
+ * first chunk ends with a keyframe (the live tasks and work units), so the oldest slot left reads on
+ * its own, without the ones the ring dropped.
  */
 
 export const MAGIC = 'LWREC01\n';

@@ -1,8 +1,8 @@
 /**
  * Reads a recording (record/format.ts) back: the header, the ring's slots in the order they were
  * written, every chunk's records decoded into events with absolute times (clock ms of the recorded
- * process). Strings are collected from the whole file first: a definition may sit in a later slot than
- * the records using it (the ring hands definitions on when it overwrites a slot).
+ * process). Strings are collected from every chunk into one table: ids are never reused, and each slot
+ * defines the ones its own records use.
  */
 import fs from 'node:fs';
 import { ByteSource } from './bytes.js';

@@ -13,7 +13,7 @@ import type { WorkObserver, WorkRecord } from '../instrument/work.js';
 import type { RecentSlow } from '../instrument/slow.js';
 import type { Clock, Timer } from '../instrument/clock.js';
 import { ByteSink } from './bytes.js';
-import { RecordEncoder, writeDefs, type Def } from './encoder.js';
+import { RecordEncoder, writeDefs } from './encoder.js';
 import { CHUNK_HEADER, R, type RecordingMeta } from './format.js';
 import { RingFile } from './ring-file.js';
 import { parentId, us, writeKeyframe } from './keyframe.js';
@@ -44,8 +44,6 @@ export class Recorder implements TaskObserver, WorkObserver {
   readonly ring: RingFile;
   readonly #d: RecorderDeps;
   readonly #enc: RecordEncoder;
-  /** Definitions written per slot (this lap): what the slot hands on when it is overwritten. */
-  readonly #slotDefs: Def[][];
   readonly #flushAt: number;
   readonly #timers: Timer[] = [];
   #flushQueued = false;
@@ -64,8 +62,6 @@ export class Recorder implements TaskObserver, WorkObserver {
       d.clock.origin,
     );
     this.#enc = new RecordEncoder(now);
-    this.#enc.seq = this.ring.seq + 1;
-    this.#slotDefs = Array.from({ length: this.ring.slotCount }, () => []);
     this.#flushAt = this.ring.slotSize / 4;
     this.#elu = (d.elu ?? performance.eventLoopUtilization)();
     this.#timers.push(d.clock.every(SAMPLE_MS, this.#sample));
@@ -233,37 +229,43 @@ export class Recorder implements TaskObserver, WorkObserver {
     this.flush();
   };
 
-  /** The buffer becomes a chunk of the ring; a chunk that starts a slot carries a keyframe. */
+  /**
+   * The buffer becomes a chunk of the ring. A chunk that starts a slot also carries the definitions
+   * its records use and a keyframe, so every slot reads on its own.
+   */
   flush(): void {
     if (this.#closed) return;
     this.#sinceFlush = 0;
     const e = this.#enc;
     const baseMs = e.baseMs;
+    const gen = e.gen;
+    e.gen += 1;
     let events = e.sink.take();
     e.baseMs = e.lastMs;
     const defs = new ByteSink(4096);
-    let made = e.takeDefs(defs);
-    if (CHUNK_HEADER + defs.pos + events.length > (this.ring.slotSize * 3) / 4) {
-      // One turn made more than a slot holds: say so rather than break the ring.
-      this.#lost += events.length;
-      events = this.#lostRecord(baseMs);
-    }
+    const made = e.takeDefs(defs);
+    const room = (this.ring.slotSize * 3) / 4;
+    if (CHUNK_HEADER + defs.pos + events.length > room) events = this.#lose(events.length, baseMs);
     const place = this.ring.place(CHUNK_HEADER + defs.pos + events.length);
-    e.seq = this.ring.seq + 1;
-    let tail: Uint8Array | undefined;
-    let handed: Def[] = [];
+    let head: Uint8Array = new Uint8Array(0);
+    let tail: Uint8Array = new Uint8Array(0);
     if (place.fresh) {
+      const carried = new ByteSink(4096);
+      writeDefs(carried, e.newSlot(gen, new Set(made)));
       tail = this.#keyframe();
-      made = made.concat(e.takeDefs(defs));
-      handed = this.#handOn(place.slot, place.seqBefore);
-      this.#slotDefs[place.slot] = [];
+      e.takeDefs(defs);
+      head = carried.take();
+      if (CHUNK_HEADER + head.length + defs.pos + events.length + tail.length > this.ring.slotSize) {
+        // The slot cannot define all this buffer used: its events are lost, the keyframe kept.
+        events = this.#lose(events.length, baseMs);
+        head = new Uint8Array(0);
+      }
     }
-    const payload = new ByteSink(defs.pos + events.length + (tail?.length ?? 0) + 4096);
-    writeDefs(payload, handed);
+    const payload = new ByteSink(head.length + defs.pos + events.length + tail.length + 16);
+    payload.bytes(head);
     payload.bytes(defs.buf.subarray(0, defs.pos));
     payload.bytes(events);
-    if (tail) payload.bytes(tail);
-    this.#slotDefs[place.slot]!.push(...handed, ...made);
+    payload.bytes(tail);
     if (!this.ring.append(payload.buf.subarray(0, payload.pos), baseMs)) {
       // The disk cannot keep up: what this chunk defined must be defined again.
       this.#lost += payload.pos;
@@ -271,26 +273,18 @@ export class Recorder implements TaskObserver, WorkObserver {
     }
   }
 
+  #lose(bytes: number, baseMs: number): Uint8Array {
+    this.#lost += bytes;
+    return this.#lostRecord(bytes, baseMs);
+  }
+
   /** Stands for the dropped events, at the time the last of them had (later deltas build on it). */
-  #lostRecord(baseMs: number): Uint8Array {
+  #lostRecord(bytes: number, baseMs: number): Uint8Array {
     const s = new ByteSink(32);
     s.u8(R.LOST);
     s.varint(us(this.#enc.lastMs - baseMs));
-    s.varint(this.#lost);
+    s.varint(bytes);
     return s.take();
-  }
-
-  /** Definitions of the overwritten slot still used later are written again; the others forgotten. */
-  #handOn(slot: number, seqBefore: number): Def[] {
-    const keep: Def[] = [];
-    for (const d of this.#slotDefs[slot]!) {
-      if (seqBefore > 0 && d.lastSeq <= seqBefore) this.#enc.forget(d);
-      else {
-        d.lastSeq = this.#enc.seq;
-        keep.push(d);
-      }
-    }
-    return keep;
   }
 
   #keyframe(): Uint8Array {

@@ -13,8 +13,6 @@ export interface Placement {
   readonly seq: number;
   /** The chunk starts a slot (overwriting what the ring held there). */
   readonly fresh: boolean;
-  /** The seq of what the slot held before (0: nothing). */
-  readonly seqBefore: number;
 }
 
 interface Write {
@@ -32,7 +30,6 @@ export class RingFile {
   seq = 0;
   #slot = -1;
   #slotPos = 0;
-  readonly #slotSeq: number[];
   #fd: number | undefined;
   readonly #queue: Write[] = [];
   #queuedBytes = 0;
@@ -52,7 +49,6 @@ export class RingFile {
     const { slotSize, slotCount } = slotLayout(maxBytes);
     this.slotSize = slotSize;
     this.slotCount = slotCount;
-    this.#slotSeq = new Array<number>(slotCount).fill(0);
     const header = Buffer.alloc(HEADER_SIZE);
     header.write(MAGIC, 0, 'latin1');
     header.writeUInt32LE(HEADER_SIZE, 8);
@@ -75,14 +71,12 @@ export class RingFile {
   /** Decides where a chunk of `length` bytes (header included) goes; moves to the next slot when it must. */
   place(length: number, forceNewSlot = false): Placement {
     if (this.#slot >= 0 && !forceNewSlot && this.#slotPos + length <= this.slotSize) {
-      return { slot: this.#slot, seq: this.seq, fresh: false, seqBefore: 0 };
+      return { slot: this.#slot, seq: this.seq, fresh: false };
     }
     this.#slot = (this.#slot + 1) % this.slotCount;
     this.seq += 1;
     this.#slotPos = 0;
-    const seqBefore = this.#slotSeq[this.#slot]!;
-    this.#slotSeq[this.#slot] = this.seq;
-    return { slot: this.#slot, seq: this.seq, fresh: true, seqBefore };
+    return { slot: this.#slot, seq: this.seq, fresh: true };
   }
 
   /** Room left in the current slot. */
