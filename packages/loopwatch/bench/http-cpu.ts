@@ -10,11 +10,14 @@
  * medians and the median of per-round ratios to plain.
  *
  * Modes: plain; production (LOOPWATCH_ATTACH=0); production+attach (the endpoint open, as under
- * register by default); debug (attach open).
+ * register by default); debug (attach open); production+record and debug+record (LOOPWATCH_RECORD to a
+ * temporary file: the recording's cost; its size per minute of this load is printed at the end).
  *
  * Usage: node packages/loopwatch/dist/bench/http-cpu.js [rounds=8] [requests=20000] [modes=plain,production,production+attach,debug]
+ *   the recording's cost: ... 12 30000 plain,production,production+record,debug,debug+record
  */
 import { once } from 'node:events';
+import fs from 'node:fs';
 import autocannon from 'autocannon';
 import { printVsPlain, rotateRounds } from './rounds.js';
 import { startServer } from './start-server.js';
@@ -31,8 +34,12 @@ async function cpuOf(port: number): Promise<number> {
 }
 
 /** Server CPU µs per request over REQUESTS requests, after a warm-up. */
+/** Recording bytes per minute of load, by mode (the `+record` modes). */
+const recorded = new Map<string, number[]>();
+
 async function measure(mode: string): Promise<number> {
-  const { child, port } = await startServer(mode);
+  const { child, port, record } = await startServer(mode);
+  const started = performance.now();
   try {
     await autocannon({ url: `http://127.0.0.1:${port}/warm`, connections: CONNECTIONS, amount: WARMUP });
     const before = await cpuOf(port);
@@ -48,6 +55,12 @@ async function measure(mode: string): Promise<number> {
   } finally {
     child.kill('SIGTERM');
     await once(child, 'close');
+    if (record) {
+      // The whole life of the server: start-up, warm-up, the measured requests (the exit flush included).
+      const perMin = (fs.statSync(record).size / (performance.now() - started)) * 60_000;
+      recorded.set(mode, [...(recorded.get(mode) ?? []), perMin]);
+      fs.rmSync(record, { force: true });
+    }
   }
 }
 
@@ -58,3 +71,9 @@ printVsPlain(
   `node:http, ${ROUNDS} rounds × ${REQUESTS} requests, ${CONNECTIONS} connections: server CPU µs per request`,
   show,
 );
+for (const [mode, xs] of recorded) {
+  const mb = xs.map((x) => x / 2 ** 20).sort((a, b) => a - b);
+  process.stdout.write(
+    `${mode}: recording ${mb[Math.floor(mb.length / 2)]!.toFixed(2)} MiB per minute of this load (median; min ${mb[0]!.toFixed(2)}, max ${mb.at(-1)!.toFixed(2)})\n`,
+  );
+}
