@@ -120,8 +120,9 @@ export function workView(work: readonly WorkRow[], f: PsFilter = {}): string {
       many ? `${g.length} ×` : workRef(w.id),
       many ? w.kind : `${w.kind} ${shortKey(w.key)}`,
       w.phase === '' ? '(no phase yet)' : w.phase,
-      many ? `≤${duration(Math.max(...g.map((x) => x.phaseMs)))}` : duration(w.phaseMs),
-      many ? `≤${duration(Math.max(...g.map((x) => x.ageMs)))}` : duration(w.ageMs),
+      // reduce, not Math.max(...): a fold can hold more units than a call takes arguments.
+      many ? `≤${duration(g.reduce((m, x) => Math.max(m, x.phaseMs), 0))}` : duration(w.phaseMs),
+      many ? `≤${duration(g.reduce((m, x) => Math.max(m, x.ageMs), 0))}` : duration(w.ageMs),
       at(w.waitingAt[0]),
       many || w.parentId === null ? '-' : `#${w.parentId}`,
     ];
