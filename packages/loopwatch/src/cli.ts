@@ -10,10 +10,29 @@
  *   loopwatch top <pid>            live view (q quits, ↑/↓ select, Enter shows a task)
  *   loopwatch dump <pid>           the task dump `kill -USR2` prints, on this terminal
  *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
+ *   loopwatch replay <file>        a recording (LOOPWATCH_RECORD) in top, with a time cursor
+ *   loopwatch export <file> --format chrome-trace [--out trace.json]   for Perfetto / chrome://tracing / DevTools
  */
 import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
-import type { AttachAnswer, AttachCommand, EndedRow, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
-import { dataOf, endedView, listView, psView, pstreeView, whereView, type PsFilter } from './attach/views.js';
+import type {
+  AttachAnswer,
+  AttachCommand,
+  EndedRow,
+  ProcessInfo,
+  TaskRow,
+  WhereData,
+  WorkRow,
+} from './attach/protocol.js';
+import {
+  dataOf,
+  endedView,
+  endedWorkView,
+  listView,
+  psView,
+  pstreeView,
+  whereView,
+  type PsFilter,
+} from './attach/views.js';
 import { formatText } from './sinks/text.js';
 import type { Report } from './model/report.js';
 import { errorText } from './model/error-text.js';
@@ -22,6 +41,7 @@ import { fileURLToPath } from 'node:url';
 import { shortLocation } from './model/paths.js';
 
 const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid>
+       loopwatch replay <recording> | export <recording> --format chrome-trace [--out trace.json]
   <pid> may be tcp:HOST:PORT (with --token T or LOOPWATCH_TOKEN) for an endpoint opened with LOOPWATCH_ATTACH=tcp:…\n`;
 
 interface Args {
@@ -36,7 +56,8 @@ function parse(argv: readonly string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) positional.push(a);
-    else if (['--name', '--older-than', '--token'].includes(a)) flags.set(a.slice(2), argv[++i] ?? '');
+    else if (['--name', '--older-than', '--token', '--format', '--out'].includes(a))
+      flags.set(a.slice(2), argv[++i] ?? '');
     else flags.set(a.slice(2), true);
   }
   return { cmd: positional.shift() ?? 'help', positional, flags };
@@ -48,7 +69,11 @@ function msOf(s: string): number {
   return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 's' || m[2] === undefined ? 1000 : 1);
 }
 
-async function one(args: Args, cmd: AttachCommand, extra: { task?: number } = {}): Promise<AttachAnswer> {
+async function one(
+  args: Args,
+  cmd: AttachCommand,
+  extra: { task?: number; work?: number } = {},
+): Promise<AttachAnswer> {
   const target = args.positional[0];
   if (!target) throw new AttachError(`loopwatch ${cmd}: which process? (a pid; \`loopwatch list\` shows them)`);
   const token = args.flags.get('token');
@@ -79,10 +104,13 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'ps': {
       const a = await one(args, args.flags.has('ended') ? 'ended' : 'ps');
       if (args.flags.has('json')) return void out(`${JSON.stringify(a)}\n`);
-      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[] }>(a);
+      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[]; work?: WorkRow[]; endedWork?: WorkRow[] }>(
+        a,
+      );
       out(head);
       if (!data) return;
-      if (args.flags.has('ended')) return void out(endedView(data.ended));
+      if (args.flags.has('ended'))
+        return void out(endedView(data.ended) + (data.endedWork?.length ? `\n${endedWorkView(data.endedWork)}` : ''));
       const name = args.flags.get('name');
       const older = args.flags.get('older-than');
       const filter: PsFilter = {
@@ -90,7 +118,7 @@ async function main(argv: readonly string[]): Promise<void> {
         ...(typeof older === 'string' ? { olderThanMs: msOf(older) } : {}),
         all: args.flags.has('all'),
       };
-      out(psView(data.tasks, filter));
+      out(psView(data.tasks, filter, data.work));
       return;
     }
     case 'pstree': {
@@ -101,12 +129,16 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'where': {
-      const id = Number((args.positional[1] ?? '').replace(/^#/, ''));
-      if (!Number.isInteger(id)) throw new AttachError('loopwatch where: which task? (its id, from `loopwatch ps`)');
-      const a = await one(args, 'where', { task: id });
+      const ref = (args.positional[1] ?? '').replace(/^#/, '');
+      // `w3`: a work unit (trackWork); a plain number: a task.
+      const work = /^w\d+$/.test(ref);
+      const id = Number(work ? ref.slice(1) : ref);
+      if (ref === '' || !Number.isInteger(id))
+        throw new AttachError('loopwatch where: which task? (its id, or w<id> for a work unit, from `loopwatch ps`)');
+      const a = await one(args, 'where', work ? { work: id } : { task: id });
       const { data, head } = dataOf<WhereData>(a);
       out(head);
-      if (data) out(whereView(data, id));
+      if (data) out(whereView(data, work ? ref : id));
       return;
     }
     case 'dump': {
@@ -144,6 +176,12 @@ async function main(argv: readonly string[]): Promise<void> {
       out(
         'loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n',
       );
+      return;
+    }
+    case 'replay':
+    case 'export': {
+      const { recordingCommand } = await import('./record-cli.js');
+      await recordingCommand(args.cmd, args.positional[0], args.flags);
       return;
     }
     default:
