@@ -119,6 +119,14 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'top': {
       const target = args.positional[0];
       if (!target) throw new AttachError('loopwatch top: which process? (a pid; `loopwatch list` shows them)');
+      // ink needs a terminal on both ends (raw-mode keys in, redraws out); without one it dies in React.
+      if (!process.stdin.isTTY || !process.stdout.isTTY) {
+        process.stderr.write(
+          `loopwatch top: needs a terminal; without one use \`loopwatch ps ${target}\` (--json for scripts)\n`,
+        );
+        process.exitCode = 2;
+        return;
+      }
       const token = args.flags.get('token');
       const { runTop } = await import('./attach/top.js');
       await runTop(addressOf(target, typeof token === 'string' ? token : undefined));
