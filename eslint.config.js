@@ -111,7 +111,7 @@ function loopwatchLayers() {
     'node:net',
     'node:perf_hooks',
   ];
-  const layer = (folder, forbidden, modules = []) => ({
+  const layer = (folder, forbidden, modules = [], extra = []) => ({
     files: [`packages/loopwatch/src/${folder}/**/*.ts`],
     rules: {
       'no-restricted-imports': [
@@ -121,18 +121,30 @@ function loopwatchLayers() {
             name,
             message: `loopwatch/src/${folder} does no I/O and starts no threads: that belongs in source/ or instrument/`,
           })),
-          patterns: forbidden.map((f) => ({
-            group: [`../${f}/*`, `../../${f}/*`, ...(f === 'root' ? ['../*.js'] : [])],
-            message: `loopwatch/src/${folder} must not import ${f === 'root' ? 'the composition root' : `${f}/`} (layers: instrument → model → sinks)`,
-          })),
+          patterns: [
+            ...forbidden.map((f) => ({
+              group: [`../${f}/*`, `../../${f}/*`, ...(f === 'root' ? ['../*.js'] : [])],
+              message: `loopwatch/src/${folder} must not import ${f === 'root' ? 'the composition root' : `${f}/`} (layers: instrument → model → sinks)`,
+            })),
+            ...extra,
+          ],
         },
       ],
     },
   });
+  // record/ (the recorded timeline) is told by the instruments through observer interfaces they declare,
+  // and reads back into the attach protocol's shapes (its types only); nothing but the root and attach/
+  // (the replay screen) imports it.
+  const recordAttach = {
+    group: ['../attach/*', '!../attach/protocol.js'],
+    message:
+      'loopwatch/src/record may use only the attach protocol (types); the screens import record, not the reverse',
+  };
   return [
-    layer('model', ['instrument', 'sinks', 'source', 'attach', 'root'], io),
-    layer('source', ['instrument', 'sinks', 'attach', 'root']),
-    layer('instrument', ['sinks', 'attach', 'root']),
-    layer('sinks', ['instrument', 'source', 'attach', 'root']),
+    layer('model', ['instrument', 'sinks', 'source', 'attach', 'record', 'root'], io),
+    layer('source', ['instrument', 'sinks', 'attach', 'record', 'root']),
+    layer('instrument', ['sinks', 'attach', 'record', 'root']),
+    layer('sinks', ['instrument', 'source', 'attach', 'record', 'root']),
+    layer('record', ['sinks', 'root'], [], [recordAttach]),
   ];
 }

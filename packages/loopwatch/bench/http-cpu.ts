@@ -10,13 +10,16 @@
  * medians and the median of per-round ratios to plain.
  *
  * Modes: plain; production (LOOPWATCH_ATTACH=0); production+attach (the endpoint open, as under
- * register by default); debug (attach open).
+ * register by default); debug (attach open); production+record and debug+record (LOOPWATCH_RECORD to a
+ * temporary file: the recording's cost; its size per minute of this load is printed at the end).
  *
  * Usage: node packages/loopwatch/dist/bench/http-cpu.js [rounds=8] [requests=20000] [modes=plain,production,production+attach,debug]
+ *   the recording's cost: ... 12 30000 plain,production,production+record,debug,debug+record
  */
 import { once } from 'node:events';
+import fs from 'node:fs';
 import autocannon from 'autocannon';
-import { printVsPlain, rotateRounds } from './rounds.js';
+import { median, printVsPlain, rotateRounds } from './rounds.js';
 import { startServer } from './start-server.js';
 
 const ROUNDS = Number(process.argv[2] ?? 8);
@@ -31,8 +34,12 @@ async function cpuOf(port: number): Promise<number> {
 }
 
 /** Server CPU µs per request over REQUESTS requests, after a warm-up. */
+/** Recording bytes per minute of load and per request, by mode (the `+record` modes). */
+const recorded = new Map<string, { perMin: number; perRequest: number }[]>();
+
 async function measure(mode: string): Promise<number> {
-  const { child, port } = await startServer(mode);
+  const { child, port, record } = await startServer(mode);
+  const started = performance.now();
   try {
     await autocannon({ url: `http://127.0.0.1:${port}/warm`, connections: CONNECTIONS, amount: WARMUP });
     const before = await cpuOf(port);
@@ -48,6 +55,13 @@ async function measure(mode: string): Promise<number> {
   } finally {
     child.kill('SIGTERM');
     await once(child, 'close');
+    if (record) {
+      // The whole life of the server: start-up, warm-up, the measured requests (the exit flush included).
+      const size = fs.statSync(record).size;
+      const perMin = (size / (performance.now() - started)) * 60_000;
+      recorded.set(mode, [...(recorded.get(mode) ?? []), { perMin, perRequest: size / (WARMUP + REQUESTS) }]);
+      fs.rmSync(record, { force: true });
+    }
   }
 }
 
@@ -58,3 +72,21 @@ printVsPlain(
   `node:http, ${ROUNDS} rounds × ${REQUESTS} requests, ${CONNECTIONS} connections: server CPU µs per request`,
   show,
 );
+// The recording's own cost: each `X+record` against `X` of the same round.
+for (const mode of MODES.filter((m) => m.endsWith('+record'))) {
+  const base = results.get(mode.replace(/\+record$/, ''));
+  const xs = results.get(mode)!;
+  if (!base) continue;
+  const ratios = xs.map((x, i) => x / base[i]!).sort((a, b) => a - b);
+  const pct = (r: number): string => `${(r * 100).toFixed(1)}%`;
+  process.stdout.write(
+    `${mode} vs ${mode.replace(/\+record$/, '')}: median of per-round ratios ${pct(median(ratios))} (min ${pct(ratios[0]!)}, max ${pct(ratios.at(-1)!)}), median/median ${pct(median(xs) / median(base))}\n`,
+  );
+}
+for (const [mode, xs] of recorded) {
+  const mb = xs.map((x) => x.perMin / 2 ** 20).sort((a, b) => a - b);
+  const perRequest = median(xs.map((x) => x.perRequest));
+  process.stdout.write(
+    `${mode}: recording ${mb[Math.floor(mb.length / 2)]!.toFixed(2)} MiB per minute of this load (median; min ${mb[0]!.toFixed(2)}, max ${mb.at(-1)!.toFixed(2)}), ${perRequest.toFixed(1)} bytes per request\n`,
+  );
+}

@@ -9,19 +9,37 @@
  *   loopwatch where <pid> <task>   one task: where it waits, where it was created, who started it
  *   loopwatch top <pid>            live view (q quits, ↑/↓ select, Enter shows a task)
  *   loopwatch dump <pid>           the task dump `kill -USR2` prints, on this terminal
- *   loopwatch attach <pid>         a process started without loopwatch: its main thread's stack, now
+ *   loopwatch attach <pid>         a process started without loopwatch: its main thread now (--enable
+ *                                  debug|production loads loopwatch into it)
+ *   loopwatch replay <file>        a recording (LOOPWATCH_RECORD) in top, with a time cursor
+ *   loopwatch export <file> --format chrome-trace [--out trace.json]   for Perfetto / chrome://tracing / DevTools
  */
 import { AttachError, addressOf, ask, endpoints } from './attach/client.js';
-import type { AttachAnswer, AttachCommand, EndedRow, ProcessInfo, TaskRow, WhereData } from './attach/protocol.js';
-import { dataOf, endedView, listView, psView, pstreeView, whereView, type PsFilter } from './attach/views.js';
+import type {
+  AttachAnswer,
+  AttachCommand,
+  EndedRow,
+  ProcessInfo,
+  TaskRow,
+  WhereData,
+  WorkRow,
+} from './attach/protocol.js';
+import {
+  dataOf,
+  endedView,
+  endedWorkView,
+  listView,
+  psView,
+  pstreeView,
+  whereView,
+  type PsFilter,
+} from './attach/views.js';
 import { formatText } from './sinks/text.js';
 import type { Report } from './model/report.js';
 import { errorText } from './model/error-text.js';
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { shortLocation } from './model/paths.js';
 
-const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid>
+const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid> [--enable debug|production]
+       loopwatch replay <recording> | export <recording> --format chrome-trace [--out trace.json]
   <pid> may be tcp:HOST:PORT (with --token T or LOOPWATCH_TOKEN) for an endpoint opened with LOOPWATCH_ATTACH=tcp:…\n`;
 
 interface Args {
@@ -36,7 +54,8 @@ function parse(argv: readonly string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) positional.push(a);
-    else if (['--name', '--older-than', '--token'].includes(a)) flags.set(a.slice(2), argv[++i] ?? '');
+    else if (['--name', '--older-than', '--token', '--format', '--out', '--enable'].includes(a))
+      flags.set(a.slice(2), argv[++i] ?? '');
     else flags.set(a.slice(2), true);
   }
   return { cmd: positional.shift() ?? 'help', positional, flags };
@@ -48,7 +67,11 @@ function msOf(s: string): number {
   return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 's' || m[2] === undefined ? 1000 : 1);
 }
 
-async function one(args: Args, cmd: AttachCommand, extra: { task?: number } = {}): Promise<AttachAnswer> {
+async function one(
+  args: Args,
+  cmd: AttachCommand,
+  extra: { task?: number; work?: number } = {},
+): Promise<AttachAnswer> {
   const target = args.positional[0];
   if (!target) throw new AttachError(`loopwatch ${cmd}: which process? (a pid; \`loopwatch list\` shows them)`);
   const token = args.flags.get('token');
@@ -79,10 +102,13 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'ps': {
       const a = await one(args, args.flags.has('ended') ? 'ended' : 'ps');
       if (args.flags.has('json')) return void out(`${JSON.stringify(a)}\n`);
-      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[] }>(a);
+      const { data, head } = dataOf<{ tasks: TaskRow[]; ended: EndedRow[]; work?: WorkRow[]; endedWork?: WorkRow[] }>(
+        a,
+      );
       out(head);
       if (!data) return;
-      if (args.flags.has('ended')) return void out(endedView(data.ended));
+      if (args.flags.has('ended'))
+        return void out(endedView(data.ended) + (data.endedWork?.length ? `\n${endedWorkView(data.endedWork)}` : ''));
       const name = args.flags.get('name');
       const older = args.flags.get('older-than');
       const filter: PsFilter = {
@@ -90,7 +116,7 @@ async function main(argv: readonly string[]): Promise<void> {
         ...(typeof older === 'string' ? { olderThanMs: msOf(older) } : {}),
         all: args.flags.has('all'),
       };
-      out(psView(data.tasks, filter));
+      out(psView(data.tasks, filter, data.work));
       return;
     }
     case 'pstree': {
@@ -101,12 +127,16 @@ async function main(argv: readonly string[]): Promise<void> {
       return;
     }
     case 'where': {
-      const id = Number((args.positional[1] ?? '').replace(/^#/, ''));
-      if (!Number.isInteger(id)) throw new AttachError('loopwatch where: which task? (its id, from `loopwatch ps`)');
-      const a = await one(args, 'where', { task: id });
+      const ref = (args.positional[1] ?? '').replace(/^#/, '');
+      // `w3`: a work unit (trackWork); a plain number: a task.
+      const work = /^w\d+$/.test(ref);
+      const id = Number(work ? ref.slice(1) : ref);
+      if (ref === '' || !Number.isInteger(id))
+        throw new AttachError('loopwatch where: which task? (its id, or w<id> for a work unit, from `loopwatch ps`)');
+      const a = await one(args, 'where', work ? { work: id } : { task: id });
       const { data, head } = dataOf<WhereData>(a);
       out(head);
-      if (data) out(whereView(data, id));
+      if (data) out(whereView(data, work ? ref : id));
       return;
     }
     case 'dump': {
@@ -119,6 +149,14 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'top': {
       const target = args.positional[0];
       if (!target) throw new AttachError('loopwatch top: which process? (a pid; `loopwatch list` shows them)');
+      // ink needs a terminal on both ends (raw-mode keys in, redraws out); without one it dies in React.
+      if (!process.stdin.isTTY || !process.stdout.isTTY) {
+        process.stderr.write(
+          `loopwatch top: needs a terminal; without one use \`loopwatch ps ${target}\` (--json for scripts)\n`,
+        );
+        process.exitCode = 2;
+        return;
+      }
       const token = args.flags.get('token');
       const { runTop } = await import('./attach/top.js');
       await runTop(addressOf(target, typeof token === 'string' ? token : undefined));
@@ -127,23 +165,17 @@ async function main(argv: readonly string[]): Promise<void> {
     case 'attach': {
       const pid = Number(args.positional[0]);
       if (!Number.isInteger(pid) || pid <= 0) throw new AttachError('loopwatch attach: which process? (a pid)');
-      // Node 20 has a WebSocket client only behind a flag: run this command again with it.
-      if (typeof WebSocket === 'undefined') {
-        const r = spawnSync(
-          process.execPath,
-          ['--experimental-websocket', '--no-warnings', fileURLToPath(import.meta.url), ...argv],
-          { stdio: 'inherit' },
-        );
-        process.exitCode = r.status ?? 1;
-        return;
-      }
-      const { stackThroughInspector } = await import('./attach/inspect-pid.js');
-      const frames = await stackThroughInspector(pid);
-      out(`main thread of ${pid}, through node's inspector (SIGUSR1; the port is closed again):\n`);
-      out(frames.map((f) => `  at ${f.functionName} (${shortLocation(f)})\n`).join(''));
-      out(
-        'loopwatch is not loaded there: no tasks, busy time or reports (start it with --import loopwatch/register for those).\n',
-      );
+      const enable = args.flags.get('enable');
+      if (enable !== undefined && enable !== 'debug' && enable !== 'production')
+        throw new AttachError('loopwatch attach: --enable takes debug or production');
+      const { runAttach } = await import('./attach/attach-command.js');
+      await runAttach(pid, enable, argv);
+      return;
+    }
+    case 'replay':
+    case 'export': {
+      const { recordingCommand } = await import('./record-cli.js');
+      await recordingCommand(args.cmd, args.positional[0], args.flags);
       return;
     }
     default:

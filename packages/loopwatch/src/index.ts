@@ -34,6 +34,7 @@ export type {
   SummaryReport,
 } from './model/report.js';
 export { reportMessage } from './sinks/words.js';
+export { trackWork, NO_WORK, type WorkUnit } from './work.js';
 export type { EnableOptions } from './lifecycle.js';
 export { enableDebug, enableProduction, disable, activeMode } from './lifecycle.js';
 export type { TaskHandle } from './instrument/spawn.js';

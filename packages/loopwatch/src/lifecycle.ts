@@ -44,6 +44,8 @@ export function enableFromOptions(opts: LoopwatchOptions): void {
     ...(opts.ignore ? { ignore: opts.ignore } : {}),
     ...(opts.silence ? { silence: opts.silence } : {}),
     ...(opts.summary === false ? { summary: false } : {}),
+    ...(opts.record === undefined ? {} : { record: opts.record }),
+    ...(opts.recordMaxBytes === undefined ? {} : { recordMaxBytes: opts.recordMaxBytes }),
     // Under register the endpoint is on unless LOOPWATCH_ATTACH=0.
     attach: opts.attach ?? 'unix',
   };

@@ -18,6 +18,7 @@ import { textSink } from './sinks/text.js';
 import { jsonSink } from './sinks/json.js';
 import { realClock, type Clock } from './instrument/clock.js';
 import { TaskTracker } from './instrument/tasks.js';
+import { WorkTable } from './instrument/work.js';
 import { installCurrentTaskProbe, uninstallCurrentTaskProbe } from './instrument/current-task.js';
 import { collectedReport } from './instrument/collected.js';
 import { UnhandledWatcher } from './instrument/unhandled.js';
@@ -33,6 +34,8 @@ import { AttachEndpoint, type AttachSetting } from './attach/endpoint.js';
 import { Answers } from './attach/answers.js';
 import { errorText } from './model/error-text.js';
 import { writeStderr } from './sinks/stderr.js';
+import type { Recorder } from './record/recorder.js';
+import { openRecording } from './recording.js';
 
 /** Options shared by `enableDebug`, `enableProduction` and the environment. */
 export interface EnableOptions extends ReportPolicy {
@@ -46,6 +49,10 @@ export interface EnableOptions extends ReportPolicy {
   readonly format?: Format;
   /** Where reports go instead of stderr. */
   readonly sink?: Sink;
+  /** Record the timeline to this file (`LOOPWATCH_RECORD`): `loopwatch replay|export <file>`. */
+  readonly record?: string;
+  /** The recording's size cap, bytes (a ring: the oldest is overwritten). Default 64 MiB. */
+  readonly recordMaxBytes?: number;
   /** Periodic task dump (debug) and loop-lag interval, ms. */
   readonly monitorMs?: number;
   /** `host:port` of StatsD for loop-lag figures. */
@@ -73,11 +80,14 @@ export class Loopwatch {
   readonly bus = new ReportBus();
   readonly clock: Clock;
   readonly tasks: TaskTracker;
+  /** Units of work named through `trackWork` (both modes). */
+  readonly work: WorkTable;
   readonly stalls = new StallFeed();
   slow: SlowCallbackWatcher | undefined;
   blocking: BlockingCallWatcher | undefined;
   watchdog: StallWatchdog | undefined;
   attach: AttachEndpoint | undefined;
+  #recorder: Recorder | undefined;
   #mode: Mode = 'off';
   /** Open `startup()` windows: a program's asynchronous start (opening files, loading config). */
   #startupWindows = 0;
@@ -88,14 +98,22 @@ export class Loopwatch {
     this.#parts = parts;
     this.clock = parts.clock ?? realClock;
     this.tasks = new TaskTracker(this.clock);
+    this.work = new WorkTable(this.clock, () => this.tasks.current());
   }
 
   get mode(): Mode {
     return this.#mode;
   }
 
-  /** Emits through the bus (kinds, ignore, silence, one per site). */
-  readonly emit = (r: Report): void => this.bus.emit(r);
+  /** Emits through the bus (kinds, ignore, silence, one per site); a stall is also recorded. */
+  readonly emit = (r: Report): void => {
+    if (r.kind === 'stall' && this.#recorder && r.durationMs !== undefined)
+      this.#recorder.stall(
+        r.durationMs,
+        r.functionName === undefined ? undefined : `${r.functionName} (${r.location ?? '?'})`,
+      );
+    this.bus.emit(r);
+  };
 
   /** Emits through the configured sink, text on stderr when none is set. */
   report(r: Report): void {
@@ -153,6 +171,8 @@ export class Loopwatch {
     });
     // 5 ms samples: ≥ 20 in any slow turn, enough to name its function and line.
     this.#startProductionSet(opts, slowMs, 5_000);
+    this.#trackWork(true);
+    this.#record(opts, 'debug');
     const onSigusr2 = (): void => this.emit(this.dump());
     process.on('SIGUSR2', onSigusr2);
     this.#stoppers.push(() => void process.off('SIGUSR2', onSigusr2));
@@ -173,6 +193,8 @@ export class Loopwatch {
     // 20 ms samples: a slow turn (≥ 100 ms) still gets ≥ 5, and the watchdog's pause gives its exact
     // frames; 10 ms cost about 2 points more CPU per request (bench/http-cpu.ts, README "Overhead").
     this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 20_000);
+    this.#trackWork(false);
+    this.#record(opts, 'production');
     this.#armSummary(opts);
     this.#mode = 'production';
   }
@@ -190,6 +212,7 @@ export class Loopwatch {
       lastBlockingCall: () => this.blocking?.last,
       onReported: (at) => this.watchdog?.holdSlices(at),
       pullSlices: () => this.watchdog?.drainSlices(),
+      onTurn: (r) => this.#recorder?.slowTurn(r),
     });
     this.slow = slow;
     process.on('exit', slow.flush);
@@ -204,6 +227,33 @@ export class Loopwatch {
     process.off('exit', slow.flush);
     slow.stop();
     if (this.tasks.tracking) this.tasks.setSlowReaction(undefined);
+  }
+
+  /** `trackWork` reaches this instance; where each phase was set is captured in debug mode only. */
+  #trackWork(captureSites: boolean): void {
+    const work = this.work;
+    work.captureSites = captureSites;
+    work.install();
+    this.#stoppers.push(() => {
+      work.uninstall();
+      work.captureSites = false;
+    });
+  }
+
+  /** `record`: the timeline to a ring file; tasks (debug mode), work units, slow turns, stalls, loop lag. */
+  #record(opts: EnableOptions, mode: 'debug' | 'production'): void {
+    if (opts.record === undefined) return;
+    const rec = openRecording(this, opts.record, opts.recordMaxBytes, mode);
+    if (!rec) return;
+    this.#recorder = rec;
+    if (this.tasks.tracking) this.tasks.observer = rec;
+    this.work.observer = rec;
+    this.#stoppers.push(() => {
+      this.tasks.observer = undefined;
+      this.work.observer = undefined;
+      this.#recorder = undefined;
+      return rec.close();
+    });
   }
 
   #restart(opts: EnableOptions): void {

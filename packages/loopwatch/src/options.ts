@@ -30,6 +30,10 @@ export interface LoopwatchOptions {
   readonly summary?: boolean;
   /** `LOOPWATCH_ATTACH`: the attach endpoint (on by default under register; `0` turns it off). */
   readonly attach?: AttachSetting;
+  /** `LOOPWATCH_RECORD`: record the timeline to this file. */
+  readonly record?: string;
+  /** `LOOPWATCH_RECORD_MAX`: the recording's size cap, bytes. */
+  readonly recordMaxBytes?: number;
 }
 
 export const DEFAULT_SLOW_MS = 100;
@@ -81,6 +85,19 @@ function kindsOf(raw: string | undefined): ReportKind[] | undefined {
   return items as ReportKind[];
 }
 
+/** The smallest cap a recording takes: its header and a few slots of 64 KiB. */
+const MIN_RECORD_BYTES = 1 << 20;
+
+/** `64mb`, `512k`, `1g`, `1048576` → bytes. */
+export function sizeOf(name: string, raw: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([bkmg])?(?:i?b)?$/i.exec(raw.trim());
+  const scale: Record<string, number> = { b: 1, k: 1 << 10, m: 1 << 20, g: 1 << 30 };
+  const bytes = m ? Math.floor(Number(m[1]) * (scale[(m[2] ?? 'b').toLowerCase()] ?? NaN)) : NaN;
+  if (!Number.isFinite(bytes) || bytes < MIN_RECORD_BYTES)
+    throw new OptionsError(`loopwatch: ${name}=${JSON.stringify(raw)} must be a size of at least 1mb (like 64mb, 1g)`);
+  return bytes;
+}
+
 /** Parses `LOOPWATCH_ATTACH`: unset/`1`/`unix`, `0`/`off`, or `tcp:HOST:PORT`. */
 export function attachSettingOf(raw: string | undefined): AttachSetting {
   const v = (raw ?? '').trim().toLowerCase();
@@ -127,6 +144,9 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchO
   const summaryRaw = (env['LOOPWATCH_SUMMARY'] ?? '').trim().toLowerCase();
   const summary = summaryRaw === '0' || summaryRaw === 'off' || summaryRaw === 'false' ? false : undefined;
   const attach = env['LOOPWATCH_ATTACH'] === undefined ? undefined : attachSettingOf(env['LOOPWATCH_ATTACH']);
+  const record = (env['LOOPWATCH_RECORD'] ?? '').trim() || undefined;
+  const maxRaw = env['LOOPWATCH_RECORD_MAX'];
+  const recordMaxBytes = maxRaw === undefined || maxRaw === '' ? undefined : sizeOf('LOOPWATCH_RECORD_MAX', maxRaw);
   return {
     mode,
     slowMs,
@@ -139,5 +159,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): LoopwatchO
     ...(only ? { only } : {}),
     ...(summary === false ? { summary } : {}),
     ...(attach === undefined ? {} : { attach }),
+    ...(record === undefined ? {} : { record }),
+    ...(recordMaxBytes === undefined ? {} : { recordMaxBytes }),
   };
 }

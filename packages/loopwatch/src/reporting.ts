@@ -30,6 +30,16 @@ const PER_SITE: ReadonlySet<ReportKind> = new Set([
   'stall',
 ]);
 
+/**
+ * One bug, one report: a report of the first kind at a site that already had a report of the second is
+ * the same event told again, and is dropped (not counted). A floating promise that rejects gets an
+ * `unhandled-task-error` when it fails (the error and its stack, the task, where it was started) and a
+ * `never-awaited` when it is collected (the task, where it was started): the first tells all the second
+ * does, and sooner. The other way round both are written: a never-awaited promise of a site that later
+ * fails brings an error nobody saw yet.
+ */
+const TOLD_BY: ReadonlyMap<ReportKind, ReportKind> = new Map([['never-awaited', 'unhandled-task-error']]);
+
 interface SiteCount {
   readonly kind: ReportKind;
   readonly label: string;
@@ -90,6 +100,8 @@ export class ReportBus {
       if (!this.wants(r.kind)) return;
       const f = fieldsOf(r);
       if (f.location !== undefined && (this.#ignore.matches(fileOf(f.location)) || this.#silenced(f.location))) return;
+      const toldBy = TOLD_BY.get(r.kind);
+      if (toldBy && f.location !== undefined && this.#bySite.has(`${toldBy}\n${f.location}`)) return;
       this.#byKind.set(r.kind, (this.#byKind.get(r.kind) ?? 0) + 1);
       let repeat = false;
       if (PER_SITE.has(r.kind)) {

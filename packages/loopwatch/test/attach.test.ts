@@ -212,3 +212,14 @@ describe('loopwatch attach: a process started without loopwatch', () => {
     expect(open).toBe(false);
   });
 });
+
+describe('loopwatch top without a terminal', () => {
+  it('prints one line and exits 2 (ink is never loaded)', async () => {
+    const r = await cli(root, 'top', '12345').catch((e: { code: number; stdout: string; stderr: string }) => e);
+    expect(r).toMatchObject({
+      code: 2,
+      stdout: '',
+      stderr: 'loopwatch top: needs a terminal; without one use `loopwatch ps 12345` (--json for scripts)\n',
+    });
+  });
+});

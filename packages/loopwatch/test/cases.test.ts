@@ -111,6 +111,16 @@ describe.concurrent('debug mode beside other promise hooks', () => {
 
 describe.concurrent('never-awaited rules a user can predict', () => {
   for (const via of VIAS) {
+    it(`float-reject.mjs: a floating call that fails is one unhandled-task-error, no never-awaited (${via})`, async () => {
+      const run = await runCase('float-reject.mjs', { via, nodeArgs: ['--expose-gc'] });
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe('logged: cannot save 1\ndone\n');
+      const site = caseSite('float-reject.mjs', 'FLOAT-REJECTS');
+      expect(run.reports.filter((r) => r.kind !== 'summary').map((r) => `${r.kind} ${siteOf(r)}`)).toEqual([
+        `unhandled-task-error ${site}`,
+      ]);
+    });
+
     it(`fn1.mjs: all five floating saves, in .then, forEach and IIFE arrows too (${via})`, async () => {
       const run = await runCase('fn1.mjs', { via, nodeArgs: ['--expose-gc'] });
       expect(run.code).toBe(0);

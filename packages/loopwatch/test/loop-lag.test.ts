@@ -68,6 +68,106 @@ describe('mergeFigures', () => {
   });
 });
 
+describe('OpenTelemetry figures (nodejs.eventloop.delay.*)', () => {
+  it('min, mean and stddev pool the histogram with the stalls; p90 between p50 and p99', () => {
+    const hist = {
+      count: 100,
+      maxNs: 14e6,
+      minNs: 10.5e6,
+      meanNs: 11e6,
+      stddevNs: 0.5e6,
+      percentiles: new Map([
+        [0, 10.5e6],
+        [50, 11e6],
+        [90, 12e6],
+        [99, 13e6],
+        [100, 14e6],
+      ]),
+    };
+    const quiet = mergeFigures(hist, [], 10);
+    expect(quiet.minMs).toBeCloseTo(0.5);
+    expect(quiet.meanMs).toBeCloseTo(1);
+    expect(quiet.stddevMs).toBeCloseTo(0.5);
+    expect(quiet.p90Ms).toBeCloseTo(2);
+    // One 1 s stall: ~100 delays spread over 0..1000 ms join the 100 histogram samples.
+    const stalled = mergeFigures(hist, [1000], 10);
+    expect(stalled.meanMs).toBeGreaterThan(200);
+    expect(stalled.meanMs).toBeLessThan(300);
+    expect(stalled.stddevMs).toBeGreaterThan(250);
+    expect(stalled.minMs).toBeCloseTo(0.5);
+    expect(stalled.p90Ms).toBeGreaterThan(stalled.p50Ms);
+    expect(stalled.p90Ms).toBeLessThanOrEqual(stalled.p99Ms);
+  });
+
+  it('the monitor fills every figure, all consistent with each other', async () => {
+    lag = monitorLoopLag({ intervalMs: 3_600_000 });
+    await sleep(30);
+    block(120);
+    await sleep(30);
+    const f = lag.sample();
+    expect(f.minMs).toBeLessThanOrEqual(f.p50Ms);
+    expect(f.p50Ms).toBeLessThanOrEqual(f.p90Ms!);
+    expect(f.p90Ms).toBeLessThanOrEqual(f.p99Ms);
+    expect(f.p99Ms).toBeLessThanOrEqual(f.maxMs);
+    expect(f.meanMs).toBeGreaterThan(0);
+    expect(f.meanMs).toBeLessThan(f.maxMs);
+    expect(f.stddevMs).toBeGreaterThan(0);
+  });
+
+  it('StatsD gets nodejs.eventloop.delay.* in seconds and nodejs.eventloop.utilization (hot-shots)', async () => {
+    const socket = createSocket('udp4');
+    socket.bind(0, '127.0.0.1');
+    await once(socket, 'listening');
+    const packets: string[] = [];
+    const names = ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99']
+      .map((s) => `nodejs.eventloop.delay.${s}`)
+      .concat('nodejs.eventloop.utilization');
+    const allSeen = new Promise<void>((resolve) => {
+      socket.on('message', (m) => {
+        packets.push(...m.toString('utf8').split('\n'));
+        if (names.every((n) => packets.some((p) => p.startsWith(`${n}:`)))) resolve();
+      });
+    });
+    try {
+      lag = monitorLoopLag({ intervalMs: 3_600_000, statsd: `127.0.0.1:${socket.address().port}` });
+      await lag.ready;
+      await sleep(50);
+      block(60);
+      // The histogram takes the late sample when its timer next runs.
+      await sleep(30);
+      const f = lag.sample();
+      await allSeen;
+      const value = (n: string): number =>
+        Number(/:([\d.e-]+)\|g$/.exec(packets.find((p) => p.startsWith(`${n}:`))!)![1]);
+      expect(value('nodejs.eventloop.delay.max')).toBeCloseTo(f.maxMs / 1000, 5);
+      expect(value('nodejs.eventloop.delay.p99')).toBeCloseTo(f.p99Ms / 1000, 5);
+      expect(value('nodejs.eventloop.delay.max')).toBeGreaterThan(0.04);
+      expect(value('nodejs.eventloop.utilization')).toBeCloseTo(f.utilization, 4);
+    } finally {
+      lag?.stop();
+      socket.close();
+    }
+  });
+
+  it('Prometheus gets nodejs_eventloop_delay_*_seconds and nodejs_eventloop_utilization_ratio (prom-client)', async () => {
+    const registry = new Registry();
+    lag = monitorLoopLag({ intervalMs: 3_600_000, registry });
+    await lag.ready;
+    block(60);
+    const f = lag.sample();
+    const text = await registry.metrics();
+    const read = (name: string): number => Number(new RegExp(`^${name} ([\\d.e-]+)$`, 'm').exec(text)?.[1]);
+    for (const s of ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'])
+      expect(text).toContain(`# TYPE nodejs_eventloop_delay_${s}_seconds gauge`);
+    expect(read('nodejs_eventloop_delay_max_seconds')).toBeCloseTo(f.maxMs / 1000, 5);
+    expect(read('nodejs_eventloop_delay_p90_seconds')).toBeCloseTo(f.p90Ms! / 1000, 5);
+    expect(read('nodejs_eventloop_delay_stddev_seconds')).toBeCloseTo(f.stddevMs! / 1000, 5);
+    expect(read('nodejs_eventloop_utilization_ratio')).toBeCloseTo(f.utilization, 4);
+    // The loopwatch names stay beside them.
+    expect(text).toContain('# TYPE loopwatch_event_loop_lag_seconds gauge');
+  });
+});
+
 describe('monitorLoopLag', () => {
   it('resets per interval and reports utilisation as a delta', async () => {
     lag = monitorLoopLag({ intervalMs: 3_600_000 });

@@ -92,6 +92,34 @@ describe('reporting', () => {
   });
 });
 
+describe('one bug, one report', () => {
+  const r = (kind: Report['kind'], location: string): Report =>
+    ({ kind, time: 0, location, functionName: 'handle' }) as Report;
+  const emitAll = (...reports: Report[]): { bus: ReportBus; out: Report[] } => {
+    const out: Report[] = [];
+    const bus = new ReportBus();
+    bus.sink = { write: (x) => void out.push(x) };
+    for (const x of reports) bus.emit(x);
+    return { bus, out };
+  };
+  it('a never-awaited after an unhandled-task-error at the same site is dropped, not counted', () => {
+    const { bus, out } = emitAll(
+      r('unhandled-task-error', '/app/a.ts:6:3'),
+      r('never-awaited', '/app/a.ts:6:3'),
+      r('never-awaited', '/app/a.ts:9:3'),
+    );
+    expect(out.map((x) => `${x.kind} ${fieldsOf(x).location}`)).toEqual([
+      'unhandled-task-error /app/a.ts:6:3',
+      'never-awaited /app/a.ts:9:3',
+    ]);
+    expect(bus.summary()?.summary?.byKind).toEqual({ 'unhandled-task-error': 1, 'never-awaited': 1 });
+  });
+  it('the other way round both are written: the failure brings an error not seen yet', () => {
+    const { out } = emitAll(r('never-awaited', '/app/a.ts:6:3'), r('unhandled-task-error', '/app/a.ts:6:3'));
+    expect(out.map((x) => x.kind)).toEqual(['never-awaited', 'unhandled-task-error']);
+  });
+});
+
 describe('await cycles', () => {
   const t = (id: number, awaitsId?: number) => ({
     id,

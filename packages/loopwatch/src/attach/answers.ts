@@ -2,14 +2,25 @@
  * The main thread's answers to attach requests, built from one {@link Loopwatch}'s instruments. Frames
  * are resolved here, where the loaders' source maps are.
  */
-import path from 'node:path';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Loopwatch } from '../loopwatch.js';
 import type { PromiseRecord } from '../model/task.js';
 import { awaitersOf, createdAtOf, snapshotOf, type Awaiters } from '../instrument/describe.js';
 import { findCycles } from '../instrument/dump.js';
 import { HISTORY } from '../instrument/terminated.js';
-import type { AttachRequest, EndedRow, ProcessInfo, SlowRow, TaskRow, TopData, WhereData } from './protocol.js';
+import type { WorkRecord } from '../instrument/work.js';
+import { userFrames } from '../source/frames.js';
+import { commandLine } from '../model/paths.js';
+import type {
+  AttachRequest,
+  EndedRow,
+  ProcessInfo,
+  SlowRow,
+  TaskRow,
+  TopData,
+  WhereData,
+  WorkRow,
+} from './protocol.js';
 
 /** Tasks sent to `top` (the busiest first). */
 const TOP_TASKS = 200;
@@ -24,37 +35,33 @@ export class Answers {
       case 'info':
         return this.info();
       case 'ps':
-        return { tasks: this.#rows() };
+        return { tasks: this.#rows(), work: this.#workRows() };
       case 'pstree': {
         const tasks = this.#rows();
         return { tasks, cycles: findCycles(tasks.map((t) => ({ ...t, createdAt: [], waitingAt: [] }))) };
       }
       case 'where':
-        return this.#where(req.task ?? -1);
+        return req.work !== undefined ? this.#whereWork(req.work) : this.#where(req.task ?? -1);
       case 'dump':
         return this.lw.dump();
       case 'top':
         return this.#top();
       case 'ended':
-        return { ended: this.#ended(HISTORY) };
+        return { ended: this.#ended(HISTORY), endedWork: this.lw.work.ended().map((r) => this.#workRow(r, 3)) };
     }
   }
 
   info(): ProcessInfo {
-    const script = process.argv[1];
     const lag = this.lw.watchdog?.lag(10_000) ?? { p50Ms: 0, p99Ms: 0, maxMs: 0 };
     return {
       pid: process.pid,
-      command: [
-        path.basename(process.execPath),
-        ...(script ? [path.relative(process.cwd(), script) || script] : []),
-        ...process.argv.slice(2),
-      ].join(' '),
+      command: commandLine(),
       mode: this.lw.mode,
       uptimeMs: Math.round(performance.now()),
       node: process.version,
       lag: { p50Ms: lag.p50Ms, p99Ms: lag.p99Ms, maxMs: lag.maxMs },
       tasks: this.lw.tasks.tracking ? this.lw.tasks.pending().length : 0,
+      work: this.lw.work.size,
     };
   }
 
@@ -69,6 +76,61 @@ export class Answers {
     const awaiters = awaitersOf(recs);
     const now = this.lw.clock.now();
     return recs.map((r) => this.#row(r, now, awaiters, limit));
+  }
+
+  #workRow(rec: WorkRecord, limit: number, past = false): WorkRow {
+    const now = this.lw.clock.now();
+    const end = rec.endedAt ?? now;
+    let parent = rec.parent;
+    while (parent !== undefined && parent.internal) parent = parent.parent;
+    const at = (sites: NodeJS.CallSite[] | undefined, n: number) => (sites ? userFrames(sites, n) : []);
+    return {
+      id: rec.id,
+      kind: rec.kind,
+      key: rec.key,
+      name: rec.name,
+      phase: rec.phaseText,
+      ageMs: Math.round(end - rec.startedAt),
+      phaseMs: Math.round(end - rec.phaseAt),
+      parentId: parent?.id ?? null,
+      waitingAt: at(rec.sites, limit),
+      ...(rec.endedAt === undefined
+        ? {}
+        : {
+            endedAgoMs: Math.round(now - rec.endedAt),
+            outcome: rec.error === undefined ? 'done' : 'failed',
+            ...(rec.error === undefined ? {} : { error: rec.error }),
+          }),
+      ...(past
+        ? {
+            past: rec.past.map((p, i) => {
+              const f = at(p.sites, 1)[0];
+              return {
+                phase: p.text,
+                forMs: Math.round((rec.past[i + 1]?.at ?? rec.phaseAt) - p.at),
+                ...(f ? { at: f } : {}),
+              };
+            }),
+          }
+        : {}),
+    };
+  }
+
+  /** Live units, the longest in its phase first. */
+  #workRows(limit = 5): WorkRow[] {
+    return this.lw.work
+      .live()
+      .sort((a, b) => a.phaseAt - b.phaseAt)
+      .map((r) => this.#workRow(r, limit));
+  }
+
+  #whereWork(id: number): WhereData {
+    const rec = this.lw.work.find(id);
+    const chain: WhereData['chain'][number][] = [];
+    for (let p = rec?.parent; p !== undefined && chain.length < 10; p = p.parent) {
+      if (!p.internal) chain.push({ id: p.id, name: p.name, createdAt: createdAtOf(p, 3) });
+    }
+    return { ...(rec ? { work: this.#workRow(rec, 12, true) } : {}), chain };
   }
 
   #ended(limit: number): EndedRow[] {
@@ -128,6 +190,7 @@ export class Answers {
       slow,
       tasks,
       ended: this.#ended(20),
+      work: this.#workRows(3).slice(0, TOP_TASKS),
     };
   }
 }

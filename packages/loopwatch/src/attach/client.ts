@@ -79,7 +79,8 @@ export function endpoints(): number[] {
   return pids.sort((a, b) => a - b);
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` exists (one of another user's counts: EPERM). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

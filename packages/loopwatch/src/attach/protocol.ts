@@ -13,6 +13,8 @@ export interface AttachRequest {
   readonly cmd: AttachCommand;
   /** `where`: the task id. */
   readonly task?: number;
+  /** `where`: a work unit's id (`w3` on the command line). */
+  readonly work?: number;
   /** TCP only: the token the endpoint printed. */
   readonly token?: string;
 }
@@ -27,6 +29,32 @@ export interface ProcessInfo {
   readonly lag: { readonly p50Ms: number; readonly p99Ms: number; readonly maxMs: number };
   /** Pending tasks (debug mode; 0 otherwise). */
   readonly tasks: number;
+  /** Live work units (`trackWork`, both modes). */
+  readonly work?: number;
+}
+
+/** One unit of work (`trackWork`) in `ps` / `top` / `where`. */
+export interface WorkRow {
+  readonly id: number;
+  readonly kind: string;
+  readonly key: string;
+  /** `<kind> <key>`. */
+  readonly name: string;
+  /** The current phase ('' before the first `phase()`); the last one for an ended unit. */
+  readonly phase: string;
+  readonly ageMs: number;
+  /** Time in the current phase, ms. */
+  readonly phaseMs: number;
+  /** The task that began it (debug mode). */
+  readonly parentId: number | null;
+  /** Where the current phase was set (debug mode): the `phase()` call, then its callers. */
+  readonly waitingAt: readonly Frame[];
+  /** Ended units: how long ago, and how. */
+  readonly endedAgoMs?: number;
+  readonly outcome?: 'done' | 'failed';
+  readonly error?: string;
+  /** `where`: the earlier phases, oldest first, each with how long it lasted. */
+  readonly past?: readonly { readonly phase: string; readonly forMs: number; readonly at?: Frame }[];
 }
 
 /** One task in `ps` / `top` / `where`. */
@@ -67,10 +95,14 @@ export interface TopData {
   readonly slow: readonly SlowRow[];
   readonly tasks: readonly TaskRow[];
   readonly ended: readonly EndedRow[];
+  /** Live work units, the longest in its phase first. */
+  readonly work?: readonly WorkRow[];
 }
 
 export interface WhereData {
   readonly task?: TaskRow;
+  /** `where` of a work unit (live or ended). */
+  readonly work?: WorkRow;
   readonly ended?: EndedRow;
   /** The creation chain: the task's parents' creation frames, innermost first (source_traceback). */
   readonly chain: readonly { readonly id: number; readonly name: string; readonly createdAt: readonly Frame[] }[];

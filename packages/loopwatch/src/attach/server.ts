@@ -112,7 +112,7 @@ export class AttachServer {
   }
 
   #key(req: AttachRequest): string {
-    return req.cmd === 'where' ? `where:${req.task}` : req.cmd;
+    return req.cmd === 'where' ? (req.work === undefined ? `where:${req.task}` : `where:w${req.work}`) : req.cmd;
   }
 
   #askMain(req: AttachRequest): Promise<MainReply | undefined> {
@@ -128,7 +128,11 @@ export class AttachServer {
       });
       this.#port.postMessage({
         id,
-        req: { cmd: req.cmd, ...(req.task === undefined ? {} : { task: req.task }) },
+        req: {
+          cmd: req.cmd,
+          ...(req.task === undefined ? {} : { task: req.task }),
+          ...(typeof req.work === 'number' ? { work: req.work } : {}),
+        },
       } satisfies MainRequest);
     });
   }

@@ -6,7 +6,7 @@
 import type { Frame } from '../model/report.js';
 import { shortLocation } from '../model/paths.js';
 import { findCycles } from '../instrument/dump.js';
-import type { AttachAnswer, BusyInfo, EndedRow, ProcessInfo, TaskRow, WhereData } from './protocol.js';
+import type { AttachAnswer, BusyInfo, EndedRow, ProcessInfo, TaskRow, WhereData, WorkRow } from './protocol.js';
 
 export function duration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -52,7 +52,7 @@ export interface PsFilter {
   readonly all?: boolean;
 }
 
-export function psView(tasks: readonly TaskRow[], f: PsFilter = {}): string {
+export function psView(tasks: readonly TaskRow[], f: PsFilter = {}, work: readonly WorkRow[] = []): string {
   const shown = tasks.filter(
     (t) => (!f.name || f.name.test(t.name)) && (f.olderThanMs === undefined || t.ageMs >= f.olderThanMs),
   );
@@ -79,10 +79,71 @@ export function psView(tasks: readonly TaskRow[], f: PsFilter = {}): string {
       g.length > 1 ? '-' : t.parentId === null ? '-' : `#${t.parentId}`,
     ]);
   }
+  const units = workView(work, f);
+  // Production mode tracks no tasks: a program that names its work shows only that.
+  if (tasks.length === 0 && units !== '') return units;
   return (
     table(['ID', 'NAME', 'STATE', 'AGE', 'BUSY ms', 'WAITING AT', 'PARENT'], rows) +
-    `${shown.length} task${shown.length === 1 ? '' : 's'}${shown.length < tasks.length ? ` (of ${tasks.length})` : ''}\n`
+    `${shown.length} task${shown.length === 1 ? '' : 's'}${shown.length < tasks.length ? ` (of ${tasks.length})` : ''}\n` +
+    (units === '' ? '' : `\n${units}`)
   );
+}
+
+/** A key as shown in tables: long ids (UUIDs) cut to their first 8 characters. */
+export function shortKey(key: string): string {
+  return key.length > 12 ? `${key.slice(0, 8)}…` : key;
+}
+
+/** `w3`: work units' ids on the command line and in tables (tasks have plain numbers). */
+export const workRef = (id: number): string => `w${id}`;
+
+/**
+ * Units of work (`trackWork`), like tasks: what phase each is in, for how long, and where that phase
+ * was set. Units of one kind in the same phase at the same line fold into one row (not with --all).
+ */
+export function workView(work: readonly WorkRow[], f: PsFilter = {}): string {
+  const shown = work.filter(
+    (w) => (!f.name || f.name.test(w.name)) && (f.olderThanMs === undefined || w.ageMs >= f.olderThanMs),
+  );
+  if (work.length === 0) return '';
+  const groups = new Map<string, WorkRow[]>();
+  for (const w of shown) {
+    const key = f.all ? `#${w.id}` : `${w.kind}\n${w.phase}\n${w.waitingAt.map(shortLocation).join('\n')}`;
+    const g = groups.get(key);
+    if (g) g.push(w);
+    else groups.set(key, [w]);
+  }
+  const rows = [...groups.values()].map((g) => {
+    const w = g[0]!;
+    const many = g.length > 1;
+    return [
+      many ? `${g.length} ×` : workRef(w.id),
+      many ? w.kind : `${w.kind} ${shortKey(w.key)}`,
+      w.phase === '' ? '(no phase yet)' : w.phase,
+      // reduce, not Math.max(...): a fold can hold more units than a call takes arguments.
+      many ? `≤${duration(g.reduce((m, x) => Math.max(m, x.phaseMs), 0))}` : duration(w.phaseMs),
+      many ? `≤${duration(g.reduce((m, x) => Math.max(m, x.ageMs), 0))}` : duration(w.ageMs),
+      at(w.waitingAt[0]),
+      many || w.parentId === null ? '-' : `#${w.parentId}`,
+    ];
+  });
+  return (
+    table(['ID', 'WORK', 'PHASE', 'SINCE', 'AGE', 'WAITING AT', 'PARENT'], rows) +
+    `${shown.length} work unit${shown.length === 1 ? '' : 's'}${shown.length < work.length ? ` (of ${work.length})` : ''}\n`
+  );
+}
+
+export function endedWorkView(ended: readonly WorkRow[]): string {
+  if (ended.length === 0) return '';
+  const rows = ended.map((w) => [
+    workRef(w.id),
+    `${w.kind} ${shortKey(w.key)}`,
+    w.outcome === 'failed' ? `failed: ${w.error ?? ''}` : 'done',
+    `${duration(w.endedAgoMs ?? 0)} ago`,
+    duration(w.ageMs),
+    w.phase === '' ? '-' : w.phase,
+  ]);
+  return table(['ID', 'WORK', 'ENDED', 'WHEN', 'LIVED', 'LAST PHASE'], rows);
 }
 
 export function endedView(ended: readonly EndedRow[]): string {
@@ -133,9 +194,24 @@ function frames(title: string, list: readonly Frame[]): string[] {
   return list.length === 0 ? [] : [`${title}:`, ...list.map((f) => `  at ${f.functionName} (${shortLocation(f)})`)];
 }
 
-export function whereView(d: WhereData, id: number): string {
+export function whereView(d: WhereData, id: number | string): string {
   const lines: string[] = [];
-  if (d.task) {
+  if (d.work) {
+    const w = d.work;
+    const state =
+      w.endedAgoMs === undefined
+        ? `${w.phase === '' ? 'no phase yet' : w.phase} for ${duration(w.phaseMs)}`
+        : `${w.outcome === 'failed' ? `failed: ${w.error ?? ''}` : 'done'} ${duration(w.endedAgoMs)} ago, last phase ${w.phase === '' ? '-' : w.phase}`;
+    lines.push(`Work ${workRef(w.id)} ${w.kind} ${w.key}: ${state}, age ${duration(w.ageMs)}`);
+    lines.push(
+      ...frames(w.endedAgoMs === undefined ? 'waiting at (where the phase was set)' : 'last phase set at', w.waitingAt),
+    );
+    if (w.past && w.past.length > 0)
+      lines.push(
+        'earlier phases:',
+        ...w.past.map((p) => `  ${p.phase} for ${duration(p.forMs)}${p.at ? ` (${shortLocation(p.at)})` : ''}`),
+      );
+  } else if (d.task) {
     const t = d.task;
     lines.push(
       `Task #${t.id} ${t.name}: ${t.state}, age ${duration(t.ageMs)}, busy ${t.busyMs.toFixed(1)} ms${t.awaitsId !== undefined ? `, awaits #${t.awaitsId}` : ''}`,
@@ -152,7 +228,10 @@ export function whereView(d: WhereData, id: number): string {
       `Task #${e.id} ${e.name}: ended ${duration(e.endedAgoMs)} ago, ${how}; lived ${duration(e.ageMs)}, busy ${e.busyMs.toFixed(1)} ms`,
     );
     lines.push(...frames('created at (source_traceback)', e.createdAt));
-  } else return `no task #${id} (pending or recently ended)\n`;
+  } else
+    return typeof id === 'string'
+      ? `no work unit ${id} (live or recently ended)\n`
+      : `no task #${id} (pending or recently ended)\n`;
   for (const p of d.chain) lines.push(...frames(`started by #${p.id} ${p.name}, created at`, p.createdAt));
   return lines.join('\n') + '\n';
 }
@@ -167,7 +246,7 @@ export function listView(rows: readonly { pid: number; info?: ProcessInfo; note?
             r.info.mode,
             duration(r.info.uptimeMs),
             `${r.info.lag.p99Ms.toFixed(1)} ms`,
-            String(r.info.tasks),
+            r.info.work ? `${r.info.tasks} + ${r.info.work} work` : String(r.info.tasks),
             r.info.command,
           ]
         : [String(r.pid), '?', '?', '?', '?', r.note ?? ''],

@@ -60,38 +60,83 @@ function percentileOf(sorted: readonly Weighted[], total: number, q: number): nu
   return sorted[sorted.length - 1]?.ms ?? 0;
 }
 
+/** What {@link mergeFigures} reads of `monitorEventLoopDelay` (ns, resolution included). */
+export interface HistogramFigures {
+  readonly count: number;
+  readonly maxNs: number;
+  readonly minNs?: number;
+  readonly meanNs?: number;
+  readonly stddevNs?: number;
+  /** percentile → ns */
+  readonly percentiles: ReadonlyMap<number, number>;
+}
+
+/** Delay figures of one interval, ms. */
+export interface MergedFigures {
+  readonly p50Ms: number;
+  readonly p90Ms: number;
+  readonly p99Ms: number;
+  readonly minMs: number;
+  readonly maxMs: number;
+  readonly meanMs: number;
+  readonly stddevMs: number;
+}
+
 /**
  * Merges the histogram (as its percentile steps) with the stalls' delays. Exported for tests.
- * `percentiles` are `monitorEventLoopDelay`'s (percentile → ns, resolution included).
+ * Mean and standard deviation combine the histogram's exact moments with the stalls' samples (the two
+ * populations pooled), not the coarser percentile steps.
  */
-export function mergeFigures(
-  hist: { readonly count: number; readonly maxNs: number; readonly percentiles: ReadonlyMap<number, number> },
-  stalls: readonly number[],
-  resolutionMs: number,
-): { p50Ms: number; p99Ms: number; maxMs: number } {
+export function mergeFigures(hist: HistogramFigures, stalls: readonly number[], resolutionMs: number): MergedFigures {
   const points: Weighted[] = [];
+  const res = (ns: number): number => Math.max(0, ns / 1e6 - resolutionMs);
+  // Without the histogram's own mean, its percentile steps stand in for it.
+  let stepSum = 0;
   if (hist.count > 0) {
     let prev = 0;
     for (const [p, ns] of [...hist.percentiles].sort((a, b) => a[0] - b[0])) {
-      points.push({ ms: Math.max(0, ns / 1e6 - resolutionMs), weight: ((p - prev) / 100) * hist.count });
+      const w = { ms: res(ns), weight: ((p - prev) / 100) * hist.count };
+      points.push(w);
+      stepSum += w.ms * w.weight;
       prev = p;
     }
   }
   let stallMax = 0;
+  let stallMin = Infinity;
+  let stallN = 0;
+  let stallSum = 0;
+  let stallSq = 0;
   for (const d of stalls) {
     stallMax = Math.max(stallMax, d);
     const n = Math.max(1, Math.min(MAX_STALL_SAMPLES, Math.floor(d / resolutionMs)));
     const step = d / n;
-    for (let k = 0; k < n; k++) points.push({ ms: d - k * step, weight: 1 });
+    for (let k = 0; k < n; k++) {
+      const ms = d - k * step;
+      points.push({ ms, weight: 1 });
+      stallMin = Math.min(stallMin, ms);
+      stallSum += ms;
+      stallSq += ms * ms;
+    }
+    stallN += n;
   }
   points.sort((a, b) => a.ms - b.ms);
   const total = points.reduce((s, w) => s + w.weight, 0);
-  if (total === 0) return { p50Ms: 0, p99Ms: 0, maxMs: 0 };
-  const histMax = hist.count > 0 ? Math.max(0, hist.maxNs / 1e6 - resolutionMs) : 0;
+  if (total === 0) return { p50Ms: 0, p90Ms: 0, p99Ms: 0, minMs: 0, maxMs: 0, meanMs: 0, stddevMs: 0 };
+  const histMax = hist.count > 0 ? res(hist.maxNs) : 0;
+  const histMin = hist.count > 0 ? res(hist.minNs ?? hist.percentiles.get(0) ?? 0) : Infinity;
+  const hMean = hist.count > 0 ? (hist.meanNs !== undefined ? res(hist.meanNs) : stepSum / hist.count) : 0;
+  const hVar = hist.count > 0 && hist.stddevNs !== undefined ? (hist.stddevNs / 1e6) ** 2 : 0;
+  const n = hist.count + stallN;
+  const mean = (hist.count * hMean + stallSum) / n;
+  const variance = Math.max(0, (hist.count * (hVar + hMean * hMean) + stallSq) / n - mean * mean);
   return {
     p50Ms: percentileOf(points, total, 50),
+    p90Ms: percentileOf(points, total, 90),
     p99Ms: percentileOf(points, total, 99),
+    minMs: Math.min(histMin, stallMin),
     maxMs: Math.max(histMax, stallMax),
+    meanMs: mean,
+    stddevMs: Math.sqrt(variance),
   };
 }
 
@@ -142,7 +187,14 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
     const took = stalls;
     stalls = [];
     const merged = mergeFigures(
-      { count: eld.count, maxNs: eld.max, percentiles: eld.percentiles },
+      {
+        count: eld.count,
+        maxNs: eld.max,
+        minNs: eld.min,
+        meanNs: eld.mean,
+        stddevNs: eld.stddev,
+        percentiles: eld.percentiles,
+      },
       took.map((s) => s.durationMs),
       resolutionMs,
     );
@@ -155,6 +207,10 @@ export function monitorLoopLag(opts: LoopLagOptions = {}): LoopLagMonitor {
       p50Ms: round(merged.p50Ms),
       p99Ms: round(merged.p99Ms),
       maxMs: round(merged.maxMs),
+      p90Ms: round(merged.p90Ms),
+      minMs: round(merged.minMs),
+      meanMs: round(merged.meanMs),
+      stddevMs: round(merged.stddevMs),
       utilization: round(Math.min(1, Math.max(0, utilization)), 4),
       stalls: took.length,
     };

@@ -56,6 +56,8 @@ export interface SlowCallbackDeps {
   readonly onReported?: (nextAllowedEpochMs: number) => void;
   /** Pulls the watchdog's pauses of slow turns into {@link SlowCallbackWatcher.noteSlice} (synchronously). */
   readonly pullSlices?: () => void;
+  /** Every slow turn as it is noted (the recording). */
+  readonly onTurn?: (r: RecentSlow) => void;
 }
 
 interface Suppressed {
@@ -161,6 +163,7 @@ export class SlowCallbackWatcher {
   }
 
   #remember(r: RecentSlow): void {
+    this.#d.onTurn?.(r);
     this.#recent.push(r);
     if (this.#recent.length > 200) this.#recent.shift();
   }

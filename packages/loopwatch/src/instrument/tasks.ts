@@ -41,6 +41,16 @@ export interface TrackerEvents {
   slowMs?: number;
 }
 
+/** Told of each user task's life as it happens (the recorder); every call is on the hot path. */
+export interface TaskObserver {
+  taskStarted(rec: PromiseRecord): void;
+  taskNamed(rec: PromiseRecord): void;
+  /** `rec` suspended at `site`, awaiting `on`. */
+  taskAwaited(rec: PromiseRecord, site: NodeJS.CallSite, on: PromiseRecord | undefined): void;
+  taskResumed(rec: PromiseRecord): void;
+  taskEnded(rec: PromiseRecord): void;
+}
+
 /**
  * With another promise hook installed (AsyncLocalStorage, `async_hooks.createHook`, the node:test
  * runner), node calls every hook through its own dispatcher: one extra frame above the program's.
@@ -60,6 +70,7 @@ export function recordOf(promise: unknown): PromiseRecord | undefined {
 
 export class TaskTracker {
   readonly terminated = new TerminatedTasks();
+  observer: TaskObserver | undefined = undefined;
   #nextId = 1;
   #stop: (() => void) | undefined;
   #events: TrackerEvents = {};
@@ -136,6 +147,7 @@ export class TaskTracker {
         this.#registry.register(promise, rec);
       }
     }
+    this.observer?.taskNamed(rec);
     return rec;
   }
 
@@ -189,6 +201,7 @@ export class TaskTracker {
         cur.awaitSite = site;
         cur.waitingOn = pr;
         p[AWAIT] = true;
+        if (!cur.internal) this.observer?.taskAwaited(cur, site, pr);
         if (stack.length > 0 && stack[stack.length - 1] === cur) stack.pop();
       }
     }
@@ -212,6 +225,7 @@ export class TaskTracker {
     if (!internal) {
       this.#pending.set(rec.id, rec);
       this.#registry.register(p, rec);
+      this.observer?.taskStarted(rec);
     }
   }
 
@@ -225,6 +239,7 @@ export class TaskTracker {
     if (owner !== undefined && p[AWAIT] === true) {
       owner.waitingOn = undefined;
       owner.awaitSite = undefined;
+      if (!owner.internal) this.observer?.taskResumed(owner);
     }
     this.#reactionStart = this.clock.now();
   };
@@ -249,6 +264,7 @@ export class TaskTracker {
     if (!rec.internal) {
       rec.endedAt = this.clock.now();
       this.terminated.add(rec, promise);
+      this.observer?.taskEnded(rec);
     }
   };
 }

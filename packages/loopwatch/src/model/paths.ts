@@ -41,3 +41,15 @@ export function shortLocation(frame: Frame): string {
 export function isOwnPath(file: string, ownDir: string): boolean {
   return toPath(file).startsWith(ownDir);
 }
+
+/** `node app.js --flag`: the executable's base name, the main script relative to `cwd`, the arguments. */
+export function commandLine(
+  execPath = process.execPath,
+  argv: readonly string[] = process.argv,
+  cwd = process.cwd(),
+): string {
+  const script = argv[1];
+  return [path.basename(execPath), ...(script ? [path.relative(cwd, script) || script] : []), ...argv.slice(2)].join(
+    ' ',
+  );
+}

@@ -86,6 +86,14 @@ export interface LoopLagFigures {
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
+  /**
+   * The rest of OpenTelemetry's `nodejs.eventloop.delay.*` set, same basis (ms, stalls included, the
+   * histogram's resolution subtracted). Always set by the loop-lag monitor.
+   */
+  readonly p90Ms?: number;
+  readonly minMs?: number;
+  readonly meanMs?: number;
+  readonly stddevMs?: number;
   /** Event-loop utilisation over the interval, 0..1 (a delta, not cumulative). */
   readonly utilization: number;
   /** Stalls the watchdog saw during the interval. */

@@ -3,7 +3,7 @@
  * dependency loaded only when a registry is given.
  */
 import type { LoopLagFigures } from '../model/report.js';
-import { importOptional, type LagTarget } from './statsd.js';
+import { importOptional, otelDelays, type LagTarget } from './statsd.js';
 
 interface MetricLike {
   set?(labels: Record<string, string> | number, value?: number): void;
@@ -37,7 +37,11 @@ function promPrefix(prefix: string): string {
  * Registers (or reuses) on `registry`:
  * - `<prefix>loopwatch_event_loop_lag_seconds{stat="p50"|"p99"|"max"}` (gauge),
  * - `<prefix>loopwatch_event_loop_utilization` (gauge, 0..1, over the last interval),
- * - `<prefix>loopwatch_event_loop_stalls_total` (counter).
+ * - `<prefix>loopwatch_event_loop_stalls_total` (counter);
+ * and the OpenTelemetry semantic-convention names as the OpenTelemetry → Prometheus translation
+ * spells them (dots to `_`, the unit `s` as `_seconds`, a `1`-unit gauge as `_ratio`):
+ * - `<prefix>nodejs_eventloop_delay_{min,max,mean,stddev,p50,p90,p99}_seconds` (gauges),
+ * - `<prefix>nodejs_eventloop_utilization_ratio` (gauge, 0..1).
  */
 export async function createPrometheusTarget(registry: unknown, prefix = ''): Promise<LagTarget> {
   if (!isRegistry(registry)) throw new Error('loopwatch: registry must be a prom-client Registry');
@@ -75,8 +79,25 @@ export async function createPrometheusTarget(registry: unknown, prefix = ''): Pr
         registers: [registry],
       }),
   );
+  const gauge = (name: string, help: string): MetricLike =>
+    get(name, () => new prom.Gauge({ name, help, registers: [registry] }));
+  const otel = new Map(
+    ['min', 'max', 'mean', 'stddev', 'p50', 'p90', 'p99'].map((stat) => [
+      stat,
+      gauge(
+        `${p}nodejs_eventloop_delay_${stat}_seconds`,
+        `Event loop ${stat} delay over the last interval, seconds (OpenTelemetry nodejs.eventloop.delay.${stat})`,
+      ),
+    ]),
+  );
+  const otelUtil = gauge(
+    `${p}nodejs_eventloop_utilization_ratio`,
+    'Event loop utilization over the last interval, 0..1 (OpenTelemetry nodejs.eventloop.utilization)',
+  );
   return {
     write(f: LoopLagFigures): void {
+      for (const [stat, ms] of otelDelays(f)) otel.get(stat)?.set?.(ms / 1000);
+      otelUtil.set?.(f.utilization);
       lag.set?.({ stat: 'p50' }, f.p50Ms / 1000);
       lag.set?.({ stat: 'p99' }, f.p99Ms / 1000);
       lag.set?.({ stat: 'max' }, f.maxMs / 1000);

@@ -29,7 +29,28 @@ export async function importOptional<T>(name: string, what: string): Promise<T> 
   }
 }
 
-/** Names: `<prefix>loop.lag.p50|p99|max` (ms), `<prefix>loop.utilization` (0..1), `<prefix>loop.stalls` (count). */
+/**
+ * The OpenTelemetry semantic-convention names (`nodejs.eventloop.delay.*`, gauges in seconds, and
+ * `nodejs.eventloop.utilization`, 0..1) with the figure each one takes, ms; utilisation apart.
+ */
+export function otelDelays(f: LoopLagFigures): [stat: string, ms: number][] {
+  const all: [string, number | undefined][] = [
+    ['min', f.minMs],
+    ['max', f.maxMs],
+    ['mean', f.meanMs],
+    ['stddev', f.stddevMs],
+    ['p50', f.p50Ms],
+    ['p90', f.p90Ms],
+    ['p99', f.p99Ms],
+  ];
+  return all.filter((e): e is [string, number] => e[1] !== undefined);
+}
+
+/**
+ * Names: `<prefix>loop.lag.p50|p99|max` (ms), `<prefix>loop.utilization` (0..1), `<prefix>loop.stalls`
+ * (count); and OpenTelemetry's `<prefix>nodejs.eventloop.delay.min|max|mean|stddev|p50|p90|p99` (s) and
+ * `<prefix>nodejs.eventloop.utilization` (0..1).
+ */
 export function statsdTarget(client: StatsDLike, prefix = '', owned = false): LagTarget {
   return {
     write(f: LoopLagFigures): void {
@@ -39,6 +60,8 @@ export function statsdTarget(client: StatsDLike, prefix = '', owned = false): La
       client.gauge(`${prefix}loop.utilization`, f.utilization);
       if (client.increment) client.increment(`${prefix}loop.stalls`, f.stalls);
       else client.gauge(`${prefix}loop.stalls`, f.stalls);
+      for (const [stat, ms] of otelDelays(f)) client.gauge(`${prefix}nodejs.eventloop.delay.${stat}`, ms / 1000);
+      client.gauge(`${prefix}nodejs.eventloop.utilization`, f.utilization);
     },
     close(): void {
       if (owned) client.close?.();

@@ -1,0 +1,160 @@
+/**
+ * The live table of work units (`trackWork`): the enabled loopwatch installs it on the process-wide
+ * symbol every copy of loopwatch reads. One record per unit, which is also the handle the caller gets
+ * (one allocation per unit); a phase change is a few field writes, plus (debug mode) a raw capture of
+ * the calling frames, formatted only when a dump asks. Ended units leave the table for a short
+ * history, as ended tasks do.
+ */
+import type { PromiseRecord } from '../model/task.js';
+import { WORK_TRACKER, type WorkTracker, type WorkUnit } from '../model/work.js';
+import { errorText } from '../model/error-text.js';
+import { captureSites } from '../source/frames.js';
+import type { Clock } from './clock.js';
+
+/** Ended units remembered. */
+export const WORK_HISTORY = 100;
+/** Earlier phases kept per unit (for `where`). */
+const PHASES_KEPT = 8;
+/** Frames kept per phase change: the caller of `phase()` and a few of its callers. */
+const SITE_LIMIT = 4;
+
+/** Told of every change (the recorder). */
+export interface WorkObserver {
+  begun(u: WorkRecord): void;
+  phased(u: WorkRecord): void;
+  ended(u: WorkRecord): void;
+}
+
+export interface PastPhase {
+  readonly text: string;
+  readonly at: number;
+  readonly sites: NodeJS.CallSite[] | undefined;
+}
+
+export class WorkRecord implements WorkUnit {
+  phaseText = '';
+  /** Clock time the current phase was set (the start until the first phase). */
+  phaseAt: number;
+  /** Raw frames of the `phase()` call (debug mode). */
+  sites: NodeJS.CallSite[] | undefined = undefined;
+  endedAt: number | undefined = undefined;
+  error: string | undefined = undefined;
+  /** Earlier phases, oldest first. */
+  readonly past: PastPhase[] = [];
+  readonly #table: WorkTable;
+
+  // Made per unit on the caller's path: positional, no options object.
+  // eslint-disable-next-line max-params
+  constructor(
+    table: WorkTable,
+    readonly id: number,
+    readonly kind: string,
+    readonly key: string,
+    readonly startedAt: number,
+    /** The task that began it (debug mode). */
+    readonly parent: PromiseRecord | undefined,
+  ) {
+    this.#table = table;
+    this.phaseAt = startedAt;
+  }
+
+  get live(): boolean {
+    return this.endedAt === undefined;
+  }
+
+  get name(): string {
+    return `${this.kind} ${this.key}`;
+  }
+
+  phase(text: string): void {
+    this.#table.setPhase(this, text);
+  }
+
+  end(): void {
+    this.#table.end(this, undefined);
+  }
+
+  fail(error: unknown): void {
+    this.#table.end(this, errorText(error));
+  }
+}
+
+/** Where `phase()` was called: frames above (and including) the method itself dropped. */
+// eslint-disable-next-line @typescript-eslint/unbound-method
+const PHASE_METHOD = WorkRecord.prototype.phase;
+
+export class WorkTable implements WorkTracker {
+  observer: WorkObserver | undefined = undefined;
+  /** Capture where each phase is set (debug mode: a few µs per call, too much for production). */
+  captureSites = false;
+  readonly #live = new Map<number, WorkRecord>();
+  readonly #ended: WorkRecord[] = [];
+  #nextId = 1;
+
+  constructor(
+    readonly clock: Clock,
+    readonly currentTask: () => PromiseRecord | undefined = () => undefined,
+  ) {}
+
+  begin(kind: string, key: string): WorkUnit {
+    const rec = new WorkRecord(this, this.#nextId++, kind, key, this.clock.now(), this.currentTask());
+    this.#live.set(rec.id, rec);
+    this.observer?.begun(rec);
+    return rec;
+  }
+
+  setPhase(rec: WorkRecord, text: string): void {
+    if (rec.endedAt !== undefined) return;
+    if (rec.phaseText !== '') {
+      rec.past.push({ text: rec.phaseText, at: rec.phaseAt, sites: rec.sites });
+      if (rec.past.length > PHASES_KEPT) rec.past.shift();
+    }
+    rec.phaseText = text;
+    rec.phaseAt = this.clock.now();
+    rec.sites = this.captureSites ? captureSites(PHASE_METHOD, SITE_LIMIT) : undefined;
+    this.observer?.phased(rec);
+  }
+
+  end(rec: WorkRecord, error: string | undefined): void {
+    if (rec.endedAt !== undefined) return;
+    rec.endedAt = this.clock.now();
+    rec.error = error;
+    this.#live.delete(rec.id);
+    this.#ended.push(rec);
+    if (this.#ended.length > WORK_HISTORY) this.#ended.shift();
+    this.observer?.ended(rec);
+  }
+
+  /** Live units, oldest first. */
+  live(): WorkRecord[] {
+    return [...this.#live.values()];
+  }
+
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Ended units, newest first. */
+  ended(): WorkRecord[] {
+    return [...this.#ended].reverse();
+  }
+
+  find(id: number): WorkRecord | undefined {
+    return this.#live.get(id) ?? this.#ended.find((r) => r.id === id);
+  }
+
+  /** Makes this table the one `trackWork` reaches, in every copy of loopwatch in the process. */
+  install(): void {
+    (globalThis as { [WORK_TRACKER]?: WorkTracker })[WORK_TRACKER] = this;
+  }
+
+  uninstall(): void {
+    const g = globalThis as { [WORK_TRACKER]?: WorkTracker };
+    if (g[WORK_TRACKER] === this) delete g[WORK_TRACKER];
+  }
+
+  clear(): void {
+    this.#live.clear();
+    this.#ended.length = 0;
+  }
+}
