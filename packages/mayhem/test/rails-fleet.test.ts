@@ -18,6 +18,7 @@ import {
   publishRequests,
   runArgs,
   waitDrained,
+  waitFor,
   type FleetNames,
 } from './fleet-harness.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
@@ -196,7 +197,6 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
     const inventory = join(dir, 'blast-inventory.txt');
     // 20 hosts, one request each; 25 % of 20 is 5.
     writeFileSync(inventory, Array.from({ length: 20 }, (_, i) => `blast-h${i}.example.net`).join('\n'));
-    await publishRequests([nats.url], names, 'blast', 20, { hostPerMessage: true });
     const [a, b] = fleet(names, db.url, [
       '--max-restart-percent',
       '25',
@@ -213,6 +213,10 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
       '--max-in-flight',
       '10',
     ]);
+    // Published once both pull, so both take part (each can hold 10 of the 20).
+    const consuming = (i: Instance): boolean => i.lines.some((l) => l.msg === 'Mayhem Mandrill is consuming');
+    await waitFor([a!, b!], 'both consuming', () => consuming(a!) && consuming(b!));
+    await publishRequests([nats.url], names, 'blast', 20, { hostPerMessage: true });
     await waitDrained([nats.url], names, 90_000, [a!, b!]);
     await stop(a!);
     await stop(b!);
