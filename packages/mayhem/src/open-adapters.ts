@@ -6,6 +6,7 @@
 import { startup as whileStarting } from 'loopwatch';
 import type { Logger } from 'pino';
 import { openBroker } from './brokers/open.js';
+import { parseNatsUrls } from './brokers/nats/url.js';
 import type { Config } from './cli/config.js';
 import type { Broker, Metrics, Storage } from './core/contracts.js';
 import { openExecutor, type OpenedExecutor } from './executors/open.js';
@@ -13,6 +14,8 @@ import { openHttpEndpoint, type HttpEndpoint } from './metrics/http-server.js';
 import { openMetrics } from './metrics/open.js';
 import type { StartupSignals } from './run-signals.js';
 import { openStorage } from './storage/open.js';
+import { previewStorage } from './storage/preview.js';
+import type { Joined } from './fleet/join.js';
 
 /** Every adapter of a run, open. */
 export interface Adapters {
@@ -21,6 +24,10 @@ export interface Adapters {
   readonly metrics: Metrics;
   readonly storage: Storage;
   readonly broker: Broker;
+  /** The fleet's settings this instance joined (read once storage is open, before the broker). */
+  readonly joined: Joined;
+  /** A leashed instance beside a fleet on a shared broker: it looks at the stream and takes nothing. */
+  readonly browsing: boolean;
 }
 
 /** Close every adapter of a run that will not start after all, in the shutdown order. */
@@ -36,13 +43,15 @@ export async function closeAdapters(a: Adapters, logger: Logger): Promise<void> 
 
 /**
  * Open the executor, the HTTP endpoint, metrics, storage and the broker, listening to `startup`
- * meanwhile (stopped before this returns). `undefined` when a signal interrupted the start: what had
- * opened is closed; one still opening is not waited for, as the process exits next. A failure
- * closes what had opened and rethrows.
+ * meanwhile (stopped before this returns). Between storage and the broker the instance joins the
+ * fleet's settings (`join`, which may refuse): a leashed preview on NATS then browses the stream
+ * instead of joining the fleet's consumer, and keeps its records in process. `undefined` when a
+ * signal interrupted the start: what had opened is closed; one still opening is not waited for, as
+ * the process exits next. A failure closes what had opened and rethrows.
  */
 export async function openAdapters(
   config: Config,
-  deps: { logger: Logger; random: () => number },
+  deps: { logger: Logger; random: () => number; join: (storage: Storage) => Promise<Joined> },
   startup: StartupSignals,
 ): Promise<Adapters | undefined> {
   const { logger, random } = deps;
@@ -52,7 +61,9 @@ export async function openAdapters(
     metrics?: Metrics;
     storage?: Storage;
     broker?: Broker;
+    joined?: Joined;
   } = {};
+  let browsing = false;
   const closeOpened = async (): Promise<void> => {
     // What did open, in the shutdown order.
     await opened.broker?.close().catch(() => undefined);
@@ -75,6 +86,20 @@ export async function openAdapters(
       retentionMs: config.retention,
       deadLetterRetentionMs: config.deadLetterRetention,
     });
+    opened.joined = await deps.join(opened.storage);
+    browsing = opened.joined.preview && config.broker.startsWith('nats://');
+    if (browsing) {
+      opened.storage = previewStorage(opened.storage);
+      const { openBrowsingBroker } = await import('./brokers/nats/index.js');
+      opened.broker = await openBrowsingBroker({
+        servers: parseNatsUrls(config.broker) ?? [],
+        stream: config.stream,
+        subject: config.subject,
+        logger,
+        auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
+      });
+      return;
+    }
     opened.broker = await openBroker({
       url: config.broker,
       logger,
@@ -105,6 +130,6 @@ export async function openAdapters(
     await closeOpened();
     return undefined;
   }
-  const { executor, metrics, storage, broker } = opened as Required<typeof opened>;
-  return { executor, http: opened.http, metrics, storage, broker };
+  const { executor, metrics, storage, broker, joined } = opened as Required<typeof opened>;
+  return { executor, http: opened.http, metrics, storage, broker, joined, browsing };
 }

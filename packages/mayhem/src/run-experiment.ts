@@ -17,7 +17,10 @@ import { describeProbe } from './probes/spec.js';
 export interface RunExperiment {
   /** The fleet control to use from now on (with the experiment's name on every audit row). */
   readonly control: FleetControl;
+  /** The probes being checked now (replaced when the fleet's settings change). */
   readonly runner: ProbeRunner | undefined;
+  /** Check these settings' probes from now on (the run is under way: no steady-state check first). */
+  replaceProbes(config: Config): Promise<void>;
   /** The probes' last check (`after`), and the run's end recorded; the probes closed. */
   end(reason: string): Promise<void>;
 }
@@ -35,14 +38,15 @@ export async function beginExperiment(
   const control = name === undefined ? deps.control : stampExperiment(deps.control, name);
   const store: ExperimentStore | undefined = name === undefined ? undefined : deps.storage.experiments?.();
   const journal = name !== undefined && store !== undefined ? { store, experiment: name } : undefined;
-  const runner =
-    settings === undefined
+  const runnerOf = (s: ReturnType<typeof probeSettings>): ProbeRunner | undefined =>
+    s === undefined
       ? undefined
       : new ProbeRunner(
-          settings.probes.map((p) => openProbe(p)),
-          settings,
+          s.probes.map((p) => openProbe(p)),
+          s,
           { control, logger, instance, journal },
         );
+  let runner = runnerOf(settings);
   const startedAt = Date.now();
   const ended = async (reason: string): Promise<void> => {
     if (journal === undefined) return;
@@ -65,6 +69,9 @@ export async function beginExperiment(
         window: config.window ?? null,
         minIntervalPerHost: config.minIntervalPerHost,
         maxConcurrentRestarts: config.maxConcurrentRestarts,
+        maxRestartPercent: config.maxRestartPercent,
+        blastWindow: config.blastWindow,
+        inventory: config.inventory ?? null,
         leashed: config.leashed,
       },
     });
@@ -89,7 +96,15 @@ export async function beginExperiment(
   }
   return {
     control,
-    runner,
+    get runner() {
+      return runner;
+    },
+    async replaceProbes(next: Config): Promise<void> {
+      const old = runner;
+      runner = runnerOf(probeSettings(next));
+      await old?.close();
+      runner?.start();
+    },
     async end(reason: string): Promise<void> {
       if (runner !== undefined) {
         await runner.stop();

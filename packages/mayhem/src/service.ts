@@ -23,6 +23,8 @@ import { noopMetrics } from './metrics/noop.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
 import { LocalFleetControl } from './storage/memory-control.js';
 import { Rails } from './core/rails.js';
+import { ShadowControl } from './core/shadow-control.js';
+import { announceFleet, followFleet, joinRunFleet } from './run-fleet.js';
 import { closeAdapters, openAdapters } from './open-adapters.js';
 import { beginExperiment, type RunExperiment } from './run-experiment.js';
 import { renderHtml } from './report/html.js';
@@ -43,7 +45,12 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   // A signal during start-up (queued by the hub since the process began, or arriving while files
   // and connections open) ends it: nothing was pulled yet, so closing what opened is the shutdown.
   const startup = listenDuringStartup(logger);
-  const adapters = await openAdapters(config, { logger, random }, startup);
+  const instance = config.instanceName ?? `${hostname()}:${process.pid}`;
+  const adapters = await openAdapters(
+    config,
+    { logger, random, join: (storage) => joinRunFleet(config, storage, instance) },
+    startup,
+  );
   if (adapters === undefined) {
     const summary = summarize(new Counters(noopMetrics), {
       reason: `received ${startup.signal()} during start-up`,
@@ -54,13 +61,15 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     logger.info('Successfully shutdown the Mayhem service.');
     return { exitCode: 0, summary };
   }
-  const { metrics, storage, broker, executor, http } = adapters;
+  const { metrics, storage, broker, executor, http, joined } = adapters;
   logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
+  announceFleet(joined, logger);
+  // The fleet's settings from here on (this instance's own where it stored them first).
+  const fleetConfig = joined.config;
 
-  const instance = config.instanceName ?? `${hostname()}:${process.pid}`;
   let experiment: RunExperiment;
   try {
-    experiment = await beginExperiment(config, {
+    experiment = await beginExperiment(fleetConfig, {
       control: storage.control?.() ?? new LocalFleetControl(),
       storage,
       logger,
@@ -70,12 +79,23 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     await closeAdapters(adapters, logger);
     throw err;
   }
-  const { control, runner } = experiment;
-  const rails = new Rails(railsSettings(config), control, random);
-  if (rails.settings.leashed) {
+  const { control } = experiment;
+  // A leashed member of a fleet on a shared broker takes nothing (hold); a leashed instance with its
+  // own messages (the memory broker, a preview browsing the stream) records what it would do (look),
+  // keeping those restarts in a shadow of the fleet's state so every rail holds for them too.
+  const rails = new Rails(railsSettings(fleetConfig, joined.stored.inventory?.hosts), control, random, {
+    leash: broker instanceof MemoryBroker || adapters.browsing ? 'look' : 'hold',
+    shadow: new ShadowControl(control, { restartMs: config.previewRestartTime, now: Date.now, forwardAudit: true }),
+  });
+  if (adapters.browsing)
     logger.warn(
-      { leashed: config.leashed },
-      config.leashed === 'auto'
+      { stream: config.stream },
+      `Leashed beside the fleet: looking at the requests pending on NATS stream ${config.stream} without taking any (no consumer joined); each restart it would make is logged and recorded as 'leashed'`,
+    );
+  else if (rails.settings.leashed && rails.looks) {
+    logger.warn(
+      { leashed: fleetConfig.leashed },
+      fleetConfig.leashed === 'auto'
         ? `Leashed: the ${config.executor} executor restarts nothing yet; each restart it would make is logged and recorded as 'leashed'. Pass --leashed false to let it restart hosts`
         : "Leashed: nothing is restarted; each restart that would run is logged and recorded as 'leashed'",
     );
@@ -161,12 +181,13 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       return p && `restarts paused by ${p.by}${p.reason ? ` (${p.reason})` : ''}`;
     },
   });
-  runner?.start();
+  experiment.runner?.start();
+  const stopFollowing = followFleet({ config, joined, control, rails, experiment, logger });
   http?.metrics.setRailsSource({
     paused: () => rails.paused,
     inWindow: () => rails.settings.window === undefined || rails.settings.window.isOpen(Date.now()),
   });
-  if (runner !== undefined) http?.metrics.setProbeSource(() => runner.status);
+  http?.metrics.setProbeSource(() => experiment.runner?.status ?? []);
   const experiments = storage.experiments?.();
   if (config.experiment !== undefined && experiments !== undefined) {
     const name = config.experiment;
@@ -195,6 +216,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     beforeClosing: () => experiment.end(latch.reason),
   });
   clearInterval(keepAlive);
+  stopFollowing();
   pipeline.close();
   // Every restart has ended or was aborted by the shutdown: the executor's connections can go.
   await executor.close().catch((err: unknown) => logger.warn({ err: errorText(err) }, 'Executor close failed'));

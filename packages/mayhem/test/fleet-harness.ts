@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 import { pino } from 'pino';
 import { encodeRestartRequest } from '../src/core/message.js';
 import { openNatsPublisher, type NatsOptions } from '../src/brokers/nats/index.js';
@@ -280,6 +281,19 @@ interface Row {
 }
 
 export type Query = <T extends Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<T[]>;
+
+/** A {@link Query} on the database at `url` (a short-lived connection per call). */
+export function queryOn(url: string): Query {
+  return async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      return (await c.query<T>(sql, params)).rows;
+    } finally {
+      await c.end();
+    }
+  };
+}
 
 /**
  * The fleet invariants. `query` runs on the fleet's database.

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import pg from 'pg';
 import { startNatsCluster, startNatsServer, type NatsCluster, type NatsServer } from './helpers/nats-server.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import {
@@ -25,7 +24,7 @@ import {
   verifyFleet,
   waitDrained,
   waitFor,
-  type Query,
+  queryOn,
 } from './fleet-harness.js';
 
 let nats: NatsServer;
@@ -49,18 +48,6 @@ afterAll(async () => {
   await pgt?.close();
   rmSync(journals, { recursive: true, force: true });
 });
-
-function queryOn(url: string): Query {
-  return async <T extends Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> => {
-    const c = new pg.Client({ connectionString: url });
-    await c.connect();
-    try {
-      return (await c.query<T>(sql, params)).rows;
-    } finally {
-      await c.end();
-    }
-  };
-}
 
 function start(name: string, args: string[], env: NodeJS.ProcessEnv = {}): Instance {
   const i = new Instance(name, args, env);

@@ -16,7 +16,7 @@ import { MessagePipeline, type PipelineOptions } from '../src/core/pipeline.js';
 import { openMemoryStorage, type MemoryStorage } from '../src/storage/memory.js';
 import type { LocalFleetControl } from '../src/storage/memory-control.js';
 import { HostFilter } from '../src/core/policy.js';
-import { Rails, type RailsSettings } from '../src/core/rails.js';
+import { Rails, type RailsOptions, type RailsSettings } from '../src/core/rails.js';
 
 export const noopMetrics: Metrics = {
   increment: () => undefined,
@@ -140,6 +140,8 @@ export interface Rig {
   readonly hostGuard: LocalHostGuard;
   /** The rails' fleet state and audit trail (the memory storage's). */
   readonly control: LocalFleetControl;
+  /** The rails, when the rig has them. */
+  readonly rails: Rails | undefined;
   /** Publish a valid restart request for `instanceName`; returns its messageId. */
   publish(instanceName: string, messageId?: string): string;
   /** Pull what is ready now (never waits). */
@@ -158,9 +160,24 @@ export interface RigOptions {
   readonly maxBacklog?: number;
   /** Safety rails (their fleet state is the memory storage's control). */
   readonly rails?: Partial<RailsSettings>;
+  /** How the rails leash, and where a leashed instance keeps what it would do (given the control). */
+  readonly railsOptions?: (control: LocalFleetControl) => RailsOptions;
 }
 
 let ids = 0;
+
+/** Rails settings with nothing set but `rails`. */
+export function railsSettingsWith(rails: Partial<RailsSettings>): RailsSettings {
+  return {
+    hosts: new HostFilter([], []),
+    window: undefined,
+    minIntervalMs: 0,
+    maxConcurrent: 0,
+    onLimit: 'delay',
+    leashed: false,
+    ...rails,
+  };
+}
 
 export function rig(o: RigOptions = {}): Rig {
   const ackDeadlineMs = o.ackDeadlineMs ?? defaultPipelineOptions.ackDeadlineMs;
@@ -175,19 +192,7 @@ export function rig(o: RigOptions = {}): Rig {
   const rails =
     o.rails === undefined
       ? undefined
-      : new Rails(
-          {
-            hosts: new HostFilter([], []),
-            window: undefined,
-            minIntervalMs: 0,
-            maxConcurrent: 0,
-            onLimit: 'delay',
-            leashed: false,
-            ...o.rails,
-          },
-          control,
-          () => 0.5,
-        );
+      : new Rails(railsSettingsWith(o.rails), control, () => 0.5, o.railsOptions?.(control));
   // The service's own wiring (its consumer is made per test below, with the options the test needs).
   const { counters, pipeline } = createMayhem(
     { broker, storage, executor, hostGuard, rails, control, metrics: o.metrics ?? noopMetrics, logger: log.logger },
@@ -203,6 +208,7 @@ export function rig(o: RigOptions = {}): Rig {
     log,
     hostGuard,
     control,
+    rails,
     publish(instanceName, messageId = `m-${++ids}`) {
       broker.publishSync(encodeRestartRequest({ messageId, instanceName, publishedAt: Date.now() }), messageId);
       return messageId;

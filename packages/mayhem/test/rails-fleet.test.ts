@@ -18,6 +18,7 @@ import {
   publishRequests,
   runArgs,
   waitDrained,
+  waitFor,
   type FleetNames,
 } from './fleet-harness.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
@@ -188,5 +189,43 @@ describe('rails across a fleet (NATS + PostgreSQL)', () => {
     expect(events.filter((e) => e.kind === 'start')).toHaveLength(30);
     expect(most).toBeLessThanOrEqual(3);
     expect(most).toBe(3); // the limit, not less: both instances used the slots
+  }, 120_000);
+
+  it('--max-restart-percent holds across instances: at most that share of the inventory restarted in the window', async () => {
+    const names = fleetNames('blast');
+    const db = await pgt.createDatabase();
+    const inventory = join(dir, 'blast-inventory.txt');
+    // 20 hosts, one request each; 25 % of 20 is 5.
+    writeFileSync(inventory, Array.from({ length: 20 }, (_, i) => `blast-h${i}.example.net`).join('\n'));
+    const [a, b] = fleet(names, db.url, [
+      '--max-restart-percent',
+      '25',
+      '--blast-window',
+      '1h',
+      '--inventory',
+      inventory,
+      '--on-limit',
+      'skip',
+      '--restart-latency',
+      '100ms',
+      '--restart-failure-rate',
+      '0',
+      '--max-in-flight',
+      '10',
+    ]);
+    // Published once both pull, so both take part (each can hold 10 of the 20).
+    const consuming = (i: Instance): boolean => i.lines.some((l) => l.msg === 'Mayhem Mandrill is consuming');
+    await waitFor([a!, b!], 'both consuming', () => consuming(a!) && consuming(b!));
+    await publishRequests([nats.url], names, 'blast', 20, { hostPerMessage: true });
+    await waitDrained([nats.url], names, 90_000, [a!, b!]);
+    await stop(a!);
+    await stop(b!);
+    const restarted = await audit(db.url, `WHERE outcome = 'restarted'`);
+    const skipped = await audit(db.url, `WHERE outcome = 'skipped-blast-radius'`);
+    expect(new Set(restarted.map((r) => r.host)).size).toBe(5);
+    expect(restarted).toHaveLength(5);
+    expect(skipped).toHaveLength(15);
+    // Both instances decided: the cap is the fleet's, not each instance's.
+    expect(new Set([...restarted, ...skipped].map((r) => r.instance))).toEqual(new Set(['A', 'B']));
   }, 120_000);
 });

@@ -6,6 +6,8 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HostFilter, RestartWindow } from '../src/core/policy.js';
 import type { Delivery } from '../src/core/contracts.js';
+import type { RailCheck, Rails } from '../src/core/rails.js';
+import { ShadowControl } from '../src/core/shadow-control.js';
 import { FakeExecutor, rig, track } from './pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
@@ -283,3 +285,130 @@ describe('intake while the rails hold it', () => {
     await run.promise;
   });
 });
+
+describe('--max-restart-percent (blast radius)', () => {
+  const inventory = ['a', 'b', 'c', 'd'].map((h) => `cattle-${h}.example.net`);
+
+  it('at most floor(P × N) distinct hosts of the inventory per window: the rest wait until it has room', async () => {
+    const r = rig({
+      rails: { blast: { percent: 50, windowMs: 10 * 60_000, inventory, inventorySource: 'hosts.txt' } },
+    });
+    const ids = ['a', 'b', 'c', 'a'].map((h) => r.publish(`cattle-${h}`));
+    for (const d of await r.pullNow()) {
+      const out = track(r.pipeline.handle(d, live()));
+      await vi.advanceTimersByTimeAsync(100);
+      await out.promise;
+    }
+    const byId = new Map(r.control.entries.map((e) => [e.messageId, e]));
+    expect(ids.map((id) => byId.get(id)?.outcome)).toEqual([
+      'restarted',
+      'restarted',
+      'deferred-blast-radius',
+      'restarted', // cattle-a is in the window already: it does not count twice
+    ]);
+    expect(byId.get(ids[2]!)?.reason).toBe(
+      '2 of 4 hosts of the inventory hosts.txt were restarted in the last 10m; --max-restart-percent 50 allows 2',
+    );
+    // Redelivered once the oldest restart has left the window: then it runs.
+    await vi.advanceTimersByTimeAsync(11 * 60_000);
+    const c = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await c.promise).toBe('acked');
+    expect(r.control.entries.at(-1)).toMatchObject({ messageId: ids[2], outcome: 'restarted' });
+  });
+
+  it('without an inventory, the hosts seen in the window (the one decided included) are the whole; --on-limit skip acks it', async () => {
+    const r = rig({ rails: { blast: { percent: 50, windowMs: 60_000 }, onLimit: 'skip' } });
+    r.publish('cattle-a');
+    const second = r.publish('cattle-b');
+    for (const d of await r.pullNow()) {
+      const out = track(r.pipeline.handle(d, live()));
+      await vi.advanceTimersByTimeAsync(100);
+      await out.promise;
+    }
+    expect(r.control.entries.map((e) => e.outcome)).toEqual(['restarted', 'skipped-blast-radius']);
+    expect(r.memory.records.get(second)?.skipReason).toBe(
+      '1 of 2 hosts seen in it were restarted in the last 60 s; --max-restart-percent 50 allows 1',
+    );
+  });
+});
+
+describe('one decision, traced: what each rail said', () => {
+  it('the rails set are listed in order, up to the one that refused', async () => {
+    const r = rig({ rails: { hosts: new HostFilter([], ['db-*']), minIntervalMs: 60_000, maxConcurrent: 1 } });
+    const rails = r.rails;
+    const trace: RailCheck[] = [];
+    expect(await rails!.decide('web-1', Date.now(), trace)).toBeUndefined();
+    expect(trace.map((t) => `${t.rail}:${t.verdict?.outcome ?? 'go'}`)).toEqual([
+      'hosts:go',
+      'pause:go',
+      'interval:go',
+      'concurrency:go',
+    ]);
+    trace.length = 0;
+    await rails!.decide('web-2', Date.now(), trace);
+    expect(trace.map((t) => `${t.rail}:${t.verdict?.outcome ?? 'go'}`)).toEqual([
+      'hosts:go',
+      'pause:go',
+      'interval:go',
+      'concurrency:deferred-busy',
+    ]);
+  });
+});
+
+describe("the fleet's settings change while running", () => {
+  it('update(): the next decision follows the new rails; a slot taken before is given back where it came from', async () => {
+    const r = rig({ rails: { maxConcurrent: 1 } });
+    const rails = railsOf(r);
+    expect(await rails.decide('web-1', Date.now())).toBeUndefined();
+    expect(r.control.slotsTaken).toBe(1);
+    rails.update({ ...rails.settings, maxConcurrent: 0, hosts: new HostFilter([], ['web-*']) });
+    expect((await rails.decide('web-2', Date.now()))?.outcome).toBe('skipped-denied');
+    rails.releaseSlot();
+    expect(r.control.slotsTaken).toBe(0);
+  });
+});
+
+describe('leashed, faithfully', () => {
+  it('its own messages: the interval and the slots hold for restarts it would make, kept off the fleet state', async () => {
+    const r = rig({
+      rails: { leashed: true, minIntervalMs: 60_000, maxConcurrent: 1 },
+      railsOptions: (control) => ({
+        shadow: new ShadowControl(control, { restartMs: 5_000, now: Date.now, forwardAudit: true }),
+      }),
+    });
+    const ids = ['cattle-a', 'cattle-b', 'cattle-a'].map((h) => r.publish(h));
+    const outs = (await r.pullNow()).map((d) => track(r.pipeline.handle(d, live())));
+    await vi.advanceTimersByTimeAsync(100);
+    await Promise.all(outs.map((o) => o.promise));
+    const byId = new Map(r.control.entries.map((e) => [e.messageId, e.outcome]));
+    expect(ids.map((id) => byId.get(id))).toEqual(['leashed', 'deferred-busy', 'deferred-too-soon']);
+    expect(r.executor.calls).toHaveLength(0);
+    // Nothing of it reached the fleet's own state.
+    expect(await r.control.lastRestart('cattle-a.example.net')).toBeUndefined();
+    expect(r.control.slotsTaken).toBe(0);
+  });
+
+  it('a member of a shared-broker fleet (hold): takes nothing while leashed, intake paused; unleashed, it restarts', async () => {
+    const r = rig({ rails: { leashed: true }, railsOptions: () => ({ leash: 'hold' }) });
+    const rails = railsOf(r);
+    const id = r.publish('cattle-a');
+    const out = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(await out.promise).toBe('deferred');
+    expect(r.control.entries).toMatchObject([{ messageId: id, outcome: 'deferred-leashed' }]);
+    expect(r.pipeline.holdIntake()?.kind).toBe('leashed');
+    rails.update({ ...rails.settings, leashed: false });
+    expect(r.pipeline.holdIntake()).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(10_000);
+    const again = track(r.pipeline.handle(await pullOne(r), live()));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(await again.promise).toBe('acked');
+    expect(r.executor.calls).toHaveLength(1);
+  });
+});
+
+function railsOf(r: ReturnType<typeof rig>): Rails {
+  if (r.rails === undefined) throw new Error('the rig has no rails');
+  return r.rails;
+}

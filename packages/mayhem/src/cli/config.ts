@@ -7,15 +7,16 @@ import { experimentNameProblem } from '../core/experiment.js';
 import { isHostname, parseHostTemplate } from '../core/hostname.js';
 import type { ProbeSpec } from '../probes/spec.js';
 import { probesSchema } from './probe-config.js';
-import { HostFilter, PolicyError, RestartWindow } from '../core/policy.js';
-import type { RailsSettings } from '../core/rails.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 import { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
 import { readableFile, readConfigFile } from './config-file.js';
+import { checkRails } from './rails-config.js';
 import { SETTINGS, type CommandName, type Setting, type SettingKey } from './settings.js';
 
 export { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
+export { isLeashed, railsSettings } from './rails-config.js';
+export { settingsFor } from './settings-for.js';
 export { SETTINGS, type CommandName, type SettingKey } from './settings.js';
 
 /** A problem with the user's settings: printed as one line, exit code 2. */
@@ -34,6 +35,7 @@ const LEASH = ['auto', 'true', 'false'] as const;
 const ON_LIMIT = ['delay', 'skip'] as const;
 const PICK = ['round-robin', 'random'] as const;
 const REPORT_FORMATS = ['md', 'html', 'json'] as const;
+const FLEET_POLICY = ['check', 'adopt'] as const;
 
 function allowed(s: Setting): string {
   const range = (lo?: number, hi?: number): string =>
@@ -77,6 +79,8 @@ function allowed(s: Setting): string {
       return PICK.join(' or ');
     case 'reportFormat':
       return REPORT_FORMATS.join(', ');
+    case 'fleetSettings':
+      return FLEET_POLICY.join(' or ');
     case 'probes':
       return "probes like 'http:https://svc/health status=200'";
     case 'string':
@@ -176,6 +180,8 @@ function schemaOf(s: Setting): z.ZodType {
       return z.enum(PICK, msg);
     case 'reportFormat':
       return z.enum(REPORT_FORMATS, msg);
+    case 'fleetSettings':
+      return z.enum(FLEET_POLICY, msg);
     case 'probes':
       return probesSchema();
     case 'string':
@@ -261,6 +267,41 @@ export interface Config {
   format: (typeof REPORT_FORMATS)[number];
   out: string | undefined;
   hostTemplate: string;
+  maxRestartPercent: number;
+  blastWindow: number;
+  inventory: string | undefined;
+  fleetSettings: (typeof FLEET_POLICY)[number];
+  previewRestartTime: number;
+  requests: string | undefined;
+  fromStream: boolean;
+  ack: boolean;
+  unset: string | undefined;
+}
+
+// Where each value of a resolved config came from (`--db`, `MAYHEM_DB`, `"db" in f.json`, `default of --db`).
+const ORIGINS = new WeakMap<Config, Readonly<Record<string, string>>>();
+
+/** Whether `key` was given (flag, environment or config file) rather than left at its default. */
+export function isGiven(config: Config, key: SettingKey): boolean {
+  const origin = ORIGINS.get(config)?.[key];
+  return origin !== undefined && !origin.startsWith('default of ');
+}
+
+/** Whether `key` was given on the command line. */
+export function isFlag(config: Config, key: SettingKey): boolean {
+  return ORIGINS.get(config)?.[key]?.startsWith('--') === true;
+}
+
+/** One value as the settings table parses it (flag text, or a config-file JSON value); `origin` names it in the error. */
+export function parseSetting(key: SettingKey, raw: unknown, origin: string): unknown {
+  const s: Setting = SETTINGS[key];
+  if (raw === null) throw new ConfigError(`invalid ${origin} null: expected ${allowed(s)}`);
+  const parsed = schemaOf(s).safeParse(raw);
+  if (!parsed.success)
+    throw new ConfigError(
+      `invalid ${origin} ${quote(raw)}: ${parsed.error.issues[0]?.message ?? `expected ${allowed(s)}`}`,
+    );
+  return parsed.data;
 }
 
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
@@ -303,21 +344,14 @@ export function resolveConfig(sources: Sources, command: CommandName): Config {
       origin = `default of --${s.flag}`;
     }
     origins[key] = origin;
-    if (raw === undefined) {
-      out[key] = undefined;
-      continue;
-    }
-    const parsed = schemaOf(s).safeParse(raw);
-    if (!parsed.success) {
-      throw new ConfigError(
-        `invalid ${origin} ${quote(raw)}: ${parsed.error.issues[0]?.message ?? `expected ${allowed(s)}`}`,
-      );
-    }
-    out[key] = parsed.data;
+    out[key] = raw === undefined ? undefined : parseSetting(key, raw, origin);
   }
   const config = out as unknown as Config;
+  ORIGINS.set(config, origins);
   const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
   if (command === 'run') crossCheck(config, where);
+  if (command === 'plan' || command === 'settings') checkRails(config, where);
+  if (command === 'settings') checkControlDb(config, where, 'the fleet settings live in');
   if (config.experiment !== undefined) {
     const problem = experimentNameProblem(config.experiment);
     if (problem !== undefined)
@@ -337,7 +371,7 @@ export function resolveConfig(sources: Sources, command: CommandName): Config {
 }
 
 /** A value as echoed in an error: JSON, one line, credentials redacted. */
-function quote(raw: unknown): string {
+export function quote(raw: unknown): string {
   return redactSecrets(JSON.stringify(raw) ?? String(raw));
 }
 
@@ -369,14 +403,7 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
   } catch (err) {
     throw new ConfigError((err as Error).message);
   }
-  // The rails' patterns and window, read once here so a mistake is a setting error (exit 2).
-  try {
-    new HostFilter(commaList(c.allowHosts), commaList(c.denyHosts));
-    if (c.window !== undefined) RestartWindow.parse(c.window);
-  } catch (err) {
-    if (err instanceof PolicyError) throw new ConfigError(err.message);
-    throw err;
-  }
+  checkRails(c, where);
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     try {
       new URL(c.db);
@@ -388,33 +415,11 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
   }
 }
 
-/** The rails as the settings say (patterns and the window were validated by {@link resolveConfig}). */
-export function railsSettings(config: Config): RailsSettings {
-  return {
-    hosts: new HostFilter(commaList(config.allowHosts), commaList(config.denyHosts)),
-    window: config.window === undefined ? undefined : RestartWindow.parse(config.window),
-    minIntervalMs: config.minIntervalPerHost,
-    maxConcurrent: config.maxConcurrentRestarts,
-    onLimit: config.onLimit,
-    leashed: config.dryRun || config.leashed === 'true' || (config.leashed === 'auto' && config.executor !== 'mock'),
-  };
-}
-
-/** `a, b,,c` → `['a', 'b', 'c']`; unset → `[]`. */
-function commaList(v: string | undefined): string[] {
-  return v === undefined
-    ? []
-    : v
-        .split(',')
-        .map((x) => x.trim())
-        .filter(Boolean);
-}
-
 /** The kill switch and the audit trail live in a database other processes can open: not memory:. */
-function checkControlDb(c: Config, where: (key: SettingKey) => string): void {
+function checkControlDb(c: Config, where: (key: SettingKey) => string, who = 'pause, resume and audit need'): void {
   if (/^(sqlite|postgres|postgresql):/.test(c.db) && c.db.slice(c.db.indexOf(':') + 1).trim() !== '') return;
   throw new ConfigError(
-    `invalid ${where('db')} ${quote(c.db)}: pause, resume and audit need the service's database: sqlite:<path> or postgres://user@host:port/db`,
+    `invalid ${where('db')} ${quote(c.db)}: ${who} the service's database: sqlite:<path> or postgres://user@host:port/db`,
   );
 }
 
@@ -422,13 +427,6 @@ function checkControlDb(c: Config, where: (key: SettingKey) => string): void {
 function checkBroker(broker: string, origin: string): void {
   if (broker === 'memory' || parseNatsUrls(broker) !== undefined) return;
   throw new ConfigError(`invalid ${origin} ${quote(broker)}: expected memory or ${NATS_URL_FORM}`);
-}
-
-/** Settings a command takes, for building its flags. */
-export function settingsFor(command: CommandName): [SettingKey, Setting][] {
-  return (Object.entries(SETTINGS) as [SettingKey, Setting][]).filter(([, s]) =>
-    (s.commands as readonly string[]).includes(command),
-  );
 }
 
 export function describeSetting(s: Setting): string {

@@ -15,13 +15,13 @@ import { readReport, UnknownExperiment } from '../report/read.js';
 import { renderReport } from '../report/render.js';
 import { writeFileSync } from 'node:fs';
 
-interface OpenedControl {
+export interface OpenedControl {
   readonly control: FleetControl;
   readonly experiments: ExperimentStore;
   close(): Promise<void>;
 }
 
-async function openControl(db: string): Promise<OpenedControl> {
+export async function openControl(db: string): Promise<OpenedControl> {
   if (db.startsWith('sqlite:')) {
     // Beside the running service: its one-process lock is for services, not for these commands.
     const opened = openSqliteControl(db.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
@@ -31,7 +31,7 @@ async function openControl(db: string): Promise<OpenedControl> {
   return { control: storage.control(), experiments: storage.experiments(), close: () => storage.close() };
 }
 
-function who(config: Config): string {
+export function who(config: Config): string {
   if (config.instanceName !== undefined) return config.instanceName;
   let user = 'someone';
   try {

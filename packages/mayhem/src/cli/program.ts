@@ -12,6 +12,8 @@ import { openPublisher } from '../brokers/open.js';
 import { runSimulatedPublisher } from '../publisher/simulated.js';
 import { ConfigError, describeSetting, resolveConfig, settingsFor, type CommandName, type Config } from './config.js';
 import { runAudit, runPause, runReport, runResume } from './control.js';
+import { runSettingsImport, runSettingsSet, runSettingsShow } from './settings-command.js';
+import { runPlan } from './plan-command.js';
 import { createLogger, type LoggerHandle } from './logger.js';
 import { enableLoopwatch } from './loopwatch.js';
 import { onExitSignal } from './signals.js';
@@ -211,6 +213,52 @@ for (const [name, description, action] of [
     const config = configFrom(cmd, name);
     try {
       process.stdout.write(await action(config));
+      process.exit(0);
+    } catch (err) {
+      await runtimeFailure(err, undefined);
+    }
+  });
+}
+
+addSettings(
+  program
+    .command('plan')
+    .description(
+      'what mayhem run would do with the requests pending (--from-stream, nothing taken) or in --requests FILE: every rail on simulated time, and the argv / URL / container each restart would act on',
+    ),
+  'plan',
+).action(async (_opts, cmd: Command) => {
+  const config = configFrom(cmd, 'plan');
+  try {
+    process.stdout.write(await runPlan(config));
+    process.exit(0);
+  } catch (err) {
+    await runtimeFailure(err, undefined);
+  }
+});
+
+// `mayhem settings show|set|import FILE`: the fleet's settings in its database.
+const settings = program
+  .command('settings')
+  .description("the fleet's settings (leash, rails, probes) in --db: show, set (flags; --unset NAME), import FILE");
+for (const [name, description] of [
+  ['show', "print the fleet's settings (--json: as `settings import` reads them)"],
+  ['set', "change the fleet's settings given as flags (audited); running instances follow within a second"],
+  ['import', "replace the fleet's settings with a JSON file's (audited)"],
+] as const) {
+  const sub = addSettings(settings.command(name).description(description), 'settings');
+  if (name === 'import') sub.argument('<file>', 'JSON settings (as `mayhem settings show --json` writes)');
+  sub.action(async (...args: unknown[]) => {
+    const cmd = args.at(-1) as Command;
+    const config = configFrom(cmd, 'settings');
+    try {
+      process.stdout.write(
+        name === 'show'
+          ? await runSettingsShow(config)
+          : name === 'set'
+            ? await runSettingsSet(config)
+            : await runSettingsImport(config, args[0] as string),
+      );
       process.exit(0);
     } catch (err) {
       await runtimeFailure(err, undefined);

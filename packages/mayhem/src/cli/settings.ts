@@ -3,6 +3,8 @@
  * flags, the env names (`MAYHEM_*`), the zod schema and the help text are all derived from it
  * (cli/config.ts). A data table, so it is allowed more lines than a module of logic.
  */
+import { FLEET_SETTINGS } from './settings-fleet.js';
+
 export type Kind =
   | 'int'
   | 'number'
@@ -21,7 +23,8 @@ export type Kind =
   | 'onLimit'
   | 'pick'
   | 'probes'
-  | 'reportFormat';
+  | 'reportFormat'
+  | 'fleetSettings';
 
 export interface Setting {
   readonly kind: Kind;
@@ -35,7 +38,7 @@ export interface Setting {
 }
 
 /** The commands that take settings. */
-export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit' | 'report';
+export type CommandName = 'run' | 'publish' | 'pause' | 'resume' | 'audit' | 'report' | 'plan' | 'settings';
 
 const BOTH = ['run', 'publish'] as const;
 // The kill switch and the audit trail: commands that only open the database.
@@ -268,7 +271,7 @@ export const SETTINGS = {
   onLimit: {
     kind: 'onLimit',
     flag: 'on-limit',
-    help: 'a restart the interval or the concurrency limit holds back: delay (nack until it may run) or skip (ack it as skipped)',
+    help: 'a restart the interval, the concurrency limit or the blast radius holds back: delay (nack until it may run) or skip (ack it as skipped)',
     default: 'delay',
     commands: RUN,
   },
@@ -311,7 +314,7 @@ export const SETTINGS = {
   json: {
     kind: 'bool',
     flag: 'json',
-    help: 'audit entries as JSON lines instead of a table',
+    help: 'audit entries as JSON lines instead of a table (plan, settings show: the output as JSON)',
     default: false,
     commands: ['audit'],
   },
@@ -603,6 +606,8 @@ export const SETTINGS = {
     default: '{instance}.example.net',
     commands: RUN,
   },
+  // The blast radius, the fleet's settings, the preview (`mayhem plan`, `mayhem settings`).
+  ...FLEET_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;

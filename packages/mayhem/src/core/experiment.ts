@@ -78,11 +78,17 @@ export function experimentNameProblem(name: string): string | undefined {
 export function stampExperiment(control: FleetControl, experiment: string): FleetControl {
   return {
     pauseState: () => control.pauseState(),
+    settingsState: () => control.settingsState(),
+    refresh: () => control.refresh(),
+    writeSettings: (next, expected) => control.writeSettings(next, expected),
     setPause: (state) => control.setPause(state),
     lastRestart: (host) => control.lastRestart(host),
     stampRestart: (host, at) => control.stampRestart(host, at),
     takeSlot: (max) => control.takeSlot(max),
     releaseSlot: () => control.releaseSlot(),
+    takeBlast: (host, at, since, cap) => control.takeBlast(host, at, since, cap),
+    restartedSince: (since) => control.restartedSince(since),
+    hostsSeenSince: (since) => control.hostsSeenSince(since),
     audit: (entry) => control.audit({ ...entry, experiment }),
     readAudit: (query) => control.readAudit(query),
     close: () => control.close(),

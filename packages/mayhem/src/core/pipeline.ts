@@ -133,12 +133,12 @@ export class MessagePipeline {
     );
     this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now, ref: true });
     const dependency = this.storageHealth;
-    const leashed = options.dryRun || deps.rails?.settings.leashed === true;
+    // The rails' leash is read per claim (it may change while running); a dry run is leashed for good.
     this.#restart = new RestartBranch(
       {
         restartAttempts: options.restartAttempts,
         saveAttempts: options.saveAttempts,
-        claimMode: leashed ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim',
+        claimMode: options.dryRun ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim',
         instance: options.instance ?? `${hostname()}:${process.pid}`,
         executorName: options.executorName ?? 'mock',
       },

@@ -4,15 +4,24 @@
  *
  *   denied by --allow-hosts / --deny-hosts        → skipped (acked, recorded, never restarted)
  *   paused (`mayhem pause`)                       → deferred (nacked back; intake pauses)
+ *   leashed, as a member of a shared-broker fleet → deferred (nothing taken; intake pauses)
  *   outside --window                              → deferred until it opens (intake pauses)
  *   within --min-interval-per-host of the last    → deferred until then, or skipped (--on-limit)
  *   --max-concurrent-restarts already running     → deferred shortly, or skipped (--on-limit)
- *   leashed (--leashed)                           → logged and recorded, not restarted
+ *   --max-restart-percent of the inventory done   → deferred until the window has room, or skipped
+ *   leashed (--leashed), its own messages         → logged and recorded, not restarted
  *
  * The checks run holding the host (so the per-host interval cannot race another instance) and in
  * that order: a host that may never be restarted is skipped whatever the time, and a paused fleet
- * defers everything.
+ * defers everything. The blast radius comes last: it counts a host the moment it lets it through
+ * (fleet-wide, atomically), so only a restart that goes may count (a slot taken is given back when
+ * it refuses).
+ *
+ * `mayhem run` and `mayhem plan` decide with this one class: the plan gives it a preview of the
+ * fleet's state on simulated time (core/shadow-control.ts), the leashed run one on real time.
  */
+import { blastCap, blastReopensAt, type BlastRadius, type BlastTake } from './blast.js';
+export type { BlastTake } from './blast.js';
 import type { HostFilter, RestartWindow } from './policy.js';
 
 /** What was decided about one restart, as the audit trail records it. */
@@ -31,13 +40,19 @@ export type AuditOutcome =
   | 'deferred-outside-window'
   | 'deferred-too-soon'
   | 'deferred-busy'
+  // Blast radius (--max-restart-percent); a leashed member of a shared-broker fleet takes nothing.
+  | 'skipped-blast-radius'
+  | 'deferred-blast-radius'
+  | 'deferred-leashed'
   // The kill switch, fleet-wide (host '*'):
   | 'paused'
   | 'resumed'
   // Stop conditions (probes/runner.ts), fleet-wide (host '*'): a probe failed --probe-tolerance
   // checks in a row (the fleet is paused), or holds again after that.
   | 'probe-failed'
-  | 'probe-recovered';
+  | 'probe-recovered'
+  // The fleet's settings were stored or replaced (fleet-wide, host '*'): the reason lists the changes.
+  | 'settings-changed';
 
 /** One row of the audit trail. */
 export interface AuditEntry {
@@ -76,12 +91,36 @@ export interface PauseState {
 }
 
 /**
+ * The fleet's settings as stored (the leash, the rails, the probes): plain data under config-file
+ * keys, validated again whenever read (src/fleet/values.ts). `version` grows by one per change.
+ */
+export interface StoredSettings {
+  readonly version: number;
+  /** Who stored them (an instance, or `user@host` of `mayhem settings`). */
+  readonly by: string;
+  /** ms since epoch. */
+  readonly at: number;
+  readonly values: Readonly<Record<string, unknown>>;
+  /** `--inventory` as read when the settings were stored, so every instance counts the same hosts. */
+  readonly inventory?: { readonly source: string; readonly hosts: readonly string[] } | undefined;
+}
+
+/**
  * Fleet-wide state the rails read and write, kept by the storage every instance shares (a file for
  * one instance, a database for a fleet).
  */
 export interface FleetControl {
   /** The kill switch as last read: kept fresh by the adapter (read every `refreshMs`, ≤ 500 ms). */
   pauseState(): PauseState | undefined;
+  /** The fleet's settings as last read (kept fresh like the kill switch); undefined: none stored yet. */
+  settingsState(): StoredSettings | undefined;
+  /** Read the kill switch and the settings from the database now. */
+  refresh(): Promise<void>;
+  /**
+   * Store settings as version `expected + 1` if the stored version is still `expected` (0: none
+   * stored yet). Resolves with what is stored afterwards: these, or the ones another writer stored first.
+   */
+  writeSettings(next: Omit<StoredSettings, 'version'>, expected: number): Promise<StoredSettings>;
   /** Set or clear the kill switch (the `pause` / `resume` commands). */
   setPause(state: PauseState | undefined): Promise<void>;
   /** When `host` was last restarted by anyone (ms since epoch), if ever. Read holding the host. */
@@ -92,6 +131,16 @@ export interface FleetControl {
   takeSlot(max: number): Promise<boolean>;
   /** Give back a slot taken by {@link takeSlot}. */
   releaseSlot(): void;
+  /**
+   * The blast radius, fleet-wide and atomic (one taker at a time across the fleet): apply
+   * {@link blastTake} to the hosts restarted since `since` and, when it lets `host` go, stamp its
+   * restart time `at` in the same step.
+   */
+  takeBlast(host: string, at: number, since: number, cap: number): Promise<BlastTake>;
+  /** Each host restarted since `since` (ms), fleet-wide, with its latest restart time. */
+  restartedSince(since: number): Promise<Map<string, number>>;
+  /** The distinct hosts the audit trail holds a decision about since `since` (rows not yet written included). */
+  hostsSeenSince(since: number): Promise<Set<string>>;
   /** Append to the audit trail. Batched; a failed write is retried by the adapter, never thrown here. */
   audit(entry: AuditEntry): void;
   readAudit(query: AuditQuery): Promise<AuditEntry[]>;
@@ -106,15 +155,17 @@ export interface RailsSettings {
   readonly minIntervalMs: number;
   /** 0 = no limit. */
   readonly maxConcurrent: number;
-  /** What a message that would break the interval or the concurrency limit gets. */
+  /** What a message that would break the interval, the blast radius or the concurrency limit gets. */
   readonly onLimit: 'delay' | 'skip';
   /** Log and record what would be restarted; restart nothing. */
   readonly leashed: boolean;
+  /** `--max-restart-percent` with its window and inventory; undefined: no cap. */
+  readonly blast?: BlastRadius | undefined;
 }
 
 /** Why the consumer pulls nothing for now; `kind` says which, `text` says it to a person. */
 export interface IntakeHold {
-  readonly kind: 'paused' | 'window';
+  readonly kind: 'paused' | 'window' | 'leashed';
   readonly text: string;
 }
 
@@ -127,6 +178,31 @@ export interface Verdict {
   readonly delayMs: number;
 }
 
+/** The rails, in the order they are checked. */
+export type RailName = 'hosts' | 'pause' | 'leash' | 'window' | 'interval' | 'concurrency' | 'blast';
+
+/** One rail's answer in a decision, for the preview: go (no verdict) or its verdict. */
+export interface RailCheck {
+  readonly rail: RailName;
+  readonly verdict?: Verdict | undefined;
+}
+
+export interface RailsOptions {
+  /**
+   * What a leashed instance does with a restart the rails let through: `look` (its own messages:
+   * record it as leashed, restart nothing) or `hold` (a member of a fleet on a shared broker: take
+   * nothing — defer it and pause intake until the fleet is unleashed). Default `look`.
+   */
+  readonly leash?: 'look' | 'hold';
+  /**
+   * Where a leashed (`look`) instance keeps the restarts it would make, so the interval, the blast
+   * radius and the slots hold for them as for real ones without touching the fleet's state (a
+   * {@link FleetControl} over the real one: core/shadow-control.ts). Default: the real one is used
+   * and a leashed restart leaves no trace there (it holds no slot, stamps no time).
+   */
+  readonly shadow?: FleetControl;
+}
+
 // A deferral is a nack with a delay: capped, so a long wait (a closed window over a weekend) is a few
 // redeliveries rather than one that outlives a broker's limits; busy slots get a short, jittered one.
 const MAX_DEFER_MS = 60 * 60_000;
@@ -134,22 +210,47 @@ const PAUSED_DEFER_MS = 5_000;
 const BUSY_DEFER_MS = 2_000;
 
 export class Rails {
-  readonly settings: RailsSettings;
+  #settings: RailsSettings;
   readonly #control: FleetControl;
+  readonly #shadow: FleetControl | undefined;
   readonly #random: () => number;
+  readonly #leash: 'look' | 'hold';
+  // Slots taken from the shadow and not yet given back: their release goes there, not to the fleet.
+  #shadowSlots = 0;
 
-  constructor(settings: RailsSettings, control: FleetControl, random: () => number) {
-    this.settings = settings;
+  constructor(settings: RailsSettings, control: FleetControl, random: () => number, options: RailsOptions = {}) {
+    this.#settings = settings;
     this.#control = control;
     this.#random = random;
+    this.#leash = options.leash ?? 'look';
+    this.#shadow = options.shadow;
   }
 
-  /** Why intake should pause now (a paused fleet, a closed window), or undefined. Cheap: no I/O. */
+  get settings(): RailsSettings {
+    return this.#settings;
+  }
+
+  /** New settings from now on (the fleet's changed); restarts already let through are not asked again. */
+  update(settings: RailsSettings): void {
+    this.#settings = settings;
+  }
+
+  /** Whether a restart let through now is only recorded as leashed (its own messages, `look`). */
+  get looks(): boolean {
+    return this.#settings.leashed && this.#leash === 'look';
+  }
+
+  /** Why intake should pause now (a paused fleet, a leashed member, a closed window), or undefined. Cheap: no I/O. */
   holdIntake(now: number): IntakeHold | undefined {
     const pause = this.#control.pauseState();
     if (pause !== undefined)
       return { kind: 'paused', text: `restarts paused by ${pause.by}${pause.reason ? ` (${pause.reason})` : ''}` };
-    const w = this.settings.window;
+    if (this.#holdsForLeash())
+      return {
+        kind: 'leashed',
+        text: 'leashed by the fleet settings: nothing is taken from the broker (`mayhem plan` shows what would run; `mayhem settings set --leashed false` lets it)',
+      };
+    const w = this.#settings.window;
     if (w !== undefined && !w.isOpen(now))
       return {
         kind: 'window',
@@ -165,65 +266,135 @@ export class Rails {
 
   /**
    * Decide for `host`, holding it. On go with a concurrency limit a slot is taken: give it back with
-   * {@link releaseSlot} when the restart ends.
+   * {@link releaseSlot} when the restart ends. `trace`, when given, gets each rail's answer in order
+   * (the rails not set are left out).
    */
-  async decide(host: string, now: number): Promise<Verdict | undefined> {
-    const s = this.settings;
-    const refused = s.hosts.refusal(host);
-    if (refused !== undefined) return { action: 'skip', outcome: 'skipped-denied', reason: refused, delayMs: 0 };
+  async decide(host: string, now: number, trace?: RailCheck[]): Promise<Verdict | undefined> {
+    const s = this.#settings;
+    const c = this.#stateFor(this.looks);
+    if (!s.hosts.open) {
+      const refused = s.hosts.refusal(host);
+      if (refused !== undefined)
+        return noted(trace, 'hosts', { action: 'skip', outcome: 'skipped-denied', reason: refused, delayMs: 0 });
+      noted(trace, 'hosts');
+    }
     const pause = this.#control.pauseState();
     if (pause !== undefined) {
-      return {
+      return noted(trace, 'pause', {
         action: 'defer',
         outcome: 'deferred-paused',
         reason: `restarts paused by ${pause.by} at ${new Date(pause.at).toISOString()}${pause.reason ? `: ${pause.reason}` : ''}`,
         delayMs: this.#jitter(PAUSED_DEFER_MS),
-      };
+      });
     }
-    if (s.window !== undefined && !s.window.isOpen(now)) {
-      const wait = s.window.msUntilOpen(now);
-      return {
+    noted(trace, 'pause');
+    if (this.#holdsForLeash())
+      return noted(trace, 'leash', {
         action: 'defer',
-        outcome: 'deferred-outside-window',
-        reason: `outside the restart window ${s.window.text}; it opens in ${duration(wait)}`,
-        delayMs: Math.min(MAX_DEFER_MS, wait + this.#jitter(1000)),
-      };
+        outcome: 'deferred-leashed',
+        reason: 'leashed by the fleet settings: taken back, nothing restarted',
+        delayMs: this.#jitter(PAUSED_DEFER_MS),
+      });
+    if (s.window !== undefined) {
+      if (!s.window.isOpen(now)) {
+        const wait = s.window.msUntilOpen(now);
+        return noted(trace, 'window', {
+          action: 'defer',
+          outcome: 'deferred-outside-window',
+          reason: `outside the restart window ${s.window.text}; it opens in ${duration(wait)}`,
+          delayMs: Math.min(MAX_DEFER_MS, wait + this.#jitter(1000)),
+        });
+      }
+      noted(trace, 'window');
     }
     if (s.minIntervalMs > 0) {
-      const last = await this.#control.lastRestart(host);
+      const last = await c.lastRestart(host);
       const left = last === undefined ? 0 : last + s.minIntervalMs - now;
       if (left > 0) {
         const reason = `${host} was restarted ${duration(now - (last ?? now))} ago; --min-interval-per-host is ${duration(s.minIntervalMs)}`;
-        if (s.onLimit === 'skip') return { action: 'skip', outcome: 'skipped-too-soon', reason, delayMs: 0 };
-        return {
-          action: 'defer',
-          outcome: 'deferred-too-soon',
-          reason,
-          delayMs: Math.min(MAX_DEFER_MS, left + this.#jitter(1000)),
-        };
+        return noted(trace, 'interval', this.#limit('too-soon', reason, left + this.#jitter(1000)));
       }
+      noted(trace, 'interval');
     }
-    if (s.maxConcurrent > 0 && !(await this.#control.takeSlot(s.maxConcurrent))) {
-      const reason = `${s.maxConcurrent} restarts already running (--max-concurrent-restarts)`;
-      if (s.onLimit === 'skip') return { action: 'skip', outcome: 'skipped-busy', reason, delayMs: 0 };
-      return { action: 'defer', outcome: 'deferred-busy', reason, delayMs: this.#jitter(BUSY_DEFER_MS) };
+    let slot = false;
+    if (s.maxConcurrent > 0) {
+      if (!(await c.takeSlot(s.maxConcurrent))) {
+        const reason = `${s.maxConcurrent} restarts already running (--max-concurrent-restarts)`;
+        return noted(trace, 'concurrency', this.#limit('busy', reason, this.#jitter(BUSY_DEFER_MS)));
+      }
+      slot = true;
+      noted(trace, 'concurrency');
     }
+    if (s.blast !== undefined) {
+      const refused = await this.#blast(c, s.blast, host, now);
+      if (refused !== undefined) {
+        if (slot) c.releaseSlot();
+        return noted(trace, 'blast', refused);
+      }
+      noted(trace, 'blast');
+    }
+    if (slot && c === this.#shadow) this.#shadowSlots += 1;
     return undefined;
   }
 
   /** The restart that took a slot in {@link decide} has ended. */
   releaseSlot(): void {
-    if (this.settings.maxConcurrent > 0) this.#control.releaseSlot();
+    // A leashed restart's slot in the shadow frees itself at the restart's assumed end.
+    if (this.#shadowSlots > 0) this.#shadowSlots -= 1;
+    else this.#control.releaseSlot();
   }
 
-  /** Stamp the host's restart time for the interval rule (only when there is one). */
-  stamp(host: string, at: number): Promise<void> | undefined {
-    return this.settings.minIntervalMs > 0 ? this.#control.stampRestart(host, at) : undefined;
+  /**
+   * Stamp the host's restart time for the interval rule (only when there is one); `looking`: a
+   * restart only recorded as leashed, stamped where the leashed instance keeps its own.
+   */
+  stamp(host: string, at: number, looking = false): Promise<void> | undefined {
+    // Never the fleet's for a restart that does not happen: without a shadow, it leaves no trace.
+    if (this.#settings.minIntervalMs === 0 || (looking && this.#shadow === undefined)) return undefined;
+    return this.#stateFor(looking).stampRestart(host, at);
+  }
+
+  /**
+   * The blast radius: taken last, so only a restart that goes counts (its restart time stamped in the
+   * same step, fleet-wide); undefined when it may go.
+   */
+  async #blast(c: FleetControl, b: BlastRadius, host: string, now: number): Promise<Verdict | undefined> {
+    const since = now - b.windowMs;
+    const size = b.inventory?.length ?? (await c.hostsSeenSince(since)).add(host).size;
+    const cap = blastCap(b.percent, size);
+    const take = await c.takeBlast(host, now, since, cap);
+    if (take.ok) return undefined;
+    const of =
+      b.inventory !== undefined
+        ? `${size} hosts of the inventory${b.inventorySource !== undefined ? ` ${b.inventorySource}` : ''}`
+        : `${size} hosts seen in it`;
+    const reason = `${take.others.length} of ${of} were restarted in the last ${duration(b.windowMs)}; --max-restart-percent ${b.percent} allows ${cap}`;
+    return this.#limit('blast-radius', reason, blastReopensAt(take, cap, b.windowMs) - now + this.#jitter(1000));
+  }
+
+  #stateFor(looking: boolean): FleetControl {
+    return looking && this.#shadow !== undefined ? this.#shadow : this.#control;
+  }
+
+  #holdsForLeash(): boolean {
+    return this.#settings.leashed && this.#leash === 'hold';
+  }
+
+  /** The interval, the blast radius and the slots: deferred (`delay`) or skipped (`skip`). */
+  #limit(what: 'too-soon' | 'blast-radius' | 'busy', reason: string, delayMs: number): Verdict {
+    if (this.#settings.onLimit === 'skip') return { action: 'skip', outcome: `skipped-${what}`, reason, delayMs: 0 };
+    return { action: 'defer', outcome: `deferred-${what}`, reason, delayMs: Math.min(MAX_DEFER_MS, delayMs) };
   }
 
   #jitter(ms: number): number {
     return Math.round(ms * (0.5 + this.#random()));
   }
+}
+
+/** A rail's answer, added to the trace when there is one (a function, not a closure per decision). */
+function noted(trace: RailCheck[] | undefined, rail: RailName, verdict?: Verdict): Verdict | undefined {
+  trace?.push({ rail, verdict });
+  return verdict;
 }
 
 /** `3h 12m`, `45 s`, `250 ms`: a wait as a person reads it. */

@@ -19,6 +19,7 @@ export interface RestartBranchOptions {
   readonly restartAttempts: number;
   /** Tries of the claim and of the host lock (as of a save). */
   readonly saveAttempts: number;
+  /** How to claim while the rails do not leash (`look` for good: a dry run). */
   readonly claimMode: ClaimMode;
   /** Who decides, for the audit trail. */
   readonly instance: string;
@@ -107,7 +108,7 @@ export class RestartBranch {
       dependency,
       run: (job) => this.#claimAndStamp(job),
       retry: (job, err, n) => deps.storageRetry(job, err, n, options.saveAttempts, 'claim the restart of'),
-      succeeded: (job, found) => this.#claimed(job, found as RestartClaim),
+      succeeded: (job, claimed) => this.#claimed(job, (claimed as Claimed).found, (claimed as Claimed).mode),
       // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
@@ -266,24 +267,22 @@ export class RestartBranch {
   }
 
   // With a per-host interval the host's restart time is stamped with the claim, holding the host, so
-  // the next instance to take it sees it. (Without one, the claim alone: no extra write.)
-  #claimAndStamp(job: Job): Promise<RestartClaim> {
-    const claimed = this.#d.storage.claimRestart(
-      job.request,
-      job.delivery.deliveryCount,
-      this.#o.claimMode,
-      job.signal,
-    );
+  // the next instance to take it sees it. (Without one, the claim alone: no extra write.) A leashed
+  // restart is stamped where the leashed instance keeps its own (the rails' shadow), never the fleet's.
+  // The leash is read per claim: the fleet's settings may change while the instance runs.
+  #claimAndStamp(job: Job): Promise<Claimed> {
     const rails = this.#d.rails;
-    if (rails === undefined || rails.settings.minIntervalMs === 0 || this.#o.claimMode === 'look') return claimed;
+    const mode: ClaimMode = rails?.looks === true ? 'look' : this.#o.claimMode;
+    const claimed = this.#d.storage.claimRestart(job.request, job.delivery.deliveryCount, mode, job.signal);
+    if (rails === undefined || rails.settings.minIntervalMs === 0) return claimed.then((found) => ({ found, mode }));
     return claimed.then(async (found) => {
-      if (found === 'free' || (found === 'in-doubt' && this.#o.claimMode === 'claim-in-doubt'))
-        await rails.stamp(job.host, Date.now());
-      return found;
+      if (found === 'free' || (found === 'in-doubt' && mode === 'claim-in-doubt'))
+        await rails.stamp(job.host, Date.now(), mode === 'look');
+      return { found, mode };
     });
   }
 
-  #claimed(job: Job, found: RestartClaim): void {
+  #claimed(job: Job, found: RestartClaim, mode: ClaimMode): void {
     const { logger, counters } = this.#d;
     job.claim = found;
     const at = { messageId: job.messageId, host: job.host };
@@ -300,7 +299,7 @@ export class RestartBranch {
         logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
         return this.final(job, 'skipped');
       case 'in-doubt':
-        if (this.#o.claimMode === 'claim-in-doubt') {
+        if (mode === 'claim-in-doubt') {
           logger.warn(
             at,
             `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`,
@@ -319,7 +318,7 @@ export class RestartBranch {
         );
         return this.final(job, 'skipped');
       case 'free':
-        if (this.#o.claimMode === 'look') {
+        if (mode === 'look') {
           counters.increment('leashed');
           this.#audit(job, 'leashed', 'would restart (leashed: nothing is restarted)');
           logger.info(at, `Leashed: would restart ${job.host}`);
@@ -353,6 +352,12 @@ export class RestartBranch {
       reason,
     });
   }
+}
+
+/** What the claim found, and how it claimed (the leash may change between two claims). */
+interface Claimed {
+  readonly found: RestartClaim;
+  readonly mode: ClaimMode;
 }
 
 const PAUSED_BETWEEN: Verdict = {

@@ -88,7 +88,7 @@ export function parseUrlTemplate(text: string): UrlTemplate {
   return { origin, parts, display: origin + (q < 0 ? pathAndQuery : pathAndQuery.slice(0, q)) };
 }
 
-function renderPath(t: UrlTemplate, values: Readonly<Record<Field, string>>): string {
+export function renderPath(t: UrlTemplate, values: Readonly<Record<Field, string>>): string {
   return fillFields(t.parts, values, encodeURIComponent);
 }
 
@@ -103,6 +103,9 @@ export interface HttpExecutorOptions {
   /** Requests per message at most, across attempts and deliveries (`--http-max-calls`); default 3. */
   readonly maxCalls?: number;
 }
+
+/** Headers every webhook request carries besides the file's (and its Idempotency-Key). */
+export const FIXED_HEADERS = { 'content-type': 'application/json', 'user-agent': 'mayhem-mandrill' } as const;
 
 /** Sent, and no answer (a timeout, a dropped connection): retried, but it may have arrived. */
 class SentUnanswered extends RestartFailed {}
@@ -123,7 +126,7 @@ export class HttpRestartExecutor implements RestartExecutor {
       bodyTimeout: backstop,
       connect: { timeout: Math.min(options.timeoutMs, 10_000) },
     });
-    this.#headers = { ...options.headers, 'content-type': 'application/json', 'user-agent': 'mayhem-mandrill' };
+    this.#headers = { ...options.headers, ...FIXED_HEADERS };
   }
 
   /** The sockets the pool has opened so far (keep-alive reuses them). */

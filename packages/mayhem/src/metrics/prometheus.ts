@@ -9,7 +9,7 @@
  *   mayhem_<counter>_total                          every counter of core/counters.ts
  *   mayhem_in_flight_messages                        messages being handled now
  *   mayhem_backlog_messages                          messages waiting for a consumer (the broker's count)
- *   mayhem_deferred_total{reason}                    deferrals by rail: paused, outside-window, too-soon, busy
+ *   mayhem_deferred_total{reason}                    deferrals by rail: paused, leashed, outside-window, too-soon, busy, blast-radius
  *   mayhem_paused, mayhem_in_window                  the kill switch as read (1 = paused); inside --window (1)
  *   mayhem_probe_ok{probe}, mayhem_probe_latency_seconds{probe}   each probe's last check
  *   mayhem_handle_duration_seconds                   pull → settle, per message (histogram)
@@ -35,7 +35,8 @@ const HELP: Record<CounterName, string> = {
   unsettled: 'Messages left to their lease at shutdown because their restart could not be recorded',
   rail_skipped:
     'Restarts a safety rail refused for good (denied host, too soon or busy with --on-limit skip); acked as skipped',
-  deferred: 'Restarts a safety rail put off (paused, outside the window, too soon, busy); nacked with a delay',
+  deferred:
+    'Restarts a safety rail put off (paused, leashed, outside the window, too soon, busy, blast radius); nacked with a delay',
   leashed: 'Restarts that would have run, not run: leashed',
 };
 

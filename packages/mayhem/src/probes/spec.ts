@@ -308,3 +308,24 @@ export function describeProbe(s: ProbeSpec): string {
       return `prometheus ${new URL(s.url).origin} ${s.query} ${s.threshold.op} ${s.threshold.value}`;
   }
 }
+
+/**
+ * A probe as its config-file object, which {@link parseProbe} reads back to the same spec: how the
+ * fleet's settings keep probes in the database.
+ */
+export function probeToObject(s: ProbeSpec): Record<string, unknown> {
+  const common = { name: s.name, ...(s.timeoutMs !== undefined ? { timeout: s.timeoutMs } : {}) };
+  switch (s.kind) {
+    case 'http':
+      return {
+        http: s.url,
+        ...common,
+        status: [...s.status],
+        ...(s.body === undefined ? {} : { body: 'regex' in s.body ? `/${s.body.regex}/${s.body.flags}` : s.body.text }),
+      };
+    case 'command':
+      return { command: [...s.argv], ...common, code: s.code, env: [...s.env] };
+    case 'prometheus':
+      return { prometheus: s.url, ...common, query: s.query, threshold: `${s.threshold.op}${s.threshold.value}` };
+  }
+}

@@ -1,14 +1,16 @@
 /**
- * The rails' fleet state kept in this process: the kill switch, when each host was last restarted,
- * the restart slots and the audit trail. Right for `memory:` storage (tests, benchmarks) and the
- * in-process part of the others; nothing here outlives the process.
+ * The rails' fleet state kept in this process: the kill switch, the fleet's settings, when each host
+ * was last restarted, the restart slots and the audit trail. Right for `memory:` storage (tests,
+ * benchmarks) and the in-process part of the others; nothing here outlives the process.
  */
-import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
+import { blastTake, type BlastTake } from '../core/blast.js';
+import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../core/rails.js';
 import { DONE } from '../core/settled.js';
 import { auditMatchesHost } from './audit-row.js';
 
 export class LocalFleetControl implements FleetControl {
   #pause: PauseState | undefined;
+  #settings: StoredSettings | undefined;
   readonly #lastRestart = new Map<string, number>();
   #slotsTaken = 0;
   // The audit trail: a ring of at most #maxAudit entries, so a decision costs O(1) however long the
@@ -43,6 +45,20 @@ export class LocalFleetControl implements FleetControl {
     return DONE;
   }
 
+  settingsState(): StoredSettings | undefined {
+    return this.#settings;
+  }
+
+  refresh(): Promise<void> {
+    return DONE;
+  }
+
+  writeSettings(next: Omit<StoredSettings, 'version'>, expected: number): Promise<StoredSettings> {
+    const version = this.#settings?.version ?? 0;
+    if (version === expected) this.#settings = { ...next, version: version + 1 };
+    return Promise.resolve(this.#settings!);
+  }
+
   lastRestart(host: string): Promise<number | undefined> {
     return Promise.resolve(this.#lastRestart.get(host));
   }
@@ -60,6 +76,24 @@ export class LocalFleetControl implements FleetControl {
 
   releaseSlot(): void {
     this.#slotsTaken = Math.max(0, this.#slotsTaken - 1);
+  }
+
+  async takeBlast(host: string, at: number, since: number, cap: number): Promise<BlastTake> {
+    const take = blastTake(await this.restartedSince(since), host, cap);
+    if (take.ok) await this.stampRestart(host, at);
+    return take;
+  }
+
+  restartedSince(since: number): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const [host, at] of this.#lastRestart) if (at >= since) out.set(host, at);
+    return Promise.resolve(out);
+  }
+
+  hostsSeenSince(since: number): Promise<Set<string>> {
+    const out = new Set<string>();
+    for (const e of this.#audit) if (e.at >= since && e.host !== '*') out.add(e.host);
+    return Promise.resolve(out);
   }
 
   audit(entry: AuditEntry): void {

@@ -12,8 +12,10 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { errorText } from '../core/errors.js';
-import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
+import type { BlastTake } from '../core/blast.js';
+import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../core/rails.js';
 import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from './audit-row.js';
+import * as fleet from './postgres-fleet.js';
 
 /** How often each instance reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;
@@ -41,6 +43,7 @@ export class PgFleetControl implements FleetControl {
   readonly #url: string;
   readonly #log: Logger;
   #pause: PauseState | undefined;
+  #settings: StoredSettings | undefined;
   #refresh: NodeJS.Timeout | undefined;
   #slots: pg.Client | undefined;
   #connecting: Promise<pg.Client> | undefined;
@@ -82,6 +85,36 @@ export class PgFleetControl implements FleetControl {
     return this.#pause;
   }
 
+  settingsState(): StoredSettings | undefined {
+    return this.#settings;
+  }
+
+  refresh(): Promise<void> {
+    return this.#readPause(true);
+  }
+
+  async writeSettings(next: Omit<StoredSettings, 'version'>, expected: number): Promise<StoredSettings> {
+    this.#settings = await fleet.writeSettings(this.#pool, next, expected);
+    return this.#settings;
+  }
+
+  takeBlast(host: string, at: number, since: number, cap: number): Promise<BlastTake> {
+    return fleet.takeBlast(this.#pool, host, at, since, cap);
+  }
+
+  restartedSince(since: number): Promise<Map<string, number>> {
+    return fleet.restartedSince(this.#pool, since);
+  }
+
+  async hostsSeenSince(since: number): Promise<Set<string>> {
+    // Rows still waiting for their batch count too: taken before the query, so a row written while
+    // it runs is in one or the other.
+    const pending = this.#pending.filter((e) => e.at >= since && e.host !== '*').map((e) => e.host);
+    const seen = await fleet.hostsSeenSince(this.#pool, since);
+    for (const host of pending) seen.add(host);
+    return seen;
+  }
+
   async lastRestart(host: string): Promise<number | undefined> {
     const { rows } = await this.#pool.query<{ at: number }>({
       name: 'mayhem_last_restart',
@@ -92,11 +125,7 @@ export class PgFleetControl implements FleetControl {
   }
 
   async stampRestart(host: string, at: number): Promise<void> {
-    await this.#pool.query({
-      name: 'mayhem_stamp_restart',
-      text: 'INSERT INTO host_restarts (host, at) VALUES ($1, to_timestamp($2 / 1000.0)) ON CONFLICT (host) DO UPDATE SET at = greatest(host_restarts.at, EXCLUDED.at)',
-      values: [host, at],
-    });
+    await this.#pool.query({ name: 'mayhem_stamp_restart', text: fleet.STAMP_RESTART_SQL, values: [host, at] });
   }
 
   takeSlot(max: number): Promise<boolean> {
@@ -197,13 +226,13 @@ export class PgFleetControl implements FleetControl {
     this.#flushing = undefined;
   }
 
+  /** The kill switch, and the settings when their version moved. */
   async #readPause(strict = false): Promise<void> {
     try {
-      const { rows } = await this.#pool.query<{ value: PauseState }>({
-        name: 'mayhem_read_pause',
-        text: `SELECT value FROM control WHERE key = 'pause'`,
-      });
-      this.#pause = rows[0]?.value;
+      const state = await fleet.readControlState(this.#pool);
+      this.#pause = state.pause;
+      if (state.settingsVersion !== (this.#settings?.version ?? 0))
+        this.#settings = await fleet.readSettings(this.#pool);
     } catch (err) {
       if (strict) throw err;
       // Kept as last read: an outage must not flip the switch either way.

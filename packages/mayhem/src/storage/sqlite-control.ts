@@ -10,8 +10,10 @@
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import { errorText } from '../core/errors.js';
-import type { AuditEntry, AuditQuery, FleetControl, PauseState } from '../core/rails.js';
+import type { BlastTake } from '../core/blast.js';
+import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../core/rails.js';
 import { DONE } from '../core/settled.js';
+import { sqliteFleetState, type SqliteFleetState } from './sqlite-fleet.js';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
 import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from './audit-row.js';
 import { SqliteExperimentStore } from './sqlite-experiments.js';
@@ -26,7 +28,9 @@ const AUDIT_BUFFER = 100_000;
 export class SqliteFleetControl implements FleetControl {
   readonly #log: Logger | undefined;
   readonly #st: ReturnType<typeof prepare>;
+  readonly #fleet: SqliteFleetState;
   #pause: PauseState | undefined;
+  #settings: StoredSettings | undefined;
   #refresh: NodeJS.Timeout | undefined;
   #slots = 0;
   #pending: AuditEntry[] = [];
@@ -39,6 +43,7 @@ export class SqliteFleetControl implements FleetControl {
   constructor(db: Database.Database, logger: Logger | undefined, watch: boolean) {
     this.#log = logger;
     this.#st = prepare(db);
+    this.#fleet = sqliteFleetState(db);
     this.#readPause();
     if (watch) {
       this.#refresh = setInterval(() => this.#readPause(), PAUSE_REFRESH_MS);
@@ -55,6 +60,37 @@ export class SqliteFleetControl implements FleetControl {
     else this.#st.setPause.run(JSON.stringify(state));
     this.#pause = state;
     return DONE;
+  }
+
+  settingsState(): StoredSettings | undefined {
+    return this.#settings;
+  }
+
+  refresh(): Promise<void> {
+    this.#readPause(true);
+    return DONE;
+  }
+
+  writeSettings(next: Omit<StoredSettings, 'version'>, expected: number): Promise<StoredSettings> {
+    this.#settings = this.#fleet.writeSettings(next, expected);
+    return Promise.resolve(this.#settings);
+  }
+
+  takeBlast(host: string, at: number, since: number, cap: number): Promise<BlastTake> {
+    return Promise.resolve(this.#fleet.takeBlast(host, at, since, cap));
+  }
+
+  restartedSince(since: number): Promise<Map<string, number>> {
+    return Promise.resolve(this.#fleet.restartedSince(since));
+  }
+
+  hostsSeenSince(since: number): Promise<Set<string>> {
+    // Rows still waiting for their batch count too (taken first: with the file off the loop, a batch
+    // could be written while the query runs).
+    const pending = this.#pending.filter((e) => e.at >= since && e.host !== '*').map((e) => e.host);
+    const seen = this.#fleet.hostsSeenSince(since);
+    for (const host of pending) seen.add(host);
+    return Promise.resolve(seen);
   }
 
   lastRestart(host: string): Promise<number | undefined> {
@@ -130,11 +166,14 @@ export class SqliteFleetControl implements FleetControl {
     return true;
   }
 
-  #readPause(): void {
+  /** The kill switch, and the settings when their version moved. */
+  #readPause(strict = false): void {
     try {
       const value = this.#st.readPause.get() as string | undefined;
       this.#pause = value === undefined ? undefined : (JSON.parse(value) as PauseState);
+      if (this.#fleet.settingsVersion() !== (this.#settings?.version ?? 0)) this.#settings = this.#fleet.readSettings();
     } catch (err) {
+      if (strict) throw err;
       // Kept as last read: a busy file must not flip the switch either way.
       this.#log?.debug({ err: errorText(err) }, 'Could not read the kill switch; keeping the last state');
     }

@@ -2,7 +2,7 @@
  * The real CLI as a child process, for tests (build first: `npx tsc -b packages/mayhem`, which
  * `npm test` does). stdout is not a TTY, so logs are JSON lines, parsed as they arrive.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
@@ -101,5 +101,15 @@ export function execCli(args: string[], env: NodeJS.ProcessEnv): Promise<{ code:
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+/** Run a short CLI command to its end: its output and exit code (0 or what it exited with). */
+export function mayhemCli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [MAIN, ...args], (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : 1;
+      resolve({ stdout, stderr, code });
+    });
   });
 }

@@ -5,3 +5,4 @@
 export { NatsBroker, openNatsBroker, type NatsBrokerStats } from './broker.js';
 export { openNatsPublisher } from './publisher.js';
 export { type NatsAuth, type NatsOptions } from './options.js';
+export { BrowsingBroker, openBrowsingBroker, StreamBrowser, type StreamMessage } from './browse.js';
