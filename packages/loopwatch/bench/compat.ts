@@ -10,6 +10,8 @@
  *   mpath    mocha
  *
  * Usage: node packages/loopwatch/dist/bench/compat.js [suite ...]   (exit 1 when counts differ)
+ * On another Node line, the suites run under that line's node (process.execPath):
+ *   scripts/with-node.sh 26 npm run compat
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -220,7 +222,7 @@ async function main(): Promise<void> {
       const same = o.pass === plain.pass && o.fail === plain.fail;
       if (!same) differs = true;
       rows.push(
-        `${s.name.padEnd(8)} ${label.padEnd(24)} pass ${String(o.pass).padStart(4)} fail ${String(o.fail).padStart(3)}  ` +
+        `node ${process.versions.node.padEnd(8)} ${s.name.padEnd(8)} ${label.padEnd(24)} pass ${String(o.pass).padStart(4)} fail ${String(o.fail).padStart(3)}  ` +
           `wall ${(o.wallMs / 1000).toFixed(1).padStart(6)} s  ×${(o.wallMs / plain.wallMs).toFixed(2)}  reports ${String(o.reports).padStart(4)}  ${same ? 'same as plain' : 'DIFFERS from plain'}`,
       );
     }

@@ -162,6 +162,9 @@ export class Loopwatch {
       emit: this.emit,
       currentTask: () => this.tasks.current(),
       inStartup: () => this.#startupWindows > 0,
+      leftAlone: (apis) => {
+        this.bus.notWatched = apis;
+      },
     });
     blocking.start();
     this.blocking = blocking;

@@ -125,6 +125,9 @@ export class ReportBus {
     }
   }
 
+  /** Built-ins left unwrapped, named in the summary (never on their own line: a quiet program stays quiet). */
+  notWatched: readonly string[] = [];
+
   /** Counts by kind and by site since the start, or nothing when nothing was reported. */
   summary(): SummaryReport | undefined {
     let total = 0;
@@ -136,6 +139,7 @@ export class ReportBus {
       total,
       byKind: Object.fromEntries(this.#byKind),
       bySite: bySite.map((s) => ({ kind: s.kind, site: s.label, count: s.count })),
+      ...(this.notWatched.length > 0 ? { notWatched: this.notWatched } : {}),
     };
     return { kind: 'summary', time: Date.now(), summary: detail, pid: this.#pid, script: this.#script };
   }

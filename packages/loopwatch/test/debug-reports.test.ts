@@ -3,7 +3,7 @@
  * output; the report must name the kind, the function and the line in the fixture's .ts source.
  */
 import { describe, expect, it } from 'vitest';
-import { markerLine, runFixture, sourcePath } from './run-fixture.js';
+import { fixturePath, markerLine, runFixture, sourcePath } from './run-fixture.js';
 import type { Line } from './run-fixture.js';
 
 function only(reports: Line[], kind: string): Line {
@@ -100,6 +100,18 @@ describe('debug mode reports, from child processes', () => {
     expect(r.message).toContain('fs.readFileSync');
     expect(r.functionName).toBe('readConfig');
     expect(lineOf(r.location)).toEqual({ file: sourcePath('sync-io'), line: await markerLine('sync-io', 'BLOCKS') });
+  });
+
+  it('a read-only blocking built-in is left alone: the program runs, and the summary names it once', async () => {
+    const run = await runFixture('sync-io', { nodeArgs: ['--import', fixturePath('readonly-builtin')] });
+    expect(run.stderr).not.toMatch(/TypeError|Cannot assign/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('true\n');
+    // Everything else is still watched.
+    expect(only(run.reports, 'thread-affinity').message).toContain('fs.readFileSync');
+    const summary = only(run.reports, 'summary');
+    expect(summary.summary?.notWatched).toContain('fs.lockedSync');
+    expect(run.stderr.split('fs.lockedSync').length - 1).toBe(1);
   });
 
   it('task-dump shows named tasks as a tree with where each waits (from code and from SIGUSR2)', async () => {

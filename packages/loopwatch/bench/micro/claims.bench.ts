@@ -4,7 +4,8 @@
  * - instrument/tasks.ts: v8.promiseHooks vs async_hooks per promise-heavy call (the "async_hooks'
  *   hooks cost ~4-5× as much": their added time over "no hook");
  * - source/frames.ts: a raw call-site capture (the "about a microsecond per frame walked" at six);
- * - instrument/terminated.ts: reading a settled promise's outcome with util.inspect (the "~2 µs");
+ * - instrument/terminated.ts: reading a settled promise's outcome from V8 (promise-state.ts) beside the
+ *   util.inspect text it replaced (the "µs");
  * - instrument/stall-capture.ts: promise-heavy code with a Debugger domain enabled (the "~8×" that is
  *   why the watchdog enables it lazily, per stall).
  */
@@ -14,6 +15,7 @@ import { promiseHooks } from 'node:v8';
 import { inspect } from 'node:util';
 import { Session } from 'node:inspector';
 import { captureSites } from '../../src/source/frames.js';
+import { promiseState } from '../../src/instrument/promise-state.js';
 
 async function leaf(n: number): Promise<number> {
   await Promise.resolve();
@@ -58,6 +60,7 @@ group('stack capture (raw call sites)', () => {
 const settled = Promise.reject(new Error('disk full'));
 settled.catch(() => undefined);
 group('outcome of a settled promise', () => {
+  bench('V8 [[PromiseState]] (inspector)', () => do_not_optimize(promiseState(settled)));
   bench('util.inspect(promise)', () =>
     do_not_optimize(inspect(settled, { depth: 0, breakLength: Infinity, compact: true })),
   );

@@ -58,6 +58,20 @@ export interface BlockingCallDeps {
   readonly currentTask: () => PromiseRecord | undefined;
   /** Whether a `startup()` window is open (its sync calls are start-up). */
   readonly inStartup: () => boolean;
+  /** The built-ins left alone, told once (the summary names them). */
+  readonly leftAlone?: (apis: readonly string[]) => void;
+}
+
+/**
+ * Whether `target[key]` can be replaced by assignment without throwing or misbehaving: an own writable data
+ * property, or one with a setter. Node 26 exposes some exports read-only (`zlib.createZipArchiveSync`); a
+ * strict-mode assignment to one throws, which once ended every program under debug mode.
+ */
+export function canReplace(target: object, key: string): boolean {
+  const d = Object.getOwnPropertyDescriptor(target, key);
+  if (!d) return false;
+  if ('value' in d) return d.writable === true && !Object.isFrozen(target);
+  return d.set !== undefined && d.get !== undefined;
 }
 
 /**
@@ -69,6 +83,8 @@ export class BlockingCallWatcher {
   /** The last blocking call that returned (also when its site was already reported). */
   last: BlockingCall | undefined;
   #patches: Patch[] = [];
+  /** Blocking built-ins this Node line does not let us wrap (read-only exports). */
+  #leftAlone: string[] = [];
   readonly #reported = new Set<string>();
   #afterStartup = false;
   #exitSeen = false;
@@ -85,6 +101,10 @@ export class BlockingCallWatcher {
   #wrap(target: Record<string, unknown>, key: string, api: string): void {
     const original = target[key];
     if (typeof original !== 'function') return;
+    if (!canReplace(target, key)) {
+      this.#leftAlone.push(api);
+      return;
+    }
     const orig = original as AnyFn;
     // eslint-disable-next-line @typescript-eslint/no-this-alias -- the wrapper's own `this` is the caller's
     const watcher = this;
@@ -101,7 +121,13 @@ export class BlockingCallWatcher {
     };
     Object.defineProperty(wrapped, 'name', { value: orig.name });
     Object.defineProperty(wrapped, 'length', { value: orig.length });
-    target[key] = wrapped;
+    try {
+      target[key] = wrapped;
+    } catch {
+      // A setter that refuses: the built-in stays as it was.
+      this.#leftAlone.push(api);
+      return;
+    }
     this.#patches.push({ target, key, original });
   }
 
@@ -147,6 +173,7 @@ export class BlockingCallWatcher {
     for (const key of CRYPTO_SYNC) this.#wrap(c, key, `crypto.${key}`);
     this.#wrap(Atomics as unknown as Record<string, unknown>, 'wait', 'Atomics.wait');
     syncBuiltinESMExports();
+    if (this.#leftAlone.length > 0) this.deps.leftAlone?.([...this.#leftAlone]);
     process.prependListener('exit', this.#onExit);
     setImmediate(() => {
       this.#afterStartup = true;
@@ -156,6 +183,7 @@ export class BlockingCallWatcher {
   stop(): void {
     for (const p of this.#patches.reverse()) p.target[p.key] = p.original;
     this.#patches = [];
+    this.#leftAlone = [];
     this.#reported.clear();
     this.#afterStartup = false;
     this.#exitSeen = false;

@@ -1,12 +1,12 @@
 /**
  * The last tasks that ended (aiomonitor's `ps-terminated`): how each ended — resolved, rejected with
- * what, aborted by whom. A promise hook cannot see whether a promise resolved or rejected, and asking
- * (`util.inspect`) costs ~2 µs (bench/micro/claims.bench.ts), too much for every task: the promise is kept and asked only when the
+ * what, aborted by whom. A promise hook cannot see whether a promise resolved or rejected, and asking V8
+ * (promise-state.ts, bench/micro/claims.bench.ts) costs µs, too much for every task: the promise is kept and asked only when the
  * history is read. Awaited tasks are held strongly (their value would be kept by the awaiter anyway;
  * never-awaited and destroyed-pending reports cannot concern them), the last {@link STRONG} only; a task
  * nobody awaited is held weakly, so keeping history never delays a never-awaited report.
  */
-import { inspect } from 'node:util';
+import { promiseState } from './promise-state.js';
 import type { PromiseRecord } from '../model/task.js';
 import type { TerminatedOutcome } from '../model/report.js';
 
@@ -24,17 +24,10 @@ interface Ended {
 /** Reads a settled promise's outcome without touching it (no `.then`: that would mark it handled). */
 export function outcomeOf(promise: Promise<unknown> | undefined): TerminatedOutcome {
   if (promise === undefined) return { state: 'unknown' };
-  const text = inspect(promise, { depth: 0, breakLength: Infinity, compact: true });
-  const m = /^Promise \{ <rejected> ([^\n]*)/.exec(text);
-  if (m)
-    return {
-      state: 'rejected',
-      error: m[1]!
-        .replace(/\s*\}$/, '')
-        .trim()
-        .slice(0, 200),
-    };
-  return { state: 'resolved' };
+  const st = promiseState(promise);
+  // A history entry is a task that ended: a pending one here would be a bug in the hooks, not a state to show.
+  if (st.state === 'pending') return { state: 'unknown' };
+  return st;
 }
 
 export class TerminatedTasks {

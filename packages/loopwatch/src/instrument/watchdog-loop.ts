@@ -108,7 +108,7 @@ export class WatchdogLoop {
     // whatever has been found by then.
     const notice = this.#stillBlockedNotice(stallStart, ended, capture);
     await capture.run();
-    if (notice) clearTimeout(notice);
+    notice?.cancel();
     // A connected session is not free for the main thread (promise-heavy code runs slower while one is
     // attached): connect per stall, never in between.
     this.#client.disconnect();
@@ -116,39 +116,41 @@ export class WatchdogLoop {
     this.send(capture.message(durationMs, Math.max(0, Math.round(detectedAt - stallStart))));
   }
 
-  #stillBlockedNotice(
-    stallStart: number,
-    ended: () => boolean,
-    found: StallCapture,
-  ): ReturnType<typeof setTimeout> | undefined {
+  #stillBlockedNotice(stallStart: number, ended: () => boolean, found: StallCapture): { cancel(): void } | undefined {
     const d = this.#data;
     if (d.stillBlockedMs <= 0) return undefined;
-    const t = setTimeout(
-      () => {
-        if (ended()) return;
-        const ms = Math.round(nowMs() - stallStart);
-        const top = found.pausedStack[0];
-        const { capture, task, pauseLatencyMs } = found;
-        this.writeOngoing({
-          kind: 'stall',
-          time: Date.now(),
-          durationMs: ms,
-          ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),
-          ...(task ? { task: { id: task.id, name: task.name } } : {}),
-          stack: found.pausedStack,
-          stall: {
-            capture,
-            detectedAfterMs: 0,
-            sampledStack: [],
-            ongoing: true,
-            ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }),
-          },
-        });
-      },
-      Math.max(0, stallStart + d.stillBlockedMs - nowMs()),
-    );
+    let t: ReturnType<typeof setTimeout>;
+    const fire = (): void => {
+      if (ended()) return;
+      // A timer may fire a millisecond early against this clock (libuv rounds its loop time): wait out the rest.
+      const left = stallStart + d.stillBlockedMs - nowMs();
+      if (left > 0) {
+        t = setTimeout(fire, Math.ceil(left));
+        t.unref();
+        return;
+      }
+      const ms = Math.round(nowMs() - stallStart);
+      const top = found.pausedStack[0];
+      const { capture, task, pauseLatencyMs } = found;
+      this.writeOngoing({
+        kind: 'stall',
+        time: Date.now(),
+        durationMs: ms,
+        ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),
+        ...(task ? { task: { id: task.id, name: task.name } } : {}),
+        stack: found.pausedStack,
+        stall: {
+          capture,
+          detectedAfterMs: 0,
+          sampledStack: [],
+          ongoing: true,
+          ...(pauseLatencyMs === undefined ? {} : { pauseLatencyMs }),
+        },
+      });
+    };
+    t = setTimeout(fire, Math.max(0, stallStart + d.stillBlockedMs - nowMs()));
     t.unref();
-    return t;
+    return { cancel: () => clearTimeout(t) };
   }
 
   /** Pauses the main thread once during a slow turn, for the exact frames of what it is doing. */

@@ -286,6 +286,8 @@ export interface SummaryDetail {
   readonly total: number;
   readonly byKind: Readonly<Partial<Record<ReportKind, number>>>;
   readonly bySite: readonly { readonly kind: ReportKind; readonly site: string; readonly count: number }[];
+  /** Blocking built-ins this Node line would not let debug mode wrap (read-only exports): their calls go unreported. */
+  readonly notWatched?: readonly string[];
 }
 
 /** Where reports go. Sinks must never throw and never block the loop for long. */

@@ -93,6 +93,8 @@ export function formatText(report: Report): string {
   if (r.tasks) lines.push(...dumpLines(r.tasks, r.groups ?? []));
   if (r.modules) for (const m of r.modules) lines.push(`    ${Math.round(m.ms)} ms  ${m.file}`);
   if (r.summary) for (const s of r.summary.bySite.slice(0, 20)) lines.push(`  ${s.count} × ${s.kind} ${s.site}`);
+  if (r.summary?.notWatched)
+    lines.push(`  not watched (read-only on this Node, left alone): ${r.summary.notWatched.join(', ')}`);
   if (r.lag) {
     const l = r.lag;
     lines.push(
