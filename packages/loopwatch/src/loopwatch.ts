@@ -23,6 +23,7 @@ import { installCurrentTaskProbe, uninstallCurrentTaskProbe } from './instrument
 import { collectedReport } from './instrument/collected.js';
 import { UnhandledWatcher } from './instrument/unhandled.js';
 import { BlockingCallWatcher } from './instrument/blocking.js';
+import { startAbortChains, stopAbortChains } from './instrument/abort-chain.js';
 import { SlowCallbackWatcher, type WindowSampler } from './instrument/slow.js';
 import { WindowProfiler } from './instrument/profiler.js';
 import { buildTaskDump, type DumpOptions } from './instrument/dump.js';
@@ -36,6 +37,7 @@ import { errorText } from './model/error-text.js';
 import { writeStderr } from './sinks/stderr.js';
 import type { Recorder } from './record/recorder.js';
 import { openRecording } from './recording.js';
+import { threadCpuMs } from './instrument/cpu-time.js';
 
 /** Options shared by `enableDebug`, `enableProduction` and the environment. */
 export interface EnableOptions extends ReportPolicy {
@@ -158,13 +160,13 @@ export class Loopwatch {
     const unhandled = new UnhandledWatcher(this.emit);
     unhandled.start();
     this.#stoppers.push(() => unhandled.stop());
+    startAbortChains(); // who aborted what: before any task can be, so every reason is noted
+    this.#stoppers.push(stopAbortChains);
     const blocking = new BlockingCallWatcher({
       emit: this.emit,
       currentTask: () => this.tasks.current(),
       inStartup: () => this.#startupWindows > 0,
-      leftAlone: (apis) => {
-        this.bus.notWatched = apis;
-      },
+      leftAlone: (apis) => void (this.bus.notWatched = apis),
     });
     blocking.start();
     this.blocking = blocking;
@@ -216,6 +218,7 @@ export class Loopwatch {
       onReported: (at) => this.watchdog?.holdSlices(at),
       pullSlices: () => this.watchdog?.drainSlices(),
       onTurn: (r) => this.#recorder?.slowTurn(r),
+      cpuMs: threadCpuMs,
     });
     this.slow = slow;
     process.on('exit', slow.flush);

@@ -114,6 +114,27 @@ describe('debug mode reports, from child processes', () => {
     expect(run.stderr.split('fs.lockedSync').length - 1).toBe(1);
   });
 
+  it('an aborted task says who aborted it: the abort() line through AbortSignal.any, or where the timeout was made', async () => {
+    const run = await runFixture('abort-chain');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe('done\n');
+    const errors = run.reports.filter((r) => r.kind === 'unhandled-task-error');
+    const poll = errors.find((r) => r.task?.name === 'poll');
+    const backend = errors.find((r) => r.task?.name === 'callBackend');
+    const file = sourcePath('abort-chain');
+    expect(poll?.abortedBy?.reason).toBe('SIGTERM received');
+    expect(poll?.abortedBy?.at[0]).toMatch(
+      new RegExp(`^${file}:${await markerLine('abort-chain', 'ABORT-CALL')}:\\d+$`),
+    );
+    expect(poll?.abortedBy?.via?.[0]).toMatch(
+      new RegExp(`^AbortSignal\\.any at .*abort-chain\\.ts:${await markerLine('abort-chain', 'ANY-MADE')}:\\d+$`),
+    );
+    expect(backend?.abortedBy?.reason).toBe('AbortSignal.timeout(20) fired');
+    expect(backend?.abortedBy?.at[0]).toMatch(
+      new RegExp(`abort-chain\\.ts:${await markerLine('abort-chain', 'TIMEOUT-MADE')}:\\d+$`),
+    );
+  });
+
   it('task-dump shows named tasks as a tree with where each waits (from code and from SIGUSR2)', async () => {
     const run = await runFixture('named-tasks');
     expect(run.code).toBe(0);

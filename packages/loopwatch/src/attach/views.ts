@@ -220,7 +220,7 @@ export function whereView(d: WhereData, id: number | string): string {
   } else if (d.ended) {
     const e = d.ended;
     const how = e.outcome.abortedBy
-      ? `aborted (${e.outcome.abortedBy.reason}) at ${e.outcome.abortedBy.at.join(' ← ')}`
+      ? `aborted (${e.outcome.abortedBy.reason}) at ${e.outcome.abortedBy.at.join(' ← ')}${(e.outcome.abortedBy.via ?? []).map((v) => `, via ${v}`).join('')}`
       : e.outcome.state === 'rejected'
         ? `rejected: ${e.outcome.error ?? ''}`
         : e.outcome.state;

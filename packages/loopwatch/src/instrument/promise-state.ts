@@ -41,9 +41,10 @@ function session(): Post | null {
 export type PromiseState =
   | { readonly state: 'pending' }
   | { readonly state: 'resolved' }
-  | { readonly state: 'rejected'; readonly error: string };
+  | { readonly state: 'rejected'; readonly error: string; readonly reason?: unknown };
 
 interface RemoteValue {
+  readonly objectId?: string;
   readonly value?: unknown;
   readonly description?: string;
   readonly type?: string;
@@ -58,6 +59,18 @@ function reasonText(v: RemoteValue | undefined): string {
   if (v === undefined) return 'undefined';
   const text = v.description ?? (v.type === 'string' ? JSON.stringify(v.value) : String(v.value));
   return text.split('\n')[0]!.trim().slice(0, 200);
+}
+
+/** The rejection's own object (to look up who aborted it), handed back to JS through the parking place. */
+function reasonObject(v: RemoteValue | undefined, p: Post): { reason?: unknown } {
+  if (v?.objectId === undefined) return {};
+  const g = globalThis as Record<symbol, unknown>;
+  p('Runtime.callFunctionOn', {
+    objectId: v.objectId,
+    functionDeclaration: "function () { globalThis[Symbol.for('loopwatch.promise-state')] = this; }",
+    silent: true,
+  });
+  return { reason: g[PARK] };
 }
 
 function fromV8(promise: Promise<unknown>, p: Post): PromiseState {
@@ -76,8 +89,10 @@ function fromV8(promise: Promise<unknown>, p: Post): PromiseState {
     };
     const internal = props.internalProperties ?? [];
     const state = internal.find((x) => x.name === '[[PromiseState]]')?.value?.value;
-    if (state === 'rejected')
-      return { state, error: reasonText(internal.find((x) => x.name === '[[PromiseResult]]')?.value) };
+    if (state === 'rejected') {
+      const result = internal.find((x) => x.name === '[[PromiseResult]]')?.value;
+      return { state, error: reasonText(result), ...reasonObject(result, p) };
+    }
     if (state === 'pending') return { state };
     if (state === 'fulfilled') return { state: 'resolved' };
     throw new Error(`unexpected promise state ${String(state)}`);

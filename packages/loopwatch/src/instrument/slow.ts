@@ -16,22 +16,18 @@
  * slow turns in between are counted, and the next report (or, when the burst is over, one summary
  * line) says how many there were and how long the longest took.
  */
-import type { Attribution, Frame, Report, SlowCallbackReport } from '../model/report.js';
-import { culpritOf, formatLocation } from '../model/report.js';
-import { isOwnFile, resolveFrame, userFrames } from '../source/frames.js';
+import type { Report } from '../model/report.js';
+import { isOwnFile } from '../source/frames.js';
 import { originOf, toPath } from '../model/paths.js';
-import type { HotFrame, HotStack } from '../model/cpu-profile.js';
+import type { HotStack } from '../model/cpu-profile.js';
 import type { PromiseRecord } from '../model/task.js';
-import { taskRef } from '../model/task.js';
-import { createdAtOf } from './describe.js';
 import type { BlockingCall } from './blocking.js';
 import type { RawFrame } from './watchdog-protocol.js';
+import { coversTurn, slowReport, type Slice } from './slow-report.js';
 import type { Clock, Timer } from './clock.js';
 
 /** Minimum time between two full slow-callback reports, ms. */
 export const REPORT_GAP_MS = 1_000;
-/** Frames shown per stack. */
-const STACK_LIMIT = 8;
 /** Slow turns remembered for `loopwatch top` (the last minute's). */
 const RECENT_MS = 60_000;
 
@@ -58,7 +54,15 @@ export interface SlowCallbackDeps {
   readonly pullSlices?: () => void;
   /** Every slow turn as it is noted (the recording). */
   readonly onTurn?: (r: RecentSlow) => void;
+  /**
+   * CPU time this thread (or process) has used, ms: a slow turn during which it barely ran was the machine's
+   * (the OS gave the CPU to others), not the program's. Absent on fake time.
+   */
+  readonly cpuMs?: () => number;
 }
+
+/** Below this share of CPU over a slow turn's wall time, the thread was starved rather than busy. */
+export const STARVED_CPU_SHARE = 0.5;
 
 interface Suppressed {
   count: number;
@@ -74,11 +78,6 @@ interface StartUp {
   timer: Timer | undefined;
   reported: boolean;
 }
-/** A pause of the main thread by the watchdog's worker during a slow turn. */
-interface Slice {
-  readonly atMs: number;
-  readonly frames: readonly RawFrame[];
-}
 
 /** A slow turn, for `loopwatch top`. */
 export interface RecentSlow {
@@ -88,6 +87,8 @@ export interface RecentSlow {
   readonly functionName?: string;
   readonly location?: string;
   readonly task?: string;
+  /** The thread was mostly off the CPU (the machine was busy): not reported. */
+  readonly starved?: boolean;
 }
 
 /**
@@ -99,6 +100,8 @@ export class SlowCallbackWatcher {
   readonly #period: number;
   readonly #ticker: Timer;
   #lastTick: number;
+  /** CPU used at the last tick (when `cpuMs` is given). */
+  #lastCpu: number | undefined;
   #coveredUntil = 0;
   /** Clock time of the last full report. */
   #lastReportAt = -Infinity;
@@ -122,6 +125,7 @@ export class SlowCallbackWatcher {
     this.#d = deps;
     this.#period = Math.max(5, Math.min(50, deps.thresholdMs / 4));
     this.#lastTick = deps.clock.now();
+    this.#lastCpu = deps.cpuMs?.();
     this.#ticker = deps.clock.every(this.#period, this.tick);
   }
 
@@ -134,10 +138,18 @@ export class SlowCallbackWatcher {
     const now = this.#d.clock.now();
     const late = now - this.#lastTick - this.#period;
     const from = this.#lastTick;
+    const cpuFrom = this.#lastCpu;
     this.#lastTick = now;
+    this.#lastCpu = this.#d.cpuMs?.();
     if (this.#stopped || late < this.#d.thresholdMs || this.#coveredUntil >= from) return;
-    this.#onSlow(undefined, now - late, late);
+    this.#onSlow(undefined, now - late, late, this.#starved(cpuFrom, this.#lastCpu, now - from));
   };
+
+  /** Whether the thread ran for less than {@link STARVED_CPU_SHARE} of `wallMs` between two CPU readings. */
+  #starved(cpuFrom: number | undefined, cpuTo: number | undefined, wallMs: number): boolean {
+    if (cpuFrom === undefined || cpuTo === undefined || wallMs <= 0) return false;
+    return (cpuTo - cpuFrom) / wallMs < STARVED_CPU_SHARE;
+  }
 
   /** The watchdog paused the main thread during a slow turn: its frames, raw (resolved here, where the source maps are). */
   noteSlice(atEpochMs: number, frames: readonly RawFrame[]): void {
@@ -150,8 +162,10 @@ export class SlowCallbackWatcher {
     if (this.#stopped) return;
     this.#coveredUntil = startMs + durationMs;
     // We are inside a promise hook: build the report (profiler, source maps) outside it.
+    // CPU since the last tick (before the reaction began) against the wall time since then.
+    const starved = this.#starved(this.#lastCpu, this.#d.cpuMs?.(), this.#d.clock.now() - this.#lastTick);
     setImmediate(() => {
-      if (!this.#stopped) this.#onSlow(task, startMs, durationMs);
+      if (!this.#stopped) this.#onSlow(task, startMs, durationMs, starved);
     });
   };
 
@@ -169,10 +183,16 @@ export class SlowCallbackWatcher {
   }
 
   /** Analyses a slow turn: start-up goes to its own report; the rest is reported or counted (rate limit). */
-  #onSlow(task: PromiseRecord | undefined, startMs: number, durationMs: number): void {
+  #onSlow(task: PromiseRecord | undefined, startMs: number, durationMs: number, starved: boolean): void {
     const { clock } = this.#d;
     // A turn that was (mostly) loopwatch's own report building is not the program's.
     if (this.#ownUntil >= startMs + durationMs / 2) return;
+    const blocking = this.#d.lastBlockingCall?.();
+    // The OS kept the thread off the CPU for most of the turn and no blocking call explains the wait: on a
+    // loaded machine a 5 ms turn of node's own code can take 300. Unless the turn's stack names the program's
+    // own code (a busy loop sharing the CPU is still the program's), it has no line to change: kept for `top`,
+    // not reported, not counted.
+    const explained = coversTurn(blocking, startMs, durationMs);
     const hot = this.#d.sampler.hottest(startMs - 1, startMs + durationMs + 1);
     if (hot.attribution === 'module-loading') {
       this.#noteStartUp(hot, durationMs);
@@ -180,6 +200,11 @@ export class SlowCallbackWatcher {
       return;
     }
     const now = clock.now();
+    if (starved && !explained && !hot.frames.some((f) => originOf(f.url) !== 'node' && !isOwnFile(f.url))) {
+      this.#remember({ atMs: startMs, durationMs, starved: true });
+      this.#ownUntil = clock.now();
+      return;
+    }
     if (now - this.#lastReportAt < REPORT_GAP_MS) {
       this.#suppress(durationMs, now);
       this.#remember({ atMs: startMs, durationMs, ...(task && !task.internal ? { task: task.name } : {}) });
@@ -195,7 +220,7 @@ export class SlowCallbackWatcher {
       startMs,
       durationMs,
       hot,
-      blocking: this.#d.lastBlockingCall?.(),
+      blocking,
       slices: this.#slices,
       time: clock.wall(),
     });
@@ -289,90 +314,4 @@ export class SlowCallbackWatcher {
     this.#startUp.timer?.cancel();
     this.#d.sampler.close();
   }
-}
-
-function withOrigin(f: Frame): Frame {
-  const origin = originOf(f.file);
-  return origin === 'user' ? f : { ...f, origin };
-}
-
-function hotFrameToFrame(f: HotFrame): Frame {
-  const line = f.hotLine ?? f.lineNumber + 1;
-  // A hot line carries no column: the line's first code column is found at resolution.
-  return withOrigin(
-    resolveFrame({
-      functionName: f.functionName || '<anonymous>',
-      file: f.url,
-      line,
-      column: f.hotLine !== undefined ? 0 : f.columnNumber + 1,
-    }),
-  );
-}
-
-function rawToFrame(f: RawFrame): Frame {
-  return withOrigin(
-    resolveFrame({
-      functionName: f.functionName || '<anonymous>',
-      file: f.url,
-      line: f.line0 + 1,
-      column: f.column0 + 1,
-    }),
-  );
-}
-
-interface SlowTurn {
-  readonly task: PromiseRecord | undefined;
-  readonly startMs: number;
-  readonly durationMs: number;
-  readonly hot: HotStack;
-  readonly blocking: BlockingCall | undefined;
-  readonly slices: readonly Slice[];
-  readonly time: number;
-}
-
-function slowReport({ task, startMs, durationMs, hot, blocking, slices, time }: SlowTurn): SlowCallbackReport {
-  const endMs = startMs + durationMs;
-  let stack: Frame[] = [];
-  let attribution: Attribution = hot.attribution;
-  const slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
-  // A blocking call that took most of this turn names the exact line, column included.
-  if (
-    blocking &&
-    blocking.endMs >= startMs &&
-    blocking.endMs <= endMs + 1 &&
-    blocking.endMs - blocking.startMs >= durationMs / 2
-  ) {
-    stack = userFrames(blocking.sites, STACK_LIMIT);
-    attribution = 'blocking-call';
-  } else if (slice && (hot.attribution === 'code' || hot.attribution === 'no-sample')) {
-    stack = slice.frames
-      .filter((f) => !isOwnFile(f.url))
-      .slice(0, STACK_LIMIT + 4)
-      .map(rawToFrame);
-    attribution = 'code';
-  } else if (hot.frames.length > 0) {
-    stack = hot.frames.map(hotFrameToFrame);
-  }
-  stack = foldToUser(stack);
-  const culprit = culpritOf(stack);
-  return {
-    kind: 'slow-callback',
-    time,
-    durationMs: Math.round(durationMs * 10) / 10,
-    attribution,
-    ...(task && !task.internal ? { task: taskRef(task), createdAt: createdAtOf(task) } : {}),
-    ...(culprit ? { location: formatLocation(culprit), functionName: culprit.functionName } : {}),
-    stack,
-  };
-}
-
-/** At most {@link STACK_LIMIT} frames, but always down to the first of the user's own. */
-function foldToUser(stack: Frame[]): Frame[] {
-  if (stack.length <= STACK_LIMIT) return stack;
-  const kept = stack.slice(0, STACK_LIMIT);
-  if (!kept.some((f) => f.origin === undefined)) {
-    const mine = stack.slice(STACK_LIMIT).find((f) => f.origin === undefined);
-    if (mine) kept.push(mine);
-  }
-  return kept;
 }

@@ -23,6 +23,8 @@ export interface CaptureSettings {
   readonly stackLimit: number;
   /** loopwatch's own files: never the culprit. */
   readonly isOwn: (url: string) => boolean;
+  /** How late the watchdog's own timers have been firing lately, ms: the machine's scheduling delay. */
+  readonly schedulingDelayMs?: () => number;
 }
 
 /** Frames of a pause, resolved here through the files' source maps (the worker has no loader maps). */
@@ -84,8 +86,13 @@ export class StallCapture {
     const sentAt = nowMs();
     const pause = port.nextPause();
     // Pipelined on purpose (see the module comment): all queued before the main thread next checks for interrupts.
+    // The first answer says when the main thread took up the queue: a thread in a native call answers only once
+    // it returns, a thread running JS at once. The pause itself lands later (Debugger.enable announces every
+    // script first), so its own latency says less.
+    let firstAnswerAt: number | undefined;
     const profiling = port
       .call('Profiler.enable')
+      .finally(() => (firstAnswerAt = nowMs()))
       .then(() => port.call('Profiler.setSamplingInterval', { interval: 1000 }))
       .then(() => port.call('Profiler.start'))
       .then(
@@ -97,7 +104,7 @@ export class StallCapture {
     // Only matters when no pause comes: a pause queued behind a native call lands once it returns.
     void this.waitUntilEnded().then(() => setTimeout(() => pause.cancel(), PAUSE_GRACE_MS));
     const frames = await pause.paused;
-    if (frames) await this.#paused(port, frames, nowMs() - sentAt);
+    if (frames) await this.#paused(port, frames, nowMs() - sentAt, (firstAnswerAt ?? nowMs()) - sentAt);
     else this.note = 'the inspector did not pause the main thread in time';
     quiet(port.call('Debugger.disable'));
     const profilerOn = await profiling;
@@ -105,13 +112,21 @@ export class StallCapture {
     if (profilerOn) await this.#sampled(port);
   }
 
-  async #paused(port: InspectorPort, frames: readonly CallFrame[], latencyMs: number): Promise<void> {
+  async #paused(
+    port: InspectorPort,
+    frames: readonly CallFrame[],
+    latencyMs: number,
+    answeredMs: number,
+  ): Promise<void> {
     this.pauseLatencyMs = Math.round(latencyMs);
     this.task = await taskAt(port, frames[0]);
     quiet(port.call('Debugger.resume'));
     this.pausedStack = resolvedFrames(port, frames, this.settings.stackLimit);
     this.pausedRaw = rawFrames(port, frames, this.settings.stackLimit + 4);
-    this.capture = this.pauseLatencyMs <= PROMPT_PAUSE_MS ? 'paused' : 'paused-after-native';
+    // A pause that came late because the machine is loaded (the watchdog's own timers are as late) is a prompt
+    // one: only a delay beyond what scheduling explains means the thread sat in a native call.
+    const scheduling = this.settings.schedulingDelayMs?.() ?? 0;
+    this.capture = answeredMs <= PROMPT_PAUSE_MS + 2 * scheduling ? 'paused' : 'paused-after-native';
   }
 
   async #sampled(port: InspectorPort): Promise<void> {

@@ -7,6 +7,7 @@
  * nobody awaited is held weakly, so keeping history never delays a never-awaited report.
  */
 import { promiseState } from './promise-state.js';
+import { abortOriginOf } from './abort-chain.js';
 import type { PromiseRecord } from '../model/task.js';
 import type { TerminatedOutcome } from '../model/report.js';
 
@@ -27,7 +28,9 @@ export function outcomeOf(promise: Promise<unknown> | undefined): TerminatedOutc
   const st = promiseState(promise);
   // A history entry is a task that ended: a pending one here would be a bug in the hooks, not a state to show.
   if (st.state === 'pending') return { state: 'unknown' };
-  return st;
+  if (st.state === 'resolved') return st;
+  const origin = abortOriginOf(st.reason);
+  return { state: 'rejected', error: st.error, ...(origin ? { abortedBy: origin } : {}) };
 }
 
 export class TerminatedTasks {
@@ -57,6 +60,7 @@ export class TerminatedTasks {
     return [...this.#ring].reverse().map((e) => {
       const p = e.strong ?? e.weak.deref();
       let outcome = p === undefined ? ({ state: 'unknown' } as TerminatedOutcome) : outcomeOf(p);
+      // A spawned task's own abort() is the first cause; a signal's origin the next best.
       if (e.rec.abortedBy !== undefined) outcome = { ...outcome, abortedBy: e.rec.abortedBy };
       return { rec: e.rec, outcome };
     });

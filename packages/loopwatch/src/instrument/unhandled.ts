@@ -9,6 +9,7 @@ import { formatLocation } from '../model/report.js';
 import { taskRef } from '../model/task.js';
 import { createdAtOf, definedAtOf } from './describe.js';
 import { recordOf } from './tasks.js';
+import { abortOriginOf } from './abort-chain.js';
 
 type Emit = typeof process.emit;
 
@@ -18,8 +19,10 @@ export function unhandledReport(reason: unknown, promise: unknown, time = Date.n
   const error = err
     ? { name: err.name, message: err.message, ...(err.stack === undefined ? {} : { stack: err.stack }) }
     : { name: typeof reason, message: String(reason) };
+  const origin = abortOriginOf(reason);
+  const abortedBy = origin ? { abortedBy: origin } : {};
   if (!rec) {
-    return { kind: 'unhandled-task-error', time, error };
+    return { kind: 'unhandled-task-error', time, error, ...abortedBy };
   }
   const createdAt = createdAtOf(rec);
   // The parent chain continues the source traceback across async hops.
@@ -34,6 +37,7 @@ export function unhandledReport(reason: unknown, promise: unknown, time = Date.n
     ...(site ? { location: formatLocation(site), functionName: site.functionName } : {}),
     createdAt,
     error,
+    ...abortedBy,
   };
 }
 

@@ -21,6 +21,9 @@ export class WatchdogLoop {
   #stalled = false;
   #slicing = false;
   #lastSliceBeat = 0;
+  /** When the check timer should next fire, and how late it has been firing (decaying maximum), ms. */
+  #nextCheckAt = 0;
+  #schedulingDelayMs = 0;
 
   /**
    * @param send to the main thread
@@ -51,6 +54,10 @@ export class WatchdogLoop {
   }
 
   readonly check = (): void => {
+    const t = nowMs();
+    if (this.#nextCheckAt > 0)
+      this.#schedulingDelayMs = Math.max(this.#schedulingDelayMs * 0.95, t - this.#nextCheckAt);
+    this.#nextCheckAt = t + this.#checkMs;
     if (this.#stalled || this.#slicing) return;
     const d = this.#data;
     const last = this.#readBeat();
@@ -100,7 +107,11 @@ export class WatchdogLoop {
     const ownUrl = new URL(`file://${d.ownDir}`).href;
     const capture = new StallCapture(
       port,
-      { stackLimit: d.stackLimit, isOwn: (url) => url.includes(d.ownDir) || url.startsWith(ownUrl) },
+      {
+        stackLimit: d.stackLimit,
+        isOwn: (url) => url.includes(d.ownDir) || url.startsWith(ownUrl),
+        schedulingDelayMs: () => this.#schedulingDelayMs,
+      },
       untilEnded,
     );
     if (!port) capture.note = d.captureFrames ? 'no inspector session' : 'frame capture is off';

@@ -66,8 +66,15 @@ export interface TerminatedOutcome {
   readonly state: 'resolved' | 'rejected' | 'unknown';
   /** For `rejected`: the error, one line. */
   readonly error?: string;
-  /** For a spawned task that was aborted: the reason and where `abort()` was called. */
-  readonly abortedBy?: { readonly reason: string; readonly at: readonly string[] };
+  /** For a task that ended through an AbortSignal: the reason, where `abort()` was called (or the timeout made), and the `AbortSignal.any` hops. */
+  readonly abortedBy?: AbortedBy;
+}
+
+/** Who aborted a task: the reason, the frames of the `abort()` call (or of `AbortSignal.timeout`), the way it came. */
+export interface AbortedBy {
+  readonly reason: string;
+  readonly at: readonly string[];
+  readonly via?: readonly string[];
 }
 
 /** Tasks with the same name and waiting stack, folded into one line of a dump. */
@@ -152,6 +159,8 @@ export interface UnhandledTaskErrorReport extends ReportBase, Site {
   /** Frames where the task was started (the `source_traceback`), innermost first. */
   readonly createdAt?: readonly Frame[];
   readonly error: ErrorFacts;
+  /** When the error is an abort's: who aborted (debug mode notes every abort). */
+  readonly abortedBy?: AbortedBy;
 }
 
 export interface TaskDestroyedPendingReport extends ReportBase, Site {
@@ -262,6 +271,7 @@ export interface ReportFields {
   readonly attribution?: Attribution;
   readonly durationMs?: number;
   readonly error?: ErrorFacts;
+  readonly abortedBy?: AbortedBy;
   readonly tasks?: readonly TaskSnapshot[];
   readonly groups?: readonly TaskGroup[];
   readonly cycles?: readonly (readonly TaskRef[])[];

@@ -22,7 +22,8 @@ export class PromiseRecord {
   /** `performance.now()` when it settled. */
   endedAt: number | undefined = undefined;
   /** Where `abort()` was called on a spawned task, and with what reason. */
-  abortedBy: { readonly reason: string; readonly at: readonly string[] } | undefined = undefined;
+  abortedBy: { readonly reason: string; readonly at: readonly string[]; readonly via?: readonly string[] } | undefined =
+    undefined;
   #name: string | undefined = undefined;
 
   // Made for every promise without a parent (the hot path): positional, no options object to allocate.

@@ -88,6 +88,12 @@ export function formatText(report: Report): string {
   else if (!timed && r.stack && r.stack.length > 1) lines.push('  stack:', ...frameLines(r.stack, '    '));
   if (r.createdAt && r.createdAt.length > 0)
     lines.push('  source_traceback: task created at (most recent call first):', ...frameLines(r.createdAt, '    '));
+  if (r.abortedBy)
+    lines.push(
+      `  aborted: ${r.abortedBy.reason}, by (most recent call first):`,
+      ...r.abortedBy.at.map((a) => `    ${a}`),
+      ...(r.abortedBy.via ?? []).map((v) => `    via ${v}`),
+    );
   if (r.error?.stack) lines.push(...r.error.stack.split('\n').map((l) => `  ${l}`));
   if (r.cycles) for (const c of r.cycles) lines.push(`  cycle: ${c.map((t) => `${t.name} (#${t.id})`).join(' → ')}`);
   if (r.tasks) lines.push(...dumpLines(r.tasks, r.groups ?? []));

@@ -15,6 +15,8 @@ const frame = (functionName: string, url: string, lineNumber: number): CallFrame
 interface FakeOptions {
   /** ms after Debugger.pause the pause lands; undefined = never. */
   readonly pauseAfterMs?: number;
+  /** ms before the main thread takes up the queue and answers anything (a native call holds it); default 0. */
+  readonly answersAfterMs?: number;
   readonly frames?: readonly CallFrame[];
   readonly profile?: CpuProfile;
   readonly task?: { id: number; name: string; createdAt: string[] };
@@ -34,8 +36,9 @@ function fakePort(o: FakeOptions): InspectorPort & { calls: string[] } {
       });
       return { paused, cancel };
     },
-    call<T>(method: string): Promise<T> {
+    async call<T>(method: string): Promise<T> {
       calls.push(method);
+      if (o.answersAfterMs) await new Promise((r) => setTimeout(r, o.answersAfterMs));
       if (method === 'Debugger.pause' && o.pauseAfterMs !== undefined)
         setTimeout(() => onPause?.(o.frames ?? []), o.pauseAfterMs);
       if (method === 'Debugger.evaluateOnCallFrame') return Promise.resolve({ result: { value: o.task } } as T);
@@ -72,11 +75,23 @@ describe('stall capture', () => {
   it('a pause that lands late means the thread sat in a native call', async () => {
     const port = fakePort({
       pauseAfterMs: 150,
+      answersAfterMs: 150,
       frames: [frame('execSync', 'node:child_process', 960), frame('shellOut', '/app/sh.js', 7)],
     });
     const c = new StallCapture(port, settings, ended);
     await c.run();
     expect(c.capture).toBe('paused-after-native');
+    expect(c.pauseLatencyMs).toBeGreaterThanOrEqual(100);
+  });
+
+  it('a pause late behind Debugger.enable, with a prompt first answer, is a prompt pause (a loaded machine)', async () => {
+    const port = fakePort({
+      pauseAfterMs: 150,
+      frames: [frame('spin', '/app/spin.js', 4)],
+    });
+    const c = new StallCapture(port, settings, ended);
+    await c.run();
+    expect(c.capture).toBe('paused');
     expect(c.pauseLatencyMs).toBeGreaterThanOrEqual(100);
   });
 
