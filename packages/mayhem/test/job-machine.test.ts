@@ -280,7 +280,7 @@ function walk(s: Scenario, delivery: number, durable: Durable): Walk {
 
 const deferred = {
   action: 'defer',
-  outcome: 'deferred-window',
+  outcome: 'deferred-outside-window',
   reason: 'outside the window',
   delayMs: 60_000,
 } as const;

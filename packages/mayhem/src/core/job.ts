@@ -28,7 +28,12 @@ export interface HandleEnd {
   readonly error: unknown;
 }
 
-export class Job implements HandleEnd, MachineJob {
+/**
+ * Abstract for one reason: `rules` is the pipeline's, the same for every job, so each pipeline makes
+ * a subclass whose prototype holds them (no field per message; 100k in flight = 100k of these).
+ */
+export abstract class Job implements HandleEnd, MachineJob {
+  abstract readonly rules: JobRules;
   restart: RestartState = 'waiting-host';
   save: SaveState = 'saving';
   phase: Phase = 'new';
@@ -37,8 +42,6 @@ export class Job implements HandleEnd, MachineJob {
   /** Restart attempts made during this delivery (0 when it was skipped). */
   restartAttempts = 0;
   extensions = 0;
-  /** The redelivery delay of its nack (for the log line once the broker took it). */
-  nackDelayMs = 0;
   /** A restart slot (--max-concurrent-restarts) is held from the rails' go to the executor's end. */
   slot = false;
   /** A rail's skip (denied, too soon, busy): acked, and the reason recorded. */
@@ -58,7 +61,6 @@ export class Job implements HandleEnd, MachineJob {
     readonly signal: AbortSignal,
     readonly startedAt: number,
     readonly onEnd: (end: HandleEnd) => void,
-    readonly rules: JobRules,
     /** Its phase for a debugger (`loopwatch ps`); the shared no-op while none watches. */
     readonly work: Progress,
   ) {}

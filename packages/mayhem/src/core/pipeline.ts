@@ -90,6 +90,11 @@ const NO_PROGRESS: Progress = Object.freeze({
 });
 const untracked: TrackProgress = () => NO_PROGRESS;
 
+/** A job whose rules each pipeline puts on its own subclass's prototype. */
+abstract class PipelineJob extends Job {
+  abstract override get rules(): JobRules;
+}
+
 // Once shutdown has cancelled a job, a record still unwritten gets this many more tries.
 const RECORD_ATTEMPTS_AFTER_CANCEL = 3;
 
@@ -105,7 +110,8 @@ export class MessagePipeline {
   readonly #settler: Settler;
   // Every in-flight message is extended every extendEveryMs: one timer for all of them.
   readonly #extensions: DeadlineQueue<Job>;
-  readonly #rules: JobRules;
+  /** `Job` with this pipeline's rules on its prototype. */
+  readonly #Job: new (...args: ConstructorParameters<typeof PipelineJob>) => Job;
   readonly #track: TrackProgress;
   #live = 0;
 
@@ -114,7 +120,12 @@ export class MessagePipeline {
     this.#d = deps;
     const { logger, counters, storage } = deps;
     const now = options.now;
-    this.#rules = { rails: deps.rails !== undefined, maxDeliveries: options.maxDeliveries };
+    const rules: JobRules = { rails: deps.rails !== undefined, maxDeliveries: options.maxDeliveries };
+    this.#Job = class extends PipelineJob {
+      override get rules(): JobRules {
+        return rules;
+      }
+    };
     this.#track = deps.track ?? untracked;
     this.storageHealth = new DependencyHealth('Database', logger, {
       whileDown: 'intake paused, records retried',
@@ -236,14 +247,13 @@ export class MessagePipeline {
     }
     const { request } = parsed;
     const host = hostnameOf(request);
-    const job = new Job(
+    const job = new this.#Job(
       delivery,
       request,
       host,
       signal,
       startedAt,
       onEnd,
-      this.#rules,
       this.#track('message', request.messageId),
     );
     this.#runner.run(job, this.#begin, undefined);

@@ -106,8 +106,11 @@ export class Settler {
     if ((effects & Effect.RecordDeadLetter) !== 0) runner.attempt(job, 1, this.#recordingDeadLetter);
     if ((effects & Effect.Ack) !== 0) this.#tell(job, job.delivery.ack(), 'acking');
     if ((effects & Effect.Nack) !== 0) {
-      job.nackDelayMs = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
-      this.#tell(job, job.delivery.nack(job.nackDelayMs), 'nacking');
+      const delay = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
+      const nacking = job.delivery.nack(delay);
+      if (job.work.live) job.work.phase(`nacking: redelivery in ${delay} ms`, nacking);
+      // A closure on this path only (a failure's): the delay is for the log line once the broker took it.
+      this.#d.runner.when(job, nacking, (j) => this.#nacked(j, delay), this.#d.escape);
     }
     if ((effects & Effect.NackDeferred) !== 0) {
       const verdict = job.failure?.verdict;
@@ -124,8 +127,6 @@ export class Settler {
     switch (job.outcome) {
       case 'acked':
         return this.#acked(job);
-      case 'nacked':
-        return this.#nacked(job);
       case 'dead-lettered':
         return this.#deadLettered(job);
       case 'cancelled':
@@ -155,14 +156,14 @@ export class Settler {
       log.info({ messageId: job.messageId, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
   }
 
-  #nacked(job: Job): void {
+  #nacked(job: Job, delay: number): void {
     this.#d.counters.increment('nacked');
     const text = errorText(job.failure?.error);
-    const delay = job.nackDelayMs;
     this.#d.logger.warn(
       { messageId: job.messageId, delivery: job.delivery.deliveryCount, redeliverInMs: delay, err: text },
       `Nacked ${job.request.instanceName}; redelivery in ${delay} ms`,
     );
+    this.#d.drive(job, 'broker-done');
   }
 
   #deadLettered(job: Job): void {
