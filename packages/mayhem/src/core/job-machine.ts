@@ -194,10 +194,15 @@ export function holdsHost(job: MachineJob): boolean {
   );
 }
 
+/** The restart branch is final (`restarted` too: its record rides on the ack). */
+export function restartFinal(job: MachineJob): boolean {
+  const r = job.restart;
+  return r === 'done' || r === 'skipped' || r === 'failed' || r === 'restarted';
+}
+
 /** Both branches are final: the tail may settle. (`restarted` is final: its record rides on the ack.) */
 export function branchesFinal(job: MachineJob): boolean {
-  const r = job.restart;
-  return job.save !== 'saving' && (r === 'done' || r === 'skipped' || r === 'failed' || r === 'restarted');
+  return job.save !== 'saving' && restartFinal(job);
 }
 
 /** Move `job` on `event`; what to do next. Throws {@link IllegalTransition} for an event its state does not expect. */

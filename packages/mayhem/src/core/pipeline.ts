@@ -21,7 +21,7 @@ import type { Counters } from './counters.js';
 import { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
-import { advance, Effect, type Effects, type JobEvent, type JobRules } from './job-machine.js';
+import { advance, Effect, restartFinal, type Effects, type JobEvent, type JobRules } from './job-machine.js';
 import type { HostTemplate } from './hostname.js';
 import { hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -191,7 +191,9 @@ export class MessagePipeline {
       dependency,
       run: (job, n) => {
         const saving = storage.saveMessage(job.request, job.delivery.deliveryCount, job.signal);
-        if (job.work.live) job.work.phase(n === 1 ? 'saving' : `saving (attempt ${n})`, saving);
+        // One phase per message: a retried save shows once the restart is over (it says more meanwhile).
+        if (job.work.live && (n === 1 || restartFinal(job)))
+          job.work.phase(n === 1 ? 'saving' : `saving (attempt ${n})`, saving);
         return saving;
       },
       retry: (job, err, n) => {
@@ -293,6 +295,8 @@ export class MessagePipeline {
   readonly #drive = (job: Job, event: JobEvent): void => {
     const effects = advance(job, event);
     if (effects !== 0) this.#perform(job, effects);
+    // The restart is over and only the save is left to wait on: say so.
+    else if (job.work.live && job.save === 'saving' && restartFinal(job)) job.work.phase('saving');
   };
 
   #perform(job: Job, effects: Effects): void {
