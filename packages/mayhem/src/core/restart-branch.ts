@@ -7,11 +7,11 @@
  */
 import type { Logger } from 'pino';
 import type { CallLedger, ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
-import { RestartFailed, RestartRejected } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import type { Job } from './job.js';
+import { RESTARTED, restartOutcomeOf, type RestartOutcome } from './restart-outcome.js';
 import { Effect, type Effects, type JobEvent } from './job-machine.js';
 import type { AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
@@ -126,7 +126,7 @@ export class RestartBranch {
       },
     };
 
-    /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
+    /** Retried after a backoff up to `restartAttempts` while it certainly did not happen (`not-restarted`). */
     this.#restarting = {
       kind: 'stoppable',
       run: (job, n) => {
@@ -143,8 +143,8 @@ export class RestartBranch {
       },
       retry: (job, err, n) => {
         counters.increment('restart_failed');
-        if (n >= options.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected)
-          return false;
+        // Only what certainly did not happen is tried again.
+        if (n >= options.restartAttempts || restartOutcomeOf(err, job.signal).kind !== 'not-restarted') return false;
         // The kill switch stops retries too: what has not started does not start.
         if (deps.rails?.paused === true) {
           job.fail(
@@ -163,33 +163,15 @@ export class RestartBranch {
         );
         return true;
       },
-      succeeded: (job) => {
-        counters.increment('restarted');
-        this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
-        if (logger.isLevelEnabled('info'))
-          logger.info(
-            { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
-            `Restarted ${job.host}`,
-          );
-        deps.drive(job, 'restarted');
-      },
-      failed: (job, err, betweenAttempts) => {
-        const deferred = job.failure?.kind === 'deferred' ? job.failure.verdict : undefined;
-        const kind = isAbort(err, job.signal) ? 'cancelled' : err instanceof RestartRejected ? 'rejected' : 'failed';
-        if (deferred === undefined) job.fail({ error: err, kind }, true);
-        // Not restarted for sure: stopped between attempts, or the executor said so.
-        if (betweenAttempts || err instanceof RestartFailed) {
-          if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
-          else if (kind !== 'cancelled') this.#audit(job, kind, errorText(err));
-          return deps.drive(job, 'not-restarted');
-        }
-        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${errorText(err)}`);
-        logger.error(
-          { messageId: job.messageId, host: job.host, err: errorText(err) },
-          `Restart of ${job.host} ended without saying whether it happened (${errorText(err)}); leaving it in doubt: a redelivery will not restart it again`,
-        );
-        deps.drive(job, 'restart-unknown');
-      },
+      succeeded: (job) => this.#restartEnded(job, RESTARTED),
+      // Stopped between two attempts (shutdown woke the backoff): no attempt was running, so nothing happened.
+      failed: (job, err, betweenAttempts) =>
+        this.#restartEnded(
+          job,
+          betweenAttempts
+            ? { kind: 'cancelled', reason: errorText(err), error: err }
+            : restartOutcomeOf(err, job.signal),
+        ),
     };
 
     // The restart happened: its record is written even during shutdown (a redelivery must find it).
@@ -235,6 +217,43 @@ export class RestartBranch {
     if ((effects & Effect.Restart) !== 0) runner.attempt(job, 1, this.#restarting);
     if ((effects & Effect.RecordRestart) !== 0) runner.attempt(job, 1, this.#recordingRestart);
     if ((effects & Effect.ReleaseClaim) !== 0) runner.attempt(job, 1, this.#releasing);
+  }
+
+  /** What the restart did, one case per row of the README's table "What an executor tells the pipeline". */
+  #restartEnded(job: Job, outcome: RestartOutcome): void {
+    const { logger, counters, drive } = this.#d;
+    switch (outcome.kind) {
+      case 'restarted':
+        counters.increment('restarted');
+        this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
+        if (logger.isLevelEnabled('info'))
+          logger.info(
+            { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
+            `Restarted ${job.host}`,
+          );
+        return drive(job, 'restarted');
+      case 'not-restarted':
+      case 'rejected':
+      case 'cancelled': {
+        // Certainly not restarted: its claim is released. A pause between two attempts defers it.
+        const deferred = job.failure?.kind === 'deferred' ? job.failure.verdict : undefined;
+        const kind = outcome.kind === 'not-restarted' ? 'failed' : outcome.kind;
+        if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
+        else {
+          job.fail({ error: outcome.error, kind }, true);
+          if (kind !== 'cancelled') this.#audit(job, kind, outcome.reason);
+        }
+        return drive(job, 'not-restarted');
+      }
+      case 'unknown':
+        job.fail({ error: outcome.error, kind: outcome.cancelled ? 'cancelled' : 'failed' }, true);
+        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${outcome.reason}`);
+        logger.error(
+          { messageId: job.messageId, host: job.host, err: outcome.reason },
+          `Restart of ${job.host} ended without saying whether it happened (${outcome.reason}); leaving it in doubt: a redelivery will not restart it again`,
+        );
+        return drive(job, 'restart-unknown');
+    }
   }
 
   #railsDecided(job: Job, verdict: Verdict | undefined): void {
