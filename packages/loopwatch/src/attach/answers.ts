@@ -107,11 +107,11 @@ export class Answers {
           }),
       ...(past
         ? {
-            past: rec.past.map((p, i) => {
+            past: (rec.past ?? []).map((p, i, all) => {
               const f = at(p.sites, 1)[0];
               return {
                 phase: p.text,
-                forMs: Math.round((rec.past[i + 1]?.at ?? rec.phaseAt) - p.at),
+                forMs: Math.round((all[i + 1]?.at ?? rec.phaseAt) - p.at),
                 ...(f ? { at: f } : {}),
               };
             }),

@@ -41,8 +41,8 @@ export class WorkRecord implements WorkUnit {
   waitingOn: PromiseRecord | undefined = undefined;
   endedAt: number | undefined = undefined;
   error: string | undefined = undefined;
-  /** Earlier phases, oldest first. */
-  readonly past: PastPhase[] = [];
+  /** Earlier phases, oldest first (debug mode; made on the first change). */
+  past: PastPhase[] | undefined = undefined;
   readonly #table: WorkTable;
 
   // Made per unit on the caller's path: positional, no options object.
@@ -109,9 +109,12 @@ export class WorkTable implements WorkTracker {
 
   setPhase(rec: WorkRecord, text: string, waitingOn?: PromiseLike<unknown>): void {
     if (rec.endedAt !== undefined) return;
-    if (rec.phaseText !== '') {
-      rec.past.push({ text: rec.phaseText, at: rec.phaseAt, sites: rec.sites });
-      if (rec.past.length > PHASES_KEPT) rec.past.shift();
+    // Earlier phases are kept in debug mode only: production mode stays a few field writes per
+    // phase, with nothing allocated that outlives it (a recording keeps every phase in both).
+    if (this.captureSites && rec.phaseText !== '') {
+      const past = (rec.past ??= []);
+      past.push({ text: rec.phaseText, at: rec.phaseAt, sites: rec.sites });
+      if (past.length > PHASES_KEPT) past.shift();
     }
     rec.phaseText = text;
     rec.phaseAt = this.clock.now();
