@@ -38,7 +38,7 @@ import { formatText } from './sinks/text.js';
 import type { Report } from './model/report.js';
 import { errorText } from './model/error-text.js';
 
-const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> | top <pid> | dump <pid> | attach <pid> [--enable debug|production]
+const USAGE = `usage: loopwatch list | ps <pid> [--json] [--name RE] [--older-than 5s] [--all] [--ended] | pstree <pid> | where <pid> <task> [--json] | top <pid> | dump <pid> | attach <pid> [--enable debug|production]
        loopwatch replay <recording> | export <recording> --format chrome-trace [--out trace.json]
   <pid> may be tcp:HOST:PORT (with --token T or LOOPWATCH_TOKEN) for an endpoint opened with LOOPWATCH_ATTACH=tcp:…\n`;
 
@@ -134,6 +134,7 @@ async function main(argv: readonly string[]): Promise<void> {
       if (ref === '' || !Number.isInteger(id))
         throw new AttachError('loopwatch where: which task? (its id, or w<id> for a work unit, from `loopwatch ps`)');
       const a = await one(args, 'where', work ? { work: id } : { task: id });
+      if (args.flags.has('json')) return void out(`${JSON.stringify(a)}\n`);
       const { data, head } = dataOf<WhereData>(a);
       out(head);
       if (data) out(whereView(data, work ? ref : id));

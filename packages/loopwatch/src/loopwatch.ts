@@ -17,7 +17,7 @@ import { trackLineStarts, untrackLineStarts } from './sinks/stderr.js';
 import { textSink } from './sinks/text.js';
 import { jsonSink } from './sinks/json.js';
 import { realClock, type Clock } from './instrument/clock.js';
-import { TaskTracker } from './instrument/tasks.js';
+import { recordOf, TaskTracker } from './instrument/tasks.js';
 import { WorkTable } from './instrument/work.js';
 import { installCurrentTaskProbe, uninstallCurrentTaskProbe } from './instrument/current-task.js';
 import { collectedReport } from './instrument/collected.js';
@@ -100,7 +100,7 @@ export class Loopwatch {
     this.#parts = parts;
     this.clock = parts.clock ?? realClock;
     this.tasks = new TaskTracker(this.clock);
-    this.work = new WorkTable(this.clock, () => this.tasks.current());
+    this.work = new WorkTable(this.clock, () => this.tasks.current(), recordOf);
   }
 
   get mode(): Mode {

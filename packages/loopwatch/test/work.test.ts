@@ -69,6 +69,7 @@ describe('trackWork: units of work in ps, where and ps --ended', () => {
       expect(work.map((w) => w.name).sort()).toEqual([
         'message 3f2a91c0-7d4e-4a0b-9c1e-0f6b5a1d2e3f',
         'message b7e10d22-1111-4222-8333-944455556666',
+        'message c0ffee00-2222-4333-8444-955566667777',
       ]);
       const restarting = work.find((w) => w.key.startsWith('3f2a'))!;
       expect(restarting.phase).toBe('restarting web-3 (attempt 2)');
@@ -82,12 +83,19 @@ describe('trackWork: units of work in ps, where and ps --ended', () => {
       const saving = work.find((w) => w.key.startsWith('b7e1'))!;
       expect(saving.phase).toBe('saving');
       expect(saving.waitingAt[0]?.line).toBe(await markerLine('work-units', 'PHASE-SAVE'));
+      // phase(text, promise): where that promise waits (the async function's await), then the phase's line.
+      const probing = work.find((w) => w.key.startsWith('c0ffee00'))!;
+      expect(probing.phase).toBe('probing db-2');
+      expect(probing.waitingAt.slice(0, 2).map((f) => [f.functionName, f.line])).toEqual([
+        ['probe', await markerLine('work-units', 'AWAIT-PROBE')],
+        [expect.any(String), await markerLine('work-units', 'PHASE-PROBE')],
+      ]);
 
       const text = (await cli(dir, 'ps', pid)).stdout;
       expect(text).toMatch(
         /^w\d+ +message 3f2a91c0… +restarting web-3 \(attempt 2\) +\d+(\.\d)? m?s +\S+ m?s +test\/fixtures\/work-units\.ts:\d+:\d+/m,
       );
-      expect(text).toContain('2 work units');
+      expect(text).toContain('3 work units');
 
       const where = (await cli(dir, 'where', pid, `w${saving.id}`)).stdout;
       expect(where).toMatch(/^Work w\d+ message b7e10d22-1111-4222-8333-944455556666: saving for /);
@@ -103,7 +111,11 @@ describe('trackWork: units of work in ps, where and ps --ended', () => {
   it('production mode: units and phases without their lines (no capture there)', async () => {
     const { pid, dir } = await start('production', { LOOPWATCH_SECOND_COPY: secondCopy() });
     const json = JSON.parse((await cli(dir, 'ps', pid, '--json')).stdout) as { data: { work: WorkRow[] } };
-    expect(json.data.work.map((w) => w.phase).sort()).toEqual(['restarting web-3 (attempt 2)', 'saving']);
+    expect(json.data.work.map((w) => w.phase).sort()).toEqual([
+      'probing db-2',
+      'restarting web-3 (attempt 2)',
+      'saving',
+    ]);
     expect(json.data.work.every((w) => w.waitingAt.length === 0)).toBe(true);
     const text = (await cli(dir, 'ps', pid)).stdout;
     expect(text).toMatch(/^ID +WORK +PHASE +SINCE +AGE +WAITING AT +PARENT$/m);

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { activeMode } from 'loopwatch';
+import { activeMode, trackWork } from 'loopwatch';
 import { pino } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import { createMayhem } from '../src/core/assemble.js';
@@ -42,6 +42,8 @@ function build(setup: Setup) {
       metrics: noopMetrics,
       logger,
       executor: setup.executor ?? new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
+      // As the service: each message a work unit (the shared no-op while loopwatch is off).
+      track: trackWork,
     },
     { random, maxInFlight: setup.maxInFlight, messageTasks: activeMode() === 'debug' },
   );

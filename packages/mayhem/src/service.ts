@@ -4,7 +4,7 @@
  * handler, `--count`, the memory broker's publisher, and the status line and summary
  * (run-report.ts). The only module that knows both the core and the adapters.
  */
-import { activeMode } from 'loopwatch';
+import { activeMode, trackWork } from 'loopwatch';
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource } from './brokers/open.js';
@@ -101,7 +101,17 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     );
   }
   const { counters, pipeline, consumer } = createMayhem(
-    { broker, storage, metrics, logger, rails, control, executor: withRestartTimings(executor.executor, metrics) },
+    {
+      broker,
+      storage,
+      metrics,
+      logger,
+      rails,
+      control,
+      executor: withRestartTimings(executor.executor, metrics),
+      // Each message's phase in `loopwatch ps`/`top`/`where`: the shared no-op while loopwatch is off.
+      track: trackWork,
+    },
     {
       extendEveryMs: config.extendEvery,
       restartAttempts: config.restartAttempts,

@@ -5,7 +5,7 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { Loopwatch } from '../loopwatch.js';
 import type { PromiseRecord } from '../model/task.js';
-import { awaitersOf, createdAtOf, snapshotOf, type Awaiters } from '../instrument/describe.js';
+import { awaitedAtOf, awaitersOf, createdAtOf, snapshotOf, type Awaiters } from '../instrument/describe.js';
 import { findCycles } from '../instrument/dump.js';
 import { HISTORY } from '../instrument/terminated.js';
 import type { WorkRecord } from '../instrument/work.js';
@@ -93,7 +93,11 @@ export class Answers {
       ageMs: Math.round(end - rec.startedAt),
       phaseMs: Math.round(end - rec.phaseAt),
       parentId: parent?.id ?? null,
-      waitingAt: at(rec.sites, limit),
+      // What the phase waits on (when it said), then the line that set the phase.
+      waitingAt: [
+        ...(rec.endedAt === undefined ? awaitedAtOf(rec.waitingOn, limit) : []),
+        ...at(rec.sites, limit),
+      ].slice(0, limit),
       ...(rec.endedAt === undefined
         ? {}
         : {
@@ -103,11 +107,11 @@ export class Answers {
           }),
       ...(past
         ? {
-            past: rec.past.map((p, i) => {
+            past: (rec.past ?? []).map((p, i, all) => {
               const f = at(p.sites, 1)[0];
               return {
                 phase: p.text,
-                forMs: Math.round((rec.past[i + 1]?.at ?? rec.phaseAt) - p.at),
+                forMs: Math.round((all[i + 1]?.at ?? rec.phaseAt) - p.at),
                 ...(f ? { at: f } : {}),
               };
             }),

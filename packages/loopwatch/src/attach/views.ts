@@ -204,7 +204,12 @@ export function whereView(d: WhereData, id: number | string): string {
         : `${w.outcome === 'failed' ? `failed: ${w.error ?? ''}` : 'done'} ${duration(w.endedAgoMs)} ago, last phase ${w.phase === '' ? '-' : w.phase}`;
     lines.push(`Work ${workRef(w.id)} ${w.kind} ${w.key}: ${state}, age ${duration(w.ageMs)}`);
     lines.push(
-      ...frames(w.endedAgoMs === undefined ? 'waiting at (where the phase was set)' : 'last phase set at', w.waitingAt),
+      ...frames(
+        w.endedAgoMs === undefined
+          ? 'waiting at (what the phase waits on, if it said, then where it was set)'
+          : 'last phase set at',
+        w.waitingAt,
+      ),
     );
     if (w.past && w.past.length > 0)
       lines.push(

@@ -66,3 +66,26 @@ export function snapshotOf(rec: PromiseRecord, now: number, limit = 5, awaiters?
     ...(on !== undefined && on.isTask && !on.internal && on.pending ? { awaitsId: on.id } : {}),
   };
 }
+
+/**
+ * Where a promise handed to a work unit's phase waits now: down the await graph to what it waits on
+ * at the bottom, then the `await` lines back up, innermost first; a plain promise handed in shows
+ * where it was made. Empty once it settled (the phase's own line then says it all).
+ */
+export function awaitedAtOf(rec: PromiseRecord | undefined, limit = 5): Frame[] {
+  const chain: PromiseRecord[] = [];
+  for (let r = rec; r !== undefined && r.pending && chain.length < 16 && !chain.includes(r); r = r.waitingOn)
+    chain.push(r);
+  const out: Frame[] = [];
+  for (let i = chain.length - 1; i >= 0 && out.length < limit; i--) {
+    const r = chain[i]!;
+    if (r.awaitSite !== undefined) {
+      const f = userFrames([r.awaitSite], 1)[0];
+      if (f) out.push(f);
+    } else if (chain.length === 1 && !r.isTask) {
+      // The handed promise is a plain one: where it was made. (Awaited by a task, the await says it.)
+      out.push(...userFrames(r.sites, 1));
+    }
+  }
+  return out;
+}

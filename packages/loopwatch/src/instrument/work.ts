@@ -37,10 +37,12 @@ export class WorkRecord implements WorkUnit {
   phaseAt: number;
   /** Raw frames of the `phase()` call (debug mode). */
   sites: NodeJS.CallSite[] | undefined = undefined;
+  /** Loopwatch's record of the promise the phase waits on (debug mode). */
+  waitingOn: PromiseRecord | undefined = undefined;
   endedAt: number | undefined = undefined;
   error: string | undefined = undefined;
-  /** Earlier phases, oldest first. */
-  readonly past: PastPhase[] = [];
+  /** Earlier phases, oldest first (debug mode; made on the first change). */
+  past: PastPhase[] | undefined = undefined;
   readonly #table: WorkTable;
 
   // Made per unit on the caller's path: positional, no options object.
@@ -66,8 +68,8 @@ export class WorkRecord implements WorkUnit {
     return `${this.kind} ${this.key}`;
   }
 
-  phase(text: string): void {
-    this.#table.setPhase(this, text);
+  phase(text: string, waitingOn?: PromiseLike<unknown>): void {
+    this.#table.setPhase(this, text, waitingOn);
   }
 
   end(): void {
@@ -94,6 +96,8 @@ export class WorkTable implements WorkTracker {
   constructor(
     readonly clock: Clock,
     readonly currentTask: () => PromiseRecord | undefined = () => undefined,
+    /** The task tracker's record of a promise (debug mode). */
+    readonly recordOf: (promise: unknown) => PromiseRecord | undefined = () => undefined,
   ) {}
 
   begin(kind: string, key: string): WorkUnit {
@@ -103,15 +107,19 @@ export class WorkTable implements WorkTracker {
     return rec;
   }
 
-  setPhase(rec: WorkRecord, text: string): void {
+  setPhase(rec: WorkRecord, text: string, waitingOn?: PromiseLike<unknown>): void {
     if (rec.endedAt !== undefined) return;
-    if (rec.phaseText !== '') {
-      rec.past.push({ text: rec.phaseText, at: rec.phaseAt, sites: rec.sites });
-      if (rec.past.length > PHASES_KEPT) rec.past.shift();
+    // Earlier phases are kept in debug mode only: production mode stays a few field writes per
+    // phase, with nothing allocated that outlives it (a recording keeps every phase in both).
+    if (this.captureSites && rec.phaseText !== '') {
+      const past = (rec.past ??= []);
+      past.push({ text: rec.phaseText, at: rec.phaseAt, sites: rec.sites });
+      if (past.length > PHASES_KEPT) past.shift();
     }
     rec.phaseText = text;
     rec.phaseAt = this.clock.now();
     rec.sites = this.captureSites ? captureSites(PHASE_METHOD, SITE_LIMIT) : undefined;
+    rec.waitingOn = this.captureSites && waitingOn !== undefined ? this.recordOf(waitingOn) : undefined;
     this.observer?.phased(rec);
   }
 

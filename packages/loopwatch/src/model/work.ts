@@ -12,8 +12,14 @@ export const WORK_TRACKER = Symbol.for('loopwatch.work.v1');
 export interface WorkUnit {
   /** False on the shared no-op unit (loopwatch off) and once the unit ended: skip building costly phase texts. */
   readonly live: boolean;
-  /** The unit's current phase (`restarting web-3 (attempt 2)`); debug mode also keeps where it was set. */
-  phase(text: string): void;
+  /**
+   * The unit's current phase (`restarting web-3 (attempt 2)`); debug mode also keeps where it was set.
+   * `waitingOn`: the promise this phase waits on (a call's result). In debug mode the dump then shows
+   * the line that promise waits at — the `await` an async function is suspended at, innermost first,
+   * or where a plain promise was made — before the line that set the phase. Only loopwatch's record
+   * of it is kept, never the promise.
+   */
+  phase(text: string, waitingOn?: PromiseLike<unknown>): void;
   /** The unit is done: it leaves the live table for the ended history. */
   end(): void;
   /** The unit ended with an error (kept, as text, in the ended history). */

@@ -48,8 +48,9 @@ describe('trackWork', () => {
 });
 
 describe('work table', () => {
-  it('keeps the current phase, since when, and the earlier phases with how long each lasted', () => {
+  it('keeps the current phase, since when, and (debug mode) the earlier phases with how long each lasted', () => {
     const t = installed();
+    t.captureSites = true;
     const w = trackWork('message', 'm1') as WorkRecord;
     const start = clock.now();
     clock.advance(100);
@@ -62,11 +63,23 @@ describe('work table', () => {
     expect(w.phaseText).toBe('saving');
     expect(clock.now() - w.phaseAt).toBe(5);
     expect(clock.now() - w.startedAt).toBe(395);
-    expect(w.past.map((p) => [p.text, p.at - start])).toEqual([
+    expect(w.past?.map((p) => [p.text, p.at - start])).toEqual([
       ['restarting web-3 (attempt 1)', 100],
       ['restarting web-3 (attempt 2)', 350],
     ]);
     expect(t.find(w.id)).toBe(w);
+  });
+
+  it('production mode keeps the current phase only: a phase change allocates nothing that outlives it', () => {
+    installed();
+    const w = trackWork('message', 'm2') as WorkRecord;
+    w.phase('restarting web-3 (attempt 1)');
+    clock.advance(10);
+    w.phase('saving');
+    expect(w.phaseText).toBe('saving');
+    expect(clock.now() - w.phaseAt).toBe(0);
+    expect(w.past).toBeUndefined();
+    expect(w.sites).toBeUndefined();
   });
 
   it('an ended unit leaves the live table for the ended history, newest first, and ignores later calls', () => {

@@ -7,7 +7,7 @@
  *   const pulling = mayhem.consumer.run(stop.signal, cancel.signal);
  */
 import type { Logger } from 'pino';
-import type { Broker, HostGuard, Metrics, RestartExecutor, Storage } from './contracts.js';
+import type { Broker, HostGuard, Metrics, RestartExecutor, Storage, TrackProgress } from './contracts.js';
 import { Consumer, nackOnHandlerError, type HandlerErrorHandler } from './consumer.js';
 import { Counters } from './counters.js';
 import { LocalHostGuard } from './host-guard.js';
@@ -29,6 +29,8 @@ export interface MayhemParts {
   readonly control?: FleetControl;
   /** Default: {@link nackOnHandlerError} with the nack backoff. */
   readonly onHandlerError?: HandlerErrorHandler;
+  /** Each message's phase for a debugger: loopwatch's `trackWork` (default: none). */
+  readonly track?: TrackProgress;
 }
 
 /** The knobs; every one has the default `mayhem run` has. */
@@ -73,6 +75,7 @@ export function createMayhem(parts: MayhemParts, options: MayhemOptions = {}): M
       rails: parts.rails,
       control: parts.control ?? storage.control?.(),
       hostGuard: parts.hostGuard ?? storage.hostGuard?.() ?? new LocalHostGuard(),
+      track: parts.track,
     },
   );
   const maxInFlight = options.maxInFlight ?? 1000;

@@ -249,6 +249,22 @@ export interface RestartContext {
   readonly calls?: CallLedger;
 }
 
+/**
+ * Where one message is, for a debugger: loopwatch's `trackWork` unit (`loopwatch ps`, `top`, `where`),
+ * handed in by the composition root, so the core imports no debugger. While none watches, the one
+ * shared no-op unit: `live` is false and nothing else is done (build no phase text then).
+ */
+export interface Progress {
+  readonly live: boolean;
+  /** Its phase now (`restarting web-3 (attempt 2)`), and the promise it waits on, if any. */
+  phase(text: string, waitingOn?: PromiseLike<unknown>): void;
+  end(): void;
+  fail(error: unknown): void;
+}
+
+/** Starts a {@link Progress} for one unit of work of `kind` (`message`) named by `key` (its id). */
+export type TrackProgress = (kind: string, key: string) => Progress;
+
 export type CounterName =
   | 'pulled'
   | 'acked'

@@ -1,49 +1,17 @@
 /**
  * One delivery being handled, and exactly where it is: the pipeline's counterpart of asyncio's `Task`.
- *
- * A job has two branches that run at once and one tail:
- *
- *   restart:  waiting-host → checking → claiming → running ─┬─ restarted ─(the ack record carries it)─► done
- *                  │            │           │         │      └─ recording ─────────────────────────────► done
- *                  │            │           │         └──────── releasing ─────────────────────────────► failed
- *                  │            │           └─ (done / in doubt / leashed / conflict) ──────────────────► skipped
- *                  │            └─ (a rail: skip, or defer) ────────────────────────────────────────────► skipped
- *                  └─────────────────────────────────────────────────────────────────────────────────────► failed
- *   save:     saving ─► saved | failed
- *   phase:    working ─► settling (both branches final) ─► ended
- *
- * Invariants:
- * - Branch states only move forward, along the arrows above.
- * - The job holds its host on the guard exactly while the restart is in `checking`, `claiming`,
- *   `running`, `restarted`, `recording` or `releasing`: from the grant until what happened to the host
- *   is durable. It holds a restart slot (`slot`) from the rails' go until the executor has ended.
- * - A restart that ran is recorded (`recording`, or the ack record when it is `restarted`) before the
- *   delivery is acked, nacked or dead-lettered; a claim that did not restart is released first.
- * - The delivery is settled once, by the tail, after both branches are final; its lease is extended
- *   until then. After `ended` nothing new starts except writing the record of what already happened.
+ * Its states, the legal moves between them and the invariants are in core/job-machine.ts; this is
+ * the data the machine moves and the steps read.
  *
  * One object per message in flight (100k in flight = 100k of these); the steps are continuations
  * that take it, so a waiting message holds this and one pending callback, nothing more.
  */
-import type { Delivery, RestartClaim } from './contracts.js';
+import type { Delivery, Progress, RestartClaim } from './contracts.js';
+import type { Failure, JobRules, MachineJob, Outcome, Phase, RestartState, SaveState } from './job-machine.js';
 import type { RestartRequest } from './message.js';
 import type { Verdict } from './rails.js';
 
-export type RestartState =
-  | 'waiting-host'
-  | 'checking'
-  | 'claiming'
-  | 'running'
-  | 'restarted'
-  | 'recording'
-  | 'releasing'
-  | 'done'
-  | 'skipped'
-  | 'failed';
-export type SaveState = 'saving' | 'saved' | 'failed';
-export type Phase = 'working' | 'settling' | 'ended';
-
-export type Outcome = 'acked' | 'nacked' | 'deferred' | 'dead-lettered' | 'cancelled' | 'unsettled';
+export type { Failure, Outcome, Phase, RestartState, SaveState } from './job-machine.js';
 
 /** How the handling of one delivery ended, handed to whoever started it. */
 export interface HandleEnd {
@@ -60,24 +28,15 @@ export interface HandleEnd {
   readonly error: unknown;
 }
 
-/** Why a job cannot be acked. Boxed, so a rejection with `undefined` still counts as one. */
-export interface Failure {
-  readonly error: unknown;
-  /**
-   * `conflict`: the messageId belongs to another request; `rejected`: the executor refused the restart
-   * for good. Both are dead-lettered at once, whatever the delivery.
-   * `unrecorded`: the restart ran but its record could not be written before shutdown.
-   * `deferred`: a rail said "not now" (paused, outside the window, too soon, busy): nacked with its delay.
-   */
-  readonly kind: 'failed' | 'cancelled' | 'conflict' | 'rejected' | 'unrecorded' | 'deferred';
-  /** `deferred` only: the rail's verdict. */
-  readonly verdict?: Verdict;
-}
-
-export class Job implements HandleEnd {
+/**
+ * Abstract for one reason: `rules` is the pipeline's, the same for every job, so each pipeline makes
+ * a subclass whose prototype holds them (no field per message; 100k in flight = 100k of these).
+ */
+export abstract class Job implements HandleEnd, MachineJob {
+  abstract readonly rules: JobRules;
   restart: RestartState = 'waiting-host';
   save: SaveState = 'saving';
-  phase: Phase = 'working';
+  phase: Phase = 'new';
   /** What the claim found; `in-doubt` with the restart skipped is recorded on the ack. */
   claim: RestartClaim | undefined = undefined;
   /** Restart attempts made during this delivery (0 when it was skipped). */
@@ -102,28 +61,12 @@ export class Job implements HandleEnd {
     readonly signal: AbortSignal,
     readonly startedAt: number,
     readonly onEnd: (end: HandleEnd) => void,
+    /** Its phase for a debugger (`loopwatch ps`); the shared no-op while none watches. */
+    readonly work: Progress,
   ) {}
 
   get messageId(): string {
     return this.request.messageId;
-  }
-
-  get holdsHost(): boolean {
-    const r = this.restart;
-    return (
-      r === 'checking' ||
-      r === 'claiming' ||
-      r === 'running' ||
-      r === 'restarted' ||
-      r === 'recording' ||
-      r === 'releasing'
-    );
-  }
-
-  /** Both branches are final: the tail may settle. (`restarted` is final: its record rides on the ack.) */
-  get branchesFinal(): boolean {
-    const r = this.restart;
-    return this.save !== 'saving' && (r === 'done' || r === 'skipped' || r === 'failed' || r === 'restarted');
   }
 
   get ended(): boolean {

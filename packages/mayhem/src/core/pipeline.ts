@@ -1,5 +1,5 @@
 /**
- * One message's life, on one screen:
+ * One message's life, on one screen (its states and legal moves: core/job-machine.ts):
  *
  *   parse ─┬─ malformed ──────────────────────────────────────────────────► dead-letter
  *          └─ valid ─► [ restart ∥ save ], extending the lease every `extendEveryMs` until settled
@@ -8,17 +8,20 @@
  *                save:    upsert the message (retried)
  *              ─► settle (core/settle.ts): record, then ack │ nack with backoff │ dead-letter
  *
- * The job's states and invariants are in core/job.ts; how steps run and retry in core/steps.ts.
- * The pipeline never throws for a message-level failure; an error that does escape (a bug, a broker
+ * Every step reports what happened as an event; `advance(job, event)` (core/job-machine.ts) moves the
+ * job and says what to do next, and the pipeline does it (`#drive`). How steps run and retry:
+ * core/steps.ts. Each message is also a loopwatch work unit (`loopwatch ps` shows its phase) when a
+ * tracker is handed in. The pipeline never throws for a message-level failure; an error that does escape (a bug, a broker
  * that refuses the ack) is the consumer's central exception handler's to log and nack.
  */
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import type { Delivery, HostGuard, RestartExecutor, Storage } from './contracts.js';
+import type { Delivery, HostGuard, Progress, RestartExecutor, Storage, TrackProgress } from './contracts.js';
 import type { Counters } from './counters.js';
 import { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
+import { advance, Effect, restartFinal, type Effects, type JobEvent, type JobRules } from './job-machine.js';
 import type { HostTemplate } from './hostname.js';
 import { hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
@@ -74,6 +77,22 @@ export interface PipelineDeps {
   readonly rails?: Rails;
   /** Where decisions are audited (and the rails' fleet state lives). */
   readonly control?: FleetControl;
+  /** Each message's phase for a debugger: loopwatch's `trackWork` (absent: none). */
+  readonly track?: TrackProgress;
+}
+
+/** The unit of every message while nothing tracks them. */
+const NO_PROGRESS: Progress = Object.freeze({
+  live: false,
+  phase: () => undefined,
+  end: () => undefined,
+  fail: () => undefined,
+});
+const untracked: TrackProgress = () => NO_PROGRESS;
+
+/** A job whose rules each pipeline puts on its own subclass's prototype. */
+abstract class PipelineJob extends Job {
+  abstract override get rules(): JobRules;
 }
 
 // Once shutdown has cancelled a job, a record still unwritten gets this many more tries.
@@ -91,6 +110,9 @@ export class MessagePipeline {
   readonly #settler: Settler;
   // Every in-flight message is extended every extendEveryMs: one timer for all of them.
   readonly #extensions: DeadlineQueue<Job>;
+  /** `Job` with this pipeline's rules on its prototype. */
+  readonly #Job: new (...args: ConstructorParameters<typeof PipelineJob>) => Job;
+  readonly #track: TrackProgress;
   #live = 0;
 
   constructor(options: PipelineOptions, deps: PipelineDeps) {
@@ -98,6 +120,13 @@ export class MessagePipeline {
     this.#d = deps;
     const { logger, counters, storage } = deps;
     const now = options.now;
+    const rules: JobRules = { rails: deps.rails !== undefined, maxDeliveries: options.maxDeliveries };
+    this.#Job = class extends PipelineJob {
+      override get rules(): JobRules {
+        return rules;
+      }
+    };
+    this.#track = deps.track ?? untracked;
     this.storageHealth = new DependencyHealth('Database', logger, {
       whileDown: 'intake paused, records retried',
       waiting: () => this.#live,
@@ -117,7 +146,7 @@ export class MessagePipeline {
       recordAttemptsAfterCancel: RECORD_ATTEMPTS_AFTER_CANCEL,
       random: options.random,
       counters,
-      onBug: (job, error) => this.#end(job, undefined, error),
+      onBug: (job, error) => this.#escape(job, error),
     });
     this.#settler = new Settler(
       { maxDeliveries: options.maxDeliveries, nackBackoff: options.nackBackoff, random: options.random },
@@ -127,8 +156,8 @@ export class MessagePipeline {
         logger,
         storageHealth: this.storageHealth,
         runner: this.#runner,
-        restartRecorded: (job) => this.#restart.final(job, 'done'),
-        end: (job, outcome, error) => this.#end(job, outcome, error),
+        drive: this.#drive,
+        escape: (job, error) => this.#escape(job, error),
       },
     );
     this.#extensions = new DeadlineQueue(options.extendEveryMs, (job: Job) => this.#extend(job), { now, ref: true });
@@ -153,14 +182,20 @@ export class MessagePipeline {
         rails: deps.rails,
         control: deps.control,
         storageRetry: (job, err, n, attempts, what) => this.#storageRetry(job, err, n, attempts, what),
-        branchEnded: (job) => this.#branchEnded(job),
+        drive: this.#drive,
       },
     );
 
     this.#saving = {
       kind: 'stoppable',
       dependency,
-      run: (job) => storage.saveMessage(job.request, job.delivery.deliveryCount, job.signal),
+      run: (job, n) => {
+        const saving = storage.saveMessage(job.request, job.delivery.deliveryCount, job.signal);
+        // One phase per message: a retried save shows once the restart is over (it says more meanwhile).
+        if (job.work.live && (n === 1 || restartFinal(job)))
+          job.work.phase(n === 1 ? 'saving' : `saving (attempt ${n})`, saving);
+        return saving;
+      },
       retry: (job, err, n) => {
         counters.increment('save_failed');
         return this.#storageRetry(job, err, n, this.#o.saveAttempts, 'save');
@@ -168,13 +203,11 @@ export class MessagePipeline {
       succeeded: (job) => {
         if (logger.isLevelEnabled('info'))
           logger.info({ messageId: job.messageId }, `Saved ${job.request.instanceName} into database`);
-        job.save = 'saved';
-        this.#branchEnded(job);
+        this.#drive(job, 'saved');
       },
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, false);
-        job.save = 'failed';
-        this.#branchEnded(job);
+        this.#drive(job, 'save-failed');
       },
     };
   }
@@ -215,7 +248,16 @@ export class MessagePipeline {
       return;
     }
     const { request } = parsed;
-    const job = new Job(delivery, request, hostnameOf(request), signal, startedAt, onEnd);
+    const host = hostnameOf(request);
+    const job = new this.#Job(
+      delivery,
+      request,
+      host,
+      signal,
+      startedAt,
+      onEnd,
+      this.#track('message', request.messageId),
+    );
     this.#runner.run(job, this.#begin, undefined);
   }
 
@@ -246,9 +288,23 @@ export class MessagePipeline {
         `Pulled ${job.request.instanceName}`,
       );
     this.#extensions.add(job);
-    this.#restart.begin(job);
-    this.#runner.attempt(job, 1, this.#saving);
+    this.#drive(job, 'pulled');
   };
+
+  /** An event of `job`: the machine moves it on, and what it says to do next is done here. */
+  readonly #drive = (job: Job, event: JobEvent): void => {
+    const effects = advance(job, event);
+    if (effects !== 0) this.#perform(job, effects);
+    // The restart is over and only the save is left to wait on: say so.
+    else if (job.work.live && job.save === 'saving' && restartFinal(job)) job.work.phase('saving');
+  };
+
+  #perform(job: Job, effects: Effects): void {
+    this.#restart.perform(job, effects);
+    if ((effects & Effect.Save) !== 0) this.#runner.attempt(job, 1, this.#saving);
+    this.#settler.perform(job, effects);
+    if ((effects & Effect.End) !== 0) this.#ended(job);
+  }
 
   #extend(job: Job): void {
     this.#extensions.add(job);
@@ -292,22 +348,25 @@ export class MessagePipeline {
     return retrying;
   }
 
-  // ---- both branches final: the tail settles ----
+  // ---- the end ----
 
-  #branchEnded(job: Job): void {
-    if (job.phase === 'working' && job.branchesFinal) this.#settler.settle(job);
+  /**
+   * What escaped (a bug, an illegal transition, a broker that refused to settle) ends the job for the
+   * central exception handler. Steps may still be running: they find the job ended and stop (see
+   * core/steps.ts); the host and the extensions are given up now, so nothing waits on it.
+   */
+  #escape(job: Job, error: unknown): void {
+    if (job.ended) return;
+    job.error = error;
+    this.#drive(job, 'escaped');
   }
 
-  #end(job: Job, outcome: Outcome | undefined, error: unknown): void {
-    if (job.ended) return;
-    // After an escaped error, steps may still be running: they find the job ended and stop (see
-    // core/steps.ts); the host and the extensions are given up now, so nothing waits on it.
-    this.#restart.abandon(job);
-    job.phase = 'ended';
+  #ended(job: Job): void {
     this.#extensions.delete(job);
-    job.outcome = outcome;
-    job.error = error;
     this.#live -= 1;
+    this.#settler.ended(job);
+    if (job.outcome === undefined) job.work.fail(job.error);
+    else job.work.end();
     job.onEnd(job);
   }
 

@@ -2,15 +2,17 @@
  * The restart branch of a job: hold the host → the rails decide (skip, defer, or go) → claim the
  * restart in storage (skip if done, in doubt, leashed; a reused id is a conflict) → run the
  * executor (retried) → record the restart, or release the claim when it certainly did not happen.
- * Each decision goes to the audit trail. States and invariants: core/job.ts.
+ * Each decision goes to the audit trail. The steps here perform the machine's effects and report
+ * what happened as events; which state follows is core/job-machine.ts's to decide.
  */
 import type { Logger } from 'pino';
 import type { CallLedger, ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
-import { RestartFailed, RestartRejected } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import type { Job } from './job.js';
+import { RESTARTED, restartOutcomeOf, type RestartOutcome } from './restart-outcome.js';
+import { Effect, type Effects, type JobEvent } from './job-machine.js';
 import type { AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
 import { isAbort } from './timing.js';
@@ -38,8 +40,8 @@ export interface RestartBranchDeps {
   readonly control: FleetControl | undefined;
   /** A storage call's retry: logs and says whether to try again (the pipeline's one rule for it). */
   readonly storageRetry: (job: Job, err: unknown, attempt: number, attempts: number, what: string) => boolean;
-  /** The branch reached a final state: the pipeline settles when the save has too. */
-  readonly branchEnded: (job: Job) => void;
+  /** Report what happened: the machine moves the job on (core/job-machine.ts). */
+  readonly drive: (job: Job, event: JobEvent) => void;
 }
 
 export class RestartBranch {
@@ -57,7 +59,7 @@ export class RestartBranch {
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
     this.#o = options;
     this.#d = deps;
-    const { storage, logger, counters, storageHealth: dependency, runner } = deps;
+    const { storage, logger, counters, storageHealth: dependency } = deps;
     this.#calls = {
       read: (messageId) => storage.readCalls(messageId),
       record: (messageId, count) => storage.recordCalls(messageId, count),
@@ -69,21 +71,21 @@ export class RestartBranch {
     // database is down it waits for it.
     this.#acquiringHost = {
       kind: 'stoppable',
-      run: (job) => deps.hostGuard.acquire(job.host, job.signal),
+      run: (job) => {
+        const waiting = deps.hostGuard.acquire(job.host, job.signal);
+        if (job.work.live) job.work.phase(`waiting for host ${job.host}`, waiting);
+        return waiting;
+      },
       retry: (job, err, n) => {
         dependency.failed(err);
         return deps.storageRetry(job, err, n, options.saveAttempts, 'lock the host of');
       },
-      succeeded: (job) => {
-        if (deps.rails === undefined) return this.#claim(job);
-        job.restart = 'checking';
-        runner.attempt(job, 1, this.#checkingRails);
-      },
+      succeeded: (job) => deps.drive(job, 'host-granted'),
       // Granted after the job ended (an escaped error): the host goes straight back.
       afterEnd: (job) => deps.hostGuard.release(job.host),
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
-        this.final(job, 'failed');
+        deps.drive(job, 'host-failed');
       },
     };
 
@@ -91,7 +93,11 @@ export class RestartBranch {
     // Those that do (the interval, fleet-wide slots) count their failures.
     this.#checkingRails = {
       kind: 'stoppable',
-      run: (job) => deps.rails!.decide(job.host, Date.now()),
+      run: (job) => {
+        const deciding = deps.rails!.decide(job.host, Date.now());
+        if (job.work.live) job.work.phase(`checking the rails for ${job.host}`, deciding);
+        return deciding;
+      },
       retry: (job, err, n) => {
         dependency.failed(err);
         return deps.storageRetry(job, err, n, options.saveAttempts, 'check the rails for');
@@ -99,40 +105,46 @@ export class RestartBranch {
       succeeded: (job, verdict) => this.#railsDecided(job, verdict as Verdict | undefined),
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
-        this.final(job, 'failed');
+        deps.drive(job, 'rails-failed');
       },
     };
 
     this.#claiming = {
       kind: 'stoppable',
       dependency,
-      run: (job) => this.#claimAndStamp(job),
+      run: (job) => {
+        const claiming = this.#claimAndStamp(job);
+        if (job.work.live) job.work.phase(`claiming the restart of ${job.host}`, claiming);
+        return claiming;
+      },
       retry: (job, err, n) => deps.storageRetry(job, err, n, options.saveAttempts, 'claim the restart of'),
       succeeded: (job, claimed) => this.#claimed(job, (claimed as Claimed).found, (claimed as Claimed).mode),
       // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
-        this.#release(job);
+        deps.drive(job, 'claim-failed');
       },
     };
 
-    /** A `RestartFailed` is retried after a backoff up to `restartAttempts`; any other error is not. */
+    /** Retried after a backoff up to `restartAttempts` while it certainly did not happen (`not-restarted`). */
     this.#restarting = {
       kind: 'stoppable',
       run: (job, n) => {
         job.restartAttempts = n;
-        return deps.executor.restart(job.host, job.signal, {
+        const restarting = deps.executor.restart(job.host, job.signal, {
           messageId: job.messageId,
           instanceName: job.request.instanceName,
           attempt: n,
           deliveryCount: job.delivery.deliveryCount,
           calls: this.#calls,
         });
+        if (job.work.live) job.work.phase(`restarting ${job.host} (attempt ${n})`, restarting);
+        return restarting;
       },
       retry: (job, err, n) => {
         counters.increment('restart_failed');
-        if (n >= options.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected)
-          return false;
+        // Only what certainly did not happen is tried again.
+        if (n >= options.restartAttempts || restartOutcomeOf(err, job.signal).kind !== 'not-restarted') return false;
         // The kill switch stops retries too: what has not started does not start.
         if (deps.rails?.paused === true) {
           job.fail(
@@ -151,7 +163,67 @@ export class RestartBranch {
         );
         return true;
       },
-      succeeded: (job) => {
+      succeeded: (job) => this.#restartEnded(job, RESTARTED),
+      // Stopped between two attempts (shutdown woke the backoff): no attempt was running, so nothing happened.
+      failed: (job, err, betweenAttempts) =>
+        this.#restartEnded(
+          job,
+          betweenAttempts
+            ? { kind: 'cancelled', reason: errorText(err), error: err }
+            : restartOutcomeOf(err, job.signal),
+        ),
+    };
+
+    // The restart happened: its record is written even during shutdown (a redelivery must find it).
+    this.#recordingRestart = {
+      kind: 'durable',
+      dependency,
+      run: (job) => {
+        const recording = storage.markRestarted(job.messageId, job.restartAttempts);
+        if (job.work.live) job.work.phase(`recording the restart of ${job.host}`, recording);
+        return recording;
+      },
+      retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'record the restart of'),
+      succeeded: (job) => deps.drive(job, 'restart-recorded'),
+      failed: (job, err) => {
+        job.fail({ error: err, kind: 'unrecorded' }, true);
+        deps.drive(job, 'restart-unrecorded');
+      },
+    };
+
+    this.#releasing = {
+      kind: 'durable',
+      dependency,
+      run: (job) => {
+        const releasing = storage.releaseRestart(job.messageId, job.delivery.deliveryCount, job.restartAttempts);
+        if (job.work.live) job.work.phase(`releasing the claim on ${job.host}`, releasing);
+        return releasing;
+      },
+      retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'release the claim on'),
+      succeeded: (job) => deps.drive(job, 'claim-released'),
+      // Given up at shutdown: the claim stays, so a redelivery finds the restart in doubt (never twice).
+      failed: (job) => deps.drive(job, 'release-given-up'),
+    };
+  }
+
+  /** Perform the branch's effects (in the order of their bits: what is given back goes first). */
+  perform(job: Job, effects: Effects): void {
+    const { runner } = this.#d;
+    if ((effects & Effect.FreeSlot) !== 0) this.#d.rails?.releaseSlot();
+    if ((effects & Effect.FreeHost) !== 0) this.#d.hostGuard.release(job.host);
+    if ((effects & Effect.AcquireHost) !== 0) runner.attempt(job, 1, this.#acquiringHost);
+    if ((effects & Effect.CheckRails) !== 0) runner.attempt(job, 1, this.#checkingRails);
+    if ((effects & Effect.Claim) !== 0) runner.attempt(job, 1, this.#claiming);
+    if ((effects & Effect.Restart) !== 0) runner.attempt(job, 1, this.#restarting);
+    if ((effects & Effect.RecordRestart) !== 0) runner.attempt(job, 1, this.#recordingRestart);
+    if ((effects & Effect.ReleaseClaim) !== 0) runner.attempt(job, 1, this.#releasing);
+  }
+
+  /** What the restart did, one case per row of the README's table "What an executor tells the pipeline". */
+  #restartEnded(job: Job, outcome: RestartOutcome): void {
+    const { logger, counters, drive } = this.#d;
+    switch (outcome.kind) {
+      case 'restarted':
         counters.increment('restarted');
         this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
         if (logger.isLevelEnabled('info'))
@@ -159,88 +231,35 @@ export class RestartBranch {
             { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
             `Restarted ${job.host}`,
           );
-        this.#slotFree(job);
-        if (job.save === 'saved' && job.failure === undefined) {
-          // The ack comes next: its record carries the restart (one row write, not two); the host
-          // stays held until it is written.
-          job.restart = 'restarted';
-          deps.branchEnded(job);
-          return;
-        }
-        job.restart = 'recording';
-        runner.attempt(job, 1, this.#recordingRestart);
-      },
-      failed: (job, err, betweenAttempts) => {
-        this.#slotFree(job);
+        return drive(job, 'restarted');
+      case 'not-restarted':
+      case 'rejected':
+      case 'cancelled': {
+        // Certainly not restarted: its claim is released. A pause between two attempts defers it.
         const deferred = job.failure?.kind === 'deferred' ? job.failure.verdict : undefined;
-        const kind = isAbort(err, job.signal) ? 'cancelled' : err instanceof RestartRejected ? 'rejected' : 'failed';
-        if (deferred === undefined) job.fail({ error: err, kind }, true);
-        // Not restarted for sure: stopped between attempts, or the executor said so.
-        if (betweenAttempts || err instanceof RestartFailed) {
-          if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
-          else if (kind !== 'cancelled') this.#audit(job, kind, errorText(err));
-          return this.#release(job);
+        const kind = outcome.kind === 'not-restarted' ? 'failed' : outcome.kind;
+        if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
+        else {
+          job.fail({ error: outcome.error, kind }, true);
+          if (kind !== 'cancelled') this.#audit(job, kind, outcome.reason);
         }
-        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${errorText(err)}`);
+        return drive(job, 'not-restarted');
+      }
+      case 'unknown':
+        job.fail({ error: outcome.error, kind: outcome.cancelled ? 'cancelled' : 'failed' }, true);
+        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${outcome.reason}`);
         logger.error(
-          { messageId: job.messageId, host: job.host, err: errorText(err) },
-          `Restart of ${job.host} ended without saying whether it happened (${errorText(err)}); leaving it in doubt: a redelivery will not restart it again`,
+          { messageId: job.messageId, host: job.host, err: outcome.reason },
+          `Restart of ${job.host} ended without saying whether it happened (${outcome.reason}); leaving it in doubt: a redelivery will not restart it again`,
         );
-        this.final(job, 'failed');
-      },
-    };
-
-    // The restart happened: its record is written even during shutdown (a redelivery must find it).
-    this.#recordingRestart = {
-      kind: 'durable',
-      dependency,
-      run: (job) => storage.markRestarted(job.messageId, job.restartAttempts),
-      retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'record the restart of'),
-      succeeded: (job) => this.final(job, 'done'),
-      failed: (job, err) => {
-        job.fail({ error: err, kind: 'unrecorded' }, true);
-        this.final(job, 'failed');
-      },
-    };
-
-    this.#releasing = {
-      kind: 'durable',
-      dependency,
-      run: (job) => storage.releaseRestart(job.messageId, job.delivery.deliveryCount, job.restartAttempts),
-      retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'release the claim on'),
-      succeeded: (job) => this.final(job, 'failed'),
-      // Given up at shutdown: the claim stays, so a redelivery finds the restart in doubt (never twice).
-      failed: (job) => this.final(job, 'failed'),
-    };
-  }
-
-  /** Start the branch: take the host (the rest follows). */
-  begin(job: Job): void {
-    this.#d.runner.attempt(job, 1, this.#acquiringHost);
-  }
-
-  /**
-   * The branch reaches a final state; the host (and a restart slot) go back if held. `done` from the
-   * pipeline once the ack record that carried the restart is written.
-   */
-  final(job: Job, state: 'done' | 'skipped' | 'failed'): void {
-    if (job.ended) return; // the pipeline's end gave the host back already
-    this.#slotFree(job);
-    if (job.holdsHost) this.#d.hostGuard.release(job.host);
-    job.restart = state;
-    this.#d.branchEnded(job);
-  }
-
-  /** Give back what the job holds when it ends early (an escaped error). */
-  abandon(job: Job): void {
-    this.#slotFree(job);
-    if (job.holdsHost) this.#d.hostGuard.release(job.host);
+        return drive(job, 'restart-unknown');
+    }
   }
 
   #railsDecided(job: Job, verdict: Verdict | undefined): void {
     if (verdict === undefined) {
-      job.slot = this.#d.rails!.settings.maxConcurrent > 0;
-      return this.#claim(job);
+      // The rails took a restart slot when --max-concurrent-restarts is set.
+      return this.#d.drive(job, this.#d.rails!.settings.maxConcurrent > 0 ? 'rails-go-slot' : 'rails-go');
     }
     const { logger, counters } = this.#d;
     this.#audit(job, verdict.outcome, verdict.reason);
@@ -249,7 +268,7 @@ export class RestartBranch {
       counters.increment('rail_skipped');
       job.skip = verdict;
       logger.warn(at, `Not restarting ${job.host}: ${verdict.reason}; acking it as skipped`);
-      return this.final(job, 'skipped');
+      return this.#d.drive(job, 'rail-skipped');
     }
     counters.increment('deferred', 1, verdict.outcome.replace(/^deferred-/, ''));
     if (logger.isLevelEnabled('info'))
@@ -258,12 +277,7 @@ export class RestartBranch {
         `Not restarting ${job.host} now: ${verdict.reason}; redelivery in ${Math.round(verdict.delayMs / 1000)} s`,
       );
     job.fail({ error: new Error(verdict.reason), kind: 'deferred', verdict }, true);
-    this.final(job, 'skipped');
-  }
-
-  #claim(job: Job): void {
-    job.restart = 'claiming';
-    this.#d.runner.attempt(job, 1, this.#claiming);
+    this.#d.drive(job, 'rail-deferred');
   }
 
   // With a per-host interval the host's restart time is stamped with the claim, holding the host, so
@@ -291,20 +305,20 @@ export class RestartBranch {
         const reason = `messageId ${JSON.stringify(job.messageId)} is already recorded for another instance; not restarting ${job.host}`;
         this.#audit(job, 'conflict', reason);
         job.fail({ error: new Error(reason), kind: 'conflict' }, true);
-        return this.final(job, 'failed');
+        return this.#d.drive(job, 'claim-conflict');
       }
       case 'done':
         counters.increment('restart_skipped');
         this.#audit(job, 'already-done', 'a redelivery of a message whose restart is recorded');
         logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
-        return this.final(job, 'skipped');
+        return this.#d.drive(job, 'claim-done');
       case 'in-doubt':
         if (mode === 'claim-in-doubt') {
           logger.warn(
             at,
             `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`,
           );
-          break;
+          return this.#d.drive(job, 'claim-in-doubt-rerun');
         }
         counters.increment('restart_in_doubt');
         this.#audit(
@@ -316,28 +330,16 @@ export class RestartBranch {
           at,
           `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`,
         );
-        return this.final(job, 'skipped');
+        return this.#d.drive(job, 'claim-in-doubt');
       case 'free':
         if (mode === 'look') {
           counters.increment('leashed');
           this.#audit(job, 'leashed', 'would restart (leashed: nothing is restarted)');
           logger.info(at, `Leashed: would restart ${job.host}`);
-          return this.final(job, 'skipped');
+          return this.#d.drive(job, 'claim-leashed');
         }
+        return this.#d.drive(job, 'claim-free');
     }
-    job.restart = 'running';
-    this.#d.runner.attempt(job, 1, this.#restarting);
-  }
-
-  #release(job: Job): void {
-    job.restart = 'releasing';
-    this.#d.runner.attempt(job, 1, this.#releasing);
-  }
-
-  #slotFree(job: Job): void {
-    if (!job.slot) return;
-    job.slot = false;
-    this.#d.rails?.releaseSlot();
   }
 
   #audit(job: Job, outcome: AuditOutcome, reason: string): void {

@@ -1,6 +1,7 @@
 /**
  * The tail of a message's life, once both branches are final: record what happened, then tell the
  * broker — ack; nack with a growing delay; dead-letter; or nack at once when shutdown cancelled it.
+ * Which of them, and what follows each, is core/job-machine.ts's to decide; this performs them.
  *
  * Every record is durable before the broker hears of it (the lease is extended meanwhile, however
  * long the database is out). Only shutdown bounds that wait: a record still unwritten then is given
@@ -12,7 +13,8 @@ import { RestartFailed, type DeadLetter, type Storage } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
-import type { Job, Outcome } from './job.js';
+import type { Job } from './job.js';
+import { Effect, type Effects } from './job-machine.js';
 import type { RetriedStep, StepRunner } from './steps.js';
 import { backoffDelay, type BackoffPolicy } from './timing.js';
 
@@ -30,105 +32,129 @@ export interface SettleDeps {
   readonly runner: StepRunner;
   readonly counters: Counters;
   readonly logger: Logger;
-  /** The restart that rode on the ack record is now recorded: the host may go. */
-  readonly restartRecorded: (job: Job) => void;
-  /** The job is over (exactly once; `outcome` undefined when an error escaped). */
-  readonly end: (job: Job, outcome: Outcome | undefined, error: unknown) => void;
+  /** Report what happened: the machine moves the job on (core/job-machine.ts). */
+  readonly drive: (job: Job, event: 'record-written' | 'record-given-up' | 'broker-done') => void;
+  /** A broker that refused to settle: end the job with it, for the central exception handler. */
+  readonly escape: (job: Job, error: unknown) => void;
 }
 
 export class Settler {
   readonly #o: SettleOptions;
   readonly #d: SettleDeps;
+  readonly #recordingAck: RetriedStep;
+  readonly #recordingFailure: RetriedStep;
+  readonly #recordingDeadLetter: RetriedStep;
 
   constructor(options: SettleOptions, deps: SettleDeps) {
     this.#o = options;
     this.#d = deps;
-    // The steps are built once, here (they need deps), and shared by every job.
+    const written = (job: Job): void => deps.drive(job, 'record-written');
+    const givenUp = (job: Job): void => deps.drive(job, 'record-given-up');
+    // The steps are built once, here (they need deps), and shared by every job. A record is given up
+    // only after shutdown cancelled the job.
     this.#recordingAck = {
       kind: 'durable',
       dependency: deps.storageHealth,
-      run: (job) =>
-        this.#d.storage.markAcked({
+      run: (job) => {
+        const recording = this.#d.storage.markAcked({
           messageId: job.messageId,
           extensions: job.extensions,
           attempts: job.restartAttempts,
           restartDone: job.restart === 'restarted',
           restartInDoubt: job.claim === 'in-doubt' && job.restart === 'skipped',
           skipReason: job.skip?.reason,
-        }),
-      retry: (job, err, n) => this.#recordRetry(job, err, n, 'the ack'),
-      succeeded: (job) => {
-        if (job.restart === 'restarted') this.#d.restartRecorded(job);
-        this.#d.runner.when(job, job.delivery.ack(), this.#acked, this.#escape);
+        });
+        if (job.work.live) job.work.phase('recording the ack', recording);
+        return recording;
       },
-      // Given up only after shutdown cancelled the job.
-      failed: (job) => (job.restart === 'restarted' ? this.#leave(job) : this.#nackCancelled(job)),
+      retry: (job, err, n) => this.#recordRetry(job, err, n, 'the ack'),
+      succeeded: written,
+      failed: givenUp,
     };
     this.#recordingFailure = {
       kind: 'durable',
       dependency: deps.storageHealth,
-      run: (job) => this.#d.storage.markFailed(job.messageId, errorText(job.failure?.error), job.restartAttempts),
-      retry: (job, err, n) => this.#recordRetry(job, err, n, 'the failure'),
-      succeeded: (job) => {
-        const delay = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
-        this.#d.runner.when(job, job.delivery.nack(delay), (j) => this.#nacked(j, delay), this.#escape);
+      run: (job) => {
+        const recording = this.#d.storage.markFailed(job.messageId, errorText(job.failure?.error), job.restartAttempts);
+        if (job.work.live) job.work.phase('recording the failure', recording);
+        return recording;
       },
-      failed: (job) => this.#nackCancelled(job),
+      retry: (job, err, n) => this.#recordRetry(job, err, n, 'the failure'),
+      succeeded: written,
+      failed: givenUp,
     };
     this.#recordingDeadLetter = {
       kind: 'durable',
       dependency: deps.storageHealth,
-      run: (job) => this.#d.storage.deadLetter(this.#deadLetterOf(job)),
-      retry: (job, err, n) => this.#recordRetry(job, err, n, 'the dead letter'),
-      succeeded: (job) => {
-        this.#d.runner.when(job, job.delivery.deadLetter(this.#reason(job)), this.#deadLettered, this.#escape);
+      run: (job) => {
+        const recording = this.#d.storage.deadLetter(this.#deadLetterOf(job));
+        if (job.work.live) job.work.phase('recording the dead letter', recording);
+        return recording;
       },
-      failed: (job) => this.#nackCancelled(job),
+      retry: (job, err, n) => this.#recordRetry(job, err, n, 'the dead letter'),
+      succeeded: written,
+      failed: givenUp,
     };
   }
 
-  /** Both branches of `job` are final: settle it. */
-  settle(job: Job): void {
-    job.phase = 'settling';
-    const failure = job.failure;
-    if (failure === undefined) return this.#d.runner.attempt(job, 1, this.#recordingAck);
-    if (failure.kind === 'unrecorded') return this.#leave(job);
-    if (job.signal.aborted) return this.#nackCancelled(job);
-    // A rail said "not now": nothing failed, nothing to record but the audit entry already made.
-    if (failure.kind === 'deferred') return this.#defer(job, failure.verdict?.delayMs ?? 0);
-    const { logger } = this.#d;
-    if (!(failure.error instanceof RestartFailed) && failure.kind !== 'conflict') {
-      const text = errorText(failure.error);
-      logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
+  /** Perform the tail's effects. */
+  perform(job: Job, effects: Effects): void {
+    const { runner } = this.#d;
+    if ((effects & (Effect.RecordFailure | Effect.RecordDeadLetter)) !== 0) this.#generalError(job);
+    if ((effects & Effect.RecordAck) !== 0) runner.attempt(job, 1, this.#recordingAck);
+    if ((effects & Effect.RecordFailure) !== 0) runner.attempt(job, 1, this.#recordingFailure);
+    if ((effects & Effect.RecordDeadLetter) !== 0) runner.attempt(job, 1, this.#recordingDeadLetter);
+    if ((effects & Effect.Ack) !== 0) this.#tell(job, job.delivery.ack(), 'acking');
+    if ((effects & Effect.Nack) !== 0) {
+      const delay = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
+      const nacking = job.delivery.nack(delay);
+      if (job.work.live) job.work.phase(`nacking: redelivery in ${delay} ms`, nacking);
+      // A closure on this path only (a failure's): the delay is for the log line once the broker took it.
+      this.#d.runner.when(job, nacking, (j) => this.#nacked(j, delay), this.#d.escape);
     }
-    if (
-      failure.kind === 'conflict' ||
-      failure.kind === 'rejected' ||
-      job.delivery.deliveryCount >= this.#o.maxDeliveries
-    ) {
-      return this.#d.runner.attempt(job, 1, this.#recordingDeadLetter);
+    if ((effects & Effect.NackDeferred) !== 0) {
+      const verdict = job.failure?.verdict;
+      this.#tell(job, job.delivery.nack(verdict?.delayMs ?? 0), `deferred: ${verdict?.reason ?? 'not now'}`);
     }
-    this.#d.runner.attempt(job, 1, this.#recordingFailure);
+    if ((effects & Effect.NackCancelled) !== 0) this.#tell(job, job.delivery.nack(0), 'cancelled: nacking');
+    if ((effects & Effect.DeadLetter) !== 0)
+      this.#tell(job, job.delivery.deadLetter(this.#reason(job)), 'dead-lettering');
+    if ((effects & Effect.Leave) !== 0) this.#leave(job);
   }
 
-  /** A broker that refused to settle: the central exception handler's to log and nack. */
-  readonly #escape = (job: Job, error: unknown): void => this.#d.end(job, undefined, error);
+  /** What the ended job's outcome says to log and count (the pipeline calls it at the end). */
+  ended(job: Job): void {
+    switch (job.outcome) {
+      case 'acked':
+        return this.#acked(job);
+      case 'dead-lettered':
+        return this.#deadLettered(job);
+      case 'cancelled':
+        return this.#cancelled(job);
+      default:
+    }
+  }
 
-  // ---- ack: record (with the restart when it rode along), then ack ----
+  #tell(job: Job, telling: Promise<void>, phase: string): void {
+    if (job.work.live) job.work.phase(phase, telling);
+    this.#d.runner.when(job, telling, this.#told, this.#d.escape);
+  }
 
-  readonly #recordingAck: RetriedStep;
+  readonly #told = (job: Job): void => this.#d.drive(job, 'broker-done');
 
-  readonly #acked = (job: Job): void => {
+  #generalError(job: Job): void {
+    const failure = job.failure;
+    if (failure === undefined || failure.error instanceof RestartFailed || failure.kind === 'conflict') return;
+    const text = errorText(failure.error);
+    this.#d.logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
+  }
+
+  #acked(job: Job): void {
     this.#d.counters.increment('acked');
     const log = this.#d.logger;
     if (log.isLevelEnabled('info'))
       log.info({ messageId: job.messageId, extensions: job.extensions }, `Done. Acked ${job.request.instanceName}`);
-    this.#d.end(job, 'acked', undefined);
-  };
-
-  // ---- failed: record the failure, then nack with a delay ----
-
-  readonly #recordingFailure: RetriedStep;
+  }
 
   #nacked(job: Job, delay: number): void {
     this.#d.counters.increment('nacked');
@@ -137,14 +163,10 @@ export class Settler {
       { messageId: job.messageId, delivery: job.delivery.deliveryCount, redeliverInMs: delay, err: text },
       `Nacked ${job.request.instanceName}; redelivery in ${delay} ms`,
     );
-    this.#d.end(job, 'nacked', undefined);
+    this.#d.drive(job, 'broker-done');
   }
 
-  // ---- dead-letter: record it, then park it at the broker ----
-
-  readonly #recordingDeadLetter: RetriedStep;
-
-  readonly #deadLettered = (job: Job): void => {
+  #deadLettered(job: Job): void {
     const { counters, logger } = this.#d;
     counters.increment('dead_lettered');
     if (job.failure?.kind === 'conflict') counters.increment('conflict');
@@ -152,8 +174,15 @@ export class Settler {
       { messageId: job.messageId, deliveries: job.delivery.deliveryCount, reason: this.#reason(job) },
       `Dead-lettered ${job.request.instanceName}`,
     );
-    this.#d.end(job, 'dead-lettered', undefined);
-  };
+  }
+
+  #cancelled(job: Job): void {
+    this.#d.counters.increment('nacked');
+    this.#d.logger.info(
+      { messageId: job.messageId },
+      `Cancelled; nacked ${job.request.instanceName} back to the broker`,
+    );
+  }
 
   #deadLetterOf(job: Job): DeadLetter {
     const payload = Buffer.from(job.delivery.data).toString('utf8');
@@ -169,37 +198,12 @@ export class Settler {
     return `gave up after ${job.delivery.deliveryCount} deliveries: ${text}`;
   }
 
-  // ---- deferred by a rail: back to the broker with the rail's delay ----
-
-  #defer(job: Job, delayMs: number): void {
-    this.#d.runner.when(job, job.delivery.nack(delayMs), (j) => this.#d.end(j, 'deferred', undefined), this.#escape);
-  }
-
-  // ---- cancelled by shutdown, or left to the lease ----
-
-  #nackCancelled(job: Job): void {
-    this.#d.runner.when(
-      job,
-      job.delivery.nack(0),
-      (j) => {
-        this.#d.counters.increment('nacked');
-        this.#d.logger.info(
-          { messageId: j.messageId },
-          `Cancelled; nacked ${j.request.instanceName} back to the broker`,
-        );
-        this.#d.end(j, 'cancelled', undefined);
-      },
-      this.#escape,
-    );
-  }
-
   #leave(job: Job): void {
     this.#d.counters.increment('unsettled');
     this.#d.logger.error(
       { messageId: job.messageId, host: job.host },
       `Restarted ${job.host} but could not record it before shutdown; not acking: the broker redelivers the message after its lease, and the redelivery finds the restart in doubt instead of restarting again`,
     );
-    this.#d.end(job, 'unsettled', undefined);
   }
 
   #recordRetry(job: Job, err: unknown, attempt: number, what: string): boolean {
