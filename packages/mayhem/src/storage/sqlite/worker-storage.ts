@@ -93,6 +93,8 @@ export interface SqliteWorkerStorage extends Storage {
 // The worker's heap limit: past it the worker ends (a storage fault), not the process.
 const WORKER_HEAP_MB = 1024;
 const MAX_BACKOFF_MS = 5_000;
+// Answers settled per turn of the main loop (each lets a message go on in that turn).
+const ANSWERS_PER_TURN = 256;
 // A worker that stayed up this long resets the backoff.
 const STABLE_AFTER_MS = 10_000;
 
@@ -138,6 +140,10 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   // same run-wide signal with every save, and EventTarget's addEventListener scans the listeners already
   // there (a listener per call made each call O(calls in flight): a quarter of the main thread's time).
   const bySignal = new WeakMap<AbortSignal, Set<number>>();
+  // Answer batches waiting to be settled (see answered), and where the first one is at.
+  const answers: unknown[][] = [];
+  let answersAt = 0;
+  let settling = false;
 
   let settleReady!: (err?: Error) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -170,7 +176,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
       switch (m.t) {
         case 'answers':
           if (m.state !== undefined) state = m.state;
-          settle(m.a);
+          answered(m.a);
           break;
         case 'ready':
           state = m.state;
@@ -241,14 +247,48 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   }
 
   function failAll(err: Error): void {
+    // Answers already here are committed writes: they resolve, whatever happened to the worker since.
+    for (const a of answers.splice(0)) {
+      settle(a, answersAt, a.length);
+      answersAt = 0;
+    }
     outgoing = [];
     const all = [...pending.values()];
     pending.clear();
     for (const p of all) p.reject(err);
   }
 
-  function settle(a: unknown[]): void {
-    for (let i = 0; i < a.length; i += 3) {
+  /**
+   * Settle a batch of answers, at most {@link ANSWERS_PER_TURN} a turn: each answer lets a message go on
+   * (its ack, its next write) in the same turn, so a whole batch at once would be one long turn.
+   */
+  function answered(a: unknown[]): void {
+    if (answers.length === 0 && a.length <= ANSWERS_PER_TURN * 3) return settle(a, 0, a.length);
+    answers.push(a);
+    if (!settling) {
+      settling = true;
+      setImmediate(settleSome);
+    }
+  }
+
+  function settleSome(): void {
+    let budget = ANSWERS_PER_TURN * 3;
+    while (budget > 0 && answers.length > 0) {
+      const a = answers[0]!;
+      const end = Math.min(a.length, answersAt + budget);
+      settle(a, answersAt, end);
+      budget -= end - answersAt;
+      if (end === a.length) {
+        answers.shift();
+        answersAt = 0;
+      } else answersAt = end;
+    }
+    if (answers.length > 0) setImmediate(settleSome);
+    else settling = false;
+  }
+
+  function settle(a: unknown[], from: number, to: number): void {
+    for (let i = from; i < to; i += 3) {
       const id = a[i] as number;
       const p = pending.get(id);
       if (p === undefined) continue;
