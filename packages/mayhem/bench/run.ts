@@ -168,7 +168,7 @@ if (cases.has('pipeline')) {
         `${fmt(get('memory'))} msg/s`,
         `${ratio(get('memory'), get('baseline'))}× baseline (target ≥ 0.50)`,
       ],
-      ['(b) mayhem pipeline, SQLite', `${fmt(get('sqlite'))} msg/s`, 'target ≥ 40,000 msg/s'],
+      ['(b) mayhem pipeline, SQLite (on its worker)', `${fmt(get('sqlite'))} msg/s`, 'target ≥ 40,000 msg/s'],
       [
         '    under LOOPWATCH=production',
         `${fmt(get('production'))} msg/s`,
@@ -186,7 +186,7 @@ if (cases.has('rss')) {
   progress('RSS with 100,000 in flight');
   const rss = measure('rss', 100_000);
   rows.push([
-    '(c) RSS, 100,000 in flight (SQLite)',
+    '(c) RSS, 100,000 in flight (SQLite on its worker)',
     `${fmt(rss.rssMB ?? NaN)} MB`,
     `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`,
   ]);

@@ -324,7 +324,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
       if (signal !== undefined) watch(signal).add(id);
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject, signal });
+      pending.set(id, { resolve: resolve, reject, signal });
       push(id, op, args);
     });
   }
