@@ -20,7 +20,7 @@ import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
 import { runSimulatedPublisher, randomInstanceName } from '../src/publisher/simulated.js';
 import { openMemoryStorage } from '../src/storage/memory.js';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
+import { openSqliteWorkerStorage } from '../src/storage/sqlite/worker-storage.js';
 import { runBaseline } from './baseline.js';
 
 const logger = pino({ level: 'silent' });
@@ -95,7 +95,7 @@ async function rss(n: number): Promise<Record<string, number>> {
   const executor: RestartExecutor = { restart: () => gate };
   // The default embedded storage (SQLite): records live on disk, so RSS is what in-flight work costs.
   const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));
-  const storage = openSqliteStorage({ path: join(dir, 'bench.db'), logger });
+  const storage = await openSqliteWorkerStorage({ path: join(dir, 'bench.db'), logger });
   const { broker, consumer } = build({ storage, executor, maxInFlight: n });
   const before = process.memoryUsage().rss;
   prefill(broker, n);
@@ -130,7 +130,7 @@ async function rss(n: number): Promise<Record<string, number>> {
  */
 async function latency(n: number): Promise<Record<string, number>> {
   const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));
-  const storage = openSqliteStorage({ path: join(dir, 'bench.db'), logger });
+  const storage = await openSqliteWorkerStorage({ path: join(dir, 'bench.db'), logger });
   const latencies: number[] = [];
   const markAcked = storage.markAcked.bind(storage);
   const publishedAt = new Map<string, number>();
@@ -184,7 +184,7 @@ switch (which) {
   case 'sqlite': {
     const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));
     try {
-      result = await throughput(openSqliteStorage({ path: join(dir, 'bench.db'), logger }), n);
+      result = await throughput(await openSqliteWorkerStorage({ path: join(dir, 'bench.db'), logger }), n);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

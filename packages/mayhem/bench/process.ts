@@ -6,11 +6,12 @@
  *
  * Also runnable alone:
  *   node packages/mayhem/dist/bench/process.js [--n 100000,200000,1000000] [--rounds 3] [--db sqlite,memory]
- *        [--before <another build's packages/mayhem/dist/src/cli/main.js>] [--node 22,24,26]
+ *        [--before <another build's packages/mayhem/dist/src/cli/main.js>] [--node 22,24,26] [--python]
  *
  * `--before` runs every case on that build too, alternating with this one in each round (A/B pairs in
  * one sitting), and prints both and their ratio. `--node` runs every case under each of those Node.js
- * lines (bench/node-lines.ts), alternating, one row per line.
+ * lines (bench/node-lines.ts), alternating, one row per line. `--python` runs the article's Python
+ * (bench/python/mandrill.py, doing the same work) at each size too, in the same rounds.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -24,6 +25,8 @@ import { OWN_LINE, resolveNodeLines, type NodeLine } from './node-lines.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const main = join(here, '..', 'src', 'cli', 'main.js');
 const usageHook = pathToFileURL(join(here, 'usage-hook.js')).href;
+// Not compiled: the same file from dist/bench and bench/.
+const pythonPort = join(here, '..', '..', 'bench', 'python', 'mandrill.py');
 
 /** `sqlite` = the default (no --db flag: `./mayhem.db` in the run's own directory); `memory` = `--db memory:`. */
 export type ProcessDb = 'sqlite' | 'memory';
@@ -112,6 +115,61 @@ export function runProcess(
   }
 }
 
+/**
+ * The article's Python service doing the same work (bench/python/mandrill.py: asyncio, SQLite WAL file
+ * with group commit, UUIDv4 ids, at most 1,000 in flight); `python3` from PATH or MAYHEM_BENCH_PYTHON.
+ */
+export function runPython(n: number): ProcessFigures {
+  const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-python-'));
+  try {
+    const file = join(dir, 'mandrill.db');
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync(
+      process.env.MAYHEM_BENCH_PYTHON ?? 'python3',
+      [pythonPort, '--count', String(n), '--db', file],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        encoding: 'utf8',
+      },
+    );
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (r.status !== 0)
+      throw new Error(`python exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').pop() ?? ''}`);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
+      n: number;
+      cpu_seconds: number;
+      max_rss_kb: number;
+    };
+    if (out.n !== n) throw new Error(`python acked ${out.n} of ${n}`);
+    const check = new Database(file, { readonly: true });
+    let dbMB: number;
+    try {
+      const acked = check.prepare('SELECT count(*) FROM messages WHERE acked = 1').pluck().get() as number;
+      if (acked < n) throw new Error(`only ${acked} of ${n} messages recorded as acked by python`);
+      dbMB = Math.round(
+        ((check.pragma('page_count', { simple: true }) as number) *
+          (check.pragma('page_size', { simple: true }) as number)) /
+          2 ** 20,
+      );
+    } finally {
+      check.close();
+    }
+    const msgPerSec = (n * 1000) / ms;
+    return {
+      n,
+      db: 'sqlite',
+      ms: Math.round(ms),
+      msgPerSec: Math.round(msgPerSec),
+      usPerMsg: 1e6 / msgPerSec,
+      cpuUsPerMsg: (out.cpu_seconds * 1e6) / n,
+      maxRssMB: Math.round(out.max_rss_kb / 1024),
+      dbMB,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const median = (xs: number[]): number => {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)] ?? NaN;
@@ -126,6 +184,8 @@ export interface ProcessTableOptions {
   readonly before?: string | undefined;
   /** Node.js lines to run every case under, alternately (default: the running node). */
   readonly lines?: readonly NodeLine[];
+  /** Run the article's Python (bench/python/mandrill.py) at each size too, alternately, on SQLite. */
+  readonly python?: boolean;
 }
 
 /**
@@ -165,6 +225,14 @@ export function processTable(o: ProcessTableOptions): string[] {
           }
         }
       }
+      if (o.python === true) {
+        o.progress(`whole process round ${r}/${o.rounds}: python, n = ${n.toLocaleString('en-US')}`);
+        try {
+          seen.set(`python/sqlite/${n}`, [...(seen.get(`python/sqlite/${n}`) ?? []), runPython(n)]);
+        } catch (err) {
+          process.stderr.write(`  ! python ${n} failed: ${(err as Error).message}\n`);
+        }
+      }
     }
   }
   const fmt = (x: number, digits = 0): string =>
@@ -183,17 +251,21 @@ export function processTable(o: ProcessTableOptions): string[] {
     'N',
     ...o.dbs.flatMap((db) =>
       db === 'sqlite'
-        ? ['SQLite (default) msg/s', 'µs/msg', 'CPU µs/msg', `vs ${fmt(smallest)}`, 'db MB']
+        ? ['SQLite (default) msg/s', 'µs/msg', 'CPU µs/msg', `vs ${fmt(smallest)}`, 'db MB', 'peak RSS MB']
         : ['--db memory: msg/s', 'µs/msg'],
     ),
   ];
   const rows: string[][] = [head];
-  for (const [build] of builds) {
+  const labels = [...builds.map(([b]) => b), ...(o.python === true ? ['python'] : [])];
+  if (o.python === true && builds.length === 1) head.unshift('build');
+  for (const build of labels) {
     for (const n of o.sizes) {
+      if (build === 'python' && !o.dbs.includes('sqlite')) continue;
       rows.push([
-        ...(builds.length > 1 ? [build] : []),
+        ...(labels.length > 1 ? [build] : []),
         fmt(n),
         ...o.dbs.flatMap((db) => {
+          if (build === 'python' && db !== 'sqlite') return ['', ''];
           const rate = med(build, db, n, 'msgPerSec');
           const us = med(build, db, n, 'usPerMsg');
           if (db !== 'sqlite') return [fmt(rate), fmt(us, 1)];
@@ -203,6 +275,7 @@ export function processTable(o: ProcessTableOptions): string[] {
             fmt(med(build, db, n, 'cpuUsPerMsg'), 1),
             `${(us / med(build, db, smallest, 'usPerMsg')).toFixed(2)}×`,
             fmt(med(build, db, n, 'dbMB')),
+            fmt(med(build, db, n, 'maxRssMB')),
           ];
         }),
       ]);
@@ -211,7 +284,7 @@ export function processTable(o: ProcessTableOptions): string[] {
   const widths = head.map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
   for (const r of rows)
     out.push(
-      `  ${r.map((cell, c) => (c === 0 && builds.length > 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`,
+      `  ${r.map((cell, c) => (c === 0 && labels.length > 1 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')}`,
     );
   if (mains.length > 1 && lines.length === 1) {
     for (const db of o.dbs) {
@@ -234,9 +307,15 @@ export function processTable(o: ProcessTableOptions): string[] {
       }
     }
   }
+  if (o.python === true && o.dbs.includes('sqlite')) {
+    for (const [build] of builds)
+      out.push(
+        `  ${build} / python msg/s: ${o.sizes.map((n) => `${(med(build, 'sqlite', n, 'msgPerSec') / med('python', 'sqlite', n, 'msgPerSec')).toFixed(2)}× at ${fmt(n)}`).join(', ')}; CPU per message: ${o.sizes.map((n) => `${(med('python', 'sqlite', n, 'cpuUsPerMsg') / med(build, 'sqlite', n, 'cpuUsPerMsg')).toFixed(2)}× at ${fmt(n)}`).join(', ')}`,
+      );
+  }
   if (o.dbs.includes('sqlite')) {
     out.push(
-      `  targets: SQLite ≥ 60,000 msg/s at 1,000,000; µs/msg at ${fmt(largest)} within 1.20× of ${fmt(smallest)}`,
+      `  targets: SQLite ≥ 62,000 msg/s and ≥ 5× python at 200,000 and 1,000,000; µs/msg at ${fmt(largest)} within 1.20× of ${fmt(smallest)}; peak RSS at 1,000,000 ≤ 300 MB`,
     );
   }
   return out;
@@ -250,6 +329,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       db: { type: 'string', default: 'sqlite,memory' },
       before: { type: 'string' },
       node: { type: 'string' },
+      python: { type: 'boolean', default: false },
     },
   });
   const lines = processTable({
@@ -259,6 +339,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     progress: (t) => process.stderr.write(`  … ${t}\n`),
     before: values.before,
     lines: resolveNodeLines(values.node),
+    python: values.python,
   });
   process.stdout.write(`${lines.join('\n')}\n`);
 }

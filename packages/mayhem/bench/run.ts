@@ -5,8 +5,10 @@
  *
  *   npm run bench                      every case below
  *   npm run bench -- --cases process   only some: pipeline (baseline, storage off, SQLite, loopwatch
- *                                      modes), process (the whole `mayhem run` at each --process-n),
- *                                      rss, latency, backlog (RSS over minutes of a backlog)
+ *                                      modes), process (the whole `mayhem run` at each --process-n, and
+ *                                      the article's Python doing the same work), loop (the whole process
+ *                                      at --loop-n under loopwatch production mode: loop lag p99/max and
+ *                                      turns ≥ 50 ms, from loopwatch's own reports), rss, latency, backlog
  *   npm run bench -- --rounds 9        more rounds of the pipeline cases (default 5)
  *   npm run bench -- --process-n 100000,1000000 --process-rounds 5    whole-process sizes and rounds
  *   npm run bench -- --cases process --before /tmp/old/packages/mayhem/dist/src/cli/main.js
@@ -25,6 +27,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { measureBacklogRss } from './backlog.js';
 import { resolveNodeLines, type NodeLine } from './node-lines.js';
+import { loopTable } from './loop.js';
 import { processTable, type ProcessDb } from './process.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -34,8 +37,9 @@ const flag = (name: string, fallback: string): string => {
   return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
 };
 
-const USAGE = `usage: npm run bench -- [--cases pipeline,process,rss,latency,backlog] [--rounds 5] [--n 200000]
+const USAGE = `usage: npm run bench -- [--cases pipeline,process,loop,rss,latency,backlog] [--rounds 5] [--n 200000]
                       [--process-n 100000,200000,1000000] [--process-rounds 3] [--process-db sqlite,memory]
+                      [--python 1|0] [--loop-n 1000000]
                       [--before <other build>/packages/mayhem/dist/src/cli/main.js] [--backlog-seconds 300]
                       [--node 26,24,22]
        npm run bench -- --broker nats [--count 200000] [--instances 1,2] [--max-in-flight 1000] [--storage postgres|memory]`;
@@ -50,6 +54,8 @@ const KNOWN = new Set([
   'backlog-seconds',
   'broker',
   'node',
+  'python',
+  'loop-n',
 ]);
 if (args.includes('--help') || args.includes('-h')) {
   console.log(USAGE);
@@ -74,10 +80,10 @@ const rounds = Number(flag('rounds', '5'));
 // Long enough that a case lasts a couple of seconds: at 100,000 the pipeline is done in under one,
 // and start-up and JIT warm-up swung the production ratio between 0.94 and 1.00.
 const n = Number(flag('n', '200000'));
-const cases = new Set(flag('cases', 'pipeline,process,rss,latency,backlog').split(','));
+const cases = new Set(flag('cases', 'pipeline,process,loop,rss,latency,backlog').split(','));
 for (const c of cases)
-  if (!['pipeline', 'process', 'rss', 'latency', 'backlog'].includes(c))
-    throw new Error(`unknown case ${c} (expected pipeline, process, rss, latency, backlog)`);
+  if (!['pipeline', 'process', 'loop', 'rss', 'latency', 'backlog'].includes(c))
+    throw new Error(`unknown case ${c} (expected pipeline, process, loop, rss, latency, backlog)`);
 
 type Figures = Record<string, number>;
 
@@ -162,7 +168,7 @@ if (cases.has('pipeline')) {
         `${fmt(get('memory'))} msg/s`,
         `${ratio(get('memory'), get('baseline'))}× baseline (target ≥ 0.50)`,
       ],
-      ['(b) mayhem pipeline, SQLite', `${fmt(get('sqlite'))} msg/s`, 'target ≥ 40,000 msg/s'],
+      ['(b) mayhem pipeline, SQLite (on its worker)', `${fmt(get('sqlite'))} msg/s`, 'target ≥ 40,000 msg/s'],
       [
         '    under LOOPWATCH=production',
         `${fmt(get('production'))} msg/s`,
@@ -180,7 +186,7 @@ if (cases.has('rss')) {
   progress('RSS with 100,000 in flight');
   const rss = measure('rss', 100_000);
   rows.push([
-    '(c) RSS, 100,000 in flight (SQLite)',
+    '(c) RSS, 100,000 in flight (SQLite on its worker)',
     `${fmt(rss.rssMB ?? NaN)} MB`,
     `peak ${fmt(rss.peakFillingMB ?? NaN)} MB while filling, ${fmt(rss.peakRssMB ?? NaN)} MB when all finish at once (target < 300 MB)`,
   ]);
@@ -216,7 +222,18 @@ if (cases.has('process')) {
     progress,
     before: args.includes('--before') ? flag('before', '') : undefined,
     lines,
+    python: flag('python', '1') !== '0',
   });
+}
+let loop: string[] = [];
+if (cases.has('loop')) {
+  const loopN = Number(flag('loop-n', '1000000'));
+  progress(`loop: ${fmt(loopN)} messages under loopwatch production mode`);
+  const before = args.includes('--before') ? flag('before', '') : undefined;
+  loop = loopTable(loopN, [
+    ...(before !== undefined ? [['before', before] as [string, string]] : []),
+    ['this', join(here, '..', 'src', 'cli', 'main.js')],
+  ]);
 }
 
 const w0 = Math.max(0, ...rows.map((r) => r[0].length));
@@ -225,3 +242,4 @@ process.stdout.write(
   `\n${rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join('\n')}${rows.length > 0 ? '\n' : ''}`,
 );
 if (wholeProcess.length > 0) process.stdout.write(`${rows.length > 0 ? '\n' : ''}${wholeProcess.join('\n')}\n`);
+if (loop.length > 0) process.stdout.write(`\n${loop.join('\n')}\n`);

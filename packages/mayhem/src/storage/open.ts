@@ -6,7 +6,7 @@ import type { Storage } from '../core/contracts.js';
 import { redactSecrets } from '../core/redact.js';
 import { openMemoryStorage } from './memory.js';
 import { checkFailureRate, withSaveFailures } from './faulty.js';
-import { openSqliteStorage } from './sqlite.js';
+import { openSqliteWorkerStorage } from './sqlite/worker-storage.js';
 
 export interface OpenStorageOptions {
   readonly url: string;
@@ -34,7 +34,8 @@ async function openAdapter(o: OpenStorageOptions): Promise<Storage> {
       // with the memory broker nothing redelivers a settled message, so none is needed for long.
       return openMemoryStorage({ maxSettled: 10_000 });
     case 'sqlite:':
-      return openSqliteStorage({
+      // On its own thread: the event loop never runs a statement (see sqlite/worker-storage.ts).
+      return openSqliteWorkerStorage({
         path: o.url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''),
         logger: o.logger,
         retentionMs: o.retentionMs,
