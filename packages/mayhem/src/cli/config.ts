@@ -12,6 +12,7 @@ import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 import { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
 import { readableFile, readConfigFile } from './config-file.js';
 import { checkRails } from './rails-config.js';
+import { isLoopbackHost, splitHostPort } from '../metrics/listen-address.js';
 import { SETTINGS, type CommandName, type Setting, type SettingKey } from './settings.js';
 
 export { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
@@ -256,6 +257,10 @@ export interface Config {
   dockerHost: string | undefined;
   dockerStopTimeout: number;
   http: string | undefined;
+  httpPublic: boolean;
+  httpMaxConnections: number;
+  httpTimeout: number;
+  httpMetricsMaxAge: number;
   instances: string | undefined;
   pick: (typeof PICK)[number];
   probe: ProbeSpec[] | undefined;
@@ -404,6 +409,11 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
     throw new ConfigError((err as Error).message);
   }
   checkRails(c, where);
+  if (c.http !== undefined && !c.httpPublic && !isLoopbackHost(splitHostPort(c.http).host)) {
+    throw new ConfigError(
+      `${where('http')} ${quote(c.http)} would serve /metrics, /healthz, /readyz and the experiment report without authentication beyond this machine: add --http-public to mean it, or listen on 127.0.0.1`,
+    );
+  }
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     try {
       new URL(c.db);
