@@ -1,20 +1,22 @@
 /**
- * What abusive scraping of `--http` costs the work: the whole `mayhem run --count N` (embedded
- * defaults: in-memory broker with its own simulated publisher, SQLite file in a fresh directory,
- * zero-latency restarts, logs off, `--http` on a loopback port), timed from spawn to exit, once
- * alone and once with S concurrent scrapers hammering `/metrics` from this process for the whole
- * run. Prints both ack rates and their ratio, per round.
+ * What abusive scraping of `--http` costs the work: one whole `mayhem run` as users start it
+ * (embedded defaults: in-memory broker with its own simulated publisher, SQLite file in a fresh
+ * directory; zero-latency restarts, logs off, `--http` on a loopback port), and its ack rate over
+ * three windows: alone, with S concurrent scrapers hammering `/metrics`, alone again. Acked
+ * messages are counted in its SQLite file (not over HTTP, which would queue behind the scrapers).
+ * Prints the three rates and scraped / mean(alone), the main thread's CPU, and what the scrapers got.
  *
- *   node packages/mayhem/dist/bench/scrape.js [--scrapers 2000] [--n 200000] [--rounds 1] [--path /metrics]
+ *   node packages/mayhem/dist/bench/scrape.js [--scrapers 2000] [--seconds 10] [--rounds 1] [--path /metrics]
  *        [--before <another build's packages/mayhem/dist/src/cli/main.js>]
  *
- * The scrapers are raw sockets, as cheap for this process as a client can be (so the load is as
- * heavy as one core can make it): each sends `GET <path>` on a keep-alive connection, reads the whole
- * response, asks again at once; a connection closed or reset is reopened at once (a refused one
- * after 10 ms: the port is not open yet). `--before` runs that build too, alternating in each round.
+ * The scrapers are raw sockets in a process (and session) of their own, as cheap per request as a
+ * client can be, so the load is as heavy as one core can make it: each sends `GET <path>` on a
+ * keep-alive connection, reads the whole response, asks again at once; a connection closed or reset
+ * is reopened at once (a refused one after 10 ms: the port is not open yet). `--before` runs that
+ * build too, alternating in each round.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -135,6 +137,41 @@ export interface ScrapeWindows {
   readonly ratio: number;
   readonly stats: ScrapeStats;
   readonly scrapedSeconds: number;
+  /** CPU of the service's main thread and of the whole process, in cores, per window (alone, scraped, alone). */
+  readonly cpu: WindowCpu[];
+  /** /healthz response times while scraped, ms, sorted (Infinity: no answer within 1 s). */
+  readonly health: number[];
+}
+
+interface WindowCpu {
+  /** Cores used by the service's main thread, and by the whole process. */
+  readonly main: number;
+  readonly all: number;
+  /** Main-thread CPU per acked message, µs: what scraping costs the thread that acks. */
+  readonly mainUsPerAck: number;
+}
+
+interface Mark {
+  readonly n: number;
+  readonly at: number;
+  readonly main: number;
+  readonly all: number;
+}
+
+const TICKS_PER_S = 100;
+
+/** utime + stime of the main thread and of the whole process, in clock ticks (Linux /proc). */
+function cpuTicks(pid: number): { main: number; all: number } {
+  const ticks = (path: string): number => {
+    try {
+      const stat = readFileSync(path, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(f[11]) + Number(f[12]);
+    } catch {
+      return NaN;
+    }
+  };
+  return { main: ticks(`/proc/${pid}/task/${pid}/stat`), all: ticks(`/proc/${pid}/stat`) };
 }
 
 /**
@@ -152,7 +189,6 @@ export async function measureWindows(
 ): Promise<ScrapeWindows> {
   const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-scrape-'));
   const port = await freePort();
-  const stop = new AbortController();
   const child = spawn(
     process.execPath,
     [
@@ -186,21 +222,33 @@ export async function measureWindows(
     }
     db = new Database(file, { readonly: true, fileMustExist: true });
     const count = db.prepare('SELECT count(*) FROM message_rows WHERE acked = 1').pluck();
-    const acked = (): { n: number; at: number } => {
+    const pid = child.pid!;
+    const acked = (): Mark => {
       const at = performance.now();
-      return { n: count.get() as number, at };
+      return { n: count.get() as number, at, ...cpuTicks(pid) };
     };
-    const rate = (a: { n: number; at: number }, b: { n: number; at: number }): number =>
-      ((b.n - a.n) * 1000) / (b.at - a.at);
+    const rate = (a: Mark, b: Mark): number => ((b.n - a.n) * 1000) / (b.at - a.at);
+    const cpu = (a: Mark, b: Mark): WindowCpu => ({
+      main: (b.main - a.main) / TICKS_PER_S / ((b.at - a.at) / 1000),
+      all: (b.all - a.all) / TICKS_PER_S / ((b.at - a.at) / 1000),
+      mainUsPerAck: (((b.main - a.main) / TICKS_PER_S) * 1e6) / (b.n - a.n),
+    });
     await sleep(warmup * 1000);
     const t0 = acked();
     await sleep(seconds * 1000);
     const t1 = acked();
-    const stats = startScrapers(port, scrapers, path, stop.signal);
-    await sleep(seconds * 1000);
+    const client = startClient(port, scrapers, path);
+    // /healthz as an orchestrator asks it meanwhile: one at a time, 1 s timeout.
+    const health: number[] = [];
+    const until = performance.now() + seconds * 1000;
+    while (performance.now() < until) {
+      const t = performance.now();
+      health.push((await answers(port)) ? performance.now() - t : Infinity);
+      await sleep(Math.max(0, Math.min(250, until - performance.now())));
+    }
     const t2 = acked();
-    stop.abort();
-    await sleep(500); // the service closes what the scrapers left
+    const stats = await client.stop();
+    await sleep(1000); // the service closes what the scrapers left
     const t3 = acked();
     await sleep(seconds * 1000);
     const t4 = acked();
@@ -208,14 +256,46 @@ export async function measureWindows(
     const before = rate(t0, t1);
     const scraped = rate(t1, t2);
     const after = rate(t3, t4);
-    return { before, scraped, after, ratio: scraped / ((before + after) / 2), stats, scrapedSeconds: (t2.at - t1.at) / 1000 };
+    return {
+      before,
+      scraped,
+      after,
+      ratio: scraped / ((before + after) / 2),
+      stats,
+      scrapedSeconds: (t2.at - t1.at) / 1000,
+      health: health.sort((a, b) => a - b),
+      cpu: [cpu(t0, t1), cpu(t1, t2), cpu(t3, t4)],
+    };
   } finally {
-    stop.abort();
     db?.close();
     child.kill('SIGTERM');
     await exited;
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The scrapers in a process of their own, in a session of its own (so, on Linux, in a scheduling
+ * group of its own, as clients on other machines or of other users would be: not sharing the
+ * bench's, and the service's, share of the CPU).
+ */
+function startClient(port: number, scrapers: number, path: string): { stop(): Promise<ScrapeStats> } {
+  const child = spawn(
+    process.execPath,
+    [fileURLToPath(import.meta.url), '--client', String(port), '--scrapers', String(scrapers), '--path', path],
+    { detached: true, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+      const j = JSON.parse(out) as { responses: [number, number][]; connected: number; errors: [string, number][] };
+      return { responses: new Map(j.responses), connected: j.connected, errors: new Map(j.errors) };
+    },
+  };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -239,7 +319,21 @@ function describeStats(s: ScrapeStats, seconds: number): string {
   return `responses ${responses} (${Math.round(total / seconds)}/s); connections ${s.connected}; errors ${errors}`;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
+if (process.argv[1] === fileURLToPath(import.meta.url) && process.argv[2] === '--client') {
+  // The scrapers' process (startClient): until SIGTERM, then what they saw, as JSON.
+  const { values } = parseArgs({
+    options: { client: { type: 'string' }, scrapers: { type: 'string' }, path: { type: 'string' } },
+  });
+  const stop = new AbortController();
+  const stats = startScrapers(Number(values.client), Number(values.scrapers), values.path ?? '/metrics', stop.signal);
+  process.once('SIGTERM', () => {
+    stop.abort();
+    process.stdout.write(
+      JSON.stringify({ responses: [...stats.responses], connected: stats.connected, errors: [...stats.errors] }),
+      () => process.exit(0),
+    );
+  });
+} else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({
     options: {
       scrapers: { type: 'string', default: '2000' },
@@ -263,7 +357,19 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       console.log(
         `round ${round} ${name.padEnd(6)} alone ${fmt(w.before)}  scraped ${fmt(w.scraped)}  alone again ${fmt(w.after)}  ratio ${w.ratio.toFixed(2)}`,
       );
+      const c = w.cpu
+        .map((x) => `${x.main.toFixed(2)}/${x.all.toFixed(2)} cores, ${x.mainUsPerAck.toFixed(1)} µs/ack`)
+        .join('; ');
+      console.log(`               CPU (main thread/process; main thread per ack): ${c}`);
       console.log(`               scrapers: ${describeStats(w.stats, w.scrapedSeconds)}`);
+      const h = w.health;
+      const q = (f: number): string => {
+        const v = h[Math.min(h.length - 1, Math.floor(f * h.length))] ?? NaN;
+        return Number.isFinite(v) ? `${v.toFixed(1)} ms` : 'none in 1 s';
+      };
+      console.log(
+        `               /healthz meanwhile: ${h.length} asked, ${h.filter((x) => !Number.isFinite(x)).length} unanswered in 1 s; median ${q(0.5)}, max ${q(1)}`,
+      );
     }
   }
 }

@@ -127,6 +127,7 @@ export async function openAdapters(
       maxBacklog: config.maxBacklog,
       deadLetterMaxAgeMs: config.deadLetterMaxAge,
       deadLetterMaxBytes: config.deadLetterMaxBytes,
+      maxMessageBytes: config.maxMessageBytes,
       auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
     });
   });

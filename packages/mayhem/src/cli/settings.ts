@@ -4,6 +4,7 @@
  * (cli/config.ts). A data table, so it is allowed more lines than a module of logic.
  */
 import { FLEET_SETTINGS } from './settings-fleet.js';
+import { LIMIT_SETTINGS } from './settings-limits.js';
 
 export type Kind =
   | 'int'
@@ -527,40 +528,6 @@ export const SETTINGS = {
     help: 'serve /metrics (Prometheus), /healthz and /readyz at host:port, e.g. 127.0.0.1:9464 (port 0: any free port, logged)',
     commands: RUN,
   },
-  httpPublic: {
-    kind: 'bool',
-    flag: 'http-public',
-    help: '--http may listen on an address other than loopback (127.0.0.1, ::1, localhost): the endpoint has no authentication',
-    default: false,
-    commands: RUN,
-  },
-  httpMaxConnections: {
-    kind: 'int',
-    flag: 'http-max-connections',
-    help: '--http: connections held at most; a new one past it replaces the oldest idle one, else is closed',
-    default: 64,
-    min: 1,
-    max: 10_000,
-    commands: RUN,
-  },
-  httpTimeout: {
-    kind: 'duration',
-    flag: 'http-timeout',
-    help: "--http: how long a request's headers, a whole request and an idle connection may take; then it is closed",
-    default: '10s',
-    min: 10,
-    max: 600_000,
-    commands: RUN,
-  },
-  httpMetricsMaxAge: {
-    kind: 'duration',
-    flag: 'http-metrics-max-age',
-    help: '--http: /metrics is a snapshot at most this old, rendered once for every scrape meanwhile (0: rendered for each scrape)',
-    default: '1s',
-    min: 0,
-    max: 60_000,
-    commands: RUN,
-  },
   instances: {
     kind: 'string',
     flag: 'instances',
@@ -642,6 +609,7 @@ export const SETTINGS = {
   },
   // The blast radius, the fleet's settings, the preview (`mayhem plan`, `mayhem settings`).
   ...FLEET_SETTINGS,
+  ...LIMIT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;

@@ -26,8 +26,7 @@ export interface Answer {
 }
 
 export type ToThread =
-  | { readonly type: 'answer'; readonly id: number; readonly answer: Answer }
-  | { readonly type: 'close' };
+  { readonly type: 'answer'; readonly id: number; readonly answer: Answer } | { readonly type: 'close' };
 
 export type FromThread =
   | { readonly type: 'listening'; readonly address: string; readonly family: string; readonly port: number }

@@ -70,7 +70,8 @@ const THREAD_NICENESS = 10;
 function threadUrl(): URL {
   const here = import.meta.url;
   // Under vitest this module runs from its .ts source; the thread runs from the build.
-  if (here.endsWith('.ts')) return new URL(here.replace(/\/src\/metrics\/http-server\.ts$/, '/dist/src/metrics/http-thread.js'));
+  if (here.endsWith('.ts'))
+    return new URL(here.replace(/\/src\/metrics\/http-server\.ts$/, '/dist/src/metrics/http-thread.js'));
   return new URL('./http-thread.js', here);
 }
 

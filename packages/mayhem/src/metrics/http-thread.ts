@@ -189,7 +189,9 @@ server.once('error', (err: NodeJS.ErrnoException) => {
 });
 server.listen({ host: o.host, port: o.port }, () => {
   // A failing connection must not become an uncaught error of the thread.
-  server.on('error', (err: Error) => post({ type: 'log', level: 'warn', msg: 'HTTP endpoint error', fields: { err: err.message } }));
+  server.on('error', (err: Error) =>
+    post({ type: 'log', level: 'warn', msg: 'HTTP endpoint error', fields: { err: err.message } }),
+  );
   const a = server.address() as AddressInfo;
   post({ type: 'listening', address: a.address, family: a.family, port: a.port });
 });
