@@ -11,6 +11,7 @@ import type { Config } from './cli/config.js';
 import type { Broker, Metrics, Storage } from './core/contracts.js';
 import { openExecutor, type OpenedExecutor } from './executors/open.js';
 import { openHttpEndpoint, type HttpEndpoint } from './metrics/http-server.js';
+import { isLoopbackHost, splitHostPort } from './metrics/listen-address.js';
 import { openMetrics } from './metrics/open.js';
 import type { StartupSignals } from './run-signals.js';
 import { openStorage } from './storage/open.js';
@@ -75,7 +76,19 @@ export async function openAdapters(
   const opening = whileStarting(async () => {
     // The executor first: a bad setting of it stops the start before anything listens or connects.
     opened.executor = await openExecutor(config, { logger, random });
-    if (config.http !== undefined) opened.http = await openHttpEndpoint({ listen: config.http, logger });
+    if (config.http !== undefined)
+      opened.http = await openHttpEndpoint({
+        listen: config.http,
+        logger,
+        maxConnections: config.httpMaxConnections,
+        timeoutMs: config.httpTimeout,
+        metricsMaxAgeMs: config.httpMetricsMaxAge,
+      });
+    if (opened.http !== undefined && !isLoopbackHost(splitHostPort(config.http!).host))
+      logger.warn(
+        { http: opened.http.url },
+        `--http-public: ${opened.http.url} serves /metrics, /healthz, /readyz and the experiment report, without authentication, to anyone who can reach ${config.http!}`,
+      );
     opened.metrics = await openMetrics(config.statsd, logger, opened.http?.metrics);
     opened.storage = await openStorage({
       url: config.db,
@@ -114,6 +127,7 @@ export async function openAdapters(
       maxBacklog: config.maxBacklog,
       deadLetterMaxAgeMs: config.deadLetterMaxAge,
       deadLetterMaxBytes: config.deadLetterMaxBytes,
+      maxMessageBytes: config.maxMessageBytes,
       auth: { credsFile: config.natsCreds, nkeyFile: config.natsNkey, tokenFile: config.natsTokenFile },
     });
   });

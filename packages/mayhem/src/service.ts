@@ -125,6 +125,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       instance,
       executorName: config.executor,
       hostTemplate: parseHostTemplate(config.hostTemplate),
+      maxMessageBytes: config.maxMessageBytes,
       maxInFlight: config.maxInFlight,
       // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
       messageTasks: activeMode() === 'debug' || config.monitorTasksMs !== undefined,

@@ -209,7 +209,16 @@ describe('parseRestartRequest on hostile input', () => {
   });
 
   it('rejects a payload too large to be a restart request, before parsing it', () => {
-    expect(error(request({ pad: 'x'.repeat(70_000) }))).toMatch(/^payload is \d+ bytes, more than 65536$/);
+    expect(error(request({ pad: 'x'.repeat(70_000) }))).toMatch(
+      /^payload is \d+ bytes, more than 65536 \(--max-message-bytes\)$/,
+    );
+    // --max-message-bytes moves the limit.
+    const small = request({ pad: 'x'.repeat(2000) });
+    expect(parseRestartRequest(small).ok).toBe(true);
+    expect(parseRestartRequest(small, undefined, 1024)).toEqual({
+      ok: false,
+      error: `payload is ${Buffer.byteLength(small)} bytes, more than 1024 (--max-message-bytes)`,
+    });
   });
 });
 

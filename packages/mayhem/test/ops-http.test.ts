@@ -48,6 +48,9 @@ describe('--http (the real service)', () => {
       '3s',
       '--seed',
       '5',
+      // Every scrape rendered: each one below must see the figures of its moment.
+      '--http-metrics-max-age',
+      '0',
     ]);
     await run.waitFor((lines) => lines.some((l) => l.msg.startsWith('Serving /metrics')));
     const url = run.lines.find((l) => l.msg.startsWith('Serving /metrics'))!['http'] as string;

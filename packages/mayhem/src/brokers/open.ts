@@ -24,6 +24,8 @@ export interface OpenBrokerOptions {
   /** NATS: limits of the dead-letter stream (0 = none). */
   readonly deadLetterMaxAgeMs?: number;
   readonly deadLetterMaxBytes?: number;
+  /** NATS: a dead letter larger than this keeps only its first 1 KiB in the dead-letter stream. */
+  readonly maxMessageBytes?: number;
   /** NATS: credentials from files. */
   readonly auth?: NatsAuth;
 }
@@ -56,6 +58,7 @@ export async function openBroker(o: OpenBrokerOptions): Promise<Broker> {
       replicas: o.replicas,
       deadLetterMaxAgeMs: o.deadLetterMaxAgeMs,
       deadLetterMaxBytes: o.deadLetterMaxBytes,
+      maxMessageBytes: o.maxMessageBytes,
       auth: o.auth,
     });
   }

@@ -12,11 +12,14 @@ import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
 import { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
 import { readableFile, readConfigFile } from './config-file.js';
 import { checkRails } from './rails-config.js';
+import { checkEnvAndNames, checkHttpExposure } from './input-checks.js';
+import type { LimitsConfig } from './settings-limits.js';
 import { SETTINGS, type CommandName, type Setting, type SettingKey } from './settings.js';
 
 export { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
 export { isLeashed, railsSettings } from './rails-config.js';
 export { settingsFor } from './settings-for.js';
+export { OTHER_MAYHEM_ENV } from './input-checks.js';
 export { SETTINGS, type CommandName, type SettingKey } from './settings.js';
 
 /** A problem with the user's settings: printed as one line, exit code 2. */
@@ -190,7 +193,7 @@ function schemaOf(s: Setting): z.ZodType {
 }
 
 /** Resolved settings: durations in ms, numbers as numbers. */
-export interface Config {
+export interface Config extends LimitsConfig {
   broker: string;
   db: string;
   maxInFlight: number;
@@ -349,6 +352,7 @@ export function resolveConfig(sources: Sources, command: CommandName): Config {
   const config = out as unknown as Config;
   ORIGINS.set(config, origins);
   const where = (key: SettingKey): string => origins[key] ?? `--${SETTINGS[key].flag}`;
+  checkEnvAndNames(sources.env, out, where);
   if (command === 'run') crossCheck(config, where);
   if (command === 'plan' || command === 'settings') checkRails(config, where);
   if (command === 'settings') checkControlDb(config, where, 'the fleet settings live in');
@@ -404,6 +408,7 @@ function crossCheck(c: Config, where: (key: SettingKey) => string): void {
     throw new ConfigError((err as Error).message);
   }
   checkRails(c, where);
+  checkHttpExposure(c, where);
   if (scheme === 'postgres:' || scheme === 'postgresql:') {
     try {
       new URL(c.db);

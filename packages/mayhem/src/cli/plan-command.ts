@@ -74,7 +74,7 @@ export async function runPlan(config: Config): Promise<string> {
     const inputs: PlanInput[] = [];
     const malformed: PlanReport['malformed'][number][] = [];
     for (const p of source.payloads) {
-      const parsed = parseRestartRequest(p.data, hostTemplate);
+      const parsed = parseRestartRequest(p.data, hostTemplate, config.maxMessageBytes);
       if (!parsed.ok) malformed.push({ where: p.where, error: parsed.error });
       else inputs.push({ request: parsed.request, host: parsed.request.host!, seq: p.seq });
     }

@@ -4,6 +4,7 @@
  * (cli/config.ts). A data table, so it is allowed more lines than a module of logic.
  */
 import { FLEET_SETTINGS } from './settings-fleet.js';
+import { LIMIT_SETTINGS } from './settings-limits.js';
 
 export type Kind =
   | 'int'
@@ -608,6 +609,7 @@ export const SETTINGS = {
   },
   // The blast radius, the fleet's settings, the preview (`mayhem plan`, `mayhem settings`).
   ...FLEET_SETTINGS,
+  ...LIMIT_SETTINGS,
 } as const satisfies Record<string, Setting>;
 
 export type SettingKey = keyof typeof SETTINGS;

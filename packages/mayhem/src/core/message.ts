@@ -24,8 +24,29 @@ export type ParseResult =
   { readonly ok: true; readonly request: RestartRequest } | { readonly ok: false; readonly error: string };
 
 const MAX_ID = 200;
-/** A restart request is a few hundred bytes; anything this large is not one (and is not parsed). */
+/**
+ * A restart request is a few hundred bytes; anything larger than this (`--max-message-bytes`) is
+ * not one, is not parsed, and is dead-lettered as its size and first {@link DEAD_LETTER_PREFIX_BYTES}.
+ */
 export const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** What a dead letter keeps of a payload over the limit: enough to tell where it came from. */
+export const DEAD_LETTER_PREFIX_BYTES = 1024;
+
+/**
+ * A payload as a dead letter keeps it: whole up to `maxBytes`; past it, its first
+ * {@link DEAD_LETTER_PREFIX_BYTES} (whole characters) and a note of the full size, never the whole
+ * of it a second time.
+ */
+export function deadLetterPayload(data: Uint8Array, maxBytes: number = MAX_PAYLOAD_BYTES): string {
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength <= maxBytes) return bytes.toString('utf8');
+  // Decoding a cut sequence yields U+FFFD at the end; drop it: the prefix ends on a whole character.
+  const prefix = bytes
+    .subarray(0, DEAD_LETTER_PREFIX_BYTES)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
+  return `${prefix}… [${bytes.byteLength} bytes; the first ${DEAD_LETTER_PREFIX_BYTES} kept]`;
+}
 
 /**
  * The range of `publishedAt` accepted at the edge: years 0001 to 9999, what ISO-8601 writes with
@@ -122,6 +143,15 @@ function daysIn(year: number, month: number): number {
   return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
 }
 
+/** Whether `text` holds a control character (C0, DEL, C1) or a line/paragraph separator. */
+export function controlCharacterIn(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return true;
+  }
+  return false;
+}
+
 /** Why `messageId` is not a usable id, or undefined when it is. */
 export function messageIdProblem(messageId: unknown): string | undefined {
   if (typeof messageId !== 'string' || messageId.length === 0 || messageId.length > MAX_ID) {
@@ -168,9 +198,13 @@ const decoder = new TextDecoder('utf-8', { fatal: true });
  * message is a value the pipeline dead-letters with the returned one-line reason. A request without
  * a `host` gets one from `hosts` (`--host-template`).
  */
-export function parseRestartRequest(payload: Uint8Array | string, hosts: HostTemplate = DEFAULT_HOST): ParseResult {
+export function parseRestartRequest(
+  payload: Uint8Array | string,
+  hosts: HostTemplate = DEFAULT_HOST,
+  maxBytes: number = MAX_PAYLOAD_BYTES,
+): ParseResult {
   try {
-    return parse(payload, hosts);
+    return parse(payload, hosts, maxBytes);
   } catch (err) {
     // Unreachable by design (property-tested); kept so that a bug here dead-letters one message
     // instead of crashing every consumer the broker redelivers it to.
@@ -178,9 +212,10 @@ export function parseRestartRequest(payload: Uint8Array | string, hosts: HostTem
   }
 }
 
-function parse(payload: Uint8Array | string, hosts: HostTemplate): ParseResult {
+function parse(payload: Uint8Array | string, hosts: HostTemplate, maxBytes: number): ParseResult {
   const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.byteLength;
-  if (size > MAX_PAYLOAD_BYTES) return { ok: false, error: `payload is ${size} bytes, more than ${MAX_PAYLOAD_BYTES}` };
+  if (size > maxBytes)
+    return { ok: false, error: `payload is ${size} bytes, more than ${maxBytes} (--max-message-bytes)` };
   let text: string;
   try {
     text = typeof payload === 'string' ? payload : decoder.decode(payload);

@@ -23,7 +23,7 @@ import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
 import { advance, Effect, restartFinal, type Effects, type JobEvent, type JobRules } from './job-machine.js';
 import type { HostTemplate } from './hostname.js';
-import { hostnameOf, parseRestartRequest } from './message.js';
+import { deadLetterPayload, hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
 import type { FleetControl, IntakeHold, Rails } from './rails.js';
 import { RestartBranch } from './restart-branch.js';
@@ -65,6 +65,8 @@ export interface PipelineOptions {
   readonly now?: () => number;
   /** `--host-template`: the host of a request that carries none (default `{instance}.example.net`). */
   readonly hostTemplate?: HostTemplate;
+  /** `--max-message-bytes`: a larger payload is dead-lettered as its size and a prefix (default 64 KiB). */
+  readonly maxMessageBytes?: number;
 }
 
 export interface PipelineDeps {
@@ -231,7 +233,7 @@ export class MessagePipeline {
     this.#live += 1;
     let parsed: ReturnType<typeof parseRestartRequest>;
     try {
-      parsed = parseRestartRequest(delivery.data, this.#o.hostTemplate);
+      parsed = parseRestartRequest(delivery.data, this.#o.hostTemplate, this.#o.maxMessageBytes);
     } catch (err) {
       // The parser does not throw; if it ever did, the payload is still only a malformed message.
       parsed = { ok: false, error: `could not be parsed (${errorText(err)})` };
@@ -372,7 +374,7 @@ export class MessagePipeline {
 
   /** Dead-letter a payload that is not a restart request: record it (retried), then park it. */
   async #deadLetterMalformed(delivery: Delivery, reason: string, signal: AbortSignal): Promise<Outcome> {
-    const payload = Buffer.from(delivery.data).toString('utf8');
+    const payload = deadLetterPayload(delivery.data, this.#o.maxMessageBytes);
     const entry = { payload, reason: `malformed: ${reason}`, deliveries: delivery.deliveryCount };
     for (let attempt = 1; ; attempt++) {
       this.storageHealth.started();

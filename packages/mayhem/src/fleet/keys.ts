@@ -38,6 +38,7 @@ export const PLAN_KEYS: readonly SettingKey[] = [
   'natsNkey',
   'natsTokenFile',
   'hostTemplate',
+  'maxMessageBytes',
   'executor',
   'restartLatency',
   'restartFailureRate',

@@ -2,26 +2,29 @@
  * `--http host:port`: the service's operations endpoint.
  *
  *   GET /metrics   Prometheus text: mayhem's figures (prometheus.ts), loopwatch's event-loop lag,
- *                  utilisation and stalls, and Node's default process metrics
- *   GET /healthz   200 while the process serves requests (liveness)
+ *                  utilisation and stalls, and Node's default process metrics; a snapshot at most
+ *                  `--http-metrics-max-age` old, rendered once for every scrape meanwhile
+ *   GET /healthz   200 while the service's thread answers (liveness)
  *   GET /          an experiment's report, live and read-only (`--experiment`): one HTML page
  *   GET /readyz    200 once consuming, with the broker and the database answering ("paused: …"
  *                  while the kill switch holds: a paused instance is healthy); 503 with the
  *                  reason otherwise — from the moment a shutdown begins, so a load balancer or
  *                  orchestrator stops sending work before the service stops taking it
  *
+ * The socket belongs to a worker thread (http-thread.ts: connections capped, timeouts, 431, a lower
+ * priority); this thread only answers its questions, so scrapers cannot slow the work down.
  * It opens first (a port in use fails the start before anything connects) and closes last, after
  * the summary, so a final scrape still sees the last figures.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { Worker } from 'node:worker_threads';
 import { monitorLoopLag, type LoopLagMonitor } from 'loopwatch';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { errorText } from '../core/errors.js';
+import type { Answer, AskKind, FromThread, HttpThreadData, ToThread } from './http-protocol.js';
+import { splitHostPort } from './listen-address.js';
 import { createPrometheusMetrics, type PrometheusMetrics } from './prometheus.js';
 
-/** What readiness is judged from (the pipeline's dependency health and the shutdown signal). */
 export interface ServiceState {
   /** Aborted the moment a shutdown begins. */
   readonly shuttingDown: AbortSignal;
@@ -51,6 +54,25 @@ export interface HttpEndpointOptions {
   readonly logger: Logger;
   /** How often loopwatch samples the event loop, ms (default 10,000). */
   readonly loopLagIntervalMs?: number;
+  /** Connections held at most (default 64). */
+  readonly maxConnections?: number;
+  /** Headers, a whole request, an idle connection: each closed past this, ms (default 10,000). */
+  readonly timeoutMs?: number;
+  /** /metrics is a snapshot at most this old, ms (default 1,000; 0 = rendered for each scrape). */
+  readonly metricsMaxAgeMs?: number;
+}
+
+/** Request headers larger than this are answered 431 (Node's default, stated). */
+const MAX_HEADER_BYTES = 16 * 1024;
+/** How much lower the endpoint thread's priority is (nice), so the service's thread comes first. */
+const THREAD_NICENESS = 10;
+
+function threadUrl(): URL {
+  const here = import.meta.url;
+  // Under vitest this module runs from its .ts source; the thread runs from the build.
+  if (here.endsWith('.ts'))
+    return new URL(here.replace(/\/src\/metrics\/http-server\.ts$/, '/dist/src/metrics/http-thread.js'));
+  return new URL('./http-thread.js', here);
 }
 
 export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndpoint> {
@@ -69,63 +91,87 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
     return down.length > 0 ? down.join(', ') : undefined;
   };
 
-  const server = createServer((req, res) => void serve(req, res));
-  async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD')
-      return reply(res, 405, 'method not allowed\n', { allow: 'GET, HEAD' });
-    switch (path) {
-      case '/metrics': {
-        let text: string;
+  async function answer(kind: AskKind): Promise<Answer> {
+    switch (kind) {
+      case 'metrics':
         try {
-          text = await registry.metrics();
+          return { status: 200, body: await registry.metrics(), contentType: registry.contentType };
         } catch (err) {
           o.logger.warn({ err: errorText(err) }, 'Could not collect metrics for a scrape');
-          return reply(res, 500, `could not collect metrics: ${errorText(err)}\n`);
+          return { status: 500, body: `could not collect metrics: ${errorText(err)}\n` };
         }
-        return reply(res, 200, text, { 'content-type': registry.contentType });
-      }
-      case '/healthz':
-        return reply(res, 200, 'ok\n');
-      case '/readyz': {
+      case 'live':
+        return { status: 200, body: 'ok\n' };
+      case 'ready': {
         const why = notReady();
-        if (why !== undefined) return reply(res, 503, `not ready: ${why}\n`);
+        if (why !== undefined) return { status: 503, body: `not ready: ${why}\n` };
         const paused = state?.paused?.();
-        return reply(res, 200, paused === undefined ? 'ready\n' : `paused: ${paused}\n`);
+        return { status: 200, body: paused === undefined ? 'ready\n' : `paused: ${paused}\n` };
       }
-      case '/': {
-        if (report === undefined) return reply(res, 404, 'no report: run with --experiment NAME\n');
-        let page: string;
+      case 'report': {
+        if (report === undefined) return { status: 404, body: 'no report: run with --experiment NAME\n' };
         try {
-          page = await report();
+          return { status: 200, body: await report(), contentType: 'text/html; charset=utf-8' };
         } catch (err) {
-          return reply(res, 500, `could not build the report: ${errorText(err)}\n`);
+          return { status: 500, body: `could not build the report: ${errorText(err)}\n` };
         }
-        return reply(res, 200, page, { 'content-type': 'text/html; charset=utf-8' });
       }
-      default:
-        return reply(res, 404, 'not found: try /metrics, /healthz or /readyz\n');
     }
   }
 
   const { host, port } = splitHostPort(o.listen);
-  await new Promise<void>((resolve, reject) => {
-    const failed = (err: NodeJS.ErrnoException): void => {
-      reject(
-        new Error(
-          `cannot serve --http on ${o.listen}: ${err.code === 'EADDRINUSE' ? 'address already in use' : err.code === 'EADDRNOTAVAIL' ? 'no such local address' : errorText(err)} (${err.code ?? 'error'})`,
-        ),
-      );
-    };
-    server.once('error', failed);
-    server.listen({ host, port }, () => {
-      server.off('error', failed);
-      resolve();
+  const data: HttpThreadData = {
+    host,
+    port,
+    maxConnections: o.maxConnections ?? 64,
+    timeoutMs: o.timeoutMs ?? 10_000,
+    maxHeaderBytes: MAX_HEADER_BYTES,
+    metricsMaxAgeMs: o.metricsMaxAgeMs ?? 1000,
+    niceness: THREAD_NICENESS,
+  };
+  // execArgv []: the thread must not run `--import loopwatch/register` (or any other preload) itself.
+  const worker = new Worker(threadUrl(), { workerData: data, execArgv: [] });
+  const send = (m: ToThread): void => worker.postMessage(m);
+  let closing = false;
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.on('error', (err) => o.logger.error({ err: errorText(err) }, `HTTP endpoint stopped: ${errorText(err)}`));
+  const listening = new Promise<{ address: string; family: string; port: number }>((resolve, reject) => {
+    const failed = (why: string, code: string | undefined): void =>
+      reject(new Error(`cannot serve --http on ${o.listen}: ${why} (${code ?? 'error'})`));
+    worker.on('message', (m: FromThread) => {
+      switch (m.type) {
+        case 'listening':
+          return resolve(m);
+        case 'failed':
+          return failed(
+            m.code === 'EADDRINUSE'
+              ? 'address already in use'
+              : m.code === 'EADDRNOTAVAIL'
+                ? 'no such local address'
+                : m.message,
+            m.code,
+          );
+        case 'ask':
+          void answer(m.kind).then((a) => send({ type: 'answer', id: m.id, answer: a }));
+          return;
+        case 'log':
+          o.logger[m.level](m.fields ?? {}, m.msg);
+          return;
+        case 'closed':
+          return;
+      }
+    });
+    worker.once('exit', () => {
+      if (!closing) failed('the endpoint thread stopped', undefined);
     });
   });
-  // A failing connection must not become an uncaught error of the service.
-  server.on('error', (err) => o.logger.warn({ err: errorText(err) }, 'HTTP endpoint error'));
-  const address = server.address() as AddressInfo;
+  let address: { address: string; family: string; port: number };
+  try {
+    address = await listening;
+  } catch (err) {
+    await worker.terminate();
+    throw err;
+  }
   const url = `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 
   const lag: LoopLagMonitor = monitorLoopLag({
@@ -146,32 +192,12 @@ export async function openHttpEndpoint(o: HttpEndpointOptions): Promise<HttpEndp
       report = render;
     },
     notReady,
-    close: () => {
+    close: async () => {
       lag.stop();
-      return closeServer(server);
+      if (closing) return exited;
+      closing = true;
+      send({ type: 'close' });
+      await exited;
     },
   };
-}
-
-function reply(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', ...headers });
-  res.end(res.req.method === 'HEAD' ? undefined : body);
-}
-
-function splitHostPort(listen: string): { host: string; port: number } {
-  const colon = listen.lastIndexOf(':');
-  const host = listen.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(listen.slice(colon + 1)) };
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => server.closeAllConnections(), 1000);
-    force.unref();
-    server.close(() => {
-      clearTimeout(force);
-      resolve();
-    });
-    server.closeIdleConnections();
-  });
 }

@@ -3,6 +3,7 @@
  * start rather than a surprise later.
  */
 import type { Logger } from 'pino';
+import { MAX_PAYLOAD_BYTES } from '../../core/message.js';
 
 /**
  * Credentials kept out of argv: files read at connect time. (User and password, or a token, may
@@ -34,6 +35,8 @@ export interface NatsOptions {
   readonly deadLetterMaxAgeMs?: number;
   /** The dead-letter stream holds at most this many bytes, dropping the oldest; 0 = no limit. Default 1 GiB. */
   readonly deadLetterMaxBytes?: number;
+  /** A dead letter larger than this keeps only its first 1 KiB in the dead-letter stream (`--max-message-bytes`). Default 64 KiB. */
+  readonly maxMessageBytes?: number;
   /** Credentials from files. */
   readonly auth?: NatsAuth;
   /** Consumer ack wait: a lease not extended for this long is redelivered. Default 30 s. */
@@ -81,6 +84,7 @@ export function resolveNatsOptions(opts: NatsOptions): ResolvedNatsOptions {
     deadLetterStream: opts.deadLetterStream ?? `${stream}_DEAD`,
     deadLetterMaxAgeMs: opts.deadLetterMaxAgeMs ?? 30 * 86_400_000,
     deadLetterMaxBytes: opts.deadLetterMaxBytes ?? 2 ** 30,
+    maxMessageBytes: opts.maxMessageBytes ?? MAX_PAYLOAD_BYTES,
     auth: opts.auth ?? {},
     ackWaitMs: opts.ackWaitMs ?? 30_000,
     maxDeliver: opts.maxDeliver ?? -1,

@@ -17,6 +17,7 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { errorText } from '../../core/errors.js';
 import type { ResolvedNatsOptions } from './options.js';
+import { DEAD_LETTER_PREFIX_BYTES } from '../../core/message.js';
 
 /** What the settler reads and marks on a delivery. */
 export interface Settleable {
@@ -131,7 +132,13 @@ export class Settler {
     meta.set('Mayhem-Original-Stream', this.#options.stream);
     meta.set('Mayhem-Original-Sequence', String(d.streamSequence));
     meta.set('Mayhem-Deliveries', String(d.deliveryCount));
-    await this.#js.publish(this.#options.deadLetterSubject, d.data, {
+    // A message over the limit is not copied whole a second time: its size and first 1 KiB.
+    let data = d.data;
+    if (data.byteLength > this.#options.maxMessageBytes) {
+      meta.set('Mayhem-Original-Bytes', String(data.byteLength));
+      data = data.subarray(0, DEAD_LETTER_PREFIX_BYTES);
+    }
+    await this.#js.publish(this.#options.deadLetterSubject, data, {
       headers: meta,
       msgID: `${this.#options.stream}-${d.streamSequence}-dead`,
       timeout: this.#options.requestTimeoutMs,
