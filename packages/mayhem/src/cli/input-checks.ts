@@ -24,6 +24,9 @@ export const OTHER_MAYHEM_ENV: readonly string[] = [
   'MAYHEM_BENCH_USAGE',
   'MAYHEM_NODE_CACHE',
   'MAYHEM_CI_LINES',
+  // Fault switch for the storage worker's tests (storage/sqlite/worker-storage.ts).
+  'MAYHEM_SQLITE_WORKER_CRASH_AFTER',
+  'MAYHEM_BENCH_PYTHON',
 ];
 
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
