@@ -248,6 +248,7 @@ export interface Config {
   json: boolean;
   restartCommand: string | undefined;
   restartShell: boolean;
+  restartEnv: string | undefined;
   restartTimeout: number;
   restartUrl: string | undefined;
   restartHeaders: string | undefined;

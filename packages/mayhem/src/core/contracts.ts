@@ -215,11 +215,46 @@ export class RestartRejected extends RestartFailed {
 }
 
 /**
+ * Raised by executors when the restart could not even start for want of a resource of this machine
+ * (descriptors, memory, processes: EMFILE, ENFILE, ENOMEM, EAGAIN): certainly not restarted, and
+ * nothing about the host or the message is wrong. The pipeline retries it with backoff for as long
+ * as the pressure lasts (not counted against `--restart-attempts`), and tells the fault once per
+ * episode rather than once per message.
+ */
+export class RestartNotStarted extends RestartFailed {
+  override readonly name = 'RestartNotStarted';
+
+  constructor(
+    message: string,
+    /** The error code (EMFILE, …). */
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * Raised by executors that stopped on abort before the restart could take effect: a cancellation
  * (its name is `AbortError`) that is known not to have restarted anything, so it is not in doubt.
  */
 export class RestartCancelled extends RestartFailed {
   override readonly name = 'AbortError';
+}
+
+/**
+ * A restart whose outcome is unknown: it may have taken effect (a command killed mid-run, a request
+ * sent and never answered). Not a `RestartFailed`, so the pipeline leaves the restart in doubt and a
+ * redelivery does not run it again. An expected fault (a timeout), told in one line by the pipeline;
+ * any other error an executor throws is a bug. `cancelled`: it ended because shutdown aborted it
+ * (named `AbortError`, so it counts as a cancellation, not as a restart failure).
+ */
+export class OutcomeUnknown extends Error {
+  override readonly name: string;
+
+  constructor(message: string, cancelled = false) {
+    super(message);
+    this.name = cancelled ? 'AbortError' : 'OutcomeUnknown';
+  }
 }
 
 /**

@@ -72,6 +72,12 @@ export interface Failure {
   readonly kind: 'failed' | 'cancelled' | 'conflict' | 'rejected' | 'unrecorded' | 'deferred';
   /** `deferred` only: the rail's verdict. */
   readonly verdict?: Verdict;
+  /**
+   * An expected fault (the database failing or locked or full, a restart that timed out), already
+   * told by its dependency's own lines: not the central handler's "Handling general error", which is
+   * for bugs.
+   */
+  readonly expected?: boolean;
 }
 
 export class Job implements HandleEnd {
@@ -82,6 +88,8 @@ export class Job implements HandleEnd {
   claim: RestartClaim | undefined = undefined;
   /** Restart attempts made during this delivery (0 when it was skipped). */
   restartAttempts = 0;
+  /** Of the executor's tries, those that could not start for want of a resource (not attempts). */
+  notStarted = 0;
   extensions = 0;
   /** A restart slot (--max-concurrent-restarts) is held from the rails' go to the executor's end. */
   slot = false;

@@ -172,7 +172,8 @@ export class MessagePipeline {
         this.#branchEnded(job);
       },
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, false);
+        // The database's fault: its health tells it (once), not the central handler.
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, false);
         job.save = 'failed';
         this.#branchEnded(job);
       },
@@ -234,6 +235,7 @@ export class MessagePipeline {
   close(): void {
     this.storageHealth.close();
     this.brokerHealth.close();
+    this.#restart.close();
     this.#extensions.clear();
   }
 

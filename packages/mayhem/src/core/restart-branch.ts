@@ -6,10 +6,12 @@
  */
 import type { Logger } from 'pino';
 import type { CallLedger, ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
-import { RestartFailed, RestartRejected } from './contracts.js';
+import { OutcomeUnknown, RestartFailed, RestartNotStarted, RestartRejected } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
+import { FaultEpisode } from './fault-episode.js';
+import { describeResourceFault } from './resource-fault.js';
 import type { Job } from './job.js';
 import type { AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
@@ -53,11 +55,16 @@ export class RestartBranch {
   readonly #releasing: RetriedStep;
   // Webhook calls per message, kept with its record (--http-max-calls): one object for every job.
   readonly #calls: CallLedger;
+  // Restarts that could not start for want of a resource: told once per episode, not per message.
+  readonly #notStarted: FaultEpisode;
 
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
     this.#o = options;
     this.#d = deps;
     const { storage, logger, counters, storageHealth: dependency, runner } = deps;
+    this.#notStarted = new FaultEpisode(`Restart executor (${options.executorName})`, logger, {
+      meanwhile: 'the restarts that could not start are retried with backoff (none is in doubt)',
+    });
     this.#calls = {
       read: (messageId) => storage.readCalls(messageId),
       record: (messageId, count) => storage.recordCalls(messageId, count),
@@ -82,7 +89,7 @@ export class RestartBranch {
       // Granted after the job ended (an escaped error): the host goes straight back.
       afterEnd: (job) => deps.hostGuard.release(job.host),
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
         this.final(job, 'failed');
       },
     };
@@ -98,7 +105,7 @@ export class RestartBranch {
       },
       succeeded: (job, verdict) => this.#railsDecided(job, verdict as Verdict | undefined),
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
         this.final(job, 'failed');
       },
     };
@@ -111,7 +118,7 @@ export class RestartBranch {
       succeeded: (job, claimed) => this.#claimed(job, (claimed as Claimed).found, (claimed as Claimed).mode),
       // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
         this.#release(job);
       },
     };
@@ -120,7 +127,7 @@ export class RestartBranch {
     this.#restarting = {
       kind: 'stoppable',
       run: (job, n) => {
-        job.restartAttempts = n;
+        job.restartAttempts = n - job.notStarted;
         return deps.executor.restart(job.host, job.signal, {
           messageId: job.messageId,
           instanceName: job.request.instanceName,
@@ -130,9 +137,21 @@ export class RestartBranch {
         });
       },
       retry: (job, err, n) => {
-        counters.increment('restart_failed');
-        if (n >= options.restartAttempts || !(err instanceof RestartFailed) || err instanceof RestartRejected)
-          return false;
+        // The machine is short of descriptors or memory: nothing ran, nothing about this message is
+        // wrong. Waited out with backoff (not one of its attempts), and told once per episode.
+        const notStarted = err instanceof RestartNotStarted;
+        if (notStarted) {
+          job.notStarted += 1;
+          this.#notStarted.failed(describeResourceFault(err.code));
+        } else {
+          counters.increment('restart_failed');
+          if (
+            n - job.notStarted >= options.restartAttempts ||
+            !(err instanceof RestartFailed) ||
+            err instanceof RestartRejected
+          )
+            return false;
+        }
         // The kill switch stops retries too: what has not started does not start.
         if (deps.rails?.paused === true) {
           job.fail(
@@ -144,6 +163,14 @@ export class RestartBranch {
             true,
           );
           return false;
+        }
+        if (notStarted) {
+          if (logger.isLevelEnabled('debug'))
+            logger.debug(
+              { messageId: job.messageId, host: job.host, err: errorText(err) },
+              `Restart of ${job.host} could not start; retrying`,
+            );
+          return true;
         }
         logger.error(
           { messageId: job.messageId, host: job.host, attempt: n },
@@ -174,7 +201,8 @@ export class RestartBranch {
         this.#slotFree(job);
         const deferred = job.failure?.kind === 'deferred' ? job.failure.verdict : undefined;
         const kind = isAbort(err, job.signal) ? 'cancelled' : err instanceof RestartRejected ? 'rejected' : 'failed';
-        if (deferred === undefined) job.fail({ error: err, kind }, true);
+        // A restart that timed out (its outcome unknown) is told below; any other error is a bug.
+        if (deferred === undefined) job.fail({ error: err, kind, expected: err instanceof OutcomeUnknown }, true);
         // Not restarted for sure: stopped between attempts, or the executor said so.
         if (betweenAttempts || err instanceof RestartFailed) {
           if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
@@ -212,6 +240,11 @@ export class RestartBranch {
       // Given up at shutdown: the claim stays, so a redelivery finds the restart in doubt (never twice).
       failed: (job) => this.final(job, 'failed'),
     };
+  }
+
+  /** Close the fault episode still open (its last line) and its timer. */
+  close(): void {
+    this.#notStarted.close();
   }
 
   /** Start the branch: take the host (the rest follows). */

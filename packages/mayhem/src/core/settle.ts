@@ -97,7 +97,8 @@ export class Settler {
     // A rail said "not now": nothing failed, nothing to record but the audit entry already made.
     if (failure.kind === 'deferred') return this.#defer(job, failure.verdict?.delayMs ?? 0);
     const { logger } = this.#d;
-    if (!(failure.error instanceof RestartFailed) && failure.kind !== 'conflict') {
+    // Kept for bugs: an expected fault (the database, a restart that timed out) was told where it happened.
+    if (failure.expected !== true && !(failure.error instanceof RestartFailed) && failure.kind !== 'conflict') {
       const text = errorText(failure.error);
       logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
     }
