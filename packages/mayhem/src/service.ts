@@ -114,6 +114,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       random,
       instance,
       executorName: config.executor,
+      experiment: config.experiment,
       hostTemplate: parseHostTemplate(config.hostTemplate),
       maxInFlight: config.maxInFlight,
       // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.

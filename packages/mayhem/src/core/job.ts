@@ -27,7 +27,7 @@
  */
 import type { Delivery, RestartClaim } from './contracts.js';
 import type { RestartRequest } from './message.js';
-import type { Verdict } from './rails.js';
+import type { AuditEntry, Verdict } from './rails.js';
 
 export type RestartState =
   | 'waiting-host'
@@ -95,6 +95,12 @@ export class Job implements HandleEnd {
   slot = false;
   /** A rail's skip (denied, too soon, busy): acked, and the reason recorded. */
   skip: Verdict | undefined = undefined;
+  /**
+   * Audit rows that ride on the job's next record write, in its transaction: the restart's
+   * `restarted` row (never durable without the record that the restart is done, nor the reverse),
+   * its `in-doubt` row, a recovered one. Cleared once written.
+   */
+  audit: AuditEntry[] | undefined = undefined;
   /** Record attempts made after shutdown cancelled the job (they are bounded then). */
   attemptsAfterCancel = 0;
   /** The first reason not to ack; a restart's failure replaces a save's (it says more). */

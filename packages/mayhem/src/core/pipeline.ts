@@ -58,6 +58,8 @@ export interface PipelineOptions {
   readonly instance?: string;
   /** The executor's name in the audit trail (default mock). */
   readonly executorName?: string;
+  /** `--experiment`: stamped on the audit rows written with records (the control stamps the rest). */
+  readonly experiment?: string | undefined;
   /** Monotonic clock in ms (tests pass a fake one). */
   readonly now?: () => number;
   /** `--host-template`: the host of a request that carries none (default `{instance}.example.net`). */
@@ -141,6 +143,7 @@ export class MessagePipeline {
         claimMode: options.dryRun ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim',
         instance: options.instance ?? `${hostname()}:${process.pid}`,
         executorName: options.executorName ?? 'mock',
+        experiment: options.experiment,
       },
       {
         storage,

@@ -13,7 +13,7 @@ import { errorText } from './errors.js';
 import { FaultEpisode } from './fault-episode.js';
 import { describeResourceFault } from './resource-fault.js';
 import type { Job } from './job.js';
-import type { AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
+import type { AuditEntry, AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
 import { isAbort } from './timing.js';
 
@@ -26,6 +26,8 @@ export interface RestartBranchOptions {
   /** Who decides, for the audit trail. */
   readonly instance: string;
   readonly executorName: string;
+  /** The experiment every audit row belongs to (`--experiment`), for the rows written with records. */
+  readonly experiment?: string | undefined;
 }
 
 export interface RestartBranchDeps {
@@ -57,11 +59,15 @@ export class RestartBranch {
   readonly #calls: CallLedger;
   // Restarts that could not start for want of a resource: told once per episode, not per message.
   readonly #notStarted: FaultEpisode;
+  // The `restarted` and `in-doubt` rows are written with the records (crash-safe) where the storage
+  // keeps the audit trail itself; else they go to the control like every other row.
+  readonly #auditWithRecords: boolean;
 
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
     this.#o = options;
     this.#d = deps;
     const { storage, logger, counters, storageHealth: dependency, runner } = deps;
+    this.#auditWithRecords = deps.control !== undefined && storage.control !== undefined;
     this.#notStarted = new FaultEpisode(`Restart executor (${options.executorName})`, logger, {
       meanwhile: 'the restarts that could not start are retried with backoff (none is in doubt)',
     });
@@ -180,7 +186,8 @@ export class RestartBranch {
       },
       succeeded: (job) => {
         counters.increment('restarted');
-        this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
+        // Written with the record that the restart is done (below, or the ack's), in its transaction.
+        this.#auditDurably(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
         if (logger.isLevelEnabled('info'))
           logger.info(
             { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
@@ -209,7 +216,10 @@ export class RestartBranch {
           else if (kind !== 'cancelled') this.#audit(job, kind, errorText(err));
           return this.#release(job);
         }
-        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${errorText(err)}`);
+        // One in-doubt row per message: rides on this delivery's failure record; a redelivery that
+        // finds it written adds none.
+        if (job.claim !== 'in-doubt-audited')
+          this.#auditDurably(job, 'in-doubt', `ended without saying whether it happened: ${errorText(err)}`);
         logger.error(
           { messageId: job.messageId, host: job.host, err: errorText(err) },
           `Restart of ${job.host} ended without saying whether it happened (${errorText(err)}); leaving it in doubt: a redelivery will not restart it again`,
@@ -222,9 +232,12 @@ export class RestartBranch {
     this.#recordingRestart = {
       kind: 'durable',
       dependency,
-      run: (job) => storage.markRestarted(job.messageId, job.restartAttempts),
+      run: (job) => storage.markRestarted(job.messageId, job.restartAttempts, undefined, job.audit),
       retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'record the restart of'),
-      succeeded: (job) => this.final(job, 'done'),
+      succeeded: (job) => {
+        job.audit = undefined;
+        this.final(job, 'done');
+      },
       failed: (job, err) => {
         job.fail({ error: err, kind: 'unrecorded' }, true);
         this.final(job, 'failed');
@@ -327,11 +340,21 @@ export class RestartBranch {
         return this.final(job, 'failed');
       }
       case 'done':
+      case 'done-unaudited':
         counters.increment('restart_skipped');
         this.#audit(job, 'already-done', 'a redelivery of a message whose restart is recorded');
+        // Its `restarted` row was lost (written apart from the record by an older mayhem): written
+        // now, with this delivery's record.
+        if (found === 'done-unaudited')
+          this.#auditDurably(
+            job,
+            'restarted',
+            'recovered: the restart is recorded as done, and its audit row was missing (written by a redelivery)',
+          );
         logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
         return this.final(job, 'skipped');
       case 'in-doubt':
+      case 'in-doubt-audited':
         if (mode === 'claim-in-doubt') {
           logger.warn(
             at,
@@ -340,11 +363,13 @@ export class RestartBranch {
           break;
         }
         counters.increment('restart_in_doubt');
-        this.#audit(
-          job,
-          'in-doubt',
-          'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again',
-        );
+        // One in-doubt row per message, whatever the deliveries that find it.
+        if (found === 'in-doubt')
+          this.#auditDurably(
+            job,
+            'in-doubt',
+            'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again',
+          );
         logger.warn(
           at,
           `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`,
@@ -374,7 +399,18 @@ export class RestartBranch {
   }
 
   #audit(job: Job, outcome: AuditOutcome, reason: string): void {
-    this.#d.control?.audit({
+    this.#d.control?.audit(this.#entry(job, outcome, reason));
+  }
+
+  /** A row written with the job's next record, in its transaction (see Job.audit). */
+  #auditDurably(job: Job, outcome: AuditOutcome, reason: string): void {
+    if (!this.#auditWithRecords) return this.#audit(job, outcome, reason);
+    const entry = { ...this.#entry(job, outcome, reason), experiment: this.#o.experiment ?? '' };
+    (job.audit ??= []).push(entry);
+  }
+
+  #entry(job: Job, outcome: AuditOutcome, reason: string): AuditEntry {
+    return {
       at: Date.now(),
       instance: this.#o.instance,
       host: job.host,
@@ -383,7 +419,7 @@ export class RestartBranch {
       executor: this.#o.executorName,
       outcome,
       reason,
-    });
+    };
   }
 }
 

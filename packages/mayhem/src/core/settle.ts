@@ -8,7 +8,7 @@
  * lease (`unsettled`): a redelivery will find that restart in doubt rather than run it again.
  */
 import type { Logger } from 'pino';
-import { RestartFailed, type DeadLetter, type Storage } from './contracts.js';
+import { isInDoubt, RestartFailed, type DeadLetter, type Storage } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
@@ -53,11 +53,13 @@ export class Settler {
           extensions: job.extensions,
           attempts: job.restartAttempts,
           restartDone: job.restart === 'restarted',
-          restartInDoubt: job.claim === 'in-doubt' && job.restart === 'skipped',
+          restartInDoubt: isInDoubt(job.claim) && job.restart === 'skipped',
           skipReason: job.skip?.reason,
+          audit: job.audit,
         }),
       retry: (job, err, n) => this.#recordRetry(job, err, n, 'the ack'),
       succeeded: (job) => {
+        job.audit = undefined;
         if (job.restart === 'restarted') this.#d.restartRecorded(job);
         this.#d.runner.when(job, job.delivery.ack(), this.#acked, this.#escape);
       },
@@ -67,9 +69,11 @@ export class Settler {
     this.#recordingFailure = {
       kind: 'durable',
       dependency: deps.storageHealth,
-      run: (job) => this.#d.storage.markFailed(job.messageId, errorText(job.failure?.error), job.restartAttempts),
+      run: (job) =>
+        this.#d.storage.markFailed(job.messageId, errorText(job.failure?.error), job.restartAttempts, job.audit),
       retry: (job, err, n) => this.#recordRetry(job, err, n, 'the failure'),
       succeeded: (job) => {
+        job.audit = undefined;
         const delay = backoffDelay(job.delivery.deliveryCount, this.#o.nackBackoff, this.#o.random);
         this.#d.runner.when(job, job.delivery.nack(delay), (j) => this.#nacked(j, delay), this.#escape);
       },
@@ -160,7 +164,9 @@ export class Settler {
     const payload = Buffer.from(job.delivery.data).toString('utf8');
     // A reused messageId's record belongs to the request that used it first: leave that record alone.
     const request = job.failure?.kind === 'conflict' ? undefined : job.request;
-    return { request, payload, reason: this.#reason(job), deliveries: job.delivery.deliveryCount };
+    // A conflict's rows are about another request's record: they stay with this job (none are durable then).
+    const audit = request === undefined ? undefined : job.audit;
+    return { request, payload, reason: this.#reason(job), deliveries: job.delivery.deliveryCount, audit };
   }
 
   #reason(job: Job): string {

@@ -24,6 +24,8 @@ export interface MessageRow {
   skip_reason?: string;
   http_calls?: number;
   http_calls_failed?: number;
+  restart_audited?: true;
+  in_doubt_audited?: true;
 }
 
 /** A folded patch as the write statement takes it (strings made storable). */
@@ -46,6 +48,8 @@ export function messageRow(p: RecordPatch): MessageRow {
   if (p.skipReason !== null) row.skip_reason = text(p.skipReason);
   if (p.httpCalls > 0) row.http_calls = p.httpCalls;
   if (p.httpCallsFailed > 0) row.http_calls_failed = p.httpCallsFailed;
+  if (p.restartAudited) row.restart_audited = true;
+  if (p.inDoubtAudited) row.in_doubt_audited = true;
   return row;
 }
 

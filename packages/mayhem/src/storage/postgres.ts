@@ -24,7 +24,7 @@ import type {
   RestartClaim,
   Storage,
 } from '../core/contracts.js';
-import type { FleetControl } from '../core/rails.js';
+import type { AuditEntry, FleetControl } from '../core/rails.js';
 import { PgFleetControl } from './postgres-control.js';
 import { PgExperimentStore } from './postgres-experiments.js';
 import type { ExperimentStore } from '../core/experiment.js';
@@ -121,7 +121,26 @@ interface DeadLetterRow {
  * `lazy`: the write may commit without waiting for its WAL flush (markAcked only; see WRITE_SQL).
  * A batch commits lazily only when every write in it is lazy.
  */
-type Write = { readonly patch?: RecordPatch; readonly dead?: DeadLetterRow; readonly lazy?: boolean };
+type Write = {
+  readonly patch?: RecordPatch;
+  readonly dead?: DeadLetterRow;
+  readonly lazy?: boolean;
+  /** Audit rows written by the same statement (see Storage.markRestarted). */
+  readonly audit?: readonly AuditEntry[] | undefined;
+};
+
+/** An audit row as the write statement's third JSON array takes it. */
+interface AuditRowIn {
+  at: number;
+  instance: string;
+  host: string;
+  message_id: string;
+  executor: string;
+  outcome: string;
+  reason: string;
+  instance_name: string;
+  experiment: string;
+}
 
 // The merge rules of record-patch.ts, in SQL: a batch's writes to one message are folded into one
 // patch (runWrites), and ON CONFLICT folds it into the stored row the same way. Change one, change
@@ -134,19 +153,25 @@ WITH dl AS (
   ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
     payload = EXCLUDED.payload, reason = EXCLUDED.reason,
     deliveries = greatest(dead_letters.deliveries, EXCLUDED.deliveries)
+), au AS (
+  INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment)
+  SELECT to_timestamp(a.at / 1000.0), a.instance, a.host, a.message_id, a.executor, a.outcome, a.reason, a.instance_name, a.experiment
+  FROM json_to_recordset($4::json) AS a(at float8, instance text, host text, message_id text, executor text, outcome text,
+    reason text, instance_name text, experiment text)
 )
 INSERT INTO messages AS m (
   message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
   restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason,
-  http_calls, http_calls_failed)
+  http_calls, http_calls_failed, restart_audited, in_doubt_audited)
 SELECT t.message_id, t.instance_name, t.hostname, to_timestamp(t.published_at / 1000.0), coalesce(t.saved, false),
   coalesce(t.deliveries, 0), coalesce(t.restarted, false), coalesce(t.restart_attempts, 0), CASE WHEN t.restarted THEN now() END,
   coalesce(t.acked, false), coalesce(t.extensions, 0), CASE WHEN t.acked THEN now() END, coalesce(t.dead_lettered, false),
   t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason,
-  coalesce(t.http_calls, 0), coalesce(t.http_calls_failed, 0)
+  coalesce(t.http_calls, 0), coalesce(t.http_calls_failed, 0), coalesce(t.restart_audited, false), coalesce(t.in_doubt_audited, false)
 FROM json_to_recordset($1::json) AS t(message_id text, instance_name text, hostname text, published_at float8, saved boolean,
   deliveries int, restarted boolean, restart_attempts int, acked boolean, extensions int, dead_lettered boolean, last_error text,
-  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text, http_calls int, http_calls_failed int)
+  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text, http_calls int, http_calls_failed int,
+  restart_audited boolean, in_doubt_audited boolean)
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY t.message_id
 ON CONFLICT (message_id) DO UPDATE SET
@@ -169,6 +194,8 @@ ON CONFLICT (message_id) DO UPDATE SET
   last_error       = coalesce(EXCLUDED.last_error, m.last_error),
   http_calls       = greatest(m.http_calls, EXCLUDED.http_calls),
   http_calls_failed = greatest(m.http_calls_failed, EXCLUDED.http_calls_failed),
+  restart_audited  = m.restart_audited OR EXCLUDED.restart_audited,
+  in_doubt_audited = m.in_doubt_audited OR EXCLUDED.in_doubt_audited,
   updated_at       = now()`;
 
 // Reads the restart state of each claimed message (as MessageRecord/restartStateOf define it) and, in
@@ -181,14 +208,16 @@ WITH input AS (
   SELECT input.*,
     CASE WHEN msg.message_id IS NULL THEN 'free'
          WHEN msg.instance_name IS NOT NULL AND msg.instance_name <> input.instance_name THEN 'conflict'
-         WHEN msg.restarted THEN 'done'
+         WHEN msg.restarted AND msg.restart_audited THEN 'done'
+         WHEN msg.restarted THEN 'done-unaudited'
+         WHEN msg.restart_claimed > msg.restart_released AND msg.in_doubt_audited THEN 'in-doubt-audited'
          WHEN msg.restart_claimed > msg.restart_released THEN 'in-doubt'
          ELSE 'free' END AS state
   FROM input LEFT JOIN messages msg ON msg.message_id = input.message_id
 ), claimed AS (
   INSERT INTO messages AS m (message_id, instance_name, hostname, published_at, restart_claimed)
   SELECT message_id, instance_name, hostname, to_timestamp(published_at / 1000.0), delivery FROM found
-  WHERE (state = 'free' AND mode <> 'look') OR (state = 'in-doubt' AND mode = 'claim-in-doubt')
+  WHERE (state = 'free' AND mode <> 'look') OR (state IN ('in-doubt', 'in-doubt-audited') AND mode = 'claim-in-doubt')
   ORDER BY message_id
   ON CONFLICT (message_id) DO UPDATE SET
     instance_name   = coalesce(m.instance_name, EXCLUDED.instance_name),
@@ -312,8 +341,13 @@ class PgStorage implements PostgresStorage {
     return this.#write({ patch: savePatch(request, deliveryCount) }, signal);
   }
 
-  markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-    return this.#write({ patch: restartedPatch(messageId, attempts) }, signal);
+  markRestarted(
+    messageId: string,
+    attempts: number,
+    signal?: AbortSignal,
+    audit?: readonly AuditEntry[],
+  ): Promise<void> {
+    return this.#write({ patch: restartedPatch(messageId, attempts, audit), audit }, signal);
   }
 
   releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
@@ -332,12 +366,16 @@ class PgStorage implements PostgresStorage {
   // ack) is what prevents a second restart, and the broker, not this row, decides redelivery. A
   // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
-    // Carrying the restart-done record, it commits durably like markRestarted.
-    return this.#durably({ patch: ackPatch(record), lazy: record.restartDone !== true });
+    // Carrying the restart-done record or audit rows, it commits durably like markRestarted.
+    return this.#durably({
+      patch: ackPatch(record),
+      lazy: record.restartDone !== true && record.audit === undefined,
+      audit: record.audit,
+    });
   }
 
-  markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-    return this.#durably({ patch: failurePatch(messageId, error, attempts) });
+  markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void> {
+    return this.#durably({ patch: failurePatch(messageId, error, attempts, audit), audit });
   }
 
   deadLetter(entry: DeadLetter): Promise<void> {
@@ -350,6 +388,7 @@ class PgStorage implements PostgresStorage {
         deliveries: entry.deliveries,
       },
       patch: req && deadLetterPatch(req, entry),
+      audit: entry.audit,
     });
   }
 
@@ -466,9 +505,11 @@ class PgStorage implements PostgresStorage {
     const patches = new Map<string, RecordPatch>();
     const dead: DeadLetterRow[] = [];
     const deadById = new Map<string, DeadLetterRow>();
+    const audit: AuditRowIn[] = [];
     let lazy = true;
     for (const w of batch) {
       if (w.lazy !== true) lazy = false;
+      if (w.audit !== undefined) for (const e of w.audit) audit.push(auditRowIn(e));
       const d = w.dead;
       if (d?.message_id != null) {
         // One row per parsed message, as ON CONFLICT cannot touch a row twice.
@@ -487,7 +528,7 @@ class PgStorage implements PostgresStorage {
       await this.#pool.query({
         name: 'mayhem_write',
         text: WRITE_SQL,
-        values: [JSON.stringify(rows), JSON.stringify(dead.concat([...deadById.values()])), lazy],
+        values: [JSON.stringify(rows), JSON.stringify(dead.concat([...deadById.values()])), lazy, JSON.stringify(audit)],
       });
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL write failed: ${describe(error)}`, { cause: error });
@@ -523,6 +564,20 @@ class PgStorage implements PostgresStorage {
     for (const k of again) results[k] = (await this.#runClaims([claims[k]!]))[0]!;
     return results;
   }
+}
+
+function auditRowIn(e: AuditEntry): AuditRowIn {
+  return {
+    at: e.at,
+    instance: text(e.instance),
+    host: text(e.host),
+    message_id: text(e.messageId),
+    executor: text(e.executor),
+    outcome: e.outcome,
+    reason: text(e.reason),
+    instance_name: text(e.instanceName ?? ''),
+    experiment: text(e.experiment ?? ''),
+  };
 }
 
 const RECORD_ATTEMPTS = 8; // ~ 50+100+...+1000 ms ≈ 5 s of retrying

@@ -24,6 +24,7 @@ import type {
   UnfinishedReport,
 } from '../core/contracts.js';
 import type { RestartRequest } from '../core/message.js';
+import type { AuditEntry } from '../core/rails.js';
 import { SqliteFleetControl } from './sqlite-control.js';
 import { SqliteExperimentStore } from './sqlite-experiments.js';
 import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
@@ -108,8 +109,8 @@ export interface SqliteStorage extends Storage {
 // property test compares them.
 const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
   restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
-  created_at, updated_at, restarted_at, acked_at, skip_reason, http_calls, http_calls_failed)
-  VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+  created_at, updated_at, restarted_at, acked_at, skip_reason, http_calls, http_calls_failed, restart_audited, in_doubt_audited)
+  VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 const UPDATE_ROW = `UPDATE message_rows SET
   instance_name    = coalesce(instance_name, ?),
   hostname         = coalesce(hostname, ?),
@@ -130,12 +131,17 @@ const UPDATE_ROW = `UPDATE message_rows SET
   acked_at         = coalesce(acked_at, ?),
   skip_reason      = coalesce(skip_reason, ?),
   http_calls       = max(http_calls, ?),
-  http_calls_failed = max(http_calls_failed, ?)
+  http_calls_failed = max(http_calls_failed, ?),
+  restart_audited  = max(restart_audited, ?),
+  in_doubt_audited = max(in_doubt_audited, ?)
 WHERE id = ?`;
 
 const SQL = {
   restartState: `SELECT instance_name AS instanceName, restarted, restart_claimed AS restartClaimed, restart_released AS restartReleased,
-                 http_calls AS httpCalls, http_calls_failed AS httpCallsFailed FROM message_rows WHERE id = ?`,
+                 http_calls AS httpCalls, http_calls_failed AS httpCallsFailed, restart_audited AS restartAudited,
+                 in_doubt_audited AS inDoubtAudited FROM message_rows WHERE id = ?`,
+  insertAudit: `INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   insertRow: INSERT_ROW,
   updateRow: UPDATE_ROW,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
@@ -176,6 +182,8 @@ class Op {
     readonly claimMode: ReadKind | undefined,
     /** Dead letters only: the entry for the dead_letters table. */
     readonly deadLetter: DeadLetter | undefined,
+    /** Audit rows written in the same transaction as the patch (see Storage.markRestarted). */
+    readonly audit: readonly AuditEntry[] | undefined,
     readonly signal: AbortSignal | undefined,
     readonly resolve: (value: Result) => void,
     readonly reject: (reason: unknown) => void,
@@ -189,6 +197,8 @@ interface StoredRestart {
   restartReleased: number;
   httpCalls: number;
   httpCallsFailed: number;
+  restartAudited: number;
+  inDoubtAudited: number;
 }
 
 const DEFAULT_MAX_BATCH = 2_000;
@@ -231,6 +241,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     updateRow: db.prepare(SQL.updateRow),
     deadLetterParsed: db.prepare(SQL.deadLetterParsed),
     deadLetterMalformed: db.prepare(SQL.deadLetterMalformed),
+    insertAudit: db.prepare(SQL.insertAudit),
   };
   // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite-checkpoint.ts).
   let paused = false;
@@ -303,6 +314,19 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
       if (op.signal?.aborted) continue; // settled as aborted after the commit
+      if (op.audit !== undefined)
+        for (const e of op.audit)
+          st.insertAudit.run(
+            e.at,
+            e.instance,
+            e.host,
+            e.messageId,
+            e.executor,
+            e.outcome,
+            e.reason,
+            e.instanceName ?? '',
+            e.experiment ?? '',
+          );
       const d = op.deadLetter;
       if (d !== undefined) {
         if (d.request === undefined) st.deadLetterMalformed.run(d.payload, d.reason, d.deliveries, now);
@@ -360,6 +384,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           p.skipReason,
           p.httpCalls,
           p.httpCallsFailed,
+          +p.restartAudited,
+          +p.inDoubtAudited,
         );
       } else if (
         st.updateRow.run(
@@ -383,6 +409,8 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
           p.skipReason,
           p.httpCalls,
           p.httpCallsFailed,
+          +p.restartAudited,
+          +p.inDoubtAudited,
           row,
         ).changes !== 1
       ) {
@@ -461,11 +489,12 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     signal: AbortSignal | undefined,
     claimMode?: ReadKind,
     deadLetter?: DeadLetter,
+    audit?: readonly AuditEntry[],
   ): Promise<T> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
     return new Promise<T>((res, rej) => {
-      queue.push(new Op(patch, claimMode, deadLetter, signal, res as (v: Result) => void, rej));
+      queue.push(new Op(patch, claimMode, deadLetter, audit, signal, res as (v: Result) => void, rej));
       schedule();
     });
   }
@@ -498,8 +527,13 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       return enqueue<undefined>(savePatch(request, deliveryCount), signal);
     },
 
-    markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-      return enqueue<undefined>(restartedPatch(messageId, attempts), signal);
+    markRestarted(
+      messageId: string,
+      attempts: number,
+      signal?: AbortSignal,
+      audit?: readonly AuditEntry[],
+    ): Promise<void> {
+      return enqueue<undefined>(restartedPatch(messageId, attempts, audit), signal, undefined, undefined, audit);
     },
 
     releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
@@ -507,11 +541,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     markAcked(record: AckRecord): Promise<void> {
-      return enqueue<undefined>(ackPatch(record), undefined);
+      return enqueue<undefined>(ackPatch(record), undefined, undefined, undefined, record.audit);
     },
 
-    markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-      return enqueue<undefined>(failurePatch(messageId, error, attempts), undefined);
+    markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void> {
+      return enqueue<undefined>(failurePatch(messageId, error, attempts, audit), undefined, undefined, undefined, audit);
     },
 
     readCalls(messageId: string): Promise<CallCount> {
@@ -523,7 +557,13 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     deadLetter(entry: DeadLetter): Promise<void> {
-      return enqueue<undefined>(entry.request && deadLetterPatch(entry.request, entry), undefined, undefined, entry);
+      return enqueue<undefined>(
+        entry.request && deadLetterPatch(entry.request, entry),
+        undefined,
+        undefined,
+        entry,
+        entry.audit,
+      );
     },
 
     async close(): Promise<void> {
@@ -583,6 +623,8 @@ function merged(row: StoredRestart | undefined, patch: RecordPatch | undefined):
       restarted: row.restarted === 1,
       restartClaimed: row.restartClaimed,
       restartReleased: row.restartReleased,
+      restartAudited: row.restartAudited === 1,
+      inDoubtAudited: row.inDoubtAudited === 1,
     };
   }
   return {
@@ -590,6 +632,8 @@ function merged(row: StoredRestart | undefined, patch: RecordPatch | undefined):
     restarted: row?.restarted === 1 || patch.restarted,
     restartClaimed: Math.max(row?.restartClaimed ?? 0, patch.restartClaimed),
     restartReleased: Math.max(row?.restartReleased ?? 0, patch.restartReleased),
+    restartAudited: row?.restartAudited === 1 || patch.restartAudited,
+    inDoubtAudited: row?.inDoubtAudited === 1 || patch.inDoubtAudited,
   };
 }
 
