@@ -69,7 +69,7 @@ export class RestartBranch {
     const { storage, logger, counters, storageHealth: dependency, runner } = deps;
     this.#auditWithRecords = deps.control !== undefined && storage.control !== undefined;
     this.#notStarted = new FaultEpisode(`Restart executor (${options.executorName})`, logger, {
-      meanwhile: 'the restarts that could not start are retried with backoff (none is in doubt)',
+      meanwhile: 'the restarts that could not start are retried with backoff (nothing ran: not in doubt)',
     });
     this.#calls = {
       read: (messageId) => storage.readCalls(messageId),
