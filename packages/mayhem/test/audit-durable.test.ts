@@ -40,7 +40,8 @@ describe('the audit rows of a restart ride on its records', () => {
       storage: (memory) => ({
         ...memory,
         // The ack record (which carries the restart) fails once: no row may appear before it is written.
-        markAcked: (record) => (++acks === 1 ? Promise.reject(new Error('database is locked')) : memory.markAcked(record)),
+        markAcked: (record) =>
+          ++acks === 1 ? Promise.reject(new Error('database is locked')) : memory.markAcked(record),
       }),
     });
     const id = r.publish('cattle-aaaa');
@@ -106,7 +107,9 @@ describe('a restart that could not start for want of a resource', () => {
   it('is retried with backoff until it runs (not one of its attempts), told once, never in doubt', async () => {
     const r = rig({
       executor: new FakeExecutor((_host, nth) =>
-        nth <= 6 ? { latencyMs: 0, error: new RestartNotStarted('could not start: EMFILE', 'EMFILE') } : { latencyMs: 10 },
+        nth <= 6
+          ? { latencyMs: 0, error: new RestartNotStarted('could not start: EMFILE', 'EMFILE') }
+          : { latencyMs: 10 },
       ),
       pipeline: { restartAttempts: 2 },
     });

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MAIN, type Line } from './helpers/cli.js';
+import { cli, MAIN, type Line } from './helpers/cli.js';
 import { freePort } from './helpers/postgres.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-emfile-'));
@@ -125,4 +125,38 @@ describe('descriptors run out mid-run (ulimit -n 256, idle sockets on --http)', 
       file.close();
     }
   }, 120_000);
+});
+
+describe('expected faults are told as faults, not as bugs', () => {
+  it('a restart timeout: one line naming it per restart, in doubt, never "Handling general error"', async () => {
+    const run = cli([
+      'run',
+      '--executor',
+      'command',
+      '--restart-command',
+      'sleep 5',
+      '--restart-timeout',
+      '200ms',
+      '--leashed',
+      'false',
+      '--db',
+      'memory:',
+      '--count',
+      '3',
+      '--publish-rate',
+      '20',
+      '--nack-delay',
+      '100ms',
+      '--log-format',
+      'json',
+    ]);
+    const { code } = await run.exited;
+    expect(code, run.stderr()).toBe(0);
+    const said = (re: RegExp): string[] => run.lines.filter((l) => re.test(l.msg)).map((l) => l.msg);
+    expect(said(/Handling general error/)).toEqual([]);
+    const timedOut = said(/ended without saying whether it happened \(the restart command for .* ran past 200ms/);
+    expect(timedOut.length).toBeGreaterThanOrEqual(1);
+    // Each timed-out restart is told once where it happened, and its redelivery finds it in doubt.
+    expect(said(/^Restart of .* is in doubt/).length).toBeGreaterThanOrEqual(1);
+  }, 60_000);
 });

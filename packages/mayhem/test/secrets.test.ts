@@ -201,7 +201,8 @@ describe("the restart command's environment (issue 23)", () => {
     expect(files).toHaveLength(5);
     for (const f of files) {
       const env = readFileSync(join(dumps, f), 'utf8');
-      for (const secret of [NATS_SECRET, PG_SECRET, OTHER_SECRET]) expect(env, `${f} holds ${secret}`).not.toContain(secret);
+      for (const secret of [NATS_SECRET, PG_SECRET, OTHER_SECRET])
+        expect(env, `${f} holds ${secret}`).not.toContain(secret);
       const names = env
         .split('\n')
         .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l))

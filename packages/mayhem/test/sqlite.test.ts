@@ -146,7 +146,9 @@ describe('sqlite storage', () => {
     expect(db.pragma('user_version', { simple: true })).toBe(6);
     db.close();
     const s = openSqliteStorage({ path, logger: silent });
-    expect(await s.claimRestart({ messageId: 'm-done', instanceName: 'web-1', publishedAt: 1 }, 2, 'look')).toBe('done');
+    expect(await s.claimRestart({ messageId: 'm-done', instanceName: 'web-1', publishedAt: 1 }, 2, 'look')).toBe(
+      'done',
+    );
     expect(await s.claimRestart({ messageId: 'm-doubt', instanceName: 'web-2', publishedAt: 1 }, 2, 'look')).toBe(
       'in-doubt-audited',
     );
