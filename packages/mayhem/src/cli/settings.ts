@@ -469,12 +469,7 @@ export const SETTINGS = {
     default: false,
     commands: RUN,
   },
-  restartEnv: {
-    kind: 'string',
-    flag: 'restart-env',
-    help: '--executor command: environment variables passed on to the command besides PATH, HOME, LANG and the MAYHEM_HOST… fields, comma-separated (nothing else of mayhem\'s environment reaches it)',
-    commands: RUN,
-  },
+  restartEnv: { kind: 'string', flag: 'restart-env', help: 'command: env vars to pass on, e.g. A,B', commands: RUN },
   restartTimeout: {
     kind: 'duration',
     flag: 'restart-timeout',

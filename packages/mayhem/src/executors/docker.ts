@@ -139,7 +139,10 @@ export class DockerRestartExecutor implements RestartExecutor {
         // No connection for want of descriptors or memory: retried until there are (not a fault of the far end).
         const resource = resourceFaultOf(err);
         if (resource !== undefined)
-          throw new RestartNotStarted(`could not connect for the restart of ${hostname}: ${describeResourceFault(resource)}`, resource);
+          throw new RestartNotStarted(
+            `could not connect for the restart of ${hostname}: ${describeResourceFault(resource)}`,
+            resource,
+          );
         if (err.why === 'abort') throw new RestartCancelled(`Restart of ${what} cancelled before its request was sent`);
         throw new RestartFailed(
           err.why === 'timeout'

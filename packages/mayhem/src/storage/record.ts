@@ -109,7 +109,6 @@ export function claimWrites(mode: ClaimMode, found: RestartClaim): boolean {
   return (found === 'free' && mode !== 'look') || (isInDoubt(found) && mode === 'claim-in-doubt');
 }
 
-
 /** Rejected by every operation after `close()`. */
 export function closedError(): Error {
   return new Error('storage is closed');

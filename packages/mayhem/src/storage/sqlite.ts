@@ -51,7 +51,9 @@ import {
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 import { IdIndex } from './sqlite-id-index.js';
 import { readUnfinished } from './sqlite-unfinished.js';
-import { isUuid, KEY_SQL, LEGACY_FILES, migrate } from './sqlite-schema.js';
+import { LEGACY_FILES, migrate } from './sqlite-schema.js';
+import { prepareRowWriter, writeRows } from './sqlite-rows.js';
+import { auditParams, INSERT_AUDIT_SQL } from './audit-row.js';
 
 export { SCHEMA_VERSION } from './sqlite-schema.js';
 
@@ -103,47 +105,11 @@ export interface SqliteStorage extends Storage {
   readonly retention: Pick<Pruner, 'stats' | 'pass'>;
 }
 
-// The merge rules of record-patch.ts, in SQL: a flush folds its writes to one message into one
-// patch, and this upsert folds that patch into the stored row the same way (a neutral patch value,
-// 0 / false / NULL, keeps the stored one). Change one, change the other: the storage contract's
-// property test compares them.
-const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
-  restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
-  created_at, updated_at, restarted_at, acked_at, skip_reason, http_calls, http_calls_failed, restart_audited, in_doubt_audited)
-  VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-const UPDATE_ROW = `UPDATE message_rows SET
-  instance_name    = coalesce(instance_name, ?),
-  hostname         = coalesce(hostname, ?),
-  published_at     = coalesce(published_at, ?),
-  restarted        = max(restarted, ?),
-  restart_claimed  = max(restart_claimed, ?),
-  restart_released = max(restart_released, ?),
-  restart_in_doubt = max(restart_in_doubt, ?),
-  restart_attempts = max(restart_attempts, ?),
-  saved            = max(saved, ?),
-  acked            = max(acked, ?),
-  extensions       = max(extensions, ?),
-  deliveries       = max(deliveries, ?),
-  dead_lettered    = max(dead_lettered, ?),
-  last_error       = coalesce(?, last_error),
-  updated_at       = ?,
-  restarted_at     = coalesce(restarted_at, ?),
-  acked_at         = coalesce(acked_at, ?),
-  skip_reason      = coalesce(skip_reason, ?),
-  http_calls       = max(http_calls, ?),
-  http_calls_failed = max(http_calls_failed, ?),
-  restart_audited  = max(restart_audited, ?),
-  in_doubt_audited = max(in_doubt_audited, ?)
-WHERE id = ?`;
-
 const SQL = {
   restartState: `SELECT instance_name AS instanceName, restarted, restart_claimed AS restartClaimed, restart_released AS restartReleased,
                  http_calls AS httpCalls, http_calls_failed AS httpCallsFailed, restart_audited AS restartAudited,
                  in_doubt_audited AS inDoubtAudited FROM message_rows WHERE id = ?`,
-  insertAudit: `INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  insertRow: INSERT_ROW,
-  updateRow: UPDATE_ROW,
+  insertAudit: INSERT_AUDIT_SQL,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
            payload = excluded.payload, reason = excluded.reason, deliveries = max(deliveries, excluded.deliveries)`,
@@ -237,12 +203,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
 
   const st = {
     restartState: db.prepare<[number], StoredRestart>(SQL.restartState),
-    insertRow: db.prepare(SQL.insertRow),
-    updateRow: db.prepare(SQL.updateRow),
     deadLetterParsed: db.prepare(SQL.deadLetterParsed),
     deadLetterMalformed: db.prepare(SQL.deadLetterMalformed),
     insertAudit: db.prepare(SQL.insertAudit),
   };
+  const rowWriter = prepareRowWriter(db);
   // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite-checkpoint.ts).
   let paused = false;
   const checkpointer =
@@ -314,19 +279,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
       if (op.signal?.aborted) continue; // settled as aborted after the commit
-      if (op.audit !== undefined)
-        for (const e of op.audit)
-          st.insertAudit.run(
-            e.at,
-            e.instance,
-            e.host,
-            e.messageId,
-            e.executor,
-            e.outcome,
-            e.reason,
-            e.instanceName ?? '',
-            e.experiment ?? '',
-          );
+      if (op.audit !== undefined) for (const e of op.audit) st.insertAudit.run(...auditParams(e));
       const d = op.deadLetter;
       if (d !== undefined) {
         if (d.request === undefined) st.deadLetterMalformed.run(d.payload, d.reason, d.deliveries, now);
@@ -350,73 +303,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       }
       p.write(patch);
     }
-    let writes = 0;
-    for (const [messageId, { row, patch: p }] of pending) {
-      if (p === undefined) continue;
-      writes++;
-      const restartedAt = p.restarted ? now : null;
-      const ackedAt = p.acked ? now : null;
-      if (row == null) {
-        const uuid = isUuid(messageId) ? 1 : 0;
-        st.insertRow.run(
-          ids.allocate(messageId),
-          uuid,
-          messageId,
-          messageId,
-          p.instanceName,
-          p.hostname,
-          p.publishedAt,
-          +p.restarted,
-          p.restartClaimed,
-          p.restartReleased,
-          +p.restartInDoubt,
-          p.restartAttempts,
-          +p.saved,
-          +p.acked,
-          p.extensions,
-          p.deliveries,
-          +p.deadLettered,
-          p.lastError,
-          now,
-          now,
-          restartedAt,
-          ackedAt,
-          p.skipReason,
-          p.httpCalls,
-          p.httpCallsFailed,
-          +p.restartAudited,
-          +p.inDoubtAudited,
-        );
-      } else if (
-        st.updateRow.run(
-          p.instanceName,
-          p.hostname,
-          p.publishedAt,
-          +p.restarted,
-          p.restartClaimed,
-          p.restartReleased,
-          +p.restartInDoubt,
-          p.restartAttempts,
-          +p.saved,
-          +p.acked,
-          p.extensions,
-          p.deliveries,
-          +p.deadLettered,
-          p.lastError,
-          now,
-          restartedAt,
-          ackedAt,
-          p.skipReason,
-          p.httpCalls,
-          p.httpCallsFailed,
-          +p.restartAudited,
-          +p.inDoubtAudited,
-          row,
-        ).changes !== 1
-      ) {
-        throw new Error(`row ${row} of message ${JSON.stringify(messageId)} is missing`);
-      }
-    }
+    const writes = writeRows(rowWriter, ids, pending, now);
     ids.drain();
     stats.rowWrites += writes;
   });
@@ -545,7 +432,13 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void> {
-      return enqueue<undefined>(failurePatch(messageId, error, attempts, audit), undefined, undefined, undefined, audit);
+      return enqueue<undefined>(
+        failurePatch(messageId, error, attempts, audit),
+        undefined,
+        undefined,
+        undefined,
+        audit,
+      );
     },
 
     readCalls(messageId: string): Promise<CallCount> {
