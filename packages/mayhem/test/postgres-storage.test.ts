@@ -132,6 +132,34 @@ describe('postgres storage', () => {
     expect(psqlAt(url, `SELECT acked, http_calls FROM messages WHERE message_id = 'm-old'`)).toEqual(['t|0']);
   });
 
+  it('migrates a version 6 database: its records read as audited (no row repeated), new ones say whether they are', async () => {
+    const { url } = await pgt.createDatabase();
+    const old = new pg.Client({ connectionString: url });
+    await old.connect();
+    await old.query(
+      'CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    for (const m of MIGRATIONS.filter((m) => m.version <= 6)) {
+      for (const sql of m.statements) await old.query(sql);
+      await old.query('INSERT INTO schema_version (version) VALUES ($1)', [m.version]);
+    }
+    await old.query(
+      `INSERT INTO messages (message_id, instance_name, hostname, saved, restarted, restart_claimed) VALUES
+         ('m6-done', 'web-1', 'web-1.example.net', true, true, 1), ('m6-doubt', 'web-2', 'web-2.example.net', true, false, 1)`,
+    );
+    await old.end();
+    const s = await openPostgresStorage({ url, logger: silent });
+    const r = (messageId: string, instanceName: string) => ({ messageId, instanceName, publishedAt: 1 });
+    expect(await s.claimRestart(r('m6-done', 'web-1'), 2, 'look')).toBe('done');
+    expect(await s.claimRestart(r('m6-doubt', 'web-2'), 2, 'look')).toBe('in-doubt-audited');
+    expect(await s.claimRestart(r('m7-new', 'web-3'), 1, 'claim')).toBe('free');
+    expect(await s.claimRestart(r('m7-new', 'web-3'), 2, 'look')).toBe('in-doubt');
+    await s.markRestarted('m7-new', 1);
+    expect(await s.claimRestart(r('m7-new', 'web-3'), 2, 'look')).toBe('done-unaudited');
+    await s.close();
+    expect(psqlAt(url, 'SELECT max(version) FROM schema_version')).toEqual(['7']);
+  });
+
   it('groups many concurrent writes into few statements, and reads likewise', async () => {
     const s = await open();
     const n = 3000;

@@ -165,6 +165,9 @@ describe("the restart command's environment (issue 23)", () => {
   it('holds none of the secrets the service was given: only PATH, HOME, LANG, the MAYHEM_HOST… fields and what --restart-env names', async () => {
     const dumps = mkdtempSync(join(tmpdir(), 'mayhem-env-'));
     const OTHER_SECRET = 'ApiT0kenS3cret';
+    // A database of its own: the fleet's settings stored by the runs above (leashed auto) stay theirs.
+    const own = new URL((await pgt.createDatabase()).url);
+    own.password = PG_SECRET;
     const stream = ['--stream', 'ENVS', '--subject', 'envs.restart'];
     const pub = await mayhem(['publish', '--broker', broker, '--count', '5', ...stream]);
     expect(pub.code, pub.out).toBe(0);
@@ -189,7 +192,7 @@ describe("the restart command's environment (issue 23)", () => {
       {
         // Secrets by every way the service takes them: MAYHEM_* settings, PG*, and any other variable.
         MAYHEM_BROKER: broker,
-        MAYHEM_DB: db,
+        MAYHEM_DB: own.toString(),
         PGPASSWORD: PG_SECRET,
         API_TOKEN: OTHER_SECRET,
         PASSED_ON: 'asked-for',
