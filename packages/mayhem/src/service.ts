@@ -124,6 +124,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       random,
       instance,
       executorName: config.executor,
+      experiment: config.experiment,
       hostTemplate: parseHostTemplate(config.hostTemplate),
       maxMessageBytes: config.maxMessageBytes,
       maxInFlight: config.maxInFlight,

@@ -180,6 +180,31 @@ describe('fleet on NATS JetStream + PostgreSQL', () => {
     );
     // A host is not restarted only when its instance died mid-restart: recorded in doubt, never repeated.
     expect(neverRestarted.every((id) => r.inDoubt.includes(id))).toBe(true);
+    // The audit trail against the journal (issue 23): each restart recorded as done has exactly one
+    // `restarted` row (written with its record, or recovered), each in doubt at most one `in-doubt`
+    // row, and every host the journal says was restarted has its row, or is in doubt (it ran, and its
+    // instance died before the record).
+    const q = queryOn(db.url);
+    const audit = await q<{ message_id: string; restarted: string; in_doubt: string }>(
+      `SELECT message_id, count(*) FILTER (WHERE outcome = 'restarted')::text AS restarted,
+              count(*) FILTER (WHERE outcome = 'in-doubt')::text AS in_doubt
+         FROM audit WHERE message_id = ANY($1::text[]) GROUP BY message_id`,
+      [published.ids],
+    );
+    const rowsOf = new Map(audit.map((a) => [a.message_id, a]));
+    const recorded = await q<{ message_id: string }>(
+      'SELECT message_id FROM messages WHERE restarted AND message_id = ANY($1::text[])',
+      [published.ids],
+    );
+    expect(recorded.filter((m) => rowsOf.get(m.message_id)?.restarted !== '1').map((m) => m.message_id)).toEqual([]);
+    expect(audit.filter((a) => Number(a.restarted) > 1 || Number(a.in_doubt) > 1)).toEqual([]);
+    const ranWithoutRow = published.ids.filter(
+      (id) =>
+        restarted.has(`${id.replace('chaos-', 'chaos-h')}.example.net`) &&
+        rowsOf.get(id)?.restarted !== '1' &&
+        !r.inDoubt.includes(id),
+    );
+    expect(ranWithoutRow).toEqual([]);
   });
 
   it('(4) PostgreSQL connections terminated mid-run: saves retry, nothing lost', async () => {

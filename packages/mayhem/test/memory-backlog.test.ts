@@ -8,6 +8,7 @@ import { seededRandom } from '../src/core/timing.js';
 import { runSimulatedPublisher } from '../src/publisher/simulated.js';
 import { openMemoryStorage } from '../src/storage/memory.js';
 import { FakeExecutor, rig, track } from './pipeline-harness.js';
+import { auditRow } from './storage-contract.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -138,7 +139,13 @@ describe('memory: storage keeps a bounded number of settled records (a long run 
     await storage.saveMessage(request('in-flight'), 1);
     for (let i = 0; i < 10; i++) {
       await storage.saveMessage(request(`m${i}`), 1);
-      await storage.markAcked({ messageId: `m${i}`, extensions: 0, attempts: 1, restartDone: true });
+      await storage.markAcked({
+        messageId: `m${i}`,
+        extensions: 0,
+        attempts: 1,
+        restartDone: true,
+        audit: [auditRow(`m${i}`, 'restarted')],
+      });
     }
     expect([...storage.records.keys()]).toEqual(['in-flight', 'm7', 'm8', 'm9']);
     expect(await storage.claimRestart(request('m9'), 2, 'look')).toBe('done');

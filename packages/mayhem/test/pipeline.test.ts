@@ -466,9 +466,9 @@ describe('the restart record', () => {
     const r = rig({
       storage: (memory) => ({
         ...memory,
-        markRestarted: (id, attempts, signal) => {
+        markRestarted: (id, attempts, signal, audit) => {
           restartRecords.push(id);
-          return memory.markRestarted(id, attempts, signal);
+          return memory.markRestarted(id, attempts, signal, audit);
         },
         markAcked: (record) => {
           heldWhileRecording = r.hostGuard.size;
@@ -496,8 +496,10 @@ describe('a restart that happened', () => {
         ...memory,
         // The save honours the signal and is slow, so the restart is recorded on its own.
         saveMessage: (request, n, signal) => sleep(1000, signal).then(() => memory.saveMessage(request, n, signal)),
-        markRestarted: (id, attempts, signal) =>
-          ++restartRecords === 1 ? Promise.reject(new Error('db hiccup')) : memory.markRestarted(id, attempts, signal),
+        markRestarted: (id, attempts, signal, audit) =>
+          ++restartRecords === 1
+            ? Promise.reject(new Error('db hiccup'))
+            : memory.markRestarted(id, attempts, signal, audit),
       }),
     });
     const id = r.publish('cattle-aaaa');

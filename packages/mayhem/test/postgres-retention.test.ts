@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
 import { RETENTION_LOCK_KEY } from '../src/storage/postgres-retention.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
+import { auditRow } from './storage-contract.js';
 
 const silent = pino({ level: 'silent' });
 let pgt: TestPostgres;
@@ -43,7 +44,13 @@ const age = (ids: string[], days: number) =>
 
 async function acked(s: PostgresStorage, id: string): Promise<void> {
   await Promise.all([s.claimRestart(req(id), 1, 'claim'), s.saveMessage(req(id), 1)]);
-  await s.markAcked({ messageId: id, extensions: 0, attempts: 1, restartDone: true });
+  await s.markAcked({
+    messageId: id,
+    extensions: 0,
+    attempts: 1,
+    restartDone: true,
+    audit: [auditRow(id, 'restarted')],
+  });
 }
 
 describe('postgres retention', () => {

@@ -13,7 +13,7 @@ import {
 import { MIGRATIONS } from '../src/storage/postgres-schema.js';
 import type { MessageRecord } from '../src/storage/record.js';
 import { freePort, startTestPostgres, type TestPostgres } from './helpers/postgres.js';
-import { describeStorageContract, request } from './storage-contract.js';
+import { auditRow, describeStorageContract, request } from './storage-contract.js';
 
 const silent = pino({ level: 'silent' });
 let pgt: TestPostgres;
@@ -38,9 +38,9 @@ function lazy(p: Promise<Storage>): Storage {
     claimRestart: (r, n, mode, signal) => p.then((s) => s.claimRestart(r, n, mode, signal)),
     releaseRestart: (id, n, a) => p.then((s) => s.releaseRestart(id, n, a)),
     saveMessage: (r, n, signal) => p.then((s) => s.saveMessage(r, n, signal)),
-    markRestarted: (id, a, signal) => p.then((s) => s.markRestarted(id, a, signal)),
+    markRestarted: (id, a, signal, audit) => p.then((s) => s.markRestarted(id, a, signal, audit)),
     markAcked: (rec) => p.then((s) => s.markAcked(rec)),
-    markFailed: (id, e, a) => p.then((s) => s.markFailed(id, e, a)),
+    markFailed: (id, e, a, audit) => p.then((s) => s.markFailed(id, e, a, audit)),
     readCalls: (id) => p.then((s) => s.readCalls(id)),
     recordCalls: (id, c) => p.then((s) => s.recordCalls(id, c)),
     deadLetter: (d) => p.then((s) => s.deadLetter(d)),
@@ -70,7 +70,8 @@ function readRecords(ids: readonly string[]): (MessageRecord | undefined)[] {
     'saved', saved, 'acked', acked, 'extensions', extensions, 'deliveries', deliveries,
     'deadLettered', dead_lettered, 'lastError', last_error, 'createdAt', ${ms('created_at')},
     'updatedAt', ${ms('updated_at')}, 'restartedAt', ${ms('restarted_at')}, 'ackedAt', ${ms('acked_at')},
-    'httpCalls', http_calls, 'httpCallsFailed', http_calls_failed)
+    'httpCalls', http_calls, 'httpCallsFailed', http_calls_failed,
+    'restartAudited', restart_audited, 'inDoubtAudited', in_doubt_audited)
     FROM messages WHERE message_id IN (${ids.map(lit).join(', ')})`);
   const found = new Map(lines.map((l) => JSON.parse(l) as MessageRecord).map((r) => [r.messageId, r]));
   return ids.map((id) => found.get(id));
@@ -131,6 +132,34 @@ describe('postgres storage', () => {
     expect(psqlAt(url, `SELECT acked, http_calls FROM messages WHERE message_id = 'm-old'`)).toEqual(['t|0']);
   });
 
+  it('migrates a version 6 database: its records read as audited (no row repeated), new ones say whether they are', async () => {
+    const { url } = await pgt.createDatabase();
+    const old = new pg.Client({ connectionString: url });
+    await old.connect();
+    await old.query(
+      'CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
+    );
+    for (const m of MIGRATIONS.filter((m) => m.version <= 6)) {
+      for (const sql of m.statements) await old.query(sql);
+      await old.query('INSERT INTO schema_version (version) VALUES ($1)', [m.version]);
+    }
+    await old.query(
+      `INSERT INTO messages (message_id, instance_name, hostname, saved, restarted, restart_claimed) VALUES
+         ('m6-done', 'web-1', 'web-1.example.net', true, true, 1), ('m6-doubt', 'web-2', 'web-2.example.net', true, false, 1)`,
+    );
+    await old.end();
+    const s = await openPostgresStorage({ url, logger: silent });
+    const r = (messageId: string, instanceName: string) => ({ messageId, instanceName, publishedAt: 1 });
+    expect(await s.claimRestart(r('m6-done', 'web-1'), 2, 'look')).toBe('done');
+    expect(await s.claimRestart(r('m6-doubt', 'web-2'), 2, 'look')).toBe('in-doubt-audited');
+    expect(await s.claimRestart(r('m7-new', 'web-3'), 1, 'claim')).toBe('free');
+    expect(await s.claimRestart(r('m7-new', 'web-3'), 2, 'look')).toBe('in-doubt');
+    await s.markRestarted('m7-new', 1);
+    expect(await s.claimRestart(r('m7-new', 'web-3'), 2, 'look')).toBe('done-unaudited');
+    await s.close();
+    expect(psqlAt(url, 'SELECT max(version) FROM schema_version')).toEqual(['7']);
+  });
+
   it('groups many concurrent writes into few statements, and reads likewise', async () => {
     const s = await open();
     const n = 3000;
@@ -141,7 +170,17 @@ describe('postgres storage', () => {
     const done = await Promise.all(Array.from({ length: n }, (_, i) => s.claimRestart(request(10_000 + i), 1, 'look')));
     expect(done.every((d) => d === 'free')).toBe(true);
     expect(s.stats().readBatches).toBeLessThanOrEqual(10);
-    await Promise.all(Array.from({ length: n }, (_, i) => s.markRestarted(`m-${10_000 + i}`, 1)));
+    const before = s.stats().writeBatches;
+    await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        s.markRestarted(`m-${10_000 + i}`, 1, undefined, [auditRow(`m-${10_000 + i}`, 'restarted')]),
+      ),
+    );
+    // Each restart's audit row went in the statement that recorded it: no statement of their own.
+    expect(s.stats().writeBatches - before).toBeLessThanOrEqual(10);
+    expect(psql(`SELECT count(*) FROM audit WHERE message_id LIKE 'm-1____' AND outcome = 'restarted'`)).toEqual([
+      String(n),
+    ]);
     const doneNow = await Promise.all(
       Array.from({ length: n }, (_, i) => s.claimRestart(request(10_000 + i), 2, 'claim')),
     );

@@ -5,8 +5,9 @@
  * PG* variables as the way to keep the password out of argv.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';
@@ -157,5 +158,75 @@ describe('PG* variables keep the password out of argv', () => {
     const down = await mayhem(['run', '--db', 'postgres://'], { ...env, PGHOST: '127.0.0.1', PGPORT: '1' });
     expect(down.code).toBe(1);
     expect(down.out).toMatch(/^mayhem: cannot connect to PostgreSQL at 127\.0\.0\.1:1: /);
+  }, 60_000);
+});
+
+describe("the restart command's environment (issue 23)", () => {
+  it('holds none of the secrets the service was given: only PATH, HOME, LANG, the MAYHEM_HOST… fields and what --restart-env names', async () => {
+    const dumps = mkdtempSync(join(tmpdir(), 'mayhem-env-'));
+    const OTHER_SECRET = 'ApiT0kenS3cret';
+    // A database of its own: the fleet's settings stored by the runs above (leashed auto) stay theirs.
+    const own = new URL((await pgt.createDatabase()).url);
+    own.password = PG_SECRET;
+    const stream = ['--stream', 'ENVS', '--subject', 'envs.restart'];
+    const pub = await mayhem(['publish', '--broker', broker, '--count', '5', ...stream]);
+    expect(pub.code, pub.out).toBe(0);
+    const run = await mayhem(
+      [
+        'run',
+        ...stream,
+        '--dead-letter-subject',
+        'envs.dead',
+        '--executor',
+        'command',
+        '--restart-shell',
+        '--restart-command',
+        `env > '${dumps}'/"$MAYHEM_MESSAGE_ID"`,
+        '--restart-env',
+        'PASSED_ON',
+        '--leashed',
+        'false',
+        '--count',
+        '5',
+      ],
+      {
+        // Secrets by every way the service takes them: MAYHEM_* settings, PG*, and any other variable.
+        MAYHEM_BROKER: broker,
+        MAYHEM_DB: own.toString(),
+        PGPASSWORD: PG_SECRET,
+        API_TOKEN: OTHER_SECRET,
+        PASSED_ON: 'asked-for',
+        LANG: 'C.UTF-8',
+      },
+    );
+    expect(run.code, run.out).toBe(0);
+    const files = readdirSync(dumps);
+    expect(files).toHaveLength(5);
+    for (const f of files) {
+      const env = readFileSync(join(dumps, f), 'utf8');
+      for (const secret of [NATS_SECRET, PG_SECRET, OTHER_SECRET])
+        expect(env, `${f} holds ${secret}`).not.toContain(secret);
+      const names = env
+        .split('\n')
+        .filter((l) => /^[A-Za-z_][A-Za-z0-9_]*=/.test(l))
+        .map((l) => l.slice(0, l.indexOf('=')))
+        .filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)); // what /bin/sh sets itself
+      expect(names.sort()).toEqual(
+        [
+          'HOME',
+          'LANG',
+          'MAYHEM_ATTEMPT',
+          'MAYHEM_DELIVERY',
+          'MAYHEM_HOST',
+          'MAYHEM_INSTANCE',
+          'MAYHEM_MESSAGE_ID',
+          'PASSED_ON',
+          'PATH',
+        ].filter((n) => n !== 'HOME' || process.env['HOME'] !== undefined),
+      );
+      expect(env).toContain('PASSED_ON=asked-for');
+      expect(env).toContain(`MAYHEM_MESSAGE_ID=${f}`);
+    }
+    rmSync(dumps, { recursive: true, force: true });
   }, 60_000);
 });

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage } from '../src/storage/sqlite.js';
-import { request } from './storage-contract.js';
+import { auditRow, request } from './storage-contract.js';
 import { query, silent, tempDir } from './sqlite-helpers.js';
 
 const tmp = tempDir();
@@ -21,7 +21,7 @@ describe('sqlite group commit', () => {
   it('reads see the writes queued before them in the same flush', async () => {
     const s = openSqliteStorage({ path: tmp.file(), logger: silent });
     const [, done, other] = await Promise.all([
-      s.markRestarted('m-1', 1),
+      s.markRestarted('m-1', 1, undefined, [auditRow('m-1', 'restarted')]),
       s.claimRestart(request(1), 1, 'claim'),
       s.claimRestart(request(2), 1, 'claim'),
     ]);
@@ -29,7 +29,10 @@ describe('sqlite group commit', () => {
     expect(other).toBe('free');
     expect(s.stats.transactions).toBe(1);
     // ...and not the writes queued after them.
-    const [before] = await Promise.all([s.claimRestart(request(3), 1, 'look'), s.markRestarted('m-3', 1)]);
+    const [before] = await Promise.all([
+      s.claimRestart(request(3), 1, 'look'),
+      s.markRestarted('m-3', 1, undefined, [auditRow('m-3', 'restarted')]),
+    ]);
     expect(before).toBe('free');
     expect(await s.claimRestart(request(3), 2, 'look')).toBe('done');
     // A claim in the same flush as an earlier claim of the same message sees it (in doubt).
@@ -44,7 +47,12 @@ describe('sqlite group commit', () => {
   it('folds the writes to one message within a flush into one row write', async () => {
     const s = openSqliteStorage({ path: tmp.file(), logger: silent });
     await Promise.all(
-      Array.from({ length: 100 }, (_, i) => Promise.all([s.saveMessage(request(i), 1), s.markRestarted(`m-${i}`, 1)])),
+      Array.from({ length: 100 }, (_, i) =>
+        Promise.all([
+          s.saveMessage(request(i), 1),
+          s.markRestarted(`m-${i}`, 1, undefined, [auditRow(`m-${i}`, 'restarted')]),
+        ]),
+      ),
     );
     expect(s.stats.ops).toBe(200);
     expect(s.stats.rowWrites).toBe(100);
@@ -60,7 +68,10 @@ describe('sqlite group commit', () => {
     const lives = Array.from({ length: 5_000 }, async (_, i) => {
       const r = request(i);
       await s.claimRestart(r, 1, 'claim');
-      await Promise.all([s.saveMessage(r, 1), s.markRestarted(r.messageId, 1)]);
+      await Promise.all([
+        s.saveMessage(r, 1),
+        s.markRestarted(r.messageId, 1, undefined, [auditRow(r.messageId, 'restarted')]),
+      ]);
       await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 1 });
     });
     await Promise.all(lives);

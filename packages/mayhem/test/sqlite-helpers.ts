@@ -88,6 +88,8 @@ function toRecord(r: Row): MessageRecord {
     restartClaimed: r.restart_claimed,
     restartReleased: r.restart_released,
     restartInDoubt: r.restart_in_doubt === 1,
+    restartAudited: (r as { restart_audited?: number }).restart_audited === 1,
+    inDoubtAudited: (r as { in_doubt_audited?: number }).in_doubt_audited === 1,
     skipReason: (r as { skip_reason?: string | null }).skip_reason ?? null,
     restartAttempts: r.restart_attempts,
     httpCalls: r.http_calls,

@@ -12,6 +12,7 @@ import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage } from '../src/storage/sqlite.js';
 import { query, readRecord, silent, tempDir } from './sqlite-helpers.js';
+import { auditRow } from './storage-contract.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -29,7 +30,13 @@ async function life(s: ReturnType<typeof openSqliteStorage>, id: string): Promis
   const r = req(id);
   const [claim] = await Promise.all([s.claimRestart(r, 1, 'claim'), s.saveMessage(r, 1)]);
   expect(claim).toBe('free');
-  await s.markAcked({ messageId: id, extensions: 0, attempts: 1, restartDone: true });
+  await s.markAcked({
+    messageId: id,
+    extensions: 0,
+    attempts: 1,
+    restartDone: true,
+    audit: [auditRow(id, 'restarted')],
+  });
 }
 
 function invariants(path: string, expected: number): void {
@@ -78,7 +85,8 @@ describe('sqlite id index', () => {
       await Promise.all(ids.map(async (messageId) => {
         const r = { messageId, instanceName: 'cattle-ab12', publishedAt: 1 };
         await Promise.all([s.claimRestart(r, 1, 'claim'), s.saveMessage(r, 1)]);
-        await s.markAcked({ messageId, extensions: 0, attempts: 1, restartDone: true });
+        const audit = [{ at: 1, instance: 'w', host: 'h', instanceName: 'cattle-ab12', messageId, executor: 'mock', outcome: 'restarted', reason: '' }];
+        await s.markAcked({ messageId, extensions: 0, attempts: 1, restartDone: true, audit });
       }));
       process.stdout.write('written\\n');
       setInterval(() => {}, 1000);`;
@@ -191,7 +199,7 @@ describe('sqlite id index', () => {
     expect(await Promise.all(ids.map((id) => s.claimRestart(req(id), 2, 'look')))).toEqual([
       'done',
       'done',
-      'in-doubt',
+      'in-doubt-audited', // a record from before v7 reads as audited: its row is not written twice,
     ]);
     await s.close();
     invariants(path, 3);

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/cli/config.js';
 import { openSqliteStorage, type SqliteStorage } from '../src/storage/sqlite.js';
 import { query, silent, tempDir } from './sqlite-helpers.js';
+import { auditRow } from './storage-contract.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -15,9 +16,16 @@ afterAll(() => tmp.cleanup());
 const DAY = 86_400_000;
 const req = (messageId: string) => ({ messageId, instanceName: 'cattle-ab12', publishedAt: 1_700_000_000_000 });
 
-async function acked(s: SqliteStorage, id: string): Promise<void> {
+// With its restarted row, as the pipeline writes it (`audited` false: the file's size is the records' alone).
+async function acked(s: SqliteStorage, id: string, audited = true): Promise<void> {
   await Promise.all([s.claimRestart(req(id), 1, 'claim'), s.saveMessage(req(id), 1)]);
-  await s.markAcked({ messageId: id, extensions: 0, attempts: 1, restartDone: true });
+  await s.markAcked({
+    messageId: id,
+    extensions: 0,
+    attempts: 1,
+    restartDone: true,
+    audit: audited ? [auditRow(id, 'restarted')] : undefined,
+  });
 }
 async function deadLettered(s: SqliteStorage, id: string): Promise<void> {
   await s.saveMessage(req(id), 5);
@@ -116,7 +124,7 @@ describe('sqlite retention', () => {
     const s = openSqliteStorage({ path, logger: silent, now: () => clock, retentionMs: DAY, indexBatchAfter: 1_000 });
     const pages = (): number => query<{ n: number }>(path, 'SELECT page_count AS n FROM pragma_page_count()')[0]!.n;
     const day = async (): Promise<void> => {
-      for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: 1_000 }, () => acked(s, randomUUID())));
+      for (let i = 0; i < 5; i++) await Promise.all(Array.from({ length: 1_000 }, () => acked(s, randomUUID(), false)));
       clock += DAY / 2;
       await s.retention.pass();
     };

@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSqliteStorage } from '../src/storage/sqlite.js';
 import { query, silent, tempDir } from './sqlite-helpers.js';
+import { auditRow } from './storage-contract.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -37,7 +38,13 @@ describe('sqlite WAL bound', () => {
           written++;
           const id = randomUUID();
           await s.saveMessage({ messageId: id, instanceName: 'cattle-wal1', publishedAt: Date.now() }, 1);
-          await s.markAcked({ messageId: id, extensions: 0, attempts: 1, restartDone: true });
+          await s.markAcked({
+            messageId: id,
+            extensions: 0,
+            attempts: 1,
+            restartDone: true,
+            audit: [auditRow(id, 'restarted')],
+          });
         }
       }),
     );

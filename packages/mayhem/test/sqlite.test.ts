@@ -6,7 +6,7 @@ import type { Storage } from '../src/core/contracts.js';
 import { openSqliteStorage, SCHEMA_VERSION } from '../src/storage/sqlite.js';
 import { MAYHEM_APPLICATION_ID } from '../src/storage/sqlite-file.js';
 import { migrate } from '../src/storage/sqlite-schema.js';
-import { describeStorageContract, request } from './storage-contract.js';
+import { auditRow, describeStorageContract, request } from './storage-contract.js';
 import { query, readDeadLetters, readRecord, silent, tempDir } from './sqlite-helpers.js';
 
 const tmp = tempDir();
@@ -51,7 +51,7 @@ describe('sqlite storage', () => {
     const path = tmp.file();
     const a = openSqliteStorage({ path, logger: silent });
     await a.saveMessage(request(1), 1);
-    await a.markRestarted('m-1', 1);
+    await a.markRestarted('m-1', 1, undefined, [auditRow('m-1', 'restarted')]);
     await a.close();
     for (let i = 0; i < 2; i++) {
       const b = openSqliteStorage({ path, logger: silent });
@@ -128,6 +128,52 @@ describe('sqlite storage', () => {
     ]);
     expect(readRecord(path, 'm-old')).toMatchObject({ acked: true, hostname: 'web-1.example.net', httpCalls: 0 });
     expect(query<{ n: number }>(path, 'SELECT count(*) AS n FROM experiment_runs')).toEqual([{ n: 0 }]);
+  });
+
+  it('migrates a version 6 file: its records read as audited (no row repeated), new records say whether they are', async () => {
+    const path = tmp.file();
+    const db = new Database(path);
+    migrate(db, 6);
+    // A restart done and one in doubt, written by v6 (whose audit rows went apart from the records).
+    db.prepare(
+      `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, saved, restarted, restart_claimed, created_at, updated_at)
+       VALUES (1, 'm-done', 'web-1', 'web-1.example.net', 1, 1, 1, 1, 1, 1),
+              (2, 'm-doubt', 'web-2', 'web-2.example.net', 1, 1, 0, 1, 1, 1)`,
+    ).run();
+    db.prepare(
+      `INSERT INTO meta (key, value) VALUES ('indexed_below', 1) ON CONFLICT (key) DO UPDATE SET value = 1`,
+    ).run();
+    expect(db.pragma('user_version', { simple: true })).toBe(6);
+    db.close();
+    const s = openSqliteStorage({ path, logger: silent });
+    expect(await s.claimRestart({ messageId: 'm-done', instanceName: 'web-1', publishedAt: 1 }, 2, 'look')).toBe(
+      'done',
+    );
+    expect(await s.claimRestart({ messageId: 'm-doubt', instanceName: 'web-2', publishedAt: 1 }, 2, 'look')).toBe(
+      'in-doubt-audited',
+    );
+    // A record written now says for itself.
+    const fresh = { messageId: 'm-new', instanceName: 'web-3', publishedAt: 1 };
+    expect(await s.claimRestart(fresh, 1, 'claim')).toBe('free');
+    expect(await s.claimRestart(fresh, 2, 'look')).toBe('in-doubt');
+    await s.markRestarted('m-new', 1, undefined, [auditRow('m-new', 'restarted')]);
+    expect(await s.claimRestart(fresh, 2, 'look')).toBe('done');
+    await s.close();
+    expect(query<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version')).toEqual([{ v: 7 }]);
+    expect(
+      query<{ message_id: string; restart_audited: number; in_doubt_audited: number }>(
+        path,
+        'SELECT message_id, restart_audited, in_doubt_audited FROM messages ORDER BY id',
+      ),
+    ).toEqual([
+      { message_id: 'm-done', restart_audited: 1, in_doubt_audited: 1 },
+      { message_id: 'm-doubt', restart_audited: 1, in_doubt_audited: 1 },
+      { message_id: 'm-new', restart_audited: 1, in_doubt_audited: 0 },
+    ]);
+    // The row went in with the record, in its transaction.
+    expect(query<{ outcome: string }>(path, "SELECT outcome FROM audit WHERE message_id = 'm-new'")).toEqual([
+      { outcome: 'restarted' },
+    ]);
   });
 
   it('refuses a schema newer than it knows', () => {

@@ -6,6 +6,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { AckRecord, ClaimMode, DeadLetter, Storage } from '../src/core/contracts.js';
 import type { RestartRequest } from '../src/core/message.js';
+import type { AuditEntry, AuditOutcome } from '../src/core/rails.js';
 import { claimWrites, emptyRecord, restartStateOf, type MessageRecord } from '../src/storage/record.js';
 import {
   ackPatch,
@@ -39,6 +40,20 @@ export interface StorageHarness {
 /** A small seeded PRNG so fault-injection tests are reproducible (the one `--seed` uses). */
 export const seeded = seededRandom;
 
+/** An audit row of `outcome` for a message, as the pipeline writes it with a record. */
+export function auditRow(messageId: string, outcome: AuditOutcome, reason = ''): AuditEntry {
+  return {
+    at: 1_700_000_000_000,
+    instance: 'contract',
+    host: `${messageId}.example.net`,
+    instanceName: messageId,
+    messageId,
+    executor: 'mock',
+    outcome,
+    reason,
+  };
+}
+
 export function request(n: number): RestartRequest {
   return { messageId: `m-${n}`, instanceName: `cattle-${n % 97}`, publishedAt: 1_700_000_000_000 + n };
 }
@@ -49,7 +64,10 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       const s = h.open();
       const r = request(1);
       expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
-      await Promise.all([s.saveMessage(r, 1), s.markRestarted(r.messageId, 2)]);
+      await Promise.all([
+        s.saveMessage(r, 1),
+        s.markRestarted(r.messageId, 2, undefined, [auditRow(r.messageId, 'restarted')]),
+      ]);
       expect(await s.claimRestart(r, 2, 'claim')).toBe('done');
       await s.markAcked({ messageId: r.messageId, extensions: 3, attempts: 2 });
       const rec = h.read(s, r.messageId);
@@ -80,7 +98,13 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       const r = request(1006); // ids of their own: some harnesses share one database between tests
       await s.saveMessage(r, 1);
       expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
-      await s.markAcked({ messageId: r.messageId, extensions: 0, attempts: 2, restartDone: true });
+      await s.markAcked({
+        messageId: r.messageId,
+        extensions: 0,
+        attempts: 2,
+        restartDone: true,
+        audit: [auditRow(r.messageId, 'restarted')],
+      });
       expect(await s.claimRestart(r, 2, 'claim')).toBe('done');
       const rec = h.read(s, r.messageId);
       expect(rec).toMatchObject({ saved: true, restarted: true, restartAttempts: 2, acked: true });
@@ -219,11 +243,42 @@ export function describeStorageContract(name: string, h: StorageHarness): void {
       await s.releaseRestart(r.messageId, 2, 3);
       expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 2, restartReleased: 2, restartAttempts: 3 });
       expect(await s.claimRestart(r, 3, 'claim')).toBe('free');
-      await s.markRestarted(r.messageId, 1);
+      await s.markRestarted(r.messageId, 1, undefined, [auditRow(r.messageId, 'restarted')]);
       expect(await s.claimRestart(r, 4, 'claim-in-doubt')).toBe('done');
       // A release that arrives late (a retried write) never undoes the later claim's record.
       await s.releaseRestart(r.messageId, 2, 1);
       expect(h.read(s, r.messageId)).toMatchObject({ restartClaimed: 3, restartReleased: 2, restarted: true });
+      await s.close();
+    });
+
+    it('a restart recorded without its audit row is found done-unaudited until a record carries the row; an in-doubt row is found written', async () => {
+      const s = h.open();
+      const r = request(2903);
+      expect(await s.claimRestart(r, 1, 'claim')).toBe('free');
+      // Recorded as done by a writer that kept its audit row apart (an older mayhem): the row may be lost.
+      await s.markRestarted(r.messageId, 1);
+      expect(await s.claimRestart(r, 2, 'claim')).toBe('done-unaudited');
+      expect(h.read(s, r.messageId)).toMatchObject({ restarted: true, restartAudited: false });
+      // The redelivery's ack record carries the recovered row: from then on the restart is audited.
+      await s.markAcked({
+        messageId: r.messageId,
+        extensions: 0,
+        attempts: 0,
+        audit: [auditRow(r.messageId, 'restarted', 'recovered')],
+      });
+      expect(await s.claimRestart(r, 3, 'claim')).toBe('done');
+      expect(h.read(s, r.messageId)).toMatchObject({ restarted: true, restartAudited: true, acked: true });
+
+      // In doubt: the failure record carries its one in-doubt row; a later delivery finds it written.
+      const d = request(2904);
+      expect(await s.claimRestart(d, 1, 'claim')).toBe('free');
+      await s.markFailed(d.messageId, 'killed by the timeout', 1, [auditRow(d.messageId, 'in-doubt')]);
+      expect(await s.claimRestart(d, 2, 'claim')).toBe('in-doubt-audited');
+      expect(await s.claimRestart(d, 2, 'look')).toBe('in-doubt-audited');
+      expect(h.read(s, d.messageId)).toMatchObject({ inDoubtAudited: true, restartClaimed: 1 });
+      // --in-doubt restart claims it again all the same.
+      expect(await s.claimRestart(d, 2, 'claim-in-doubt')).toBe('in-doubt-audited');
+      expect(h.read(s, d.messageId)).toMatchObject({ restartClaimed: 2 });
       await s.close();
     });
 
@@ -354,7 +409,7 @@ let propertyRun = 0;
 type PropWrite =
   | { op: 'claim'; id: number; instance: number; delivery: number; mode: ClaimMode }
   | { op: 'save'; id: number; instance: number; deliveries: number }
-  | { op: 'restarted'; id: number; attempts: number }
+  | { op: 'restarted'; id: number; attempts: number; audited: boolean }
   | { op: 'release'; id: number; delivery: number; attempts: number }
   | {
       op: 'ack';
@@ -365,7 +420,7 @@ type PropWrite =
       inDoubt: boolean;
       skipReason: string | undefined;
     }
-  | { op: 'fail'; id: number; error: string; attempts: number }
+  | { op: 'fail'; id: number; error: string; attempts: number; inDoubtRow: boolean }
   | { op: 'calls'; id: number; calls: number; failed: number }
   | { op: 'deadLetter'; id: number; instance: number; reason: string; deliveries: number };
 
@@ -386,7 +441,7 @@ const writeArb: fc.Arbitrary<PropWrite> = fc.oneof(
     instance: instanceArb,
     deliveries: fc.integer({ min: 1, max: 5 }),
   }),
-  fc.record({ op: fc.constant('restarted' as const), id: idArb, attempts: countArb }),
+  fc.record({ op: fc.constant('restarted' as const), id: idArb, attempts: countArb, audited: fc.boolean() }),
   fc.record({
     op: fc.constant('release' as const),
     id: idArb,
@@ -407,6 +462,7 @@ const writeArb: fc.Arbitrary<PropWrite> = fc.oneof(
     id: idArb,
     error: fc.constantFrom('RestartFailed: boom', 'timeout'),
     attempts: countArb,
+    inDoubtRow: fc.boolean(),
   }),
   fc.record({ op: fc.constant('calls' as const), id: idArb, calls: countArb, failed: countArb }),
   fc.record({
@@ -452,6 +508,10 @@ function propDeadLetter(prefix: string, w: Extract<PropWrite, { op: 'deadLetter'
   return { request, payload: JSON.stringify(request), reason: w.reason, deliveries: w.deliveries };
 }
 
+function propRows(messageId: string, with_: boolean, outcome: AuditOutcome): AuditEntry[] | undefined {
+  return with_ ? [auditRow(messageId, outcome)] : undefined;
+}
+
 function issue(s: Storage, prefix: string, w: PropWrite): Promise<unknown> {
   const messageId = prefix + String(w.id);
   switch (w.op) {
@@ -460,13 +520,13 @@ function issue(s: Storage, prefix: string, w: PropWrite): Promise<unknown> {
     case 'save':
       return s.saveMessage(propRequest(prefix, w.id, w.instance), w.deliveries);
     case 'restarted':
-      return s.markRestarted(messageId, w.attempts);
+      return s.markRestarted(messageId, w.attempts, undefined, propRows(messageId, w.audited, 'restarted'));
     case 'release':
       return s.releaseRestart(messageId, w.delivery, w.attempts);
     case 'ack':
       return s.markAcked(propAck(prefix, w));
     case 'fail':
-      return s.markFailed(messageId, w.error, w.attempts);
+      return s.markFailed(messageId, w.error, w.attempts, propRows(messageId, w.inDoubtRow, 'in-doubt'));
     case 'calls':
       return s.recordCalls(messageId, { calls: w.calls, failed: w.failed });
     case 'deadLetter':
@@ -497,13 +557,19 @@ class PatchModel {
       case 'save':
         return this.#fold(w.id, savePatch(propRequest(p, w.id, w.instance), w.deliveries));
       case 'restarted':
-        return this.#fold(w.id, restartedPatch(p + String(w.id), w.attempts));
+        return this.#fold(
+          w.id,
+          restartedPatch(p + String(w.id), w.attempts, propRows(p + String(w.id), w.audited, 'restarted')),
+        );
       case 'release':
         return this.#fold(w.id, releasePatch(p + String(w.id), w.delivery, w.attempts));
       case 'ack':
         return this.#fold(w.id, ackPatch(propAck(p, w)));
       case 'fail':
-        return this.#fold(w.id, failurePatch(p + String(w.id), w.error, w.attempts));
+        return this.#fold(
+          w.id,
+          failurePatch(p + String(w.id), w.error, w.attempts, propRows(p + String(w.id), w.inDoubtRow, 'in-doubt')),
+        );
       case 'calls':
         return this.#fold(w.id, callsPatch(p + String(w.id), { calls: w.calls, failed: w.failed }));
       case 'deadLetter': {

@@ -251,6 +251,7 @@ export interface Config extends LimitsConfig {
   json: boolean;
   restartCommand: string | undefined;
   restartShell: boolean;
+  restartEnv: string | undefined;
   restartTimeout: number;
   restartUrl: string | undefined;
   restartHeaders: string | undefined;

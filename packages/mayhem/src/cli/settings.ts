@@ -470,6 +470,7 @@ export const SETTINGS = {
     default: false,
     commands: RUN,
   },
+  restartEnv: { kind: 'string', flag: 'restart-env', help: 'command: env vars to pass on, e.g. A,B', commands: RUN },
   restartTimeout: {
     kind: 'duration',
     flag: 'restart-timeout',

@@ -5,7 +5,7 @@
  */
 import type { RestartRequest } from './message.js';
 import type { ExperimentStore } from './experiment.js';
-import type { FleetControl } from './rails.js';
+import type { AuditEntry, FleetControl } from './rails.js';
 
 /** One delivery of a message, leased to this consumer until acked, nacked, dead-lettered or expired. */
 export interface Delivery {
@@ -51,11 +51,19 @@ export interface Publisher {
  * host guard, so no other delivery for that host changes it meanwhile):
  * - `free`: nothing recorded. With {@link ClaimMode} `claim` the delivery's intent is now recorded.
  * - `done`: the restart is recorded as done; it must not run again.
+ * - `done-unaudited`: the same, but its `restarted` audit row is missing (a record written by a
+ *   mayhem older than schema v7, whose audit rows were written apart): the delivery writes it, recovered.
  * - `in-doubt`: an earlier delivery recorded its intent and never how the restart ended — its process
  *   probably died mid-restart, so the host may or may not have been restarted.
+ * - `in-doubt-audited`: the same, and its one `in-doubt` audit row is written already.
  * - `conflict`: the messageId is recorded for another instance (an id reused for a different host).
  */
-export type RestartClaim = 'free' | 'done' | 'in-doubt' | 'conflict';
+export type RestartClaim = 'free' | 'done' | 'done-unaudited' | 'in-doubt' | 'in-doubt-audited' | 'conflict';
+
+/** `in-doubt`, its row audited or not. */
+export function isInDoubt(found: RestartClaim | undefined): boolean {
+  return found === 'in-doubt' || found === 'in-doubt-audited';
+}
 
 /**
  * `look`: only read (a dry run records nothing). `claim`: record this delivery's intent when the
@@ -80,6 +88,8 @@ export interface AckRecord {
   readonly restartInDoubt?: boolean;
   /** A rail refused the restart for good (denied, too soon, busy with --on-limit skip): why. */
   readonly skipReason?: string;
+  /** Audit rows written with this record, in the same transaction (see {@link Storage.markRestarted}). */
+  readonly audit?: readonly AuditEntry[] | undefined;
 }
 
 export interface DeadLetter {
@@ -92,6 +102,8 @@ export interface DeadLetter {
   readonly payload: string;
   readonly reason: string;
   readonly deliveries: number;
+  /** Audit rows written with this dead letter, in the same transaction. */
+  readonly audit?: readonly AuditEntry[] | undefined;
 }
 
 /**
@@ -117,8 +129,19 @@ export interface Storage {
    * instance a messageId was first recorded for (a reused id is a conflict, found by the claim).
    */
   saveMessage(request: RestartRequest, deliveryCount: number, signal?: AbortSignal): Promise<void>;
-  /** Durably record that the host restart for this message is done. */
-  markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * Durably record that the host restart for this message is done. `audit`: rows of the audit trail
+   * written in the same transaction (the `restarted` row): never the one without the other, so a
+   * crash cannot leave a restart done without its row. A record that carries a `restarted` row marks
+   * the restart audited, one with an `in-doubt` row marks its doubt audited (read by the claim:
+   * `done-unaudited`, `in-doubt-audited`); the same holds for every write that takes `audit`.
+   */
+  markRestarted(
+    messageId: string,
+    attempts: number,
+    signal?: AbortSignal,
+    audit?: readonly AuditEntry[],
+  ): Promise<void>;
   /**
    * Durably record that the restart claimed by delivery `deliveryCount` did not happen (the executor
    * said so), so a redelivery may try again instead of finding it in doubt.
@@ -131,7 +154,7 @@ export interface Storage {
   /** Durably record the webhook calls of this message (each count only grows: the highest stays). */
   recordCalls(messageId: string, count: CallCount): Promise<void>;
   /** Record a failed delivery (nacked back) with its last error. */
-  markFailed(messageId: string, error: string, attempts: number): Promise<void>;
+  markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void>;
   /** Store a dead letter (and mark the message record dead-lettered when it parsed). */
   deadLetter(entry: DeadLetter): Promise<void>;
   /** A guard that serialises restarts per host across every instance sharing this storage, if it has one. */
@@ -215,11 +238,46 @@ export class RestartRejected extends RestartFailed {
 }
 
 /**
+ * Raised by executors when the restart could not even start for want of a resource of this machine
+ * (descriptors, memory, processes: EMFILE, ENFILE, ENOMEM, EAGAIN): certainly not restarted, and
+ * nothing about the host or the message is wrong. The pipeline retries it with backoff for as long
+ * as the pressure lasts (not counted against `--restart-attempts`), and tells the fault once per
+ * episode rather than once per message.
+ */
+export class RestartNotStarted extends RestartFailed {
+  override readonly name = 'RestartNotStarted';
+
+  constructor(
+    message: string,
+    /** The error code (EMFILE, …). */
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * Raised by executors that stopped on abort before the restart could take effect: a cancellation
  * (its name is `AbortError`) that is known not to have restarted anything, so it is not in doubt.
  */
 export class RestartCancelled extends RestartFailed {
   override readonly name = 'AbortError';
+}
+
+/**
+ * A restart whose outcome is unknown: it may have taken effect (a command killed mid-run, a request
+ * sent and never answered). Not a `RestartFailed`, so the pipeline leaves the restart in doubt and a
+ * redelivery does not run it again. An expected fault (a timeout), told in one line by the pipeline;
+ * any other error an executor throws is a bug. `cancelled`: it ended because shutdown aborted it
+ * (named `AbortError`, so it counts as a cancellation, not as a restart failure).
+ */
+export class OutcomeUnknown extends Error {
+  override readonly name: string;
+
+  constructor(message: string, cancelled = false) {
+    super(message);
+    this.name = cancelled ? 'AbortError' : 'OutcomeUnknown';
+  }
 }
 
 /**

@@ -71,6 +71,12 @@ export interface Failure {
   readonly kind: 'failed' | 'cancelled' | 'conflict' | 'rejected' | 'unrecorded' | 'deferred';
   /** `deferred` only: the rail's verdict. */
   readonly verdict?: Verdict;
+  /**
+   * An expected fault (the database failing or locked or full, a restart that timed out), already
+   * told by its dependency's own lines: not the central handler's "Handling general error", which is
+   * for bugs.
+   */
+  readonly expected?: boolean;
 }
 
 /** What the machine reads of a job (core/job.ts's `Job`; tests may pass a plain object). */

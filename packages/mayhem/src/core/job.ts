@@ -9,7 +9,7 @@
 import type { Delivery, Progress, RestartClaim } from './contracts.js';
 import type { Failure, JobRules, MachineJob, Outcome, Phase, RestartState, SaveState } from './job-machine.js';
 import type { RestartRequest } from './message.js';
-import type { Verdict } from './rails.js';
+import type { AuditEntry, Verdict } from './rails.js';
 
 export type { Failure, Outcome, Phase, RestartState, SaveState } from './job-machine.js';
 
@@ -41,11 +41,19 @@ export abstract class Job implements HandleEnd, MachineJob {
   claim: RestartClaim | undefined = undefined;
   /** Restart attempts made during this delivery (0 when it was skipped). */
   restartAttempts = 0;
+  /** Of the executor's tries, those that could not start for want of a resource (not attempts). */
+  notStarted = 0;
   extensions = 0;
   /** A restart slot (--max-concurrent-restarts) is held from the rails' go to the executor's end. */
   slot = false;
   /** A rail's skip (denied, too soon, busy): acked, and the reason recorded. */
   skip: Verdict | undefined = undefined;
+  /**
+   * Audit rows that ride on the job's next record write, in its transaction: the restart's
+   * `restarted` row (never durable without the record that the restart is done, nor the reverse),
+   * its `in-doubt` row, a recovered one. Cleared once written.
+   */
+  audit: AuditEntry[] | undefined = undefined;
   /** Record attempts made after shutdown cancelled the job (they are bounded then). */
   attemptsAfterCancel = 0;
   /** The first reason not to ack; a restart's failure replaces a save's (it says more). */

@@ -61,6 +61,8 @@ export interface PipelineOptions {
   readonly instance?: string;
   /** The executor's name in the audit trail (default mock). */
   readonly executorName?: string;
+  /** `--experiment`: stamped on the audit rows written with records (the control stamps the rest). */
+  readonly experiment?: string | undefined;
   /** Monotonic clock in ms (tests pass a fake one). */
   readonly now?: () => number;
   /** `--host-template`: the host of a request that carries none (default `{instance}.example.net`). */
@@ -172,6 +174,7 @@ export class MessagePipeline {
         claimMode: options.dryRun ? 'look' : options.inDoubt === 'restart' ? 'claim-in-doubt' : 'claim',
         instance: options.instance ?? `${hostname()}:${process.pid}`,
         executorName: options.executorName ?? 'mock',
+        experiment: options.experiment,
       },
       {
         storage,
@@ -208,7 +211,8 @@ export class MessagePipeline {
         this.#drive(job, 'saved');
       },
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, false);
+        // The database's fault: its health tells it (once), not the central handler.
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, false);
         this.#drive(job, 'save-failed');
       },
     };
@@ -278,6 +282,7 @@ export class MessagePipeline {
   close(): void {
     this.storageHealth.close();
     this.brokerHealth.close();
+    this.#restart.close();
     this.#extensions.clear();
   }
 

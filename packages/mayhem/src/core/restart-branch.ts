@@ -7,13 +7,16 @@
  */
 import type { Logger } from 'pino';
 import type { CallLedger, ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
+import { OutcomeUnknown, RestartNotStarted } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
+import { FaultEpisode } from './fault-episode.js';
+import { describeResourceFault } from './resource-fault.js';
 import type { Job } from './job.js';
 import { RESTARTED, restartOutcomeOf, type RestartOutcome } from './restart-outcome.js';
 import { Effect, type Effects, type JobEvent } from './job-machine.js';
-import type { AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
+import type { AuditEntry, AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
 import { isAbort } from './timing.js';
 
@@ -26,6 +29,8 @@ export interface RestartBranchOptions {
   /** Who decides, for the audit trail. */
   readonly instance: string;
   readonly executorName: string;
+  /** The experiment every audit row belongs to (`--experiment`), for the rows written with records. */
+  readonly experiment?: string | undefined;
 }
 
 export interface RestartBranchDeps {
@@ -55,11 +60,20 @@ export class RestartBranch {
   readonly #releasing: RetriedStep;
   // Webhook calls per message, kept with its record (--http-max-calls): one object for every job.
   readonly #calls: CallLedger;
+  // Restarts that could not start for want of a resource: told once per episode, not per message.
+  readonly #notStarted: FaultEpisode;
+  // The `restarted` and `in-doubt` rows are written with the records (crash-safe) where the storage
+  // keeps the audit trail itself; else they go to the control like every other row.
+  readonly #auditWithRecords: boolean;
 
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
     this.#o = options;
     this.#d = deps;
     const { storage, logger, counters, storageHealth: dependency } = deps;
+    this.#auditWithRecords = deps.control !== undefined && storage.control !== undefined;
+    this.#notStarted = new FaultEpisode(`Restart executor (${options.executorName})`, logger, {
+      meanwhile: 'the restarts that could not start are retried with backoff (nothing ran: not in doubt)',
+    });
     this.#calls = {
       read: (messageId) => storage.readCalls(messageId),
       record: (messageId, count) => storage.recordCalls(messageId, count),
@@ -84,7 +98,7 @@ export class RestartBranch {
       // Granted after the job ended (an escaped error): the host goes straight back.
       afterEnd: (job) => deps.hostGuard.release(job.host),
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
         deps.drive(job, 'host-failed');
       },
     };
@@ -104,7 +118,7 @@ export class RestartBranch {
       },
       succeeded: (job, verdict) => this.#railsDecided(job, verdict as Verdict | undefined),
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
         deps.drive(job, 'rails-failed');
       },
     };
@@ -121,7 +135,7 @@ export class RestartBranch {
       succeeded: (job, claimed) => this.#claimed(job, (claimed as Claimed).found, (claimed as Claimed).mode),
       // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
       failed: (job, err) => {
-        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed' }, true);
+        job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
         deps.drive(job, 'claim-failed');
       },
     };
@@ -130,7 +144,7 @@ export class RestartBranch {
     this.#restarting = {
       kind: 'stoppable',
       run: (job, n) => {
-        job.restartAttempts = n;
+        job.restartAttempts = n - job.notStarted;
         const restarting = deps.executor.restart(job.host, job.signal, {
           messageId: job.messageId,
           instanceName: job.request.instanceName,
@@ -142,9 +156,21 @@ export class RestartBranch {
         return restarting;
       },
       retry: (job, err, n) => {
-        counters.increment('restart_failed');
-        // Only what certainly did not happen is tried again.
-        if (n >= options.restartAttempts || restartOutcomeOf(err, job.signal).kind !== 'not-restarted') return false;
+        // The machine is short of descriptors or memory: nothing ran, nothing about this message is
+        // wrong. Waited out with backoff (not one of its attempts), and told once per episode.
+        const notStarted = err instanceof RestartNotStarted;
+        if (notStarted) {
+          job.notStarted += 1;
+          this.#notStarted.failed(describeResourceFault(err.code));
+        } else {
+          counters.increment('restart_failed');
+          // Only what certainly did not happen is tried again.
+          if (
+            n - job.notStarted >= options.restartAttempts ||
+            restartOutcomeOf(err, job.signal).kind !== 'not-restarted'
+          )
+            return false;
+        }
         // The kill switch stops retries too: what has not started does not start.
         if (deps.rails?.paused === true) {
           job.fail(
@@ -156,6 +182,14 @@ export class RestartBranch {
             true,
           );
           return false;
+        }
+        if (notStarted) {
+          if (logger.isLevelEnabled('debug'))
+            logger.debug(
+              { messageId: job.messageId, host: job.host, err: errorText(err) },
+              `Restart of ${job.host} could not start; retrying`,
+            );
+          return true;
         }
         logger.error(
           { messageId: job.messageId, host: job.host, attempt: n },
@@ -179,12 +213,15 @@ export class RestartBranch {
       kind: 'durable',
       dependency,
       run: (job) => {
-        const recording = storage.markRestarted(job.messageId, job.restartAttempts);
+        const recording = storage.markRestarted(job.messageId, job.restartAttempts, undefined, job.audit);
         if (job.work.live) job.work.phase(`recording the restart of ${job.host}`, recording);
         return recording;
       },
       retry: (job, err, n) => deps.storageRetry(job, err, n, Infinity, 'record the restart of'),
-      succeeded: (job) => deps.drive(job, 'restart-recorded'),
+      succeeded: (job) => {
+        job.audit = undefined;
+        deps.drive(job, 'restart-recorded');
+      },
       failed: (job, err) => {
         job.fail({ error: err, kind: 'unrecorded' }, true);
         deps.drive(job, 'restart-unrecorded');
@@ -225,7 +262,8 @@ export class RestartBranch {
     switch (outcome.kind) {
       case 'restarted':
         counters.increment('restarted');
-        this.#audit(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
+        // Written with the record that the restart is done (below, or the ack's), in its transaction.
+        this.#auditDurably(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
         if (logger.isLevelEnabled('info'))
           logger.info(
             { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
@@ -246,8 +284,19 @@ export class RestartBranch {
         return drive(job, 'not-restarted');
       }
       case 'unknown':
-        job.fail({ error: outcome.error, kind: outcome.cancelled ? 'cancelled' : 'failed' }, true);
-        this.#audit(job, 'in-doubt', `ended without saying whether it happened: ${outcome.reason}`);
+        // A restart that timed out (its outcome unknown) is told below; any other error is a bug.
+        job.fail(
+          {
+            error: outcome.error,
+            kind: outcome.cancelled ? 'cancelled' : 'failed',
+            expected: outcome.error instanceof OutcomeUnknown,
+          },
+          true,
+        );
+        // One in-doubt row per message: rides on this delivery's failure record; a redelivery that
+        // finds it written adds none.
+        if (job.claim !== 'in-doubt-audited')
+          this.#auditDurably(job, 'in-doubt', `ended without saying whether it happened: ${outcome.reason}`);
         logger.error(
           { messageId: job.messageId, host: job.host, err: outcome.reason },
           `Restart of ${job.host} ended without saying whether it happened (${outcome.reason}); leaving it in doubt: a redelivery will not restart it again`,
@@ -308,11 +357,21 @@ export class RestartBranch {
         return this.#d.drive(job, 'claim-conflict');
       }
       case 'done':
+      case 'done-unaudited':
         counters.increment('restart_skipped');
         this.#audit(job, 'already-done', 'a redelivery of a message whose restart is recorded');
+        // Its `restarted` row was lost (written apart from the record by an older mayhem): written
+        // now, with this delivery's record.
+        if (found === 'done-unaudited')
+          this.#auditDurably(
+            job,
+            'restarted',
+            'recovered: the restart is recorded as done, and its audit row was missing (written by a redelivery)',
+          );
         logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
         return this.#d.drive(job, 'claim-done');
       case 'in-doubt':
+      case 'in-doubt-audited':
         if (mode === 'claim-in-doubt') {
           logger.warn(
             at,
@@ -321,11 +380,13 @@ export class RestartBranch {
           return this.#d.drive(job, 'claim-in-doubt-rerun');
         }
         counters.increment('restart_in_doubt');
-        this.#audit(
-          job,
-          'in-doubt',
-          'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again',
-        );
+        // One in-doubt row per message, whatever the deliveries that find it.
+        if (found === 'in-doubt')
+          this.#auditDurably(
+            job,
+            'in-doubt',
+            'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again',
+          );
         logger.warn(
           at,
           `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`,
@@ -342,8 +403,24 @@ export class RestartBranch {
     }
   }
 
+  /** Close the fault episode still open (its last line) and its timer. */
+  close(): void {
+    this.#notStarted.close();
+  }
+
   #audit(job: Job, outcome: AuditOutcome, reason: string): void {
-    this.#d.control?.audit({
+    this.#d.control?.audit(this.#entry(job, outcome, reason));
+  }
+
+  /** A row written with the job's next record, in its transaction (see Job.audit). */
+  #auditDurably(job: Job, outcome: AuditOutcome, reason: string): void {
+    if (!this.#auditWithRecords) return this.#audit(job, outcome, reason);
+    const entry = { ...this.#entry(job, outcome, reason), experiment: this.#o.experiment ?? '' };
+    (job.audit ??= []).push(entry);
+  }
+
+  #entry(job: Job, outcome: AuditOutcome, reason: string): AuditEntry {
+    return {
       at: Date.now(),
       instance: this.#o.instance,
       host: job.host,
@@ -352,7 +429,7 @@ export class RestartBranch {
       executor: this.#o.executorName,
       outcome,
       reason,
-    });
+    };
   }
 }
 

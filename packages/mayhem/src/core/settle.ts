@@ -9,7 +9,7 @@
  * lease (`unsettled`): a redelivery will find that restart in doubt rather than run it again.
  */
 import type { Logger } from 'pino';
-import { RestartFailed, type DeadLetter, type Storage } from './contracts.js';
+import { isInDoubt, RestartFailed, type DeadLetter, type Storage } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
@@ -48,7 +48,11 @@ export class Settler {
   constructor(options: SettleOptions, deps: SettleDeps) {
     this.#o = options;
     this.#d = deps;
-    const written = (job: Job): void => deps.drive(job, 'record-written');
+    // The audit rows that rode on the record are durable with it.
+    const written = (job: Job): void => {
+      job.audit = undefined;
+      deps.drive(job, 'record-written');
+    };
     const givenUp = (job: Job): void => deps.drive(job, 'record-given-up');
     // The steps are built once, here (they need deps), and shared by every job. A record is given up
     // only after shutdown cancelled the job.
@@ -61,8 +65,9 @@ export class Settler {
           extensions: job.extensions,
           attempts: job.restartAttempts,
           restartDone: job.restart === 'restarted',
-          restartInDoubt: job.claim === 'in-doubt' && job.restart === 'skipped',
+          restartInDoubt: isInDoubt(job.claim) && job.restart === 'skipped',
           skipReason: job.skip?.reason,
+          audit: job.audit,
         });
         if (job.work.live) job.work.phase('recording the ack', recording);
         return recording;
@@ -75,7 +80,12 @@ export class Settler {
       kind: 'durable',
       dependency: deps.storageHealth,
       run: (job) => {
-        const recording = this.#d.storage.markFailed(job.messageId, errorText(job.failure?.error), job.restartAttempts);
+        const recording = this.#d.storage.markFailed(
+          job.messageId,
+          errorText(job.failure?.error),
+          job.restartAttempts,
+          job.audit,
+        );
         if (job.work.live) job.work.phase('recording the failure', recording);
         return recording;
       },
@@ -144,7 +154,14 @@ export class Settler {
 
   #generalError(job: Job): void {
     const failure = job.failure;
-    if (failure === undefined || failure.error instanceof RestartFailed || failure.kind === 'conflict') return;
+    // Kept for bugs: an expected fault (the database, a restart that timed out) was told where it happened.
+    if (
+      failure === undefined ||
+      failure.expected === true ||
+      failure.error instanceof RestartFailed ||
+      failure.kind === 'conflict'
+    )
+      return;
     const text = errorText(failure.error);
     this.#d.logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
   }
@@ -188,7 +205,9 @@ export class Settler {
     const payload = Buffer.from(job.delivery.data).toString('utf8');
     // A reused messageId's record belongs to the request that used it first: leave that record alone.
     const request = job.failure?.kind === 'conflict' ? undefined : job.request;
-    return { request, payload, reason: this.#reason(job), deliveries: job.delivery.deliveryCount };
+    // A conflict's rows are about another request's record: they stay with this job (none are durable then).
+    const audit = request === undefined ? undefined : job.audit;
+    return { request, payload, reason: this.#reason(job), deliveries: job.delivery.deliveryCount, audit };
   }
 
   #reason(job: Job): string {

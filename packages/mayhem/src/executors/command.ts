@@ -5,12 +5,16 @@
  * argv-template.ts); `{host}` and `{instance}` are put in as whole arguments, and no shell runs
  * unless `--restart-shell` asks for one — then the command is fixed text and the fields arrive only
  * as environment variables (`MAYHEM_HOST`, `MAYHEM_INSTANCE`, `MAYHEM_MESSAGE_ID`, `MAYHEM_ATTEMPT`,
- * `MAYHEM_DELIVERY`), which every command gets.
+ * `MAYHEM_DELIVERY`), which every command gets. Nothing else of mayhem's environment reaches it but
+ * PATH, HOME, LANG and the names `--restart-env` lists (executors/child-env.ts): mayhem's own holds
+ * its secrets.
  *
  * What the pipeline is told (the contract in core/contracts.ts):
  * - exit 0: restarted.
  * - exit ≠ 0: {@link RestartFailed} (not restarted; retried) with the last line of stderr as the reason.
  * - the program could not be started (ENOENT, EACCES): {@link RestartFailed}: it certainly did nothing.
+ * - it could not be started for want of a resource (EMFILE, ENFILE, ENOMEM, EAGAIN: descriptors,
+ *   memory, processes): {@link RestartNotStarted}, retried with backoff until the pressure is gone.
  * - aborted (shutdown) before the process started: {@link RestartCancelled}.
  * - aborted while it ran, or killed by the timeout: the process group is stopped (SIGTERM, then
  *   SIGKILL), and the outcome is unknown — it may have done its work — so the restart stays in doubt
@@ -29,11 +33,14 @@ import type { Logger } from 'pino';
 import {
   RestartCancelled,
   RestartFailed,
+  RestartNotStarted,
   RestartRejected,
   type RestartContext,
   type RestartExecutor,
 } from '../core/contracts.js';
+import { describeResourceFault, resourceFaultOf } from '../core/resource-fault.js';
 import { renderArgs, type ArgvTemplate } from './argv-template.js';
+import { childEnv } from './child-env.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
 
 export interface CommandExecutorOptions {
@@ -45,8 +52,10 @@ export interface CommandExecutorOptions {
   /** Between SIGTERM and SIGKILL of a stopped command's process group; default 2000 ms. */
   readonly killGraceMs?: number;
   readonly logger: Logger;
-  /** Environment the commands start from; default `process.env`. */
+  /** Environment the allow-listed variables are taken from; default `process.env`. */
   readonly env?: NodeJS.ProcessEnv;
+  /** `--restart-env`: names passed on besides PATH, HOME and LANG. */
+  readonly passEnv?: readonly string[];
 }
 
 // The end of stderr kept for the reason: enough for a last line, bounded however much a command writes.
@@ -90,24 +99,28 @@ export class CommandRestartExecutor implements RestartExecutor {
     const { template, shellCommand } = this.#o;
     const file = shellCommand !== undefined ? '/bin/sh' : template.program;
     const args = shellCommand !== undefined ? ['-c', shellCommand] : renderArgs(template, { host: hostname, instance });
-    const env: NodeJS.ProcessEnv = {
-      ...(this.#o.env ?? process.env),
+    const env = childEnv(this.#o.env ?? process.env, this.#o.passEnv, {
       MAYHEM_HOST: hostname,
       MAYHEM_INSTANCE: instance,
       // A messageId is any string of up to 200 characters: NUL cannot be in an environment.
       MAYHEM_MESSAGE_ID: (context?.messageId ?? '').replace(/\0/g, '\uFFFD'),
       MAYHEM_ATTEMPT: String(context?.attempt ?? 1),
       MAYHEM_DELIVERY: String(context?.deliveryCount ?? 1),
-    };
+    });
     return new Promise<void>((resolvePromise, reject) => {
       let child;
       try {
         child = spawn(file, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env });
       } catch (err) {
-        reject(new RestartFailed(`could not start the restart command for ${hostname}: ${(err as Error).message}`));
+        reject(notStarted(hostname, err));
         return;
       }
       const pid = child.pid;
+      if (pid === undefined) {
+        // The spawn failed (EMFILE, ENOENT, …): no process, no pipes; its 'error' follows on the next tick.
+        child.once('error', (err: NodeJS.ErrnoException) => reject(notStarted(hostname, err)));
+        return;
+      }
       let tail = Buffer.alloc(0);
       child.stderr.on('data', (chunk: Buffer) => {
         tail =
@@ -121,7 +134,7 @@ export class CommandRestartExecutor implements RestartExecutor {
       let killTimer: NodeJS.Timeout | undefined;
       let exited = false;
       const stop = (why: 'timeout' | 'shutdown'): void => {
-        if (exited || stopping !== undefined || pid === undefined) return;
+        if (exited || stopping !== undefined) return;
         stopping = why;
         this.#o.logger.warn(
           { host: hostname, pid, reason: why },
@@ -136,17 +149,11 @@ export class CommandRestartExecutor implements RestartExecutor {
       const cleanup = (): void => {
         clearTimeout(timer);
         signal.removeEventListener('abort', onAbort);
-        if (pid !== undefined) this.#running.delete(pid);
+        this.#running.delete(pid);
       };
 
-      child.once('error', (err: NodeJS.ErrnoException) => {
-        // Only a spawn failure arrives without a pid: then nothing ran.
-        if (pid !== undefined || exited) return;
-        exited = true;
-        cleanup();
-        reject(new RestartFailed(`could not start the restart command for ${hostname}: ${err.code ?? err.message}`));
-      });
-      if (pid === undefined) return;
+      // With a pid the process ran: a later 'error' (a failed kill) says nothing about the restart.
+      child.on('error', () => undefined);
       this.#running.add(pid);
       this.#o.logger.debug({ host: hostname, pid }, `Running the restart command for ${hostname} (pid ${pid})`);
 
@@ -199,6 +206,18 @@ export class CommandRestartExecutor implements RestartExecutor {
       });
     });
   }
+}
+
+/** The command did not start: for want of a resource (retried until there is), or for good (ENOENT, EACCES). */
+function notStarted(hostname: string, err: unknown): RestartFailed {
+  const code = resourceFaultOf(err);
+  if (code !== undefined)
+    return new RestartNotStarted(
+      `could not start the restart command for ${hostname}: ${describeResourceFault(code)}`,
+      code,
+    );
+  const e = err as NodeJS.ErrnoException;
+  return new RestartFailed(`could not start the restart command for ${hostname}: ${e.code ?? e.message}`);
 }
 
 function killGroup(pid: number, sig: NodeJS.Signals): void {

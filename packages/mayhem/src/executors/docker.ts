@@ -20,12 +20,14 @@ import type { Logger } from 'pino';
 import {
   RestartCancelled,
   RestartFailed,
+  RestartNotStarted,
   RestartRejected,
   type RestartContext,
   type RestartExecutor,
 } from '../core/contracts.js';
 import { errorText } from '../core/errors.js';
 import { fillFields, splitFields, type FieldText } from './argv-template.js';
+import { describeResourceFault, resourceFaultOf } from '../core/resource-fault.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
 
@@ -134,6 +136,13 @@ export class DockerRestartExecutor implements RestartExecutor {
     } catch (err) {
       if (!(err instanceof HttpCallError)) throw err;
       if (err.stage === 'not-sent') {
+        // No connection for want of descriptors or memory: retried until there are (not a fault of the far end).
+        const resource = resourceFaultOf(err);
+        if (resource !== undefined)
+          throw new RestartNotStarted(
+            `could not connect for the restart of ${hostname}: ${describeResourceFault(resource)}`,
+            resource,
+          );
         if (err.why === 'abort') throw new RestartCancelled(`Restart of ${what} cancelled before its request was sent`);
         throw new RestartFailed(
           err.why === 'timeout'

@@ -32,6 +32,8 @@ export class HttpCallError extends Error {
     message: string,
     readonly stage: 'not-sent' | 'sent',
     readonly why: 'timeout' | 'abort' | 'error',
+    /** The system error code, when there was one (ECONNREFUSED, EMFILE, …). */
+    readonly code?: string,
   ) {
     super(message);
   }
@@ -107,13 +109,14 @@ export function httpCall(
         const code = (err as NodeJS.ErrnoException).code;
         const text =
           err.message && code && !err.message.includes(code) ? `${code}: ${err.message}` : err.message || String(code);
-        finish(() => reject(new HttpCallError(text, controller === undefined ? 'not-sent' : 'sent', 'error')));
+        finish(() => reject(new HttpCallError(text, controller === undefined ? 'not-sent' : 'sent', 'error', code)));
       },
     };
     try {
       dispatcher.dispatch({ method: req.method, path: req.path, headers: req.headers, body: req.body }, handler);
     } catch (err) {
-      finish(() => reject(new HttpCallError((err as Error).message, 'not-sent', 'error')));
+      const code = (err as NodeJS.ErrnoException).code;
+      finish(() => reject(new HttpCallError((err as Error).message, 'not-sent', 'error', code)));
     }
   });
 }

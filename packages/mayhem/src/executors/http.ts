@@ -31,6 +31,7 @@ import type { Logger } from 'pino';
 import {
   RestartCancelled,
   RestartFailed,
+  RestartNotStarted,
   RestartRejected,
   type CallCount,
   type CallLedger,
@@ -39,6 +40,7 @@ import {
 } from '../core/contracts.js';
 import { errorText } from '../core/errors.js';
 import { fillFields, splitFields, type Field, type FieldText } from './argv-template.js';
+import { describeResourceFault, resourceFaultOf } from '../core/resource-fault.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
 import { idempotencyKey } from './headers.js';
 import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
@@ -199,6 +201,13 @@ export class HttpRestartExecutor implements RestartExecutor {
       if (!(err instanceof HttpCallError)) throw err;
       const to = `the webhook ${this.#o.url.display} for ${hostname}`;
       if (err.stage === 'not-sent') {
+        // No connection for want of descriptors or memory: retried until there are (not a fault of the far end).
+        const resource = resourceFaultOf(err);
+        if (resource !== undefined)
+          throw new RestartNotStarted(
+            `could not connect for the restart of ${hostname}: ${describeResourceFault(resource)}`,
+            resource,
+          );
         if (err.why === 'abort')
           throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
         throw new RestartFailed(

@@ -10,6 +10,7 @@ import { RestartFailed, RestartRejected } from '../core/contracts.js';
 import { ConfigError, type Config } from '../cli/config.js';
 import { noopMetrics } from '../metrics/noop.js';
 import { parseArgvTemplate, placeholdersIn, TemplateError } from './argv-template.js';
+import { parseEnvNames } from './child-env.js';
 import { CommandRestartExecutor, findProgram } from './command.js';
 import { DEFAULT_DOCKER_HOST, DockerRestartExecutor, parseContainerTemplate, parseDockerHost } from './docker.js';
 import { parseHeaders } from './headers.js';
@@ -26,6 +27,8 @@ export interface ExecutorSettings {
   readonly restartFailureRate: number;
   readonly restartCommand: string | undefined;
   readonly restartShell: boolean;
+  /** `--restart-env`: comma-separated names passed on to the command (see child-env.ts). */
+  readonly restartEnv?: string | undefined;
   readonly restartTimeout: number;
   readonly restartUrl: string | undefined;
   readonly restartHeaders: string | undefined;
@@ -61,6 +64,7 @@ function checkUnused(s: ExecutorSettings): void {
   const given: [string, boolean, ExecutorKind][] = [
     ['--restart-command', s.restartCommand !== undefined, 'command'],
     ['--restart-shell', s.restartShell, 'command'],
+    ['--restart-env', s.restartEnv !== undefined, 'command'],
     ['--restart-url', s.restartUrl !== undefined, 'http'],
     ['--restart-headers', s.restartHeaders !== undefined, 'http'],
     ['--docker-host', s.dockerHost !== undefined, 'docker'],
@@ -112,12 +116,19 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
       }
       const found = findProgram(template.program, env);
       if ('error' in found) throw new ConfigError(`invalid --restart-command: its program ${found.error}`);
+      let passEnv: string[] = [];
+      if (s.restartEnv !== undefined) {
+        const parsed = parseEnvNames(s.restartEnv);
+        if ('error' in parsed) throw new ConfigError(`invalid --restart-env: ${parsed.error}`);
+        passEnv = parsed.names;
+      }
       const executor = new CommandRestartExecutor({
         template,
         shellCommand: s.restartShell ? s.restartCommand : undefined,
         timeoutMs: s.restartTimeout,
         logger,
         env,
+        passEnv,
       });
       const what = s.restartShell
         ? 'run by /bin/sh -c, fields as MAYHEM_* environment variables'

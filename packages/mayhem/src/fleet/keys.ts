@@ -44,6 +44,7 @@ export const PLAN_KEYS: readonly SettingKey[] = [
   'restartFailureRate',
   'restartCommand',
   'restartShell',
+  'restartEnv',
   'restartTimeout',
   'restartUrl',
   'restartHeaders',

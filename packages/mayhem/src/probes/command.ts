@@ -5,17 +5,17 @@
  * of its own, killed whole at its timeout.
  */
 import { spawn } from 'node:child_process';
+import { BASE_CHILD_ENV, childEnv } from '../executors/child-env.js';
+import { describeResourceFault, resourceFaultOf } from '../core/resource-fault.js';
 import type { CommandProbeSpec } from './spec.js';
 import { oneLine, result, type Probe, type ProbeResult } from './probe.js';
 
-/** What every probe command gets from mayhem's environment. */
-export const PROBE_ENV = ['PATH', 'HOME', 'LANG'] as const;
+/** What every probe command gets from mayhem's environment (the executors' allow-list: executors/child-env.ts). */
+export const PROBE_ENV = BASE_CHILD_ENV;
 const OUTPUT_KEPT = 4096;
 
 export function probeEnv(names: readonly string[], from: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const n of [...PROBE_ENV, ...names]) if (from[n] !== undefined) env[n] = from[n];
-  return env;
+  return childEnv(from, names);
 }
 
 export function commandProbe(spec: CommandProbeSpec, from: NodeJS.ProcessEnv = process.env): Probe {
@@ -28,12 +28,20 @@ export function commandProbe(spec: CommandProbeSpec, from: NodeJS.ProcessEnv = p
       return new Promise<ProbeResult>((resolve) => {
         let out = '';
         let stopped: 'timeout' | 'abort' | undefined;
-        const child = spawn(program, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+        let child;
+        try {
+          child = spawn(program, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+        } catch (err) {
+          return resolve(result(started, false, `cannot run ${program}: ${startError(err)}`, { unreachable: true }));
+        }
         const keep = (chunk: Buffer): void => {
           out = (out + chunk.toString('utf8')).slice(-OUTPUT_KEPT);
         };
-        child.stdout.on('data', keep);
-        child.stderr.on('data', keep);
+        // A spawn that failed (EMFILE and the like) has no pid and no pipes: only its 'error' follows.
+        if (child.pid !== undefined) {
+          child.stdout.on('data', keep);
+          child.stderr.on('data', keep);
+        }
         const kill = (why: 'timeout' | 'abort'): void => {
           stopped ??= why;
           try {
@@ -51,8 +59,9 @@ export function commandProbe(spec: CommandProbeSpec, from: NodeJS.ProcessEnv = p
           resolve(r);
         };
         child.once('error', (err: NodeJS.ErrnoException) =>
-          done(result(started, false, `cannot run ${program}: ${err.code ?? err.message}`, { unreachable: true })),
+          done(result(started, false, `cannot run ${program}: ${startError(err)}`, { unreachable: true })),
         );
+        if (child.pid === undefined) return;
         child.once('close', (code, sig) => {
           const said = lastLine(out);
           if (stopped === 'timeout')
@@ -67,6 +76,12 @@ export function commandProbe(spec: CommandProbeSpec, from: NodeJS.ProcessEnv = p
     },
     close: () => Promise.resolve(),
   };
+}
+
+function startError(err: unknown): string {
+  const code = resourceFaultOf(err);
+  if (code !== undefined) return describeResourceFault(code);
+  return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
 }
 
 function lastLine(text: string): string {

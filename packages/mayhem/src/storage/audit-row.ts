@@ -17,6 +17,24 @@ export interface AuditRow {
   readonly experiment: string;
 }
 
+/** SQLite: one audit row, with {@link auditParams} (the control's batches, and rows written with records). */
+export const INSERT_AUDIT_SQL =
+  'INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+export function auditParams(e: AuditEntry): [number, string, string, string, string, string, string, string, string] {
+  return [
+    e.at,
+    e.instance,
+    e.host,
+    e.messageId,
+    e.executor,
+    e.outcome,
+    e.reason,
+    e.instanceName ?? '',
+    e.experiment ?? '',
+  ];
+}
+
 export function auditEntryOf(r: AuditRow): AuditEntry {
   return {
     at: Number(r.at),

@@ -41,10 +41,10 @@ export function withSaveFailures(storage: Storage, o: SaveFailureOptions): Stora
         ? Promise.reject(saveFailure(request.messageId))
         : storage.saveMessage(request, deliveryCount, signal),
     claimRestart: (request, deliveryCount, mode, signal) => storage.claimRestart(request, deliveryCount, mode, signal),
-    markRestarted: (messageId, attempts, signal) => storage.markRestarted(messageId, attempts, signal),
+    markRestarted: (messageId, attempts, signal, audit) => storage.markRestarted(messageId, attempts, signal, audit),
     releaseRestart: (messageId, deliveryCount, attempts) => storage.releaseRestart(messageId, deliveryCount, attempts),
     markAcked: (record) => storage.markAcked(record),
-    markFailed: (messageId, error, attempts) => storage.markFailed(messageId, error, attempts),
+    markFailed: (messageId, error, attempts, audit) => storage.markFailed(messageId, error, attempts, audit),
     readCalls: (messageId) => storage.readCalls(messageId),
     recordCalls: (messageId, count) => storage.recordCalls(messageId, count),
     deadLetter: (entry) => storage.deadLetter(entry),

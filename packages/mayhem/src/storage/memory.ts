@@ -2,6 +2,7 @@
  * Storage in a Map: the same semantics as the SQLite adapter, nothing durable. Unit tests use it,
  * and the benchmark's "storage off" row measures the pipeline without any database cost.
  */
+import type { AuditEntry } from '../core/rails.js';
 import type { AckRecord, CallCount, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
 import type { RestartRequest } from '../core/message.js';
 import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, type MessageRecord } from './record.js';
@@ -27,7 +28,9 @@ import {
 const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {
   free: Promise.resolve('free'),
   done: Promise.resolve('done'),
+  'done-unaudited': Promise.resolve('done-unaudited'),
   'in-doubt': Promise.resolve('in-doubt'),
+  'in-doubt-audited': Promise.resolve('in-doubt-audited'),
   conflict: Promise.resolve('conflict'),
 };
 
@@ -95,9 +98,11 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
   const rows = records as Map<string, MutableRecord>;
 
   // One entry point so closed/abort checks and the merge (record-patch.ts) are the same for every write.
-  function upsert(patch: RecordPatch, signal?: AbortSignal): Promise<void> {
+  // The audit rows a write carries land with it (at once, like the write).
+  function upsert(patch: RecordPatch, signal?: AbortSignal, audit?: readonly AuditEntry[]): Promise<void> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
+    if (audit !== undefined) for (const e of audit) control.audit(e);
     const now = Date.now();
     let row = rows.get(patch.messageId);
     if (row === undefined) {
@@ -129,8 +134,13 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
       return upsert(savePatch(request, deliveryCount), signal);
     },
 
-    markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-      return upsert(restartedPatch(messageId, attempts), signal);
+    markRestarted(
+      messageId: string,
+      attempts: number,
+      signal?: AbortSignal,
+      audit?: readonly AuditEntry[],
+    ): Promise<void> {
+      return upsert(restartedPatch(messageId, attempts, audit), signal, audit);
     },
 
     releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
@@ -139,11 +149,11 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
 
     markAcked(record: AckRecord): Promise<void> {
       settled(record.messageId);
-      return upsert(ackPatch(record));
+      return upsert(ackPatch(record), undefined, record.audit);
     },
 
-    markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-      return upsert(failurePatch(messageId, error, attempts));
+    markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void> {
+      return upsert(failurePatch(messageId, error, attempts, audit), undefined, audit);
     },
 
     readCalls(messageId: string): Promise<CallCount> {
@@ -174,7 +184,7 @@ export function openMemoryStorage(opts: MemoryStorageOptions = {}): MemoryStorag
       } else {
         deadLetters[at] = foldDeadLetter(deadLetters[at]!, entry);
       }
-      return upsert(deadLetterPatch(request, entry));
+      return upsert(deadLetterPatch(request, entry), undefined, entry.audit);
     },
 
     control: () => control,

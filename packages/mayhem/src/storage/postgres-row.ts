@@ -1,4 +1,5 @@
 /** A message record's patch as the PostgreSQL write statement takes it: one JSON element, strings made storable. */
+import type { AuditEntry } from '../core/rails.js';
 import type { RecordPatch } from './record-patch.js';
 
 /**
@@ -24,6 +25,8 @@ export interface MessageRow {
   skip_reason?: string;
   http_calls?: number;
   http_calls_failed?: number;
+  restart_audited?: true;
+  in_doubt_audited?: true;
 }
 
 /** A folded patch as the write statement takes it (strings made storable). */
@@ -46,7 +49,37 @@ export function messageRow(p: RecordPatch): MessageRow {
   if (p.skipReason !== null) row.skip_reason = text(p.skipReason);
   if (p.httpCalls > 0) row.http_calls = p.httpCalls;
   if (p.httpCallsFailed > 0) row.http_calls_failed = p.httpCallsFailed;
+  if (p.restartAudited) row.restart_audited = true;
+  if (p.inDoubtAudited) row.in_doubt_audited = true;
   return row;
+}
+
+/** An audit row as the write statement's fourth JSON array takes it. */
+export interface AuditRowIn {
+  at: number;
+  instance: string;
+  host: string;
+  message_id: string;
+  executor: string;
+  outcome: string;
+  reason: string;
+  instance_name: string;
+  experiment: string;
+}
+
+/** An audit entry as the write statement takes it (strings made storable). */
+export function auditRowIn(e: AuditEntry): AuditRowIn {
+  return {
+    at: e.at,
+    instance: text(e.instance),
+    host: text(e.host),
+    message_id: text(e.messageId),
+    executor: text(e.executor),
+    outcome: e.outcome,
+    reason: text(e.reason),
+    instance_name: text(e.instanceName ?? ''),
+    experiment: text(e.experiment ?? ''),
+  };
 }
 
 // PostgreSQL text cannot hold NUL, and its JSON parser rejects lone surrogates: replace both so one

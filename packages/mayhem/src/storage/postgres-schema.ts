@@ -140,6 +140,19 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX IF NOT EXISTS probe_checks_at ON probe_checks (at)`,
     ],
   },
+  {
+    // A crash-safe audit (issue 23): the `restarted` and `in-doubt` rows are written in the same
+    // statement as the record that carries them, and the record says so (see MessageRecord
+    // restartAudited). Rows of earlier versions read as audited (they cannot say, and most were):
+    // added with the default true, stored without a rewrite, then false for every new row.
+    version: 7,
+    statements: [
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS restart_audited boolean NOT NULL DEFAULT true`,
+      `ALTER TABLE messages ADD COLUMN IF NOT EXISTS in_doubt_audited boolean NOT NULL DEFAULT true`,
+      `ALTER TABLE messages ALTER COLUMN restart_audited SET DEFAULT false`,
+      `ALTER TABLE messages ALTER COLUMN in_doubt_audited SET DEFAULT false`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

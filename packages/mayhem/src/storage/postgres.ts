@@ -24,7 +24,7 @@ import type {
   RestartClaim,
   Storage,
 } from '../core/contracts.js';
-import type { FleetControl } from '../core/rails.js';
+import type { AuditEntry, FleetControl } from '../core/rails.js';
 import { PgFleetControl } from './postgres-control.js';
 import { PgExperimentStore } from './postgres-experiments.js';
 import type { ExperimentStore } from '../core/experiment.js';
@@ -44,7 +44,8 @@ import {
   type RecordPatch,
 } from './record-patch.js';
 import { Batcher } from './postgres-batch.js';
-import { messageRow, text, type MessageRow } from './postgres-row.js';
+import { auditRowIn, messageRow, text, type AuditRowIn, type MessageRow } from './postgres-row.js';
+import { CLAIM_SQL, WRITE_SQL } from './postgres-sql.js';
 import { describe, PgHostGuard } from './postgres-host-guard.js';
 import { migrate } from './postgres-schema.js';
 import { startPgPruner, type PgPruner } from './postgres-retention.js';
@@ -121,83 +122,13 @@ interface DeadLetterRow {
  * `lazy`: the write may commit without waiting for its WAL flush (markAcked only; see WRITE_SQL).
  * A batch commits lazily only when every write in it is lazy.
  */
-type Write = { readonly patch?: RecordPatch; readonly dead?: DeadLetterRow; readonly lazy?: boolean };
-
-// The merge rules of record-patch.ts, in SQL: a batch's writes to one message are folded into one
-// patch (runWrites), and ON CONFLICT folds it into the stored row the same way. Change one, change
-// the other: the storage contract's property test compares them.
-const WRITE_SQL = `
-WITH dl AS (
-  INSERT INTO dead_letters (message_id, payload, reason, deliveries)
-  SELECT message_id, payload, reason, deliveries
-  FROM json_to_recordset($2::json) AS d(message_id text, payload text, reason text, deliveries int)
-  ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
-    payload = EXCLUDED.payload, reason = EXCLUDED.reason,
-    deliveries = greatest(dead_letters.deliveries, EXCLUDED.deliveries)
-)
-INSERT INTO messages AS m (
-  message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason,
-  http_calls, http_calls_failed)
-SELECT t.message_id, t.instance_name, t.hostname, to_timestamp(t.published_at / 1000.0), coalesce(t.saved, false),
-  coalesce(t.deliveries, 0), coalesce(t.restarted, false), coalesce(t.restart_attempts, 0), CASE WHEN t.restarted THEN now() END,
-  coalesce(t.acked, false), coalesce(t.extensions, 0), CASE WHEN t.acked THEN now() END, coalesce(t.dead_lettered, false),
-  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason,
-  coalesce(t.http_calls, 0), coalesce(t.http_calls_failed, 0)
-FROM json_to_recordset($1::json) AS t(message_id text, instance_name text, hostname text, published_at float8, saved boolean,
-  deliveries int, restarted boolean, restart_attempts int, acked boolean, extensions int, dead_lettered boolean, last_error text,
-  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text, http_calls int, http_calls_failed int)
-WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
-ORDER BY t.message_id
-ON CONFLICT (message_id) DO UPDATE SET
-  instance_name    = coalesce(m.instance_name, EXCLUDED.instance_name),
-  hostname         = coalesce(m.hostname, EXCLUDED.hostname),
-  published_at     = coalesce(m.published_at, EXCLUDED.published_at),
-  restart_claimed  = greatest(m.restart_claimed, EXCLUDED.restart_claimed),
-  restart_released = greatest(m.restart_released, EXCLUDED.restart_released),
-  restart_in_doubt = m.restart_in_doubt OR EXCLUDED.restart_in_doubt,
-  skip_reason      = coalesce(m.skip_reason, EXCLUDED.skip_reason),
-  saved            = m.saved OR EXCLUDED.saved,
-  deliveries       = greatest(m.deliveries, EXCLUDED.deliveries),
-  restarted        = m.restarted OR EXCLUDED.restarted,
-  restart_attempts = greatest(m.restart_attempts, EXCLUDED.restart_attempts),
-  restarted_at     = CASE WHEN m.restarted THEN m.restarted_at ELSE EXCLUDED.restarted_at END,
-  acked            = m.acked OR EXCLUDED.acked,
-  extensions       = greatest(m.extensions, EXCLUDED.extensions),
-  acked_at         = CASE WHEN m.acked THEN m.acked_at ELSE EXCLUDED.acked_at END,
-  dead_lettered    = m.dead_lettered OR EXCLUDED.dead_lettered,
-  last_error       = coalesce(EXCLUDED.last_error, m.last_error),
-  http_calls       = greatest(m.http_calls, EXCLUDED.http_calls),
-  http_calls_failed = greatest(m.http_calls_failed, EXCLUDED.http_calls_failed),
-  updated_at       = now()`;
-
-// Reads the restart state of each claimed message (as MessageRecord/restartStateOf define it) and, in
-// the same statement, records the intent of the claims that may restart. One round trip per batch.
-const CLAIM_SQL = `
-WITH input AS (
-  SELECT * FROM json_to_recordset($1::json)
-    AS t(message_id text, instance_name text, hostname text, published_at float8, delivery int, mode text)
-), found AS (
-  SELECT input.*,
-    CASE WHEN msg.message_id IS NULL THEN 'free'
-         WHEN msg.instance_name IS NOT NULL AND msg.instance_name <> input.instance_name THEN 'conflict'
-         WHEN msg.restarted THEN 'done'
-         WHEN msg.restart_claimed > msg.restart_released THEN 'in-doubt'
-         ELSE 'free' END AS state
-  FROM input LEFT JOIN messages msg ON msg.message_id = input.message_id
-), claimed AS (
-  INSERT INTO messages AS m (message_id, instance_name, hostname, published_at, restart_claimed)
-  SELECT message_id, instance_name, hostname, to_timestamp(published_at / 1000.0), delivery FROM found
-  WHERE (state = 'free' AND mode <> 'look') OR (state = 'in-doubt' AND mode = 'claim-in-doubt')
-  ORDER BY message_id
-  ON CONFLICT (message_id) DO UPDATE SET
-    instance_name   = coalesce(m.instance_name, EXCLUDED.instance_name),
-    hostname        = coalesce(m.hostname, EXCLUDED.hostname),
-    published_at    = coalesce(m.published_at, EXCLUDED.published_at),
-    restart_claimed = greatest(m.restart_claimed, EXCLUDED.restart_claimed),
-    updated_at      = now()
-)
-SELECT message_id, state FROM found`;
+type Write = {
+  readonly patch?: RecordPatch;
+  readonly dead?: DeadLetterRow;
+  readonly lazy?: boolean;
+  /** Audit rows written by the same statement (see Storage.markRestarted). */
+  readonly audit?: readonly AuditEntry[] | undefined;
+};
 
 /** Open the pool, check the server answers, create or migrate the schema. */
 export async function openPostgresStorage(options: PostgresStorageOptions): Promise<PostgresStorage> {
@@ -312,8 +243,13 @@ class PgStorage implements PostgresStorage {
     return this.#write({ patch: savePatch(request, deliveryCount) }, signal);
   }
 
-  markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-    return this.#write({ patch: restartedPatch(messageId, attempts) }, signal);
+  markRestarted(
+    messageId: string,
+    attempts: number,
+    signal?: AbortSignal,
+    audit?: readonly AuditEntry[],
+  ): Promise<void> {
+    return this.#write({ patch: restartedPatch(messageId, attempts, audit), audit }, signal);
   }
 
   releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
@@ -332,12 +268,16 @@ class PgStorage implements PostgresStorage {
   // ack) is what prevents a second restart, and the broker, not this row, decides redelivery. A
   // batch that carries any other write commits durably, the ack records with it.
   markAcked(record: AckRecord): Promise<void> {
-    // Carrying the restart-done record, it commits durably like markRestarted.
-    return this.#durably({ patch: ackPatch(record), lazy: record.restartDone !== true });
+    // Carrying the restart-done record or audit rows, it commits durably like markRestarted.
+    return this.#durably({
+      patch: ackPatch(record),
+      lazy: record.restartDone !== true && record.audit === undefined,
+      audit: record.audit,
+    });
   }
 
-  markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-    return this.#durably({ patch: failurePatch(messageId, error, attempts) });
+  markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void> {
+    return this.#durably({ patch: failurePatch(messageId, error, attempts, audit), audit });
   }
 
   deadLetter(entry: DeadLetter): Promise<void> {
@@ -350,6 +290,7 @@ class PgStorage implements PostgresStorage {
         deliveries: entry.deliveries,
       },
       patch: req && deadLetterPatch(req, entry),
+      audit: entry.audit,
     });
   }
 
@@ -466,9 +407,11 @@ class PgStorage implements PostgresStorage {
     const patches = new Map<string, RecordPatch>();
     const dead: DeadLetterRow[] = [];
     const deadById = new Map<string, DeadLetterRow>();
+    const audit: AuditRowIn[] = [];
     let lazy = true;
     for (const w of batch) {
       if (w.lazy !== true) lazy = false;
+      if (w.audit !== undefined) for (const e of w.audit) audit.push(auditRowIn(e));
       const d = w.dead;
       if (d?.message_id != null) {
         // One row per parsed message, as ON CONFLICT cannot touch a row twice.
@@ -487,7 +430,12 @@ class PgStorage implements PostgresStorage {
       await this.#pool.query({
         name: 'mayhem_write',
         text: WRITE_SQL,
-        values: [JSON.stringify(rows), JSON.stringify(dead.concat([...deadById.values()])), lazy],
+        values: [
+          JSON.stringify(rows),
+          JSON.stringify(dead.concat([...deadById.values()])),
+          lazy,
+          JSON.stringify(audit),
+        ],
       });
     } catch (error) {
       throw new PostgresStorageError(`PostgreSQL write failed: ${describe(error)}`, { cause: error });

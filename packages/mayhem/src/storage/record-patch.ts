@@ -7,7 +7,7 @@
  * | fields | rule |
  * | --- | --- |
  * | instanceName, hostname, publishedAt, skipReason | the first non-null stays (a reused id never rewrites whose record it is) |
- * | saved, restarted, acked, deadLettered, restartInDoubt | once true, true |
+ * | saved, restarted, acked, deadLettered, restartInDoubt, restartAudited, inDoubtAudited | once true, true |
  * | restartClaimed, restartReleased, restartAttempts, extensions, deliveries, httpCalls, httpCallsFailed | the highest |
  * | lastError | the latest non-null |
  *
@@ -21,6 +21,7 @@
  * The storage contract's property test holds all three to them (test/storage-contract.ts).
  */
 import type { AckRecord, CallCount, DeadLetter } from '../core/contracts.js';
+import type { AuditEntry } from '../core/rails.js';
 import { hostnameOf, type RestartRequest } from '../core/message.js';
 import type { MessageRecord } from './record.js';
 
@@ -35,6 +36,8 @@ export interface RecordPatch {
   acked: boolean;
   deadLettered: boolean;
   restartInDoubt: boolean;
+  restartAudited: boolean;
+  inDoubtAudited: boolean;
   restartClaimed: number;
   restartReleased: number;
   restartAttempts: number;
@@ -61,6 +64,8 @@ export function emptyPatch(messageId: string): RecordPatch {
     acked: false,
     deadLettered: false,
     restartInDoubt: false,
+    restartAudited: false,
+    inDoubtAudited: false,
     restartClaimed: 0,
     restartReleased: 0,
     restartAttempts: 0,
@@ -96,11 +101,21 @@ export function savePatch(request: RestartRequest, deliveries: number): RecordPa
   return p;
 }
 
-/** markRestarted. */
-export function restartedPatch(messageId: string, attempts: number): RecordPatch {
+/** markRestarted, with the audit rows written beside it. */
+export function restartedPatch(messageId: string, attempts: number, audit?: readonly AuditEntry[]): RecordPatch {
   const p = emptyPatch(messageId);
   p.restarted = true;
   p.restartAttempts = attempts;
+  return audited(p, audit);
+}
+
+/** The marks of the audit rows a write carries: its restart's `restarted` row, its `in-doubt` row. */
+function audited(p: RecordPatch, audit: readonly AuditEntry[] | undefined): RecordPatch {
+  if (audit === undefined) return p;
+  for (const e of audit) {
+    if (e.outcome === 'restarted') p.restartAudited = true;
+    else if (e.outcome === 'in-doubt') p.inDoubtAudited = true;
+  }
   return p;
 }
 
@@ -121,7 +136,7 @@ export function ackPatch(record: AckRecord): RecordPatch {
   p.restarted = record.restartDone === true;
   p.restartInDoubt = record.restartInDoubt === true;
   p.skipReason = record.skipReason ?? null;
-  return p;
+  return audited(p, record.audit);
 }
 
 /** recordCalls: the webhook calls begun for a message, and those known to have done nothing. */
@@ -133,11 +148,16 @@ export function callsPatch(messageId: string, count: CallCount): RecordPatch {
 }
 
 /** markFailed. */
-export function failurePatch(messageId: string, error: string, attempts: number): RecordPatch {
+export function failurePatch(
+  messageId: string,
+  error: string,
+  attempts: number,
+  audit?: readonly AuditEntry[],
+): RecordPatch {
   const p = emptyPatch(messageId);
   p.lastError = error;
   p.restartAttempts = attempts;
-  return p;
+  return audited(p, audit);
 }
 
 /** deadLetter of a parsed request (a malformed payload has no record). */
@@ -146,7 +166,7 @@ export function deadLetterPatch(request: RestartRequest, entry: DeadLetter): Rec
   p.deadLettered = true;
   p.lastError = entry.reason;
   p.deliveries = entry.deliveries;
-  return p;
+  return audited(p, entry.audit);
 }
 
 /**
@@ -163,6 +183,8 @@ export function foldPatch(into: Omit<RecordPatch, 'messageId'>, later: RecordPat
   into.acked ||= later.acked;
   into.deadLettered ||= later.deadLettered;
   into.restartInDoubt ||= later.restartInDoubt;
+  into.restartAudited ||= later.restartAudited;
+  into.inDoubtAudited ||= later.inDoubtAudited;
   if (later.restartClaimed > into.restartClaimed) into.restartClaimed = later.restartClaimed;
   if (later.restartReleased > into.restartReleased) into.restartReleased = later.restartReleased;
   if (later.restartAttempts > into.restartAttempts) into.restartAttempts = later.restartAttempts;

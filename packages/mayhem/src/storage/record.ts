@@ -3,7 +3,7 @@
  * PostgreSQL) hold the same fields in snake_case, one row per messageId. How writes merge into it:
  * record-patch.ts.
  */
-import type { ClaimMode, RestartClaim } from '../core/contracts.js';
+import { isInDoubt, type ClaimMode, type RestartClaim } from '../core/contracts.js';
 
 /** One row of `messages`. Times are ms since epoch; `null` means "has not happened". */
 export interface MessageRecord {
@@ -26,6 +26,12 @@ export interface MessageRecord {
   readonly restartReleased: number;
   /** A delivery found the restart in doubt and did not run it again. */
   readonly restartInDoubt: boolean;
+  /**
+   * The restart's `restarted` audit row is written (in the same transaction as the record that
+   * carried it); its `in-doubt` row likewise. See {@link RestartClaim} `done-unaudited`.
+   */
+  readonly restartAudited: boolean;
+  readonly inDoubtAudited: boolean;
   /** A safety rail refused the restart for good (denied, too soon, busy): why. Acked, not restarted. */
   readonly skipReason: string | null;
   /** The highest restart-attempt count any delivery reported (monotonic, so retried writes are idempotent). */
@@ -62,6 +68,8 @@ export function emptyRecord(messageId: string, now: number): MessageRecord {
     restartClaimed: 0,
     restartReleased: 0,
     restartInDoubt: false,
+    restartAudited: false,
+    inDoubtAudited: false,
     skipReason: null,
     restartAttempts: 0,
     httpCalls: 0,
@@ -81,18 +89,24 @@ export function emptyRecord(messageId: string, now: number): MessageRecord {
 
 /** The state of a record's restart, as {@link Storage.claimRestart} reports it (before any write). */
 export function restartStateOf(
-  record: Pick<MessageRecord, 'instanceName' | 'restarted' | 'restartClaimed' | 'restartReleased'> | undefined,
+  record:
+    | Pick<
+        MessageRecord,
+        'instanceName' | 'restarted' | 'restartClaimed' | 'restartReleased' | 'restartAudited' | 'inDoubtAudited'
+      >
+    | undefined,
   instanceName: string,
 ): RestartClaim {
   if (record === undefined) return 'free';
   if (record.instanceName !== null && record.instanceName !== instanceName) return 'conflict';
-  if (record.restarted) return 'done';
-  return record.restartClaimed > record.restartReleased ? 'in-doubt' : 'free';
+  if (record.restarted) return record.restartAudited ? 'done' : 'done-unaudited';
+  if (record.restartClaimed <= record.restartReleased) return 'free';
+  return record.inDoubtAudited ? 'in-doubt-audited' : 'in-doubt';
 }
 
 /** Whether a claim in `mode` records its intent, given the state found. */
 export function claimWrites(mode: ClaimMode, found: RestartClaim): boolean {
-  return (found === 'free' && mode !== 'look') || (found === 'in-doubt' && mode === 'claim-in-doubt');
+  return (found === 'free' && mode !== 'look') || (isInDoubt(found) && mode === 'claim-in-doubt');
 }
 
 /** Rejected by every operation after `close()`. */

@@ -15,7 +15,7 @@ import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings }
 import { DONE } from '../core/settled.js';
 import { sqliteFleetState, type SqliteFleetState } from './sqlite-fleet.js';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
-import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from './audit-row.js';
+import { AUDIT_COLUMNS, auditEntryOf, auditParams, INSERT_AUDIT_SQL, type AuditRow } from './audit-row.js';
 import { SqliteExperimentStore } from './sqlite-experiments.js';
 
 /** How often the service reads the kill switch. */
@@ -181,9 +181,7 @@ export class SqliteFleetControl implements FleetControl {
 }
 
 function prepare(db: Database.Database) {
-  const insertAudit = db.prepare(
-    'INSERT INTO audit (at, instance, host, message_id, executor, outcome, reason, instance_name, experiment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-  );
+  const insertAudit = db.prepare(INSERT_AUDIT_SQL);
   const hostIs = '(? IS NULL OR host = ? OR instance_name = ?)';
   return {
     readPause: db.prepare("SELECT value FROM meta WHERE key = 'pause'").pluck(),
@@ -204,18 +202,7 @@ function prepare(db: Database.Database) {
        ORDER BY at DESC, id DESC LIMIT ?`,
     ),
     writeAudit: db.transaction((rows: AuditEntry[]) => {
-      for (const e of rows)
-        insertAudit.run(
-          e.at,
-          e.instance,
-          e.host,
-          e.messageId,
-          e.executor,
-          e.outcome,
-          e.reason,
-          e.instanceName ?? '',
-          e.experiment ?? '',
-        );
+      for (const e of rows) insertAudit.run(...auditParams(e));
     }),
   };
 }

@@ -22,7 +22,7 @@ import type Database from 'better-sqlite3';
 import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
 
 /** The schema version this code writes; `PRAGMA user_version` holds the file's. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 const COLUMNS = `
   instance_name    TEXT,
@@ -160,6 +160,20 @@ CREATE INDEX probe_checks_experiment ON probe_checks (experiment, at);
 CREATE INDEX probe_checks_at ON probe_checks (at);
 `;
 
+// v7: a crash-safe audit (issue 23). The `restarted` and `in-doubt` audit rows are written in the
+// same transaction as the record that carries them, and the record says so: a redelivery finds a
+// restart done but unaudited (and writes its row, recovered), or its doubt audited (and writes no
+// second row). Rows of earlier versions wrote their audit apart from the record and cannot say:
+// they read as audited (the default 1; a new row is always written with its own value), so no row
+// is repeated for them. ADD COLUMN with a default rewrites nothing.
+const SCHEMA_V7 = `
+ALTER TABLE message_rows ADD COLUMN restart_audited INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE message_rows ADD COLUMN in_doubt_audited INTEGER NOT NULL DEFAULT 1;
+DROP VIEW messages;
+CREATE VIEW messages AS SELECT id, ${idText('message_id')} AS message_id, ${RECORD_COLUMNS.join(', ')}, skip_reason, http_calls, http_calls_failed,
+  restart_audited, in_doubt_audited FROM message_rows;
+`;
+
 /** In SQL, for migrated rows: the stored key of a text id (as {@link KEY_SQL} makes it). */
 function keySql(col: string): string {
   const pattern = [8, 4, 4, 4, 12].map((n) => '[0-9a-f]'.repeat(n)).join('-');
@@ -188,6 +202,7 @@ export function migrate(db: Database.Database, upTo = SCHEMA_VERSION): void {
     if (version < 4 && upTo >= 4) db.exec(SCHEMA_V4);
     if (version < 5 && upTo >= 5) db.exec(SCHEMA_V5);
     if (version < 6 && upTo >= 6) db.exec(SCHEMA_V6);
+    if (version < 7 && upTo >= 7) db.exec(SCHEMA_V7);
     db.pragma(`application_id = ${MAYHEM_APPLICATION_ID}`);
     db.pragma(`user_version = ${Math.max(version, upTo)}`);
   }).immediate();

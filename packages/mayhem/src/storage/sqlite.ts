@@ -24,6 +24,7 @@ import type {
   UnfinishedReport,
 } from '../core/contracts.js';
 import type { RestartRequest } from '../core/message.js';
+import type { AuditEntry } from '../core/rails.js';
 import { SqliteFleetControl } from './sqlite-control.js';
 import { SqliteExperimentStore } from './sqlite-experiments.js';
 import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
@@ -50,7 +51,9 @@ import {
 import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
 import { IdIndex } from './sqlite-id-index.js';
 import { readUnfinished } from './sqlite-unfinished.js';
-import { isUuid, KEY_SQL, LEGACY_FILES, migrate } from './sqlite-schema.js';
+import { LEGACY_FILES, migrate } from './sqlite-schema.js';
+import { prepareRowWriter, writeRows } from './sqlite-rows.js';
+import { auditParams, INSERT_AUDIT_SQL } from './audit-row.js';
 
 export { SCHEMA_VERSION } from './sqlite-schema.js';
 
@@ -102,42 +105,11 @@ export interface SqliteStorage extends Storage {
   readonly retention: Pick<Pruner, 'stats' | 'pass'>;
 }
 
-// The merge rules of record-patch.ts, in SQL: a flush folds its writes to one message into one
-// patch, and this upsert folds that patch into the stored row the same way (a neutral patch value,
-// 0 / false / NULL, keeps the stored one). Change one, change the other: the storage contract's
-// property test compares them.
-const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
-  restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
-  created_at, updated_at, restarted_at, acked_at, skip_reason, http_calls, http_calls_failed)
-  VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-const UPDATE_ROW = `UPDATE message_rows SET
-  instance_name    = coalesce(instance_name, ?),
-  hostname         = coalesce(hostname, ?),
-  published_at     = coalesce(published_at, ?),
-  restarted        = max(restarted, ?),
-  restart_claimed  = max(restart_claimed, ?),
-  restart_released = max(restart_released, ?),
-  restart_in_doubt = max(restart_in_doubt, ?),
-  restart_attempts = max(restart_attempts, ?),
-  saved            = max(saved, ?),
-  acked            = max(acked, ?),
-  extensions       = max(extensions, ?),
-  deliveries       = max(deliveries, ?),
-  dead_lettered    = max(dead_lettered, ?),
-  last_error       = coalesce(?, last_error),
-  updated_at       = ?,
-  restarted_at     = coalesce(restarted_at, ?),
-  acked_at         = coalesce(acked_at, ?),
-  skip_reason      = coalesce(skip_reason, ?),
-  http_calls       = max(http_calls, ?),
-  http_calls_failed = max(http_calls_failed, ?)
-WHERE id = ?`;
-
 const SQL = {
   restartState: `SELECT instance_name AS instanceName, restarted, restart_claimed AS restartClaimed, restart_released AS restartReleased,
-                 http_calls AS httpCalls, http_calls_failed AS httpCallsFailed FROM message_rows WHERE id = ?`,
-  insertRow: INSERT_ROW,
-  updateRow: UPDATE_ROW,
+                 http_calls AS httpCalls, http_calls_failed AS httpCallsFailed, restart_audited AS restartAudited,
+                 in_doubt_audited AS inDoubtAudited FROM message_rows WHERE id = ?`,
+  insertAudit: INSERT_AUDIT_SQL,
   deadLetterParsed: `INSERT INTO dead_letters (message_id, payload, reason, deliveries, created_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO UPDATE SET
            payload = excluded.payload, reason = excluded.reason, deliveries = max(deliveries, excluded.deliveries)`,
@@ -176,6 +148,8 @@ class Op {
     readonly claimMode: ReadKind | undefined,
     /** Dead letters only: the entry for the dead_letters table. */
     readonly deadLetter: DeadLetter | undefined,
+    /** Audit rows written in the same transaction as the patch (see Storage.markRestarted). */
+    readonly audit: readonly AuditEntry[] | undefined,
     readonly signal: AbortSignal | undefined,
     readonly resolve: (value: Result) => void,
     readonly reject: (reason: unknown) => void,
@@ -189,6 +163,8 @@ interface StoredRestart {
   restartReleased: number;
   httpCalls: number;
   httpCallsFailed: number;
+  restartAudited: number;
+  inDoubtAudited: number;
 }
 
 const DEFAULT_MAX_BATCH = 2_000;
@@ -227,11 +203,11 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
 
   const st = {
     restartState: db.prepare<[number], StoredRestart>(SQL.restartState),
-    insertRow: db.prepare(SQL.insertRow),
-    updateRow: db.prepare(SQL.updateRow),
     deadLetterParsed: db.prepare(SQL.deadLetterParsed),
     deadLetterMalformed: db.prepare(SQL.deadLetterMalformed),
+    insertAudit: db.prepare(SQL.insertAudit),
   };
+  const rowWriter = prepareRowWriter(db);
   // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite-checkpoint.ts).
   let paused = false;
   const checkpointer =
@@ -303,6 +279,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     for (let i = 0; i < batch.length; i++) {
       const op = batch[i]!;
       if (op.signal?.aborted) continue; // settled as aborted after the commit
+      if (op.audit !== undefined) for (const e of op.audit) st.insertAudit.run(...auditParams(e));
       const d = op.deadLetter;
       if (d !== undefined) {
         if (d.request === undefined) st.deadLetterMalformed.run(d.payload, d.reason, d.deliveries, now);
@@ -326,69 +303,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       }
       p.write(patch);
     }
-    let writes = 0;
-    for (const [messageId, { row, patch: p }] of pending) {
-      if (p === undefined) continue;
-      writes++;
-      const restartedAt = p.restarted ? now : null;
-      const ackedAt = p.acked ? now : null;
-      if (row == null) {
-        const uuid = isUuid(messageId) ? 1 : 0;
-        st.insertRow.run(
-          ids.allocate(messageId),
-          uuid,
-          messageId,
-          messageId,
-          p.instanceName,
-          p.hostname,
-          p.publishedAt,
-          +p.restarted,
-          p.restartClaimed,
-          p.restartReleased,
-          +p.restartInDoubt,
-          p.restartAttempts,
-          +p.saved,
-          +p.acked,
-          p.extensions,
-          p.deliveries,
-          +p.deadLettered,
-          p.lastError,
-          now,
-          now,
-          restartedAt,
-          ackedAt,
-          p.skipReason,
-          p.httpCalls,
-          p.httpCallsFailed,
-        );
-      } else if (
-        st.updateRow.run(
-          p.instanceName,
-          p.hostname,
-          p.publishedAt,
-          +p.restarted,
-          p.restartClaimed,
-          p.restartReleased,
-          +p.restartInDoubt,
-          p.restartAttempts,
-          +p.saved,
-          +p.acked,
-          p.extensions,
-          p.deliveries,
-          +p.deadLettered,
-          p.lastError,
-          now,
-          restartedAt,
-          ackedAt,
-          p.skipReason,
-          p.httpCalls,
-          p.httpCallsFailed,
-          row,
-        ).changes !== 1
-      ) {
-        throw new Error(`row ${row} of message ${JSON.stringify(messageId)} is missing`);
-      }
-    }
+    const writes = writeRows(rowWriter, ids, pending, now);
     ids.drain();
     stats.rowWrites += writes;
   });
@@ -461,11 +376,12 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     signal: AbortSignal | undefined,
     claimMode?: ReadKind,
     deadLetter?: DeadLetter,
+    audit?: readonly AuditEntry[],
   ): Promise<T> {
     if (closed) return Promise.reject(closedError());
     if (signal?.aborted) return rejectAborted(signal);
     return new Promise<T>((res, rej) => {
-      queue.push(new Op(patch, claimMode, deadLetter, signal, res as (v: Result) => void, rej));
+      queue.push(new Op(patch, claimMode, deadLetter, audit, signal, res as (v: Result) => void, rej));
       schedule();
     });
   }
@@ -498,8 +414,13 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
       return enqueue<undefined>(savePatch(request, deliveryCount), signal);
     },
 
-    markRestarted(messageId: string, attempts: number, signal?: AbortSignal): Promise<void> {
-      return enqueue<undefined>(restartedPatch(messageId, attempts), signal);
+    markRestarted(
+      messageId: string,
+      attempts: number,
+      signal?: AbortSignal,
+      audit?: readonly AuditEntry[],
+    ): Promise<void> {
+      return enqueue<undefined>(restartedPatch(messageId, attempts, audit), signal, undefined, undefined, audit);
     },
 
     releaseRestart(messageId: string, deliveryCount: number, attempts: number): Promise<void> {
@@ -507,11 +428,17 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     markAcked(record: AckRecord): Promise<void> {
-      return enqueue<undefined>(ackPatch(record), undefined);
+      return enqueue<undefined>(ackPatch(record), undefined, undefined, undefined, record.audit);
     },
 
-    markFailed(messageId: string, error: string, attempts: number): Promise<void> {
-      return enqueue<undefined>(failurePatch(messageId, error, attempts), undefined);
+    markFailed(messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]): Promise<void> {
+      return enqueue<undefined>(
+        failurePatch(messageId, error, attempts, audit),
+        undefined,
+        undefined,
+        undefined,
+        audit,
+      );
     },
 
     readCalls(messageId: string): Promise<CallCount> {
@@ -523,7 +450,13 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     },
 
     deadLetter(entry: DeadLetter): Promise<void> {
-      return enqueue<undefined>(entry.request && deadLetterPatch(entry.request, entry), undefined, undefined, entry);
+      return enqueue<undefined>(
+        entry.request && deadLetterPatch(entry.request, entry),
+        undefined,
+        undefined,
+        entry,
+        entry.audit,
+      );
     },
 
     async close(): Promise<void> {
@@ -583,6 +516,8 @@ function merged(row: StoredRestart | undefined, patch: RecordPatch | undefined):
       restarted: row.restarted === 1,
       restartClaimed: row.restartClaimed,
       restartReleased: row.restartReleased,
+      restartAudited: row.restartAudited === 1,
+      inDoubtAudited: row.inDoubtAudited === 1,
     };
   }
   return {
@@ -590,6 +525,8 @@ function merged(row: StoredRestart | undefined, patch: RecordPatch | undefined):
     restarted: row?.restarted === 1 || patch.restarted,
     restartClaimed: Math.max(row?.restartClaimed ?? 0, patch.restartClaimed),
     restartReleased: Math.max(row?.restartReleased ?? 0, patch.restartReleased),
+    restartAudited: row?.restartAudited === 1 || patch.restartAudited,
+    inDoubtAudited: row?.inDoubtAudited === 1 || patch.inDoubtAudited,
   };
 }
 

@@ -412,15 +412,15 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
       call<RestartClaim>('claimRestart', [request, deliveryCount, mode, signal !== undefined], signal),
     saveMessage: (request: RestartRequest, deliveryCount: number, signal?: AbortSignal) =>
       call<void>('saveMessage', [request, deliveryCount, signal !== undefined], signal),
-    markRestarted: (messageId: string, attempts: number, signal?: AbortSignal) =>
-      call<void>('markRestarted', [messageId, attempts, signal !== undefined], signal),
+    markRestarted: (messageId: string, attempts: number, signal?: AbortSignal, audit?: readonly AuditEntry[]) =>
+      call<void>('markRestarted', [messageId, attempts, signal !== undefined, audit], signal),
     releaseRestart: (messageId: string, deliveryCount: number, attempts: number) =>
       call<void>('releaseRestart', [messageId, deliveryCount, attempts]),
     markAcked: (record: AckRecord) => call<void>('markAcked', [record]),
     readCalls: (messageId: string) => call<CallCount>('readCalls', [messageId]),
     recordCalls: (messageId: string, count: CallCount) => call<void>('recordCalls', [messageId, count]),
-    markFailed: (messageId: string, error: string, attempts: number) =>
-      call<void>('markFailed', [messageId, error, attempts]),
+    markFailed: (messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]) =>
+      call<void>('markFailed', [messageId, error, attempts, audit]),
     deadLetter: (entry: DeadLetter) => call<void>('deadLetter', [entry]),
     unfinished: () => call<UnfinishedReport>('unfinished', []),
     stats: () => call<SqliteWorkerStats>('stats', []),

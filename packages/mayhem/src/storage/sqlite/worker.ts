@@ -11,6 +11,7 @@
 import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { errorText } from '../../core/errors.js';
+import type { AuditEntry } from '../../core/rails.js';
 import { openSqliteStorage, type SqliteStorage } from '../sqlite.js';
 import {
   ABORTED,
@@ -61,12 +62,13 @@ type Handler = (args: unknown[], signal: AbortSignal | undefined) => unknown;
 const HANDLERS: Record<(typeof OPS)[number], Handler> = {
   claimRestart: (a, s) => storage.claimRestart(a[0] as never, a[1] as number, a[2] as never, s),
   saveMessage: (a, s) => storage.saveMessage(a[0] as never, a[1] as number, s),
-  markRestarted: (a, s) => storage.markRestarted(a[0] as string, a[1] as number, s),
+  markRestarted: (a, s) => storage.markRestarted(a[0] as string, a[1] as number, s, a[3] as AuditEntry[] | undefined),
   releaseRestart: (a) => storage.releaseRestart(a[0] as string, a[1] as number, a[2] as number),
   markAcked: (a) => storage.markAcked(a[0] as never),
   readCalls: (a) => storage.readCalls(a[0] as string),
   recordCalls: (a) => storage.recordCalls(a[0] as string, a[1] as never),
-  markFailed: (a) => storage.markFailed(a[0] as string, a[1] as string, a[2] as number),
+  markFailed: (a) =>
+    storage.markFailed(a[0] as string, a[1] as string, a[2] as number, a[3] as AuditEntry[] | undefined),
   deadLetter: (a) => storage.deadLetter(a[0] as never),
   unfinished: () => storage.unfinished!(),
   'control.refresh': () => control.refresh().then(stateNow),

@@ -1,0 +1,127 @@
+/**
+ * The row writes of one SQLite flush: each message's folded patch becomes one INSERT (a new message
+ * appends a row) or one UPDATE by row id (see sqlite.ts for the flush around it).
+ */
+import type Database from 'better-sqlite3';
+import type { RecordPatch } from './record-patch.js';
+import type { IdIndex } from './sqlite-id-index.js';
+import { isUuid, KEY_SQL } from './sqlite-schema.js';
+
+// The merge rules of record-patch.ts, in SQL: a flush folds its writes to one message into one
+// patch, and this upsert folds that patch into the stored row the same way (a neutral patch value,
+// 0 / false / NULL, keeps the stored one). Change one, change the other: the storage contract's
+// property test compares them.
+const INSERT_ROW = `INSERT INTO message_rows (id, message_id, instance_name, hostname, published_at, restarted, restart_claimed,
+  restart_released, restart_in_doubt, restart_attempts, saved, acked, extensions, deliveries, dead_lettered, last_error,
+  created_at, updated_at, restarted_at, acked_at, skip_reason, http_calls, http_calls_failed, restart_audited, in_doubt_audited)
+  VALUES (?, ${KEY_SQL}, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+const UPDATE_ROW = `UPDATE message_rows SET
+  instance_name    = coalesce(instance_name, ?),
+  hostname         = coalesce(hostname, ?),
+  published_at     = coalesce(published_at, ?),
+  restarted        = max(restarted, ?),
+  restart_claimed  = max(restart_claimed, ?),
+  restart_released = max(restart_released, ?),
+  restart_in_doubt = max(restart_in_doubt, ?),
+  restart_attempts = max(restart_attempts, ?),
+  saved            = max(saved, ?),
+  acked            = max(acked, ?),
+  extensions       = max(extensions, ?),
+  deliveries       = max(deliveries, ?),
+  dead_lettered    = max(dead_lettered, ?),
+  last_error       = coalesce(?, last_error),
+  updated_at       = ?,
+  restarted_at     = coalesce(restarted_at, ?),
+  acked_at         = coalesce(acked_at, ?),
+  skip_reason      = coalesce(skip_reason, ?),
+  http_calls       = max(http_calls, ?),
+  http_calls_failed = max(http_calls_failed, ?),
+  restart_audited  = max(restart_audited, ?),
+  in_doubt_audited = max(in_doubt_audited, ?)
+WHERE id = ?`;
+
+export interface RowWriter {
+  readonly insertRow: Database.Statement;
+  readonly updateRow: Database.Statement;
+}
+
+export function prepareRowWriter(db: Database.Database): RowWriter {
+  return { insertRow: db.prepare(INSERT_ROW), updateRow: db.prepare(UPDATE_ROW) };
+}
+
+/** Write the flush's patches (one per message, `row` null for a new one); returns the rows written. */
+export function writeRows(
+  w: RowWriter,
+  ids: IdIndex,
+  pending: ReadonlyMap<string, { readonly row: number | null | undefined; readonly patch: RecordPatch | undefined }>,
+  now: number,
+): number {
+  let writes = 0;
+  for (const [messageId, { row, patch: p }] of pending) {
+    if (p === undefined) continue;
+    writes++;
+    const restartedAt = p.restarted ? now : null;
+    const ackedAt = p.acked ? now : null;
+    if (row == null) {
+      const uuid = isUuid(messageId) ? 1 : 0;
+      w.insertRow.run(
+        ids.allocate(messageId),
+        uuid,
+        messageId,
+        messageId,
+        p.instanceName,
+        p.hostname,
+        p.publishedAt,
+        +p.restarted,
+        p.restartClaimed,
+        p.restartReleased,
+        +p.restartInDoubt,
+        p.restartAttempts,
+        +p.saved,
+        +p.acked,
+        p.extensions,
+        p.deliveries,
+        +p.deadLettered,
+        p.lastError,
+        now,
+        now,
+        restartedAt,
+        ackedAt,
+        p.skipReason,
+        p.httpCalls,
+        p.httpCallsFailed,
+        +p.restartAudited,
+        +p.inDoubtAudited,
+      );
+    } else if (
+      w.updateRow.run(
+        p.instanceName,
+        p.hostname,
+        p.publishedAt,
+        +p.restarted,
+        p.restartClaimed,
+        p.restartReleased,
+        +p.restartInDoubt,
+        p.restartAttempts,
+        +p.saved,
+        +p.acked,
+        p.extensions,
+        p.deliveries,
+        +p.deadLettered,
+        p.lastError,
+        now,
+        restartedAt,
+        ackedAt,
+        p.skipReason,
+        p.httpCalls,
+        p.httpCallsFailed,
+        +p.restartAudited,
+        +p.inDoubtAudited,
+        row,
+      ).changes !== 1
+    ) {
+      throw new Error(`row ${row} of message ${JSON.stringify(messageId)} is missing`);
+    }
+  }
+  return writes;
+}
