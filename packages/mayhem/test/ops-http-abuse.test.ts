@@ -191,16 +191,26 @@ describe('--http sheds what would hold it', () => {
   });
 
   it.runIf(process.platform === 'linux')("runs the endpoint's thread 10 nice levels below the service's", async () => {
-    const nices = (): number[] =>
-      readdirSync('/proc/self/task').map((tid) => {
-        const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-        // Field 19 (nice), counted after the command name, which may hold spaces.
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-      });
+    // Each thread's nice value, by thread id. Field 19 (nice), counted after the command name, which may hold spaces.
+    const nices = (): Map<string, number> =>
+      new Map(
+        readdirSync('/proc/self/task').flatMap((tid): [string, number][] => {
+          try {
+            const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+            return [[tid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])]];
+          } catch {
+            return []; // the thread ended between the listing and the read
+          }
+        }),
+      );
     const own = Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[16]);
-    const before = nices().filter((n) => n === Math.min(19, own + 10)).length;
+    // Only threads that are new count: an earlier endpoint's thread may still be on its way out.
+    const before = new Set(nices().keys());
     await withEndpoint({}, () => {
-      expect(nices().filter((n) => n === Math.min(19, own + 10)).length).toBe(before + 1);
+      const fresh = [...nices()].filter(([tid]) => !before.has(tid));
+      expect(fresh.filter(([, n]) => n === Math.min(19, own + 10))).toHaveLength(1);
+      // Every other new thread (libuv's, V8's) keeps the service's priority.
+      if (own + 10 <= 19) expect(fresh.filter(([, n]) => n !== own)).toHaveLength(1);
       return Promise.resolve();
     });
   });
