@@ -8,7 +8,7 @@ import type { PromiseRecord } from '../model/task.js';
 import { awaitedAtOf, awaitersOf, createdAtOf, snapshotOf, type Awaiters } from '../instrument/describe.js';
 import { findCycles } from '../instrument/dump.js';
 import { HISTORY } from '../instrument/terminated.js';
-import type { WorkRecord } from '../instrument/work.js';
+import { phaseSites, type WorkRecord } from '../instrument/work.js';
 import { userFrames } from '../source/frames.js';
 import { commandLine } from '../model/paths.js';
 import type {
@@ -108,7 +108,7 @@ export class Answers {
       ...(past
         ? {
             past: (rec.past ?? []).map((p, i, all) => {
-              const f = at(p.sites, 1)[0];
+              const f = at(phaseSites(p), 1)[0];
               return {
                 phase: p.text,
                 forMs: Math.round((all[i + 1]?.at ?? rec.phaseAt) - p.at),

@@ -14,23 +14,23 @@
  * All state lives on one {@link TaskTracker}; promise tags are symbols shared by every tracker.
  */
 import { promiseHooks } from 'node:v8';
-import { PromiseRecord } from '../model/task.js';
-import { CAPTURE_LIMIT, captureSites, isInternalFile } from '../source/frames.js';
-import { isBuiltinSite } from '../model/call-sites.js';
+import { HOOK_DISPATCH, PromiseRecord } from '../model/task.js';
+import { CAPTURE_LIMIT, captureRaw, captureSites, isInternalFile } from '../source/frames.js';
+import { isBuiltinSite, isRawSites } from '../model/call-sites.js';
 import { TerminatedTasks } from './terminated.js';
 import { realClock, type Clock } from './clock.js';
 
 const REC = Symbol('loopwatch.record');
 const VIA = Symbol('loopwatch.via');
 const OWNER = Symbol('loopwatch.owner');
-/** Marks the promise of an `await` (its reaction resumes the task). */
+/** Marks the promise of an `await` with the await's number (its reaction resumes the task). */
 const AWAIT = Symbol('loopwatch.await');
 
 type Tagged = Promise<unknown> & {
   [REC]?: PromiseRecord;
   [VIA]?: PromiseRecord;
   [OWNER]?: PromiseRecord;
-  [AWAIT]?: boolean;
+  [AWAIT]?: number;
 };
 
 export interface TrackerEvents {
@@ -50,12 +50,6 @@ export interface TaskObserver {
   taskResumed(rec: PromiseRecord): void;
   taskEnded(rec: PromiseRecord): void;
 }
-
-/**
- * With another promise hook installed (AsyncLocalStorage, `async_hooks.createHook`, the node:test
- * runner), node calls every hook through its own dispatcher: one extra frame above the program's.
- */
-const HOOK_DISPATCH = 'node:internal/promise_hooks';
 
 function isModuleEvaluation(site: NodeJS.CallSite): boolean {
   return site.getFunctionName() === null && site.getLineNumber() === 1 && site.getColumnNumber() === 1;
@@ -79,7 +73,10 @@ export class TaskTracker {
   /** Async calls whose synchronous part is still running, innermost last. */
   readonly #syncStack: PromiseRecord[] = [];
   #reactionTask: PromiseRecord | undefined;
+  /** The running reaction resumes its task's own code after an `await` (not a `.then` callback). */
+  #resumed = false;
   #reactionStart = 0;
+  #awaits = 0;
   readonly #registry = new FinalizationRegistry<PromiseRecord>((rec) => {
     this.#pending.delete(rec.id);
     this.#events.onCollected?.(rec);
@@ -191,22 +188,45 @@ export class TaskTracker {
       const i = stack.lastIndexOf(pr);
       if (i >= 0) stack.length = i;
     }
-    const cur = stack.length > 0 ? stack[stack.length - 1] : this.#reactionTask;
-    if (cur === undefined) return;
-    if (pr !== cur) {
+    if (stack.length > 0) {
+      const cur = stack[stack.length - 1]!;
+      p[OWNER] = cur;
+      if (pr === cur) return;
+      // An async call's synchronous start: whether this is its `await` must be known now, since an
+      // `await` ends that start (what its caller does next is the caller's), so look at the top frame.
       const site = this.#awaitSite();
-      if (site !== undefined) {
-        // `await` in the running async function: it suspends here, so its synchronous part is over
-        // (a call made next by its caller is the caller's child, not this one's).
-        cur.awaitSite = site;
-        cur.waitingOn = pr;
-        p[AWAIT] = true;
-        if (!cur.internal) this.observer?.taskAwaited(cur, site, pr);
-        if (stack.length > 0 && stack[stack.length - 1] === cur) stack.pop();
-      }
+      if (site === undefined) return;
+      this.#suspend(cur, p, pr, site);
+      stack.pop();
+      return;
     }
+    const cur = this.#reactionTask;
+    if (cur === undefined) return;
     p[OWNER] = cur;
+    // A `.then` callback is plain code: it cannot `await`. The task's own code, resumed after an
+    // `await`, runs until its next `await` or its end, so the last promise it chains in this reaction
+    // is that `await` (a `.then` before it is superseded by number), told apart without looking at the
+    // stack; its line is captured raw and formatted only if a dump asks.
+    if (!this.#resumed || pr === cur) return;
+    if (this.observer !== undefined && !cur.internal) {
+      // A recording writes the await's line now.
+      const site = this.#awaitSite();
+      if (site !== undefined) this.#suspend(cur, p, pr, site);
+      return;
+    }
+    this.#suspend(cur, p, pr, captureRaw(this.#init, 2));
   };
+
+  /** `cur` suspends at an `await` (site `at`) of `pr`, through promise `p`. */
+  #suspend(cur: PromiseRecord, p: Tagged, pr: PromiseRecord | undefined, at: PromiseRecord['awaitAt']): void {
+    const n = ++this.#awaits;
+    cur.awaitSeq = n;
+    cur.awaitAt = at;
+    cur.waitingOn = pr;
+    p[AWAIT] = n;
+    if (!cur.internal && this.observer !== undefined && at !== undefined && !isRawSites(at))
+      this.observer.taskAwaited(cur, at, pr);
+  }
 
   #initRoot(p: Tagged): void {
     // One capture, raw call sites only: the top frame tells an async function's own frame from a
@@ -236,10 +256,12 @@ export class TaskTracker {
     const owner = p[OWNER];
     this.#reactionTask = owner;
     // The task resumes after its `await`: it waits on nothing until it awaits again.
-    if (owner !== undefined && p[AWAIT] === true) {
-      owner.waitingOn = undefined;
-      owner.awaitSite = undefined;
-      if (!owner.internal) this.observer?.taskResumed(owner);
+    this.#resumed = owner !== undefined && p[AWAIT] !== undefined && p[AWAIT] === owner.awaitSeq;
+    if (this.#resumed) {
+      owner!.awaitSeq = 0;
+      owner!.waitingOn = undefined;
+      owner!.awaitAt = undefined;
+      if (!owner!.internal) this.observer?.taskResumed(owner!);
     }
     this.#reactionStart = this.clock.now();
   };
@@ -252,6 +274,7 @@ export class TaskTracker {
     if (slowMs !== undefined && dur >= slowMs) this.#events.onSlowReaction?.(task, this.#reactionStart, dur);
     if (this.#syncStack.length !== 0) this.#syncStack.length = 0;
     this.#reactionTask = undefined;
+    this.#resumed = false;
   };
 
   readonly #settled = (promise: Promise<unknown>): void => {

@@ -2,13 +2,14 @@
  * The live table of work units (`trackWork`): the enabled loopwatch installs it on the process-wide
  * symbol every copy of loopwatch reads. One record per unit, which is also the handle the caller gets
  * (one allocation per unit); a phase change is a few field writes, plus (debug mode) a raw capture of
- * the calling frames, formatted only when a dump asks. Ended units leave the table for a short
+ * the calling frames that V8 formats only when a dump reads it. Ended units leave the table for a short
  * history, as ended tasks do.
  */
 import type { PromiseRecord } from '../model/task.js';
 import { WORK_TRACKER, type WorkTracker, type WorkUnit } from '../model/work.js';
 import { errorText } from '../model/error-text.js';
-import { captureSites } from '../source/frames.js';
+import { captureRaw } from '../source/frames.js';
+import { sitesOf, type RawSites } from '../model/call-sites.js';
 import type { Clock } from './clock.js';
 
 /** Ended units remembered. */
@@ -28,15 +29,31 @@ export interface WorkObserver {
 export interface PastPhase {
   readonly text: string;
   readonly at: number;
-  readonly sites: NodeJS.CallSite[] | undefined;
+  readonly raw: RawSites | undefined;
+  readonly named: PromiseRecord | undefined;
+}
+
+/**
+ * Where a phase was set (debug mode): its raw capture, formatted on first read; or, for a phase that
+ * named a promise loopwatch made a record of, where that promise was made (its call, for an async
+ * function's): the capture that record already paid for, a line or two from the `phase()` call.
+ */
+export function phaseSites(p: {
+  readonly raw: RawSites | undefined;
+  readonly named: PromiseRecord | undefined;
+}): NodeJS.CallSite[] | undefined {
+  if (p.raw !== undefined) return sitesOf(p.raw);
+  const on = p.named;
+  if (on === undefined) return undefined;
+  return on.isTask && !on.spawned ? on.sites.slice(1) : on.sites;
 }
 
 export class WorkRecord implements WorkUnit {
   phaseText = '';
   /** Clock time the current phase was set (the start until the first phase). */
   phaseAt: number;
-  /** Raw frames of the `phase()` call (debug mode). */
-  sites: NodeJS.CallSite[] | undefined = undefined;
+  /** The `phase()` call's frames, unformatted (debug mode): {@link sites} formats them for a dump. */
+  raw: RawSites | undefined = undefined;
   /** Loopwatch's record of the promise the phase waits on (debug mode). */
   waitingOn: PromiseRecord | undefined = undefined;
   endedAt: number | undefined = undefined;
@@ -58,6 +75,11 @@ export class WorkRecord implements WorkUnit {
   ) {
     this.#table = table;
     this.phaseAt = startedAt;
+  }
+
+  /** Frames of the `phase()` call (debug mode). */
+  get sites(): NodeJS.CallSite[] | undefined {
+    return phaseSites({ raw: this.raw, named: this.waitingOn });
   }
 
   get live(): boolean {
@@ -113,13 +135,16 @@ export class WorkTable implements WorkTracker {
     // phase, with nothing allocated that outlives it (a recording keeps every phase in both).
     if (this.captureSites && rec.phaseText !== '') {
       const past = (rec.past ??= []);
-      past.push({ text: rec.phaseText, at: rec.phaseAt, sites: rec.sites });
+      past.push({ text: rec.phaseText, at: rec.phaseAt, raw: rec.raw, named: rec.waitingOn });
       if (past.length > PHASES_KEPT) past.shift();
     }
     rec.phaseText = text;
     rec.phaseAt = this.clock.now();
-    rec.sites = this.captureSites ? captureSites(PHASE_METHOD, SITE_LIMIT) : undefined;
-    rec.waitingOn = this.captureSites && waitingOn !== undefined ? this.recordOf(waitingOn) : undefined;
+    const on = this.captureSites && waitingOn !== undefined ? this.recordOf(waitingOn) : undefined;
+    rec.waitingOn = on;
+    // A capture is a few µs, the largest part of a phase change in debug mode: taken only when the phase
+    // names no promise with a record (whose own capture says where the phase's call was made).
+    rec.raw = this.captureSites && on === undefined ? captureRaw(PHASE_METHOD, SITE_LIMIT) : undefined;
     this.observer?.phased(rec);
   }
 

@@ -29,3 +29,28 @@ export function safe<T>(f: () => T): T | null {
 export function functionNameOf(site: NodeJS.CallSite | undefined): string {
   return site ? siteName(site) : '<anonymous>';
 }
+
+/** A stack capture V8 has not formatted yet (`Error.captureStackTrace` formats on the first read of `stack`). */
+export interface RawSites {
+  readonly stack?: unknown;
+}
+
+const structured = (_e: Error, sites: NodeJS.CallSite[]): NodeJS.CallSite[] => sites;
+
+/** The call sites of a raw capture (formatted once: V8 keeps the result as the holder's `stack`). */
+export function sitesOf(raw: RawSites): NodeJS.CallSite[] {
+  // eslint-disable-next-line @typescript-eslint/unbound-method
+  const oldPrepare = Error.prepareStackTrace;
+  Error.prepareStackTrace = structured;
+  let sites: unknown;
+  try {
+    sites = raw.stack;
+  } finally {
+    Error.prepareStackTrace = oldPrepare;
+  }
+  return Array.isArray(sites) ? (sites as NodeJS.CallSite[]) : [];
+}
+
+export function isRawSites(x: NodeJS.CallSite | RawSites): x is RawSites {
+  return !('getFileName' in x);
+}

@@ -5,7 +5,13 @@
  * sites (the name, above all) is worked out on first use, at report time.
  */
 import type { TaskRef } from './report.js';
-import { functionNameOf } from './call-sites.js';
+import { functionNameOf, isRawSites, sitesOf, type RawSites } from './call-sites.js';
+
+/**
+ * With another promise hook installed (AsyncLocalStorage, `async_hooks.createHook`, the node:test
+ * runner), node calls every hook through its own dispatcher: one extra frame above the program's.
+ */
+export const HOOK_DISPATCH = 'node:internal/promise_hooks';
 
 export class PromiseRecord {
   /** Named by `spawn()`. */
@@ -15,8 +21,13 @@ export class PromiseRecord {
   observed = false;
   /** What this task awaits now (undefined while it runs): a task (the await graph) or a plain promise. */
   waitingOn: PromiseRecord | undefined = undefined;
-  /** Raw call site of the `await` it is suspended at (the suspended function's own line). */
-  awaitSite: NodeJS.CallSite | undefined = undefined;
+  /**
+   * Where it is suspended: the `await`'s call site, or a raw capture of it (formatted on first read by
+   * {@link awaitSite}: most awaits are never asked about).
+   */
+  awaitAt: NodeJS.CallSite | RawSites | undefined = undefined;
+  /** Which await it is suspended at (0 while it runs): that await's promise carries the same number. */
+  awaitSeq = 0;
   /** Time its own code ran on the loop (the reactions that resumed it), ms. Debug mode. */
   busyMs = 0;
   /** `performance.now()` when it settled. */
@@ -40,6 +51,17 @@ export class PromiseRecord {
     readonly startedAt: number,
     readonly parent: PromiseRecord | undefined,
   ) {}
+
+  /** Call site of the `await` it is suspended at (the suspended function's own line). */
+  get awaitSite(): NodeJS.CallSite | undefined {
+    const at = this.awaitAt;
+    if (at === undefined || !isRawSites(at)) return at;
+    // A raw capture from a promise hook: node's hook dispatcher may sit above the function's frame.
+    const sites = sitesOf(at);
+    const site = sites[0]?.getFileName() === HOOK_DISPATCH ? sites[1] : sites[0];
+    this.awaitAt = site;
+    return site;
+  }
 
   /** The async function's name (or the `spawn` name); `Promise` for a plain promise. */
   get name(): string {

@@ -11,38 +11,38 @@ import type { Frame } from '../model/report.js';
 import { resolvePosition } from './source-map-file.js';
 import { PathGlobs } from '../model/glob.js';
 import { originOf, toPath } from '../model/paths.js';
-import { isBuiltinSite, safe, siteName } from '../model/call-sites.js';
+import { isBuiltinSite, safe, siteName, sitesOf, type RawSites } from '../model/call-sites.js';
 
 /** Frames kept per capture: the function's own frame plus `print_stack(limit=5)` callers. */
 export const CAPTURE_LIMIT = 6;
 
-const structured = (_e: Error, sites: NodeJS.CallSite[]): NodeJS.CallSite[] => sites;
-
-/** Reused by every capture: the sites are read right away, so one object (no new shape per call) does. */
-const holder: { stack?: unknown } = {};
-
 /**
- * Raw V8 call sites of the caller, frames above and including `skip` removed.
+ * Raw V8 call sites of the caller, frames above and including `skip` removed (formatted now).
  * `Error.stackTraceLimit` and `prepareStackTrace` are restored so the program's own errors are untouched
  * (and node's source-map-aware formatter never runs for ours).
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
 export function captureSites(skip: Function, limit = CAPTURE_LIMIT): NodeJS.CallSite[] {
+  return sitesOf(captureRaw(skip, limit));
+}
+
+/**
+ * A capture V8 has not formatted yet: `Error.captureStackTrace` keeps the raw frames and formats them on
+ * the first read of `stack`. Walking the frames is about a third of an eager capture's cost; making the
+ * call-site objects (and node's formatting hook around it) is the rest, so captures that only a report
+ * or a dump will ever read are left raw, and turned into call sites by {@link sitesOf} if somebody asks.
+ */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+export function captureRaw(skip: Function, limit = CAPTURE_LIMIT): RawSites {
   const oldLimit = Error.stackTraceLimit;
-  // Saved to be put back untouched, never called.
-  // eslint-disable-next-line @typescript-eslint/unbound-method
-  const oldPrepare = Error.prepareStackTrace;
   Error.stackTraceLimit = limit;
-  Error.prepareStackTrace = structured;
-  let sites: unknown;
+  const holder: { stack?: unknown } = {};
   try {
     Error.captureStackTrace(holder, skip);
-    sites = holder.stack;
   } finally {
-    Error.prepareStackTrace = oldPrepare;
     Error.stackTraceLimit = oldLimit;
   }
-  return Array.isArray(sites) ? (sites as NodeJS.CallSite[]) : [];
+  return holder;
 }
 
 /** Where loopwatch's own compiled sources live: frames from here are never "the user's". */

@@ -2,7 +2,8 @@
 // busy time, slow reactions, ended tasks) without a child process.
 import { afterEach, describe, expect, it } from 'vitest';
 import { setImmediate as turn } from 'node:timers/promises';
-import { TaskTracker } from '../../src/instrument/tasks.js';
+import { recordOf, TaskTracker } from '../../src/instrument/tasks.js';
+import { captureSites } from '../../src/source/frames.js';
 import { buildTaskDump, findCycles } from '../../src/instrument/dump.js';
 import { spawnTask } from '../../src/instrument/spawn.js';
 import type { PromiseRecord } from '../../src/model/task.js';
@@ -44,6 +45,48 @@ describe('task model', () => {
     release();
     await done;
     expect(mine(t, 'parent', 'child')).toEqual([]);
+  });
+
+  it('where a resumed task waits: its last chained promise is the await, a `.then` is not', async () => {
+    const t = track();
+    // The generated line of the caller (raw, as the tracker's sites are).
+    const nextLine = (): number => captureSites(nextLine, 1)[0]!.getLineNumber()! + 1;
+    const gates = [0, 1].map(() => {
+      let open!: () => void;
+      const p = new Promise<void>((r) => (open = r));
+      return { p, open };
+    });
+    const side = Promise.resolve(1);
+    const lines: number[] = [];
+    async function worker(): Promise<void> {
+      await turn(); // from here on it runs in reactions that resume it
+      void side.then(() => undefined);
+      lines.push(nextLine());
+      await gates[0]!.p;
+      // A `.then` callback of the suspended task chains a promise: still where it was.
+      void side.then(() => void side.then(() => undefined));
+      void side.then(() => undefined);
+      lines.push(nextLine());
+      await gates[1]!.p;
+      void side.then(() => undefined);
+    }
+    const done = worker();
+    const w = mine(t, 'worker')[0]!;
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < 5; i++) await turn();
+    };
+    await settle();
+    expect(w.waitingOn).toBe(recordOf(gates[0]!.p));
+    expect(w.awaitSite?.getLineNumber()).toBe(lines[0]);
+    gates[0]!.open();
+    await settle();
+    expect(w.waitingOn).toBe(recordOf(gates[1]!.p));
+    expect(w.awaitSite?.getLineNumber()).toBe(lines[1]);
+    gates[1]!.open();
+    await done;
+    expect(w.waitingOn).toBeUndefined();
+    expect(w.awaitSite).toBeUndefined();
+    expect(mine(t, 'worker')).toEqual([]);
   });
 
   it('ages come from the clock; a dump names and groups them', async () => {
