@@ -197,7 +197,14 @@ export class Loopwatch {
     this.#restart(opts);
     // 20 ms samples: a slow turn (≥ 100 ms) still gets ≥ 5, and the watchdog's pause gives its exact
     // frames; 10 ms cost about 2 points more CPU per request (bench/http-cpu.ts, README "Overhead").
-    this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 20_000);
+    // Sampling begins after the first turn (a process's start pays no profiler start-up), unless the
+    // start-up report, which names the modules that took the time from those samples, is asked for.
+    this.#startProductionSet(
+      opts,
+      opts.slowMs ?? DEFAULT_SLOW_MS,
+      20_000,
+      !(opts.kinds?.includes('start-up') ?? false),
+    );
     this.#trackWork(false);
     this.#record(opts, 'production');
     this.#armSummary(opts);
@@ -205,9 +212,10 @@ export class Loopwatch {
   }
 
   /** Starts the slow-callback watcher alone (`watchSlowCallbacks`). */
-  watchSlow(thresholdMs: number, sampleIntervalUs = 2_000): SlowCallbackWatcher {
+  watchSlow(thresholdMs: number, sampleIntervalUs = 2_000, deferSampling = false): SlowCallbackWatcher {
     this.unwatchSlow();
-    const sampler = this.#parts.sampler ?? ((us: number): WindowSampler => new WindowProfiler(us));
+    const sampler =
+      this.#parts.sampler ?? ((us: number): WindowSampler => new WindowProfiler(us, undefined, deferSampling));
     const slow = new SlowCallbackWatcher({
       thresholdMs,
       sampleMs: sampleIntervalUs / 1000,
@@ -288,8 +296,8 @@ export class Loopwatch {
     this.#stoppers.push(() => void process.off('exit', writeSummary));
   }
 
-  #startProductionSet(opts: EnableOptions, slowMs: number, sampleIntervalUs: number): void {
-    const slow = this.watchSlow(slowMs, sampleIntervalUs);
+  #startProductionSet(opts: EnableOptions, slowMs: number, sampleIntervalUs: number, deferSampling = false): void {
+    const slow = this.watchSlow(slowMs, sampleIntervalUs, deferSampling);
     this.#stoppers.push(() => this.unwatchSlow());
     if (this.#parts.watchdog !== false) {
       // The heartbeat runs as often as the slow-callback ticker, so a slow turn is seen (and paused once
