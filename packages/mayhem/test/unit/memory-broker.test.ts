@@ -1,7 +1,7 @@
 /** The in-memory broker's lease semantics, on fake time (its clock is Date.now). */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBroker } from '../src/brokers/memory.js';
-import type { Delivery } from '../src/core/contracts.js';
+import { MemoryBroker } from '../../src/brokers/memory.js';
+import type { Delivery } from '../../src/core/contracts.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 
