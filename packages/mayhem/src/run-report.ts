@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { MemoryBroker } from './brokers/memory.js';
-import type { Config } from './cli/config.js';
+import type { Config } from './config/config.js';
 import type { Broker, Storage, UnfinishedReport } from './core/contracts.js';
 import type { Consumer } from './core/consumer.js';
 import type { Counters } from './core/counters.js';

@@ -16,7 +16,7 @@ import { Counters } from './core/counters.js';
 import type { Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
 import { seededRandom } from './core/timing.js';
-import { railsSettings, type Config } from './cli/config.js';
+import { railsSettings, type Config } from './config/config.js';
 import { redactUrl } from './core/redact.js';
 import { withRestartTimings } from './executors/open.js';
 import { noopMetrics } from './metrics/noop.js';

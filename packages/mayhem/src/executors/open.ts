@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Metrics, RestartContext, RestartExecutor } from '../core/contracts.js';
 import { RestartFailed, RestartRejected } from '../core/contracts.js';
-import { ConfigError, type Config } from '../cli/config.js';
+import { ConfigError, type Config } from '../config/config.js';
 import { noopMetrics } from '../metrics/noop.js';
 import { parseArgvTemplate, placeholdersIn, TemplateError } from './argv-template.js';
 import { parseEnvNames } from './child-env.js';

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, envName, parseDuration, resolveConfig, type Config } from '../../src/cli/config.js';
+import { ConfigError, envName, parseDuration, resolveConfig, type Config } from '../../src/config/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
