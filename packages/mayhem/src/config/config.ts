@@ -2,18 +2,16 @@
  * Flags + env (`MAYHEM_*`) + an optional JSON file → one validated config. One table describes
  * every setting; the CLI flags, the env names, the zod schema and the help text all come from it.
  */
-import { z } from 'zod';
 import { experimentNameProblem } from '../core/experiment.js';
+import { ConfigError } from '../core/errors.js';
 import { isHostname, parseHostTemplate } from '../core/hostname.js';
-import type { ProbeSpec } from '../probes/spec.js';
-import { probesSchema } from './probe-config.js';
 import { redactSecrets } from '../core/redact.js';
 import { NATS_URL_FORM, parseNatsUrls } from '../brokers/nats/url.js';
-import { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
-import { readableFile, readConfigFile } from './config-file.js';
+import { readConfigFile } from './config-file.js';
+import type { KindValue } from './kinds.js';
 import { checkRails } from './rails-config.js';
 import { checkEnvAndNames, checkHttpExposure } from './input-checks.js';
-import type { LimitsConfig } from './settings-limits.js';
+import { allowed, schemaOf } from './schema.js';
 import { SETTINGS, type CommandName, type Setting, type SettingKey } from './settings.js';
 
 export { formatDuration, parseBytes, parseDuration, TIMER_MAX_MS } from './units.js';
@@ -22,265 +20,14 @@ export { settingsFor } from './settings-for.js';
 export { OTHER_MAYHEM_ENV } from './input-checks.js';
 export { SETTINGS, type CommandName, type SettingKey } from './settings.js';
 
-/** A problem with the user's settings: printed as one line, exit code 2. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError } from '../core/errors.js';
 
-// host:port, an IPv6 host in brackets.
-const HOSTPORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/;
-
-const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
-const FORMATS = ['auto', 'json', 'pretty'] as const;
-const IN_DOUBT = ['skip', 'restart'] as const;
-const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
-const LEASH = ['auto', 'true', 'false'] as const;
-const ON_LIMIT = ['delay', 'skip'] as const;
-const PICK = ['round-robin', 'random'] as const;
-const REPORT_FORMATS = ['md', 'html', 'json'] as const;
-const FLEET_POLICY = ['check', 'adopt'] as const;
-
-function allowed(s: Setting): string {
-  const range = (lo?: number, hi?: number): string =>
-    lo !== undefined && hi !== undefined
-      ? ` from ${lo} to ${hi}`
-      : lo !== undefined
-        ? ` ≥ ${lo}`
-        : hi !== undefined
-          ? ` ≤ ${hi}`
-          : '';
-  switch (s.kind) {
-    case 'int':
-      return `a whole number${range(s.min, s.max)}`;
-    case 'number':
-      return `a number${range(s.min, s.max)}`;
-    case 'duration':
-      return `a duration like 250ms, 2s or 1m (a bare number is ms)${s.min !== undefined && s.min > 0 ? `, at least ${s.min}ms` : ''}${s.max !== undefined ? `${s.min !== undefined && s.min > 0 ? ' and' : ','} at most ${formatDuration(s.max)}` : ''}`;
-    case 'bytes':
-      return 'a size like 512MB or 1GiB (a bare number is bytes)';
-    case 'bool':
-      return 'true or false';
-    case 'hostport':
-      return 'host:port with a port from 1 to 65535, e.g. 127.0.0.1:8125';
-    case 'listen':
-      return 'host:port to listen on, port 0 to 65535 (0: any free port), e.g. 127.0.0.1:9464';
-    case 'file':
-      return 'the path of a readable file';
-    case 'level':
-      return LEVELS.join(', ');
-    case 'format':
-      return FORMATS.join(', ');
-    case 'inDoubt':
-      return IN_DOUBT.join(' or ');
-    case 'executor':
-      return EXECUTORS.join(', ');
-    case 'leash':
-      return LEASH.join(', ');
-    case 'onLimit':
-      return ON_LIMIT.join(' or ');
-    case 'pick':
-      return PICK.join(' or ');
-    case 'reportFormat':
-      return REPORT_FORMATS.join(', ');
-    case 'fleetSettings':
-      return FLEET_POLICY.join(' or ');
-    case 'probes':
-      return "probes like 'http:https://svc/health status=200'";
-    case 'string':
-      return 'a non-empty string';
-  }
-}
-
-/** The zod type of one setting; raw values arrive as strings (flags, env) or JSON values (file). */
-function schemaOf(s: Setting): z.ZodType {
-  const msg = { error: `expected ${allowed(s)}` };
-  const num = (int: boolean) => {
-    let n = z.number(msg).refine(Number.isFinite, msg);
-    if (int) n = n.refine(Number.isInteger, msg);
-    if (s.min !== undefined) {
-      const min = s.min;
-      n = n.refine((v) => v >= min, msg);
-    }
-    if (s.max !== undefined) {
-      const max = s.max;
-      n = n.refine((v) => v <= max, msg);
-    }
-    return n;
-  };
-  switch (s.kind) {
-    case 'int':
-      return z
-        .union(
-          [
-            z.number(),
-            z
-              .string()
-              .regex(/^\s*-?\d+\s*$/, msg)
-              .transform(Number),
-          ],
-          msg,
-        )
-        .pipe(num(true));
-    case 'number':
-      return z
-        .union(
-          [
-            z.number(),
-            z
-              .string()
-              .regex(/^\s*-?\d+(\.\d+)?\s*$/, msg)
-              .transform(Number),
-          ],
-          msg,
-        )
-        .pipe(num(false));
-    case 'duration':
-    case 'bytes': {
-      const min = s.min ?? 0;
-      const max = s.max ?? TIMER_MAX_MS;
-      const parseText = s.kind === 'bytes' ? parseBytes : parseDuration;
-      return z.union([z.number(), z.string()], msg).transform((v, ctx) => {
-        const ms = typeof v === 'number' ? v : parseText(v);
-        if (ms === undefined || !Number.isFinite(ms) || ms < min || ms > max) {
-          ctx.addIssue({ code: 'custom', message: msg.error });
-          return z.NEVER;
-        }
-        return ms;
-      });
-    }
-    case 'bool':
-      return z
-        .union([z.boolean(), z.enum(['true', 'false', '1', '0', 'yes', 'no'], msg)], msg)
-        .transform((v) => v === true || v === 'true' || v === '1' || v === 'yes');
-    case 'listen':
-      return z
-        .string(msg)
-        .regex(HOSTPORT, msg)
-        .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65535, msg);
-    case 'hostport':
-      return z
-        .string(msg)
-        .regex(HOSTPORT, msg)
-        .refine((v) => {
-          const port = Number(v.slice(v.lastIndexOf(':') + 1));
-          return port >= 1 && port <= 65535;
-        }, msg);
-    case 'file':
-      return z.string(msg).min(1, msg).refine(readableFile, msg);
-    case 'level':
-      return z.enum(LEVELS, msg);
-    case 'format':
-      return z.enum(FORMATS, msg);
-    case 'inDoubt':
-      return z.enum(IN_DOUBT, msg);
-    case 'executor':
-      return z.enum(EXECUTORS, msg);
-    case 'leash':
-      return z.union([z.boolean().transform((b) => (b ? 'true' : 'false')), z.enum(LEASH, msg)], msg);
-    case 'onLimit':
-      return z.enum(ON_LIMIT, msg);
-    case 'pick':
-      return z.enum(PICK, msg);
-    case 'reportFormat':
-      return z.enum(REPORT_FORMATS, msg);
-    case 'fleetSettings':
-      return z.enum(FLEET_POLICY, msg);
-    case 'probes':
-      return probesSchema();
-    case 'string':
-      return z.string(msg).min(1, msg);
-  }
-}
-
-/** Resolved settings: durations in ms, numbers as numbers. */
-export interface Config extends LimitsConfig {
-  broker: string;
-  db: string;
-  maxInFlight: number;
-  extendEvery: number;
-  ackDeadline: number;
-  restartAttempts: number;
-  saveAttempts: number;
-  retryBackoff: number;
-  nackDelay: number;
-  maxDeliveries: number;
-  publishRate: number;
-  maxBacklog: number;
-  rate: number;
-  count: number | undefined;
-  restartLatency: number;
-  restartFailureRate: number;
-  saveFailureRate: number;
-  malformedEvery: number | undefined;
-  seed: number | undefined;
-  inDoubt: (typeof IN_DOUBT)[number];
-  dryRun: boolean;
-  grace: number;
-  statsd: string | undefined;
-  statusEvery: number;
-  logLevel: (typeof LEVELS)[number];
-  logFormat: (typeof FORMATS)[number];
-  debug: boolean;
-  slowCallbackMs: number | undefined;
-  monitorTasksMs: number | undefined;
-  stream: string;
-  subject: string;
-  durable: string;
-  deadLetterSubject: string;
-  deadLetterMaxAge: number;
-  deadLetterMaxBytes: number;
-  retention: number;
-  deadLetterRetention: number;
-  replicas: number;
-  natsCreds: string | undefined;
-  natsNkey: string | undefined;
-  natsTokenFile: string | undefined;
-  executor: (typeof EXECUTORS)[number];
-  leashed: (typeof LEASH)[number];
-  allowHosts: string | undefined;
-  denyHosts: string | undefined;
-  window: string | undefined;
-  minIntervalPerHost: number;
-  maxConcurrentRestarts: number;
-  onLimit: (typeof ON_LIMIT)[number];
-  instanceName: string | undefined;
-  reason: string | undefined;
-  since: number;
-  host: string | undefined;
-  limit: number;
-  json: boolean;
-  restartCommand: string | undefined;
-  restartShell: boolean;
-  restartEnv: string | undefined;
-  restartTimeout: number;
-  restartUrl: string | undefined;
-  restartHeaders: string | undefined;
-  httpMaxCalls: number;
-  container: string;
-  dockerHost: string | undefined;
-  dockerStopTimeout: number;
-  http: string | undefined;
-  instances: string | undefined;
-  pick: (typeof PICK)[number];
-  probe: ProbeSpec[] | undefined;
-  probeEvery: number;
-  probeTolerance: number;
-  probeTimeout: number;
-  probeResume: boolean;
-  experiment: string | undefined;
-  format: (typeof REPORT_FORMATS)[number];
-  out: string | undefined;
-  hostTemplate: string;
-  maxRestartPercent: number;
-  blastWindow: number;
-  inventory: string | undefined;
-  fleetSettings: (typeof FLEET_POLICY)[number];
-  previewRestartTime: number;
-  requests: string | undefined;
-  fromStream: boolean;
-  ack: boolean;
-  unset: string | undefined;
-}
+/**
+ * Resolved settings, derived from the table: one field per entry, of its kind's value type
+ * (`KindValue`: durations in ms, sizes in bytes), `| undefined` where the entry has no default.
+ */
+export type Config = { -readonly [K in SettingKey]: ValueOf<(typeof SETTINGS)[K]> };
+type ValueOf<S extends Setting> = KindValue[S['kind']] | (S extends { readonly default: unknown } ? never : undefined);
 
 // Where each value of a resolved config came from (`--db`, `MAYHEM_DB`, `"db" in f.json`, `default of --db`).
 const ORIGINS = new WeakMap<Config, Readonly<Record<string, string>>>();

@@ -50,12 +50,3 @@ export const LIMIT_SETTINGS = {
     commands: ['run', 'plan'],
   },
 } as const satisfies Record<string, Setting>;
-
-/** These settings, resolved (part of Config). */
-export interface LimitsConfig {
-  httpPublic: boolean;
-  httpMaxConnections: number;
-  httpTimeout: number;
-  httpMetricsMaxAge: number;
-  maxMessageBytes: number;
-}

@@ -1,0 +1,40 @@
+/**
+ * The kinds of setting in the table (config/settings.ts), the values each may take, and what each
+ * resolves to: `Config` (config/config.ts) is derived from the table through `KindValue`.
+ */
+import type { ProbeSpec } from '../probes/spec.js';
+
+export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export const FORMATS = ['auto', 'json', 'pretty'] as const;
+export const IN_DOUBT = ['skip', 'restart'] as const;
+export const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
+export const LEASH = ['auto', 'true', 'false'] as const;
+export const ON_LIMIT = ['delay', 'skip'] as const;
+export const PICK = ['round-robin', 'random'] as const;
+export const REPORT_FORMATS = ['md', 'html', 'json'] as const;
+export const FLEET_POLICY = ['check', 'adopt'] as const;
+
+export type Kind = keyof KindValue;
+
+/** What a setting of each kind resolves to (durations in ms, sizes in bytes). */
+export interface KindValue {
+  int: number;
+  number: number;
+  duration: number;
+  bytes: number;
+  bool: boolean;
+  string: string;
+  hostport: string;
+  listen: string;
+  file: string;
+  level: (typeof LEVELS)[number];
+  format: (typeof FORMATS)[number];
+  inDoubt: (typeof IN_DOUBT)[number];
+  executor: (typeof EXECUTORS)[number];
+  leash: (typeof LEASH)[number];
+  onLimit: (typeof ON_LIMIT)[number];
+  pick: (typeof PICK)[number];
+  probes: ProbeSpec[];
+  reportFormat: (typeof REPORT_FORMATS)[number];
+  fleetSettings: (typeof FLEET_POLICY)[number];
+}
