@@ -73,6 +73,33 @@ export default tseslint.config(
       ],
     },
   },
+  // mayhem's adapters (brokers/, storage/, executors/, metrics/) take their own option types: they import
+  // neither the CLI (cli/) nor the settings table and its Config (config/); the composition root hands
+  // them their slice of the config. Below them only core/ (contracts, errors) and each other.
+  {
+    files: ['packages/mayhem/src/{brokers,storage,executors,metrics}/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '../cli/*',
+                '../../cli/*',
+                '../../../cli/*',
+                '../config/*',
+                '../../config/*',
+                '../../../config/*',
+              ],
+              message:
+                'mayhem adapters import neither cli/ nor config/: declare the options you take (the composition root passes Config, which has them)',
+            },
+          ],
+        },
+      ],
+    },
+  },
   {
     files: ['packages/mayhem/src/**/*.ts'],
     rules: {

@@ -2,12 +2,15 @@
  * The kinds of setting in the table (config/settings.ts), the values each may take, and what each
  * resolves to: `Config` (config/config.ts) is derived from the table through `KindValue`.
  */
+import { EXECUTOR_KINDS } from '../executors/kinds.js';
 import type { ProbeSpec } from '../probes/spec.js';
+
+// The executors' own list: adding an executor there adds it to --executor.
+export const EXECUTORS = EXECUTOR_KINDS;
 
 export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const FORMATS = ['auto', 'json', 'pretty'] as const;
 export const IN_DOUBT = ['skip', 'restart'] as const;
-export const EXECUTORS = ['mock', 'command', 'http', 'docker'] as const;
 export const LEASH = ['auto', 'true', 'false'] as const;
 export const ON_LIMIT = ['delay', 'skip'] as const;
 export const PICK = ['round-robin', 'random'] as const;
