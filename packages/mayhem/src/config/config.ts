@@ -55,6 +55,14 @@ export function parseSetting(key: SettingKey, raw: unknown, origin: string): unk
   return parsed.data;
 }
 
+/** Every setting at its default, as `resolveConfig` gives it when nothing is given (no checks across settings). */
+export function defaultConfig(): Config {
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [SettingKey, Setting][])
+    out[key] = s.default === undefined ? undefined : parseSetting(key, s.default, `default of --${s.flag}`);
+  return out as Config;
+}
+
 /** `max-in-flight` → `MAYHEM_MAX_IN_FLIGHT`. */
 export function envName(flag: string): string {
   return `MAYHEM_${flag.toUpperCase().replace(/-/g, '_')}`;
