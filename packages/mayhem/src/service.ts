@@ -1,6 +1,6 @@
 /**
  * The composition root of `mayhem run`: config → adapters (open-adapters.ts) → the core
- * (core/assemble.ts), with the shutdown latch and signals (run-signals.ts), the central exception
+ * (core/assemble.ts), with the shutdown latch and signals (run-signals.ts), the process-level exception
  * handler, `--count`, the memory broker's publisher, and the status line and summary
  * (run-report.ts). The only module that knows both the core and the adapters.
  */
@@ -136,7 +136,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   };
 
   const stopListening = listenWhileRunning(logger, latch);
-  // Errors outside message handlers: log, then shut down with exit 1.
+  // Errors outside message handlers (those inside are the consumer's central handler's, core/consumer.ts):
+  // log, then shut down in the one order (core/shutdown.ts) with exit 1.
   const onFatal = (err: unknown): void => {
     logger.fatal(
       { err: err instanceof Error ? err.stack : errorText(err) },
@@ -206,6 +207,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const pulling = consumer.run(latch.stopPulling.signal, cancelInFlight.signal).catch(onFatal);
 
   await latch.requested;
+  // The one order (core/shutdown.ts), then below it what the core does not own: the executor, the
+  // summary, and the `--http` endpoint last.
   await shutdown({
     logger,
     graceMs: config.grace,
