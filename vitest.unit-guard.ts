@@ -18,6 +18,12 @@ net.Server.prototype.listen = refuse('a server listens');
 const dgram = require('node:dgram') as typeof import('node:dgram');
 dgram.Socket.prototype.bind = refuse('a UDP socket binds');
 const threads = require('node:worker_threads') as Record<string, unknown>;
-threads.Worker = refuse('a worker thread starts');
+const refuseWorker = refuse('a worker thread starts');
+// A class, so `new Worker(…)` reaches the message (an arrow function would fail as "not a constructor").
+threads.Worker = class {
+  constructor() {
+    refuseWorker();
+  }
+};
 // The named ESM exports (`import { spawn } from 'node:child_process'`) follow the patched CommonJS ones.
 syncBuiltinESMExports();
