@@ -25,5 +25,6 @@ threads.Worker = class {
     refuseWorker();
   }
 };
-// The named ESM exports (`import { spawn } from 'node:child_process'`) follow the patched CommonJS ones.
+// A builtin's ESM face made before this ran would keep the old functions: bring it up to date. (Made
+// after, it reads the patched ones anyway; removing this line fails no test today.)
 syncBuiltinESMExports();
