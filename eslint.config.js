@@ -73,12 +73,47 @@ export default tseslint.config(
       ],
     },
   },
+  // mayhem's adapters (brokers/, storage/, executors/, metrics/) take their own option types: they import
+  // neither the CLI (cli/) nor the settings table and its Config (config/); the composition root hands
+  // them their slice of the config. Below them only core/ (contracts, errors) and each other.
+  {
+    files: ['packages/mayhem/src/{brokers,storage,executors,metrics}/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '../cli/*',
+                '../../cli/*',
+                '../../../cli/*',
+                '../config/*',
+                '../../config/*',
+                '../../../config/*',
+              ],
+              message:
+                'mayhem adapters import neither cli/ nor config/: declare the options you take (the composition root passes Config, which has them)',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  // mayhem: a source file is at most 400 lines, every line counted (what `wc -l` says: a reader reads the
+  // comments too). An exception names its file below and says why.
   {
     files: ['packages/mayhem/src/**/*.ts'],
     rules: {
-      'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+      'max-lines': ['error', { max: 400 }],
       'max-params': ['error', 5],
     },
+  },
+  // storage/ is being regrouped into folders (issue 22, item 1); until that lands it keeps the count of
+  // code lines only (blank lines and comments skipped).
+  {
+    files: ['packages/mayhem/src/storage/**/*.ts'],
+    rules: { 'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }] },
   },
   // The two SQL adapters each hold a dialect's statements, group commit and retries in one place.
   {
@@ -88,10 +123,18 @@ export default tseslint.config(
       'max-params': ['error', 8],
     },
   },
-  // The settings table is data (one entry per flag), not logic.
+  // The settings table is data (one entry per flag, about eight lines each), not logic; its fleet and
+  // limits entries are already files of their own (settings-fleet.ts, settings-limits.ts).
   {
-    files: ['packages/mayhem/src/cli/settings.ts'],
-    rules: { 'max-lines': ['error', { max: 600, skipBlankLines: true, skipComments: true }] },
+    files: ['packages/mayhem/src/config/settings.ts'],
+    rules: { 'max-lines': ['error', { max: 620 }] },
+  },
+  // The job machine: every state and legal move of a message in one file, so the whole machine reads in
+  // one place and its invariants sit beside the moves they constrain (test/unit/job-machine.test.ts walks
+  // them); splitting it would scatter the one table it is.
+  {
+    files: ['packages/mayhem/src/core/job-machine.ts'],
+    rules: { 'max-lines': ['error', { max: 440 }] },
   },
   {
     files: ['**/*.js', '**/*.mjs'],

@@ -26,10 +26,26 @@ class ClosingLine implements Reporter {
 
 export default defineConfig({
   test: {
-    include: ['packages/*/test/**/*.test.ts'],
-    exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default', new ClosingLine()],
+    // (Project arrays add to the root's, so include/exclude live only in the projects.)
+    // Two tiers: `unit` (test/unit/ in each package: in process, no child process, worker or server,
+    // enforced by vitest.unit-guard.ts; seconds) and `system` (everything else: the CLI, NATS,
+    // PostgreSQL, SQLite's worker, real sockets). `npm test` runs both; `npm run test:unit` the first.
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['packages/*/test/unit/**/*.test.ts'], setupFiles: ['./vitest.unit-guard.ts'] },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'system',
+          include: ['packages/*/test/**/*.test.ts'],
+          exclude: ['**/node_modules/**', '**/dist/**', 'packages/*/test/unit/**'],
+        },
+      },
+    ],
   },
 });

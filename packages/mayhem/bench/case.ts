@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { activeMode, trackWork } from 'loopwatch';
 import { pino } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
+import { defaultMayhemSettings } from '../src/config/mayhem-options.js';
 import { createMayhem } from '../src/core/assemble.js';
 import type { RestartExecutor, Storage } from '../src/core/contracts.js';
 import type { Consumer } from '../src/core/consumer.js';
@@ -45,7 +46,7 @@ function build(setup: Setup) {
       // As the service: each message a work unit (the shared no-op while loopwatch is off).
       track: trackWork,
     },
-    { random, maxInFlight: setup.maxInFlight, messageTasks: activeMode() === 'debug' },
+    { ...defaultMayhemSettings(), random, maxInFlight: setup.maxInFlight, messageTasks: activeMode() === 'debug' },
   );
   return { broker, counters, consumer };
 }

@@ -26,6 +26,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import { openNatsBroker, openNatsPublisher } from '../src/brokers/nats/index.js';
+import { defaultMayhemSettings } from '../src/config/mayhem-options.js';
 import { createMayhem } from '../src/core/assemble.js';
 import type { Broker, Storage } from '../src/core/contracts.js';
 import { encodeRestartRequest } from '../src/core/message.js';
@@ -74,7 +75,7 @@ async function instance(broker: Broker, dbUrl: string) {
       logger,
       executor: new MockRestartExecutor({ latencyMs: 0, failureRate: 0, random }),
     },
-    { random, maxInFlight },
+    { ...defaultMayhemSettings(), random, maxInFlight },
   );
   let acked = 0;
   let lastAckAt = 0;

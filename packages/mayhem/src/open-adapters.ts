@@ -7,7 +7,7 @@ import { startup as whileStarting } from 'loopwatch';
 import type { Logger } from 'pino';
 import { openBroker } from './brokers/open.js';
 import { parseNatsUrls } from './brokers/nats/url.js';
-import type { Config } from './cli/config.js';
+import type { Config } from './config/config.js';
 import type { Broker, Metrics, Storage } from './core/contracts.js';
 import { openExecutor, type OpenedExecutor } from './executors/open.js';
 import { openHttpEndpoint, type HttpEndpoint } from './metrics/http-server.js';

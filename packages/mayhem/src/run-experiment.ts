@@ -5,8 +5,8 @@
  * and once more after the last message.
  */
 import type { Logger } from 'pino';
-import { ConfigError, type Config } from './cli/config.js';
-import { probeSettings } from './cli/probe-config.js';
+import { ConfigError, type Config } from './config/config.js';
+import { probeSettings } from './config/probe-config.js';
 import type { Storage } from './core/contracts.js';
 import { stampExperiment, type ExperimentStore } from './core/experiment.js';
 import type { FleetControl } from './core/rails.js';

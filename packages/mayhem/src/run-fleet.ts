@@ -4,7 +4,7 @@
  * probes checked from their next round.
  */
 import type { Logger } from 'pino';
-import { railsSettings, type Config } from './cli/config.js';
+import { railsSettings, type Config } from './config/config.js';
 import type { Storage } from './core/contracts.js';
 import { errorText } from './core/errors.js';
 import type { FleetControl, Rails } from './core/rails.js';

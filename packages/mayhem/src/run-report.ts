@@ -3,8 +3,7 @@
  * and the one line on what earlier runs left unfinished.
  */
 import type { Logger } from 'pino';
-import { MemoryBroker } from './brokers/memory.js';
-import type { Config } from './cli/config.js';
+import type { Config } from './config/config.js';
 import type { Broker, Storage, UnfinishedReport } from './core/contracts.js';
 import type { Consumer } from './core/consumer.js';
 import type { Counters } from './core/counters.js';
@@ -85,7 +84,7 @@ export interface RunEnd {
 export function summarize(counters: Counters, end: RunEnd): Summary {
   const { inFlight, ms, reason, published, broker } = end;
   const t = counters.tally;
-  const stats = broker instanceof MemoryBroker ? broker.stats() : undefined;
+  const stats = broker?.localPublisher?.().stats();
   return {
     published,
     pulled: t.pulled,

@@ -1,22 +1,21 @@
 /**
  * The composition root of `mayhem run`: config → adapters (open-adapters.ts) → the core
- * (core/assemble.ts), with the shutdown latch and signals (run-signals.ts), the central exception
+ * (core/assemble.ts), with the shutdown latch and signals (run-signals.ts), the process-level exception
  * handler, `--count`, the memory broker's publisher, and the status line and summary
  * (run-report.ts). The only module that knows both the core and the adapters.
  */
 import { activeMode, trackWork } from 'loopwatch';
 import type { Logger } from 'pino';
-import { MemoryBroker } from './brokers/memory.js';
 import { backlogSource } from './brokers/open.js';
 import { createMayhem } from './core/assemble.js';
 import { hostname } from 'node:os';
 import { errorText } from './core/errors.js';
-import { parseHostTemplate } from './core/hostname.js';
 import { Counters } from './core/counters.js';
 import type { Outcome } from './core/pipeline.js';
 import { shutdown } from './core/shutdown.js';
 import { seededRandom } from './core/timing.js';
-import { railsSettings, type Config } from './cli/config.js';
+import { railsSettings, type Config } from './config/config.js';
+import { mayhemSettings } from './config/mayhem-options.js';
 import { redactUrl } from './core/redact.js';
 import { withRestartTimings } from './executors/open.js';
 import { noopMetrics } from './metrics/noop.js';
@@ -62,6 +61,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
     return { exitCode: 0, summary };
   }
   const { metrics, storage, broker, executor, http, joined } = adapters;
+  // A broker in this process (the memory broker): the simulated publisher feeds it; it keeps nothing.
+  const local = broker.localPublisher?.();
   logger.info({ executor: config.executor }, `Restart executor: ${executor.description}`);
   announceFleet(joined, logger);
   // The fleet's settings from here on (this instance's own where it stored them first).
@@ -84,7 +85,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   // own messages (the memory broker, a preview browsing the stream) records what it would do (look),
   // keeping those restarts in a shadow of the fleet's state so every rail holds for them too.
   const rails = new Rails(railsSettings(fleetConfig, joined.stored.inventory?.hosts), control, random, {
-    leash: broker instanceof MemoryBroker || adapters.browsing ? 'look' : 'hold',
+    leash: local !== undefined || adapters.browsing ? 'look' : 'hold',
     shadow: new ShadowControl(control, { restartMs: config.previewRestartTime, now: Date.now, forwardAudit: true }),
   });
   if (adapters.browsing)
@@ -113,21 +114,11 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
       track: trackWork,
     },
     {
-      extendEveryMs: config.extendEvery,
-      restartAttempts: config.restartAttempts,
-      saveAttempts: config.saveAttempts,
-      maxDeliveries: config.maxDeliveries,
-      retryBackoff: { baseMs: config.retryBackoff, maxMs: config.retryBackoff * 20 },
-      nackBackoff: { baseMs: config.nackDelay, maxMs: 60_000 },
-      dryRun: config.dryRun,
-      inDoubt: config.inDoubt,
+      ...mayhemSettings(config),
       random,
       instance,
       executorName: config.executor,
       experiment: config.experiment,
-      hostTemplate: parseHostTemplate(config.hostTemplate),
-      maxMessageBytes: config.maxMessageBytes,
-      maxInFlight: config.maxInFlight,
       // While loopwatch tracks tasks, every message in flight is one, so task dumps show them.
       messageTasks: activeMode() === 'debug' || config.monitorTasksMs !== undefined,
     },
@@ -145,7 +136,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   };
 
   const stopListening = listenWhileRunning(logger, latch);
-  // Errors outside message handlers: log, then shut down with exit 1.
+  // Errors outside message handlers (those inside are the consumer's central handler's, core/consumer.ts):
+  // log, then shut down in the one order (core/shutdown.ts) with exit 1.
   const onFatal = (err: unknown): void => {
     logger.fatal(
       { err: err instanceof Error ? err.stack : errorText(err) },
@@ -158,8 +150,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
 
   // The simulated publisher feeds the memory broker (the article's `publish`).
   let published: Promise<number> | undefined;
-  if (broker instanceof MemoryBroker) {
-    const memory = broker;
+  if (local !== undefined) {
+    const memory = local;
     published = runSimulatedPublisher(
       (payload, id) => memory.publishSync(payload, id),
       {
@@ -207,7 +199,7 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   }
   const backlog = backlogSource(broker);
   if (backlog !== undefined) http?.metrics.setBacklogSource(backlog);
-  reportUnfinished(storage, broker instanceof MemoryBroker, logger);
+  reportUnfinished(storage, local !== undefined, logger);
 
   const statusTimer = startStatus(config, logger, { counters, consumer, started });
   // Keeps the process alive while the consumer waits on a promise (a pending pull holds no handle).
@@ -215,6 +207,8 @@ export async function runService(config: Config, logger: Logger): Promise<RunRes
   const pulling = consumer.run(latch.stopPulling.signal, cancelInFlight.signal).catch(onFatal);
 
   await latch.requested;
+  // The one order (core/shutdown.ts), then below it what the core does not own: the executor, the
+  // summary, and the `--http` endpoint last.
   await shutdown({
     logger,
     graceMs: config.grace,

@@ -11,7 +11,7 @@ import Database from 'better-sqlite3';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OTHER_MAYHEM_ENV } from '../src/cli/config.js';
+import { OTHER_MAYHEM_ENV } from '../src/config/config.js';
 import { deadLetterPayload } from '../src/core/message.js';
 import { cli, execCli, MAIN } from './helpers/cli.js';
 import { startNatsServer, type NatsServer } from './helpers/nats-server.js';

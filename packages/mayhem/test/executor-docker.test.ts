@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RestartFailed, RestartRejected } from '../src/core/contracts.js';
-import { ConfigError } from '../src/cli/config.js';
+import { ConfigError } from '../src/config/config.js';
 import { DockerRestartExecutor, parseContainerTemplate, parseDockerHost } from '../src/executors/docker.js';
 import { openExecutor, type ExecutorSettings, type OpenedExecutor } from '../src/executors/open.js';
 import { OutcomeUnknown } from '../src/executors/outcome.js';

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext } from '../src/core/contracts.js';
-import { ConfigError } from '../src/cli/config.js';
+import { ConfigError } from '../src/config/config.js';
 import { parseHeaders } from '../src/executors/headers.js';
 import { HttpRestartExecutor, parseUrlTemplate } from '../src/executors/http.js';
 import { openExecutor, type ExecutorSettings } from '../src/executors/open.js';

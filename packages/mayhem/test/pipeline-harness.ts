@@ -7,6 +7,7 @@ import { pino, type Logger } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import type { Delivery, Metrics, RestartExecutor, Storage } from '../src/core/contracts.js';
 import { RestartCancelled, RestartFailed } from '../src/core/contracts.js';
+import { defaultMayhemSettings } from '../src/config/mayhem-options.js';
 import { createMayhem } from '../src/core/assemble.js';
 import { Consumer, nackOnHandlerError, type ConsumerOptions } from '../src/core/consumer.js';
 import { Counters } from '../src/core/counters.js';
@@ -196,7 +197,7 @@ export function rig(o: RigOptions = {}): Rig {
   // The service's own wiring (its consumer is made per test below, with the options the test needs).
   const { counters, pipeline } = createMayhem(
     { broker, storage, executor, hostGuard, rails, control, metrics: o.metrics ?? noopMetrics, logger: log.logger },
-    { ...defaultPipelineOptions, ackDeadlineMs, instance: 'test:1', ...o.pipeline },
+    { ...defaultMayhemSettings(), ...defaultPipelineOptions, ackDeadlineMs, instance: 'test:1', ...o.pipeline },
   );
   return {
     broker,

@@ -7,7 +7,7 @@
  * faster than the consumer cannot grow memory without limit. Redeliveries never wait: they are
  * already counted.
  */
-import type { Broker, Delivery, Publisher } from '../core/contracts.js';
+import type { Broker, Delivery, LocalPublisher, Publisher } from '../core/contracts.js';
 import { DeadlineQueue } from '../core/deadline-queue.js';
 import { DONE } from '../core/settled.js';
 
@@ -52,7 +52,7 @@ export interface MemoryBrokerOptions {
 /** Dead letters the broker keeps for inspection, newest first kept (older ones are dropped). */
 export const DEAD_LETTERS_KEPT = 10_000;
 
-export class MemoryBroker implements Broker, Publisher {
+export class MemoryBroker implements Broker, Publisher, LocalPublisher {
   readonly ackDeadlineMs: number;
   /** The newest {@link DEAD_LETTERS_KEPT} dead letters (stats().deadLettered counts them all). */
   readonly deadLetters: DeadLetterEntry[] = [];
@@ -84,6 +84,11 @@ export class MemoryBroker implements Broker, Publisher {
     this.#leases = new DeadlineQueue(options.ackDeadlineMs, (entry: Entry) => this.#expire(entry), {
       now: options.now,
     });
+  }
+
+  /** It lives in this process: the service's simulated publisher feeds it. */
+  localPublisher(): LocalPublisher {
+    return this;
   }
 
   stats(): MemoryBrokerStats {

@@ -90,9 +90,10 @@ export async function openPublisher(
  * consumer's pending count (fleet-wide).
  */
 export function backlogSource(broker: Broker): (() => Promise<number> | number) | undefined {
-  if (broker instanceof MemoryBroker) {
+  const local = broker.localPublisher?.();
+  if (local !== undefined) {
     return () => {
-      const s = broker.stats();
+      const s = local.stats();
       return s.ready + s.delayed;
     };
   }

@@ -9,7 +9,7 @@ import { redactUrl } from '../core/redact.js';
 import type { AuditEntry, FleetControl } from '../core/rails.js';
 import { openPostgresStorage } from '../storage/postgres.js';
 import { openSqliteControl } from '../storage/sqlite-control.js';
-import { ConfigError, type Config } from './config.js';
+import { ConfigError, type Config } from '../config/config.js';
 import type { ExperimentStore } from '../core/experiment.js';
 import { readReport, UnknownExperiment } from '../report/read.js';
 import { renderReport } from '../report/render.js';

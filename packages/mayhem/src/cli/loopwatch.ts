@@ -4,7 +4,7 @@
  * Reports go to stderr, as JSON lines when the log is JSON, as text on a terminal.
  */
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
+import type { Config } from '../config/config.js';
 
 export async function enableLoopwatch(config: Config, logger: Logger): Promise<void> {
   const wanted =

@@ -21,9 +21,9 @@ import { parseNatsUrls } from '../brokers/nats/url.js';
 import { simulate, type PlanEntry, type PlanInput } from '../plan/simulate.js';
 import { renderPlanJson, renderPlanText, type PlanReport } from '../plan/render.js';
 import { LocalFleetControl } from '../storage/memory-control.js';
-import { ConfigError, isGiven, isLeashed, railsSettings, type Config } from './config.js';
+import { ConfigError, isGiven, isLeashed, railsSettings, type Config } from '../config/config.js';
 import { openControl, who } from './control.js';
-import { SETTINGS } from './settings.js';
+import { SETTINGS } from '../config/settings.js';
 import { pino } from 'pino';
 
 const HORIZON_MS = 7 * 86_400_000;

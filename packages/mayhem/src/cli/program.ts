@@ -10,7 +10,14 @@ import { redactSecrets } from '../core/redact.js';
 import { seededRandom } from '../core/timing.js';
 import { openPublisher } from '../brokers/open.js';
 import { runSimulatedPublisher } from '../publisher/simulated.js';
-import { ConfigError, describeSetting, resolveConfig, settingsFor, type CommandName, type Config } from './config.js';
+import {
+  ConfigError,
+  describeSetting,
+  resolveConfig,
+  settingsFor,
+  type CommandName,
+  type Config,
+} from '../config/config.js';
 import { runAudit, runPause, runReport, runResume } from './control.js';
 import { runSettingsImport, runSettingsSet, runSettingsShow } from './settings-command.js';
 import { runPlan } from './plan-command.js';

@@ -22,9 +22,9 @@ import {
   showValue,
   storedValue,
 } from '../fleet/values.js';
-import { ConfigError, isFlag, parseSetting, type Config } from './config.js';
+import { ConfigError, isFlag, parseSetting, type Config } from '../config/config.js';
 import { openControl, who } from './control.js';
-import { SETTINGS } from './settings.js';
+import { SETTINGS } from '../config/settings.js';
 
 type Values = Record<FleetKey, unknown>;
 type Inventory = StoredSettings['inventory'];

@@ -32,11 +32,6 @@ export function installSignalHub(): void {
   for (const s of EXIT_SIGNALS) process.on(s, deliver);
 }
 
-/** Whether the hub is installed (then signals never take the process down by default). */
-export function signalHubInstalled(): boolean {
-  return installed;
-}
-
 /**
  * Make `fn` the one receiver of exit signals, after handing it those that arrived while nobody
  * listened. Returns a function that removes it again (signals are then queued, not lost).

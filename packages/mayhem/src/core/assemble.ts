@@ -3,17 +3,22 @@
  * adapters that are already open. The service (`mayhem run`), the benchmarks and the tests all build
  * the core with it, so what they measure and test is what runs.
  *
- *   const mayhem = createMayhem({ broker, storage, executor, metrics, logger }, { maxInFlight: 1000 });
+ *   const settings = mayhemSettings(config); // config/mayhem-options.ts: the settings table's values
+ *   const mayhem = createMayhem({ broker, storage, executor, metrics, logger }, { ...settings, random });
  *   const pulling = mayhem.consumer.run(stop.signal, cancel.signal);
+ *
+ * The knobs the settings table owns (`MayhemSettings`) have no default here: they come from the table
+ * (`defaultMayhemSettings()` for the benches and tests), so a default is written in one place.
  */
 import type { Logger } from 'pino';
 import type { Broker, HostGuard, Metrics, RestartExecutor, Storage, TrackProgress } from './contracts.js';
 import { Consumer, nackOnHandlerError, type HandlerErrorHandler } from './consumer.js';
 import { Counters } from './counters.js';
 import { LocalHostGuard } from './host-guard.js';
+import type { HostTemplate } from './hostname.js';
 import { MessagePipeline, type PipelineOptions } from './pipeline.js';
 import type { FleetControl, Rails } from './rails.js';
-import { backoffDelay } from './timing.js';
+import { backoffDelay, type BackoffPolicy } from './timing.js';
 
 /** The adapters, open. */
 export interface MayhemParts {
@@ -33,9 +38,26 @@ export interface MayhemParts {
   readonly track?: TrackProgress;
 }
 
-/** The knobs; every one has the default `mayhem run` has. */
-export interface MayhemOptions extends Partial<PipelineOptions> {
-  readonly maxInFlight?: number;
+/** The knobs the settings table owns: `mayhem run` passes its Config's (config/mayhem-options.ts). */
+export interface MayhemSettings {
+  readonly extendEveryMs: number;
+  readonly restartAttempts: number;
+  readonly saveAttempts: number;
+  readonly maxDeliveries: number;
+  readonly retryBackoff: BackoffPolicy;
+  readonly nackBackoff: BackoffPolicy;
+  readonly dryRun: boolean;
+  readonly inDoubt: 'skip' | 'restart';
+  readonly maxInFlight: number;
+  readonly maxMessageBytes: number;
+  readonly hostTemplate: HostTemplate;
+}
+
+/** The settings, and what is not a setting (the random source, names, a fake clock, the pull size). */
+export interface MayhemOptions
+  extends MayhemSettings, Partial<Omit<PipelineOptions, keyof MayhemSettings | 'ackDeadlineMs'>> {
+  /** Default: the broker's. */
+  readonly ackDeadlineMs?: number;
   /** Upper bound on one pull (default min(maxInFlight, 256)). */
   readonly pullBatch?: number;
   /** Each message an async call, so loopwatch's task dumps list it (debug mode). */
@@ -48,25 +70,12 @@ export interface Mayhem {
   readonly consumer: Consumer;
 }
 
-export function createMayhem(parts: MayhemParts, options: MayhemOptions = {}): Mayhem {
+export function createMayhem(parts: MayhemParts, options: MayhemOptions): Mayhem {
   const { broker, storage, logger } = parts;
   const counters = new Counters(parts.metrics);
   const random = options.random ?? Math.random;
-  const retryBackoff = options.retryBackoff ?? { baseMs: 100, maxMs: 2000 };
-  const nackBackoff = options.nackBackoff ?? { baseMs: 1000, maxMs: 60_000 };
   const pipeline = new MessagePipeline(
-    {
-      extendEveryMs: 2000,
-      ackDeadlineMs: broker.ackDeadlineMs,
-      restartAttempts: 3,
-      saveAttempts: 3,
-      maxDeliveries: 5,
-      dryRun: false,
-      ...options,
-      retryBackoff,
-      nackBackoff,
-      random,
-    },
+    { ackDeadlineMs: broker.ackDeadlineMs, ...options, random },
     {
       storage,
       counters,
@@ -78,7 +87,7 @@ export function createMayhem(parts: MayhemParts, options: MayhemOptions = {}): M
       track: parts.track,
     },
   );
-  const maxInFlight = options.maxInFlight ?? 1000;
+  const { maxInFlight, nackBackoff } = options;
   const consumer = new Consumer({
     broker,
     pipeline,
@@ -93,7 +102,7 @@ export function createMayhem(parts: MayhemParts, options: MayhemOptions = {}): M
       parts.onHandlerError ??
       nackOnHandlerError(logger, counters, {
         nackDelayMs: (deliveries) => backoffDelay(deliveries, nackBackoff, random),
-        maxDeliveries: options.maxDeliveries ?? 5,
+        maxDeliveries: options.maxDeliveries,
         recordDeadLetter: (entry) => storage.deadLetter(entry),
       }),
   });

@@ -2,6 +2,14 @@
  * Pulls under flow control and hands each delivery to the pipeline without waiting for it, so one
  * slow message never holds up the next. At most `maxInFlight` deliveries are being handled; pulling
  * waits while full, so memory stays bounded however fast messages arrive.
+ *
+ * The central exception handler lives here (`onHandlerError`, by default {@link nackOnHandlerError}):
+ * every delivery's end comes back through one callback (`#ended`); an end without an outcome is an
+ * error that escaped the pipeline — a bug (a step that threw, an illegal move of the job machine) or a
+ * broker that refused to settle — and goes to the handler, which logs it once ("Handling general
+ * error"), nacks, and dead-letters on delivery `maxDeliveries`. Expected faults (a database down, a
+ * restart in doubt) never reach it: their dependency's health lines tell them. Errors outside any
+ * message (an unhandled rejection) are the service's (service.ts: logged, then shutdown with exit 1).
  */
 import { setMaxListeners } from 'node:events';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -178,7 +186,8 @@ export class Consumer {
     );
   }
 
-  // One callback for every delivery: nothing per message is allocated to hear how it ended.
+  // One callback for every delivery: nothing per message is allocated to hear how it ended. No
+  // outcome: it escaped the pipeline, and the central handler settles it (see the top of this file).
   readonly #ended = (end: HandleEnd): void => {
     if (end.outcome !== undefined) {
       this.#finish(end.startedAt, end.outcome);

@@ -34,6 +34,23 @@ export interface Broker {
   pull(max: number, signal: AbortSignal): Promise<Delivery[]>;
   /** Stop pulling and release connections. Unsettled leases expire and are redelivered by the broker. */
   close(): Promise<void>;
+  /**
+   * A capability, present only on a broker that lives in this process (the memory broker): the
+   * service feeds it with its simulated publisher, and its messages die with the process. The
+   * composition root asks for it instead of testing the broker's class.
+   */
+  localPublisher?(): LocalPublisher;
+}
+
+/** Publishing into a broker in this process, and what it holds (see {@link Broker.localPublisher}). */
+export interface LocalPublisher {
+  /** Messages it holds at most (Infinity: unbounded); publishing waits for room. */
+  readonly maxBacklog: number;
+  publishSync(payload: string, messageId?: string): void;
+  /** Resolves once there is room (undefined: there is room now); rejects when `signal` aborts. */
+  waitForRoom(signal?: AbortSignal): Promise<void> | undefined;
+  /** What it holds now: ready, waiting out a nack delay, leased. */
+  stats(): { readonly ready: number; readonly delayed: number; readonly leased: number };
 }
 
 /** Sends restart requests (the article's `publish`). */

@@ -21,3 +21,11 @@ export function fullErrorText(error: unknown): string {
     return 'an error that cannot be printed';
   }
 }
+
+/**
+ * A problem with the user's settings: printed as one line, exit code 2. Here, beside `errorText`, so
+ * the adapters that check their own settings at start (executors) can say so without importing config/.
+ */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}

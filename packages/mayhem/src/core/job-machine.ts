@@ -18,7 +18,7 @@
  *               dead-lettering | deferring | cancelling (shutdown) | ended (unsettled)
  *             ─ broker-done ─► ended.  Any state ─ escaped (a bug, a broker refusing) ─► ended.
  *
- * Invariants (test/job-machine.test.ts walks them):
+ * Invariants (test/unit/job-machine.test.ts walks them):
  * - Ack only after both records are durable: `Ack` follows the ack record, which starts only once the
  *   save is `saved` and the restart is `done`, `skipped`, or `restarted` (then that record carries it).
  * - One restart per message: `Restart` is issued once, from `claiming` after a claim that found it

@@ -15,75 +15,23 @@
  * that refuses the ack) is the consumer's central exception handler's to log and nack.
  */
 import { hostname } from 'node:os';
-import type { Logger } from 'pino';
-import type { Delivery, HostGuard, Progress, RestartExecutor, Storage, TrackProgress } from './contracts.js';
-import type { Counters } from './counters.js';
+import type { Delivery, Progress, TrackProgress } from './contracts.js';
 import { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
 import { Job, type HandleEnd, type Outcome } from './job.js';
 import { advance, Effect, restartFinal, type Effects, type JobEvent, type JobRules } from './job-machine.js';
-import type { HostTemplate } from './hostname.js';
 import { deadLetterPayload, hostnameOf, parseRestartRequest } from './message.js';
 import { DeadlineQueue } from './deadline-queue.js';
-import type { FleetControl, IntakeHold, Rails } from './rails.js';
+import type { IntakeHold } from './rails.js';
 import { RestartBranch } from './restart-branch.js';
 import { Settler } from './settle.js';
 import { StepRunner, type RetriedStep } from './steps.js';
-import { backoffDelay, isAbort, sleep, type BackoffPolicy } from './timing.js';
+import { backoffDelay, isAbort, sleep } from './timing.js';
 
 export type { HandleEnd, Outcome } from './job.js';
 
-export interface PipelineOptions {
-  /** Extend the lease this often while a message is in flight. */
-  readonly extendEveryMs: number;
-  /** How long one extension buys, for the log line (the broker's ack deadline). */
-  readonly ackDeadlineMs: number;
-  readonly restartAttempts: number;
-  /** Tries of the save, and of the claim that precedes a restart. */
-  readonly saveAttempts: number;
-  /** After this many deliveries a failing message is dead-lettered instead of nacked. */
-  readonly maxDeliveries: number;
-  /** Backoff between retries of one step within a delivery. */
-  readonly retryBackoff: BackoffPolicy;
-  /** Backoff before a nacked message is redelivered (grows with its delivery count). */
-  readonly nackBackoff: BackoffPolicy;
-  /** Leashed (also `dryRun`): log and record what would be restarted; restart nothing. */
-  readonly dryRun: boolean;
-  /**
-   * A restart found in doubt (an earlier delivery began it and never recorded how it ended): `skip`
-   * (default: at most once — recorded and acked, never run again) or `restart` (at least once).
-   */
-  readonly inDoubt?: 'skip' | 'restart';
-  /** Backoff of records retried while the database is out (default: retryBackoff's base, up to 5 s). */
-  readonly recordBackoff?: BackoffPolicy;
-  readonly random: () => number;
-  /** This instance's name in the audit trail (default host:pid). */
-  readonly instance?: string;
-  /** The executor's name in the audit trail (default mock). */
-  readonly executorName?: string;
-  /** `--experiment`: stamped on the audit rows written with records (the control stamps the rest). */
-  readonly experiment?: string | undefined;
-  /** Monotonic clock in ms (tests pass a fake one). */
-  readonly now?: () => number;
-  /** `--host-template`: the host of a request that carries none (default `{instance}.example.net`). */
-  readonly hostTemplate?: HostTemplate;
-  /** `--max-message-bytes`: a larger payload is dead-lettered as its size and a prefix (default 64 KiB). */
-  readonly maxMessageBytes?: number;
-}
-
-export interface PipelineDeps {
-  readonly storage: Storage;
-  readonly executor: RestartExecutor;
-  readonly hostGuard: HostGuard;
-  readonly counters: Counters;
-  readonly logger: Logger;
-  /** Safety rails decided before any executor runs (absent: every restart may run). */
-  readonly rails?: Rails;
-  /** Where decisions are audited (and the rails' fleet state lives). */
-  readonly control?: FleetControl;
-  /** Each message's phase for a debugger: loopwatch's `trackWork` (absent: none). */
-  readonly track?: TrackProgress;
-}
+export type { PipelineDeps, PipelineOptions } from './pipeline-options.js';
+import type { PipelineDeps, PipelineOptions } from './pipeline-options.js';
 
 /** The unit of every message while nothing tracks them. */
 const NO_PROGRESS: Progress = Object.freeze({

@@ -6,7 +6,7 @@
  * what happened as events; which state follows is core/job-machine.ts's to decide.
  */
 import type { Logger } from 'pino';
-import type { CallLedger, ClaimMode, HostGuard, RestartClaim, RestartExecutor, Storage } from './contracts.js';
+import type { CallLedger, ClaimMode, HostGuard, RestartExecutor, Storage } from './contracts.js';
 import { OutcomeUnknown, RestartNotStarted } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
@@ -14,9 +14,11 @@ import { errorText } from './errors.js';
 import { FaultEpisode } from './fault-episode.js';
 import { describeResourceFault } from './resource-fault.js';
 import type { Job } from './job.js';
+import { RestartAudit } from './restart-audit.js';
+import { claimAndStamp, claimed, type Claimed, type ClaimedDeps } from './restart-claim.js';
 import { RESTARTED, restartOutcomeOf, type RestartOutcome } from './restart-outcome.js';
 import { Effect, type Effects, type JobEvent } from './job-machine.js';
-import type { AuditEntry, AuditOutcome, FleetControl, Rails, Verdict } from './rails.js';
+import type { FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
 import { isAbort } from './timing.js';
 
@@ -50,7 +52,6 @@ export interface RestartBranchDeps {
 }
 
 export class RestartBranch {
-  readonly #o: RestartBranchOptions;
   readonly #d: RestartBranchDeps;
   readonly #acquiringHost: RetriedStep;
   readonly #checkingRails: RetriedStep;
@@ -62,15 +63,13 @@ export class RestartBranch {
   readonly #calls: CallLedger;
   // Restarts that could not start for want of a resource: told once per episode, not per message.
   readonly #notStarted: FaultEpisode;
-  // The `restarted` and `in-doubt` rows are written with the records (crash-safe) where the storage
-  // keeps the audit trail itself; else they go to the control like every other row.
-  readonly #auditWithRecords: boolean;
+  // Each decision's row (core/restart-audit.ts).
+  readonly #audit: RestartAudit;
 
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
-    this.#o = options;
     this.#d = deps;
     const { storage, logger, counters, storageHealth: dependency } = deps;
-    this.#auditWithRecords = deps.control !== undefined && storage.control !== undefined;
+    this.#audit = new RestartAudit(deps.control, deps.control !== undefined && storage.control !== undefined, options);
     this.#notStarted = new FaultEpisode(`Restart executor (${options.executorName})`, logger, {
       meanwhile: 'the restarts that could not start are retried with backoff (nothing ran: not in doubt)',
     });
@@ -79,6 +78,7 @@ export class RestartBranch {
       record: (messageId, count) => storage.recordCalls(messageId, count),
     };
     // The steps are built once and shared by every job; each is a continuation that takes the job.
+    const claimedDeps: ClaimedDeps = { logger, counters, audit: this.#audit, drive: deps.drive };
 
     // Waiting for the host is not a database call (another message may hold it for long), but the
     // guard failing is (the PostgreSQL guard's lock connection): retried like a save, and while the
@@ -127,12 +127,12 @@ export class RestartBranch {
       kind: 'stoppable',
       dependency,
       run: (job) => {
-        const claiming = this.#claimAndStamp(job);
+        const claiming = claimAndStamp(job, storage, deps.rails, options.claimMode);
         if (job.work.live) job.work.phase(`claiming the restart of ${job.host}`, claiming);
         return claiming;
       },
       retry: (job, err, n) => deps.storageRetry(job, err, n, options.saveAttempts, 'claim the restart of'),
-      succeeded: (job, claimed) => this.#claimed(job, (claimed as Claimed).found, (claimed as Claimed).mode),
+      succeeded: (job, c) => claimed(job, (c as Claimed).found, (c as Claimed).mode, claimedDeps),
       // Whether or not a failed claim was written, its release makes sure it leaves no intent behind.
       failed: (job, err) => {
         job.fail({ error: err, kind: isAbort(err, job.signal) ? 'cancelled' : 'failed', expected: true }, true);
@@ -263,7 +263,11 @@ export class RestartBranch {
       case 'restarted':
         counters.increment('restarted');
         // Written with the record that the restart is done (below, or the ack's), in its transaction.
-        this.#auditDurably(job, 'restarted', job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '');
+        this.#audit.withRecord(
+          job,
+          'restarted',
+          job.restartAttempts > 1 ? `after ${job.restartAttempts} attempts` : '',
+        );
         if (logger.isLevelEnabled('info'))
           logger.info(
             { messageId: job.messageId, host: job.host, attempts: job.restartAttempts },
@@ -276,10 +280,10 @@ export class RestartBranch {
         // Certainly not restarted: its claim is released. A pause between two attempts defers it.
         const deferred = job.failure?.kind === 'deferred' ? job.failure.verdict : undefined;
         const kind = outcome.kind === 'not-restarted' ? 'failed' : outcome.kind;
-        if (deferred !== undefined) this.#audit(job, deferred.outcome, deferred.reason);
+        if (deferred !== undefined) this.#audit.now(job, deferred.outcome, deferred.reason);
         else {
           job.fail({ error: outcome.error, kind }, true);
-          if (kind !== 'cancelled') this.#audit(job, kind, outcome.reason);
+          if (kind !== 'cancelled') this.#audit.now(job, kind, outcome.reason);
         }
         return drive(job, 'not-restarted');
       }
@@ -296,7 +300,7 @@ export class RestartBranch {
         // One in-doubt row per message: rides on this delivery's failure record; a redelivery that
         // finds it written adds none.
         if (job.claim !== 'in-doubt-audited')
-          this.#auditDurably(job, 'in-doubt', `ended without saying whether it happened: ${outcome.reason}`);
+          this.#audit.withRecord(job, 'in-doubt', `ended without saying whether it happened: ${outcome.reason}`);
         logger.error(
           { messageId: job.messageId, host: job.host, err: outcome.reason },
           `Restart of ${job.host} ended without saying whether it happened (${outcome.reason}); leaving it in doubt: a redelivery will not restart it again`,
@@ -311,7 +315,7 @@ export class RestartBranch {
       return this.#d.drive(job, this.#d.rails!.settings.maxConcurrent > 0 ? 'rails-go-slot' : 'rails-go');
     }
     const { logger, counters } = this.#d;
-    this.#audit(job, verdict.outcome, verdict.reason);
+    this.#audit.now(job, verdict.outcome, verdict.reason);
     const at = { messageId: job.messageId, host: job.host, outcome: verdict.outcome, reason: verdict.reason };
     if (verdict.action === 'skip') {
       counters.increment('rail_skipped');
@@ -329,114 +333,10 @@ export class RestartBranch {
     this.#d.drive(job, 'rail-deferred');
   }
 
-  // With a per-host interval the host's restart time is stamped with the claim, holding the host, so
-  // the next instance to take it sees it. (Without one, the claim alone: no extra write.) A leashed
-  // restart is stamped where the leashed instance keeps its own (the rails' shadow), never the fleet's.
-  // The leash is read per claim: the fleet's settings may change while the instance runs.
-  #claimAndStamp(job: Job): Promise<Claimed> {
-    const rails = this.#d.rails;
-    const mode: ClaimMode = rails?.looks === true ? 'look' : this.#o.claimMode;
-    const claimed = this.#d.storage.claimRestart(job.request, job.delivery.deliveryCount, mode, job.signal);
-    if (rails === undefined || rails.settings.minIntervalMs === 0) return claimed.then((found) => ({ found, mode }));
-    return claimed.then(async (found) => {
-      if (found === 'free' || (found === 'in-doubt' && mode === 'claim-in-doubt'))
-        await rails.stamp(job.host, Date.now(), mode === 'look');
-      return { found, mode };
-    });
-  }
-
-  #claimed(job: Job, found: RestartClaim, mode: ClaimMode): void {
-    const { logger, counters } = this.#d;
-    job.claim = found;
-    const at = { messageId: job.messageId, host: job.host };
-    switch (found) {
-      case 'conflict': {
-        const reason = `messageId ${JSON.stringify(job.messageId)} is already recorded for another instance; not restarting ${job.host}`;
-        this.#audit(job, 'conflict', reason);
-        job.fail({ error: new Error(reason), kind: 'conflict' }, true);
-        return this.#d.drive(job, 'claim-conflict');
-      }
-      case 'done':
-      case 'done-unaudited':
-        counters.increment('restart_skipped');
-        this.#audit(job, 'already-done', 'a redelivery of a message whose restart is recorded');
-        // Its `restarted` row was lost (written apart from the record by an older mayhem): written
-        // now, with this delivery's record.
-        if (found === 'done-unaudited')
-          this.#auditDurably(
-            job,
-            'restarted',
-            'recovered: the restart is recorded as done, and its audit row was missing (written by a redelivery)',
-          );
-        logger.info(at, `Already restarted ${job.host} for this message; not restarting again`);
-        return this.#d.drive(job, 'claim-done');
-      case 'in-doubt':
-      case 'in-doubt-audited':
-        if (mode === 'claim-in-doubt') {
-          logger.warn(
-            at,
-            `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended); restarting it again as --in-doubt restart says`,
-          );
-          return this.#d.drive(job, 'claim-in-doubt-rerun');
-        }
-        counters.increment('restart_in_doubt');
-        // One in-doubt row per message, whatever the deliveries that find it.
-        if (found === 'in-doubt')
-          this.#auditDurably(
-            job,
-            'in-doubt',
-            'found in doubt (an earlier delivery began it and never recorded how it ended); not restarted again',
-          );
-        logger.warn(
-          at,
-          `Restart of ${job.host} is in doubt (an earlier delivery began it and never recorded how it ended: its instance probably died mid-restart); not restarting again`,
-        );
-        return this.#d.drive(job, 'claim-in-doubt');
-      case 'free':
-        if (mode === 'look') {
-          counters.increment('leashed');
-          this.#audit(job, 'leashed', 'would restart (leashed: nothing is restarted)');
-          logger.info(at, `Leashed: would restart ${job.host}`);
-          return this.#d.drive(job, 'claim-leashed');
-        }
-        return this.#d.drive(job, 'claim-free');
-    }
-  }
-
   /** Close the fault episode still open (its last line) and its timer. */
   close(): void {
     this.#notStarted.close();
   }
-
-  #audit(job: Job, outcome: AuditOutcome, reason: string): void {
-    this.#d.control?.audit(this.#entry(job, outcome, reason));
-  }
-
-  /** A row written with the job's next record, in its transaction (see Job.audit). */
-  #auditDurably(job: Job, outcome: AuditOutcome, reason: string): void {
-    if (!this.#auditWithRecords) return this.#audit(job, outcome, reason);
-    const entry = { ...this.#entry(job, outcome, reason), experiment: this.#o.experiment ?? '' };
-    (job.audit ??= []).push(entry);
-  }
-
-  #entry(job: Job, outcome: AuditOutcome, reason: string): AuditEntry {
-    return {
-      at: Date.now(),
-      instance: this.#o.instance,
-      host: job.host,
-      instanceName: job.request.instanceName,
-      messageId: job.messageId,
-      executor: this.#o.executorName,
-      outcome,
-      reason,
-    };
-  }
-}
-
-/** What the claim found, and how it claimed (the leash may change between two claims). */
-interface Claimed {
-  readonly found: RestartClaim;
-  readonly mode: ClaimMode;
 }
 
 const PAUSED_BETWEEN: Verdict = {

@@ -6,5 +6,3 @@
  * (bench/micro/settled.bench.ts).
  */
 export const DONE: Promise<void> = Promise.resolve();
-export const TRUE: Promise<boolean> = Promise.resolve(true);
-export const FALSE: Promise<boolean> = Promise.resolve(false);

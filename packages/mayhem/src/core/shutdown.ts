@@ -3,10 +3,18 @@
  *
  *   1. stop the simulated publisher and stop pulling (no new leases)
  *   2. give in-flight messages up to `graceMs` to finish on their own
- *   3. cancel the rest: abort their signal (it reaches executor and storage); each nacks itself
- *   4. close the broker (after every nack was sent)
- *   5. close storage (pending writes are flushed first)
- *   6. flush metrics
+ *   3. cancel the rest: abort their signal (it reaches executor and storage); each nacks itself, the
+ *      record of a restart that already happened still written; what has not nacked after
+ *      `cancelTimeoutMs` is left to its lease (the broker redelivers it)
+ *   4. `beforeClosing`: the run's end (the probes' last check, the experiment recorded), storage still open
+ *   5. close the broker (after every nack was sent)
+ *   6. close storage (pending writes are flushed first)
+ *   7. flush metrics
+ *
+ * A failed close is logged and the next step still runs. What the core does not own closes after this
+ * returns, in the composition root (service.ts): the executor's connections (every restart has ended
+ * or was aborted), then the summary, then the `--http` endpoint last, so a final scrape sees the final
+ * figures. A second signal meanwhile exits 130 at once (run-signals.ts).
  */
 import type { Logger } from 'pino';
 import type { Broker, Metrics, Storage } from './contracts.js';

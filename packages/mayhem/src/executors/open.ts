@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Metrics, RestartContext, RestartExecutor } from '../core/contracts.js';
 import { RestartFailed, RestartRejected } from '../core/contracts.js';
-import { ConfigError, type Config } from '../cli/config.js';
+import { ConfigError } from '../core/errors.js';
 import { noopMetrics } from '../metrics/noop.js';
 import { parseArgvTemplate, placeholdersIn, TemplateError } from './argv-template.js';
 import { parseEnvNames } from './child-env.js';
@@ -15,12 +15,11 @@ import { CommandRestartExecutor, findProgram } from './command.js';
 import { DEFAULT_DOCKER_HOST, DockerRestartExecutor, parseContainerTemplate, parseDockerHost } from './docker.js';
 import { parseHeaders } from './headers.js';
 import { HttpRestartExecutor, parseUrlTemplate } from './http.js';
+import type { ExecutorKind } from './kinds.js';
 import { MockRestartExecutor } from './mock.js';
 import { seconds } from './outcome.js';
 
-export type ExecutorKind = Config['executor'];
-
-/** The settings executors read (a slice of the service's Config). */
+/** The settings executors read (the service passes its Config, which has these and more). */
 export interface ExecutorSettings {
   readonly executor: ExecutorKind;
   readonly restartLatency: number;

@@ -5,7 +5,7 @@
  * executors use; settings are checked as `openExecutor` checks them (nothing connects).
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError } from '../core/errors.js';
 import { redactSecrets } from '../core/redact.js';
 import { fillFields, parseArgvTemplate, renderArgs, TemplateError } from './argv-template.js';
 import { DEFAULT_DOCKER_HOST, parseContainerTemplate, parseDockerHost } from './docker.js';

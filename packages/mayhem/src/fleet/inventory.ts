@@ -5,7 +5,7 @@
  * and kept with them, so every instance counts the same hosts.
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError } from '../config/config.js';
 import { errorText } from '../core/errors.js';
 import { isHostname } from '../core/hostname.js';
 

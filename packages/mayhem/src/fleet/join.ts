@@ -14,12 +14,12 @@
  *
  * Settings are changed with `mayhem settings set` (audited), never by starting an instance.
  */
-import { ConfigError, isGiven, isLeashed, type Config } from '../cli/config.js';
+import { ConfigError, isGiven, isLeashed, type Config } from '../config/config.js';
 import type { FleetControl, StoredSettings } from '../core/rails.js';
 import { readInventory } from './inventory.js';
 import { FLEET_CLASS, FLEET_KEYS, type FleetClass, type FleetKey } from './keys.js';
 import { defaultValue, describeStored, fleetValues, sameValue, showValue, withFleet } from './values.js';
-import { SETTINGS } from '../cli/settings.js';
+import { SETTINGS } from '../config/settings.js';
 
 export interface Difference {
   readonly key: FleetKey;

@@ -2,7 +2,7 @@
  * Which settings are the fleet's (kept in its database, the same for every instance), by class:
  * the class decides what happens when an instance is started with a different value (fleet/join.ts).
  */
-import type { SettingKey } from '../cli/settings.js';
+import type { SettingKey } from '../config/settings.js';
 
 export type FleetClass = 'leash' | 'rails' | 'probes';
 

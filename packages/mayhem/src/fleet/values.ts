@@ -4,7 +4,7 @@
  * back through the same checks as a flag or a config file (a hand-edited row is refused like a bad
  * flag), and shown to a person.
  */
-import { ConfigError, formatDuration, parseSetting, SETTINGS, type Config } from '../cli/config.js';
+import { ConfigError, formatDuration, parseSetting, SETTINGS, type Config } from '../config/config.js';
 import type { StoredSettings } from '../core/rails.js';
 import { describeProbe, probeToObject, type ProbeSpec } from '../probes/spec.js';
 import { FLEET_KEYS, type FleetKey } from './keys.js';

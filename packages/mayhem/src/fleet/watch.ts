@@ -5,12 +5,12 @@
  * once, with what changed, and handed to `apply` (the rails, the probes).
  */
 import type { Logger } from 'pino';
-import type { Config } from '../cli/config.js';
+import type { Config } from '../config/config.js';
 import { errorText } from '../core/errors.js';
 import type { FleetControl, StoredSettings } from '../core/rails.js';
 import { FLEET_KEYS } from './keys.js';
 import { fleetValues, sameValue, showValue, withFleet } from './values.js';
-import { SETTINGS } from '../cli/settings.js';
+import { SETTINGS } from '../config/settings.js';
 
 export const WATCH_MS = 250;
 

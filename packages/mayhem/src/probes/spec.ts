@@ -13,7 +13,7 @@
  * that string, or an object: `{"http": "https://svc/health", "status": 200, "body": "/ok/"}`.
  */
 import { TemplateError, splitWords } from '../executors/argv-template.js';
-import { parseDuration } from '../cli/units.js';
+import { parseDuration } from '../config/units.js';
 
 export type ThresholdOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
 

@@ -13,7 +13,7 @@ export interface OpenStorageOptions {
   readonly logger: Logger;
   readonly saveFailureRate: number;
   readonly random: () => number;
-  /** Messages in flight at once; pools and batches are sized from it. */
+  /** Messages in flight at once. Not read: no adapter sizes anything from it (issue 22: goes with the storage move). */
   readonly maxInFlight: number;
   /** Retention of acked records and of dead letters, ms (0 keeps them; defaults 7 and 30 days). */
   readonly retentionMs?: number;

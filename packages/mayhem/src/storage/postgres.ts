@@ -8,7 +8,8 @@
  *   merged per messageId and sent as ONE statement (a JSON array unpacked by json_to_recordset,
  *   dead letters in a data-modifying CTE of the same statement). One statement = one transaction
  *   = one WAL flush for the whole batch. Each caller's promise resolves when its batch committed.
- * - isRestartDone is batched the same way (`message_id = ANY($1)`).
+ * - claimRestart is batched the same way: one batch of claims at a time, read and recorded in one
+ *   statement (CLAIM_SQL in postgres-sql.ts).
  * - A failed batch rejects its callers with a clear error; the pool drops broken connections and
  *   opens new ones on the next batch, so a restarted server or terminated connections heal by
  *   themselves. The pipeline retries saves.

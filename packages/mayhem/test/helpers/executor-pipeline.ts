@@ -7,6 +7,7 @@ import type { RestartExecutor } from '../../src/core/contracts.js';
 import { createMayhem } from '../../src/core/assemble.js';
 import { encodeRestartRequest } from '../../src/core/message.js';
 import type { Outcome, PipelineOptions } from '../../src/core/pipeline.js';
+import { defaultMayhemSettings } from '../../src/config/mayhem-options.js';
 import { openMemoryStorage } from '../../src/storage/memory.js';
 import { capturingLogger, defaultPipelineOptions, noopMetrics } from '../pipeline-harness.js';
 
@@ -20,6 +21,7 @@ export function executorPipeline(executor: RestartExecutor, options: Partial<Pip
   const { counters, pipeline } = createMayhem(
     { broker, storage, executor, metrics: noopMetrics, logger: log.logger },
     {
+      ...defaultMayhemSettings(),
       ...defaultPipelineOptions,
       retryBackoff: { baseMs: 20, maxMs: 200 },
       nackBackoff: { baseMs: 0, maxMs: 0 },

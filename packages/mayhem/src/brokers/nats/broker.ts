@@ -19,7 +19,8 @@ import { drainOrClose } from './connection.js';
 import { watchConnection } from './connection-status.js';
 import { NatsDelivery } from './delivery.js';
 import type { NatsOptions, ResolvedNatsOptions } from './options.js';
-import { PullEngine, type PullEngineStats, type PullPort } from './pull-engine.js';
+import { PullEngine } from './pull-engine.js';
+import type { PullEngineStats, PullPort } from './pull-port.js';
 import { connectAndSetUp, ensureConsumer, ensureStreams, openManager } from './setup.js';
 import { Settler, type SettlerStats } from './settler.js';
 

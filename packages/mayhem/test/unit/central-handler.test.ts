@@ -4,11 +4,11 @@
  * turn. One bad message must never stop the service.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Broker, DeadLetter, Delivery } from '../src/core/contracts.js';
-import { Consumer, nackOnHandlerError } from '../src/core/consumer.js';
-import { Counters } from '../src/core/counters.js';
-import type { Outcome } from '../src/core/pipeline.js';
-import { capturingLogger, FakeExecutor, noopMetrics, rig, track, wrapDelivery } from './pipeline-harness.js';
+import type { Broker, DeadLetter, Delivery } from '../../src/core/contracts.js';
+import { Consumer, nackOnHandlerError } from '../../src/core/consumer.js';
+import { Counters } from '../../src/core/counters.js';
+import type { Outcome } from '../../src/core/pipeline.js';
+import { capturingLogger, FakeExecutor, noopMetrics, rig, track, wrapDelivery } from '../pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 

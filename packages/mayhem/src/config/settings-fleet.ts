@@ -1,6 +1,6 @@
 /**
  * The settings table's entries for fleets: the blast radius, following the fleet's stored settings,
- * and the preview (`mayhem plan`, `mayhem settings`). Part of SETTINGS (cli/settings.ts); a data
+ * and the preview (`mayhem plan`, `mayhem settings`). Part of SETTINGS (config/settings.ts); a data
  * table like it.
  */
 import type { Setting } from './settings.js';

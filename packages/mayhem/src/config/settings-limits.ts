@@ -1,7 +1,7 @@
 /**
  * The settings table's entries for what the service takes from outside: the `--http` endpoint's
  * limits (connections, timeouts, the /metrics snapshot, who may reach it) and the largest message.
- * Part of SETTINGS (cli/settings.ts); a data table like it.
+ * Part of SETTINGS (config/settings.ts); a data table like it.
  */
 import type { Setting } from './settings.js';
 
@@ -50,12 +50,3 @@ export const LIMIT_SETTINGS = {
     commands: ['run', 'plan'],
   },
 } as const satisfies Record<string, Setting>;
-
-/** These settings, resolved (part of Config). */
-export interface LimitsConfig {
-  httpPublic: boolean;
-  httpMaxConnections: number;
-  httpTimeout: number;
-  httpMetricsMaxAge: number;
-  maxMessageBytes: number;
-}

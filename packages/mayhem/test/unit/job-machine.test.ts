@@ -20,7 +20,7 @@ import {
   type Failure,
   type JobEvent,
   type MachineJob,
-} from '../src/core/job-machine.js';
+} from '../../src/core/job-machine.js';
 
 type RestartAnswer = 'ok' | 'failed' | 'in-doubt' | 'cancelled' | 'rejected';
 type SaveAnswer = 'ok' | 'failed';

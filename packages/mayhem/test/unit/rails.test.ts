@@ -4,11 +4,11 @@
  * is a nack with the rail's delay (nothing failed), a skip an ack with the reason recorded.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { HostFilter, RestartWindow } from '../src/core/policy.js';
-import type { Delivery } from '../src/core/contracts.js';
-import type { RailCheck, Rails } from '../src/core/rails.js';
-import { ShadowControl } from '../src/core/shadow-control.js';
-import { FakeExecutor, rig, track } from './pipeline-harness.js';
+import { HostFilter, RestartWindow } from '../../src/core/policy.js';
+import type { Delivery } from '../../src/core/contracts.js';
+import type { RailCheck, Rails } from '../../src/core/rails.js';
+import { ShadowControl } from '../../src/core/shadow-control.js';
+import { FakeExecutor, rig, track } from '../pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 

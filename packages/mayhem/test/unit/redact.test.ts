@@ -1,6 +1,6 @@
 /** The one redaction helper: credentials out of every URL in a text, whatever its shape. */
 import { describe, expect, it } from 'vitest';
-import { redactSecrets } from '../src/core/redact.js';
+import { redactSecrets } from '../../src/core/redact.js';
 
 describe('redactSecrets', () => {
   it.each([

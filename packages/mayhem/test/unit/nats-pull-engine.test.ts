@@ -6,7 +6,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import { pino } from 'pino';
-import { LATE_DELIVERY_GRACE_MS, PullEngine, type PullPort } from '../src/brokers/nats/pull-engine.js';
+import { LATE_DELIVERY_GRACE_MS, PullEngine } from '../../src/brokers/nats/pull-engine.js';
+import type { PullPort } from '../../src/brokers/nats/pull-port.js';
 
 interface FakeMsg {
   readonly reply?: string;

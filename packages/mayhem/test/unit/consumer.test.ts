@@ -3,11 +3,11 @@
  * order, on fake time with the memory broker and memory storage.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import type { Broker, Delivery, Metrics } from '../src/core/contracts.js';
-import { Consumer, nackOnHandlerError, type ConsumerParts } from '../src/core/consumer.js';
-import type { HandleEnd, Outcome } from '../src/core/pipeline.js';
-import { shutdown } from '../src/core/shutdown.js';
-import { FakeExecutor, noopMetrics, rig, track, wrapDelivery, type Rig } from './pipeline-harness.js';
+import type { Broker, Delivery, Metrics } from '../../src/core/contracts.js';
+import { Consumer, nackOnHandlerError, type ConsumerParts } from '../../src/core/consumer.js';
+import type { HandleEnd, Outcome } from '../../src/core/pipeline.js';
+import { shutdown } from '../../src/core/shutdown.js';
+import { FakeExecutor, noopMetrics, rig, track, wrapDelivery, type Rig } from '../pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 

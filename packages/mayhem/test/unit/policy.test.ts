@@ -1,6 +1,6 @@
 /** The safety rails' rules: host patterns and restart windows (pure; explicit instants, no clock). */
 import { describe, expect, it } from 'vitest';
-import { globToRegExp, HostFilter, PolicyError, RestartWindow } from '../src/core/policy.js';
+import { globToRegExp, HostFilter, PolicyError, RestartWindow } from '../../src/core/policy.js';
 
 describe('host patterns', () => {
   it('globs match whole hostnames, case-insensitively; dots are literal', () => {

@@ -8,8 +8,8 @@ import {
   MIN_PUBLISHED_AT,
   parseIsoTime,
   parseRestartRequest,
-} from '../src/core/message.js';
-import { DEFAULT_HOST_TEMPLATE, parseHostTemplate } from '../src/core/hostname.js';
+} from '../../src/core/message.js';
+import { DEFAULT_HOST_TEMPLATE, parseHostTemplate } from '../../src/core/hostname.js';
 
 const enc = new TextEncoder();
 

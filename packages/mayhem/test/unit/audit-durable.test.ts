@@ -5,8 +5,8 @@
  * expected faults are not the central handler's "Handling general error".
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OutcomeUnknown, RestartNotStarted, type Delivery } from '../src/core/contracts.js';
-import { FakeExecutor, rig, track } from './pipeline-harness.js';
+import { OutcomeUnknown, RestartNotStarted, type Delivery } from '../../src/core/contracts.js';
+import { FakeExecutor, rig, track } from '../pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 

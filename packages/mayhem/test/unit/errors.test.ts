@@ -1,6 +1,6 @@
 /** The one rule for turning whatever was thrown into text (core/errors.ts). */
 import { describe, expect, it } from 'vitest';
-import { errorText, fullErrorText } from '../src/core/errors.js';
+import { errorText, fullErrorText } from '../../src/core/errors.js';
 
 const unprintable = {
   toString(): string {

@@ -3,9 +3,9 @@
  * README's table "What an executor tells the pipeline".
  */
 import { describe, expect, it } from 'vitest';
-import { RestartCancelled, RestartFailed, RestartRejected } from '../src/core/contracts.js';
-import { RESTARTED, restartOutcomeOf } from '../src/core/restart-outcome.js';
-import { OutcomeUnknown } from '../src/executors/outcome.js';
+import { RestartCancelled, RestartFailed, RestartRejected } from '../../src/core/contracts.js';
+import { RESTARTED, restartOutcomeOf } from '../../src/core/restart-outcome.js';
+import { OutcomeUnknown } from '../../src/executors/outcome.js';
 
 const running = new AbortController().signal;
 function aborted(): AbortSignal {

@@ -1,9 +1,9 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { openMemoryStorage } from '../src/storage/memory.js';
-import { withSaveFailures } from '../src/storage/faulty.js';
-import { openStorage } from '../src/storage/open.js';
-import { request, seeded } from './storage-contract.js';
+import { openMemoryStorage } from '../../src/storage/memory.js';
+import { withSaveFailures } from '../../src/storage/faulty.js';
+import { openStorage } from '../../src/storage/open.js';
+import { request, seeded } from '../storage-contract.js';
 
 // How the wrapper fails saves is in the storage contract (run over every adapter); here, its edges.
 describe('save failures as a storage wrapper', () => {

@@ -3,12 +3,12 @@
  * waits for room instead of growing memory without limit (issue 8 item 6, issue 9 item 5).
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBroker } from '../src/brokers/memory.js';
-import { seededRandom } from '../src/core/timing.js';
-import { runSimulatedPublisher } from '../src/publisher/simulated.js';
-import { openMemoryStorage } from '../src/storage/memory.js';
-import { FakeExecutor, rig, track } from './pipeline-harness.js';
-import { auditRow } from './storage-contract.js';
+import { MemoryBroker } from '../../src/brokers/memory.js';
+import { seededRandom } from '../../src/core/timing.js';
+import { runSimulatedPublisher } from '../../src/publisher/simulated.js';
+import { openMemoryStorage } from '../../src/storage/memory.js';
+import { FakeExecutor, rig, track } from '../pipeline-harness.js';
+import { auditRow } from '../storage-contract.js';
 
 beforeEach(() => {
   vi.useFakeTimers();

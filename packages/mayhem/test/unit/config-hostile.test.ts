@@ -15,7 +15,7 @@ import {
   SETTINGS,
   TIMER_MAX_MS,
   type Config,
-} from '../src/cli/config.js';
+} from '../../src/config/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-config-hostile-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

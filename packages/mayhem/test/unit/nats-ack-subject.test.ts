@@ -1,7 +1,7 @@
 /** Reading the delivery count and stream sequence from JetStream ack subjects (pure; no server). */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { parseAckSubject } from '../src/brokers/nats/ack-subject.js';
+import { parseAckSubject } from '../../src/brokers/nats/ack-subject.js';
 
 describe('parseAckSubject', () => {
   it.each([

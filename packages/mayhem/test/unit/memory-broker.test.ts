@@ -1,7 +1,11 @@
 /** The in-memory broker's lease semantics, on fake time (its clock is Date.now). */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBroker } from '../src/brokers/memory.js';
-import type { Delivery } from '../src/core/contracts.js';
+import { MemoryBroker } from '../../src/brokers/memory.js';
+import { backlogSource } from '../../src/brokers/open.js';
+import type { Delivery } from '../../src/core/contracts.js';
+import { Counters } from '../../src/core/counters.js';
+import { noopMetrics } from '../../src/metrics/noop.js';
+import { summarize } from '../../src/run-report.js';
 
 vi.setConfig({ testTimeout: 5_000 });
 
@@ -162,5 +166,27 @@ describe('MemoryBroker', () => {
     await d2!.nack(5000);
     await c!.ack();
     expect(b.stats()).toMatchObject({ ready: 2, delayed: 0, leased: 0, acked: 1, nacked: 2 });
+  });
+});
+
+describe('the local-publisher capability', () => {
+  it('is what the service feeds, and what it holds is what the summary and the backlog gauge count', async () => {
+    const b = new MemoryBroker({ ackDeadlineMs: 1000, maxBacklog: 10 });
+    const local = b.localPublisher();
+    expect(local.maxBacklog).toBe(10);
+    local.publishSync('{"a":1}', 'm-1');
+    local.publishSync('{"a":2}', 'm-2');
+    const [d] = await b.pull(1, new AbortController().signal);
+    expect(d).toBeDefined();
+    expect(backlogSource(b)?.()).toBe(1);
+    const summary = summarize(new Counters(noopMetrics), { reason: 'test', ms: 1, inFlight: 1, broker: b });
+    expect(summary.leftInBroker).toBe(2);
+  });
+
+  it('is absent on a broker outside this process: no publisher, nothing counted as left', () => {
+    const elsewhere = { ackDeadlineMs: 1000, pull: () => Promise.resolve([]), close: () => Promise.resolve() };
+    expect(backlogSource(elsewhere)).toBeUndefined();
+    const summary = summarize(new Counters(noopMetrics), { reason: 'test', ms: 1, inFlight: 0, broker: elsewhere });
+    expect(summary.leftInBroker).toBeUndefined();
   });
 });

@@ -4,8 +4,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { openBroker, openPublisher } from '../src/brokers/open.js';
-import { parseNatsUrls } from '../src/brokers/nats/url.js';
+import { openBroker, openPublisher } from '../../src/brokers/open.js';
+import { parseNatsUrls } from '../../src/brokers/nats/url.js';
 
 describe('parseNatsUrls', () => {
   it.each([

@@ -4,28 +4,10 @@
  * (cli/config.ts). A data table, so it is allowed more lines than a module of logic.
  */
 import { FLEET_SETTINGS } from './settings-fleet.js';
+import type { Kind } from './kinds.js';
 import { LIMIT_SETTINGS } from './settings-limits.js';
 
-export type Kind =
-  | 'int'
-  | 'number'
-  | 'duration'
-  | 'bytes'
-  | 'bool'
-  | 'string'
-  | 'hostport'
-  | 'listen'
-  | 'level'
-  | 'format'
-  | 'file'
-  | 'inDoubt'
-  | 'executor'
-  | 'leash'
-  | 'onLimit'
-  | 'pick'
-  | 'probes'
-  | 'reportFormat'
-  | 'fleetSettings';
+export type { Kind } from './kinds.js';
 
 export interface Setting {
   readonly kind: Kind;

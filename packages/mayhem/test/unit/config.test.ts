@@ -3,7 +3,18 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, envName, parseDuration, resolveConfig, type Config } from '../src/cli/config.js';
+import {
+  ConfigError,
+  defaultConfig,
+  envName,
+  parseDuration,
+  resolveConfig,
+  SETTINGS,
+  type Config,
+  type SettingKey,
+} from '../../src/config/config.js';
+import { defaultMayhemSettings, mayhemSettings } from '../../src/config/mayhem-options.js';
+import { renderHost } from '../../src/core/hostname.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -150,5 +161,64 @@ describe('resolveConfig', () => {
     expect(errorOf(() => run({ broker: 'kafka://x' }))).toMatch(/^invalid --broker "kafka:\/\/x"/);
     expect(run({ db: 'memory:' }).db).toBe('memory:');
     expect(run({ broker: 'nats://a:4222,nats://b:4222' }).broker).toBe('nats://a:4222,nats://b:4222');
+  });
+});
+
+describe('the table is the one source of defaults', () => {
+  it('defaultConfig() is what resolveConfig gives when nothing is given, setting by setting', () => {
+    const defaults = defaultConfig();
+    expect(defaults).toEqual(run());
+    for (const [key, s] of Object.entries(SETTINGS) as [SettingKey, { default?: unknown }][]) {
+      if (s.default === undefined) expect(defaults[key], key).toBeUndefined();
+      else expect(defaults[key], key).not.toBeUndefined();
+    }
+  });
+
+  it("gives createMayhem the table's defaults, with the caps the help texts promise", () => {
+    const m = defaultMayhemSettings();
+    expect(m).toMatchObject({
+      extendEveryMs: 2000,
+      restartAttempts: 3,
+      saveAttempts: 3,
+      maxDeliveries: 5,
+      retryBackoff: { baseMs: 100, maxMs: 2000 },
+      nackBackoff: { baseMs: 1000, maxMs: 60_000 },
+      dryRun: false,
+      inDoubt: 'skip',
+      maxInFlight: 1000,
+      maxMessageBytes: 64 * 1024,
+    });
+    expect(renderHost(m.hostTemplate, 'cattle-1')).toBe('cattle-1.example.net');
+  });
+
+  it('maps every given setting onto the core knob it drives', () => {
+    const m = mayhemSettings(
+      run({
+        extendEvery: '300ms',
+        restartAttempts: '4',
+        saveAttempts: '6',
+        maxDeliveries: '9',
+        retryBackoff: '50ms',
+        nackDelay: '2s',
+        dryRun: 'true',
+        inDoubt: 'restart',
+        maxInFlight: '7',
+        maxMessageBytes: '2KiB',
+        hostTemplate: '{instance}.prod.example.com',
+      }),
+    );
+    expect(m).toMatchObject({
+      extendEveryMs: 300,
+      restartAttempts: 4,
+      saveAttempts: 6,
+      maxDeliveries: 9,
+      retryBackoff: { baseMs: 50, maxMs: 1000 },
+      nackBackoff: { baseMs: 2000, maxMs: 60_000 },
+      dryRun: true,
+      inDoubt: 'restart',
+      maxInFlight: 7,
+      maxMessageBytes: 2048,
+    });
+    expect(renderHost(m.hostTemplate, 'a')).toBe('a.prod.example.com');
   });
 });
