@@ -109,15 +109,16 @@ export default tseslint.config(
       'max-params': ['error', 5],
     },
   },
-  // storage/ is being regrouped into folders (issue 22, item 1); until that lands it keeps the count of
-  // code lines only (blank lines and comments skipped).
+  // storage/{sqlite,postgres,memory}/: the adapters' files still count code lines only (blank lines and
+  // comments skipped): the SQLite worker's client (sqlite/worker-storage.ts) is the one over 400 lines by
+  // wc -l outside the two below; it is split when its protocol settles (the calls it batches are still moving).
   {
     files: ['packages/mayhem/src/storage/**/*.ts'],
     rules: { 'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }] },
   },
   // The two SQL adapters each hold a dialect's statements, group commit and retries in one place.
   {
-    files: ['packages/mayhem/src/storage/sqlite.ts', 'packages/mayhem/src/storage/postgres.ts'],
+    files: ['packages/mayhem/src/storage/sqlite/storage.ts', 'packages/mayhem/src/storage/postgres/storage.ts'],
     rules: {
       'max-lines': ['error', { max: 500, skipBlankLines: true, skipComments: true }],
       'max-params': ['error', 8],

@@ -20,7 +20,7 @@ import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
 import { runSimulatedPublisher, randomInstanceName } from '../src/publisher/simulated.js';
-import { openMemoryStorage } from '../src/storage/memory.js';
+import { openMemoryStorage } from '../src/storage/memory/storage.js';
 import { openSqliteWorkerStorage } from '../src/storage/sqlite/worker-storage.js';
 import { runBaseline } from './baseline.js';
 

@@ -34,7 +34,7 @@ import { seededRandom } from '../src/core/timing.js';
 import { MockRestartExecutor } from '../src/executors/mock.js';
 import { noopMetrics } from '../src/metrics/noop.js';
 import { openStorage } from '../src/storage/open.js';
-import type { PostgresStorage } from '../src/storage/postgres.js';
+import type { PostgresStorage } from '../src/storage/postgres/storage.js';
 import { randomInstanceName } from '../src/publisher/simulated.js';
 
 // Hosts as the service's own simulated publisher makes them (cattle-xxxx: 1.7M names, few repeats).

@@ -17,7 +17,7 @@ import pg from 'pg';
 import { pino } from 'pino';
 import { hostnameOf } from '../src/core/message.js';
 import { withHost } from '../src/core/host-guard.js';
-import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
+import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres/storage.js';
 
 const { values } = parseArgs({
   options: {

@@ -15,8 +15,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { Storage } from '../src/core/contracts.js';
-import { openMemoryStorage } from '../src/storage/memory.js';
-import { openSqliteStorage, type SqliteStorage } from '../src/storage/sqlite.js';
+import { openMemoryStorage } from '../src/storage/memory/storage.js';
+import { openSqliteStorage, type SqliteStorage } from '../src/storage/sqlite/storage.js';
 
 const { values } = parseArgs({
   options: {

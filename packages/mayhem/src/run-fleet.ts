@@ -13,7 +13,7 @@ import { FLEET_CLASS, FLEET_KEYS } from './fleet/keys.js';
 import { describeStored, fleetValues, sameValue } from './fleet/values.js';
 import { watchFleet } from './fleet/watch.js';
 import type { RunExperiment } from './run-experiment.js';
-import { LocalFleetControl } from './storage/memory-control.js';
+import { LocalFleetControl } from './storage/memory/control.js';
 
 /** Join the fleet's settings through `storage`'s fleet state (refuses with a ConfigError: exit 2). */
 export function joinRunFleet(config: Config, storage: Storage, instance: string): Promise<Joined> {

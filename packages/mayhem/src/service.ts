@@ -20,7 +20,7 @@ import { redactUrl } from './core/redact.js';
 import { withRestartTimings } from './executors/open.js';
 import { noopMetrics } from './metrics/noop.js';
 import { runSimulatedPublisher } from './publisher/simulated.js';
-import { LocalFleetControl } from './storage/memory-control.js';
+import { LocalFleetControl } from './storage/memory/control.js';
 import { Rails } from './core/rails.js';
 import { ShadowControl } from './core/shadow-control.js';
 import { announceFleet, followFleet, joinRunFleet } from './run-fleet.js';

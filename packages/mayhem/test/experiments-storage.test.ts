@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Storage } from '../src/core/contracts.js';
 import type { ProbeCheck } from '../src/core/experiment.js';
-import { openMemoryStorage } from '../src/storage/memory.js';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
-import { openPostgresStorage } from '../src/storage/postgres.js';
+import { openMemoryStorage } from '../src/storage/memory/storage.js';
+import { openSqliteStorage } from '../src/storage/sqlite/storage.js';
+import { openPostgresStorage } from '../src/storage/postgres/storage.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { tempDir } from './sqlite-helpers.js';
 

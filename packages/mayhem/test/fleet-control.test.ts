@@ -7,10 +7,10 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FleetControl, StoredSettings } from '../src/core/rails.js';
-import { openMemoryStorage } from '../src/storage/memory.js';
-import { openPostgresStorage } from '../src/storage/postgres.js';
-import { openSqliteControl } from '../src/storage/sqlite-control.js';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
+import { openMemoryStorage } from '../src/storage/memory/storage.js';
+import { openPostgresStorage } from '../src/storage/postgres/storage.js';
+import { openSqliteControl } from '../src/storage/sqlite/control.js';
+import { openSqliteStorage } from '../src/storage/sqlite/storage.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { tempDir } from './sqlite-helpers.js';
 

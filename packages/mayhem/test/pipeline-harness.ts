@@ -14,8 +14,8 @@ import { Counters } from '../src/core/counters.js';
 import { LocalHostGuard } from '../src/core/host-guard.js';
 import { encodeRestartRequest } from '../src/core/message.js';
 import { MessagePipeline, type PipelineOptions } from '../src/core/pipeline.js';
-import { openMemoryStorage, type MemoryStorage } from '../src/storage/memory.js';
-import type { LocalFleetControl } from '../src/storage/memory-control.js';
+import { openMemoryStorage, type MemoryStorage } from '../src/storage/memory/storage.js';
+import type { LocalFleetControl } from '../src/storage/memory/control.js';
 import { HostFilter } from '../src/core/policy.js';
 import { Rails, type RailsOptions, type RailsSettings } from '../src/core/rails.js';
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { pino } from 'pino';
 import type { HostGuard } from '../src/core/contracts.js';
 import { withHost } from '../src/core/host-guard.js';
-import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
+import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres/storage.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 
 const silent = pino({ level: 'silent' });

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { pino } from 'pino';
-import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres.js';
-import { RETENTION_LOCK_KEY } from '../src/storage/postgres-retention.js';
+import { openPostgresStorage, type PostgresStorage } from '../src/storage/postgres/storage.js';
+import { RETENTION_LOCK_KEY } from '../src/storage/postgres/retention.js';
 import { startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { auditRow } from './storage-contract.js';
 

@@ -9,8 +9,8 @@ import {
   PostgresUnavailableError,
   type PostgresStorage,
   type PostgresStorageOptions,
-} from '../src/storage/postgres.js';
-import { MIGRATIONS } from '../src/storage/postgres-schema.js';
+} from '../src/storage/postgres/storage.js';
+import { MIGRATIONS } from '../src/storage/postgres/schema.js';
 import type { MessageRecord } from '../src/storage/record.js';
 import { freePort, startTestPostgres, type TestPostgres } from './helpers/postgres.js';
 import { auditRow, describeStorageContract, request } from './storage-contract.js';

@@ -11,8 +11,8 @@ import { openProbe } from '../src/probes/open.js';
 import type { Probe, ProbeResult } from '../src/probes/probe.js';
 import { ProbeRunner } from '../src/probes/runner.js';
 import { parseProbe, parseProbes, type ProbeSettings } from '../src/probes/spec.js';
-import { LocalFleetControl } from '../src/storage/memory-control.js';
-import { MemoryExperimentStore } from '../src/storage/memory-experiments.js';
+import { LocalFleetControl } from '../src/storage/memory/control.js';
+import { MemoryExperimentStore } from '../src/storage/memory/experiments.js';
 
 const silent = pino({ level: 'silent' });
 

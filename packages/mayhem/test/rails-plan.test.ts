@@ -17,7 +17,7 @@ import { RestartWindow } from '../src/core/policy.js';
 import { Rails, type RailsSettings } from '../src/core/rails.js';
 import { ShadowControl } from '../src/core/shadow-control.js';
 import { simulate, type PlanInput } from '../src/plan/simulate.js';
-import { LocalFleetControl } from '../src/storage/memory-control.js';
+import { LocalFleetControl } from '../src/storage/memory/control.js';
 import { fleetNames, type FleetNames } from './fleet-harness.js';
 import { railsSettingsWith } from './pipeline-harness.js';
 import { cli, mayhemCli, type Cli } from './helpers/cli.js';

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
+import { openSqliteStorage } from '../src/storage/sqlite/storage.js';
 import { auditRow, request } from './storage-contract.js';
 import { query, silent, tempDir } from './sqlite-helpers.js';
 

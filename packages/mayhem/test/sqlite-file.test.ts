@@ -10,8 +10,8 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
-import { lockPathOf, MAYHEM_APPLICATION_ID } from '../src/storage/sqlite-file.js';
+import { openSqliteStorage } from '../src/storage/sqlite/storage.js';
+import { lockPathOf, MAYHEM_APPLICATION_ID } from '../src/storage/sqlite/file.js';
 import { request } from './storage-contract.js';
 import { readRecord, silent, tempDir } from './sqlite-helpers.js';
 

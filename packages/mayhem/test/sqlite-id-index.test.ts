@@ -1,5 +1,5 @@
 /**
- * The SQLite layout that holds its speed as the table grows (sqlite-schema.ts, sqlite-id-index.ts):
+ * The SQLite layout that holds its speed as the table grows (sqlite/schema.ts, sqlite/id-index.ts):
  * rows in arrival order, the id index written in key-range batches from memory. What must hold:
  * every message stays findable — across batches, after close, after SIGKILL (ids that were only in
  * memory), after a failed transaction — with one row per id, and ids of every shape kept apart.
@@ -10,7 +10,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
+import { openSqliteStorage } from '../src/storage/sqlite/storage.js';
 import { query, readRecord, silent, tempDir } from './sqlite-helpers.js';
 import { auditRow } from './storage-contract.js';
 

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resolveConfig } from '../src/config/config.js';
-import { openSqliteStorage, type SqliteStorage } from '../src/storage/sqlite.js';
+import { openSqliteStorage, type SqliteStorage } from '../src/storage/sqlite/storage.js';
 import { query, silent, tempDir } from './sqlite-helpers.js';
 import { auditRow } from './storage-contract.js';
 

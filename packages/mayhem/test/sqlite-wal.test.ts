@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openSqliteStorage } from '../src/storage/sqlite.js';
+import { openSqliteStorage } from '../src/storage/sqlite/storage.js';
 import { query, silent, tempDir } from './sqlite-helpers.js';
 import { auditRow } from './storage-contract.js';
 

@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import type { Storage } from '../src/core/contracts.js';
-import { openSqliteStorage, SCHEMA_VERSION } from '../src/storage/sqlite.js';
-import { MAYHEM_APPLICATION_ID } from '../src/storage/sqlite-file.js';
-import { migrate } from '../src/storage/sqlite-schema.js';
+import { openSqliteStorage, SCHEMA_VERSION } from '../src/storage/sqlite/storage.js';
+import { MAYHEM_APPLICATION_ID } from '../src/storage/sqlite/file.js';
+import { migrate } from '../src/storage/sqlite/schema.js';
 import { auditRow, describeStorageContract, request } from './storage-contract.js';
 import { query, readDeadLetters, readRecord, silent, tempDir } from './sqlite-helpers.js';
 

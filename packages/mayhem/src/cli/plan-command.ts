@@ -20,7 +20,7 @@ import type { StreamBrowser, StreamMessage } from '../brokers/nats/index.js';
 import { parseNatsUrls } from '../brokers/nats/url.js';
 import { simulate, type PlanEntry, type PlanInput } from '../plan/simulate.js';
 import { renderPlanJson, renderPlanText, type PlanReport } from '../plan/render.js';
-import { LocalFleetControl } from '../storage/memory-control.js';
+import { LocalFleetControl } from '../storage/memory/control.js';
 import { ConfigError, isGiven, isLeashed, railsSettings, type Config } from '../config/config.js';
 import { openControl, who } from './control.js';
 import { SETTINGS } from '../config/settings.js';

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Storage } from '../core/contracts.js';
 import { redactSecrets } from '../core/redact.js';
-import { openMemoryStorage } from './memory.js';
+import { openMemoryStorage } from './memory/storage.js';
 import { checkFailureRate, withSaveFailures } from './faulty.js';
 import { openSqliteWorkerStorage } from './sqlite/worker-storage.js';
 
@@ -43,7 +43,7 @@ async function openAdapter(o: OpenStorageOptions): Promise<Storage> {
       });
     case 'postgres:':
     case 'postgresql:': {
-      const { openPostgresStorage } = await import('./postgres.js');
+      const { openPostgresStorage } = await import('./postgres/storage.js');
       return openPostgresStorage({
         url: o.url,
         logger: o.logger,

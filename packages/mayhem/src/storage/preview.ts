@@ -6,7 +6,7 @@
  * is no host lock to take (restarting nothing, it must never hold a host the fleet wants).
  */
 import type { Storage } from '../core/contracts.js';
-import { openMemoryStorage } from './memory.js';
+import { openMemoryStorage } from './memory/storage.js';
 
 export function previewStorage(fleet: Storage): Storage {
   const records = openMemoryStorage({ maxSettled: 10_000 });

@@ -16,7 +16,7 @@
  * record is itself a patch plus its timestamps: {@link applyPatch} folds a patch into it and stamps
  * restartedAt / ackedAt the first time those flags are set.
  *
- * memory.ts applies patches directly; sqlite.ts and postgres.ts fold a batch's writes with
+ * memory/storage.ts applies patches directly; sqlite/storage.ts and postgres/storage.ts fold a batch's writes with
  * {@link foldPatch} and send one row per message, whose SQL upsert implements these same rules.
  * The storage contract's property test holds all three to them (test/storage-contract.ts).
  */

@@ -8,7 +8,7 @@ import { createMayhem } from '../../src/core/assemble.js';
 import { encodeRestartRequest } from '../../src/core/message.js';
 import type { Outcome, PipelineOptions } from '../../src/core/pipeline.js';
 import { defaultMayhemSettings } from '../../src/config/mayhem-options.js';
-import { openMemoryStorage } from '../../src/storage/memory.js';
+import { openMemoryStorage } from '../../src/storage/memory/storage.js';
 import { capturingLogger, defaultPipelineOptions, noopMetrics } from '../pipeline-harness.js';
 
 let ids = 0;

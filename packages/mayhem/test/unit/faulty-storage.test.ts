@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { openMemoryStorage } from '../../src/storage/memory.js';
+import { openMemoryStorage } from '../../src/storage/memory/storage.js';
 import { withSaveFailures } from '../../src/storage/faulty.js';
 import { openStorage } from '../../src/storage/open.js';
 import { request, seeded } from '../storage-contract.js';

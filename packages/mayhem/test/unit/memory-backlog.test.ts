@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBroker } from '../../src/brokers/memory.js';
 import { seededRandom } from '../../src/core/timing.js';
 import { runSimulatedPublisher } from '../../src/publisher/simulated.js';
-import { openMemoryStorage } from '../../src/storage/memory.js';
+import { openMemoryStorage } from '../../src/storage/memory/storage.js';
 import { FakeExecutor, rig, track } from '../pipeline-harness.js';
 import { auditRow } from '../storage-contract.js';
 

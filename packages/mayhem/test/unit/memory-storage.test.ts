@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Storage } from '../../src/core/contracts.js';
 import type { AuditEntry } from '../../src/core/rails.js';
-import { LocalFleetControl } from '../../src/storage/memory-control.js';
-import { openMemoryStorage, type MemoryStorage } from '../../src/storage/memory.js';
+import { LocalFleetControl } from '../../src/storage/memory/control.js';
+import { openMemoryStorage, type MemoryStorage } from '../../src/storage/memory/storage.js';
 import { describeStorageContract, request } from '../storage-contract.js';
 
 describeStorageContract('memory', {

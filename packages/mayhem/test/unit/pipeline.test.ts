@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Delivery, Storage } from '../../src/core/contracts.js';
 import { RestartRejected } from '../../src/core/contracts.js';
 import { sleep } from '../../src/core/timing.js';
-import type { MemoryStorage } from '../../src/storage/memory.js';
+import type { MemoryStorage } from '../../src/storage/memory/storage.js';
 import { FakeExecutor, failingSaves, rig, track, wrapDelivery } from '../pipeline-harness.js';
 
 // Everything runs on fake time: a promise still pending is a failure to report fast, not to wait for.

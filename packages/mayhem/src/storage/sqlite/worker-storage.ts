@@ -31,9 +31,9 @@ import type {
 import type { ExperimentRun, ExperimentStore, ProbeCheck } from '../../core/experiment.js';
 import type { RestartRequest } from '../../core/message.js';
 import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../../core/rails.js';
-import type { CheckpointStats } from '../sqlite-checkpoint.js';
-import type { SqliteStats } from '../sqlite.js';
-import type { Pruner } from '../sqlite-retention.js';
+import type { CheckpointStats } from './checkpoint.js';
+import type { SqliteStats } from './storage.js';
+import type { Pruner } from './retention.js';
 import { closedError, rejectAborted } from '../record.js';
 import {
   ABORTED,

@@ -1,6 +1,6 @@
 /**
  * The storage worker: a thread that owns the SQLite file. It hosts the synchronous engine
- * (storage/sqlite.ts: group commit, id index, retention sweeper, WAL checkpointer) unchanged, so every
+ * (storage/sqlite/storage.ts: group commit, id index, retention sweeper, WAL checkpointer) unchanged, so every
  * statement, every index catch-up and every sweep runs here and the main thread's loop never waits
  * on the file. The main thread talks to it through worker-storage.ts (see protocol.ts).
  *
@@ -12,7 +12,7 @@ import { parentPort, threadId, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
 import { errorText } from '../../core/errors.js';
 import type { AuditEntry } from '../../core/rails.js';
-import { openSqliteStorage, type SqliteStorage } from '../sqlite.js';
+import { openSqliteStorage, type SqliteStorage } from './storage.js';
 import {
   ABORTED,
   DONE,

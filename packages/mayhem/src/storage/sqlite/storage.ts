@@ -10,7 +10,7 @@
  *
  * Within a flush the writes to one message fold into one row write (record-patch.ts); a new message
  * appends a row, a known one is updated in place by its row id. The schema and why it holds its
- * speed past a million rows: sqlite-schema.ts and sqlite-id-index.ts.
+ * speed past a million rows: sqlite/schema.ts and sqlite/id-index.ts.
  */
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -22,12 +22,12 @@ import type {
   RestartClaim,
   Storage,
   UnfinishedReport,
-} from '../core/contracts.js';
-import type { RestartRequest } from '../core/message.js';
-import type { AuditEntry } from '../core/rails.js';
-import { SqliteFleetControl } from './sqlite-control.js';
-import { SqliteExperimentStore } from './sqlite-experiments.js';
-import { claimWrites, closedError, rejectAborted, restartStateOf } from './record.js';
+} from '../../core/contracts.js';
+import type { RestartRequest } from '../../core/message.js';
+import type { AuditEntry } from '../../core/rails.js';
+import { SqliteFleetControl } from './control.js';
+import { SqliteExperimentStore } from './experiments.js';
+import { claimWrites, closedError, rejectAborted, restartStateOf } from '../record.js';
 import {
   ackPatch,
   callsPatch,
@@ -40,22 +40,17 @@ import {
   restartedPatch,
   savePatch,
   type RecordPatch,
-} from './record-patch.js';
-import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './sqlite-checkpoint.js';
-import {
-  DEFAULT_DEAD_LETTER_RETENTION_MS,
-  DEFAULT_RETENTION_MS,
-  startPruner,
-  type Pruner,
-} from './sqlite-retention.js';
-import { openDatabaseFile, type OpenedFile } from './sqlite-file.js';
-import { IdIndex } from './sqlite-id-index.js';
-import { readUnfinished } from './sqlite-unfinished.js';
-import { LEGACY_FILES, migrate } from './sqlite-schema.js';
-import { prepareRowWriter, writeRows } from './sqlite-rows.js';
-import { auditParams, INSERT_AUDIT_SQL } from './audit-row.js';
+} from '../record-patch.js';
+import { DEFAULT_WAL_LIMIT_BYTES, startCheckpointer, type CheckpointStats } from './checkpoint.js';
+import { DEFAULT_DEAD_LETTER_RETENTION_MS, DEFAULT_RETENTION_MS, startPruner, type Pruner } from './retention.js';
+import { openDatabaseFile, type OpenedFile } from './file.js';
+import { IdIndex } from './id-index.js';
+import { readUnfinished } from './unfinished.js';
+import { LEGACY_FILES, migrate } from './schema.js';
+import { prepareRowWriter, writeRows } from './rows.js';
+import { auditParams, INSERT_AUDIT_SQL } from '../audit-row.js';
 
-export { SCHEMA_VERSION } from './sqlite-schema.js';
+export { SCHEMA_VERSION } from './schema.js';
 
 /** Options for {@link openSqliteStorage}. */
 export interface SqliteStorageOptions {
@@ -64,11 +59,11 @@ export interface SqliteStorageOptions {
   logger: Logger;
   /** Most operations per transaction (default 2,000). Bounds the loop time of one flush. */
   maxBatch?: number;
-  /** The WAL stays under this many bytes whatever the write rate (default 64 MiB); see sqlite-checkpoint.ts. */
+  /** The WAL stays under this many bytes whatever the write rate (default 64 MiB); see sqlite/checkpoint.ts. */
   walLimitBytes?: number;
-  /** New ids held in memory before they are written to the id index in key-range batches (see sqlite-id-index.ts). */
+  /** New ids held in memory before they are written to the id index in key-range batches (see sqlite/id-index.ts). */
   indexBatchAfter?: number;
-  /** Delete acked messages this much older than now, ms; 0 keeps them (default 7 days). See sqlite-retention.ts. */
+  /** Delete acked messages this much older than now, ms; 0 keeps them (default 7 days). See sqlite/retention.ts. */
   retentionMs?: number;
   /** Delete dead letters and dead-lettered messages this much older than now, ms; 0 keeps them (default 30 days). */
   deadLetterRetentionMs?: number;
@@ -208,7 +203,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
     insertAudit: db.prepare(SQL.insertAudit),
   };
   const rowWriter = prepareRowWriter(db);
-  // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite-checkpoint.ts).
+  // While the checkpointer truncates the WAL, flushes wait (the loop stays free; see sqlite/checkpoint.ts).
   let paused = false;
   const checkpointer =
     path === ':memory:' || path === ''
@@ -484,7 +479,7 @@ export function openSqliteStorage(opts: SqliteStorageOptions): SqliteStorage {
 }
 
 /**
- * Check, lock and open the file (see sqlite-file.ts), set the pragmas and migrate; every failure
+ * Check, lock and open the file (see sqlite/file.ts), set the pragmas and migrate; every failure
  * becomes one line naming the path.
  */
 function openDatabase(path: string): OpenedFile {

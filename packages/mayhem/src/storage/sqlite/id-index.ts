@@ -15,7 +15,7 @@
  * {@link rolledBack} drops them, so memory never claims a row the database does not have.
  */
 import type Database from 'better-sqlite3';
-import { BUCKETS, bucketOf, isUuid } from './sqlite-schema.js';
+import { BUCKETS, bucketOf, isUuid } from './schema.js';
 
 /** Rows whose ids stay in memory before the index is written (about 6 MB of heap). */
 export const DEFAULT_BATCH_AFTER = 65_536;
@@ -29,7 +29,7 @@ export class IdIndex {
   #stagedRows: number[] = [];
   #drained: number[] = [];
   #watermark: number;
-  /** The row id the next new message gets (this process is the file's only writer: see sqlite-file.ts). */
+  /** The row id the next new message gets (this process is the file's only writer: see sqlite/file.ts). */
   #nextRow: number;
   readonly #lookupUuids: Database.Statement<[string], { id: string; row: number }>;
   readonly #lookupTexts: Database.Statement<[string], { id: string; row: number }>;
@@ -41,7 +41,7 @@ export class IdIndex {
   constructor(db: Database.Database, batchAfter = DEFAULT_BATCH_AFTER) {
     this.#batchAfter = batchAfter;
     // One statement looks up every id of a flush (json_each takes them as one JSON array).
-    // An entry whose row retention deleted (it is swept later, see sqlite-retention.ts) finds no row.
+    // An entry whose row retention deleted (it is swept later, see sqlite/retention.ts) finds no row.
     this.#lookupUuids = db.prepare<[string], { id: string; row: number }>(
       `SELECT j.value AS id, i.id AS row FROM json_each(?) j JOIN message_ids i ON i.message_id = unhex(j.value, '-') JOIN message_rows r ON r.id = i.id`,
     );

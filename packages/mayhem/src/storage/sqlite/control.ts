@@ -1,7 +1,7 @@
 /**
  * The rails' fleet state in the SQLite file (schema v4; v6 adds the audit's instance name and experiment): the kill switch in `meta` ('pause'), when
  * each host was last restarted in `host_restarts`, the audit trail in `audit`. Restart slots are
- * counted in process: one process owns the file (see sqlite-file.ts).
+ * counted in process: one process owns the file (see sqlite/file.ts).
  *
  * `mayhem pause --db sqlite:<file>` writes the switch from another process while the service runs
  * (it opens the file without the service's one-process lock: {@link openSqliteControl}); the service
@@ -9,14 +9,14 @@
  */
 import Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { errorText } from '../core/errors.js';
-import type { BlastTake } from '../core/blast.js';
-import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../core/rails.js';
-import { DONE } from '../core/settled.js';
-import { sqliteFleetState, type SqliteFleetState } from './sqlite-fleet.js';
-import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
-import { AUDIT_COLUMNS, auditEntryOf, auditParams, INSERT_AUDIT_SQL, type AuditRow } from './audit-row.js';
-import { SqliteExperimentStore } from './sqlite-experiments.js';
+import { errorText } from '../../core/errors.js';
+import type { BlastTake } from '../../core/blast.js';
+import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../../core/rails.js';
+import { DONE } from '../../core/settled.js';
+import { sqliteFleetState, type SqliteFleetState } from './fleet.js';
+import { MAYHEM_APPLICATION_ID } from './file.js';
+import { AUDIT_COLUMNS, auditEntryOf, auditParams, INSERT_AUDIT_SQL, type AuditRow } from '../audit-row.js';
+import { SqliteExperimentStore } from './experiments.js';
 
 /** How often the service reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;

@@ -3,10 +3,10 @@
  * was last restarted, the restart slots and the audit trail. Right for `memory:` storage (tests,
  * benchmarks) and the in-process part of the others; nothing here outlives the process.
  */
-import { blastTake, type BlastTake } from '../core/blast.js';
-import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../core/rails.js';
-import { DONE } from '../core/settled.js';
-import { auditMatchesHost } from './audit-row.js';
+import { blastTake, type BlastTake } from '../../core/blast.js';
+import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../../core/rails.js';
+import { DONE } from '../../core/settled.js';
+import { auditMatchesHost } from '../audit-row.js';
 
 export class LocalFleetControl implements FleetControl {
   #pause: PauseState | undefined;

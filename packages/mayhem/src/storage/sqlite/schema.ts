@@ -10,7 +10,7 @@
  *   would update such an index on every insert, dirtying a random page per message (4 KB of WAL per
  *   message at a million rows, and the cost per message doubling from 100k to 1M). Instead the
  *   storage keeps the newest rows' ids in memory and adds them to `message_ids` in batches sorted by
- *   key range, so one page write carries many ids (see sqlite-id-index.ts). `meta.indexed_below`
+ *   key range, so one page write carries many ids (see sqlite/id-index.ts). `meta.indexed_below`
  *   says which rows are certainly indexed; on open the rest are indexed first.
  * - A canonical (lowercase) UUID is stored as its 16 bytes: half the index of its 36-character
  *   text. Any other id is stored as text; BLOB and TEXT values never compare equal, so the two
@@ -19,7 +19,7 @@
  *   PostgreSQL adapter's `messages` table (plus `id`), for operators and their queries.
  */
 import type Database from 'better-sqlite3';
-import { MAYHEM_APPLICATION_ID } from './sqlite-file.js';
+import { MAYHEM_APPLICATION_ID } from './file.js';
 
 /** The schema version this code writes; `PRAGMA user_version` holds the file's. */
 export const SCHEMA_VERSION = 7;

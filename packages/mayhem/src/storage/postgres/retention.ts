@@ -1,5 +1,5 @@
 /**
- * Retention for the PostgreSQL storage, with the SQLite adapter's rules (see sqlite-retention.ts):
+ * Retention for the PostgreSQL storage, with the SQLite adapter's rules (see sqlite/retention.ts):
  * acked records after `retentionMs`, dead letters and dead-lettered records after
  * `deadLetterRetentionMs`, unfinished records never, 0 keeps everything.
  *

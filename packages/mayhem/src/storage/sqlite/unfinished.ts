@@ -5,7 +5,7 @@
  * ms each, the loop turning between them), only over the rows that existed at open.
  */
 import type Database from 'better-sqlite3';
-import type { UnfinishedReport } from '../core/contracts.js';
+import type { UnfinishedReport } from '../../core/contracts.js';
 
 const CHUNK = 16_384;
 

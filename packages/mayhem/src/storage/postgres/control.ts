@@ -11,11 +11,11 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { errorText } from '../core/errors.js';
-import type { BlastTake } from '../core/blast.js';
-import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../core/rails.js';
-import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from './audit-row.js';
-import * as fleet from './postgres-fleet.js';
+import { errorText } from '../../core/errors.js';
+import type { BlastTake } from '../../core/blast.js';
+import type { AuditEntry, AuditQuery, FleetControl, PauseState, StoredSettings } from '../../core/rails.js';
+import { AUDIT_COLUMNS, auditEntryOf, type AuditRow } from '../audit-row.js';
+import * as fleet from './fleet.js';
 
 /** How often each instance reads the kill switch. */
 export const PAUSE_REFRESH_MS = 500;

@@ -23,7 +23,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { IdIndex } from './sqlite-id-index.js';
+import type { IdIndex } from './id-index.js';
 
 export interface RetentionOptions {
   /** Acked messages older than this (ms since their last update) are deleted; 0 keeps them. */

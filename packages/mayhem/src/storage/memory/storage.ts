@@ -2,13 +2,13 @@
  * Storage in a Map: the same semantics as the SQLite adapter, nothing durable. Unit tests use it,
  * and the benchmark's "storage off" row measures the pipeline without any database cost.
  */
-import type { AuditEntry } from '../core/rails.js';
-import type { AckRecord, CallCount, ClaimMode, DeadLetter, RestartClaim, Storage } from '../core/contracts.js';
-import type { RestartRequest } from '../core/message.js';
-import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, type MessageRecord } from './record.js';
-import { DONE } from '../core/settled.js';
-import { LocalFleetControl } from './memory-control.js';
-import { MemoryExperimentStore } from './memory-experiments.js';
+import type { AuditEntry } from '../../core/rails.js';
+import type { AckRecord, CallCount, ClaimMode, DeadLetter, RestartClaim, Storage } from '../../core/contracts.js';
+import type { RestartRequest } from '../../core/message.js';
+import { claimWrites, closedError, emptyRecord, rejectAborted, restartStateOf, type MessageRecord } from '../record.js';
+import { DONE } from '../../core/settled.js';
+import { LocalFleetControl } from './control.js';
+import { MemoryExperimentStore } from './experiments.js';
 import {
   ackPatch,
   applyPatch,
@@ -22,7 +22,7 @@ import {
   savePatch,
   type MutableRecord,
   type RecordPatch,
-} from './record-patch.js';
+} from '../record-patch.js';
 
 // One settled promise per claim state: a claim allocates nothing on the hot path.
 const CLAIMS: Record<RestartClaim, Promise<RestartClaim>> = {

@@ -5,9 +5,9 @@
  */
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import { errorText } from '../core/errors.js';
-import type { CheckPhase, ExperimentRun, ExperimentStore, ProbeCheck } from '../core/experiment.js';
-import { DONE } from '../core/settled.js';
+import { errorText } from '../../core/errors.js';
+import type { CheckPhase, ExperimentRun, ExperimentStore, ProbeCheck } from '../../core/experiment.js';
+import { DONE } from '../../core/settled.js';
 
 // Checks kept in memory while the file cannot take them; past it the oldest go.
 const PENDING_MAX = 10_000;

@@ -1,11 +1,11 @@
 /**
  * The row writes of one SQLite flush: each message's folded patch becomes one INSERT (a new message
- * appends a row) or one UPDATE by row id (see sqlite.ts for the flush around it).
+ * appends a row) or one UPDATE by row id (see sqlite/storage.ts for the flush around it).
  */
 import type Database from 'better-sqlite3';
-import type { RecordPatch } from './record-patch.js';
-import type { IdIndex } from './sqlite-id-index.js';
-import { isUuid, KEY_SQL } from './sqlite-schema.js';
+import type { RecordPatch } from '../record-patch.js';
+import type { IdIndex } from './id-index.js';
+import { isUuid, KEY_SQL } from './schema.js';
 
 // The merge rules of record-patch.ts, in SQL: a flush folds its writes to one message into one
 // patch, and this upsert folds that patch into the stored row the same way (a neutral patch value,

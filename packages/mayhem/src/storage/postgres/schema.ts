@@ -61,7 +61,7 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
-    // Retention (postgres-retention.ts) walks the oldest records first. created_at never changes
+    // Retention (postgres/retention.ts) walks the oldest records first. created_at never changes
     // after the insert, so updates stay HOT, and new entries append at the index's right edge.
     version: 3,
     statements: [
@@ -70,7 +70,7 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
-    // The safety rails (postgres-control.ts): a skipped restart's reason on its row; the kill switch;
+    // The safety rails (postgres/control.ts): a skipped restart's reason on its row; the kill switch;
     // when each host was last restarted, fleet-wide; the audit trail, one row per decision.
     version: 4,
     statements: [

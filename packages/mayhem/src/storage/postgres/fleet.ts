@@ -6,8 +6,8 @@
  * last place in a window.
  */
 import type pg from 'pg';
-import { blastTake, type BlastTake } from '../core/blast.js';
-import type { PauseState, StoredSettings } from '../core/rails.js';
+import { blastTake, type BlastTake } from '../../core/blast.js';
+import type { PauseState, StoredSettings } from '../../core/rails.js';
 
 /** First key of the two-key advisory lock space, reserved for the blast radius ("MBLS"). */
 export const BLAST_NAMESPACE = 0x4d424c53;

@@ -1,6 +1,6 @@
 /** The experiments' journal in process (`memory:` storage, tests): runs, and a ring of checks. */
-import type { ExperimentRun, ExperimentStore, ProbeCheck } from '../core/experiment.js';
-import { DONE } from '../core/settled.js';
+import type { ExperimentRun, ExperimentStore, ProbeCheck } from '../../core/experiment.js';
+import { DONE } from '../../core/settled.js';
 
 export class MemoryExperimentStore implements ExperimentStore {
   readonly #runs: ExperimentRun[] = [];

@@ -1,6 +1,6 @@
 /** A message record's patch as the PostgreSQL write statement takes it: one JSON element, strings made storable. */
-import type { AuditEntry } from '../core/rails.js';
-import type { RecordPatch } from './record-patch.js';
+import type { AuditEntry } from '../../core/rails.js';
+import type { RecordPatch } from '../record-patch.js';
 
 /**
  * A folded patch as one element of the write statement's JSON array: the column names, and only

@@ -1,4 +1,4 @@
-/** The PostgreSQL adapter's two batched statements (postgres.ts sends them). */
+/** The PostgreSQL adapter's two batched statements (postgres/storage.ts sends them). */
 
 // The merge rules of record-patch.ts, in SQL: a batch's writes to one message are folded into one
 // patch (runWrites), and ON CONFLICT folds it into the stored row the same way. Change one, change

@@ -19,8 +19,8 @@
  */
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { HostGuard } from '../core/contracts.js';
-import { LocalHostGuard } from '../core/host-guard.js';
+import type { HostGuard } from '../../core/contracts.js';
+import { LocalHostGuard } from '../../core/host-guard.js';
 
 /** First key of the two-key advisory lock space, reserved for host locks ("MAYH"). */
 export const HOST_LOCK_NAMESPACE = 0x4d415948;

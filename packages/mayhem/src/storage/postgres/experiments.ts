@@ -5,8 +5,8 @@
  */
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { errorText } from '../core/errors.js';
-import type { CheckPhase, ExperimentRun, ExperimentStore, ProbeCheck } from '../core/experiment.js';
+import { errorText } from '../../core/errors.js';
+import type { CheckPhase, ExperimentRun, ExperimentStore, ProbeCheck } from '../../core/experiment.js';
 
 const PENDING_MAX = 10_000;
 

@@ -9,7 +9,7 @@
  *   dead letters in a data-modifying CTE of the same statement). One statement = one transaction
  *   = one WAL flush for the whole batch. Each caller's promise resolves when its batch committed.
  * - claimRestart is batched the same way: one batch of claims at a time, read and recorded in one
- *   statement (CLAIM_SQL in postgres-sql.ts).
+ *   statement (CLAIM_SQL in postgres/sql.ts).
  * - A failed batch rejects its callers with a clear error; the pool drops broken connections and
  *   opens new ones on the next batch, so a restarted server or terminated connections heal by
  *   themselves. The pipeline retries saves.
@@ -24,13 +24,13 @@ import type {
   HostGuard,
   RestartClaim,
   Storage,
-} from '../core/contracts.js';
-import type { AuditEntry, FleetControl } from '../core/rails.js';
-import { PgFleetControl } from './postgres-control.js';
-import { PgExperimentStore } from './postgres-experiments.js';
-import type { ExperimentStore } from '../core/experiment.js';
-import { hostnameOf, type RestartRequest } from '../core/message.js';
-import { closedError } from './record.js';
+} from '../../core/contracts.js';
+import type { AuditEntry, FleetControl } from '../../core/rails.js';
+import { PgFleetControl } from './control.js';
+import { PgExperimentStore } from './experiments.js';
+import type { ExperimentStore } from '../../core/experiment.js';
+import { hostnameOf, type RestartRequest } from '../../core/message.js';
+import { closedError } from '../record.js';
 import {
   ackPatch,
   callsPatch,
@@ -43,13 +43,13 @@ import {
   savePatch,
   emptyPatch,
   type RecordPatch,
-} from './record-patch.js';
-import { Batcher } from './postgres-batch.js';
-import { auditRowIn, messageRow, text, type AuditRowIn, type MessageRow } from './postgres-row.js';
-import { CLAIM_SQL, WRITE_SQL } from './postgres-sql.js';
-import { describe, PgHostGuard } from './postgres-host-guard.js';
-import { migrate } from './postgres-schema.js';
-import { startPgPruner, type PgPruner } from './postgres-retention.js';
+} from '../record-patch.js';
+import { Batcher } from './batch.js';
+import { auditRowIn, messageRow, text, type AuditRowIn, type MessageRow } from './row.js';
+import { CLAIM_SQL, WRITE_SQL } from './sql.js';
+import { describe, PgHostGuard } from './host-guard.js';
+import { migrate } from './schema.js';
+import { startPgPruner, type PgPruner } from './retention.js';
 
 export interface PostgresStorageOptions {
   /** `postgres://user:pass@host:port/db` (or `postgresql://`). */
@@ -63,7 +63,7 @@ export interface PostgresStorageOptions {
   readonly connectTimeoutMs?: number;
   /** Messages in flight at once (informational: batches are bounded by `maxBatch`). */
   readonly maxInFlight?: number;
-  /** Delete acked records this much older than now, ms; 0 keeps them (default 7 days). See postgres-retention.ts. */
+  /** Delete acked records this much older than now, ms; 0 keeps them (default 7 days). See postgres/retention.ts. */
   readonly retentionMs?: number;
   /** Delete dead letters and dead-lettered records this much older than now, ms; 0 keeps them (default 30 days). */
   readonly deadLetterRetentionMs?: number;

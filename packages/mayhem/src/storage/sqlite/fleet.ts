@@ -5,8 +5,8 @@
  * the row from another process, as `mayhem pause` writes 'pause'.
  */
 import type Database from 'better-sqlite3';
-import { blastTake, type BlastTake } from '../core/blast.js';
-import type { StoredSettings } from '../core/rails.js';
+import { blastTake, type BlastTake } from '../../core/blast.js';
+import type { StoredSettings } from '../../core/rails.js';
 
 export interface SqliteFleetState {
   readSettings(): StoredSettings | undefined;
