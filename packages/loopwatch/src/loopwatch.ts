@@ -199,12 +199,7 @@ export class Loopwatch {
     // frames; 10 ms cost about 2 points more CPU per request (bench/http-cpu.ts, README "Overhead").
     // Sampling begins after the first turn (a process's start pays no profiler start-up), unless the
     // start-up report, which names the modules that took the time from those samples, is asked for.
-    this.#startProductionSet(
-      opts,
-      opts.slowMs ?? DEFAULT_SLOW_MS,
-      20_000,
-      !(opts.kinds?.includes('start-up') ?? false),
-    );
+    this.#startProductionSet(opts, opts.slowMs ?? DEFAULT_SLOW_MS, 20_000, !opts.kinds?.includes('start-up'));
     this.#trackWork(false);
     this.#record(opts, 'production');
     this.#armSummary(opts);
