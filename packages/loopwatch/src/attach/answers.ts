@@ -10,6 +10,7 @@ import { findCycles } from '../instrument/dump.js';
 import { HISTORY } from '../instrument/terminated.js';
 import { phaseSites, type WorkRecord } from '../instrument/work.js';
 import { userFrames } from '../source/frames.js';
+import type { Frame } from '../model/report.js';
 import { commandLine } from '../model/paths.js';
 import type {
   AttachRequest,
@@ -94,10 +95,10 @@ export class Answers {
       phaseMs: Math.round(end - rec.phaseAt),
       parentId: parent?.id ?? null,
       // What the phase waits on (when it said), then the line that set the phase.
-      waitingAt: [
-        ...(rec.endedAt === undefined ? awaitedAtOf(rec.waitingOn, limit) : []),
-        ...at(rec.sites, limit),
-      ].slice(0, limit),
+      waitingAt: [...(rec.endedAt === undefined ? awaitedAtOf(rec.waitingOn, limit) : []), ...at(rec.sites, limit)]
+        // (the awaited promise's frame and the phase's line can be the same line: said once)
+        .filter((f, i, all) => i === 0 || !sameFrame(f, all[i - 1]!))
+        .slice(0, limit),
       ...(rec.endedAt === undefined
         ? {}
         : {
@@ -197,4 +198,8 @@ export class Answers {
       work: this.#workRows(3).slice(0, TOP_TASKS),
     };
   }
+}
+
+function sameFrame(a: Frame, b: Frame): boolean {
+  return a.file === b.file && a.line === b.line && a.column === b.column;
 }

@@ -9,7 +9,7 @@ import type { PromiseRecord } from '../model/task.js';
 import { WORK_TRACKER, type WorkTracker, type WorkUnit } from '../model/work.js';
 import { errorText } from '../model/error-text.js';
 import { captureRaw } from '../source/frames.js';
-import { sitesOf, type RawSites } from '../model/call-sites.js';
+import { isBuiltinSite, sitesOf, type RawSites } from '../model/call-sites.js';
 import type { Clock } from './clock.js';
 
 /** Ended units remembered. */
@@ -35,8 +35,9 @@ export interface PastPhase {
 
 /**
  * Where a phase was set (debug mode): its raw capture, formatted on first read; or, for a phase that
- * named a promise loopwatch made a record of, where that promise was made (its call, for an async
- * function's): the capture that record already paid for, a line or two from the `phase()` call.
+ * named a promise loopwatch made a record of, the call that made that promise (of the async function,
+ * or of the function that made a plain one): the capture that record already paid for, a line or two
+ * from the `phase()` call.
  */
 export function phaseSites(p: {
   readonly raw: RawSites | undefined;
@@ -45,7 +46,11 @@ export function phaseSites(p: {
   if (p.raw !== undefined) return sitesOf(p.raw);
   const on = p.named;
   if (on === undefined) return undefined;
-  return on.isTask && !on.spawned ? on.sites.slice(1) : on.sites;
+  if (on.isTask && !on.spawned) return on.sites.slice(1);
+  // A plain promise: past `new Promise` and the function that made it, the call of that function.
+  let i = 0;
+  while (i < on.sites.length && isBuiltinSite(on.sites[i]!)) i++;
+  return on.sites.length > i + 1 ? on.sites.slice(i + 1) : on.sites.slice(i);
 }
 
 export class WorkRecord implements WorkUnit {

@@ -3,7 +3,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { trackWork, NO_WORK } from '../../src/work.js';
 import { WORK_HISTORY, WorkTable, type WorkRecord, type WorkObserver } from '../../src/instrument/work.js';
-import { userFrames } from '../../src/source/frames.js';
+import { captureSites, userFrames } from '../../src/source/frames.js';
+import { recordOf, TaskTracker } from '../../src/instrument/tasks.js';
 import { FakeClock } from '../fake-clock.js';
 
 const clock = new FakeClock();
@@ -121,6 +122,43 @@ describe('work table', () => {
     const f = userFrames(w.sites!, 1)[0];
     expect(f?.functionName).toBe('setPhase');
     expect(f?.file).toMatch(/work-table\.test\.ts$/);
+  });
+
+  it('a phase naming a promise with a record takes its line from that record: the call that made it', async () => {
+    const tracker = new TaskTracker(clock);
+    tracker.start();
+    try {
+      const t = new WorkTable(clock, () => undefined, recordOf);
+      t.captureSites = true;
+      const w = t.begin('message', 'm');
+      let open!: () => void;
+      // A plain promise, made by a helper: the phase's line is the helper's call, not its `new Promise`.
+      const makeGate = (): Promise<void> => new Promise<void>((r) => (open = r));
+      async function restartHost(): Promise<void> {
+        await makeGate();
+      }
+      const lines: number[] = [];
+      const nextLine = (): number => captureSites(nextLine, 1)[0]!.getLineNumber()! + 1;
+      lines.push(nextLine());
+      const gate = makeGate();
+      w.phase('waiting at the gate', gate);
+      expect(w.raw).toBeUndefined(); // no second capture
+      expect(w.sites?.[0]?.getLineNumber()).toBe(lines[0]);
+      lines.push(nextLine());
+      const restarting = restartHost();
+      w.phase('restarting', restarting);
+      // An async function's promise: its call.
+      expect(w.sites?.[0]?.getLineNumber()).toBe(lines[1]);
+      // A promise loopwatch has no record of: the phase() call is captured.
+      lines.push(nextLine());
+      w.phase('untracked', { then: () => undefined } as unknown as Promise<void>);
+      expect(w.raw).toBeDefined();
+      expect(w.sites?.find((s) => s.getFileName()?.endsWith('work-table.test.ts'))?.getLineNumber()).toBe(lines[2]);
+      open();
+      await restarting;
+    } finally {
+      tracker.stop();
+    }
   });
 
   it('records the task that began a unit, and tells an observer every change in order', () => {
