@@ -130,7 +130,7 @@ describe('work table', () => {
     try {
       const t = new WorkTable(clock, () => undefined, recordOf);
       t.captureSites = true;
-      const w = t.begin('message', 'm');
+      const w = t.begin('message', 'm') as WorkRecord;
       let open!: () => void;
       // A plain promise, made by a helper: the phase's line is the helper's call, not its `new Promise`.
       const makeGate = (): Promise<void> => new Promise<void>((r) => (open = r));
