@@ -18,7 +18,8 @@
  *
  * memory/storage.ts applies patches directly; sqlite/storage.ts and postgres/storage.ts fold a batch's writes with
  * {@link foldPatch} and send one row per message, whose SQL upsert implements these same rules.
- * The storage contract's property test holds all three to them (test/storage-contract.ts).
+ * The storage contract's property test holds all three to them (test/storage-contract.ts); the columns
+ * and their rules are listed once in columns.ts, which test/unit/record-columns.test.ts holds this fold to.
  */
 import type { AckRecord, CallCount, DeadLetter } from '../core/contracts.js';
 import type { AuditEntry } from '../core/rails.js';

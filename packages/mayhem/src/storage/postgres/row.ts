@@ -1,57 +1,27 @@
 /** A message record's patch as the PostgreSQL write statement takes it: one JSON element, strings made storable. */
 import type { AuditEntry } from '../../core/rails.js';
 import type { RecordPatch } from '../record-patch.js';
+import { neutralOf, RECORD_COLUMNS, type RecordColumn } from '../columns.js';
 
 /**
- * A folded patch as one element of the write statement's JSON array: the column names, and only
- * the values that change something (the statement reads a missing one as neutral).
+ * A folded patch as one element of the write statement's JSON array: the column names (storage/columns.ts),
+ * and only the values that change something (the statement reads a missing one as neutral).
  */
-export interface MessageRow {
-  message_id: string;
-  instance_name?: string;
-  hostname?: string;
-  published_at?: number; // ms
-  saved?: true;
-  deliveries?: number;
-  restarted?: true;
-  restart_attempts?: number;
-  restart_claimed?: number;
-  acked?: true;
-  extensions?: number;
-  dead_lettered?: true;
-  last_error?: string;
-  restart_released?: number;
-  restart_in_doubt?: true;
-  skip_reason?: string;
-  http_calls?: number;
-  http_calls_failed?: number;
-  restart_audited?: true;
-  in_doubt_audited?: true;
-}
+export type MessageRow = { message_id: string } & {
+  [C in (typeof RECORD_COLUMNS)[number] as C['column']]?: RecordPatch[C['field']];
+};
+
+const COLS: readonly RecordColumn[] = RECORD_COLUMNS;
 
 /** A folded patch as the write statement takes it (strings made storable). */
 export function messageRow(p: RecordPatch): MessageRow {
-  const row: MessageRow = { message_id: text(p.messageId) };
-  if (p.instanceName !== null) row.instance_name = text(p.instanceName);
-  if (p.hostname !== null) row.hostname = text(p.hostname);
-  if (p.publishedAt !== null) row.published_at = p.publishedAt;
-  if (p.saved) row.saved = true;
-  if (p.deliveries > 0) row.deliveries = p.deliveries;
-  if (p.restarted) row.restarted = true;
-  if (p.restartAttempts > 0) row.restart_attempts = p.restartAttempts;
-  if (p.restartClaimed > 0) row.restart_claimed = p.restartClaimed;
-  if (p.acked) row.acked = true;
-  if (p.extensions > 0) row.extensions = p.extensions;
-  if (p.deadLettered) row.dead_lettered = true;
-  if (p.lastError !== null) row.last_error = text(p.lastError);
-  if (p.restartReleased > 0) row.restart_released = p.restartReleased;
-  if (p.restartInDoubt) row.restart_in_doubt = true;
-  if (p.skipReason !== null) row.skip_reason = text(p.skipReason);
-  if (p.httpCalls > 0) row.http_calls = p.httpCalls;
-  if (p.httpCallsFailed > 0) row.http_calls_failed = p.httpCallsFailed;
-  if (p.restartAudited) row.restart_audited = true;
-  if (p.inDoubtAudited) row.in_doubt_audited = true;
-  return row;
+  const row: Record<string, unknown> = { message_id: text(p.messageId) };
+  for (const c of COLS) {
+    const v = p[c.field];
+    if (v === neutralOf(c.kind)) continue;
+    row[c.column] = typeof v === 'string' ? text(v) : v;
+  }
+  return row as MessageRow;
 }
 
 /** An audit row as the write statement's fourth JSON array takes it. */

@@ -1,8 +1,24 @@
 /** The PostgreSQL adapter's two batched statements (postgres/storage.ts sends them). */
+import { neutralOf, RECORD_COLUMNS, type ColumnKind, type MergeRule, type RecordColumn } from '../columns.js';
 
-// The merge rules of record-patch.ts, in SQL: a batch's writes to one message are folded into one
-// patch (runWrites), and ON CONFLICT folds it into the stored row the same way. Change one, change
-// the other: the storage contract's property test compares them.
+// The merge rules of record-patch.ts, in SQL, built from the column table (storage/columns.ts): a
+// batch's writes to one message are folded into one patch (runWrites), and ON CONFLICT folds it into
+// the stored row by the same rules. The storage contract's property test compares them.
+const SQL_TYPE: Record<ColumnKind, string> = { text: 'text', time: 'float8', flag: 'boolean', count: 'int' };
+const fromJson = (c: RecordColumn): string =>
+  c.kind === 'time'
+    ? `to_timestamp(t.${c.column} / 1000.0)`
+    : c.kind === 'text'
+      ? `t.${c.column}`
+      : `coalesce(t.${c.column}, ${String(neutralOf(c.kind))})`;
+const MERGE: Record<MergeRule, (col: string) => string> = {
+  first: (col) => `coalesce(m.${col}, EXCLUDED.${col})`,
+  once: (col) => `m.${col} OR EXCLUDED.${col}`,
+  highest: (col) => `greatest(m.${col}, EXCLUDED.${col})`,
+  latest: (col) => `coalesce(EXCLUDED.${col}, m.${col})`,
+};
+const COLS: readonly RecordColumn[] = RECORD_COLUMNS;
+
 export const WRITE_SQL = `
 WITH dl AS (
   INSERT INTO dead_letters (message_id, payload, reason, deliveries)
@@ -17,44 +33,17 @@ WITH dl AS (
   FROM json_to_recordset($4::json) AS a(at float8, instance text, host text, message_id text, executor text, outcome text,
     reason text, instance_name text, experiment text)
 )
-INSERT INTO messages AS m (
-  message_id, instance_name, hostname, published_at, saved, deliveries, restarted, restart_attempts,
-  restarted_at, acked, extensions, acked_at, dead_lettered, last_error, restart_claimed, restart_released, restart_in_doubt, skip_reason,
-  http_calls, http_calls_failed, restart_audited, in_doubt_audited)
-SELECT t.message_id, t.instance_name, t.hostname, to_timestamp(t.published_at / 1000.0), coalesce(t.saved, false),
-  coalesce(t.deliveries, 0), coalesce(t.restarted, false), coalesce(t.restart_attempts, 0), CASE WHEN t.restarted THEN now() END,
-  coalesce(t.acked, false), coalesce(t.extensions, 0), CASE WHEN t.acked THEN now() END, coalesce(t.dead_lettered, false),
-  t.last_error, coalesce(t.restart_claimed, 0), coalesce(t.restart_released, 0), coalesce(t.restart_in_doubt, false), t.skip_reason,
-  coalesce(t.http_calls, 0), coalesce(t.http_calls_failed, 0), coalesce(t.restart_audited, false), coalesce(t.in_doubt_audited, false)
-FROM json_to_recordset($1::json) AS t(message_id text, instance_name text, hostname text, published_at float8, saved boolean,
-  deliveries int, restarted boolean, restart_attempts int, acked boolean, extensions int, dead_lettered boolean, last_error text,
-  restart_claimed int, restart_released int, restart_in_doubt boolean, skip_reason text, http_calls int, http_calls_failed int,
-  restart_audited boolean, in_doubt_audited boolean)
+INSERT INTO messages AS m (message_id, ${COLS.map((c) => c.column).join(', ')}, restarted_at, acked_at)
+SELECT t.message_id, ${COLS.map(fromJson).join(', ')},
+  CASE WHEN t.restarted THEN now() END, CASE WHEN t.acked THEN now() END
+FROM json_to_recordset($1::json) AS t(message_id text, ${COLS.map((c) => `${c.column} ${SQL_TYPE[c.kind]}`).join(', ')})
 WHERE (SELECT CASE WHEN $3::bool THEN set_config('synchronous_commit', 'off', true) ELSE 'on' END) IS NOT NULL
 ORDER BY t.message_id
 ON CONFLICT (message_id) DO UPDATE SET
-  instance_name    = coalesce(m.instance_name, EXCLUDED.instance_name),
-  hostname         = coalesce(m.hostname, EXCLUDED.hostname),
-  published_at     = coalesce(m.published_at, EXCLUDED.published_at),
-  restart_claimed  = greatest(m.restart_claimed, EXCLUDED.restart_claimed),
-  restart_released = greatest(m.restart_released, EXCLUDED.restart_released),
-  restart_in_doubt = m.restart_in_doubt OR EXCLUDED.restart_in_doubt,
-  skip_reason      = coalesce(m.skip_reason, EXCLUDED.skip_reason),
-  saved            = m.saved OR EXCLUDED.saved,
-  deliveries       = greatest(m.deliveries, EXCLUDED.deliveries),
-  restarted        = m.restarted OR EXCLUDED.restarted,
-  restart_attempts = greatest(m.restart_attempts, EXCLUDED.restart_attempts),
-  restarted_at     = CASE WHEN m.restarted THEN m.restarted_at ELSE EXCLUDED.restarted_at END,
-  acked            = m.acked OR EXCLUDED.acked,
-  extensions       = greatest(m.extensions, EXCLUDED.extensions),
-  acked_at         = CASE WHEN m.acked THEN m.acked_at ELSE EXCLUDED.acked_at END,
-  dead_lettered    = m.dead_lettered OR EXCLUDED.dead_lettered,
-  last_error       = coalesce(EXCLUDED.last_error, m.last_error),
-  http_calls       = greatest(m.http_calls, EXCLUDED.http_calls),
-  http_calls_failed = greatest(m.http_calls_failed, EXCLUDED.http_calls_failed),
-  restart_audited  = m.restart_audited OR EXCLUDED.restart_audited,
-  in_doubt_audited = m.in_doubt_audited OR EXCLUDED.in_doubt_audited,
-  updated_at       = now()`;
+  ${COLS.map((c) => `${c.column} = ${MERGE[c.rule](c.column)}`).join(',\n  ')},
+  restarted_at = CASE WHEN m.restarted THEN m.restarted_at ELSE EXCLUDED.restarted_at END,
+  acked_at = CASE WHEN m.acked THEN m.acked_at ELSE EXCLUDED.acked_at END,
+  updated_at = now()`;
 
 // Reads the restart state of each claimed message (as MessageRecord/restartStateOf define it) and, in
 // the same statement, records the intent of the claims that may restart. One round trip per batch.
