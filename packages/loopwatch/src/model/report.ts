@@ -57,8 +57,10 @@ export interface TaskSnapshot {
    * lines of the tasks awaiting it (what asyncio's `print_stack` shows). Empty while it runs.
    */
   readonly waitingAt: readonly Frame[];
-  /** The task it awaits, when that is a task (the await graph). */
+  /** The task it awaits, when that is a task (the await graph), or the task holding the lock it waits for. */
   readonly awaitsId?: number;
+  /** The name of the lock it waits for (`lockWaiting`); `awaitsId` is then its holder, when one is known. */
+  readonly waitsForLock?: string;
 }
 
 /** How an ended task ended, as far as can be known. */
