@@ -301,6 +301,7 @@ export class Loopwatch {
         onSlice: (at, frames) => slow.noteSlice(at, frames),
         emit: this.emit,
         format: opts.format === 'json' ? 'json' : 'text',
+        reportPolicy: this.bus.workerPolicy(),
         feed: this.stalls,
       });
       this.watchdog = watchdog;

@@ -10,6 +10,7 @@ import { fieldsOf } from './model/report.js';
 import { reportMessage } from './sinks/words.js';
 import { PathGlobs } from './model/glob.js';
 import { mainScript } from './entry.js';
+import type { WorkerReportPolicy } from './instrument/watchdog-protocol.js';
 
 export interface ReportPolicy {
   /** Only these kinds are written; all when absent. */
@@ -58,14 +59,26 @@ function fileOf(location: string): string {
 }
 
 export class ReportBus {
+  #policy: ReportPolicy = {};
   #sink: Sink | undefined;
   #kinds: ReadonlySet<ReportKind> | undefined;
   #ignore = new PathGlobs([]);
   #silence: readonly string[] = [];
   readonly #byKind = new Map<ReportKind, number>();
   readonly #bySite = new Map<string, SiteCount>();
-  readonly #pid = process.pid;
-  readonly #script = scriptName();
+  readonly #pid: number;
+  readonly #script: string;
+
+  /** `stamp`: the process a worker thread reports for (a worker's argv is not the program's). */
+  constructor(stamp?: { readonly pid: number; readonly script: string }) {
+    this.#pid = stamp?.pid ?? process.pid;
+    this.#script = stamp?.script ?? scriptName();
+  }
+
+  /** The policy and stamp as plain data, for a worker thread that writes reports itself (the watchdog). */
+  workerPolicy(): WorkerReportPolicy {
+    return { ...this.#policy, pid: this.#pid, script: this.#script };
+  }
 
   get sink(): Sink | undefined {
     return this.#sink;
@@ -76,6 +89,11 @@ export class ReportBus {
   }
 
   configure(policy: ReportPolicy): void {
+    this.#policy = {
+      ...(policy.kinds ? { kinds: [...policy.kinds] } : {}),
+      ...(policy.ignore ? { ignore: [...policy.ignore] } : {}),
+      ...(policy.silence ? { silence: [...policy.silence] } : {}),
+    };
     this.#kinds = policy.kinds ? new Set(policy.kinds) : undefined;
     this.#ignore = new PathGlobs(policy.ignore ?? []);
     this.#silence = policy.silence ?? [];

@@ -121,7 +121,9 @@ export class StallCapture {
     this.pauseLatencyMs = Math.round(latencyMs);
     this.task = await taskAt(port, frames[0]);
     quiet(port.call('Debugger.resume'));
-    this.pausedStack = resolvedFrames(port, frames, this.settings.stackLimit);
+    // loopwatch's own frames (its Atomics.wait wrapper) go before resolving: mapped, they point at its sources.
+    const theirs = frames.filter((f) => !this.settings.isOwn(port.urlOf(f)));
+    this.pausedStack = resolvedFrames(port, theirs, this.settings.stackLimit);
     this.pausedRaw = rawFrames(port, frames, this.settings.stackLimit + 4);
     // A pause that came late because the machine is loaded (the watchdog's own timers are as late) is a prompt
     // one: only a delay beyond what scheduling explains means the thread sat in a native call.

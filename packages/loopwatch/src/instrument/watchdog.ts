@@ -17,6 +17,7 @@ import {
   type StallMessage,
   type WatchdogMessage,
   type WatchdogWorkerData,
+  type WorkerReportPolicy,
 } from './watchdog-protocol.js';
 import { isOwnFile, resolveFrame } from '../source/frames.js';
 import { originOf } from '../model/paths.js';
@@ -51,6 +52,8 @@ export interface StallWatchdogOptions {
   readonly stillBlockedMs?: number;
   /** Format of that early report. Default text. */
   readonly format?: 'text' | 'json';
+  /** What the still-blocked report written from the worker honours and carries (default: every kind, no stamp). */
+  readonly reportPolicy?: WorkerReportPolicy;
   /** One-line notes (e.g. the inspector is in use); default `process.emitWarning`. */
   readonly onNote?: (message: string) => void;
   /**
@@ -182,6 +185,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     ownDir: OWN_DIR,
     stillBlockedMs: opts.stillBlockedMs ?? Math.max(5000, 5 * thresholdMs),
     stillBlockedFormat: opts.format ?? 'text',
+    ...(opts.reportPolicy ? { stillBlockedPolicy: opts.reportPolicy } : {}),
     sliceMs: opts.sliceMs ?? 0,
     slicePort: slices.port2,
   };

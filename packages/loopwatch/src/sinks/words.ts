@@ -53,7 +53,7 @@ function stall(r: ReportOf<'stall'>): string {
   const ms = Math.round(r.durationMs);
   const stack = r.stack ?? [];
   if (r.stall.ongoing) {
-    const top = stack[0];
+    const top = culpritOf(stack);
     return `event loop blocked for ${ms} ms and still blocked${top ? ` in ${top.functionName} (${formatLocation(top)})` : ''}`;
   }
   const where = r.location !== undefined ? `${r.functionName ?? '<anonymous>'} (${r.location})` : 'unknown code';
