@@ -41,6 +41,13 @@ const PER_SITE: ReadonlySet<ReportKind> = new Set([
  */
 const TOLD_BY: ReadonlyMap<ReportKind, ReportKind> = new Map([['never-awaited', 'unhandled-task-error']]);
 
+/**
+ * Loading modules is every program's first turn: a `start-up` report is written only when it is unusual
+ * (longer than this) or asked for (`LOOPWATCH_KINDS` names `start-up`). On third-party test suites one per
+ * test process was most of what loopwatch printed (koa: 72 of 77 reports), and none said anything.
+ */
+export const UNUSUAL_START_UP_MS = 1000;
+
 interface SiteCount {
   readonly kind: ReportKind;
   readonly label: string;
@@ -116,6 +123,7 @@ export class ReportBus {
   emit(r: Report): void {
     try {
       if (!this.wants(r.kind)) return;
+      if (r.kind === 'start-up' && r.durationMs < UNUSUAL_START_UP_MS && !this.#kinds?.has('start-up')) return;
       const f = fieldsOf(r);
       if (f.location !== undefined && (this.#ignore.matches(fileOf(f.location)) || this.#silenced(f.location))) return;
       const toldBy = TOLD_BY.get(r.kind);

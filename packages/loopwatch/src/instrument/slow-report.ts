@@ -51,6 +51,11 @@ function rawToFrame(f: RawFrame): Frame {
   );
 }
 
+/** The program's or a library's code: not node's own, not loopwatch's, not V8's (no URL). */
+function isProgramUrl(url: string): boolean {
+  return url !== '' && originOf(url) !== 'node' && !isOwnFile(url);
+}
+
 /** Whether a blocking call ended within the turn and took at least half of it. */
 export function coversTurn(
   blocking: BlockingCall | undefined,
@@ -79,7 +84,11 @@ export function slowReport({ task, startMs, durationMs, hot, blocking, slices, t
   const endMs = startMs + durationMs;
   let stack: Frame[] = [];
   let attribution: Attribution = hot.attribution;
-  const slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
+  let slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
+  // A pause that landed in node's own code between the program's callbacks (runMicrotask in a microtask
+  // flood) is one instant; the samples' hottest stack with the program's frame in it says more.
+  if (slice && !slice.frames.some((f) => isProgramUrl(f.url)) && hot.frames.some((f) => isProgramUrl(f.url)))
+    slice = undefined;
   // A blocking call that took most of this turn names the exact line, column included.
   if (coversTurn(blocking, startMs, durationMs)) {
     stack = userFrames(blocking.sites, STACK_LIMIT);

@@ -40,7 +40,11 @@ function slowCallback(r: ReportOf<'slow-callback'>): string {
   }
   const culprit = culpritOf(r.stack);
   let where = '';
-  if (culprit) {
+  if (culprit && !r.stack.some((f) => f.origin !== 'node')) {
+    // Only node's own frames (processTicksAndRejections, the test runner's reporter): nothing of the
+    // program's to blame, and no line of it to change; said as such, not as a culprit.
+    where = ` in node's own code (${culprit.functionName}, ${path.basename(culprit.file)}:${culprit.line}), no frame of the program on the stack`;
+  } else if (culprit) {
     where = ` in ${culprit.functionName} (${formatLocation(culprit)})`;
     const leaf = r.stack[0];
     if (leaf && leaf !== culprit) where += `, inside ${leaf.functionName} (${path.basename(leaf.file)}:${leaf.line})`;

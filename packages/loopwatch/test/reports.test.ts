@@ -1,0 +1,83 @@
+/**
+ * Reports worth reading: a microtask flood names the function that re-queues itself (not node's
+ * runMicrotask); start-up is reported only when unusual or asked for; a turn of node's own code alone
+ * blames nothing of node's as if it were a culprit.
+ */
+import { describe, expect, it } from 'vitest';
+import { reportMessage } from '../src/sinks/words.js';
+import { markerLine, runFixture } from './run-fixture.js';
+
+const PROD = { LOOPWATCH: 'production', LOOPWATCH_SLOW_MS: '100' };
+
+describe('a microtask flood', () => {
+  for (const mode of ['production', 'debug']) {
+    it(`names the function that re-queues itself (${mode})`, async () => {
+      const run = await runFixture('microtask-flood', { env: { ...PROD, LOOPWATCH: mode } });
+      expect(run.code).toBe(0);
+      const slow = run.reports.filter((r) => r.kind === 'slow-callback' && (r.durationMs ?? 0) >= 300);
+      expect(slow.length).toBeGreaterThanOrEqual(1);
+      const r = slow[0]!;
+      expect(r.functionName).toBe('requeue');
+      expect(r.location).toMatch(/microtask-flood\.ts:\d+:\d+$/);
+      expect(r.message).not.toMatch(/ in runMicrotasks?\b/);
+      // Its line is within the function (its first line, the clock check, or the re-queue).
+      const line = Number(/:(\d+):\d+$/.exec(r.location ?? '')?.[1]);
+      const requeueLine = await markerLine('microtask-flood', 'REQUEUE-LINE');
+      expect(line).toBeLessThanOrEqual(requeueLine);
+      expect(line).toBeGreaterThanOrEqual(requeueLine - 2);
+    });
+  }
+});
+
+describe('start-up', () => {
+  it('an ordinary start-up (300 ms of module loading) is not reported', async () => {
+    const run = await runFixture('slow-start', { env: PROD, args: ['300'] });
+    expect(run.stdout.trim()).toBe('loaded');
+    expect(run.reports.filter((r) => r.kind === 'start-up')).toEqual([]);
+    // Nor is it a slow callback.
+    expect(run.reports.filter((r) => r.kind === 'slow-callback')).toEqual([]);
+  });
+
+  it('asked for (LOOPWATCH_KINDS names it): one line', async () => {
+    const run = await runFixture('slow-start', {
+      env: { ...PROD, LOOPWATCH_KINDS: 'start-up,slow-callback' },
+      args: ['300'],
+    });
+    const startUp = run.reports.filter((r) => r.kind === 'start-up');
+    expect(startUp).toHaveLength(1);
+    expect(startUp[0]!.message).toMatch(/^loading modules took \d+ ms/);
+    expect(startUp[0]!.pid).toBe(run.pid);
+  });
+
+  it('an unusual one (over a second) is reported unasked', async () => {
+    const run = await runFixture('slow-start', { env: PROD, args: ['1300'] });
+    const startUp = run.reports.filter((r) => r.kind === 'start-up');
+    expect(startUp).toHaveLength(1);
+    expect(startUp[0]!.durationMs).toBeGreaterThanOrEqual(1000);
+  });
+});
+
+describe('a turn of node’s own code alone', () => {
+  it('is said to be node’s, not blamed on its frame as a culprit', () => {
+    const m = reportMessage({
+      kind: 'slow-callback',
+      time: 0,
+      durationMs: 233,
+      attribution: 'code',
+      location: 'node:internal/process/task_queues:74:0',
+      functionName: 'processTicksAndRejections',
+      stack: [
+        {
+          functionName: 'processTicksAndRejections',
+          file: 'node:internal/process/task_queues',
+          line: 74,
+          column: 0,
+          origin: 'node',
+        },
+      ],
+    });
+    expect(m).toBe(
+      "Executing a callback took 233 ms in node's own code (processTicksAndRejections, task_queues:74), no frame of the program on the stack",
+    );
+  });
+});
