@@ -86,8 +86,12 @@ export function slowReport({ task, startMs, durationMs, hot, blocking, slices, t
   let attribution: Attribution = hot.attribution;
   let slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
   // A pause that landed in node's own code between the program's callbacks (runMicrotask in a microtask
-  // flood) is one instant; the samples' hottest stack with the program's frame in it says more.
-  if (slice && !slice.frames.some((f) => isProgramUrl(f.url)) && hot.frames.some((f) => isProgramUrl(f.url)))
+  // flood), or in loopwatch's own work, is one instant; the samples' hottest stack says more.
+  if (
+    slice &&
+    !slice.frames.some((f) => isProgramUrl(f.url)) &&
+    (hot.frames.some((f) => isProgramUrl(f.url)) || slice.frames.some((f) => isOwnFile(f.url)))
+  )
     slice = undefined;
   // A blocking call that took most of this turn names the exact line, column included.
   if (coversTurn(blocking, startMs, durationMs)) {

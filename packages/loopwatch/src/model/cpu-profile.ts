@@ -138,7 +138,11 @@ function chainsOf(profile: CpuProfile, opts: HotStackOptions): (id: number) => C
               `${f.callFrame.url}\0${f.callFrame.functionName}\0${f.callFrame.lineNumber}\0${f.callFrame.columnNumber}`,
           )
           .join('\n');
-        const kind: Kind = loading ? 'module-loading' : frames.length === 0 ? (own ? 'own' : 'skip') : 'code';
+        // loopwatch's work, with the node internals it called (its profiler rotation in node:inspector, the
+        // source-map reader's reads, its capture under node's promise-hook dispatch) but no frame of the
+        // program's: not the program's time.
+        const ours = own && !frames.some((f) => isProgramUrl(f.callFrame.url));
+        const kind: Kind = loading ? 'module-loading' : ours ? 'own' : frames.length === 0 ? 'skip' : 'code';
         const module = loading
           ? frames.find((f) => f.callFrame.url !== '' && !f.callFrame.url.startsWith('node:'))?.callFrame.url
           : undefined;
