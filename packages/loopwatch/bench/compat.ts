@@ -68,7 +68,11 @@ const SUITES: readonly Suite[] = [
     name: 'avvio',
     version: '9.3.1',
     runner: 'node-test',
-    files: (dir) => [...listTests(dir, 'test'), ...listTests(dir, 'test/lib'), ...listTests(dir, 'test/gh-issues')],
+    // plugin-timeout-await's 'do not load' gives plugins 10 ms: on a loaded machine it fails plain too (1 of 3 runs).
+    files: (dir) =>
+      [...listTests(dir, 'test'), ...listTests(dir, 'test/lib'), ...listTests(dir, 'test/gh-issues')].filter(
+        (f) => f !== 'test/plugin-timeout-await.test.js',
+      ),
   },
   {
     name: 'sonic-boom',
