@@ -81,3 +81,22 @@ describe('a turn of node’s own code alone', () => {
     );
   });
 });
+
+describe('the API the program called', () => {
+  it('under node’s frames alone, the node frame right inside the culprit is named, not node’s helper at the bottom', () => {
+    const m = reportMessage({
+      kind: 'slow-callback',
+      time: 0,
+      durationMs: 380,
+      attribution: 'code',
+      location: '/app/hash.js:11:10',
+      functionName: 'hashIt',
+      stack: [
+        { functionName: 'run', file: '', line: 74, column: 0, origin: 'node' },
+        { functionName: 'pbkdf2Sync', file: 'node:internal/crypto/pbkdf2', line: 62, column: 20, origin: 'node' },
+        { functionName: 'hashIt', file: '/app/hash.js', line: 11, column: 10 },
+      ],
+    });
+    expect(m).toBe('Executing a callback took 380 ms in hashIt (/app/hash.js:11:10), inside pbkdf2Sync (pbkdf2:62)');
+  });
+});

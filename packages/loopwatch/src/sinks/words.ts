@@ -4,7 +4,7 @@
  * one case here.
  */
 import path from 'node:path';
-import type { Attribution, LoopLagFigures, RateLimited, Report, ReportOf } from '../model/report.js';
+import type { Attribution, Frame, LoopLagFigures, RateLimited, Report, ReportOf } from '../model/report.js';
 import { culpritOf, formatLocation } from '../model/report.js';
 import { shortLocation } from '../model/paths.js';
 
@@ -33,6 +33,18 @@ function suppressedNote(s: RateLimited): string {
   return ` (plus ${plural(s.count, 'more slow callback')} since the previous report, longest ${Math.round(s.longestMs)} ms, not analysed: reports are rate-limited)`;
 }
 
+/**
+ * The frame to name as where the time went inside the culprit: the leaf, except that under node's own
+ * frames alone it is the API the program called (`pbkdf2Sync`, `gzipSync`, `queueMicrotask`: the node frame
+ * right inside the culprit), not node's helper at the bottom (`run`, `slice`, `enqueueMicrotask`).
+ */
+function apiLeaf(stack: readonly Frame[], culprit: Frame): Frame | undefined {
+  const at = stack.indexOf(culprit);
+  if (at <= 0) return stack[0];
+  const inner = stack.slice(0, at);
+  return inner.every((f) => f.origin === 'node') ? inner[inner.length - 1] : stack[0];
+}
+
 function slowCallback(r: ReportOf<'slow-callback'>): string {
   if (r.burst) {
     const b = r.burst;
@@ -46,7 +58,7 @@ function slowCallback(r: ReportOf<'slow-callback'>): string {
     where = ` in node's own code (${culprit.functionName}, ${path.basename(culprit.file)}:${culprit.line}), no frame of the program on the stack`;
   } else if (culprit) {
     where = ` in ${culprit.functionName} (${formatLocation(culprit)})`;
-    const leaf = r.stack[0];
+    const leaf = apiLeaf(r.stack, culprit);
     if (leaf && leaf !== culprit) where += `, inside ${leaf.functionName} (${path.basename(leaf.file)}:${leaf.line})`;
   } else if (ATTRIBUTION_TEXT[r.attribution]) where = `, ${ATTRIBUTION_TEXT[r.attribution]}`;
   const who = r.task ? `task ${r.task.name}` : 'a callback';
