@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { reportMessage } from '../src/sinks/words.js';
+import { culpritOf, type Frame } from '../src/model/report.js';
 import { markerLine, runFixture } from './run-fixture.js';
 
 const PROD = { LOOPWATCH: 'production', LOOPWATCH_SLOW_MS: '100' };
@@ -98,5 +99,49 @@ describe('the API the program called', () => {
       ],
     });
     expect(m).toBe('Executing a callback took 380 ms in hashIt (/app/hash.js:11:10), inside pbkdf2Sync (pbkdf2:62)');
+  });
+});
+
+describe('no user frame: a library’s before node’s', () => {
+  it('a slow turn in node’s stream code under a library’s call blames the library frame', () => {
+    const stack: Frame[] = [
+      { functionName: 'Socket._write', file: 'node:net', line: 1336, column: 0, origin: 'node' },
+      { functionName: 'consoleCall', file: '', line: 0, column: 0, origin: 'node' },
+      {
+        functionName: 'flush',
+        file: '/s/node_modules/tape/lib/default_stream.js',
+        line: 38,
+        column: 16,
+        origin: 'library',
+      },
+    ];
+    expect(culpritOf(stack)?.functionName).toBe('flush');
+    expect(reportMessage({ kind: 'slow-callback', time: 0, durationMs: 128, attribution: 'code', stack })).toBe(
+      'Executing a callback took 128 ms in flush (/s/node_modules/tape/lib/default_stream.js:38:16), inside Socket._write (node:net:1336)',
+    );
+  });
+
+  it('a stall in node’s frames alone is said to be node’s', () => {
+    const m = reportMessage({
+      kind: 'stall',
+      time: 0,
+      durationMs: 1795,
+      location: 'node:internal/async_context_frame:21:17',
+      functionName: 'activeExchange',
+      stack: [
+        {
+          functionName: 'activeExchange',
+          file: 'node:internal/async_context_frame',
+          line: 21,
+          column: 17,
+          origin: 'node',
+        },
+        { functionName: 'processTimers', file: 'node:internal/timers', line: 618, column: 7, origin: 'node' },
+      ],
+      stall: { capture: 'paused', detectedAfterMs: 0 },
+    });
+    expect(m).toBe(
+      "event loop stalled for 1795 ms in node's own code (activeExchange, async_context_frame:21; no frame of the program on the stack)",
+    );
   });
 });

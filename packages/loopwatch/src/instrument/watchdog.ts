@@ -126,7 +126,8 @@ export function stallReport(m: StallMessage, durationMs: number, time = Date.now
   const paused = m.pausedRaw && m.pausedRaw.length > 0 ? resolveRaw(m.pausedRaw, 10) : m.pausedStack;
   const stack = m.capture === 'sampled' ? m.sampledStack : paused;
   const userIdx = stack.findIndex(isUserFrame);
-  const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
+  // No frame of the user's: a library's is the culprit rather than node's (culpritOf's rule).
+  const culprit = userIdx >= 0 ? stack[userIdx] : (stack.find((f) => originOf(f.file) === 'library') ?? stack[0]);
   const createdAt = m.task?.createdAt.map(parseFrame).filter((f): f is Frame => f !== undefined);
   return {
     kind: 'stall',

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { Attribution, Frame, LoopLagFigures, RateLimited, Report, ReportOf } from '../model/report.js';
-import { culpritOf, formatLocation } from '../model/report.js';
+import { culpritOf, formatLocation, onlyNodeFrames } from '../model/report.js';
 import { shortLocation } from '../model/paths.js';
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
@@ -42,7 +42,9 @@ function apiLeaf(stack: readonly Frame[], culprit: Frame): Frame | undefined {
   const at = stack.indexOf(culprit);
   if (at <= 0) return stack[0];
   const inner = stack.slice(0, at);
-  return inner.every((f) => f.origin === 'node') ? inner[inner.length - 1] : stack[0];
+  if (!inner.every((f) => f.origin === 'node')) return stack[0];
+  // V8's glue frames have no file (`consoleCall`, `run`): the outermost of node's with one.
+  return inner.filter((f) => f.file !== '').at(-1) ?? stack[0];
 }
 
 function slowCallback(r: ReportOf<'slow-callback'>): string {
@@ -52,7 +54,7 @@ function slowCallback(r: ReportOf<'slow-callback'>): string {
   }
   const culprit = culpritOf(r.stack);
   let where = '';
-  if (culprit && !r.stack.some((f) => f.origin !== 'node')) {
+  if (culprit && onlyNodeFrames(r.stack)) {
     // Only node's own frames (processTicksAndRejections, the test runner's reporter): nothing of the
     // program's to blame, and no line of it to change; said as such, not as a culprit.
     where = ` in node's own code (${culprit.functionName}, ${path.basename(culprit.file)}:${culprit.line}), no frame of the program on the stack`;
@@ -72,7 +74,13 @@ function stall(r: ReportOf<'stall'>): string {
     const top = culpritOf(stack);
     return `event loop blocked for ${ms} ms and still blocked${top ? ` in ${top.functionName} (${formatLocation(top)})` : ''}`;
   }
-  const where = r.location !== undefined ? `${r.functionName ?? '<anonymous>'} (${r.location})` : 'unknown code';
+  const top = culpritOf(stack);
+  const where =
+    top && onlyNodeFrames(stack)
+      ? `node's own code (${top.functionName}, ${path.basename(top.file)}:${top.line}; no frame of the program on the stack)`
+      : r.location !== undefined
+        ? `${r.functionName ?? '<anonymous>'} (${r.location})`
+        : 'unknown code';
   const task = r.task ? ` while running task "${r.task.name}" (#${r.task.id})` : '';
   switch (r.stall.capture) {
     case 'paused':
