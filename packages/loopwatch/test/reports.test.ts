@@ -4,6 +4,10 @@
  * blames nothing of node's as if it were a culprit.
  */
 import { describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { callLineIn } from '../src/source/call-site-source.js';
 import { reportMessage } from '../src/sinks/words.js';
 import { culpritOf, type Frame } from '../src/model/report.js';
 import { markerLine, runFixture } from './run-fixture.js';
@@ -143,5 +147,35 @@ describe('no user frame: a library’s before node’s', () => {
     expect(m).toBe(
       "event loop stalled for 1795 ms in node's own code (activeExchange, async_context_frame:21; no frame of the program on the stack)",
     );
+  });
+});
+
+describe('time inside a builtin, from samples alone', () => {
+  it('names the line that calls it, not the function’s first line', async () => {
+    const run = await runFixture('builtin-call', { plain: true });
+    expect(run.stdout.trim()).toBe('done');
+    const line = await markerLine('builtin-call', 'PBKDF2-LINE');
+    expect(run.stderr).toMatch(new RegExp(`slow-callback: .* in hashIt \\(.*builtin-call\\.ts:${line}:\\d+\\)`));
+  });
+
+  it('callLineIn stops at the function’s end and finds calls through a member', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lw-calls-'));
+    const file = path.join(dir, 'a.js');
+    fs.writeFileSync(
+      file,
+      [
+        'function a() {',
+        '  const x = 1;',
+        '  return crypto.pbkdf2Sync(x);',
+        '}',
+        'function b() {',
+        '  JSON.parse(y);',
+        '}',
+      ].join('\n'),
+    );
+    expect(callLineIn(file, 1, 'pbkdf2Sync')).toEqual({ line: 3, column: 17 });
+    expect(callLineIn(file, 1, 'JSON.parse')).toBeUndefined();
+    expect(callLineIn(file, 5, 'JSON.parse')).toEqual({ line: 6, column: 8 });
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });
