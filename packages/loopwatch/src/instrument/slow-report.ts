@@ -6,7 +6,7 @@ import type { Attribution, Frame, SlowCallbackReport } from '../model/report.js'
 import { culpritOf, formatLocation } from '../model/report.js';
 import { isOwnFile, resolveFrame, userFrames } from '../source/frames.js';
 import { originOf } from '../model/paths.js';
-import { callLineIn } from '../source/call-site-source.js';
+import { withCallLines } from '../source/call-site-source.js';
 import type { HotFrame, HotStack } from '../model/cpu-profile.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
@@ -105,7 +105,7 @@ export function slowReport({ task, startMs, durationMs, hot, blocking, slices, t
       .map(rawToFrame);
     attribution = 'code';
   } else if (hot.frames.length > 0) {
-    stack = callLines(hot.frames.map(hotFrameToFrame));
+    stack = withCallLines(hot.frames.map(hotFrameToFrame), (f) => f.origin === undefined);
   }
   stack = foldToUser(stack);
   const culprit = culpritOf(stack);
@@ -118,19 +118,6 @@ export function slowReport({ task, startMs, durationMs, hot, blocking, slices, t
     ...(culprit ? { location: formatLocation(culprit), functionName: culprit.functionName } : {}),
     stack,
   };
-}
-
-/**
- * A profile gives a caller only at its function's first line; the user's frames above the leaf get the line
- * in them that calls the frame below (`hashIt` → the `pbkdf2Sync(` line), read from the source, so that a
- * report from samples names the line a pause would have (the slow-callback and the stall agree).
- */
-function callLines(stack: Frame[]): Frame[] {
-  return stack.map((f, i) => {
-    if (i === 0 || f.origin !== undefined) return f;
-    const at = callLineIn(f.file, f.line, stack[i - 1]!.functionName);
-    return at ? { ...f, line: at.line, column: at.column } : f;
-  });
 }
 
 /** At most {@link STACK_LIMIT} frames, but always down to the first of the user's own. */

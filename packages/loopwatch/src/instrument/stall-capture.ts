@@ -12,6 +12,9 @@
 import type { Frame } from '../model/report.js';
 import { hottestStack, type CpuProfile } from '../model/cpu-profile.js';
 import { resolvePosition } from '../source/source-map-file.js';
+import { withCallLines } from '../source/call-site-source.js';
+import { originOf } from '../model/paths.js';
+import path from 'node:path';
 import { CURRENT_TASK_GLOBAL, type CurrentTaskInfo } from './current-task.js';
 import { quiet, rawFrames, type CallFrame, type InspectorPort } from './inspector-client.js';
 import { nowMs, type RawFrame, type StallCapture as CaptureKind, type StallMessage } from './watchdog-protocol.js';
@@ -148,7 +151,7 @@ export class StallCapture {
       isOwn: this.settings.isOwn,
       limit: this.settings.stackLimit,
     });
-    return hot.frames.map((f) =>
+    const frames = hot.frames.map((f) =>
       resolvePosition(
         f.functionName,
         f.url,
@@ -156,6 +159,8 @@ export class StallCapture {
         f.hotLine !== undefined ? undefined : f.columnNumber,
       ),
     );
+    // The callers' lines as a pause gives them (the profile has only their first lines).
+    return withCallLines(frames, (f) => path.isAbsolute(f.file) && originOf(f.file) === 'user');
   }
 
   /** The message for the main thread, once the stall is over. */

@@ -84,3 +84,16 @@ export function callLineIn(
   }
   return undefined;
 }
+
+/**
+ * A profile gives a caller only at its function's first line: the user's frames above the leaf get the line
+ * in them that calls the frame below (`hashIt` → the `pbkdf2Sync(` line), so that a report from samples
+ * names the line a pause would have, and the slow-callback and the stall agree.
+ */
+export function withCallLines(stack: readonly Frame[], isUser: (f: Frame) => boolean): Frame[] {
+  return stack.map((f, i) => {
+    if (i === 0 || !isUser(f)) return f;
+    const at = callLineIn(f.file, f.line, stack[i - 1]!.functionName);
+    return at ? { ...f, line: at.line, column: at.column } : f;
+  });
+}
