@@ -8,6 +8,13 @@
  *   pino     node:test; log transports in worker threads
  *   fastify  node:test; AsyncLocalStorage and async_hooks (a subset of its files)
  *   mpath    mocha
+ *   avvio             node:test; fastify's plugin loader (promises, timeouts, reentrant awaits)
+ *   sonic-boom        node:test; pino's file sink (fs callbacks, sync and async writes)
+ *   light-my-request  node:test; fastify's inject (fake HTTP streams)
+ *
+ * LOOPWATCH_COMPAT_VARIANTS=debug,production  runs only the variants whose label contains one of these
+ * (plain always runs); LOOPWATCH_COMPAT_REPORTS=<dir> writes each run's loopwatch report lines to
+ * <dir>/<suite>.<variant>.txt, to read them (useful or noise) rather than only count them.
  *
  * Usage: node packages/loopwatch/dist/bench/compat.js [suite ...]   (exit 1 when counts differ)
  * On another Node line, the suites run under that line's node (process.execPath):
@@ -57,6 +64,28 @@ const SUITES: readonly Suite[] = [
     files: () => ['test/index.js', 'test/stringToParts.js'],
     extraDev: ['mocha'],
   },
+  {
+    name: 'avvio',
+    version: '9.3.1',
+    runner: 'node-test',
+    // plugin-timeout-await's 'do not load' gives plugins 10 ms: on a loaded machine it fails plain too (1 of 3 runs).
+    files: (dir) =>
+      [...listTests(dir, 'test'), ...listTests(dir, 'test/lib'), ...listTests(dir, 'test/gh-issues')].filter(
+        (f) => f !== 'test/plugin-timeout-await.test.js',
+      ),
+  },
+  {
+    name: 'sonic-boom',
+    version: '5.0.2',
+    runner: 'node-test',
+    files: (dir) => listTests(dir, 'test'),
+  },
+  {
+    name: 'light-my-request',
+    version: '6.8.1',
+    runner: 'node-test',
+    files: (dir) => listTests(dir, 'test'),
+  },
 ];
 
 interface Variant {
@@ -78,6 +107,7 @@ const VARIANTS: readonly Variant[] = [
   { label: 'debug NODE_OPTIONS', env: { LOOPWATCH: 'debug', NODE_OPTIONS: `--import ${REGISTER}` }, nodeArgs: [] },
 ];
 
+const REPORTS_DIR = process.env['LOOPWATCH_COMPAT_REPORTS'];
 const CACHE = process.env['LOOPWATCH_COMPAT_CACHE'] ?? path.join(os.homedir(), '.cache', 'loopwatch-compat');
 
 function listTests(dir: string, sub: string): string[] {
@@ -157,6 +187,7 @@ interface Outcome {
   /** loopwatch report lines written (stderr, and node:test's relayed child output). */
   readonly reports: number;
   readonly code: number | null;
+  readonly lines: readonly string[];
 }
 
 function counts(s: Suite, out: string): { pass: number; fail: number } {
@@ -193,22 +224,40 @@ async function runSuite(s: Suite, dir: string, v: Variant): Promise<Outcome> {
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(timer);
   const wallMs = performance.now() - start;
-  const reports = `${out}\n${err}`.split('\n').filter((l) => / loopwatch\[\d+/.test(l) && !/ summary: /.test(l)).length;
-  return { ...counts(s, out), wallMs, reports, code };
+  // A report is its header line and the indented lines under it (node:test relays them with a `# ` prefix).
+  const lines: string[] = [];
+  let inReport = false;
+  for (const l of `${out}\n${err}`.split('\n')) {
+    const header = / loopwatch\[\d+/.test(l) && !/ summary: /.test(l);
+    if (header) lines.push(l);
+    else if (inReport && /^(# )?\s+\S/.test(l)) lines.push(l);
+    inReport = header || (inReport && /^(# )?\s+\S/.test(l));
+  }
+  const reports = lines.filter((l) => / loopwatch\[\d+/.test(l)).length;
+  return { ...counts(s, out), wallMs, reports, code, lines };
 }
 
 async function main(): Promise<void> {
   const only = process.argv.slice(2);
   const suites = only.length > 0 ? SUITES.filter((s) => only.includes(s.name)) : SUITES;
+  const wantedVariants = (process.env['LOOPWATCH_COMPAT_VARIANTS'] ?? '').split(',').filter(Boolean);
+  const variants = VARIANTS.filter(
+    (v) => v.label === 'plain' || wantedVariants.length === 0 || wantedVariants.some((w) => v.label.includes(w)),
+  );
   let differs = false;
   const rows: string[] = [];
   for (const s of suites) {
     const dir = prepare(s);
     const results = new Map<string, Outcome>();
-    for (const v of VARIANTS) {
+    for (const v of variants) {
       process.stdout.write(`compat: ${s.name} ${v.label} …`);
       const o = await runSuite(s, dir, v);
       results.set(v.label, o);
+      if (REPORTS_DIR) {
+        mkdirSync(REPORTS_DIR, { recursive: true });
+        const file = path.join(REPORTS_DIR, `${s.name}.${v.label.replace(/[^a-z]+/gi, '-')}.txt`);
+        writeFileSync(file, o.lines.join('\n') + '\n');
+      }
       process.stdout.write(` pass ${o.pass} fail ${o.fail} in ${(o.wallMs / 1000).toFixed(1)} s\n`);
     }
     const plain = results.get('plain')!;

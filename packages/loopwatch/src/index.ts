@@ -35,6 +35,15 @@ export type {
 } from './model/report.js';
 export { reportMessage } from './sinks/words.js';
 export { trackWork, NO_WORK, type WorkUnit } from './work.js';
+export {
+  lockWaiting,
+  lockHeld,
+  watchMutex,
+  NO_CLAIM,
+  type LockClaim,
+  type MutexLike,
+  type SemaphoreLike,
+} from './locks.js';
 export type { EnableOptions } from './lifecycle.js';
 export { enableDebug, enableProduction, disable, activeMode } from './lifecycle.js';
 export type { TaskHandle } from './instrument/spawn.js';

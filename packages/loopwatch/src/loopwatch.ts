@@ -6,10 +6,8 @@
  * Turning a mode on starts instruments and pushes their stoppers; `disable()` runs them in reverse,
  * so exactly what was enabled is undone.
  */
-import type { Report, Sink, TaskDumpReport } from './model/report.js';
-import { formatLocation } from './model/report.js';
-import type { Format } from './options.js';
-import { DEFAULT_SLOW_MS } from './options.js';
+import { formatLocation, type Report, type Sink, type TaskDumpReport } from './model/report.js';
+import { DEFAULT_SLOW_MS, type Format } from './options.js';
 import { ReportBus, type ReportPolicy } from './reporting.js';
 import { setIgnoredPaths } from './source/frames.js';
 import { createdAtOf } from './instrument/describe.js';
@@ -19,6 +17,7 @@ import { jsonSink } from './sinks/json.js';
 import { realClock, type Clock } from './instrument/clock.js';
 import { recordOf, TaskTracker } from './instrument/tasks.js';
 import { WorkTable } from './instrument/work.js';
+import { installLockTable } from './instrument/locks.js';
 import { installCurrentTaskProbe, uninstallCurrentTaskProbe } from './instrument/current-task.js';
 import { collectedReport } from './instrument/collected.js';
 import { UnhandledWatcher } from './instrument/unhandled.js';
@@ -157,6 +156,7 @@ export class Loopwatch {
       return t && !t.internal ? { id: t.id, name: t.name, createdAt: createdAtOf(t).map(formatLocation) } : undefined;
     });
     this.#stoppers.push(uninstallCurrentTaskProbe);
+    this.#stoppers.push(installLockTable(() => this.tasks.current())); // only tracked tasks hold locks
     const unhandled = new UnhandledWatcher(this.emit);
     unhandled.start();
     this.#stoppers.push(() => unhandled.stop());
@@ -304,6 +304,7 @@ export class Loopwatch {
         onSlice: (at, frames) => slow.noteSlice(at, frames),
         emit: this.emit,
         format: opts.format === 'json' ? 'json' : 'text',
+        reportPolicy: this.bus.workerPolicy(),
         feed: this.stalls,
       });
       this.watchdog = watchdog;

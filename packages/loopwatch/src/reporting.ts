@@ -10,6 +10,7 @@ import { fieldsOf } from './model/report.js';
 import { reportMessage } from './sinks/words.js';
 import { PathGlobs } from './model/glob.js';
 import { mainScript } from './entry.js';
+import type { WorkerReportPolicy } from './instrument/watchdog-protocol.js';
 
 export interface ReportPolicy {
   /** Only these kinds are written; all when absent. */
@@ -40,6 +41,13 @@ const PER_SITE: ReadonlySet<ReportKind> = new Set([
  */
 const TOLD_BY: ReadonlyMap<ReportKind, ReportKind> = new Map([['never-awaited', 'unhandled-task-error']]);
 
+/**
+ * Loading modules is every program's first turn: a `start-up` report is written only when it is unusual
+ * (longer than this) or asked for (`LOOPWATCH_KINDS` names `start-up`). On third-party test suites one per
+ * test process was most of what loopwatch printed (koa: 72 of 77 reports), and none said anything.
+ */
+export const UNUSUAL_START_UP_MS = 1000;
+
 interface SiteCount {
   readonly kind: ReportKind;
   readonly label: string;
@@ -58,14 +66,26 @@ function fileOf(location: string): string {
 }
 
 export class ReportBus {
+  #policy: ReportPolicy = {};
   #sink: Sink | undefined;
   #kinds: ReadonlySet<ReportKind> | undefined;
   #ignore = new PathGlobs([]);
   #silence: readonly string[] = [];
   readonly #byKind = new Map<ReportKind, number>();
   readonly #bySite = new Map<string, SiteCount>();
-  readonly #pid = process.pid;
-  readonly #script = scriptName();
+  readonly #pid: number;
+  readonly #script: string;
+
+  /** `stamp`: the process a worker thread reports for (a worker's argv is not the program's). */
+  constructor(stamp?: { readonly pid: number; readonly script: string }) {
+    this.#pid = stamp?.pid ?? process.pid;
+    this.#script = stamp?.script ?? scriptName();
+  }
+
+  /** The policy and stamp as plain data, for a worker thread that writes reports itself (the watchdog). */
+  workerPolicy(): WorkerReportPolicy {
+    return { ...this.#policy, pid: this.#pid, script: this.#script };
+  }
 
   get sink(): Sink | undefined {
     return this.#sink;
@@ -76,6 +96,11 @@ export class ReportBus {
   }
 
   configure(policy: ReportPolicy): void {
+    this.#policy = {
+      ...(policy.kinds ? { kinds: [...policy.kinds] } : {}),
+      ...(policy.ignore ? { ignore: [...policy.ignore] } : {}),
+      ...(policy.silence ? { silence: [...policy.silence] } : {}),
+    };
     this.#kinds = policy.kinds ? new Set(policy.kinds) : undefined;
     this.#ignore = new PathGlobs(policy.ignore ?? []);
     this.#silence = policy.silence ?? [];
@@ -98,6 +123,7 @@ export class ReportBus {
   emit(r: Report): void {
     try {
       if (!this.wants(r.kind)) return;
+      if (r.kind === 'start-up' && r.durationMs < UNUSUAL_START_UP_MS && !this.#kinds?.has('start-up')) return;
       const f = fieldsOf(r);
       if (f.location !== undefined && (this.#ignore.matches(fileOf(f.location)) || this.#silenced(f.location))) return;
       const toldBy = TOLD_BY.get(r.kind);

@@ -21,6 +21,7 @@ export interface FixtureRun {
   readonly stdout: string;
   readonly stderr: string;
   readonly reports: Line[];
+  readonly pid: number | undefined;
 }
 
 export interface FixtureOptions {
@@ -59,7 +60,7 @@ export async function runFixture(name: string, opts: FixtureOptions = {}): Promi
     .split('\n')
     .filter((l) => l.startsWith('{"kind":'))
     .map((l) => JSON.parse(l) as Line);
-  return { code, stdout, stderr, reports };
+  return { code, stdout, stderr, reports, pid: child.pid };
 }
 
 /** 1-based line of the marker comment in a fixture's TypeScript source. */

@@ -68,6 +68,29 @@ describe('stall watchdog', () => {
     }
   });
 
+  it('the still-blocked report carries pid and script, blames the user frame, not loopwatch’s Atomics.wait wrapper', async () => {
+    const run = await runFixture('stall-long-wait', { env: { ...PROD, LOOPWATCH: 'debug', LOOPWATCH_KINDS: 'stall' } });
+    expect(run.code).toBe(0);
+    const ongoing = stalls(run.reports).find((r) => r.stall?.ongoing === true);
+    expect(ongoing).toBeDefined();
+    expect(ongoing?.pid).toBe(run.pid);
+    expect(ongoing?.script).toMatch(/stall-long-wait\.js$/);
+    expect(ongoing?.functionName).toBe('waitLong');
+    expect(ongoing?.location).toMatch(
+      new RegExp(`stall-long-wait\\.ts:${await markerLine('stall-long-wait', 'LONG-WAIT-LINE')}:\\d+$`),
+    );
+    expect(ongoing?.message).toContain('still blocked in waitLong');
+    expect(ongoing?.stack?.some((f) => /packages\/loopwatch\/(dist\/)?src\//.test(f.file))).toBe(false);
+  });
+
+  it('LOOPWATCH_KINDS without stall silences the watchdog thread’s report too', async () => {
+    const run = await runFixture('stall-long-wait', { env: { ...PROD, LOOPWATCH_KINDS: 'slow-callback' } });
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe('unblocked');
+    expect(stalls(run.reports)).toEqual([]);
+    expect(run.stderr).not.toContain('still blocked');
+  });
+
   it('production mode via register: one report, the blocking frame in the user source', async () => {
     const run = await runFixture('stall-cpu', { env: PROD });
     expect(run.code).toBe(0);

@@ -170,6 +170,38 @@ describe('hottest stack of a profile', () => {
     expect(h.frames.map((f) => f.functionName)).toEqual(['parse', 'handler']);
     expect(h.frames[0]?.hotLine).toBe(7);
   });
+  it('loopwatch’s own work with the node internals it called (profiler rotation, source-map reads) is not counted', () => {
+    const own: CpuProfile = {
+      startTime: 0,
+      endTime: 100,
+      nodes: [
+        { id: 1, callFrame: frame('(root)', ''), children: [2, 4] },
+        { id: 2, callFrame: frame('rotate', 'file:///lw/dist/src/instrument/profiler.js'), children: [3] },
+        { id: 3, callFrame: frame('post', 'node:inspector') },
+        { id: 4, callFrame: frame('handler', 'file:///app/h.js', 9) },
+      ],
+      samples: [3, 3, 3, 3, 3, 4],
+      timeDeltas: [10, 10, 10, 10, 10, 10],
+    };
+    const h = hottestStack([{ profile: own, offsetUs: 0 }], 0, 1000, { isOwn });
+    expect(h.samples).toBe(1);
+    expect(h.frames.map((f) => f.functionName)).toEqual(['handler']);
+  });
+  it('a microtask flood: the re-queued function beats node’s dispatch alone when it has a tenth of its samples', () => {
+    const flood: CpuProfile = {
+      startTime: 0,
+      endTime: 100,
+      nodes: [
+        { id: 1, callFrame: frame('(root)', ''), children: [2] },
+        { id: 2, callFrame: frame('runMicrotask', 'node:internal/process/task_queues'), children: [3] },
+        { id: 3, callFrame: frame('requeue', 'file:///app/flood.js', 3) },
+      ],
+      samples: [2, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3],
+      timeDeltas: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    };
+    const h = hottestStack([{ profile: flood, offsetUs: 0 }], 0, 1000, { isOwn });
+    expect(h.frames.map((f) => f.functionName)).toEqual(['requeue', 'runMicrotask']);
+  });
   it('says garbage collection when that is what the window was', () => {
     const h = hottestStack([{ profile, offsetUs: 0 }], 35, 45, { isOwn });
     expect(h).toMatchObject({ attribution: 'garbage-collection', frames: [] });

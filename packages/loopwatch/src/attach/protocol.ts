@@ -68,6 +68,7 @@ export interface TaskRow {
   readonly busyMs: number;
   readonly parentId: number | null;
   readonly awaitsId?: number;
+  readonly waitsForLock?: string;
   readonly waitingAt: readonly Frame[];
   readonly createdAt: readonly Frame[];
 }

@@ -3,7 +3,7 @@
  * await tree like its `pstree`, one task's stacks like aiomonitor's `where`. Plain text, no colour:
  * these are read, piped and pasted into issues.
  */
-import type { Frame } from '../model/report.js';
+import type { Frame, TaskRef } from '../model/report.js';
 import { shortLocation } from '../model/paths.js';
 import { findCycles } from '../instrument/dump.js';
 import type { AttachAnswer, BusyInfo, EndedRow, ProcessInfo, TaskRow, WhereData, WorkRow } from './protocol.js';
@@ -163,25 +163,40 @@ export function endedView(ended: readonly EndedRow[]): string {
   return table(['ID', 'NAME', 'ENDED', 'WHEN', 'LIVED', 'BUSY ms', 'ABORTED AT / CREATED AT'], rows);
 }
 
+function lockText(t: TaskRow): string {
+  if (t.waitsForLock === undefined) return '';
+  return `  waits for lock "${t.waitsForLock}"${t.awaitsId !== undefined ? `, held by #${t.awaitsId}` : ''}`;
+}
+
+/** A cycle, each hop by await or (`lockWaiting`) by a lock the next task holds. */
+function cycleText(c: readonly TaskRef[], byId: ReadonlyMap<number, TaskRow>): string {
+  return c
+    .map((t, i) => {
+      const lock = i < c.length - 1 ? byId.get(t.id)?.waitsForLock : undefined;
+      return `${t.name} (#${t.id})${i === c.length - 1 ? '' : lock !== undefined ? ` → [lock "${lock}"] →` : ' →'}`;
+    })
+    .join(' ');
+}
+
 /** Who awaits whom: a task's children are the tasks awaiting it is not; the tasks it awaits are. */
 export function pstreeView(tasks: readonly TaskRow[]): string {
   const cycles = findCycles(tasks.map((t) => ({ ...t, createdAt: [], waitingAt: [] })));
+  const byId = new Map(tasks.map((t) => [t.id, t]));
   if (cycles.length > 0) {
     return (
       [
         'ERROR: await-graph contains cycles - cannot print a tree!',
         '',
-        ...cycles.map((c) => `cycle: ${c.map((t) => `${t.name} (#${t.id})`).join(' → ')}`),
+        ...cycles.map((c) => `cycle: ${cycleText(c, byId)}`),
       ].join('\n') + '\n'
     );
   }
-  const byId = new Map(tasks.map((t) => [t.id, t]));
   const awaitedBy = new Map<number, number>();
   for (const t of tasks) if (t.awaitsId !== undefined && byId.has(t.awaitsId)) awaitedBy.set(t.awaitsId, t.id);
   const out: string[] = [];
   const walk = (t: TaskRow, prefix: string, last: boolean, root: boolean): void => {
     out.push(
-      `${root ? '' : `${prefix}${last ? '└── ' : '├── '}`}(T) ${t.name} #${t.id}${t.waitingAt[0] ? `  ${at(t.waitingAt[0])}` : ''}`,
+      `${root ? '' : `${prefix}${last ? '└── ' : '├── '}`}(T) ${t.name} #${t.id}${t.waitingAt[0] ? `  ${at(t.waitingAt[0])}` : ''}${lockText(t)}`,
     );
     const next = t.awaitsId === undefined ? undefined : byId.get(t.awaitsId);
     if (next) walk(next, root ? '' : `${prefix}${last ? '    ' : '│   '}`, true, false);

@@ -5,6 +5,7 @@
 import type { Frame, TaskSnapshot } from '../model/report.js';
 import type { PromiseRecord } from '../model/task.js';
 import { userFrames } from '../source/frames.js';
+import { lockWaitOf } from './locks.js';
 
 /** Frames where the task was started: the call site, not the async function's own first line. */
 export function createdAtOf(rec: PromiseRecord, limit = 5): Frame[] {
@@ -56,6 +57,9 @@ export function snapshotOf(rec: PromiseRecord, now: number, limit = 5, awaiters?
   let parent = rec.parent;
   while (parent !== undefined && (parent.internal || !parent.pending)) parent = parent.parent;
   const on = rec.waitingOn;
+  // Waiting for a lock (`lockWaiting`): an edge to the task holding it, as awaiting that task would be.
+  const lock = on === undefined || !on.isTask ? lockWaitOf(rec) : undefined;
+  const holder = lock?.holder !== undefined && !lock.holder.internal ? lock.holder : undefined;
   return {
     id: rec.id,
     name: rec.name,
@@ -64,6 +68,8 @@ export function snapshotOf(rec: PromiseRecord, now: number, limit = 5, awaiters?
     createdAt: createdAtOf(rec, limit),
     waitingAt: waitingAtOf(rec, limit, awaiters),
     ...(on !== undefined && on.isTask && !on.internal && on.pending ? { awaitsId: on.id } : {}),
+    ...(holder !== undefined ? { awaitsId: holder.id } : {}),
+    ...(lock !== undefined ? { waitsForLock: lock.name } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import type { Attribution, Frame, SlowCallbackReport } from '../model/report.js'
 import { culpritOf, formatLocation } from '../model/report.js';
 import { isOwnFile, resolveFrame, userFrames } from '../source/frames.js';
 import { originOf } from '../model/paths.js';
+import { withCallLines } from '../source/call-site-source.js';
 import type { HotFrame, HotStack } from '../model/cpu-profile.js';
 import type { PromiseRecord } from '../model/task.js';
 import { taskRef } from '../model/task.js';
@@ -51,6 +52,11 @@ function rawToFrame(f: RawFrame): Frame {
   );
 }
 
+/** The program's or a library's code: not node's own, not loopwatch's, not V8's (no URL). */
+function isProgramUrl(url: string): boolean {
+  return url !== '' && originOf(url) !== 'node' && !isOwnFile(url);
+}
+
 /** Whether a blocking call ended within the turn and took at least half of it. */
 export function coversTurn(
   blocking: BlockingCall | undefined,
@@ -79,7 +85,15 @@ export function slowReport({ task, startMs, durationMs, hot, blocking, slices, t
   const endMs = startMs + durationMs;
   let stack: Frame[] = [];
   let attribution: Attribution = hot.attribution;
-  const slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
+  let slice = slices.find((s) => s.atMs >= startMs - 1 && s.atMs <= endMs + 1);
+  // A pause that landed in node's own code between the program's callbacks (runMicrotask in a microtask
+  // flood), or in loopwatch's own work, is one instant; the samples' hottest stack says more.
+  if (
+    slice &&
+    !slice.frames.some((f) => isProgramUrl(f.url)) &&
+    (hot.frames.some((f) => isProgramUrl(f.url)) || slice.frames.some((f) => isOwnFile(f.url)))
+  )
+    slice = undefined;
   // A blocking call that took most of this turn names the exact line, column included.
   if (coversTurn(blocking, startMs, durationMs)) {
     stack = userFrames(blocking.sites, STACK_LIMIT);
@@ -91,7 +105,7 @@ export function slowReport({ task, startMs, durationMs, hot, blocking, slices, t
       .map(rawToFrame);
     attribution = 'code';
   } else if (hot.frames.length > 0) {
-    stack = hot.frames.map(hotFrameToFrame);
+    stack = withCallLines(hot.frames.map(hotFrameToFrame), (f) => f.origin === undefined);
   }
   stack = foldToUser(stack);
   const culprit = culpritOf(stack);

@@ -12,6 +12,9 @@
 import type { Frame } from '../model/report.js';
 import { hottestStack, type CpuProfile } from '../model/cpu-profile.js';
 import { resolvePosition } from '../source/source-map-file.js';
+import { withCallLines } from '../source/call-site-source.js';
+import { originOf } from '../model/paths.js';
+import path from 'node:path';
 import { CURRENT_TASK_GLOBAL, type CurrentTaskInfo } from './current-task.js';
 import { quiet, rawFrames, type CallFrame, type InspectorPort } from './inspector-client.js';
 import { nowMs, type RawFrame, type StallCapture as CaptureKind, type StallMessage } from './watchdog-protocol.js';
@@ -121,7 +124,9 @@ export class StallCapture {
     this.pauseLatencyMs = Math.round(latencyMs);
     this.task = await taskAt(port, frames[0]);
     quiet(port.call('Debugger.resume'));
-    this.pausedStack = resolvedFrames(port, frames, this.settings.stackLimit);
+    // loopwatch's own frames (its Atomics.wait wrapper) go before resolving: mapped, they point at its sources.
+    const theirs = frames.filter((f) => !this.settings.isOwn(port.urlOf(f)));
+    this.pausedStack = resolvedFrames(port, theirs, this.settings.stackLimit);
     this.pausedRaw = rawFrames(port, frames, this.settings.stackLimit + 4);
     // A pause that came late because the machine is loaded (the watchdog's own timers are as late) is a prompt
     // one: only a delay beyond what scheduling explains means the thread sat in a native call.
@@ -146,7 +151,7 @@ export class StallCapture {
       isOwn: this.settings.isOwn,
       limit: this.settings.stackLimit,
     });
-    return hot.frames.map((f) =>
+    const frames = hot.frames.map((f) =>
       resolvePosition(
         f.functionName,
         f.url,
@@ -154,6 +159,8 @@ export class StallCapture {
         f.hotLine !== undefined ? undefined : f.columnNumber,
       ),
     );
+    // The callers' lines as a pause gives them (the profile has only their first lines).
+    return withCallLines(frames, (f) => path.isAbsolute(f.file) && originOf(f.file) === 'user');
   }
 
   /** The message for the main thread, once the stall is over. */

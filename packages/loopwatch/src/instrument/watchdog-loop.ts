@@ -5,7 +5,8 @@
  * captured by a {@link StallCapture} and reported to the main thread once it ends. A stall that goes
  * on past `stillBlockedMs` is reported from here (the main thread cannot print while it is blocked).
  */
-import { formatLocation, type Report } from '../model/report.js';
+import { culpritOf, formatLocation, type Report } from '../model/report.js';
+import { originOf } from '../model/paths.js';
 import { errorText } from '../model/error-text.js';
 import { InspectorClient, quiet, rawFrames, trace } from './inspector-client.js';
 import { StallCapture, pauseOnce } from './stall-capture.js';
@@ -141,7 +142,13 @@ export class WatchdogLoop {
         return;
       }
       const ms = Math.round(nowMs() - stallStart);
-      const top = found.pausedStack[0];
+      // As the final report does: node's and libraries' frames marked (loopwatch's own are already out),
+      // the innermost user frame the culprit.
+      const stack = found.pausedStack.map((f) => {
+        const origin = originOf(f.file);
+        return origin === 'user' ? f : { ...f, origin };
+      });
+      const top = culpritOf(stack);
       const { capture, task, pauseLatencyMs } = found;
       this.writeOngoing({
         kind: 'stall',
@@ -149,7 +156,7 @@ export class WatchdogLoop {
         durationMs: ms,
         ...(top ? { location: formatLocation(top), functionName: top.functionName } : {}),
         ...(task ? { task: { id: task.id, name: task.name } } : {}),
-        stack: found.pausedStack,
+        stack,
         stall: {
           capture,
           detectedAfterMs: 0,

@@ -4,9 +4,18 @@
  */
 // perf_hooks' own `performance`: test fake timers may replace the global one.
 import { performance } from 'node:perf_hooks';
-import type { Frame } from '../model/report.js';
+import type { Frame, ReportKind } from '../model/report.js';
 import type { CurrentTaskInfo } from './current-task.js';
 import type { MessagePort } from 'node:worker_threads';
+
+/** A report policy (`LOOPWATCH_KINDS`, `_IGNORE`, `_SILENCE`) and the process stamp, as plain data for a worker. */
+export interface WorkerReportPolicy {
+  readonly pid: number;
+  readonly script: string;
+  readonly kinds?: readonly ReportKind[];
+  readonly ignore?: readonly string[];
+  readonly silence?: readonly string[];
+}
 
 /** `workerData` of the watchdog worker. */
 export interface WatchdogWorkerData {
@@ -24,6 +33,8 @@ export interface WatchdogWorkerData {
   readonly stillBlockedMs: number;
   /** The format of that report (the main thread's sink cannot run while it is blocked). */
   readonly stillBlockedFormat: 'text' | 'json';
+  /** The main thread's report policy and stamp, which that report honours and carries like any other. */
+  readonly stillBlockedPolicy?: WorkerReportPolicy;
   /**
    * A turn running longer than this (the slow-callback threshold) is paused once while it still runs,
    * for its exact frames (at most one pause per second); 0 = never.

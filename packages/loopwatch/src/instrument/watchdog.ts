@@ -17,6 +17,7 @@ import {
   type StallMessage,
   type WatchdogMessage,
   type WatchdogWorkerData,
+  type WorkerReportPolicy,
 } from './watchdog-protocol.js';
 import { isOwnFile, resolveFrame } from '../source/frames.js';
 import { originOf } from '../model/paths.js';
@@ -51,6 +52,8 @@ export interface StallWatchdogOptions {
   readonly stillBlockedMs?: number;
   /** Format of that early report. Default text. */
   readonly format?: 'text' | 'json';
+  /** What the still-blocked report written from the worker honours and carries (default: every kind, no stamp). */
+  readonly reportPolicy?: WorkerReportPolicy;
   /** One-line notes (e.g. the inspector is in use); default `process.emitWarning`. */
   readonly onNote?: (message: string) => void;
   /**
@@ -123,7 +126,8 @@ export function stallReport(m: StallMessage, durationMs: number, time = Date.now
   const paused = m.pausedRaw && m.pausedRaw.length > 0 ? resolveRaw(m.pausedRaw, 10) : m.pausedStack;
   const stack = m.capture === 'sampled' ? m.sampledStack : paused;
   const userIdx = stack.findIndex(isUserFrame);
-  const culprit = userIdx >= 0 ? stack[userIdx] : stack[0];
+  // No frame of the user's: a library's is the culprit rather than node's (culpritOf's rule).
+  const culprit = userIdx >= 0 ? stack[userIdx] : (stack.find((f) => originOf(f.file) === 'library') ?? stack[0]);
   const createdAt = m.task?.createdAt.map(parseFrame).filter((f): f is Frame => f !== undefined);
   return {
     kind: 'stall',
@@ -182,6 +186,7 @@ export function startStallWatchdog(opts: StallWatchdogOptions): StallWatchdog {
     ownDir: OWN_DIR,
     stillBlockedMs: opts.stillBlockedMs ?? Math.max(5000, 5 * thresholdMs),
     stillBlockedFormat: opts.format ?? 'text',
+    ...(opts.reportPolicy ? { stillBlockedPolicy: opts.reportPolicy } : {}),
     sliceMs: opts.sliceMs ?? 0,
     slicePort: slices.port2,
   };

@@ -89,6 +89,14 @@ function isUserUrl(url: string): boolean {
   return url !== '' && !url.startsWith('node:') && !url.includes('/node_modules/');
 }
 
+/** The program's or a library's code, not node's own (nor V8's, which has no URL). */
+function isProgramUrl(url: string): boolean {
+  return url !== '' && !url.startsWith('node:');
+}
+
+/** A stack of the program's beats one of node's own alone when it has at least 1/PROGRAM_SHARE of its samples. */
+const PROGRAM_SHARE = 10;
+
 function isModuleLoader(url: string): boolean {
   return url.startsWith('node:internal/modules/');
 }
@@ -130,7 +138,11 @@ function chainsOf(profile: CpuProfile, opts: HotStackOptions): (id: number) => C
               `${f.callFrame.url}\0${f.callFrame.functionName}\0${f.callFrame.lineNumber}\0${f.callFrame.columnNumber}`,
           )
           .join('\n');
-        const kind: Kind = loading ? 'module-loading' : frames.length === 0 ? (own ? 'own' : 'skip') : 'code';
+        // loopwatch's work, with the node internals it called (its profiler rotation in node:inspector, the
+        // source-map reader's reads, its capture under node's promise-hook dispatch) but no frame of the
+        // program's: not the program's time.
+        const ours = own && !frames.some((f) => isProgramUrl(f.callFrame.url));
+        const kind: Kind = loading ? 'module-loading' : ours ? 'own' : frames.length === 0 ? 'skip' : 'code';
         const module = loading
           ? frames.find((f) => f.callFrame.url !== '' && !f.callFrame.url.startsWith('node:'))?.callFrame.url
           : undefined;
@@ -191,7 +203,18 @@ export function hottestStack(
   let samples = 0;
   for (const [k, n] of byKind) if (k !== 'own' && k !== 'skip') samples += n;
   let best: Tally | undefined;
-  for (const tally of tallies.values()) if (!best || tally.count > best.count) best = tally;
+  let program: Tally | undefined;
+  for (const tally of tallies.values()) {
+    if (!best || tally.count > best.count) best = tally;
+    if ((!program || tally.count > program.count) && tally.frames.some((n) => isProgramUrl(n.callFrame.url)))
+      program = tally;
+  }
+  // node's own frames only (runMicrotask, processTicksAndRejections): the program's code it ran is the turn's
+  // culprit when it has a fair share, as in a microtask flood, where the re-queued function is cheap per call and
+  // node's dispatch around it collects most samples.
+  if (best && program && best !== program && !best.frames.some((n) => isProgramUrl(n.callFrame.url))) {
+    if (program.count * PROGRAM_SHARE >= best.count) best = program;
+  }
   const code = byKind.get('code') ?? 0;
   // Whatever took most of the samples names the turn; code wins ties (it has a line to show).
   let attribution: Attribution = samples === 0 ? 'no-sample' : 'code';

@@ -57,8 +57,10 @@ export interface TaskSnapshot {
    * lines of the tasks awaiting it (what asyncio's `print_stack` shows). Empty while it runs.
    */
   readonly waitingAt: readonly Frame[];
-  /** The task it awaits, when that is a task (the await graph). */
+  /** The task it awaits, when that is a task (the await graph), or the task holding the lock it waits for. */
   readonly awaitsId?: number;
+  /** The name of the lock it waits for (`lockWaiting`); `awaitsId` is then its holder, when one is known. */
+  readonly waitsForLock?: string;
 }
 
 /** How an ended task ended, as far as can be known. */
@@ -286,9 +288,18 @@ export function fieldsOf(r: Report): ReportFields {
   return r;
 }
 
-/** The culprit frame of a stack: the innermost of the user's own code, else the innermost. */
+/**
+ * The culprit frame of a stack: the innermost of the user's own code, else of a library's (tape's stream
+ * under node's console), else the innermost. node's own frames are context, never the culprit while the
+ * program has one on the stack.
+ */
 export function culpritOf(stack: readonly Frame[]): Frame | undefined {
-  return stack.find((f) => f.origin === undefined) ?? stack[0];
+  return stack.find((f) => f.origin === undefined) ?? stack.find((f) => f.origin === 'library') ?? stack[0];
+}
+
+/** Whether a stack holds node's own frames only: nothing of the program's to blame. */
+export function onlyNodeFrames(stack: readonly Frame[]): boolean {
+  return stack.length > 0 && stack.every((f) => f.origin === 'node');
 }
 
 /** Counts of one process's reports, written at exit. */

@@ -56,7 +56,9 @@ function dumpLines(tasks: readonly TaskSnapshot[], groups: readonly TaskGroup[])
   const walk = (parent: number | null, depth: number): void => {
     for (const t of byParent.get(parent) ?? []) {
       const pad = '  '.repeat(depth + 1);
-      const awaits = t.awaitsId !== undefined ? `, awaits #${t.awaitsId}` : '';
+      const lock = t.waitsForLock !== undefined ? `waits for lock "${t.waitsForLock}"` : '';
+      const awaits =
+        t.awaitsId !== undefined ? `, ${lock ? `${lock} held by` : 'awaits'} #${t.awaitsId}` : lock ? `, ${lock}` : '';
       out.push(
         `${pad}Task #${t.id} ${t.name} pending for ${t.ageMs} ms${t.parentId !== null ? ` (parent #${t.parentId}${awaits})` : awaits ? ` (${awaits.slice(2)})` : ''}`,
       );

@@ -4,8 +4,8 @@
  * one case here.
  */
 import path from 'node:path';
-import type { Attribution, LoopLagFigures, RateLimited, Report, ReportOf } from '../model/report.js';
-import { culpritOf, formatLocation } from '../model/report.js';
+import type { Attribution, Frame, LoopLagFigures, RateLimited, Report, ReportOf } from '../model/report.js';
+import { culpritOf, formatLocation, onlyNodeFrames } from '../model/report.js';
 import { shortLocation } from '../model/paths.js';
 
 const plural = (n: number, one: string): string => `${n} ${one}${n === 1 ? '' : 's'}`;
@@ -33,6 +33,20 @@ function suppressedNote(s: RateLimited): string {
   return ` (plus ${plural(s.count, 'more slow callback')} since the previous report, longest ${Math.round(s.longestMs)} ms, not analysed: reports are rate-limited)`;
 }
 
+/**
+ * The frame to name as where the time went inside the culprit: the leaf, except that under node's own
+ * frames alone it is the API the program called (`pbkdf2Sync`, `gzipSync`, `queueMicrotask`: the node frame
+ * right inside the culprit), not node's helper at the bottom (`run`, `slice`, `enqueueMicrotask`).
+ */
+function apiLeaf(stack: readonly Frame[], culprit: Frame): Frame | undefined {
+  const at = stack.indexOf(culprit);
+  if (at <= 0) return stack[0];
+  const inner = stack.slice(0, at);
+  if (!inner.every((f) => f.origin === 'node')) return stack[0];
+  // V8's glue frames have no file (`consoleCall`, `run`): the outermost of node's with one.
+  return inner.filter((f) => f.file !== '').at(-1) ?? stack[0];
+}
+
 function slowCallback(r: ReportOf<'slow-callback'>): string {
   if (r.burst) {
     const b = r.burst;
@@ -40,9 +54,13 @@ function slowCallback(r: ReportOf<'slow-callback'>): string {
   }
   const culprit = culpritOf(r.stack);
   let where = '';
-  if (culprit) {
+  if (culprit && onlyNodeFrames(r.stack)) {
+    // Only node's own frames (processTicksAndRejections, the test runner's reporter): nothing of the
+    // program's to blame, and no line of it to change; said as such, not as a culprit.
+    where = ` in node's own code (${culprit.functionName}, ${path.basename(culprit.file)}:${culprit.line}), no frame of the program on the stack`;
+  } else if (culprit) {
     where = ` in ${culprit.functionName} (${formatLocation(culprit)})`;
-    const leaf = r.stack[0];
+    const leaf = apiLeaf(r.stack, culprit);
     if (leaf && leaf !== culprit) where += `, inside ${leaf.functionName} (${path.basename(leaf.file)}:${leaf.line})`;
   } else if (ATTRIBUTION_TEXT[r.attribution]) where = `, ${ATTRIBUTION_TEXT[r.attribution]}`;
   const who = r.task ? `task ${r.task.name}` : 'a callback';
@@ -53,10 +71,16 @@ function stall(r: ReportOf<'stall'>): string {
   const ms = Math.round(r.durationMs);
   const stack = r.stack ?? [];
   if (r.stall.ongoing) {
-    const top = stack[0];
+    const top = culpritOf(stack);
     return `event loop blocked for ${ms} ms and still blocked${top ? ` in ${top.functionName} (${formatLocation(top)})` : ''}`;
   }
-  const where = r.location !== undefined ? `${r.functionName ?? '<anonymous>'} (${r.location})` : 'unknown code';
+  const top = culpritOf(stack);
+  const where =
+    top && onlyNodeFrames(stack)
+      ? `node's own code (${top.functionName}, ${path.basename(top.file)}:${top.line}; no frame of the program on the stack)`
+      : r.location !== undefined
+        ? `${r.functionName ?? '<anonymous>'} (${r.location})`
+        : 'unknown code';
   const task = r.task ? ` while running task "${r.task.name}" (#${r.task.id})` : '';
   switch (r.stall.capture) {
     case 'paused':

@@ -53,3 +53,47 @@ export function valueUseAt(frame: Frame): ValueUse {
   verdicts.set(key, v);
   return v;
 }
+
+/**
+ * The line inside a function that calls `callee`, for a frame a CPU profile gives only at the function's
+ * first line (a profile's node has no call-site line for its parent: `hashIt` calling `pbkdf2Sync` shows as
+ * `hashIt`'s own first line). Searched from that line to the function's closing brace (the first `}` line
+ * indented no deeper than the function's own line); the first call of the callee's name wins. Undefined
+ * when the source cannot be read or names no such call.
+ */
+export function callLineIn(
+  file: string,
+  fromLine: number,
+  callee: string,
+): { readonly line: number; readonly column: number } | undefined {
+  const name = callee
+    .split('.')
+    .at(-1)
+    ?.replace(/^(get|set) /, '');
+  if (!name || !/^[\w$]+$/.test(name) || fromLine <= 0) return undefined;
+  const lines = linesOf(file);
+  const first = lines?.[fromLine - 1];
+  if (!lines || first === undefined) return undefined;
+  const indent = first.search(/\S/);
+  const call = new RegExp(`(?<![\\w$])${name.replace(/\$/g, '\\$')}\\s*\\(`);
+  for (let i = fromLine - 1; i < lines.length && i < fromLine + 500; i++) {
+    const text = lines[i]!;
+    if (i > fromLine - 1 && /^\s*\}/.test(text) && text.search(/\S/) <= indent) return undefined;
+    const m = call.exec(text);
+    if (m) return { line: i + 1, column: m.index + 1 };
+  }
+  return undefined;
+}
+
+/**
+ * A profile gives a caller only at its function's first line: the user's frames above the leaf get the line
+ * in them that calls the frame below (`hashIt` → the `pbkdf2Sync(` line), so that a report from samples
+ * names the line a pause would have, and the slow-callback and the stall agree.
+ */
+export function withCallLines(stack: readonly Frame[], isUser: (f: Frame) => boolean): Frame[] {
+  return stack.map((f, i) => {
+    if (i === 0 || !isUser(f)) return f;
+    const at = callLineIn(f.file, f.line, stack[i - 1]!.functionName);
+    return at ? { ...f, line: at.line, column: at.column } : f;
+  });
+}
