@@ -100,7 +100,7 @@ export class StepRunner {
         if (job.ended) {
           if (step.afterEnd !== undefined) this.run(job, step.afterEnd, undefined);
         } else if (step.again === undefined) this.run(job, step.succeeded, value);
-        else this.run(job, () => this.#attemptResolved(job, n, step, value), undefined);
+        else this.#attemptResolved(job, n, step, value);
       },
       (err: unknown) => {
         if (job.ended && step.kind === 'stoppable') return step.dependency?.settled();
@@ -118,9 +118,13 @@ export class StepRunner {
     }
   }
 
-  // A value that may ask for another attempt (see `again`).
+  // A value that may ask for another attempt (see `again`). What `again` or `succeeded` throws is a bug, as in `run`.
   #attemptResolved(job: Job, n: number, step: RetriedStep, value: unknown): void {
-    if (!step.again!(job, value, n)) return step.succeeded(job, value);
+    try {
+      if (!step.again!(job, value, n)) return step.succeeded(job, value);
+    } catch (error) {
+      return this.#o.onBug(job, error);
+    }
     this.#o.counters.increment('retries');
     this.#backOff(job, n, step);
   }
