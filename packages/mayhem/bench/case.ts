@@ -14,6 +14,7 @@ import { MemoryBroker } from '../src/brokers/memory.js';
 import { defaultMayhemSettings } from '../src/config/mayhem-options.js';
 import { createMayhem } from '../src/core/assemble.js';
 import type { RestartExecutor, Storage } from '../src/core/contracts.js';
+import { RESTARTED, type RestartOutcome } from '../src/core/restart-outcome.js';
 import type { Consumer } from '../src/core/consumer.js';
 import { encodeRestartRequest } from '../src/core/message.js';
 import { seededRandom } from '../src/core/timing.js';
@@ -92,7 +93,7 @@ async function throughput(storage: Storage, n: number): Promise<Record<string, n
 /** Peak RSS with n messages in flight at once (restarts held until all are in flight). */
 async function rss(n: number): Promise<Record<string, number>> {
   let release!: () => void;
-  const gate = new Promise<void>((r) => (release = r));
+  const gate = new Promise<RestartOutcome>((r) => (release = () => r(RESTARTED)));
   const executor: RestartExecutor = { restart: () => gate };
   // The default embedded storage (SQLite): records live on disk, so RSS is what in-flight work costs.
   const dir = mkdtempSync(join(tmpdir(), 'mayhem-bench-'));

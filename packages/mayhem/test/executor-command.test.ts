@@ -7,13 +7,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext } from '../src/core/contracts.js';
+import type { RestartContext } from '../src/core/contracts.js';
+import { RESTARTED } from '../src/core/restart-outcome.js';
 import { parseArgvTemplate, splitWords, TemplateError } from '../src/executors/argv-template.js';
 import { CommandRestartExecutor, findProgram, type CommandExecutorOptions } from '../src/executors/command.js';
-import { OutcomeUnknown } from '../src/executors/outcome.js';
 import { capturingLogger } from './pipeline-harness.js';
 import { alive, allGone, fileWritten } from './helpers/processes.js';
-import { rejection } from './helpers/executor-pipeline.js';
+import { failure } from './helpers/executor-pipeline.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mayhem-cmd-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -95,7 +95,9 @@ describe('command executor (real processes)', () => {
       `sh -c 'printf "%s\\n" "$@" > "$0"; printf "%s\\n" "$MAYHEM_HOST" "$MAYHEM_INSTANCE" "$MAYHEM_MESSAGE_ID" "$MAYHEM_ATTEMPT" "$MAYHEM_DELIVERY" >> "$0"' ${out} {host} --instance {instance}`,
     );
     const hostile = `x; touch ${pwned}; $(touch ${pwned}) \`touch ${pwned}\``;
-    await ex.restart(hostile, new AbortController().signal, { ...context, instanceName: 'a b' });
+    expect(await ex.restart(hostile, new AbortController().signal, { ...context, instanceName: 'a b' })).toBe(
+      RESTARTED,
+    );
     expect(readFileSync(out, 'utf8').split('\n')).toEqual([
       hostile,
       '--instance',
@@ -112,45 +114,45 @@ describe('command executor (real processes)', () => {
 
   it('a value starting with "-" is refused (it would be read as an option), for good', async () => {
     const { ex } = executor('true {host}');
-    const err = await rejection(ex.restart('-oProxyCommand=touch x', new AbortController().signal, context));
-    expect(err).toBeInstanceOf(RestartRejected);
-    expect(err.message).toMatch(/refusing to pass host "-oProxyCommand=touch x"/);
+    const out = await failure(ex.restart('-oProxyCommand=touch x', new AbortController().signal, context));
+    expect(out.kind).toBe('rejected');
+    expect(out.reason).toMatch(/refusing to pass host "-oProxyCommand=touch x"/);
   });
 
-  it('exit ≠ 0: RestartFailed with the last line of stderr, bounded', async () => {
+  it('exit ≠ 0: not-restarted with the last line of stderr, bounded', async () => {
     const { ex } = executor(`sh -c 'echo first line >&2; echo "disk on fire" >&2; echo >&2; exit 3'`);
-    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, context));
-    expect(err).toBeInstanceOf(RestartFailed);
-    expect(err).not.toBeInstanceOf(RestartRejected);
-    expect(err.message).toBe('the restart command for web-1.example.net exited with code 3: disk on fire');
+    const out = await failure(ex.restart('web-1.example.net', new AbortController().signal, context));
+    expect(out).toEqual({
+      kind: 'not-restarted',
+      reason: 'the restart command for web-1.example.net exited with code 3: disk on fire',
+    });
 
     // A command that writes a lot: only the end is kept, and the reason is one bounded line.
     const { ex: noisy } = executor(
       `sh -c 'i=0; while [ $i -lt 2000 ]; do echo "line $i of noise"; i=$((i+1)); done >&2; printf "%0500d\\n" 7 >&2; exit 1'`,
     );
-    const err2 = await rejection(noisy.restart('web-1.example.net', new AbortController().signal, context));
-    expect(err2).toBeInstanceOf(RestartFailed);
-    expect(err2.message).toMatch(/exited with code 1: 0{199}…$/);
-    expect(err2.message.length).toBeLessThan(300);
+    const out2 = await failure(noisy.restart('web-1.example.net', new AbortController().signal, context));
+    expect(out2.kind).toBe('not-restarted');
+    expect(out2.reason).toMatch(/exited with code 1: 0{199}…$/);
+    expect(out2.reason.length).toBeLessThan(300);
   });
 
-  it('a program that cannot start: RestartFailed (nothing ran)', async () => {
+  it('a program that cannot start: not-restarted (nothing ran), not a resource fault', async () => {
     const { ex } = executor(`${dir}/no-such-program {host}`);
-    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, context));
-    expect(err).toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(/could not start the restart command for web-1\.example\.net: ENOENT/);
+    const out = await failure(ex.restart('web-1.example.net', new AbortController().signal, context));
+    expect(out.kind).toBe('not-restarted');
+    expect(out).not.toHaveProperty('resource');
+    expect(out.reason).toMatch(/could not start the restart command for web-1\.example\.net: ENOENT/);
   });
 
   it('hangs past --restart-timeout: its whole process group is killed and the outcome is unknown (in doubt)', async () => {
     const pids = tmp('pids');
     const { ex, log } = executor(`sh -c 'sleep 30 & echo $$ $! > "$0"; wait' ${pids}`, { timeoutMs: 1500 });
     const started = performance.now();
-    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, context));
+    const out = await failure(ex.restart('web-1.example.net', new AbortController().signal, context));
     const took = performance.now() - started;
-    expect(err).toBeInstanceOf(OutcomeUnknown);
-    expect(err).not.toBeInstanceOf(RestartFailed);
-    expect(err.name).toBe('OutcomeUnknown');
-    expect(err.message).toMatch(/ran past 1\.5s and was killed; it may have restarted the host/);
+    expect(out).toMatchObject({ kind: 'unknown', cancelled: false });
+    expect(out.reason).toMatch(/ran past 1\.5s and was killed; it may have restarted the host/);
     expect(took).toBeGreaterThanOrEqual(1400);
     expect(took).toBeLessThan(1500 + 2000);
     const [shPid, sleepPid] = readFileSync(pids, 'utf8').trim().split(' ').map(Number) as [number, number];
@@ -161,7 +163,7 @@ describe('command executor (real processes)', () => {
     expect(ex.running).toEqual([]);
   });
 
-  it('shutdown (abort) while it runs: the group is stopped at once, the rejection is a cancellation in doubt', async () => {
+  it('shutdown (abort) while it runs: the group is stopped at once, the outcome is unknown, cut short by shutdown', async () => {
     const pids = tmp('pids');
     const { ex } = executor(`sh -c 'sleep 30 & echo $$ $! > "$0"; wait' ${pids}`);
     const shutdown = new AbortController();
@@ -170,12 +172,11 @@ describe('command executor (real processes)', () => {
     expect(alive(shPid) && alive(sleepPid)).toBe(true);
     const aborted = performance.now();
     shutdown.abort(new DOMException('shutdown grace period over', 'AbortError'));
-    const err = await rejection(running);
+    const out = await failure(running);
     expect(performance.now() - aborted).toBeLessThan(1000);
-    // Named AbortError (a cancellation) but not a RestartCancelled: the host may have been restarted.
-    expect(err.name).toBe('AbortError');
-    expect(err).not.toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(/still running at shutdown and was stopped; it may have restarted the host/);
+    // Cut short by shutdown, but not `cancelled` (that says nothing happened): the host may have been restarted.
+    expect(out).toMatchObject({ kind: 'unknown', cancelled: true });
+    expect(out.reason).toMatch(/still running at shutdown and was stopped; it may have restarted the host/);
     await allGone([shPid, sleepPid]);
   });
 
@@ -187,19 +188,18 @@ describe('command executor (real processes)', () => {
     const [shPid, sleepPid] = (await fileWritten(pids)).trim().split(' ').map(Number) as [number, number];
     const aborted = performance.now();
     shutdown.abort();
-    const err = await rejection(running);
+    const out = await failure(running);
     const took = performance.now() - aborted;
     expect(took).toBeGreaterThanOrEqual(250);
     expect(took).toBeLessThan(2000);
-    expect(err.name).toBe('AbortError');
+    expect(out).toMatchObject({ kind: 'unknown', cancelled: true });
     await allGone([shPid, sleepPid]);
   });
 
-  it('aborted before it started: RestartCancelled, nothing spawned', async () => {
+  it('aborted before it started: cancelled, nothing spawned', async () => {
     const out = tmp('never');
     const { ex } = executor(`sh -c 'echo ran > "$0"' ${out}`);
-    const err = await rejection(ex.restart('web-1.example.net', AbortSignal.abort(), context));
-    expect(err).toBeInstanceOf(RestartCancelled);
+    expect((await failure(ex.restart('web-1.example.net', AbortSignal.abort(), context))).kind).toBe('cancelled');
     expect(existsSync(out)).toBe(false);
   });
 
@@ -214,7 +214,9 @@ describe('command executor (real processes)', () => {
       logger: log.logger,
     });
     const hostile = `$(touch ${pwned})`;
-    await ex.restart(hostile, new AbortController().signal, { ...context, instanceName: '`touch x`' });
+    expect(await ex.restart(hostile, new AbortController().signal, { ...context, instanceName: '`touch x`' })).toBe(
+      RESTARTED,
+    );
     expect(readFileSync(out, 'utf8')).toBe(`${hostile}|\`touch x\`\n`);
     expect(existsSync(pwned)).toBe(false);
   });
@@ -223,11 +225,12 @@ describe('command executor (real processes)', () => {
     const out = tmp('many');
     const { ex } = executor(`sh -c 'sleep 0.3; echo "$1" >> "$0"' ${out} {instance}`);
     const started = performance.now();
-    await Promise.all(
+    const outcomes = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
         ex.restart(`w${i}.example.net`, new AbortController().signal, { ...context, instanceName: `w${i}` }),
       ),
     );
+    expect(outcomes.every((o) => o === RESTARTED)).toBe(true);
     expect(performance.now() - started).toBeLessThan(2400);
     expect(readFileSync(out, 'utf8').trim().split('\n').sort()).toEqual([
       'w0',

@@ -10,11 +10,9 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RestartFailed, RestartRejected } from '../src/core/contracts.js';
 import { ConfigError } from '../src/config/config.js';
 import { DockerRestartExecutor, parseContainerTemplate, parseDockerHost } from '../src/executors/docker.js';
 import { openExecutor, type ExecutorSettings, type OpenedExecutor } from '../src/executors/open.js';
-import { OutcomeUnknown } from '../src/executors/outcome.js';
 import { executorPipeline } from './helpers/executor-pipeline.js';
 import { capturingLogger } from './pipeline-harness.js';
 
@@ -221,16 +219,17 @@ describe('docker executor (Engine API on a Unix socket)', () => {
       logger: capturingLogger().logger,
     });
     try {
-      const err = await ex.restart('../../images/x', new AbortController().signal).catch((e: unknown) => e as Error);
-      expect(err).toBeInstanceOf(RestartRejected);
+      expect(await ex.restart('../../images/x', new AbortController().signal)).toEqual({
+        kind: 'rejected',
+        reason: '"../../images/x" is not a valid container name (for ../../images/x)',
+      });
       expect(engine.requests).toEqual([]);
-      // Not a RestartFailed subclass mistake: a 500 is a plain RestartFailed.
+      // Not "refused for good" by mistake: a 5xx is not-restarted (retried), and not in doubt either.
       engine.containers.set('a', { restarts: 0 });
       engine.plan.push(503);
-      const failed = await ex.restart('a', new AbortController().signal).catch((e: unknown) => e as Error);
-      expect(failed).toBeInstanceOf(RestartFailed);
-      expect(failed).not.toBeInstanceOf(RestartRejected);
-      expect(failed).not.toBeInstanceOf(OutcomeUnknown);
+      const failed = await ex.restart('a', new AbortController().signal);
+      expect(failed.kind).toBe('not-restarted');
+      expect(failed).not.toHaveProperty('resource');
     } finally {
       await ex.close();
     }

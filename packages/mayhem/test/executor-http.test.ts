@@ -10,13 +10,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { RestartCancelled, RestartFailed, RestartRejected, type RestartContext } from '../src/core/contracts.js';
+import type { RestartContext } from '../src/core/contracts.js';
+import { RESTARTED } from '../src/core/restart-outcome.js';
 import { ConfigError } from '../src/config/config.js';
 import { parseHeaders } from '../src/executors/headers.js';
 import { HttpRestartExecutor, parseUrlTemplate } from '../src/executors/http.js';
 import { openExecutor, type ExecutorSettings } from '../src/executors/open.js';
 import { freePort } from './helpers/nats-server.js';
-import { executorPipeline, rejection } from './helpers/executor-pipeline.js';
+import { executorPipeline, failure } from './helpers/executor-pipeline.js';
 import { capturingLogger } from './pipeline-harness.js';
 
 interface Seen {
@@ -164,24 +165,24 @@ describe('http executor (real server)', () => {
   });
 
   it.each([
-    [500, RestartFailed],
-    [502, RestartFailed],
-    [408, RestartFailed],
-    [429, RestartFailed],
-    [400, RestartRejected],
-    [401, RestartRejected],
-    [409, RestartRejected],
-    [301, RestartRejected],
-  ])('HTTP %i → %o', async (code, kind) => {
+    [500, 'not-restarted'],
+    [502, 'not-restarted'],
+    [408, 'not-restarted'],
+    [429, 'not-restarted'],
+    [400, 'rejected'],
+    [401, 'rejected'],
+    [409, 'rejected'],
+    [301, 'rejected'],
+  ])('HTTP %i → %s', async (code, kind) => {
     const { ex } = executor();
     hook.answer(status(code, `status ${code}`));
-    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
-    expect(err).toBeInstanceOf(kind);
-    if (kind === RestartFailed) expect(err).not.toBeInstanceOf(RestartRejected);
-    expect(err.message).toBe(`the webhook answered HTTP ${code} for web-1.example.net: status ${code}`);
+    expect(await ex.restart('web-1.example.net', new AbortController().signal, ctx())).toEqual({
+      kind,
+      reason: `the webhook answered HTTP ${code} for web-1.example.net: status ${code}`,
+    });
   });
 
-  it('sent and not answered in time: RestartFailed (retried, same Idempotency-Key), within the timeout', async () => {
+  it('sent and not answered in time: not-restarted (retried, same Idempotency-Key), within the timeout', async () => {
     const { ex } = executor(undefined, 300);
     hook.answer(never, never);
     const p = executorPipeline(ex, { restartAttempts: 2 });
@@ -201,17 +202,18 @@ describe('http executor (real server)', () => {
     expect(hook.seen.at(-1)?.headers['idempotency-key']).toBe(id);
   });
 
-  it('the connection dropped before an answer: RestartFailed (retried with the same key)', async () => {
+  it('the connection dropped before an answer: not-restarted (retried with the same key)', async () => {
     const { ex } = executor();
     hook.answer(drop);
-    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
-    expect(err).toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(
+    const out = await failure(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
+    expect(out.kind).toBe('not-restarted');
+    expect(out).not.toHaveProperty('resource');
+    expect(out.reason).toMatch(
       /the connection to the webhook .* failed before its answer: .*\(retried with the same Idempotency-Key\)/,
     );
   });
 
-  it('nothing listening: RestartFailed (certainly not sent)', async () => {
+  it('nothing listening: not-restarted (certainly not sent)', async () => {
     const port = await freePort();
     const ex = new HttpRestartExecutor({
       url: parseUrlTemplate(`http://127.0.0.1:${port}/r/{host}`),
@@ -220,9 +222,10 @@ describe('http executor (real server)', () => {
       logger: capturingLogger().logger,
     });
     executors.push(ex);
-    const err = await rejection(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
-    expect(err).toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(
+    const out = await failure(ex.restart('web-1.example.net', new AbortController().signal, ctx()));
+    expect(out.kind).toBe('not-restarted');
+    expect(out).not.toHaveProperty('resource');
+    expect(out.reason).toMatch(
       /^could not reach the webhook http:\/\/127\.0\.0\.1:\d+\/r\/\{host\} for web-1\.example\.net: .*ECONNREFUSED/,
     );
   });
@@ -234,16 +237,14 @@ describe('http executor (real server)', () => {
     const running = ex.restart('web-1.example.net', shutdown.signal, ctx());
     await hook.requested();
     shutdown.abort(new DOMException('shutdown grace period over', 'AbortError'));
-    const err = await rejection(running);
-    expect(err.name).toBe('AbortError');
-    expect(err).not.toBeInstanceOf(RestartFailed);
-    expect(err.message).toMatch(/was sent and shutdown came before its answer; it may have restarted the host/);
+    const out = await failure(running);
+    expect(out).toMatchObject({ kind: 'unknown', cancelled: true });
+    expect(out.reason).toMatch(/was sent and shutdown came before its answer; it may have restarted the host/);
   });
 
-  it('shutdown before the request went out: RestartCancelled, and it never reaches the server', async () => {
+  it('shutdown before the request went out: cancelled, and it never reaches the server', async () => {
     const { ex } = executor();
-    const err = await rejection(ex.restart('web-1.example.net', AbortSignal.abort(), ctx()));
-    expect(err).toBeInstanceOf(RestartCancelled);
+    expect((await failure(ex.restart('web-1.example.net', AbortSignal.abort(), ctx()))).kind).toBe('cancelled');
 
     // Queued behind a full pool: aborted while waiting for a connection, it is dropped unsent.
     const one = new HttpRestartExecutor({
@@ -260,31 +261,35 @@ describe('http executor (real server)', () => {
     const shutdown = new AbortController();
     const queued = one.restart('b.example.net', shutdown.signal, ctx());
     shutdown.abort();
-    expect(await rejection(queued)).toBeInstanceOf(RestartCancelled);
+    expect((await failure(queued)).kind).toBe('cancelled');
     hook.server.closeAllConnections();
-    await rejection(first);
+    await failure(first);
     // A new connection: still only the first request ever arrived.
-    await one.restart('c.example.net', new AbortController().signal, ctx());
+    expect(await one.restart('c.example.net', new AbortController().signal, ctx())).toBe(RESTARTED);
     expect(hook.seen.map((s) => s.url)).toEqual(['/r/a.example.net', '/r/c.example.net']);
   });
 
   it('fields are URL-encoded into the path and query; many restarts share a few keep-alive connections', async () => {
     const { ex } = executor('/r/{instance}/{host}?x={instance}');
-    await ex.restart('a b/c?d.example.net', new AbortController().signal, { ...ctx(), instanceName: 'x&y=z' });
+    expect(
+      await ex.restart('a b/c?d.example.net', new AbortController().signal, { ...ctx(), instanceName: 'x&y=z' }),
+    ).toBe(RESTARTED);
     expect(hook.seen[0]!.url).toBe('/r/x%26y%3Dz/a%20b%2Fc%3Fd.example.net?x=x%26y%3Dz');
     // One after another: on the connections already open (undici hands a connection back to its
     // pool just after the answer is delivered, so the second request may open one more).
     const before = hook.connections;
-    for (let i = 0; i < 20; i++) await ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${i}`));
+    for (let i = 0; i < 20; i++)
+      expect(await ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${i}`))).toBe(RESTARTED);
     expect(hook.seen).toHaveLength(21);
     expect(hook.connections - before).toBeLessThanOrEqual(1);
     // Bursts: connections are reused across bursts instead of one per request.
     for (let round = 0; round < 10; round++) {
-      await Promise.all(
+      const outcomes = await Promise.all(
         Array.from({ length: 4 }, (_, i) =>
           ex.restart(`h${i}.example.net`, new AbortController().signal, ctx(1, `m-${round}-${i}`)),
         ),
       );
+      expect(outcomes.every((o) => o === RESTARTED)).toBe(true);
     }
     expect(hook.seen).toHaveLength(61);
     expect(hook.connections - before).toBeLessThan(20);

@@ -6,7 +6,7 @@
 import { pino, type Logger } from 'pino';
 import { MemoryBroker } from '../src/brokers/memory.js';
 import type { Delivery, Metrics, RestartExecutor, Storage } from '../src/core/contracts.js';
-import { RestartCancelled, RestartFailed } from '../src/core/contracts.js';
+import { cancelled, notRestarted, RESTARTED, type RestartOutcome } from '../src/core/restart-outcome.js';
 import { defaultMayhemSettings } from '../src/config/mayhem-options.js';
 import { createMayhem } from '../src/core/assemble.js';
 import { Consumer, nackOnHandlerError, type ConsumerOptions } from '../src/core/consumer.js';
@@ -40,11 +40,15 @@ export function capturingLogger(level = 'info'): { logger: Logger; lines: LogLin
   return { logger, lines, messages: () => lines.map((l) => l.msg) };
 }
 
-/** What one restart call does: resolve or fail (RestartFailed unless `error` says otherwise) after `latencyMs`. */
+/**
+ * What one restart call does after `latencyMs`: resolve `restarted`; `fail`: `not-restarted`;
+ * `outcome`: that outcome; `throws`: reject with it (a bug, by the executor contract).
+ */
 export interface RestartPlan {
   readonly latencyMs: number;
   readonly fail?: boolean;
-  readonly error?: Error;
+  readonly outcome?: RestartOutcome | undefined;
+  readonly throws?: unknown;
 }
 
 export interface RestartCall {
@@ -75,13 +79,13 @@ export class FakeExecutor implements RestartExecutor {
     return this.calls.filter((c) => c.host === host);
   }
 
-  restart(hostname: string, signal: AbortSignal): Promise<void> {
+  restart(hostname: string, signal: AbortSignal): Promise<RestartOutcome> {
     const nth = this.callsFor(hostname).length + 1;
     const call: RestartCall = { host: hostname, at: Date.now(), nth, outcome: 'pending' };
     this.calls.push(call);
     if (signal.aborted) {
       call.outcome = 'aborted';
-      return Promise.reject(new RestartCancelled(`cancelled before restarting ${hostname}`));
+      return Promise.resolve(cancelled(`cancelled before restarting ${hostname}`));
     }
     const plan = this.#plan(hostname, nth);
     this.active += 1;
@@ -93,24 +97,26 @@ export class FakeExecutor implements RestartExecutor {
       this.active -= 1;
       this.#activeByHost.set(hostname, (this.#activeByHost.get(hostname) ?? 1) - 1);
     };
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<RestartOutcome>((resolve, reject) => {
       const onAbort = (): void => {
         clearTimeout(timer);
         call.outcome = 'aborted';
         done();
         // Like the mock: a restart stopped before its latency is over did not happen.
-        reject(new RestartCancelled(`cancelled before restarting ${hostname}`));
+        resolve(cancelled(`cancelled before restarting ${hostname}`));
       };
       const timer = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
         done();
-        if (plan.fail === true || plan.error !== undefined) {
+        if (plan.throws !== undefined) {
           call.outcome = 'failed';
-          reject(plan.error ?? new RestartFailed(`Could not restart ${hostname}`));
-        } else {
-          call.outcome = 'ok';
-          resolve();
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          return reject(plan.throws);
         }
+        const outcome =
+          plan.outcome ?? (plan.fail === true ? notRestarted(`Could not restart ${hostname}`) : RESTARTED);
+        call.outcome = outcome.kind === 'restarted' ? 'ok' : 'failed';
+        resolve(outcome);
       }, plan.latencyMs);
       signal.addEventListener('abort', onAbort, { once: true });
     });

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RestartContext, RestartExecutor } from '../src/core/contracts.js';
+import { RESTARTED, type RestartOutcome } from '../src/core/restart-outcome.js';
 import { parseHostTemplate } from '../src/core/hostname.js';
 import { parseRestartRequest } from '../src/core/message.js';
 import { seededRandom } from '../src/core/timing.js';
@@ -54,9 +55,9 @@ describe('--instances', () => {
 
 class Recorder implements RestartExecutor {
   readonly calls: { host: string; instance: string }[] = [];
-  restart(hostname: string, _signal: AbortSignal, context?: RestartContext): Promise<void> {
+  restart(hostname: string, _signal: AbortSignal, context?: RestartContext): Promise<RestartOutcome> {
     this.calls.push({ host: hostname, instance: context?.instanceName ?? '' });
-    return Promise.resolve();
+    return Promise.resolve(RESTARTED);
   }
 }
 

@@ -6,6 +6,7 @@
 import type { RestartRequest } from './message.js';
 import type { ExperimentStore } from './experiment.js';
 import type { AuditEntry, FleetControl } from './rails.js';
+import type { RestartOutcome } from './restart-outcome.js';
 
 /** One delivery of a message, leased to this consumer until acked, nacked, dead-lettered or expired. */
 export interface Delivery {
@@ -240,72 +241,22 @@ export interface HostGuard {
   release(hostname: string): void;
 }
 
-/** Raised by executors when a restart certainly did not happen; the pipeline retries it. */
-export class RestartFailed extends Error {
-  override readonly name: string = 'RestartFailed';
-}
-
 /**
- * Raised by executors when the restart was refused for good (an HTTP 4xx, a container that does not
- * exist): it did not happen, and trying again will not help. The message is dead-lettered at once
- * with this error's message as the reason.
- */
-export class RestartRejected extends RestartFailed {
-  override readonly name = 'RestartRejected';
-}
-
-/**
- * Raised by executors when the restart could not even start for want of a resource of this machine
- * (descriptors, memory, processes: EMFILE, ENFILE, ENOMEM, EAGAIN): certainly not restarted, and
- * nothing about the host or the message is wrong. The pipeline retries it with backoff for as long
- * as the pressure lasts (not counted against `--restart-attempts`), and tells the fault once per
- * episode rather than once per message.
- */
-export class RestartNotStarted extends RestartFailed {
-  override readonly name = 'RestartNotStarted';
-
-  constructor(
-    message: string,
-    /** The error code (EMFILE, …). */
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * Raised by executors that stopped on abort before the restart could take effect: a cancellation
- * (its name is `AbortError`) that is known not to have restarted anything, so it is not in doubt.
- */
-export class RestartCancelled extends RestartFailed {
-  override readonly name = 'AbortError';
-}
-
-/**
- * A restart whose outcome is unknown: it may have taken effect (a command killed mid-run, a request
- * sent and never answered). Not a `RestartFailed`, so the pipeline leaves the restart in doubt and a
- * redelivery does not run it again. An expected fault (a timeout), told in one line by the pipeline;
- * any other error an executor throws is a bug. `cancelled`: it ended because shutdown aborted it
- * (named `AbortError`, so it counts as a cancellation, not as a restart failure).
- */
-export class OutcomeUnknown extends Error {
-  override readonly name: string;
-
-  constructor(message: string, cancelled = false) {
-    super(message);
-    this.name = cancelled ? 'AbortError' : 'OutcomeUnknown';
-  }
-}
-
-/**
- * Restarts hosts. Must honour `signal`: on abort, stop and reject — with {@link RestartCancelled} when
- * the restart certainly did not take effect, else with the signal's reason. How it rejects tells the
- * pipeline what happened: {@link RestartFailed} = not restarted (retried; {@link RestartRejected}: not
- * retried, dead-lettered); anything else = the outcome
- * is unknown (the host may have been restarted), so the restart stays in doubt and is not repeated.
+ * Restarts hosts. `restart()` resolves with what happened, a {@link RestartOutcome} (one row of the
+ * README's table "What an executor tells the pipeline", each with its reason):
+ * - `restarted`;
+ * - `not-restarted`: certainly not, try again (retried with backoff; with `resource` when the machine
+ *   was short of descriptors, memory or processes: waited out, not counted as an attempt);
+ * - `rejected`: refused for good (dead-lettered at once);
+ * - `cancelled`: `signal` aborted before anything took effect (nacked, not in doubt);
+ * - `unknown`: it may have happened (a timeout, a lost connection): left in doubt, never run again.
+ * Must honour `signal`: on abort, stop and resolve `cancelled`, or `unknown` with `cancelled: true`
+ * once the restart may have taken effect. It rejects (or throws) only on a bug: the pipeline then
+ * ends the message for the central exception handler, and the restart's claim, left without an
+ * end, makes a redelivery find it in doubt (never run blindly again).
  */
 export interface RestartExecutor {
-  restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void>;
+  restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<RestartOutcome>;
 }
 
 /**
@@ -368,7 +319,7 @@ export interface Metrics {
   gauge(name: 'in_flight', value: number): void;
   /**
    * A duration: `handle_duration` per message, `restart_duration` per executor call with its outcome
-   * (`restarted`, `failed`, `rejected`, `cancelled` or `unknown`; see {@link RestartExecutor}).
+   * (`restarted`, `failed` for `not-restarted`, `rejected`, `cancelled` or `unknown`; see {@link RestartExecutor}).
    */
   timing(name: TimingName, ms: number, outcome?: string): void;
   /** Flush what is buffered and release the client. */

@@ -136,6 +136,7 @@ export class MessagePipeline {
         control: deps.control,
         storageRetry: (job, err, n, attempts, what) => this.#storageRetry(job, err, n, attempts, what),
         drive: this.#drive,
+        escape: (job, error) => this.#escape(job, error),
       },
     );
 

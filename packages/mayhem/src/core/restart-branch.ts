@@ -7,7 +7,6 @@
  */
 import type { Logger } from 'pino';
 import type { CallLedger, ClaimMode, HostGuard, RestartExecutor, Storage } from './contracts.js';
-import { OutcomeUnknown, RestartNotStarted } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
@@ -16,7 +15,7 @@ import { describeResourceFault } from './resource-fault.js';
 import type { Job } from './job.js';
 import { RestartAudit } from './restart-audit.js';
 import { claimAndStamp, claimed, type Claimed, type ClaimedDeps } from './restart-claim.js';
-import { RESTARTED, restartOutcomeOf, type RestartOutcome } from './restart-outcome.js';
+import { cancelled, type RestartOutcome } from './restart-outcome.js';
 import { Effect, type Effects, type JobEvent } from './job-machine.js';
 import type { FleetControl, Rails, Verdict } from './rails.js';
 import type { RetriedStep, StepRunner } from './steps.js';
@@ -49,6 +48,8 @@ export interface RestartBranchDeps {
   readonly storageRetry: (job: Job, err: unknown, attempt: number, attempts: number, what: string) => boolean;
   /** Report what happened: the machine moves the job on (core/job-machine.ts). */
   readonly drive: (job: Job, event: JobEvent) => void;
+  /** A bug (an executor that rejected): end the job for the central exception handler. */
+  readonly escape: (job: Job, error: unknown) => void;
 }
 
 export class RestartBranch {
@@ -65,9 +66,11 @@ export class RestartBranch {
   readonly #notStarted: FaultEpisode;
   // Each decision's row (core/restart-audit.ts).
   readonly #audit: RestartAudit;
+  readonly #restartAttempts: number;
 
   constructor(options: RestartBranchOptions, deps: RestartBranchDeps) {
     this.#d = deps;
+    this.#restartAttempts = options.restartAttempts;
     const { storage, logger, counters, storageHealth: dependency } = deps;
     this.#audit = new RestartAudit(deps.control, deps.control !== undefined && storage.control !== undefined, options);
     this.#notStarted = new FaultEpisode(`Restart executor (${options.executorName})`, logger, {
@@ -140,7 +143,10 @@ export class RestartBranch {
       },
     };
 
-    /** Retried after a backoff up to `restartAttempts` while it certainly did not happen (`not-restarted`). */
+    /**
+     * The executor resolves with what happened (a {@link RestartOutcome}); `again` retries it after a
+     * backoff while it certainly did not happen, and `succeeded` takes whatever it ended with.
+     */
     this.#restarting = {
       kind: 'stoppable',
       run: (job, n) => {
@@ -155,57 +161,14 @@ export class RestartBranch {
         if (job.work.live) job.work.phase(`restarting ${job.host} (attempt ${n})`, restarting);
         return restarting;
       },
-      retry: (job, err, n) => {
-        // The machine is short of descriptors or memory: nothing ran, nothing about this message is
-        // wrong. Waited out with backoff (not one of its attempts), and told once per episode.
-        const notStarted = err instanceof RestartNotStarted;
-        if (notStarted) {
-          job.notStarted += 1;
-          this.#notStarted.failed(describeResourceFault(err.code));
-        } else {
-          counters.increment('restart_failed');
-          // Only what certainly did not happen is tried again.
-          if (
-            n - job.notStarted >= options.restartAttempts ||
-            restartOutcomeOf(err, job.signal).kind !== 'not-restarted'
-          )
-            return false;
-        }
-        // The kill switch stops retries too: what has not started does not start.
-        if (deps.rails?.paused === true) {
-          job.fail(
-            {
-              error: new Error('restarts paused (mayhem pause) between two attempts'),
-              kind: 'deferred',
-              verdict: PAUSED_BETWEEN,
-            },
-            true,
-          );
-          return false;
-        }
-        if (notStarted) {
-          if (logger.isLevelEnabled('debug'))
-            logger.debug(
-              { messageId: job.messageId, host: job.host, err: errorText(err) },
-              `Restart of ${job.host} could not start; retrying`,
-            );
-          return true;
-        }
-        logger.error(
-          { messageId: job.messageId, host: job.host, attempt: n },
-          `Retrying for failure to restart: ${job.host}`,
-        );
-        return true;
-      },
-      succeeded: (job) => this.#restartEnded(job, RESTARTED),
+      again: (job, outcome, n) => this.#tryAgain(job, outcome as RestartOutcome, n),
+      // Outcomes are values: an executor that rejects (or throws) has a bug. Never retried, never taken
+      // for an outcome: the central handler gets it, and the claim, left without an end, is in doubt.
+      retry: () => false,
+      succeeded: (job, outcome) => this.#restartEnded(job, outcome as RestartOutcome),
       // Stopped between two attempts (shutdown woke the backoff): no attempt was running, so nothing happened.
       failed: (job, err, betweenAttempts) =>
-        this.#restartEnded(
-          job,
-          betweenAttempts
-            ? { kind: 'cancelled', reason: errorText(err), error: err }
-            : restartOutcomeOf(err, job.signal),
-        ),
+        betweenAttempts ? this.#restartEnded(job, cancelled(errorText(err))) : deps.escape(job, err),
     };
 
     // The restart happened: its record is written even during shutdown (a redelivery must find it).
@@ -256,6 +219,62 @@ export class RestartBranch {
     if ((effects & Effect.ReleaseClaim) !== 0) runner.attempt(job, 1, this.#releasing);
   }
 
+  /**
+   * After attempt `n` ended with `outcome`: try again? Only what certainly did not happen is, up to
+   * `restartAttempts`; what could not start for want of a resource is waited out (not an attempt).
+   */
+  #tryAgain(job: Job, outcome: RestartOutcome, n: number): boolean {
+    const { counters, logger, rails } = this.#d;
+    switch (outcome.kind) {
+      case 'restarted':
+      case 'cancelled':
+        return false;
+      case 'unknown':
+        // Cut short by shutdown is a cancellation, not a failure of the restart.
+        if (!outcome.cancelled) counters.increment('restart_failed');
+        return false;
+      case 'rejected':
+        counters.increment('restart_failed');
+        return false;
+      case 'not-restarted':
+        break;
+    }
+    const resource = outcome.resource;
+    if (resource !== undefined) {
+      // The machine is short of descriptors or memory: nothing ran, nothing about this message is
+      // wrong. Waited out with backoff (not one of its attempts), and told once per episode.
+      job.notStarted += 1;
+      this.#notStarted.failed(describeResourceFault(resource));
+    } else {
+      counters.increment('restart_failed');
+      if (n - job.notStarted >= this.#restartAttempts) return false;
+    }
+    // The kill switch stops retries too: what has not started does not start.
+    if (rails?.paused === true) {
+      job.fail(
+        {
+          error: new Error('restarts paused (mayhem pause) between two attempts'),
+          kind: 'deferred',
+          verdict: PAUSED_BETWEEN,
+        },
+        true,
+      );
+      return false;
+    }
+    if (resource !== undefined) {
+      if (logger.isLevelEnabled('debug'))
+        logger.debug(
+          { messageId: job.messageId, host: job.host, err: outcome.reason },
+          `Restart of ${job.host} could not start; retrying`,
+        );
+    } else
+      logger.error(
+        { messageId: job.messageId, host: job.host, attempt: n },
+        `Retrying for failure to restart: ${job.host}`,
+      );
+    return true;
+  }
+
   /** What the restart did, one case per row of the README's table "What an executor tells the pipeline". */
   #restartEnded(job: Job, outcome: RestartOutcome): void {
     const { logger, counters, drive } = this.#d;
@@ -282,21 +301,15 @@ export class RestartBranch {
         const kind = outcome.kind === 'not-restarted' ? 'failed' : outcome.kind;
         if (deferred !== undefined) this.#audit.now(job, deferred.outcome, deferred.reason);
         else {
-          job.fail({ error: outcome.error, kind }, true);
+          // Told by the lines above (and the record's reason): no "general error", which is for bugs.
+          job.fail({ error: outcome.reason, kind, expected: true }, true);
           if (kind !== 'cancelled') this.#audit.now(job, kind, outcome.reason);
         }
         return drive(job, 'not-restarted');
       }
       case 'unknown':
-        // A restart that timed out (its outcome unknown) is told below; any other error is a bug.
-        job.fail(
-          {
-            error: outcome.error,
-            kind: outcome.cancelled ? 'cancelled' : 'failed',
-            expected: outcome.error instanceof OutcomeUnknown,
-          },
-          true,
-        );
+        // Told below, in one line (a bug never gets here: it went to the central handler).
+        job.fail({ error: outcome.reason, kind: outcome.cancelled ? 'cancelled' : 'failed', expected: true }, true);
         // One in-doubt row per message: rides on this delivery's failure record; a redelivery that
         // finds it written adds none.
         if (job.claim !== 'in-doubt-audited')

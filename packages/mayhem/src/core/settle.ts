@@ -9,7 +9,7 @@
  * lease (`unsettled`): a redelivery will find that restart in doubt rather than run it again.
  */
 import type { Logger } from 'pino';
-import { isInDoubt, RestartFailed, type DeadLetter, type Storage } from './contracts.js';
+import { isInDoubt, type DeadLetter, type Storage } from './contracts.js';
 import type { Counters } from './counters.js';
 import type { DependencyHealth } from './dependency-health.js';
 import { errorText } from './errors.js';
@@ -155,13 +155,7 @@ export class Settler {
   #generalError(job: Job): void {
     const failure = job.failure;
     // Kept for bugs: an expected fault (the database, a restart that timed out) was told where it happened.
-    if (
-      failure === undefined ||
-      failure.expected === true ||
-      failure.error instanceof RestartFailed ||
-      failure.kind === 'conflict'
-    )
-      return;
+    if (failure === undefined || failure.expected === true || failure.kind === 'conflict') return;
     const text = errorText(failure.error);
     this.#d.logger.error({ messageId: job.messageId, err: text }, `Handling general error: ${text}`);
   }

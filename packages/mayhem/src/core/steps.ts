@@ -34,6 +34,12 @@ export interface RetriedStep {
   readonly dependency?: DependencyHealth;
   /** An attempt that succeeds after the job ended: give back what it handed over (a host). */
   readonly afterEnd?: (job: Job) => void;
+  /**
+   * Stoppable steps whose attempts resolve with what happened (the executor's restart outcome):
+   * whether this value asks for another attempt, after a backoff, as `retry` does for a failure.
+   * When it says no, the value goes to `succeeded` (which reads it: it may be a failure told as a value).
+   */
+  readonly again?: (job: Job, value: unknown, attempt: number) => boolean;
 }
 
 export interface StepRunnerOptions {
@@ -91,8 +97,10 @@ export class StepRunner {
     void running.then(
       (value) => {
         step.dependency?.ok();
-        if (!job.ended) this.run(job, step.succeeded, value);
-        else if (step.afterEnd !== undefined) this.run(job, step.afterEnd, undefined);
+        if (job.ended) {
+          if (step.afterEnd !== undefined) this.run(job, step.afterEnd, undefined);
+        } else if (step.again === undefined) this.run(job, step.succeeded, value);
+        else this.#attemptResolved(job, n, step, value);
       },
       (err: unknown) => {
         if (job.ended && step.kind === 'stoppable') return step.dependency?.settled();
@@ -110,6 +118,17 @@ export class StepRunner {
     }
   }
 
+  // A value that may ask for another attempt (see `again`). What `again` or `succeeded` throws is a bug, as in `run`.
+  #attemptResolved(job: Job, n: number, step: RetriedStep, value: unknown): void {
+    try {
+      if (!step.again!(job, value, n)) return step.succeeded(job, value);
+    } catch (error) {
+      return this.#o.onBug(job, error);
+    }
+    this.#o.counters.increment('retries');
+    this.#backOff(job, n, step);
+  }
+
   #attemptFailed(job: Job, n: number, step: RetriedStep, err: unknown): void {
     if (step.kind === 'stoppable' && isAbort(err, job.signal)) {
       step.dependency?.settled();
@@ -122,15 +141,7 @@ export class StepRunner {
       return;
     }
     this.#o.counters.increment('retries');
-    if (step.kind === 'stoppable') {
-      void sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), job.signal).then(
-        () => this.attempt(job, n + 1, step),
-        (aborted: unknown) => {
-          if (!job.ended) this.run(job, (j: Job) => step.failed(j, aborted, true), undefined);
-        },
-      );
-      return;
-    }
+    if (step.kind === 'stoppable') return this.#backOff(job, n, step);
     // Durable: wait out an outage with the long backoff; once shutdown began (the sleep wakes on
     // it), the few attempts left go out at the short one.
     const winding = job.signal.aborted || job.ended;
@@ -139,6 +150,16 @@ export class StepRunner {
       : backoffDelay(n, this.#o.recordBackoff, this.#o.random);
     const next = (): void => this.attempt(job, n + 1, step);
     void sleep(delay, winding ? undefined : job.signal).then(next, next);
+  }
+
+  // A stoppable step's wait before attempt n + 1; shutdown wakes it (then no attempt was running).
+  #backOff(job: Job, n: number, step: RetriedStep): void {
+    void sleep(backoffDelay(n, this.#o.retryBackoff, this.#o.random), job.signal).then(
+      () => this.attempt(job, n + 1, step),
+      (aborted: unknown) => {
+        if (!job.ended) this.run(job, (j: Job) => step.failed(j, aborted, true), undefined);
+      },
+    );
   }
 
   #retries(job: Job, step: RetriedStep, policySays: boolean): boolean {

@@ -9,15 +9,16 @@
  * PATH, HOME, LANG and the names `--restart-env` lists (executors/child-env.ts): mayhem's own holds
  * its secrets.
  *
- * What the pipeline is told (the contract in core/contracts.ts):
- * - exit 0: restarted.
- * - exit ≠ 0: {@link RestartFailed} (not restarted; retried) with the last line of stderr as the reason.
- * - the program could not be started (ENOENT, EACCES): {@link RestartFailed}: it certainly did nothing.
+ * What the pipeline is told (the outcome it resolves with, core/restart-outcome.ts):
+ * - exit 0: `restarted`.
+ * - exit ≠ 0: `not-restarted` (retried) with the last line of stderr as the reason.
+ * - the program could not be started (ENOENT, EACCES): `not-restarted`: it certainly did nothing.
  * - it could not be started for want of a resource (EMFILE, ENFILE, ENOMEM, EAGAIN: descriptors,
- *   memory, processes): {@link RestartNotStarted}, retried with backoff until the pressure is gone.
- * - aborted (shutdown) before the process started: {@link RestartCancelled}.
+ *   memory, processes): `not-restarted` with that `resource`, retried with backoff until the pressure is gone.
+ * - a field that starts with '-' (option injection): `rejected`.
+ * - aborted (shutdown) before the process started: `cancelled`.
  * - aborted while it ran, or killed by the timeout: the process group is stopped (SIGTERM, then
- *   SIGKILL), and the outcome is unknown — it may have done its work — so the restart stays in doubt
+ *   SIGKILL), and the outcome is `unknown` — it may have done its work — so the restart stays in doubt
  *   and is never run again for that message. Commands should fail fast by themselves (e.g.
  *   `ssh -o ConnectTimeout=5`) so that an unreachable host is an exit ≠ 0, which is retried.
  * - killed by a signal mayhem did not send: unknown, likewise.
@@ -30,18 +31,19 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import {
-  RestartCancelled,
-  RestartFailed,
-  RestartNotStarted,
-  RestartRejected,
-  type RestartContext,
-  type RestartExecutor,
-} from '../core/contracts.js';
+import type { RestartContext, RestartExecutor } from '../core/contracts.js';
 import { describeResourceFault, resourceFaultOf } from '../core/resource-fault.js';
+import {
+  cancelled,
+  notRestarted,
+  outcomeUnknown,
+  rejected,
+  RESTARTED,
+  type RestartOutcome,
+} from '../core/restart-outcome.js';
 import { renderArgs, type ArgvTemplate } from './argv-template.js';
 import { childEnv } from './child-env.js';
-import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
+import { instanceOf, seconds } from './outcome.js';
 
 export interface CommandExecutorOptions {
   /** The parsed argv template; or, with `shell`, ignored. */
@@ -80,9 +82,9 @@ export class CommandRestartExecutor implements RestartExecutor {
     return [...this.#running];
   }
 
-  restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
+  restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<RestartOutcome> {
     if (signal.aborted)
-      return Promise.reject(new RestartCancelled(`Restart of ${hostname} cancelled before its command started`));
+      return Promise.resolve(cancelled(`Restart of ${hostname} cancelled before its command started`));
     const instance = instanceOf(hostname, context);
     for (const [name, value] of [
       ['host', hostname],
@@ -90,10 +92,8 @@ export class CommandRestartExecutor implements RestartExecutor {
     ] as const) {
       // Argument injection: a value that starts with '-' would be read as an option by most programs.
       if (value.startsWith('-'))
-        return Promise.reject(
-          new RestartRejected(
-            `refusing to pass ${name} ${JSON.stringify(value)} to the restart command: it starts with '-'`,
-          ),
+        return Promise.resolve(
+          rejected(`refusing to pass ${name} ${JSON.stringify(value)} to the restart command: it starts with '-'`),
         );
     }
     const { template, shellCommand } = this.#o;
@@ -107,18 +107,18 @@ export class CommandRestartExecutor implements RestartExecutor {
       MAYHEM_ATTEMPT: String(context?.attempt ?? 1),
       MAYHEM_DELIVERY: String(context?.deliveryCount ?? 1),
     });
-    return new Promise<void>((resolvePromise, reject) => {
+    return new Promise<RestartOutcome>((resolvePromise) => {
       let child;
       try {
         child = spawn(file, args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'], env });
       } catch (err) {
-        reject(notStarted(hostname, err));
+        resolvePromise(notStarted(hostname, err));
         return;
       }
       const pid = child.pid;
       if (pid === undefined) {
         // The spawn failed (EMFILE, ENOENT, …): no process, no pipes; its 'error' follows on the next tick.
-        child.once('error', (err: NodeJS.ErrnoException) => reject(notStarted(hostname, err)));
+        child.once('error', (err: NodeJS.ErrnoException) => resolvePromise(notStarted(hostname, err)));
         return;
       }
       let tail = Buffer.alloc(0);
@@ -165,33 +165,7 @@ export class CommandRestartExecutor implements RestartExecutor {
           clearTimeout(killTimer);
           killGroup(pid, 'SIGKILL');
         }
-        const settle = (): void => {
-          const reason = lastLine(tail);
-          const said = reason ? `: ${reason}` : '';
-          if (code === 0) return resolvePromise();
-          if (stopping === 'shutdown') {
-            return reject(
-              new OutcomeUnknown(
-                `the restart command for ${hostname} was still running at shutdown and was stopped; it may have restarted the host${said}`,
-                true,
-              ),
-            );
-          }
-          if (stopping === 'timeout') {
-            return reject(
-              new OutcomeUnknown(
-                `the restart command for ${hostname} ran past ${seconds(this.#o.timeoutMs)} and was killed; it may have restarted the host${said}`,
-              ),
-            );
-          }
-          if (code !== null)
-            return reject(new RestartFailed(`the restart command for ${hostname} exited with code ${code}${said}`));
-          reject(
-            new OutcomeUnknown(
-              `the restart command for ${hostname} was killed by ${sig ?? 'a signal'} (not sent by mayhem); it may have restarted the host${said}`,
-            ),
-          );
-        };
+        const settle = (): void => resolvePromise(this.#ended(hostname, code, sig, stopping, lastLine(tail)));
         // The rest of stderr may still be in the pipe: wait for its end, briefly (a background
         // process the command started may hold it open for good).
         if (child.stderr.readableEnded) return settle();
@@ -206,18 +180,40 @@ export class CommandRestartExecutor implements RestartExecutor {
       });
     });
   }
+
+  /** How the command's end reads: exit 0 restarted; ≠ 0 not; stopped or killed by a signal, unknown. */
+  #ended(
+    hostname: string,
+    code: number | null,
+    sig: NodeJS.Signals | null,
+    stopping: 'timeout' | 'shutdown' | undefined,
+    reason: string,
+  ): RestartOutcome {
+    const said = reason ? `: ${reason}` : '';
+    if (code === 0) return RESTARTED;
+    if (stopping === 'shutdown')
+      return outcomeUnknown(
+        `the restart command for ${hostname} was still running at shutdown and was stopped; it may have restarted the host${said}`,
+        true,
+      );
+    if (stopping === 'timeout')
+      return outcomeUnknown(
+        `the restart command for ${hostname} ran past ${seconds(this.#o.timeoutMs)} and was killed; it may have restarted the host${said}`,
+      );
+    if (code !== null) return notRestarted(`the restart command for ${hostname} exited with code ${code}${said}`);
+    return outcomeUnknown(
+      `the restart command for ${hostname} was killed by ${sig ?? 'a signal'} (not sent by mayhem); it may have restarted the host${said}`,
+    );
+  }
 }
 
 /** The command did not start: for want of a resource (retried until there is), or for good (ENOENT, EACCES). */
-function notStarted(hostname: string, err: unknown): RestartFailed {
+function notStarted(hostname: string, err: unknown): RestartOutcome {
   const code = resourceFaultOf(err);
   if (code !== undefined)
-    return new RestartNotStarted(
-      `could not start the restart command for ${hostname}: ${describeResourceFault(code)}`,
-      code,
-    );
+    return notRestarted(`could not start the restart command for ${hostname}: ${describeResourceFault(code)}`, code);
   const e = err as NodeJS.ErrnoException;
-  return new RestartFailed(`could not start the restart command for ${hostname}: ${e.code ?? e.message}`);
+  return notRestarted(`could not start the restart command for ${hostname}: ${e.code ?? e.message}`);
 }
 
 function killGroup(pid: number, sig: NodeJS.Signals): void {

@@ -5,31 +5,32 @@
  * `unix:///var/run/docker.sock`; the container is named by a template (`--container`, default
  * `{instance}`), checked against Docker's name rule before any request.
  *
- * What the pipeline is told:
- * - 204 (any 2xx): restarted.
- * - 404 (no such container) and other 4xx: refused for good → {@link RestartRejected}.
- * - 5xx: the daemon failed the restart → {@link RestartFailed} (retried).
- * - no connection, or still queued when the timeout or shutdown came: never sent → RestartFailed /
- *   {@link RestartCancelled}.
- * - sent and no answer in time, the connection lost, or shutdown: unknown → in doubt. The Engine
+ * What the pipeline is told (the outcome it resolves with, core/restart-outcome.ts):
+ * - 204 (any 2xx): `restarted`.
+ * - 404 (no such container) and other 4xx, or a name Docker would not accept: refused for good → `rejected`.
+ * - 5xx: the daemon failed the restart → `not-restarted` (retried).
+ * - no connection, or still queued when the timeout or shutdown came: never sent → `not-restarted`
+ *   (with its `resource` when the machine was short of descriptors or memory) / `cancelled`.
+ * - sent and no answer in time, the connection lost, or shutdown: `unknown` → in doubt. The Engine
  *   API has no idempotency key, so unlike the webhook a request that may have arrived is never sent
  *   again for the same message.
  */
 import { Pool } from 'undici';
 import type { Logger } from 'pino';
-import {
-  RestartCancelled,
-  RestartFailed,
-  RestartNotStarted,
-  RestartRejected,
-  type RestartContext,
-  type RestartExecutor,
-} from '../core/contracts.js';
+import type { RestartContext, RestartExecutor } from '../core/contracts.js';
 import { errorText } from '../core/errors.js';
+import {
+  cancelled,
+  notRestarted,
+  outcomeUnknown,
+  rejected,
+  RESTARTED,
+  type RestartOutcome,
+} from '../core/restart-outcome.js';
 import { fillFields, splitFields, type FieldText } from './argv-template.js';
 import { describeResourceFault, resourceFaultOf } from '../core/resource-fault.js';
 import { bodyLine, closePool, httpCall, HttpCallError } from './http-call.js';
-import { instanceOf, OutcomeUnknown, seconds } from './outcome.js';
+import { instanceOf, seconds } from './outcome.js';
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
@@ -118,11 +119,11 @@ export class DockerRestartExecutor implements RestartExecutor {
       throw new Error(`${where} answered /_ping with HTTP ${status}${body ? `: ${bodyLine(body)}` : ''}`);
   }
 
-  async restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
-    if (signal.aborted) throw new RestartCancelled(`Restart of ${hostname} cancelled before its request was sent`);
+  async restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<RestartOutcome> {
+    if (signal.aborted) return cancelled(`Restart of ${hostname} cancelled before its request was sent`);
     const name = fillFields(this.#o.container, { host: hostname, instance: instanceOf(hostname, context) });
     if (!CONTAINER_NAME.test(name))
-      throw new RestartRejected(`${JSON.stringify(name)} is not a valid container name (for ${hostname})`);
+      return rejected(`${JSON.stringify(name)} is not a valid container name (for ${hostname})`);
     const path = `/containers/${encodeURIComponent(name)}/restart?t=${this.#o.stopTimeoutSeconds}`;
     const what = `container ${name} (for ${hostname})`;
     let status: number;
@@ -134,37 +135,37 @@ export class DockerRestartExecutor implements RestartExecutor {
         { timeoutMs: this.#o.timeoutMs, signal },
       ));
     } catch (err) {
+      // Anything but the call's own failure is a bug: it goes to the central handler, not the table.
       if (!(err instanceof HttpCallError)) throw err;
       if (err.stage === 'not-sent') {
         // No connection for want of descriptors or memory: retried until there are (not a fault of the far end).
         const resource = resourceFaultOf(err);
         if (resource !== undefined)
-          throw new RestartNotStarted(
+          return notRestarted(
             `could not connect for the restart of ${hostname}: ${describeResourceFault(resource)}`,
             resource,
           );
-        if (err.why === 'abort') throw new RestartCancelled(`Restart of ${what} cancelled before its request was sent`);
-        throw new RestartFailed(
+        if (err.why === 'abort') return cancelled(`Restart of ${what} cancelled before its request was sent`);
+        return notRestarted(
           err.why === 'timeout'
             ? `could not reach the Docker Engine at ${this.#o.endpoint.url} within ${seconds(this.#o.timeoutMs)}`
             : `could not reach the Docker Engine at ${this.#o.endpoint.url}: ${err.message}`,
         );
       }
       if (err.why === 'abort')
-        throw new OutcomeUnknown(
+        return outcomeUnknown(
           `the restart of ${what} was sent to Docker and shutdown came before its answer; it may have been restarted`,
           true,
         );
-      throw new OutcomeUnknown(
+      return outcomeUnknown(
         err.why === 'timeout'
           ? `Docker did not answer the restart of ${what} within ${seconds(this.#o.timeoutMs)}; it may have been restarted`
           : `the connection to Docker failed during the restart of ${what}: ${err.message}; it may have been restarted`,
       );
     }
-    if (status >= 200 && status < 300) return;
+    if (status >= 200 && status < 300) return RESTARTED;
     const reason = `Docker answered HTTP ${status} to the restart of ${what}: ${engineMessage(body)}`;
-    if (status >= 500) throw new RestartFailed(reason);
-    throw new RestartRejected(reason);
+    return status >= 500 ? notRestarted(reason) : rejected(reason);
   }
 
   /** Close the pool's connections (after the last restart); requests still open get 2 s. */

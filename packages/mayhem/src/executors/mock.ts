@@ -6,13 +6,13 @@
  * "happened", even from a process SIGKILLed a moment later. Fault tests count double restarts with it.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { RestartCancelled, RestartFailed, type RestartExecutor } from '../core/contracts.js';
-import { DONE } from '../core/settled.js';
+import type { RestartExecutor } from '../core/contracts.js';
+import { cancelled, notRestarted, RESTARTED, type RestartOutcome } from '../core/restart-outcome.js';
 
 export interface MockExecutorOptions {
   /** Latency is uniform in [0, latencyMs]; 0 resolves without touching a timer. */
   readonly latencyMs: number;
-  /** Probability in [0, 1] that a restart fails with {@link RestartFailed}. */
+  /** Probability in [0, 1] that a restart fails (`not-restarted`). */
   readonly failureRate: number;
   readonly random: () => number;
   /** Append each host restarted to this file (see the module comment). Default: `MAYHEM_MOCK_JOURNAL`. */
@@ -39,32 +39,43 @@ export class MockRestartExecutor implements RestartExecutor {
     if (this.#journal !== undefined) closeSync(this.#journal);
   }
 
-  restart(hostname: string, signal: AbortSignal): Promise<void> {
+  restart(hostname: string, signal: AbortSignal): Promise<RestartOutcome> {
     // A mock restart takes effect only when its latency is over: stopped before, it did not happen.
-    if (signal.aborted) return Promise.reject(cancelled(hostname));
+    if (signal.aborted) return Promise.resolve(stopped(hostname));
     const fails = this.#o.random() < this.#o.failureRate;
     const latency = this.#o.latencyMs > 0 ? this.#o.random() * this.#o.latencyMs : 0;
     if (latency === 0) {
-      if (fails) return Promise.reject(new RestartFailed(`Could not restart ${hostname}`));
+      if (fails) return Promise.resolve(failed(hostname));
       this.#tookEffect(hostname);
-      return DONE;
+      // One settled promise for every instant restart: the benches' hot path allocates nothing here.
+      return RESTARTED_NOW;
     }
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       const onAbort = (): void => {
         clearTimeout(timer);
-        reject(cancelled(hostname));
+        resolve(stopped(hostname));
       };
       const timer = setTimeout(() => {
         signal.removeEventListener('abort', onAbort);
-        if (fails) return reject(new RestartFailed(`Could not restart ${hostname}`));
-        this.#tookEffect(hostname);
-        resolve();
+        resolve(this.#end(hostname, fails));
       }, latency);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+
+  #end(hostname: string, fails: boolean): RestartOutcome {
+    if (fails) return failed(hostname);
+    this.#tookEffect(hostname);
+    return RESTARTED;
+  }
 }
 
-function cancelled(hostname: string): RestartCancelled {
-  return new RestartCancelled(`Restart of ${hostname} cancelled before it took effect`);
+const RESTARTED_NOW = Promise.resolve(RESTARTED);
+
+function failed(hostname: string): RestartOutcome {
+  return notRestarted(`Could not restart ${hostname}`);
+}
+
+function stopped(hostname: string): RestartOutcome {
+  return cancelled(`Restart of ${hostname} cancelled before it took effect`);
 }

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Metrics, RestartContext, RestartExecutor } from '../core/contracts.js';
-import { RestartFailed, RestartRejected } from '../core/contracts.js';
 import { ConfigError } from '../core/errors.js';
+import type { RestartOutcome, RestartOutcomeKind } from '../core/restart-outcome.js';
 import { noopMetrics } from '../metrics/noop.js';
 import { parseArgvTemplate, placeholdersIn, TemplateError } from './argv-template.js';
 import { parseEnvNames } from './child-env.js';
@@ -212,16 +212,22 @@ async function build(s: ExecutorSettings, deps: OpenExecutorDeps, env: NodeJS.Pr
   }
 }
 
-/** Times every restart call into `restart_duration`, by how it ended (unless `metrics` is the no-op). */
+/**
+ * Times every restart call into `restart_duration`, labelled by its outcome (unless `metrics` is the
+ * no-op). A call that rejects (a bug) is timed as `unknown`, then passed on as it came.
+ */
 export function withRestartTimings(inner: RestartExecutor, metrics: Metrics): RestartExecutor {
   if (metrics === noopMetrics) return inner;
   return {
-    restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<void> {
+    restart(hostname: string, signal: AbortSignal, context?: RestartContext): Promise<RestartOutcome> {
       const started = performance.now();
       return inner.restart(hostname, signal, context).then(
-        () => metrics.timing('restart_duration', performance.now() - started, 'restarted'),
+        (outcome) => {
+          metrics.timing('restart_duration', performance.now() - started, TIMING_LABEL[outcome.kind]);
+          return outcome;
+        },
         (err: unknown) => {
-          metrics.timing('restart_duration', performance.now() - started, outcomeOf(err));
+          metrics.timing('restart_duration', performance.now() - started, 'unknown');
           throw err;
         },
       );
@@ -229,9 +235,11 @@ export function withRestartTimings(inner: RestartExecutor, metrics: Metrics): Re
   };
 }
 
-function outcomeOf(err: unknown): string {
-  if (err instanceof RestartRejected) return 'rejected';
-  if (err instanceof Error && err.name === 'AbortError') return err instanceof RestartFailed ? 'cancelled' : 'unknown';
-  if (err instanceof RestartFailed) return 'failed';
-  return 'unknown';
-}
+// The metric's labels predate the outcome's names: `failed` is `not-restarted` (could not start included).
+const TIMING_LABEL: Readonly<Record<RestartOutcomeKind, string>> = {
+  restarted: 'restarted',
+  'not-restarted': 'failed',
+  rejected: 'rejected',
+  cancelled: 'cancelled',
+  unknown: 'unknown',
+};

@@ -1,8 +1,5 @@
-/** What the real executors share: the "outcome unknown" error and small helpers. */
+/** Small helpers the real executors share (their outcomes are core/restart-outcome.ts's values). */
 import type { RestartContext } from '../core/contracts.js';
-
-// The "outcome unknown" error lives with the executor contract (the pipeline tells it as an expected fault).
-export { OutcomeUnknown } from '../core/contracts.js';
 
 /** The instance a restart is for: from the context, else the hostname's first label. */
 export function instanceOf(hostname: string, context: RestartContext | undefined): string {

@@ -4,6 +4,7 @@
  */
 import { MemoryBroker } from '../../src/brokers/memory.js';
 import type { RestartExecutor } from '../../src/core/contracts.js';
+import type { RestartOutcome } from '../../src/core/restart-outcome.js';
 import { createMayhem } from '../../src/core/assemble.js';
 import { encodeRestartRequest } from '../../src/core/message.js';
 import type { Outcome, PipelineOptions } from '../../src/core/pipeline.js';
@@ -46,12 +47,9 @@ export function executorPipeline(executor: RestartExecutor, options: Partial<Pip
   };
 }
 
-/** Settles `p` and returns its rejection (fails the test if it resolves). */
-export async function rejection(p: Promise<void>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
+/** The outcome of a restart that did not happen, or may not have (fails the test on `restarted`, or on a rejection: a bug). */
+export async function failure(p: Promise<RestartOutcome>): Promise<Exclude<RestartOutcome, { kind: 'restarted' }>> {
+  const outcome = await p;
+  if (outcome.kind === 'restarted') throw new Error('expected a restart that did not happen, got restarted');
+  return outcome;
 }

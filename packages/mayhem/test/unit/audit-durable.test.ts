@@ -5,7 +5,8 @@
  * expected faults are not the central handler's "Handling general error".
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { OutcomeUnknown, RestartNotStarted, type Delivery } from '../../src/core/contracts.js';
+import type { Delivery } from '../../src/core/contracts.js';
+import { notRestarted, outcomeUnknown } from '../../src/core/restart-outcome.js';
 import { FakeExecutor, rig, track } from '../pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
@@ -79,7 +80,7 @@ describe('the audit rows of a restart ride on its records', () => {
 
   it('one in-doubt row per message, however many deliveries find it in doubt', async () => {
     const r = rig({
-      executor: new FakeExecutor(() => ({ latencyMs: 10, error: new OutcomeUnknown('ran past 10ms and was killed') })),
+      executor: new FakeExecutor(() => ({ latencyMs: 10, outcome: outcomeUnknown('ran past 10ms and was killed') })),
       pipeline: { maxDeliveries: 10 },
     });
     const id = r.publish('cattle-aaaa');
@@ -107,9 +108,7 @@ describe('a restart that could not start for want of a resource', () => {
   it('is retried with backoff until it runs (not one of its attempts), told once, never in doubt', async () => {
     const r = rig({
       executor: new FakeExecutor((_host, nth) =>
-        nth <= 6
-          ? { latencyMs: 0, error: new RestartNotStarted('could not start: EMFILE', 'EMFILE') }
-          : { latencyMs: 10 },
+        nth <= 6 ? { latencyMs: 0, outcome: notRestarted('could not start: EMFILE', 'EMFILE') } : { latencyMs: 10 },
       ),
       pipeline: { restartAttempts: 2 },
     });

@@ -7,6 +7,7 @@ import type { Broker, Delivery, Metrics } from '../../src/core/contracts.js';
 import { Consumer, nackOnHandlerError, type ConsumerParts } from '../../src/core/consumer.js';
 import type { HandleEnd, Outcome } from '../../src/core/pipeline.js';
 import { shutdown } from '../../src/core/shutdown.js';
+import { RESTARTED } from '../../src/core/restart-outcome.js';
 import { FakeExecutor, noopMetrics, rig, track, wrapDelivery, type Rig } from '../pipeline-harness.js';
 
 vi.setConfig({ testTimeout: 5_000 });
@@ -81,7 +82,7 @@ describe('flow control', () => {
     // settle every message in microtasks, so without a turn between batches nothing else would run.
     vi.useRealTimers();
     const instant = new FakeExecutor();
-    instant.restart = () => Promise.resolve(); // no timer at all: like the mock at --restart-latency 0
+    instant.restart = () => Promise.resolve(RESTARTED); // no timer at all: like the mock at --restart-latency 0
     const r = rig({ executor: instant });
     for (let i = 0; i < 5000; i++) r.publish(`cattle-b${i}`);
     const consumer = r.consumer({ maxInFlight: 100, pullBatch: 100 });

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { Delivery, Storage } from '../../src/core/contracts.js';
-import { RestartRejected } from '../../src/core/contracts.js';
+import { outcomeUnknown, rejected } from '../../src/core/restart-outcome.js';
 import { sleep } from '../../src/core/timing.js';
 import type { MemoryStorage } from '../../src/storage/memory/storage.js';
 import { FakeExecutor, failingSaves, rig, track, wrapDelivery } from '../pipeline-harness.js';
@@ -118,7 +118,7 @@ describe('deadline extension', () => {
 });
 
 describe('retries', () => {
-  it('retries RestartFailed up to restartAttempts with the backoff policy delays', async () => {
+  it('retries `not-restarted` up to restartAttempts with the backoff policy delays', async () => {
     const r = rig({ executor: new FakeExecutor((_h, nth) => ({ latencyMs: 10, fail: nth <= 2 })) });
     const id = r.publish('cattle-aaaa');
     const t0 = Date.now();
@@ -159,16 +159,61 @@ describe('retries', () => {
     expect((await pullOne(r)).deliveryCount).toBe(2);
   });
 
-  it('does not retry an error that is not RestartFailed, and logs it as a general error', async () => {
-    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, error: new Error('executor exploded') })) });
-    r.publish('cattle-aaaa');
+  it('an executor that rejects has a bug: not retried, not taken for an outcome, handed to the central handler as it came', async () => {
+    const bug = new TypeError('executor exploded');
+    const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10, throws: bug })) });
+    const id = r.publish('cattle-aaaa');
     const out = track(r.pipeline.handle(await pullOne(r), live()));
     await vi.advanceTimersByTimeAsync(10);
-    expect(await out.promise).toBe('nacked');
+    // The job ends with no outcome: what escaped is the executor's own error, for the central handler.
+    await expect(out.promise).rejects.toBe(bug);
+    await vi.advanceTimersByTimeAsync(1_000);
     expect(r.executor.calls).toHaveLength(1);
-    expect(
-      r.log.lines.filter((l) => l.msg === 'Handling general error: executor exploded' && l.level === 50),
-    ).toHaveLength(1);
+    expect(r.counters.tally).toMatchObject({ retries: 0, restart_failed: 0, restarted: 0 });
+    // No row of the outcome table: no failure recorded, no audit row; its claim stays, without an end.
+    expect(r.memory.records.get(id)).toMatchObject({ restartClaimed: 1, restartReleased: 0, restarted: false });
+    expect(r.memory.records.get(id)?.lastError).toBeNull();
+    expect(r.control.entries.filter((e) => e.messageId === id)).toEqual([]);
+    expect(r.log.lines.some((l) => l.msg.includes('ended without saying whether it happened'))).toBe(false);
+    expect(r.log.lines.some((l) => l.msg.startsWith('Retrying for failure to restart'))).toBe(false);
+  });
+
+  it('an executor bug, thrown or rejected, is logged once by the central handler and nacked; the redelivery finds the restart in doubt and does not run it', async () => {
+    for (const how of ['rejects', 'throws'] as const) {
+      const r = rig({ executor: new FakeExecutor(() => ({ latencyMs: 10 })) });
+      const fake = r.executor;
+      // A restart() that throws before it returns a promise is the same bug as one that rejects.
+      const real = fake.restart.bind(fake);
+      let first = true;
+      fake.restart = (host, signal) => {
+        if (!first) return real(host, signal);
+        first = false;
+        void real(host, signal);
+        if (how === 'throws') throw new Error('executor exploded');
+        return Promise.reject(new Error('executor exploded'));
+      };
+      const id = r.publish('cattle-aaaa');
+      const consumer = r.consumer();
+      const settled: string[] = [];
+      consumer.onSettled = (o) => settled.push(o);
+      const stop = new AbortController();
+      const running = track(consumer.run(stop.signal, new AbortController().signal));
+      await vi.advanceTimersByTimeAsync(200);
+      const bugLines = r.log.lines.filter((l) => l.msg === 'Handling general error: executor exploded');
+      expect(bugLines, how).toHaveLength(1);
+      expect(bugLines[0]).toMatchObject({ level: 50, messageId: id, delivery: 1 });
+      // Nacked by the handler, redelivered, found in doubt: acked as such, the host not restarted again.
+      expect(settled, how).toEqual(['acked']);
+      expect(r.broker.stats(), how).toMatchObject({ nacked: 1, acked: 1 });
+      expect(fake.callsFor(HOST_A), how).toHaveLength(1);
+      expect(r.memory.records.get(id), how).toMatchObject({ restartInDoubt: true, restarted: false, acked: true });
+      expect(
+        r.control.entries.filter((e) => e.messageId === id).map((e) => e.outcome),
+        how,
+      ).toEqual(['in-doubt']);
+      stop.abort();
+      await running.promise;
+    }
   });
 
   it('retries a failed save likewise and acks once it succeeds', async () => {
@@ -620,7 +665,7 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
     const r = rig({
       executor: new FakeExecutor((_h, nth) => ({
         latencyMs: 10,
-        error: nth === 1 ? new Error('ssh: connection reset') : undefined,
+        outcome: nth === 1 ? outcomeUnknown('ssh: connection reset') : undefined,
       })),
     });
     const id = r.publish('cattle-aaaa');
@@ -637,12 +682,12 @@ describe('the restart intent (never twice, even when a process dies mid-restart)
   });
 });
 
-describe('a restart the executor rejects for good (RestartRejected)', () => {
+describe('a restart the executor refuses for good (`rejected`)', () => {
   it('is not retried and is dead-lettered at once with the reason; its claim released', async () => {
     const r = rig({
       executor: new FakeExecutor(() => ({
         latencyMs: 10,
-        error: new RestartRejected('HTTP 404 from the restart webhook: no such host'),
+        outcome: rejected('HTTP 404 from the restart webhook: no such host'),
       })),
     });
     const id = r.publish('cattle-aaaa');

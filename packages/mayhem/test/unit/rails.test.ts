@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { HostFilter, RestartWindow } from '../../src/core/policy.js';
 import type { Delivery } from '../../src/core/contracts.js';
+import { outcomeUnknown } from '../../src/core/restart-outcome.js';
 import type { RailCheck, Rails } from '../../src/core/rails.js';
 import { ShadowControl } from '../../src/core/shadow-control.js';
 import { FakeExecutor, rig, track } from '../pipeline-harness.js';
@@ -217,7 +218,7 @@ describe('the audit trail', () => {
       executor: new FakeExecutor((host) => ({
         latencyMs: 10,
         fail: host.startsWith('cattle-bad'),
-        error: host.startsWith('cattle-odd') ? new Error('ssh: connection reset') : undefined,
+        outcome: host.startsWith('cattle-odd') ? outcomeUnknown('ssh: connection reset') : undefined,
       })),
     });
     const ok = r.publish('cattle-good');
