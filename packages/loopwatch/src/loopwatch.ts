@@ -106,8 +106,9 @@ export class Loopwatch {
     return this.#mode;
   }
 
-  /** Emits through the bus (kinds, ignore, silence, one per site); a stall is also recorded. */
-  readonly emit = (r: Report): void => {
+  /** Emits through the bus (kinds, ignore, silence, one per site); a stall is also recorded. Nothing: nothing. */
+  readonly emit = (r: Report | undefined): void => {
+    if (r === undefined) return;
     if (r.kind === 'stall' && this.#recorder && r.durationMs !== undefined)
       this.#recorder.stall(
         r.durationMs,
@@ -144,12 +145,7 @@ export class Loopwatch {
   enableDebug(opts: EnableOptions = {}): void {
     this.#restart(opts);
     const slowMs = opts.slowMs ?? DEFAULT_SLOW_MS;
-    this.tasks.start({
-      onCollected: (rec) => {
-        const r = collectedReport(rec);
-        if (r) this.emit(r);
-      },
-    });
+    this.tasks.start({ onCollected: (rec) => this.emit(collectedReport(rec)) });
     this.#stoppers.push(() => this.tasks.stop());
     installCurrentTaskProbe(() => {
       const t = this.tasks.current();
