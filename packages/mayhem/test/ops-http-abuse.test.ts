@@ -75,7 +75,9 @@ describe('--http sheds what would hold it', () => {
         for (const r of await Promise.all(idle.map((i) => i.closed))) {
           expect(r.afterMs).toBeGreaterThanOrEqual(250);
           expect(r.afterMs).toBeLessThan(3000);
-          expect(r.received).toBe('');
+          // Closed unanswered, or with a 408: node's own header timer and the endpoint's idle timer (both
+          // --http-timeout) race for a connection that never began its request; either closes it.
+          expect(r.received).toMatch(/^(|HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*)$/);
         }
         const s = await slow.closed;
         expect(s.afterMs).toBeGreaterThanOrEqual(250);
