@@ -60,6 +60,7 @@ export class WindowProfiler {
   #keepalive: string | undefined;
   #previous: Piece | undefined;
   #closed = false;
+  #begunAt: number | undefined;
 
   /**
    * `deferStart`: begin sampling in the first timer turn instead of now. Starting V8's profiler is
@@ -80,6 +81,7 @@ export class WindowProfiler {
   }
 
   #begin(intervalUs: number, rotateMs: number | undefined): void {
+    this.#begunAt = performance.now();
     this.#session.connect();
     this.#post('Profiler.enable');
     this.#post('Profiler.setSamplingInterval', { interval: intervalUs });
@@ -95,6 +97,10 @@ export class WindowProfiler {
     this.#rotate.unref();
     this.#renew = setInterval(() => this.#renewKeepalive(), KEEPALIVE_RENEW_MS);
     this.#renew.unref();
+  }
+
+  begunAt(): number | undefined {
+    return this.#begunAt;
   }
 
   /** Hottest stack of [startMs, endMs] (performance.now() times), restarting the profile afterwards. */

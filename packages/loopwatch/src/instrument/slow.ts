@@ -36,6 +36,8 @@ export interface WindowSampler {
   /** Hottest stack of [startMs, endMs] (clock times). */
   hottest(startMs: number, endMs: number): HotStack;
   close(): void;
+  /** When sampling began (clock ms); undefined while a deferred start waits for its turn. */
+  begunAt?(): number | undefined;
 }
 
 export interface SlowCallbackDeps {
@@ -194,7 +196,10 @@ export class SlowCallbackWatcher {
     // not reported, not counted.
     const explained = coversTurn(blocking, startMs, durationMs);
     const hot = this.#d.sampler.hottest(startMs - 1, startMs + durationMs + 1);
-    if (hot.attribution === 'module-loading') {
+    // A deferred sampler begins in the first timer turn: a turn before it is the program's start
+    // (its modules' evaluation), start-up whether or not a sample names the modules.
+    const begun = this.#d.sampler.begunAt ? this.#d.sampler.begunAt() : -Infinity;
+    if (hot.attribution === 'module-loading' || begun === undefined || startMs < begun) {
       this.#noteStartUp(hot, durationMs);
       this.#ownUntil = clock.now();
       return;
