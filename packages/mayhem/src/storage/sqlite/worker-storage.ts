@@ -37,7 +37,11 @@ import type { Pruner } from './retention.js';
 import { closedError, rejectAborted } from '../record.js';
 import {
   ABORTED,
+  CLAIM_BASE,
+  CLAIMS,
   DONE,
+  DONE_VALUE,
+  FAILED,
   OP,
   type ControlState,
   type FromWorker,
@@ -101,6 +105,8 @@ const ANSWERS_PER_TURN = 256;
 // A worker that stayed up this long resets the backoff.
 const STABLE_AFTER_MS = 10_000;
 
+type Answers = Extract<FromWorker, { t: 'answers' }>;
+
 interface Pending {
   resolve(value: unknown): void;
   reject(reason: unknown): void;
@@ -143,9 +149,10 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   // same run-wide signal with every save, and EventTarget's addEventListener scans the listeners already
   // there (a listener per call made each call O(calls in flight): a quarter of the main thread's time).
   const bySignal = new WeakMap<AbortSignal, Set<number>>();
-  // Answer batches waiting to be settled (see answered), and where the first one is at.
-  const answers: unknown[][] = [];
+  // Answer batches waiting to be settled (see answered), and where the first one is at (in `n`, and in `v`).
+  const answers: Answers[] = [];
   let answersAt = 0;
+  let valuesAt = 0;
   let settling = false;
 
   let settleReady!: (err?: Error) => void;
@@ -182,7 +189,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
       switch (m.t) {
         case 'answers':
           if (m.state !== undefined) state = m.state;
-          answered(m.a);
+          answered(m);
           break;
         case 'ready':
           state = m.state;
@@ -255,8 +262,9 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   function failAll(err: Error): void {
     // Answers already here are committed writes: they resolve, whatever happened to the worker since.
     for (const a of answers.splice(0)) {
-      settle(a, answersAt, a.length);
+      settle(a, answersAt, a.n.length, valuesAt);
       answersAt = 0;
+      valuesAt = 0;
     }
     outgoing = [];
     const all = [...pending.values()];
@@ -268,8 +276,11 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
    * Settle a batch of answers, at most {@link ANSWERS_PER_TURN} a turn: each answer lets a message go on
    * (its ack, its next write) in the same turn, so a whole batch at once would be one long turn.
    */
-  function answered(a: unknown[]): void {
-    if (answers.length === 0 && a.length <= ANSWERS_PER_TURN * 3) return settle(a, 0, a.length);
+  function answered(a: Answers): void {
+    if (answers.length === 0 && a.n.length <= ANSWERS_PER_TURN * 2) {
+      settle(a, 0, a.n.length, 0);
+      return;
+    }
     answers.push(a);
     if (!settling) {
       settling = true;
@@ -278,34 +289,42 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   }
 
   function settleSome(): void {
-    let budget = ANSWERS_PER_TURN * 3;
+    let budget = ANSWERS_PER_TURN * 2;
     while (budget > 0 && answers.length > 0) {
       const a = answers[0]!;
-      const end = Math.min(a.length, answersAt + budget);
-      settle(a, answersAt, end);
+      const end = Math.min(a.n.length, answersAt + budget);
+      valuesAt = settle(a, answersAt, end, valuesAt);
       budget -= end - answersAt;
-      if (end === a.length) {
+      if (end === a.n.length) {
         answers.shift();
         answersAt = 0;
+        valuesAt = 0;
       } else answersAt = end;
     }
     if (answers.length > 0) setImmediate(settleSome);
     else settling = false;
   }
 
-  function settle(a: unknown[], from: number, to: number): void {
-    for (let i = from; i < to; i += 3) {
-      const id = a[i] as number;
+  /** Settle the answers of `a.n` from `from` to `to`, their values from `a.v[at]`; returns where the values are now. */
+  function settle(a: Answers, from: number, to: number, at: number): number {
+    const { n, v } = a;
+    for (let i = from; i < to; i += 2) {
+      const id = n[i]!;
+      const how = n[i + 1]!;
+      // A value is taken whether or not its caller is still here: the next answer's value follows it.
+      const value = how === DONE_VALUE || how === FAILED ? v[at++] : undefined;
       const p = pending.get(id);
       if (p === undefined) continue;
       pending.delete(id);
       if (p.signal !== undefined) bySignal.get(p.signal)?.delete(id);
-      const how = a[i + 1];
-      if (how === DONE) p.resolve(a[i + 2]);
+      if (how === DONE) p.resolve(undefined);
+      else if (how === DONE_VALUE) p.resolve(value);
+      else if (how >= CLAIM_BASE) p.resolve(CLAIMS[how - CLAIM_BASE]);
       // The caller's own signal reason, as the contract says.
       else if (how === ABORTED) p.reject(p.signal?.reason);
-      else p.reject(new Error(a[i + 2] as string));
+      else p.reject(new Error(value as string));
     }
+    return at;
   }
 
   function flushOutgoing(): void {
@@ -322,8 +341,11 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     return undefined;
   }
 
-  /** Queue a call for this turn's batch; its answer resolves the promise. */
-  function call<T>(op: OpName, args: unknown[], signal?: AbortSignal): Promise<T> {
+  /**
+   * Queue a call for this turn's batch; its answer resolves the promise. `inline`: `args` are the op's
+   * argument entries themselves (protocol.ts's ARITY), not one array of them.
+   */
+  function call<T>(op: OpName, args: unknown[], signal?: AbortSignal, inline = false): Promise<T> {
     const no = refuse();
     if (no !== undefined) return Promise.reject(no);
     if (signal?.aborted) return rejectAborted(signal);
@@ -331,7 +353,10 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     return new Promise<T>((resolve, reject) => {
       if (signal !== undefined) watch(signal).add(id);
       pending.set(id, { resolve: resolve, reject, signal });
-      push(id, op, args);
+      if (inline) {
+        outgoing.push(id, OP[op], ...args);
+        scheduleSend();
+      } else push(id, op, args);
     });
   }
 
@@ -361,6 +386,10 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
 
   function push(id: number, op: OpName, args: unknown[]): void {
     outgoing.push(id, OP[op], args);
+    scheduleSend();
+  }
+
+  function scheduleSend(): void {
     if (!sendScheduled) {
       sendScheduled = true;
       setImmediate(flushOutgoing);
@@ -414,15 +443,31 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     },
     control: () => control,
     experiments: () => experiments,
-    claimRestart: (request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal) =>
-      call<RestartClaim>('claimRestart', [request, deliveryCount, mode, signal !== undefined], signal),
-    saveMessage: (request: RestartRequest, deliveryCount: number, signal?: AbortSignal) =>
-      call<void>('saveMessage', [request, deliveryCount, signal !== undefined], signal),
+    claimRestart: (r: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal) =>
+      call<RestartClaim>(
+        'claimRestart',
+        [r.messageId, r.instanceName, r.host, r.publishedAt, deliveryCount, mode, signal !== undefined],
+        signal,
+        true,
+      ),
+    saveMessage: (r: RestartRequest, deliveryCount: number, signal?: AbortSignal) =>
+      call<void>(
+        'saveMessage',
+        [r.messageId, r.instanceName, r.host, r.publishedAt, deliveryCount, signal !== undefined],
+        signal,
+        true,
+      ),
     markRestarted: (messageId: string, attempts: number, signal?: AbortSignal, audit?: readonly AuditEntry[]) =>
       call<void>('markRestarted', [messageId, attempts, signal !== undefined, audit], signal),
     releaseRestart: (messageId: string, deliveryCount: number, attempts: number) =>
       call<void>('releaseRestart', [messageId, deliveryCount, attempts]),
-    markAcked: (record: AckRecord) => call<void>('markAcked', [record]),
+    markAcked: (r: AckRecord) =>
+      call<void>(
+        'markAcked',
+        [r.messageId, r.extensions, r.attempts, r.restartDone, r.restartInDoubt, r.skipReason, r.audit],
+        undefined,
+        true,
+      ),
     readCalls: (messageId: string) => call<CallCount>('readCalls', [messageId]),
     recordCalls: (messageId: string, count: CallCount) => call<void>('recordCalls', [messageId, count]),
     markFailed: (messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]) =>
