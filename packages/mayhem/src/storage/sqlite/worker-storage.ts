@@ -35,20 +35,8 @@ import type { CheckpointStats } from './checkpoint.js';
 import type { SqliteStats } from './storage.js';
 import type { Pruner } from './retention.js';
 import { closedError, rejectAborted } from '../record.js';
-import {
-  ABORTED,
-  CLAIM_BASE,
-  CLAIMS,
-  DONE,
-  DONE_VALUE,
-  FAILED,
-  OP,
-  type ControlState,
-  type FromWorker,
-  type OpName,
-  type ToWorker,
-  type WorkerInit,
-} from './protocol.js';
+import { PendingCalls } from './pending-calls.js';
+import { OP, type ControlState, type FromWorker, type OpName, type ToWorker, type WorkerInit } from './protocol.js';
 
 export interface SqliteWorkerOptions {
   /** Database file (created if missing; its directory must exist); `:memory:` works (lost with the worker). */
@@ -100,18 +88,8 @@ const WORKER_HEAP_MB = 1024;
 // ~45 MB off the process's peak RSS at no measurable CPU cost (8 MB began to cost scavenges).
 const WORKER_YOUNG_MB = 16;
 const MAX_BACKOFF_MS = 5_000;
-// Answers settled per turn of the main loop (each lets a message go on in that turn).
-const ANSWERS_PER_TURN = 256;
 // A worker that stayed up this long resets the backoff.
 const STABLE_AFTER_MS = 10_000;
-
-type Answers = Extract<FromWorker, { t: 'answers' }>;
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(reason: unknown): void;
-  signal: AbortSignal | undefined;
-}
 
 function workerUrl(): URL {
   const here = import.meta.url;
@@ -137,7 +115,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   let closing = false;
   let closed = false;
   let nextId = 1;
-  const pending = new Map<number, Pending>();
+  const pending = new PendingCalls((id) => worker?.postMessage({ t: 'abort', id } satisfies ToWorker));
   let outgoing: unknown[] = [];
   let sendScheduled = false;
   let state: ControlState = { pause: undefined, settings: undefined };
@@ -145,15 +123,6 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   let faultError: Error | undefined;
   let restartTimer: NodeJS.Timeout | undefined;
   let onClosed: (() => void) | undefined;
-  // The calls in flight per caller signal, with ONE abort listener per signal: the pipeline passes the
-  // same run-wide signal with every save, and EventTarget's addEventListener scans the listeners already
-  // there (a listener per call made each call O(calls in flight): a quarter of the main thread's time).
-  const bySignal = new WeakMap<AbortSignal, Set<number>>();
-  // Answer batches waiting to be settled (see answered), and where the first one is at (in `n`, and in `v`).
-  const answers: Answers[] = [];
-  let answersAt = 0;
-  let valuesAt = 0;
-  let settling = false;
 
   let settleReady!: (err?: Error) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -189,7 +158,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
       switch (m.t) {
         case 'answers':
           if (m.state !== undefined) state = m.state;
-          answered(m);
+          pending.answered(m);
           break;
         case 'ready':
           state = m.state;
@@ -260,71 +229,8 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   }
 
   function failAll(err: Error): void {
-    // Answers already here are committed writes: they resolve, whatever happened to the worker since.
-    for (const a of answers.splice(0)) {
-      settle(a, answersAt, a.n.length, valuesAt);
-      answersAt = 0;
-      valuesAt = 0;
-    }
     outgoing = [];
-    const all = [...pending.values()];
-    pending.clear();
-    for (const p of all) p.reject(err);
-  }
-
-  /**
-   * Settle a batch of answers, at most {@link ANSWERS_PER_TURN} a turn: each answer lets a message go on
-   * (its ack, its next write) in the same turn, so a whole batch at once would be one long turn.
-   */
-  function answered(a: Answers): void {
-    if (answers.length === 0 && a.n.length <= ANSWERS_PER_TURN * 2) {
-      settle(a, 0, a.n.length, 0);
-      return;
-    }
-    answers.push(a);
-    if (!settling) {
-      settling = true;
-      setImmediate(settleSome);
-    }
-  }
-
-  function settleSome(): void {
-    let budget = ANSWERS_PER_TURN * 2;
-    while (budget > 0 && answers.length > 0) {
-      const a = answers[0]!;
-      const end = Math.min(a.n.length, answersAt + budget);
-      valuesAt = settle(a, answersAt, end, valuesAt);
-      budget -= end - answersAt;
-      if (end === a.n.length) {
-        answers.shift();
-        answersAt = 0;
-        valuesAt = 0;
-      } else answersAt = end;
-    }
-    if (answers.length > 0) setImmediate(settleSome);
-    else settling = false;
-  }
-
-  /** Settle the answers of `a.n` from `from` to `to`, their values from `a.v[at]`; returns where the values are now. */
-  function settle(a: Answers, from: number, to: number, at: number): number {
-    const { n, v } = a;
-    for (let i = from; i < to; i += 2) {
-      const id = n[i]!;
-      const how = n[i + 1]!;
-      // A value is taken whether or not its caller is still here: the next answer's value follows it.
-      const value = how === DONE_VALUE || how === FAILED ? v[at++] : undefined;
-      const p = pending.get(id);
-      if (p === undefined) continue;
-      pending.delete(id);
-      if (p.signal !== undefined) bySignal.get(p.signal)?.delete(id);
-      if (how === DONE) p.resolve(undefined);
-      else if (how === DONE_VALUE) p.resolve(value);
-      else if (how >= CLAIM_BASE) p.resolve(CLAIMS[how - CLAIM_BASE]);
-      // The caller's own signal reason, as the contract says.
-      else if (how === ABORTED) p.reject(p.signal?.reason);
-      else p.reject(new Error(value as string));
-    }
-    return at;
+    pending.failAll(err);
   }
 
   function flushOutgoing(): void {
@@ -351,32 +257,12 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     if (signal?.aborted) return rejectAborted(signal);
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
-      if (signal !== undefined) watch(signal).add(id);
-      pending.set(id, { resolve: resolve, reject, signal });
+      pending.add(id, resolve as (value: unknown) => void, reject, signal);
       if (inline) {
         outgoing.push(id, OP[op], ...args);
         scheduleSend();
       } else push(id, op, args);
     });
-  }
-
-  /** The ids in flight with `signal`; on abort, the worker is told which calls to drop (if not yet written). */
-  function watch(signal: AbortSignal): Set<number> {
-    let ids = bySignal.get(signal);
-    if (ids === undefined) {
-      const set = new Set<number>();
-      ids = set;
-      bySignal.set(signal, set);
-      signal.addEventListener(
-        'abort',
-        () => {
-          for (const id of set) worker?.postMessage({ t: 'abort', id } satisfies ToWorker);
-          set.clear();
-        },
-        { once: true },
-      );
-    }
-    return ids;
   }
 
   /** A call with no answer (the interface's method returns void); lost with a dead worker. */
