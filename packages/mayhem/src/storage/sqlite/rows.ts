@@ -3,6 +3,7 @@
  * appends a row) or one UPDATE by row id (see sqlite/storage.ts for the flush around it).
  */
 import type Database from 'better-sqlite3';
+import type { RecordColumn } from '../columns.js';
 import type { RecordPatch } from '../record-patch.js';
 import type { IdIndex } from './id-index.js';
 import { isUuid, KEY_SQL } from './schema.js';
@@ -78,6 +79,33 @@ export function prepareRowWriter(db: Database.Database): RowWriter {
   };
 }
 
+type Field = RecordColumn['field'];
+
+/**
+ * The fields each fast statement binds. A patch fits a statement when every other column of the record's
+ * table (storage/columns.ts) holds its neutral value; the checks below are written out (they run twice
+ * per message), and test/unit/record-columns.test.ts holds them to that table column by column, so a
+ * column added there fails the test until it is either bound here or checked neutral.
+ */
+export const FIRST_FIELDS: readonly Field[] = [
+  'instanceName',
+  'hostname',
+  'publishedAt',
+  'restartClaimed',
+  'saved',
+  'deliveries',
+];
+export const ACK_FIELDS: readonly Field[] = [
+  'restarted',
+  'restartInDoubt',
+  'restartAttempts',
+  'acked',
+  'extensions',
+  'skipReason',
+  'restartAudited',
+  'inDoubtAudited',
+];
+
 /** Fields neither a first write nor an ack sets: neutral in both shapes. */
 function neutralForBoth(p: RecordPatch): boolean {
   return (
@@ -85,8 +113,8 @@ function neutralForBoth(p: RecordPatch): boolean {
   );
 }
 
-/** A message's first write as the save and the claim make it: only their columns are set. */
-function isFirstShape(p: RecordPatch): boolean {
+/** A message's first write as the save and the claim make it: only {@link FIRST_FIELDS} are set. */
+export function isFirstShape(p: RecordPatch): boolean {
   return (
     neutralForBoth(p) &&
     !p.restarted &&
@@ -100,8 +128,8 @@ function isFirstShape(p: RecordPatch): boolean {
   );
 }
 
-/** An ack's (or markRestarted's) write: none of the request's columns, the claim's or the save's. */
-function isAckShape(p: RecordPatch): boolean {
+/** An ack's (or markRestarted's) write: only {@link ACK_FIELDS} are set. */
+export function isAckShape(p: RecordPatch): boolean {
   return (
     neutralForBoth(p) &&
     p.instanceName === null &&
