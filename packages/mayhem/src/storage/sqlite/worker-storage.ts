@@ -84,10 +84,9 @@ export interface SqliteWorkerStorage extends Storage {
 
 // The worker's heap limit: past it the worker ends (a storage fault), not the process.
 const WORKER_HEAP_MB = 1024;
-// Its young generation, capped: V8's default is mostly garbage between scavenges. 16 MB took 35–45 MB off
-// the process's peak RSS at 200k messages, for about 4 % more CPU (the worker's GC share went from ~6 % to
-// ~12 %: more scavenges); 8 MB cost more still. Raise it to trade memory back for CPU.
-const WORKER_YOUNG_MB = 16;
+// Its young generation is left at V8's default. Capped at 16 MB (`maxYoungGenerationSizeMb`) it took 35–45 MB
+// off the process's peak RSS, but cost 4–9 % more process CPU (more scavenges: the worker's GC share doubled;
+// measured 2026-12-08 at 200k and 1M, bench/RESULTS.md): the worker is the busier thread, so CPU won.
 const MAX_BACKOFF_MS = 5_000;
 // A worker that stayed up this long resets the backoff.
 const STABLE_AFTER_MS = 10_000;
@@ -148,7 +147,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
       execArgv: process.env.MAYHEM_SQLITE_WORKER_CPU_PROF
         ? ['--cpu-prof', '--cpu-prof-dir', process.env.MAYHEM_SQLITE_WORKER_CPU_PROF]
         : [],
-      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB, maxYoungGenerationSizeMb: WORKER_YOUNG_MB },
+      resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
       stdout: false,
       stderr: false,
     });
