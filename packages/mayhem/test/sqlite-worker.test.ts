@@ -55,6 +55,42 @@ describe('sqlite worker storage', () => {
     await s.close();
   });
 
+  it('answers of every kind in one batch reach their own callers: claims, values, none, failures', async () => {
+    const s = startSqliteWorker({ path: tmp.file(), logger: silent });
+    await s.ready;
+    const done = request(1);
+    const inDoubt = request(2);
+    await Promise.all([s.claimRestart(done, 1, 'claim'), s.claimRestart(inDoubt, 1, 'claim')]);
+    await s.markRestarted(done.messageId, 1);
+    await s.recordCalls(done.messageId, { calls: 3, failed: 1 });
+    // All in one turn, so one batch each way; value-less answers sit between the values.
+    const calls = [
+      s.claimRestart(request(3), 1, 'look'),
+      s.readCalls(done.messageId),
+      s.claimRestart(done, 2, 'claim'),
+      s.saveMessage(request(4), 1),
+      s.claimRestart({ ...inDoubt, instanceName: 'other-host' }, 2, 'claim'),
+      s.claimRestart(inDoubt, 2, 'look'),
+      s.control().readAudit({ limit: 5 }),
+      // Fails in the worker (JSON cannot hold a BigInt): its error text is a value too.
+      s.control().writeSettings({ bad: 1n } as never, 0),
+      s.readCalls(request(5).messageId),
+    ];
+    const settled = await Promise.allSettled(calls);
+    expect(settled.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([
+      'free',
+      { calls: 3, failed: 1 },
+      'done-unaudited',
+      undefined,
+      'conflict',
+      'in-doubt',
+      [],
+      expect.stringMatching(/BigInt/),
+      { calls: 0, failed: 0 },
+    ]);
+    await s.close();
+  });
+
   it('resolves a write only once it is committed: a second connection reads every resolved one at that moment', async () => {
     const path = tmp.file();
     const s = startSqliteWorker({ path, logger: silent });

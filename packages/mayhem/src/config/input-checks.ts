@@ -26,6 +26,8 @@ export const OTHER_MAYHEM_ENV: readonly string[] = [
   'MAYHEM_CI_LINES',
   // Fault switch for the storage worker's tests (storage/sqlite/worker-storage.ts).
   'MAYHEM_SQLITE_WORKER_CRASH_AFTER',
+  // Benchmarks: the storage worker writes its CPU profile to this directory.
+  'MAYHEM_SQLITE_WORKER_CPU_PROF',
   'MAYHEM_BENCH_PYTHON',
 ];
 

@@ -12,6 +12,7 @@ import {
 import { DEFAULT_HOST_TEMPLATE, parseHostTemplate } from '../../src/core/hostname.js';
 
 const enc = new TextEncoder();
+const iso = (ms: number): string => new Date(ms).toISOString();
 
 function error(payload: Uint8Array | string): string {
   const r = parseRestartRequest(payload);
@@ -31,6 +32,35 @@ describe('parseRestartRequest', () => {
     const parsed = { ...request, host: 'cattle-x9z0.example.net' };
     expect(parseRestartRequest(wire)).toEqual({ ok: true, request: parsed });
     expect(parseRestartRequest(enc.encode(wire))).toEqual({ ok: true, request: parsed });
+  });
+
+  it('the wire form is JSON.stringify of the request, key for key, whatever the strings and times', () => {
+    const text = fc.string({ unit: 'grapheme' });
+    fc.assert(
+      fc.property(
+        text,
+        text,
+        fc.option(text, { nil: undefined }),
+        fc.integer({ min: MIN_PUBLISHED_AT, max: MAX_PUBLISHED_AT }),
+        fc.boolean(),
+        (messageId, instanceName, host, publishedAt, again) => {
+          const request = { messageId, instanceName, host, publishedAt };
+          const wire = encodeRestartRequest(request);
+          expect(wire).toBe(
+            JSON.stringify({
+              messageId,
+              instanceName,
+              ...(host !== undefined && { host }),
+              publishedAt: new Date(publishedAt).toISOString(),
+            }),
+          );
+          // The same millisecond again (its ISO text is reused): still its own ids.
+          if (again)
+            expect(encodeRestartRequest({ ...request, messageId: `${messageId}x` })).toContain(`"${iso(publishedAt)}"`);
+        },
+      ),
+    );
+    expect(() => encodeRestartRequest({ messageId: 'a', instanceName: 'b', publishedAt: NaN })).toThrow(RangeError);
   });
 
   it('a request may carry its host (an FQDN) beside the instance name; names with dots are valid', () => {

@@ -10,6 +10,7 @@ import { neutralOf, RECORD_COLUMNS, type RecordColumn } from '../../src/storage/
 import { emptyPatch, foldPatch, type RecordPatch } from '../../src/storage/record-patch.js';
 import { messageRow } from '../../src/storage/postgres/row.js';
 import { WRITE_SQL } from '../../src/storage/postgres/sql.js';
+import { ACK_FIELDS, FIRST_FIELDS, isAckShape, isFirstShape } from '../../src/storage/sqlite/rows.js';
 
 const COLS: readonly RecordColumn[] = RECORD_COLUMNS;
 const source = (rel: string): string => readFileSync(new URL(`../../src/storage/${rel}`, import.meta.url), 'utf8');
@@ -100,6 +101,21 @@ describe('the record column table', () => {
         new RegExp(`INSERT INTO message_rows \\([^)]*\\b${c.column}\\b`),
       );
       expect(rows, `sqlite UPDATE: ${c.column}`).toMatch(new RegExp(`^\\s+${c.column}\\s+= `, 'm'));
+    }
+  });
+
+  it('SQLite’s fast row writes fit only patches whose other columns are neutral, whatever the table holds', () => {
+    for (const [name, fits, bound] of [
+      ['first write', isFirstShape, FIRST_FIELDS],
+      ['ack', isAckShape, ACK_FIELDS],
+    ] as const) {
+      for (const c of COLS) {
+        const p = emptyPatch('m') as unknown as Record<string, unknown>;
+        p[c.field] = c.kind === 'flag' ? true : c.kind === 'count' ? 2 : c.kind === 'time' ? 5 : 'x';
+        // A bound column set still fits; any other column set sends the patch to the general statement.
+        expect(fits(p as unknown as RecordPatch), `${name}: ${c.field}`).toBe(bound.includes(c.field));
+      }
+      expect(fits(emptyPatch('m')), name).toBe(true);
     }
   });
 });

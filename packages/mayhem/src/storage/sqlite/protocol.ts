@@ -4,6 +4,7 @@
  * of its loop goes in one `calls` message, and every answer the worker has ready in one turn goes
  * back in one `answers` message, so a thousand saves cost two postMessage calls, not two thousand.
  */
+import type { RestartClaim } from '../../core/contracts.js';
 import type { PauseState, StoredSettings } from '../../core/rails.js';
 
 /**
@@ -47,6 +48,16 @@ export const OPS = [
 
 export type OpName = (typeof OPS)[number];
 
+/**
+ * How many entries each op's arguments take in a `calls` batch. The three calls every message makes
+ * (claimRestart, saveMessage, markAcked) travel as primitives, their request or record spread into
+ * fields: structured clone writes every object's property names again, and the worker's clone of the
+ * answers and calls was its largest cost after SQLite itself. Every other op's arguments are one array.
+ */
+export const ARITY: readonly number[] = OPS.map((name) =>
+  name === 'claimRestart' ? 7 : name === 'saveMessage' ? 6 : name === 'markAcked' ? 7 : 1,
+);
+
 /** Op name → its number in a batch. */
 export const OP: Readonly<Record<OpName, number>> = Object.fromEntries(OPS.map((n, i) => [n, i])) as Record<
   OpName,
@@ -74,8 +85,12 @@ export interface ControlState {
 
 /**
  * Main → worker.
- * - `calls`: flat [id, op, args, id, op, args, ...]; id 0 = no answer wanted. An args entry that is
- *   an AbortSignal in the interface travels as `true` (the worker makes its own, see `abort`).
+ * - `calls`: flat [id, op, ...its ARITY[op] argument entries, id, op, ...]; id 0 = no answer wanted.
+ *   claimRestart: messageId, instanceName, host, publishedAt, deliveryCount, mode, signal;
+ *   saveMessage: messageId, instanceName, host, publishedAt, deliveryCount, signal;
+ *   markAcked: messageId, extensions, attempts, restartDone, restartInDoubt, skipReason, audit;
+ *   any other op: its arguments as one array. An argument that is an AbortSignal in the interface
+ *   travels as `true` when given (the worker makes its own, see `abort`).
  * - `abort`: the caller's signal for call `id` aborted.
  * - `close`: finish what is queued, close the file, answer `closed`, exit.
  * - `crash`: throw an uncaught error (tests: a worker fault).
@@ -86,15 +101,30 @@ export type ToWorker =
   | { readonly t: 'close' }
   | { readonly t: 'crash' };
 
-/** How a call ended: done (value), failed (error text), or aborted (the caller's signal reason applies). */
+/**
+ * How a call ended, as the code beside its id in an `answers` batch: done with no value, done with
+ * the next value of `v`, failed (the next value of `v` is the error text), aborted (the caller's signal
+ * reason applies), or done with a claim's result, CLAIM_BASE + its index in {@link CLAIMS}.
+ */
 export const DONE = 0;
-export const FAILED = 1;
-export const ABORTED = 2;
+export const DONE_VALUE = 1;
+export const FAILED = 2;
+export const ABORTED = 3;
+export const CLAIM_BASE = 4;
+export const CLAIMS: readonly RestartClaim[] = [
+  'free',
+  'done',
+  'done-unaudited',
+  'in-doubt',
+  'in-doubt-audited',
+  'conflict',
+];
 
 /**
  * Worker → main.
  * - `ready`: the file is open (after migration and catching up the id index); with the control's state.
- * - `answers`: flat [id, how, value, ...] (how: DONE / FAILED / ABORTED; FAILED's value is the error text).
+ * - `answers`: `n` holds [id, code, id, code, ...] (codes: DONE ...; a Float64Array, transferred, so
+ *   a batch's ids cost no cloning); `v` the values of the codes that have one, in order.
  * - `state`: the control's kill switch or settings changed (read by its own refresh).
  * - `log`: a pino line of the worker's, for the main logger.
  * - `fatal`: the file could not be opened; the worker exits.
@@ -102,7 +132,7 @@ export const ABORTED = 2;
  */
 export type FromWorker =
   | { readonly t: 'ready'; readonly state: ControlState }
-  | { readonly t: 'answers'; readonly a: unknown[]; readonly state?: ControlState }
+  | { readonly t: 'answers'; readonly n: Float64Array; readonly v: unknown[]; readonly state?: ControlState }
   | { readonly t: 'state'; readonly state: ControlState }
   | { readonly t: 'log'; readonly line: string }
   | { readonly t: 'fatal'; readonly error: string }

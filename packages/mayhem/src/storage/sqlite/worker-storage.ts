@@ -35,16 +35,8 @@ import type { CheckpointStats } from './checkpoint.js';
 import type { SqliteStats } from './storage.js';
 import type { Pruner } from './retention.js';
 import { closedError, rejectAborted } from '../record.js';
-import {
-  ABORTED,
-  DONE,
-  OP,
-  type ControlState,
-  type FromWorker,
-  type OpName,
-  type ToWorker,
-  type WorkerInit,
-} from './protocol.js';
+import { PendingCalls } from './pending-calls.js';
+import { OP, type ControlState, type FromWorker, type OpName, type ToWorker, type WorkerInit } from './protocol.js';
 
 export interface SqliteWorkerOptions {
   /** Database file (created if missing; its directory must exist); `:memory:` works (lost with the worker). */
@@ -92,17 +84,12 @@ export interface SqliteWorkerStorage extends Storage {
 
 // The worker's heap limit: past it the worker ends (a storage fault), not the process.
 const WORKER_HEAP_MB = 1024;
+// Its young generation is left at V8's default. Capped at 16 MB (`maxYoungGenerationSizeMb`) it took 35–45 MB
+// off the process's peak RSS, but cost 4–9 % more process CPU (more scavenges: the worker's GC share doubled;
+// measured 2026-12-08 at 200k and 1M, bench/RESULTS.md): the worker is the busier thread, so CPU won.
 const MAX_BACKOFF_MS = 5_000;
-// Answers settled per turn of the main loop (each lets a message go on in that turn).
-const ANSWERS_PER_TURN = 256;
 // A worker that stayed up this long resets the backoff.
 const STABLE_AFTER_MS = 10_000;
-
-interface Pending {
-  resolve(value: unknown): void;
-  reject(reason: unknown): void;
-  signal: AbortSignal | undefined;
-}
 
 function workerUrl(): URL {
   const here = import.meta.url;
@@ -128,7 +115,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   let closing = false;
   let closed = false;
   let nextId = 1;
-  const pending = new Map<number, Pending>();
+  const pending = new PendingCalls((id) => worker?.postMessage({ t: 'abort', id } satisfies ToWorker));
   let outgoing: unknown[] = [];
   let sendScheduled = false;
   let state: ControlState = { pause: undefined, settings: undefined };
@@ -136,14 +123,6 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   let faultError: Error | undefined;
   let restartTimer: NodeJS.Timeout | undefined;
   let onClosed: (() => void) | undefined;
-  // The calls in flight per caller signal, with ONE abort listener per signal: the pipeline passes the
-  // same run-wide signal with every save, and EventTarget's addEventListener scans the listeners already
-  // there (a listener per call made each call O(calls in flight): a quarter of the main thread's time).
-  const bySignal = new WeakMap<AbortSignal, Set<number>>();
-  // Answer batches waiting to be settled (see answered), and where the first one is at.
-  const answers: unknown[][] = [];
-  let answersAt = 0;
-  let settling = false;
 
   let settleReady!: (err?: Error) => void;
   const ready = new Promise<void>((res, rej) => {
@@ -164,7 +143,10 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     };
     const w = new Worker(workerUrl(), {
       workerData: init,
-      execArgv: [],
+      // MAYHEM_SQLITE_WORKER_CPU_PROF=<dir> (benchmarks): the worker writes its own CPU profile there.
+      execArgv: process.env.MAYHEM_SQLITE_WORKER_CPU_PROF
+        ? ['--cpu-prof', '--cpu-prof-dir', process.env.MAYHEM_SQLITE_WORKER_CPU_PROF]
+        : [],
       resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB },
       stdout: false,
       stderr: false,
@@ -176,7 +158,7 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
       switch (m.t) {
         case 'answers':
           if (m.state !== undefined) state = m.state;
-          answered(m.a);
+          pending.answered(m);
           break;
         case 'ready':
           state = m.state;
@@ -247,59 +229,8 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
   }
 
   function failAll(err: Error): void {
-    // Answers already here are committed writes: they resolve, whatever happened to the worker since.
-    for (const a of answers.splice(0)) {
-      settle(a, answersAt, a.length);
-      answersAt = 0;
-    }
     outgoing = [];
-    const all = [...pending.values()];
-    pending.clear();
-    for (const p of all) p.reject(err);
-  }
-
-  /**
-   * Settle a batch of answers, at most {@link ANSWERS_PER_TURN} a turn: each answer lets a message go on
-   * (its ack, its next write) in the same turn, so a whole batch at once would be one long turn.
-   */
-  function answered(a: unknown[]): void {
-    if (answers.length === 0 && a.length <= ANSWERS_PER_TURN * 3) return settle(a, 0, a.length);
-    answers.push(a);
-    if (!settling) {
-      settling = true;
-      setImmediate(settleSome);
-    }
-  }
-
-  function settleSome(): void {
-    let budget = ANSWERS_PER_TURN * 3;
-    while (budget > 0 && answers.length > 0) {
-      const a = answers[0]!;
-      const end = Math.min(a.length, answersAt + budget);
-      settle(a, answersAt, end);
-      budget -= end - answersAt;
-      if (end === a.length) {
-        answers.shift();
-        answersAt = 0;
-      } else answersAt = end;
-    }
-    if (answers.length > 0) setImmediate(settleSome);
-    else settling = false;
-  }
-
-  function settle(a: unknown[], from: number, to: number): void {
-    for (let i = from; i < to; i += 3) {
-      const id = a[i] as number;
-      const p = pending.get(id);
-      if (p === undefined) continue;
-      pending.delete(id);
-      if (p.signal !== undefined) bySignal.get(p.signal)?.delete(id);
-      const how = a[i + 1];
-      if (how === DONE) p.resolve(a[i + 2]);
-      // The caller's own signal reason, as the contract says.
-      else if (how === ABORTED) p.reject(p.signal?.reason);
-      else p.reject(new Error(a[i + 2] as string));
-    }
+    pending.failAll(err);
   }
 
   function flushOutgoing(): void {
@@ -316,36 +247,22 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     return undefined;
   }
 
-  /** Queue a call for this turn's batch; its answer resolves the promise. */
-  function call<T>(op: OpName, args: unknown[], signal?: AbortSignal): Promise<T> {
+  /**
+   * Queue a call for this turn's batch; its answer resolves the promise. `inline`: `args` are the op's
+   * argument entries themselves (protocol.ts's ARITY), not one array of them.
+   */
+  function call<T>(op: OpName, args: unknown[], signal?: AbortSignal, inline = false): Promise<T> {
     const no = refuse();
     if (no !== undefined) return Promise.reject(no);
     if (signal?.aborted) return rejectAborted(signal);
     const id = nextId++;
     return new Promise<T>((resolve, reject) => {
-      if (signal !== undefined) watch(signal).add(id);
-      pending.set(id, { resolve: resolve, reject, signal });
-      push(id, op, args);
+      pending.add(id, resolve as (value: unknown) => void, reject, signal);
+      if (inline) {
+        outgoing.push(id, OP[op], ...args);
+        scheduleSend();
+      } else push(id, op, args);
     });
-  }
-
-  /** The ids in flight with `signal`; on abort, the worker is told which calls to drop (if not yet written). */
-  function watch(signal: AbortSignal): Set<number> {
-    let ids = bySignal.get(signal);
-    if (ids === undefined) {
-      const set = new Set<number>();
-      ids = set;
-      bySignal.set(signal, set);
-      signal.addEventListener(
-        'abort',
-        () => {
-          for (const id of set) worker?.postMessage({ t: 'abort', id } satisfies ToWorker);
-          set.clear();
-        },
-        { once: true },
-      );
-    }
-    return ids;
   }
 
   /** A call with no answer (the interface's method returns void); lost with a dead worker. */
@@ -355,6 +272,10 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
 
   function push(id: number, op: OpName, args: unknown[]): void {
     outgoing.push(id, OP[op], args);
+    scheduleSend();
+  }
+
+  function scheduleSend(): void {
     if (!sendScheduled) {
       sendScheduled = true;
       setImmediate(flushOutgoing);
@@ -408,15 +329,31 @@ export function startSqliteWorker(o: SqliteWorkerOptions): SqliteWorkerStorage {
     },
     control: () => control,
     experiments: () => experiments,
-    claimRestart: (request: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal) =>
-      call<RestartClaim>('claimRestart', [request, deliveryCount, mode, signal !== undefined], signal),
-    saveMessage: (request: RestartRequest, deliveryCount: number, signal?: AbortSignal) =>
-      call<void>('saveMessage', [request, deliveryCount, signal !== undefined], signal),
+    claimRestart: (r: RestartRequest, deliveryCount: number, mode: ClaimMode, signal?: AbortSignal) =>
+      call<RestartClaim>(
+        'claimRestart',
+        [r.messageId, r.instanceName, r.host, r.publishedAt, deliveryCount, mode, signal !== undefined],
+        signal,
+        true,
+      ),
+    saveMessage: (r: RestartRequest, deliveryCount: number, signal?: AbortSignal) =>
+      call<void>(
+        'saveMessage',
+        [r.messageId, r.instanceName, r.host, r.publishedAt, deliveryCount, signal !== undefined],
+        signal,
+        true,
+      ),
     markRestarted: (messageId: string, attempts: number, signal?: AbortSignal, audit?: readonly AuditEntry[]) =>
       call<void>('markRestarted', [messageId, attempts, signal !== undefined, audit], signal),
     releaseRestart: (messageId: string, deliveryCount: number, attempts: number) =>
       call<void>('releaseRestart', [messageId, deliveryCount, attempts]),
-    markAcked: (record: AckRecord) => call<void>('markAcked', [record]),
+    markAcked: (r: AckRecord) =>
+      call<void>(
+        'markAcked',
+        [r.messageId, r.extensions, r.attempts, r.restartDone, r.restartInDoubt, r.skipReason, r.audit],
+        undefined,
+        true,
+      ),
     readCalls: (messageId: string) => call<CallCount>('readCalls', [messageId]),
     recordCalls: (messageId: string, count: CallCount) => call<void>('recordCalls', [messageId, count]),
     markFailed: (messageId: string, error: string, attempts: number, audit?: readonly AuditEntry[]) =>

@@ -13,9 +13,14 @@ import { pino } from 'pino';
 import { errorText } from '../../core/errors.js';
 import type { AuditEntry } from '../../core/rails.js';
 import { openSqliteStorage, type SqliteStorage } from './storage.js';
+import type { RestartRequest } from '../../core/message.js';
 import {
   ABORTED,
+  ARITY,
+  CLAIM_BASE,
+  CLAIMS,
   DONE,
+  DONE_VALUE,
   FAILED,
   OPS,
   type ControlState,
@@ -58,13 +63,38 @@ const control = storage.control();
 const experiments = storage.experiments();
 
 type Handler = (args: unknown[], signal: AbortSignal | undefined) => unknown;
+/** An op whose arguments are inline in the batch `c` from index `i` (see ARITY). */
+type Inline = (c: unknown[], i: number, signal: AbortSignal | undefined) => unknown;
 
-const HANDLERS: Record<(typeof OPS)[number], Handler> = {
-  claimRestart: (a, s) => storage.claimRestart(a[0] as never, a[1] as number, a[2] as never, s),
-  saveMessage: (a, s) => storage.saveMessage(a[0] as never, a[1] as number, s),
+/** A request spread into the batch (protocol.ts): messageId, instanceName, host, publishedAt. */
+function requestAt(c: unknown[], i: number): RestartRequest {
+  const host = c[i + 2] as string | undefined;
+  const messageId = c[i] as string;
+  const instanceName = c[i + 1] as string;
+  const publishedAt = c[i + 3] as number;
+  return host === undefined ? { messageId, instanceName, publishedAt } : { messageId, instanceName, host, publishedAt };
+}
+
+type InlineOp = 'claimRestart' | 'saveMessage' | 'markAcked';
+
+const INLINE: Record<InlineOp, Inline> = {
+  claimRestart: (c, i, s) => storage.claimRestart(requestAt(c, i), c[i + 4] as number, c[i + 5] as never, s),
+  saveMessage: (c, i, s) => storage.saveMessage(requestAt(c, i), c[i + 4] as number, s),
+  markAcked: (c, i) =>
+    storage.markAcked({
+      messageId: c[i] as string,
+      extensions: c[i + 1] as number,
+      attempts: c[i + 2] as number,
+      restartDone: c[i + 3] as boolean | undefined,
+      restartInDoubt: c[i + 4] as boolean | undefined,
+      skipReason: c[i + 5] as string | undefined,
+      audit: c[i + 6] as AuditEntry[] | undefined,
+    }),
+};
+
+const HANDLERS: Record<Exclude<(typeof OPS)[number], InlineOp>, Handler> = {
   markRestarted: (a, s) => storage.markRestarted(a[0] as string, a[1] as number, s, a[3] as AuditEntry[] | undefined),
   releaseRestart: (a) => storage.releaseRestart(a[0] as string, a[1] as number, a[2] as number),
-  markAcked: (a) => storage.markAcked(a[0] as never),
   readCalls: (a) => storage.readCalls(a[0] as string),
   recordCalls: (a) => storage.recordCalls(a[0] as string, a[1] as never),
   markFailed: (a) =>
@@ -101,15 +131,27 @@ const HANDLERS: Record<(typeof OPS)[number], Handler> = {
   retentionPass: () => storage.retention.pass(),
 };
 
-const BY_NUMBER: Handler[] = OPS.map((name) => HANDLERS[name]);
-// Which argument is the caller's AbortSignal, per op that takes one.
-const SIGNAL_AT: (number | undefined)[] = OPS.map((name) =>
-  name === 'claimRestart' ? 3 : name === 'saveMessage' || name === 'markRestarted' ? 2 : undefined,
+const BY_NUMBER: Inline[] = OPS.map((name): Inline => {
+  if (name in INLINE) return INLINE[name as InlineOp];
+  const h = HANDLERS[name as Exclude<(typeof OPS)[number], InlineOp>];
+  return (c, i, s) => h(c[i] as unknown[], s);
+});
+// Where the caller's AbortSignal flag is, per op that takes one: [inline?, index among its arguments].
+const SIGNAL_AT: (readonly [boolean, number] | undefined)[] = OPS.map((name) =>
+  name === 'claimRestart'
+    ? [true, 6]
+    : name === 'saveMessage'
+      ? [true, 5]
+      : name === 'markRestarted'
+        ? [false, 2]
+        : undefined,
 );
 
 // Calls in flight with a signal: the worker's own controller, aborted when the caller's aborts.
 const controllers = new Map<number, AbortController>();
-let outbox: unknown[] = [];
+// The answers of this turn: [id, code] pairs (see protocol.ts), and the values the codes point to.
+let outIds: number[] = [];
+let outValues: unknown[] = [];
 let flushing = false;
 let lastState: ControlState = stateNow();
 
@@ -127,7 +169,15 @@ function changedState(): ControlState | undefined {
 
 function answer(id: number, how: number, value: unknown): void {
   controllers.delete(id);
-  outbox.push(id, how, value);
+  if (how === DONE && value !== undefined) {
+    const claim = typeof value === 'string' ? CLAIMS.indexOf(value as never) : -1;
+    if (claim >= 0) how = CLAIM_BASE + claim;
+    else {
+      how = DONE_VALUE;
+      outValues.push(value);
+    }
+  } else if (how === FAILED) outValues.push(value);
+  outIds.push(id, how);
   if (!flushing) {
     flushing = true;
     setImmediate(flushOutbox);
@@ -136,23 +186,33 @@ function answer(id: number, how: number, value: unknown): void {
 
 function flushOutbox(): void {
   flushing = false;
-  const a = outbox;
-  outbox = [];
+  const n = Float64Array.from(outIds);
+  const v = outValues;
+  outIds = [];
+  outValues = [];
   const state = changedState();
-  send(state === undefined ? { t: 'answers', a } : { t: 'answers', a, state });
+  const m: FromWorker = state === undefined ? { t: 'answers', n, v } : { t: 'answers', n, v, state };
+  port.postMessage(m, [n.buffer]);
 }
 
-function run(id: number, op: number, args: unknown[]): void {
+function hasOutbox(): boolean {
+  return outIds.length > 0;
+}
+
+/** Run the call at `c[i]` (its id, op, then its arguments). */
+function run(c: unknown[], i: number): void {
+  const id = c[i] as number;
+  const op = c[i + 1] as number;
   const at = SIGNAL_AT[op];
   let signal: AbortSignal | undefined;
-  if (at !== undefined && args[at] === true) {
+  if (at !== undefined && (at[0] ? c[i + 2 + at[1]] : (c[i + 2] as unknown[])[at[1]]) === true) {
     const c = new AbortController();
     controllers.set(id, c);
     signal = c.signal;
   }
   let result: unknown;
   try {
-    result = BY_NUMBER[op]!(args, signal);
+    result = BY_NUMBER[op]!(c, i + 2, signal);
   } catch (err) {
     if (id !== 0) answer(id, FAILED, errorText(err));
     return;
@@ -176,8 +236,9 @@ port.on('message', (m: ToWorker) => {
   switch (m.t) {
     case 'calls': {
       const c = m.c;
-      for (let i = 0; i < c.length; i += 3) run(c[i] as number, c[i + 1] as number, c[i + 2] as unknown[]);
-      if (crashAfter > 0 && (callsSeen += c.length / 3) >= crashAfter)
+      let calls = 0;
+      for (let i = 0; i < c.length; i += 2 + ARITY[c[i + 1] as number]!, calls++) run(c, i);
+      if (crashAfter > 0 && (callsSeen += calls) >= crashAfter)
         setImmediate(() => {
           throw new Error(`fault drill: storage worker crashed after ${callsSeen} calls`);
         });
@@ -195,7 +256,7 @@ port.on('message', (m: ToWorker) => {
       clearInterval(stateWatch);
       void storage.close().then(
         () => {
-          if (outbox.length > 0) flushOutbox();
+          if (hasOutbox()) flushOutbox();
           send({ t: 'closed' });
           port.close();
         },
