@@ -83,10 +83,14 @@ server.on('connection', (socket: Socket) => {
   noteShed();
   for (const [other, state] of conns) {
     if (other !== socket && !state.busy) {
+      // Out of the count now, not at its 'close' (a later tick): a burst of connections accepted in one
+      // turn would otherwise each "replace" the same socket, and the cap would let them all stay.
+      conns.delete(other);
       other.destroy();
       return;
     }
   }
+  conns.delete(socket);
   socket.destroy();
 });
 
