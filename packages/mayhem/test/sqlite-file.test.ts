@@ -19,7 +19,7 @@ const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 const here = dirname(fileURLToPath(import.meta.url));
 const MAIN = resolve(here, '../dist/src/cli/main.js');
-const STORAGE = pathToFileURL(resolve(here, '../dist/src/storage/sqlite.js')).href;
+const STORAGE = pathToFileURL(resolve(here, '../dist/src/storage/sqlite/storage.js')).href;
 
 const digest = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex');
 const listing = (): string[] => readdirSync(tmp.dir).sort();

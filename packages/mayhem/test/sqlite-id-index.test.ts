@@ -17,7 +17,7 @@ import { auditRow } from './storage-contract.js';
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
 const here = dirname(fileURLToPath(import.meta.url));
-const STORAGE = pathToFileURL(resolve(here, '../dist/src/storage/sqlite.js')).href;
+const STORAGE = pathToFileURL(resolve(here, '../dist/src/storage/sqlite/storage.js')).href;
 
 const req = (messageId: string, instanceName = 'cattle-ab12') => ({
   messageId,
