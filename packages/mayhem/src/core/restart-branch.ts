@@ -272,6 +272,8 @@ export class RestartBranch {
         { messageId: job.messageId, host: job.host, attempt: n },
         `Retrying for failure to restart: ${job.host}`,
       );
+    // Not restarting during the pause: `loopwatch ps` must not show the ended attempt as still waiting.
+    if (job.work.live) job.work.phase(`pausing before attempt ${n + 1} on ${job.host}`);
     return true;
   }
 
